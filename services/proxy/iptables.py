@@ -1,0 +1,161 @@
+"""The side-effect half of the proxy: iptables-save, iptables-restore, conntrack.
+
+Every command can run inside a named network namespace (`ip netns exec <ns>`),
+which is how the tests and benchmarks exercise real netfilter without touching
+the host's rules.
+
+One sync is one `iptables-save` per table (to find stale chains and check the
+jumps from built-in chains) and exactly one `iptables-restore --noflush` with
+both tables, so the kernel never sees a half-written service.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from services.proxy.conntrack import UdpFlowFilter
+from services.proxy.restore import RestorePlan, SavedTable, parse_iptables_save, plan_restore
+from services.proxy.rules import Ruleset
+
+log = logging.getLogger(__name__)
+
+TABLES = ("nat", "filter")
+
+
+class CommandError(RuntimeError):
+    """A command exited with an unexpected status; stderr is kept for the log."""
+
+    def __init__(self, argv: Sequence[str], returncode: int, stderr: str) -> None:
+        super().__init__(f"{' '.join(argv)!s} exited {returncode}: {stderr.strip()}")
+        self.argv = list(argv)
+        self.returncode = returncode
+        self.stderr = stderr
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def in_netns(argv: Sequence[str], netns: str | None) -> list[str]:
+    """Prefix a command so it runs in `netns` (or unchanged for the current namespace)."""
+    return ["ip", "netns", "exec", netns, *argv] if netns else list(argv)
+
+
+async def run_command(
+    argv: Sequence[str],
+    *,
+    netns: str | None = None,
+    stdin: str | None = None,
+    ok_codes: Iterable[int] = (0,),
+) -> CommandResult:
+    """Run one command without a shell; raise CommandError unless its status is in ok_codes."""
+    full = in_netns(argv, netns)
+    proc = await asyncio.create_subprocess_exec(
+        *full,
+        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate(stdin.encode() if stdin is not None else None)
+    result = CommandResult(tuple(full), proc.returncode or 0, out.decode(), err.decode())
+    if result.returncode not in tuple(ok_codes):
+        raise CommandError(full, result.returncode, result.stderr)
+    return result
+
+
+async def iptables_save(*, netns: str | None = None) -> dict[str, SavedTable]:
+    """Current nat and filter tables (a table nobody has used yet comes back empty)."""
+    outputs = await asyncio.gather(
+        *(run_command(["iptables-save", "-t", table], netns=netns) for table in TABLES)
+    )
+    tables: dict[str, SavedTable] = {}
+    for result in outputs:
+        tables.update(parse_iptables_save(result.stdout))
+    return tables
+
+
+async def iptables_restore(text: str, *, netns: str | None = None) -> None:
+    """Apply a restore input atomically without flushing chains it does not declare."""
+    await run_command(["iptables-restore", "--noflush"], netns=netns, stdin=text)
+
+
+async def supports_random_fully(*, netns: str | None = None) -> bool:
+    """MASQUERADE --random-fully needs iptables >= 1.6.2 (kube-proxy checks the same)."""
+    result = await run_command(["iptables", "--version"], netns=netns)
+    match = re.search(r"v(\d+)\.(\d+)\.(\d+)", result.stdout)
+    if not match:
+        return False
+    return tuple(int(part) for part in match.groups()) >= (1, 6, 2)
+
+
+async def delete_udp_flows(flows: Iterable[UdpFlowFilter], *, netns: str | None = None) -> int:
+    """Delete conntrack entries; returns how many filters failed.
+
+    conntrack exits 1 with "0 flow entries have been deleted" when nothing
+    matched, which is the common case and not an error.  A real failure is
+    logged and counted but does not fail the sync: the rules are already in.
+    """
+    failed = 0
+    for flow in flows:
+        try:
+            result = await run_command(["conntrack", *flow.conntrack_args()], netns=netns, ok_codes=(0, 1))
+        except (CommandError, OSError) as exc:
+            log.warning("conntrack delete failed: %s", exc)
+            failed += 1
+            continue
+        if result.returncode == 1 and "0 flow entries" not in result.stderr:
+            log.warning("conntrack %s failed: %s", flow.conntrack_args(), result.stderr.strip())
+            failed += 1
+    return failed
+
+
+class IptablesApplier:
+    """Moves one network namespace's nat/filter tables to a desired Ruleset.
+
+    It remembers the chains it last wrote successfully.  A partial sync skips
+    chains whose rules are unchanged; a full sync (first sync, periodic
+    resync, after any failure) rewrites every chain, repairing whatever was
+    changed behind our back.
+    """
+
+    def __init__(self, *, netns: str | None = None) -> None:
+        self.netns = netns
+        self._written: dict[str, Mapping[str, tuple[str, ...]]] | None = None
+
+    def forget(self) -> None:
+        """Force the next apply to be a full rewrite."""
+        self._written = None
+
+    async def apply(self, desired: Ruleset, *, full: bool = False) -> RestorePlan:
+        """Apply `desired` with one iptables-restore; a partial apply reads nothing back."""
+        previous = self._written
+        if full or previous is None:
+            plan = plan_restore(desired, await iptables_save(netns=self.netns))
+        else:
+            unchanged = {
+                table.name: [
+                    chain
+                    for chain, rules in table.chains.items()
+                    if previous.get(table.name, {}).get(chain) == rules
+                ]
+                for table in desired.tables()
+            }
+            plan = plan_restore(
+                desired,
+                None,
+                unchanged=unchanged,
+                previously_written={name: list(chains) for name, chains in previous.items()},
+            )
+        # Until the restore is known to have succeeded, nothing we remember can
+        # be trusted: the next apply must then be a full one.
+        self._written = None
+        await iptables_restore(plan.text, netns=self.netns)
+        self._written = {table.name: dict(table.chains) for table in desired.tables()}
+        return plan

@@ -1,0 +1,204 @@
+"""Slim, immutable view of Services and EndpointSlices, as the proxy needs it.
+
+The informer hands us whole API objects (plain JSON dicts).  The rule renderer
+must not care about API shapes, defaults or missing fields, and two syncs with
+the same cluster state must produce byte-identical rules.  So everything is
+converted once, here, into sorted frozen records: one `ServicePort` per
+(service, port) with the endpoints that back it.
+
+Conventions followed from kube-proxy:
+- a service port is identified by `namespace/name:portName` (`namespace/name`
+  when the port is unnamed); that string feeds the chain-name hashes;
+- headless (`clusterIP: None`), IP-less and ExternalName services are skipped;
+- EndpointSlice conditions: a nil `ready` means ready, a nil `serving` means
+  "same as ready", a nil `terminating` means not terminating;
+- only the first address of an endpoint is used (addresses are fungible);
+- only IPv4 slices are used (this proxy programs `iptables`, not `ip6tables`).
+"""
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+SERVICE_NAME_LABEL: Final = "kubernetes.io/service-name"
+SUPPORTED_PROTOCOLS: Final = frozenset({"TCP", "UDP", "SCTP"})
+
+JsonDict = Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class ServicePortName:
+    """`namespace/name:port` - the identity kube-proxy hashes into chain names."""
+
+    namespace: str
+    name: str
+    port: str
+
+    def __str__(self) -> str:
+        base = f"{self.namespace}/{self.name}"
+        return f"{base}:{self.port}" if self.port else base
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Endpoint:
+    """One backend address of one service port, with the conditions that decide its use."""
+
+    ip: str
+    port: int
+    ready: bool
+    serving: bool
+    terminating: bool
+    is_local: bool
+
+    @property
+    def address(self) -> str:
+        """`ip:port`, the string kube-proxy uses in comments and SEP hashes."""
+        return f"{self.ip}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class ServicePort:
+    """A proxied (clusterIP, port, protocol) and its backends."""
+
+    name: ServicePortName
+    cluster_ip: str
+    port: int
+    protocol: str
+    node_port: int | None
+    endpoints: tuple[Endpoint, ...]
+
+    def usable_endpoints(self) -> tuple[Endpoint, ...]:
+        """Endpoints that may receive new connections.
+
+        Ready endpoints if there are any; otherwise, like kube-proxy's
+        ProxyTerminatingEndpoints behaviour, endpoints that are still serving
+        while terminating, so a rolling update of the last pod does not turn
+        into refused connections.
+        """
+        ready = tuple(ep for ep in self.endpoints if ep.ready)
+        if ready:
+            return ready
+        return tuple(ep for ep in self.endpoints if ep.serving and ep.terminating)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything one sync needs, sorted by service port name then protocol."""
+
+    service_ports: tuple[ServicePort, ...]
+
+    def by_key(self) -> dict[tuple[ServicePortName, str], ServicePort]:
+        """Index by (name, protocol): two ports may share a name only across protocols."""
+        return {(sp.name, sp.protocol): sp for sp in self.service_ports}
+
+
+def build_snapshot(
+    services: Iterable[JsonDict],
+    endpoint_slices: Iterable[JsonDict],
+    *,
+    node_name: str,
+) -> Snapshot:
+    """Join Services with their EndpointSlices into a deterministic snapshot.
+
+    Input order does not matter; malformed or unsupported entries are skipped
+    rather than failing the whole sync, since one bad object must not stop
+    the proxy from programming every other service.
+    """
+    slices_by_service: dict[tuple[str, str], list[JsonDict]] = {}
+    for eps in endpoint_slices:
+        meta = eps.get("metadata") or {}
+        service_name = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
+        if not service_name or eps.get("addressType", "IPv4") != "IPv4":
+            continue
+        key = (meta.get("namespace") or "default", service_name)
+        slices_by_service.setdefault(key, []).append(eps)
+
+    ports: list[ServicePort] = []
+    for svc in services:
+        meta = svc.get("metadata") or {}
+        spec = svc.get("spec") or {}
+        namespace, name = meta.get("namespace") or "default", meta.get("name") or ""
+        cluster_ip = spec.get("clusterIP") or ""
+        if not name or spec.get("type") == "ExternalName" or not _is_ipv4(cluster_ip):
+            continue
+        slices = sorted(
+            slices_by_service.get((namespace, name), ()),
+            key=lambda s: (s.get("metadata") or {}).get("name") or "",
+        )
+        for raw_port in spec.get("ports") or ():
+            protocol = raw_port.get("protocol") or "TCP"
+            port = raw_port.get("port")
+            if protocol not in SUPPORTED_PROTOCOLS or not isinstance(port, int):
+                continue
+            port_name = raw_port.get("name") or ""
+            node_port = raw_port.get("nodePort") if spec.get("type") in ("NodePort", "LoadBalancer") else None
+            ports.append(
+                ServicePort(
+                    name=ServicePortName(namespace, name, port_name),
+                    cluster_ip=cluster_ip,
+                    port=port,
+                    protocol=protocol,
+                    node_port=node_port if isinstance(node_port, int) and node_port > 0 else None,
+                    endpoints=_endpoints_for(slices, port_name, protocol, node_name),
+                )
+            )
+    ports.sort(key=lambda sp: (str(sp.name), sp.protocol))
+    return Snapshot(service_ports=tuple(ports))
+
+
+def _endpoints_for(
+    slices: Iterable[JsonDict], port_name: str, protocol: str, node_name: str
+) -> tuple[Endpoint, ...]:
+    """Endpoints of the slice port matching the service port by name and protocol.
+
+    The same ip:port may appear in two slices while the EndpointSlice
+    controller moves it; the first slice (by name) wins so the result is stable.
+    """
+    found: dict[tuple[str, int], Endpoint] = {}
+    for eps in slices:
+        target_port = None
+        for slice_port in eps.get("ports") or ():
+            if (slice_port.get("name") or "") == port_name and (
+                slice_port.get("protocol") or "TCP"
+            ) == protocol:
+                target_port = slice_port.get("port")
+                break
+        if not isinstance(target_port, int) or target_port <= 0:
+            continue
+        for raw in eps.get("endpoints") or ():
+            addresses = raw.get("addresses") or ()
+            if not addresses or not _is_ipv4(addresses[0]):
+                continue
+            ip = addresses[0]
+            if (ip, target_port) in found:
+                continue
+            conditions = raw.get("conditions") or {}
+            ready = conditions.get("ready")
+            serving = conditions.get("serving")
+            ready_b = True if ready is None else bool(ready)
+            found[(ip, target_port)] = Endpoint(
+                ip=ip,
+                port=target_port,
+                ready=ready_b,
+                serving=ready_b if serving is None else bool(serving),
+                terminating=bool(conditions.get("terminating") or False),
+                is_local=bool(node_name) and raw.get("nodeName") == node_name,
+            )
+    return tuple(sorted(found.values(), key=_endpoint_sort_key))
+
+
+def _endpoint_sort_key(ep: Endpoint) -> tuple[int, int]:
+    """Numeric IP order, so 10.0.0.9 sorts before 10.0.0.10."""
+    return (int(ipaddress.IPv4Address(ep.ip)), ep.port)
+
+
+def _is_ipv4(value: object) -> bool:
+    if not isinstance(value, str) or not value:
+        return False
+    try:
+        ipaddress.IPv4Address(value)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,122 @@
+"""Glue between informer events and the rules: record objects, sync on the runner.
+
+Handlers (`on_service`, `on_service_deleted`, ...) only store the latest
+object and ask the runner for a sync; the sync reads the whole current state
+(level-triggered), so a missed or repeated event cannot leave stale rules.
+No sync runs before both caches have synced: programming rules from a
+half-filled cache would REJECT traffic to services whose endpoints are merely
+not listed yet.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from services.proxy.conntrack import stale_udp_flows
+from services.proxy.iptables import IptablesApplier, delete_udp_flows
+from services.proxy.model import Snapshot, build_snapshot
+from services.proxy.rules import NodeSettings, render
+from services.proxy.runner import BoundedFrequencyRunner, SyncTrigger
+
+log = logging.getLogger(__name__)
+
+JsonDict = Mapping[str, Any]
+
+
+def object_key(obj: JsonDict) -> str:
+    """`namespace/name`, the store key used across the project."""
+    meta = obj.get("metadata") or {}
+    return f"{meta.get('namespace') or 'default'}/{meta.get('name') or ''}"
+
+
+class Proxier:
+    """One node's service proxy in iptables mode."""
+
+    def __init__(
+        self,
+        settings: NodeSettings,
+        *,
+        registry: CollectorRegistry,
+        netns: str | None = None,
+        min_interval: float = 1.0,
+        sync_period: float = 30.0,
+    ) -> None:
+        self.settings = settings
+        self.netns = netns
+        self.applier = IptablesApplier(netns=netns)
+        self.runner = BoundedFrequencyRunner(
+            self.sync, registry=registry, min_interval=min_interval, sync_period=sync_period
+        )
+        self._services: dict[str, JsonDict] = {}
+        self._slices: dict[str, JsonDict] = {}
+        self._services_synced = False
+        self._slices_synced = False
+        self._applied: Snapshot = Snapshot(())
+        self.has_synced_rules = False
+
+    # -- event handlers: record and request, nothing else --------------------
+
+    def on_service(self, obj: JsonDict) -> None:
+        self._services[object_key(obj)] = obj
+        self.runner.request()
+
+    def on_service_deleted(self, obj: JsonDict) -> None:
+        self._services.pop(object_key(obj), None)
+        self.runner.request()
+
+    def on_endpoint_slice(self, obj: JsonDict) -> None:
+        self._slices[object_key(obj)] = obj
+        self.runner.request()
+
+    def on_endpoint_slice_deleted(self, obj: JsonDict) -> None:
+        self._slices.pop(object_key(obj), None)
+        self.runner.request()
+
+    def mark_services_synced(self) -> None:
+        self._services_synced = True
+        self.runner.request()
+
+    def mark_endpoint_slices_synced(self) -> None:
+        self._slices_synced = True
+        self.runner.request()
+
+    @property
+    def ready(self) -> bool:
+        """For /readyz: true once rules reflecting a full cache are in the kernel."""
+        return self.has_synced_rules
+
+    # -- the sync ------------------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        return build_snapshot(
+            self._services.values(), self._slices.values(), node_name=self.settings.node_name
+        )
+
+    async def sync(self, trigger: SyncTrigger) -> None:
+        """Render everything and apply it; UDP conntrack cleanup follows the new rules."""
+        if not (self._services_synced and self._slices_synced):
+            log.info("proxy sync skipped: caches not synced yet")
+            return
+        snapshot = self.snapshot()
+        ruleset = render(snapshot, self.settings)
+        full = trigger is not SyncTrigger.CHANGED or not self.has_synced_rules
+        plan = await self.applier.apply(ruleset, full=full)
+        flows = stale_udp_flows(self._applied, snapshot)
+        self._applied = snapshot
+        self.has_synced_rules = True
+        if flows:
+            await delete_udp_flows(flows, netns=self.netns)
+        log.info(
+            "proxy synced",
+            extra={
+                "trigger": trigger.value,
+                "full": full,
+                "service_ports": len(snapshot.service_ports),
+                "written_chains": sum(len(c) for c in plan.written_chains.values()),
+                "stale_chains": sum(len(c) for c in plan.stale_chains.values()),
+                "udp_flow_filters": len(flows),
+            },
+        )
