@@ -1,0 +1,33 @@
+"""Cluster DNS: answers for Services and EndpointSlices in the cluster zone.
+
+Layers, each only using the ones above it:
+
+- ``records``  watch side: slim records from Service/EndpointSlice dicts, indexed by name and
+               by IP (``RecordIndex``); the answering side reads them via ``RecordReader``.
+- ``qname``    query names parsed into a ``QueryName`` struct (pure).
+- ``answers``  ``resolve``: a QueryName + reader -> records of the response (pure).
+- ``wire``     hand-rolled header/question reading for the cache key, response packing.
+- ``cache``    finished responses keyed by (qname, qtype, qclass, variant), dropped on change.
+- ``handler``  bytes in, bytes out: cache hit path, miss path, errors. No I/O.
+- ``forward``  upstream forwarding for names outside the zone (UDP, TCP on truncation).
+- ``server``   ``DnsServer``: UDP + TCP sockets on one port.
+- ``metrics``/``health``  Prometheus collector and the /healthz /readyz /metrics app.
+
+Integration: informers call ``RecordIndex.upsert_service`` / ``delete_service`` /
+``upsert_endpointslice`` / ``delete_endpointslice`` and ``mark_synced`` once listed.
+"""
+
+from .forward import parse_upstream
+from .health import create_health_app
+from .metrics import dns_registry
+from .records import RecordIndex, RecordReader
+from .server import DnsServer
+
+__all__ = [
+    "DnsServer",
+    "RecordIndex",
+    "RecordReader",
+    "create_health_app",
+    "dns_registry",
+    "parse_upstream",
+]

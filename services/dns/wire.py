@@ -1,0 +1,226 @@
+"""DNS wire format by hand where speed matters, dnslib where it does not.
+
+``cache_key`` reads just the header, question and OPT record of a plain query from the raw
+bytes; on a cache hit that is all the work a query costs. ``parse_query`` is the strict,
+complete reader for the miss path. Responses are built with dnslib and truncated here.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from dnslib import EDNS0, QTYPE, RR, DNSHeader, DNSLabel, DNSQuestion, DNSRecord
+
+HEADER_LEN = 12
+MAX_NAME_LEN = 255
+NO_EDNS_UDP_SIZE = 512
+SERVER_UDP_SIZE = 1232  # what we advertise in our OPT record (DNS flag day 2020)
+TCP_SIZE = 65535
+
+# Size classes of the client's UDP limit; a limit is rounded down to one of these so the
+# response cache holds few variants. "TCP" means no limit.
+SIZE_CLASSES = (512, 1232, 4096)
+TCP_CLASS = 3
+
+RCODE_FORMERR = 1
+RCODE_NOTIMP = 4
+RCODE_BADVERS = 16  # an extended rcode: low 4 bits in the header, the rest in OPT
+OPCODE_QUERY = 0
+FLAG_QR = 0x8000
+FLAG_AA = 0x0400
+FLAG_TC = 0x0200
+FLAG_RD = 0x0100
+FLAG_RA = 0x0080
+FLAG_CD = 0x0010
+
+
+class DropPacket(Exception):
+    """Not worth an answer: too short for a header, or itself a response."""
+
+
+class QueryError(Exception):
+    """A header could be read but the rest is unusable: answer with ``rcode``."""
+
+    def __init__(self, rcode: int, message: str) -> None:
+        super().__init__(message)
+        self.rcode = rcode
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    id: int
+    flags: int
+    labels: tuple[bytes, ...]  # as sent, case preserved
+    qtype: int
+    qclass: int
+    edns: bool
+    edns_version: int
+    udp_size: int  # the limit the client accepts over UDP
+
+    @property
+    def opcode(self) -> int:
+        return (self.flags >> 11) & 0xF
+
+
+def size_class(udp_size: int) -> int:
+    if udp_size >= 4096:
+        return 2
+    if udp_size >= 1232:
+        return 1
+    return 0
+
+
+def cache_key(data: bytes, tcp: bool) -> tuple[bytes, int] | None:
+    """(key, end of question) for a plain single-question query, else None (take the slow path).
+
+    The key is the lower-cased wire qname, qtype+qclass, and one byte holding the response
+    variant: EDNS or not, the client's size class, and the RD/CD bits echoed back.
+    """
+    n = len(data)
+    if n < 17 or data[2] & 0xF8 or data[4:10] != b"\x00\x01\x00\x00\x00\x00" or data[10]:
+        return None
+    additional = data[11]
+    i = HEADER_LEN
+    while True:
+        length = data[i]
+        if length == 0:
+            break
+        if length > 63:
+            return None
+        i += length + 1
+        if i >= n:
+            return None
+    qname_end = i + 1
+    end = qname_end + 4
+    if qname_end - HEADER_LEN > MAX_NAME_LEN or end > n:
+        return None
+    if additional == 0:
+        if end != n:
+            return None
+        variant = TCP_CLASS if tcp else 0
+    elif additional == 1:
+        # Only an OPT of version 0 with the extended rcode clear; options (cookies) ignored.
+        if end + 11 > n or data[end] or data[end + 1:end + 3] != b"\x00\x29" or data[end + 5]:
+            return None
+        if data[end + 6] or end + 11 + (data[end + 9] << 8 | data[end + 10]) != n:
+            return None
+        variant = 0x10 | (TCP_CLASS if tcp else size_class(data[end + 3] << 8 | data[end + 4]))
+    else:
+        return None
+    variant |= (data[2] & 0x01) << 5 | (data[3] & 0x10) << 2
+    return data[HEADER_LEN:qname_end].lower() + data[qname_end:end] + bytes((variant,)), qname_end
+
+
+def _skip_name(data: bytes, pos: int) -> int:
+    """Offset after a (possibly compressed) name; raises IndexError/ValueError when malformed."""
+    while True:
+        length = data[pos]
+        if length == 0:
+            return pos + 1
+        if length & 0xC0 == 0xC0:
+            data[pos + 1]  # noqa: B018 - the pointer must be complete
+            return pos + 2
+        if length & 0xC0:
+            raise ValueError("reserved label type")
+        pos += length + 1
+
+
+def parse_query(data: bytes, tcp: bool) -> Query:
+    """Strict reader for the miss path. Raises DropPacket or QueryError."""
+    if len(data) < HEADER_LEN:
+        raise DropPacket("shorter than a header")
+    ident, flags, qdcount, ancount, nscount, arcount = struct.unpack_from("!6H", data)
+    if flags & FLAG_QR:
+        raise DropPacket("a response, not a query")
+    if (flags >> 11) & 0xF != OPCODE_QUERY:
+        raise QueryError(RCODE_NOTIMP, "opcode not supported")
+    if qdcount != 1:
+        raise QueryError(RCODE_FORMERR, f"{qdcount} questions")
+    try:
+        labels: list[bytes] = []
+        pos = HEADER_LEN
+        while True:
+            length = data[pos]
+            if length == 0:
+                pos += 1
+                break
+            if length > 63:
+                raise QueryError(RCODE_FORMERR, "compressed or bad label in question")
+            labels.append(data[pos + 1:pos + 1 + length])
+            pos += length + 1
+        if pos - HEADER_LEN > MAX_NAME_LEN:
+            raise QueryError(RCODE_FORMERR, "name too long")
+        qtype, qclass = struct.unpack_from("!HH", data, pos)
+        pos += 4
+        for _ in range(ancount + nscount):
+            pos = _skip_name(data, pos)
+            (rdlen,) = struct.unpack_from("!H", data, pos + 8)
+            pos += 10 + rdlen
+        edns = False
+        edns_version = 0
+        udp_size = NO_EDNS_UDP_SIZE
+        for _ in range(arcount):
+            start = pos
+            pos = _skip_name(data, pos)
+            rtype, rclass, ttl, rdlen = struct.unpack_from("!HHIH", data, pos)
+            pos += 10 + rdlen
+            if rtype == QTYPE.OPT:
+                if edns or pos - start != 11 + rdlen:  # twice, or not owned by the root
+                    raise QueryError(RCODE_FORMERR, "bad OPT record")
+                edns = True
+                edns_version = (ttl >> 16) & 0xFF
+                udp_size = max(NO_EDNS_UDP_SIZE, rclass)
+        if pos > len(data):
+            raise QueryError(RCODE_FORMERR, "truncated record")
+    except (IndexError, struct.error, ValueError) as exc:
+        raise QueryError(RCODE_FORMERR, f"malformed: {exc}") from None
+    if tcp:
+        udp_size = TCP_SIZE
+    return Query(ident, flags, tuple(labels), qtype, qclass, edns, edns_version, udp_size)
+
+
+def error_response(data: bytes, rcode: int) -> bytes:
+    """A bare header with ``rcode``, for packets whose question we cannot trust."""
+    ident, flags = struct.unpack_from("!HH", data)
+    flags = (flags & (0x7800 | FLAG_RD | FLAG_CD)) | FLAG_QR | (rcode & 0xF)
+    return struct.pack("!6H", ident, flags, 0, 0, 0, 0)
+
+
+def build_response(
+    query: Query,
+    *,
+    rcode: int,
+    answer: list[RR],
+    authority: list[RR],
+    additional: list[RR],
+    authoritative: bool,
+    recursion_available: bool,
+) -> bytes:
+    """Pack a response; if it exceeds the client's limit keep only the question and set TC."""
+    header = DNSHeader(id=query.id, qr=1, aa=int(authoritative), rd=(query.flags >> 8) & 1)
+    header.ra = int(recursion_available)
+    header.rcode = rcode & 0xF
+    record = DNSRecord(
+        header,
+        q=DNSQuestion(DNSLabel(query.labels), query.qtype, query.qclass),
+        rr=answer,
+        auth=authority,
+        ar=list(additional),
+    )
+    if query.edns:
+        record.add_ar(EDNS0(udp_len=SERVER_UDP_SIZE, ext_rcode=rcode >> 4))
+    wire = _with_cd(bytes(record.pack()), query.flags)
+    if len(wire) <= max(query.udp_size, NO_EDNS_UDP_SIZE):
+        return wire
+    record.rr, record.auth = [], []
+    record.ar = [r for r in record.ar if r.rtype == QTYPE.OPT]
+    truncated = bytearray(_with_cd(bytes(record.pack()), query.flags))
+    truncated[2] |= FLAG_TC >> 8
+    return bytes(truncated)
+
+
+def _with_cd(wire: bytes, query_flags: int) -> bytes:
+    if not query_flags & FLAG_CD:
+        return wire
+    return wire[:3] + bytes((wire[3] | FLAG_CD,)) + wire[4:]
