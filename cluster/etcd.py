@@ -28,6 +28,7 @@ class EtcdProcess:
     peer_port: int = 0
     log_path: Path | None = None
     name: str = "default"
+    initial_cluster: str = ""
     _proc: subprocess.Popen | None = field(default=None, repr=False)
     _own_data_dir: bool = field(default=False, repr=False)
 
@@ -40,6 +41,12 @@ class EtcdProcess:
         return self._proc.pid if self._proc else None
 
     def start(self, timeout: float = 30.0) -> "EtcdProcess":
+        self.launch()
+        wait_http_ok(f"http://{self.endpoint}/health", timeout=timeout, proc=self._proc)
+        return self
+
+    def launch(self) -> subprocess.Popen:
+        """Start the process without waiting (members of a cluster wait for each other)."""
         if shutil.which(ETCD_BINARY) is None:
             raise RuntimeError("etcd not found: install Debian's etcd-server (make setup does)")
         if self.data_dir is None:
@@ -57,7 +64,7 @@ class EtcdProcess:
             "--advertise-client-urls", client_url,
             "--listen-peer-urls", peer_url,
             "--initial-advertise-peer-urls", peer_url,
-            "--initial-cluster", f"{self.name}={peer_url}",
+            "--initial-cluster", self.initial_cluster or f"{self.name}={peer_url}",
             "--log-level", "warn",
             "--logger", "zap",
             # Tests and the local cluster want speed over durability of each write.
@@ -70,8 +77,7 @@ class EtcdProcess:
         finally:
             if self.log_path:
                 log.close()
-        wait_http_ok(f"{client_url}/health", timeout=timeout, proc=self._proc)
-        return self
+        return self._proc
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None
@@ -86,6 +92,39 @@ class EtcdProcess:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def __enter__(self) -> "EtcdProcess":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class EtcdCluster:
+    """Several etcd members on loopback forming one cluster (for failover tests)."""
+
+    def __init__(self, size: int = 3, host: str = "127.0.0.1") -> None:
+        self.members = [EtcdProcess(host=host, name=f"m{i}", client_port=free_port(host),
+                                    peer_port=free_port(host)) for i in range(size)]
+
+    @property
+    def endpoints(self) -> list[str]:
+        return [m.endpoint for m in self.members]
+
+    def start(self, timeout: float = 60.0) -> "EtcdCluster":
+        initial = ",".join(f"{m.name}=http://{m.host}:{m.peer_port}" for m in self.members)
+        for m in self.members:
+            m.initial_cluster = initial
+        procs = []
+        for m in self.members:
+            procs.append(m.launch())
+        for m in self.members:
+            wait_http_ok(f"http://{m.endpoint}/health", timeout=timeout, proc=m._proc)
+        return self
+
+    def stop(self) -> None:
+        for m in self.members:
+            m.stop()
+
+    def __enter__(self) -> "EtcdCluster":
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

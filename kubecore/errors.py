@@ -1,0 +1,117 @@
+"""Kubernetes `Status` errors.
+
+Every failure the API server reports is one of these, rendered as a
+`Status` object with reason, code, message and details, the way
+kube-apiserver does, so that kubectl and client libraries print them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Cause:
+    field: str
+    message: str
+    reason: str = "FieldValueInvalid"
+
+
+@dataclass
+class ApiError(Exception):
+    code: int
+    reason: str
+    message: str
+    details: dict[str, Any] | None = None
+    causes: list[Cause] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return self.message
+
+    def to_status(self) -> dict[str, Any]:
+        status: dict[str, Any] = {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code,
+        }
+        details = dict(self.details or {})
+        if self.causes:
+            details["causes"] = [
+                {"reason": c.reason, "message": c.message, "field": c.field} for c in self.causes
+            ]
+        if details:
+            status["details"] = details
+        return status
+
+
+def _details(resource: str, name: str, group: str = "") -> dict[str, Any]:
+    d: dict[str, Any] = {"kind": resource}
+    if name:
+        d["name"] = name
+    if group:
+        d["group"] = group
+    return d
+
+
+def _qualified(resource: str, group: str) -> str:
+    return f"{resource}.{group}" if group else resource
+
+
+def not_found(resource: str, name: str, group: str = "") -> ApiError:
+    return ApiError(404, "NotFound", f'{_qualified(resource, group)} "{name}" not found',
+                    _details(resource, name, group))
+
+
+def already_exists(resource: str, name: str, group: str = "") -> ApiError:
+    return ApiError(409, "AlreadyExists", f'{_qualified(resource, group)} "{name}" already exists',
+                    _details(resource, name, group))
+
+
+def conflict(resource: str, name: str, why: str, group: str = "") -> ApiError:
+    return ApiError(
+        409, "Conflict",
+        f'Operation cannot be fulfilled on {_qualified(resource, group)} "{name}": {why}',
+        _details(resource, name, group))
+
+
+def invalid(kind: str, name: str, causes: list[Cause], group: str = "") -> ApiError:
+    summary = ", ".join(f"{c.field}: {c.message}" if c.field else c.message for c in causes)
+    return ApiError(422, "Invalid", f'{kind} "{name}" is invalid: {summary}',
+                    {"name": name, "kind": kind, **({"group": group} if group else {})},
+                    causes=causes)
+
+
+def bad_request(message: str) -> ApiError:
+    return ApiError(400, "BadRequest", message)
+
+
+def method_not_allowed(message: str = "the server does not allow this method on the requested resource") -> ApiError:
+    return ApiError(405, "MethodNotAllowed", message)
+
+
+def unsupported_media_type(content_type: str) -> ApiError:
+    return ApiError(415, "UnsupportedMediaType",
+                    f'the body of the request was in an unknown format - accepted media types include: '
+                    f'application/json, application/yaml, application/vnd.kubernetes.protobuf '
+                    f'(not supported here); got "{content_type}"')
+
+
+def request_entity_too_large(limit: int) -> ApiError:
+    return ApiError(413, "RequestEntityTooLarge",
+                    f"the request body is larger than the limit of {limit} bytes")
+
+
+def gone(message: str) -> ApiError:
+    return ApiError(410, "Expired", message)
+
+
+def internal(message: str) -> ApiError:
+    return ApiError(500, "InternalError", message)
+
+
+def unavailable(message: str) -> ApiError:
+    return ApiError(503, "ServiceUnavailable", message)

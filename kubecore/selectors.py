@@ -1,0 +1,175 @@
+"""Label and field selectors: parsing and matching.
+
+The grammar follows apimachinery's labels.Parse: comma-separated
+requirements, each `k=v`, `k==v`, `k!=v`, `k in (a,b)`, `k notin (a,b)`,
+`k` (exists) or `!k` (does not exist).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from kubecore.errors import ApiError, bad_request
+
+
+@dataclass(frozen=True)
+class Requirement:
+    key: str
+    op: str  # "=", "!=", "in", "notin", "exists", "!"
+    values: tuple[str, ...] = ()
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        present = self.key in labels
+        if self.op == "exists":
+            return present
+        if self.op == "!":
+            return not present
+        if self.op in ("=", "in"):
+            return present and labels[self.key] in self.values
+        if self.op in ("!=", "notin"):
+            return not present or labels[self.key] not in self.values
+        raise AssertionError(self.op)
+
+
+_SET_RE = re.compile(r"^\s*(!?)\s*([A-Za-z0-9_./-]+)\s*(?:\s(in|notin)\s*\(([^)]*)\))?\s*$")
+_EQ_RE = re.compile(r"^\s*([A-Za-z0-9_./-]+)\s*(==|=|!=)\s*([A-Za-z0-9_.-]*)\s*$")
+
+
+def _split_top_level(text: str) -> list[str]:
+    """Split on commas that are not inside parentheses."""
+    parts, depth, cur = [], 0, []
+    for ch in text:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    parts.append("".join(cur))
+    return parts
+
+
+class SelectorError(ValueError):
+    pass
+
+
+def parse_label_selector(text: str | None) -> list[Requirement]:
+    """Parse a labelSelector query string; raises SelectorError with a clear message."""
+    from kubecore.validation import label_key_errors, label_value_errors
+
+    if text is None or not text.strip():
+        return []
+    reqs: list[Requirement] = []
+    for raw in _split_top_level(text):
+        part = raw.strip()
+        if not part:
+            raise SelectorError(f"unable to parse requirement: empty requirement in {text!r}")
+        m = _EQ_RE.match(part)
+        if m:
+            key, op, value = m.group(1), m.group(2), m.group(3)
+            op = "=" if op == "==" else op
+            values: tuple[str, ...] = (value,)
+        else:
+            m = _SET_RE.match(part)
+            if not m:
+                raise SelectorError(f"unable to parse requirement: {part!r}")
+            neg, key, setop, vals = m.groups()
+            if setop:
+                if neg:
+                    raise SelectorError(f"unable to parse requirement: {part!r}")
+                op = setop
+                values = tuple(v.strip() for v in vals.split(",") if v.strip())
+                if not values:
+                    raise SelectorError(f"for '{op}' operator, the set of values must be non-empty")
+            else:
+                op = "!" if neg else "exists"
+                values = ()
+        errs = label_key_errors(key)
+        if errs:
+            raise SelectorError(f"invalid label key {key!r}: {errs[0]}")
+        for v in values:
+            verrs = label_value_errors(v)
+            if verrs:
+                raise SelectorError(f"invalid label value: {v!r}: {verrs[0]}")
+        reqs.append(Requirement(key, op, values))
+    return reqs
+
+
+def labels_match(reqs: list[Requirement], labels: Mapping[str, str] | None) -> bool:
+    labels = labels or {}
+    return all(r.matches(labels) for r in reqs)
+
+
+def selector_from_match_labels(match_labels: Mapping[str, str]) -> list[Requirement]:
+    return [Requirement(k, "=", (v,)) for k, v in sorted(match_labels.items())]
+
+
+def selector_from_label_selector(sel: Mapping[str, Any] | None) -> list[Requirement]:
+    """A metav1.LabelSelector (matchLabels + matchExpressions) as requirements."""
+    if not sel:
+        return []
+    reqs = selector_from_match_labels(sel.get("matchLabels") or {})
+    for expr in sel.get("matchExpressions") or []:
+        op = {"In": "in", "NotIn": "notin", "Exists": "exists", "DoesNotExist": "!"}[expr["operator"]]
+        reqs.append(Requirement(expr["key"], op, tuple(expr.get("values") or ())))
+    return reqs
+
+
+def format_selector(reqs: list[Requirement]) -> str:
+    out = []
+    for r in reqs:
+        if r.op in ("=", "!="):
+            out.append(f"{r.key}{r.op}{r.values[0]}")
+        elif r.op in ("in", "notin"):
+            out.append(f"{r.key} {r.op} ({','.join(r.values)})")
+        elif r.op == "exists":
+            out.append(r.key)
+        else:
+            out.append(f"!{r.key}")
+    return ",".join(out)
+
+
+# --- field selectors -------------------------------------------------------
+
+FieldGetter = Callable[[dict[str, Any]], str | None]
+
+
+@dataclass(frozen=True)
+class FieldRequirement:
+    field: str
+    op: str  # "=" or "!="
+    value: str
+
+
+def parse_field_selector(text: str | None, supported: Mapping[str, FieldGetter],
+                         resource: str) -> list[FieldRequirement]:
+    if text is None or not text.strip():
+        return []
+    reqs = []
+    for raw in _split_top_level(text):
+        part = raw.strip()
+        m = re.match(r"^([A-Za-z0-9_.]+)\s*(==|=|!=)\s*(.*)$", part)
+        if not m:
+            raise SelectorError(f"invalid selector: {part!r}; can't understand {part!r}")
+        f, op, v = m.group(1), m.group(2), m.group(3).strip()
+        if f not in supported:
+            raise SelectorError(f'field label not supported: {f}')
+        reqs.append(FieldRequirement(f, "=" if op == "==" else op, v))
+    return reqs
+
+
+def fields_match(reqs: list[FieldRequirement], obj: dict[str, Any],
+                 supported: Mapping[str, FieldGetter]) -> bool:
+    for r in reqs:
+        actual = supported[r.field](obj) or ""
+        if (actual == r.value) != (r.op == "="):
+            return False
+    return True
+
+
+def selector_error_to_api(exc: SelectorError) -> ApiError:
+    return bad_request(f"unable to parse requirement: {exc}" if "parse" not in str(exc) else str(exc))

@@ -1,0 +1,129 @@
+"""Name and label rules of Kubernetes (apimachinery's validation package).
+
+Each function returns a list of messages (empty when valid), worded like
+kube-apiserver's so that users recognise them.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+
+DNS1123_LABEL_MAX = 63
+DNS1123_SUBDOMAIN_MAX = 253
+_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+_IANA_SVC_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+
+
+def dns1123_label_errors(value: str) -> list[str]:
+    errs = []
+    if len(value) > DNS1123_LABEL_MAX:
+        errs.append(f"must be no more than {DNS1123_LABEL_MAX} characters")
+    if not _DNS1123_LABEL.match(value):
+        errs.append("a lowercase RFC 1123 label must consist of lower case alphanumeric characters "
+                    "or '-', and must start and end with an alphanumeric character "
+                    "(e.g. 'my-name',  or '123-abc', regex used for validation is "
+                    "'[a-z0-9]([-a-z0-9]*[a-z0-9])?')")
+    return errs
+
+
+def dns1035_label_errors(value: str) -> list[str]:
+    """Service names: an RFC 1035 label (must start with a letter)."""
+    errs = []
+    if len(value) > DNS1123_LABEL_MAX:
+        errs.append(f"must be no more than {DNS1123_LABEL_MAX} characters")
+    if not re.match(r"^[a-z]([-a-z0-9]*[a-z0-9])?$", value):
+        errs.append("a DNS-1035 label must consist of lower case alphanumeric characters or '-', "
+                    "start with an alphabetic character, and end with an alphanumeric character "
+                    "(e.g. 'my-name',  or 'abc-123', regex used for validation is "
+                    "'[a-z]([-a-z0-9]*[a-z0-9])?')")
+    return errs
+
+
+def dns1123_subdomain_errors(value: str) -> list[str]:
+    errs = []
+    if len(value) > DNS1123_SUBDOMAIN_MAX:
+        errs.append(f"must be no more than {DNS1123_SUBDOMAIN_MAX} characters")
+    if not _DNS1123_SUBDOMAIN.match(value):
+        errs.append("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric "
+                    "characters, '-' or '.', and must start and end with an alphanumeric character "
+                    "(e.g. 'example.com', regex used for validation is "
+                    "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')")
+    return errs
+
+
+def qualified_name_errors(value: str) -> list[str]:
+    """A label or annotation key: optional DNS subdomain prefix, '/', a name of <= 63 chars."""
+    if not isinstance(value, str) or value == "":
+        return ["name part must be non-empty"]
+    parts = value.split("/")
+    if len(parts) > 2:
+        return ["a qualified name must consist of alphanumeric characters, '-', '_' or '.', and "
+                "must start and end with an alphanumeric character, with an optional DNS "
+                "subdomain prefix and '/' (e.g. 'example.com/MyName')"]
+    errs = []
+    if len(parts) == 2:
+        prefix, name = parts
+        if not prefix:
+            errs.append("prefix part must be non-empty")
+        else:
+            errs += [f"prefix part {e}" for e in dns1123_subdomain_errors(prefix)]
+    else:
+        name = parts[0]
+    if not name:
+        errs.append("name part must be non-empty")
+    elif len(name) > 63:
+        errs.append("name part must be no more than 63 characters")
+    elif not _QUALIFIED_NAME.match(name):
+        errs.append("name part must consist of alphanumeric characters, '-', '_' or '.', and must "
+                    "start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  "
+                    "or '123-abc', regex used for validation is "
+                    "'([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')")
+    return errs
+
+
+label_key_errors = qualified_name_errors
+
+
+def label_value_errors(value: object) -> list[str]:
+    if not isinstance(value, str):
+        return ["must be a string"]
+    errs = []
+    if len(value) > 63:
+        errs.append("must be no more than 63 characters")
+    if not _LABEL_VALUE.match(value):
+        errs.append("a valid label must be an empty string or consist of alphanumeric characters, "
+                    "'-', '_' or '.', and must start and end with an alphanumeric character "
+                    "(e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is "
+                    "'(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')")
+    return errs
+
+
+def port_name_errors(value: str) -> list[str]:
+    """IANA_SVC_NAME, used for named ports."""
+    errs = []
+    if len(value) > 15:
+        errs.append("must be no more than 15 characters")
+    if not _IANA_SVC_NAME.match(value):
+        errs.append("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)")
+    if "--" in value:
+        errs.append("must not contain consecutive hyphens")
+    if not re.search(r"[a-z]", value):
+        errs.append("must contain at least one letter (a-z)")
+    return errs
+
+
+def port_number_errors(value: object) -> list[str]:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        return ["must be between 1 and 65535, inclusive"]
+    return []
+
+
+def ipv4_errors(value: str) -> list[str]:
+    try:
+        ipaddress.IPv4Address(value)
+    except ValueError:
+        return ["must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"]
+    return []

@@ -1,0 +1,1 @@
+"""The API server: Kubernetes REST over real etcd."""

@@ -1,0 +1,222 @@
+"""The API server application: routes, middleware, start-up and shut-down."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import AsyncIterator
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from kubecore import resources as R
+from kubecore.errors import ApiError, internal
+from services.apiserver import discovery, handlers
+from services.apiserver.allocations import NodeAllocations, ServiceAllocations
+from services.apiserver.allocator import RangeAllocator, SubnetRange, ip_allocator
+from services.apiserver.etcd import Etcd, EtcdUnavailable
+from services.apiserver.metrics import ApiMetrics
+from services.apiserver.requests import NoSuchPath, error_response, json_response, parse_path, resolve
+from services.apiserver.settings import Settings
+from services.apiserver.state import ApiState
+from services.apiserver.storage import Storage
+from services.apiserver.watchcache import WatchCache
+
+log = logging.getLogger("apiserver")
+STATE = web.AppKey("state", ApiState)
+DNS_SERVICE_OFFSET = 10  # 10.96.0.10: kept for the cluster DNS service
+KUBERNETES_SERVICE_OFFSET = 1
+
+
+def _verb(request: web.Request, has_name: bool) -> str:
+    m = request.method
+    if m == "GET":
+        if not has_name:
+            return "WATCH" if request.query.get("watch", "").lower() in ("true", "1") else "LIST"
+        return "GET"
+    return {"POST": "CREATE", "PUT": "UPDATE", "PATCH": "PATCH", "DELETE": "DELETE"}.get(m, m)
+
+
+@web.middleware
+async def api_errors(request: web.Request, handler) -> web.StreamResponse:
+    state = request.app[STATE]
+    started = time.perf_counter()
+    resource, verb, code = "", request.method, 500
+    try:
+        try:
+            group, version, rest = parse_path(request.path)
+            t = resolve(group, version, rest)
+            resource, verb = t.rt.plural, _verb(request, t.name is not None)
+        except NoSuchPath:
+            pass
+        resp = await handler(request)
+        code = resp.status
+        return resp
+    except ApiError as err:
+        code = err.code
+        return error_response(err)
+    except web.HTTPException as exc:
+        code = exc.status
+        if exc.status == 404:
+            return error_response(ApiError(404, "NotFound",
+                                           "the server could not find the requested resource"))
+        if exc.status == 405:
+            return error_response(ApiError(405, "MethodNotAllowed",
+                                           "the server does not allow this method on the requested resource"))
+        raise
+    except EtcdUnavailable as exc:
+        code = 503
+        return error_response(ApiError(503, "ServiceUnavailable", f"etcd is not answering: {exc}"))
+    except (ConnectionResetError, asyncio.CancelledError):
+        raise
+    except Exception:
+        log.exception("unexpected error serving %s %s", request.method, request.path)
+        code = 500
+        return error_response(internal("an internal error occurred; see the apiserver log"))
+    finally:
+        if resource:
+            state.metrics.requests.labels(verb, resource, str(code)).inc()
+            if verb != "WATCH":
+                state.metrics.latency.labels(verb, resource).observe(time.perf_counter() - started)
+
+
+async def resource_route(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    try:
+        group, version, rest = parse_path(request.path)
+    except NoSuchPath:
+        raise ApiError(404, "NotFound", "the server could not find the requested resource") from None
+    if request.method == "GET":
+        if not rest:
+            if group == "" and version == "v1" or version in R.groups().get(group, []):
+                return json_response(discovery.resource_list(group, version))
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+    try:
+        t = resolve(group, version, rest)
+    except NoSuchPath:
+        raise ApiError(404, "NotFound", "the server could not find the requested resource") from None
+    return await handlers.dispatch(state, request, t)
+
+
+async def api_root(request: web.Request) -> web.Response:
+    s = request.app[STATE].settings
+    return json_response(discovery.api_versions(f"{s.advertise_address or s.bind_address}:{s.port}"))
+
+
+async def apis_root(request: web.Request) -> web.Response:
+    return json_response(discovery.api_group_list())
+
+
+async def api_group(request: web.Request) -> web.Response:
+    grp = discovery.api_group(request.match_info["group"])
+    if grp is None:
+        raise ApiError(404, "NotFound", "the server could not find the requested resource")
+    return json_response(grp)
+
+
+async def version(request: web.Request) -> web.Response:
+    return json_response(discovery.VERSION_INFO)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.Response(text="ok")
+
+
+async def readyz(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    not_ready = [p for p, c in state.caches.items() if not c.ready.is_set()]
+    try:
+        await asyncio.wait_for(state.etcd.revision(), timeout=2)
+    except (EtcdUnavailable, asyncio.TimeoutError):
+        not_ready.append("etcd")
+    if not_ready:
+        return web.Response(status=503, text="not ready: " + ", ".join(not_ready))
+    return web.Response(text="ok")
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[STATE].metrics.registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def _bootstrap(state: ApiState) -> None:
+    """What must exist from the start: the default namespaces, and the `kubernetes`
+    Service on the first address of the service range."""
+    from services.apiserver import objects
+
+    for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
+        try:
+            await state.storage.create(R.NAMESPACES, objects.prepare_create(
+                R.NAMESPACES, {"metadata": {"name": ns}}, None))
+        except ApiError as exc:
+            if exc.code != 409:
+                raise
+    if state.settings.create_default_service:
+        svc_ips = ip_allocator("x", state.settings.service_cidr)
+        ip = svc_ips.to_ip(int(svc_ips.network.network_address) + KUBERNETES_SERVICE_OFFSET)
+        svc = {"metadata": {"name": "kubernetes", "namespace": "default",
+                            "labels": {"component": "apiserver", "provider": "kubernetes"}},
+               "spec": {"clusterIP": ip, "ports": [{"name": "https", "port": 443,
+                                                    "protocol": "TCP", "targetPort": state.settings.port}]}}
+        try:
+            await state.storage.create(R.SERVICES, objects.prepare_create(R.SERVICES, svc, "default"))
+        except ApiError as exc:
+            if exc.code != 409 and exc.code != 422:
+                raise
+
+
+def build_state(settings: Settings) -> ApiState:
+    etcd = Etcd(settings.etcd_endpoints)
+    lo, hi = (int(x) for x in settings.node_port_range.split("-"))
+    service_ips = ip_allocator("serviceips", settings.service_cidr,
+                               reserved_offsets=(KUBERNETES_SERVICE_OFFSET, DNS_SERVICE_OFFSET))
+    allocations = {
+        "services": ServiceAllocations(etcd, service_ips, RangeAllocator("servicenodeports", lo, hi)),
+        "nodes": NodeAllocations(etcd, SubnetRange("podcidrs", settings.cluster_cidr,
+                                                   settings.node_cidr_mask)),
+    }
+    return ApiState(settings=settings, etcd=etcd, storage=Storage(etcd, allocations),
+                    metrics=ApiMetrics.create())
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(middlewares=[api_errors], client_max_size=settings.max_body_bytes + 1)
+    state = build_state(settings)
+    app[STATE] = state
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        for attempt in range(100):
+            try:
+                await _bootstrap(state)
+                break
+            except (ApiError, EtcdUnavailable) as exc:
+                if attempt == 99:
+                    raise
+                log.warning("waiting for etcd: %s", exc)
+                await asyncio.sleep(0.3)
+        for rt in R.ALL:
+            cache = WatchCache(state.etcd, rt, window=settings.watch_window,
+                               watcher_buffer=settings.watcher_buffer)
+            state.caches[rt.plural] = cache
+            await cache.start()
+        state.spawn(state.sweep_overdue_pods())
+        yield
+        for task in list(state.tasks):
+            task.cancel()
+        for cache in state.caches.values():
+            await cache.stop()
+        await state.etcd.close()
+
+    app.cleanup_ctx.append(lifecycle)
+    r = app.router
+    r.add_get("/healthz", healthz)
+    r.add_get("/livez", healthz)
+    r.add_get("/readyz", readyz)
+    r.add_get("/version", version)
+    r.add_get("/metrics", metrics)
+    r.add_get("/api", api_root)
+    r.add_get("/apis", apis_root)
+    r.add_get("/apis/{group}", api_group)
+    r.add_route("*", "/api/{tail:.+}", resource_route)
+    r.add_route("*", "/apis/{group}/{tail:.+}", resource_route)
+    return app

@@ -1,0 +1,130 @@
+"""What the server does to an object before it is stored: metadata the server owns,
+defaults, validation, and the rules of the status subresource."""
+from __future__ import annotations
+
+import copy
+import secrets
+import string
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+from kubecore import resources as R
+from kubecore.errors import Cause, bad_request, invalid
+from kubecore.models import shape_causes
+
+Obj = dict[str, Any]
+_NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # as apimachinery's rand.String: no vowels
+
+
+def now_rfc3339() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_rfc3339(value: str) -> datetime:
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+
+
+def random_suffix(n: int = 5) -> str:
+    return "".join(secrets.choice(_NAME_CHARS) for _ in range(n))
+
+
+def check_type(rt: R.ResourceType, obj: Obj) -> None:
+    api_version, kind = obj.get("apiVersion"), obj.get("kind")
+    if api_version is not None and api_version != rt.api_version:
+        raise bad_request(f"the API version in the data ({api_version}) does not match the "
+                          f"expected API version ({rt.api_version})")
+    if kind is not None and kind != rt.kind:
+        raise bad_request(f"the kind in the data ({kind}) does not match the expected kind "
+                          f"({rt.kind})")
+
+
+def _shape(rt: R.ResourceType, obj: Obj, name: str) -> None:
+    causes = [Cause(f, m, "FieldValueTypeInvalid") for f, m in shape_causes(rt.model, obj)]
+    if causes:
+        raise invalid(rt.kind, name, causes, rt.group)
+
+
+def prepare_create(rt: R.ResourceType, obj: Obj, namespace: str | None) -> Obj:
+    check_type(rt, obj)
+    meta = obj.get("metadata")
+    if meta is None:
+        meta = obj["metadata"] = {}
+    if not isinstance(meta, dict):
+        raise bad_request("metadata must be a JSON object")
+    if rt.namespaced:
+        body_ns = meta.get("namespace")
+        if body_ns and namespace and body_ns != namespace:
+            raise bad_request("the namespace of the provided object does not match the namespace "
+                              "sent on the request")
+        meta["namespace"] = namespace or body_ns
+    else:
+        meta.pop("namespace", None)
+    if not meta.get("name") and isinstance(meta.get("generateName"), str) and meta["generateName"]:
+        meta["name"] = meta["generateName"] + random_suffix()
+    name = meta.get("name") if isinstance(meta.get("name"), str) else ""
+    _shape(rt, obj, name or "")
+    obj["apiVersion"] = rt.api_version
+    obj["kind"] = rt.kind
+    for server_owned in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds",
+                         "managedFields", "selfLink"):
+        meta.pop(server_owned, None)
+    meta["uid"] = str(uuid.uuid4())
+    meta["creationTimestamp"] = now_rfc3339()
+    if "spec" in obj or rt.kind in ("Deployment", "ReplicaSet"):
+        meta["generation"] = 1
+    rt.default(obj)
+    causes = R.metadata_causes(obj, rt) + rt.validate(obj, None)
+    if causes:
+        raise invalid(rt.kind, name or "", causes, rt.group)
+    return obj
+
+
+def prepare_update(rt: R.ResourceType, new: Obj, old: Obj, *, status_only: bool) -> Obj:
+    """The object to store when `new` replaces `old` (main resource or /status)."""
+    check_type(rt, new)
+    name = old["metadata"]["name"]
+    meta = new.get("metadata")
+    if not isinstance(meta, dict):
+        raise bad_request("metadata must be a JSON object")
+    if meta.get("name") not in (None, name):
+        raise bad_request(f"the name of the object ({meta.get('name')}) does not match the name "
+                          f"on the URL ({name})")
+    if rt.namespaced and meta.get("namespace") not in (None, old["metadata"].get("namespace")):
+        raise bad_request("the namespace of the provided object does not match the namespace "
+                          "sent on the request")
+    _shape(rt, new, name)
+    if status_only:
+        result = copy.deepcopy(old)
+        result["status"] = new.get("status", old.get("status"))
+        if "status" not in new:
+            result.pop("status", None)
+        new = result
+    else:
+        new["apiVersion"], new["kind"] = rt.api_version, rt.kind
+        if rt.has_status:
+            if "status" in old:
+                new["status"] = copy.deepcopy(old["status"])
+            else:
+                new.pop("status", None)
+        omd = old["metadata"]
+        for owned in ("uid", "creationTimestamp", "deletionTimestamp",
+                      "deletionGracePeriodSeconds", "generation", "namespace", "name"):
+            if owned in omd:
+                meta[owned] = omd[owned]
+            else:
+                meta.pop(owned, None)
+        meta.pop("managedFields", None)
+        if rt.kind == "Service":
+            R.carry_over_service_allocations(new, old)
+        rt.default(new)
+        if "generation" in omd and _spec(new) != _spec(old):
+            meta["generation"] = omd["generation"] + 1
+    causes = R.metadata_causes(new, rt) + rt.validate(new, old)
+    if causes:
+        raise invalid(rt.kind, name, causes, rt.group)
+    return new
+
+
+def _spec(obj: Obj) -> Any:
+    return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}

@@ -1,0 +1,47 @@
+"""Settings of the API server (flags of `python -m services.apiserver`)."""
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Settings:
+    etcd_endpoints: list[str] = field(default_factory=lambda: ["127.0.0.1:2379"])
+    bind_address: str = "127.0.0.1"
+    port: int = 6443
+    advertise_address: str = ""
+    service_cidr: str = "10.96.0.0/12"
+    node_port_range: str = "30000-32767"
+    cluster_cidr: str = "10.244.0.0/16"
+    node_cidr_mask: int = 24
+    max_body_bytes: int = 3 * 1024 * 1024
+    watch_window: int = 50_000
+    watcher_buffer: int = 20_000
+    bookmark_interval: float = 10.0
+    pod_force_delete_after: float = 30.0  # extra seconds past a pod's grace period
+    sweep_interval: float = 2.0
+    create_default_service: bool = True
+
+
+def parse_args(argv: list[str] | None = None) -> Settings:
+    p = argparse.ArgumentParser(prog="apiserver", description="Kubernetes API server over etcd")
+    p.add_argument("--etcd-servers", default="127.0.0.1:2379",
+                   help="comma-separated etcd client endpoints (host:port)")
+    p.add_argument("--bind-address", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=6443)
+    p.add_argument("--advertise-address", default="",
+                   help="address of this server published in the default/kubernetes service")
+    p.add_argument("--service-cluster-ip-range", default="10.96.0.0/12")
+    p.add_argument("--service-node-port-range", default="30000-32767")
+    p.add_argument("--cluster-cidr", default="10.244.0.0/16", help="pod range, split per node")
+    p.add_argument("--node-cidr-mask-size", type=int, default=24)
+    p.add_argument("--bookmark-interval", type=float, default=10.0)
+    a = p.parse_args(argv)
+    return Settings(
+        etcd_endpoints=[e.strip() for e in a.etcd_servers.split(",") if e.strip()],
+        bind_address=a.bind_address, port=a.port, advertise_address=a.advertise_address,
+        service_cidr=a.service_cluster_ip_range, node_port_range=a.service_node_port_range,
+        cluster_cidr=a.cluster_cidr, node_cidr_mask=a.node_cidr_mask_size,
+        bookmark_interval=a.bookmark_interval,
+    )

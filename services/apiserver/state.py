@@ -1,0 +1,137 @@
+"""Everything one API server process holds: settings, etcd, storage, watch caches, metrics,
+and the background work the server itself does (namespace deletion, overdue pods)."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable
+
+from aiohttp import web
+
+from kubecore import resources as R
+from kubecore.errors import ApiError, bad_request, not_found
+from services.apiserver import objects
+from services.apiserver.etcd import Etcd
+from services.apiserver.metrics import ApiMetrics
+from services.apiserver.requests import Target
+from services.apiserver.settings import Settings
+from services.apiserver.storage import Storage
+from services.apiserver.watchcache import WatchCache
+
+log = logging.getLogger("apiserver")
+Obj = dict[str, Any]
+
+
+@dataclass
+class ApiState:
+    settings: Settings
+    etcd: Etcd
+    storage: Storage
+    metrics: ApiMetrics
+    caches: dict[str, WatchCache] = field(default_factory=dict)
+    tasks: set[asyncio.Task] = field(default_factory=set)
+
+    # -- watch -----------------------------------------------------------------
+    async def watch(self, request: web.Request, t: Target, sel: Any) -> web.StreamResponse:
+        from services.apiserver.watch import serve_watch
+
+        gauge = self.metrics.watchers.labels(t.rt.plural)
+        counter = self.metrics.watch_events.labels(t.rt.plural)
+        return await serve_watch(
+            request, t, sel, self.caches[t.rt.plural],
+            bookmark_interval=self.settings.bookmark_interval,
+            render=self.event_renderer(request, t.rt),
+            on_open=gauge.inc, on_close=gauge.dec, count=counter.inc)
+
+    # -- presentation hooks (Table output comes with the clients) ------------------
+    def event_renderer(self, request: web.Request, rt: R.ResourceType) -> Callable | None:
+        return None
+
+    def present_list(self, request: web.Request, rt: R.ResourceType, lst: Obj) -> Obj:
+        return lst
+
+    def check_strict(self, request: web.Request, rt: R.ResourceType, body: Obj) -> None:
+        return None
+
+    async def node_proxy(self, request: web.Request, t: Target) -> web.StreamResponse:
+        raise ApiError(503, "ServiceUnavailable",
+                       f"{t.rt.plural}/{t.sub} is served by the pod's node agent, and no node "
+                       "agent is reachable for this pod")
+
+    # -- background work -----------------------------------------------------------
+    def spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def terminate_namespace(self, name: str, check: Callable[[Obj], None]) -> Obj:
+        """Mark the namespace Terminating, then delete its content in the background and
+        the namespace last, as the namespace controller does."""
+        async def mark(current: Obj) -> Obj | None:
+            check(current)
+            if current["metadata"].get("deletionTimestamp"):
+                return None
+            current["metadata"]["deletionTimestamp"] = objects.now_rfc3339()
+            current.setdefault("status", {})["phase"] = "Terminating"
+            return current
+
+        obj, _ = await self.storage.update(R.NAMESPACES, None, name, mark)
+        self.spawn(self._empty_namespace(name))
+        return obj
+
+    async def _empty_namespace(self, name: str) -> None:
+        from services.apiserver.handlers import delete_one
+
+        for _ in range(600):
+            remaining = 0
+            try:
+                for rt in R.ALL:
+                    if not rt.namespaced:
+                        continue
+                    objs, _ = await self.storage.list(rt, name)
+                    for o in objs:
+                        remaining += 1
+                        t = Target(rt, name, o["metadata"]["name"], None)
+                        try:
+                            await delete_one(self, t, o["metadata"]["name"], {})
+                        except ApiError as exc:
+                            if exc.code != 404:
+                                raise
+                if remaining == 0:
+                    await self.storage.delete(R.NAMESPACES, None, name)
+                    return
+            except ApiError as exc:
+                if exc.code == 404:
+                    return
+                log.warning("namespace %s: deleting content: %s", name, exc)
+            await asyncio.sleep(1.0)
+
+    async def sweep_overdue_pods(self) -> None:
+        """Pods whose node never confirmed the deletion go once their grace period has long
+        passed (the node may be gone)."""
+        while True:
+            await asyncio.sleep(self.settings.sweep_interval)
+            cache = self.caches.get("pods")
+            if cache is None:
+                continue
+            limit = datetime.now(timezone.utc) - timedelta(seconds=self.settings.pod_force_delete_after)
+            for obj, _ in list(cache.current(R.PODS.key_prefix())):
+                meta = obj["metadata"]
+                ts = meta.get("deletionTimestamp")
+                if not ts:
+                    continue
+                try:
+                    if objects.parse_rfc3339(ts) > limit:
+                        continue
+                    rv = meta["resourceVersion"]
+
+                    def same(current: Obj, rv: str = rv) -> None:
+                        if current["metadata"]["resourceVersion"] != rv:
+                            raise bad_request("changed")
+
+                    await self.storage.delete(R.PODS, meta["namespace"], meta["name"], same)
+                    log.info("pod %s/%s removed: grace period long passed", meta["namespace"], meta["name"])
+                except (ApiError, ValueError):
+                    continue

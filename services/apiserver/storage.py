@@ -1,0 +1,158 @@
+"""Objects in etcd: create, get, list, update, delete with Kubernetes semantics.
+
+Values are the object's JSON without `metadata.resourceVersion`; the
+resourceVersion a client sees is the etcd mod revision of the key. Every write
+is one etcd transaction guarded by the key's state (absent for create, the
+read mod revision for update/delete), with the resource's range claims in the
+same transaction (see `allocator`).
+"""
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any, Awaitable, Callable
+
+from kubecore.errors import ApiError, Cause, already_exists, conflict, invalid, not_found, unavailable
+from kubecore.resources import ResourceType
+from services.apiserver import etcd as E
+from services.apiserver.allocations import NoAllocations, Plan, _full
+from services.apiserver.allocator import RangeFull
+
+Obj = dict[str, Any]
+Mutation = Callable[[Obj], Awaitable[Obj | None]]
+MAX_ATTEMPTS = 64
+
+
+def encode(obj: Obj) -> bytes:
+    meta = obj.get("metadata") or {}
+    if "resourceVersion" in meta:
+        obj = {**obj, "metadata": {k: v for k, v in meta.items() if k != "resourceVersion"}}
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def decode(value: bytes, mod_revision: int) -> Obj:
+    obj = json.loads(value)
+    obj.setdefault("metadata", {})["resourceVersion"] = str(mod_revision)
+    return obj
+
+
+class Storage:
+    def __init__(self, etcd: E.Etcd, allocations: dict[str, Any] | None = None) -> None:
+        self.etcd = etcd
+        self.allocations = allocations or {}
+        self._none = NoAllocations()
+
+    def _alloc(self, rt: ResourceType) -> Any:
+        return self.allocations.get(rt.plural, self._none)
+
+    async def _call(self, coro: Awaitable[Any]) -> Any:
+        try:
+            return await coro
+        except E.EtcdUnavailable as exc:
+            raise unavailable(f"etcd is not answering: {exc}") from exc
+
+    # -- reads ----------------------------------------------------------------
+    async def get(self, rt: ResourceType, namespace: str | None, name: str) -> Obj:
+        kv, _ = await self._call(self.etcd.get(rt.key(namespace, name)))
+        if kv is None:
+            raise not_found(rt.plural, name, rt.group)
+        return decode(kv.value, kv.mod_revision)
+
+    async def list(self, rt: ResourceType, namespace: str | None) -> tuple[list[Obj], int]:
+        kvs, rev, _ = await self._call(self.etcd.get_prefix(rt.key_prefix(namespace)))
+        return [decode(kv.value, kv.mod_revision) for kv in kvs], rev
+
+    # -- writes ---------------------------------------------------------------
+    async def create(self, rt: ResourceType, obj: Obj) -> Obj:
+        meta = obj["metadata"]
+        ns, name = meta.get("namespace"), meta["name"]
+        key = rt.key(ns, name)
+        owner = f"{ns}/{name}" if ns else name
+        pristine = obj
+        for _ in range(MAX_ATTEMPTS):
+            attempt = copy.deepcopy(pristine)
+            plan = await self._plan(self._alloc(rt).on_create(attempt, rt.kind, name), rt, name)
+            compares, ops = plan.etcd_ops(owner)
+            resp = await self._call(self.etcd.txn(
+                [E.absent(key), *compares], [E.put(key, encode(attempt)), *ops], [E.get(key)]))
+            if resp.succeeded:
+                attempt["metadata"]["resourceVersion"] = str(resp.header.revision)
+                return attempt
+            if resp.responses and resp.responses[0].response_range.kvs:
+                raise already_exists(rt.plural, name, rt.group)
+            await self._resolve_lost_claims(plan, rt, name)
+        raise conflict(rt.plural, name, "too many concurrent allocations, try again", rt.group)
+
+    async def _plan(self, coro: Awaitable[Plan], rt: ResourceType, name: str) -> Plan:
+        try:
+            return await self._call(coro)
+        except RangeFull as exc:
+            raise _full("spec", str(exc), rt.kind, name) from exc
+
+    async def _resolve_lost_claims(self, plan: Plan, rt: ResourceType, name: str) -> None:
+        """A claim compare failed: a value asked for by the user is a 422; a value we picked
+        means someone else was faster, so move past it and let the caller retry."""
+        for claim in plan.claims:
+            taken = await self._call(claim.allocator.taken(self.etcd, [claim.value]))
+            if not taken:
+                continue
+            if not claim.picked:
+                what = "IP" if "clusterIP" in claim.field else "port" if "Port" in claim.field else "range"
+                raise invalid(rt.kind, name, [Cause(
+                    claim.field, f'Invalid value: "{claim.shown}": provided {what} is already allocated')])
+            try:
+                await self._call(claim.allocator.skip_taken(self.etcd, claim.value))
+            except RangeFull as exc:
+                raise _full(claim.field, f"{claim.field.split('.')[-1]}", rt.kind, name) from exc
+
+    async def update(self, rt: ResourceType, namespace: str | None, name: str,
+                     mutate: Mutation) -> tuple[Obj, bool]:
+        """Read-modify-write until it sticks. `mutate` gets the current object and returns
+        the new one, or None for "no change". Returns (object, written)."""
+        key = rt.key(namespace, name)
+        owner = f"{namespace}/{name}" if namespace else name
+        for _ in range(MAX_ATTEMPTS):
+            kv, _ = await self._call(self.etcd.get(key))
+            if kv is None:
+                raise not_found(rt.plural, name, rt.group)
+            current = decode(kv.value, kv.mod_revision)
+            new = await mutate(copy.deepcopy(current))
+            if new is None:
+                return current, False
+            plan = await self._plan(self._alloc(rt).on_update(new, current, rt.kind, name), rt, name)
+            data = encode(new)
+            if data == encode(current):
+                return current, False
+            compares, ops = plan.etcd_ops(owner)
+            resp = await self._call(self.etcd.txn(
+                [E.mod_revision_is(key, kv.mod_revision), *compares], [E.put(key, data), *ops],
+                [E.get(key)]))
+            if resp.succeeded:
+                new.setdefault("metadata", {})["resourceVersion"] = str(resp.header.revision)
+                return new, True
+            latest = resp.responses[0].response_range.kvs if resp.responses else []
+            if latest and latest[0].mod_revision == kv.mod_revision:
+                await self._resolve_lost_claims(plan, rt, name)
+        raise conflict(rt.plural, name, "the object is being modified too often, try again", rt.group)
+
+    async def delete(self, rt: ResourceType, namespace: str | None, name: str,
+                     precondition: Callable[[Obj], None] | None = None) -> Obj:
+        key = rt.key(namespace, name)
+        for _ in range(MAX_ATTEMPTS):
+            kv, _ = await self._call(self.etcd.get(key))
+            if kv is None:
+                raise not_found(rt.plural, name, rt.group)
+            current = decode(kv.value, kv.mod_revision)
+            if precondition is not None:
+                precondition(current)
+            plan = self._alloc(rt).on_delete(current)
+            _, ops = plan.etcd_ops("")
+            resp = await self._call(self.etcd.txn(
+                [E.mod_revision_is(key, kv.mod_revision)], [E.delete(key), *ops]))
+            if resp.succeeded:
+                current["metadata"]["resourceVersion"] = str(resp.header.revision)
+                return current
+        raise conflict(rt.plural, name, "the object is being modified too often, try again", rt.group)
+
+
+__all__ = ["Storage", "encode", "decode", "ApiError"]

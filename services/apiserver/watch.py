@@ -1,0 +1,142 @@
+"""Serving `?watch=true`: newline-delimited JSON events from the watch cache."""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import TYPE_CHECKING, Any, Callable
+
+from aiohttp import web
+
+from kubecore.errors import bad_request, gone
+from services.apiserver.requests import Target, flag, int_param
+from services.apiserver.watchcache import Event, WatchCache
+
+if TYPE_CHECKING:
+    from services.apiserver.handlers import Selectors
+
+Obj = dict[str, Any]
+MAX_BATCH = 512
+LIVENESS_CHECK = 1.0
+
+
+def visible(ev: Event, sel: "Selectors") -> tuple[str, Obj] | None:
+    """The event as this watcher sees it: an object that stops matching is DELETED, one
+    that starts matching is ADDED (kube-apiserver's cacheWatcher does the same)."""
+    cur_ok = sel.match(ev.obj)
+    if ev.type != "MODIFIED":
+        return (ev.type, ev.obj) if cur_ok else None
+    prev_ok = sel.match(ev.prev)
+    if cur_ok and prev_ok:
+        return "MODIFIED", ev.obj
+    if cur_ok:
+        return "ADDED", ev.obj
+    if prev_ok and ev.prev is not None:
+        old = dict(ev.prev)
+        old["metadata"] = {**ev.prev.get("metadata", {}), "resourceVersion": str(ev.revision)}
+        return "DELETED", old
+    return None
+
+
+def _line(etype: str, obj: Any) -> bytes:
+    return json.dumps({"type": etype, "object": obj}, separators=(",", ":")).encode() + b"\n"
+
+
+async def serve_watch(request: web.Request, t: Target, sel: "Selectors", cache: WatchCache,
+                      *, bookmark_interval: float, render: Callable[[str, Obj], Any] | None,
+                      on_open: Callable[[], None], on_close: Callable[[], None],
+                      count: Callable[[int], None]) -> web.StreamResponse:
+    rv_raw = request.query.get("resourceVersion", "")
+    since: int | None = None
+    if rv_raw not in ("", "0"):
+        try:
+            since = int(rv_raw)
+        except ValueError:
+            raise bad_request(f'invalid resourceVersion "{rv_raw}": must be an integer') from None
+    timeout = int_param(request, "timeoutSeconds")
+    bookmarks = flag(request, "allowWatchBookmarks")
+    await asyncio.wait_for(cache.ready.wait(), timeout=30)
+
+    resp = web.StreamResponse(headers={"Content-Type": "application/json",
+                                       "Cache-Control": "no-cache"})
+    resp.enable_chunked_encoding()
+    await resp.prepare(request)
+
+    def encode(etype: str, obj: Obj, ev: Event | None = None) -> bytes:
+        if render is not None:
+            return _line(etype, render(etype, obj))
+        if ev is not None and etype == ev.type and obj is ev.obj:
+            return ev.json_line()
+        return _line(etype, obj)
+
+    if since is not None and cache.too_old(since):
+        status = gone(f"too old resource version: {since} ({cache.floor})").to_status()
+        await resp.write(_line("ERROR", status))
+        await resp.write_eof()
+        return resp
+
+    prefix = t.rt.key_prefix(t.namespace)
+    if since is None:
+        initial, _ = cache.snapshot(prefix)
+        sub, backlog = cache.subscribe(prefix, None)
+        backlog = initial
+    else:
+        sub, backlog = cache.subscribe(prefix, since)
+    on_open()
+    deadline = time.monotonic() + timeout if timeout else None
+    next_bookmark = time.monotonic() + bookmark_interval
+    try:
+        pending: list[Event] = list(backlog)
+        while True:
+            if pending:
+                out = []
+                for ev in pending:
+                    seen = visible(ev, sel)
+                    if seen is not None:
+                        out.append(encode(seen[0], seen[1], ev))
+                if out:
+                    await resp.write(b"".join(out))
+                    count(len(out))
+                pending = []
+            if sub.closed and sub.queue.empty():
+                break
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                break
+            if bookmarks and now >= next_bookmark:
+                bm = {"kind": t.rt.kind, "apiVersion": t.rt.api_version,
+                      "metadata": {"resourceVersion": str(cache.revision),
+                                   "annotations": {"k8s.io/initial-events-end": "true"}}}
+                await resp.write(_line("BOOKMARK", bm))
+                next_bookmark = now + bookmark_interval
+            wait = LIVENESS_CHECK
+            if deadline is not None:
+                wait = min(wait, max(deadline - now, 0))
+            if bookmarks:
+                wait = min(wait, max(next_bookmark - now, 0))
+            try:
+                first = await asyncio.wait_for(sub.queue.get(), timeout=wait)
+            except asyncio.TimeoutError:
+                transport = request.transport
+                if transport is None or transport.is_closing():
+                    break
+                continue
+            if first is None:
+                break
+            pending.append(first)
+            while len(pending) < MAX_BATCH and not sub.queue.empty():
+                nxt = sub.queue.get_nowait()
+                if nxt is None:
+                    sub.closed = True
+                    break
+                pending.append(nxt)
+    except (ConnectionResetError, ConnectionError, asyncio.CancelledError):
+        pass
+    finally:
+        cache.unsubscribe(sub)
+        on_close()
+    try:
+        await resp.write_eof()
+    except (ConnectionResetError, ConnectionError, RuntimeError):
+        pass
+    return resp

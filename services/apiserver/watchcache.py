@@ -1,0 +1,195 @@
+"""One etcd watch per resource, fanned out in memory to every HTTP watcher.
+
+Like kube-apiserver's watch cache: the cache lists the resource once, then
+watches etcd from that revision. It keeps the current objects (for watches that
+start "now") and a bounded window of recent events (for watches that resume
+from a resourceVersion). A watch from a version older than the window gets 410
+Expired and its client relists. Each watcher has a bounded queue; one that
+falls too far behind is ended instead of holding up the others.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from kubecore.resources import ResourceType
+from services.apiserver import etcd as E
+from services.apiserver.storage import decode
+
+log = logging.getLogger("apiserver.watchcache")
+Obj = dict[str, Any]
+
+
+@dataclass(slots=True)
+class Event:
+    revision: int
+    type: str  # ADDED | MODIFIED | DELETED
+    key: str
+    obj: Obj
+    prev: Obj | None
+    _json: bytes | None = None
+
+    def json_line(self) -> bytes:
+        """The wire form for plain JSON watchers, built once and shared."""
+        if self._json is None:
+            self._json = json.dumps({"type": self.type, "object": self.obj},
+                                    separators=(",", ":")).encode() + b"\n"
+        return self._json
+
+
+@dataclass(eq=False)
+class Subscriber:
+    queue: asyncio.Queue
+    prefix: str
+    closed: bool = False
+    overflowed: bool = False
+
+
+@dataclass
+class WatchCache:
+    etcd: E.Etcd
+    rt: ResourceType
+    window: int = 50_000
+    watcher_buffer: int = 20_000
+    objects: dict[str, tuple[Obj, int]] = field(default_factory=dict)
+    events: deque = field(default_factory=deque)
+    floor: int = 0  # every event with revision > floor is in `events`
+    revision: int = 0  # the newest revision this cache has applied
+    subscribers: set[Subscriber] = field(default_factory=set)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    _task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"watchcache-{self.rt.plural}")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+        for sub in list(self.subscribers):
+            self._end(sub)
+
+    async def _prime(self) -> None:
+        kvs, rev, _ = await self.etcd.get_prefix(self.rt.key_prefix())
+        self.objects = {kv.key.decode(): (decode(kv.value, kv.mod_revision), kv.mod_revision)
+                        for kv in kvs}
+        self.events.clear()
+        self.floor = self.revision = rev
+        for sub in list(self.subscribers):  # they cannot be continued across a relist
+            self._end(sub)
+        self.ready.set()
+
+    async def _run(self) -> None:
+        backoff = 0.1
+        primed = False
+        while True:
+            try:
+                if not primed:
+                    await self._prime()
+                    primed = True
+                watch = await self.etcd.watch_prefix(self.rt.key_prefix(), self.revision + 1)
+                backoff = 0.1
+                try:
+                    async for ev in watch:
+                        self._apply(ev)
+                finally:
+                    try:
+                        await watch.cancel()
+                    except Exception:
+                        pass
+            except asyncio.CancelledError:
+                raise
+            except E.EtcdCompacted:
+                log.warning("%s: etcd compacted past %d, relisting", self.rt.plural, self.revision)
+                primed = False
+            except Exception as exc:  # etcd gone or the stream broke: resume from our revision
+                name = type(exc).__name__
+                if "Compacted" in name:
+                    primed = False
+                log.warning("%s: etcd watch ended (%s: %s), resuming", self.rt.plural, name, exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    def _apply(self, ev: Any) -> None:
+        kv = ev.kv
+        rev = kv.mod_revision
+        key = kv.key.decode()
+        prev_kv = ev.prev_kv
+        prev = decode(prev_kv.value, prev_kv.mod_revision) if prev_kv is not None and prev_kv.value else None
+        if prev is None and key in self.objects:
+            prev = self.objects[key][0]
+        if ev.kind == "DELETE":
+            if prev is None:
+                self.revision = max(self.revision, rev)
+                return
+            obj = dict(prev)
+            obj["metadata"] = {**prev.get("metadata", {}), "resourceVersion": str(rev)}
+            self.objects.pop(key, None)
+            event = Event(rev, "DELETED", key, obj, prev)
+        else:
+            obj = decode(kv.value, rev)
+            etype = "ADDED" if kv.create_revision == rev else "MODIFIED"
+            self.objects[key] = (obj, rev)
+            event = Event(rev, etype, key, obj, prev if etype == "MODIFIED" else None)
+        self.revision = rev
+        self.events.append(event)
+        if len(self.events) > self.window:
+            self.floor = self.events.popleft().revision
+        for sub in list(self.subscribers):
+            if not key.startswith(sub.prefix):
+                continue
+            try:
+                sub.queue.put_nowait(event)
+            except asyncio.QueueFull:
+                sub.overflowed = True
+                self._end(sub)
+
+    def _end(self, sub: Subscriber) -> None:
+        if not sub.closed:
+            sub.closed = True
+            self.subscribers.discard(sub)
+            try:
+                sub.queue.put_nowait(None)
+            except asyncio.QueueFull:
+                pass  # the consumer sees `closed` when it next looks
+
+    # -- the watcher side -------------------------------------------------------
+    def current(self, prefix: str) -> Iterator[tuple[Obj, int]]:
+        for key, entry in self.objects.items():
+            if key.startswith(prefix):
+                yield entry
+
+    def too_old(self, resource_version: int) -> bool:
+        return resource_version < self.floor
+
+    def subscribe(self, prefix: str, since: int | None) -> tuple[Subscriber, list[Event]]:
+        """Register a watcher. With `since`, also return the buffered events after it;
+        without, the caller sends the current objects first (see `snapshot`). No await
+        happens between reading the buffer and registering, so nothing falls in between."""
+        sub = Subscriber(asyncio.Queue(maxsize=self.watcher_buffer), prefix)
+        backlog: list[Event] = []
+        if since is not None:
+            for ev in reversed(self.events):
+                if ev.revision <= since:
+                    break
+                if ev.key.startswith(prefix):
+                    backlog.append(ev)
+            backlog.reverse()
+        self.subscribers.add(sub)
+        return sub, backlog
+
+    def snapshot(self, prefix: str) -> tuple[list[Event], int]:
+        events = [Event(rev, "ADDED", "", obj, None) for obj, rev in self.current(prefix)]
+        events.sort(key=lambda e: e.revision)
+        return events, self.revision
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        sub.closed = True
+        self.subscribers.discard(sub)

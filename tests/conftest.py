@@ -1,0 +1,171 @@
+"""Fixtures shared by the whole suite: a real etcd, and API servers over it."""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import AsyncIterator, Iterator
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from cluster.etcd import EtcdProcess
+from cluster.procs import free_port, wait_http_ok
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def etcd_server() -> Iterator[EtcdProcess]:
+    with EtcdProcess() as etcd:
+        yield etcd
+
+
+def wipe_etcd(endpoint: str) -> None:
+    subprocess.run(["etcdctl", "--endpoints", endpoint, "del", "--prefix", "/"],
+                   check=True, capture_output=True, env={**os.environ, "ETCDCTL_API": "3"})
+
+
+@pytest.fixture
+def etcd(etcd_server: EtcdProcess) -> EtcdProcess:
+    """The session's etcd, emptied for this test."""
+    wipe_etcd(etcd_server.endpoint)
+    return etcd_server
+
+
+class ApiServer:
+    """An in-process API server on a free loopback port."""
+
+    def __init__(self, settings) -> None:
+        self.settings = settings
+        self.url = f"http://127.0.0.1:{settings.port}"
+        self.runner: web.AppRunner | None = None
+        self.app: web.Application | None = None
+
+    async def start(self) -> "ApiServer":
+        from services.apiserver.app import create_app
+
+        self.app = create_app(self.settings)
+        self.runner = web.AppRunner(self.app, access_log=None, handler_cancellation=True)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", self.settings.port).start()
+        async with aiohttp.ClientSession() as s:
+            for _ in range(200):
+                async with s.get(self.url + "/readyz") as r:
+                    if r.status == 200:
+                        return self
+                await asyncio.sleep(0.02)
+        raise TimeoutError("apiserver not ready")
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+
+    @property
+    def state(self):
+        from services.apiserver.app import STATE
+
+        assert self.app is not None
+        return self.app[STATE]
+
+
+def api_settings(etcd: EtcdProcess, **overrides):
+    from services.apiserver.settings import Settings
+
+    return Settings(etcd_endpoints=[etcd.endpoint], port=free_port(), **overrides)
+
+
+@pytest.fixture
+async def apiserver(etcd: EtcdProcess) -> AsyncIterator[ApiServer]:
+    server = await ApiServer(api_settings(etcd)).start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+async def http(apiserver: ApiServer) -> AsyncIterator["Http"]:
+    async with aiohttp.ClientSession(apiserver.url) as session:
+        yield Http(session)
+
+
+class Http:
+    """A thin JSON helper over aiohttp for tests: returns (status, body)."""
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self.session = session
+
+    async def req(self, method: str, path: str, body=None, *, content_type="application/json",
+                  raw: bytes | None = None, headers: dict | None = None):
+        import json
+
+        hdrs = dict(headers or {})
+        data = raw
+        if body is not None:
+            data = json.dumps(body).encode()
+        if data is not None and content_type:
+            hdrs["Content-Type"] = content_type
+        async with self.session.request(method, path, data=data, headers=hdrs) as r:
+            text = await r.text()
+            try:
+                return r.status, json.loads(text)
+            except ValueError:
+                return r.status, text
+
+    async def get(self, path: str, **kw):
+        return await self.req("GET", path, **kw)
+
+    async def post(self, path: str, body=None, **kw):
+        return await self.req("POST", path, body, **kw)
+
+    async def put(self, path: str, body=None, **kw):
+        return await self.req("PUT", path, body, **kw)
+
+    async def patch(self, path: str, body, content_type: str, **kw):
+        return await self.req("PATCH", path, body, content_type=content_type, **kw)
+
+    async def delete(self, path: str, body=None, **kw):
+        return await self.req("DELETE", path, body, **kw)
+
+
+class ApiServerProcess:
+    """The API server as its own process (`python -m services.apiserver`)."""
+
+    def __init__(self, etcd_endpoints: list[str], port: int | None = None, extra: list[str] | None = None,
+                 log_path: Path | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.args = [sys.executable, "-m", "services.apiserver", "--etcd-servers",
+                     ",".join(etcd_endpoints), "--port", str(self.port), *(extra or [])]
+        self.log_path = log_path
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "ApiServerProcess":
+        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+        self.proc = subprocess.Popen(self.args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        wait_http_ok(self.url + "/readyz", timeout=30, proc=self.proc)
+        return self
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        self.kill(signal.SIGTERM)
+
+
+@pytest.fixture
+def apiserver_process(etcd: EtcdProcess, tmp_path: Path) -> Iterator[ApiServerProcess]:
+    server = ApiServerProcess([etcd.endpoint], log_path=tmp_path / "apiserver.log").start()
+    try:
+        yield server
+    finally:
+        server.stop()
