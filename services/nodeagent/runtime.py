@@ -1,0 +1,752 @@
+"""A CRI-shaped runtime: pod sandboxes are network namespaces, containers are processes in them.
+
+This layer knows nothing of the API server or of reconciling; the agent's sync loop calls it
+the way kubelet calls a CRI runtime (RunPodSandbox, CreateContainer, StartContainer, ...).
+
+A sandbox is
+- a named network namespace `mc-<node>-<pod uid[:8]>-<sandbox id[:6]>` (a bind mount under
+  /run/netns, so it outlives any process and needs no pause container), loopback up,
+- `eth0` and its address from the CNI network list (ADD with the sandbox id as container id),
+- a directory holding the pod's `hostname`, `resolv.conf` and `hosts`.
+
+A container is a process started as
+    nsenter --net=<sandbox netns> -- unshare --uts --mount -- /bin/sh -c INIT mc-init ... argv
+`nsenter` and `unshare` each switch namespaces and then exec, and the small shell init sets
+the hostname, bind-mounts the pod's files over /etc/{hostname,resolv.conf,hosts} inside the
+new private mount namespace, changes to the working directory and execs the command. So the
+PID the runtime gets back is the container's own process, all namespace work happens in the
+child after fork, and nothing runs between fork and exec in the agent's (threaded, asyncio)
+process -- which a `preexec_fn` calling setns/unshare/mount would do, and which Python warns is
+unsafe with threads. util-linux does the namespace syscalls; no ctypes.
+
+Every sandbox and container is a JSON file under the state directory, holding PIDs together
+with their start times, so a restarted agent finds and adopts what still runs (`list_*` read
+disk and check liveness), and `cleanup_orphans` removes what is no longer wanted.
+
+Known limits: exit codes are recorded by the agent that started the process; a container that
+exits while no agent is its parent (after an agent restart) reports exit code None.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import Histogram
+
+from services.nodeagent import images, procs
+from services.nodeagent.cni import CniError, CniExecutor, PortMapping, RuntimeConf
+
+log = logging.getLogger(__name__)
+
+NETNS_DIR = "/run/netns"
+DEFAULT_CLUSTER_DNS = "10.96.0.10"
+DEFAULT_CLUSTER_DOMAIN = "cluster.local"
+POD_IFNAME = "eth0"
+_VENV_BIN = os.path.dirname(sys.executable)
+DEFAULT_CONTAINER_PATH = f"{_VENV_BIN}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+SANDBOX_READY = "SANDBOX_READY"
+SANDBOX_NOTREADY = "SANDBOX_NOTREADY"
+SANDBOX_CREATING = "SANDBOX_CREATING"  # on disk before the netns exists, so a crash leaves a trace
+
+CONTAINER_CREATED = "CONTAINER_CREATED"
+CONTAINER_RUNNING = "CONTAINER_RUNNING"
+CONTAINER_EXITED = "CONTAINER_EXITED"
+
+SANDBOX_START_SECONDS = Histogram(
+    "nodeagent_sandbox_start_seconds", "Time to run a pod sandbox (netns, pod files, CNI ADD).",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+
+def _which(name: str) -> str:
+    path = shutil.which(name, path="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    if path is None:
+        raise RuntimeError(f"{name} not found; the node agent needs util-linux and iproute2")
+    return path
+
+
+_NSENTER = _which("nsenter")
+_UNSHARE = _which("unshare")
+_MOUNT = _which("mount")
+_IP = _which("ip")
+_SH = "/bin/sh"
+
+# Runs inside the container's fresh UTS and mount namespaces, then becomes the container.
+# Targets that do not exist on this host are left alone rather than created.
+_INIT_SCRIPT = f"""set -e
+printf '%s' "$1" > /proc/sys/kernel/hostname
+[ ! -e /etc/hostname ] || {shlex.quote(_MOUNT)} --bind "$2" /etc/hostname
+[ ! -e /etc/resolv.conf ] || {shlex.quote(_MOUNT)} --bind "$3" /etc/resolv.conf
+[ ! -e /etc/hosts ] || {shlex.quote(_MOUNT)} --bind "$4" /etc/hosts
+cd "$5"
+shift 5
+exec "$@"
+"""
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class RuntimeServiceError(Exception):
+    """A runtime call failed; `reason` is what the pod status should say."""
+
+    reason = "RuntimeError"
+
+
+class NotFoundError(RuntimeServiceError):
+    reason = "NotFound"
+
+
+class SandboxCreateError(RuntimeServiceError):
+    reason = "FailedCreatePodSandBox"
+
+
+class ContainerCreateError(RuntimeServiceError):
+    reason = "CreateContainerError"
+
+
+class ContainerStartError(RuntimeServiceError):
+    reason = "RunContainerError"
+
+
+class ExecTimeoutError(RuntimeServiceError):
+    reason = "ExecTimeout"
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True)
+class SandboxInfo:
+    id: str
+    pod_uid: str
+    namespace: str
+    name: str
+    node: str
+    netns_name: str
+    netns_path: str
+    pod_dir: str
+    hostname: str
+    state: str
+    created_at: float
+    ip: str = ""
+    port_mappings: tuple[PortMapping, ...] = ()
+    cni_result: Mapping[str, Any] | None = None
+    network_ready: bool = False
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["port_mappings"] = [p.to_cni() for p in self.port_mappings]
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SandboxInfo:
+        data = dict(data)
+        data["port_mappings"] = tuple(PortMapping.from_cni(p) for p in data.get("port_mappings") or ())
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class ContainerConfig:
+    """What CreateContainer needs from a pod spec's container."""
+
+    name: str
+    image: str
+    command: Sequence[str] | None = None
+    args: Sequence[str] | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    working_dir: str | None = None
+    attempt: int = 0
+
+
+@dataclass(frozen=True)
+class ContainerInfo:
+    id: str
+    sandbox_id: str
+    name: str
+    image: str
+    attempt: int
+    argv: tuple[str, ...]
+    env: Mapping[str, str]
+    working_dir: str
+    log_path: str
+    state: str
+    created_at: float
+    pid: int = 0
+    pid_start_ticks: int | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    exit_code: int | None = None
+    reason: str = ""
+    message: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["argv"] = list(self.argv)
+        data["env"] = dict(self.env)
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ContainerInfo:
+        data = dict(data)
+        data["argv"] = tuple(data["argv"])
+        return cls(**data)
+
+
+# --------------------------------------------------------------------------- pure helpers
+
+
+_DNS_LABEL_BAD = re.compile(r"[^a-z0-9-]+")
+
+
+def netns_name(node: str, pod_uid: str, sandbox_id: str) -> str:
+    """`mc-<node>-<uid8>-<sid6>`: the project prefix and node make stray namespaces attributable."""
+    node_part = _DNS_LABEL_BAD.sub("-", node.lower()).strip("-")[:40] or "node"
+    uid_part = _DNS_LABEL_BAD.sub("", pod_uid.lower())[:8] or "nouid"
+    return f"mc-{node_part}-{uid_part}-{sandbox_id[:6]}"
+
+
+def netns_prefix(node: str) -> str:
+    return netns_name(node, "x", "")[: -len("x-")]
+
+
+def is_sandbox_netns_name(node: str, name: str) -> bool:
+    """Whether `name` has exactly the shape `netns_name` gives this node's sandboxes."""
+    return re.fullmatch(re.escape(netns_prefix(node)) + r"[a-z0-9]{1,8}-[0-9a-f]{6}", name) is not None
+
+
+def pod_hostname(name: str, hostname: str | None = None) -> str:
+    """The pod's hostname: spec.hostname if set, else the pod name, cut to 63 chars as kubelet does."""
+    return (hostname or name)[:63].rstrip("-.")
+
+
+def render_resolv_conf(*, namespace: str, nameserver: str, cluster_domain: str = DEFAULT_CLUSTER_DOMAIN) -> str:
+    """The ClusterFirst resolv.conf kubelet writes for a pod in `namespace`."""
+    search = f"{namespace}.svc.{cluster_domain} svc.{cluster_domain} {cluster_domain}"
+    return f"search {search}\nnameserver {nameserver}\noptions ndots:5\n"
+
+
+def render_hosts(*, ip: str, hostname: str, fqdn: str | None = None) -> str:
+    """kubelet's managed /etc/hosts: localhost entries, then the pod's own name on its IP."""
+    lines = [
+        "# Kubernetes-managed hosts file.",
+        "127.0.0.1\tlocalhost",
+        "::1\tlocalhost ip6-localhost ip6-loopback",
+        "fe00::0\tip6-localnet",
+        "fe00::0\tip6-mcastprefix",
+        "fe00::1\tip6-allnodes",
+        "fe00::2\tip6-allrouters",
+    ]
+    if ip:
+        names = f"{fqdn}\t{hostname}" if fqdn else hostname
+        lines.append(f"{ip}\t{names}")
+    return "\n".join(lines) + "\n"
+
+
+def container_env(*, image_env: Mapping[str, str], hostname: str, path: str = DEFAULT_CONTAINER_PATH) -> dict[str, str]:
+    """A container starts from a clean environment: PATH, HOSTNAME, HOME, then image/pod values."""
+    env = {"PATH": path, "HOSTNAME": hostname, "HOME": "/root"}
+    env.update(image_env)
+    return env
+
+
+def container_argv(*, netns_path: str, hostname: str, pod_dir: str, working_dir: str, argv: Sequence[str]) -> list[str]:
+    """The full command line that puts `argv` into the sandbox (see the module docstring)."""
+    return [
+        _NSENTER, f"--net={netns_path}", "--",
+        _UNSHARE, "--uts", "--mount", "--",
+        _SH, "-c", _INIT_SCRIPT, "mc-init",
+        hostname, os.path.join(pod_dir, "hostname"), os.path.join(pod_dir, "resolv.conf"),
+        os.path.join(pod_dir, "hosts"), working_dir,
+        *argv,
+    ]
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------- the runtime
+
+
+class Runtime:
+    """Sandboxes and containers of one node, kept under `state_dir`."""
+
+    def __init__(
+        self,
+        *,
+        node_name: str,
+        state_dir: str | os.PathLike[str],
+        cni: CniExecutor,
+        cluster_dns: str = DEFAULT_CLUSTER_DNS,
+        cluster_domain: str = DEFAULT_CLUSTER_DOMAIN,
+        container_path: str = DEFAULT_CONTAINER_PATH,
+    ) -> None:
+        self.node_name = node_name
+        self.state_dir = Path(state_dir)
+        self.cni = cni
+        self.cluster_dns = cluster_dns
+        self.cluster_domain = cluster_domain
+        self.container_path = container_path
+        self._sandboxes_dir = self.state_dir / "sandboxes"
+        self._sandboxes_dir.mkdir(parents=True, exist_ok=True)
+        self._locks: dict[str, asyncio.Lock] = {}
+        # Containers this object started: their Popen (to reap and read the exit status) and
+        # the pidfd whose readability says the process ended.
+        self._children: dict[str, subprocess.Popen[bytes]] = {}
+        self._pidfds: dict[str, int] = {}
+
+    # ----------------------------------------------------------------- disk layout
+
+    def _sandbox_dir(self, sandbox_id: str) -> Path:
+        return self._sandboxes_dir / sandbox_id
+
+    def _sandbox_file(self, sandbox_id: str) -> Path:
+        return self._sandbox_dir(sandbox_id) / "sandbox.json"
+
+    def _container_dir(self, sandbox_id: str, container_id: str) -> Path:
+        return self._sandbox_dir(sandbox_id) / "containers" / container_id
+
+    def _lock(self, key: str) -> asyncio.Lock:
+        return self._locks.setdefault(key, asyncio.Lock())
+
+    def _save_sandbox(self, info: SandboxInfo) -> None:
+        _write_atomic(self._sandbox_file(info.id), json.dumps(info.to_json(), indent=1))
+
+    def _load_sandbox(self, sandbox_id: str) -> SandboxInfo | None:
+        try:
+            return SandboxInfo.from_json(json.loads(self._sandbox_file(sandbox_id).read_text()))
+        except FileNotFoundError:
+            return None
+
+    def _save_container(self, info: ContainerInfo) -> None:
+        _write_atomic(self._container_dir(info.sandbox_id, info.id) / "container.json", json.dumps(info.to_json(), indent=1))
+
+    def _container_files(self, sandbox_id: str | None = None) -> Iterable[Path]:
+        pattern = f"{sandbox_id or '*'}/containers/*/container.json"
+        return sorted(self._sandboxes_dir.glob(pattern))
+
+    def _load_container(self, container_id: str) -> ContainerInfo | None:
+        for path in self._sandboxes_dir.glob(f"*/containers/{container_id}/container.json"):
+            try:
+                return ContainerInfo.from_json(json.loads(path.read_text()))
+            except FileNotFoundError:
+                return None
+        return None
+
+    # ----------------------------------------------------------------- sandboxes
+
+    async def run_pod_sandbox(
+        self,
+        pod_uid: str,
+        namespace: str,
+        name: str,
+        *,
+        hostname: str | None = None,
+        subdomain: str | None = None,
+        port_mappings: Sequence[PortMapping] = (),
+        labels: Mapping[str, str] | None = None,
+    ) -> SandboxInfo:
+        """Create the pod's network namespace, pod files and network; returns it READY."""
+        started = time.monotonic()
+        sandbox_id = uuid.uuid4().hex
+        ns_name = netns_name(self.node_name, pod_uid, sandbox_id)
+        pod_dir = self._sandbox_dir(sandbox_id)
+        host = pod_hostname(name, hostname)
+        info = SandboxInfo(
+            id=sandbox_id, pod_uid=pod_uid, namespace=namespace, name=name, node=self.node_name,
+            netns_name=ns_name, netns_path=f"{NETNS_DIR}/{ns_name}", pod_dir=str(pod_dir), hostname=host,
+            state=SANDBOX_CREATING, created_at=time.time(), port_mappings=tuple(port_mappings),
+            labels=dict(labels or {}),
+        )
+        async with self._lock(sandbox_id):
+            pod_dir.mkdir(parents=True)
+            (pod_dir / "containers").mkdir()
+            self._save_sandbox(info)
+            try:
+                await procs.run(_IP, "netns", "add", ns_name)
+                await procs.run(_IP, "-n", ns_name, "link", "set", "lo", "up")
+                _write_atomic(pod_dir / "hostname", host + "\n")
+                _write_atomic(pod_dir / "resolv.conf", render_resolv_conf(
+                    namespace=namespace, nameserver=self.cluster_dns, cluster_domain=self.cluster_domain))
+                _write_atomic(pod_dir / "hosts", render_hosts(ip="", hostname=host))
+                result = await self.cni.add(self._runtime_conf(info))
+                # Saved at once: from here on a DEL must get this as prevResult.
+                info = replace(info, cni_result=dict(result.raw), ip=result.pod_ip(POD_IFNAME))
+                self._save_sandbox(info)
+                fqdn = f"{host}.{subdomain}.{namespace}.svc.{self.cluster_domain}" if subdomain else None
+                _write_atomic(pod_dir / "hosts", render_hosts(ip=info.ip, hostname=host, fqdn=fqdn))
+                info = replace(info, state=SANDBOX_READY, network_ready=True)
+                self._save_sandbox(info)
+            except BaseException as exc:
+                log.warning("pod=%s/%s sandbox %s failed: %s", namespace, name, sandbox_id[:12], exc)
+                try:
+                    await asyncio.shield(self._teardown(info, remove=True))
+                except Exception as cleanup_exc:  # the record stays; cleanup_orphans retries
+                    log.warning("pod=%s/%s sandbox %s cleanup failed: %s", namespace, name, sandbox_id[:12],
+                                cleanup_exc)
+                if isinstance(exc, (CniError, procs.CommandError, OSError)):
+                    raise SandboxCreateError(f"failed to set up sandbox for pod {namespace}/{name}: {exc}") from exc
+                raise
+        SANDBOX_START_SECONDS.observe(time.monotonic() - started)
+        log.info("pod=%s/%s sandbox %s ready ip=%s netns=%s", namespace, name, sandbox_id[:12], info.ip, ns_name)
+        return info
+
+    def _runtime_conf(self, info: SandboxInfo, *, netns: str | None = None) -> RuntimeConf:
+        return RuntimeConf.for_pod(
+            container_id=info.id, netns=info.netns_path if netns is None else netns,
+            namespace=info.namespace, name=info.name, pod_uid=info.pod_uid, ifname=POD_IFNAME,
+            port_mappings=info.port_mappings,
+        )
+
+    async def _teardown(self, info: SandboxInfo, *, remove: bool) -> SandboxInfo:
+        """Kill what runs in the sandbox, CNI DEL, delete the netns; with `remove` also its files.
+
+        Every step tolerates what is already gone, so a retry after any failure converges.
+        """
+        for path in self._container_files(info.id):
+            container = ContainerInfo.from_json(json.loads(path.read_text()))
+            if container.state == CONTAINER_RUNNING:
+                await self._stop(container, timeout=0)
+        netns_exists = os.path.exists(info.netns_path)
+        if netns_exists:
+            await self._kill_netns_processes(info.netns_path)
+        cni_error: CniError | None = None
+        if info.network_ready or info.state == SANDBOX_CREATING or info.cni_result is not None:
+            try:
+                # Without the namespace the spec says to pass CNI_NETNS empty; plugins then only
+                # release what they hold outside it (IP leases, iptables chains).
+                await self.cni.delete(self._runtime_conf(info, netns=info.netns_path if netns_exists else ""),
+                                      prev_result=info.cni_result)
+            except CniError as exc:
+                cni_error = exc
+        if netns_exists:
+            await procs.run(_IP, "netns", "delete", info.netns_name, check=False)
+        if cni_error is not None:
+            # Keep the record (network_ready stays set) so cleanup retries the DEL.
+            info = replace(info, state=SANDBOX_NOTREADY)
+            if self._sandbox_file(info.id).exists():
+                self._save_sandbox(info)
+            raise cni_error
+        info = replace(info, state=SANDBOX_NOTREADY, network_ready=False)
+        if remove:
+            self._forget_children(info.id)
+            shutil.rmtree(self._sandbox_dir(info.id), ignore_errors=True)
+        elif self._sandbox_file(info.id).exists():
+            self._save_sandbox(info)
+        return info
+
+    async def _kill_netns_processes(self, path: str) -> None:
+        """SIGKILL whatever still runs in a sandbox's netns: only processes this runtime put there."""
+        for _ in range(50):
+            pids = procs.pids_in_netns(path)
+            if not pids:
+                return
+            for pid in pids:
+                procs.signal_pid(pid, signal.SIGKILL)
+            await asyncio.sleep(0.02)
+        log.warning("processes still in %s after SIGKILL: %s", path, procs.pids_in_netns(path))
+
+    async def stop_pod_sandbox(self, sandbox_id: str) -> None:
+        """Stop every container (no grace: kubelet stops them with grace first), CNI DEL, delete
+        the netns. Idempotent; unknown ids are fine."""
+        async with self._lock(sandbox_id):
+            info = self._load_sandbox(sandbox_id)
+            if info is None:
+                return
+            await self._teardown(info, remove=False)
+
+    async def remove_pod_sandbox(self, sandbox_id: str) -> None:
+        """Stop if needed, then remove the sandbox, its containers and files. Idempotent."""
+        async with self._lock(sandbox_id):
+            info = self._load_sandbox(sandbox_id)
+            if info is None:
+                shutil.rmtree(self._sandbox_dir(sandbox_id), ignore_errors=True)
+                return
+            await self._teardown(info, remove=True)
+        self._locks.pop(sandbox_id, None)
+
+    def pod_sandbox_status(self, sandbox_id: str) -> SandboxInfo:
+        info = self._load_sandbox(sandbox_id)
+        if info is None:
+            raise NotFoundError(f"pod sandbox {sandbox_id} not found")
+        return self._observed_sandbox(info)
+
+    def _observed_sandbox(self, info: SandboxInfo) -> SandboxInfo:
+        if info.state == SANDBOX_READY and not os.path.exists(info.netns_path):
+            return replace(info, state=SANDBOX_NOTREADY)
+        return info
+
+    def list_pod_sandboxes(self) -> list[SandboxInfo]:
+        out = []
+        for path in sorted(self._sandboxes_dir.glob("*/sandbox.json")):
+            try:
+                out.append(self._observed_sandbox(SandboxInfo.from_json(json.loads(path.read_text()))))
+            except FileNotFoundError:
+                continue
+        return out
+
+    async def cleanup_orphans(self, keep: set[str]) -> list[str]:
+        """Remove every sandbox whose pod uid is not in `keep`, and stray namespaces of this node
+        that no sandbox record names (a crash between `ip netns add` and the record). Idempotent;
+        returns the removed sandbox ids."""
+        removed = []
+        for info in self.list_pod_sandboxes():
+            if info.pod_uid not in keep:
+                await self.remove_pod_sandbox(info.id)
+                removed.append(info.id)
+        known = {s.netns_name for s in self.list_pod_sandboxes()}
+        # Never the namespace the agent or its CNI host side lives in, whatever its name.
+        protected = {procs.netns_id("/proc/self/ns/net")}
+        if self.cni.host_netns_path:
+            protected.add(procs.netns_id(self.cni.host_netns_path))
+        try:
+            names = os.listdir(NETNS_DIR)
+        except FileNotFoundError:
+            names = []
+        for ns in names:
+            if (is_sandbox_netns_name(self.node_name, ns) and ns not in known
+                    and procs.netns_id(f"{NETNS_DIR}/{ns}") not in protected):
+                log.info("deleting stray network namespace %s", ns)
+                await self._kill_netns_processes(f"{NETNS_DIR}/{ns}")
+                await procs.run(_IP, "netns", "delete", ns, check=False)
+        return removed
+
+    # ----------------------------------------------------------------- containers
+
+    async def create_container(self, sandbox_id: str, config: ContainerConfig) -> ContainerInfo:
+        """Resolve the image and record the container; raises images.ImagePullError or
+        ContainerCreateError (executable or workingDir missing)."""
+        sandbox = self._load_sandbox(sandbox_id)
+        if sandbox is None:
+            raise NotFoundError(f"pod sandbox {sandbox_id} not found")
+        process = images.resolve(config.image, command=config.command, args=config.args, env=config.env,
+                                 working_dir=config.working_dir)
+        env = container_env(image_env=process.env, hostname=sandbox.hostname, path=self.container_path)
+        executable = process.argv[0]
+        if "/" not in executable and shutil.which(executable, path=env["PATH"]) is None:
+            raise ContainerCreateError(f'exec: "{executable}": executable file not found in $PATH')
+        if "/" in executable and not os.access(executable, os.X_OK):
+            raise ContainerCreateError(f'exec: "{executable}": no such file or not executable')
+        if not os.path.isdir(process.working_dir):
+            raise ContainerCreateError(f"working directory {process.working_dir!r} does not exist on this node")
+        container_id = uuid.uuid4().hex
+        log_path = Path(sandbox.pod_dir) / "logs" / config.name / f"{config.attempt}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        info = ContainerInfo(
+            id=container_id, sandbox_id=sandbox_id, name=config.name, image=config.image, attempt=config.attempt,
+            argv=process.argv, env=env, working_dir=process.working_dir, log_path=str(log_path),
+            state=CONTAINER_CREATED, created_at=time.time(),
+        )
+        self._container_dir(sandbox_id, container_id).mkdir(parents=True)
+        self._save_container(info)
+        return info
+
+    async def start_container(self, container_id: str) -> ContainerInfo:
+        async with self._lock(container_id):
+            info = self._load_container(container_id)
+            if info is None:
+                raise NotFoundError(f"container {container_id} not found")
+            if info.state != CONTAINER_CREATED:
+                raise ContainerStartError(f"container {container_id} is {info.state}, not created")
+            sandbox = self._load_sandbox(info.sandbox_id)
+            if sandbox is None or self._observed_sandbox(sandbox).state != SANDBOX_READY:
+                raise ContainerStartError(f"pod sandbox {info.sandbox_id} is not ready")
+            argv = container_argv(netns_path=sandbox.netns_path, hostname=sandbox.hostname,
+                                  pod_dir=sandbox.pod_dir, working_dir=info.working_dir, argv=info.argv)
+            with open(info.log_path, "ab") as logfile:
+                try:
+                    # A new session: the container leads its own process group, so stop can signal
+                    # everything it forked, and a signal to the agent's group never reaches it.
+                    child = subprocess.Popen(argv, env=dict(info.env), stdin=subprocess.DEVNULL, stdout=logfile,
+                                             stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
+                except OSError as exc:
+                    raise ContainerStartError(f"starting container {info.name}: {exc}") from exc
+            ticks = procs.start_ticks(child.pid)
+            info = replace(info, state=CONTAINER_RUNNING, pid=child.pid, pid_start_ticks=ticks, started_at=time.time())
+            self._save_container(info)
+            self._watch_child(info, child)
+        log.info("container %s (%s) started pid=%d", info.name, container_id[:12], child.pid)
+        return info
+
+    def _watch_child(self, info: ContainerInfo, child: subprocess.Popen[bytes]) -> None:
+        self._children[info.id] = child
+        try:
+            loop = asyncio.get_running_loop()
+            pidfd = os.pidfd_open(child.pid)
+        except (RuntimeError, OSError):
+            return
+        self._pidfds[info.id] = pidfd
+        loop.add_reader(pidfd, self._on_child_exit, info.id)
+
+    def _on_child_exit(self, container_id: str) -> None:
+        child = self._children.get(container_id)
+        if child is None or child.poll() is None:
+            return
+        self._unwatch(container_id)
+        info = self._load_container(container_id)
+        if info is None or info.state != CONTAINER_RUNNING or info.pid != child.pid:
+            return
+        self._save_container(self._exited(info, procs.exit_code_from_returncode(child.returncode)))
+
+    def _unwatch(self, container_id: str) -> None:
+        pidfd = self._pidfds.pop(container_id, None)
+        if pidfd is not None:
+            try:
+                asyncio.get_running_loop().remove_reader(pidfd)
+            except RuntimeError:
+                pass
+            os.close(pidfd)
+
+    def _forget_children(self, sandbox_id: str) -> None:
+        for cid in [c for c, p in self._children.items() if self._container_dir(sandbox_id, c).exists()]:
+            self._unwatch(cid)
+            self._children.pop(cid, None)
+
+    @staticmethod
+    def _exited(info: ContainerInfo, exit_code: int | None, *, message: str = "") -> ContainerInfo:
+        if exit_code is None:
+            reason = "Unknown"
+        else:
+            reason = "Completed" if exit_code == 0 else "Error"
+        return replace(info, state=CONTAINER_EXITED, exit_code=exit_code, finished_at=time.time(), reason=reason,
+                       message=message)
+
+    def _observed_container(self, info: ContainerInfo) -> ContainerInfo:
+        """Disk says RUNNING; check the process. A dead one is recorded as exited."""
+        if info.state != CONTAINER_RUNNING or procs.is_alive(info.pid, info.pid_start_ticks):
+            return info
+        child = self._children.get(info.id)
+        code = None
+        if child is not None and child.poll() is not None:
+            code = procs.exit_code_from_returncode(child.returncode)
+            self._unwatch(info.id)
+        exited = self._exited(info, code, message="" if code is not None else "exited while not watched by this agent")
+        if self._container_dir(info.sandbox_id, info.id).exists():
+            self._save_container(exited)
+        return exited
+
+    def container_status(self, container_id: str) -> ContainerInfo:
+        info = self._load_container(container_id)
+        if info is None:
+            raise NotFoundError(f"container {container_id} not found")
+        return self._observed_container(info)
+
+    def list_containers(self, sandbox_id: str | None = None) -> list[ContainerInfo]:
+        out = []
+        for path in self._container_files(sandbox_id):
+            try:
+                out.append(self._observed_container(ContainerInfo.from_json(json.loads(path.read_text()))))
+            except FileNotFoundError:
+                continue
+        return out
+
+    async def stop_container(self, container_id: str, timeout: float = 30.0) -> ContainerInfo:
+        """SIGTERM the container's process group, SIGKILL it after `timeout` seconds. Idempotent."""
+        async with self._lock(container_id):
+            info = self._load_container(container_id)
+            if info is None:
+                raise NotFoundError(f"container {container_id} not found")
+            return await self._stop(info, timeout=timeout)
+
+    async def _stop(self, info: ContainerInfo, *, timeout: float) -> ContainerInfo:
+        info = self._observed_container(info)
+        if info.state == CONTAINER_CREATED:
+            info = self._exited(info, None, message="stopped before it started")
+            self._save_container(info)
+            return info
+        if info.state != CONTAINER_RUNNING:
+            return info
+        pid, ticks = info.pid, info.pid_start_ticks or 0
+        last_signal = signal.SIGTERM
+        if timeout > 0:
+            procs.signal_group(pid, signal.SIGTERM)
+            await self._wait_dead(pid, ticks, timeout)
+        if procs.is_alive(pid, ticks):
+            last_signal = signal.SIGKILL
+            procs.signal_group(pid, signal.SIGKILL)
+            await self._wait_dead(pid, ticks, 10.0)
+        # Whatever the leader forked into its group and left behind goes too.
+        for member in procs.group_members(pid, not_before_ticks=ticks):
+            procs.signal_pid(member, signal.SIGKILL)
+        child = self._children.get(info.id)
+        if child is not None:
+            try:
+                child.wait(timeout=1.0)
+            except subprocess.TimeoutExpired:
+                pass
+        code = procs.exit_code_from_returncode(child.returncode) if child is not None and child.returncode is not None \
+            else 128 + int(last_signal)
+        self._unwatch(info.id)
+        self._children.pop(info.id, None)
+        current = self._load_container(info.id) or info
+        if current.state == CONTAINER_EXITED:
+            return current
+        stopped = self._exited(info, code)
+        self._save_container(stopped)
+        return stopped
+
+    @staticmethod
+    async def _wait_dead(pid: int, ticks: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while procs.is_alive(pid, ticks) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+
+    async def remove_container(self, container_id: str) -> None:
+        """Kill if running, then forget the container. Its log stays with the sandbox. Idempotent."""
+        async with self._lock(container_id):
+            info = self._load_container(container_id)
+            if info is None:
+                return
+            await self._stop(info, timeout=0)
+            shutil.rmtree(self._container_dir(info.sandbox_id, container_id), ignore_errors=True)
+        self._locks.pop(container_id, None)
+
+    async def exec_sync(self, container_id: str, cmd: Sequence[str], *, timeout: float = 10.0) -> tuple[int, bytes, bytes]:
+        """Run `cmd` in the container's namespaces (net, uts, mount) and wait: (exit code, stdout, stderr)."""
+        info = self.container_status(container_id)
+        if info.state != CONTAINER_RUNNING:
+            raise RuntimeServiceError(f"container {container_id} is not running")
+        proc = await asyncio.create_subprocess_exec(
+            _NSENTER, f"--target={info.pid}", "--net", "--uts", "--mount", f"--wd={info.working_dir}", "--", *cmd,
+            env=dict(info.env), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), timeout)
+        except asyncio.TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise ExecTimeoutError(f"command {list(cmd)} timed out after {timeout}s") from None
+        assert proc.returncode is not None
+        return procs.exit_code_from_returncode(proc.returncode), out, err
+
+    def close(self) -> None:
+        """Stop watching children (the processes keep running, as after an agent restart)."""
+        for cid in list(self._pidfds):
+            self._unwatch(cid)

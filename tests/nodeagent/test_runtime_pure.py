@@ -1,0 +1,84 @@
+"""Pure parts of the runtime: names, pod files, /proc parsing, the container command line."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from services.nodeagent import procs
+from services.nodeagent.runtime import (
+    container_argv,
+    netns_name,
+    is_sandbox_netns_name,
+    netns_prefix,
+    pod_hostname,
+    render_hosts,
+    render_resolv_conf,
+)
+
+
+def test_netns_name_is_prefixed_per_node():
+    name = netns_name("Kind-Worker_2", "0f1e2d3c-aaaa-bbbb", "abcdef0123")
+    assert name == "mc-kind-worker-2-0f1e2d3c-abcdef"
+    assert name.startswith(netns_prefix("Kind-Worker_2"))
+    assert is_sandbox_netns_name("Kind-Worker_2", name)
+
+
+@pytest.mark.parametrize("name", [
+    "mc-n1-node", "mc-n1-0f1e2d3c-abcdeg", "mc-n1-0f1e2d3c-abcdef-x", "mc-n10-0f1e2d3c-abcdef", "cni-1234",
+], ids=["node-ns", "not-hex", "suffix", "other-node", "foreign"])
+def test_stray_sweep_only_matches_this_nodes_sandbox_names(name):
+    assert not is_sandbox_netns_name("n1", name)
+
+
+def test_resolv_conf_is_cluster_first():
+    assert render_resolv_conf(namespace="shop", nameserver="10.96.0.10") == (
+        "search shop.svc.cluster.local svc.cluster.local cluster.local\n"
+        "nameserver 10.96.0.10\n"
+        "options ndots:5\n"
+    )
+
+
+def test_hosts_has_localhost_and_the_pod():
+    text = render_hosts(ip="10.244.1.5", hostname="web-0", fqdn="web-0.web.shop.svc.cluster.local")
+    lines = text.splitlines()
+    assert "127.0.0.1\tlocalhost" in lines
+    assert lines[-1] == "10.244.1.5\tweb-0.web.shop.svc.cluster.local\tweb-0"
+    assert "web-0" not in render_hosts(ip="", hostname="web-0")  # before CNI gave an IP
+
+
+@pytest.mark.parametrize("name, hostname, expect", [
+    ("web-0", None, "web-0"),
+    ("web-0", "custom", "custom"),
+    ("a" * 70, None, "a" * 63),
+    ("a" * 62 + "-b", None, "a" * 62),
+], ids=["pod-name", "spec-hostname", "truncated", "no-trailing-dash"])
+def test_pod_hostname(name, hostname, expect):
+    assert pod_hostname(name, hostname) == expect
+
+
+def test_parse_stat_survives_odd_command_names():
+    line = "4242 (we ird) (name)) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10 0"
+    st = procs.parse_stat(line)
+    assert (st.pid, st.state, st.pgrp, st.start_ticks) == (4242, "S", 4242, 987654)
+
+
+def test_own_process_is_alive_and_identified_by_start_time():
+    ticks = procs.start_ticks(os.getpid())
+    assert ticks is not None
+    assert procs.is_alive(os.getpid(), ticks)
+    assert not procs.is_alive(os.getpid(), ticks + 1)  # same PID, other process: PID reuse
+    assert not procs.is_alive(0, None)
+
+
+@pytest.mark.parametrize("rc, code", [(0, 0), (3, 3), (-15, 143), (-9, 137)], ids=["ok", "error", "term", "kill"])
+def test_exit_codes_use_128_plus_signal(rc, code):
+    assert procs.exit_code_from_returncode(rc) == code
+
+
+def test_container_argv_enters_netns_then_new_uts_and_mount_namespaces():
+    argv = container_argv(netns_path="/run/netns/mc-n-x", hostname="web-0", pod_dir="/s/p", working_dir="/w",
+                          argv=["sleep", "1"])
+    assert argv[0].endswith("nsenter") and argv[1] == "--net=/run/netns/mc-n-x"
+    assert argv[3].endswith("unshare") and argv[4:6] == ["--uts", "--mount"]
+    assert argv[-7:] == ["web-0", "/s/p/hostname", "/s/p/resolv.conf", "/s/p/hosts", "/w", "sleep", "1"]
