@@ -491,6 +491,13 @@ class Runtime:
             await self._teardown(info, remove=True)
         self._locks.pop(sandbox_id, None)
 
+    async def check_pod_network(self, sandbox_id: str) -> None:
+        """CNI CHECK of a ready sandbox's attachment; raises CniError when it has drifted."""
+        info = self.pod_sandbox_status(sandbox_id)
+        if info.state != SANDBOX_READY or info.cni_result is None:
+            raise RuntimeServiceError(f"pod sandbox {sandbox_id} is not ready")
+        await self.cni.check(self._runtime_conf(info), prev_result=info.cni_result)
+
     def pod_sandbox_status(self, sandbox_id: str) -> SandboxInfo:
         info = self._load_sandbox(sandbox_id)
         if info is None:

@@ -5,7 +5,9 @@ import json
 import os
 import stat
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -123,3 +125,27 @@ async def test_missing_plugin(conflist, node_netns, tmp_path):
 
 def test_pod_cidr_constant_matches_conflist(conflist):
     assert conflist.plugins[0]["ipam"]["ranges"] == [[{"subnet": POD_CIDR}]]
+
+
+def test_no_wrapper_when_the_agent_runs_inside_the_node_namespace(conflist, node_netns, pod_netns, ipam_dir):
+    """How the launcher runs the agent: already in the node namespace, `host_netns` unset."""
+    script = (
+        "import asyncio, json, sys\n"
+        "from services.nodeagent.cni import CniExecutor, NetworkConfigList, RuntimeConf\n"
+        "conf = NetworkConfigList.from_dict(json.loads(sys.argv[1]))\n"
+        "ex = CniExecutor(conf)\n"
+        "rt = RuntimeConf(container_id='inside', netns=sys.argv[2])\n"
+        "async def main():\n"
+        "    r = await ex.add(rt)\n"
+        "    print(r.pod_ip())\n"
+        "    await ex.delete(rt, prev_result=r.raw)\n"
+        "asyncio.run(main())\n"
+    )
+    out = subprocess.run(
+        ["nsenter", f"--net=/run/netns/{node_netns}", "--", sys.executable, "-c", script,
+         json.dumps(conflist.to_dict()), f"/run/netns/{pod_netns}"],
+        check=True, capture_output=True, text=True, cwd=str(Path(__file__).resolve().parents[2]),
+    ).stdout
+    assert out.strip().startswith("10.244.1.")
+    assert leases(ipam_dir) == []
+    assert [l["ifname"] for l in _links(node_netns)] == ["lo"]

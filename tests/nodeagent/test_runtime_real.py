@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from services.nodeagent import procs
-from services.nodeagent.cni import PortMapping
+from services.nodeagent.cni import CniError, PortMapping
 from services.nodeagent.images import ImagePullError
 from services.nodeagent.runtime import (
     CONTAINER_EXITED,
@@ -86,6 +86,11 @@ async def test_two_sandboxes_get_addresses_routes_and_pod_files(runtime: Runtime
     node_routes = {r["dst"]: r.get("dev") for r in _ip_json("-n", node_netns, "route")}
     assert a.ip in node_routes and b.ip in node_routes and node_routes[a.ip] != node_routes[b.ip]
     assert {s.id for s in runtime.list_pod_sandboxes()} == {a.id, b.id}
+    await runtime.check_pod_network(a.id)
+    # CHECK notices drift: the pod's address removed behind the runtime's back.
+    subprocess.run(["ip", "-n", a.netns_name, "addr", "flush", "dev", "eth0"], check=True)
+    with pytest.raises(CniError):
+        await runtime.check_pod_network(a.id)
 
 
 async def test_nginx_in_one_pod_answers_another_with_its_hostname(runtime: Runtime):
