@@ -525,7 +525,12 @@ class Runtime:
         removed = []
         for info in self.list_pod_sandboxes():
             if info.pod_uid not in keep:
-                await self.remove_pod_sandbox(info.id)
+                try:
+                    await self.remove_pod_sandbox(info.id)
+                except (CniError, procs.CommandError, OSError) as exc:
+                    # One stuck sandbox must not keep the others; its record stays for the next sweep.
+                    log.warning("pod=%s sandbox %s not removed yet: %s", info.key, info.id[:12], exc)
+                    continue
                 removed.append(info.id)
         known = {s.netns_name for s in self.list_pod_sandboxes()}
         # Never the namespace the agent or its CNI host side lives in, whatever its name.
