@@ -31,6 +31,8 @@ class ResponseCache:
         if self._generation != self._reader.generation:
             self._entries.clear()
             self._generation = self._reader.generation
+        if self._max_entries <= 0:
+            return
         if len(self._entries) >= self._max_entries:
             # Oldest first: dicts keep insertion order, so this is FIFO without bookkeeping.
             del self._entries[next(iter(self._entries))]

@@ -56,29 +56,32 @@ class QueryHandler:
         ttl: int = 5,
         forwarding: bool = False,
         cache_size: int = 50_000,
+        serial_base: int | None = None,
     ) -> None:
         self._reader = reader
         self._zone = ZoneSettings(zone=tuple(zone.strip(".").lower().split(".")), ttl=ttl)
         self._zone_generation = -1
-        self._serial_base = int(time.time())
+        self._serial_base = int(time.time()) if serial_base is None else serial_base
         self._forwarding = forwarding
         self.cache = ResponseCache(reader, max_entries=cache_size)
         self.stats = QueryStats()
 
     def answer(self, data: bytes, tcp: bool = False) -> bytes | Forward | None:
         """The response bytes, a Forward, or None to drop the packet. Never raises."""
-        found = wire.cache_key(data, tcp)
-        if found is not None:
-            key, qname_end = found
-            entry = self.cache.get(key)
-            if entry is not None:
-                head, tail, stat = entry
-                stats = self.stats
-                stats.cache_hits += 1
-                counts = stats.by_type_rcode
-                counts[stat] = counts.get(stat, 0) + 1
-                return data[:2] + head + data[12:qname_end] + tail
         try:
+            if type(data) is not bytes:
+                data = bytes(data)
+            found = wire.cache_key(data, tcp)
+            if found is not None:
+                key, qname_end = found
+                entry = self.cache.get(key)
+                if entry is not None:
+                    head, tail, stat = entry
+                    stats = self.stats
+                    stats.cache_hits += 1
+                    counts = stats.by_type_rcode
+                    counts[stat] = counts.get(stat, 0) + 1
+                    return data[:2] + head + data[12:qname_end] + tail
             return self._answer_miss(data, tcp, found)
         except Exception:
             self.stats.internal_errors += 1

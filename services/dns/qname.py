@@ -51,7 +51,9 @@ def parse_qname(labels: Labels, zone: Labels) -> QueryName:
     if len(labels) >= n and labels[len(labels) - n :] == zone:
         return _parse_in_zone(labels[: len(labels) - n], zone)
     if labels and labels[-1] == "svc":
-        return _parse_in_zone(labels, SHORT_ORIGIN)
+        if len(labels) == 1:
+            return QueryName(Kind.APEX, SHORT_ORIGIN)
+        return _parse_svc(labels[:-1], SHORT_ORIGIN)
     if labels[-2:] == IPV4_REVERSE or labels[-2:] == IPV6_REVERSE:
         return _parse_reverse(labels)
     return QueryName(Kind.OUTSIDE)
@@ -65,8 +67,6 @@ def _parse_in_zone(rel: Labels, origin: Labels) -> QueryName:
         return _parse_svc(rel[:-1], origin)
     if top == "pod":
         return _parse_pod(rel[:-1], origin)
-    if origin == SHORT_ORIGIN:
-        return QueryName(Kind.UNKNOWN, origin)
     if rel == ("ns", "dns"):
         return QueryName(Kind.NAMESERVER, origin)
     if rel == ("dns",):
