@@ -71,18 +71,17 @@ class QueryHandler:
         try:
             if type(data) is not bytes:
                 data = bytes(data)
-            found = wire.cache_key(data, tcp)
-            if found is not None:
-                key, qname_end = found
-                entry = self.cache.get(key)
+            guess = wire.guessed_cache_key(data, tcp)
+            if guess is not None:
+                entry = self.cache.get(guess[0])
                 if entry is not None:
                     head, tail, stat = entry
                     stats = self.stats
                     stats.cache_hits += 1
                     counts = stats.by_type_rcode
                     counts[stat] = counts.get(stat, 0) + 1
-                    return data[:2] + head + data[12:qname_end] + tail
-            return self._answer_miss(data, tcp, found)
+                    return data[:2] + head + data[12:guess[1]] + tail
+            return self._answer_miss(data, tcp)
         except Exception:
             self.stats.internal_errors += 1
             log.exception("failed to answer a query")
@@ -90,10 +89,9 @@ class QueryHandler:
                 return None
             return wire.error_response(data, RCODE.SERVFAIL)
 
-    def _answer_miss(
-        self, data: bytes, tcp: bool, found: tuple[bytes, int] | None
-    ) -> bytes | Forward | None:
+    def _answer_miss(self, data: bytes, tcp: bool) -> bytes | Forward | None:
         self.stats.cache_misses += 1
+        found = wire.cache_key(data, tcp)
         try:
             query = wire.parse_query(data, tcp)
         except wire.DropPacket:

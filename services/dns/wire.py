@@ -1,7 +1,8 @@
 """DNS wire format by hand where speed matters, dnslib where it does not.
 
-``cache_key`` reads just the header, question and OPT record of a plain query from the raw
-bytes; on a cache hit that is all the work a query costs. ``parse_query`` is the strict,
+``guessed_cache_key`` slices the key of a plain query out of the raw bytes without walking the
+name; on a cache hit that is all the work a query costs. ``cache_key`` is its strict twin,
+used when storing. ``parse_query`` is the strict,
 complete reader for the miss path. Responses are built with dnslib and truncated here.
 """
 
@@ -22,6 +23,8 @@ TCP_SIZE = 65535
 # response cache holds few variants. "TCP" means no limit.
 SIZE_CLASSES = (512, 1232, 4096)
 TCP_CLASS = 3
+_BYTE = [bytes((i,)) for i in range(256)]
+_ONE_QUESTION = b"\x00\x01\x00\x00\x00\x00\x00"  # qd=1, an=0, ns=0, high byte of ar
 
 RCODE_FORMERR = 1
 RCODE_NOTIMP = 4
@@ -109,7 +112,37 @@ def cache_key(data: bytes, tcp: bool) -> tuple[bytes, int] | None:
     else:
         return None
     variant |= (data[2] & 0x01) << 5 | (data[3] & 0x10) << 2
-    return data[HEADER_LEN:qname_end].lower() + data[qname_end:end] + bytes((variant,)), qname_end
+    return data[HEADER_LEN:qname_end].lower() + data[qname_end:end] + _BYTE[variant], qname_end
+
+
+def guessed_cache_key(data: bytes, tcp: bool) -> tuple[bytes, int] | None:
+    """The cache key of a plain query, found without walking the name (lookups only).
+
+    It assumes the question ends where it would in a plain query (right before the end, or
+    before an option-less OPT). Stored keys only ever come from ``cache_key``, which checks the
+    whole structure, and lower-casing never turns a bad length byte into a good one, so an
+    exact match proves the guess right. A miss proves nothing: the slow path parses properly.
+    """
+    n = len(data)
+    if n < 17 or data[2] & 0xF8 or data[4:11] != _ONE_QUESTION:
+        return None
+    additional = data[11]
+    if additional == 0:
+        qname_end = n - 4
+        variant = TCP_CLASS if tcp else 0
+    elif additional == 1:
+        # root owner, type OPT, ext-rcode 0, version 0, no options
+        if data[n - 11:n - 8] != b"\x00\x00\x29" or data[n - 6] or data[n - 5]:
+            return None
+        if data[n - 2] or data[n - 1]:
+            return None
+        qname_end = n - 15
+        variant = 0x10 | (TCP_CLASS if tcp else size_class(data[n - 8] << 8 | data[n - 7]))
+    else:
+        return None
+    variant |= (data[2] & 0x01) << 5 | (data[3] & 0x10) << 2
+    key = data[HEADER_LEN:qname_end].lower() + data[qname_end:qname_end + 4] + _BYTE[variant]
+    return key, qname_end
 
 
 def _skip_name(data: bytes, pos: int) -> int:
