@@ -17,6 +17,7 @@ Conventions followed from kube-proxy:
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -191,14 +192,17 @@ def _endpoints_for(
 
 def _endpoint_sort_key(ep: Endpoint) -> tuple[int, int]:
     """Numeric IP order, so 10.0.0.9 sorts before 10.0.0.10."""
-    return (int(ipaddress.IPv4Address(ep.ip)), ep.port)
+    return (_ipv4_int(ep.ip) or 0, ep.port)
 
 
 def _is_ipv4(value: object) -> bool:
-    if not isinstance(value, str) or not value:
-        return False
+    return isinstance(value, str) and _ipv4_int(value) is not None
+
+
+@functools.lru_cache(maxsize=1 << 18)
+def _ipv4_int(value: str) -> int | None:
+    """Parsed address, cached: every sync sees the same few thousand addresses again."""
     try:
-        ipaddress.IPv4Address(value)
+        return int(ipaddress.IPv4Address(value))
     except ValueError:
-        return False
-    return True
+        return None
