@@ -53,7 +53,10 @@ def fill_index(services: list[tuple[str, str, str]]) -> RecordIndex:
         index.upsert_service(
             {
                 "metadata": {"namespace": namespace, "name": name},
-                "spec": {"clusterIP": ip, "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]},
+                "spec": {
+                    "clusterIP": ip,
+                    "ports": [{"name": "http", "port": 80, "protocol": "TCP"}],
+                },
             }
         )
     index.mark_synced()
@@ -223,7 +226,8 @@ async def main(args: argparse.Namespace) -> None:
     stats = server.stats
     total = stats.cache_hits + stats.cache_misses
     if total:
-        print(f"minicluster response cache: {stats.cache_hits / total:.4%} hits of {total} queries")
+        share = stats.cache_hits / total
+        print(f"minicluster response cache: {share:.4%} hits of {total} queries")
 
 
 def parse_args() -> argparse.Namespace:
@@ -232,7 +236,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--duration", type=int, default=10, help="flat-out seconds per server")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--latency-duration", type=int, default=3)
-    parser.add_argument("--latency-rate", type=int, default=0, help="qps; 0: a quarter of the lower QPS")
+    parser.add_argument(
+        "--latency-rate", type=int, default=0, help="qps; 0: a quarter of the lower QPS"
+    )
     parser.add_argument("--clients", type=int, default=1)
     parser.add_argument("--outstanding", type=int, default=100)
     return parser.parse_args()

@@ -83,7 +83,9 @@ class DnsCollector(Collector):
         )
 
 
-def dns_registry(stats: QueryStats, cache: ResponseCache, reader: RecordReader) -> CollectorRegistry:
+def dns_registry(
+    stats: QueryStats, cache: ResponseCache, reader: RecordReader
+) -> CollectorRegistry:
     """A registry of its own, so several servers (tests, workers) never collide globally."""
     registry = CollectorRegistry()
     registry.register(DnsCollector(stats, cache, reader))

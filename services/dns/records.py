@@ -202,12 +202,17 @@ class RecordIndex:
     # -- write side (informer handlers) ------------------------------------------------------
 
     def upsert_service(self, obj: Mapping[str, Any]) -> None:
-        record = service_record(obj)
+        try:
+            record = service_record(obj)
+        except (KeyError, TypeError, AttributeError) as exc:
+            log.warning("ignoring a Service DNS cannot read: %r", exc)
+            return
         key = (record.namespace, record.name)
         if key not in self._services:
             self._namespaces[record.namespace] += 1
         self._services[key] = record
         self._refresh(key)
+        log.debug("service %s/%s: ips=%s ports=%d", *key, record.cluster_ips, len(record.ports))
 
     def delete_service(self, namespace: str, name: str) -> None:
         key = (namespace.lower(), name.lower())
@@ -217,9 +222,14 @@ class RecordIndex:
         if self._namespaces[key[0]] <= 0:
             del self._namespaces[key[0]]
         self._refresh(key)
+        log.debug("service %s/%s: deleted", *key)
 
     def upsert_endpointslice(self, obj: Mapping[str, Any]) -> None:
-        record = slice_record(obj)
+        try:
+            record = slice_record(obj)
+        except (KeyError, TypeError, AttributeError) as exc:
+            log.warning("ignoring an EndpointSlice DNS cannot read: %r", exc)
+            return
         slice_key = (record.namespace, record.name)
         previous = self._slices.get(slice_key)
         if previous is not None and previous.service != record.service:
@@ -229,11 +239,16 @@ class RecordIndex:
             key = (record.namespace, record.service)
             self._slices_by_service.setdefault(key, {})[record.name] = record
             self._refresh(key)
+        log.debug(
+            "endpointslice %s/%s: service=%s endpoints=%d",
+            *slice_key, record.service or "-", len(record.endpoints),
+        )
 
     def delete_endpointslice(self, namespace: str, name: str) -> None:
         previous = self._slices.pop((namespace.lower(), name), None)
         if previous is not None:
             self._detach_slice(previous)
+            log.debug("endpointslice %s/%s: deleted", namespace.lower(), name)
 
     def apply_event(self, kind: str, event_type: str, obj: Mapping[str, Any]) -> None:
         """Apply a watch event ("ADDED"/"MODIFIED"/"DELETED") for a Service or EndpointSlice."""
@@ -257,6 +272,7 @@ class RecordIndex:
         if not self._synced.is_set():
             self._synced.set()
             self.generation += 1
+            log.info("records synced: %d services", len(self._services))
 
     async def wait_synced(self) -> None:
         await self._synced.wait()

@@ -82,7 +82,9 @@ def cluster_objects() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
              ("10.1.0.3", None, True), ("10.1.0.4", "web-3", False)],
             ("http", 8080, "TCP"),
         ),
-        endpoint_slice("default", "pub-abc", "pub", [("10.1.1.1", None, False)], ("http", 80, "TCP")),
+        endpoint_slice(
+            "default", "pub-abc", "pub", [("10.1.1.1", None, False)], ("http", 80, "TCP")
+        ),
         endpoint_slice(
             "big", "many-abc", "many",
             [(f"10.2.{i // 200}.{i % 200 + 1}", None, True) for i in range(100)],

@@ -34,7 +34,9 @@ DIG_CASES = [
 ]
 
 
-@pytest.mark.parametrize("args,expected", [c[1:] for c in DIG_CASES], ids=[c[0] for c in DIG_CASES])
+@pytest.mark.parametrize(
+    "args,expected", [c[1:] for c in DIG_CASES], ids=[c[0] for c in DIG_CASES]
+)
 async def test_dig_short(server: DnsServer, args: list[str], expected: list[str]) -> None:
     out = await dig(server.port, *args)
     assert out.split("\n")[:-1] == expected

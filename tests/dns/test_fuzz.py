@@ -186,6 +186,11 @@ def test_index_ignores_malformed_objects_gracefully() -> None:
                       "labels": {"kubernetes.io/service-name": "odd"}},
          "endpoints": [{"addresses": ["300.1.1.1", "10.0.0.1"]}, "junk", {"addresses": None}]}
     )
+    index.upsert_service({"metadata": {"namespace": "default"}, "spec": {}})  # no name
+    index.upsert_service({"metadata": "junk"})
+    index.upsert_endpointslice({"metadata": {"namespace": "default"}})
+    index.upsert_endpointslice({"metadata": {"name": "x"}, "endpoints": [{"addresses": 5}]})
+    assert len(index) == 1
     record = index.service("default", "odd")
     assert record is not None and record.cluster_ips == () and record.ports == ()
     assert [ep.address for ep in index.endpoints("default", "odd")] == ["10.0.0.1"]

@@ -25,7 +25,8 @@ async def test_readyz_follows_sync_and_metrics_count_queries() -> None:
     index = filled_index(synced=False)
     dns = DnsServer(index)
     await dns.start(LOOPBACK, 0)
-    app = create_health_app(reader=index, registry=dns_registry(dns.stats, dns.handler.cache, index))
+    registry = dns_registry(dns.stats, dns.handler.cache, index)
+    app = create_health_app(reader=index, registry=registry)
     async with TestClient(TestServer(app, host=LOOPBACK)) as client:
         try:
             assert (await client.get("/healthz")).status == 200

@@ -209,7 +209,8 @@ async def test_tcp_connection_carries_several_queries(server: DnsServer) -> None
 
     reader, writer = await asyncio.open_connection(LOOPBACK, server.port)
     try:
-        for i, name in enumerate(["mysvc.default.svc.cluster.local", "api.prod.svc.cluster.local"]):
+        names = ["mysvc.default.svc.cluster.local", "api.prod.svc.cluster.local"]
+        for i, name in enumerate(names):
             q = DNSRecord.question(name)
             q.header.id = 100 + i
             packet = q.pack()

@@ -56,7 +56,8 @@ def test_reverse_index_tracks_cluster_ips_and_shared_addresses() -> None:
     index.upsert_service(service("ns", "b", "None"))
     index.upsert_service(service("ns", "c", "None"))
     for svc in ("b", "c"):
-        index.upsert_endpointslice(endpoint_slice("ns", f"{svc}-1", svc, [("10.0.0.5", None, True)]))
+        slice_ = endpoint_slice("ns", f"{svc}-1", svc, [("10.0.0.5", None, True)])
+        index.upsert_endpointslice(slice_)
     assert index.names_for_ip("10.96.0.1") == ("a.ns.svc",)
     assert index.names_for_ip("10.0.0.5") == ("10-0-0-5.b.ns.svc", "10-0-0-5.c.ns.svc")
     index.delete_service("ns", "b")
