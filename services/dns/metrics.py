@@ -74,6 +74,10 @@ class DnsCollector(Collector):
             "minicluster_dns_forward_failures", "Forwarded queries no upstream answered.",
             value=stats.forward_failures,
         )
+        yield CounterMetricFamily(
+            "minicluster_dns_internal_errors", "Queries that hit a bug and got SERVFAIL.",
+            value=stats.internal_errors,
+        )
         yield GaugeMetricFamily(
             "minicluster_dns_cache_entries", "Responses held in the cache.", value=len(self._cache)
         )

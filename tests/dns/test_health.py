@@ -51,6 +51,7 @@ async def test_readyz_follows_sync_and_metrics_count_queries() -> None:
     assert "minicluster_dns_cache_hits_total 2.0" in lines
     assert "minicluster_dns_cache_misses_total 3.0" in lines
     assert "minicluster_dns_synced 1.0" in lines
+    assert "minicluster_dns_internal_errors_total 0.0" in lines
 
 
 def test_random_query_types_do_not_explode_label_cardinality() -> None:

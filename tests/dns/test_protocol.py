@@ -76,20 +76,41 @@ async def test_edns_opt_is_echoed_only_when_sent(server: DnsServer) -> None:
 
 async def test_big_answer_truncates_over_udp_and_fits_over_tcp(server: DnsServer) -> None:
     name = "many.big.svc.cluster.local"
-    plain = await query(server.port, name)  # no EDNS: 512 bytes
-    assert plain.header.tc == 1 and plain.rr == []
-    small = await query(server.port, name, edns=1232)
-    assert small.header.tc == 1 and small.rr == []
-    assert [rr.rtype for rr in small.ar] == [QTYPE.OPT]
+    # Twice: the second round comes from the cache, one entry per EDNS/size variant.
+    for round_no in range(2):
+        hits = server.stats.cache_hits
+        plain = await query(server.port, name)  # no EDNS: 512 bytes
+        assert plain.header.tc == 1 and plain.rr == []
+        small = await query(server.port, name, edns=1232)
+        assert small.header.tc == 1 and small.rr == []
+        assert [rr.rtype for rr in small.ar] == [QTYPE.OPT]
 
-    large = await query(server.port, name, edns=4096)  # honours the client's bigger buffer
-    assert large.header.tc == 0 and len(large.rr) == 100
+        large = await query(server.port, name, edns=4096)  # honours the client's bigger buffer
+        assert large.header.tc == 0 and len(large.rr) == 100
 
-    over_tcp = await query(server.port, name, tcp=True)
-    assert over_tcp.header.tc == 0 and len(over_tcp.rr) == 100
-    assert {str(rr.rdata) for rr in over_tcp.rr} == {
-        f"10.2.{i // 200}.{i % 200 + 1}" for i in range(100)
-    }
+        over_tcp = await query(server.port, name, tcp=True)
+        assert over_tcp.header.tc == 0 and len(over_tcp.rr) == 100
+        assert {str(rr.rdata) for rr in over_tcp.rr} == {
+            f"10.2.{i // 200}.{i % 200 + 1}" for i in range(100)
+        }
+        assert server.stats.cache_hits - hits == (4 if round_no else 0)
+
+
+async def test_zone_and_ttl_are_settings(index: RecordIndex) -> None:
+    dns = DnsServer(index, zone="k8s.test.", ttl=30)
+    await dns.start(LOOPBACK, 0)
+    try:
+        reply = await query(dns.port, "mysvc.default.svc.k8s.test")
+        assert answers(reply) == [("A", "10.96.0.10")]
+        assert reply.rr[0].ttl == 30
+        reply = await query(dns.port, "_http._tcp.mysvc.default.svc.k8s.test", "SRV")
+        assert answers(reply) == [("SRV", "0 100 80 mysvc.default.svc.k8s.test.")]
+        reply = await query(dns.port, "nope.default.svc.k8s.test")
+        assert [(str(rr.rname), rr.ttl) for rr in reply.auth] == [("k8s.test.", 30)]
+        reply = await query(dns.port, "mysvc.default.svc.cluster.local")
+        assert RCODE.get(reply.header.rcode) == "REFUSED"
+    finally:
+        await dns.stop()
 
 
 def _header(ident: int, flags: int, qd: int = 1, an: int = 0, ns: int = 0, ar: int = 0) -> bytes:
