@@ -8,7 +8,6 @@ caches have synced every name we own gets SERVFAIL rather than a possibly wrong 
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -59,7 +58,7 @@ def resolve(
         return OUTSIDE
     if not reader.synced:
         return Resolution(RCODE.SERVFAIL, authoritative=False)
-    node = _NODES[name.kind](name, reader, zone)
+    node = _NODES[name.kind](name, reader, zone, qtype)
     if node is None:
         if name.kind is Kind.REVERSE:
             return OUTSIDE  # not a cluster address: somebody else's reverse zone
@@ -89,8 +88,8 @@ def _soa(origin: Labels, zone: ZoneSettings) -> RR:
 
 def _address_records(addresses: tuple[str, ...] | list[str]) -> list[tuple[int, RD]]:
     out: list[tuple[int, RD]] = []
-    for address in addresses:
-        if ipaddress.ip_address(address).version == 4:
+    for address in addresses:  # normalised by the index, so a colon means IPv6
+        if ":" not in address:
             out.append((QTYPE.A, A(address)))
         else:
             out.append((QTYPE.AAAA, AAAA(address)))
@@ -143,7 +142,9 @@ def _srv_records(
     return node
 
 
-def _service_node(name: QueryName, reader: RecordReader, zone: ZoneSettings) -> Node | None:
+def _service_node(
+    name: QueryName, reader: RecordReader, zone: ZoneSettings, qtype: int
+) -> Node | None:
     service = reader.service(name.namespace, name.service)
     if service is None:
         return None
@@ -156,12 +157,17 @@ def _service_node(name: QueryName, reader: RecordReader, zone: ZoneSettings) -> 
         addresses = list(dict.fromkeys(addresses))  # one A per address, even with two labels
     else:
         addresses = list(service.cluster_ips)
-    node = _srv_records(service, endpoints, zone, port_name=None, protocol=None)
-    node.records[:0] = _address_records(addresses)
+    node = Node(_address_records(addresses))
+    if qtype in (QTYPE.SRV, QTYPE.ANY):  # SRV records cost more; build them only when asked
+        srv = _srv_records(service, endpoints, zone, port_name=None, protocol=None)
+        node.records += srv.records
+        node.glue = srv.glue
     return node
 
 
-def _endpoint_node(name: QueryName, reader: RecordReader, zone: ZoneSettings) -> Node | None:
+def _endpoint_node(
+    name: QueryName, reader: RecordReader, zone: ZoneSettings, qtype: int
+) -> Node | None:
     if reader.service(name.namespace, name.service) is None:
         return None
     addresses = [
@@ -171,7 +177,9 @@ def _endpoint_node(name: QueryName, reader: RecordReader, zone: ZoneSettings) ->
     return Node(_address_records(addresses)) if addresses else None
 
 
-def _srv_node(name: QueryName, reader: RecordReader, zone: ZoneSettings) -> Node | None:
+def _srv_node(
+    name: QueryName, reader: RecordReader, zone: ZoneSettings, qtype: int
+) -> Node | None:
     service = reader.service(name.namespace, name.service)
     if service is None:
         return None
@@ -188,12 +196,14 @@ def _srv_node(name: QueryName, reader: RecordReader, zone: ZoneSettings) -> Node
     return node
 
 
-def _pod_node(name: QueryName, reader: RecordReader, zone: ZoneSettings) -> Node:
+def _pod_node(name: QueryName, reader: RecordReader, zone: ZoneSettings, qtype: int) -> Node:
     # "pods insecure" mode, as in CoreDNS's default: the name encodes its own answer.
     return Node(_address_records([name.address]))
 
 
-def _namespace_node(name: QueryName, reader: RecordReader, zone: ZoneSettings) -> Node | None:
+def _namespace_node(
+    name: QueryName, reader: RecordReader, zone: ZoneSettings, qtype: int
+) -> Node | None:
     return Node() if reader.has_namespace(name.namespace) else None
 
 
@@ -202,7 +212,7 @@ def _nameserver_addresses(reader: RecordReader) -> tuple[str, ...]:
     return service.cluster_ips if service else ()
 
 
-def _apex_node(name: QueryName, reader: RecordReader, zone: ZoneSettings) -> Node:
+def _apex_node(name: QueryName, reader: RecordReader, zone: ZoneSettings, qtype: int) -> Node:
     soa = _soa(name.origin, zone)
     if name.origin == SHORT_ORIGIN:
         return Node([(QTYPE.SOA, soa.rdata)])
@@ -211,24 +221,32 @@ def _apex_node(name: QueryName, reader: RecordReader, zone: ZoneSettings) -> Nod
     return Node([(QTYPE.SOA, soa.rdata), (QTYPE.NS, NS(nameserver))], glue)
 
 
-def _nameserver_node(name: QueryName, reader: RecordReader, zone: ZoneSettings) -> Node:
+def _nameserver_node(
+    name: QueryName, reader: RecordReader, zone: ZoneSettings, qtype: int
+) -> Node:
     return Node(_address_records(_nameserver_addresses(reader)))
 
 
-def _dns_version_node(name: QueryName, reader: RecordReader, zone: ZoneSettings) -> Node:
+def _dns_version_node(
+    name: QueryName, reader: RecordReader, zone: ZoneSettings, qtype: int
+) -> Node:
     return Node([(QTYPE.TXT, TXT(DNS_SCHEMA_VERSION))])
 
 
-def _reverse_node(name: QueryName, reader: RecordReader, zone: ZoneSettings) -> Node | None:
+def _reverse_node(
+    name: QueryName, reader: RecordReader, zone: ZoneSettings, qtype: int
+) -> Node | None:
     names = reader.names_for_ip(name.address)
     if not names:
         return None
     return Node([(QTYPE.PTR, PTR(zone.name(*n.split(".")))) for n in names])
 
 
-_NODES: dict[Kind, Callable[[QueryName, RecordReader, ZoneSettings], Node | None]] = {
+NodeBuilder = Callable[[QueryName, RecordReader, ZoneSettings, int], Node | None]
+
+_NODES: dict[Kind, NodeBuilder] = {
     Kind.APEX: _apex_node,
-    Kind.EMPTY: lambda name, reader, zone: Node(),
+    Kind.EMPTY: lambda name, reader, zone, qtype: Node(),
     Kind.NAMESPACE: _namespace_node,
     Kind.SERVICE: _service_node,
     Kind.ENDPOINT: _endpoint_node,
@@ -237,5 +255,5 @@ _NODES: dict[Kind, Callable[[QueryName, RecordReader, ZoneSettings], Node | None
     Kind.NAMESERVER: _nameserver_node,
     Kind.DNS_VERSION: _dns_version_node,
     Kind.REVERSE: _reverse_node,
-    Kind.UNKNOWN: lambda name, reader, zone: None,
+    Kind.UNKNOWN: lambda name, reader, zone, qtype: None,
 }
