@@ -11,11 +11,11 @@ import logging
 import time
 from dataclasses import dataclass, field, replace
 
-from dnslib import QTYPE, RCODE, DNSLabel
+from dnslib import RCODE, DNSLabel
 
 from . import wire
 from .answers import ZoneSettings, resolve
-from .cache import ResponseCache
+from .cache import Entry, ResponseCache
 from .qname import parse_qname
 from .records import RecordReader
 
@@ -75,13 +75,15 @@ class QueryHandler:
             if guess is not None:
                 entry = self.cache.get(guess[0])
                 if entry is not None:
-                    head, tail, stat = entry
-                    stats = self.stats
-                    stats.cache_hits += 1
-                    counts = stats.by_type_rcode
-                    counts[stat] = counts.get(stat, 0) + 1
-                    return data[:2] + head + data[12:guess[1]] + tail
-            return self._answer_miss(data, tcp)
+                    return self._from_cache(data, entry, guess[1])
+            # Queries the guess cannot read (EDNS options such as cookies, trailing bytes)
+            # may still be cached under the key a full walk finds.
+            found = wire.cache_key(data, tcp)
+            if found is not None and found != guess:
+                entry = self.cache.get(found[0])
+                if entry is not None:
+                    return self._from_cache(data, entry, found[1])
+            return self._answer_miss(data, tcp, found)
         except Exception:
             self.stats.internal_errors += 1
             log.exception("failed to answer a query")
@@ -89,7 +91,17 @@ class QueryHandler:
                 return None
             return wire.error_response(data, RCODE.SERVFAIL)
 
-    def _answer_miss(self, data: bytes, tcp: bool) -> bytes | Forward | None:
+    def _from_cache(self, data: bytes, entry: Entry, qname_end: int) -> bytes:
+        head, tail, stat = entry
+        stats = self.stats
+        stats.cache_hits += 1
+        counts = stats.by_type_rcode
+        counts[stat] = counts.get(stat, 0) + 1
+        return data[:2] + head + data[12:qname_end] + tail
+
+    def _answer_miss(
+        self, data: bytes, tcp: bool, found: tuple[bytes, int] | None
+    ) -> bytes | Forward | None:
         self.stats.cache_misses += 1
         found = wire.cache_key(data, tcp)
         try:
@@ -150,7 +162,3 @@ class QueryHandler:
             self._zone = replace(self._zone, serial=serial)
             self._zone_generation = generation
         return self._zone
-
-
-def qtype_name(qtype: int) -> str:
-    return str(QTYPE.get(qtype, f"TYPE{qtype}"))

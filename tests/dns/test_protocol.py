@@ -176,10 +176,12 @@ async def test_edns_options_and_extra_records_are_tolerated(server: DnsServer) -
     # dig sends a COOKIE option by default; options do not change the answer.
     from dnslib import EDNSOption
 
-    q = DNSRecord.question("mysvc.default.svc.cluster.local")
-    q.add_ar(EDNS0(udp_len=1232, opts=[EDNSOption(10, b"\x01" * 8)]))
-    reply = DNSRecord.parse(await ask(server.port, q))
-    assert answers(reply) == [("A", "10.96.0.10")]
+    for cookie in (b"\x01" * 8, b"\x02" * 8):
+        q = DNSRecord.question("mysvc.default.svc.cluster.local")
+        q.add_ar(EDNS0(udp_len=1232, opts=[EDNSOption(10, cookie)]))
+        reply = DNSRecord.parse(await ask(server.port, q))
+        assert answers(reply) == [("A", "10.96.0.10")]
+    assert server.stats.cache_hits == 1  # options do not keep a query from the cache
 
 
 async def test_cache_is_invalidated_on_changes(server: DnsServer, index: RecordIndex) -> None:
