@@ -151,6 +151,22 @@ async def wait_answering(port: int, name: str) -> str | None:
     return None
 
 
+async def churn_services(
+    index: RecordIndex, services: list[tuple[str, str, str]], per_second: float
+) -> None:
+    """Re-upsert services at a steady rate; each change empties our response cache."""
+    if per_second <= 0:
+        return
+    i = 0
+    while True:
+        namespace, name, ip = services[i % len(services)]
+        index.upsert_service(
+            {"metadata": {"namespace": namespace, "name": name}, "spec": {"clusterIP": ip}}
+        )
+        i += 1
+        await asyncio.sleep(1 / per_second)
+
+
 def merge(runs: list[Run]) -> Run:
     completed = sum(r.completed for r in runs)
     return Run(
@@ -189,6 +205,8 @@ async def main(args: argparse.Namespace) -> None:
                   f"ours={ours_answer} dnsmasq={theirs_answer}")
             if ours_answer != theirs_answer or ours_answer is None:
                 print("WARNING: the two servers do not give the same answer")
+            if args.churn:
+                print(f"churn: {args.churn:g} service updates/s, each invalidating our cache")
             print(f"dnsperf: {args.duration}s flat out per server in {args.rounds} interleaved "
                   f"rounds, {args.clients} client(s), {args.outstanding} outstanding; then "
                   f"{args.latency_duration}s at a fixed rate for latency percentiles")
@@ -197,10 +215,14 @@ async def main(args: argparse.Namespace) -> None:
             # machine hits both servers alike.
             targets = {"minicluster": server.port, "dnsmasq": dnsmasq_port}
             rounds: dict[str, list[Run]] = {label: [] for label in targets}
-            for round_no in range(args.rounds):
-                order = list(targets) if round_no % 2 == 0 else list(reversed(targets))
-                for label in order:
-                    rounds[label].append(await dnsperf(targets[label], queries, args))
+            churn = asyncio.create_task(churn_services(index, services, args.churn))
+            try:
+                for round_no in range(args.rounds):
+                    order = list(targets) if round_no % 2 == 0 else list(reversed(targets))
+                    for label in order:
+                        rounds[label].append(await dnsperf(targets[label], queries, args))
+            finally:
+                churn.cancel()
             results = {label: merge(runs) for label, runs in rounds.items()}
             rate = args.latency_rate or int(min(r.qps for r in results.values()) * 0.25)
             for label, port in targets.items():
@@ -238,6 +260,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--latency-duration", type=int, default=3)
     parser.add_argument(
         "--latency-rate", type=int, default=0, help="qps; 0: a quarter of the lower QPS"
+    )
+    parser.add_argument(
+        "--churn", type=float, default=0, help="service updates per second during QPS runs"
     )
     parser.add_argument("--clients", type=int, default=1)
     parser.add_argument("--outstanding", type=int, default=100)

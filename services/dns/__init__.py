@@ -7,7 +7,8 @@ Layers, each only using the ones above it:
 - ``qname``    query names parsed into a ``QueryName`` struct (pure).
 - ``answers``  ``resolve``: a QueryName + reader -> records of the response (pure).
 - ``wire``     hand-rolled header/question reading for the cache key, response packing.
-- ``cache``    finished responses keyed by (qname, qtype, qclass, variant), dropped on change.
+- ``cache``    finished responses keyed by (qname, qtype, qclass, variant), each dropped when
+               the record it was built from changes (per-name versions from the index).
 - ``handler``  bytes in, bytes out: cache hit path, miss path, errors. No I/O.
 - ``forward``  upstream forwarding for names outside the zone (UDP, TCP on truncation).
 - ``server``   ``DnsServer``: UDP + TCP sockets on one port.

@@ -14,7 +14,15 @@ from dataclasses import dataclass, field
 from dnslib import AAAA, CNAME, NS, PTR, QTYPE, RCODE, RD, RR, SOA, SRV, TXT, A, DNSLabel
 
 from .qname import SHORT_ORIGIN, Kind, Labels, QueryName
-from .records import EndpointRecord, RecordReader, ServiceRecord
+from .records import (
+    Dependency,
+    EndpointRecord,
+    RecordReader,
+    ServiceRecord,
+    address_dependency,
+    namespace_dependency,
+    service_dependency,
+)
 
 DNS_SCHEMA_VERSION = "1.1.0"
 NAMESERVER_SERVICE = ("kube-system", "kube-dns")
@@ -73,6 +81,25 @@ def resolve(
     answer = [RR(owner, rtype, rdata=rd, ttl=zone.ttl) for rtype, rd in matching]
     wants_glue = any(t in (QTYPE.SRV, QTYPE.NS) for t, _ in matching)
     return Resolution(RCODE.NOERROR, answer=answer, additional=node.glue if wants_glue else [])
+
+
+def dependency(name: QueryName) -> Dependency | None:
+    """The one piece of the index an answer for ``name`` reads (None: the zone layout only).
+
+    The response cache keeps an answer while this piece is unchanged, so this must name
+    everything the node builders below look at; tests compare cached and uncached answers
+    across random changes to hold it to that.
+    """
+    kind = name.kind
+    if kind in (Kind.SERVICE, Kind.ENDPOINT, Kind.SRV):
+        return service_dependency(name.namespace, name.service)
+    if kind in (Kind.APEX, Kind.NAMESERVER):
+        return service_dependency(*NAMESERVER_SERVICE)  # NS glue / ns.dns addresses
+    if kind is Kind.NAMESPACE:
+        return namespace_dependency(name.namespace)
+    if kind is Kind.REVERSE:
+        return address_dependency(name.address)
+    return None
 
 
 def _soa(origin: Labels, zone: ZoneSettings) -> RR:

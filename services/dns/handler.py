@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from dnslib import RCODE, DNSLabel
 
 from . import wire
-from .answers import ZoneSettings, resolve
+from .answers import ZoneSettings, dependency, resolve
 from .cache import Entry, ResponseCache
 from .qname import parse_qname
 from .records import RecordReader
@@ -56,12 +56,15 @@ class QueryHandler:
         ttl: int = 5,
         forwarding: bool = False,
         cache_size: int = 50_000,
-        serial_base: int | None = None,
+        soa_serial: int | None = None,
     ) -> None:
         self._reader = reader
-        self._zone = ZoneSettings(zone=tuple(zone.strip(".").lower().split(".")), ttl=ttl)
-        self._zone_generation = -1
-        self._serial_base = int(time.time()) if serial_base is None else serial_base
+        # The SOA serial is fixed per run: cached negative answers may live on while other
+        # names change, and nothing here transfers zones, so a moving serial would buy nothing.
+        serial = (int(time.time()) if soa_serial is None else soa_serial) % 2**32
+        self._zone = ZoneSettings(
+            zone=tuple(zone.strip(".").lower().split(".")), ttl=ttl, serial=serial
+        )
         self._forwarding = forwarding
         self.cache = ResponseCache(reader, max_entries=cache_size)
         self.stats = QueryStats()
@@ -92,7 +95,7 @@ class QueryHandler:
             return wire.error_response(data, RCODE.SERVFAIL)
 
     def _from_cache(self, data: bytes, entry: Entry, qname_end: int) -> bytes:
-        head, tail, stat = entry
+        head, tail, stat, _, _ = entry
         stats = self.stats
         stats.cache_hits += 1
         counts = stats.by_type_rcode
@@ -118,7 +121,7 @@ class QueryHandler:
             return self._respond(query, RCODE.REFUSED, found=found)
         labels = tuple(label.lower().decode("latin-1") for label in query.labels)
         name = parse_qname(labels, self._zone.zone)
-        result = resolve(name, query.qtype, DNSLabel(query.labels), self._reader, self._settings())
+        result = resolve(name, query.qtype, DNSLabel(query.labels), self._reader, self._zone)
         if result.outside and self._forwarding:
             question_len = sum(len(label) + 1 for label in query.labels) + 5
             return Forward(data[wire.HEADER_LEN:wire.HEADER_LEN + question_len])
@@ -134,7 +137,7 @@ class QueryHandler:
         stat = (query.qtype, result.rcode)
         self.stats.by_type_rcode[stat] = self.stats.by_type_rcode.get(stat, 0) + 1
         if found is not None:
-            self.cache.put(found[0], response, found[1], stat)
+            self.cache.put(found[0], response, found[1], stat, dependency(name))
         return response
 
     def _respond(
@@ -151,14 +154,5 @@ class QueryHandler:
         )
         self.stats.count(query.qtype, rcode)
         if found is not None:
-            self.cache.put(found[0], response, found[1], (query.qtype, rcode))
+            self.cache.put(found[0], response, found[1], (query.qtype, rcode), None)
         return response
-
-    def _settings(self) -> ZoneSettings:
-        # The SOA serial follows the data, so a changed zone never repeats an old serial.
-        generation = self._reader.generation
-        if generation != self._zone_generation:
-            serial = (self._serial_base + generation) % 2**32
-            self._zone = replace(self._zone, serial=serial)
-            self._zone_generation = generation
-        return self._zone

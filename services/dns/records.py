@@ -4,7 +4,11 @@ Informer handlers hand plain Kubernetes JSON dicts to :class:`RecordIndex`. Only
 DNS needs are kept (as CoreDNS does), so answering never walks full objects and memory stays
 small. The answering side sees the index only through :class:`RecordReader`.
 
-Every change bumps ``generation``; the response cache compares it to drop stale wire bytes.
+Cached responses are invalidated through versions: every change stamps the pieces it
+touched (a service name, a namespace's existence, an IP's PTR names) with the new
+``generation``; a cached answer stays valid only while the piece it was built from keeps
+its stamp.
+``epoch`` moves when every cached answer must go (sync, compaction of the stamps).
 The index is not thread-safe: mutate and read it on the event loop thread.
 """
 
@@ -23,6 +27,22 @@ log = logging.getLogger(__name__)
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
 ServiceKey = tuple[str, str]  # (namespace, name), lower-cased
+Dependency = tuple[str, ...]  # what one answer was built from; see the *_dependency helpers
+
+
+def service_dependency(namespace: str, name: str) -> Dependency:
+    """A service's record and its published endpoints."""
+    return ("svc", namespace, name)
+
+
+def namespace_dependency(namespace: str) -> Dependency:
+    """Whether a namespace holds any service."""
+    return ("ns", namespace)
+
+
+def address_dependency(address: str) -> Dependency:
+    """The PTR names of one (normalised) IP."""
+    return ("ip", address)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,10 +89,12 @@ class SliceRecord:
 class RecordReader(Protocol):
     """The narrow read interface the answering side uses."""
 
-    generation: int
+    epoch: int
 
     @property
     def synced(self) -> bool: ...
+
+    def version(self, dependency: Dependency) -> int: ...
 
     def service(self, namespace: str, name: str) -> ServiceRecord | None: ...
 
@@ -189,7 +211,9 @@ class RecordIndex:
     """Services and endpoint slices by name, with a reverse index by IP for PTR."""
 
     def __init__(self) -> None:
-        self.generation = 0
+        self.generation = 0  # bumped by every change; the stamp for versions
+        self.epoch = 0  # bumped when all cached answers must go
+        self._versions: dict[Dependency, int] = {}
         self._synced = asyncio.Event()
         self._services: dict[ServiceKey, ServiceRecord] = {}
         self._slices: dict[tuple[str, str], SliceRecord] = {}
@@ -210,6 +234,8 @@ class RecordIndex:
         key = (record.namespace, record.name)
         if key not in self._services:
             self._namespaces[record.namespace] += 1
+            if self._namespaces[record.namespace] == 1:
+                self._touch(namespace_dependency(record.namespace))
         self._services[key] = record
         self._refresh(key)
         log.debug("service %s/%s: ips=%s ports=%d", *key, record.cluster_ips, len(record.ports))
@@ -221,6 +247,7 @@ class RecordIndex:
         self._namespaces[key[0]] -= 1
         if self._namespaces[key[0]] <= 0:
             del self._namespaces[key[0]]
+            self._touch(namespace_dependency(key[0]))
         self._refresh(key)
         log.debug("service %s/%s: deleted", *key)
 
@@ -272,6 +299,7 @@ class RecordIndex:
         if not self._synced.is_set():
             self._synced.set()
             self.generation += 1
+            self.epoch += 1
             log.info("records synced: %d services", len(self._services))
 
     async def wait_synced(self) -> None:
@@ -288,9 +316,20 @@ class RecordIndex:
                 del self._slices_by_service[key]
         self._refresh(key)
 
+    def _touch(self, dependency: Dependency) -> None:
+        self.generation += 1
+        versions = self._versions
+        if dependency not in versions:
+            live = len(self._services) + len(self._namespaces) + len(self._reverse)
+            if len(versions) > 2 * live + 1024:
+                # Stamps of long-gone names pile up; forget them all and flush the cache.
+                versions.clear()
+                self.epoch += 1
+        versions[dependency] = self.generation
+
     def _refresh(self, key: ServiceKey) -> None:
         """Recompute one service's derived view (published endpoints, PTR names)."""
-        self.generation += 1
+        self._touch(service_dependency(*key))
         service = self._services.get(key)
         if service is None:
             self._endpoints.pop(key, None)
@@ -301,6 +340,8 @@ class RecordIndex:
             self._endpoints[key] = endpoints
             new_pairs = reverse_names(service, endpoints)
         old_pairs = self._reverse_by_service.get(key, frozenset())
+        for ip in {ip for ip, _ in old_pairs ^ new_pairs}:
+            self._touch(address_dependency(ip))
         for ip, name in old_pairs - new_pairs:
             names = self._reverse.get(ip)
             if names is not None:
@@ -319,6 +360,9 @@ class RecordIndex:
     @property
     def synced(self) -> bool:
         return self._synced.is_set()
+
+    def version(self, dependency: Dependency) -> int:
+        return self._versions.get(dependency, 0)
 
     def service(self, namespace: str, name: str) -> ServiceRecord | None:
         return self._services.get((namespace, name))

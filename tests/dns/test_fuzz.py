@@ -92,8 +92,8 @@ def test_cache_hits_match_misses_for_mutated_queries() -> None:
     """Whatever the fast path accepts, it answers exactly as the full path would."""
     rng = random.Random(7)
     seeds = seed_packets()
-    cached = QueryHandler(filled_index(), serial_base=1)
-    uncached = QueryHandler(filled_index(), serial_base=1, cache_size=0)
+    cached = QueryHandler(filled_index(), soa_serial=1)
+    uncached = QueryHandler(filled_index(), soa_serial=1, cache_size=0)
     hits = 0
     for _ in range(5000):
         packet = mutate(rng, seeds)

@@ -153,3 +153,38 @@ async def test_wait_synced() -> None:
     index.mark_synced()
     await asyncio.wait_for(waiter, 1)
     assert index.synced
+
+
+def test_changes_stamp_only_what_they_touch() -> None:
+    from services.dns.records import (
+        address_dependency,
+        namespace_dependency,
+        service_dependency,
+    )
+
+    index = RecordIndex()
+    index.upsert_service(service("ns", "a", "10.96.0.1"))
+    a, ns, ip = (
+        service_dependency("ns", "a"), namespace_dependency("ns"), address_dependency("10.96.0.1")
+    )
+    before = {d: index.version(d) for d in (a, ns, ip)}
+    assert all(before.values())
+
+    index.upsert_service(service("ns", "b", "10.96.0.2"))  # the namespace existed already
+    assert {d: index.version(d) for d in (a, ns, ip)} == before
+
+    index.upsert_service(service("ns", "a", "10.96.0.3"))  # same namespace, new address
+    assert index.version(a) > before[a] and index.version(ip) > before[ip]
+    assert index.version(ns) == before[ns]
+    assert index.version(address_dependency("10.96.0.3")) > before[a]
+
+
+def test_stamps_of_gone_names_are_compacted_with_a_new_epoch() -> None:
+    index = RecordIndex()
+    index.mark_synced()
+    epoch = index.epoch
+    for i in range(3000):
+        index.upsert_service(service("ns", f"s{i}", f"10.96.{i // 250}.{i % 250 + 1}"))
+        index.delete_service("ns", f"s{i}")
+    assert index.epoch > epoch  # everything cached was dropped at least once
+    assert len(index._versions) < 3000  # noqa: SLF001 - bounded, which is the point
