@@ -154,7 +154,7 @@ async def wait_answering(port: int, name: str) -> str | None:
 async def churn_services(
     index: RecordIndex, services: list[tuple[str, str, str]], per_second: float
 ) -> None:
-    """Re-upsert services at a steady rate; each change empties our response cache."""
+    """Re-upsert services at a steady rate; each drops that name's cached answers."""
     if per_second <= 0:
         return
     i = 0
@@ -206,7 +206,7 @@ async def main(args: argparse.Namespace) -> None:
             if ours_answer != theirs_answer or ours_answer is None:
                 print("WARNING: the two servers do not give the same answer")
             if args.churn:
-                print(f"churn: {args.churn:g} service updates/s, each invalidating our cache")
+                print(f"churn: {args.churn:g} service updates/s during the QPS runs")
             print(f"dnsperf: {args.duration}s flat out per server in {args.rounds} interleaved "
                   f"rounds, {args.clients} client(s), {args.outstanding} outstanding; then "
                   f"{args.latency_duration}s at a fixed rate for latency percentiles")
