@@ -86,7 +86,12 @@ async def apiserver(etcd: EtcdProcess) -> AsyncIterator[ApiServer]:
     try:
         yield server
     finally:
-        await server.stop()
+        try:
+            await asyncio.wait_for(server.stop(), 10)
+        except asyncio.TimeoutError:
+            for t in asyncio.all_tasks():
+                t.print_stack(limit=10)
+            raise
 
 
 @pytest.fixture

@@ -203,9 +203,16 @@ def create_app(settings: Settings) -> web.Application:
         yield
         for task in list(state.tasks):
             task.cancel()
+        # aetcd's watch set-up can sit on its own lock after a cancel until the stream ends:
+        # cancel everything, close the client (that ends the stream), then wait briefly.
         for cache in state.caches.values():
-            await cache.stop()
-        await state.etcd.close()
+            cache.cancel()
+        try:
+            await asyncio.wait_for(state.etcd.close(), timeout=5)
+        except asyncio.TimeoutError:
+            log.warning("etcd client did not close within 5 s")
+        for cache in state.caches.values():
+            await cache.stop(timeout=2)
 
     app.cleanup_ctx.append(lifecycle)
     r = app.router

@@ -66,13 +66,14 @@ class WatchCache:
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"watchcache-{self.rt.plural}")
 
-    async def stop(self) -> None:
+    def cancel(self) -> None:
         if self._task:
             self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
+
+    async def stop(self, timeout: float = 2.0) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.wait({self._task}, timeout=timeout)
         for sub in list(self.subscribers):
             self._end(sub)
 
@@ -101,7 +102,7 @@ class WatchCache:
                         self._apply(ev)
                 finally:
                     try:
-                        await watch.cancel()
+                        await asyncio.wait_for(watch.cancel(), timeout=1)
                     except Exception:
                         pass
             except asyncio.CancelledError:
