@@ -45,6 +45,7 @@ class Event:
 class Subscriber:
     queue: asyncio.Queue
     prefix: str
+    since: int = 0  # events at or before this revision were sent already (or not wanted)
     closed: bool = False
     overflowed: bool = False
 
@@ -144,7 +145,7 @@ class WatchCache:
         if len(self.events) > self.window:
             self.floor = self.events.popleft().revision
         for sub in list(self.subscribers):
-            if not key.startswith(sub.prefix):
+            if rev <= sub.since or not key.startswith(sub.prefix):
                 continue
             try:
                 sub.queue.put_nowait(event)
@@ -174,7 +175,10 @@ class WatchCache:
         """Register a watcher. With `since`, also return the buffered events after it;
         without, the caller sends the current objects first (see `snapshot`). No await
         happens between reading the buffer and registering, so nothing falls in between."""
-        sub = Subscriber(asyncio.Queue(maxsize=self.watcher_buffer), prefix)
+        # A client may resume from a version this cache has not applied yet (it listed from
+        # etcd a moment ago): `since` keeps those older events out when they arrive.
+        sub = Subscriber(asyncio.Queue(maxsize=self.watcher_buffer), prefix,
+                         since if since is not None else self.revision)
         backlog: list[Event] = []
         if since is not None:
             for ev in reversed(self.events):

@@ -1,0 +1,215 @@
+"""Watch streams: resume without gaps, 410 when too old, selectors, bookmarks, fan-out."""
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+
+import aiohttp
+
+from tests.conftest import ApiServer, api_settings
+
+SVC = "/api/v1/namespaces/default/services"
+
+
+def service(name: str, labels: dict | None = None) -> dict:
+    return {"metadata": {"name": name, "labels": labels or {}}, "spec": {"ports": [{"port": 80}]}}
+
+
+class Stream:
+    """Reads a watch stream into a list of events in the background."""
+
+    def __init__(self, session: aiohttp.ClientSession, url: str) -> None:
+        self.session, self.url = session, url
+        self.events: list[dict] = []
+        self.ended = asyncio.Event()
+        self.task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        try:
+            async with self.session.get(self.url) as r:
+                assert r.status == 200
+                async for line in r.content:
+                    if line.strip():
+                        self.events.append(json.loads(line))
+        finally:
+            self.ended.set()
+
+    async def wait_for(self, n: int, timeout: float = 10.0) -> list[dict]:
+        async def poll():
+            while len(self.events) < n:
+                await asyncio.sleep(0.01)
+        await asyncio.wait_for(poll(), timeout)
+        return self.events
+
+    async def close(self) -> None:
+        self.task.cancel()
+        try:
+            await self.task
+        except (asyncio.CancelledError, Exception):
+            pass
+
+
+def summary(events: list[dict]) -> list[tuple[str, str]]:
+    return [(e["type"], e["object"]["metadata"]["name"]) for e in events]
+
+
+async def test_watch_from_list_version_sees_every_change_once(apiserver, http):
+    _, lst = await http.get(SVC)
+    rv = lst["metadata"]["resourceVersion"]
+    async with aiohttp.ClientSession(apiserver.url) as s:
+        w = Stream(s, f"{SVC}?watch=true&resourceVersion={rv}")
+        _, a = await http.post(SVC, service("a"))
+        a["metadata"]["labels"] = {"x": "y"}
+        await http.put(f"{SVC}/a", a)
+        await http.post(SVC, service("b"))
+        await http.delete(f"{SVC}/a")
+        events = await w.wait_for(4)
+        await asyncio.sleep(0.2)
+        await w.close()
+    assert summary(w.events) == [("ADDED", "a"), ("MODIFIED", "a"), ("ADDED", "b"), ("DELETED", "a")]
+    rvs = [int(e["object"]["metadata"]["resourceVersion"]) for e in events]
+    assert rvs == sorted(rvs) and len(set(rvs)) == 4
+
+
+async def test_resume_from_middle_has_no_gap_and_no_duplicate(apiserver, http):
+    created = []
+    for i in range(5):
+        _, obj = await http.post(SVC, service(f"s{i}"))
+        created.append(obj)
+    middle = created[1]["metadata"]["resourceVersion"]
+    async with aiohttp.ClientSession(apiserver.url) as s:
+        w = Stream(s, f"{SVC}?watch=1&resourceVersion={middle}")
+        await w.wait_for(3)
+        await http.post(SVC, service("s5"))
+        await w.wait_for(4)
+        await asyncio.sleep(0.2)
+        await w.close()
+    assert summary(w.events) == [("ADDED", "s2"), ("ADDED", "s3"), ("ADDED", "s4"), ("ADDED", "s5")]
+
+
+async def test_watch_without_version_starts_with_current_objects(apiserver, http):
+    await http.post(SVC, service("a"))
+    async with aiohttp.ClientSession(apiserver.url) as s:
+        for rv in ("", "&resourceVersion=0"):
+            w = Stream(s, f"{SVC}?watch=True{rv}")
+            events = await w.wait_for(2)
+            await w.close()
+            assert sorted(summary(events)) == [("ADDED", "a"), ("ADDED", "kubernetes")]
+
+
+async def test_too_old_version_gets_410_error_event(etcd):
+    server = await ApiServer(api_settings(etcd, watch_window=3)).start()
+    try:
+        async with aiohttp.ClientSession(server.url) as s:
+            first = None
+            for i in range(6):
+                async with s.post(SVC, json=service(f"s{i}")) as r:
+                    body = await r.json()
+                    first = first or body["metadata"]["resourceVersion"]
+            await asyncio.sleep(0.3)
+            async with s.get(f"{SVC}?watch=true&resourceVersion={first}") as r:
+                assert r.status == 200
+                lines = [json.loads(line) async for line in r.content if line.strip()]
+    finally:
+        await server.stop()
+    assert len(lines) == 1 and lines[0]["type"] == "ERROR"
+    status = lines[0]["object"]
+    assert status["kind"] == "Status" and status["code"] == 410 and status["reason"] == "Expired"
+
+
+async def test_selector_transitions_become_added_and_deleted(apiserver, http):
+    _, lst = await http.get(SVC)
+    rv = lst["metadata"]["resourceVersion"]
+    async with aiohttp.ClientSession(apiserver.url) as s:
+        w = Stream(s, f"{SVC}?watch=true&resourceVersion={rv}&labelSelector=tier=web")
+        _, a = await http.post(SVC, service("a", {"tier": "db"}))
+        a["metadata"]["labels"] = {"tier": "web"}
+        _, a = await http.put(f"{SVC}/a", a)
+        a["metadata"]["labels"] = {"tier": "db"}
+        await http.put(f"{SVC}/a", a)
+        await http.delete(f"{SVC}/a")
+        await w.wait_for(2)
+        await asyncio.sleep(0.3)
+        await w.close()
+    assert summary(w.events) == [("ADDED", "a"), ("DELETED", "a")]
+
+
+async def test_single_object_watch_and_timeout(apiserver, http):
+    await http.post(SVC, service("a"))
+    await http.post(SVC, service("b"))
+    async with aiohttp.ClientSession(apiserver.url) as s:
+        w = Stream(s, f"{SVC}?watch=true&fieldSelector=metadata.name%3Db&timeoutSeconds=1")
+        await asyncio.wait_for(w.ended.wait(), 5)
+    assert summary(w.events) == [("ADDED", "b")]
+
+
+async def test_bookmarks_carry_a_resource_version(etcd):
+    server = await ApiServer(api_settings(etcd, bookmark_interval=0.2)).start()
+    try:
+        async with aiohttp.ClientSession(server.url) as s:
+            async with s.get(SVC) as r:
+                rv = int((await r.json())["metadata"]["resourceVersion"])
+            async with s.get(f"{SVC}?watch=true&resourceVersion={rv}&allowWatchBookmarks=true&timeoutSeconds=1") as r:
+                lines = [json.loads(line) async for line in r.content if line.strip()]
+    finally:
+        await server.stop()
+    marks = [e for e in lines if e["type"] == "BOOKMARK"]
+    assert len(marks) >= 2 and all(int(m["object"]["metadata"]["resourceVersion"]) > 0 for m in marks)
+    assert marks[0]["object"]["kind"] == "Service"
+
+
+def etcd_watchers(endpoint: str) -> int:
+    with urllib.request.urlopen(f"http://{endpoint}/metrics") as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith("etcd_debugging_mvcc_watcher_total "):
+                return int(float(line.split()[1]))
+    raise AssertionError("etcd did not report its watcher count")
+
+
+async def test_a_thousand_watchers_share_one_etcd_watch_per_resource(etcd, apiserver, http):
+    caches = len(apiserver.state.caches)
+    for _ in range(100):  # the caches' etcd watches are set up one after another
+        if etcd_watchers(etcd.endpoint) == caches:
+            break
+        await asyncio.sleep(0.02)
+    base = etcd_watchers(etcd.endpoint)
+    assert base == caches
+    _, lst = await http.get(SVC)
+    rv = lst["metadata"]["resourceVersion"]
+    conn = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(apiserver.url, connector=conn) as s:
+        streams = [Stream(s, f"{SVC}?watch=true&resourceVersion={rv}") for _ in range(1000)]
+        gauge = apiserver.state.metrics.watchers.labels("services")
+        for _ in range(500):
+            if gauge._value.get() >= 1000:
+                break
+            await asyncio.sleep(0.02)
+        assert gauge._value.get() == 1000
+        assert etcd_watchers(etcd.endpoint) == base
+        await http.post(SVC, service("fanout"))
+        for st in streams:
+            await st.wait_for(1)
+        for st in streams:
+            await st.close()
+    assert all(summary(st.events) == [("ADDED", "fanout")] for st in streams)
+
+
+async def test_slow_watcher_is_ended_and_others_continue(etcd):
+    server = await ApiServer(api_settings(etcd, watcher_buffer=5)).start()
+    try:
+        cache = server.state.caches["services"]
+        slow, _ = cache.subscribe("/registry/services/", None)  # never read
+        async with aiohttp.ClientSession(server.url) as s:
+            rv = str(cache.revision)
+            fast = Stream(s, f"{SVC}?watch=true&resourceVersion={rv}")
+            await asyncio.sleep(0.2)
+            for i in range(20):
+                async with s.post(SVC, json=service(f"s{i}")) as r:
+                    assert r.status == 201
+            await fast.wait_for(20)
+            await fast.close()
+        assert slow.closed and slow.overflowed
+        assert slow not in cache.subscribers
+    finally:
+        await server.stop()
