@@ -1,0 +1,347 @@
+"""The REST client: the one module in kubecore that talks HTTP to the API server.
+
+Everything above it (reflectors, informers, controllers) speaks in `ResourceType`s,
+plain JSON objects and three kinds of failure:
+
+- `kubecore.errors.ApiError`: the server answered with a `Status` (404, 409, 422, ...);
+- `Expired`: an `ApiError` with code 410, on its own so that a reflector can relist
+  without looking at codes;
+- `ApiUnavailable`: no answer at all (refused, reset, stream cut short, timed out).
+  The caller decides whether to retry; the client never retries by itself, so a
+  write is never silently applied twice.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, AsyncIterator, Literal, Mapping
+
+import aiohttp
+import yaml
+
+from kubecore.errors import ApiError
+from kubecore.resources import PODS, ResourceType
+
+log = logging.getLogger("kubecore.client")
+Obj = dict[str, Any]
+PatchType = Literal["merge", "strategic", "json", "apply"]
+
+PATCH_CONTENT_TYPES: dict[str, str] = {
+    "merge": "application/merge-patch+json",
+    "strategic": "application/strategic-merge-patch+json",
+    "json": "application/json-patch+json",
+    "apply": "application/apply-patch+yaml",
+}
+WATCH_EVENT_TYPES = ("ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR")
+
+
+class ApiUnavailable(Exception):
+    """The API server could not be reached, or the connection broke mid-answer."""
+
+
+class Expired(ApiError):
+    """410: the resourceVersion asked for is older than the server keeps; relist."""
+
+    def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(410, "Expired", message, details)
+
+
+@dataclass(frozen=True, slots=True)
+class WatchEvent:
+    type: str  # ADDED | MODIFIED | DELETED | BOOKMARK
+    object: Obj
+
+    @property
+    def resource_version(self) -> str:
+        return str((self.object.get("metadata") or {}).get("resourceVersion") or "")
+
+
+def error_from_status(code: int, body: Any, fallback: str = "") -> ApiError:
+    """An `ApiError` (or `Expired`) from a `Status` body; `code` wins when the body has none."""
+    if isinstance(body, dict) and body.get("kind") == "Status":
+        code = int(body.get("code") or code)
+        reason = str(body.get("reason") or "")
+        message = str(body.get("message") or fallback)
+        details = body.get("details")
+        if code == 410:
+            return Expired(message, details)
+        return ApiError(code, reason or _reason_for(code), message, details)
+    if code == 410:
+        return Expired(fallback or "resource version expired")
+    return ApiError(code, _reason_for(code), fallback or f"the server answered {code}")
+
+
+def _reason_for(code: int) -> str:
+    return {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
+            405: "MethodNotAllowed", 409: "Conflict", 410: "Expired", 413: "RequestEntityTooLarge",
+            415: "UnsupportedMediaType", 422: "Invalid", 429: "TooManyRequests",
+            500: "InternalError", 503: "ServiceUnavailable", 504: "Timeout"}.get(code, "Unknown")
+
+
+def resource_path(rt: ResourceType, namespace: str | None = None, name: str | None = None,
+                  subresource: str | None = None) -> str:
+    """/api/v1/namespaces/<ns>/pods/<name>/<sub>, or /apis/<group>/<version>/... ."""
+    base = f"/apis/{rt.group}/{rt.version}" if rt.group else f"/api/{rt.version}"
+    parts = [base]
+    if rt.namespaced and namespace:
+        parts.append(f"namespaces/{namespace}")
+    parts.append(rt.plural)
+    if name is not None:
+        if not name:
+            raise ValueError(f"empty name for {rt.plural}")
+        parts.append(name)
+        if subresource:
+            parts.append(subresource)
+    return "/".join(parts)
+
+
+def _meta(obj: Obj) -> Obj:
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict) or not meta.get("name"):
+        raise ValueError("the object has no metadata.name")
+    return meta
+
+
+class ApiClient:
+    """An asyncio client for one API server. Create it inside the event loop that uses it;
+    `close()` (or `async with`) releases the connection pool."""
+
+    def __init__(self, base_url: str, *, timeout: float = 30.0,
+                 connect_timeout: float = 5.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self._session: aiohttp.ClientSession | None = None
+
+    # -- session ---------------------------------------------------------------------
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                self.base_url,
+                timeout=aiohttp.ClientTimeout(total=self.timeout, sock_connect=self.connect_timeout),
+                headers={"Accept": "application/json", "User-Agent": "minicluster-kubecore"},
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def __aenter__(self) -> "ApiClient":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- one request -----------------------------------------------------------------
+    async def request(self, method: str, path: str, *, params: Mapping[str, str] | None = None,
+                      body: Any = None, content_type: str = "application/json") -> Any:
+        """Send one request; return the decoded JSON answer or raise ApiError/ApiUnavailable."""
+        data = None
+        headers = {}
+        if body is not None:
+            data = json.dumps(body, separators=(",", ":")).encode()
+            headers["Content-Type"] = content_type
+        try:
+            async with self._http().request(method, path, params=params, data=data,
+                                            headers=headers) as resp:
+                raw = await resp.read()
+                status = resp.status
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            raise ApiUnavailable(f"{method} {self.base_url}{path}: {_describe(exc)}") from exc
+        try:
+            decoded = json.loads(raw) if raw else None
+        except ValueError:
+            decoded = None
+        if status >= 400:
+            text = raw.decode(errors="replace").strip()[:500]
+            raise error_from_status(status, decoded, text)
+        if decoded is None and raw:
+            raise ApiError(500, "InternalError", f"{method} {path}: the answer is not JSON")
+        return decoded
+
+    # -- verbs -----------------------------------------------------------------------
+    async def get(self, rt: ResourceType, name: str, namespace: str | None = None) -> Obj:
+        return await self.request("GET", resource_path(rt, namespace, name))
+
+    async def list(self, rt: ResourceType, namespace: str | None = None, *,
+                   label_selector: str | None = None, field_selector: str | None = None,
+                   resource_version: str | None = None) -> tuple[list[Obj], str]:
+        """-> (items, the list's resourceVersion), the version to watch from."""
+        params = _selector_params(label_selector, field_selector)
+        if resource_version is not None:
+            params["resourceVersion"] = resource_version
+        body = await self.request("GET", resource_path(rt, namespace), params=params)
+        items = body.get("items") or []
+        for item in items:  # list items may come bare; watch objects carry kind: make them alike
+            item.setdefault("kind", rt.kind)
+            item.setdefault("apiVersion", rt.api_version)
+        return items, str((body.get("metadata") or {}).get("resourceVersion") or "")
+
+    async def create(self, rt: ResourceType, obj: Obj, namespace: str | None = None) -> Obj:
+        ns = namespace or (obj.get("metadata") or {}).get("namespace")
+        if rt.namespaced and not ns:
+            ns = "default"
+        return await self.request("POST", resource_path(rt, ns), body=obj)
+
+    async def replace(self, rt: ResourceType, obj: Obj) -> Obj:
+        """PUT the whole object; a metadata.resourceVersion in it makes this a compare-and-swap."""
+        meta = _meta(obj)
+        return await self.request("PUT", resource_path(rt, meta.get("namespace"), meta["name"]),
+                                  body=obj)
+
+    async def update_status(self, rt: ResourceType, obj: Obj) -> Obj:
+        meta = _meta(obj)
+        return await self.request(
+            "PUT", resource_path(rt, meta.get("namespace"), meta["name"], "status"), body=obj)
+
+    async def patch(self, rt: ResourceType, name: str, patch: Any, namespace: str | None = None, *,
+                    patch_type: PatchType = "merge", subresource: str | None = None,
+                    field_manager: str | None = None) -> Obj:
+        try:
+            ctype = PATCH_CONTENT_TYPES[patch_type]
+        except KeyError:
+            raise ValueError(f"unknown patch type {patch_type!r}") from None
+        params = {"fieldManager": field_manager} if field_manager else None
+        if patch_type == "apply" and not field_manager:
+            raise ValueError("an apply patch needs a field_manager")
+        return await self.request("PATCH", resource_path(rt, namespace, name, subresource),
+                                  params=params, body=patch, content_type=ctype)
+
+    async def delete(self, rt: ResourceType, name: str, namespace: str | None = None, *,
+                     grace_period_seconds: int | None = None,
+                     preconditions: Mapping[str, str] | None = None) -> Obj:
+        """Delete (or, for graceful kinds and finalizers, mark for deletion); returns the
+        object as the server last had it."""
+        params = {}
+        if grace_period_seconds is not None:
+            params["gracePeriodSeconds"] = str(grace_period_seconds)
+        body = None
+        if preconditions:
+            body = {"kind": "DeleteOptions", "apiVersion": "v1",
+                    "preconditions": dict(preconditions)}
+        return await self.request("DELETE", resource_path(rt, namespace, name), params=params,
+                                  body=body)
+
+    async def bind(self, pod_namespace: str, pod_name: str, node_name: str) -> Obj:
+        """Assign a pod to a node, as the scheduler does: POST pods/<name>/binding."""
+        binding = {"apiVersion": "v1", "kind": "Binding",
+                   "metadata": {"name": pod_name, "namespace": pod_namespace},
+                   "target": {"apiVersion": "v1", "kind": "Node", "name": node_name}}
+        return await self.request("POST", resource_path(PODS, pod_namespace, pod_name, "binding"),
+                                  body=binding)
+
+    # -- watch -----------------------------------------------------------------------
+    async def watch(self, rt: ResourceType, namespace: str | None = None, *,
+                    resource_version: str | None = None, label_selector: str | None = None,
+                    field_selector: str | None = None, timeout_seconds: int | None = None,
+                    allow_bookmarks: bool = True) -> AsyncIterator[WatchEvent]:
+        """Events after `resource_version` (or the current objects as ADDED, then events,
+        without one). Ends when the server ends the stream (timeoutSeconds, shutdown);
+        raises `Expired` on a 410, `ApiError` on another ERROR event, `ApiUnavailable`
+        when the connection breaks. Close it early with `aclose()` (or
+        `contextlib.aclosing`)."""
+        params = _selector_params(label_selector, field_selector)
+        params["watch"] = "true"
+        if resource_version:
+            params["resourceVersion"] = resource_version
+        if allow_bookmarks:
+            params["allowWatchBookmarks"] = "true"
+        if timeout_seconds is not None:
+            params["timeoutSeconds"] = str(int(timeout_seconds))
+        # No total timeout on a stream. A read timeout only when the server promised to end
+        # it: then silence well past that promise means the connection is dead.
+        read_timeout = None if timeout_seconds is None else timeout_seconds + 30
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.connect_timeout,
+                                        sock_read=read_timeout)
+        path = resource_path(rt, namespace)
+        try:
+            async with self._http().get(path, params=params, timeout=timeout) as resp:
+                if resp.status >= 400:
+                    raw = await resp.read()
+                    try:
+                        decoded = json.loads(raw)
+                    except ValueError:
+                        decoded = None
+                    raise error_from_status(resp.status, decoded,
+                                            raw.decode(errors="replace").strip()[:500])
+                buffer = b""
+                async for chunk in resp.content.iter_any():
+                    buffer += chunk
+                    *lines, buffer = buffer.split(b"\n")
+                    for line in lines:
+                        event = _decode_event(line)
+                        if event is not None:
+                            yield event
+                if buffer.strip():
+                    event = _decode_event(buffer)
+                    if event is not None:
+                        yield event
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            raise ApiUnavailable(f"watch {self.base_url}{path}: {_describe(exc)}") from exc
+
+
+def _decode_event(line: bytes) -> WatchEvent | None:
+    line = line.strip()
+    if not line:
+        return None
+    try:
+        raw = json.loads(line)
+    except ValueError as exc:
+        raise ApiError(500, "InternalError", f"undecodable watch event: {line[:200]!r}") from exc
+    etype, obj = raw.get("type"), raw.get("object")
+    if etype == "ERROR":
+        raise error_from_status(int((obj or {}).get("code") or 500), obj, "watch error")
+    if etype not in WATCH_EVENT_TYPES or not isinstance(obj, dict):
+        log.warning("ignoring a watch event of type %r", etype)
+        return None
+    return WatchEvent(etype, obj)
+
+
+def _selector_params(label_selector: str | None, field_selector: str | None) -> dict[str, str]:
+    params: dict[str, str] = {}
+    if label_selector:
+        params["labelSelector"] = label_selector
+    if field_selector:
+        params["fieldSelector"] = field_selector
+    return params
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+# -- kubeconfig -----------------------------------------------------------------------
+
+def server_from_kubeconfig(path: str | Path, context: str | None = None) -> str:
+    """The `server` URL of a kubeconfig's current (or named) context."""
+    with open(path, encoding="utf-8") as fh:
+        config = yaml.safe_load(fh) or {}
+    name = context or config.get("current-context")
+    contexts = {c.get("name"): c.get("context") or {} for c in config.get("contexts") or []}
+    clusters = {c.get("name"): c.get("cluster") or {} for c in config.get("clusters") or []}
+    if not name:
+        if len(clusters) != 1:
+            raise ValueError(f"{path}: no current-context, and not exactly one cluster")
+        cluster = next(iter(clusters.values()))
+    else:
+        if name not in contexts:
+            raise ValueError(f"{path}: context {name!r} not found")
+        cluster_name = contexts[name].get("cluster")
+        if cluster_name not in clusters:
+            raise ValueError(f"{path}: cluster {cluster_name!r} of context {name!r} not found")
+        cluster = clusters[cluster_name]
+    server = cluster.get("server")
+    if not server:
+        raise ValueError(f"{path}: the cluster has no server")
+    return str(server)
+
+
+def from_kubeconfig(path: str | Path, *, context: str | None = None,
+                    timeout: float = 30.0) -> ApiClient:
+    return ApiClient(server_from_kubeconfig(path, context), timeout=timeout)
