@@ -1,0 +1,40 @@
+"""The API server runs against a 3-member etcd cluster and survives losing one member."""
+from __future__ import annotations
+
+import aiohttp
+import pytest
+
+from cluster.etcd import EtcdCluster
+from cluster.procs import free_port
+from services.apiserver.settings import Settings
+from tests.conftest import ApiServer
+
+SVC = "/api/v1/namespaces/default/services"
+
+
+@pytest.fixture
+def etcd3():
+    with EtcdCluster(3) as c:
+        yield c
+
+
+async def test_three_member_cluster_and_failover(etcd3):
+    server = await ApiServer(Settings(etcd_endpoints=etcd3.endpoints, port=free_port())).start()
+    try:
+        async with aiohttp.ClientSession(server.url) as s:
+            async with s.post(SVC, json={"metadata": {"name": "a"}, "spec": {"ports": [{"port": 80}]}}) as r:
+                assert r.status == 201
+            etcd3.members[0].stop()  # the endpoint the client dialled first
+            created = None
+            for _ in range(50):
+                async with s.post(SVC, json={"metadata": {"name": "b"}, "spec": {"ports": [{"port": 80}]}}) as r:
+                    if r.status in (201, 409):
+                        created = r.status
+                        break
+                    assert r.status == 503, await r.text()
+            assert created in (201, 409)
+            async with s.get(SVC) as r:
+                names = {i["metadata"]["name"] for i in (await r.json())["items"]}
+            assert {"a", "b"} <= names
+    finally:
+        await server.stop()
