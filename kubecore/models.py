@@ -5,10 +5,17 @@ stored object stays the client's JSON with defaults filled in: the models
 never rewrite it, so fields this project does not know survive a round trip
 (kubectl sends many). Semantic rules (names, ranges, immutability) live in
 `kubecore.resources`, next to each resource's declaration.
+
+Models marked `_complete = True` name every field of the Kubernetes type (those this
+project does not check are typed `Any`), so `unknown_fields` can report a misspelt
+field the way kube-apiserver's strict decoding does. Models without the mark only
+check what they declare and let anything else through.
 """
 from __future__ import annotations
 
-from typing import Any, Literal, Optional, Union
+import typing
+from functools import lru_cache
+from typing import Any, ClassVar, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
@@ -17,9 +24,25 @@ IntOrString = Union[StrictInt, StrictStr]
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="allow", strict=True, populate_by_name=True)
+    _complete: ClassVar[bool] = False
 
 
-class OwnerReference(_Model):
+class _Complete(_Model):
+    """A model that lists every field of its Kubernetes type."""
+    _complete: ClassVar[bool] = True
+
+
+class ManagedFieldsEntry(_Model):
+    manager: Optional[StrictStr] = None
+    operation: Optional[StrictStr] = None
+    apiVersion: Optional[StrictStr] = None
+    time: Optional[StrictStr] = None
+    fieldsType: Optional[StrictStr] = None
+    fieldsV1: Optional[dict[str, Any]] = None
+    subresource: Optional[StrictStr] = None
+
+
+class OwnerReference(_Complete):
     apiVersion: StrictStr
     kind: StrictStr
     name: StrictStr
@@ -28,7 +51,7 @@ class OwnerReference(_Model):
     blockOwnerDeletion: Optional[StrictBool] = None
 
 
-class ObjectMeta(_Model):
+class ObjectMeta(_Complete):
     name: Optional[StrictStr] = None
     generateName: Optional[StrictStr] = None
     namespace: Optional[StrictStr] = None
@@ -42,22 +65,24 @@ class ObjectMeta(_Model):
     annotations: Optional[dict[StrictStr, StrictStr]] = None
     ownerReferences: Optional[list[OwnerReference]] = None
     finalizers: Optional[list[StrictStr]] = None
+    managedFields: Optional[list[ManagedFieldsEntry]] = None
+    selfLink: Optional[StrictStr] = None
 
 
-class LabelSelectorRequirement(_Model):
+class LabelSelectorRequirement(_Complete):
     key: StrictStr
     operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
     values: Optional[list[StrictStr]] = None
 
 
-class LabelSelector(_Model):
+class LabelSelector(_Complete):
     matchLabels: Optional[dict[StrictStr, StrictStr]] = None
     matchExpressions: Optional[list[LabelSelectorRequirement]] = None
 
 
 # --- core/v1 Service ---------------------------------------------------------
 
-class ServicePort(_Model):
+class ServicePort(_Complete):
     name: Optional[StrictStr] = None
     protocol: Optional[StrictStr] = None
     port: StrictInt
@@ -66,7 +91,7 @@ class ServicePort(_Model):
     appProtocol: Optional[StrictStr] = None
 
 
-class ServiceSpec(_Model):
+class ServiceSpec(_Complete):
     type: Optional[StrictStr] = None
     ports: Optional[list[ServicePort]] = None
     selector: Optional[dict[StrictStr, StrictStr]] = None
@@ -77,9 +102,20 @@ class ServiceSpec(_Model):
     externalTrafficPolicy: Optional[StrictStr] = None
     internalTrafficPolicy: Optional[StrictStr] = None
     publishNotReadyAddresses: Optional[StrictBool] = None
+    # not served by this project, accepted so real manifests pass strict decoding
+    loadBalancerIP: Optional[Any] = None
+    loadBalancerSourceRanges: Optional[Any] = None
+    loadBalancerClass: Optional[Any] = None
+    allocateLoadBalancerNodePorts: Optional[Any] = None
+    externalName: Optional[Any] = None
+    healthCheckNodePort: Optional[Any] = None
+    sessionAffinityConfig: Optional[Any] = None
+    ipFamilies: Optional[Any] = None
+    ipFamilyPolicy: Optional[Any] = None
+    trafficDistribution: Optional[Any] = None
 
 
-class Service(_Model):
+class Service(_Complete):
     apiVersion: Optional[StrictStr] = None
     kind: Optional[StrictStr] = None
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
@@ -89,13 +125,13 @@ class Service(_Model):
 
 # --- core/v1 Pod --------------------------------------------------------------
 
-class EnvVar(_Model):
+class EnvVar(_Complete):
     name: StrictStr
     value: Optional[StrictStr] = None
     valueFrom: Optional[dict[str, Any]] = None
 
 
-class ContainerPort(_Model):
+class ContainerPort(_Complete):
     name: Optional[StrictStr] = None
     containerPort: StrictInt
     protocol: Optional[StrictStr] = None
@@ -130,7 +166,7 @@ class Probe(_Model):
     failureThreshold: Optional[StrictInt] = None
 
 
-class Container(_Model):
+class Container(_Complete):
     name: StrictStr
     image: Optional[StrictStr] = None
     command: Optional[list[StrictStr]] = None
@@ -143,9 +179,21 @@ class Container(_Model):
     startupProbe: Optional[Probe] = None
     imagePullPolicy: Optional[StrictStr] = None
     resources: Optional[dict[str, Any]] = None
+    envFrom: Optional[Any] = None
+    resizePolicy: Optional[Any] = None
+    restartPolicy: Optional[Any] = None
+    volumeMounts: Optional[Any] = None
+    volumeDevices: Optional[Any] = None
+    lifecycle: Optional[Any] = None
+    terminationMessagePath: Optional[Any] = None
+    terminationMessagePolicy: Optional[Any] = None
+    securityContext: Optional[Any] = None
+    stdin: Optional[Any] = None
+    stdinOnce: Optional[Any] = None
+    tty: Optional[Any] = None
 
 
-class PodSpec(_Model):
+class PodSpec(_Complete):
     containers: list[Container]
     initContainers: Optional[list[Container]] = None
     nodeName: Optional[StrictStr] = None
@@ -157,9 +205,38 @@ class PodSpec(_Model):
     hostNetwork: Optional[StrictBool] = None
     dnsPolicy: Optional[StrictStr] = None
     schedulerName: Optional[StrictStr] = None
+    volumes: Optional[Any] = None
+    ephemeralContainers: Optional[Any] = None
+    activeDeadlineSeconds: Optional[Any] = None
+    serviceAccountName: Optional[Any] = None
+    serviceAccount: Optional[Any] = None
+    automountServiceAccountToken: Optional[Any] = None
+    hostPID: Optional[Any] = None
+    hostIPC: Optional[Any] = None
+    shareProcessNamespace: Optional[Any] = None
+    securityContext: Optional[Any] = None
+    imagePullSecrets: Optional[Any] = None
+    affinity: Optional[Any] = None
+    tolerations: Optional[Any] = None
+    hostAliases: Optional[Any] = None
+    priorityClassName: Optional[Any] = None
+    priority: Optional[Any] = None
+    dnsConfig: Optional[Any] = None
+    readinessGates: Optional[Any] = None
+    runtimeClassName: Optional[Any] = None
+    enableServiceLinks: Optional[Any] = None
+    preemptionPolicy: Optional[Any] = None
+    overhead: Optional[Any] = None
+    topologySpreadConstraints: Optional[Any] = None
+    setHostnameAsFQDN: Optional[Any] = None
+    os: Optional[Any] = None
+    hostUsers: Optional[Any] = None
+    schedulingGates: Optional[Any] = None
+    resourceClaims: Optional[Any] = None
+    resources: Optional[Any] = None
 
 
-class Pod(_Model):
+class Pod(_Complete):
     apiVersion: Optional[StrictStr] = None
     kind: Optional[StrictStr] = None
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
@@ -167,7 +244,7 @@ class Pod(_Model):
     status: Optional[dict[str, Any]] = None
 
 
-class PodTemplateSpec(_Model):
+class PodTemplateSpec(_Complete):
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
     spec: PodSpec
 
@@ -189,7 +266,7 @@ class Node(_Model):
     status: Optional[dict[str, Any]] = None
 
 
-class Namespace(_Model):
+class Namespace(_Complete):
     apiVersion: Optional[StrictStr] = None
     kind: Optional[StrictStr] = None
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
@@ -221,7 +298,7 @@ class EndpointPort(_Model):
     appProtocol: Optional[StrictStr] = None
 
 
-class EndpointSlice(_Model):
+class EndpointSlice(_Complete):
     apiVersion: Optional[StrictStr] = None
     kind: Optional[StrictStr] = None
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
@@ -232,14 +309,14 @@ class EndpointSlice(_Model):
 
 # --- apps/v1 -------------------------------------------------------------------
 
-class ReplicaSetSpec(_Model):
+class ReplicaSetSpec(_Complete):
     replicas: Optional[StrictInt] = None
     selector: LabelSelector
     template: PodTemplateSpec
     minReadySeconds: Optional[StrictInt] = None
 
 
-class ReplicaSet(_Model):
+class ReplicaSet(_Complete):
     apiVersion: Optional[StrictStr] = None
     kind: Optional[StrictStr] = None
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
@@ -247,7 +324,7 @@ class ReplicaSet(_Model):
     status: Optional[dict[str, Any]] = None
 
 
-class DeploymentSpec(_Model):
+class DeploymentSpec(_Complete):
     replicas: Optional[StrictInt] = None
     selector: LabelSelector
     template: PodTemplateSpec
@@ -258,12 +335,38 @@ class DeploymentSpec(_Model):
     progressDeadlineSeconds: Optional[StrictInt] = None
 
 
-class Deployment(_Model):
+class Deployment(_Complete):
     apiVersion: Optional[StrictStr] = None
     kind: Optional[StrictStr] = None
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
     spec: DeploymentSpec
     status: Optional[dict[str, Any]] = None
+
+
+# --- core/v1 Event ----------------------------------------------------------------------
+
+class ObjectReference(_Model):
+    kind: Optional[StrictStr] = None
+    namespace: Optional[StrictStr] = None
+    name: Optional[StrictStr] = None
+    uid: Optional[StrictStr] = None
+    apiVersion: Optional[StrictStr] = None
+    resourceVersion: Optional[StrictStr] = None
+    fieldPath: Optional[StrictStr] = None
+
+
+class Event(_Model):
+    apiVersion: Optional[StrictStr] = None
+    kind: Optional[StrictStr] = None
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    involvedObject: ObjectReference
+    reason: Optional[StrictStr] = None
+    message: Optional[StrictStr] = None
+    type: Optional[StrictStr] = None
+    count: Optional[StrictInt] = None
+    firstTimestamp: Optional[StrictStr] = None
+    lastTimestamp: Optional[StrictStr] = None
+    source: Optional[dict[str, Any]] = None
 
 
 class Binding(_Model):
@@ -298,3 +401,47 @@ def shape_causes(model: type[BaseModel], obj: dict[str, Any]) -> list[tuple[str,
             out.append((path, msg))
         return out
     return []
+
+
+# --- unknown fields (strict decoding) -------------------------------------------------
+
+@lru_cache(maxsize=None)
+def _fields_of(model: type[BaseModel]) -> dict[str, Any]:
+    return {(f.alias or name): f.annotation for name, f in model.model_fields.items()}
+
+
+def _walk(tp: Any, value: Any, path: str, out: list[str]) -> None:
+    origin = typing.get_origin(tp)
+    if origin is Union:
+        for arg in typing.get_args(tp):
+            if arg is not type(None):
+                _walk(arg, value, path, out)
+                return
+        return
+    if origin is list and isinstance(value, list):
+        (item_tp,) = typing.get_args(tp) or (Any,)
+        for i, item in enumerate(value):
+            _walk(item_tp, item, f"{path}[{i}]", out)
+        return
+    if origin is dict and isinstance(value, dict):
+        args = typing.get_args(tp)
+        if len(args) == 2:
+            for k, item in value.items():
+                _walk(args[1], item, f"{path}.{k}" if path else str(k), out)
+        return
+    if isinstance(tp, type) and issubclass(tp, _Model) and isinstance(value, dict):
+        fields = _fields_of(tp)
+        for key, item in value.items():
+            sub = f"{path}.{key}" if path else str(key)
+            if key in fields:
+                _walk(fields[key], item, sub, out)
+            elif tp._complete:
+                out.append(sub)
+
+
+def unknown_fields(model: type[BaseModel], obj: Any) -> list[str]:
+    """Paths of fields `obj` has that the Kubernetes type does not, as kube-apiserver's
+    strict decoder names them (`spec.ports[0].bogus`). Only complete models report."""
+    out: list[str] = []
+    _walk(model, obj, "", out)
+    return out

@@ -490,6 +490,15 @@ SERVICE_FIELDS: dict[str, FieldGetter] = {
     "spec.clusterIP": lambda o: _get(o, "spec", "clusterIP"),
     "spec.type": lambda o: _get(o, "spec", "type"),
 }
+EVENT_FIELDS: dict[str, FieldGetter] = {
+    **COMMON_FIELDS,
+    **{f"involvedObject.{f}": (lambda o, f=f: _get(o, "involvedObject", f))
+       for f in ("kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath")},
+    "reason": lambda o: _get(o, "reason"),
+    "type": lambda o: _get(o, "type"),
+    "source": lambda o: _get(o, "source", "component"),
+    "reportingComponent": lambda o: _get(o, "reportingComponent"),
+}
 NAMESPACE_FIELDS: dict[str, FieldGetter] = {
     **COMMON_FIELDS,
     "status.phase": lambda o: _get(o, "status", "phase"),
@@ -525,9 +534,12 @@ REPLICASETS = ResourceType("apps", "v1", "ReplicaSet", "replicasets", "replicase
                            models.ReplicaSet, short_names=("rs",), categories=("all",),
                            subresources=("status", "scale"), validate=validate_workload,
                            default=_default_workload, field_getters=COMMON_FIELDS)
+# core/v1 Events: stored and listed (kubectl describe reads them); nothing here writes them yet.
+EVENTS = ResourceType("", "v1", "Event", "events", "event", True, models.Event,
+                      short_names=("ev",), field_getters=EVENT_FIELDS)
 
 ALL: tuple[ResourceType, ...] = (NAMESPACES, SERVICES, PODS, NODES, ENDPOINTSLICES,
-                                 DEPLOYMENTS, REPLICASETS)
+                                 DEPLOYMENTS, REPLICASETS, EVENTS)
 
 
 def by_path(group: str, version: str, plural: str) -> ResourceType | None:

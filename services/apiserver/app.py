@@ -11,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from kubecore import resources as R
 from kubecore.errors import ApiError, internal
-from services.apiserver import discovery, handlers
+from services.apiserver import discovery, handlers, openapi, strict
 from services.apiserver.allocations import NodeAllocations, ServiceAllocations
 from services.apiserver.allocator import RangeAllocator, SubnetRange, ip_allocator
 from services.apiserver.etcd import Etcd, EtcdUnavailable
@@ -51,6 +51,9 @@ async def api_errors(request: web.Request, handler) -> web.StreamResponse:
             pass
         resp = await handler(request)
         code = resp.status
+        if not resp.prepared:
+            for warning in strict.warning_headers(request):
+                resp.headers.add("Warning", warning)
         return resp
     except ApiError as err:
         code = err.code
@@ -99,11 +102,19 @@ async def resource_route(request: web.Request) -> web.StreamResponse:
 
 
 async def api_root(request: web.Request) -> web.Response:
+    wanted = discovery.aggregated_version(request.headers.get("Accept", ""))
+    if wanted:
+        return json_response(discovery.aggregated(True, wanted),
+                             content_type=discovery.aggregated_content_type(wanted))
     s = request.app[STATE].settings
     return json_response(discovery.api_versions(f"{s.advertise_address or s.bind_address}:{s.port}"))
 
 
 async def apis_root(request: web.Request) -> web.Response:
+    wanted = discovery.aggregated_version(request.headers.get("Accept", ""))
+    if wanted:
+        return json_response(discovery.aggregated(False, wanted),
+                             content_type=discovery.aggregated_content_type(wanted))
     return json_response(discovery.api_group_list())
 
 
@@ -116,6 +127,30 @@ async def api_group(request: web.Request) -> web.Response:
 
 async def version(request: web.Request) -> web.Response:
     return json_response(discovery.VERSION_INFO)
+
+
+def _accepts_json(request: web.Request) -> bool:
+    accept = request.headers.get("Accept", "")
+    return not accept or any(t.split(";")[0].strip() in ("application/json", "*/*", "application/*")
+                             for t in accept.split(","))
+
+
+async def openapi_v2(request: web.Request) -> web.Response:
+    if not _accepts_json(request):
+        raise ApiError(406, "NotAcceptable", "only application/json is supported for /openapi/v2 "
+                       "(this server does not produce protobuf); /openapi/v3 has the operations")
+    return web.Response(body=openapi.v2(), content_type="application/json")
+
+
+async def openapi_v3_root(request: web.Request) -> web.Response:
+    return web.Response(body=openapi.v3_root(), content_type="application/json")
+
+
+async def openapi_v3(request: web.Request) -> web.Response:
+    doc = openapi.v3_lookup(request.match_info["path"])
+    if doc is None:
+        raise ApiError(404, "NotFound", "the server could not find the requested resource")
+    return web.Response(body=doc, content_type="application/json")
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -221,6 +256,9 @@ def create_app(settings: Settings) -> web.Application:
     r.add_get("/readyz", readyz)
     r.add_get("/version", version)
     r.add_get("/metrics", metrics)
+    r.add_get("/openapi/v2", openapi_v2)
+    r.add_get("/openapi/v3", openapi_v3_root)
+    r.add_get("/openapi/v3/{path:.+}", openapi_v3)
     r.add_get("/api", api_root)
     r.add_get("/apis", apis_root)
     r.add_get("/apis/{group}", api_group)

@@ -1,4 +1,10 @@
-"""Discovery documents: /api, /api/v1, /apis, /apis/<group>[/<version>], /version."""
+"""Discovery documents: /api, /api/v1, /apis, /apis/<group>[/<version>], /version.
+
+/api and /apis come in two forms: the aggregated `apidiscovery.k8s.io/v2`
+APIGroupDiscoveryList (every resource of every version in one document, what kubectl
+1.26+ asks for first) and the older APIVersions / APIGroupList, whose resources are
+then read from one APIResourceList per group version.
+"""
 from __future__ import annotations
 
 from typing import Any
@@ -72,3 +78,73 @@ def api_group_list() -> dict[str, Any]:
         grp.pop("apiVersion")
         groups.append(grp)
     return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
+
+
+# --- aggregated discovery (apidiscovery.k8s.io/v2) ---------------------------------------
+
+AGGREGATED_VERSIONS = ("v2", "v2beta1")
+
+
+def aggregated_version(accept: str) -> str | None:
+    """The apidiscovery version to answer with, if the client's first acceptable media
+    type is the aggregated form; None for the older documents."""
+    for part in accept.split(","):
+        fields = [f.strip() for f in part.split(";")]
+        if fields[0] not in ("application/json", "*/*", "application/*"):
+            continue
+        params = dict(f.split("=", 1) for f in fields[1:] if "=" in f)
+        if "as" not in params:
+            return None
+        if (params.get("as") == "APIGroupDiscoveryList" and params.get("g") == "apidiscovery.k8s.io"
+                and params.get("v") in AGGREGATED_VERSIONS):
+            return params["v"]
+    return None
+
+
+def aggregated_content_type(version: str) -> str:
+    return f"application/json;g=apidiscovery.k8s.io;v={version};as=APIGroupDiscoveryList"
+
+
+def _subresource_entry(rt: R.ResourceType, sub: str) -> dict[str, Any]:
+    kind = {"group": rt.group, "version": rt.version, "kind": rt.kind}
+    verbs = ["get", "patch", "update"]
+    if sub == "binding":
+        kind, verbs = {"group": "", "version": "v1", "kind": "Binding"}, ["create"]
+    elif sub == "log":
+        verbs = ["get"]
+    elif sub == "exec":
+        verbs = ["create", "get"]
+    elif sub == "scale":
+        kind = {"group": "autoscaling", "version": "v1", "kind": "Scale"}
+    return {"subresource": sub, "responseKind": kind, "verbs": verbs}
+
+
+def _aggregated_resource(rt: R.ResourceType) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "resource": rt.plural, "singularResource": rt.singular,
+        "responseKind": {"group": rt.group, "version": rt.version, "kind": rt.kind},
+        "scope": "Namespaced" if rt.namespaced else "Cluster", "verbs": VERBS,
+    }
+    if rt.short_names:
+        entry["shortNames"] = list(rt.short_names)
+    if rt.categories:
+        entry["categories"] = list(rt.categories)
+    if rt.subresources:
+        entry["subresources"] = [_subresource_entry(rt, s) for s in rt.subresources]
+    return entry
+
+
+def _group_discovery(group: str, versions: list[str]) -> dict[str, Any]:
+    return {"metadata": {"name": group, "creationTimestamp": None},
+            "versions": [{"version": v, "freshness": "Current",
+                          "resources": [_aggregated_resource(rt) for rt in R.ALL
+                                        if rt.group == group and rt.version == v]}
+                         for v in versions]}
+
+
+def aggregated(core: bool, version: str = "v2") -> dict[str, Any]:
+    """/api (core=True: the legacy group "") or /apis (every named group)."""
+    items = ([_group_discovery("", ["v1"])] if core
+             else [_group_discovery(g, vs) for g, vs in R.groups().items()])
+    return {"kind": "APIGroupDiscoveryList", "apiVersion": f"apidiscovery.k8s.io/{version}",
+            "metadata": {}, "items": items}

@@ -71,9 +71,9 @@ async def ensure_namespace(state: ApiState, namespace: str) -> None:
 
 # --- reads ----------------------------------------------------------------------------
 
-async def get_object(state: ApiState, t: Target) -> web.Response:
+async def get_object(state: ApiState, request: web.Request, t: Target) -> web.Response:
     obj = await state.storage.get(t.rt, t.namespace, t.name or "")
-    return json_response(obj)
+    return json_response(state.present_object(request, t.rt, obj))
 
 
 async def list_objects(state: ApiState, request: web.Request, t: Target) -> web.StreamResponse:
@@ -400,14 +400,12 @@ async def dispatch(state: ApiState, request: web.Request, t: Target) -> web.Stre
                    "DELETE": delete_object}.get(m)
         if handler is None:
             raise method_not_allowed()
-        if handler is get_object:
-            return await get_object(state, t)
         return await handler(state, request, t)
     if t.sub not in t.rt.subresources:
         raise not_found(f"{t.rt.plural}/{t.sub}", t.name, t.rt.group)
     if t.sub == "status":
         if m == "GET":
-            return await get_object(state, t)
+            return await get_object(state, request, t)
         if m == "PUT":
             return await replace_object(state, request, t)
         if m == "PATCH":

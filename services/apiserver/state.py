@@ -12,7 +12,7 @@ from aiohttp import web
 
 from kubecore import resources as R
 from kubecore.errors import ApiError, bad_request, not_found
-from services.apiserver import objects
+from services.apiserver import objects, strict, tables
 from services.apiserver.etcd import Etcd
 from services.apiserver.metrics import ApiMetrics
 from services.apiserver.requests import Target
@@ -45,15 +45,21 @@ class ApiState:
             render=self.event_renderer(request, t.rt),
             on_open=gauge.inc, on_close=gauge.dec, count=counter.inc)
 
-    # -- presentation hooks (Table output comes with the clients) ------------------
+    # -- presentation: Tables and metadata-only forms; field validation -------------
     def event_renderer(self, request: web.Request, rt: R.ResourceType) -> Callable | None:
-        return None
+        wanted = tables.negotiate(request)
+        return tables.event_renderer(wanted, rt) if wanted else None
 
     def present_list(self, request: web.Request, rt: R.ResourceType, lst: Obj) -> Obj:
-        return lst
+        wanted = tables.negotiate(request)
+        return tables.present_list(wanted, rt, lst) if wanted else lst
+
+    def present_object(self, request: web.Request, rt: R.ResourceType, obj: Obj) -> Obj:
+        wanted = tables.negotiate(request)
+        return tables.present_object(wanted, rt, obj) if wanted else obj
 
     def check_strict(self, request: web.Request, rt: R.ResourceType, body: Obj) -> None:
-        return None
+        strict.check(request, rt, body)
 
     async def node_proxy(self, request: web.Request, t: Target) -> web.StreamResponse:
         raise ApiError(503, "ServiceUnavailable",

@@ -1,0 +1,525 @@
+"""The columns `kubectl get` shows for each kind, as pure functions of the object.
+
+kube-apiserver renders lists as `meta.k8s.io/v1` Tables when the client asks for
+them (`Accept: application/json;as=Table;v=v1;g=meta.k8s.io`); kubectl prints the
+cells as they come. The column names, priorities and cell texts here follow
+kubectl's own printers (pkg/printers/internalversion), so `kubectl get` against this
+server reads the same as against a real cluster. The API server and the project's
+own CLI both render from this module; nothing here does I/O.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable, Optional
+
+Obj = dict[str, Any]
+Cell = Any
+CellFn = Callable[[Obj, datetime], Cell]
+
+NONE = "<none>"
+UNSET = "<unset>"
+TABLE_API_VERSIONS = ("meta.k8s.io/v1", "meta.k8s.io/v1beta1")
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    cell: CellFn
+    type: str = "string"
+    priority: int = 0
+    format: str = ""
+    description: str = ""
+
+    def definition(self) -> Obj:
+        return {"name": self.name, "type": self.type, "format": self.format,
+                "description": self.description, "priority": self.priority}
+
+
+# --- shared cell helpers ------------------------------------------------------------
+
+def _get(obj: Any, *path: str) -> Any:
+    cur = obj
+    for p in path:
+        if not isinstance(cur, dict):
+            return None
+        cur = cur.get(p)
+    return cur
+
+
+def _list(obj: Any, *path: str) -> list:
+    value = _get(obj, *path)
+    return value if isinstance(value, list) else []
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def parse_time(value: Any) -> Optional[datetime]:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def human_duration(seconds: float) -> str:
+    """apimachinery's duration.HumanDuration: precise when recent, coarse when old."""
+    s = int(seconds)
+    if s < -1:
+        return "<invalid>"
+    if s < 0:
+        return "0s"
+    if s < 120:
+        return f"{s}s"
+    minutes = s // 60
+    if minutes < 10:
+        rest = s % 60
+        return f"{minutes}m{rest}s" if rest else f"{minutes}m"
+    if minutes < 180:
+        return f"{minutes}m"
+    hours = s // 3600
+    if hours < 8:
+        rest = minutes % 60
+        return f"{hours}h{rest}m" if rest else f"{hours}h"
+    if hours < 48:
+        return f"{hours}h"
+    if hours < 24 * 8:
+        rest = hours % 24
+        return f"{hours // 24}d{rest}h" if rest else f"{hours // 24}d"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24}d"
+    if hours < 24 * 365 * 8:
+        days = (hours // 24) % 365
+        return f"{hours // 24 // 365}y{days}d" if days else f"{hours // 24 // 365}y"
+    return f"{hours // 24 // 365}y"
+
+
+def age_since(timestamp: Any, now: datetime) -> str:
+    when = parse_time(timestamp)
+    if when is None:
+        return "<unknown>"
+    return human_duration((now - when).total_seconds())
+
+
+def format_labels(labels: Any) -> str:
+    if not isinstance(labels, dict) or not labels:
+        return NONE
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+
+def label_selector_text(selector: Any) -> str:
+    """metav1.FormatLabelSelector: matchLabels then matchExpressions, `<none>` if empty."""
+    if not isinstance(selector, dict):
+        return NONE
+    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr.get("key", ""), expr.get("operator", ""), expr.get("values") or []
+        if op == "In":
+            parts.append(f"{key} in ({','.join(sorted(values))})")
+        elif op == "NotIn":
+            parts.append(f"{key} notin ({','.join(sorted(values))})")
+        elif op == "Exists":
+            parts.append(key)
+        elif op == "DoesNotExist":
+            parts.append(f"!{key}")
+    return ",".join(parts) if parts else NONE
+
+
+def _or_none(value: Any) -> str:
+    return value if isinstance(value, str) and value else NONE
+
+
+def _name(obj: Obj, now: datetime) -> str:
+    return _get(obj, "metadata", "name") or ""
+
+
+def _age(obj: Obj, now: datetime) -> str:
+    return age_since(_get(obj, "metadata", "creationTimestamp"), now)
+
+
+NAME = Column("Name", _name, format="name", description="Name must be unique within a namespace.")
+AGE = Column("Age", _age, description="CreationTimestamp is a timestamp representing the server "
+             "time when this object was created.")
+
+
+# --- Service --------------------------------------------------------------------------
+
+def service_external_ip(svc: Obj) -> str:
+    spec = svc.get("spec") or {}
+    stype = spec.get("type") or "ClusterIP"
+    external = [ip for ip in spec.get("externalIPs") or [] if isinstance(ip, str)]
+    if stype in ("ClusterIP", "NodePort"):
+        return ",".join(external) if external else NONE
+    if stype == "LoadBalancer":
+        ingress = [i.get("ip") or i.get("hostname") or ""
+                   for i in _list(svc, "status", "loadBalancer", "ingress")]
+        found = [x for x in ingress if x] + external
+        return ",".join(found) if found else "<pending>"
+    if stype == "ExternalName":
+        return spec.get("externalName") or NONE
+    return "<unknown>"
+
+
+def service_ports(svc: Obj) -> str:
+    out = []
+    for p in _list(svc, "spec", "ports"):
+        proto = p.get("protocol") or "TCP"
+        if p.get("nodePort"):
+            out.append(f"{p.get('port')}:{p['nodePort']}/{proto}")
+        else:
+            out.append(f"{p.get('port')}/{proto}")
+    return ",".join(out) if out else NONE
+
+
+SERVICE_COLUMNS = (
+    NAME,
+    Column("Type", lambda o, n: _get(o, "spec", "type") or "ClusterIP",
+           description="The type of the service."),
+    Column("Cluster-IP", lambda o, n: _or_none(_get(o, "spec", "clusterIP")),
+           description="The IP address of the service."),
+    Column("External-IP", lambda o, n: service_external_ip(o),
+           description="External IPs the service answers on."),
+    Column("Port(s)", lambda o, n: service_ports(o), description="The ports of the service."),
+    AGE,
+    Column("Selector", lambda o, n: format_labels(_get(o, "spec", "selector")), priority=1,
+           description="Route service traffic to pods with label keys and values matching this "
+           "selector."),
+)
+
+
+# --- Pod -----------------------------------------------------------------------------------
+
+def _has_ready_condition(pod: Obj) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in _list(pod, "status", "conditions"))
+
+
+def pod_summary(pod: Obj, now: datetime) -> tuple[str, str, str]:
+    """(READY, STATUS, RESTARTS) as kubectl's printPod computes them."""
+    status = pod.get("status") or {}
+    containers = _list(pod, "spec", "containers")
+    total, ready, restarts = len(containers), 0, 0
+    last_restart: Optional[datetime] = None
+    reason = status.get("reason") or status.get("phase") or ""
+
+    def note_restart(cs: Obj) -> None:
+        nonlocal restarts, last_restart
+        restarts += _int(cs.get("restartCount"))
+        finished = parse_time(_get(cs, "lastState", "terminated", "finishedAt"))
+        if finished is not None and (last_restart is None or finished > last_restart):
+            last_restart = finished
+
+    initializing = False
+    init_specs = _list(pod, "spec", "initContainers")
+    for i, cs in enumerate(_list(status, "initContainerStatuses")):
+        note_restart(cs)
+        state = cs.get("state") or {}
+        term, wait = state.get("terminated"), state.get("waiting")
+        if term and _int(term.get("exitCode")) == 0:
+            continue
+        sidecar = i < len(init_specs) and init_specs[i].get("restartPolicy") == "Always"
+        if sidecar and cs.get("started"):
+            continue
+        if term:
+            reason = "Init:" + (term.get("reason") or
+                                (f"Signal:{term['signal']}" if term.get("signal")
+                                 else f"ExitCode:{_int(term.get('exitCode'))}"))
+        elif wait and wait.get("reason") and wait["reason"] != "PodInitializing":
+            reason = "Init:" + wait["reason"]
+        else:
+            reason = f"Init:{i}/{len(init_specs)}"
+        initializing = True
+        break
+
+    if not initializing:
+        has_running = False
+        for cs in reversed(_list(status, "containerStatuses")):
+            note_restart(cs)
+            state = cs.get("state") or {}
+            wait, term = state.get("waiting"), state.get("terminated")
+            if wait and wait.get("reason"):
+                reason = wait["reason"]
+            elif term and term.get("reason"):
+                reason = term["reason"]
+            elif term:
+                reason = (f"Signal:{term['signal']}" if term.get("signal")
+                          else f"ExitCode:{_int(term.get('exitCode'))}")
+            elif state.get("running") and cs.get("ready"):
+                has_running = True
+                ready += 1
+            elif state.get("running"):
+                has_running = True
+        if reason == "Completed" and has_running:
+            reason = "Running" if _has_ready_condition(pod) else "NotReady"
+
+    meta = pod.get("metadata") or {}
+    if meta.get("deletionTimestamp"):
+        reason = "Unknown" if status.get("reason") == "NodeLost" else "Terminating"
+
+    restarts_text = str(restarts)
+    if restarts and last_restart is not None:
+        restarts_text += f" ({human_duration((now - last_restart).total_seconds())} ago)"
+    return f"{ready}/{total}", reason, restarts_text
+
+
+def pod_readiness_gates(pod: Obj) -> str:
+    gates = [g.get("conditionType") for g in _list(pod, "spec", "readinessGates")]
+    if not gates:
+        return NONE
+    true = {c.get("type") for c in _list(pod, "status", "conditions") if c.get("status") == "True"}
+    return f"{sum(1 for g in gates if g in true)}/{len(gates)}"
+
+
+POD_COLUMNS = (
+    NAME,
+    Column("Ready", lambda o, n: pod_summary(o, n)[0],
+           description="The aggregate readiness state of this pod for accepting traffic."),
+    Column("Status", lambda o, n: pod_summary(o, n)[1],
+           description="The aggregate status of the containers in this pod."),
+    Column("Restarts", lambda o, n: pod_summary(o, n)[2],
+           description="The number of times the containers in this pod have been restarted "
+           "and when the last container in this pod has restarted."),
+    AGE,
+    Column("IP", lambda o, n: _or_none(_get(o, "status", "podIP")), priority=1,
+           description="IP address allocated to the pod."),
+    Column("Node", lambda o, n: _or_none(_get(o, "spec", "nodeName")), priority=1,
+           description="Name of the Node this pod is assigned to."),
+    Column("Nominated Node", lambda o, n: _or_none(_get(o, "status", "nominatedNodeName")),
+           priority=1, description="Name of the node where this pod might be scheduled."),
+    Column("Readiness Gates", lambda o, n: pod_readiness_gates(o), priority=1,
+           description="Pod readiness gates."),
+)
+
+
+# --- Node ----------------------------------------------------------------------------------
+
+def node_status(node: Obj) -> str:
+    ready = [c for c in _list(node, "status", "conditions") if c.get("type") == "Ready"]
+    parts = [("Ready" if ready[0].get("status") == "True" else "NotReady") if ready else "Unknown"]
+    if _get(node, "spec", "unschedulable"):
+        parts.append("SchedulingDisabled")
+    return ",".join(parts)
+
+
+def node_roles(node: Obj) -> str:
+    roles = set()
+    for key, value in (_get(node, "metadata", "labels") or {}).items():
+        if key.startswith("node-role.kubernetes.io/"):
+            role = key.split("/", 1)[1]
+            if role:
+                roles.add(role)
+        elif key == "kubernetes.io/role" and value:
+            roles.add(value)
+    return ",".join(sorted(roles)) if roles else NONE
+
+
+def node_address(node: Obj, kind: str) -> str:
+    for a in _list(node, "status", "addresses"):
+        if a.get("type") == kind and a.get("address"):
+            return a["address"]
+    return NONE
+
+
+def _node_info(field: str) -> CellFn:
+    return lambda o, n: _get(o, "status", "nodeInfo", field) or "<unknown>"
+
+
+NODE_COLUMNS = (
+    NAME,
+    Column("Status", lambda o, n: node_status(o), description="The status of the node."),
+    Column("Roles", lambda o, n: node_roles(o), description="The roles of the node."),
+    AGE,
+    Column("Version", lambda o, n: _get(o, "status", "nodeInfo", "kubeletVersion") or "",
+           description="Kubelet Version reported by the node."),
+    Column("Internal-IP", lambda o, n: node_address(o, "InternalIP"), priority=1,
+           description="List of addresses reachable to the node."),
+    Column("External-IP", lambda o, n: node_address(o, "ExternalIP"), priority=1,
+           description="List of addresses reachable to the node."),
+    Column("OS-Image", _node_info("osImage"), priority=1, description="OS Image reported by the node."),
+    Column("Kernel-Version", _node_info("kernelVersion"), priority=1,
+           description="Kernel Version reported by the node."),
+    Column("Container-Runtime", _node_info("containerRuntimeVersion"), priority=1,
+           description="Container Runtime Version reported by the node."),
+)
+
+
+# --- Namespace, EndpointSlice, Event ------------------------------------------------------------
+
+NAMESPACE_COLUMNS = (
+    NAME,
+    Column("Status", lambda o, n: _get(o, "status", "phase") or "",
+           description="The status of the namespace."),
+    AGE,
+)
+
+
+def _first_three(values: list[str]) -> str:
+    shown = ",".join(values[:3])
+    if len(values) > 3:
+        return f"{shown} + {len(values) - 3} more..."
+    return shown or UNSET
+
+
+def slice_ports(es: Obj) -> str:
+    out = []
+    for p in _list(es, "ports"):
+        if isinstance(p.get("port"), int):
+            out.append(str(p["port"]))
+        elif p.get("name"):
+            out.append(p["name"])
+        else:
+            out.append("*")
+    return _first_three(out)
+
+
+def slice_endpoints(es: Obj) -> str:
+    return _first_three([a for ep in _list(es, "endpoints") for a in ep.get("addresses") or []])
+
+
+ENDPOINTSLICE_COLUMNS = (
+    NAME,
+    Column("AddressType", lambda o, n: o.get("addressType") or "",
+           description="The type of address carried by this EndpointSlice."),
+    Column("Ports", lambda o, n: slice_ports(o), description="The ports of this EndpointSlice."),
+    Column("Endpoints", lambda o, n: slice_endpoints(o),
+           description="The addresses of the endpoints in this EndpointSlice."),
+    AGE,
+)
+
+
+def _event_last_seen(ev: Obj, now: datetime) -> str:
+    for ts in (ev.get("lastTimestamp"), (ev.get("series") or {}).get("lastObservedTime"),
+               ev.get("eventTime"), ev.get("firstTimestamp")):
+        if parse_time(ts) is not None:
+            return age_since(ts, now)
+    return _age(ev, now)
+
+
+def _event_object(ev: Obj) -> str:
+    ref = ev.get("involvedObject") or ev.get("regarding") or {}
+    return f"{(ref.get('kind') or '').lower()}/{ref.get('name') or ''}"
+
+
+EVENT_COLUMNS = (
+    Column("Last Seen", _event_last_seen, description="Time of the last occurrence."),
+    Column("Type", lambda o, n: o.get("type") or "", description="Type of this event."),
+    Column("Reason", lambda o, n: o.get("reason") or "", description="Why the event happened."),
+    Column("Object", lambda o, n: _event_object(o), description="The object this event is about."),
+    Column("Message", lambda o, n: o.get("message") or o.get("note") or "",
+           description="A human-readable description of the event."),
+)
+
+
+# --- apps/v1 ---------------------------------------------------------------------------------------
+
+def _containers(obj: Obj) -> list[Obj]:
+    return _list(obj, "spec", "template", "spec", "containers")
+
+
+def _workload_wide() -> tuple[Column, ...]:
+    return (
+        Column("Containers", lambda o, n: ",".join(c.get("name", "") for c in _containers(o)),
+               priority=1, description="Names of each container in the template."),
+        Column("Images", lambda o, n: ",".join(c.get("image", "") for c in _containers(o)),
+               priority=1, description="Images referenced by each container in the template."),
+        Column("Selector", lambda o, n: label_selector_text(_get(o, "spec", "selector")),
+               priority=1, description="Label selector for pods."),
+    )
+
+
+def _replicas(obj: Obj) -> int:
+    value = _get(obj, "spec", "replicas")
+    return 1 if value is None else _int(value)
+
+
+DEPLOYMENT_COLUMNS = (
+    NAME,
+    Column("Ready", lambda o, n: f"{_int(_get(o, 'status', 'readyReplicas'))}/{_replicas(o)}",
+           description="Number of the pod with ready state."),
+    Column("Up-to-date", lambda o, n: _int(_get(o, "status", "updatedReplicas")), type="integer",
+           description="Total number of non-terminated pods targeted by this deployment that "
+           "have the desired template spec."),
+    Column("Available", lambda o, n: _int(_get(o, "status", "availableReplicas")), type="integer",
+           description="Total number of available pods targeted by this deployment."),
+    AGE,
+    *_workload_wide(),
+)
+
+REPLICASET_COLUMNS = (
+    NAME,
+    Column("Desired", lambda o, n: _replicas(o), type="integer",
+           description="Number of desired pods."),
+    Column("Current", lambda o, n: _int(_get(o, "status", "replicas")), type="integer",
+           description="Number of actual replicas."),
+    Column("Ready", lambda o, n: _int(_get(o, "status", "readyReplicas")), type="integer",
+           description="The number of ready replicas for this replica set."),
+    AGE,
+    *_workload_wide(),
+)
+
+DEFAULT_COLUMNS = (NAME, AGE)
+
+COLUMNS_BY_KIND: dict[str, tuple[Column, ...]] = {
+    "Service": SERVICE_COLUMNS,
+    "Pod": POD_COLUMNS,
+    "Node": NODE_COLUMNS,
+    "Namespace": NAMESPACE_COLUMNS,
+    "EndpointSlice": ENDPOINTSLICE_COLUMNS,
+    "Event": EVENT_COLUMNS,
+    "Deployment": DEPLOYMENT_COLUMNS,
+    "ReplicaSet": REPLICASET_COLUMNS,
+}
+
+
+def columns_for(kind: str) -> tuple[Column, ...]:
+    return COLUMNS_BY_KIND.get(kind, DEFAULT_COLUMNS)
+
+
+def cells(kind: str, obj: Obj, now: datetime) -> list[Cell]:
+    return [col.cell(obj, now) for col in columns_for(kind)]
+
+
+# --- the Table object ----------------------------------------------------------------------------
+
+def partial_metadata(obj: Obj, api_version: str = "meta.k8s.io/v1") -> Obj:
+    return {"kind": "PartialObjectMetadata", "apiVersion": api_version,
+            "metadata": obj.get("metadata") or {}}
+
+
+def table(kind: str, objs: list[Obj], *, now: Optional[datetime] = None,
+          include_object: str = "Metadata", api_version: str = "meta.k8s.io/v1",
+          resource_version: str = "", with_headers: bool = True) -> Obj:
+    """A `Table` of `objs`. include_object: None | Metadata | Object, as the query
+    parameter `includeObject` says."""
+    now = now or datetime.now(timezone.utc)
+    cols = columns_for(kind)
+    rows = []
+    for obj in objs:
+        row: Obj = {"cells": [c.cell(obj, now) for c in cols]}
+        if include_object == "Object":
+            row["object"] = obj
+        elif include_object != "None":
+            row["object"] = partial_metadata(obj, api_version)
+        rows.append(row)
+    out: Obj = {"kind": "Table", "apiVersion": api_version,
+                "metadata": {"resourceVersion": resource_version} if resource_version else {},
+                "columnDefinitions": [c.definition() for c in cols] if with_headers else [],
+                "rows": rows}
+    return out
+
+
+def render_text(kind: str, objs: list[Obj], *, wide: bool = False,
+                now: Optional[datetime] = None) -> str:
+    """The rows as kubectl prints them (upper-case headers, columns padded by three
+    spaces): for the project's CLI and for tests."""
+    now = now or datetime.now(timezone.utc)
+    cols = [c for c in columns_for(kind) if wide or c.priority == 0]
+    lines = [[c.name.upper() for c in cols]]
+    for obj in objs:
+        lines.append([str(c.cell(obj, now)) for c in cols])
+    widths = [max(len(line[i]) for line in lines) for i in range(len(cols))]
+    return "\n".join("   ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip()
+                     for line in lines) + "\n"

@@ -1,0 +1,130 @@
+"""OpenAPI documents just big enough for kubectl: operations, no schemas.
+
+kubectl (1.27+) reads `/openapi/v3` before it creates or applies anything: when the
+PATCH operation of a kind lists the `fieldValidation` query parameter, kubectl skips
+its client-side schema check and leaves validation to the server (`strict.py`).
+Without any OpenAPI document it refuses to send the object at all.
+
+The PATCH operations deliberately do not list `application/strategic-merge-patch+json`
+in their request bodies: kubectl then computes `apply` patches from its compiled-in
+Kubernetes types (the real merge keys) instead of from schemas this server lacks.
+It still sends strategic merge patches, which the server understands.
+
+`/openapi/v2` is served as JSON. client-go asks for it only in protobuf, which this
+server does not produce: it gets a 406, and kubectl falls back on v3.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import lru_cache
+from typing import Any
+
+from kubecore import resources as R
+from services.apiserver.discovery import VERSION_INFO
+
+Obj = dict[str, Any]
+PATCH_BODY_TYPES = ("application/json-patch+json", "application/merge-patch+json",
+                    "application/apply-patch+yaml")
+_QUERY_PARAMS = ("dryRun", "fieldManager", "fieldValidation", "force", "pretty")
+
+
+def _gv_path(group: str, version: str) -> str:
+    return f"api/{version}" if not group else f"apis/{group}/{version}"
+
+
+def _gvk(rt: R.ResourceType) -> Obj:
+    return {"group": rt.group, "version": rt.version, "kind": rt.kind}
+
+
+def _resource_paths(rt: R.ResourceType) -> tuple[str, str]:
+    base = "/" + _gv_path(rt.group, rt.version)
+    if rt.namespaced:
+        coll = f"{base}/namespaces/{{namespace}}/{rt.plural}"
+    else:
+        coll = f"{base}/{rt.plural}"
+    return coll, coll + "/{name}"
+
+
+def _operation(rt: R.ResourceType, verb: str, action: str, *, v3: bool) -> Obj:
+    op_id = f"{verb}{rt.group.split('.')[0].capitalize() or 'Core'}{rt.version.capitalize()}" \
+            f"{'Namespaced' if rt.namespaced else ''}{rt.kind}"
+    params: list[Obj] = []
+    for name in _QUERY_PARAMS:
+        p: Obj = {"name": name, "in": "query", "uniqueItems": True}
+        if v3:
+            p["schema"] = {"type": "boolean" if name == "force" else "string"}
+        else:
+            p["type"] = "boolean" if name == "force" else "string"
+        params.append(p)
+    op: Obj = {"operationId": op_id, "tags": [_gv_path(rt.group, rt.version)],
+               "parameters": params,
+               "responses": {"200": {"description": "OK"}},
+               "x-kubernetes-action": action,
+               "x-kubernetes-group-version-kind": _gvk(rt)}
+    if verb == "patch":
+        if v3:
+            op["requestBody"] = {"content": {t: {"schema": {"type": "object"}}
+                                             for t in PATCH_BODY_TYPES}, "required": True}
+        else:
+            op["consumes"] = list(PATCH_BODY_TYPES)
+    return op
+
+
+def _paths(rts: list[R.ResourceType], *, v3: bool) -> Obj:
+    paths: Obj = {}
+    for rt in rts:
+        coll, item = _resource_paths(rt)
+        paths[coll] = {"get": _operation(rt, "list", "list", v3=v3),
+                       "post": _operation(rt, "create", "post", v3=v3)}
+        paths[item] = {"get": _operation(rt, "read", "get", v3=v3),
+                       "put": _operation(rt, "replace", "put", v3=v3),
+                       "patch": _operation(rt, "patch", "patch", v3=v3),
+                       "delete": _operation(rt, "delete", "delete", v3=v3)}
+    return paths
+
+
+def _info() -> Obj:
+    return {"title": "Kubernetes", "version": VERSION_INFO["gitVersion"]}
+
+
+def _group_versions() -> list[tuple[str, str]]:
+    seen: list[tuple[str, str]] = []
+    for rt in R.ALL:
+        if (rt.group, rt.version) not in seen:
+            seen.append((rt.group, rt.version))
+    return seen
+
+
+@lru_cache(maxsize=None)
+def v3_group_version(group: str, version: str) -> bytes:
+    rts = [rt for rt in R.ALL if rt.group == group and rt.version == version]
+    doc = {"openapi": "3.0.0", "info": _info(), "paths": _paths(rts, v3=True),
+           "components": {"schemas": {}}}
+    return json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
+
+
+def v3_hash(group: str, version: str) -> str:
+    return hashlib.sha512(v3_group_version(group, version)).hexdigest().upper()[:128]
+
+
+@lru_cache(maxsize=None)
+def v3_root() -> bytes:
+    paths = {_gv_path(g, v): {"serverRelativeURL": f"/openapi/v3/{_gv_path(g, v)}?hash={v3_hash(g, v)}"}
+             for g, v in _group_versions()}
+    return json.dumps({"paths": paths}, separators=(",", ":"), sort_keys=True).encode()
+
+
+def v3_lookup(path: str) -> bytes | None:
+    """The document for `api/v1` or `apis/<group>/<version>`, or None."""
+    for g, v in _group_versions():
+        if _gv_path(g, v) == path:
+            return v3_group_version(g, v)
+    return None
+
+
+@lru_cache(maxsize=None)
+def v2() -> bytes:
+    doc = {"swagger": "2.0", "info": _info(), "paths": _paths(list(R.ALL), v3=False),
+           "definitions": {}}
+    return json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
