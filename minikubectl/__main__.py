@@ -1,0 +1,3 @@
+from minikubectl.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,30 @@
+"""`minikubectl cluster up|down|status`: the local cluster launcher's entry.
+
+Only the argument wiring lives here for now. The launcher plugs in by replacing
+`run_cluster` (it receives the parsed arguments and returns the exit code); the
+sub-commands need no API server, so `main` does not resolve one for them.
+"""
+from __future__ import annotations
+
+import argparse
+
+from minikubectl.errors import CliError
+
+ACTIONS = {
+    "up": "start a local cluster (etcd, API server, controllers, node agents)",
+    "down": "stop the local cluster",
+    "status": "show the local cluster's processes and health",
+}
+
+
+def run_cluster(args: argparse.Namespace) -> int:
+    raise CliError("the local cluster launcher is not available yet")
+
+
+def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]",
+             parents: list[argparse.ArgumentParser]) -> None:
+    cluster = subparsers.add_parser("cluster", help="run a local cluster", parents=parents)
+    actions = cluster.add_subparsers(dest="cluster_action", metavar="ACTION", required=True)
+    for name, text in ACTIONS.items():
+        actions.add_parser(name, help=text, parents=parents)
+    cluster.set_defaults(local_run=run_cluster)

@@ -1,0 +1,172 @@
+"""Command-line parsing and the top-level error handler.
+
+Every failure ends as one line on stderr and exit code 1, in kubectl's words where
+kubectl has them; an unexpected exception too (no traceback; `MINIKUBECTL_DEBUG=1`
+shows it).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, Awaitable, Callable, NoReturn, Sequence
+
+from kubecore.errors import ApiError
+from minikubectl import cluster_cmd, commands
+from minikubectl.errors import CliError, format_api_error
+from minikubectl.kubeconfig import resolve_target
+from minikubectl.transport import Api
+
+Runner = Callable[[commands.Context, argparse.Namespace], Awaitable[int]]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise CliError(message)
+
+
+def _global_flags() -> argparse.ArgumentParser:
+    """Flags that may come before or after the sub-command, as with kubectl."""
+    p = argparse.ArgumentParser(add_help=False)
+    s = argparse.SUPPRESS
+    p.add_argument("-s", "--server", default=s, help="the API server's address")
+    p.add_argument("--kubeconfig", default=s, help="the kubeconfig file to use")
+    p.add_argument("--context", default=s, help="the kubeconfig context to use")
+    p.add_argument("-n", "--namespace", default=s, help="the namespace of this request")
+    return p
+
+
+def _file_flags(p: argparse.ArgumentParser, required: bool) -> None:
+    p.add_argument("-f", "--filename", action="append", default=[], required=required,
+                   help="a file, a directory of .yaml/.yml/.json files, or - for stdin")
+    p.add_argument("-R", "--recursive", action="store_true",
+                   help="process the directory of -f recursively")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    flags = _global_flags()
+    parser = _Parser(prog="minikubectl", parents=[flags],
+                     description="minikubectl controls the minicluster API server.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(name: str, run: Runner, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, parents=[flags])
+        p.set_defaults(run=run)
+        return p
+
+    p = command("apply", lambda ctx, a: commands.apply(ctx, a.filename, a.recursive),
+                "create or update objects from files (client-side apply)")
+    _file_flags(p, required=True)
+
+    p = command("create", lambda ctx, a: commands.create(ctx, a.filename, a.recursive),
+                "create objects from files")
+    _file_flags(p, required=True)
+
+    p = command("get", lambda ctx, a: commands.get(ctx, a.args, commands.GetOptions(
+        all_namespaces=a.all_namespaces, selector=a.selector, output=a.output, watch=a.watch)),
+        "list objects")
+    p.add_argument("args", nargs="*", metavar="KIND[,KIND] [NAME...] | KIND/NAME")
+    p.add_argument("-A", "--all-namespaces", action="store_true")
+    p.add_argument("-l", "--selector")
+    p.add_argument("-o", "--output", help="wide, yaml, json or name")
+    p.add_argument("-w", "--watch", action="store_true")
+
+    p = command("describe", lambda ctx, a: commands.describe(ctx, a.kind, a.names, a.selector),
+                "show the details of objects")
+    p.add_argument("kind")
+    p.add_argument("names", nargs="*")
+    p.add_argument("-l", "--selector")
+
+    p = command("delete", lambda ctx, a: commands.delete(
+        ctx, a.args, a.filename, selector=a.selector, all_objects=a.all,
+        ignore_not_found=a.ignore_not_found, recursive=a.recursive), "delete objects")
+    p.add_argument("args", nargs="*", metavar="KIND NAME... | KIND/NAME")
+    _file_flags(p, required=False)
+    p.add_argument("-l", "--selector")
+    p.add_argument("--all", action="store_true")
+    p.add_argument("--ignore-not-found", action="store_true")
+
+    p = command("logs", lambda ctx, a: commands.logs(ctx, a.pod, a.container, a.follow),
+                "print a container's logs")
+    p.add_argument("pod")
+    p.add_argument("-c", "--container")
+    p.add_argument("-f", "--follow", action="store_true")
+
+    p = command("exec", lambda ctx, a: commands.exec_(ctx, a.pod, a.container, a.exec_command,
+                                                      a.stdin, a.tty),
+                "run a command in a container: exec POD [-c C] -- CMD...")
+    p.add_argument("pod")
+    p.add_argument("-c", "--container")
+    p.add_argument("-i", "--stdin", action="store_true")
+    p.add_argument("-t", "--tty", action="store_true")
+
+    p = command("version", lambda ctx, a: commands.version(ctx, a.client),
+                "print the client and server versions")
+    p.add_argument("--client", action="store_true", help="the client version only")
+
+    p = command("api-resources", lambda ctx, a: commands.api_resources(
+        ctx, namespaced={"true": True, "false": False}.get(str(a.namespaced).lower()),
+        output=a.output), "list the server's resource types")
+    p.add_argument("--namespaced", default=None)
+    p.add_argument("-o", "--output")
+
+    cluster_cmd.register(sub, [flags])
+    return parser
+
+
+def parse(argv: Sequence[str]) -> argparse.Namespace:
+    """Arguments after `--` are the command of `exec`, never flags of minikubectl."""
+    argv = list(argv)
+    rest: list[str] = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, rest = argv[:cut], argv[cut + 1:]
+    args = build_parser().parse_args(argv)
+    if rest and args.command != "exec":
+        raise CliError(f"unexpected arguments after --: {' '.join(rest)}")
+    args.exec_command = rest
+    return args
+
+
+async def _run(args: argparse.Namespace) -> int:
+    target = resolve_target(server=getattr(args, "server", None),
+                            namespace=getattr(args, "namespace", None),
+                            kubeconfig=getattr(args, "kubeconfig", None),
+                            context=getattr(args, "context", None),
+                            env=os.environ, home=Path.home())
+    async with Api(target.server, insecure=target.insecure) as api:
+        ctx = commands.Context(api=api, target=target)
+        return await args.run(ctx, args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = parse(sys.argv[1:] if argv is None else argv)
+        local_run: Callable[[argparse.Namespace], int] | None = getattr(args, "local_run", None)
+        if local_run is not None:
+            return local_run(args)
+        return asyncio.run(_run(args))
+    except CliError as exc:
+        return _fail(f"error: {exc}")
+    except ApiError as exc:
+        return _fail(format_api_error(exc))
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 1
+    except Exception as exc:  # the one place that turns surprises into one line
+        if os.environ.get("MINIKUBECTL_DEBUG"):
+            traceback.print_exc()
+        return _fail(f"error: unexpected {type(exc).__name__}: {exc}")
+
+
+def _fail(line: str) -> int:
+    print(line, file=sys.stderr, flush=True)
+    return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

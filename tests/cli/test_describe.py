@@ -1,0 +1,68 @@
+from minikubectl.describe import describe_pod, describe_service, service_endpoints
+from minikubectl.errors import api_error_from_status, format_api_error
+
+SVC = {"metadata": {"name": "web", "namespace": "default", "labels": {"a": "1", "b": "2"},
+                    "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}"}},
+       "spec": {"type": "ClusterIP", "clusterIP": "10.96.0.7", "selector": {"app": "web"},
+                "ports": [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}]}}
+SLICES = [{"ports": [{"name": "http", "port": 8080}],
+           "endpoints": [{"addresses": ["10.244.0.5"], "conditions": {"ready": True}},
+                         {"addresses": ["10.244.0.6"], "conditions": {"ready": False}},
+                         {"addresses": ["10.244.1.3"]}]}]
+
+
+def test_service_text():
+    text = describe_service(SVC, SLICES)
+    assert text.splitlines() == [
+        "Name:              web",
+        "Namespace:         default",
+        "Labels:            a=1",
+        "                   b=2",
+        "Annotations:       <none>",
+        "Selector:          app=web",
+        "Type:              ClusterIP",
+        "IP:                10.96.0.7",
+        "Port:              http  80/TCP",
+        "TargetPort:        8080/TCP",
+        "Endpoints:         10.244.0.5:8080,10.244.1.3:8080",
+        "Session Affinity:  None",
+    ]
+
+
+def test_service_endpoints_by_port_name():
+    assert service_endpoints({"name": "other", "port": 81}, SLICES) == "<none>"
+    many = [{"ports": [{"name": "", "port": 80}],
+             "endpoints": [{"addresses": [f"10.0.0.{i}"]} for i in range(5)]}]
+    assert service_endpoints({"port": 80}, many) == "10.0.0.0:80,10.0.0.1:80,10.0.0.2:80 + 2 more..."
+
+
+def test_pod_text():
+    pod = {"metadata": {"name": "p", "namespace": "default"},
+           "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "nginx",
+                                                     "ports": [{"containerPort": 80}]}]},
+           "status": {"phase": "Running", "hostIP": "192.168.0.2", "podIP": "10.244.1.9",
+                      "conditions": [{"type": "Ready", "status": "True"}],
+                      "containerStatuses": [{"name": "c", "ready": True, "restartCount": 1,
+                                             "state": {"running": {"startedAt": "T"}}}]}}
+    text = describe_pod(pod)
+    for line in ["Node:         n1/192.168.0.2", "Status:       Running",
+                 "IP:           10.244.1.9", "  c:", "    Image:          nginx",
+                 "    State:          Running", "      Started:  T", "    Ready:          True",
+                 "    Restart Count:  1", "Conditions:", "  Type   Status", "  Ready  True"]:
+        assert line in text.splitlines(), line
+
+
+def test_error_lines_in_kubectls_words():
+    nf = api_error_from_status({"kind": "Status", "reason": "NotFound", "code": 404,
+                                "message": 'services "x" not found'}, 404)
+    assert format_api_error(nf) == 'Error from server (NotFound): services "x" not found'
+    assert format_api_error(nf, context='error when deleting "f.yaml": ') == \
+        'Error from server (NotFound): error when deleting "f.yaml": services "x" not found'
+    invalid = api_error_from_status({"kind": "Status", "reason": "Invalid", "code": 422,
+                                     "message": "...", "details": {"kind": "Service", "name": "x",
+                                     "causes": [{"field": "spec.ports", "message": "Required value"},
+                                                {"field": "spec.type", "message": "bad"}]}}, 422)
+    assert format_api_error(invalid) == \
+        'The Service "x" is invalid: spec.ports: Required value; spec.type: bad'
+    assert format_api_error(api_error_from_status("<html>oops</html>", 502)) == \
+        "Error from server: <html>oops</html>"
