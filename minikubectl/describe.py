@@ -30,28 +30,34 @@ def _get(obj: Any, *path: str) -> Any:
 
 
 def render(lines: list[Line]) -> str:
-    """Labels padded so that values of neighbouring lines at one level line up."""
+    """Labels padded so that the values of one section's lines at one level line up
+    (deeper lines in between do not break the section, as with kubectl's tabwriter)."""
     out: list[str] = []
-    i = 0
-    while i < len(lines):
-        level = lines[i][0]
-        j = i
-        while j < len(lines) and lines[j][0] == level:
-            j += 1
-        width = max((len(lbl) + 1 for _, lbl, val in lines[i:j]
-                     if lbl and lbl != CONTINUED and val), default=0) + 2
-        for _, label, value in lines[i:j]:
-            pad = "  " * level
-            if label == CONTINUED:
-                out.append(f"{pad}{' ' * width}{value}".rstrip())
-            elif not label:
-                out.append(f"{pad}{value}".rstrip())
-            elif value == "":
-                out.append(f"{pad}{label}:")
-            else:
-                out.append(f"{pad}{(label + ':').ljust(width)}{value}".rstrip())
-        i = j
+    for i, (level, label, value) in enumerate(lines):
+        width = _section_width(lines, i)
+        pad = "  " * level
+        if label == CONTINUED:
+            out.append(f"{pad}{' ' * width}{value}".rstrip())
+        elif not label:
+            out.append(f"{pad}{value}".rstrip())
+        elif value == "":
+            out.append(f"{pad}{label}:")
+        else:
+            out.append(f"{pad}{(label + ':').ljust(width)}{value}".rstrip())
     return "\n".join(out) + "\n"
+
+
+def _section_width(lines: list[Line], i: int) -> int:
+    level = lines[i][0]
+    first = i
+    while first > 0 and lines[first - 1][0] >= level:
+        first -= 1
+    last = i
+    while last + 1 < len(lines) and lines[last + 1][0] >= level:
+        last += 1
+    labels = [lbl for lvl, lbl, val in lines[first:last + 1]
+              if lvl == level and lbl and lbl != CONTINUED and val]
+    return max((len(lbl) + 1 for lbl in labels), default=0) + 2
 
 
 def _map_lines(level: int, label: str, values: dict[str, str] | None,

@@ -45,8 +45,8 @@ def test_pod_text():
                       "containerStatuses": [{"name": "c", "ready": True, "restartCount": 1,
                                              "state": {"running": {"startedAt": "T"}}}]}}
     text = describe_pod(pod)
-    for line in ["Node:         n1/192.168.0.2", "Status:       Running",
-                 "IP:           10.244.1.9", "  c:", "    Image:          nginx",
+    for line in ["Node:            n1/192.168.0.2", "Status:          Running",
+                 "IP:              10.244.1.9", "  c:", "    Image:          nginx",
                  "    State:          Running", "      Started:  T", "    Ready:          True",
                  "    Restart Count:  1", "Conditions:", "  Type   Status", "  Ready  True"]:
         assert line in text.splitlines(), line
