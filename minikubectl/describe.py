@@ -6,10 +6,12 @@ Other kinds get their metadata and their spec and status as indented YAML.
 """
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 import yaml
 
+from kubecore import tables
 from minikubectl.lastapplied import LAST_APPLIED
 
 Obj = dict[str, Any]
@@ -176,9 +178,7 @@ def _container_lines(c: Obj, status: Obj | None) -> list[Line]:
     return lines
 
 
-def describe_pod(pod: Obj) -> str:
-    from minikubectl.printers import pod_status
-
+def describe_pod(pod: Obj, now: datetime | None = None) -> str:
     spec, status = pod.get("spec") or {}, pod.get("status") or {}
     meta = pod.get("metadata") or {}
     lines = _metadata_lines(pod, True)[:2]
@@ -189,7 +189,8 @@ def describe_pod(pod: Obj) -> str:
     if status.get("startTime"):
         lines.append((0, "Start Time", str(status["startTime"])))
     lines += _metadata_lines(pod, True)[2:]
-    lines.append((0, "Status", pod_status(pod) if meta.get("deletionTimestamp")
+    lines.append((0, "Status", tables.pod_summary(pod, now or datetime.now(timezone.utc))[1]
+                  if meta.get("deletionTimestamp")
                   else str(status.get("phase") or "Unknown")))
     if status.get("reason"):
         lines.append((0, "Reason", str(status["reason"])))

@@ -1,8 +1,9 @@
+"""AGE as the CLI prints it (kubecore.tables renders it for the server and the CLI)."""
 from datetime import datetime, timezone
 
 import pytest
 
-from minikubectl.ages import age, human_duration
+from kubecore.tables import age_since as age, human_duration
 
 
 @pytest.mark.parametrize("seconds, text", [

@@ -3,6 +3,7 @@ from datetime import datetime, timezone
 import pytest
 
 from kubecore import resources as R
+from kubecore import tables
 from minikubectl import printers
 from minikubectl.printers import TableSpec, render_table
 
@@ -20,7 +21,7 @@ SVC = {"metadata": meta("web"), "spec": {"type": "NodePort", "clusterIP": "10.96
 HEADLESS = {"metadata": meta("db"), "spec": {"clusterIP": "None", "ports": []}}
 POD = {"metadata": meta("web-1"), "spec": {"nodeName": "n1", "containers": [{"name": "a"}, {"name": "b"}]},
        "status": {"phase": "Running", "podIP": "10.244.1.5", "containerStatuses": [
-           {"name": "a", "ready": True, "restartCount": 2, "state": {"running": {}}},
+           {"name": "a", "ready": True, "restartCount": 2, "state": {"running": {"startedAt": CREATED}}},
            {"name": "b", "ready": False, "restartCount": 1,
             "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}}
 NODE = {"metadata": meta("n1", None, labels={"node-role.kubernetes.io/control-plane": ""}),
@@ -91,7 +92,7 @@ def test_all_namespaces_and_kind_prefix():
     ({"status": {"phase": "Failed", "reason": "Evicted"}}, "Evicted"),
 ], ids=["pending", "signal", "exitcode", "init", "terminating", "reason"])
 def test_pod_status(pod, status):
-    assert printers.pod_status(pod) == status
+    assert tables.pod_summary(pod, NOW)[1] == status
 
 
 def test_render_table_pads_like_tabwriter():
