@@ -287,14 +287,11 @@ async def watch(ctx: Context, req: kinds.Request, opts: GetOptions) -> int:
         for o in objs:
             show(o)
     while True:
-        async for event in ctx.api.watch(kinds.path(req.rt, ns),
-                                         {**params, "resourceVersion": rv,
-                                          "allowWatchBookmarks": "true"}):
+        async for event in ctx.api.watch(req.rt, ns, resource_version=rv,
+                                         label_selector=params.get("labelSelector"),
+                                         field_selector=params.get("fieldSelector")):
             obj = event.get("object") or {}
             etype = event.get("type")
-            if etype == "ERROR":
-                raise ApiError(int(obj.get("code") or 500), str(obj.get("reason") or ""),
-                               str(obj.get("message") or "the watch failed"))
             rv = str((obj.get("metadata") or {}).get("resourceVersion") or rv)
             if etype in ("ADDED", "MODIFIED", "DELETED"):
                 show(_typed(req.rt, obj))

@@ -1,8 +1,9 @@
-"""The CLI's narrow way to the API server: JSON requests and watch streams over aiohttp.
+"""The CLI's narrow way to the API server.
 
-It is the only module that speaks HTTP. Failures come out as `ApiError` (the server
-answered with a Status) or `CliError` (the server could not be reached), never as
-aiohttp's own exceptions.
+JSON requests and watches go through the project's client (`kubecore.client`); the raw
+streams of `logs` and `exec` through a session of this module. Failures come out as
+`ApiError` (the server answered with a Status) or `CliError` naming the server's
+address (it could not be reached), never as aiohttp's own exceptions.
 """
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from typing import Any, AsyncIterator
 
 import aiohttp
 
+from kubecore.client import ApiClient, ApiUnavailable
+from kubecore.resources import ResourceType
 from minikubectl.errors import CliError, api_error_from_status
 
 Obj = dict[str, Any]
@@ -41,8 +44,10 @@ class Api:
         self.server = server
         self._ssl: bool | None = False if insecure else None
         self._session: aiohttp.ClientSession | None = None
+        self._client: ApiClient | None = None
 
     async def __aenter__(self) -> "Api":
+        self._client = ApiClient(self.server, timeout=60, connect_timeout=10)
         self._session = aiohttp.ClientSession(self.server, timeout=REQUEST_TIMEOUT,
                                               headers={"Accept": "application/json",
                                                        "User-Agent": "minikubectl"})
@@ -51,29 +56,20 @@ class Api:
     async def __aexit__(self, *exc: object) -> None:
         if self._session is not None:
             await self._session.close()
+        if self._client is not None:
+            await self._client.close()
 
     def unreachable(self, exc: BaseException) -> CliError:
         return CliError(f"cannot reach the API server at {self.server}: {_why(exc)}")
 
     async def request(self, method: str, path: str, *, params: dict[str, str] | None = None,
                       body: Any = None, content_type: str = "application/json") -> Any:
-        assert self._session is not None
-        data = None if body is None else json.dumps(body).encode()
-        headers = {"Content-Type": content_type} if data is not None else {}
+        assert self._client is not None
         try:
-            async with self._session.request(method, path, params=params, data=data,
-                                             headers=headers, ssl=self._ssl) as resp:
-                text = await resp.text()
-                status = resp.status
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            raise self.unreachable(exc) from None
-        try:
-            decoded: Any = json.loads(text) if text else None
-        except ValueError:
-            decoded = text
-        if status >= 400:
-            raise api_error_from_status(decoded, status)
-        return decoded
+            return await self._client.request(method, path, params=params, body=body,
+                                              content_type=content_type)
+        except ApiUnavailable as exc:
+            raise self.unreachable(exc.__cause__ or exc) from None
 
     async def get(self, path: str, params: dict[str, str] | None = None) -> Any:
         return await self.request("GET", path, params=params)
@@ -87,28 +83,20 @@ class Api:
     async def delete(self, path: str) -> Obj:
         return await self.request("DELETE", path)
 
-    async def watch(self, path: str, params: dict[str, str]) -> AsyncIterator[Obj]:
-        """Watch events (`{"type", "object"}`) until the server ends the stream."""
-        assert self._session is not None
-        query = {**params, "watch": "true"}
+    async def watch(self, rt: ResourceType, namespace: str | None, *, resource_version: str,
+                    label_selector: str | None, field_selector: str | None) -> AsyncIterator[Obj]:
+        """Watch events (`{"type", "object"}`) until the server ends the stream; an ERROR
+        event raises (`Expired` for a 410)."""
+        assert self._client is not None
+        events = self._client.watch(rt, namespace, resource_version=resource_version,
+                                    label_selector=label_selector, field_selector=field_selector)
         try:
-            async with self._session.get(path, params=query, timeout=WATCH_TIMEOUT,
-                                         ssl=self._ssl) as resp:
-                if resp.status >= 400:
-                    text = await resp.text()
-                    try:
-                        raise api_error_from_status(json.loads(text), resp.status)
-                    except ValueError:
-                        raise api_error_from_status(text, resp.status) from None
-                buffer = b""
-                async for chunk in resp.content.iter_any():
-                    buffer += chunk
-                    *lines, buffer = buffer.split(b"\n")
-                    for line in lines:
-                        if line.strip():
-                            yield json.loads(line)
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            raise self.unreachable(exc) from None
+            async for event in events:
+                yield {"type": event.type, "object": event.object}
+        except ApiUnavailable as exc:
+            raise self.unreachable(exc.__cause__ or exc) from None
+        finally:
+            await events.aclose()
 
     async def stream(self, path: str, params: Any = None,
                      method: str = "GET") -> AsyncIterator[bytes]:
