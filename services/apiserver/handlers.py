@@ -186,7 +186,10 @@ async def patch_object(state: ApiState, request: web.Request, t: Target) -> web.
 
     async def mutate(current: Obj) -> Obj:
         _check_rv(t, wanted_rv, current)
-        new = apply_patch(t.rt, current, patch, ctype)
+        if apply:
+            new = objects.apply_configuration(t.rt, current, patch, request.query["fieldManager"])
+        else:
+            new = apply_patch(t.rt, current, patch, ctype)
         if not apply and ctype != "application/json-patch+json":
             state.check_strict(request, t.rt, new)
         return objects.prepare_update(t.rt, new, current, status_only=status_only)
@@ -202,6 +205,7 @@ async def patch_object(state: ApiState, request: web.Request, t: Target) -> web.
         body = copy.deepcopy(patch)
         body.setdefault("metadata", {}).setdefault("name", t.name)
         obj = objects.prepare_create(t.rt, body, t.namespace)
+        objects.record_apply(t.rt, obj, request.query["fieldManager"], patch)
         if t.rt.namespaced:
             await ensure_namespace(state, obj["metadata"]["namespace"])
         return json_response(await state.storage.create(t.rt, obj), 201)

@@ -12,6 +12,7 @@ from typing import Any
 from kubecore import resources as R
 from kubecore.errors import Cause, bad_request, invalid
 from kubecore.models import shape_causes
+from kubecore.patch import PatchError, field_set, server_side_apply
 
 Obj = dict[str, Any]
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # as apimachinery's rand.String: no vowels
@@ -114,7 +115,11 @@ def prepare_update(rt: R.ResourceType, new: Obj, old: Obj, *, status_only: bool)
                 meta[owned] = omd[owned]
             else:
                 meta.pop(owned, None)
-        meta.pop("managedFields", None)
+        # managedFields left out keep the old entries; an empty list clears them
+        if "managedFields" not in meta and omd.get("managedFields"):
+            meta["managedFields"] = copy.deepcopy(omd["managedFields"])
+        elif not meta.get("managedFields"):
+            meta.pop("managedFields", None)
         if rt.kind == "Service":
             R.carry_over_service_allocations(new, old)
         rt.default(new)
@@ -128,3 +133,33 @@ def prepare_update(rt: R.ResourceType, new: Obj, old: Obj, *, status_only: bool)
 
 def _spec(obj: Obj) -> Any:
     return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
+
+
+# --- server-side apply: who applied which fields ------------------------------------------
+
+def applied_fields(obj: Obj, manager: str) -> Obj | None:
+    for entry in (obj.get("metadata") or {}).get("managedFields") or []:
+        if entry.get("manager") == manager and entry.get("operation") == "Apply":
+            return entry.get("fieldsV1") or {}
+    return None
+
+
+def record_apply(rt: R.ResourceType, obj: Obj, manager: str, applied: Obj) -> None:
+    """Remember in metadata.managedFields which fields `manager` applied."""
+    entry = {"manager": manager, "operation": "Apply", "apiVersion": rt.api_version,
+             "time": now_rfc3339(), "fieldsType": "FieldsV1",
+             "fieldsV1": field_set(applied, rt.kind)}
+    meta = obj.setdefault("metadata", {})
+    others = [e for e in meta.get("managedFields") or []
+              if not (e.get("manager") == manager and e.get("operation") == "Apply")]
+    meta["managedFields"] = others + [entry]
+
+
+def apply_configuration(rt: R.ResourceType, current: Obj, applied: Obj, manager: str) -> Obj:
+    """`current` after `manager` applies `applied` (a server-side apply PATCH)."""
+    try:
+        new = server_side_apply(current, applied, applied_fields(current, manager), rt.kind)
+    except PatchError as exc:
+        raise invalid(rt.kind, current["metadata"]["name"], [Cause("", str(exc))], rt.group) from exc
+    record_apply(rt, new, manager, applied)
+    return new

@@ -16,7 +16,7 @@ from kubecore import resources as R
 from kubecore.errors import ApiError, bad_request
 from kubecore.models import unknown_fields
 
-WARNINGS_KEY = "minicluster.warnings"
+WARNINGS_KEY = web.RequestKey("warnings", list)
 DIRECTIVES = ("Strict", "Warn", "Ignore")
 
 
