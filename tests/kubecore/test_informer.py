@@ -280,7 +280,6 @@ async def test_shared_factory_hands_out_one_informer_per_watch(client):
 
 
 async def test_informer_waits_for_an_api_server_that_is_not_there_yet(etcd):
-    from cluster.procs import free_port
     settings = api_settings(etcd)
     async with ApiClient(f"http://127.0.0.1:{settings.port}") as c:
         informer = Informer(c, R.SERVICES)
