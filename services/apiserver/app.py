@@ -249,7 +249,14 @@ def create_app(settings: Settings) -> web.Application:
         for cache in state.caches.values():
             await cache.stop(timeout=2)
 
+    async def end_watches(app: web.Application) -> None:
+        # Open watches would otherwise hold shutdown until aiohttp's timeout: end them, as
+        # kube-apiserver closes watches when it terminates; clients re-watch elsewhere.
+        for cache in state.caches.values():
+            cache.end_all()
+
     app.cleanup_ctx.append(lifecycle)
+    app.on_shutdown.append(end_watches)
     r = app.router
     r.add_get("/healthz", healthz)
     r.add_get("/livez", healthz)

@@ -67,6 +67,10 @@ class WatchCache:
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"watchcache-{self.rt.plural}")
 
+    def end_all(self) -> None:
+        for sub in list(self.subscribers):
+            self._end(sub)
+
     def cancel(self) -> None:
         if self._task:
             self._task.cancel()

@@ -1,0 +1,148 @@
+"""API server benchmark: Service creates/s and latency next to raw etcd transactions/s,
+and watch fan-out to 100 watchers. Prints figures; asserts nothing.
+
+    .venv/bin/python -m bench.apiserver [--creates 2000] [--watchers 100] [--events 2000]
+
+Starts its own etcd and API server (as a separate process) on loopback and stops them.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+from cluster.etcd import EtcdProcess
+from services.apiserver.etcd import Etcd, absent, put
+
+ROOT = Path(__file__).resolve().parent.parent
+SVC = "/api/v1/namespaces/default/services"
+
+
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * p))]
+
+
+async def raw_etcd(endpoint: str, concurrency: int, total: int) -> float:
+    """Transactions/s of the same shape as a create (key absent -> put), through aetcd."""
+    etcd = Etcd([endpoint])
+    value = json.dumps({"metadata": {"name": "x"}, "spec": {"ports": [{"port": 80}]}}).encode()
+    counter = iter(range(total))
+    run = time.time_ns()
+
+    async def worker() -> None:
+        for i in counter:
+            key = f"/bench/raw/{run}/{i}"
+            await etcd.txn([absent(key)], [put(key, value)])
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - t0
+    await etcd.close()
+    return total / elapsed
+
+
+async def creates(url: str, concurrency: int, total: int, tag: str) -> tuple[float, float, float]:
+    latencies: list[float] = []
+    counter = iter(range(total))
+    conn = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(url, connector=conn) as s:
+        async def worker() -> None:
+            for i in counter:
+                body = {"metadata": {"name": f"b{tag}-{i}"}, "spec": {"ports": [{"port": 80}]}}
+                t = time.perf_counter()
+                async with s.post(SVC, json=body) as r:
+                    await r.read()
+                    if r.status != 201:
+                        raise RuntimeError(f"create failed: {r.status} {await r.text()}")
+                latencies.append(time.perf_counter() - t)
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - t0
+    return total / elapsed, pct(latencies, 0.5) * 1000, pct(latencies, 0.99) * 1000
+
+
+async def fanout(url: str, watchers: int, events: int) -> tuple[float, int, int]:
+    conn = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(url, connector=conn) as s:
+        async with s.get(SVC) as r:
+            rv = (await r.json())["metadata"]["resourceVersion"]
+        counts = [0] * watchers
+        done = asyncio.Event()
+        finished = 0
+        last_event = [0.0]
+
+        async def watch(i: int) -> None:
+            nonlocal finished
+            async with s.get(f"{SVC}?watch=true&resourceVersion={rv}&labelSelector=bench=fanout") as r:
+                async for line in r.content:
+                    if line.strip():
+                        counts[i] += 1
+                        if counts[i] == events:
+                            finished += 1
+                            last_event[0] = time.perf_counter()
+                            if finished == watchers:
+                                done.set()
+                            return
+
+        tasks = [asyncio.create_task(watch(i)) for i in range(watchers)]
+        await asyncio.sleep(1.0)
+        counter = iter(range(events))
+        t0 = time.perf_counter()
+
+        async def writer() -> None:
+            for i in counter:
+                body = {"metadata": {"name": f"fan-{i}", "labels": {"bench": "fanout"}},
+                        "spec": {"ports": [{"port": 80}]}}
+                async with s.post(SVC, json=body) as r:
+                    await r.read()
+
+        await asyncio.gather(*(writer() for _ in range(32)))
+        try:
+            await asyncio.wait_for(done.wait(), timeout=120)
+        except asyncio.TimeoutError:
+            pass
+        elapsed = (last_event[0] or time.perf_counter()) - t0
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    complete = sum(1 for c in counts if c == events)
+    return sum(counts) / elapsed, complete, sum(counts)
+
+
+async def main(args: argparse.Namespace) -> None:
+    from tests.conftest import ApiServerProcess
+
+    with tempfile.TemporaryDirectory() as tmp, EtcdProcess() as etcd:
+        server = ApiServerProcess([etcd.endpoint], log_path=Path(tmp) / "apiserver.log").start()
+        try:
+            print(f"etcd {etcd.endpoint}, apiserver {server.url} (separate process), "
+                  f"{args.creates} creates per step")
+            print(f"{'clients':>8} {'etcd txn/s':>11} {'creates/s':>10} {'ratio':>6} "
+                  f"{'p50 ms':>7} {'p99 ms':>7}")
+            for c in (1, 16, 64):
+                raw = await raw_etcd(etcd.endpoint, c, args.creates)
+                rate, p50, p99 = await creates(server.url, c, args.creates, f"c{c}")
+                print(f"{c:>8} {raw:>11.0f} {rate:>10.0f} {rate / raw:>6.2f} {p50:>7.1f} {p99:>7.1f}")
+            rate, complete, total = await fanout(server.url, args.watchers, args.events)
+            print(f"watch fan-out: {args.watchers} watchers x {args.events} events: "
+                  f"{rate:.0f} events/s delivered, {complete}/{args.watchers} watchers got every event "
+                  f"({total} deliveries)")
+        finally:
+            server.stop()
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser()
+    p.add_argument("--creates", type=int, default=2000)
+    p.add_argument("--watchers", type=int, default=100)
+    p.add_argument("--events", type=int, default=2000)
+    sys.exit(asyncio.run(main(p.parse_args())))
