@@ -369,7 +369,11 @@ def validate_node(obj: Obj, old: Optional[Obj]) -> list[Cause]:
 
 def default_namespace(obj: Obj) -> None:
     obj.setdefault("spec", {"finalizers": ["kubernetes"]})
-    obj.setdefault("status", {"phase": "Active"})
+    # kubectl sends `status: {}`: the phase is filled in all the same
+    status = obj.get("status")
+    if not isinstance(status, dict):
+        status = obj["status"] = {}
+    status.setdefault("phase", "Active")
 
 
 # --- EndpointSlice ----------------------------------------------------------------

@@ -239,3 +239,41 @@ def test_real_manifest_fields_we_do_not_model_pass_strict(kubectl: Kubectl):
     kubectl("create", "-f", str(kubectl.write("pod.yaml", manifest)))
     pod = kubectl.json("get", "pod", "web-1")
     assert pod["spec"]["volumes"] == [{"name": "data", "emptyDir": {}}]
+
+
+def test_delete_of_a_bound_pod_waits_on_a_watch_until_the_node_finishes(kubectl: Kubectl,
+                                                                       apiserver_process):
+    import urllib.request
+
+    kubectl("create", "-f", str(kubectl.write("pod.yaml", POD)))
+    deleting = kubectl.popen("delete", "pod", "web-1", "--timeout=30s")
+    try:
+        url = f"{apiserver_process.url}/api/v1/namespaces/default/pods/web-1"
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:  # kubectl's DELETE marks the pod Terminating
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                if json.load(resp)["metadata"].get("deletionTimestamp"):
+                    break
+            time.sleep(0.2)
+        time.sleep(1)
+        assert deleting.poll() is None  # still waiting: the node has not confirmed
+        # the node agent's confirmation: delete with no grace period
+        req = urllib.request.Request(url + "?gracePeriodSeconds=0", method="DELETE")
+        urllib.request.urlopen(req, timeout=5).close()
+        out, err = deleting.communicate(timeout=20)
+    finally:
+        if deleting.poll() is None:
+            deleting.kill()
+    assert deleting.returncode == 0, err
+    assert 'pod "web-1" deleted' in out
+
+
+def test_create_generators_and_their_columns(kubectl: Kubectl):
+    kubectl("create", "namespace", "demo")
+    assert by_name(rows(kubectl("get", "ns", "demo").stdout), "demo")["STATUS"] == "Active"
+    kubectl("create", "deployment", "web", "--image=nginx", "--replicas=2")
+    deploy = rows(kubectl("get", "deployments", "-o", "wide").stdout)
+    assert deploy[0] == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE", "CONTAINERS", "IMAGES",
+                         "SELECTOR"]
+    row = by_name(deploy, "web")
+    assert (row["READY"], row["IMAGES"], row["SELECTOR"]) == ("0/2", "nginx", "app=web")
