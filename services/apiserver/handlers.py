@@ -208,6 +208,8 @@ async def patch_object(state: ApiState, request: web.Request, t: Target) -> web.
         objects.record_apply(t.rt, obj, request.query["fieldManager"], patch)
         if t.rt.namespaced:
             await ensure_namespace(state, obj["metadata"]["namespace"])
+        if request.query.get("dryRun") == "All":
+            return json_response(obj, 201)
         return json_response(await state.storage.create(t.rt, obj), 201)
     obj = await _finish_if_released(state, t, obj)
     return json_response(obj)

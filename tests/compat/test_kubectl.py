@@ -277,3 +277,11 @@ def test_create_generators_and_their_columns(kubectl: Kubectl):
                          "SELECTOR"]
     row = by_name(deploy, "web")
     assert (row["READY"], row["IMAGES"], row["SELECTOR"]) == ("0/2", "nginx", "app=web")
+
+
+def test_diff_server_side_of_a_new_object_creates_nothing(kubectl: Kubectl):
+    path = kubectl.write("svc.yaml", SERVICE % {"metrics": 9090})
+    proc = kubectl("diff", "--server-side", "-f", str(path), check=False)
+    assert proc.returncode == 1, proc.stderr  # 1: differences found
+    assert "+  name: web" in proc.stdout
+    assert kubectl("get", "svc", "web", check=False).returncode != 0
