@@ -14,6 +14,7 @@ read finds the next gap.
 """
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 from dataclasses import dataclass, field
 from typing import Iterable
@@ -36,6 +37,7 @@ class RangeAllocator:
     last: int
     reserved: frozenset[int] = frozenset()
     _next: int | None = field(default=None, repr=False)
+    _loading: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
     @property
     def prefix(self) -> str:
@@ -68,12 +70,23 @@ class RangeAllocator:
         """A candidate value. In-process callers get distinct candidates without waiting;
         etcd decides in the transaction whether the candidate is really free."""
         if self._next is None:
-            self._next = await self._load_hint(etcd)
+            async with self._loading:  # the first burst of callers reads the counter once
+                if self._next is None:
+                    self._next = await self._load_hint(etcd)
         value = self._next
         while value in self.reserved:
             value = self._advance(value)
         self._next = self._advance(value)
         return value
+
+    def _distance(self, start: int, value: int) -> int:
+        return (value - start) % (self.last - self.first + 1)
+
+    def _move_hint(self, lost: int, value: int) -> None:
+        """Only move forward: values between here and our current hint were already handed
+        to requests still in flight in this process."""
+        if self._next is None or self._distance(lost, value) > self._distance(lost, self._next):
+            self._next = value
 
     async def skip_taken(self, etcd: E.Etcd, lost: int) -> None:
         """After losing `lost`: move the hint to the first free value after it (scanning the
@@ -94,14 +107,14 @@ class RangeAllocator:
                     while value < t and value in self.reserved:
                         value += 1
                     if value < t:
-                        self._next = value
+                        self._move_hint(lost, value)
                         return
                     value = t + 1
                 if len(kvs) < SCAN_PAGE:
                     while value <= hi and value in self.reserved:
                         value += 1
                     if value <= hi:
-                        self._next = value
+                        self._move_hint(lost, value)
                         return
                     break
         raise RangeFull(f"range {self.name} is full")
