@@ -15,7 +15,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    web.run_app(create_app(settings), host=settings.bind_address, port=settings.port,
+    hosts = [h.strip() for h in settings.bind_address.split(",") if h.strip()]
+    web.run_app(create_app(settings), host=hosts if len(hosts) > 1 else hosts[0], port=settings.port,
                 print=lambda *a: None, access_log=None)
     return 0
 

@@ -28,7 +28,8 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     p = argparse.ArgumentParser(prog="apiserver", description="Kubernetes API server over etcd")
     p.add_argument("--etcd-servers", default="127.0.0.1:2379",
                    help="comma-separated etcd client endpoints (host:port)")
-    p.add_argument("--bind-address", default="127.0.0.1")
+    p.add_argument("--bind-address", default="127.0.0.1",
+                   help="address to listen on; several separated by commas")
     p.add_argument("--port", type=int, default=6443)
     p.add_argument("--advertise-address", default="",
                    help="address of this server published in the default/kubernetes service")
