@@ -1,25 +1,31 @@
 """``python -m services.dns``: run the cluster DNS server.
 
-The records come from the API server through kubecore's shared informers; that wiring is the
-one piece still missing (see ``run_informers``). Without ``--apiserver`` the server runs with
-an empty index that never syncs, so it answers SERVFAIL for the zone and forwards or refuses
-everything else.
+The records come from the API server through kubecore's shared informers (``watch.py``);
+until both Services and EndpointSlices have been listed the zone answers SERVFAIL and /readyz
+is 503. Without ``--apiserver`` the server runs with an empty index that never syncs, so it
+answers SERVFAIL for the zone and forwards or refuses everything else.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
+from collections.abc import AsyncIterator
 
 from aiohttp import web
+
+from kubecore.client import ApiClient
+from kubecore.informer import SharedInformerFactory
 
 from .forward import parse_upstream
 from .health import create_health_app
 from .metrics import dns_registry
 from .records import RecordIndex
 from .server import DnsServer
+from .watch import ClusterWatch
 
 log = logging.getLogger("services.dns")
 
@@ -51,23 +57,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-async def run_informers(index: RecordIndex, *, apiserver: str) -> None:
-    """TODO(kubecore): feed ``index`` from kubecore's shared informers once they exist.
+@contextlib.asynccontextmanager
+async def run_informers(index: RecordIndex, *, apiserver: str) -> AsyncIterator[ClusterWatch]:
+    """Feed ``index`` from shared informers on Services and EndpointSlices (all namespaces).
 
-    Planned wiring, nothing more (no HTTP watch client of our own here):
-      - Service informer: add/update -> ``index.upsert_service(obj)``;
-        delete -> ``index.delete_service(ns, name)``.
-      - EndpointSlice informer (discovery.k8s.io/v1): add/update ->
-        ``index.upsert_endpointslice(obj)``; delete -> ``index.delete_endpointslice(ns, name)``.
-        (``index.apply_event(kind, event_type, obj)`` takes raw watch events as well.)
-      - once both report has_synced: ``index.mark_synced()``; only then /readyz turns 200 and
-        the zone is answered instead of SERVFAIL.
+    Returns at once: the informers list and watch in the background, retrying while the API
+    server is unreachable; the index is marked synced (and /readyz turns 200) only once both
+    have listed.
     """
-    log.warning(
-        "informer wiring to %s is not implemented yet (waiting for kubecore); "
-        "the zone answers SERVFAIL until synced",
-        apiserver,
-    )
+    client = ApiClient(apiserver)
+    watch = ClusterWatch(index, SharedInformerFactory(client))
+    try:
+        await watch.start()
+        log.info("watching services and endpointslices at %s", apiserver)
+        yield watch
+    finally:
+        await watch.stop()
+        await client.close()
 
 
 async def serve(args: argparse.Namespace) -> None:
@@ -86,14 +92,15 @@ async def serve(args: argparse.Namespace) -> None:
         runner = web.AppRunner(create_health_app(reader=index, registry=registry))
         await runner.setup()
         await web.TCPSite(runner, args.metrics_listen, args.metrics_port).start()
-    if args.apiserver:
-        await run_informers(index, apiserver=args.apiserver)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await stop.wait()
+        async with contextlib.AsyncExitStack() as stack:
+            if args.apiserver:
+                await stack.enter_async_context(run_informers(index, apiserver=args.apiserver))
+            await stop.wait()
     finally:
         await server.stop()
         if runner is not None:
