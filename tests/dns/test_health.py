@@ -110,7 +110,8 @@ async def test_module_runs_as_a_process() -> None:
         proc.terminate()
         assert proc.wait(timeout=10) == 0
         stderr = proc.stderr.read().decode() if proc.stderr else ""
-    assert "not implemented yet" in stderr  # the TODO informer wiring says so loudly
+    assert "watching services and endpointslices at http://127.0.0.1:1" in stderr
+    assert "API server unavailable" in stderr  # the reflector keeps retrying
 
 
 async def test_server_restarts_on_the_same_port() -> None:
