@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 
-from minikubectl.errors import CliError
 
 ACTIONS = {
     "up": "start a local cluster (etcd, API server, controllers, node agents)",
@@ -18,13 +17,17 @@ ACTIONS = {
 
 
 def run_cluster(args: argparse.Namespace) -> int:
-    raise CliError("the local cluster launcher is not available yet")
+    from cluster.cli import run
+
+    return run(args)
 
 
 def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]",
              parents: list[argparse.ArgumentParser]) -> None:
     cluster = subparsers.add_parser("cluster", help="run a local cluster", parents=parents)
     actions = cluster.add_subparsers(dest="cluster_action", metavar="ACTION", required=True)
+    from cluster.cli import add_arguments
+
     for name, text in ACTIONS.items():
-        actions.add_parser(name, help=text, parents=parents)
+        add_arguments(actions.add_parser(name, help=text, parents=parents), name)
     cluster.set_defaults(local_run=run_cluster)

@@ -1,0 +1,84 @@
+"""The command line of every component of the local cluster, as a pure function of the
+config. The supervisor runs these; compose.yaml's commands are checked against them."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from cluster.config import ClusterConfig
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    argv: tuple[str, ...]
+    netns: str | None = None  # run inside this node namespace
+    health: str | None = None  # URL answering 200 once ready (root namespace only)
+    stage: int = 0  # started after everything of a lower stage is healthy
+    env: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+
+
+def control_plane(cfg: ClusterConfig) -> list[Component]:
+    py = cfg.python
+    api = cfg.apiserver_url
+    etcd_url = f"http://127.0.0.1:{cfg.etcd_client_port}"
+    peer_url = f"http://127.0.0.1:{cfg.etcd_peer_port}"
+    port = cfg.health_base_port
+
+    def controller(name: str, module: str, offset: int, *extra: str) -> Component:
+        hp = port + offset
+        return Component(name, (py, "-m", module, "--apiserver", api, "--health-port", str(hp), *extra),
+                         health=f"http://127.0.0.1:{hp}/healthz", stage=2)
+
+    return [
+        Component("etcd", ("etcd", "--name", "default", "--data-dir", str(cfg.state_dir / "etcd"),
+                           "--listen-client-urls", etcd_url, "--advertise-client-urls", etcd_url,
+                           "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls", peer_url,
+                           "--initial-cluster", f"default={peer_url}", "--log-level", "warn",
+                           "--logger", "zap"),
+                  health=f"{etcd_url}/health", stage=0),
+        Component("apiserver", (py, "-m", "services.apiserver", "--etcd-servers",
+                                f"127.0.0.1:{cfg.etcd_client_port}",
+                                "--bind-address", f"127.0.0.1,{cfg.gateway_ip}",
+                                "--port", str(cfg.apiserver_port),
+                                "--advertise-address", cfg.gateway_ip,
+                                "--service-cluster-ip-range", cfg.service_cidr,
+                                "--cluster-cidr", cfg.cluster_cidr),
+                  health=f"{api}/readyz", stage=1),
+        controller("endpointslice", "services.endpointslice", 0),
+        controller("scheduler", "services.scheduler", 1),
+        controller("deployments", "services.deployments", 2),
+        controller("gc", "services.gc", 3),
+        controller("nodelifecycle", "services.nodelifecycle", 4,
+                   "--grace", str(cfg.node_grace_seconds)),
+        Component("dns", (py, "-m", "services.dns", "--apiserver", api, "--listen", cfg.gateway_ip,
+                          "--port", str(cfg.dns_port), "--metrics-port", str(port + 5)),
+                  health=f"http://127.0.0.1:{port + 5}/readyz", stage=2),
+    ]
+
+
+def node_components(cfg: ClusterConfig, i: int) -> list[Component]:
+    py = cfg.python
+    ns = cfg.node_netns(i)
+    node = cfg.node_name(i)
+    ndir = cfg.node_dir(i)
+    api = cfg.apiserver_url_for_nodes
+    return [
+        Component(f"nodeagent-{node}", (py, "-m", "services.nodeagent", "--apiserver", api,
+                                        "--node-name", node, "--node-ip", cfg.node_ip(i),
+                                        "--state-dir", str(ndir), "--cni-bin-dir", "/usr/lib/cni",
+                                        "--cni-conf-dir", str(ndir / "cni"),
+                                        "--cluster-dns", cfg.dns_service_ip,
+                                        "--port", str(cfg.node_agent_port)),
+                  netns=ns, stage=3),
+        Component(f"proxy-{node}", (py, "-m", "services.proxy", "--apiserver", api,
+                                    "--node-name", node, "--cluster-cidr", cfg.cluster_cidr,
+                                    "--health-port", str(cfg.proxy_health_port)),
+                  netns=ns, stage=3),
+    ]
+
+
+def all_components(cfg: ClusterConfig) -> list[Component]:
+    out = control_plane(cfg)
+    for i in range(1, cfg.nodes + 1):
+        out += node_components(cfg, i)
+    return out

@@ -1,0 +1,114 @@
+"""The local cluster's shape: names, address ranges and ports, all derived from a few flags.
+
+Everything the launcher creates is named from the cluster name, so `down` can find it
+again after a crash even without the state file.
+"""
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+DEFAULT_STATE_DIR = Path(os.environ.get("MINICLUSTER_STATE_DIR", "/var/lib/minicluster"))
+ROUTE_PROTO = 252  # routes this project adds in the root namespace carry this protocol number
+
+
+@dataclass
+class ClusterConfig:
+    name: str = "mc"
+    nodes: int = 2
+    state_dir: Path = DEFAULT_STATE_DIR
+    # The nodes' "physical network" (a bridge in the root namespace), the pod range
+    # split into one /24 per node, and the service range. Defaults avoid Docker's
+    # 172.17.0.0/16 and the 172.18-31 and 192.168 ranges its networks use.
+    node_cidr: str = "10.250.0.0/24"
+    cluster_cidr: str = "10.244.0.0/16"
+    service_cidr: str = "10.96.0.0/12"
+    dns_service_ip: str = "10.96.0.10"
+    apiserver_port: int = 6443
+    etcd_client_port: int = 2379
+    etcd_peer_port: int = 2380
+    dns_port: int = 53
+    health_base_port: int = 10300  # controllers' /healthz ports count up from here
+    node_agent_port: int = 10250
+    proxy_health_port: int = 10256
+    node_grace_seconds: int = 40
+    python: str = field(default_factory=lambda: os.environ.get("MINICLUSTER_PYTHON", "") or
+                        str(Path(__file__).resolve().parent.parent / ".venv" / "bin" / "python"))
+
+    # -- derived names ----------------------------------------------------------
+    @property
+    def bridge(self) -> str:
+        return f"{self.name}-br0"[:15]
+
+    @property
+    def gateway_ip(self) -> str:
+        """The root namespace's address on the node network (control plane lives here)."""
+        return str(ipaddress.IPv4Network(self.node_cidr).network_address + 1)
+
+    @property
+    def prefixlen(self) -> int:
+        return ipaddress.IPv4Network(self.node_cidr).prefixlen
+
+    def node_name(self, i: int) -> str:
+        return f"{self.name}-node-{i}"
+
+    def node_netns(self, i: int) -> str:
+        return self.node_name(i)
+
+    def node_ip(self, i: int) -> str:
+        return str(ipaddress.IPv4Network(self.node_cidr).network_address + 1 + i)
+
+    def veth(self, i: int) -> str:
+        return f"{self.name}v{i}"[:15]
+
+    @property
+    def apiserver_url(self) -> str:
+        return f"http://127.0.0.1:{self.apiserver_port}"
+
+    @property
+    def apiserver_url_for_nodes(self) -> str:
+        return f"http://{self.gateway_ip}:{self.apiserver_port}"
+
+    @property
+    def dns_address(self) -> str:
+        return f"{self.gateway_ip}:{self.dns_port}"
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.state_dir / "kubeconfig"
+
+    @property
+    def state_file(self) -> Path:
+        return self.state_dir / "cluster.json"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    def node_dir(self, i: int) -> Path:
+        return self.state_dir / "nodes" / self.node_name(i)
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["state_dir"] = str(self.state_dir)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> "ClusterConfig":
+        d = dict(d)
+        d["state_dir"] = Path(d["state_dir"])
+        return cls(**d)
+
+    def ranges(self) -> list[str]:
+        return [self.node_cidr, self.cluster_cidr, self.service_cidr]
+
+
+def load_state(state_dir: Path) -> dict | None:
+    path = state_dir / "cluster.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None

@@ -1,0 +1,128 @@
+"""The nodes' network: one namespace per node on a bridge, and containment in the root
+namespace.
+
+Layout: a bridge `<name>-br0` in the root namespace holds the gateway address
+(control plane: etcd, API server, controllers, DNS listen there or on loopback); each
+node is a network namespace with `eth0` on that bridge. Node-to-node traffic is
+bridged at layer 2, so the root namespace never forwards: forwarding stays off
+there. Nodes get no default route, so nothing from a node or a pod can reach the
+machine's real network. In the root namespace the service and pod ranges are
+blackholed; the only more specific routes are per-node pod ranges via that node.
+Every route the launcher adds carries protocol number ROUTE_PROTO, so teardown finds
+them without a state file.
+"""
+from __future__ import annotations
+
+import ipaddress
+import logging
+import subprocess
+
+from cluster.config import ROUTE_PROTO, ClusterConfig
+
+log = logging.getLogger("cluster.network")
+
+
+class NetworkError(RuntimeError):
+    pass
+
+
+def ip(*args: str, netns: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    argv = ["ip", *(("-n", netns) if netns else ()), *args]
+    res = subprocess.run(argv, capture_output=True, text=True)
+    if check and res.returncode != 0:
+        raise NetworkError(f"{' '.join(argv)}: {res.stderr.strip()}")
+    return res
+
+
+def list_netns() -> list[str]:
+    out = ip("netns", "list", check=False).stdout
+    return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+
+def link_exists(name: str) -> bool:
+    return ip("link", "show", "dev", name, check=False).returncode == 0
+
+
+def forwarding_enabled() -> bool:
+    with open("/proc/sys/net/ipv4/ip_forward") as f:
+        return f.read().strip() == "1"
+
+
+def overlapping_routes(cfg: ClusterConfig) -> list[str]:
+    """Routes of the machine (any table) that overlap the cluster's ranges, other than ours."""
+    ours = {cfg.bridge}
+    out = ip("-4", "route", "show", "table", "all", check=False).stdout
+    wanted = [ipaddress.IPv4Network(r) for r in cfg.ranges()]
+    clashes = []
+    for line in out.splitlines():
+        parts = line.split()
+        if not parts:
+            continue
+        dest = parts[1] if parts[0] in ("blackhole", "unreachable", "prohibit", "local", "broadcast") else parts[0]
+        if dest == "default" or f"proto {ROUTE_PROTO}" in line or "table local" in line:
+            continue
+        if "dev" in parts and parts[parts.index("dev") + 1] in ours:
+            continue
+        try:
+            net = ipaddress.IPv4Network(dest, strict=False)
+        except ValueError:
+            continue
+        if any(net.overlaps(w) for w in wanted):
+            clashes.append(line.strip())
+    return clashes
+
+
+def create(cfg: ClusterConfig) -> None:
+    gw = f"{cfg.gateway_ip}/{cfg.prefixlen}"
+    ip("link", "add", cfg.bridge, "type", "bridge")
+    ip("addr", "add", gw, "dev", cfg.bridge)
+    ip("link", "set", cfg.bridge, "up")
+    for r in (cfg.service_cidr, cfg.cluster_cidr):
+        ip("route", "replace", "blackhole", r, "proto", str(ROUTE_PROTO))
+    for i in range(1, cfg.nodes + 1):
+        ns, veth = cfg.node_netns(i), cfg.veth(i)
+        ip("netns", "add", ns)
+        ip("link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns)
+        ip("link", "set", veth, "master", cfg.bridge)
+        ip("link", "set", veth, "up")
+        ip("link", "set", "lo", "up", netns=ns)
+        ip("addr", "add", f"{cfg.node_ip(i)}/{cfg.prefixlen}", "dev", "eth0", netns=ns)
+        ip("link", "set", "eth0", "up", netns=ns)
+
+
+def route_pod_range(cfg: ClusterConfig, pod_cidr: str, node_ip: str) -> None:
+    """The root namespace reaches a node's pods through that node (DNS answers go back)."""
+    ip("route", "replace", pod_cidr, "via", node_ip, "proto", str(ROUTE_PROTO))
+
+
+def pids_in_netns(ns: str) -> list[int]:
+    out = ip("netns", "pids", ns, check=False).stdout
+    return [int(p) for p in out.split() if p.isdigit()]
+
+
+def destroy(cfg: ClusterConfig, kill=None) -> list[str]:
+    """Remove everything `create` and the node agents made; idempotent. `kill(pids)` ends the
+    processes still running inside the namespaces (pod containers, agents)."""
+    removed = []
+    prefix = f"{cfg.name}-node-"
+    for ns in list_netns():
+        if not ns.startswith(prefix) and not ns.startswith(f"mc-{prefix}"):
+            continue
+        if kill is not None:
+            kill(pids_in_netns(ns))
+        ip("netns", "del", ns, check=False)
+        removed.append(f"netns {ns}")
+    for i in range(1, 65):
+        veth = cfg.veth(i)
+        if link_exists(veth):
+            ip("link", "del", veth, check=False)
+            removed.append(f"link {veth}")
+    if link_exists(cfg.bridge):
+        ip("link", "del", cfg.bridge, check=False)
+        removed.append(f"link {cfg.bridge}")
+    out = ip("-4", "route", "show", "proto", str(ROUTE_PROTO), check=False).stdout
+    for line in out.splitlines():
+        if line.strip():
+            ip("route", "del", *line.split(), check=False)
+            removed.append(f"route {line.strip()}")
+    return removed
