@@ -50,12 +50,16 @@ def preflight(cfg: ClusterConfig) -> None:
 
 # --- objects the cluster needs from the start ------------------------------------------
 
-async def bootstrap_objects(cfg: ClusterConfig) -> None:
+async def bootstrap_objects(cfg: ClusterConfig, *, apiserver_url: str | None = None,
+                            apiserver_ip: str | None = None, dns_ip: str | None = None) -> None:
+    """The `kubernetes` and `kube-dns` Services' endpoints, which no controller owns
+    (both Services have no selector). Idempotent."""
     from kubecore import resources as R
     from kubecore.client import ApiClient
     from kubecore.errors import ApiError
 
-    async with ApiClient(cfg.apiserver_url) as api:
+    api_ip, dns_addr = apiserver_ip or cfg.gateway_ip, dns_ip or cfg.gateway_ip
+    async with ApiClient(apiserver_url or cfg.apiserver_url) as api:
         async def ensure(rt, obj, namespace):
             try:
                 await api.create(rt, obj, namespace)
@@ -67,7 +71,7 @@ async def bootstrap_objects(cfg: ClusterConfig) -> None:
             "metadata": {"name": "kubernetes", "labels": {"kubernetes.io/service-name": "kubernetes",
                                                           "endpointslice.kubernetes.io/managed-by": "minicluster-launcher"}},
             "addressType": "IPv4",
-            "endpoints": [{"addresses": [cfg.gateway_ip], "conditions": {"ready": True}}],
+            "endpoints": [{"addresses": [api_ip], "conditions": {"ready": True}}],
             "ports": [{"name": "https", "port": cfg.apiserver_port, "protocol": "TCP"}]}, "default")
         await ensure(R.SERVICES, {
             "apiVersion": "v1", "kind": "Service",
@@ -82,7 +86,7 @@ async def bootstrap_objects(cfg: ClusterConfig) -> None:
             "metadata": {"name": "kube-dns", "labels": {"kubernetes.io/service-name": "kube-dns",
                                                         "endpointslice.kubernetes.io/managed-by": "minicluster-launcher"}},
             "addressType": "IPv4",
-            "endpoints": [{"addresses": [cfg.gateway_ip], "conditions": {"ready": True}}],
+            "endpoints": [{"addresses": [dns_addr], "conditions": {"ready": True}}],
             "ports": [{"name": "dns", "port": cfg.dns_port, "protocol": "UDP"},
                       {"name": "dns-tcp", "port": cfg.dns_port, "protocol": "TCP"}]}, "kube-system")
 

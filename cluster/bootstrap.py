@@ -1,0 +1,35 @@
+"""`python -m cluster.bootstrap`: create the objects a new cluster needs (used by compose,
+where no launcher runs): the kubernetes and kube-dns endpoints."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+
+from cluster.config import ClusterConfig
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="cluster.bootstrap")
+    p.add_argument("--apiserver", required=True)
+    p.add_argument("--apiserver-ip", required=True)
+    p.add_argument("--dns-ip", required=True)
+    a = p.parse_args(argv)
+    from cluster.launcher import bootstrap_objects
+    from kubecore.client import ApiUnavailable
+
+    for _ in range(120):
+        try:
+            asyncio.run(bootstrap_objects(ClusterConfig(), apiserver_url=a.apiserver,
+                                          apiserver_ip=a.apiserver_ip, dns_ip=a.dns_ip))
+            print("bootstrap objects present")
+            return 0
+        except ApiUnavailable:
+            time.sleep(1)
+    print("error: the API server did not answer", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""What compose.yaml must run: the launcher's component commands, translated to the
+compose network (service names instead of the local bridge's addresses). The test in
+tests/cluster checks compose.yaml against this, so the two cannot drift apart."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from cluster.components import Component, control_plane, node_components
+from cluster.config import ClusterConfig
+
+COMPOSE_NODE_IPS = {1: "10.250.0.11", 2: "10.250.0.12"}
+
+
+def compose_config() -> ClusterConfig:
+    return ClusterConfig(name="mc", nodes=2, state_dir=Path("/var/lib/minicluster"), python="python")
+
+
+def translate(cfg: ClusterConfig, argv: tuple[str, ...], node: int | None = None) -> list[str]:
+    subst = {
+        cfg.apiserver_url: "http://apiserver:6443",
+        cfg.apiserver_url_for_nodes: "http://apiserver:6443",
+        f"127.0.0.1:{cfg.etcd_client_port}": "etcd:2379",
+        f"127.0.0.1,{cfg.gateway_ip}": "0.0.0.0",
+    }
+    out = []
+    for i, arg in enumerate(argv):
+        value = subst.get(arg, arg)
+        if arg == cfg.gateway_ip and argv[i - 1] in ("--listen", "--advertise-address"):
+            value = "0.0.0.0" if argv[i - 1] == "--listen" else "apiserver"
+        if node is not None and arg == cfg.node_ip(node):
+            value = COMPOSE_NODE_IPS[node]
+        out.append(value)
+    return out
+
+
+def expected_commands() -> dict[str, list[str]]:
+    cfg = compose_config()
+    cmds: dict[str, list[str]] = {}
+    for comp in control_plane(cfg):
+        if comp.name == "etcd":
+            continue  # the official etcd image, configured in compose.yaml itself
+        cmds[comp.name] = translate(cfg, comp.argv)
+    for i in (1, 2):
+        for comp in node_components(cfg, i):
+            kind = comp.name.split("-", 1)[0]
+            cmds[f"node{i}" if kind == "nodeagent" else f"node{i}-{kind}"] = translate(cfg, comp.argv, i)
+    return cmds
+
+
+__all__ = ["expected_commands", "Component"]
