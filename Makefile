@@ -5,7 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := etcd-server etcd-client iptables iproute2 containernetworking-plugins \
-	bind9-dnsutils dnsperf dnsmasq-base docker-compose conntrack procps
+	bind9-dnsutils dnsperf dnsmasq-base docker-compose conntrack procps curl util-linux
 
 .PHONY: setup apt venv test up bench clean-venv
 

@@ -26,7 +26,6 @@ class ClusterConfig:
     node_cidr: str = "10.250.0.0/24"
     cluster_cidr: str = "10.244.0.0/16"
     service_cidr: str = "10.96.0.0/12"
-    dns_service_ip: str = "10.96.0.10"
     apiserver_port: int = 6443
     etcd_client_port: int = 2379
     etcd_peer_port: int = 2380
@@ -39,6 +38,11 @@ class ClusterConfig:
                         str(Path(__file__).resolve().parent.parent / ".venv" / "bin" / "python"))
 
     # -- derived names ----------------------------------------------------------
+    @property
+    def dns_service_ip(self) -> str:
+        """The tenth address of the service range, as kubeadm and kind choose it."""
+        return str(ipaddress.IPv4Network(self.service_cidr).network_address + 10)
+
     @property
     def bridge(self) -> str:
         return f"{self.name}-br0"[:15]

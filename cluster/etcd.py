@@ -13,7 +13,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cluster.procs import free_port, wait_http_ok
+from cluster.procs import die_with_parent, free_port, wait_http_ok
 
 ETCD_BINARY = os.environ.get("ETCD_BINARY", "etcd")
 
@@ -73,7 +73,7 @@ class EtcdProcess:
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         try:
             self._proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
-                                          start_new_session=True)
+                                          start_new_session=True, preexec_fn=die_with_parent)
         finally:
             if self.log_path:
                 log.close()

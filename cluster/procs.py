@@ -30,3 +30,13 @@ def wait_http_ok(url: str, *, timeout: float = 20.0, proc=None) -> None:
             last = exc
         time.sleep(0.05)
     raise TimeoutError(f"{url} not healthy after {timeout}s (last: {last})")
+
+
+def die_with_parent() -> None:
+    """preexec_fn: the child gets SIGTERM when the process that started it dies, so a test
+    run that is killed does not leave its etcd or API server behind."""
+    import ctypes
+    import signal
+
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG

@@ -21,6 +21,10 @@ from cluster.components import Component
 from cluster.config import ClusterConfig
 
 log = logging.getLogger("cluster.supervisor")
+
+
+class StartError(RuntimeError):
+    """A component did not come up; the message names its log file."""
 MARKER = "MINICLUSTER_NAME"
 
 
@@ -134,10 +138,10 @@ class Supervisor:
                 while not await asyncio.to_thread(http_ok, comp.health):
                     r = self.running[comp.name]
                     if r.proc is not None and r.proc.poll() is not None:
-                        raise RuntimeError(f"{comp.name} exited with {r.proc.returncode} during start-up; "
+                        raise StartError(f"{comp.name} exited with {r.proc.returncode} during start-up; "
                                            f"see {self.cfg.log_dir / (comp.name + '.log')}")
                     if time.monotonic() > deadline:
-                        raise RuntimeError(f"{comp.name} not healthy at {comp.health} after {timeout:.0f}s")
+                        raise StartError(f"{comp.name} not healthy at {comp.health} after {timeout:.0f}s")
                     await asyncio.sleep(0.2)
             if on_stage is not None:
                 await on_stage(stage)

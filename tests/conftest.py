@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 
 from cluster.etcd import EtcdProcess
-from cluster.procs import free_port, wait_http_ok
+from cluster.procs import die_with_parent, free_port, wait_http_ok
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -154,7 +154,7 @@ class ApiServerProcess:
     def start(self) -> "ApiServerProcess":
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         self.proc = subprocess.Popen(self.args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=die_with_parent)
         wait_http_ok(self.url + "/readyz", timeout=30, proc=self.proc)
         return self
 

@@ -202,7 +202,6 @@ def test_errors_are_one_line(cli, tmp_path):
     assert cli("apply", "-f", invalid, ok=False).stderr == \
         'The Service "inv" is invalid: spec.ports: Required value\n'
     assert cli("logs", "nope", ok=False).stderr == 'Error from server (NotFound): pods "nope" not found\n'
-    assert cli("cluster", "up", ok=False).stderr == "error: the local cluster launcher is not available yet\n"
 
 
 def test_unreachable_server(tmp_path):
