@@ -59,7 +59,7 @@ def parse_iptables_save(text: str) -> dict[str, SavedTable]:
     return tables
 
 
-def _rule_fields(line: str) -> tuple[str, str | None, str | None]:
+def rule_fields(line: str) -> tuple[str, str | None, str | None]:
     """(chain, jump target, comment) of an `-A` line, tolerant of any option order."""
     tokens = shlex.split(line)
     chain = tokens[1] if len(tokens) > 1 else ""
@@ -78,7 +78,7 @@ def existing_jumps(saved: SavedTable, jump: JumpRule) -> list[str]:
     for line in saved.rules:
         if not line.startswith(f"-A {jump.chain} "):
             continue
-        chain, target, comment = _rule_fields(line)
+        chain, target, comment = rule_fields(line)
         if chain == jump.chain and target == jump.target and comment == jump.comment:
             found.append(line)
     return found

@@ -1,0 +1,132 @@
+"""``python -m services.proxy``: one node's service proxy (iptables mode).
+
+    python -m services.proxy --apiserver URL --node-name N --cluster-cidr 10.244.0.0/16 \
+        --health-port N [--netns NAME] [--min-sync-period 1] [--sync-period 30]
+    python -m services.proxy --cleanup [--netns NAME]
+
+In the local cluster it runs inside the node's network namespace (``nsenter --net=...``)
+and programs that namespace's own tables; ``--netns`` instead runs every iptables and
+conntrack command through ``ip netns exec NAME`` (tests, benchmarks).
+
+Restart-safe: SIGTERM stops the watches and the sync loop and leaves the rules in place. A
+new process touches nothing until both caches have synced, then its first (full) sync
+rewrites each chain in one iptables-restore, so services keep working throughout.
+``--cleanup`` is for teardown only: it removes every chain and jump of the proxy.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+
+from prometheus_client import CollectorRegistry
+
+from kubecore.client import ApiClient
+from kubecore.controller import ControllerCollector, HealthServer, setup_logging
+from kubecore.informer import SharedInformerFactory, wait_for_cache_sync
+from services.proxy.cleanup import cleanup
+from services.proxy.health import create_health_app
+from services.proxy.iptables import supports_random_fully
+from services.proxy.proxier import Proxier
+from services.proxy.rules import NodeSettings
+from services.proxy.watch import attach_informers
+
+log = logging.getLogger("services.proxy")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m services.proxy", description=__doc__.split("\n")[0])
+    parser.add_argument("--apiserver", help="API server URL to watch")
+    parser.add_argument("--node-name", help="this node's name (marks local endpoints)")
+    parser.add_argument("--cluster-cidr", default=None,
+                        help="pod CIDR; cluster-IP traffic from outside it is masqueraded")
+    parser.add_argument("--health-port", type=int, default=10256,
+                        help="/healthz /readyz /metrics; 0 picks a free port")
+    parser.add_argument("--health-listen", default="127.0.0.1")
+    parser.add_argument("--netns", default=None,
+                        help="program this named network namespace instead of our own")
+    parser.add_argument("--min-sync-period", type=float, default=1.0,
+                        help="minimum seconds between two syncs (bursts merge into one)")
+    parser.add_argument("--sync-period", type=float, default=30.0,
+                        help="seconds after which a full resync runs even without changes")
+    parser.add_argument("--cleanup", action="store_true",
+                        help="remove all of the proxy's chains and jumps, then exit")
+    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--log-json", action="store_true")
+    args = parser.parse_args(argv)
+    if not args.cleanup and not (args.apiserver and args.node_name):
+        parser.error("--apiserver and --node-name are required (unless --cleanup)")
+    if args.min_sync_period < 0 or args.sync_period <= 0:
+        parser.error("--min-sync-period must be >= 0 and --sync-period > 0")
+    return args
+
+
+async def run_cleanup(args: argparse.Namespace) -> None:
+    plan = await cleanup(netns=args.netns)
+    log.info("cleanup done", extra={
+        "netns": args.netns or "-",
+        "deleted_rules": plan.deleted_rules,
+        "deleted_chains": sum(len(c) for c in plan.deleted_chains.values()),
+    })
+
+
+async def run(args: argparse.Namespace, stop: asyncio.Event) -> None:
+    random_fully = await supports_random_fully(netns=args.netns)
+    if not random_fully:
+        log.warning("iptables is older than 1.6.2: MASQUERADE without --random-fully")
+    settings = NodeSettings(node_name=args.node_name, cluster_cidr=args.cluster_cidr,
+                            masquerade_random_fully=random_fully)
+    registry = CollectorRegistry()
+    proxier = Proxier(settings, registry=registry, netns=args.netns,
+                      min_interval=args.min_sync_period, sync_period=args.sync_period)
+    client = ApiClient(args.apiserver)
+    factory = SharedInformerFactory(client)
+    informers = attach_informers(proxier, factory)
+    registry.register(ControllerCollector(lambda: (), lambda: factory.informers))
+    health = HealthServer(
+        create_health_app(proxier=proxier, informers=lambda: factory.informers, registry=registry),
+        args.health_listen, args.health_port,
+    )
+    try:
+        await health.start()
+        log.info("proxy health on http://%s:%d", args.health_listen, health.port,
+                 extra={"node": args.node_name, "netns": args.netns or "-"})
+        await factory.start()
+        # Rules from half-filled caches would REJECT services whose endpoints are merely not
+        # listed yet; until both lists are in, whatever rules exist stay untouched.
+        while not await wait_for_cache_sync(*informers, timeout=0.5):
+            if stop.is_set():
+                return
+        proxier.mark_services_synced()
+        proxier.mark_endpoint_slices_synced()
+        proxier.runner.start()
+        log.info("caches synced; syncing rules", extra={"node": args.node_name})
+        await stop.wait()
+    finally:
+        log.info("stopping; the rules stay in place")
+        await proxier.runner.stop()
+        await factory.stop()
+        await client.close()
+        await health.stop()
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    if args.cleanup:
+        await run_cleanup(args)
+        return
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await run(args, stop)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    setup_logging(args.log_level, json_lines=args.log_json)
+    asyncio.run(main_async(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,28 @@
+"""Informer handlers feeding the Proxier.
+
+The proxier's handlers only record the object and request a sync; the sync itself is
+level-triggered over everything recorded, so a relist (which the informer delivers as
+adds, updates and deletes) needs nothing special here.
+"""
+from __future__ import annotations
+
+from kubecore import resources as R
+from kubecore.informer import Informer, SharedInformerFactory
+from services.proxy.proxier import Proxier
+
+
+def attach_informers(proxier: Proxier, factory: SharedInformerFactory) -> tuple[Informer, Informer]:
+    """Services and EndpointSlices of all namespaces, into `proxier`."""
+    services = factory.informer(R.SERVICES)
+    slices = factory.informer(R.ENDPOINTSLICES)
+    services.add_handlers(
+        on_add=proxier.on_service,
+        on_update=lambda _old, new: proxier.on_service(new),
+        on_delete=proxier.on_service_deleted,
+    )
+    slices.add_handlers(
+        on_add=proxier.on_endpoint_slice,
+        on_update=lambda _old, new: proxier.on_endpoint_slice(new),
+        on_delete=proxier.on_endpoint_slice_deleted,
+    )
+    return services, slices
