@@ -74,3 +74,56 @@ def owner_ref(obj: Obj, *, controller: bool = True) -> Obj:
     return {"apiVersion": obj.get("apiVersion") or "v1", "kind": obj["kind"],
             "name": obj["metadata"]["name"], "uid": obj["metadata"]["uid"],
             "controller": controller, "blockOwnerDeletion": True}
+
+
+class ControllerProcess:
+    """`python -m <module> --apiserver URL --health-port N ...` as a child process."""
+
+    def __init__(self, module: str, apiserver_url: str, *extra: str, log_path: Any = None) -> None:
+        import sys
+
+        from cluster.procs import free_port
+
+        self.port = free_port()
+        self.health = f"http://127.0.0.1:{self.port}"
+        self.args = [sys.executable, "-m", module, "--apiserver", apiserver_url,
+                     "--health-port", str(self.port), *extra]
+        self.log_path = log_path
+        self.proc: Any = None
+
+    def start(self) -> "ControllerProcess":
+        import subprocess
+
+        from tests.conftest import ROOT
+
+        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+        self.proc = subprocess.Popen(self.args, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        return self
+
+    async def get(self, path: str) -> tuple[int, str]:
+        import aiohttp
+
+        try:
+            async with aiohttp.ClientSession() as s:
+                async with s.get(self.health + path) as r:
+                    return r.status, await r.text()
+        except aiohttp.ClientError:
+            return 0, ""
+
+    async def wait_ready(self, timeout: float = 30.0) -> None:
+        async def ready() -> bool:
+            assert self.proc.poll() is None, f"{self.args} exited with {self.proc.returncode}"
+            return (await self.get("/readyz"))[0] == 200
+        await until(ready, timeout)
+
+    async def terminate(self) -> int:
+        import signal
+
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return int(await asyncio.to_thread(self.proc.wait, 15))
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()

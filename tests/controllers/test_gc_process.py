@@ -1,0 +1,35 @@
+"""The garbage collector as a process."""
+from __future__ import annotations
+
+from kubecore import resources as R
+from kubecore.client import ApiClient
+from kubecore.errors import ApiError
+from tests.controllers.controller_support import ControllerProcess, owner_ref, until
+
+
+async def test_gc_process_deletes_dependents_and_stops_on_sigterm(apiserver_process, tmp_path):
+    proc = ControllerProcess("services.gc", apiserver_process.url,
+                             log_path=tmp_path / "gc.log").start()
+    try:
+        async with ApiClient(apiserver_process.url) as client:
+            svc = await client.create(R.SERVICES, {"metadata": {"name": "web", "namespace": "default"},
+                                                   "spec": {"ports": [{"port": 80}]}})
+            await client.create(R.ENDPOINTSLICES, {
+                "metadata": {"name": "web-a", "namespace": "default",
+                             "ownerReferences": [owner_ref(svc)]},
+                "addressType": "IPv4", "endpoints": []})
+            await proc.wait_ready()
+            await client.delete(R.SERVICES, "web", "default")
+
+            async def slice_gone():
+                try:
+                    await client.get(R.ENDPOINTSLICES, "web-a", "default")
+                    return False
+                except ApiError as exc:
+                    return exc.code == 404
+            await until(slice_gone)
+            status, text = await proc.get("/metrics")
+            assert status == 200 and 'gc_deletions_total{resource="endpointslices"} 1.0' in text
+        assert await proc.terminate() == 0
+    finally:
+        proc.kill()
