@@ -1,0 +1,176 @@
+"""Where a pod may run, decided from plain objects: no I/O, so tables can test it.
+
+A node is a candidate when it is Ready, schedulable, tolerated and matches the pod's
+node selector and required node affinity. Among candidates the one with the fewest
+pods wins; ties go to the first name, so the choice is reproducible. A node that is
+not a candidate gets exactly one reason (the first filter it fails), and the reasons
+are counted for the message the pod's PodScheduled condition carries, as kube-scheduler
+words it ("0/2 nodes are available: 1 node(s) were not ready.").
+"""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, Iterable, Mapping
+
+Obj = dict[str, Any]
+
+DEFAULT_SCHEDULER = "default-scheduler"
+
+NOT_READY = "node(s) were not ready"
+UNSCHEDULABLE = "node(s) were unschedulable"
+SELECTOR_MISMATCH = "node(s) didn't match Pod's node affinity/selector"
+NO_NODES = "no nodes available to schedule pods"
+
+# Taints whose effect keeps new pods off a node (PreferNoSchedule only discourages).
+_BLOCKING_EFFECTS = ("NoSchedule", "NoExecute")
+
+
+def pod_needs_scheduling(pod: Obj, scheduler_name: str = DEFAULT_SCHEDULER) -> bool:
+    """Pending, unbound, not being deleted, and meant for this scheduler."""
+    meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+    if spec.get("nodeName") or meta.get("deletionTimestamp"):
+        return False
+    if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+        return False
+    return (spec.get("schedulerName") or DEFAULT_SCHEDULER) == scheduler_name
+
+
+def node_is_ready(node: Obj) -> bool:
+    for cond in (node.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Ready":
+            return cond.get("status") == "True"
+    return False
+
+
+def _tolerates(toleration: Mapping[str, Any], taint: Mapping[str, Any]) -> bool:
+    effect = toleration.get("effect")
+    if effect and effect != taint.get("effect"):
+        return False
+    key = toleration.get("key")
+    operator = toleration.get("operator") or "Equal"
+    if not key:
+        return operator == "Exists"  # an empty key with Exists tolerates everything
+    if key != taint.get("key"):
+        return False
+    if operator == "Exists":
+        return True
+    return (toleration.get("value") or "") == (taint.get("value") or "")
+
+
+def untolerated_taint(pod: Obj, node: Obj) -> Obj | None:
+    tolerations = (pod.get("spec") or {}).get("tolerations") or []
+    for taint in (node.get("spec") or {}).get("taints") or []:
+        if taint.get("effect") not in _BLOCKING_EFFECTS:
+            continue
+        if not any(_tolerates(t, taint) for t in tolerations):
+            return taint
+    return None
+
+
+def _expression_matches(expr: Mapping[str, Any], values: Mapping[str, str]) -> bool:
+    key, op = expr.get("key", ""), expr.get("operator")
+    wanted = [str(v) for v in expr.get("values") or []]
+    present = key in values
+    if op == "In":
+        return present and values[key] in wanted
+    if op == "NotIn":
+        return not present or values[key] not in wanted
+    if op == "Exists":
+        return present
+    if op == "DoesNotExist":
+        return not present
+    if op in ("Gt", "Lt") and present and len(wanted) == 1:
+        try:
+            have, limit = int(values[key]), int(wanted[0])
+        except ValueError:
+            return False
+        return have > limit if op == "Gt" else have < limit
+    return False
+
+
+def _term_matches(term: Mapping[str, Any], labels: Mapping[str, str], name: str) -> bool:
+    exprs = term.get("matchExpressions") or []
+    fields = term.get("matchFields") or []
+    if not exprs and not fields:
+        return False  # an empty term matches nothing, as in kube
+    return (all(_expression_matches(e, labels) for e in exprs)
+            and all(_expression_matches(f, {"metadata.name": name}) for f in fields))
+
+
+def matches_node_selector(pod: Obj, node: Obj) -> bool:
+    """nodeSelector (every label equal) and requiredDuringScheduling node affinity (any term)."""
+    spec = pod.get("spec") or {}
+    meta = node.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    for key, value in (spec.get("nodeSelector") or {}).items():
+        if labels.get(key) != value:
+            return False
+    required = (((spec.get("affinity") or {}).get("nodeAffinity") or {})
+                .get("requiredDuringSchedulingIgnoredDuringExecution") or {})
+    terms = required.get("nodeSelectorTerms")
+    if terms is not None:
+        return any(_term_matches(t, labels, meta.get("name", "")) for t in terms)
+    return True
+
+
+def misfit_reason(pod: Obj, node: Obj) -> str | None:
+    """Why `pod` cannot go to `node` (the first filter it fails), or None when it can."""
+    if not node_is_ready(node):
+        return NOT_READY
+    if (node.get("spec") or {}).get("unschedulable"):
+        return UNSCHEDULABLE
+    taint = untolerated_taint(pod, node)
+    if taint is not None:
+        return f"node(s) had untolerated taint {{{taint.get('key', '')}: {taint.get('value') or ''}}}"
+    if not matches_node_selector(pod, node):
+        return SELECTOR_MISMATCH
+    return None
+
+
+def choose_node(pod: Obj, nodes: Iterable[Obj], pod_counts: Mapping[str, int]
+                ) -> tuple[Obj | None, dict[str, int]]:
+    """The fitting node with the fewest pods (ties: smallest name), and for the nodes that
+    do not fit, how many failed for each reason."""
+    reasons: Counter[str] = Counter()
+    best: Obj | None = None
+    best_rank: tuple[int, str] | None = None
+    for node in nodes:
+        reason = misfit_reason(pod, node)
+        if reason is not None:
+            reasons[reason] += 1
+            continue
+        name = node["metadata"]["name"]
+        rank = (pod_counts.get(name, 0), name)
+        if best_rank is None or rank < best_rank:
+            best, best_rank = node, rank
+    return best, dict(reasons)
+
+
+def unschedulable_message(total_nodes: int, reasons: Mapping[str, int]) -> str:
+    """kube-scheduler's FitError wording: counts and reasons, sorted as text."""
+    if total_nodes == 0:
+        return NO_NODES
+    parts = sorted(f"{count} {reason}" for reason, count in reasons.items())
+    return f"0/{total_nodes} nodes are available: {', '.join(parts)}."
+
+
+def unschedulable_condition(message: str, now: str) -> Obj:
+    return {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+            "message": message, "lastProbeTime": None, "lastTransitionTime": now}
+
+
+def needs_condition_update(pod: Obj, message: str) -> bool:
+    """False when the pod already says exactly this: our own echo, nothing to write."""
+    for cond in (pod.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "PodScheduled":
+            return not (cond.get("status") == "False" and cond.get("reason") == "Unschedulable"
+                        and cond.get("message") == message)
+    return True
+
+
+def assigned_node(pod: Obj) -> str | None:
+    """The node a pod occupies: bound and not finished (finished pods hold no place)."""
+    node = (pod.get("spec") or {}).get("nodeName")
+    if node and (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
+        return str(node)
+    return None

@@ -1,0 +1,118 @@
+"""The scheduler in-process against the real API server (and etcd): nodes are made Ready
+by the test, through the status subresource, as a node agent would."""
+from __future__ import annotations
+
+from collections import Counter
+
+import aiohttp
+
+from kubecore import resources as R
+from kubecore.client import ApiClient
+from kubecore.informer import SharedInformerFactory
+from services.scheduler.scheduler import Scheduler
+from tests.controllers.controller_support import running, until
+
+
+async def make_node(client: ApiClient, name: str, *, ready: bool = True,
+                    labels: dict[str, str] | None = None) -> None:
+    await client.create(R.NODES, {"metadata": {"name": name, "labels": labels or {}}})
+    await set_node_ready(client, name, ready)
+
+
+async def set_node_ready(client: ApiClient, name: str, ready: bool) -> None:
+    condition = {"type": "Ready", "status": "True" if ready else "False",
+                 "reason": "KubeletReady" if ready else "KubeletNotReady"}
+    await client.patch(R.NODES, name, {"status": {"conditions": [condition]}},
+                       subresource="status")
+
+
+async def make_pod(client: ApiClient, name: str, **spec) -> None:
+    await client.create(R.PODS, {"metadata": {"name": name, "namespace": "default"},
+                                 "spec": {"containers": [{"name": "c", "image": "busybox"}],
+                                          **spec}})
+
+
+def scheduled_condition(pod: dict) -> dict | None:
+    for cond in (pod.get("status") or {}).get("conditions") or []:
+        if cond["type"] == "PodScheduled":
+            return cond
+    return None
+
+
+async def test_pending_pods_are_bound_evenly_across_ready_nodes(apiserver):
+    async with ApiClient(apiserver.url) as client:
+        await make_node(client, "node-a")
+        await make_node(client, "node-b")
+        for i in range(10):
+            await make_pod(client, f"p{i}")
+        scheduler = Scheduler(client, SharedInformerFactory(client))
+        async with running(scheduler) as health:
+            async def all_bound():
+                pods, _ = await client.list(R.PODS, "default")
+                return pods if all(p["spec"].get("nodeName") for p in pods) else None
+            pods = await until(all_bound)
+            assert Counter(p["spec"]["nodeName"] for p in pods) == {"node-a": 5, "node-b": 5}
+            assert all(scheduled_condition(p)["status"] == "True" for p in pods)
+            # a pod created later goes where fewer are: a third, empty node
+            await make_node(client, "node-c")
+            await make_pod(client, "late")
+
+            async def late_bound():
+                return (await client.get(R.PODS, "late", "default"))["spec"].get("nodeName")
+            assert await until(late_bound) == "node-c"
+            async with aiohttp.ClientSession() as s:
+                async with s.get(f"http://127.0.0.1:{health.port}/readyz") as r:
+                    assert r.status == 200
+                async with s.get(f"http://127.0.0.1:{health.port}/metrics") as r:
+                    assert 'scheduler_schedule_attempts_total{result="scheduled"} 11.0' in await r.text()
+        assert len(scheduler.assumed) == 0  # every binding was confirmed by the informer
+
+
+async def test_node_selector_is_honoured_and_a_misfit_says_why(apiserver):
+    async with ApiClient(apiserver.url) as client:
+        await make_node(client, "fast", labels={"disk": "ssd"})
+        await make_node(client, "slow", labels={"disk": "hdd"})
+        await make_node(client, "down", ready=False, labels={"disk": "ssd"})
+        scheduler = Scheduler(client, SharedInformerFactory(client))
+        async with running(scheduler):
+            for i in range(3):
+                await make_pod(client, f"ssd{i}", nodeSelector={"disk": "ssd"})
+            await make_pod(client, "nvme", nodeSelector={"disk": "nvme"})
+
+            async def ssd_bound():
+                pods = [await client.get(R.PODS, f"ssd{i}", "default") for i in range(3)]
+                return [p["spec"].get("nodeName") for p in pods] if all(
+                    p["spec"].get("nodeName") for p in pods) else None
+            assert await until(ssd_bound) == ["fast"] * 3
+
+            async def nvme_refused():
+                return scheduled_condition(await client.get(R.PODS, "nvme", "default"))
+            cond = await until(nvme_refused)
+            assert cond["status"] == "False" and cond["reason"] == "Unschedulable"
+            assert cond["message"] == ("0/3 nodes are available: 1 node(s) were not ready, "
+                                       "2 node(s) didn't match Pod's node affinity/selector.")
+
+
+async def test_an_unschedulable_pod_is_bound_once_a_node_turns_ready(apiserver):
+    async with ApiClient(apiserver.url) as client:
+        await make_node(client, "n1", ready=False)
+        scheduler = Scheduler(client, SharedInformerFactory(client))
+        async with running(scheduler):
+            await make_pod(client, "waiting")
+            await make_pod(client, "not-mine", schedulerName="other-scheduler")
+
+            async def refused():
+                cond = scheduled_condition(await client.get(R.PODS, "waiting", "default"))
+                return cond if cond and cond["status"] == "False" else None
+            cond = await until(refused)
+            assert cond["reason"] == "Unschedulable"
+            assert cond["message"] == "0/1 nodes are available: 1 node(s) were not ready."
+            await set_node_ready(client, "n1", True)
+
+            async def bound():
+                return (await client.get(R.PODS, "waiting", "default"))["spec"].get("nodeName")
+            assert await until(bound) == "n1"
+            cond = scheduled_condition(await client.get(R.PODS, "waiting", "default"))
+            assert cond["status"] == "True"
+            other = await client.get(R.PODS, "not-mine", "default")
+            assert not other["spec"].get("nodeName") and scheduled_condition(other) is None
