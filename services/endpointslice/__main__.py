@@ -14,7 +14,7 @@ from services.endpointslice.planner import MAX_ENDPOINTS_PER_SLICE
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m services.endpointslice", description=__doc__)
     parser.add_argument("--apiserver", required=True, help="API server URL, e.g. http://127.0.0.1:6443")
-    parser.add_argument("--health-port", type=int, default=10259,
+    parser.add_argument("--health-port", type=int, default=10260,
                         help="/healthz /readyz /metrics port (0: any free port)")
     parser.add_argument("--health-host", default="127.0.0.1")
     parser.add_argument("--workers", type=int, default=4, help="services reconciled at once")
