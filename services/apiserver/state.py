@@ -15,6 +15,7 @@ from kubecore.errors import ApiError, bad_request, not_found
 from services.apiserver import objects, strict, tables
 from services.apiserver.etcd import Etcd
 from services.apiserver.metrics import ApiMetrics
+from services.apiserver.nodeproxy import NodeProxy
 from services.apiserver.requests import Target
 from services.apiserver.settings import Settings
 from services.apiserver.storage import Storage
@@ -32,6 +33,7 @@ class ApiState:
     metrics: ApiMetrics
     caches: dict[str, WatchCache] = field(default_factory=dict)
     tasks: set[asyncio.Task] = field(default_factory=set)
+    nodes: NodeProxy = field(default_factory=NodeProxy)
 
     # -- watch -----------------------------------------------------------------
     async def watch(self, request: web.Request, t: Target, sel: Any) -> web.StreamResponse:
@@ -62,9 +64,7 @@ class ApiState:
         strict.check(request, rt, body)
 
     async def node_proxy(self, request: web.Request, t: Target) -> web.StreamResponse:
-        raise ApiError(503, "ServiceUnavailable",
-                       f"{t.rt.plural}/{t.sub} is served by the pod's node agent, and no node "
-                       "agent is reachable for this pod")
+        return await self.nodes.serve(self, request, t)
 
     # -- background work -----------------------------------------------------------
     def spawn(self, coro: Any) -> None:

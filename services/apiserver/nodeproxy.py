@@ -1,0 +1,205 @@
+"""pods/<name>/log and pods/<name>/exec, answered by the node agent of the pod's node.
+
+The API server looks the pod up, then its node, and forwards to the agent at the node's
+InternalIP and `status.daemonEndpoints.kubeletEndpoint.Port` (what kube-apiserver does with
+--kubelet-preferred-address-types=InternalIP):
+
+- log:  GET  /containerLogs/<ns>/<pod>/<container>?follow=&tailLines=   streamed as text/plain
+- exec: POST /exec/<ns>/<pod>/<container> {"command": [...]} -> JSON {"exitCode","stdout","stderr"}
+  (not the SPDY/websocket stream protocol; the command comes as ?command=..&command=.. or in a
+  JSON body {"command": [...], "container": ...})
+
+The agent's own errors are Status objects and are passed on with their code; an agent that
+cannot be reached is a 503.
+
+`dial_netns` (or the environment variable MINICLUSTER_NODE_NETNS) names a network namespace to
+open the connections to node agents from, for an API server that runs outside the node network
+(on a host whose own namespace has no route to the nodes).
+"""
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import ctypes.util
+import json
+import os
+import socket
+import threading
+from typing import TYPE_CHECKING, Any, Callable
+from urllib.parse import quote
+
+import aiohttp
+from aiohttp import web
+
+from kubecore import resources as R
+from kubecore.errors import ApiError, bad_request, method_not_allowed, not_found
+from services.apiserver.requests import Target
+
+if TYPE_CHECKING:
+    from services.apiserver.state import ApiState
+
+CLONE_NEWNET = 0x40000000
+CONNECT_TIMEOUT = 5.0
+
+
+def _socket_in_netns(path: str, family: int, type_: int, proto: int) -> socket.socket:
+    """A socket created by a short-lived thread that entered the namespace (setns is per thread)."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                if libc.setns(fd, CLONE_NEWNET) != 0:
+                    raise OSError(ctypes.get_errno(), f"setns({path})")
+            finally:
+                os.close(fd)
+            box["sock"] = socket.socket(family, type_, proto)
+        except BaseException as exc:
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    sock: socket.socket = box["sock"]
+    sock.setblocking(False)
+    return sock
+
+
+def _socket_factory(path: str | None) -> Callable[[tuple], socket.socket] | None:
+    if not path:
+        return None
+    return lambda ai: _socket_in_netns(path, ai[0], ai[1], ai[2])
+
+
+def node_endpoint(node: dict[str, Any], what: str) -> tuple[str, int]:
+    status = node.get("status") or {}
+    ip = next((a.get("address") for a in status.get("addresses") or []
+               if a.get("type") == "InternalIP" and a.get("address")), None)
+    port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port")
+    name = (node.get("metadata") or {}).get("name")
+    if not ip or not port:
+        raise ApiError(503, "ServiceUnavailable", f"{what} is served by the pod's node agent, and node {name} "
+                       "has no InternalIP or kubelet port in its status")
+    return str(ip), int(port)
+
+
+def choose_container(pod: dict[str, Any], asked: str | None) -> str:
+    name = pod["metadata"]["name"]
+    names = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
+    if asked:
+        if asked not in names:
+            raise bad_request(f"container {asked} is not valid for pod {name}")
+        return asked
+    if len(names) == 1:
+        return names[0]
+    raise bad_request(f"a container name must be specified for pod {name}, choose one of: [{' '.join(names)}]")
+
+
+class NodeProxy:
+    def __init__(self, dial_netns: str | None = None) -> None:
+        self.dial_netns = dial_netns if dial_netns is not None else os.environ.get("MINICLUSTER_NODE_NETNS") or None
+
+    def _session(self, timeout: aiohttp.ClientTimeout) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(force_close=True, socket_factory=_socket_factory(self.dial_netns))
+        return aiohttp.ClientSession(connector=connector, timeout=timeout)
+
+    async def serve(self, state: "ApiState", request: web.Request, t: Target) -> web.StreamResponse:
+        if t.rt is not R.PODS or t.sub not in ("log", "exec") or t.name is None:
+            raise not_found(f"{t.rt.plural}/{t.sub}", t.name or "", t.rt.group)
+        pod = await state.storage.get(R.PODS, t.namespace, t.name)
+        what = f"{t.rt.plural}/{t.sub}"
+        node_name = (pod.get("spec") or {}).get("nodeName")
+        if not node_name:
+            raise ApiError(503, "ServiceUnavailable", f"{what} is served by the pod's node agent, and pod "
+                           f"{t.name} does not have a host assigned")
+        try:
+            node = await state.storage.get(R.NODES, None, node_name)
+        except ApiError as exc:
+            if exc.code == 404:
+                raise ApiError(503, "ServiceUnavailable",
+                               f"{what} is served by the pod's node agent, and node {node_name} is gone") from None
+            raise
+        ip, port = node_endpoint(node, what)
+        base = f"http://{ip}:{port}"
+        if t.sub == "log":
+            if request.method != "GET":
+                raise method_not_allowed()
+            return await self._logs(request, pod, base, what)
+        if request.method not in ("POST", "GET"):
+            raise method_not_allowed()
+        return await self._exec(request, pod, base, what)
+
+    async def _logs(self, request: web.Request, pod: dict[str, Any], base: str, what: str) -> web.StreamResponse:
+        q = request.query
+        container = choose_container(pod, q.get("container"))
+        params = {k: q[k] for k in ("follow", "tailLines", "previous", "timestamps", "limitBytes") if k in q}
+        url = f"{base}/containerLogs/{_path(pod, container)}"
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT)
+        try:
+            async with self._session(timeout) as session, session.get(url, params=params) as upstream:
+                if upstream.status >= 400:
+                    return await _relay_error(upstream)
+                resp = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
+                await resp.prepare(request)
+                try:
+                    async for chunk in upstream.content.iter_any():
+                        await resp.write(chunk)
+                except (ConnectionResetError, aiohttp.ClientPayloadError):
+                    return resp
+                await resp.write_eof()
+                return resp
+        except (aiohttp.ClientConnectionError, asyncio.TimeoutError, OSError) as exc:
+            raise _unreachable(what, base, exc) from None
+
+    async def _exec(self, request: web.Request, pod: dict[str, Any], base: str, what: str) -> web.Response:
+        q = request.query
+        command = q.getall("command", [])
+        container = q.get("container")
+        raw = await request.read()
+        if raw.strip():
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                raise bad_request("the exec body must be JSON: {\"command\": [...]}") from None
+            if isinstance(body, dict):
+                command = body.get("command") or command
+                container = body.get("container") or container
+        if not command or not isinstance(command, list):
+            raise bad_request("you must specify at least one command for the container")
+        container = choose_container(pod, container)
+        url = f"{base}/exec/{_path(pod, container)}"
+        timeout = aiohttp.ClientTimeout(total=330, sock_connect=CONNECT_TIMEOUT)
+        try:
+            async with self._session(timeout) as session, session.post(url, json={"command": command}) as upstream:
+                if upstream.status >= 400:
+                    return await _relay_error(upstream)
+                data = await upstream.read()
+        except (aiohttp.ClientConnectionError, asyncio.TimeoutError, OSError) as exc:
+            raise _unreachable(what, base, exc) from None
+        return web.Response(body=data, content_type="application/json")
+
+
+def _path(pod: dict[str, Any], container: str) -> str:
+    meta = pod["metadata"]
+    return "/".join(quote(p, safe="") for p in (meta["namespace"], meta["name"], container))
+
+
+async def _relay_error(upstream: aiohttp.ClientResponse) -> web.Response:
+    data = await upstream.read()
+    try:
+        body = json.loads(data)
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and body.get("kind") == "Status":
+        return web.Response(status=upstream.status, body=data, content_type="application/json")
+    raise ApiError(upstream.status, "InternalError", data.decode(errors="replace")[:500] or "node agent error")
+
+
+def _unreachable(what: str, base: str, exc: BaseException) -> ApiError:
+    return ApiError(503, "ServiceUnavailable",
+                    f"{what} is served by the pod's node agent: error dialing backend {base}: "
+                    f"{exc or type(exc).__name__}")

@@ -1,0 +1,84 @@
+"""`python -m services.nodeagent`: one node agent per node, run as root.
+
+In the local cluster it runs inside the node's network namespace:
+    nsenter --net=/run/netns/<node> python -m services.nodeagent --node-name <node> ...
+With `--host-netns PATH` it stays in its own namespace (where the API server is reachable) and
+does the node's network work -- CNI, routes, probes, its HTTP port -- in PATH.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from pathlib import Path
+
+from kubecore.controller import setup_logging
+from services.nodeagent.agent import Agent, AgentConfig
+from services.nodeagent.podsync import Backoff
+from services.nodeagent.server import serve
+
+log = logging.getLogger("nodeagent")
+
+
+def parse_args(argv: list[str] | None = None) -> AgentConfig:
+    p = argparse.ArgumentParser(prog="nodeagent", description="minicluster node agent (kubelet)")
+    p.add_argument("--apiserver", required=True, help="API server URL, e.g. http://10.0.0.1:6443")
+    p.add_argument("--node-name", required=True)
+    p.add_argument("--node-ip", required=True, help="the node's InternalIP")
+    p.add_argument("--state-dir", required=True, type=Path)
+    p.add_argument("--cni-bin-dir", default="/usr/lib/cni", help="colon-separated plugin directories")
+    p.add_argument("--cni-conf-dir", required=True, type=Path)
+    p.add_argument("--cluster-dns", default="10.96.0.10")
+    p.add_argument("--port", type=int, default=10250)
+    p.add_argument("--bind-address", default="0.0.0.0")
+    p.add_argument("--host-netns", default=None,
+                   help="the node's network namespace (path or name) when the agent runs outside it")
+    p.add_argument("--heartbeat-interval", type=float, default=10.0)
+    p.add_argument("--backoff-base", type=float, default=10.0, help="first container restart back-off (s)")
+    p.add_argument("--backoff-max", type=float, default=300.0)
+    p.add_argument("--relist-interval", type=float, default=1.0)
+    p.add_argument("--workers", type=int, default=16)
+    p.add_argument("--log-level", default="INFO")
+    a = p.parse_args(argv)
+    setup_logging(a.log_level)
+    host_netns = a.host_netns
+    if host_netns and "/" not in host_netns:
+        host_netns = f"/run/netns/{host_netns}"
+    return AgentConfig(
+        apiserver=a.apiserver, node_name=a.node_name, node_ip=a.node_ip, state_dir=a.state_dir,
+        cni_conf_dir=a.cni_conf_dir, cni_bin_dirs=tuple(d for d in a.cni_bin_dir.split(":") if d),
+        cluster_dns=a.cluster_dns, port=a.port, bind_address=a.bind_address, host_netns=host_netns,
+        heartbeat_interval=a.heartbeat_interval, backoff=Backoff(a.backoff_base, a.backoff_max),
+        relist_interval=a.relist_interval, workers=a.workers,
+    )
+
+
+async def main(cfg: AgentConfig) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    agent = Agent(cfg)
+    runner = await serve(agent)
+    work = None
+    try:
+        starting = asyncio.create_task(agent.start())
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait([starting, stopping], return_when=asyncio.FIRST_COMPLETED)
+        if starting.done():
+            starting.result()
+            work = asyncio.create_task(agent.run_workers())
+            await asyncio.wait([work, stopping], return_when=asyncio.FIRST_COMPLETED)
+        else:
+            starting.cancel()
+    finally:
+        log.info("stopping; pods keep running")
+        await agent.stop()
+        if work is not None:
+            work.cancel()
+        await runner.cleanup()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(parse_args()))

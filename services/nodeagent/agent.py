@@ -1,0 +1,520 @@
+"""The node agent: registers its Node, keeps it alive, routes to other nodes, runs its pods.
+
+Layers above the runtime (see the package docstring):
+
+- node: register the Node, heartbeat its Ready condition every `heartbeat_interval`, wait for
+  the API server to assign `spec.podCIDR`, then write the CNI conflist for it;
+- routes: a node informer; every change re-plans the routes to other nodes' pod ranges
+  (`routes.desired_routes`) and syncs them into the node's routing table;
+- pods: an informer on pods bound here (fieldSelector spec.nodeName=<node>), a work queue of pod
+  keys and workers that each take a key, plan (`podsync.plan_pod`), act through the runtime and
+  write the status back when it changed; a relist loop (kubelet's PLEG) notices containers that
+  exited and re-queues their pods; probes re-queue on a verdict change;
+- the HTTP server (`server.py`): health, metrics, container logs and exec for the API server.
+
+After a crash the runtime's records are the truth about what runs: on start every sandbox whose
+pod is no longer bound here is removed, and every remaining pod key is synced once, which
+finishes half-done creates (a sandbox never READY is removed, a container never started is
+replaced) and half-done deletes.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import platform
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import Gauge, Histogram
+
+from kubecore.client import ApiClient, ApiUnavailable
+from kubecore.errors import ApiError
+from kubecore.informer import Informer, object_key
+from kubecore.resources import NODES, PODS
+from kubecore.workqueue import ExponentialBackoff, WorkQueue, run_workers
+from services.nodeagent import images, podsync
+from services.nodeagent.cni import CniExecutor, NetworkConfigList, PortMapping, default_conflist
+from services.nodeagent.podsync import Backoff, StartFailure
+from services.nodeagent.probes import ProbeTarget, Prober
+from services.nodeagent.routes import RouteTable, desired_routes
+from services.nodeagent.runtime import (
+    CONTAINER_RUNNING,
+    SANDBOX_READY,
+    ContainerConfig,
+    ContainerInfo,
+    Runtime,
+    RuntimeServiceError,
+    SandboxInfo,
+)
+
+log = logging.getLogger("nodeagent")
+Obj = dict[str, Any]
+CONFLIST_NAME = "10-minicluster.conflist"
+KUBELET_VERSION = "v1.30.0-minicluster"
+MAX_PODS = 110
+
+POD_SYNC_SECONDS = Histogram("nodeagent_pod_sync_seconds", "Time of one pod sync.",
+                             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+RUNNING_PODS = Gauge("nodeagent_running_pods", "Pods with a ready sandbox on this node.")
+
+
+@dataclass
+class AgentConfig:
+    apiserver: str
+    node_name: str
+    node_ip: str
+    state_dir: Path
+    cni_conf_dir: Path
+    cni_bin_dirs: tuple[str, ...] = ("/usr/lib/cni",)
+    cluster_dns: str = "10.96.0.10"
+    port: int = 10250
+    bind_address: str = "0.0.0.0"
+    host_netns: str | None = None
+    heartbeat_interval: float = 10.0
+    backoff: Backoff = field(default_factory=Backoff)
+    relist_interval: float = 1.0
+    workers: int = 16
+
+
+class PodNotHere(Exception):
+    """A logs/exec request for a pod or container this agent does not run; `code` is the HTTP status."""
+
+    def __init__(self, code: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.reason, self.message = code, reason, message
+
+
+def _now_iso() -> str:
+    return podsync.rfc3339(time.time()) or ""
+
+
+def _meminfo_kib() -> int:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _os_image() -> str:
+    try:
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                return line.split("=", 1)[1].strip('"')
+    except OSError:
+        pass
+    return "Linux"
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return ""
+
+
+def node_status(cfg: AgentConfig, *, pod_cidr: str | None, previous: Mapping[str, Any] | None = None) -> Obj:
+    """The Node status this agent reports (conditions carry a fresh heartbeat)."""
+    now = _now_iso()
+    old = {c.get("type"): c for c in ((previous or {}).get("conditions") or [])}
+
+    def cond(ctype: str, status: str, reason: str, message: str) -> Obj:
+        before = old.get(ctype) or {}
+        since = before.get("lastTransitionTime") if before.get("status") == status else None
+        return {"type": ctype, "status": status, "reason": reason, "message": message,
+                "lastHeartbeatTime": now, "lastTransitionTime": since or now}
+
+    resources = {"pods": str(MAX_PODS), "cpu": str(os.cpu_count() or 1), "memory": f"{_meminfo_kib()}Ki",
+                 "ephemeral-storage": "10Gi"}
+    if pod_cidr:
+        conditions = [
+            cond("NetworkUnavailable", "False", "RouteCreated", "node agent configured the pod network"),
+            cond("Ready", "True", "KubeletReady", "node agent is posting ready status"),
+        ]
+    else:
+        msg = "waiting for the API server to assign spec.podCIDR; the pod network is not configured"
+        conditions = [
+            cond("NetworkUnavailable", "True", "NoPodCIDR", msg),
+            cond("Ready", "False", "NetworkPluginNotReady", f"network not ready: {msg}"),
+        ]
+    conditions += [cond(t, "False", f"KubeletHas{r}", f"node agent has {m}") for t, r, m in (
+        ("MemoryPressure", "SufficientMemory", "sufficient memory available"),
+        ("DiskPressure", "NoDiskPressure", "no disk pressure"),
+        ("PIDPressure", "SufficientPID", "sufficient PID available"))]
+    return {
+        "addresses": [{"type": "InternalIP", "address": cfg.node_ip}, {"type": "Hostname", "address": cfg.node_name}],
+        "capacity": resources,
+        "allocatable": dict(resources),
+        "conditions": conditions,
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": cfg.port}},
+        "nodeInfo": {
+            "machineID": _read("/etc/machine-id"), "systemUUID": _read("/sys/class/dmi/id/product_uuid"),
+            "bootID": _read("/proc/sys/kernel/random/boot_id"), "kernelVersion": platform.release(),
+            "osImage": _os_image(), "containerRuntimeVersion": "minicluster://0.1",
+            "kubeletVersion": KUBELET_VERSION, "kubeProxyVersion": KUBELET_VERSION,
+            "operatingSystem": "linux", "architecture": {"x86_64": "amd64", "aarch64": "arm64"}.get(
+                platform.machine(), platform.machine()),
+        },
+    }
+
+
+def container_config(spec: Mapping[str, Any], attempt: int) -> ContainerConfig:
+    env = {e["name"]: str(e.get("value", "")) for e in spec.get("env") or [] if e.get("name") and "value" in e}
+    return ContainerConfig(name=spec["name"], image=spec.get("image", ""), command=spec.get("command"),
+                           args=spec.get("args"), env=env, working_dir=spec.get("workingDir"), attempt=attempt)
+
+
+def port_mappings(pod: Mapping[str, Any]) -> list[PortMapping]:
+    out = []
+    for c in (pod.get("spec") or {}).get("containers") or []:
+        for p in c.get("ports") or []:
+            if p.get("hostPort"):
+                out.append(PortMapping(host_port=int(p["hostPort"]), container_port=int(p["containerPort"]),
+                                       protocol=str(p.get("protocol", "TCP")).lower(), host_ip=p.get("hostIP", "")))
+    return out
+
+
+class Agent:
+    def __init__(self, cfg: AgentConfig) -> None:
+        self.cfg = cfg
+        self.client = ApiClient(cfg.apiserver, timeout=30)
+        self.nodes = Informer(self.client, NODES, name="nodes")
+        self.pods = Informer(self.client, PODS, field_selector=f"spec.nodeName={cfg.node_name}", name="pods")
+        self.queue = WorkQueue("pods", ExponentialBackoff(base=0.1, cap=30.0))
+        self.routes = RouteTable(cfg.host_netns)
+        self.runtime: Runtime | None = None
+        self.prober: Prober | None = None
+        self.pod_cidr: str | None = None
+        self.ready = asyncio.Event()
+        self.start_failures: dict[tuple[str, str], StartFailure] = {}  # (pod uid, container name)
+        self._routes_dirty = asyncio.Event()
+        self._cidr_known = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    # ----------------------------------------------------------------- node
+
+    def _my_node(self) -> Obj | None:
+        return self.nodes.store.get(self.cfg.node_name)
+
+    async def register(self) -> None:
+        """Create the Node (or find it), then post its status. Retries until the API answers."""
+        labels = {"kubernetes.io/hostname": self.cfg.node_name, "kubernetes.io/os": "linux",
+                  "kubernetes.io/arch": node_status(self.cfg, pod_cidr=None)["nodeInfo"]["architecture"]}
+        body = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": self.cfg.node_name, "labels": labels},
+                "spec": {}}
+        delay = 0.2
+        while True:
+            try:
+                try:
+                    node = await self.client.create(NODES, body)
+                    log.info("registered node %s", self.cfg.node_name)
+                except ApiError as exc:
+                    if exc.code != 409:
+                        raise
+                    node = await self.client.get(NODES, self.cfg.node_name)
+                self.pod_cidr = (node.get("spec") or {}).get("podCIDR") or None
+                await self.post_status(node.get("status"))
+                return
+            except (ApiError, ApiUnavailable) as exc:
+                log.warning("registering node %s: %s; retrying in %.1fs", self.cfg.node_name, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def post_status(self, previous: Mapping[str, Any] | None = None) -> None:
+        if previous is None:
+            node = self._my_node()
+            previous = (node or {}).get("status")
+        status = node_status(self.cfg, pod_cidr=self.pod_cidr, previous=previous)
+        await self.client.patch(NODES, self.cfg.node_name, {"status": status}, subresource="status")
+
+    async def heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.cfg.heartbeat_interval)
+            try:
+                if self._my_node() is None and self.nodes.has_synced():
+                    await self.register()  # deleted behind our back: register again
+                else:
+                    await self.post_status()
+            except (ApiError, ApiUnavailable) as exc:
+                log.warning("node heartbeat failed: %s", exc)
+
+    def _on_node(self, obj: Obj) -> None:
+        self._routes_dirty.set()
+        if (obj.get("metadata") or {}).get("name") == self.cfg.node_name:
+            cidr = (obj.get("spec") or {}).get("podCIDR")
+            if cidr and not self.pod_cidr:
+                self.pod_cidr = cidr
+            if self.pod_cidr:
+                self._cidr_known.set()
+
+    async def wait_for_pod_cidr(self) -> str:
+        if self.pod_cidr:
+            return self.pod_cidr
+        log.warning("node %s has no spec.podCIDR yet; waiting", self.cfg.node_name)
+        await self._cidr_known.wait()
+        assert self.pod_cidr
+        await self.post_status()
+        return self.pod_cidr
+
+    def write_conflist(self, pod_cidr: str) -> NetworkConfigList:
+        """The node's conflist in the conf dir; host-local leases under the state dir (per node)."""
+        data = default_conflist(pod_cidr=pod_cidr, ipam_data_dir=self.cfg.state_dir / "ipam")
+        self.cfg.cni_conf_dir.mkdir(parents=True, exist_ok=True)
+        path = self.cfg.cni_conf_dir / CONFLIST_NAME
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        os.replace(tmp, path)
+        return NetworkConfigList.from_file(path)
+
+    async def routes_loop(self) -> None:
+        while True:
+            await self._routes_dirty.wait()
+            self._routes_dirty.clear()
+            try:
+                await self.routes.sync(desired_routes(self.cfg.node_name, self.nodes.store.list()))
+            except Exception as exc:  # netlink refusals: retry on the next change or in a while
+                log.warning("route sync failed: %s", exc)
+                await asyncio.sleep(2.0)
+                self._routes_dirty.set()
+            await asyncio.sleep(0.1)  # merge bursts of node events into one sync
+
+    # ----------------------------------------------------------------- pods
+
+    def _sandboxes_by_key(self) -> dict[str, list[SandboxInfo]]:
+        assert self.runtime is not None
+        out: dict[str, list[SandboxInfo]] = {}
+        for s in self.runtime.list_pod_sandboxes():
+            out.setdefault(s.key, []).append(s)
+        return out
+
+    def _observe(self, key: str) -> tuple[list[SandboxInfo], list[ContainerInfo]]:
+        assert self.runtime is not None
+        sandboxes = self._sandboxes_by_key().get(key, [])
+        containers = [c for s in sandboxes for c in self.runtime.list_containers(s.id)]
+        return sandboxes, containers
+
+    def _failures(self, pod: Mapping[str, Any]) -> dict[str, StartFailure]:
+        uid = podsync.pod_uid(pod)
+        return {name: f for (u, name), f in self.start_failures.items() if u == uid}
+
+    async def sync_pod(self, key: str) -> None:
+        started = time.monotonic()
+        try:
+            await self._sync_pod(key)
+        finally:
+            POD_SYNC_SECONDS.observe(time.monotonic() - started)
+
+    async def _sync_pod(self, key: str) -> None:
+        assert self.runtime is not None and self.prober is not None
+        rt, prober = self.runtime, self.prober
+        pod = self.pods.store.get(key)
+        sandboxes, containers = self._observe(key)
+        plan = podsync.plan_pod(pod, sandboxes, containers, now=time.time(), backoff=self.cfg.backoff,
+                                liveness_failed=frozenset(prober.live_failed),
+                                start_failures=self._failures(pod) if pod else {})
+        extra = {"key": key}
+        if plan.kill_pod and pod is not None:
+            grace = podsync.grace_seconds(pod)
+            running = [c for c in containers if c.state == CONTAINER_RUNNING]
+            if running:
+                log.info("pod=%s stopping %d containers (grace %ds)", key, len(running), grace, extra=extra)
+            await asyncio.gather(*(rt.stop_container(c.id, timeout=grace) for c in running))
+        for sid in plan.remove_sandboxes:
+            prober.forget({c.id for c in containers if c.sandbox_id == sid})
+            await rt.remove_pod_sandbox(sid)
+            log.info("pod=%s sandbox %s removed", key, sid[:12], extra=extra)
+        for sid in plan.stop_sandboxes:
+            await rt.stop_pod_sandbox(sid)
+            log.info("pod=%s finished; sandbox %s stopped", key, sid[:12], extra=extra)
+        if pod is None:
+            bound = {podsync.pod_uid(p) for p in self.pods.store.list()}
+            self.start_failures = {k: v for k, v in self.start_failures.items() if k[0] in bound}
+            return
+        uid = podsync.pod_uid(pod)
+        meta = pod.get("metadata") or {}
+        if plan.delete_api_object:
+            self.start_failures = {k: v for k, v in self.start_failures.items() if k[0] != uid}
+            try:
+                await self.client.delete(PODS, meta["name"], meta.get("namespace"), grace_period_seconds=0,
+                                         preconditions={"uid": uid})
+                log.info("pod=%s deleted", key, extra=extra)
+            except ApiError as exc:
+                if exc.code not in (404, 409):
+                    raise
+            return
+        for cid, why in plan.kill_containers:
+            log.info("pod=%s killing container %s: %s", key, cid[:12], why, extra=extra)
+            await rt.stop_container(cid, timeout=podsync.grace_seconds(pod))
+        for cid in plan.remove_containers:
+            prober.forget({cid})
+            await rt.remove_container(cid)
+        error: Exception | None = None
+        if plan.create_sandbox:
+            spec = pod.get("spec") or {}
+            try:
+                await rt.run_pod_sandbox(uid, meta.get("namespace", "default"), meta["name"],
+                                         hostname=spec.get("hostname"), subdomain=spec.get("subdomain"),
+                                         port_mappings=port_mappings(pod), labels=meta.get("labels") or {})
+            except RuntimeServiceError as exc:
+                error = exc
+        if plan.start and error is None:
+            sandbox = podsync.current_sandbox(pod, rt.list_pod_sandboxes() if plan.create_sandbox else sandboxes)
+            specs = {c["name"]: c for c in podsync.spec_containers(pod)}
+            if sandbox is not None:
+                await asyncio.gather(*(self._start(key, uid, sandbox.id, specs[name], attempt)
+                                       for name, attempt in plan.start))
+        sandboxes, containers = self._observe(key)
+        self._ensure_probes(key, pod, sandboxes, containers)
+        await self._write_status(pod, sandboxes, containers)
+        if error is not None:
+            raise error
+        if plan.requeue_after is not None:
+            self.queue.add_after(key, plan.requeue_after + 0.01)
+
+    async def _start(self, key: str, uid: str, sandbox_id: str, spec: Mapping[str, Any], attempt: int) -> None:
+        assert self.runtime is not None
+        name = spec["name"]
+        try:
+            info = await self.runtime.create_container(sandbox_id, container_config(spec, attempt))
+            await self.runtime.start_container(info.id)
+        except (images.ImagePullError, RuntimeServiceError) as exc:
+            before = self.start_failures.get((uid, name))
+            reason = getattr(exc, "reason", "RunContainerError")
+            self.start_failures[(uid, name)] = StartFailure(reason, str(exc), time.time(),
+                                                            (before.count + 1) if before else 1)
+            log.warning("pod=%s container %s: %s: %s", key, name, reason, exc, extra={"key": key})
+            delay = self.cfg.backoff.delay(before.count if before else 0)
+            self.queue.add_after(key, delay + 0.01)
+            return
+        self.start_failures.pop((uid, name), None)
+
+    def _ensure_probes(self, key: str, pod: Mapping[str, Any], sandboxes: list[SandboxInfo],
+                       containers: list[ContainerInfo]) -> None:
+        assert self.prober is not None
+        sandbox = podsync.current_sandbox(pod, sandboxes)
+        specs = {c["name"]: c for c in podsync.spec_containers(pod)}
+        running = {c.id for c in containers if c.state == CONTAINER_RUNNING}
+        self.prober.forget({c.id for c in containers} - running)
+        if sandbox is None:
+            return
+        for c in containers:
+            if c.id in running and c.sandbox_id == sandbox.id and c.name in specs:
+                self.prober.ensure(ProbeTarget(key, specs[c.name], c.id, sandbox.ip))
+
+    async def _write_status(self, pod: Mapping[str, Any], sandboxes: list[SandboxInfo],
+                            containers: list[ContainerInfo]) -> None:
+        assert self.prober is not None
+        new = podsync.pod_status(pod, sandboxes, containers, node_ip=self.cfg.node_ip,
+                                 ready_probe=self.prober.ready, start_failures=self._failures(pod),
+                                 backoff=self.cfg.backoff)
+        patch = podsync.status_patch(pod.get("status") or {}, new)
+        if patch is None:
+            return
+        meta = pod.get("metadata") or {}
+        try:
+            await self.client.patch(PODS, meta["name"], {"status": patch}, meta.get("namespace"),
+                                    subresource="status")
+        except ApiError as exc:
+            if exc.code != 404:
+                raise
+
+    async def relist_loop(self) -> None:
+        """kubelet's PLEG: compare container states with the last look; re-queue pods that changed."""
+        assert self.runtime is not None
+        last: dict[str, tuple[str, str]] = {}
+        while True:
+            await asyncio.sleep(self.cfg.relist_interval)
+            sandboxes = self.runtime.list_pod_sandboxes()
+            keys = {s.id: s.key for s in sandboxes}
+            now: dict[str, tuple[str, str]] = {}
+            for c in self.runtime.list_containers():
+                now[c.id] = (c.state, keys.get(c.sandbox_id, ""))
+            for cid, (state, key) in now.items():
+                if key and last.get(cid, ("", ""))[0] != state:
+                    self.queue.add(key)
+            last = now
+            RUNNING_PODS.set(sum(1 for s in sandboxes if s.state == SANDBOX_READY))
+
+    # ----------------------------------------------------------------- logs and exec
+
+    def find_container(self, namespace: str, name: str, container: str) -> ContainerInfo:
+        """The latest attempt of a container of a pod bound to this node."""
+        key = f"{namespace}/{name}"
+        pod = self.pods.store.get(key)
+        if pod is None or self.runtime is None:
+            raise PodNotHere(404, "NotFound", f"pod {key} is not bound to node {self.cfg.node_name}")
+        names = [c["name"] for c in podsync.spec_containers(pod)]
+        if container not in names:
+            raise PodNotHere(400, "BadRequest", f"container {container} is not valid for pod {name}")
+        sandbox = podsync.current_sandbox(pod, self._sandboxes_by_key().get(key, [])) or \
+            podsync.latest_sandbox(pod, self._sandboxes_by_key().get(key, []))
+        attempts = podsync.by_name(self.runtime.list_containers(sandbox.id)).get(container, []) if sandbox else []
+        if not attempts:
+            raise PodNotHere(400, "BadRequest",
+                             f'container "{container}" in pod "{name}" is waiting to start: ContainerCreating')
+        return attempts[-1]
+
+    # ----------------------------------------------------------------- run
+
+    async def start(self) -> None:
+        """Everything up to the workers: node, network config, runtime, caches, orphan cleanup."""
+        cfg = self.cfg
+        cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        await self.register()
+        self.nodes.add_handlers(on_add=self._on_node, on_update=lambda old, new: self._on_node(new),
+                                on_delete=self._on_node)
+        await self.nodes.start()
+        self._tasks.append(asyncio.create_task(self.heartbeat_loop(), name="heartbeat"))
+        await self.nodes.synced.wait()
+        mine = self._my_node()
+        if mine is not None:
+            self._on_node(mine)
+        pod_cidr = await self.wait_for_pod_cidr()
+        conflist = self.write_conflist(pod_cidr)
+        cni = CniExecutor(conflist, bin_dirs=cfg.cni_bin_dirs, host_netns=cfg.host_netns, timeout=20)
+        self.runtime = Runtime(node_name=cfg.node_name, state_dir=cfg.state_dir / "runtime", cni=cni,
+                               cluster_dns=cfg.cluster_dns)
+        self.prober = Prober(self.runtime, host_netns=cfg.host_netns, on_change=self.queue.add)
+        self._tasks.append(asyncio.create_task(self.routes_loop(), name="routes"))
+        self.pods.add_handlers(on_add=lambda o: self.queue.add(object_key(o)),
+                               on_update=lambda old, new: self.queue.add(object_key(new)),
+                               on_delete=lambda o: self.queue.add(object_key(o)))
+        await self.pods.start()
+        await self.pods.synced.wait()
+        keep = {podsync.pod_uid(p) for p in self.pods.store.list()}
+        removed = await self.runtime.cleanup_orphans(keep)
+        if removed:
+            log.info("removed %d orphaned sandboxes", len(removed))
+        for key in self._sandboxes_by_key():
+            self.queue.add(key)
+        self._tasks.append(asyncio.create_task(self.relist_loop(), name="relist"))
+        self.ready.set()
+        log.info("node %s ready: podCIDR %s, %d pods bound", cfg.node_name, pod_cidr, len(self.pods.store))
+
+    async def run_workers(self) -> None:
+        await run_workers(self.queue, self.sync_pod, self.cfg.workers, logger=log)
+
+    async def stop(self) -> None:
+        """Stop watching and working. Pods keep running: a restarted agent adopts them."""
+        self.queue.shutdown()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+        await self.nodes.stop()
+        await self.pods.stop()
+        if self.prober is not None:
+            await self.prober.close()
+        if self.runtime is not None:
+            self.runtime.close()
+        await self.client.close()

@@ -1,0 +1,146 @@
+"""The agent's HTTP server (kubelet's port): health, metrics, container logs, exec.
+
+Routes are kept apart from the thin handlers; the handlers ask the agent (`find_container`) and
+the runtime, and answer errors as Kubernetes `Status` objects, which the API server passes on.
+
+- GET  /healthz, /readyz (200 once the node is registered, its network configured and the pod
+  cache synced), /metrics
+- GET  /containerLogs/{namespace}/{pod}/{container}?follow=true&tailLines=N  (text/plain)
+- POST /exec/{namespace}/{pod}/{container}  body {"command": [...], "timeoutSeconds": N}
+       -> {"exitCode", "stdout", "stderr"}
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+from services.nodeagent import netns
+from services.nodeagent.agent import Agent, PodNotHere
+from services.nodeagent.runtime import CONTAINER_RUNNING, NotFoundError, RuntimeServiceError
+
+log = logging.getLogger("nodeagent.server")
+AGENT = web.AppKey("agent", Agent)
+MAX_EXEC_SECONDS = 300.0
+FOLLOW_POLL_SECONDS = 0.2
+
+
+def status_error(code: int, reason: str, message: str) -> web.Response:
+    body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message,
+            "reason": reason, "code": code}
+    return web.json_response(body, status=code)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.Response(text="ok")
+
+
+async def readyz(request: web.Request) -> web.Response:
+    agent = request.app[AGENT]
+    if not agent.ready.is_set():
+        return web.Response(status=503, text="node agent not ready: registering, waiting for podCIDR or caches")
+    return web.Response(text="ok")
+
+
+async def metrics(request: web.Request) -> web.Response:
+    return web.Response(body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def _tail(data: bytes, lines: int) -> bytes:
+    if lines <= 0:
+        return b""
+    parts = data.splitlines(keepends=True)
+    return b"".join(parts[-lines:])
+
+
+async def container_logs(request: web.Request) -> web.StreamResponse:
+    agent = request.app[AGENT]
+    ns, pod, container = (request.match_info[k] for k in ("namespace", "pod", "container"))
+    follow = request.query.get("follow", "").lower() in ("true", "1")
+    try:
+        tail = int(request.query["tailLines"]) if "tailLines" in request.query else None
+        info = agent.find_container(ns, pod, container)
+    except ValueError:
+        return status_error(400, "BadRequest", "tailLines must be an integer")
+    except PodNotHere as exc:
+        return status_error(exc.code, exc.reason, exc.message)
+    resp = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
+    await resp.prepare(request)
+    try:
+        with open(info.log_path, "rb") as f:
+            data = f.read()
+            await resp.write(_tail(data, tail) if tail is not None else data)
+            while follow:
+                chunk = f.read(65536)
+                if chunk:
+                    await resp.write(chunk)
+                    continue
+                assert agent.runtime is not None
+                try:
+                    state = agent.runtime.container_status(info.id).state
+                except NotFoundError:
+                    break
+                if state != CONTAINER_RUNNING:
+                    rest = f.read()
+                    if rest:
+                        await resp.write(rest)
+                    break
+                await asyncio.sleep(FOLLOW_POLL_SECONDS)
+    except FileNotFoundError:
+        pass
+    except (ConnectionResetError, asyncio.CancelledError):
+        return resp
+    await resp.write_eof()
+    return resp
+
+
+async def exec_in_container(request: web.Request) -> web.Response:
+    agent = request.app[AGENT]
+    ns, pod, container = (request.match_info[k] for k in ("namespace", "pod", "container"))
+    try:
+        body: Any = json.loads(await request.read() or b"{}")
+    except ValueError:
+        return status_error(400, "BadRequest", "the exec body must be JSON: {\"command\": [...]}")
+    command = body.get("command") if isinstance(body, dict) else None
+    if not isinstance(command, list) or not command or not all(isinstance(c, str) for c in command):
+        return status_error(400, "BadRequest", "command must be a non-empty list of strings")
+    timeout = min(float(body.get("timeoutSeconds") or 60), MAX_EXEC_SECONDS)
+    try:
+        info = agent.find_container(ns, pod, container)
+    except PodNotHere as exc:
+        return status_error(exc.code, exc.reason, exc.message)
+    assert agent.runtime is not None
+    if agent.runtime.container_status(info.id).state != CONTAINER_RUNNING:
+        return status_error(400, "BadRequest",
+                            f"cannot exec in a container that is not running: container {container} of pod {ns}/{pod}")
+    try:
+        code, out, err = await agent.runtime.exec_sync(info.id, command, timeout=timeout)
+    except RuntimeServiceError as exc:
+        return status_error(500, "InternalError", f"exec in {ns}/{pod}/{container}: {exc}")
+    return web.json_response({"exitCode": code, "stdout": out.decode(errors="replace"),
+                              "stderr": err.decode(errors="replace")})
+
+
+def create_app(agent: Agent) -> web.Application:
+    app = web.Application()
+    app[AGENT] = agent
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", container_logs)
+    app.router.add_post("/exec/{namespace}/{pod}/{container}", exec_in_container)
+    return app
+
+
+async def serve(agent: Agent) -> web.AppRunner:
+    """Listen on the agent's port inside the node's network namespace."""
+    runner = web.AppRunner(create_app(agent), access_log=None, handler_cancellation=True)
+    await runner.setup()
+    sock = netns.listening_socket(agent.cfg.host_netns, agent.cfg.bind_address, agent.cfg.port)
+    await web.SockSite(runner, sock).start()
+    log.info("serving on %s:%d", agent.cfg.bind_address, agent.cfg.port)
+    return runner
