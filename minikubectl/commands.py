@@ -428,15 +428,24 @@ async def exec_(ctx: Context, pod: str, container: str | None, command: list[str
         params.append(("stdin", "true"))
     if tty:
         params.append(("tty", "true"))
-    out = getattr(ctx.out, "buffer", None)
+    body = b""
     async for chunk in ctx.api.stream(kinds.path(R.PODS, ns, pod, "exec"), params,
                                       method="POST"):
-        if out is not None:
-            out.write(chunk)
-            out.flush()
-        else:
-            ctx.out.write(chunk.decode(errors="replace"))
-    return 0
+        body += chunk
+    # The API server answers one JSON object {"exitCode", "stdout", "stderr"} (no stream
+    # protocol); anything else is shown as it came.
+    try:
+        result = json.loads(body)
+    except ValueError:
+        result = None
+    if not (isinstance(result, dict) and "exitCode" in result):
+        ctx.out.write(body.decode(errors="replace"))
+        return 0
+    ctx.out.write(str(result.get("stdout") or ""))
+    ctx.out.flush()
+    ctx.err.write(str(result.get("stderr") or ""))
+    ctx.err.flush()
+    return int(result["exitCode"])
 
 
 # --- version, api-resources ------------------------------------------------------------------
