@@ -91,6 +91,11 @@ def prepare_update(rt: R.ResourceType, new: Obj, old: Obj, *, status_only: bool)
     if meta.get("name") not in (None, name):
         raise bad_request(f"the name of the object ({meta.get('name')}) does not match the name "
                           f"on the URL ({name})")
+    if meta.get("uid") and meta["uid"] != old["metadata"].get("uid"):
+        from kubecore.errors import conflict
+
+        raise conflict(rt.plural, name, f"Precondition failed: UID in precondition: {meta['uid']}, "
+                       f"UID in object meta: {old['metadata'].get('uid')}", rt.group)
     if rt.namespaced and meta.get("namespace") not in (None, old["metadata"].get("namespace")):
         raise bad_request("the namespace of the provided object does not match the namespace "
                           "sent on the request")

@@ -241,3 +241,13 @@ async def test_discovery_documents(http):
     assert [r["name"] for r in disc["resources"]] == ["endpointslices"]
     code, ver = await http.get("/version")
     assert ver["major"] == "1" and ver["gitVersion"].startswith("v1.")
+
+
+async def test_update_with_another_uid_is_a_conflict(http):
+    _, created = await http.post(SVC, service("web"))
+    code, status = await http.patch(f"{SVC}/web", {"metadata": {"uid": "not-the-uid", "labels": {"x": "y"}}},
+                                    "application/merge-patch+json")
+    assert code == 409 and "Precondition failed: UID" in status["message"]
+    code, ok = await http.patch(f"{SVC}/web", {"metadata": {"uid": created["metadata"]["uid"], "labels": {"x": "y"}}},
+                                "application/merge-patch+json")
+    assert code == 200 and ok["metadata"]["labels"]["x"] == "y"
