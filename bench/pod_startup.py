@@ -1,0 +1,172 @@
+"""Pod start-up benchmark: pod created -> Running with an IP, over two node agents; and the
+agent's memory with a full node (110 pods). Prints figures; asserts nothing.
+
+    .venv/bin/python -m bench.pod_startup [--pods 100] [--full 110] [--concurrency 10] [--image busybox]
+
+Needs root, iproute2, util-linux and the CNI plugins. Starts its own etcd and API server on
+loopback, builds a scratch node network (a namespace with a bridge, one namespace per node;
+nothing in the root namespace), runs one agent process per node with `--host-netns`, binds the
+pods itself (round-robin, no scheduler), and removes everything at the end. Containers run
+`sleep` by default, so the figures are the agent's and CNI's work, not an interpreter start.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from cluster.etcd import EtcdProcess
+from cluster.procs import free_port, wait_http_ok
+from kubecore.client import ApiClient
+from kubecore.errors import ApiError
+from kubecore.resources import NODES, PODS
+from tests.nodeagent.agent_harness import AgentProcess, NodeNetwork
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * p))]
+
+
+def pod(name: str, node: str, image: str) -> dict:
+    container = {"name": "c", "image": image}
+    if image != "nginx":
+        container["command"] = ["sleep", "3600"]
+    return {"metadata": {"name": name, "namespace": "default"},
+            "spec": {"nodeName": node, "containers": [container], "terminationGracePeriodSeconds": 1}}
+
+
+async def start_pods(client: ApiClient, names_nodes: list[tuple[str, str]], image: str,
+                     concurrency: int) -> list[float]:
+    """Create the pods; -> seconds from each create's answer to the pod seen Running with an IP."""
+    created: dict[str, float] = {}
+    running: dict[str, float] = {}
+    wanted = {n for n, _ in names_nodes}
+    _, rv = await client.list(PODS, "default")
+    done = asyncio.Event()
+
+    async def watch() -> None:
+        async for ev in client.watch(PODS, "default", resource_version=rv):
+            o = ev.object
+            name = o.get("metadata", {}).get("name")
+            st = o.get("status") or {}
+            if name in wanted and name not in running and st.get("phase") == "Running" and st.get("podIP"):
+                running[name] = time.perf_counter()
+                if len(running) == len(wanted):
+                    done.set()
+                    return
+
+    watcher = asyncio.create_task(watch())
+    todo = iter(names_nodes)
+
+    async def creator() -> None:
+        for name, node in todo:
+            await client.create(PODS, pod(name, node, image))
+            created[name] = time.perf_counter()
+
+    await asyncio.gather(*(creator() for _ in range(concurrency)))
+    try:
+        await asyncio.wait_for(done.wait(), 300)
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await watcher
+    return [running[n] - created[n] for n in wanted]
+
+
+async def delete_all(client: ApiClient) -> None:
+    items, _ = await client.list(PODS, "default")
+    await asyncio.gather(*(client.delete(PODS, p["metadata"]["name"], "default") for p in items))
+    for _ in range(600):
+        items, _ = await client.list(PODS, "default")
+        if not items:
+            return
+        await asyncio.sleep(0.2)
+
+
+async def bench(args: argparse.Namespace, url: str, network: NodeNetwork, agents: list[AgentProcess]) -> None:
+    async with ApiClient(url) as client:
+        for _ in range(300):
+            try:
+                ready = 0
+                for n in network.nodes:
+                    node = await client.get(NODES, n)
+                    if node["spec"].get("podCIDR") and any(c["type"] == "Ready" and c["status"] == "True"
+                                                           for c in node["status"].get("conditions", [])):
+                        ready += 1
+                if ready == len(network.nodes):
+                    break
+            except ApiError:
+                pass
+            await asyncio.sleep(0.2)
+        n1, n2 = network.nodes
+        pairs = [(f"p{i}", network.nodes[i % 2]) for i in range(args.pods)]
+        t0 = time.perf_counter()
+        lat = await start_pods(client, pairs, args.image, args.concurrency)
+        wall = time.perf_counter() - t0
+        print(f"pod start-up ({args.pods} pods, image {args.image}, 2 nodes, {args.concurrency} concurrent creates):")
+        print(f"  created -> Running with IP: p50 {pct(lat, .5) * 1000:.0f} ms, p99 {pct(lat, .99) * 1000:.0f} ms, "
+              f"max {max(lat) * 1000:.0f} ms; all {args.pods} in {wall:.1f} s ({args.pods / wall:.1f} pods/s)")
+        print(f"  agent RSS: {n1} {agents[0].rss_kib() / 1024:.1f} MiB, {n2} {agents[1].rss_kib() / 1024:.1f} MiB "
+              f"({args.pods // 2} pods each)")
+        t0 = time.perf_counter()
+        await delete_all(client)
+        print(f"  delete of {args.pods} pods (stop, CNI DEL, netns, API delete): {time.perf_counter() - t0:.1f} s")
+
+        idle = agents[0].rss_kib()
+        pairs = [(f"f{i}", n1) for i in range(args.full)]
+        t0 = time.perf_counter()
+        lat = await start_pods(client, pairs, args.image, args.concurrency)
+        wall = time.perf_counter() - t0
+        await asyncio.sleep(3)  # a few relists and status rounds at steady state
+        print(f"full node ({args.full} pods on {n1}):")
+        print(f"  created -> Running with IP: p50 {pct(lat, .5) * 1000:.0f} ms, p99 {pct(lat, .99) * 1000:.0f} ms; "
+              f"all in {wall:.1f} s")
+        print(f"  agent RSS: {agents[0].rss_kib() / 1024:.1f} MiB with {args.full} pods "
+              f"(after the first round, with none: {idle / 1024:.1f} MiB)")
+        await delete_all(client)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--pods", type=int, default=100)
+    p.add_argument("--full", type=int, default=110)
+    p.add_argument("--concurrency", type=int, default=10)
+    p.add_argument("--image", default="busybox")
+    args = p.parse_args()
+    tag = secrets.token_hex(2)
+    network = NodeNetwork(tag, [f"b{tag}n1", f"b{tag}n2"])
+    agents: list[AgentProcess] = []
+    with tempfile.TemporaryDirectory(prefix="pod-startup-") as tmp, EtcdProcess() as etcd:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        api_log = open(Path(tmp) / "apiserver.log", "ab")
+        api = subprocess.Popen([sys.executable, "-m", "services.apiserver", "--etcd-servers", etcd.endpoint,
+                                "--port", str(port)], cwd=ROOT, stdout=api_log, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+        try:
+            wait_http_ok(url + "/readyz", timeout=30, proc=api)
+            network.up()
+            for node in network.nodes:
+                agents.append(AgentProcess(apiserver=url, node=node, node_ip=network.ips[node],
+                                           netns=network.netns(node), state_dir=Path(tmp) / node).start())
+            asyncio.run(bench(args, url, network, agents))
+        finally:
+            for a in agents:
+                a.kill()
+            network.down()
+            api.terminate()
+            api.wait(timeout=10)
+            api_log.close()
+
+
+if __name__ == "__main__":
+    main()
