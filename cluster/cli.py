@@ -22,7 +22,8 @@ def add_arguments(p: argparse.ArgumentParser, action: str) -> None:
         p.add_argument("--service-cidr", default="10.96.0.0/12")
         p.add_argument("--apiserver-port", type=int, default=6443)
         p.add_argument("--node-grace", type=int, default=40)
-        p.add_argument("--etcd-port", type=int, default=2379, help="etcd client port (peer: +1)")
+        p.add_argument("--etcd-port", type=int, default=2379, help="etcd client port")
+        p.add_argument("--etcd-peer-port", type=int, default=2380)
         p.add_argument("--health-base-port", type=int, default=10300,
                        help="first of the controllers' health ports on loopback")
         p.add_argument("--dns-port", type=int, default=53)
@@ -40,7 +41,7 @@ def config_from(args: argparse.Namespace) -> ClusterConfig:
         cfg.node_cidr, cfg.cluster_cidr, cfg.service_cidr = args.node_cidr, args.cluster_cidr, args.service_cidr
         cfg.apiserver_port = args.apiserver_port
         cfg.node_grace_seconds = args.node_grace
-        cfg.etcd_client_port, cfg.etcd_peer_port = args.etcd_port, args.etcd_port + 1
+        cfg.etcd_client_port, cfg.etcd_peer_port = args.etcd_port, args.etcd_peer_port
         cfg.health_base_port, cfg.dns_port = args.health_base_port, args.dns_port
     return cfg
 
@@ -59,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
                         "--nodes", str(cfg.nodes), "--node-cidr", cfg.node_cidr,
                         "--cluster-cidr", cfg.cluster_cidr, "--service-cidr", cfg.service_cidr,
                         "--apiserver-port", str(cfg.apiserver_port), "--node-grace", str(cfg.node_grace_seconds),
-                        "--etcd-port", str(cfg.etcd_client_port), "--health-base-port", str(cfg.health_base_port),
+                        "--etcd-port", str(cfg.etcd_client_port), "--etcd-peer-port", str(cfg.etcd_peer_port),
+                        "--health-base-port", str(cfg.health_base_port),
                         "--dns-port", str(cfg.dns_port)]
                 return launcher.up_detached(cfg, argv)
             return asyncio.run(launcher.run_up(cfg))

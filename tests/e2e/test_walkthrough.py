@@ -1,0 +1,182 @@
+"""The seed article's walkthrough in a real local cluster: a Deployment of three HTTP
+servers and a Service, reached by name from a client pod on another node, through the
+cluster DNS and the proxies' iptables rules. Everything is real: etcd, the API server,
+controllers, node agents making pods through CNI, proxies programming iptables."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cluster.procs import free_port
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+MANIFESTS = Path(__file__).resolve().parent / "manifests.yaml"
+NAME = "mce"
+NODE_CIDR, CLUSTER_CIDR, SERVICE_CIDR = "10.251.0.0/24", "10.245.0.0/16", "10.112.0.0/12"
+
+
+def run(*argv: str, check: bool = True, timeout: float = 60, env: dict | None = None) -> subprocess.CompletedProcess:
+    res = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+                         env={**os.environ, **(env or {})})
+    if check and res.returncode != 0:
+        raise AssertionError(f"{' '.join(argv)} -> {res.returncode}\n{res.stdout}\n{res.stderr}")
+    return res
+
+
+def wait_until(fn, timeout: float = 60, interval: float = 0.5, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = fn()
+            if last:
+                return last
+        except AssertionError as exc:
+            last = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}; last: {last}")
+
+
+class Cluster:
+    def __init__(self, state: Path) -> None:
+        self.state = state
+        self.api_port = free_port()
+        self.mk = [sys.executable, "-m", "minikubectl"]
+        self.status: dict = {}
+
+    def cluster(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        return run(*self.mk, "cluster", *args, "--name", NAME, "--state-dir", str(self.state), timeout=timeout)
+
+    def up(self) -> None:
+        self.cluster("up", "--detach", "--nodes", "2", "--node-cidr", NODE_CIDR, "--cluster-cidr", CLUSTER_CIDR,
+                     "--service-cidr", SERVICE_CIDR, "--apiserver-port", str(self.api_port),
+                     "--etcd-port", str(free_port()), "--etcd-peer-port", str(free_port()),
+                     "--health-base-port", "21300", "--dns-port", "53")
+        self.status = json.loads(self.cluster("status", "-o", "json").stdout)
+
+    def mkctl(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
+        return run(*self.mk, "--kubeconfig", self.status["kubeconfig"], *args, check=check, timeout=timeout)
+
+    def pods(self, selector: str) -> list[dict]:
+        out = self.mkctl("get", "pods", "-l", selector, "-o", "json").stdout
+        return json.loads(out)["items"]
+
+
+def leftovers() -> list[str]:
+    found = [f"netns {n}" for n in run("ip", "netns", "list").stdout.split() if NAME in n]
+    found += [f"link {line.strip()}" for line in run("ip", "-o", "link").stdout.splitlines()
+              if f"{NAME}-br0" in line or f" {NAME}v" in line]
+    found += [f"route {line}" for line in run("ip", "route", "show", "proto", "252").stdout.splitlines()]
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if f"MINICLUSTER_NAME={NAME}".encode() in env:
+                found.append(f"process {pid}")
+    return found
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    c = Cluster(tmp_path_factory.mktemp("cluster"))
+    try:
+        c.up()
+        yield c
+    finally:
+        # as after a crash: the launcher dies with SIGKILL, then `down` must clean up alone
+        state = json.loads((c.state / "cluster.json").read_text()) if (c.state / "cluster.json").exists() else {}
+        if state.get("supervisor_pid"):
+            try:
+                os.kill(state["supervisor_pid"], 9)
+            except ProcessLookupError:
+                pass
+        c.cluster("down", timeout=120)
+        c.cluster("down", timeout=120)  # idempotent
+        assert leftovers() == []
+
+
+def running_ready(pod: dict) -> bool:
+    st = pod.get("status") or {}
+    return st.get("phase") == "Running" and bool(st.get("podIP")) and any(
+        c["type"] == "Ready" and c["status"] == "True" for c in st.get("conditions") or [])
+
+
+def test_status_reports_nodes_and_healthy_components(cluster):
+    st = cluster.status
+    assert st["apiserver"].endswith(str(cluster.api_port))
+    assert [n["name"] for n in st["nodes"]] == [f"{NAME}-node-1", f"{NAME}-node-2"]
+    assert all(c["healthy"] for c in st["components"].values()), st["components"]
+
+
+def test_seed_walkthrough(cluster):
+    applied = cluster.mkctl("apply", "-f", str(MANIFESTS)).stdout
+    assert "deployment.apps/test created" in applied and "service/mysvc created" in applied
+
+    pods = wait_until(lambda: (lambda ps: ps if len(ps) == 3 and all(map(running_ready, ps)) else None)(
+        cluster.pods("app=test")), timeout=120, what="3 ready test pods")
+    nodes = {p["spec"]["nodeName"] for p in pods}
+    assert nodes == {f"{NAME}-node-1", f"{NAME}-node-2"}, nodes
+    wide = cluster.mkctl("get", "po", "-l", "app=test", "-o", "wide").stdout
+    assert wide.count("Running") == 3 and all(p["status"]["podIP"] in wide for p in pods)
+
+    svc = json.loads(cluster.mkctl("get", "svc", "mysvc", "-o", "json").stdout)
+    cluster_ip = svc["spec"]["clusterIP"]
+    dns_ip, dns_port = cluster.status["dns"].rsplit(":", 1)
+    answer = run("dig", f"@{dns_ip}", "-p", dns_port, "+short", "mysvc.default.svc").stdout.split()
+    assert answer == [cluster_ip]
+
+    wait_until(lambda: running_ready(json.loads(cluster.mkctl("get", "pod", "client", "-o", "json").stdout)),
+               timeout=60, what="client pod")
+    names = {p["metadata"]["name"] for p in pods}
+
+    def hostname_via_service() -> str:
+        out = cluster.mkctl("exec", "client", "--", "curl", "-sS", "-m", "2",
+                            "mysvc.default.svc.cluster.local:8080/hostname").stdout
+        return out.strip()
+
+    first = wait_until(hostname_via_service, timeout=30, what="curl through the service")
+    assert first in names
+    seen = {hostname_via_service() for _ in range(60)}
+    assert seen == names
+
+    # pod to pod across nodes without NAT: the server sees the client pod's own IP
+    client = json.loads(cluster.mkctl("get", "pod", "client", "-o", "json").stdout)
+    other = next(p for p in pods if p["spec"]["nodeName"] != client["spec"]["nodeName"])
+    seen_ip = cluster.mkctl("exec", "client", "--", "curl", "-sS", "-m", "2",
+                            f"{other['status']['podIP']}:8080/clientip").stdout.strip()
+    assert seen_ip.rsplit(":", 1)[0] == client["status"]["podIP"]
+
+    # the node's nat table reads as in the seed
+    node_ns = client["spec"]["nodeName"]
+    listing = run("ip", "netns", "exec", node_ns, "iptables", "-t", "nat", "-L", "KUBE-SERVICES", "-n").stdout
+    assert "/* default/mysvc cluster IP */" in listing and cluster_ip in listing
+
+    # a deleted backend leaves the rules within 2 s and is replaced
+    victim = pods[0]
+    ip = victim["status"]["podIP"]
+    cluster.mkctl("delete", "pod", victim["metadata"]["name"])
+    t0 = time.monotonic()
+    wait_until(lambda: f"{ip}:8080" not in run("ip", "netns", "exec", node_ns, "iptables-save", "-t", "nat").stdout,
+               timeout=10, interval=0.1, what="endpoint removed from rules")
+    assert time.monotonic() - t0 < 2.5
+    wait_until(lambda: (lambda ps: len(ps) == 3 and all(map(running_ready, ps)) and
+                        victim["metadata"]["name"] not in {p["metadata"]["name"] for p in ps})(
+        cluster.pods("app=test")), timeout=90, what="replacement pod")
+
+
+def test_kubectl_against_the_same_cluster(cluster, tmp_path):
+    kc = ["kubectl", "--kubeconfig", cluster.status["kubeconfig"], "--cache-dir", str(tmp_path / "kc")]
+    out = run(*kc, "get", "svc,pods", "-o", "wide").stdout
+    assert "CLUSTER-IP" in out and "kubernetes" in out
+    extra = tmp_path / "svc.yaml"
+    extra.write_text("apiVersion: v1\nkind: Service\nmetadata: {name: extra}\n"
+                     "spec: {selector: {app: test}, ports: [{port: 9090, targetPort: 8080}]}\n")
+    assert "service/extra created" in run(*kc, "apply", "-f", str(extra)).stdout
