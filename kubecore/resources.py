@@ -90,6 +90,14 @@ def _get(obj: Obj, *path: str) -> Any:
     return cur
 
 
+def _child(obj: Obj, key: str, default: Any = None) -> Any:
+    """obj[key], set to `default` (a new dict unless given) when missing or null, as
+    defaulting treats an explicit null like an absent field."""
+    if obj.get(key) is None:
+        obj[key] = {} if default is None else default
+    return obj[key]
+
+
 def metadata_causes(obj: Obj, rt: ResourceType) -> list[Cause]:
     meta = obj.get("metadata") or {}
     causes: list[Cause] = []
@@ -151,7 +159,7 @@ SERVICE_TYPES = ("ClusterIP", "NodePort")
 
 
 def default_service(obj: Obj) -> None:
-    spec = obj.setdefault("spec", {})
+    spec = _child(obj, "spec", {})
     spec.setdefault("type", "ClusterIP")
     spec.setdefault("sessionAffinity", "None")
     spec.setdefault("internalTrafficPolicy", "Cluster")
@@ -162,7 +170,7 @@ def default_service(obj: Obj) -> None:
             port.setdefault("protocol", "TCP")
             if "targetPort" not in port and isinstance(port.get("port"), int):
                 port["targetPort"] = port["port"]
-    obj.setdefault("status", {"loadBalancer": {}})
+    _child(obj, "status", {"loadBalancer": {}})
 
 
 def validate_service(obj: Obj, old: Optional[Obj]) -> list[Cause]:
@@ -222,7 +230,7 @@ def validate_service(obj: Obj, old: Optional[Obj]) -> list[Cause]:
 def carry_over_service_allocations(new: Obj, old: Obj) -> None:
     """An update that leaves clusterIP or nodePorts unset keeps the allocated values,
     as kube-apiserver does (so `kubectl apply` of the original manifest works)."""
-    nspec, ospec = new.setdefault("spec", {}), old.get("spec") or {}
+    nspec, ospec = _child(new, "spec", {}), old.get("spec") or {}
     if not nspec.get("clusterIP") and ospec.get("clusterIP"):
         nspec["clusterIP"] = ospec["clusterIP"]
         if ospec.get("clusterIPs") and not nspec.get("clusterIPs"):
@@ -264,8 +272,8 @@ def default_pod_spec(spec: Obj) -> None:
 
 
 def default_pod(obj: Obj) -> None:
-    default_pod_spec(obj.setdefault("spec", {}))
-    status = obj.setdefault("status", {})
+    default_pod_spec(_child(obj, "spec", {}))
+    status = _child(obj, "status", {})
     status.setdefault("phase", "Pending")
     status.setdefault("qosClass", "BestEffort")
 
@@ -346,8 +354,8 @@ def _pod_ready(obj: Obj) -> str | None:
 # --- Node, Namespace ---------------------------------------------------------------
 
 def default_node(obj: Obj) -> None:
-    obj.setdefault("spec", {})
-    obj.setdefault("status", {})
+    _child(obj, "spec", {})
+    _child(obj, "status", {})
 
 
 def validate_node(obj: Obj, old: Optional[Obj]) -> list[Cause]:
@@ -368,7 +376,7 @@ def validate_node(obj: Obj, old: Optional[Obj]) -> list[Cause]:
 
 
 def default_namespace(obj: Obj) -> None:
-    obj.setdefault("spec", {"finalizers": ["kubernetes"]})
+    _child(obj, "spec", {"finalizers": ["kubernetes"]})
     # kubectl sends `status: {}`: the phase is filled in all the same
     status = obj.get("status")
     if not isinstance(status, dict):
@@ -420,12 +428,12 @@ def validate_endpointslice(obj: Obj, old: Optional[Obj]) -> list[Cause]:
 # --- apps/v1 -------------------------------------------------------------------------
 
 def _default_workload(obj: Obj) -> None:
-    spec = obj.setdefault("spec", {})
+    spec = _child(obj, "spec", {})
     spec.setdefault("replicas", 1)
-    tmpl = spec.setdefault("template", {})
-    default_pod_spec(tmpl.setdefault("spec", {}))
-    tmpl.setdefault("metadata", {})
-    obj.setdefault("status", {})
+    tmpl = _child(spec, "template", {})
+    default_pod_spec(_child(tmpl, "spec", {}))
+    _child(tmpl, "metadata", {})
+    _child(obj, "status", {})
 
 
 def default_deployment(obj: Obj) -> None:

@@ -47,6 +47,23 @@ class Selectors:
                 and fields_match(self.fields, obj, self.rt.field_getters))
 
 
+def body_metadata(body: Any) -> Obj:
+    """The metadata of a request body, or a 400 when it is not an object."""
+    meta = body.get("metadata") if isinstance(body, dict) else None
+    if meta is None:
+        return {}
+    if not isinstance(meta, dict):
+        raise bad_request("metadata must be a JSON object")
+    return meta
+
+
+def body_resource_version(body: Any) -> str | None:
+    rv = body_metadata(body).get("resourceVersion")
+    if rv is not None and not isinstance(rv, str):
+        raise bad_request("metadata.resourceVersion must be a string")
+    return rv
+
+
 def _list_response(rt: R.ResourceType, items: list[Obj], rev: int) -> Obj:
     return {"kind": rt.list_kind, "apiVersion": rt.api_version,
             "metadata": {"resourceVersion": str(rev)}, "items": items}
@@ -136,7 +153,7 @@ async def replace_object(state: ApiState, request: web.Request, t: Target) -> we
     body = decode_object(raw, content_type(request))
     state.check_strict(request, t.rt, body)
     status_only = t.sub == "status"
-    wanted_rv = (body.get("metadata") or {}).get("resourceVersion")
+    wanted_rv = body_resource_version(body)
 
     async def mutate(current: Obj) -> Obj:
         _check_rv(t, wanted_rv, current)
@@ -182,7 +199,7 @@ async def patch_object(state: ApiState, request: web.Request, t: Target) -> web.
         if not isinstance(patch, dict):
             raise bad_request("an apply patch must be a YAML or JSON object")
         state.check_strict(request, t.rt, patch)
-    wanted_rv = (patch.get("metadata") or {}).get("resourceVersion") if isinstance(patch, dict) else None
+    wanted_rv = body_resource_version(patch) if ctype != "application/json-patch+json" else None
 
     async def mutate(current: Obj) -> Obj:
         _check_rv(t, wanted_rv, current)
@@ -374,7 +391,7 @@ async def scale(state: ApiState, request: web.Request, t: Target) -> web.Respons
         if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
             raise invalid("Scale", t.name or "", [Cause("spec.replicas", f"Invalid value: "
                                                         f"{replicas}: must be greater than or equal to 0")])
-        _check_rv(t, (new_scale.get("metadata") or {}).get("resourceVersion")
+        _check_rv(t, body_resource_version(new_scale)
                   if request.method == "PUT" else None, current)
         new = copy.deepcopy(current)
         new["spec"]["replicas"] = replicas
