@@ -48,10 +48,10 @@ def forwarding_enabled() -> bool:
         return f.read().strip() == "1"
 
 
-def overlapping_routes(cfg: ClusterConfig) -> list[str]:
+def overlapping_routes(cfg: ClusterConfig, netns: str | None = None) -> list[str]:
     """Routes of the machine (any table) that overlap the cluster's ranges, other than ours."""
     ours = {cfg.bridge}
-    out = ip("-4", "route", "show", "table", "all", check=False).stdout
+    out = ip("-4", "route", "show", "table", "all", netns=netns, check=False).stdout
     wanted = [ipaddress.IPv4Network(r) for r in cfg.ranges()]
     clashes = []
     for line in out.splitlines():

@@ -4,6 +4,7 @@ cluster DNS and the proxies' iptables rules. Everything is real: etcd, the API s
 controllers, node agents making pods through CNI, proxies programming iptables."""
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import subprocess
@@ -180,3 +181,23 @@ def test_kubectl_against_the_same_cluster(cluster, tmp_path):
     extra.write_text("apiVersion: v1\nkind: Service\nmetadata: {name: extra}\n"
                      "spec: {selector: {app: test}, ports: [{port: 9090, targetPort: 8080}]}\n")
     assert "service/extra created" in run(*kc, "apply", "-f", str(extra)).stdout
+
+
+def test_a_component_that_dies_is_restarted(cluster):
+    st = json.loads(cluster.cluster("status", "-o", "json").stdout)
+    dns = st["components"]["dns"]
+    os.kill(dns["pid"], 9)
+
+    def restarted():
+        now = json.loads(cluster.cluster("status", "-o", "json").stdout)["components"]["dns"]
+        return now if now["restarts"] >= dns["restarts"] + 1 and now["healthy"] else None
+
+    now = wait_until(restarted, timeout=30, what="dns restarted by the supervisor")
+    assert now["pid"] != dns["pid"]
+    dns_ip, dns_port = cluster.status["dns"].rsplit(":", 1)
+    answer = wait_until(lambda: run("dig", f"@{dns_ip}", "-p", dns_port, "+short",
+                                    "kubernetes.default.svc.cluster.local").stdout.split(), timeout=20,
+                        what="dns answering again")
+    assert answer == [str(ipaddress.IPv4Network(SERVICE_CIDR).network_address + 1)]
+    log = (cluster.state / "logs" / "dns.log").read_text()
+    assert log.count("starting:") >= 2
