@@ -29,6 +29,7 @@ class EtcdProcess:
     log_path: Path | None = None
     name: str = "default"
     initial_cluster: str = ""
+    extra_args: list[str] = field(default_factory=list)  # later flags win over the defaults
     _proc: subprocess.Popen | None = field(default=None, repr=False)
     _own_data_dir: bool = field(default=False, repr=False)
 
@@ -65,10 +66,13 @@ class EtcdProcess:
             "--listen-peer-urls", peer_url,
             "--initial-advertise-peer-urls", peer_url,
             "--initial-cluster", self.initial_cluster or f"{self.name}={peer_url}",
+            # room for the API server's 3 MiB bodies (etcd's default is 1.5 MiB)
+            "--max-request-bytes", str(4 * 1024 * 1024),
             "--log-level", "warn",
             "--logger", "zap",
             # Tests and the local cluster want speed over durability of each write.
             "--unsafe-no-fsync",
+            *self.extra_args,
         ]
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         try:

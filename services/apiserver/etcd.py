@@ -10,6 +10,7 @@ import asyncio
 from typing import Any, Iterable, Sequence
 
 import aetcd
+import grpc
 from aetcd import rpc
 from aetcd import transactions as tx
 from aetcd import utils as aetcd_utils
@@ -20,6 +21,10 @@ Op = Any  # aetcd.transactions.Put | Get | Delete | Txn
 
 class EtcdUnavailable(Exception):
     """etcd did not answer; the request may be retried."""
+
+
+class EtcdTooLarge(Exception):
+    """etcd refused a request over its size limit (--max-request-bytes)."""
 
 
 class EtcdCompacted(Exception):
@@ -45,7 +50,10 @@ class Etcd:
         host, port = _target(cleaned)
         self.endpoints = cleaned
         self.timeout = timeout
-        self.client = aetcd.Client(host=host, port=port, timeout=timeout)
+        # gRPC's default 4 MiB receive limit would make a list of ~10,000 Services fail;
+        # etcd's own client allows any size, so do the same.
+        self.client = aetcd.Client(host=host, port=port, timeout=timeout,
+                                   options={"grpc.max_receive_message_length": -1})
 
     async def close(self) -> None:
         await self.client.close()
@@ -102,7 +110,11 @@ class Etcd:
             )
             return await self.client.kvstub.Txn(req, timeout=self.timeout,
                                                 metadata=self.client.metadata)
-        except (rpc.AioRpcError, asyncio.TimeoutError, ConnectionError) as exc:
+        except rpc.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED or "too large" in (exc.details() or ""):
+                raise EtcdTooLarge(exc.details() or "request too large") from exc
+            raise EtcdUnavailable(str(exc)) from exc
+        except (asyncio.TimeoutError, ConnectionError) as exc:
             raise EtcdUnavailable(str(exc)) from exc
 
     async def compact(self, revision: int) -> None:

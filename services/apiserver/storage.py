@@ -50,6 +50,9 @@ class Storage:
             return await coro
         except E.EtcdUnavailable as exc:
             raise unavailable(f"etcd is not answering: {exc}") from exc
+        except E.EtcdTooLarge as exc:
+            raise ApiError(413, "RequestEntityTooLarge",
+                           f"the object is too large to store: etcd refused it ({exc})") from exc
 
     # -- reads ----------------------------------------------------------------
     async def get(self, rt: ResourceType, namespace: str | None, name: str) -> Obj:

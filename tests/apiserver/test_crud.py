@@ -251,3 +251,23 @@ async def test_update_with_another_uid_is_a_conflict(http):
     code, ok = await http.patch(f"{SVC}/web", {"metadata": {"uid": created["metadata"]["uid"], "labels": {"x": "y"}}},
                                 "application/merge-patch+json")
     assert code == 200 and ok["metadata"]["labels"]["x"] == "y"
+
+
+async def test_a_list_larger_than_grpcs_default_message_limit(etcd, http):
+    # 4 MiB is gRPC's default receive limit; write past it straight into etcd, then list.
+    from services.apiserver.etcd import Etcd, put
+
+    store = Etcd([etcd.endpoint])
+    blob = "x" * 60_000
+    try:
+        for i in range(80):
+            obj = {"apiVersion": "v1", "kind": "Service",
+                   "metadata": {"name": f"big-{i}", "namespace": "default", "annotations": {"blob": blob}},
+                   "spec": {"ports": [{"port": 80}], "clusterIP": "None"}}
+            key = f"/registry/services/default/big-{i}"
+            await store.txn([], [put(key, json.dumps(obj).encode())])
+    finally:
+        await store.close()
+    code, lst = await http.get(SVC)
+    assert code == 200, lst
+    assert len(lst["items"]) == 81

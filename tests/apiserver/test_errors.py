@@ -157,3 +157,39 @@ async def test_pod_spec_validation(http):
     assert code == 422
     fields = {c["field"] for c in status["details"]["causes"]}
     assert {"spec.containers[0].name", "spec.containers[0].image", "spec.restartPolicy"} <= fields
+
+
+async def test_a_body_under_the_limit_but_large_is_stored(http):
+    big = "a" * (2 * 1024 * 1024)
+    body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "large"},
+            "spec": {"containers": [{"name": "c", "image": "busybox", "env": [{"name": "BIG", "value": big}]}]}}
+    code, created = await http.post("/api/v1/namespaces/default/pods", body)
+    assert code == 201, created if isinstance(created, str) else created.get("message")
+    code, got = await http.get("/api/v1/namespaces/default/pods/large")
+    assert code == 200 and got["spec"]["containers"][0]["env"][0]["value"] == big
+
+
+async def test_etcds_own_size_limit_is_a_413_not_an_outage(tmp_path):
+    """An etcd left at its default 1.5 MiB request limit refuses a 2 MiB object: the client
+    gets a 413 saying so, and the server keeps working."""
+    import aiohttp
+
+    from cluster.etcd import EtcdProcess, ETCD_BINARY  # noqa: F401
+    from tests.conftest import ApiServer, api_settings
+
+    etcd = EtcdProcess()
+    etcd.extra_args = ["--max-request-bytes", str(1536 * 1024)]
+    with etcd:
+        server = await ApiServer(api_settings(etcd)).start()
+        try:
+            async with aiohttp.ClientSession(server.url) as s:
+                body = {"metadata": {"name": "large"},
+                        "spec": {"containers": [{"name": "c", "image": "busybox",
+                                                 "env": [{"name": "BIG", "value": "a" * (2 * 1024 * 1024)}]}]}}
+                async with s.post("/api/v1/namespaces/default/pods", json=body) as r:
+                    status = await r.json()
+                    assert r.status == 413 and "too large" in status["message"]
+                async with s.get("/readyz") as r:
+                    assert r.status == 200
+        finally:
+            await server.stop()
