@@ -1,7 +1,10 @@
 """Pod start-up benchmark: pod created -> Running with an IP, over two node agents; and the
 agent's memory with a full node (110 pods). Prints figures; asserts nothing.
 
-    .venv/bin/python -m bench.pod_startup [--pods 100] [--full 110] [--concurrency 10] [--image busybox]
+    .venv/bin/python -m bench.pod_startup [--pods 100] [--full 110] [--concurrency 10] [--rate 0] [--image busybox]
+
+--rate N paces the creates at N pods/s (0: as fast as --concurrency allows), as Kubernetes'
+density tests measure start-up at a given pod throughput rather than in one burst.
 
 Needs root, iproute2, util-linux and the CNI plugins. Starts its own etcd and API server on
 loopback, builds a scratch node network (a namespace with a bridge, one namespace per node;
@@ -45,7 +48,7 @@ def pod(name: str, node: str, image: str) -> dict:
 
 
 async def start_pods(client: ApiClient, names_nodes: list[tuple[str, str]], image: str,
-                     concurrency: int) -> list[float]:
+                     concurrency: int, rate: float = 0.0) -> list[float]:
     """Create the pods; -> seconds from each create's answer to the pod seen Running with an IP."""
     created: dict[str, float] = {}
     running: dict[str, float] = {}
@@ -67,8 +70,13 @@ async def start_pods(client: ApiClient, names_nodes: list[tuple[str, str]], imag
     watcher = asyncio.create_task(watch())
     todo = iter(names_nodes)
 
+    start = time.perf_counter()
+    slot = iter(range(len(names_nodes)))
+
     async def creator() -> None:
         for name, node in todo:
+            if rate > 0:
+                await asyncio.sleep(max(0.0, start + next(slot) / rate - time.perf_counter()))
             await client.create(PODS, pod(name, node, image))
             created[name] = time.perf_counter()
 
@@ -110,9 +118,10 @@ async def bench(args: argparse.Namespace, url: str, network: NodeNetwork, agents
         n1, n2 = network.nodes
         pairs = [(f"p{i}", network.nodes[i % 2]) for i in range(args.pods)]
         t0 = time.perf_counter()
-        lat = await start_pods(client, pairs, args.image, args.concurrency)
+        lat = await start_pods(client, pairs, args.image, args.concurrency, args.rate)
         wall = time.perf_counter() - t0
-        print(f"pod start-up ({args.pods} pods, image {args.image}, 2 nodes, {args.concurrency} concurrent creates):")
+        pace = f"paced at {args.rate:g} pods/s" if args.rate else f"{args.concurrency} concurrent creates"
+        print(f"pod start-up ({args.pods} pods, image {args.image}, 2 nodes, {pace}):")
         print(f"  created -> Running with IP: p50 {pct(lat, .5) * 1000:.0f} ms, p99 {pct(lat, .99) * 1000:.0f} ms, "
               f"max {max(lat) * 1000:.0f} ms; all {args.pods} in {wall:.1f} s ({args.pods / wall:.1f} pods/s)")
         print(f"  agent RSS: {n1} {agents[0].rss_kib() / 1024:.1f} MiB, {n2} {agents[1].rss_kib() / 1024:.1f} MiB "
@@ -121,6 +130,8 @@ async def bench(args: argparse.Namespace, url: str, network: NodeNetwork, agents
         await delete_all(client)
         print(f"  delete of {args.pods} pods (stop, CNI DEL, netns, API delete): {time.perf_counter() - t0:.1f} s")
 
+        if not args.full:
+            return
         idle = agents[0].rss_kib()
         pairs = [(f"f{i}", n1) for i in range(args.full)]
         t0 = time.perf_counter()
@@ -140,6 +151,7 @@ def main() -> None:
     p.add_argument("--pods", type=int, default=100)
     p.add_argument("--full", type=int, default=110)
     p.add_argument("--concurrency", type=int, default=10)
+    p.add_argument("--rate", type=float, default=0.0, help="creates per second (0: unpaced)")
     p.add_argument("--image", default="busybox")
     args = p.parse_args()
     tag = secrets.token_hex(2)
