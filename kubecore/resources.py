@@ -347,10 +347,6 @@ def validate_pod(obj: Obj, old: Optional[Obj]) -> list[Cause]:
     return causes
 
 
-def _pod_ready(obj: Obj) -> str | None:
-    return None
-
-
 # --- Node, Namespace ---------------------------------------------------------------
 
 def default_node(obj: Obj) -> None:

@@ -10,7 +10,6 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from kubecore.errors import ApiError, bad_request
 
 
 @dataclass(frozen=True)
@@ -169,7 +168,3 @@ def fields_match(reqs: list[FieldRequirement], obj: dict[str, Any],
         if (actual == r.value) != (r.op == "="):
             return False
     return True
-
-
-def selector_error_to_api(exc: SelectorError) -> ApiError:
-    return bad_request(f"unable to parse requirement: {exc}" if "parse" not in str(exc) else str(exc))

@@ -69,7 +69,14 @@ def _list_response(rt: R.ResourceType, items: list[Obj], rev: int) -> Obj:
             "metadata": {"resourceVersion": str(rev)}, "items": items}
 
 
+def _terminating(namespace: str) -> ApiError:
+    return ApiError(403, "Forbidden", f"unable to create new content in namespace {namespace} "
+                    "because it is being terminated", {"name": namespace, "kind": "namespaces"})
+
+
 async def ensure_namespace(state: ApiState, namespace: str) -> None:
+    if namespace in state.terminating:
+        raise _terminating(namespace)
     cache = state.caches["namespaces"]
     entry = cache.objects.get(R.NAMESPACES.key(None, namespace))
     if entry is None:
@@ -81,9 +88,7 @@ async def ensure_namespace(state: ApiState, namespace: str) -> None:
     else:
         obj = entry[0]
     if (obj.get("status") or {}).get("phase") == "Terminating":
-        raise ApiError(403, "Forbidden", f"unable to create new content in namespace {namespace} "
-                       "because it is being terminated",
-                       {"name": namespace, "kind": "namespaces"})
+        raise _terminating(namespace)
 
 
 # --- reads ----------------------------------------------------------------------------

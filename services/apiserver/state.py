@@ -33,6 +33,9 @@ class ApiState:
     metrics: ApiMetrics
     caches: dict[str, WatchCache] = field(default_factory=dict)
     tasks: set[asyncio.Task] = field(default_factory=set)
+    # Namespaces this process marked Terminating; checked before the watch cache, which may
+    # not have seen the mark yet when the next create arrives.
+    terminating: set[str] = field(default_factory=set)
     nodes: NodeProxy = field(default_factory=NodeProxy)
 
     # -- watch -----------------------------------------------------------------
@@ -84,6 +87,7 @@ class ApiState:
             return current
 
         obj, _ = await self.storage.update(R.NAMESPACES, None, name, mark)
+        self.terminating.add(name)
         self.spawn(self._empty_namespace(name))
         return obj
 
@@ -107,9 +111,11 @@ class ApiState:
                                 raise
                 if remaining == 0:
                     await self.storage.delete(R.NAMESPACES, None, name)
+                    self.terminating.discard(name)
                     return
             except ApiError as exc:
                 if exc.code == 404:
+                    self.terminating.discard(name)
                     return
                 log.warning("namespace %s: deleting content: %s", name, exc)
             await asyncio.sleep(1.0)
