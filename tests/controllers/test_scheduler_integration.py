@@ -55,6 +55,12 @@ async def test_pending_pods_are_bound_evenly_across_ready_nodes(apiserver):
             assert all(scheduled_condition(p)["status"] == "True" for p in pods)
             # a pod created later goes where fewer are: a third, empty node
             await make_node(client, "node-c")
+
+            async def node_c_seen_ready():  # the scheduler's own cache, not just the server
+                node = scheduler.nodes.store.get("node-c")
+                return node is not None and any(c.get("type") == "Ready" and c.get("status") == "True"
+                                                for c in (node.get("status") or {}).get("conditions") or [])
+            await until(node_c_seen_ready)
             await make_pod(client, "late")
 
             async def late_bound():
