@@ -298,3 +298,37 @@ def queue_handlers(queue: WorkQueue, key_of: Callable[[dict], str | None] | None
             queue.add(key)
 
     return {"on_add": enqueue, "on_update": lambda old, new: enqueue(new), "on_delete": enqueue}
+
+
+# --- the command line every controller process shares -----------------------------------
+
+def controller_parser(module: str, description: str, *, health_port: int) -> "argparse.ArgumentParser":
+    """The flags of every controller process; each adds its own to the parser it gets."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=description)
+    parser.add_argument("--apiserver", required=True, help="API server URL, e.g. http://127.0.0.1:6443")
+    parser.add_argument("--health-port", type=int, default=health_port,
+                        help="/healthz /readyz /metrics port (0: any free port)")
+    parser.add_argument("--health-host", default="127.0.0.1")
+    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--log-json", action="store_true", help="one JSON object per log line")
+    return parser
+
+
+def run_controller_main(args: "argparse.Namespace", build: Callable[..., object]) -> int:
+    """Set up logging, open the API client, build the controller with `build(client, args)`
+    and run it (its `run(health_host=, health_port=)`) until SIGTERM/SIGINT."""
+    import argparse  # noqa: F401  (for the annotation)
+
+    from kubecore.client import ApiClient
+
+    setup_logging(args.log_level, json_lines=args.log_json)
+
+    async def serve() -> None:
+        async with ApiClient(args.apiserver) as client:
+            controller = build(client, args)
+            await controller.run(health_host=args.health_host, health_port=args.health_port)  # type: ignore[attr-defined]
+
+    asyncio.run(serve())
+    return 0

@@ -3,25 +3,18 @@ are gone (background propagation), until SIGTERM/SIGINT."""
 from __future__ import annotations
 
 import argparse
-import asyncio
+import sys
 
 from kubecore import resources as R
-from kubecore.client import ApiClient
-from kubecore.controller import setup_logging
+from kubecore.controller import controller_parser, run_controller_main
 from services.gc.controller import WATCHED, GarbageCollector
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m services.gc", description=__doc__)
-    parser.add_argument("--apiserver", required=True, help="API server URL")
-    parser.add_argument("--health-port", type=int, default=10261,
-                        help="/healthz /readyz /metrics port (0: any free port)")
-    parser.add_argument("--health-host", default="127.0.0.1")
+    parser = controller_parser("services.gc", __doc__ or "", health_port=10261)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--resources", default=",".join(rt.plural for rt in WATCHED),
                         help="comma-separated kinds to watch as owners and dependents")
-    parser.add_argument("--log-level", default="INFO")
-    parser.add_argument("--log-json", action="store_true")
     args = parser.parse_args(argv)
     resources = []
     for name in args.resources.split(","):
@@ -33,13 +26,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-async def main(args: argparse.Namespace) -> None:
-    async with ApiClient(args.apiserver) as client:
-        gc = GarbageCollector(client, resources=args.resource_types, workers=args.workers)
-        await gc.run(health_host=args.health_host, health_port=args.health_port)
-
-
 if __name__ == "__main__":
-    args = parse_args()
-    setup_logging(args.log_level, json_lines=args.log_json)
-    asyncio.run(main(args))
+    sys.exit(run_controller_main(parse_args(), lambda client, a: GarbageCollector(
+        client, resources=a.resource_types, workers=a.workers)))
