@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from cluster.etcd import EtcdProcess
-from cluster.procs import free_port, wait_http_ok
+from cluster.procs import die_with_parent, free_port, wait_http_ok
 from kubecore.client import ApiClient
 from kubecore.errors import ApiError
 from kubecore.resources import NODES, PODS
@@ -163,7 +163,7 @@ def main() -> None:
         api_log = open(Path(tmp) / "apiserver.log", "ab")
         api = subprocess.Popen([sys.executable, "-m", "services.apiserver", "--etcd-servers", etcd.endpoint,
                                 "--port", str(port)], cwd=ROOT, stdout=api_log, stderr=subprocess.STDOUT,
-                               start_new_session=True)
+                               start_new_session=True, preexec_fn=die_with_parent())
         try:
             wait_http_ok(url + "/readyz", timeout=30, proc=api)
             network.up()

@@ -77,7 +77,7 @@ class EtcdProcess:
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         try:
             self._proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
-                                          start_new_session=True, preexec_fn=die_with_parent)
+                                          start_new_session=True, preexec_fn=die_with_parent())
         finally:
             if self.log_path:
                 log.close()

@@ -32,9 +32,21 @@ def wait_http_ok(url: str, *, timeout: float = 20.0, proc=None) -> None:
     raise TimeoutError(f"{url} not healthy after {timeout}s (last: {last})")
 
 
-def die_with_parent() -> None:
-    """preexec_fn: the child gets SIGTERM when the process that started it dies, so a test
-    run that is killed does not leave its etcd or API server behind."""
+def die_with_parent():
+    """A preexec_fn under which the child gets SIGTERM when the process that started it dies,
+    so a test run that is killed does not leave its etcd or API server behind; or None.
+
+    The kernel ties this to the *thread* that forks, not the process: a child started from a
+    worker thread would be killed as soon as that thread ends. So it is only given to
+    children started from the main thread."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return _set_parent_death_signal
+
+
+def _set_parent_death_signal() -> None:
     import ctypes
     import signal
 

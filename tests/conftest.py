@@ -154,7 +154,7 @@ class ApiServerProcess:
     def start(self) -> "ApiServerProcess":
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         self.proc = subprocess.Popen(self.args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True, preexec_fn=die_with_parent)
+                                     start_new_session=True, preexec_fn=die_with_parent())
         wait_http_ok(self.url + "/readyz", timeout=30, proc=self.proc)
         return self
 
