@@ -27,7 +27,7 @@ from pathlib import Path
 from dnslib import QTYPE, RCODE, DNSRecord
 
 from cluster.etcd import EtcdProcess
-from cluster.procs import free_port, wait_http_ok
+from cluster.procs import free_port, stop_process, wait_http_ok
 from kubecore import resources as R
 from kubecore.client import ApiClient
 
@@ -41,16 +41,6 @@ def start(args: list[str], log: Path) -> subprocess.Popen[bytes]:
             [sys.executable, *args], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 async def answered(sock: socket.socket, port: int, name: str, ip: str, poll: float) -> int:
@@ -114,7 +104,7 @@ async def measure(
 async def main(args: argparse.Namespace) -> None:
     logs = Path(tempfile.mkdtemp(prefix="dns-latency-"))
     with EtcdProcess(log_path=logs / "etcd.log") as etcd:
-        api_port, dns_port, metrics_port = free_port(), free_port(), free_port()
+        api_port, dns_port, metrics_port = free_port(), free_port(udp_too=True), free_port()
         api_url = f"http://{LOOPBACK}:{api_port}"
         procs = []
         try:
@@ -128,7 +118,7 @@ async def main(args: argparse.Namespace) -> None:
             latencies, round_trips = await measure(api_url, dns_port, args.services, args.poll_ms / 1000)
         finally:
             for proc in reversed(procs):
-                stop(proc)
+                stop_process(proc)
     print(f"services: {len(latencies)}, poll every {args.poll_ms} ms; logs in {logs}")
     for label, values in (("create returned -> DNS answers", latencies),
                           ("create sent -> DNS answers", round_trips)):

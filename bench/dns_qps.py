@@ -25,6 +25,7 @@ from pathlib import Path
 
 from dnslib import DNSRecord
 
+from cluster.procs import free_port
 from services.dns import DnsServer, RecordIndex
 
 LOOPBACK = "127.0.0.1"
@@ -61,19 +62,6 @@ def fill_index(services: list[tuple[str, str, str]]) -> RecordIndex:
         )
     index.mark_synced()
     return index
-
-
-def free_port() -> int:
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            tcp.bind((LOOPBACK, 0))
-            port = tcp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind((LOOPBACK, port))
-                except OSError:
-                    continue
-                return port
 
 
 async def ask(port: int, name: str) -> str | None:
@@ -128,7 +116,7 @@ async def dnsperf(port: int, queries: Path, args: argparse.Namespace, *, rate: i
 
 
 async def start_dnsmasq(hosts: Path, workdir: Path) -> tuple[asyncio.subprocess.Process, int]:
-    port = free_port()
+    port = free_port(LOOPBACK, udp_too=True)
     proc = await asyncio.create_subprocess_exec(
         shutil.which("dnsmasq") or "/usr/sbin/dnsmasq",
         "--keep-in-foreground", "--conf-file=/dev/null", f"--port={port}",

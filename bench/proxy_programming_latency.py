@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from cluster.etcd import EtcdProcess
-from cluster.procs import free_port, wait_http_ok
+from cluster.procs import free_port, stop_process, wait_http_ok
 from kubecore import resources as R
 from kubecore.client import ApiClient
 
@@ -41,16 +41,6 @@ def start(args: list[str], log: Path) -> subprocess.Popen[bytes]:
     with open(log, "ab") as out:
         return subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 def slice_with(ip: str) -> dict[str, Any]:
@@ -141,11 +131,11 @@ async def main(args: argparse.Namespace) -> None:
                               "DNAT rule present")
                         report("spaced", spaced)
                         report("back-to-back", back_to_back)
-                        stop(proxy)
+                        stop_process(proxy)
                         procs.remove(proxy)
             finally:
                 for proc in reversed(procs):
-                    stop(proc)
+                    stop_process(proc)
     finally:
         subprocess.run(["ip", "netns", "del", netns], check=False)
     print(f"logs in {logs}")

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cluster.procs import die_with_parent, free_port, wait_http_ok
+from cluster.procs import die_with_parent, free_port, stop_process, wait_http_ok
 
 ETCD_BINARY = os.environ.get("ETCD_BINARY", "etcd")
 
@@ -85,13 +84,8 @@ class EtcdProcess:
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        if proc is not None:
+            stop_process(proc, timeout=10)
         if self._own_data_dir and self.data_dir is not None:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 

@@ -1,17 +1,45 @@
 """Small helpers for the processes the project starts: free ports, waiting for health."""
 from __future__ import annotations
 
+import signal
 import socket
+import subprocess
 import time
 import urllib.error
 import urllib.request
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that is free on `host` right now (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+def free_port(host: str = "127.0.0.1", *, udp_too: bool = False) -> int:
+    """A TCP port that is free on `host` right now (the kernel picks it); with `udp_too`,
+    one free for UDP as well (a DNS server listens on both)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            tcp.bind((host, 0))
+            port = int(tcp.getsockname()[1])
+            if not udp_too:
+                return port
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                try:
+                    udp.bind((host, port))
+                except OSError:
+                    continue
+                return port
+
+
+def stop_process(proc: "subprocess.Popen", *, timeout: float = 10.0,
+                 sig: int = signal.SIGTERM) -> int | None:
+    """Send `sig` to a process we started and wait `timeout` seconds; SIGKILL it if it is
+    still there. The exit status, or None when it had to be killed (or had already been
+    reaped by someone else)."""
+    if proc.poll() is not None:
+        return proc.returncode
+    proc.send_signal(sig)
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+        return None
 
 
 def wait_http_ok(url: str, *, timeout: float = 20.0, proc=None) -> None:

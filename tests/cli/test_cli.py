@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cluster.procs import free_port
+from cluster.procs import free_port, stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
@@ -247,12 +247,7 @@ def test_get_watch_sees_create_and_delete(cli, tmp_path):
         cli("delete", "svc", "mysvc")
         assert proc.stdout.readline() == "service/mysvc\n"
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, sig=signal.SIGINT)
     assert proc.returncode == 130
 
 

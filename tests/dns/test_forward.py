@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from dnslib import RCODE, DNSRecord
 
+from cluster.procs import free_port, stop_process
 from services.dns import DnsServer, RecordIndex, parse_upstream
 
 from .conftest import LOOPBACK, answers, exchange_udp, query
@@ -26,25 +27,11 @@ HOSTS = """\
 """
 
 
-def free_port() -> int:
-    """A port free for both UDP and TCP on loopback right now."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            tcp.bind((LOOPBACK, 0))
-            port = tcp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind((LOOPBACK, port))
-                except OSError:
-                    continue
-                return port
-
-
 @pytest.fixture
 def dnsmasq(tmp_path: Path) -> Iterator[int]:
     hosts = tmp_path / "hosts"
     hosts.write_text(HOSTS)
-    port = free_port()
+    port = free_port(LOOPBACK, udp_too=True)
     proc = subprocess.Popen(
         [
             DNSMASQ, "--keep-in-foreground", "--conf-file=/dev/null", f"--port={port}",
@@ -63,12 +50,7 @@ def dnsmasq(tmp_path: Path) -> Iterator[int]:
             assert time.monotonic() < deadline, "dnsmasq did not come up"
         yield port
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, timeout=5)
 
 
 @pytest.fixture

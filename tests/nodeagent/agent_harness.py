@@ -17,6 +17,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from cluster.procs import stop_process
 from services.nodeagent import procs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -100,13 +101,8 @@ class AgentProcess:
         return self.proc is not None and self.proc.poll() is None
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, sig)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=5)
+        if self.proc is not None:
+            stop_process(self.proc, timeout=15, sig=sig)
 
     def log(self) -> str:
         try:

@@ -22,7 +22,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from cluster.procs import free_port
+from cluster.procs import free_port, stop_process
 from tests.proxy.netns import NetnsLab
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -166,15 +166,7 @@ class ProxyProcess:
 
     def stop(self) -> int | None:
         """SIGTERM; the exit status, or None if it had to be killed."""
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
-        self.proc.terminate()
-        try:
-            return self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-            return None
+        return stop_process(self.proc, timeout=15) if self.proc is not None else None
 
 
 def run_cleanup(netns: str, *, inside: bool = False) -> subprocess.CompletedProcess[str]:

@@ -15,6 +15,8 @@ import sys
 import uuid
 from collections.abc import Sequence
 
+from cluster.procs import stop_process
+
 
 def netns_supported() -> str | None:
     """None if these tests can run here, else the reason to skip."""
@@ -75,13 +77,7 @@ class NetnsLab:
 
     def close(self) -> None:
         for proc in self.processes:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=5)
+            stop_process(proc, timeout=5)
         self.processes.clear()
         for ns in reversed(self.namespaces):
             run(["ip", "netns", "del", ns], check=False)
