@@ -91,12 +91,16 @@ async def bootstrap_objects(cfg: ClusterConfig, *, apiserver_url: str | None = N
                       {"name": "dns-tcp", "port": cfg.dns_port, "protocol": "TCP"}]}, "kube-system")
 
 
-async def route_pod_ranges(cfg: ClusterConfig, done: set[tuple[str, str]]) -> None:
+async def list_nodes(cfg: ClusterConfig) -> list[dict]:
     from kubecore import resources as R
     from kubecore.client import ApiClient
 
     async with ApiClient(cfg.apiserver_url, timeout=5) as api:
         nodes, _ = await api.list(R.NODES)
+    return nodes
+
+
+async def route_pod_ranges(cfg: ClusterConfig, nodes: list[dict], done: set[tuple[str, str]]) -> None:
     for node in nodes:
         cidr = (node.get("spec") or {}).get("podCIDR")
         addrs = [a["address"] for a in (node.get("status") or {}).get("addresses") or []
@@ -106,18 +110,10 @@ async def route_pod_ranges(cfg: ClusterConfig, done: set[tuple[str, str]]) -> No
             done.add((cidr, addrs[0]))
 
 
-async def nodes_ready(cfg: ClusterConfig) -> list[str]:
-    from kubecore import resources as R
-    from kubecore.client import ApiClient
-
-    async with ApiClient(cfg.apiserver_url, timeout=5) as api:
-        nodes, _ = await api.list(R.NODES)
-    ready = []
-    for n in nodes:
-        for c in (n.get("status") or {}).get("conditions") or []:
-            if c.get("type") == "Ready" and c.get("status") == "True":
-                ready.append(n["metadata"]["name"])
-    return ready
+def ready_nodes(nodes: list[dict]) -> list[str]:
+    return [n["metadata"]["name"] for n in nodes
+            if any(c.get("type") == "Ready" and c.get("status") == "True"
+                   for c in (n.get("status") or {}).get("conditions") or [])]
 
 
 def write_kubeconfig(cfg: ClusterConfig) -> None:
@@ -163,19 +159,24 @@ async def run_up(cfg: ClusterConfig, *, ready_timeout: float = 180.0, on_ready=N
             return 130
         start.result()
         deadline = time.monotonic() + ready_timeout
-        while len(await nodes_ready(cfg)) < cfg.nodes:
+        while True:
+            nodes = await list_nodes(cfg)
+            await route_pod_ranges(cfg, nodes, routed)
+            if len(ready_nodes(nodes)) >= cfg.nodes:
+                break
             if stop.is_set():
                 return 130
             if time.monotonic() > deadline:
                 raise LaunchError(f"nodes not Ready after {ready_timeout:.0f}s; see {cfg.log_dir}")
-            await route_pod_ranges(cfg, routed)
             await asyncio.sleep(0.5)
-        await route_pod_ranges(cfg, routed)
         sup.save("ready")
         print_ready(cfg)
         if on_ready is not None:
             on_ready()
-        watcher = asyncio.create_task(sup.watch(lambda: route_pod_ranges(cfg, routed)))
+        async def keep_routing() -> None:
+            await route_pod_ranges(cfg, await list_nodes(cfg), routed)
+
+        watcher = asyncio.create_task(sup.watch(keep_routing))
         await stop.wait()
         watcher.cancel()
         return 0

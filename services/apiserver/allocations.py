@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubecore.errors import ApiError, Cause, invalid
+from kubecore.errors import Cause, invalid
 from services.apiserver import etcd as E
-from services.apiserver.allocator import IPRange, RangeAllocator, RangeFull, SubnetRange
+from services.apiserver.allocator import IPRange, RangeAllocator, SubnetRange
 
 Obj = dict[str, Any]
 
@@ -53,11 +53,6 @@ class NoAllocations:
 
     def on_delete(self, old: Obj) -> Plan:
         return Plan()
-
-
-def _full(field_path: str, what: str, kind: str, name: str) -> ApiError:
-    return invalid(kind, name, [Cause(field_path, f"Internal error: failed to allocate a {what}: "
-                                      "range is full", "FieldValueInvalid")])
 
 
 class ServiceAllocations:
@@ -185,5 +180,4 @@ class NodeAllocations:
         return Plan(releases=[(self.subnets.alloc, index)] if index is not None else [])
 
 
-__all__ = ["Claim", "Plan", "NoAllocations", "ServiceAllocations", "NodeAllocations", "RangeFull",
-           "_full"]
+__all__ = ["Claim", "Plan", "NoAllocations", "ServiceAllocations", "NodeAllocations"]

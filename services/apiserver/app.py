@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import time
 from typing import AsyncIterator
@@ -187,8 +188,8 @@ async def _bootstrap(state: ApiState) -> None:
             if exc.code != 409:
                 raise
     if state.settings.create_default_service:
-        svc_ips = ip_allocator("x", state.settings.service_cidr)
-        ip = svc_ips.to_ip(int(svc_ips.network.network_address) + KUBERNETES_SERVICE_OFFSET)
+        network = ipaddress.IPv4Network(state.settings.service_cidr)
+        ip = str(network.network_address + KUBERNETES_SERVICE_OFFSET)
         svc = {"metadata": {"name": "kubernetes", "namespace": "default",
                             "labels": {"component": "apiserver", "provider": "kubernetes"}},
                "spec": {"clusterIP": ip, "ports": [{"name": "https", "port": 443,

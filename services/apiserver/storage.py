@@ -15,7 +15,7 @@ from typing import Any, Awaitable, Callable
 from kubecore.errors import ApiError, Cause, already_exists, conflict, invalid, not_found, unavailable
 from kubecore.resources import ResourceType
 from services.apiserver import etcd as E
-from services.apiserver.allocations import NoAllocations, Plan, _full
+from services.apiserver.allocations import NoAllocations, Plan
 from services.apiserver.allocator import RangeFull
 
 Obj = dict[str, Any]
@@ -78,7 +78,7 @@ class Storage:
         for n in range(MAX_ATTEMPTS):
             if n:
                 attempt = json.loads(pristine)
-            plan = await self._plan(self._alloc(rt).on_create(attempt, rt.kind, name), rt, name)
+            plan = await self._call(self._alloc(rt).on_create(attempt, rt.kind, name))
             compares, ops = plan.etcd_ops(owner)
             resp = await self._call(self.etcd.txn(
                 [E.absent(key), *compares], [E.put(key, encode(attempt)), *ops], [E.get(key)]))
@@ -89,12 +89,6 @@ class Storage:
                 raise already_exists(rt.plural, name, rt.group)
             await self._resolve_lost_claims(plan, rt, name)
         raise conflict(rt.plural, name, "too many concurrent allocations, try again", rt.group)
-
-    async def _plan(self, coro: Awaitable[Plan], rt: ResourceType, name: str) -> Plan:
-        try:
-            return await self._call(coro)
-        except RangeFull as exc:
-            raise _full("spec", str(exc), rt.kind, name) from exc
 
     async def _resolve_lost_claims(self, plan: Plan, rt: ResourceType, name: str) -> None:
         """A claim compare failed: a value asked for by the user is a 422; a value we picked
@@ -110,7 +104,9 @@ class Storage:
             try:
                 await self._call(claim.allocator.skip_taken(self.etcd, claim.value))
             except RangeFull as exc:
-                raise _full(claim.field, f"{claim.field.split('.')[-1]}", rt.kind, name) from exc
+                what = claim.field.split(".")[-1]
+                raise invalid(rt.kind, name, [Cause(claim.field, f"Internal error: failed to allocate "
+                                                    f"a {what}: range is full")]) from exc
 
     async def update(self, rt: ResourceType, namespace: str | None, name: str,
                      mutate: Mutation) -> tuple[Obj, bool]:
@@ -126,7 +122,7 @@ class Storage:
             new = await mutate(copy.deepcopy(current))
             if new is None:
                 return current, False
-            plan = await self._plan(self._alloc(rt).on_update(new, current, rt.kind, name), rt, name)
+            plan = await self._call(self._alloc(rt).on_update(new, current, rt.kind, name))
             data = encode(new)
             if data == encode(current):
                 return current, False
