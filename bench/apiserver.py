@@ -40,7 +40,7 @@ async def raw_etcd(endpoint: str, concurrency: int, total: int) -> float:
     async def worker() -> None:
         for i in counter:
             key = f"/bench/raw/{run}/{i}"
-            await etcd.txn([absent(key)], [put(key, value)])
+            await etcd.txn_alone([absent(key)], [put(key, value)])
 
     t0 = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))

@@ -13,7 +13,6 @@ plain JSON objects and three kinds of failure:
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any, AsyncIterator, Literal, Mapping
 import aiohttp
 import yaml
 
+from kubecore import jsonwire
 from kubecore.errors import ApiError
 from kubecore.resources import PODS, ResourceType
 
@@ -144,7 +144,7 @@ class ApiClient:
         data = None
         headers = {}
         if body is not None:
-            data = json.dumps(body, separators=(",", ":")).encode()
+            data = jsonwire.dumps(body)
             headers["Content-Type"] = content_type
         try:
             async with self._http().request(method, path, params=params, data=data,
@@ -154,7 +154,7 @@ class ApiClient:
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             raise ApiUnavailable(f"{method} {self.base_url}{path}: {_describe(exc)}") from exc
         try:
-            decoded = json.loads(raw) if raw else None
+            decoded = jsonwire.loads(raw) if raw else None
         except ValueError:
             decoded = None
         if status >= 400:
@@ -264,7 +264,7 @@ class ApiClient:
                 if resp.status >= 400:
                     raw = await resp.read()
                     try:
-                        decoded = json.loads(raw)
+                        decoded = jsonwire.loads(raw)
                     except ValueError:
                         decoded = None
                     raise error_from_status(resp.status, decoded,
@@ -290,7 +290,7 @@ def _decode_event(line: bytes) -> WatchEvent | None:
     if not line:
         return None
     try:
-        raw = json.loads(line)
+        raw = jsonwire.loads(line)
     except ValueError as exc:
         raise ApiError(500, "InternalError", f"undecodable watch event: {line[:200]!r}") from exc
     etype, obj = raw.get("type"), raw.get("object")

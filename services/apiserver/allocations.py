@@ -4,7 +4,7 @@ etcd transaction as the object."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from kubecore.errors import Cause, invalid
 from services.apiserver import etcd as E
@@ -20,6 +20,22 @@ class Claim:
     picked: bool  # chosen by us (retry on conflict) or asked for by the user (422 on conflict)
     field: str
     shown: str  # the value as the user sees it (an IP, a port)
+    undo: Callable[[], None] | None = None  # puts back what the object held before the pick
+
+
+def fill(holder: Obj, key: str, value: Any) -> Callable[[], None]:
+    """Write a picked value into the object; the returned function undoes it, so a create
+    that lost its pick retries from the object as the user sent it."""
+    missing = key not in holder
+    before = holder.get(key)
+    holder[key] = value
+
+    def undo() -> None:
+        if missing:
+            holder.pop(key, None)
+        else:
+            holder[key] = before
+    return undo
 
 
 @dataclass
@@ -27,21 +43,29 @@ class Plan:
     claims: list[Claim] = field(default_factory=list)
     releases: list[tuple[RangeAllocator, int]] = field(default_factory=list)
 
-    def etcd_ops(self, owner: str) -> tuple[list[E.Compare], list[E.Op]]:
+    def etcd_ops(self, owner: str) -> tuple[list[E.Compare], list[E.Op], dict[str, bytes]]:
+        """The claims' compares and puts, the releases' deletes, and counter hints."""
         compares: list[E.Compare] = []
         ops: list[E.Op] = []
+        hints: dict[str, bytes] = {}
         by_alloc: dict[int, list[Claim]] = {}
         for c in self.claims:
             by_alloc.setdefault(id(c.allocator), []).append(c)
         for claims in by_alloc.values():
             alloc = claims[0].allocator
-            cmp, put = alloc.claim_ops([c.value for c in claims], owner,
-                                       [c.value for c in claims if c.picked])
+            cmp, put, hint = alloc.claim_ops([c.value for c in claims], owner,
+                                             [c.value for c in claims if c.picked])
             compares += cmp
             ops += put
+            hints.update(hint)
         for alloc, value in self.releases:
             ops += alloc.release_ops([value])
-        return compares, ops
+        return compares, ops, hints
+
+    def undo(self) -> None:
+        for c in self.claims:
+            if c.undo is not None:
+                c.undo()
 
 
 class NoAllocations:
@@ -79,8 +103,8 @@ class ServiceAllocations:
             else:
                 value = await self._pick(self.ips.alloc)
                 ip = self.ips.to_ip(value)
-                spec["clusterIP"] = ip
-                plan.claims.append(Claim(self.ips.alloc, value, True, "spec.clusterIP", ip))
+                plan.claims.append(Claim(self.ips.alloc, value, True, "spec.clusterIP", ip,
+                                         fill(spec, "clusterIP", ip)))
         spec["clusterIPs"] = [ip]
         spec.setdefault("ipFamilies", ["IPv4"])
         spec.setdefault("ipFamilyPolicy", "SingleStack")
@@ -107,9 +131,9 @@ class ServiceAllocations:
                     plan.claims.append(Claim(self.node_ports, np, False, path, str(np)))
             else:
                 value = await self._pick(self.node_ports)
-                port["nodePort"] = value
                 seen.add(value)
-                plan.claims.append(Claim(self.node_ports, value, True, path, str(value)))
+                plan.claims.append(Claim(self.node_ports, value, True, path, str(value),
+                                         fill(port, "nodePort", value)))
         for old in keep - seen:
             plan.releases.append((self.node_ports, old))
 
@@ -161,8 +185,8 @@ class NodeAllocations:
         else:
             index = await self.subnets.alloc.pick(self.etcd)
             cidr = self.subnets.to_cidr(index)
-            spec["podCIDR"] = cidr
-            plan.claims.append(Claim(self.subnets.alloc, index, True, "spec.podCIDR", cidr))
+            plan.claims.append(Claim(self.subnets.alloc, index, True, "spec.podCIDR", cidr,
+                                     fill(spec, "podCIDR", cidr)))
         spec["podCIDRs"] = [cidr]
         return plan
 

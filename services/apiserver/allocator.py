@@ -119,19 +119,19 @@ class RangeAllocator:
                     break
         raise RangeFull(f"range {self.name} is full")
 
-    def claim_ops(self, values: Iterable[int], owner: str,
-                  picked: Iterable[int] = ()) -> tuple[list[E.Compare], list[E.Op]]:
-        """Compares and puts that claim `values` for `owner`; the counter advances past
-        the largest of `picked` (the values this allocator chose, not the user)."""
+    def claim_ops(self, values: Iterable[int], owner: str, picked: Iterable[int] = ()
+                  ) -> tuple[list[E.Compare], list[E.Op], dict[str, bytes]]:
+        """Compares and puts that claim `values` for `owner`, and the counter's new value
+        (a hint for `E.Etcd.txn`): past the last of `picked` (the values this allocator
+        chose, not the user)."""
         compares, ops = [], []
         for value in values:
             key = self.claim_key(value)
             compares.append(E.absent(key))
             ops.append(E.put(key, owner.encode()))
         picked = list(picked)
-        if picked:
-            ops.append(E.put(self.counter_key, f"{self._advance(picked[-1]):08x}".encode()))
-        return compares, ops
+        hints = {self.counter_key: f"{self._advance(picked[-1]):08x}".encode()} if picked else {}
+        return compares, ops, hints
 
     def release_ops(self, values: Iterable[int]) -> list[E.Op]:
         return [E.delete(self.claim_key(v)) for v in values]

@@ -212,7 +212,7 @@ def build_state(settings: Settings) -> ApiState:
                                                    settings.node_cidr_mask)),
     }
     return ApiState(settings=settings, etcd=etcd, storage=Storage(etcd, allocations),
-                    metrics=ApiMetrics.create())
+                    metrics=ApiMetrics.create(etcd.batcher))
 
 
 def create_app(settings: Settings) -> web.Application:

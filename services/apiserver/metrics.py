@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 
 @dataclass
@@ -15,8 +18,10 @@ class ApiMetrics:
     watch_events: Counter
 
     @classmethod
-    def create(cls) -> "ApiMetrics":
+    def create(cls, batcher: Any = None) -> "ApiMetrics":
         reg = CollectorRegistry()
+        if batcher is not None:
+            reg.register(_BatcherCollector(batcher))
         return cls(
             registry=reg,
             requests=Counter("apiserver_request_total", "Requests by verb, resource and code",
@@ -30,3 +35,18 @@ class ApiMetrics:
             watch_events=Counter("apiserver_watch_events_total", "Watch events sent",
                                  ["resource"], registry=reg),
         )
+
+
+class _BatcherCollector(Collector):
+    """etcd transactions sent and the writes they carried (their ratio is the mean group
+    commit size; see `etcd.TxnBatcher`)."""
+
+    def __init__(self, batcher: Any) -> None:
+        self.batcher = batcher
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        yield CounterMetricFamily("apiserver_etcd_transactions", "etcd write transactions sent",
+                                  value=self.batcher.transactions)
+        yield CounterMetricFamily("apiserver_etcd_transaction_writes",
+                                  "Object writes carried by those transactions",
+                                  value=self.batcher.writes)

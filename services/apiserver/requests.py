@@ -1,13 +1,13 @@
 """Turning HTTP requests into API operations: path parsing, bodies, query flags."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 import yaml
 from aiohttp import web
 
+from kubecore import jsonwire
 from kubecore import resources as R
 from kubecore.errors import ApiError, bad_request, request_entity_too_large, unsupported_media_type
 
@@ -87,7 +87,7 @@ def decode_body(raw: bytes, ctype: str) -> Any:
             raise bad_request(f"error converting YAML to JSON: {str(exc).splitlines()[0]}") from exc
     if ctype in JSON_TYPES or ctype.endswith("+json"):
         try:
-            return json.loads(raw)
+            return jsonwire.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise bad_request(f"couldn't get version/kind; json parse error: {exc}") from exc
     raise unsupported_media_type(ctype)
@@ -115,7 +115,7 @@ def int_param(request: web.Request, name: str) -> int | None:
 
 
 def json_response(obj: Any, status: int = 200, content_type: str = "application/json") -> web.Response:
-    return web.Response(body=json.dumps(obj, separators=(",", ":")).encode(), status=status,
+    return web.Response(body=jsonwire.dumps(obj), status=status,
                         content_type=content_type)
 
 

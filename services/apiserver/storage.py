@@ -9,9 +9,9 @@ same transaction (see `allocator`).
 from __future__ import annotations
 
 import copy
-import json
 from typing import Any, Awaitable, Callable
 
+from kubecore import jsonwire
 from kubecore.errors import ApiError, Cause, already_exists, conflict, invalid, not_found, unavailable
 from kubecore.resources import ResourceType
 from services.apiserver import etcd as E
@@ -27,11 +27,11 @@ def encode(obj: Obj) -> bytes:
     meta = obj.get("metadata") or {}
     if "resourceVersion" in meta:
         obj = {**obj, "metadata": {k: v for k, v in meta.items() if k != "resourceVersion"}}
-    return json.dumps(obj, separators=(",", ":")).encode()
+    return jsonwire.dumps(obj)
 
 
 def decode(value: bytes, mod_revision: int) -> Obj:
-    obj = json.loads(value)
+    obj = jsonwire.loads_stored(value)
     obj.setdefault("metadata", {})["resourceVersion"] = str(mod_revision)
     return obj
 
@@ -71,23 +71,19 @@ class Storage:
         ns, name = meta.get("namespace"), meta["name"]
         key = rt.key(ns, name)
         owner = f"{ns}/{name}" if ns else name
-        # Allocation fills values into the object; a retry starts again from the original.
-        # A JSON snapshot is several times cheaper than deepcopy, and retries are rare.
-        pristine = json.dumps(obj, separators=(",", ":"))
-        attempt = obj
-        for n in range(MAX_ATTEMPTS):
-            if n:
-                attempt = json.loads(pristine)
-            plan = await self._call(self._alloc(rt).on_create(attempt, rt.kind, name))
-            compares, ops = plan.etcd_ops(owner)
+        for _ in range(MAX_ATTEMPTS):
+            plan = await self._call(self._alloc(rt).on_create(obj, rt.kind, name))
+            compares, ops, hints = plan.etcd_ops(owner)
             resp = await self._call(self.etcd.txn(
-                [E.absent(key), *compares], [E.put(key, encode(attempt)), *ops], [E.get(key)]))
+                [E.absent(key), *compares], [E.put(key, encode(obj)), *ops], [E.get(key)],
+                hints=hints))
             if resp.succeeded:
-                attempt["metadata"]["resourceVersion"] = str(resp.header.revision)
-                return attempt
+                obj["metadata"]["resourceVersion"] = str(resp.revision)
+                return obj
             if resp.responses and resp.responses[0].response_range.kvs:
                 raise already_exists(rt.plural, name, rt.group)
             await self._resolve_lost_claims(plan, rt, name)
+            plan.undo()  # the next attempt picks again, from the object as it came
         raise conflict(rt.plural, name, "too many concurrent allocations, try again", rt.group)
 
     async def _resolve_lost_claims(self, plan: Plan, rt: ResourceType, name: str) -> None:
@@ -126,12 +122,12 @@ class Storage:
             data = encode(new)
             if data == encode(current):
                 return current, False
-            compares, ops = plan.etcd_ops(owner)
+            compares, ops, hints = plan.etcd_ops(owner)
             resp = await self._call(self.etcd.txn(
                 [E.mod_revision_is(key, kv.mod_revision), *compares], [E.put(key, data), *ops],
-                [E.get(key)]))
+                [E.get(key)], hints=hints))
             if resp.succeeded:
-                new.setdefault("metadata", {})["resourceVersion"] = str(resp.header.revision)
+                new.setdefault("metadata", {})["resourceVersion"] = str(resp.revision)
                 return new, True
             latest = resp.responses[0].response_range.kvs if resp.responses else []
             if latest and latest[0].mod_revision == kv.mod_revision:
@@ -149,11 +145,11 @@ class Storage:
             if precondition is not None:
                 precondition(current)
             plan = self._alloc(rt).on_delete(current)
-            _, ops = plan.etcd_ops("")
+            _, ops, _ = plan.etcd_ops("")
             resp = await self._call(self.etcd.txn(
                 [E.mod_revision_is(key, kv.mod_revision)], [E.delete(key), *ops]))
             if resp.succeeded:
-                current["metadata"]["resourceVersion"] = str(resp.header.revision)
+                current["metadata"]["resourceVersion"] = str(resp.revision)
                 return current
         raise conflict(rt.plural, name, "the object is being modified too often, try again", rt.group)
 

@@ -2,15 +2,15 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from aiohttp import web
 
+from kubecore import jsonwire
 from kubecore.errors import bad_request, gone
 from services.apiserver.requests import Target, flag, int_param
-from services.apiserver.watchcache import Event, WatchCache
+from services.apiserver.watchcache import Event, Subscriber, WatchCache
 
 if TYPE_CHECKING:
     from services.apiserver.handlers import Selectors
@@ -39,7 +39,21 @@ def visible(ev: Event, sel: "Selectors") -> tuple[str, Obj] | None:
 
 
 def _line(etype: str, obj: Any) -> bytes:
-    return json.dumps({"type": etype, "object": obj}, separators=(",", ":")).encode() + b"\n"
+    return jsonwire.dumps({"type": etype, "object": obj}) + b"\n"
+
+
+def _drain(sub: Subscriber, pending: list[Event]) -> tuple[list[Event], Event | None]:
+    """Take what is queued, about MAX_BATCH events but never part of a revision: the
+    first event past the limit that starts a new revision is handed back as the carry."""
+    while not sub.queue.empty():
+        nxt = sub.queue.get_nowait()
+        if nxt is None:
+            sub.closed = True
+            break
+        if len(pending) >= MAX_BATCH and nxt.revision != pending[-1].revision:
+            return pending, nxt
+        pending.append(nxt)
+    return pending, None
 
 
 async def serve_watch(request: web.Request, t: Target, sel: "Selectors", cache: WatchCache,
@@ -85,9 +99,12 @@ async def serve_watch(request: web.Request, t: Target, sel: "Selectors", cache: 
     on_open()
     deadline = time.monotonic() + timeout if timeout else None
     next_bookmark = time.monotonic() + bookmark_interval
+    carry: Event | None = None  # the first event of a revision not yet in a batch
     try:
         pending: list[Event] = list(backlog)
         while True:
+            if sub.cut_revision is not None:
+                pending = [ev for ev in pending if ev.revision < sub.cut_revision]
             if pending:
                 out = []
                 for ev in pending:
@@ -98,12 +115,17 @@ async def serve_watch(request: web.Request, t: Target, sel: "Selectors", cache: 
                     await resp.write(b"".join(out))
                     count(len(out))
                 pending = []
-            if sub.closed and sub.queue.empty():
+            if sub.closed and sub.queue.empty() and carry is None:
                 break
             now = time.monotonic()
             if deadline is not None and now >= deadline:
-                break
-            if bookmarks and now >= next_bookmark:
+                break  # `carry` starts a revision this stream has sent nothing of
+            if carry is not None:
+                pending, carry = _drain(sub, [carry])
+                continue
+            if bookmarks and now >= next_bookmark and sub.queue.empty():
+                # only with nothing queued: the bookmark's version must not pass an event
+                # this stream has yet to send
                 bm = {"kind": t.rt.kind, "apiVersion": t.rt.api_version,
                       "metadata": {"resourceVersion": str(cache.revision),
                                    "annotations": {"k8s.io/initial-events-end": "true"}}}
@@ -123,13 +145,7 @@ async def serve_watch(request: web.Request, t: Target, sel: "Selectors", cache: 
                 continue
             if first is None:
                 break
-            pending.append(first)
-            while len(pending) < MAX_BATCH and not sub.queue.empty():
-                nxt = sub.queue.get_nowait()
-                if nxt is None:
-                    sub.closed = True
-                    break
-                pending.append(nxt)
+            pending, carry = _drain(sub, [first])
     except (ConnectionResetError, ConnectionError, asyncio.CancelledError):
         pass
     finally:

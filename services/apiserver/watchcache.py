@@ -6,16 +6,21 @@ start "now") and a bounded window of recent events (for watches that resume
 from a resourceVersion). A watch from a version older than the window gets 410
 Expired and its client relists. Each watcher has a bounded queue; one that
 falls too far behind is ended instead of holding up the others.
+
+Several objects can share one revision (writes grouped into one etcd
+transaction, see `etcd.TxnBatcher`). A stream therefore only ever ends between
+revisions: a client resuming from the last resourceVersion it saw has seen all
+of that revision.
 """
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
+from kubecore import jsonwire
 from kubecore.resources import ResourceType
 from services.apiserver import etcd as E
 from services.apiserver.storage import decode
@@ -36,8 +41,7 @@ class Event:
     def json_line(self) -> bytes:
         """The wire form for plain JSON watchers, built once and shared."""
         if self._json is None:
-            self._json = json.dumps({"type": self.type, "object": self.obj},
-                                    separators=(",", ":")).encode() + b"\n"
+            self._json = jsonwire.dumps({"type": self.type, "object": self.obj}) + b"\n"
         return self._json
 
 
@@ -48,6 +52,9 @@ class Subscriber:
     since: int = 0  # events at or before this revision were sent already (or not wanted)
     closed: bool = False
     overflowed: bool = False
+    # Overflowing at revision R may leave part of R's events queued; those are not sent,
+    # so the client's last resourceVersion is a whole revision and a resume has no gap.
+    cut_revision: int | None = None
 
 
 @dataclass
@@ -155,6 +162,7 @@ class WatchCache:
                 sub.queue.put_nowait(event)
             except asyncio.QueueFull:
                 sub.overflowed = True
+                sub.cut_revision = rev
                 self._end(sub)
 
     def _end(self, sub: Subscriber) -> None:
