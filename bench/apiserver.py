@@ -18,6 +18,7 @@ from pathlib import Path
 
 import aiohttp
 
+from bench.httpload import Connection
 from cluster.etcd import EtcdProcess
 from services.apiserver.etcd import Etcd, absent, put
 
@@ -49,7 +50,34 @@ async def raw_etcd(endpoint: str, concurrency: int, total: int) -> float:
     return total / elapsed
 
 
-async def creates(url: str, concurrency: int, total: int, tag: str) -> tuple[float, float, float]:
+async def creates(url: str, concurrency: int, total: int, tag: str,
+                  client: str = "lean") -> tuple[float, float, float]:
+    if client == "aiohttp":
+        return await creates_aiohttp(url, concurrency, total, tag)
+    latencies: list[float] = []
+    counter = iter(range(total))
+    conns = [await Connection.open(url) for _ in range(concurrency)]
+
+    async def worker(conn: Connection) -> None:
+        for i in counter:
+            body = {"metadata": {"name": f"b{tag}-{i}"}, "spec": {"ports": [{"port": 80}]}}
+            t = time.perf_counter()
+            status, answer = await conn.request("POST", SVC, body)
+            if status != 201:
+                raise RuntimeError(f"create failed: {status} {answer[:300]!r}")
+            latencies.append(time.perf_counter() - t)
+
+    try:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker(c) for c in conns))
+        elapsed = time.perf_counter() - t0
+    finally:
+        for c in conns:
+            await c.close()
+    return total / elapsed, pct(latencies, 0.5) * 1000, pct(latencies, 0.99) * 1000
+
+
+async def creates_aiohttp(url: str, concurrency: int, total: int, tag: str) -> tuple[float, float, float]:
     latencies: list[float] = []
     counter = iter(range(total))
     conn = aiohttp.TCPConnector(limit=0)
@@ -125,12 +153,12 @@ async def main(args: argparse.Namespace) -> None:
         server = ApiServerProcess([etcd.endpoint], log_path=Path(tmp) / "apiserver.log").start()
         try:
             print(f"etcd {etcd.endpoint}, apiserver {server.url} (separate process), "
-                  f"{args.creates} creates per step")
+                  f"{args.creates} creates per step, {args.client} HTTP client")
             print(f"{'clients':>8} {'etcd txn/s':>11} {'creates/s':>10} {'ratio':>6} "
                   f"{'p50 ms':>7} {'p99 ms':>7}")
             for c in (1, 16, 64):
                 raw = await raw_etcd(etcd.endpoint, c, args.creates)
-                rate, p50, p99 = await creates(server.url, c, args.creates, f"c{c}")
+                rate, p50, p99 = await creates(server.url, c, args.creates, f"c{c}", args.client)
                 print(f"{c:>8} {raw:>11.0f} {rate:>10.0f} {rate / raw:>6.2f} {p50:>7.1f} {p99:>7.1f}")
             rate, complete, total = await fanout(server.url, args.watchers, args.events)
             print(f"watch fan-out: {args.watchers} watchers x {args.events} events: "
@@ -145,4 +173,6 @@ if __name__ == "__main__":
     p.add_argument("--creates", type=int, default=2000)
     p.add_argument("--watchers", type=int, default=100)
     p.add_argument("--events", type=int, default=2000)
+    p.add_argument("--client", choices=("lean", "aiohttp"), default="lean",
+                   help="load generator for the creates (see bench/httpload.py)")
     sys.exit(asyncio.run(main(p.parse_args())))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import typing
 from functools import lru_cache
-from typing import Any, ClassVar, Literal, Optional, Union
+from typing import Any, Callable, ClassVar, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
@@ -410,38 +410,75 @@ def _fields_of(model: type[BaseModel]) -> dict[str, Any]:
     return {(f.alias or name): f.annotation for name, f in model.model_fields.items()}
 
 
-def _walk(tp: Any, value: Any, path: str, out: list[str]) -> None:
+Check = Callable[[Any, str, list[str]], None]
+
+
+def _join(path: str, key: Any) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+@lru_cache(maxsize=None)
+def _checker(tp: Any) -> Check | None:
+    """A function reporting unknown fields under a value of type `tp`, built once per
+    type (this runs on every write); None where nothing below can be unknown."""
     origin = typing.get_origin(tp)
     if origin is Union:
         for arg in typing.get_args(tp):
             if arg is not type(None):
-                _walk(arg, value, path, out)
-                return
-        return
-    if origin is list and isinstance(value, list):
-        (item_tp,) = typing.get_args(tp) or (Any,)
-        for i, item in enumerate(value):
-            _walk(item_tp, item, f"{path}[{i}]", out)
-        return
-    if origin is dict and isinstance(value, dict):
+                return _checker(arg)
+        return None
+    if origin is list:
         args = typing.get_args(tp)
-        if len(args) == 2:
-            for k, item in value.items():
-                _walk(args[1], item, f"{path}.{k}" if path else str(k), out)
-        return
-    if isinstance(tp, type) and issubclass(tp, _Model) and isinstance(value, dict):
-        fields = _fields_of(tp)
-        for key, item in value.items():
-            sub = f"{path}.{key}" if path else str(key)
+        item = _checker(args[0]) if args else None
+        if item is None:
+            return None
+
+        def check_list(value: Any, path: str, out: list[str]) -> None:
+            if isinstance(value, list):
+                for i, v in enumerate(value):
+                    item(v, f"{path}[{i}]", out)
+        return check_list
+    if origin is dict:
+        args = typing.get_args(tp)
+        member = _checker(args[1]) if len(args) == 2 else None
+        if member is None:
+            return None
+
+        def check_dict(value: Any, path: str, out: list[str]) -> None:
+            if isinstance(value, dict):
+                for k, v in value.items():
+                    member(v, _join(path, k), out)
+        return check_dict
+    if isinstance(tp, type) and issubclass(tp, _Model):
+        return _model_checker(tp)
+    return None
+
+
+def _model_checker(model: type[_Model]) -> Check:
+    fields: dict[str, Check | None] | None = None  # filled on first use: models may nest
+    complete = model._complete
+
+    def check_model(value: Any, path: str, out: list[str]) -> None:
+        nonlocal fields
+        if not isinstance(value, dict):
+            return
+        if fields is None:
+            fields = {name: _checker(tp) for name, tp in _fields_of(model).items()}
+        for key, v in value.items():
             if key in fields:
-                _walk(fields[key], item, sub, out)
-            elif tp._complete:
-                out.append(sub)
+                check = fields[key]
+                if check is not None:
+                    check(v, _join(path, key), out)
+            elif complete:
+                out.append(_join(path, key))
+    return check_model
 
 
 def unknown_fields(model: type[BaseModel], obj: Any) -> list[str]:
     """Paths of fields `obj` has that the Kubernetes type does not, as kube-apiserver's
     strict decoder names them (`spec.ports[0].bogus`). Only complete models report."""
     out: list[str] = []
-    _walk(model, obj, "", out)
+    check = _checker(model)
+    if check is not None:
+        check(obj, "", out)
     return out

@@ -79,9 +79,8 @@ async def api_errors(request: web.Request, handler) -> web.StreamResponse:
         return error_response(internal("an internal error occurred; see the apiserver log"))
     finally:
         if resource:
-            state.metrics.requests.labels(verb, resource, str(code)).inc()
-            if verb != "WATCH":
-                state.metrics.latency.labels(verb, resource).observe(time.perf_counter() - started)
+            state.metrics.record(verb, resource, code, None if verb == "WATCH"
+                                 else time.perf_counter() - started)
 
 
 async def resource_route(request: web.Request) -> web.StreamResponse:

@@ -15,12 +15,13 @@ from typing import Any, Awaitable, Callable, Iterable, Sequence
 import aetcd
 import grpc
 from aetcd import rpc
-from aetcd import transactions as tx
 from aetcd import utils as aetcd_utils
 
 log = logging.getLogger("apiserver.etcd")
-Compare = tx.BaseCompare
-Op = Any  # aetcd.transactions.Put | Get | Delete | Txn
+# Transactions are built straight from etcd's protobuf messages (what aetcd's helper
+# objects would turn into them on every call).
+Compare = Any  # rpc.Compare
+Op = Any  # rpc.RequestOp
 
 
 class EtcdUnavailable(Exception):
@@ -114,18 +115,14 @@ class Etcd:
         keys whose latest value is all that matters (allocation counters): writes in one
         batch share one put of each."""
         compare, success, failure = list(compare), list(success), list(failure)
-        req = rpc.TxnRequest(compare=[c.build_message() for c in compare],
-                             success=self.client._ops_to_requests(success),
-                             failure=self.client._ops_to_requests(failure))
+        req = rpc.TxnRequest(compare=compare, success=success, failure=failure)
         hint_bytes = {k.encode(): v for k, v in (hints or {}).items()}
         return await self.batcher.submit(req, _keys_touched(compare, success, failure), hint_bytes)
 
     async def txn_alone(self, compare: Iterable[Compare], success: Iterable[Op],
                         failure: Iterable[Op] = ()) -> TxnResult:
         """One etcd transaction on its own, never grouped (the benchmark's raw figure)."""
-        req = rpc.TxnRequest(compare=[c.build_message() for c in compare],
-                             success=self.client._ops_to_requests(list(success)),
-                             failure=self.client._ops_to_requests(list(failure)))
+        req = rpc.TxnRequest(compare=list(compare), success=list(success), failure=list(failure))
         resp = await self._send_txn(req)
         return TxnResult(resp.succeeded, resp.header.revision, list(resp.responses))
 
@@ -176,11 +173,18 @@ class _Waiting:
 
 
 def _keys_touched(compare: list[Compare], success: list[Op], failure: list[Op]) -> frozenset[bytes] | None:
+    """The keys a transaction reads or writes; None when it touches a range."""
     keys = set()
-    for item in (*compare, *success, *failure):
-        if getattr(item, "range_end", None) is not None or isinstance(item, tx.Txn):
+    for c in compare:
+        if c.range_end:
             return None
-        keys.add(item.key)
+        keys.add(c.key)
+    for op in (*success, *failure):
+        kind = op.WhichOneof("request")
+        request = getattr(op, kind)
+        if kind == "request_txn" or (kind != "request_put" and request.range_end):
+            return None
+        keys.add(request.key)
     return frozenset(keys)
 
 
@@ -302,20 +306,22 @@ def _put_op(key: bytes, value: bytes) -> Any:
 
 # Compare/operation constructors, re-exported so callers need not import aetcd.
 def absent(key: str) -> Compare:
-    return tx.Version(key.encode()) == 0
+    return rpc.Compare(key=key.encode(), target=rpc.Compare.VERSION, result=rpc.Compare.EQUAL,
+                       version=0)
 
 
 def mod_revision_is(key: str, rev: int) -> Compare:
-    return tx.Mod(key.encode()) == rev
+    return rpc.Compare(key=key.encode(), target=rpc.Compare.MOD, result=rpc.Compare.EQUAL,
+                       mod_revision=rev)
 
 
 def put(key: str, value: bytes) -> Op:
-    return tx.Put(key.encode(), value)
+    return rpc.RequestOp(request_put=rpc.PutRequest(key=key.encode(), value=value))
 
 
 def delete(key: str) -> Op:
-    return tx.Delete(key.encode())
+    return rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=key.encode()))
 
 
 def get(key: str) -> Op:
-    return tx.Get(key.encode())
+    return rpc.RequestOp(request_range=rpc.RangeRequest(key=key.encode()))

@@ -1,7 +1,7 @@
 """Prometheus metrics of the API server, in a registry of its own per app."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -16,6 +16,19 @@ class ApiMetrics:
     latency: Histogram
     watchers: Gauge
     watch_events: Counter
+    _children: dict[tuple[str, str, int], tuple[Any, Any]] = field(default_factory=dict)
+
+    def record(self, verb: str, resource: str, code: int, seconds: float | None) -> None:
+        """Count a request and (unless None) observe its latency; label lookups are done
+        once per (verb, resource, code), not on every request."""
+        key = (verb, resource, code)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (self.requests.labels(verb, resource, str(code)),
+                                              self.latency.labels(verb, resource))
+        children[0].inc()
+        if seconds is not None:
+            children[1].observe(seconds)
 
     @classmethod
     def create(cls, batcher: Any = None) -> "ApiMetrics":
