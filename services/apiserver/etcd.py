@@ -7,7 +7,7 @@ an etcd cluster, and one error type for "etcd is not answering".
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Iterable, NamedTuple, Sequence
+from typing import Any, Iterable, Sequence
 
 import aetcd
 import grpc
@@ -82,15 +82,15 @@ class Etcd:
         return list(resp.kvs), resp.header.revision, bool(resp.more)
 
     async def get_prefix_page(self, prefix: str, start: str, *, limit: int = 0,
-                              revision: int = 0) -> "RangePage":
-        """Keys under `prefix` from `start` on, at most `limit` (0: all), read at `revision`
-        (0: now) so that the pages of one list are one snapshot. `count` is how many keys
-        there are from `start` to the end of the prefix, however many came back."""
+                              revision: int = 0) -> tuple[list[Any], int, bool, int]:
+        """(kvs, revision read, more, count): keys under `prefix` from `start` on, at most
+        `limit` (0: all), read at `revision` (0: now) so that the pages of one list are one
+        snapshot. `count` is how many keys there are from `start` to the end of the prefix,
+        however many came back."""
         resp = await self._range(start.encode(), aetcd_utils.prefix_range_end(prefix.encode()),
                                  limit=limit, revision=revision)
         # the header holds the newest revision even for an older read: report the one read
-        return RangePage(list(resp.kvs), revision or resp.header.revision, bool(resp.more),
-                         resp.count)
+        return list(resp.kvs), revision or resp.header.revision, bool(resp.more), resp.count
 
     async def get_range(self, start: str, end: str, *, keys_only: bool = True,
                         limit: int = 0) -> list[Any]:
@@ -159,13 +159,6 @@ class Etcd:
             raise EtcdCompacted(exc.compacted_revision) from exc
         except (rpc.AioRpcError, aetcd.exceptions.ClientError, asyncio.TimeoutError) as exc:
             raise EtcdUnavailable(str(exc)) from exc
-
-
-class RangePage(NamedTuple):
-    kvs: list[Any]
-    revision: int
-    more: bool
-    count: int
 
 
 # Compare/operation constructors, re-exported so callers need not import aetcd.

@@ -84,14 +84,13 @@ class Storage:
         batch, last_key = limit, b""
         while True:
             try:
-                page = await self._call(self.etcd.get_prefix_page(prefix, start, limit=batch,
-                                                                  revision=revision))
+                kvs, revision, more, count = await self._call(self.etcd.get_prefix_page(
+                    prefix, start, limit=batch, revision=revision))
             except E.EtcdCompacted as exc:
                 raise paging.expired(cont) from exc
             except E.EtcdFutureRevision as exc:
                 raise paging.too_large(revision, await self._call(self.etcd.revision())) from exc
-            revision, more = page.revision, page.more
-            for kv in page.kvs:
+            for kv in kvs:
                 if limit and len(items) >= limit:
                     more = True
                     break
@@ -99,7 +98,7 @@ class Storage:
                 obj = decode(kv.value, kv.mod_revision)
                 if match is None or match(obj):
                     items.append(obj)
-            if not more or not limit or len(items) >= limit or not page.kvs:
+            if not more or not limit or len(items) >= limit or not kvs:
                 break
             if batch < paging.MAX_LIMIT:
                 batch = min(batch * 2, paging.MAX_LIMIT)
@@ -109,7 +108,7 @@ class Storage:
         next_start = last_key.decode()[len(prefix):] + "\0"
         # etcd counted the keys from this page's start on; with a selector that overcounts,
         # so kube-apiserver gives no count then, and neither do we
-        remaining = page.count - len(items) if match is None else None
+        remaining = count - len(items) if match is None else None
         return paging.Page(items, revision, paging.encode(next_start, revision), remaining)
 
     # -- writes ---------------------------------------------------------------
