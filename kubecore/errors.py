@@ -24,6 +24,8 @@ class ApiError(Exception):
     message: str
     details: dict[str, Any] | None = None
     causes: list[Cause] = field(default_factory=list)
+    # the Status's ListMeta: a 410 for an expired continue token offers a fresh token there
+    metadata: dict[str, Any] = field(default_factory=dict)
 
     def __str__(self) -> str:
         return self.message
@@ -32,7 +34,7 @@ class ApiError(Exception):
         status: dict[str, Any] = {
             "kind": "Status",
             "apiVersion": "v1",
-            "metadata": {},
+            "metadata": dict(self.metadata),
             "status": "Failure",
             "message": self.message,
             "reason": self.reason,

@@ -37,9 +37,16 @@ class EtcdRejected(Exception):
 
 
 class EtcdCompacted(Exception):
-    def __init__(self, compact_revision: int) -> None:
-        super().__init__(f"required revision has been compacted (now {compact_revision})")
+    """The revision asked for is older than etcd's last compaction. A watch learns the
+    compaction revision; a range read does not (0)."""
+    def __init__(self, compact_revision: int = 0) -> None:
+        super().__init__("required revision has been compacted"
+                         + (f" (now {compact_revision})" if compact_revision else ""))
         self.compact_revision = compact_revision
+
+
+class EtcdFutureRevision(Exception):
+    """A read asked for a revision etcd has not reached yet."""
 
 
 def _target(endpoints: Sequence[str]) -> tuple[str, int]:
@@ -85,6 +92,17 @@ class Etcd:
                                  keys_only=keys_only, limit=limit)
         return list(resp.kvs), resp.header.revision, bool(resp.more)
 
+    async def get_prefix_page(self, prefix: str, start: str, *, limit: int = 0,
+                              revision: int = 0) -> tuple[list[Any], int, bool, int]:
+        """(kvs, revision read, more, count): keys under `prefix` from `start` on, at most
+        `limit` (0: all), read at `revision` (0: now) so that the pages of one list are one
+        snapshot. `count` is how many keys there are from `start` to the end of the prefix,
+        however many came back."""
+        resp = await self._range(start.encode(), aetcd_utils.prefix_range_end(prefix.encode()),
+                                 limit=limit, revision=revision)
+        # the header holds the newest revision even for an older read: report the one read
+        return list(resp.kvs), revision or resp.header.revision, bool(resp.more), resp.count
+
     async def get_range(self, start: str, end: str, *, keys_only: bool = True,
                         limit: int = 0) -> list[Any]:
         resp = await self._range(start.encode(), end.encode(), keys_only=keys_only, limit=limit)
@@ -95,16 +113,25 @@ class Etcd:
         return resp.header.revision
 
     async def _range(self, key: bytes, range_end: bytes | None = None, *, keys_only: bool = False,
-                     limit: int = 0, count_only: bool = False) -> Any:
+                     limit: int = 0, count_only: bool = False, revision: int = 0) -> Any:
         try:
             await self.client.connect()
             req = rpc.RangeRequest(key=key, keys_only=keys_only, limit=limit,
-                                   count_only=count_only)
+                                   count_only=count_only, revision=revision)
             if range_end is not None:
                 req.range_end = range_end
             return await self.client.kvstub.Range(req, timeout=self.timeout,
                                                   metadata=self.client.metadata)
-        except (rpc.AioRpcError, asyncio.TimeoutError, ConnectionError) as exc:
+        except rpc.AioRpcError as exc:
+            # etcd answers OUT_OF_RANGE "mvcc: required revision has been compacted" (or "is a
+            # future revision") for a `revision` it cannot read: not an outage, no retry helps.
+            if exc.code() == grpc.StatusCode.OUT_OF_RANGE:
+                if "compacted" in (exc.details() or ""):
+                    raise EtcdCompacted() from exc
+                if "future" in (exc.details() or ""):
+                    raise EtcdFutureRevision(exc.details()) from exc
+            raise EtcdUnavailable(str(exc)) from exc
+        except (asyncio.TimeoutError, ConnectionError) as exc:
             raise EtcdUnavailable(str(exc)) from exc
 
     # -- writes -------------------------------------------------------------

@@ -16,7 +16,7 @@ from kubecore.errors import (ApiError, Cause, bad_request, conflict, gone, inval
 from kubecore.patch import PatchError, json_patch, merge_patch, strategic_merge_patch
 from kubecore.selectors import (SelectorError, fields_match, labels_match, parse_field_selector,
                                 parse_label_selector)
-from services.apiserver import objects
+from services.apiserver import objects, paging
 from services.apiserver.requests import (PATCH_TYPES, Target, content_type, decode_body,
                                          decode_object, flag, int_param, json_response, read_body)
 from services.apiserver.state import ApiState
@@ -64,9 +64,14 @@ def body_resource_version(body: Any) -> str | None:
     return rv
 
 
-def _list_response(rt: R.ResourceType, items: list[Obj], rev: int) -> Obj:
-    return {"kind": rt.list_kind, "apiVersion": rt.api_version,
-            "metadata": {"resourceVersion": str(rev)}, "items": items}
+def _list_response(rt: R.ResourceType, items: list[Obj], rev: int, cont: str = "",
+                   remaining: int | None = None) -> Obj:
+    meta: Obj = {"resourceVersion": str(rev)}
+    if cont:
+        meta["continue"] = cont
+    if remaining is not None:
+        meta["remainingItemCount"] = remaining
+    return {"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": meta, "items": items}
 
 
 def _terminating(namespace: str) -> ApiError:
@@ -103,15 +108,24 @@ async def list_objects(state: ApiState, request: web.Request, t: Target) -> web.
     if flag(request, "watch"):
         return await state.watch(request, t, sel)
     rv = request.query.get("resourceVersion", "")
-    if rv == "0" and state.caches[t.rt.plural].ready.is_set():
+    limit = paging.limit_param(request.query.get("limit"))
+    token = request.query.get("continue", "")
+    if token and rv not in ("", "0"):
+        raise bad_request("specifying resource version is not allowed when using continue")
+    if rv == "0" and not token and state.caches[t.rt.plural].ready.is_set():
+        # As kube-apiserver: resourceVersion=0 ("any version") is served whole from the watch
+        # cache, `limit` ignored and no continue, to spare etcd; continue tokens go to etcd.
         cache = state.caches[t.rt.plural]
         entries = sorted(cache.current(t.rt.key_prefix(t.namespace)),
                          key=lambda e: (e[0]["metadata"].get("namespace", ""), e[0]["metadata"]["name"]))
-        items, rev = [o for o, _ in entries if sel.match(o)], cache.revision
+        lst = _list_response(t.rt, [o for o, _ in entries if sel.match(o)], cache.revision)
     else:
-        objs, rev = await state.storage.list(t.rt, t.namespace)
-        items = [o for o in objs if sel.match(o)]
-    return json_response(state.present_list(request, t.rt, _list_response(t.rt, items, rev)))
+        # a first page with resourceVersion N is read at N (kube-apiserver's legacy paging)
+        at = paging.revision_param(rv) if limit and rv and not token else 0
+        page = await state.storage.list_page(t.rt, t.namespace, limit=limit, token=token or None,
+                                             revision=at, match=None if sel.empty else sel.match)
+        lst = _list_response(t.rt, page.items, page.revision, page.continue_, page.remaining)
+    return json_response(state.present_list(request, t.rt, lst))
 
 
 # --- create -----------------------------------------------------------------------------

@@ -69,10 +69,13 @@ def negotiate(request: web.Request) -> Presentation | None:
 
 
 def present_list(p: Presentation, rt: R.ResourceType, lst: Obj) -> Obj:
-    rv = (lst.get("metadata") or {}).get("resourceVersion", "")
+    meta = lst.get("metadata") or {}
     if p.form == "Table":
-        return tables.table(rt.kind, lst.get("items") or [], include_object=p.include_object,
-                            api_version=p.api_version, resource_version=rv)
+        out = tables.table(rt.kind, lst.get("items") or [], include_object=p.include_object,
+                           api_version=p.api_version, resource_version=meta.get("resourceVersion", ""))
+        # a Table's ListMeta pages like the list's: kubectl get follows `continue`
+        out["metadata"].update({k: meta[k] for k in ("continue", "remainingItemCount") if k in meta})
+        return out
     return {"kind": "PartialObjectMetadataList", "apiVersion": p.api_version,
             "metadata": dict(lst.get("metadata") or {}),
             "items": [tables.partial_metadata(o, p.api_version) for o in lst.get("items") or []]}

@@ -285,3 +285,30 @@ def test_diff_server_side_of_a_new_object_creates_nothing(kubectl: Kubectl):
     assert proc.returncode == 1, proc.stderr  # 1: differences found
     assert "+  name: web" in proc.stdout
     assert kubectl("get", "svc", "web", check=False).returncode != 0
+
+
+def test_get_follows_continue_with_chunk_size(kubectl: Kubectl):
+    docs = ["apiVersion: v1\nkind: Namespace\nmetadata: {name: other}"]
+    for ns in ("default", "other"):
+        for i in range(5):
+            docs.append(f"apiVersion: v1\nkind: Service\nmetadata: {{name: s{i}, namespace: {ns}, "
+                        f"labels: {{tier: {'db' if i % 2 else 'web'}}}}}\n"
+                        f"spec: {{ports: [{{port: 80}}]}}")
+    kubectl("create", "-f", str(kubectl.write("many.yaml", "\n---\n".join(docs))))
+    expected = [["default", "kubernetes"]] + [[ns, f"s{i}"] for ns in ("default", "other")
+                                              for i in range(5)]
+
+    # -v=6 logs each request: the list came in pages of 3, each asked for with `continue`
+    proc = kubectl("get", "services", "--chunk-size=3", "-A", "-v=6")
+    table = rows(proc.stdout)
+    assert table[0][:2] == ["NAMESPACE", "NAME"]
+    assert [r[:2] for r in table[1:]] == expected
+    requests = [line for line in proc.stderr.splitlines() if "/api/v1/services?" in line]
+    assert len(requests) == 4 and all("limit=3" in line for line in requests)
+    assert sum("continue=" in line for line in requests) == 3
+
+    listed = kubectl.json("get", "services", "--chunk-size=2", "-A")
+    assert [[o["metadata"]["namespace"], o["metadata"]["name"]] for o in listed["items"]] == expected
+
+    db = rows(kubectl("get", "services", "--chunk-size=1", "-A", "-l", "tier=db").stdout)
+    assert [r[:2] for r in db[1:]] == [[ns, f"s{i}"] for ns in ("default", "other") for i in (1, 3)]

@@ -110,3 +110,23 @@ def test_watch_true_in_either_spelling(core: client.CoreV1Api, apiserver_process
         with urllib.request.urlopen(url, timeout=10) as resp:
             first = json.loads(resp.readline())
         assert first["type"] == "ADDED" and first["object"]["metadata"]["name"] == "kubernetes"
+
+
+def test_list_pages_with_limit_and_continue(core: client.CoreV1Api):
+    for i in range(7):
+        core.create_namespaced_service("default", service(f"web-{i}"))
+    first = core.list_namespaced_service("default", limit=3)
+    assert [s.metadata.name for s in first.items] == ["kubernetes", "web-0", "web-1"]
+    assert first.metadata.remaining_item_count == 5 and first.metadata._continue
+    names, page = [], first
+    while True:
+        names += [s.metadata.name for s in page.items]
+        assert page.metadata.resource_version == first.metadata.resource_version
+        if not page.metadata._continue:
+            break
+        page = core.list_namespaced_service("default", limit=3, _continue=page.metadata._continue)
+    assert names == ["kubernetes"] + [f"web-{i}" for i in range(7)]
+
+    with pytest.raises(ApiException) as exc:
+        core.list_namespaced_service("default", limit=3, _continue="not-a-token")
+    assert exc.value.status == 400
