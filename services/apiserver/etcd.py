@@ -17,11 +17,11 @@ import grpc
 from aetcd import rpc
 from aetcd import utils as aetcd_utils
 
+from services.apiserver import etcdwire as wire
+
 log = logging.getLogger("apiserver.etcd")
-# Transactions are built straight from etcd's protobuf messages (what aetcd's helper
-# objects would turn into them on every call).
-Compare = Any  # rpc.Compare
-Op = Any  # rpc.RequestOp
+Compare = wire.Compare
+Op = wire.Op
 
 
 class EtcdUnavailable(Exception):
@@ -72,6 +72,8 @@ class Etcd:
         self.client = aetcd.Client(host=host, port=port, timeout=timeout,
                                    options={"grpc.max_receive_message_length": -1})
         self.batcher = TxnBatcher(self._send_txn, max_in_flight=max_in_flight)
+        self._txn_channel: Any = None
+        self._txn_call: Any = None
 
     async def close(self) -> None:
         await self.client.close()
@@ -142,22 +144,26 @@ class Etcd:
         keys whose latest value is all that matters (allocation counters): writes in one
         batch share one put of each."""
         compare, success, failure = list(compare), list(success), list(failure)
-        req = rpc.TxnRequest(compare=compare, success=success, failure=failure)
+        keys = frozenset(item.key for item in (*compare, *success, *failure))
         hint_bytes = {k.encode(): v for k, v in (hints or {}).items()}
-        return await self.batcher.submit(req, _keys_touched(compare, success, failure), hint_bytes)
+        return await self.batcher.submit(wire.txn(compare, success, failure), keys, hint_bytes)
 
     async def txn_alone(self, compare: Iterable[Compare], success: Iterable[Op],
                         failure: Iterable[Op] = ()) -> TxnResult:
         """One etcd transaction on its own, never grouped (the benchmark's raw figure)."""
-        req = rpc.TxnRequest(compare=list(compare), success=list(success), failure=list(failure))
-        resp = await self._send_txn(req)
+        resp = await self._send_txn(wire.txn(compare, success, failure))
         return TxnResult(resp.succeeded, resp.header.revision, list(resp.responses))
 
-    async def _send_txn(self, req: Any) -> Any:
+    async def _send_txn(self, request: bytes) -> Any:
+        """Send an encoded TxnRequest (see `etcdwire`); the answer decoded."""
         try:
             await self.client.connect()
-            return await self.client.kvstub.Txn(req, timeout=self.timeout,
-                                                metadata=self.client.metadata)
+            if self._txn_channel is not self.client.channel:
+                self._txn_channel = self.client.channel
+                self._txn_call = self.client.channel.unary_unary(
+                    "/etcdserverpb.KV/Txn", request_serializer=None,
+                    response_deserializer=rpc.TxnResponse.FromString)
+            return await self._txn_call(request, timeout=self.timeout, metadata=self.client.metadata)
         except rpc.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED or "too large" in (exc.details() or ""):
                 raise EtcdTooLarge(exc.details() or "request too large") from exc
@@ -247,26 +253,10 @@ class TxnResult:
 
 @dataclass(slots=True, eq=False)
 class _Waiting:
-    request: Any  # rpc.TxnRequest
-    keys: frozenset[bytes] | None  # None: touches a range, goes alone
+    request: bytes  # an encoded TxnRequest
+    keys: frozenset[bytes] | None  # the keys it reads or writes (None: goes alone)
     hints: dict[bytes, bytes]
     future: asyncio.Future
-
-
-def _keys_touched(compare: list[Compare], success: list[Op], failure: list[Op]) -> frozenset[bytes] | None:
-    """The keys a transaction reads or writes; None when it touches a range."""
-    keys = set()
-    for c in compare:
-        if c.range_end:
-            return None
-        keys.add(c.key)
-    for op in (*success, *failure):
-        kind = op.WhichOneof("request")
-        request = getattr(op, kind)
-        if kind == "request_txn" or (kind != "request_put" and request.range_end):
-            return None
-        keys.add(request.key)
-    return frozenset(keys)
 
 
 class TxnBatcher:
@@ -284,7 +274,7 @@ class TxnBatcher:
     always do.
     """
 
-    def __init__(self, send: Callable[[Any], Awaitable[Any]], *, max_in_flight: int = 2,
+    def __init__(self, send: Callable[[bytes], Awaitable[Any]], *, max_in_flight: int = 2,
                  max_batch: int = 100) -> None:
         self._send = send
         self.max_in_flight = max_in_flight
@@ -295,7 +285,7 @@ class TxnBatcher:
         self.transactions = 0  # etcd transactions sent
         self.writes = 0  # transactions submitted (so writes / transactions = mean batch)
 
-    async def submit(self, request: Any, keys: frozenset[bytes] | None,
+    async def submit(self, request: bytes, keys: frozenset[bytes] | None,
                      hints: dict[bytes, bytes]) -> TxnResult:
         future = asyncio.get_running_loop().create_future()
         self._waiting.append(_Waiting(request, keys, hints, future))
@@ -352,7 +342,7 @@ class TxnBatcher:
     async def _run_alone(self, w: _Waiting) -> None:
         req = w.request
         if w.hints:
-            req.success.extend(_put_op(k, v) for k, v in w.hints.items())
+            req += wire.success_ops(wire.put_wire(k, v) for k, v in w.hints.items())
         try:
             resp = await self._send(req)
         except Exception as exc:
@@ -369,9 +359,9 @@ class TxnBatcher:
         for w in batch:
             hints.update(w.hints)
         written = set().union(*(w.keys for w in batch if w.keys))
-        ops = [rpc.RequestOp(request_txn=w.request) for w in batch]
-        ops += [_put_op(k, v) for k, v in hints.items() if k not in written]
-        resp = await self._send(rpc.TxnRequest(success=ops))
+        ops = [wire.nested(w.request) for w in batch]
+        ops += [wire.put_wire(k, v) for k, v in hints.items() if k not in written]
+        resp = await self._send(wire.success_ops(ops))
         self.transactions += 1
         self.writes += len(batch)
         revision = resp.header.revision
@@ -381,28 +371,22 @@ class TxnBatcher:
                 w.future.set_result(TxnResult(nested.succeeded, revision, list(nested.responses)))
 
 
-def _put_op(key: bytes, value: bytes) -> Any:
-    return rpc.RequestOp(request_put=rpc.PutRequest(key=key, value=value))
-
-
-# Compare/operation constructors, re-exported so callers need not import aetcd.
+# Compares and operations of one key, for `Etcd.txn`.
 def absent(key: str) -> Compare:
-    return rpc.Compare(key=key.encode(), target=rpc.Compare.VERSION, result=rpc.Compare.EQUAL,
-                       version=0)
+    return wire.absent(key.encode())
 
 
 def mod_revision_is(key: str, rev: int) -> Compare:
-    return rpc.Compare(key=key.encode(), target=rpc.Compare.MOD, result=rpc.Compare.EQUAL,
-                       mod_revision=rev)
+    return wire.mod_revision_is(key.encode(), rev)
 
 
 def put(key: str, value: bytes) -> Op:
-    return rpc.RequestOp(request_put=rpc.PutRequest(key=key.encode(), value=value))
+    return wire.put(key.encode(), value)
 
 
 def delete(key: str) -> Op:
-    return rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=key.encode()))
+    return wire.delete(key.encode())
 
 
 def get(key: str) -> Op:
-    return rpc.RequestOp(request_range=rpc.RangeRequest(key=key.encode()))
+    return wire.get(key.encode())
