@@ -1,7 +1,8 @@
 """API server benchmark: Service creates/s and latency next to raw etcd transactions/s,
 and watch fan-out to 100 watchers. Prints figures; asserts nothing.
 
-    .venv/bin/python -m bench.apiserver [--creates 2000] [--watchers 100] [--events 2000]
+    .venv/bin/python -m bench.apiserver [--creates 2000] [--repeat 3] [--watchers 100] [--events 2000]
+                                        [--client lean|aiohttp]
 
 Starts its own etcd and API server (as a separate process) on loopback and stops them.
 """
@@ -154,12 +155,21 @@ async def main(args: argparse.Namespace) -> None:
         try:
             print(f"etcd {etcd.endpoint}, apiserver {server.url} (separate process), "
                   f"{args.creates} creates per step, {args.client} HTTP client")
-            print(f"{'clients':>8} {'etcd txn/s':>11} {'creates/s':>10} {'ratio':>6} "
+            print(f"each figure is the median of {args.repeat} runs, raw etcd and API server "
+                  f"alternating (the spread of the runs in brackets)")
+            print(f"{'clients':>8} {'etcd txn/s':>22} {'creates/s':>22} {'ratio':>6} "
                   f"{'p50 ms':>7} {'p99 ms':>7}")
             for c in (1, 16, 64):
-                raw = await raw_etcd(etcd.endpoint, c, args.creates)
-                rate, p50, p99 = await creates(server.url, c, args.creates, f"c{c}", args.client)
-                print(f"{c:>8} {raw:>11.0f} {rate:>10.0f} {rate / raw:>6.2f} {p50:>7.1f} {p99:>7.1f}")
+                raws, runs = [], []
+                for r in range(args.repeat):
+                    raws.append(await raw_etcd(etcd.endpoint, c, args.creates))
+                    runs.append(await creates(server.url, c, args.creates, f"c{c}r{r}", args.client))
+                raw, rate = statistics.median(raws), statistics.median(x[0] for x in runs)
+                p50 = statistics.median(x[1] for x in runs)
+                p99 = statistics.median(x[2] for x in runs)
+                print(f"{c:>8} {raw:>6.0f} [{min(raws):>5.0f}-{max(raws):>5.0f}] "
+                      f"{rate:>6.0f} [{min(x[0] for x in runs):>5.0f}-{max(x[0] for x in runs):>5.0f}] "
+                      f"{rate / raw:>6.2f} {p50:>7.1f} {p99:>7.1f}")
             rate, complete, total = await fanout(server.url, args.watchers, args.events)
             print(f"watch fan-out: {args.watchers} watchers x {args.events} events: "
                   f"{rate:.0f} events/s delivered, {complete}/{args.watchers} watchers got every event "
@@ -171,6 +181,8 @@ async def main(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     p = argparse.ArgumentParser()
     p.add_argument("--creates", type=int, default=2000)
+    p.add_argument("--repeat", type=int, default=3,
+                   help="runs per step; medians are printed (this machine's figures vary by run)")
     p.add_argument("--watchers", type=int, default=100)
     p.add_argument("--events", type=int, default=2000)
     p.add_argument("--client", choices=("lean", "aiohttp"), default="lean",
