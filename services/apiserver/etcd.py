@@ -275,10 +275,13 @@ class TxnBatcher:
     """
 
     def __init__(self, send: Callable[[bytes], Awaitable[Any]], *, max_in_flight: int = 2,
-                 max_batch: int = 100) -> None:
+                 max_batch: int = 64) -> None:
         self._send = send
         self.max_in_flight = max_in_flight
-        self.max_batch = min(max_batch, 127)  # etcd's --max-txn-ops is 128 by default
+        # etcd allows 128 operations per transaction (--max-txn-ops) and gives a nested
+        # transaction what its parent leaves: 64 writes per group leave each 64 of its own
+        # (a group etcd refuses anyway goes one by one, see `_run`)
+        self.max_batch = min(max_batch, 120)
         self._waiting: deque[_Waiting] = deque()
         self._in_flight = 0
         self._tasks: set[asyncio.Task] = set()

@@ -139,3 +139,18 @@ async def test_a_slow_watcher_is_cut_between_revisions(etcd):
     finally:
         await store.close()
         await server.stop()
+
+
+async def test_a_group_etcd_refuses_for_its_operation_count_goes_one_by_one(etcd):
+    """etcd gives nested transactions only the operations their parent leaves of its 128:
+    writes of 70 keys each cannot be grouped 64 at a time, but each is valid alone."""
+    store = Etcd([etcd.endpoint])
+    try:
+        results = await asyncio.gather(*(
+            store.txn([absent(f"/t/{i}/{j}") for j in range(70)],
+                      [put(f"/t/{i}/{j}", b"x") for j in range(70)]) for i in range(20)))
+        assert all(r.succeeded for r in results)
+        kvs, _, _ = await store.get_prefix("/t/")
+        assert len(kvs) == 20 * 70
+    finally:
+        await store.close()
