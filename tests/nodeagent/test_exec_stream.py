@@ -333,6 +333,28 @@ async def test_a_client_that_goes_away_ends_the_command(cluster):
     await _eventually(gone, 10, "the command ended")
 
 
+async def test_the_command_ends_with_its_container(cluster):
+    """An exec does not outlive the container it runs in (as in a container's PID namespace)."""
+    stop = cluster.workdir / f"stop-{secrets.token_hex(3)}"
+    async with ApiClient(cluster.url) as client:
+        await client.create(PODS, {"metadata": {"name": "short"}, "spec": {
+            "nodeName": cluster.node, "restartPolicy": "Never", "containers": [
+                {"name": "c", "image": "busybox", "command": ["sh", "-c", f"until [ -e {stop} ]; do sleep 0.1; done"]}]}})
+
+        async def up():
+            return _running(await client.get(PODS, "short", "default"))
+        await _eventually(up, 30, "pod short running")
+        async with aiohttp.ClientSession(cluster.url) as http:
+            async with http.ws_connect(EXEC.format(pod="short"), params=[("command", "sleep"), ("command", "300"),
+                                                                         ("stdout", "true")],
+                                       protocols=(rc.V5,)) as ws:
+                assert (await ws.receive()).data == bytes((rc.STDOUT,))
+                stop.touch()
+                msg = await asyncio.wait_for(ws.receive(), 15)
+                assert msg.data[0] == rc.ERROR
+                assert json.loads(msg.data[1:])["details"]["causes"] == [{"reason": "ExitCode", "message": "137"}]
+
+
 async def test_official_python_client(cluster):
     """kubernetes.stream (websocket-client, v5 then v4) against the same endpoint."""
     from kubernetes import client as k8s
