@@ -147,6 +147,8 @@ async def test_kubectl_exec_stdout_stderr_and_exit_code(cluster):
     assert err == "err\ncommand terminated with exit code 3\n"
     code, out, err = await kubectl(cluster, "exec", "web", "--", "hostname")
     assert (code, out, err) == (0, "web\n", "")
+    code, out, err = await kubectl(cluster, "exec", "web", "--", "head", "-c", "3000000", "/dev/zero")
+    assert code == 0 and len(out) == 3_000_000 and err == ""
     # killed by a signal: 128 + N, as container runtimes report it
     code, out, err = await kubectl(cluster, "exec", "web", "--", "sh", "-c", "kill -9 $$")
     assert code == 137 and "command terminated with exit code 137" in err
@@ -223,6 +225,12 @@ async def test_kubectl_exec_tty(cluster):
         await read_until(b"sum-42")
         await read_until(b"33 101")
         assert b"/dev/pts/" in seen
+        # ^C reaches the foreground job through the terminal, not the shell
+        os.write(master, b"sleep 100\r")
+        await asyncio.sleep(0.5)
+        os.write(master, b"\x03")
+        os.write(master, b"echo after-$((1+1))\r")
+        await read_until(b"after-2", timeout=10)
         os.write(master, b"exit 7\r")
         code = await asyncio.wait_for(proc.wait(), 15)
         assert code == 7, bytes(seen)
