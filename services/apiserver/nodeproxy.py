@@ -198,7 +198,6 @@ class NodeProxy:
             raise _unreachable(what, base, exc) from None
         return web.Response(body=data, content_type="application/json")
 
-
     async def _exec_stream(self, request: web.Request, pod: dict[str, Any], base: str,
                            what: str) -> web.StreamResponse:
         opts = rc.ExecOptions.from_query(request.query)
