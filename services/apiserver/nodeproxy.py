@@ -5,9 +5,18 @@ InternalIP and `status.daemonEndpoints.kubeletEndpoint.Port` (what kube-apiserve
 --kubelet-preferred-address-types=InternalIP):
 
 - log:  GET  /containerLogs/<ns>/<pod>/<container>?follow=&tailLines=   streamed as text/plain
-- exec: POST /exec/<ns>/<pod>/<container> {"command": [...]} -> JSON {"exitCode","stdout","stderr"}
-  (not the SPDY/websocket stream protocol; the command comes as ?command=..&command=.. or in a
-  JSON body {"command": [...], "container": ...})
+- exec, streamed: a WebSocket upgrade (GET ?command=..&container=..&stdin=..&stdout=..&stderr=..
+  &tty=.., subprotocol v5.channel.k8s.io or v4.channel.k8s.io: what kubectl 1.30+ and the
+  official clients open) is checked here (pod, container, options: errors are HTTP Status
+  answers before the upgrade), accepted, and relayed message by message to a WebSocket of the
+  same subprotocol to GET /exec/<ns>/<pod>/<container> on the agent, which runs the command
+  and ends with its Status (`kubecore.remotecommand`). What fails after the upgrade (the agent
+  unreachable, the container not running) is a Failure Status on channel 3, which kubectl
+  prints as `error: ...`. A SPDY upgrade (kubectl's fallback) is answered with a 400 Status
+  after the same checks, so a refused WebSocket upgrade and its fallback show the same error.
+- exec, plain: POST /exec/<ns>/<pod>/<container> {"command": [...]} -> JSON {"exitCode","stdout",
+  "stderr"} for a request without an upgrade (minikubectl); the command comes as
+  ?command=..&command=.. or in a JSON body {"command": [...], "container": ...}
 
 The agent's own errors are Status objects and are passed on with their code; an agent that
 cannot be reached is a 503.
@@ -29,8 +38,9 @@ from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import quote
 
 import aiohttp
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
+from kubecore import remotecommand as rc
 from kubecore import resources as R
 from kubecore.errors import ApiError, bad_request, method_not_allowed, not_found
 from services.apiserver.requests import Target
@@ -40,6 +50,10 @@ if TYPE_CHECKING:
 
 CLONE_NEWNET = 0x40000000
 CONNECT_TIMEOUT = 5.0
+STREAM_HEARTBEAT_SECONDS = 30.0
+STREAM_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+SPDY_REFUSED = ("this server streams pods/exec over WebSockets only (subprotocols "
+                + ", ".join(rc.PROTOCOLS) + "), not SPDY: use kubectl 1.30 or later")
 
 
 def _socket_in_netns(path: str, family: int, type_: int, proto: int) -> socket.socket:
@@ -131,6 +145,8 @@ class NodeProxy:
             return await self._logs(request, pod, base, what)
         if request.method not in ("POST", "GET"):
             raise method_not_allowed()
+        if rc.is_websocket(request.headers) or rc.is_spdy(request.headers):
+            return await self._exec_stream(request, pod, base, what)
         return await self._exec(request, pod, base, what)
 
     async def _logs(self, request: web.Request, pod: dict[str, Any], base: str, what: str) -> web.StreamResponse:
@@ -181,6 +197,85 @@ class NodeProxy:
         except (aiohttp.ClientConnectionError, asyncio.TimeoutError, OSError) as exc:
             raise _unreachable(what, base, exc) from None
         return web.Response(body=data, content_type="application/json")
+
+    async def _exec_stream(self, request: web.Request, pod: dict[str, Any], base: str,
+                           what: str) -> web.StreamResponse:
+        opts = rc.ExecOptions.from_query(request.query)
+        problem = opts.problem()
+        if problem:
+            raise bad_request(problem)
+        container = choose_container(pod, opts.container)
+        if not rc.is_websocket(request.headers):
+            raise bad_request(SPDY_REFUSED)
+        client = web.WebSocketResponse(protocols=rc.PROTOCOLS, heartbeat=STREAM_HEARTBEAT_SECONDS,
+                                       max_msg_size=STREAM_MAX_MESSAGE_BYTES)
+        ready = client.can_prepare(request)
+        if not ready.ok:
+            raise bad_request("the WebSocket upgrade of pods/exec must be a GET with the WebSocket headers")
+        if ready.protocol is None:
+            offered = request.headers.get("Sec-WebSocket-Protocol", "") or "none"
+            raise bad_request(f"no supported WebSocket subprotocol was offered ({offered}); pods/exec "
+                              f"speaks {', '.join(rc.PROTOCOLS)}")
+        await client.prepare(request)
+        url = f"{base}/exec/{_path(pod, container)}"
+        try:
+            status = await self._relay(client, ready.protocol, url, opts.query(), what, base)
+            if status is not None and not client.closed:
+                await client.send_bytes(rc.status_frame(status))
+        except (ConnectionError, aiohttp.ClientConnectionResetError):
+            pass
+        finally:
+            if not client.closed:
+                await client.close()
+        return client
+
+    async def _relay(self, client: web.WebSocketResponse, protocol: str, url: str, params: list[tuple[str, str]],
+                     what: str, base: str) -> dict[str, Any] | None:
+        """Relay messages both ways until one side ends; returns the Status the client still
+        needs (when the agent could not be reached or went away without one), else None."""
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT)
+        async with self._session(timeout) as session:
+            try:
+                agent = await session.ws_connect(url, params=params, protocols=(protocol,),
+                                                 heartbeat=STREAM_HEARTBEAT_SECONDS,
+                                                 max_msg_size=STREAM_MAX_MESSAGE_BYTES)
+            except aiohttp.WSServerHandshakeError as exc:
+                return rc.failure(502, "BadGateway", f"{what}: the node agent at {base} refused the stream: "
+                                  f"{exc.status} {exc.message}")
+            except (aiohttp.ClientConnectionError, asyncio.TimeoutError, OSError) as exc:
+                err = _unreachable(what, base, exc)
+                return rc.failure(err.code, err.reason, err.message)
+            async with agent:
+                seen_status = False
+
+                async def to_agent() -> None:
+                    async for msg in client:
+                        if msg.type == WSMsgType.BINARY:
+                            await agent.send_bytes(msg.data)
+
+                async def to_client() -> None:
+                    nonlocal seen_status
+                    async for msg in agent:
+                        if msg.type == WSMsgType.BINARY and msg.data:
+                            if msg.data[0] == rc.ERROR and len(msg.data) > 1:
+                                seen_status = True
+                            await client.send_bytes(msg.data)
+
+                up, down = asyncio.create_task(to_agent()), asyncio.create_task(to_client())
+                try:
+                    done, _ = await asyncio.wait({up, down}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for task in (up, down):
+                        task.cancel()
+                    results = await asyncio.gather(up, down, return_exceptions=True)
+                if down not in done:
+                    return None  # the client is gone; leaving closes the agent's side, which ends the command
+                error = results[1]
+                if seen_status:
+                    return None
+                detail = f": {error}" if isinstance(error, BaseException) and str(error) else ""
+                return rc.failure(503, "ServiceUnavailable", f"{what}: the connection to the node agent at {base} "
+                                  f"ended before the command's status{detail}")
 
 
 def _path(pod: dict[str, Any], container: str) -> str:

@@ -49,6 +49,7 @@ from prometheus_client import Histogram
 
 from services.nodeagent import images, procs
 from services.nodeagent.cni import CniError, CniExecutor, PortMapping, RuntimeConf
+from services.nodeagent.execproc import ExecProcess
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,7 @@ _NSENTER = _which("nsenter")
 _UNSHARE = _which("unshare")
 _MOUNT = _which("mount")
 _IP = _which("ip")
+_SETSID = _which("setsid")
 _SH = "/bin/sh"
 
 # Runs inside the container's fresh UTS and mount namespaces, then becomes the container.
@@ -126,6 +128,17 @@ class ContainerStartError(RuntimeServiceError):
 
 class ExecTimeoutError(RuntimeServiceError):
     reason = "ExecTimeout"
+
+
+class CommandNotFoundError(RuntimeServiceError):
+    """The command of an exec cannot be run: `exit_code` 127 (not found) or 126 (not executable),
+    as a shell and container runtimes report it."""
+
+    reason = "CommandNotFound"
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 # --------------------------------------------------------------------------- records
@@ -280,6 +293,22 @@ def container_argv(*, netns_path: str, hostname: str, pod_dir: str, working_dir:
         os.path.join(pod_dir, "hosts"), working_dir,
         *argv,
     ]
+
+
+def exec_problem(cmd: Sequence[str], *, path: str, working_dir: str) -> CommandNotFoundError | None:
+    """Why `cmd` cannot be started in a container with this PATH and working directory, if so.
+    (Containers share the node's files: the executable is looked up here, as it is there.)"""
+    exe = cmd[0]
+    if "/" not in exe:
+        if shutil.which(exe, path=path) is None:
+            return CommandNotFoundError(f'exec: "{exe}": executable file not found in $PATH', 127)
+        return None
+    full = exe if os.path.isabs(exe) else os.path.join(working_dir, exe)
+    if not os.path.exists(full):
+        return CommandNotFoundError(f'exec: "{exe}": stat {exe}: no such file or directory', 127)
+    if os.path.isdir(full) or not os.access(full, os.X_OK):
+        return CommandNotFoundError(f'exec: "{exe}": permission denied', 126)
+    return None
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -744,6 +773,9 @@ class Runtime:
         info = self.container_status(container_id)
         if info.state != CONTAINER_RUNNING:
             raise RuntimeServiceError(f"container {container_id} is not running")
+        problem = exec_problem(cmd, path=info.env.get("PATH", ""), working_dir=info.working_dir)
+        if problem is not None:
+            return problem.exit_code, b"", f"{problem}\n".encode()
         proc = await asyncio.create_subprocess_exec(
             _NSENTER, f"--target={info.pid}", "--net", "--uts", "--mount", f"--wd={info.working_dir}", "--", *cmd,
             env=dict(info.env), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
@@ -757,6 +789,26 @@ class Runtime:
             raise ExecTimeoutError(f"command {list(cmd)} timed out after {timeout}s") from None
         assert proc.returncode is not None
         return procs.exit_code_from_returncode(proc.returncode), out, err
+
+    async def exec_stream(self, container_id: str, cmd: Sequence[str], *, stdin: bool, stdout: bool, stderr: bool,
+                          tty: bool) -> ExecProcess:
+        """Start `cmd` in the container's namespaces with its streams (or a pty) open to the caller;
+        raises CommandNotFoundError when there is nothing to run, RuntimeServiceError when the
+        container is not running."""
+        if not cmd:
+            raise RuntimeServiceError("an exec needs a command")
+        info = self.container_status(container_id)
+        if info.state != CONTAINER_RUNNING:
+            raise RuntimeServiceError(f"container {info.name} is not running")
+        problem = exec_problem(cmd, path=info.env.get("PATH", ""), working_dir=info.working_dir)
+        if problem is not None:
+            raise problem
+        argv = [_NSENTER, f"--target={info.pid}", "--net", "--uts", "--mount", f"--wd={info.working_dir}", "--", *cmd]
+        try:
+            return await ExecProcess.start(argv, env=info.env, stdin=stdin, stdout=stdout, stderr=stderr, tty=tty,
+                                           setsid=_SETSID)
+        except OSError as exc:
+            raise RuntimeServiceError(f"starting {list(cmd)} in container {info.name}: {exc}") from exc
 
     def close(self) -> None:
         """Stop watching children (the processes keep running, as after an agent restart)."""

@@ -8,6 +8,8 @@ the runtime, and answer errors as Kubernetes `Status` objects, which the API ser
 - GET  /containerLogs/{namespace}/{pod}/{container}?follow=true&tailLines=N  (text/plain)
 - POST /exec/{namespace}/{pod}/{container}  body {"command": [...], "timeoutSeconds": N}
        -> {"exitCode", "stdout", "stderr"}
+- GET  /exec/{namespace}/{pod}/{container}?command=..&stdin=..&stdout=..&stderr=..&tty=..
+       upgraded to a WebSocket of the v5/v4.channel.k8s.io protocol (`execstream`)
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from services.nodeagent import netns
+from services.nodeagent import execstream, netns
 from services.nodeagent.agent import Agent, PodNotHere
 from services.nodeagent.runtime import CONTAINER_RUNNING, NotFoundError, RuntimeServiceError
 
@@ -125,6 +127,10 @@ async def exec_in_container(request: web.Request) -> web.Response:
                               "stderr": err.decode(errors="replace")})
 
 
+async def exec_stream(request: web.Request) -> web.StreamResponse:
+    return await execstream.serve(request, request.app[AGENT])
+
+
 def create_app(agent: Agent) -> web.Application:
     app = web.Application()
     app[AGENT] = agent
@@ -133,6 +139,7 @@ def create_app(agent: Agent) -> web.Application:
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", container_logs)
     app.router.add_post("/exec/{namespace}/{pod}/{container}", exec_in_container)
+    app.router.add_get("/exec/{namespace}/{pod}/{container}", exec_stream)
     return app
 
 

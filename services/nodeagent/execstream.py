@@ -1,0 +1,170 @@
+"""The agent's streaming exec: GET /exec/{namespace}/{pod}/{container}?command=..&stdin=..
+upgraded to a WebSocket of the channel protocol (`kubecore.remotecommand`), as the kubelet's.
+
+Once upgraded, every outcome is a Status on channel 3 followed by a normal close: the exit
+code of the command, or why it could not run (pod or container not here, container not
+running). The command is a process of its own session; it is killed (with what it forked)
+when the other side goes away before it ends, or when its container stops running.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import WSMsgType, web
+
+from kubecore import remotecommand as rc
+from services.nodeagent.agent import Agent, PodNotHere
+from services.nodeagent.execproc import ExecProcess
+from services.nodeagent.runtime import CONTAINER_RUNNING, CommandNotFoundError, NotFoundError, RuntimeServiceError
+
+log = logging.getLogger("nodeagent.exec")
+
+# After the command exits, what it wrote is read to the end; a background process that keeps
+# the output open does not hold the exec open longer than this.
+OUTPUT_DRAIN_SECONDS = 2.0
+CONTAINER_CHECK_SECONDS = 1.0
+HEARTBEAT_SECONDS = 30.0
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+
+class _Channel:
+    """The WebSocket, written by several tasks: one whole message at a time."""
+
+    def __init__(self, ws: web.WebSocketResponse) -> None:
+        self.ws = ws
+        self._lock = asyncio.Lock()
+
+    async def send(self, channel: int, data: bytes = b"") -> None:
+        async with self._lock:
+            if not self.ws.closed:
+                await self.ws.send_bytes(rc.frame(channel, data))
+
+    async def status(self, status: dict) -> None:
+        async with self._lock:
+            if not self.ws.closed:
+                await self.ws.send_bytes(rc.status_frame(status))
+
+
+async def serve(request: web.Request, agent: Agent) -> web.StreamResponse:
+    ws = web.WebSocketResponse(protocols=rc.PROTOCOLS, heartbeat=HEARTBEAT_SECONDS, max_msg_size=MAX_MESSAGE_BYTES)
+    ready = ws.can_prepare(request)
+    if not ready.ok or ready.protocol is None:
+        body = rc.failure(400, "BadRequest", "exec streams need a WebSocket with one of the subprotocols "
+                          + ", ".join(rc.PROTOCOLS))
+        return web.json_response({"kind": "Status", "apiVersion": "v1", **body}, status=400)
+    await ws.prepare(request)
+    out = _Channel(ws)
+    ns, pod, container = (request.match_info[k] for k in ("namespace", "pod", "container"))
+    opts = rc.ExecOptions.from_query(request.query)
+    try:
+        status = await _run(agent, ws, out, ns, pod, container, opts)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # never a hanging client: whatever went wrong is its Status
+        log.exception("exec in %s/%s/%s failed", ns, pod, container)
+        status = rc.failure(500, "InternalError", f"error executing command in container: {exc}")
+    with contextlib.suppress(ConnectionError, RuntimeError):
+        await out.status(status)
+        await ws.close()
+    return ws
+
+
+async def _run(agent: Agent, ws: web.WebSocketResponse, out: _Channel, ns: str, pod: str, container: str,
+               opts: rc.ExecOptions) -> dict:
+    problem = opts.problem()
+    if problem:
+        return rc.failure(400, "BadRequest", problem)
+    try:
+        info = agent.find_container(ns, pod, container)
+    except PodNotHere as exc:
+        return rc.failure(exc.code, exc.reason, exc.message)
+    runtime = agent.runtime
+    assert runtime is not None
+    if runtime.container_status(info.id).state != CONTAINER_RUNNING:
+        return rc.failure(400, "BadRequest", f"cannot exec in a container that is not running: "
+                          f"container {container} of pod {ns}/{pod}")
+    # As the kubelet does: an empty message on the first output channel says the stream is up.
+    await out.send(rc.STDOUT if opts.stdout else rc.STDERR if opts.stderr and not opts.tty else rc.ERROR)
+    try:
+        proc = await runtime.exec_stream(info.id, list(opts.command), stdin=opts.stdin, stdout=opts.stdout,
+                                         stderr=opts.stderr and not opts.tty, tty=opts.tty)
+    except CommandNotFoundError as exc:
+        channel = rc.STDERR if opts.stderr and not opts.tty else rc.STDOUT if opts.stdout else None
+        if channel is not None:
+            end = "\r\n" if opts.tty else "\n"
+            await out.send(channel, f"{exc}{end}".encode())
+        return rc.exit_code(exc.exit_code)
+    except RuntimeServiceError as exc:
+        return rc.failure(500, "InternalError", f"error executing command in container: {exc}")
+    log.info("exec in %s/%s/%s pid=%d: %s", ns, pod, container, proc.pid, list(opts.command))
+    try:
+        return await _stream(runtime, info.id, ws, out, proc, opts)
+    finally:
+        proc.kill()
+        proc.close()
+
+
+async def _stream(runtime, container_id: str, ws: web.WebSocketResponse, out: _Channel, proc: ExecProcess,
+                  opts: rc.ExecOptions) -> dict:
+    pumps = []
+    if opts.stdout:
+        pumps.append(asyncio.create_task(_pump(proc.read_stdout, out, rc.STDOUT)))
+    if opts.stderr and not opts.tty:
+        pumps.append(asyncio.create_task(_pump(proc.read_stderr, out, rc.STDERR)))
+    receiver = asyncio.create_task(_receive(ws, proc, opts))
+    exited = asyncio.create_task(proc.wait())
+    watcher = asyncio.create_task(_container_stops(runtime, container_id))
+    try:
+        done, _ = await asyncio.wait({exited, receiver, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        if exited not in done:
+            # The client left, or the container stopped: the command goes with it.
+            proc.kill()
+            await exited
+        code = exited.result()
+        if pumps:
+            await asyncio.wait(pumps, timeout=OUTPUT_DRAIN_SECONDS)
+        return rc.exit_code(code)
+    finally:
+        for task in (*pumps, receiver, exited, watcher):
+            task.cancel()
+        await asyncio.gather(*pumps, receiver, exited, watcher, return_exceptions=True)
+
+
+async def _pump(read: Callable[[], Awaitable[bytes]], out: _Channel, channel: int) -> None:
+    while True:
+        data = await read()
+        if not data:
+            return
+        await out.send(channel, data)
+
+
+async def _receive(ws: web.WebSocketResponse, proc: ExecProcess, opts: rc.ExecOptions) -> None:
+    """stdin, resize and close messages from the client; returns when the client is gone."""
+    async for msg in ws:
+        if msg.type != WSMsgType.BINARY or not msg.data:
+            continue
+        channel, data = msg.data[0], msg.data[1:]
+        if channel == rc.STDIN and opts.stdin:
+            await proc.write_stdin(data)
+        elif channel == rc.RESIZE and opts.tty:
+            try:
+                size = json.loads(data)
+                proc.resize(int(size.get("Width") or 0), int(size.get("Height") or 0))
+            except (ValueError, TypeError, AttributeError, OSError):
+                log.debug("ignoring a bad resize message %r", data[:100])
+        elif channel == rc.CLOSE and data[:1] == bytes((rc.STDIN,)) and opts.stdin:
+            await proc.close_stdin()
+
+
+async def _container_stops(runtime, container_id: str) -> None:
+    while True:
+        await asyncio.sleep(CONTAINER_CHECK_SECONDS)
+        try:
+            if runtime.container_status(container_id).state != CONTAINER_RUNNING:
+                return
+        except NotFoundError:
+            return
