@@ -542,7 +542,8 @@ REPLICASETS = ResourceType("apps", "v1", "ReplicaSet", "replicasets", "replicase
                            models.ReplicaSet, short_names=("rs",), categories=("all",),
                            subresources=("status", "scale"), validate=validate_workload,
                            default=_default_workload, field_getters=COMMON_FIELDS)
-# core/v1 Events: stored and listed (kubectl describe reads them); nothing here writes them yet.
+# core/v1 Events: written by the services through `kubecore.events`, read by describe; the
+# API server removes them after --event-ttl.
 EVENTS = ResourceType("", "v1", "Event", "events", "event", True, models.Event,
                       short_names=("ev",), field_getters=EVENT_FIELDS)
 

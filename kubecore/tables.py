@@ -390,17 +390,42 @@ ENDPOINTSLICE_COLUMNS = (
 )
 
 
+def _event_first_seen(ev: Obj, now: datetime) -> str:
+    return age_since(ev.get("firstTimestamp") or ev.get("eventTime"), now)
+
+
 def _event_last_seen(ev: Obj, now: datetime) -> str:
-    for ts in (ev.get("lastTimestamp"), (ev.get("series") or {}).get("lastObservedTime"),
-               ev.get("eventTime"), ev.get("firstTimestamp")):
-        if parse_time(ts) is not None:
-            return age_since(ts, now)
-    return _age(ev, now)
+    """printEvent's: the series' last observation, else lastTimestamp, else the first."""
+    series_last = (ev.get("series") or {}).get("lastObservedTime")
+    if series_last:
+        return age_since(series_last, now)
+    if ev.get("lastTimestamp"):
+        return age_since(ev["lastTimestamp"], now)
+    return _event_first_seen(ev, now)
+
+
+def event_count(ev: Obj) -> int:
+    """Singleton events of the events.k8s.io API have no count: one."""
+    series = ev.get("series") or {}
+    if series:
+        return _int(series.get("count")) or 1
+    return _int(ev.get("count")) or 1
 
 
 def _event_object(ev: Obj) -> str:
     ref = ev.get("involvedObject") or ev.get("regarding") or {}
-    return f"{(ref.get('kind') or '').lower()}/{ref.get('name') or ''}"
+    kind = (ref.get("kind") or "").lower()
+    return f"{kind}/{ref['name']}" if ref.get("name") else kind
+
+
+def event_source(ev: Obj) -> str:
+    """`kubelet, mc-node-1`: source or reporting component, and host or instance."""
+    source = ev.get("source") or {}
+    component = source.get("component") or ev.get("reportingComponent") or ""
+    instance = source.get("host") or ev.get("reportingInstance") or ""
+    if not component:
+        return "<unknown>"
+    return f"{component}, {instance}" if instance else component
 
 
 EVENT_COLUMNS = (
@@ -408,8 +433,18 @@ EVENT_COLUMNS = (
     Column("Type", lambda o, n: o.get("type") or "", description="Type of this event."),
     Column("Reason", lambda o, n: o.get("reason") or "", description="Why the event happened."),
     Column("Object", lambda o, n: _event_object(o), description="The object this event is about."),
-    Column("Message", lambda o, n: o.get("message") or o.get("note") or "",
+    Column("Subobject", lambda o, n: _get(o, "involvedObject", "fieldPath") or "", priority=1,
+           description="The part of the object this event is about (a container)."),
+    Column("Source", lambda o, n: event_source(o), priority=1,
+           description="The component reporting this event."),
+    Column("Message", lambda o, n: (o.get("message") or o.get("note") or "").strip(),
            description="A human-readable description of the event."),
+    Column("First Seen", _event_first_seen, priority=1,
+           description="The time at which the event was first recorded."),
+    Column("Count", lambda o, n: event_count(o), type="integer", priority=1,
+           description="The number of times this event has occurred."),
+    Column("Name", _name, priority=1, format="name",
+           description="Name must be unique within a namespace."),
 )
 
 

@@ -299,7 +299,8 @@ async def watch(ctx: Context, req: kinds.Request, opts: GetOptions) -> int:
 
 # --- describe -----------------------------------------------------------------------------
 
-async def describe(ctx: Context, kind: str, names: list[str], selector: str | None = None) -> int:
+async def describe(ctx: Context, kind: str, names: list[str], selector: str | None = None,
+                   show_events: bool = True) -> int:
     rt = kinds.resolve(kind)
     ns = ctx.namespace_of(rt)
     if names:
@@ -316,23 +317,51 @@ async def describe(ctx: Context, kind: str, names: list[str], selector: str | No
             print(f"No resources found in {ctx.target.namespace} namespace.", file=ctx.err)
     texts = []
     for obj in objs:
-        texts.append(await _describe_one(ctx, rt, obj))
+        events = await _events_about(ctx, rt, obj) if show_events and rt is not R.EVENTS else None
+        texts.append(await _describe_one(ctx, rt, obj, events))
     if texts:
         ctx.out.write("\n\n".join(texts))
         ctx.out.flush()
     return ctx.code
 
 
-async def _describe_one(ctx: Context, rt: ResourceType, obj: Obj) -> str:
+def events_field_selector(rt: ResourceType, obj: Obj, uid: str | None = None) -> str:
+    """kubectl's selector for the Events about an object: name, namespace, kind (not for
+    pods: kubectl blanks it there) and uid, keys sorted as fields.Set renders them."""
+    meta = obj.get("metadata") or {}
+    fields = {"involvedObject.name": meta.get("name", ""),
+              "involvedObject.namespace": meta.get("namespace") or "",
+              "involvedObject.uid": uid if uid is not None else meta.get("uid", "")}
+    if rt is not R.PODS:
+        fields["involvedObject.kind"] = rt.kind
+    return ",".join(f"{k}={v}" for k, v in sorted(fields.items()))
+
+
+async def _events_about(ctx: Context, rt: ResourceType, obj: Obj) -> list[Obj]:
+    """Events about `obj` (in its namespace; every namespace for a cluster-scoped object).
+    A node's come twice, as kubectl asks: controllers refer to it by uid, kubelets by name."""
+    meta = obj.get("metadata") or {}
+    path = kinds.path(R.EVENTS, meta.get("namespace") or None)
+    uids = [meta.get("uid", "")] + ([meta.get("name", "")] if rt is R.NODES else [])
+    found: list[Obj] = []
+    for uid in uids:
+        lst = await ctx.api.get(path, {"fieldSelector": events_field_selector(rt, obj, uid)})
+        found += lst.get("items") or []
+    return found
+
+
+async def _describe_one(ctx: Context, rt: ResourceType, obj: Obj,
+                        events: list[Obj] | None) -> str:
+    now = ctx.clock()
     if rt is R.SERVICES:
         meta = obj["metadata"]
         slices = await ctx.api.get(
             kinds.path(R.ENDPOINTSLICES, meta.get("namespace")),
             {"labelSelector": f"kubernetes.io/service-name={meta['name']}"})
-        return D.describe_service(obj, slices.get("items") or [])
+        return D.describe_service(obj, slices.get("items") or [], events, now)
     if rt is R.PODS:
-        return D.describe_pod(obj)
-    return D.describe_generic(obj, rt.namespaced)
+        return D.describe_pod(obj, now, events)
+    return D.describe_generic(obj, rt.namespaced, events, now)
 
 
 # --- delete ---------------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 A Service shows its endpoints from the EndpointSlices the caller found for it (labelled
 `kubernetes.io/service-name`); a Pod its node, IP, status, conditions and containers.
-Other kinds get their metadata and their spec and status as indented YAML.
+Other kinds get their metadata and their spec and status as indented YAML. Each ends with
+the Events the caller found about the object, as kubectl's DescribeEvents shows them
+(`events=None`: no section, as with `--show-events=false`).
 """
 from __future__ import annotations
 
@@ -102,7 +104,8 @@ def service_endpoints(port: Obj, slices: list[Obj], limit: int = 3) -> str:
     return text + (f" + {len(addresses) - limit} more..." if len(addresses) > limit else "")
 
 
-def describe_service(svc: Obj, slices: list[Obj]) -> str:
+def describe_service(svc: Obj, slices: list[Obj], events: list[Obj] | None = None,
+                     now: datetime | None = None) -> str:
     spec = svc.get("spec") or {}
     lines = _metadata_lines(svc, True)
     selector = spec.get("selector") or {}
@@ -128,7 +131,7 @@ def describe_service(svc: Obj, slices: list[Obj]) -> str:
         lines.append((0, "External Traffic Policy", str(spec["externalTrafficPolicy"])))
     if spec.get("internalTrafficPolicy"):
         lines.append((0, "Internal Traffic Policy", str(spec["internalTrafficPolicy"])))
-    return render(lines)
+    return _with_events(lines, events, now)
 
 
 # --- Pod ---------------------------------------------------------------------------------
@@ -178,7 +181,7 @@ def _container_lines(c: Obj, status: Obj | None) -> list[Line]:
     return lines
 
 
-def describe_pod(pod: Obj, now: datetime | None = None) -> str:
+def describe_pod(pod: Obj, now: datetime | None = None, events: list[Obj] | None = None) -> str:
     spec, status = pod.get("spec") or {}, pod.get("status") or {}
     meta = pod.get("metadata") or {}
     lines = _metadata_lines(pod, True)[:2]
@@ -219,12 +222,13 @@ def describe_pod(pod: Obj, now: datetime | None = None) -> str:
         lines += _map_lines(0, "Node-Selectors", spec["nodeSelector"])
     else:
         lines.append((0, "Node-Selectors", NONE))
-    return render(lines)
+    return _with_events(lines, events, now)
 
 
 # --- anything else ------------------------------------------------------------------------
 
-def describe_generic(obj: Obj, namespaced: bool) -> str:
+def describe_generic(obj: Obj, namespaced: bool, events: list[Obj] | None = None,
+                     now: datetime | None = None) -> str:
     text = render(_metadata_lines(obj, namespaced))
     for section in ("spec", "status"):
         value = obj.get(section)
@@ -236,4 +240,58 @@ def describe_generic(obj: Obj, namespaced: bool) -> str:
             continue
         body = yaml.safe_dump({key: value}, default_flow_style=False, sort_keys=True)
         text += body
+    if events is not None:
+        text += events_text(events, now or datetime.now(timezone.utc))
     return text
+
+
+# --- Events ----------------------------------------------------------------------------------
+
+def _with_events(lines: list[Line], events: list[Obj] | None, now: datetime | None) -> str:
+    """An empty Events section is one more label of the top block (`Events:  <none>`);
+    a table follows the block."""
+    if events is not None and not events:
+        return render(lines + [(0, "Events", NONE)])
+    text = render(lines)
+    if events:
+        text += events_text(events, now or datetime.now(timezone.utc))
+    return text
+
+
+def _event_time(ev: Obj) -> datetime:
+    """What kubectl sorts by: the series' last observation, lastTimestamp, eventTime."""
+    for ts in ((ev.get("series") or {}).get("lastObservedTime"), ev.get("lastTimestamp"),
+               ev.get("eventTime")):
+        when = tables.parse_time(ts)
+        if when is not None:
+            return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    return datetime.min.replace(tzinfo=timezone.utc)
+
+
+def event_age(ev: Obj, now: datetime) -> str:
+    """`5s`, or `2m (x3 over 10m)` for an event that happened more than once."""
+    first = tables.age_since(ev.get("eventTime") or ev.get("firstTimestamp"), now)
+    series = ev.get("series") or {}
+    if series:
+        return (f"{tables.age_since(series.get('lastObservedTime'), now)} "
+                f"(x{series.get('count', 0)} over {first})")
+    count = ev.get("count") or 0
+    if isinstance(count, int) and count > 1:
+        return f"{tables.age_since(ev.get('lastTimestamp'), now)} (x{count} over {first})"
+    return first
+
+
+def events_text(events: list[Obj], now: datetime) -> str:
+    """`Events:` and kubectl's table (Type, Reason, Age, From, Message), oldest first,
+    columns two spaces apart; `Events:  <none>` when there are none."""
+    if not events:
+        return f"Events:  {NONE}\n"
+    rows = [["Type", "Reason", "Age", "From", "Message"], ["----", "------", "----", "----", "-------"]]
+    for ev in sorted(events, key=_event_time):
+        source = (ev.get("source") or {}).get("component") or ev.get("reportingComponent") or ""
+        rows.append([str(ev.get("type") or ""), str(ev.get("reason") or ""), event_age(ev, now),
+                     str(source), str(ev.get("message") or "").strip()])
+    widths = [max(len(r[i]) for r in rows) + 2 for i in range(4)]
+    lines = ["  " + "".join(cell.ljust(widths[i]) for i, cell in enumerate(r[:4])) + r[4]
+             for r in rows]
+    return "Events:\n" + "".join(line.rstrip() + "\n" for line in lines)

@@ -39,6 +39,17 @@ def _global_flags() -> argparse.ArgumentParser:
     return p
 
 
+def _bool_flag(text: str) -> bool:
+    """A boolean flag's value as pflag reads it (`--show-events=false`)."""
+    value = text.lower()
+    if value in ("1", "t", "true"):
+        return True
+    if value in ("0", "f", "false"):
+        return False
+    raise argparse.ArgumentTypeError(f'invalid argument "{text}": strconv.ParseBool: parsing '
+                                     f'"{text}": invalid syntax')
+
+
 def _file_flags(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument("-f", "--filename", action="append", default=[], required=required,
                    help="a file, a directory of .yaml/.yml/.json files, or - for stdin")
@@ -74,11 +85,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="wide, yaml, json or name")
     p.add_argument("-w", "--watch", action="store_true")
 
-    p = command("describe", lambda ctx, a: commands.describe(ctx, a.kind, a.names, a.selector),
-                "show the details of objects")
+    p = command("describe", lambda ctx, a: commands.describe(ctx, a.kind, a.names, a.selector,
+                                                             a.show_events),
+                "show the details of objects and the events about them")
     p.add_argument("kind")
     p.add_argument("names", nargs="*")
     p.add_argument("-l", "--selector")
+    p.add_argument("--show-events", type=_bool_flag, nargs="?", const=True, default=True,
+                   metavar="BOOL",
+                   help="show the Events about each object (default true)")
 
     p = command("delete", lambda ctx, a: commands.delete(
         ctx, a.args, a.filename, selector=a.selector, all_objects=a.all,

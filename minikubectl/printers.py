@@ -37,17 +37,17 @@ class TableSpec:
     kind_prefix: bool = False
 
     def columns(self) -> list[tables.Column]:
-        """The kind's columns after NAME; the priority-1 ones only with `-o wide`."""
-        cols = [c for c in tables.columns_for(self.rt.kind) if c is not tables.NAME]
-        return [c for c in cols if self.wide or c.priority == 0]
+        """The kind's columns; the priority-1 ones only with `-o wide`. Most kinds start
+        with NAME; Events have it only in the wide form, last."""
+        return [c for c in tables.columns_for(self.rt.kind) if self.wide or c.priority == 0]
 
     def header(self) -> list[str]:
-        head = ["NAME"] + [c.name.upper() for c in self.columns()]
+        head = [c.name.upper() for c in self.columns()]
         return (["NAMESPACE"] if self.with_namespace else []) + head
 
     def row(self, obj: Obj, now: datetime) -> list[str]:
-        name = object_name(self.rt, obj) if self.kind_prefix else str((obj.get("metadata") or {}).get("name"))
-        cells = [name] + [str(c.cell(obj, now)) for c in self.columns()]
+        cells = [object_name(self.rt, obj) if self.kind_prefix and c.format == "name"
+                 else str(c.cell(obj, now)) for c in self.columns()]
         if self.with_namespace:
             cells.insert(0, str((obj.get("metadata") or {}).get("namespace") or ""))
         return cells

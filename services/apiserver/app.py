@@ -235,6 +235,7 @@ def create_app(settings: Settings) -> web.Application:
             state.caches[rt.plural] = cache
             await cache.start()
         state.spawn(state.sweep_overdue_pods())
+        state.spawn(state.sweep_expired_events())
         yield
         for task in list(state.tasks):
             task.cancel()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from dataclasses import dataclass, field
 
 
@@ -21,7 +22,27 @@ class Settings:
     bookmark_interval: float = 10.0
     pod_force_delete_after: float = 30.0  # extra seconds past a pod's grace period
     sweep_interval: float = 2.0
+    event_ttl: float = 3600.0  # seconds an Event is kept after its last occurrence
+    event_sweep_interval: float = 60.0
     create_default_service: bool = True
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?)(h|ms|m|s)")
+_UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from a Go duration as kube-apiserver's flags take them (`1h`, `1h0m0s`,
+    `90s`, `1.5h`); a bare number is seconds."""
+    text = text.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    parts = _DURATION_PART.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r} (e.g. 1h, 30m, 1h0m0s)")
+    return sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
 
 
 def parse_args(argv: list[str] | None = None) -> Settings:
@@ -38,11 +59,13 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     p.add_argument("--cluster-cidr", default="10.244.0.0/16", help="pod range, split per node")
     p.add_argument("--node-cidr-mask-size", type=int, default=24)
     p.add_argument("--bookmark-interval", type=float, default=10.0)
+    p.add_argument("--event-ttl", type=parse_duration, default=3600.0,
+                   help="how long Events are kept after their last occurrence (default 1h)")
     a = p.parse_args(argv)
     return Settings(
         etcd_endpoints=[e.strip() for e in a.etcd_servers.split(",") if e.strip()],
         bind_address=a.bind_address, port=a.port, advertise_address=a.advertise_address,
         service_cidr=a.service_cluster_ip_range, node_port_range=a.service_node_port_range,
         cluster_cidr=a.cluster_cidr, node_cidr_mask=a.node_cidr_mask_size,
-        bookmark_interval=a.bookmark_interval,
+        bookmark_interval=a.bookmark_interval, event_ttl=a.event_ttl,
     )

@@ -1,5 +1,6 @@
 """Everything one API server process holds: settings, etcd, storage, watch caches, metrics,
-and the background work the server itself does (namespace deletion, overdue pods)."""
+and the background work the server itself does (namespace deletion, overdue pods, expired
+Events)."""
 from __future__ import annotations
 
 import asyncio
@@ -11,6 +12,7 @@ from typing import Any, Callable
 from aiohttp import web
 
 from kubecore import resources as R
+from kubecore import tables as T
 from kubecore.errors import ApiError, bad_request, not_found
 from services.apiserver import objects, strict, tables
 from services.apiserver.etcd import Etcd
@@ -147,3 +149,41 @@ class ApiState:
                     log.info("pod %s/%s removed: grace period long passed", meta["namespace"], meta["name"])
                 except (ApiError, ValueError):
                     continue
+
+    async def sweep_expired_events(self) -> None:
+        """Events go `event_ttl` after their last occurrence (kube-apiserver's --event-ttl,
+        which etcd leases enforce there; a repeat that counts an Event up renews it)."""
+        while True:
+            await asyncio.sleep(self.settings.event_sweep_interval)
+            cache = self.caches.get("events")
+            if cache is None:
+                continue
+            limit = datetime.now(timezone.utc) - timedelta(seconds=self.settings.event_ttl)
+            expired = [obj for obj, _ in list(cache.current(R.EVENTS.key_prefix()))
+                       if event_expired(obj, limit)]
+            removed = 0
+            for obj in expired:
+                meta = obj["metadata"]
+
+                def same(current: Obj, rv: str = meta["resourceVersion"]) -> None:
+                    if current["metadata"]["resourceVersion"] != rv:
+                        raise bad_request("changed")  # counted up meanwhile: keep it
+
+                try:
+                    await self.storage.delete(R.EVENTS, meta["namespace"], meta["name"], same)
+                    removed += 1
+                except ApiError:
+                    continue
+            if removed:
+                log.info("%d expired event(s) removed", removed)
+
+
+def event_expired(ev: Obj, limit: datetime) -> bool:
+    """Whether the Event's latest time (its last occurrence, or its creation) is before
+    `limit`."""
+    times = [T.parse_time(t) for t in (
+        ev.get("lastTimestamp"), ev.get("firstTimestamp"), ev.get("eventTime"),
+        (ev.get("series") or {}).get("lastObservedTime"),
+        (ev.get("metadata") or {}).get("creationTimestamp"))]
+    known = [t if t.tzinfo else t.replace(tzinfo=timezone.utc) for t in times if t is not None]
+    return bool(known) and max(known) < limit

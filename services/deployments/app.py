@@ -23,5 +23,9 @@ class DeploymentsManager:
                       WorkerPool(self.deployments.queue, self.deployments.sync, deployment_workers)]
 
     async def run(self, *, health_port: int | None = None, **kwargs: Any) -> None:
-        await run_controller(name="deployments", informers=self.factory, pools=self.pools,
-                             registry=self.registry, health_port=health_port, **kwargs)
+        try:
+            await run_controller(name="deployments", informers=self.factory, pools=self.pools,
+                                 registry=self.registry, health_port=health_port, **kwargs)
+        finally:
+            await self.replicasets.events.close()
+            await self.deployments.events.close()

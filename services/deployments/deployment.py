@@ -5,6 +5,9 @@ Deployment whose selector matches it); pod deletions too, which a Recreate rollo
 for. A sync claims the ReplicaSets, finds the one whose template is the Deployment's
 (creating it, named `<deployment>-<pod-template-hash>`, when there is none), takes one
 step (`deployment_plan`), and writes the status the ReplicaSets now add up to.
+
+Every resize is a `ScalingReplicaSet` event on the Deployment, in kube 1.31's words
+("Scaled up replica set web-5d4f from 0 to 3").
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from prometheus_client import CollectorRegistry, Counter
 from kubecore import resources as R
 from kubecore.client import ApiClient
 from kubecore.errors import ApiError
+from kubecore.events import NORMAL, EventRecorder
 from kubecore.informer import SharedInformerFactory, object_key, split_key
 from kubecore.selectors import labels_match, selector_from_label_selector
 from kubecore.workqueue import WorkQueue
@@ -66,6 +70,7 @@ class DeploymentController:
         self.pods = factory.informer(R.PODS, indexers={own.NAMESPACE_INDEX: own.by_namespace,
                                                        own.CONTROLLER_INDEX: own.by_controller_uid})
         self.queue = WorkQueue("deployment")
+        self.events = EventRecorder(client, "deployment-controller")
         self.scaled = Counter("deployment_replicaset_scalings",
                               "ReplicaSet resizes made by the Deployment controller.",
                               registry=registry)
@@ -233,7 +238,14 @@ class DeploymentController:
             return None
         log.info("created replicaset %s with %d replica(s)", created["metadata"]["name"], initial,
                  extra={"key": key})
+        if initial > 0:
+            self._scaled(d, created["metadata"]["name"], 0, initial)
         return created
+
+    def _scaled(self, d: Obj, rs_name: str, old: int, new: int) -> None:
+        direction = "up" if old < new else "down"
+        self.events.event(d, NORMAL, "ScalingReplicaSet",
+                          f"Scaled {direction} replica set {rs_name} from {old} to {new}")
 
     async def _recreate(self, key: str, d: Obj, new_rs: Obj | None, olds: list[Obj],
                         rs_list: list[Obj]) -> list[Obj]:
@@ -268,11 +280,14 @@ class DeploymentController:
             patch = {"spec": {"replicas": changes[name]},
                      "metadata": {"annotations": {plan.DESIRED_REPLICAS: str(replicas),
                                                   plan.MAX_REPLICAS: str(replicas + surge)}}}
-            log.info("scaling replicaset %s from %d to %d", name,
-                     (rs.get("spec") or {}).get("replicas", 0), changes[name], extra={"key": key})
+            old = int((rs.get("spec") or {}).get("replicas", 0))
+            log.info("scaling replicaset %s from %d to %d", name, old, changes[name],
+                     extra={"key": key})
             out.append(await self.client.patch(R.REPLICASETS, name, patch,
                                                rs["metadata"].get("namespace")))
             self.scaled.inc()
+            if old != changes[name]:
+                self._scaled(d, name, old, changes[name])
         return out
 
     async def _sync_revision(self, key: str, d: Obj, new_rs: Obj, olds: list[Obj]) -> None:

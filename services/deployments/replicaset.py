@@ -4,6 +4,9 @@ Pod events are mapped to the owning ReplicaSet's key (an orphan to every Replica
 whose selector matches it, which may adopt it); the reconcile re-reads both from the
 caches. Creations and deletions are recorded as expectations first, so the next sync
 does not act again on a picture the informer has not caught up with.
+
+Events on the ReplicaSet as kube's pod control posts them: `SuccessfulCreate` ("Created
+pod: web-abc12"), `SuccessfulDelete`, and `FailedCreate`/`FailedDelete` (Warning).
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from prometheus_client import CollectorRegistry, Counter
 from kubecore import resources as R
 from kubecore.client import ApiClient
 from kubecore.errors import ApiError
+from kubecore.events import NORMAL, WARNING, EventRecorder
 from kubecore.informer import SharedInformerFactory, object_key, split_key
 from kubecore.selectors import labels_match, selector_from_label_selector
 from kubecore.workqueue import WorkQueue
@@ -32,6 +36,10 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _why(exc: BaseException) -> str:
+    return exc.message if isinstance(exc, ApiError) else str(exc) or type(exc).__name__
+
+
 class ReplicaSetController:
     def __init__(self, client: ApiClient, factory: SharedInformerFactory, *,
                  registry: CollectorRegistry) -> None:
@@ -41,6 +49,7 @@ class ReplicaSetController:
         self.pods = factory.informer(R.PODS, indexers={own.NAMESPACE_INDEX: own.by_namespace,
                                                        own.CONTROLLER_INDEX: own.by_controller_uid})
         self.queue = WorkQueue("replicaset")
+        self.events = EventRecorder(client, "replicaset-controller")
         self.expectations = Expectations()
         self.created = Counter("replicaset_pods_created", "Pods created by the ReplicaSet controller.",
                                registry=registry)
@@ -165,7 +174,7 @@ class ReplicaSetController:
         if diff > 0:
             await self._create_pods(key, rs, diff)
         elif diff < 0:
-            await self._delete_pods(key, plan.pods_to_delete(owned, -diff))
+            await self._delete_pods(key, rs, plan.pods_to_delete(owned, -diff))
 
     async def _create_pods(self, key: str, rs: Obj, count: int) -> None:
         self.expectations.expect_creations(key, count)
@@ -178,6 +187,12 @@ class ReplicaSetController:
                 return_exceptions=True)
             failures = [r for r in results if isinstance(r, BaseException)]
             self.created.inc(batch - len(failures))
+            for r in results:
+                if isinstance(r, dict):
+                    self.events.event(rs, NORMAL, "SuccessfulCreate",
+                                      f"Created pod: {r['metadata']['name']}")
+                elif isinstance(r, Exception):
+                    self.events.event(rs, WARNING, "FailedCreate", f"Error creating: {_why(r)}")
             for _ in failures:  # these will never be seen: stop waiting for them
                 self.expectations.creation_observed(key)
             if failures:
@@ -185,7 +200,7 @@ class ReplicaSetController:
                     self.expectations.creation_observed(key)
                 raise failures[0]
 
-    async def _delete_pods(self, key: str, victims: list[Obj]) -> None:
+    async def _delete_pods(self, key: str, rs: Obj, victims: list[Obj]) -> None:
         pod_keys = [object_key(p) for p in victims]
         self.expectations.expect_deletions(key, pod_keys)
         log.info("deleting %d pod(s): %s", len(victims), ", ".join(pod_keys), extra={"key": key})
@@ -196,12 +211,16 @@ class ReplicaSetController:
                 await self.client.delete(R.PODS, meta["name"], meta.get("namespace"),
                                          preconditions={"uid": meta["uid"]})
                 self.deleted.inc()
+                self.events.event(rs, NORMAL, "SuccessfulDelete", f"Deleted pod: {meta['name']}")
             except ApiError as exc:
                 self.expectations.deletion_observed(key, object_key(pod))
                 if exc.code not in (404, 409):
+                    self.events.event(rs, WARNING, "FailedDelete", f"Error deleting: {_why(exc)}")
                     raise
-            except BaseException:
+            except BaseException as exc:
                 self.expectations.deletion_observed(key, object_key(pod))
+                if isinstance(exc, Exception):
+                    self.events.event(rs, WARNING, "FailedDelete", f"Error deleting: {_why(exc)}")
                 raise
 
         results = await asyncio.gather(*(delete(p) for p in victims), return_exceptions=True)

@@ -9,7 +9,9 @@ Layers above the runtime (see the package docstring):
 - pods: an informer on pods bound here (fieldSelector spec.nodeName=<node>), a work queue of pod
   keys and workers that each take a key, plan (`podsync.plan_pod`), act through the runtime and
   write the status back when it changed; a relist loop (kubelet's PLEG) notices containers that
-  exited and re-queues their pods; probes re-queue on a verdict change;
+  exited and re-queues their pods; probes re-queue on a verdict change; what happens to
+  containers is told as kubelet's Events (`podevents`: Pulled, Created, Started, Killing,
+  BackOff, Failed, Unhealthy) through an event recorder that never holds up a sync;
 - the HTTP server (`server.py`): health, metrics, container logs and exec for the API server.
 
 After a crash the runtime's records are the truth about what runs: on start every sandbox whose
@@ -34,10 +36,11 @@ from prometheus_client import Gauge, Histogram
 
 from kubecore.client import ApiClient, ApiUnavailable
 from kubecore.errors import ApiError
+from kubecore.events import EventRecorder
 from kubecore.informer import Informer, object_key
 from kubecore.resources import NODES, PODS
 from kubecore.workqueue import ExponentialBackoff, WorkQueue, run_workers
-from services.nodeagent import images, podsync
+from services.nodeagent import images, podevents, podsync
 from services.nodeagent.cni import CniExecutor, NetworkConfigList, PortMapping, default_conflist
 from services.nodeagent.podsync import Backoff, StartFailure
 from services.nodeagent.probes import ProbeTarget, Prober
@@ -188,6 +191,7 @@ class Agent:
         self.nodes = Informer(self.client, NODES, name="nodes")
         self.pods = Informer(self.client, PODS, field_selector=f"spec.nodeName={cfg.node_name}", name="pods")
         self.queue = WorkQueue("pods", ExponentialBackoff(base=0.1, cap=30.0))
+        self.events = EventRecorder(self.client, "kubelet", host=cfg.node_name)
         self.routes = RouteTable(cfg.host_netns)
         self.runtime: Runtime | None = None
         self.prober: Prober | None = None
@@ -325,6 +329,8 @@ class Agent:
             running = [c for c in containers if c.state == CONTAINER_RUNNING]
             if running:
                 log.info("pod=%s stopping %d containers (grace %ds)", key, len(running), grace, extra=extra)
+            for c in running:
+                self._tell(pod, podevents.stopping(c.name))
             await asyncio.gather(*(rt.stop_container(c.id, timeout=grace) for c in running))
         for sid in plan.remove_sandboxes:
             prober.forget({c.id for c in containers if c.sandbox_id == sid})
@@ -351,6 +357,9 @@ class Agent:
             return
         for cid, why in plan.kill_containers:
             log.info("pod=%s killing container %s: %s", key, cid[:12], why, extra=extra)
+            for c in containers:
+                if c.id == cid:
+                    self._tell(pod, podevents.killing_unhealthy(c.name))
             await rt.stop_container(cid, timeout=podsync.grace_seconds(pod))
         for cid in plan.remove_containers:
             prober.forget({cid})
@@ -368,8 +377,12 @@ class Agent:
             sandbox = podsync.current_sandbox(pod, rt.list_pod_sandboxes() if plan.create_sandbox else sandboxes)
             specs = {c["name"]: c for c in podsync.spec_containers(pod)}
             if sandbox is not None:
-                await asyncio.gather(*(self._start(key, uid, sandbox.id, specs[name], attempt)
+                await asyncio.gather(*(self._start(key, pod, sandbox.id, specs[name], attempt)
                                        for name, attempt in plan.start))
+        for name in plan.backoff:
+            failure = self.start_failures.get((uid, name))
+            image = next((c.get("image", "") for c in podsync.spec_containers(pod) if c["name"] == name), "")
+            self._tell(pod, podevents.back_off(pod, name, image, failure.reason if failure else None))
         sandboxes, containers = self._observe(key)
         self._ensure_probes(key, pod, sandboxes, containers)
         await self._write_status(pod, sandboxes, containers)
@@ -378,22 +391,35 @@ class Agent:
         if plan.requeue_after is not None:
             self.queue.add_after(key, plan.requeue_after + 0.01)
 
-    async def _start(self, key: str, uid: str, sandbox_id: str, spec: Mapping[str, Any], attempt: int) -> None:
+    async def _start(self, key: str, pod: Mapping[str, Any], sandbox_id: str, spec: Mapping[str, Any],
+                     attempt: int) -> None:
         assert self.runtime is not None
-        name = spec["name"]
+        name, uid, image = spec["name"], podsync.pod_uid(pod), spec.get("image", "")
         try:
             info = await self.runtime.create_container(sandbox_id, container_config(spec, attempt))
+            self._tell(pod, podevents.pulled(name, image))
+            self._tell(pod, podevents.created(name))
             await self.runtime.start_container(info.id)
+            self._tell(pod, podevents.started(name))
         except (images.ImagePullError, RuntimeServiceError) as exc:
             before = self.start_failures.get((uid, name))
             reason = getattr(exc, "reason", "RunContainerError")
             self.start_failures[(uid, name)] = StartFailure(reason, str(exc), time.time(),
                                                             (before.count + 1) if before else 1)
             log.warning("pod=%s container %s: %s: %s", key, name, reason, exc, extra={"key": key})
+            self._tell(pod, podevents.failed(name, image, reason, str(exc)))
             delay = self.cfg.backoff.delay(before.count if before else 0)
             self.queue.add_after(key, delay + 0.01)
             return
         self.start_failures.pop((uid, name), None)
+
+    def _tell(self, pod: Mapping[str, Any], ev: podevents.PodEvent) -> None:
+        self.events.event(dict(pod), ev.type, ev.reason, ev.message, field_path=ev.field_path)
+
+    def _probe_failed(self, target: ProbeTarget, kind: str, detail: str) -> None:
+        pod = self.pods.store.get(target.pod_key)
+        if pod is not None:
+            self._tell(pod, podevents.unhealthy(str(target.container.get("name")), kind, detail))
 
     def _ensure_probes(self, key: str, pod: Mapping[str, Any], sandboxes: list[SandboxInfo],
                        containers: list[ContainerInfo]) -> None:
@@ -481,7 +507,8 @@ class Agent:
         cni = CniExecutor(conflist, bin_dirs=cfg.cni_bin_dirs, host_netns=cfg.host_netns, timeout=20)
         self.runtime = Runtime(node_name=cfg.node_name, state_dir=cfg.state_dir / "runtime", cni=cni,
                                cluster_dns=cfg.cluster_dns)
-        self.prober = Prober(self.runtime, host_netns=cfg.host_netns, on_change=self.queue.add)
+        self.prober = Prober(self.runtime, host_netns=cfg.host_netns, on_change=self.queue.add,
+                             on_failure=self._probe_failed)
         self._tasks.append(asyncio.create_task(self.routes_loop(), name="routes"))
         self.pods.add_handlers(on_add=lambda o: self.queue.add(object_key(o)),
                                on_update=lambda old, new: self.queue.add(object_key(new)),
@@ -517,4 +544,5 @@ class Agent:
             await self.prober.close()
         if self.runtime is not None:
             self.runtime.close()
+        await self.events.close()
         await self.client.close()

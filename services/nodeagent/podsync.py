@@ -70,6 +70,7 @@ class PodPlan:
     kill_containers: list[tuple[str, str]] = field(default_factory=list)  # (container id, why)
     remove_containers: list[str] = field(default_factory=list)
     start: list[tuple[str, int]] = field(default_factory=list)  # (container name, attempt)
+    backoff: list[str] = field(default_factory=list)  # containers waiting out a back-off
     requeue_after: float | None = None
 
     def _wait(self, seconds: float) -> None:
@@ -203,6 +204,7 @@ def plan_pod(
             due = (latest.finished_at or now) + backoff.delay(latest.attempt)
             if now < due:
                 plan._wait(due - now)
+                plan.backoff.append(name)
                 continue
             plan.start.append((name, latest.attempt + 1))
             continue
@@ -212,6 +214,7 @@ def plan_pod(
             due = failure.at + backoff.delay(failure.count - 1)
             if now < due:
                 plan._wait(due - now)
+                plan.backoff.append(name)
                 continue
         plan.start.append((name, earlier[-1].attempt + 1 if earlier else 0))
     if finished and finished == len(spec_containers(pod)):

@@ -4,6 +4,7 @@ A probe's result changes only after `successThreshold` successes or `failureThre
 failures in a row, as kubelet counts them. Readiness starts False, liveness True. A change
 calls `on_change(pod key)` so the pod's worker re-syncs: readiness feeds the Ready condition,
 a failed liveness makes the planner kill the container (and restartPolicy restart it).
+Every failed run also calls `on_failure(target, kind, detail)`, for kubelet's Unhealthy event.
 
 httpGet and tcpSocket probes connect to the pod's IP from the node's network namespace (the
 only place pod IPs are reachable from); exec probes run through the runtime's exec_sync.
@@ -54,10 +55,12 @@ class ProbeTarget:
 class Prober:
     """Runs the probes of running containers; `results` holds the latest verdicts by container id."""
 
-    def __init__(self, runtime: Runtime, *, host_netns: str | None, on_change: Callable[[str], None]) -> None:
+    def __init__(self, runtime: Runtime, *, host_netns: str | None, on_change: Callable[[str], None],
+                 on_failure: Callable[[ProbeTarget, str, str], None] | None = None) -> None:
         self.runtime = runtime
         self.host_netns = host_netns
         self.on_change = on_change
+        self.on_failure = on_failure
         self.ready: dict[str, bool] = {}
         self.live_failed: set[str] = set()
         self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
@@ -116,6 +119,8 @@ class Prober:
             except Exception as exc:  # a broken probe definition is a failing probe
                 ok, detail = False, str(exc)
             PROBE_RESULTS.labels(kind, "success" if ok else "failure").inc()
+            if not ok and self.on_failure is not None:
+                self.on_failure(target, kind, detail)
             ok_run, bad_run = (ok_run + 1, 0) if ok else (0, bad_run + 1)
             if kind == READINESS:
                 current = self.ready.get(target.container_id, False)

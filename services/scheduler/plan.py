@@ -154,6 +154,15 @@ def unschedulable_message(total_nodes: int, reasons: Mapping[str, int]) -> str:
     return f"0/{total_nodes} nodes are available: {', '.join(parts)}."
 
 
+def failure_worth_an_event(last: tuple[str, float] | None, message: str, now: float,
+                           interval: float) -> bool:
+    """FailedScheduling once per `interval` for one pod, or at once when the reason
+    changed. Attempts come with every node heartbeat here (kube-scheduler backs off
+    between them), so an event per attempt would be noise; `last` is (message, time) of
+    the previous event."""
+    return last is None or last[0] != message or now - last[1] >= interval
+
+
 def unschedulable_condition(message: str, now: str) -> Obj:
     return {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
             "message": message, "lastProbeTime": None, "lastTransitionTime": now}

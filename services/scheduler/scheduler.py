@@ -4,6 +4,9 @@ Handlers only enqueue keys. A worker re-reads the pod from the cache, asks `plan
 and either binds (pods/binding) or records why nothing fits (PodScheduled=False on the pod's
 status). Pods that did not fit are kept in a set and re-queued whenever a node is added or
 changes (a node turning Ready is what they wait for), and once a minute besides.
+
+Events as kube-scheduler's: `Scheduled` on the pod once bound, `FailedScheduling` (Warning)
+with the same words as the PodScheduled condition when nothing fits.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from kubecore import resources as R
 from kubecore.client import ApiClient, ApiUnavailable
 from kubecore.controller import WorkerPool, run_controller
 from kubecore.errors import ApiError
+from kubecore.events import NORMAL, WARNING, EventRecorder
 from kubecore.informer import SharedInformerFactory, object_key, split_key
 from kubecore.workqueue import WorkQueue
 from services.scheduler import plan
@@ -52,6 +56,8 @@ class Scheduler:
         self.pool = WorkerPool(self.queue, self.schedule, workers)
         self.assumed = AssumedPods()
         self.unschedulable: set[str] = set()
+        self.events = EventRecorder(client, scheduler_name)
+        self.failures_reported: dict[str, tuple[str, float]] = {}  # key -> (message, monotonic)
         self.attempts = MetricCounter("scheduler_schedule_attempts", "Scheduling attempts by result.",
                                       ["result"], registry=self.registry)
         self.binding_seconds = Histogram("scheduler_binding_duration_seconds",
@@ -68,6 +74,7 @@ class Scheduler:
         if (pod.get("spec") or {}).get("nodeName"):
             self.assumed.forget(key)  # the informer counts it on its node from now on
             self.unschedulable.discard(key)
+            self.failures_reported.pop(key, None)
             return
         if plan.pod_needs_scheduling(pod, self.scheduler_name):
             self.queue.add(key)
@@ -76,6 +83,7 @@ class Scheduler:
         key = object_key(pod)
         self.assumed.forget(key)
         self.unschedulable.discard(key)
+        self.failures_reported.pop(key, None)
 
     def _node_changed(self, node: Obj) -> None:
         for key in list(self.unschedulable):
@@ -101,7 +109,9 @@ class Scheduler:
             self.attempts.labels("unschedulable").inc()
             self.unschedulable.add(key)
             self.queue.add_after(key, UNSCHEDULABLE_RETRY_SECONDS)
-            await self._record_unschedulable(key, pod, plan.unschedulable_message(len(nodes), reasons))
+            message = plan.unschedulable_message(len(nodes), reasons)
+            self._report_failure(key, pod, message)
+            await self._record_unschedulable(key, pod, message)
             return
         self.unschedulable.discard(key)
         node_name = node["metadata"]["name"]
@@ -123,7 +133,16 @@ class Scheduler:
             raise
         self.binding_seconds.observe(time.monotonic() - started)
         self.attempts.labels("scheduled").inc()
+        self.events.event(pod, NORMAL, "Scheduled",
+                          f"Successfully assigned {namespace or 'default'}/{name} to {node_name}")
         log.debug("bound %s to %s", key, node_name, extra={"key": key, "node": node_name})
+
+    def _report_failure(self, key: str, pod: Obj, message: str) -> None:
+        now = time.monotonic()
+        if plan.failure_worth_an_event(self.failures_reported.get(key), message, now,
+                                       UNSCHEDULABLE_RETRY_SECONDS):
+            self.failures_reported[key] = (message, now)
+            self.events.event(pod, WARNING, "FailedScheduling", message)
 
     async def _record_unschedulable(self, key: str, pod: Obj, message: str) -> None:
         if not plan.needs_condition_update(pod, message):
@@ -139,5 +158,8 @@ class Scheduler:
                 raise
 
     async def run(self, *, health_port: int | None = None, **kwargs: Any) -> None:
-        await run_controller(name="scheduler", informers=self.factory, pools=[self.pool],
-                             registry=self.registry, health_port=health_port, **kwargs)
+        try:
+            await run_controller(name="scheduler", informers=self.factory, pools=[self.pool],
+                                 registry=self.registry, health_port=health_port, **kwargs)
+        finally:
+            await self.events.close()

@@ -176,6 +176,55 @@ def test_describe_pod(cli, tmp_path):
     assert "Containers:\n  c:\n" in text and "Image:" in text and "nginx" in text
 
 
+def cli_event(name: str, ns: str, about: dict, reason: str, message: str, component: str,
+              host: str = "") -> str:
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return json.dumps({"apiVersion": "v1", "kind": "Event", "metadata": {"name": name, "namespace": ns},
+                       "involvedObject": about, "reason": reason, "message": message,
+                       "type": "Normal", "count": 1, "firstTimestamp": stamp, "lastTimestamp": stamp,
+                       "source": {"component": component, **({"host": host} if host else {})}})
+
+
+def test_describe_shows_the_events_about_the_object_and_get_lists_them(cli, tmp_path):
+    cli("apply", "-f", write(tmp_path / "p.yaml", NS_AND_POD))
+    pod = cli.json("get", "po", "p1", "-n", "team")
+    about = {"kind": "Pod", "namespace": "team", "name": "p1", "uid": pod["metadata"]["uid"],
+             "apiVersion": "v1"}
+    cli("create", "-f", "-", stdin=cli_event("p1.1", "team", about, "Scheduled",
+                                             "Successfully assigned team/p1 to n1",
+                                             "default-scheduler"))
+    earlier_pod = {**about, "uid": "an-earlier-p1"}  # same name, another pod: not shown
+    cli("create", "-f", "-", stdin=cli_event("p1.2", "team", earlier_pod, "Killing",
+                                             "Stopping container c", "kubelet", "n1"))
+    text = cli("describe", "po", "p1", "-n", "team").stdout
+    events = text.split("Events:\n")[1].splitlines()
+    assert events[0].split() == ["Type", "Reason", "Age", "From", "Message"]
+    assert events[2].split()[:2] == ["Normal", "Scheduled"]
+    assert events[2].split()[3:] == ["default-scheduler", "Successfully", "assigned", "team/p1",
+                                     "to", "n1"]
+    assert len(events) == 3
+    assert "Events" not in cli("describe", "po", "p1", "-n", "team", "--show-events=false").stdout
+
+    table = cli("get", "events", "-n", "team").stdout.splitlines()
+    assert table[0].split() == ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
+    assert sorted(line.split()[1:4] for line in table[1:]) == [
+        ["Normal", "Killing", "pod/p1"], ["Normal", "Scheduled", "pod/p1"]]
+    wide = cli("get", "ev", "-n", "team", "-o", "wide").stdout.splitlines()
+    assert wide[0].split()[-4:] == ["FIRST", "SEEN", "COUNT", "NAME"]
+    assert any("kubelet, n1" in line and line.endswith(" p1.2") for line in wide[1:])
+
+    # A node's events: kubelets refer to it by name as uid, in the default namespace.
+    node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}}
+    cli("create", "-f", "-", stdin=json.dumps(node))
+    cli("create", "-f", "-", stdin=cli_event("n1.1", "default", {"kind": "Node", "name": "n1",
+                                                                 "uid": "n1"},
+                                             "Starting", "Starting kubelet.", "kubelet", "n1"))
+    text = cli("describe", "node", "n1").stdout
+    assert text.split("Events:\n")[1].splitlines()[2].split()[:2] == ["Normal", "Starting"]
+    assert cli("describe", "svc", "kubernetes").stdout.splitlines()[-1].split() == \
+        ["Events:", "<none>"]
+
+
 def test_delete_by_name_and_file(cli, tmp_path):
     f = write(tmp_path / "svc.yaml", SVC)
     cli("apply", "-f", f)

@@ -1,4 +1,12 @@
-from minikubectl.describe import describe_pod, describe_service, service_endpoints
+from datetime import datetime, timezone
+
+from minikubectl.describe import (
+    describe_generic,
+    describe_pod,
+    describe_service,
+    events_text,
+    service_endpoints,
+)
 from minikubectl.errors import api_error_from_status, format_api_error
 
 SVC = {"metadata": {"name": "web", "namespace": "default", "labels": {"a": "1", "b": "2"},
@@ -66,3 +74,53 @@ def test_error_lines_in_kubectls_words():
         'The Service "x" is invalid: spec.ports: Required value; spec.type: bad'
     assert format_api_error(api_error_from_status("<html>oops</html>", 502)) == \
         "Error from server: <html>oops</html>"
+
+
+NOW = datetime(2026, 1, 1, 1, 0, 0, tzinfo=timezone.utc)
+
+
+def event(reason: str, message: str, first: str, last: str | None = None, count: int = 1,
+          event_type: str = "Normal", component: str = "kubelet") -> dict:
+    return {"type": event_type, "reason": reason, "message": message, "count": count,
+            "source": {"component": component}, "firstTimestamp": first,
+            "lastTimestamp": last or first}
+
+
+EVENTS = [  # not in time order: the table is
+    event("Started", "Started container web", "2026-01-01T00:59:58Z"),
+    event("Scheduled", "Successfully assigned default/web-1 to mc-node-1",
+          "2026-01-01T00:59:55Z", component="default-scheduler"),
+    event("BackOff", "Back-off restarting failed container web in pod web-1_default(u1)",
+          "2026-01-01T00:50:00Z", "2026-01-01T00:59:59Z", count=3, event_type="Warning"),
+]
+
+
+def test_events_table_as_kubectl_shows_it():
+    assert events_text(EVENTS, NOW).splitlines() == [
+        "Events:",
+        "  Type     Reason     Age               From               Message",
+        "  ----     ------     ----              ----               -------",
+        "  Normal   Scheduled  5s                default-scheduler  "
+        "Successfully assigned default/web-1 to mc-node-1",
+        "  Normal   Started    2s                kubelet            Started container web",
+        "  Warning  BackOff    1s (x3 over 10m)  kubelet            "
+        "Back-off restarting failed container web in pod web-1_default(u1)",
+    ]
+
+
+def test_no_events_is_one_more_label_and_none_asked_is_no_section():
+    text = describe_service(SVC, SLICES, [], NOW)
+    assert text.splitlines()[-1] == "Events:            <none>"
+    assert "Events" not in describe_service(SVC, SLICES)
+    assert describe_generic({"metadata": {"name": "n1"}}, False, [], NOW).endswith(
+        "Events:  <none>\n")
+
+
+def test_pod_text_ends_with_its_events():
+    pod = {"metadata": {"name": "web-1", "namespace": "default"},
+           "spec": {"containers": [{"name": "web", "image": "nginx"}]}, "status": {}}
+    text = describe_pod(pod, NOW, EVENTS[1:2])
+    assert text.endswith("Events:\n  Type    Reason     Age   From               Message\n"
+                         "  ----    ------     ----  ----               -------\n"
+                         "  Normal  Scheduled  5s    default-scheduler  "
+                         "Successfully assigned default/web-1 to mc-node-1\n")

@@ -36,6 +36,12 @@ SLICE = {"metadata": meta("web-x1"), "addressType": "IPv4",
          "ports": [{"port": 8080, "name": "http"}],
          "endpoints": [{"addresses": [f"10.0.0.{i}"]} for i in range(1, 6)]}
 NS = {"metadata": meta("default", None), "status": {"phase": "Active"}}
+EVENT = {"metadata": meta("web-1.17a3b5d6e7f80001"), "type": "Warning", "reason": "BackOff",
+         "involvedObject": {"kind": "Pod", "namespace": "default", "name": "web-1",
+                            "fieldPath": "spec.containers{web}"},
+         "source": {"component": "kubelet", "host": "mc-node-1"}, "count": 4,
+         "firstTimestamp": "2026-01-01T00:58:00Z", "lastTimestamp": "2026-01-01T00:59:50Z",
+         "message": "Back-off restarting failed container web in pod web-1_default(u1)\n"}
 
 
 @pytest.mark.parametrize("rt, obj, wide, row", [
@@ -53,8 +59,14 @@ NS = {"metadata": meta("default", None), "status": {"phase": "Active"}}
     (R.ENDPOINTSLICES, SLICE, False, ["web-x1", "IPv4", "8080", "10.0.0.1,10.0.0.2,10.0.0.3 + 2 more...",
                                       "5s"]),
     (R.NAMESPACES, NS, False, ["default", "Active", "5s"]),
+    (R.EVENTS, EVENT, False, ["10s", "Warning", "BackOff", "pod/web-1",
+                              "Back-off restarting failed container web in pod web-1_default(u1)"]),
+    (R.EVENTS, EVENT, True, ["10s", "Warning", "BackOff", "pod/web-1", "spec.containers{web}",
+                             "kubelet, mc-node-1",
+                             "Back-off restarting failed container web in pod web-1_default(u1)",
+                             "2m", "4", "web-1.17a3b5d6e7f80001"]),
 ], ids=["svc", "svc-wide", "svc-headless", "pod", "pod-wide", "node", "deploy", "deploy-wide", "rs",
-        "endpointslice", "ns"])
+        "endpointslice", "ns", "event", "event-wide"])
 def test_rows(rt, obj, wide, row):
     spec = TableSpec(rt, wide=wide)
     assert spec.row(obj, NOW) == row
@@ -69,6 +81,7 @@ def test_rows(rt, obj, wide, row):
     (R.REPLICASETS, "NAME DESIRED CURRENT READY AGE"),
     (R.ENDPOINTSLICES, "NAME ADDRESSTYPE PORTS ENDPOINTS AGE"),
     (R.NAMESPACES, "NAME STATUS AGE"),
+    (R.EVENTS, "LAST SEEN TYPE REASON OBJECT MESSAGE"),
 ], ids=lambda v: getattr(v, "plural", "h"))
 def test_headers(rt, header):
     assert " ".join(TableSpec(rt).header()) == header
@@ -107,3 +120,14 @@ def test_render_table_pads_like_tabwriter():
 def test_object_names():
     assert printers.object_name(R.SERVICES, SVC) == "service/web"
     assert printers.object_name(R.ENDPOINTSLICES, SLICE) == "endpointslice.discovery.k8s.io/web-x1"
+
+
+def test_events_have_a_name_only_in_the_wide_form():
+    assert TableSpec(R.EVENTS, wide=True).header() == [
+        "LAST SEEN", "TYPE", "REASON", "OBJECT", "SUBOBJECT", "SOURCE", "MESSAGE", "FIRST SEEN",
+        "COUNT", "NAME"]
+    spec = TableSpec(R.EVENTS, with_namespace=True, kind_prefix=True)
+    assert spec.header()[:2] == ["NAMESPACE", "LAST SEEN"]
+    assert spec.row(EVENT, NOW)[:2] == ["default", "10s"]
+    assert TableSpec(R.EVENTS, wide=True, kind_prefix=True).row(EVENT, NOW)[-1] == \
+        "event/web-1.17a3b5d6e7f80001"

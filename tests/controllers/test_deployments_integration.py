@@ -262,3 +262,45 @@ async def test_recreate_stops_every_old_pod_before_starting_new_ones(apiserver):
             assert mixed == []
             pods = await active_pods(client, "app=web")
             assert {p["spec"]["containers"][0]["image"] for p in pods} == {"nginx:1.26"}
+
+
+async def events_of(client: ApiClient, obj: Obj, reason: str) -> list[str]:
+    """The messages of `reason` events about `obj`, oldest first, each `count` times."""
+    meta = obj["metadata"]
+    items, _ = await client.list(R.EVENTS, "default", field_selector=(
+        f"involvedObject.kind={obj['kind']},involvedObject.name={meta['name']},"
+        f"involvedObject.uid={meta['uid']},reason={reason}"))
+    items.sort(key=lambda e: (e["firstTimestamp"], e["metadata"]["name"]))
+    return [e["message"] for e in items for _ in range(e["count"])]
+
+
+async def test_scaling_and_pod_changes_are_events(apiserver):
+    async with ApiClient(apiserver.url) as client:
+        manager = DeploymentsManager(client)
+        kubelet = FakeKubelet(client)
+        async with running(manager), kubelet.run():
+            d = await client.create(R.DEPLOYMENTS, deployment(replicas=2))
+            await wait_status(client, "web", replicas=2, availableReplicas=2)
+            [rs] = await replicasets_of(client, "web")
+            name = rs["metadata"]["name"]
+            created = sorted(p["metadata"]["name"] for p in await active_pods(client, "app=web"))
+            await client.patch(R.DEPLOYMENTS, "web", {"spec": {"replicas": 1}}, "default",
+                               subresource="scale")
+            await wait_status(client, "web", replicas=1, availableReplicas=1)
+            [survivor] = [p["metadata"]["name"] for p in await active_pods(client, "app=web")]
+
+            async def all_events():
+                scaling = await events_of(client, d, "ScalingReplicaSet")
+                creates = await events_of(client, rs, "SuccessfulCreate")
+                deletes = await events_of(client, rs, "SuccessfulDelete")
+                return (scaling, creates, deletes) if len(scaling) == 2 and deletes else None
+            scaling, creates, deletes = await until(all_events)
+        assert scaling == [f"Scaled up replica set {name} from 0 to 2",
+                           f"Scaled down replica set {name} from 2 to 1"]
+        assert sorted(creates) == [f"Created pod: {p}" for p in created]
+        assert deletes == [f"Deleted pod: {p}" for p in created if p != survivor]
+        items, _ = await client.list(R.EVENTS, "default", field_selector="reason=SuccessfulCreate")
+        assert {e["source"]["component"] for e in items} == {"replicaset-controller"}
+        items, _ = await client.list(R.EVENTS, "default", field_selector="reason=ScalingReplicaSet")
+        assert {e["source"]["component"] for e in items} == {"deployment-controller"}
+        assert all(e["involvedObject"]["apiVersion"] == "apps/v1" for e in items)

@@ -122,3 +122,37 @@ async def test_an_unschedulable_pod_is_bound_once_a_node_turns_ready(apiserver):
             assert cond["status"] == "True"
             other = await client.get(R.PODS, "not-mine", "default")
             assert not other["spec"].get("nodeName") and scheduled_condition(other) is None
+
+
+async def events_about(client: ApiClient, name: str, reason: str) -> list[dict]:
+    items, _ = await client.list(R.EVENTS, "default",
+                                 field_selector=f"involvedObject.name={name},reason={reason}")
+    return items
+
+
+async def test_events_say_why_a_pod_waited_and_where_it_went(apiserver):
+    async with ApiClient(apiserver.url) as client:
+        await make_node(client, "n1", ready=False)
+        scheduler = Scheduler(client, SharedInformerFactory(client))
+        async with running(scheduler):
+            await make_pod(client, "web-1")
+            [failed] = await until(lambda: events_about(client, "web-1", "FailedScheduling"))
+            assert failed["type"] == "Warning"
+            assert failed["message"] == "0/1 nodes are available: 1 node(s) were not ready."
+            await set_node_ready(client, "n1", True)
+            [scheduled] = await until(lambda: events_about(client, "web-1", "Scheduled"))
+        pod = await client.get(R.PODS, "web-1", "default")
+        assert scheduled["type"] == "Normal"
+        assert scheduled["message"] == "Successfully assigned default/web-1 to n1"
+        assert scheduled["source"] == {"component": "default-scheduler"}
+        assert scheduled["reportingComponent"] == "default-scheduler"
+        ref = scheduled["involvedObject"]
+        assert {k: ref[k] for k in ("kind", "apiVersion", "namespace", "name", "uid")} == {
+            "kind": "Pod", "apiVersion": "v1", "namespace": "default", "name": "web-1",
+            "uid": pod["metadata"]["uid"]}
+        assert scheduled["metadata"]["namespace"] == "default"
+        assert scheduled["count"] == 1
+        # one failure reported, not one per attempt (the echo of the condition write, node
+        # heartbeats and the status change all re-queue the pod)
+        [failed] = await events_about(client, "web-1", "FailedScheduling")
+        assert failed["count"] == 1

@@ -115,3 +115,13 @@ def test_pod_needs_scheduling(the_pod, wanted):
 ], ids=["none-yet", "echo-of-own-write", "message-changed"])
 def test_condition_written_only_when_it_changes(conditions, message, update):
     assert plan.needs_condition_update({"status": {"conditions": conditions}}, message) is update
+
+
+@pytest.mark.parametrize("last, message, now, report", [
+    (None, "0/1 nodes are available", 0.0, True),
+    (("0/1 nodes are available", 0.0), "0/1 nodes are available", 59.0, False),
+    (("0/1 nodes are available", 0.0), "0/1 nodes are available", 60.0, True),
+    (("0/1 nodes are available", 0.0), "0/2 nodes are available", 1.0, True),
+], ids=["first", "same-soon", "same-later", "changed"])
+def test_failed_scheduling_events_are_spaced(last, message, now, report):
+    assert plan.failure_worth_an_event(last, message, now, 60.0) is report

@@ -138,6 +138,17 @@ def test_seed_walkthrough(cluster):
                timeout=60, what="client pod")
     names = {p["metadata"]["name"] for p in pods}
 
+    # what happened to the client pod, as `kubectl describe` tells it
+    def client_events() -> dict[str, list[str]]:
+        section = cluster.mkctl("describe", "pod", "client").stdout.split("\nEvents:\n")[1]
+        found = {line.split()[1]: line.split() for line in section.splitlines()[2:]}
+        assert {"Scheduled", "Pulled", "Created", "Started"} <= set(found), section
+        return found
+    events = wait_until(client_events, timeout=20, what="the client pod's events")
+    assert events["Scheduled"][3] == "default-scheduler" and events["Started"][3] == "kubelet"
+    listed = cluster.mkctl("get", "events").stdout
+    assert "ScalingReplicaSet" in listed and "deployment/test" in listed and "SuccessfulCreate" in listed
+
     def hostname_via_service() -> str:
         out = cluster.mkctl("exec", "client", "--", "curl", "-sS", "-m", "2",
                             "mysvc.default.svc.cluster.local:8080/hostname").stdout

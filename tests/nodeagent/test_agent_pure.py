@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.nodeagent import podsync
+from services.nodeagent import podevents, podsync
 from services.nodeagent.podsync import Backoff, StartFailure, plan_pod, pod_phase, pod_status, status_patch
 from services.nodeagent.probes import ProbeError, resolve_port
 from services.nodeagent.routes import desired_routes, route_changes
@@ -72,9 +72,10 @@ def plan(p, sandboxes=(), containers=(), **kw):
     ("Always: crashed past back-off restarts", pod(), [sb()],
      [ct(state=CONTAINER_EXITED, exit_code=1, finished=NOW - 11)], dict(start=[("web", 1)])),
     ("Always: inside back-off waits", pod(), [sb()],
-     [ct(state=CONTAINER_EXITED, exit_code=1, finished=NOW - 4)], dict(requeue_after=6.0)),
+     [ct(state=CONTAINER_EXITED, exit_code=1, finished=NOW - 4)], dict(requeue_after=6.0, backoff=["web"])),
     ("back-off doubles with restarts", pod(), [sb()],
-     [ct(state=CONTAINER_EXITED, exit_code=1, finished=NOW - 30, attempt=2)], dict(requeue_after=10.0)),
+     [ct(state=CONTAINER_EXITED, exit_code=1, finished=NOW - 30, attempt=2)],
+     dict(requeue_after=10.0, backoff=["web"])),
     ("Always restarts after success too", pod(), [sb()],
      [ct(state=CONTAINER_EXITED, exit_code=0, finished=NOW - 11)], dict(start=[("web", 1)])),
     ("OnFailure: success is final", pod(policy="OnFailure"), [sb()],
@@ -109,9 +110,40 @@ def test_plan_liveness_failure_kills_running_container():
 
 def test_plan_image_pull_failure_backs_off():
     failure = StartFailure("ErrImagePull", "nope", at=NOW - 5, count=1)
-    assert plan(pod(), [sb()], [], start_failures={"web": failure}).requeue_after == 5.0
+    waiting = plan(pod(), [sb()], [], start_failures={"web": failure})
+    assert waiting.requeue_after == 5.0 and waiting.backoff == ["web"]
     failure = StartFailure("ErrImagePull", "nope", at=NOW - 25, count=2)
-    assert plan(pod(), [sb()], [], start_failures={"web": failure}).start == [("web", 0)]
+    retried = plan(pod(), [sb()], [], start_failures={"web": failure})
+    assert retried.start == [("web", 0)] and retried.backoff == []
+
+
+POD_META = {"metadata": {"name": "web-1", "namespace": "default", "uid": "u1"}}
+
+
+@pytest.mark.parametrize("event, want", [
+    (podevents.pulled("web", "nginx"),
+     ("Normal", "Pulled", 'Container image "nginx" already present on machine')),
+    (podevents.created("web"), ("Normal", "Created", "Created container: web")),
+    (podevents.started("web"), ("Normal", "Started", "Started container web")),
+    (podevents.stopping("web"), ("Normal", "Killing", "Stopping container web")),
+    (podevents.killing_unhealthy("web"),
+     ("Normal", "Killing", "Container web failed liveness probe, will be restarted")),
+    (podevents.back_off(POD_META, "web", "nginx", None),
+     ("Warning", "BackOff", "Back-off restarting failed container web in pod web-1_default(u1)")),
+    (podevents.back_off(POD_META, "web", "nope", "ErrImagePull"),
+     ("Warning", "BackOff", 'Back-off pulling image "nope"')),
+    (podevents.failed("web", "nope", "ErrImagePull", "no such image"),
+     ("Warning", "Failed", 'Failed to pull image "nope": no such image')),
+    (podevents.failed("web", "nginx", "CreateContainerError", 'exec: "x": not found'),
+     ("Warning", "Failed", 'Error: exec: "x": not found')),
+    (podevents.unhealthy("web", "readiness", "HTTP probe failed with statuscode: 500"),
+     ("Warning", "Unhealthy", "Readiness probe failed: HTTP probe failed with statuscode: 500")),
+    (podevents.unhealthy("web", "liveness", "dial tcp 10.244.1.5:80: refused"),
+     ("Warning", "Unhealthy", "Liveness probe failed: dial tcp 10.244.1.5:80: refused")),
+], ids=lambda v: v.reason + "-" + v.message[:12] if isinstance(v, podevents.PodEvent) else "")
+def test_kubelet_event_wording(event, want):
+    assert (event.type, event.reason, event.message) == want
+    assert event.field_path == "spec.containers{web}"
 
 
 def test_backoff_doubles_to_cap():

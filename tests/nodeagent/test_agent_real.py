@@ -20,7 +20,7 @@ import pytest
 
 from kubecore.client import ApiClient
 from kubecore.errors import ApiError
-from kubecore.resources import NODES, PODS
+from kubecore.resources import EVENTS, NODES, PODS
 from tests.nodeagent.agent_harness import AgentProcess, NodeNetwork, ROOT, sh
 from tests.nodeagent.conftest import leases, needs_netns
 
@@ -147,6 +147,16 @@ async def test_pod_lifecycle_logs_exec_restart_adoption(apiserver, client, clust
     assert {c["type"] for c in pod["status"]["conditions"]} == {"PodScheduled", "Initialized", "ContainersReady", "Ready"}
     assert (await curl_in(network, node, f"http://{ip}/")).strip() == "web"
 
+    # --- what kubectl describe pod shows: kubelet's events about the container
+    started = await eventually(lambda: _events_about(client, pod, {"Pulled", "Created", "Started"}), 10,
+                               what="Pulled, Created, Started events")
+    assert [started[r]["message"] for r in ("Pulled", "Created", "Started")] == [
+        'Container image "nginx" already present on machine', "Created container: web", "Started container web"]
+    for ev in (started[r] for r in ("Pulled", "Created", "Started")):
+        assert ev["type"] == "Normal" and ev["source"] == {"component": "kubelet", "host": node}
+        assert ev["involvedObject"]["fieldPath"] == "spec.containers{web}"
+        assert ev["involvedObject"]["kind"] == "Pod" and ev["involvedObject"]["namespace"] == "default"
+
     # --- logs and exec through the API server
     async with aiohttp.ClientSession(apiserver.url) as http:
         async with http.get("/api/v1/namespaces/default/pods/web/log") as r:
@@ -193,6 +203,9 @@ async def test_pod_lifecycle_logs_exec_restart_adoption(apiserver, client, clust
     p = await eventually(restarted, 30, what="crasher restarted twice")
     [s] = p["status"]["containerStatuses"]
     assert s["lastState"]["terminated"]["exitCode"] == 3 and p["status"]["phase"] == "Running"
+    backoff = (await eventually(lambda: _events_about(client, p, {"BackOff"}), 10, what="BackOff"))["BackOff"]
+    assert backoff["type"] == "Warning" and backoff["message"] == (
+        f"Back-off restarting failed container c in pod crasher_default({p['metadata']['uid']})")
 
     # --- unknown image
     await client.create(PODS, {"metadata": {"name": "noimage"}, "spec": {"nodeName": node, "containers": [
@@ -204,6 +217,10 @@ async def test_pod_lifecycle_logs_exec_restart_adoption(apiserver, client, clust
         return w if w.get("reason") == "ErrImagePull" else None
     waiting = await eventually(pull_error, 20, what="ErrImagePull")
     assert "example.com/nothing:1" in waiting["message"]
+    noimage = await client.get(PODS, "noimage", "default")
+    failed = (await eventually(lambda: _events_about(client, noimage, {"Failed"}), 10, what="Failed"))["Failed"]
+    assert failed["type"] == "Warning"
+    assert failed["message"].startswith('Failed to pull image "example.com/nothing:1": ')
     assert (await client.get(PODS, "noimage", "default"))["status"]["phase"] == "Pending"
 
     # --- SIGKILL the agent; while it is down a pod is force-deleted; restart: adopt and clean up
@@ -232,6 +249,8 @@ async def test_pod_lifecycle_logs_exec_restart_adoption(apiserver, client, clust
     # --- delete: stopped within its grace period, sandbox and lease gone, object removed
     pid = web_pid[0]
     await client.delete(PODS, "web", "default")
+    killing = (await eventually(lambda: _events_about(client, pod, {"Killing"}), 10, what="Killing"))["Killing"]
+    assert killing["message"] == "Stopping container web"
 
     async def gone():
         try:
@@ -262,6 +281,15 @@ async def _line_with(resp, needle: bytes) -> bytes:
 
 def _container_pids(runtime_dir: Path, sandbox_id: str) -> list[int]:
     return sorted(json.loads(p.read_text())["pid"] for p in (runtime_dir / sandbox_id).glob("containers/*/container.json"))
+
+
+async def _events_about(client: ApiClient, pod: dict, reasons: set[str]) -> dict[str, dict] | None:
+    """The events about this pod (this uid) by reason, once every one of `reasons` is there."""
+    meta = pod["metadata"]
+    items, _ = await client.list(EVENTS, meta["namespace"], field_selector=(
+        f"involvedObject.name={meta['name']},involvedObject.uid={meta['uid']}"))
+    by_reason = {e["reason"]: e for e in items}
+    return by_reason if reasons <= set(by_reason) else None
 
 
 async def _heartbeat_moved(client: ApiClient, node: str, before: str) -> bool:
