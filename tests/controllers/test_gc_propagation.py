@@ -161,3 +161,27 @@ async def test_background_and_orphan_side_by_side(client):
         await asyncio.sleep(0.3)
         kept = await client.get(R.ENDPOINTSLICES, "db-a", "default")
         assert "ownerReferences" not in kept["metadata"]
+
+
+async def test_foreground_service_with_the_endpointslice_controller_running(client):
+    """The EndpointSlice controller makes no new slices for a service being deleted, so
+    the collector's deletions are not undone and the service goes."""
+    from services.endpointslice.controller import EndpointSliceController
+
+    await make_service(client, "web")
+    await create_pod(client, "web-1", labels={"app": "web"}, ip="10.1.0.1")
+    slicer = EndpointSliceController(client)
+    async with running(slicer), running(GarbageCollector(client)):
+        async def slices():
+            items, _ = await client.list(R.ENDPOINTSLICES, "default",
+                                         label_selector="kubernetes.io/service-name=web")
+            return items
+        await until(slices)
+        await client.delete(R.SERVICES, "web", "default", propagation_policy="Foreground")
+        await until(lambda: gone(client, R.SERVICES, "web"))
+        await asyncio.sleep(0.3)
+        assert await slices() == []
+        assert await exists(client, R.PODS, "web-1")
+    # one slice made before the deletion, none after
+    assert slicer.registry.get_sample_value("endpointslice_slice_writes_total",
+                                            {"op": "create"}) == 1.0
