@@ -214,16 +214,24 @@ class ApiClient:
 
     async def delete(self, rt: ResourceType, name: str, namespace: str | None = None, *,
                      grace_period_seconds: int | None = None,
-                     preconditions: Mapping[str, str] | None = None) -> Obj:
+                     preconditions: Mapping[str, str] | None = None,
+                     propagation_policy: str | None = None) -> Obj:
         """Delete (or, for graceful kinds and finalizers, mark for deletion); returns the
-        object as the server last had it."""
-        params = {}
-        if grace_period_seconds is not None:
+        object as the server last had it. `propagation_policy`: Background, Orphan or
+        Foreground (`kubecore.propagation`)."""
+        params: dict[str, str] = {}
+        body: Obj | None = None
+        if preconditions or propagation_policy:
+            # a DeleteOptions body; the server then reads no options from the query
+            body = {"kind": "DeleteOptions", "apiVersion": "v1"}
+            if preconditions:
+                body["preconditions"] = dict(preconditions)
+            if propagation_policy:
+                body["propagationPolicy"] = propagation_policy
+            if grace_period_seconds is not None:
+                body["gracePeriodSeconds"] = grace_period_seconds
+        elif grace_period_seconds is not None:
             params["gracePeriodSeconds"] = str(grace_period_seconds)
-        body = None
-        if preconditions:
-            body = {"kind": "DeleteOptions", "apiVersion": "v1",
-                    "preconditions": dict(preconditions)}
         return await self.request("DELETE", resource_path(rt, namespace, name), params=params,
                                   body=body)
 

@@ -14,6 +14,7 @@ from typing import Any, Callable, TextIO
 
 import yaml
 
+from kubecore import propagation as P
 from kubecore import resources as R
 from kubecore.errors import ApiError
 from kubecore.resources import ResourceType
@@ -366,10 +367,31 @@ async def _describe_one(ctx: Context, rt: ResourceType, obj: Obj,
 
 # --- delete ---------------------------------------------------------------------------------
 
+# the spellings of a boolean Go's strconv.ParseBool reads
+_BOOLS = {**dict.fromkeys(("1", "t", "T", "TRUE", "true", "True"), True),
+          **dict.fromkeys(("0", "f", "F", "FALSE", "false", "False"), False)}
+
+
+def cascade_policy(value: str) -> tuple[str, str | None]:
+    """kubectl's --cascade: background, orphan or foreground; the deprecated booleans map
+    to background and orphan, with a warning. -> (propagationPolicy, warning)."""
+    if value in _BOOLS:
+        flag = _BOOLS[value]
+        policy = P.BACKGROUND if flag else P.ORPHAN
+        return policy, (f"--cascade={str(flag).lower()} is deprecated (boolean value) and can "
+                        f"be replaced with --cascade={policy.lower()}.")
+    policies = {p.lower(): p for p in P.POLICIES}
+    if value not in policies:
+        raise CliError(f'invalid cascade value ({value}). Must be "background", "foreground", '
+                       'or "orphan"')
+    return policies[value], None
+
+
 async def _delete(ctx: Context, rt: ResourceType, ns: str | None, name: str, *,
-                  source: str | None, ignore_not_found: bool) -> None:
+                  source: str | None, ignore_not_found: bool, policy: str = P.BACKGROUND) -> None:
+    options = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": policy}
     try:
-        await ctx.api.delete(kinds.path(rt, ns, name))
+        await ctx.api.delete(kinds.path(rt, ns, name), options)
     except ApiError as err:
         if err.code == 404 and ignore_not_found:
             return
@@ -381,7 +403,10 @@ async def _delete(ctx: Context, rt: ResourceType, ns: str | None, name: str, *,
 
 async def delete(ctx: Context, args: list[str], files: list[str], *, selector: str | None = None,
                  all_objects: bool = False, ignore_not_found: bool = False,
-                 recursive: bool = False) -> int:
+                 recursive: bool = False, cascade: str = "background") -> int:
+    policy, warning = cascade_policy(cascade)
+    if warning:
+        print(f"warning: {warning}", file=ctx.err, flush=True)
     if files:
         if args:
             raise CliError("there is no need to specify a resource type as a separate argument "
@@ -393,7 +418,7 @@ async def delete(ctx: Context, args: list[str], files: list[str], *, selector: s
                 ctx.fail(f"error: {exc}")
                 continue
             await _delete(ctx, rt, ns, obj["metadata"]["name"], source=m.source,
-                          ignore_not_found=ignore_not_found)
+                          ignore_not_found=ignore_not_found, policy=policy)
         return ctx.code
     if not args:
         raise CliError("You must provide one or more resources by argument or filename.")
@@ -409,7 +434,8 @@ async def delete(ctx: Context, args: list[str], files: list[str], *, selector: s
             if not names and not ctx.failed:
                 print(f"No resources found", file=ctx.err, flush=True)
         for name in names:
-            await _delete(ctx, req.rt, ns, name, source=None, ignore_not_found=ignore_not_found)
+            await _delete(ctx, req.rt, ns, name, source=None, ignore_not_found=ignore_not_found,
+                          policy=policy)
     return ctx.code
 
 

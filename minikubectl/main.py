@@ -97,12 +97,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("delete", lambda ctx, a: commands.delete(
         ctx, a.args, a.filename, selector=a.selector, all_objects=a.all,
-        ignore_not_found=a.ignore_not_found, recursive=a.recursive), "delete objects")
+        ignore_not_found=a.ignore_not_found, recursive=a.recursive, cascade=a.cascade),
+        "delete objects")
     p.add_argument("args", nargs="*", metavar="KIND NAME... | KIND/NAME")
     _file_flags(p, required=False)
     p.add_argument("-l", "--selector")
     p.add_argument("--all", action="store_true")
     p.add_argument("--ignore-not-found", action="store_true")
+    p.add_argument("--cascade", nargs="?", const="background", default="background",
+                   help='background (the default), orphan or foreground: what becomes of the '
+                        "objects' dependents (Foreground: they go first; minikubectl does not "
+                        "wait)")
 
     p = command("logs", lambda ctx, a: commands.logs(ctx, a.pod, a.container, a.follow),
                 "print a container's logs")

@@ -80,8 +80,9 @@ class Api:
     async def patch(self, path: str, body: Obj, patch_type: str) -> Obj:
         return await self.request("PATCH", path, body=body, content_type=patch_type)
 
-    async def delete(self, path: str) -> Obj:
-        return await self.request("DELETE", path)
+    async def delete(self, path: str, options: Obj | None = None) -> Obj:
+        """DELETE, with a DeleteOptions body when given (as kubectl sends it)."""
+        return await self.request("DELETE", path, body=options)
 
     async def watch(self, rt: ResourceType, namespace: str | None, *, resource_version: str,
                     label_selector: str | None, field_selector: str | None) -> AsyncIterator[Obj]:

@@ -5,7 +5,7 @@ import asyncio
 import copy
 import json
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 from aiohttp import web
@@ -16,9 +16,9 @@ from kubecore.errors import (ApiError, Cause, bad_request, conflict, gone, inval
 from kubecore.patch import PatchError, json_patch, merge_patch, strategic_merge_patch
 from kubecore.selectors import (SelectorError, fields_match, labels_match, parse_field_selector,
                                 parse_label_selector)
-from services.apiserver import objects, paging
+from services.apiserver import deletion, objects, paging
 from services.apiserver.requests import (PATCH_TYPES, Target, content_type, decode_body,
-                                         decode_object, flag, int_param, json_response, read_body)
+                                         decode_object, flag, json_response, read_body)
 from services.apiserver.state import ApiState
 
 log = logging.getLogger("apiserver")
@@ -157,10 +157,9 @@ def _check_rv(t: Target, wanted: str | None, current: Obj) -> None:
 
 async def _finish_if_released(state: ApiState, t: Target, obj: Obj) -> Obj:
     """An object marked for deletion goes once its finalizers are gone."""
-    meta = obj["metadata"]
-    if meta.get("deletionTimestamp") and not meta.get("finalizers") and not t.rt.graceful_delete:
+    if deletion.released(t.rt, obj):
         try:
-            return await state.storage.delete(t.rt, t.namespace, meta["name"])
+            return await state.storage.delete(t.rt, t.namespace, obj["metadata"]["name"])
         except ApiError as exc:
             if exc.code != 404:
                 raise
@@ -254,17 +253,12 @@ async def patch_object(state: ApiState, request: web.Request, t: Target) -> web.
 # --- delete ----------------------------------------------------------------------------------
 
 async def _delete_options(request: web.Request, state: ApiState) -> Obj:
-    opts: Obj = {}
+    body = None
     if request.can_read_body:
         raw = await read_body(request, state.settings.max_body_bytes)
         if raw.strip():
-            opts = decode_object(raw, content_type(request))
-    grace = int_param(request, "gracePeriodSeconds")
-    if grace is not None:
-        opts["gracePeriodSeconds"] = grace
-    if request.query.get("propagationPolicy"):
-        opts["propagationPolicy"] = request.query["propagationPolicy"]
-    return opts
+            body = decode_object(raw, content_type(request))
+    return deletion.read_options(request.query, body)
 
 
 def _preconditions(t: Target, opts: Obj):
@@ -289,31 +283,13 @@ async def delete_one(state: ApiState, t: Target, name: str, opts: Obj) -> Obj:
             raise ApiError(403, "Forbidden", f'namespaces "{name}" is forbidden: this namespace '
                            "may not be deleted", {"name": name, "kind": "namespaces"})
         return await state.terminate_namespace(name, check)
-    grace_wanted = opts.get("gracePeriodSeconds")
 
     async def mark(current: Obj) -> Obj | None:
         check(current)
-        meta = current["metadata"]
-        if t.rt.graceful_delete:
-            spec, status = current.get("spec") or {}, current.get("status") or {}
-            grace = grace_wanted if grace_wanted is not None else spec.get("terminationGracePeriodSeconds", 30)
-            if (not spec.get("nodeName") or status.get("phase") in ("Succeeded", "Failed")
-                    or grace <= 0):
-                raise _DeleteNow()
-            deadline = datetime.now(timezone.utc) + timedelta(seconds=grace)
-            if meta.get("deletionTimestamp"):
-                if objects.parse_rfc3339(meta["deletionTimestamp"]) <= deadline:
-                    return None  # already going, at least as soon
-            meta["deletionTimestamp"] = deadline.strftime("%Y-%m-%dT%H:%M:%SZ")
-            meta["deletionGracePeriodSeconds"] = grace
-            return current
-        if meta.get("finalizers"):
-            if meta.get("deletionTimestamp"):
-                return None
-            meta["deletionTimestamp"] = objects.now_rfc3339()
-            meta["deletionGracePeriodSeconds"] = 0
-            return current
-        raise _DeleteNow()
+        outcome = deletion.mark_for_deletion(t.rt, current, opts, datetime.now(timezone.utc))
+        if outcome is deletion.Outcome.DELETE:
+            raise _DeleteNow()
+        return current if outcome is deletion.Outcome.MARKED else None
 
     try:
         obj, _ = await state.storage.update(t.rt, t.namespace, name, mark)
@@ -328,10 +304,12 @@ class _DeleteNow(Exception):
 
 async def delete_object(state: ApiState, request: web.Request, t: Target) -> web.Response:
     opts = await _delete_options(request, state)
-    if request.query.get("dryRun") == "All":
+    if deletion.dry_run(opts):
         return json_response(await state.storage.get(t.rt, t.namespace, t.name or ""))
     obj = await delete_one(state, t, t.name or "", opts)
-    return json_response(obj)
+    # kube answers 202 for an object left in place only when orphanDependents=false was asked
+    kept = opts.get("orphanDependents") is False and bool(obj["metadata"].get("deletionTimestamp"))
+    return json_response(obj, 202 if kept else 200)
 
 
 async def delete_collection(state: ApiState, request: web.Request, t: Target) -> web.Response:

@@ -93,6 +93,7 @@ def prepare_create(rt: R.ResourceType, obj: Obj, namespace: str | None) -> Obj:
     if "spec" in obj or rt.kind in ("Deployment", "ReplicaSet"):
         meta["generation"] = 1
     rt.default(obj)
+    _drop_empty_lists(meta)
     causes = R.metadata_causes(obj, rt) + rt.validate(obj, None)
     if causes:
         raise invalid(rt.kind, name or "", causes, rt.group)
@@ -146,12 +147,21 @@ def prepare_update(rt: R.ResourceType, new: Obj, old: Obj, *, status_only: bool)
         if rt.kind == "Service":
             R.carry_over_service_allocations(new, old)
         rt.default(new)
+        _drop_empty_lists(meta)
         if "generation" in omd and _spec(new) != _spec(old):
             meta["generation"] = omd["generation"] + 1
     causes = R.metadata_causes(new, rt) + rt.validate(new, old)
     if causes:
         raise invalid(rt.kind, name, causes, rt.group)
     return new
+
+
+def _drop_empty_lists(meta: Obj) -> None:
+    """An emptied list of finalizers or owner references is no list (Go's omitempty): a
+    patch that removes the last one leaves the object as if it never had any."""
+    for name in ("finalizers", "ownerReferences"):
+        if meta.get(name) == []:
+            del meta[name]
 
 
 def _spec(obj: Obj) -> Any:

@@ -170,4 +170,8 @@ def plan(service: Obj | None, pods: Iterable[Obj], existing_slices: Iterable[Obj
                 to_delete.append(draft.existing)
             elif draft.changed:
                 to_update.append(draft.render(service, ports))
+    if (service.get("metadata") or {}).get("deletionTimestamp"):
+        # A service on its way out gets no new slices: with Foreground deletion the garbage
+        # collector deletes them meanwhile, and would chase the ones made here (as kube's).
+        to_create = []
     return Plan(to_create, to_update, to_delete)

@@ -1,5 +1,6 @@
 """`python -m services.gc --apiserver URL --health-port N`: delete objects whose owners
-are gone (background propagation), until SIGTERM/SIGINT."""
+are gone, orphan or delete the dependents of owners deleted with Orphan or Foreground,
+until SIGTERM/SIGINT."""
 from __future__ import annotations
 
 import argparse

@@ -130,3 +130,36 @@ def test_list_pages_with_limit_and_continue(core: client.CoreV1Api):
     with pytest.raises(ApiException) as exc:
         core.list_namespaced_service("default", limit=3, _continue="not-a-token")
     assert exc.value.status == 400
+
+
+def test_delete_options_as_the_client_sends_them(core: client.CoreV1Api):
+    """propagation_policy as a query parameter, or in a V1DeleteOptions body; refused ones
+    are 422 Status answers. No garbage collector runs: the finalizers stay."""
+    import json
+
+    apps = client.AppsV1Api(core.api_client)
+    template = client.V1PodTemplateSpec(
+        metadata=client.V1ObjectMeta(labels={"app": "web"}),
+        spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="nginx")]))
+    apps.create_namespaced_deployment("default", client.V1Deployment(
+        metadata=client.V1ObjectMeta(name="web"),
+        spec=client.V1DeploymentSpec(selector=client.V1LabelSelector(match_labels={"app": "web"}),
+                                     template=template)))
+    apps.delete_namespaced_deployment("web", "default", propagation_policy="Orphan")
+    marked = apps.read_namespaced_deployment("web", "default")
+    assert marked.metadata.finalizers == ["orphan"] and marked.metadata.deletion_timestamp
+    apps.delete_namespaced_deployment(
+        "web", "default", body=client.V1DeleteOptions(propagation_policy="Foreground"))
+    assert apps.read_namespaced_deployment("web", "default").metadata.finalizers == \
+        ["foregroundDeletion"]
+    for kwargs in ({"propagation_policy": "Sideways"},
+                   {"propagation_policy": "Orphan", "orphan_dependents": True}):
+        with pytest.raises(ApiException) as exc:
+            apps.delete_namespaced_deployment("web", "default", **kwargs)
+        status = json.loads(exc.value.body)
+        assert exc.value.status == 422 and status["reason"] == "Invalid"
+        assert status["details"]["kind"] == "DeleteOptions"
+    apps.delete_namespaced_deployment("web", "default", propagation_policy="Background")
+    with pytest.raises(ApiException) as exc:
+        apps.read_namespaced_deployment("web", "default")
+    assert exc.value.status == 404

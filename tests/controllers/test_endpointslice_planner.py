@@ -109,6 +109,20 @@ def _service_recreated():
     return service(uid="svc-uid-2"), ps, existing
 
 
+def _deleting(svc: Obj) -> Obj:
+    svc["metadata"]["deletionTimestamp"] = "2024-01-01T00:00:00Z"
+    return svc
+
+
+def _deleting_no_slices():
+    return _deleting(service()), pods(2), []
+
+
+def _deleting_pod_gone():
+    svc, ps, existing = _pod_gone()
+    return _deleting(svc), ps, existing
+
+
 def _target_port_changed():
     svc, ps, existing = _steady()
     svc["spec"]["ports"][0]["targetPort"] = 9090
@@ -193,6 +207,9 @@ CASES: dict[str, Case] = {
     "service recreated: old owner's slice replaced": (
         _service_recreated, {**nothing(), "create": [(HTTP, ["p000", "p001", "p002"])],
                              "delete": ["s0"]}),
+    "service being deleted: no new slices": (_deleting_no_slices, nothing()),
+    "service being deleted: its slices still follow its pods": (
+        _deleting_pod_gone, {**nothing(), "update": [("s0", HTTP, ["p000", "p002"])]}),
     "targetPort changed: new slice, old one goes": (
         _target_port_changed, {**nothing(), "create": [("http:9090/TCP", ["p000", "p001", "p002"])],
                                "delete": ["s0"]}),
