@@ -27,6 +27,14 @@ log = logging.getLogger("apiserver")
 Obj = dict[str, Any]
 
 
+
+def unchanged_since(resource_version: str) -> Callable[[Obj], None]:
+    """A delete precondition for the sweeps: the object is as they saw it."""
+    def check(current: Obj) -> None:
+        if current["metadata"]["resourceVersion"] != resource_version:
+            raise bad_request("changed")
+    return check
+
 @dataclass
 class ApiState:
     settings: Settings
@@ -134,18 +142,13 @@ class ApiState:
             for obj, _ in list(cache.current(R.PODS.key_prefix())):
                 meta = obj["metadata"]
                 ts = meta.get("deletionTimestamp")
-                if not ts:
+                if not ts or meta.get("finalizers"):  # finalizers hold a pod as any object
                     continue
                 try:
                     if objects.parse_rfc3339(ts) > limit:
                         continue
-                    rv = meta["resourceVersion"]
-
-                    def same(current: Obj, rv: str = rv) -> None:
-                        if current["metadata"]["resourceVersion"] != rv:
-                            raise bad_request("changed")
-
-                    await self.storage.delete(R.PODS, meta["namespace"], meta["name"], same)
+                    await self.storage.delete(R.PODS, meta["namespace"], meta["name"],
+                                              unchanged_since(meta["resourceVersion"]))
                     log.info("pod %s/%s removed: grace period long passed", meta["namespace"], meta["name"])
                 except (ApiError, ValueError):
                     continue
@@ -164,13 +167,9 @@ class ApiState:
             removed = 0
             for obj in expired:
                 meta = obj["metadata"]
-
-                def same(current: Obj, rv: str = meta["resourceVersion"]) -> None:
-                    if current["metadata"]["resourceVersion"] != rv:
-                        raise bad_request("changed")  # counted up meanwhile: keep it
-
-                try:
-                    await self.storage.delete(R.EVENTS, meta["namespace"], meta["name"], same)
+                try:  # one counted up meanwhile is kept
+                    await self.storage.delete(R.EVENTS, meta["namespace"], meta["name"],
+                                              unchanged_since(meta["resourceVersion"]))
                     removed += 1
                 except ApiError:
                     continue
