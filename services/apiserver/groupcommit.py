@@ -103,10 +103,13 @@ class TxnBatcher:
                     # too big together (etcd's --max-request-bytes) or refused: each on its own
                     log.debug("a batch of %d went one by one: %s", len(batch), exc)
                     await asyncio.gather(*(self._run_alone(w) for w in batch))
-        except Exception as exc:
+        except BaseException as exc:  # cancelled too: no writer may be left waiting
             for w in batch:
                 if not w.future.done():
-                    w.future.set_exception(exc)
+                    w.future.set_exception(exc if isinstance(exc, Exception)
+                                           else RuntimeError("the etcd write was cancelled"))
+            if not isinstance(exc, Exception):
+                raise
         finally:
             self._in_flight -= 1
             self._pump()
@@ -117,9 +120,12 @@ class TxnBatcher:
             req += wire.success_ops(wire.put_wire(k, v) for k, v in w.hints.items())
         try:
             resp = await self._send(req)
-        except Exception as exc:
+        except BaseException as exc:
             if not w.future.done():
-                w.future.set_exception(exc)
+                w.future.set_exception(exc if isinstance(exc, Exception)
+                                       else RuntimeError("the etcd write was cancelled"))
+            if not isinstance(exc, Exception):
+                raise
             return
         self.transactions += 1
         self.writes += 1
