@@ -179,15 +179,69 @@ class Etcd:
         except (rpc.AioRpcError, aetcd.exceptions.ClientError) as exc:
             raise EtcdUnavailable(str(exc)) from exc
 
-    async def watch_prefix(self, prefix: str, start_revision: int) -> Any:
-        """An aetcd Watch over `prefix` from `start_revision` with previous values."""
+    async def watch_prefix(self, prefix: str, start_revision: int) -> "PrefixWatch":
+        """A watch over `prefix` from `start_revision`, with previous values, on a gRPC
+        stream of its own. EtcdCompacted when etcd no longer has `start_revision`."""
+        p = prefix.encode()
+        create = rpc.WatchCreateRequest(key=p, range_end=aetcd_utils.prefix_range_end(p),
+                                        start_revision=start_revision, prev_kv=True)
         try:
-            return await self.client.watch_prefix(prefix.encode(), start_revision=start_revision,
-                                                  prev_kv=True)
-        except aetcd.exceptions.RevisionCompactedError as exc:
-            raise EtcdCompacted(exc.compacted_revision) from exc
-        except (rpc.AioRpcError, aetcd.exceptions.ClientError, asyncio.TimeoutError) as exc:
+            await self.client.connect()
+            call = rpc.WatchStub(self.client.channel).Watch(metadata=self.client.metadata)
+            watch = PrefixWatch(call)
+            try:
+                await call.write(rpc.WatchRequest(create_request=create))
+                first = await asyncio.wait_for(watch.next_response(), self.timeout)
+            except BaseException:
+                watch.cancel()
+                raise
+        except rpc.AioRpcError as exc:
             raise EtcdUnavailable(str(exc)) from exc
+        except asyncio.TimeoutError as exc:
+            raise EtcdUnavailable("etcd did not answer the watch request") from exc
+        watch.pending = first
+        return watch
+
+
+class PrefixWatch:
+    """The events of one etcd watch, a WatchResponse at a time: all events of one revision
+    come in one response (etcd does not split them unless asked to fragment), so whoever
+    applies a response applies whole revisions. Used instead of aetcd's watcher, which
+    hands events over one by one through a queue and a callback each."""
+
+    def __init__(self, call: Any) -> None:
+        self._call = call
+        self.pending: Any = None
+
+    async def next_response(self) -> Any:
+        resp = await self._call.read()
+        if resp is grpc.aio.EOF:
+            raise EtcdUnavailable("etcd ended the watch stream")
+        if resp.compact_revision:
+            self.cancel()
+            raise EtcdCompacted(resp.compact_revision)
+        if resp.canceled:
+            raise EtcdUnavailable(f"etcd cancelled the watch: {resp.cancel_reason or 'no reason given'}")
+        return resp
+
+    def __aiter__(self) -> "PrefixWatch":
+        return self
+
+    async def __anext__(self) -> Any:
+        """The next non-empty list of events (mvccpb.Event messages)."""
+        while True:
+            if self.pending is not None:
+                resp, self.pending = self.pending, None
+            else:
+                try:
+                    resp = await self.next_response()
+                except rpc.AioRpcError as exc:
+                    raise EtcdUnavailable(str(exc)) from exc
+            if resp.events:
+                return resp.events
+
+    def cancel(self) -> None:
+        self._call.cancel()
 
 
 # Compares and operations of one key, for `Etcd.txn`.

@@ -26,6 +26,7 @@ from services.apiserver import etcd as E
 from services.apiserver.storage import decode
 
 log = logging.getLogger("apiserver.watchcache")
+DELETE = 1  # mvccpb.Event.EventType
 Obj = dict[str, Any]
 
 
@@ -110,13 +111,11 @@ class WatchCache:
                 watch = await self.etcd.watch_prefix(self.rt.key_prefix(), self.revision + 1)
                 backoff = 0.1
                 try:
-                    async for ev in watch:
-                        self._apply(ev)
+                    async for events in watch:  # one revision or more, always whole
+                        for ev in events:
+                            self._apply(ev)
                 finally:
-                    try:
-                        await asyncio.wait_for(watch.cancel(), timeout=1)
-                    except Exception:
-                        pass
+                    watch.cancel()
             except asyncio.CancelledError:
                 raise
             except E.EtcdCompacted:
@@ -134,11 +133,12 @@ class WatchCache:
         kv = ev.kv
         rev = kv.mod_revision
         key = kv.key.decode()
-        prev_kv = ev.prev_kv
-        prev = decode(prev_kv.value, prev_kv.mod_revision) if prev_kv is not None and prev_kv.value else None
-        if prev is None and key in self.objects:
-            prev = self.objects[key][0]
-        if ev.kind == "DELETE":
+        # the cache holds the previous object already; etcd's copy only when it does not
+        entry = self.objects.get(key)
+        prev = entry[0] if entry is not None else None
+        if prev is None and ev.HasField("prev_kv") and ev.prev_kv.value:
+            prev = decode(ev.prev_kv.value, ev.prev_kv.mod_revision)
+        if ev.type == DELETE:
             if prev is None:
                 self.revision = max(self.revision, rev)
                 return
