@@ -104,10 +104,7 @@ class TxnBatcher:
                     log.debug("a batch of %d went one by one: %s", len(batch), exc)
                     await asyncio.gather(*(self._run_alone(w) for w in batch))
         except BaseException as exc:  # cancelled too: no writer may be left waiting
-            for w in batch:
-                if not w.future.done():
-                    w.future.set_exception(exc if isinstance(exc, Exception)
-                                           else RuntimeError("the etcd write was cancelled"))
+            _fail(batch, exc)
             if not isinstance(exc, Exception):
                 raise
         finally:
@@ -121,9 +118,7 @@ class TxnBatcher:
         try:
             resp = await self._send(req)
         except BaseException as exc:
-            if not w.future.done():
-                w.future.set_exception(exc if isinstance(exc, Exception)
-                                       else RuntimeError("the etcd write was cancelled"))
+            _fail([w], exc)
             if not isinstance(exc, Exception):
                 raise
             return
@@ -147,3 +142,11 @@ class TxnBatcher:
             if not w.future.done():
                 nested = r.response_txn
                 w.future.set_result(TxnResult(nested.succeeded, revision, list(nested.responses)))
+
+
+def _fail(batch: list[_Waiting], exc: BaseException) -> None:
+    """Hand `exc` to every writer of `batch` still waiting (a cancellation as an error)."""
+    error = exc if isinstance(exc, Exception) else RuntimeError("the etcd write was cancelled")
+    for w in batch:
+        if not w.future.done():
+            w.future.set_exception(error)
