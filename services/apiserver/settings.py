@@ -58,10 +58,13 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     p.add_argument("--service-node-port-range", default="30000-32767")
     p.add_argument("--cluster-cidr", default="10.244.0.0/16", help="pod range, split per node")
     p.add_argument("--node-cidr-mask-size", type=int, default=24)
-    p.add_argument("--bookmark-interval", type=float, default=10.0)
+    p.add_argument("--bookmark-interval", type=float, default=10.0,
+                   help="seconds between BOOKMARK events on watches that allow them")
     p.add_argument("--event-ttl", type=parse_duration, default=3600.0,
                    help="how long Events are kept after their last occurrence (default 1h)")
     a = p.parse_args(argv)
+    if not a.bookmark_interval > 0:
+        p.error("--bookmark-interval must be greater than 0")
     return Settings(
         etcd_endpoints=[e.strip() for e in a.etcd_servers.split(",") if e.strip()],
         bind_address=a.bind_address, port=a.port, advertise_address=a.advertise_address,

@@ -123,7 +123,12 @@ async def serve_watch(request: web.Request, t: Target, sel: "Selectors", cache: 
             if carry is not None:
                 pending, carry = _drain(sub, [carry])
                 continue
-            if bookmarks and now >= next_bookmark and sub.queue.empty():
+            if not sub.queue.empty():
+                # events came in while the last batch was written: send them before any
+                # bookmark (and never wait with a zero timeout, which takes nothing)
+                pending, carry = _drain(sub, [])
+                continue
+            if bookmarks and now >= next_bookmark:
                 # only with nothing queued: the bookmark's version must not pass an event
                 # this stream has yet to send
                 bm = {"kind": t.rt.kind, "apiVersion": t.rt.api_version,

@@ -6,6 +6,7 @@ import json
 import urllib.request
 
 import aiohttp
+import pytest
 
 from tests.conftest import ApiServer, api_settings
 
@@ -213,3 +214,47 @@ async def test_slow_watcher_is_ended_and_others_continue(etcd):
         assert slow not in cache.subscribers
     finally:
         await server.stop()
+
+
+async def test_events_queued_when_a_bookmark_is_due_are_still_sent(etcd):
+    """A bookmark falls due while events wait in the watcher's queue: the bookmark waits
+    (its version must not pass them) and the events go out; the stream must not spin on
+    the due bookmark without taking them (it did: every event after that was held back)."""
+    server = await ApiServer(api_settings(etcd, bookmark_interval=0.001)).start()
+    try:
+        async with aiohttp.ClientSession(server.url) as s:
+            async with s.get(SVC) as r:
+                rv = (await r.json())["metadata"]["resourceVersion"]
+            streams = [Stream(s, f"{SVC}?watch=true&resourceVersion={rv}&allowWatchBookmarks=true")
+                       for _ in range(4)]
+            await asyncio.sleep(0.2)
+
+            async def create(i: int) -> None:
+                async with s.post(SVC, json=service(f"due-{i}")) as r:
+                    assert r.status == 201
+            for round_ in range(5):
+                await asyncio.gather(*(create(round_ * 40 + i) for i in range(40)))
+            names = {f"due-{i}" for i in range(200)}
+
+            def added(st: Stream) -> list[tuple[str, str]]:
+                return summary([e for e in st.events if e["type"] != "BOOKMARK"])
+
+            async def all_seen(st: Stream) -> None:
+                while {n for t, n in added(st) if t == "ADDED"} != names:
+                    await asyncio.sleep(0.02)
+            await asyncio.wait_for(asyncio.gather(*(all_seen(st) for st in streams)), 10)
+            for st in streams:
+                await st.close()
+    finally:
+        await server.stop()
+    for st in streams:
+        assert sorted(n for _, n in added(st)) == sorted(names)  # each once, nothing else
+        assert any(e["type"] == "BOOKMARK" for e in st.events)
+
+
+def test_bookmark_interval_flag_must_be_positive():
+    from services.apiserver.settings import parse_args
+    assert parse_args(["--bookmark-interval", "0.5"]).bookmark_interval == 0.5
+    for bad in ("0", "-1", "nan"):
+        with pytest.raises(SystemExit):
+            parse_args(["--bookmark-interval", bad])
