@@ -61,7 +61,7 @@ def _target(endpoints: Sequence[str]) -> tuple[str, int]:
 
 class Etcd:
     def __init__(self, endpoints: Sequence[str], timeout: float = 10.0,
-                 max_in_flight: int = 2) -> None:
+                 max_in_flight: int = 1) -> None:
         cleaned = [e.removeprefix("http://") for e in endpoints]
         host, port = _target(cleaned)
         self.endpoints = cleaned
