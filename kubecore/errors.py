@@ -81,10 +81,14 @@ def conflict(resource: str, name: str, why: str, group: str = "") -> ApiError:
 
 
 def invalid(kind: str, name: str, causes: list[Cause], group: str = "") -> ApiError:
+    """422 Invalid worded as kube-apiserver's: `Deployment.apps "x" is invalid: ...`, several
+    causes in brackets as Go's aggregate error prints them."""
     summary = ", ".join(f"{c.field}: {c.message}" if c.field else c.message for c in causes)
-    return ApiError(422, "Invalid", f'{kind} "{name}" is invalid: {summary}',
-                    {"name": name, "kind": kind, **({"group": group} if group else {})},
-                    causes=causes)
+    if len(causes) > 1:
+        summary = f"[{summary}]"
+    return ApiError(422, "Invalid", f'{_qualified(kind, group)} "{name}" is invalid: {summary}',
+                    {**({"name": name} if name else {}), **({"group": group} if group else {}),
+                     "kind": kind}, causes=causes)
 
 
 def bad_request(message: str) -> ApiError:

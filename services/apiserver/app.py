@@ -17,7 +17,8 @@ from services.apiserver.allocations import NodeAllocations, ServiceAllocations
 from services.apiserver.allocator import RangeAllocator, SubnetRange, ip_allocator
 from services.apiserver.etcd import Etcd, EtcdUnavailable
 from services.apiserver.metrics import ApiMetrics
-from services.apiserver.requests import NoSuchPath, error_response, json_response, parse_path, resolve
+from services.apiserver.requests import (NoSuchPath, Target, error_response, json_response, parse_path,
+                                         resolve)
 from services.apiserver.settings import Settings
 from services.apiserver.state import ApiState
 from services.apiserver.storage import Storage
@@ -25,6 +26,7 @@ from services.apiserver.watchcache import WatchCache
 
 log = logging.getLogger("apiserver")
 STATE = web.AppKey("state", ApiState)
+TARGET = web.RequestKey("target", Target)  # the request's resolved Target, kept by `api_errors`
 DNS_SERVICE_OFFSET = 10  # 10.96.0.10: kept for the cluster DNS service
 KUBERNETES_SERVICE_OFFSET = 1
 
@@ -46,7 +48,7 @@ async def api_errors(request: web.Request, handler) -> web.StreamResponse:
     try:
         try:
             group, version, rest = parse_path(request.path)
-            t = resolve(group, version, rest)
+            t = request[TARGET] = resolve(group, version, rest)
             resource, verb = t.rt.plural, _verb(request, t.name is not None)
         except NoSuchPath:
             pass
@@ -85,6 +87,9 @@ async def api_errors(request: web.Request, handler) -> web.StreamResponse:
 
 async def resource_route(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
+    t = request.get(TARGET)
+    if t is not None:
+        return await handlers.dispatch(state, request, t)
     try:
         group, version, rest = parse_path(request.path)
     except NoSuchPath:

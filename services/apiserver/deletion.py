@@ -19,7 +19,7 @@ from typing import Any, Mapping
 
 from kubecore import propagation as P
 from kubecore import resources as R
-from kubecore.errors import ApiError, Cause, bad_request
+from kubecore.errors import ApiError, Cause, bad_request, invalid
 from services.apiserver.objects import parse_rfc3339
 
 Obj = dict[str, Any]
@@ -98,12 +98,7 @@ def validate(opts: Obj) -> None:
         causes.append(Cause("dryRun", f'Unsupported value: []string{{{listed}}}: supported '
                             f'values: "{DRY_RUN_ALL}"', "FieldValueNotSupported"))
     if causes:
-        summary = ", ".join(f"{c.field}: {c.message}" for c in causes)
-        if len(causes) > 1:  # as Go's aggregate error prints several
-            summary = f"[{summary}]"
-        raise ApiError(422, "Invalid", f'DeleteOptions.meta.k8s.io "" is invalid: {summary}',
-                       {"group": "meta.k8s.io", "kind": "DeleteOptions"},
-                       causes=causes)
+        raise invalid("DeleteOptions", "", causes, "meta.k8s.io")
 
 
 def dry_run(opts: Obj) -> bool:

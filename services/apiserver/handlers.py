@@ -107,23 +107,23 @@ async def list_objects(state: ApiState, request: web.Request, t: Target) -> web.
     sel = Selectors(request, t.rt)
     if flag(request, "watch"):
         return await state.watch(request, t, sel)
-    rv = request.query.get("resourceVersion", "")
     limit = paging.limit_param(request.query.get("limit"))
     token = request.query.get("continue", "")
-    if token and rv not in ("", "0"):
-        raise bad_request("specifying resource version is not allowed when using continue")
-    if rv == "0" and not token and state.caches[t.rt.plural].ready.is_set():
+    read = paging.list_read(request.query.get("resourceVersion", ""),
+                            request.query.get("resourceVersionMatch", ""), token, limit)
+    cache = state.caches[t.rt.plural]
+    if read.cached and cache.ready.is_set():
         # As kube-apiserver: resourceVersion=0 ("any version") is served whole from the watch
         # cache, `limit` ignored and no continue, to spare etcd; continue tokens go to etcd.
-        cache = state.caches[t.rt.plural]
         entries = sorted(cache.current(t.rt.key_prefix(t.namespace)),
                          key=lambda e: (e[0]["metadata"].get("namespace", ""), e[0]["metadata"]["name"]))
         lst = _list_response(t.rt, [o for o, _ in entries if sel.match(o)], cache.revision)
     else:
-        # a first page with resourceVersion N is read at N (kube-apiserver's legacy paging)
-        at = paging.revision_param(rv) if limit and rv and not token else 0
         page = await state.storage.list_page(t.rt, t.namespace, limit=limit, token=token or None,
-                                             revision=at, match=None if sel.empty else sel.match)
+                                             revision=read.revision,
+                                             match=None if sel.empty else sel.match)
+        if page.revision < read.not_older_than:
+            raise paging.too_large(read.not_older_than, page.revision)
         lst = _list_response(t.rt, page.items, page.revision, page.continue_, page.remaining)
     return json_response(state.present_list(request, t.rt, lst))
 

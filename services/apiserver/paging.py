@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from kubecore.errors import ApiError, Cause, bad_request, gone
+from kubecore.errors import ApiError, Cause, bad_request, gone, invalid
 
 Obj = dict[str, Any]
 VERSION = "meta.k8s.io/v1"
@@ -123,3 +123,53 @@ def revision_param(raw: str) -> int:
     if not 0 <= rev <= _INT64_MAX:
         raise bad_request(f'invalid resource version: "{raw}"')
     return rev
+
+
+# --- which state a list reads (resourceVersion, resourceVersionMatch) -----------------------
+
+EXACT, NOT_OLDER_THAN = "Exact", "NotOlderThan"
+
+
+@dataclass(frozen=True)
+class ListRead:
+    """How a list is served: `cached` from the watch cache (any version); otherwise from
+    etcd at `revision` (0: the newest), which must be at least `not_older_than`."""
+    cached: bool = False
+    revision: int = 0
+    not_older_than: int = 0
+
+
+def list_read(rv: str, match: str, token: str, limit: int) -> ListRead:
+    """kube-apiserver's rules for a list's `resourceVersion` and `resourceVersionMatch`:
+    unset: the newest state (a read from etcd); "0": any state (the watch cache);
+    N: not older than N, or exactly N with `limit` (legacy paging) or match=Exact.
+    Option errors are the 422 on ListOptions that kube-apiserver gives, word for word."""
+    causes = []
+    if match:
+        field = "resourceVersionMatch"
+        if not rv:
+            causes.append(Cause(field, "Forbidden: resourceVersionMatch is forbidden unless "
+                                "resourceVersion is provided", "FieldValueForbidden"))
+        if token:
+            causes.append(Cause(field, "Forbidden: resourceVersionMatch is forbidden when "
+                                "continue is provided", "FieldValueForbidden"))
+        if match not in (EXACT, NOT_OLDER_THAN):
+            causes.append(Cause(field, f'Unsupported value: "{match}": supported values: '
+                                f'"{EXACT}", "{NOT_OLDER_THAN}", ""', "FieldValueNotSupported"))
+        if match == EXACT and rv == "0":
+            causes.append(Cause(field, 'Forbidden: resourceVersionMatch "exact" is forbidden '
+                                'for resourceVersion "0"', "FieldValueForbidden"))
+    if causes:
+        raise invalid("ListOptions", "", causes, "meta.k8s.io")
+    if token:
+        if rv not in ("", "0"):
+            raise bad_request("specifying resource version is not allowed when using continue")
+        return ListRead()
+    if rv == "":
+        return ListRead()
+    if rv == "0":
+        return ListRead(cached=True)
+    revision = revision_param(rv)
+    if match == EXACT or (limit and not match):
+        return ListRead(revision=revision)
+    return ListRead(not_older_than=revision)

@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 import pytest
 
+from kubecore.errors import ApiError
 from services.apiserver import paging
 
 NS = "paging"
@@ -30,6 +31,16 @@ async def make_services(http, n: int = 25) -> list[str]:
         code, body = await http.post(SVC, service(name, tier=tier))
         assert code == 201, body
     return names
+
+
+async def version_then_change(http, n: int, new: str = "svc-new") -> tuple[list[str], str]:
+    """`n` services, the list's resourceVersion, then one more service `new` after it."""
+    names = await make_services(http, n)
+    code, before = await http.get(SVC)
+    assert code == 200
+    code, body = await http.post(SVC, service(new))
+    assert code == 201, body
+    return names, before["metadata"]["resourceVersion"]
 
 
 def token(**fields) -> str:
@@ -105,10 +116,7 @@ async def test_later_pages_are_the_first_pages_snapshot(http):
 
 
 async def test_a_first_page_at_a_resource_version_reads_that_revision(http):
-    names = await make_services(http, 6)
-    code, whole = await http.get(SVC)
-    rv = whole["metadata"]["resourceVersion"]
-    assert (await http.post(SVC, service("svc-000")))[0] == 201
+    names, rv = await version_then_change(http, 6, "svc-000")
     code, first = await http.get(f"{SVC}?limit=4&resourceVersion={rv}")
     assert names_of(first) == names[:4] and first["metadata"]["resourceVersion"] == rv
     # later pages send no resourceVersion (client-go's pager clears it): the token holds it
@@ -245,3 +253,92 @@ def test_token_round_trip_matches_kube_apiservers_encoding():
         b'{"v":"meta.k8s.io/v1","rv":42,"start":"default/web\\u0000"}'
     assert paging.decode(tok) == paging.Continue("default/web\x00", 42)
     assert paging.decode(paging.encode("/x", -1)) == paging.Continue("x", -1)
+
+
+# --- resourceVersionMatch -------------------------------------------------------------------
+
+async def test_resource_version_match_exact_reads_that_revision_whole_or_paged(http):
+    names, rv = await version_then_change(http, 4)
+    code, exact = await http.get(f"{SVC}?resourceVersion={rv}&resourceVersionMatch=Exact")
+    assert code == 200 and names_of(exact) == names and exact["metadata"]["resourceVersion"] == rv
+    code, first = await http.get(f"{SVC}?limit=3&resourceVersion={rv}&resourceVersionMatch=Exact")
+    assert code == 200 and first["metadata"]["resourceVersion"] == rv
+    assert names_of(first) == names[:3]
+    # the pages after the first carry the token only; together they are the old state
+    rest = await pages(http, f"{SVC}?limit=3", first["metadata"]["continue"])
+    assert [n for p in [first, *rest] for n in names_of(p)] == names
+
+
+async def test_resource_version_match_not_older_than_reads_the_newest_state(http):
+    names, rv = await version_then_change(http, 3)
+    for query, limit in ((f"resourceVersion={rv}&resourceVersionMatch=NotOlderThan", 0),
+                         (f"resourceVersion={rv}&resourceVersionMatch=NotOlderThan&limit=2", 2),
+                         (f"resourceVersion={rv}", 0)):
+        code, got = await http.get(f"{SVC}?{query}")
+        assert code == 200 and int(got["metadata"]["resourceVersion"]) > int(rv), query
+        assert names_of(got) == (names + ["svc-new"])[:limit or None], query
+    # a version the store has not reached: kube-apiserver's 504 Too large resource version
+    for query in ("resourceVersion=999999999&resourceVersionMatch=NotOlderThan",
+                  "resourceVersion=999999999", "resourceVersion=999999999&resourceVersionMatch=Exact"):
+        code, status = await http.get(f"{SVC}?{query}")
+        assert code == 504 and status["reason"] == "Timeout", (query, status)
+        assert status["details"]["causes"][0]["reason"] == "ResourceVersionTooLarge"
+        assert status["message"].startswith("Timeout: Too large resource version: 999999999, current: ")
+
+
+async def test_resource_version_match_exact_at_a_compacted_revision_is_410(http, apiserver):
+    await make_services(http, 2)
+    code, before = await http.get(SVC)
+    rv = before["metadata"]["resourceVersion"]
+    code, created = await http.post(SVC, service("svc-new"))
+    await apiserver.state.etcd.compact(int(created["metadata"]["resourceVersion"]))
+    code, status = await http.get(f"{SVC}?resourceVersion={rv}&resourceVersionMatch=Exact")
+    assert code == 410 and status["reason"] == "Expired"
+    assert status["message"] == "The resourceVersion for the provided list is too old."
+
+
+@pytest.mark.parametrize("query,message", [
+    ("resourceVersionMatch=Exact",
+     'ListOptions.meta.k8s.io "" is invalid: resourceVersionMatch: Forbidden: '
+     'resourceVersionMatch is forbidden unless resourceVersion is provided'),
+    ("resourceVersion=0&resourceVersionMatch=Exact",
+     'ListOptions.meta.k8s.io "" is invalid: resourceVersionMatch: Forbidden: '
+     'resourceVersionMatch "exact" is forbidden for resourceVersion "0"'),
+    ("resourceVersion=5&resourceVersionMatch=exact",
+     'ListOptions.meta.k8s.io "" is invalid: resourceVersionMatch: Unsupported value: "exact": '
+     'supported values: "Exact", "NotOlderThan", ""'),
+    ("continue=abc&resourceVersionMatch=Bogus",
+     'ListOptions.meta.k8s.io "" is invalid: [resourceVersionMatch: Forbidden: '
+     'resourceVersionMatch is forbidden unless resourceVersion is provided, '
+     'resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden when continue is '
+     'provided, resourceVersionMatch: Unsupported value: "Bogus": supported values: "Exact", '
+     '"NotOlderThan", ""]'),
+])
+async def test_bad_resource_version_match_is_kube_apiservers_422(http, query, message):
+    code, status = await http.get(f"{SVC}?{query}")
+    assert code == 422 and status["reason"] == "Invalid", status
+    assert status["message"] == message
+    assert status["details"]["kind"] == "ListOptions" and status["details"]["group"] == "meta.k8s.io"
+    assert all(c["field"] == "resourceVersionMatch" for c in status["details"]["causes"])
+
+
+@pytest.mark.parametrize("rv,match,token,limit,expected", [
+    ("", "", "", 0, paging.ListRead()),
+    ("", "", "", 5, paging.ListRead()),
+    ("0", "", "", 5, paging.ListRead(cached=True)),
+    ("0", "NotOlderThan", "", 0, paging.ListRead(cached=True)),
+    ("7", "", "", 0, paging.ListRead(not_older_than=7)),
+    ("7", "", "", 5, paging.ListRead(revision=7)),  # legacy paging: limit makes it exact
+    ("7", "NotOlderThan", "", 5, paging.ListRead(not_older_than=7)),
+    ("7", "Exact", "", 0, paging.ListRead(revision=7)),
+    ("0", "", "tok", 5, paging.ListRead()),
+])
+def test_which_state_a_list_reads(rv, match, token, limit, expected):
+    assert paging.list_read(rv, match, token, limit) == expected
+
+
+def test_a_list_version_that_is_no_number_is_400():
+    for rv in ("abc", "-3", "1.5"):
+        with pytest.raises(ApiError) as caught:
+            paging.list_read(rv, "", "", 0)
+        assert caught.value.code == 400 and caught.value.reason == "BadRequest"

@@ -132,6 +132,22 @@ def test_list_pages_with_limit_and_continue(core: client.CoreV1Api):
     assert exc.value.status == 400
 
 
+def test_list_at_an_exact_resource_version(core: client.CoreV1Api):
+    core.create_namespaced_service("default", service("old"))
+    rv = core.list_namespaced_service("default").metadata.resource_version
+    core.create_namespaced_service("default", service("new"))
+    then = core.list_namespaced_service("default", resource_version=rv,
+                                        resource_version_match="Exact")
+    assert then.metadata.resource_version == rv
+    assert [s.metadata.name for s in then.items] == ["kubernetes", "old"]
+    now = core.list_namespaced_service("default", resource_version=rv,
+                                       resource_version_match="NotOlderThan")
+    assert [s.metadata.name for s in now.items] == ["kubernetes", "new", "old"]
+    with pytest.raises(ApiException) as exc:
+        core.list_namespaced_service("default", resource_version_match="Exact")
+    assert exc.value.status == 422 and "resourceVersionMatch is forbidden" in exc.value.body
+
+
 def test_delete_options_as_the_client_sends_them(core: client.CoreV1Api):
     """propagation_policy as a query parameter, or in a V1DeleteOptions body; refused ones
     are 422 Status answers. No garbage collector runs: the finalizers stay."""
