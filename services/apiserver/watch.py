@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from aiohttp import web
 
 from kubecore import jsonwire
-from kubecore.errors import bad_request, gone
+from kubecore.errors import Cause, bad_request, gone, invalid
+from services.apiserver.paging import NOT_OLDER_THAN, too_large
 from services.apiserver.requests import Target, flag, int_param
 from services.apiserver.watchcache import Event, Subscriber, WatchCache
 
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
 
 Obj = dict[str, Any]
 MAX_BATCH = 512
+INITIAL_EVENTS_END = "k8s.io/initial-events-end"
 LIVENESS_CHECK = 1.0
 
 
@@ -56,10 +58,60 @@ def _drain(sub: Subscriber, pending: list[Event]) -> tuple[list[Event], Event | 
     return pending, None
 
 
+def send_initial_events(raw: str | None) -> bool | None:
+    """`sendInitialEvents`: unset, true or false (as Go's ParseBool spells them); 400 else."""
+    if raw is None:
+        return None
+    value = raw.lower()
+    if value in ("1", "t", "true"):
+        return True
+    if value in ("0", "f", "false"):
+        return False
+    raise bad_request(f'invalid value for sendInitialEvents: "{raw}": must be true or false')
+
+
+def watch_option_causes(send_initial: bool | None, match: str, bookmarks: bool,
+                        token: str) -> list[Cause]:
+    """kube-apiserver's validation of a watch's options (the WatchList feature enabled)."""
+    field, causes = "resourceVersionMatch", []
+    if send_initial is not None:
+        if match != NOT_OLDER_THAN:
+            causes.append(Cause(field, f"Forbidden: sendInitialEvents requires setting "
+                                f"resourceVersionMatch to {NOT_OLDER_THAN}", "FieldValueForbidden"))
+        if not bookmarks:
+            causes.append(Cause("allowWatchBookmarks", "Forbidden: sendInitialEvents requires "
+                                "setting allowWatchBookmarks to true", "FieldValueForbidden"))
+    if match:
+        if send_initial is None:
+            causes.append(Cause(field, "Forbidden: resourceVersionMatch is forbidden for watch "
+                                "unless sendInitialEvents is provided", "FieldValueForbidden"))
+        if match != NOT_OLDER_THAN:
+            causes.append(Cause(field, f'Unsupported value: "{match}": supported values: '
+                                f'"{NOT_OLDER_THAN}"', "FieldValueNotSupported"))
+        if token:
+            causes.append(Cause(field, "Forbidden: resourceVersionMatch is forbidden when "
+                                "continue is provided", "FieldValueForbidden"))
+    return causes
+
+
+def _bookmark(t: Target, revision: int, initial_events_end: bool = False) -> bytes:
+    meta: Obj = {"resourceVersion": str(revision)}
+    if initial_events_end:  # only this one: a client takes it as "your cache is complete"
+        meta["annotations"] = {INITIAL_EVENTS_END: "true"}
+    return _line("BOOKMARK", {"kind": t.rt.kind, "apiVersion": t.rt.api_version,
+                              "metadata": meta})
+
+
 async def serve_watch(request: web.Request, t: Target, sel: "Selectors", cache: WatchCache,
                       *, bookmark_interval: float, render: Callable[[str, Obj], Any] | None,
                       on_open: Callable[[], None], on_close: Callable[[], None],
-                      count: Callable[[int], None]) -> web.StreamResponse:
+                      count: Callable[[int], None],
+                      list_now: Callable[[], Awaitable[tuple[list[Obj], int]]]
+                      ) -> web.StreamResponse:
+    """A watch. With sendInitialEvents=true (a "watch list", client-go's WatchListClient)
+    the stream starts with the state at the requested version as ADDED events, then a
+    BOOKMARK annotated k8s.io/initial-events-end at that state's resourceVersion, then
+    the changes after it; `list_now` reads the newest state from etcd for that."""
     rv_raw = request.query.get("resourceVersion", "")
     since: int | None = None
     if rv_raw not in ("", "0"):
@@ -69,7 +121,26 @@ async def serve_watch(request: web.Request, t: Target, sel: "Selectors", cache: 
             raise bad_request(f'invalid resourceVersion "{rv_raw}": must be an integer') from None
     timeout = int_param(request, "timeoutSeconds")
     bookmarks = flag(request, "allowWatchBookmarks")
+    send_initial = send_initial_events(request.query.get("sendInitialEvents"))
+    causes = watch_option_causes(send_initial, request.query.get("resourceVersionMatch", ""),
+                                 bookmarks, request.query.get("continue", ""))
+    if causes:
+        raise invalid("ListOptions", "", causes, "meta.k8s.io")
     await asyncio.wait_for(cache.ready.wait(), timeout=30)
+
+    prefix = t.rt.key_prefix(t.namespace)
+    initial: list[Event] | None = None  # a watch list's initial state, then its bookmark
+    if send_initial and rv_raw != "0":
+        # the newest state (resourceVersion unset), or one not older than the one asked for
+        items, at = await list_now()
+        if since is not None and at < since:
+            raise too_large(since, at)
+        initial = [Event(at, "ADDED", "", obj, None) for obj in items]
+        since = at
+    elif send_initial:  # resourceVersion=0: any state will do, the cache's
+        initial, since = cache.snapshot(prefix)
+    elif send_initial is False and since is None:  # no initial events: from now on
+        since = cache.revision
 
     resp = web.StreamResponse(headers={"Content-Type": "application/json",
                                        "Cache-Control": "no-cache"})
@@ -89,11 +160,10 @@ async def serve_watch(request: web.Request, t: Target, sel: "Selectors", cache: 
         await resp.write_eof()
         return resp
 
-    prefix = t.rt.key_prefix(t.namespace)
     if since is None:
-        initial, _ = cache.snapshot(prefix)
+        current, _ = cache.snapshot(prefix)
         sub, backlog = cache.subscribe(prefix, None)
-        backlog = initial
+        backlog = current
     else:
         sub, backlog = cache.subscribe(prefix, since)
     on_open()
@@ -101,6 +171,11 @@ async def serve_watch(request: web.Request, t: Target, sel: "Selectors", cache: 
     next_bookmark = time.monotonic() + bookmark_interval
     carry: Event | None = None  # the first event of a revision not yet in a batch
     try:
+        if initial is not None:
+            out = [encode("ADDED", ev.obj, ev) for ev in initial if sel.match(ev.obj)]
+            out.append(_bookmark(t, since or 0, initial_events_end=True))
+            await resp.write(b"".join(out))
+            count(len(out) - 1)
         pending: list[Event] = list(backlog)
         while True:
             if sub.cut_revision is not None:
@@ -131,10 +206,7 @@ async def serve_watch(request: web.Request, t: Target, sel: "Selectors", cache: 
             if bookmarks and now >= next_bookmark:
                 # only with nothing queued: the bookmark's version must not pass an event
                 # this stream has yet to send
-                bm = {"kind": t.rt.kind, "apiVersion": t.rt.api_version,
-                      "metadata": {"resourceVersion": str(cache.revision),
-                                   "annotations": {"k8s.io/initial-events-end": "true"}}}
-                await resp.write(_line("BOOKMARK", bm))
+                await resp.write(_bookmark(t, cache.revision))
                 next_bookmark = now + bookmark_interval
             wait = LIVENESS_CHECK
             if deadline is not None:

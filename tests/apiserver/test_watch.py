@@ -158,6 +158,8 @@ async def test_bookmarks_carry_a_resource_version(etcd):
     marks = [e for e in lines if e["type"] == "BOOKMARK"]
     assert len(marks) >= 2 and all(int(m["object"]["metadata"]["resourceVersion"]) > 0 for m in marks)
     assert marks[0]["object"]["kind"] == "Service"
+    # only a watch list's bookmark after its initial events says they have ended
+    assert not any("annotations" in m["object"]["metadata"] for m in marks)
 
 
 def etcd_watchers(endpoint: str) -> int:
@@ -258,3 +260,86 @@ def test_bookmark_interval_flag_must_be_positive():
     for bad in ("0", "-1", "nan"):
         with pytest.raises(SystemExit):
             parse_args(["--bookmark-interval", bad])
+
+
+WATCH_LIST = "watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true"
+
+
+async def read_until(resp: aiohttp.ClientResponse, done) -> list[dict]:
+    events: list[dict] = []
+    async for line in resp.content:
+        if line.strip():
+            events.append(json.loads(line))
+            if done(events):
+                return events
+    return events
+
+
+def initial_end(event: dict) -> bool:
+    return event["type"] == "BOOKMARK" and (
+        event["object"]["metadata"].get("annotations") or {}).get("k8s.io/initial-events-end") == "true"
+
+
+async def test_watch_list_sends_the_state_then_the_initial_events_end_bookmark_then_changes(http, apiserver):
+    created = [(await http.post(SVC, service(f"wl-{i}", {"tier": "a" if i % 2 else "b"})))[1]
+               for i in range(5)]
+    newest = max(int(c["metadata"]["resourceVersion"]) for c in created)
+    expected = ["wl-1", "wl-3"]
+    async with aiohttp.ClientSession(apiserver.url) as s:
+        for query, rv_ok in ((WATCH_LIST, lambda rv: rv >= newest),  # the newest state
+                             (WATCH_LIST + f"&resourceVersion={newest}", lambda rv: rv >= newest),
+                             (WATCH_LIST + "&resourceVersion=0", lambda rv: rv > 0)):  # any
+            async with s.get(f"{SVC}?{query}&labelSelector=tier%3Da") as r:
+                assert r.status == 200
+                events = await read_until(r, lambda ev: initial_end(ev[-1]))
+                *added, mark = events
+                assert sorted(e["object"]["metadata"]["name"] for e in added) == sorted(expected)
+                assert {e["type"] for e in added} == {"ADDED"}
+                rv = int(mark["object"]["metadata"]["resourceVersion"])
+                assert rv_ok(rv), (query, rv)
+                assert mark["object"]["kind"] == "Service"
+                # then the changes after that state, and only those
+                await http.post(SVC, service(f"wl-late-{len(query)}", {"tier": "a"}))
+                later = await read_until(r, lambda ev: ev[-1]["type"] != "BOOKMARK")
+                assert later[-1]["type"] == "ADDED"
+                assert later[-1]["object"]["metadata"]["name"] == f"wl-late-{len(query)}"
+                assert not any(initial_end(e) for e in later)
+                expected.append(f"wl-late-{len(query)}")
+
+
+async def test_watch_list_from_a_version_not_reached_is_504(http):
+    code, status = await http.get(f"{SVC}?{WATCH_LIST}&resourceVersion=999999999")
+    assert code == 504 and status["details"]["causes"][0]["reason"] == "ResourceVersionTooLarge"
+
+
+async def test_send_initial_events_false_starts_from_now(http, apiserver):
+    await http.post(SVC, service("before"))
+    query = "watch=true&sendInitialEvents=false&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true"
+    async with aiohttp.ClientSession(apiserver.url) as s:
+        async with s.get(f"{SVC}?{query}") as r:
+            assert r.status == 200
+            await asyncio.sleep(0.2)
+            await http.post(SVC, service("after"))
+            events = await read_until(r, lambda ev: ev[-1]["type"] == "ADDED")
+    assert [e["object"]["metadata"]["name"] for e in events if e["type"] == "ADDED"] == ["after"]
+
+
+@pytest.mark.parametrize("query,code,message", [
+    ("watch=true&sendInitialEvents=true", 422,
+     'ListOptions.meta.k8s.io "" is invalid: [resourceVersionMatch: Forbidden: sendInitialEvents '
+     'requires setting resourceVersionMatch to NotOlderThan, allowWatchBookmarks: Forbidden: '
+     'sendInitialEvents requires setting allowWatchBookmarks to true]'),
+    ("watch=true&resourceVersionMatch=NotOlderThan", 422,
+     'ListOptions.meta.k8s.io "" is invalid: resourceVersionMatch: Forbidden: resourceVersionMatch '
+     'is forbidden for watch unless sendInitialEvents is provided'),
+    ("watch=true&sendInitialEvents=true&allowWatchBookmarks=true&resourceVersionMatch=Exact", 422,
+     'ListOptions.meta.k8s.io "" is invalid: [resourceVersionMatch: Forbidden: sendInitialEvents '
+     'requires setting resourceVersionMatch to NotOlderThan, resourceVersionMatch: Unsupported '
+     'value: "Exact": supported values: "NotOlderThan"]'),
+    ("watch=true&sendInitialEvents=maybe", 400,
+     'invalid value for sendInitialEvents: "maybe": must be true or false'),
+])
+async def test_bad_watch_list_options_are_kube_apiservers_errors(http, query, code, message):
+    got, status = await http.get(f"{SVC}?{query}")
+    assert got == code and status["kind"] == "Status", status
+    assert status["message"] == message

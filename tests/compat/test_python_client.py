@@ -148,6 +148,23 @@ def test_list_at_an_exact_resource_version(core: client.CoreV1Api):
     assert exc.value.status == 422 and "resourceVersionMatch is forbidden" in exc.value.body
 
 
+def test_watch_list_initial_events_then_the_end_bookmark(core: client.CoreV1Api):
+    core.create_namespaced_service("default", service("present"))
+    seen = []
+    w = watch.Watch()
+    for event in w.stream(core.list_namespaced_service, "default", send_initial_events=True,
+                          resource_version_match="NotOlderThan", allow_watch_bookmarks=True,
+                          timeout_seconds=5):
+        seen.append(event)
+        if event["type"] == "BOOKMARK":
+            break
+    w.stop()
+    *added, mark = seen
+    assert sorted(e["object"].metadata.name for e in added) == ["kubernetes", "present"]
+    annotations = mark["raw_object"]["metadata"]["annotations"]
+    assert annotations == {"k8s.io/initial-events-end": "true"}
+
+
 def test_delete_options_as_the_client_sends_them(core: client.CoreV1Api):
     """propagation_policy as a query parameter, or in a V1DeleteOptions body; refused ones
     are 422 Status answers. No garbage collector runs: the finalizers stay."""
