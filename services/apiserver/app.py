@@ -241,6 +241,7 @@ def create_app(settings: Settings) -> web.Application:
             await cache.start()
         state.spawn(state.sweep_overdue_pods())
         state.spawn(state.sweep_expired_events())
+        state.spawn(state.resume_terminating_namespaces())
         yield
         for task in list(state.tasks):
             task.cancel()

@@ -46,6 +46,7 @@ class ApiState:
     # Namespaces this process marked Terminating; checked before the watch cache, which may
     # not have seen the mark yet when the next create arrives.
     terminating: set[str] = field(default_factory=set)
+    emptying: set[str] = field(default_factory=set)  # namespaces whose content goes now
     nodes: NodeProxy = field(default_factory=NodeProxy)
 
     # -- watch -----------------------------------------------------------------
@@ -98,11 +99,31 @@ class ApiState:
             return current
 
         obj, _ = await self.storage.update(R.NAMESPACES, None, name, mark)
-        self.terminating.add(name)
-        self.spawn(self._empty_namespace(name))
+        self._start_emptying(name)
         return obj
 
+    async def resume_terminating_namespaces(self) -> None:
+        """At start-up: finish the namespaces a stopped server marked Terminating but did not
+        empty (the namespace controller's work resumes after a restart in a real cluster)."""
+        cache = self.caches["namespaces"]
+        await cache.ready.wait()
+        for obj, _ in list(cache.current(R.NAMESPACES.key_prefix())):
+            if obj["metadata"].get("deletionTimestamp"):
+                self._start_emptying(obj["metadata"]["name"])
+
+    def _start_emptying(self, name: str) -> None:
+        self.terminating.add(name)
+        if name not in self.emptying:  # one emptier per namespace in this process
+            self.emptying.add(name)
+            self.spawn(self._empty_namespace(name))
+
     async def _empty_namespace(self, name: str) -> None:
+        try:
+            await self._empty_namespace_now(name)
+        finally:
+            self.emptying.discard(name)
+
+    async def _empty_namespace_now(self, name: str) -> None:
         from services.apiserver.handlers import delete_one
 
         for _ in range(600):

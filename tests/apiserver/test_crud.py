@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import aiohttp
 import pytest
 
 SVC = "/api/v1/namespaces/default/services"
@@ -270,3 +271,44 @@ async def test_a_list_larger_than_grpcs_default_message_limit(etcd, http):
     code, lst = await http.get(SVC)
     assert code == 200, lst
     assert len(lst["items"]) == 81
+
+
+async def test_a_namespace_left_terminating_by_a_stopped_server_is_finished_by_the_next(etcd):
+    """The server that marked a namespace Terminating stopped before emptying it (a crash,
+    a restart): the next server to start takes the work up, as the namespace controller
+    resumes after a restart, instead of leaving the namespace Terminating for ever."""
+    import asyncio
+
+    from services.apiserver.etcd import Etcd, put
+    from tests.conftest import ApiServer, api_settings
+
+    first = await ApiServer(api_settings(etcd)).start()
+    try:
+        async with aiohttp.ClientSession(first.url) as s:
+            async with s.post("/api/v1/namespaces", json={"metadata": {"name": "left"}}) as r:
+                ns = await r.json()
+            async with s.post("/api/v1/namespaces/left/services", json=service("web")) as r:
+                assert r.status == 201
+    finally:
+        await first.stop()
+    # what the stopped server left in etcd: the mark, and the content still there
+    ns["metadata"]["deletionTimestamp"] = "2024-01-01T00:00:00Z"
+    ns["status"] = {"phase": "Terminating"}
+    client = Etcd([etcd.endpoint])
+    await client.txn([], [put("/registry/namespaces/left", json.dumps(ns).encode())])
+    await client.close()
+
+    second = await ApiServer(api_settings(etcd)).start()
+    try:
+        async with aiohttp.ClientSession(second.url) as s:
+            for _ in range(100):
+                async with s.get("/api/v1/namespaces/left") as r:
+                    if r.status == 404:
+                        break
+                await asyncio.sleep(0.1)
+            async with s.get("/api/v1/namespaces/left") as r:
+                assert r.status == 404
+            async with s.get("/api/v1/namespaces/left/services/web") as r:
+                assert r.status == 404
+    finally:
+        await second.stop()
