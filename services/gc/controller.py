@@ -54,6 +54,10 @@ def _by_owner_uid(obj: Obj) -> list[str]:
     return [r["uid"] for r in owner_refs(obj) if r.get("uid")]
 
 
+def _uid(obj: Obj) -> str:
+    return (obj.get("metadata") or {}).get("uid") or ""
+
+
 def _refs_signature(obj: Obj) -> list[tuple[str, str, bool]]:
     return [(r.get("uid", ""), r.get("kind", ""), r.get("blockOwnerDeletion") is True)
             for r in owner_refs(obj)]
@@ -112,7 +116,15 @@ class GarbageCollector:
         return on_add
 
     def _updated(self, rt: ResourceType) -> Callable[[Obj, Obj], None]:
+        on_add = self._seen(rt)
+
         def on_update(old: Obj, new: Obj) -> None:
+            if _uid(old) != _uid(new):
+                # Deleted and created again under its name while the watch was broken: a
+                # relist shows only this change, so the old object's going is seen here.
+                self._gone(old)
+                on_add(new)
+                return
             changed = old is new or _refs_signature(old) != _refs_signature(new)
             if _owner_to_finish(new) or (owner_refs(new) and changed):
                 self.queue.add(self._key(rt, new))

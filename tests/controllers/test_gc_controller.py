@@ -135,3 +135,30 @@ async def test_owners_of_kinds_not_watched_are_asked_of_the_api_server(client):
         await until(lambda: gone(client, R.ENDPOINTSLICES, "of-ghost"))
         await asyncio.sleep(0.3)
         assert await exists(client, R.ENDPOINTSLICES, "of-web")
+
+
+async def test_an_owner_replaced_while_the_api_server_was_down(etcd, apiserver_process):
+    """After a restart the collector relists; an owner deleted and created again under its
+    name meanwhile comes back as a change of that name, with another uid. What depended
+    on the old one must still go."""
+    from tests.conftest import ApiServer, api_settings
+
+    async with ApiClient(apiserver_process.url, timeout=5) as client:
+        old = await make_service(client, "web")
+        await client.create(R.ENDPOINTSLICES, slice_body("of-old", owner_ref(old)))
+        async with running(GarbageCollector(client)):
+            await asyncio.sleep(0.3)
+            assert await exists(client, R.ENDPOINTSLICES, "of-old")
+            apiserver_process.kill()
+            other = await ApiServer(api_settings(etcd)).start()
+            try:
+                async with ApiClient(other.url) as c:
+                    await c.delete(R.SERVICES, "web", "default")
+                    new = await make_service(c, "web")
+                    await c.create(R.ENDPOINTSLICES, slice_body("of-new", owner_ref(new)))
+            finally:
+                await other.stop()
+            apiserver_process.start()
+            await until(lambda: gone(client, R.ENDPOINTSLICES, "of-old"))
+            await asyncio.sleep(0.3)
+            assert await exists(client, R.ENDPOINTSLICES, "of-new")
