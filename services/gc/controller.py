@@ -284,6 +284,11 @@ class GarbageCollector:
         rt = R.by_kind(ref.get("apiVersion", ""), ref.get("kind", ""))
         if rt is None or not ref.get("uid") or not ref.get("name"):
             return OwnerState.UNKNOWN
+        if rt.namespaced and not namespace:
+            # A cluster-scoped object cannot be owned by a namespaced one: the reference
+            # resolves to nothing either way, and the object is left alone (kube's
+            # collector does the same) rather than deleted on a guess.
+            return OwnerState.UNKNOWN
         informer = self.informers.get(rt.plural)
         cached = informer.store.by_index(BY_UID, ref["uid"]) if informer is not None else []
         if cached:

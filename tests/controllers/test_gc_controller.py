@@ -162,3 +162,15 @@ async def test_an_owner_replaced_while_the_api_server_was_down(etcd, apiserver_p
             await until(lambda: gone(client, R.ENDPOINTSLICES, "of-old"))
             await asyncio.sleep(0.3)
             assert await exists(client, R.ENDPOINTSLICES, "of-new")
+
+
+async def test_a_cluster_scoped_object_with_a_namespaced_owner_is_kept(client):
+    """Such a reference cannot be resolved; kube's collector leaves the object alone
+    rather than delete it on a guess."""
+    ref = {"apiVersion": "v1", "kind": "Service", "name": "web", "uid": "0000-web",
+           "controller": True, "blockOwnerDeletion": True}
+    await client.create(R.NODES, {"metadata": {"name": "n1", "ownerReferences": [ref]}})
+    async with running(GarbageCollector(client)):
+        await asyncio.sleep(1.0)
+        assert await client.get(R.NODES, "n1")
+
