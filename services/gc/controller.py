@@ -291,6 +291,10 @@ class GarbageCollector:
             return OwnerState.UNKNOWN
         informer = self.informers.get(rt.plural)
         cached = informer.store.by_index(BY_UID, ref["uid"]) if informer is not None else []
+        # References do not cross namespaces: a namespaced owner is the one of that name in
+        # the dependent's namespace (one of that uid elsewhere is not it).
+        cached = [o for o in cached if not rt.namespaced
+                  or (o.get("metadata") or {}).get("namespace") == namespace]
         if cached:
             return _present(cached[0])
         # Not in the cache: gone, or the cache has not seen it yet. Ask.

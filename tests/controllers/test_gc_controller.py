@@ -164,6 +164,21 @@ async def test_an_owner_replaced_while_the_api_server_was_down(etcd, apiserver_p
             assert await exists(client, R.ENDPOINTSLICES, "of-new")
 
 
+async def test_a_namespaced_owner_is_only_looked_for_in_its_dependents_namespace(client):
+    """Owner references do not cross namespaces: a reference to an object of another
+    namespace names an owner that is absent (kube's collector looks it up by name in the
+    dependent's namespace)."""
+    web = await make_service(client, "web")
+    await client.create(R.NAMESPACES, {"metadata": {"name": "other"}})
+    await client.create(R.ENDPOINTSLICES, slice_body("of-web", owner_ref(web)))
+    await client.create(R.ENDPOINTSLICES, {**slice_body("elsewhere", owner_ref(web)), "metadata": {
+        "name": "elsewhere", "namespace": "other", "ownerReferences": [owner_ref(web)]}},
+        "other")
+    async with running(GarbageCollector(client)):
+        await until(lambda: not_there(client, R.ENDPOINTSLICES, "elsewhere", "other"))
+        assert await exists(client, R.ENDPOINTSLICES, "of-web")
+
+
 async def test_a_cluster_scoped_object_with_a_namespaced_owner_is_kept(client):
     """Such a reference cannot be resolved; kube's collector leaves the object alone
     rather than delete it on a guess."""
@@ -174,3 +189,12 @@ async def test_a_cluster_scoped_object_with_a_namespaced_owner_is_kept(client):
         await asyncio.sleep(1.0)
         assert await client.get(R.NODES, "n1")
 
+
+async def not_there(client: ApiClient, rt, name: str, ns: str) -> bool:
+    try:
+        await client.get(rt, name, ns)
+        return False
+    except ApiError as exc:
+        if exc.code == 404:
+            return True
+        raise
