@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 from aiohttp import web
 
+from kubecore import propagation as P
 from kubecore import resources as R
 from kubecore import tables as T
 from kubecore.errors import ApiError, bad_request, not_found
@@ -25,6 +26,10 @@ from services.apiserver.watchcache import WatchCache
 
 log = logging.getLogger("apiserver")
 Obj = dict[str, Any]
+# How a namespace's content is deleted: Background, as kube's namespace controller says it,
+# so a GC finalizer an object carries (orphan, foregroundDeletion) goes instead of holding
+# the namespace until the garbage collector gets to it.
+PURGE = {"propagationPolicy": P.BACKGROUND}
 
 
 
@@ -137,7 +142,7 @@ class ApiState:
                         remaining += 1
                         t = Target(rt, name, o["metadata"]["name"], None)
                         try:
-                            await delete_one(self, t, o["metadata"]["name"], {})
+                            await delete_one(self, t, o["metadata"]["name"], PURGE)
                         except ApiError as exc:
                             if exc.code != 404:
                                 raise

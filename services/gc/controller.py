@@ -54,6 +54,10 @@ def _by_owner_uid(obj: Obj) -> list[str]:
     return [r["uid"] for r in owner_refs(obj) if r.get("uid")]
 
 
+def _uid(obj: Obj) -> str:
+    return (obj.get("metadata") or {}).get("uid") or ""
+
+
 def _refs_signature(obj: Obj) -> list[tuple[str, str, bool]]:
     return [(r.get("uid", ""), r.get("kind", ""), r.get("blockOwnerDeletion") is True)
             for r in owner_refs(obj)]
@@ -112,7 +116,15 @@ class GarbageCollector:
         return on_add
 
     def _updated(self, rt: ResourceType) -> Callable[[Obj, Obj], None]:
+        on_add = self._seen(rt)
+
         def on_update(old: Obj, new: Obj) -> None:
+            if _uid(old) != _uid(new):
+                # Deleted and created again under its name while the watch was broken: a
+                # relist shows only this change, so the old object's going is seen here.
+                self._gone(old)
+                on_add(new)
+                return
             changed = old is new or _refs_signature(old) != _refs_signature(new)
             if _owner_to_finish(new) or (owner_refs(new) and changed):
                 self.queue.add(self._key(rt, new))
@@ -272,8 +284,17 @@ class GarbageCollector:
         rt = R.by_kind(ref.get("apiVersion", ""), ref.get("kind", ""))
         if rt is None or not ref.get("uid") or not ref.get("name"):
             return OwnerState.UNKNOWN
+        if rt.namespaced and not namespace:
+            # A cluster-scoped object cannot be owned by a namespaced one: the reference
+            # resolves to nothing either way, and the object is left alone (kube's
+            # collector does the same) rather than deleted on a guess.
+            return OwnerState.UNKNOWN
         informer = self.informers.get(rt.plural)
         cached = informer.store.by_index(BY_UID, ref["uid"]) if informer is not None else []
+        # References do not cross namespaces: a namespaced owner is the one of that name in
+        # the dependent's namespace (one of that uid elsewhere is not it).
+        cached = [o for o in cached if not rt.namespaced
+                  or (o.get("metadata") or {}).get("namespace") == namespace]
         if cached:
             return _present(cached[0])
         # Not in the cache: gone, or the cache has not seen it yet. Ask.

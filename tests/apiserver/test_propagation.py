@@ -154,3 +154,22 @@ async def test_dry_run_in_the_body_deletes_nothing(http):
     assert code == 200
     code, still = await http.get(f"{DEPLOYS}/web")
     assert code == 200 and "deletionTimestamp" not in still["metadata"]
+
+
+@pytest.mark.parametrize("finalizer", ["orphan", "foregroundDeletion"])
+async def test_a_namespace_purge_deletes_in_the_background(http, finalizer):
+    """As kube's namespace controller: its deletions say Background, which replaces a GC
+    finalizer the object carries, so the namespace does not wait for the collector."""
+    import asyncio
+
+    assert (await http.post("/api/v1/namespaces", {"metadata": {"name": "team"}}))[0] == 201
+    code, _ = await http.post("/apis/apps/v1/namespaces/team/deployments",
+                              deployment(finalizers=[finalizer]))
+    assert code == 201
+    assert (await http.delete("/api/v1/namespaces/team"))[0] == 200
+    for _ in range(100):
+        if (await http.get("/api/v1/namespaces/team"))[0] == 404:
+            break
+        await asyncio.sleep(0.1)
+    assert (await http.get("/apis/apps/v1/namespaces/team/deployments/web"))[0] == 404
+    assert (await http.get("/api/v1/namespaces/team"))[0] == 404

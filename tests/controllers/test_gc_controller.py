@@ -135,3 +135,66 @@ async def test_owners_of_kinds_not_watched_are_asked_of_the_api_server(client):
         await until(lambda: gone(client, R.ENDPOINTSLICES, "of-ghost"))
         await asyncio.sleep(0.3)
         assert await exists(client, R.ENDPOINTSLICES, "of-web")
+
+
+async def test_an_owner_replaced_while_the_api_server_was_down(etcd, apiserver_process):
+    """After a restart the collector relists; an owner deleted and created again under its
+    name meanwhile comes back as a change of that name, with another uid. What depended
+    on the old one must still go."""
+    from tests.conftest import ApiServer, api_settings
+
+    async with ApiClient(apiserver_process.url, timeout=5) as client:
+        old = await make_service(client, "web")
+        await client.create(R.ENDPOINTSLICES, slice_body("of-old", owner_ref(old)))
+        async with running(GarbageCollector(client)):
+            await asyncio.sleep(0.3)
+            assert await exists(client, R.ENDPOINTSLICES, "of-old")
+            apiserver_process.kill()
+            other = await ApiServer(api_settings(etcd)).start()
+            try:
+                async with ApiClient(other.url) as c:
+                    await c.delete(R.SERVICES, "web", "default")
+                    new = await make_service(c, "web")
+                    await c.create(R.ENDPOINTSLICES, slice_body("of-new", owner_ref(new)))
+            finally:
+                await other.stop()
+            apiserver_process.start()
+            await until(lambda: gone(client, R.ENDPOINTSLICES, "of-old"))
+            await asyncio.sleep(0.3)
+            assert await exists(client, R.ENDPOINTSLICES, "of-new")
+
+
+async def test_a_namespaced_owner_is_only_looked_for_in_its_dependents_namespace(client):
+    """Owner references do not cross namespaces: a reference to an object of another
+    namespace names an owner that is absent (kube's collector looks it up by name in the
+    dependent's namespace)."""
+    web = await make_service(client, "web")
+    await client.create(R.NAMESPACES, {"metadata": {"name": "other"}})
+    await client.create(R.ENDPOINTSLICES, slice_body("of-web", owner_ref(web)))
+    await client.create(R.ENDPOINTSLICES, {**slice_body("elsewhere", owner_ref(web)), "metadata": {
+        "name": "elsewhere", "namespace": "other", "ownerReferences": [owner_ref(web)]}},
+        "other")
+    async with running(GarbageCollector(client)):
+        await until(lambda: not_there(client, R.ENDPOINTSLICES, "elsewhere", "other"))
+        assert await exists(client, R.ENDPOINTSLICES, "of-web")
+
+
+async def test_a_cluster_scoped_object_with_a_namespaced_owner_is_kept(client):
+    """Such a reference cannot be resolved; kube's collector leaves the object alone
+    rather than delete it on a guess."""
+    ref = {"apiVersion": "v1", "kind": "Service", "name": "web", "uid": "0000-web",
+           "controller": True, "blockOwnerDeletion": True}
+    await client.create(R.NODES, {"metadata": {"name": "n1", "ownerReferences": [ref]}})
+    async with running(GarbageCollector(client)):
+        await asyncio.sleep(1.0)
+        assert await client.get(R.NODES, "n1")
+
+
+async def not_there(client: ApiClient, rt, name: str, ns: str) -> bool:
+    try:
+        await client.get(rt, name, ns)
+        return False
+    except ApiError as exc:
+        if exc.code == 404:
+            return True
+        raise
