@@ -228,6 +228,7 @@ def create_app(settings: Settings) -> web.Application:
         for attempt in range(100):
             try:
                 await _bootstrap(state)
+                await state.resume_namespace_deletion()
                 break
             except (ApiError, EtcdUnavailable) as exc:
                 if attempt == 99:

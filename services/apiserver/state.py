@@ -102,6 +102,16 @@ class ApiState:
         self.spawn(self._empty_namespace(name))
         return obj
 
+    async def resume_namespace_deletion(self) -> None:
+        """Empty the namespaces marked Terminating before this process started: that work
+        lives only in the process that marked them, and goes with it when it stops."""
+        namespaces, _ = await self.storage.list(R.NAMESPACES, None)
+        for ns in namespaces:
+            name = ns["metadata"]["name"]
+            if ns["metadata"].get("deletionTimestamp") and name not in self.terminating:
+                self.terminating.add(name)
+                self.spawn(self._empty_namespace(name))
+
     async def _empty_namespace(self, name: str) -> None:
         from services.apiserver.handlers import delete_one
 

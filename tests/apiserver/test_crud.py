@@ -270,3 +270,47 @@ async def test_a_list_larger_than_grpcs_default_message_limit(etcd, http):
     code, lst = await http.get(SVC)
     assert code == 200, lst
     assert len(lst["items"]) == 81
+
+
+async def test_namespace_deletion_goes_on_after_a_restart(etcd):
+    # The emptying of a Terminating namespace is work the server does in the background; a
+    # server that restarts meanwhile must take it up again, or the namespace stays for ever.
+    import asyncio
+
+    from kubecore import resources as R
+    from kubecore.client import ApiClient
+    from kubecore.errors import ApiError
+    from tests.conftest import ApiServer, api_settings
+
+    settings = api_settings(etcd)
+    first = await ApiServer(settings).start()
+    try:
+        async with ApiClient(first.url) as client:
+            await client.create(R.NAMESPACES, {"metadata": {"name": "team"}})
+            held = service("held")
+            held["metadata"]["finalizers"] = ["example.com/hold"]
+            await client.create(R.SERVICES, held, "team")
+            await client.delete(R.NAMESPACES, "team")
+            for _ in range(50):  # the content is marked: the emptying has begun
+                svc = await client.get(R.SERVICES, "held", "team")
+                if svc["metadata"].get("deletionTimestamp"):
+                    break
+                await asyncio.sleep(0.1)
+            assert svc["metadata"].get("deletionTimestamp")
+    finally:
+        await first.stop()
+    second = await ApiServer(settings).start()
+    try:
+        async with ApiClient(second.url) as client:
+            await client.patch(R.SERVICES, "held", {"metadata": {"finalizers": None}}, "team")
+            for _ in range(50):
+                try:
+                    await client.get(R.NAMESPACES, "team")
+                except ApiError as exc:
+                    assert exc.code == 404
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                pytest.fail("the namespace stayed Terminating after its content was gone")
+    finally:
+        await second.stop()
