@@ -25,6 +25,7 @@ from services.apiserver.watchcache import WatchCache
 
 log = logging.getLogger("apiserver")
 Obj = dict[str, Any]
+NAMESPACE_RETRY_SECONDS = 1.0  # between passes over a Terminating namespace's content
 
 
 
@@ -115,7 +116,9 @@ class ApiState:
     async def _empty_namespace(self, name: str) -> None:
         from services.apiserver.handlers import delete_one
 
-        for _ in range(600):
+        # Until the namespace is gone, however long its content takes (a finalizer may hold
+        # an object for hours): a pass that gave up would leave it Terminating for good.
+        while True:
             remaining = 0
             try:
                 for rt in R.ALL:
@@ -139,7 +142,7 @@ class ApiState:
                     self.terminating.discard(name)
                     return
                 log.warning("namespace %s: deleting content: %s", name, exc)
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(NAMESPACE_RETRY_SECONDS)
 
     async def sweep_overdue_pods(self) -> None:
         """Pods whose node never confirmed the deletion go once their grace period has long

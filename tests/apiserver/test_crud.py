@@ -314,3 +314,38 @@ async def test_namespace_deletion_goes_on_after_a_restart(etcd):
                 pytest.fail("the namespace stayed Terminating after its content was gone")
     finally:
         await second.stop()
+
+
+async def test_namespace_deletion_waits_out_a_long_held_finalizer(etcd, monkeypatch):
+    # Content held by a finalizer for a long time (600 passes over it here) must not make
+    # the server give up: once the finalizer goes, so do the content and the namespace.
+    import asyncio
+
+    from kubecore import resources as R
+    from kubecore.client import ApiClient
+    from kubecore.errors import ApiError
+    from services.apiserver import state
+    from tests.conftest import ApiServer, api_settings
+
+    monkeypatch.setattr(state, "NAMESPACE_RETRY_SECONDS", 0.001)
+    server = await ApiServer(api_settings(etcd)).start()
+    try:
+        async with ApiClient(server.url) as client:
+            await client.create(R.NAMESPACES, {"metadata": {"name": "team"}})
+            held = service("held")
+            held["metadata"]["finalizers"] = ["example.com/hold"]
+            await client.create(R.SERVICES, held, "team")
+            await client.delete(R.NAMESPACES, "team")
+            await asyncio.sleep(6)  # about twice what 600 passes take
+            await client.patch(R.SERVICES, "held", {"metadata": {"finalizers": None}}, "team")
+            for _ in range(50):
+                try:
+                    await client.get(R.NAMESPACES, "team")
+                except ApiError as exc:
+                    assert exc.code == 404
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                pytest.fail("the namespace stayed Terminating after its content was gone")
+    finally:
+        await server.stop()
