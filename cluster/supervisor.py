@@ -163,7 +163,14 @@ class Supervisor:
                 elif now >= r.next_start:
                     r.restarts += 1
                     r.next_start = 0.0
-                    self.start(r)
+                    try:
+                        self.start(r)
+                    except Exception as exc:  # noqa: BLE001 -- the others still need watching
+                        # (its program gone, no memory to fork): try again after the back-off
+                        log.error("%s could not be restarted: %s; trying again in %.0fs",
+                                  r.comp.name, exc, r.backoff)
+                        r.next_start = now + r.backoff
+                        r.backoff = min(r.backoff * 2, 30.0)
             if tick is not None:
                 try:
                     await tick()

@@ -107,6 +107,10 @@ class WorkQueue:
     async def get(self) -> Key:
         """The next key; it is now being processed until `done(key)`. Raises `ShutDown`
         once the queue is shut down and drained."""
+        # Yield to the loop even when a key is ready: a worker whose reconcile awaits nothing
+        # and whose key keeps coming back (add, add_after(key, 0)) would otherwise never let
+        # another task run, and the whole process would freeze.
+        await asyncio.sleep(0)
         while not self._queue:
             if self._shutting_down:
                 raise ShutDown(self.name)

@@ -52,6 +52,7 @@ CLONE_NEWNET = 0x40000000
 CONNECT_TIMEOUT = 5.0
 STREAM_HEARTBEAT_SECONDS = 30.0
 STREAM_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+CLIENT_LIVENESS_CHECK = 1.0  # seconds between looks at a followed log's client connection
 SPDY_REFUSED = ("this server streams pods/exec over WebSockets only (subprotocols "
                 + ", ".join(rc.PROTOCOLS) + "), not SPDY: use kubectl 1.30 or later")
 
@@ -162,7 +163,19 @@ class NodeProxy:
                 resp = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
                 await resp.prepare(request)
                 try:
-                    async for chunk in upstream.content.iter_any():
+                    while True:
+                        # A quiet log writes nothing, and only a write would notice that the
+                        # client left (handlers are not cancelled then): look at the connection
+                        # while waiting, as watches do, or it is held until the container ends.
+                        try:
+                            chunk = await asyncio.wait_for(upstream.content.readany(),
+                                                           CLIENT_LIVENESS_CHECK)
+                        except asyncio.TimeoutError:
+                            if request.transport is None or request.transport.is_closing():
+                                return resp
+                            continue
+                        if not chunk:
+                            break
                         await resp.write(chunk)
                 except (ConnectionResetError, aiohttp.ClientPayloadError):
                     return resp

@@ -30,6 +30,7 @@ Obj = dict[str, Any]
 # so a GC finalizer an object carries (orphan, foregroundDeletion) goes instead of holding
 # the namespace until the garbage collector gets to it.
 PURGE = {"propagationPolicy": P.BACKGROUND}
+NAMESPACE_RETRY_SECONDS = 1.0  # between passes over a Terminating namespace's content
 
 
 
@@ -131,7 +132,9 @@ class ApiState:
     async def _empty_namespace_now(self, name: str) -> None:
         from services.apiserver.handlers import delete_one
 
-        for _ in range(600):
+        # Until the namespace is gone, however long its content takes (a finalizer may hold
+        # an object for hours): a pass that gave up would leave it Terminating for good.
+        while True:
             remaining = 0
             try:
                 for rt in R.ALL:
@@ -155,7 +158,7 @@ class ApiState:
                     self.terminating.discard(name)
                     return
                 log.warning("namespace %s: deleting content: %s", name, exc)
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(NAMESPACE_RETRY_SECONDS)
 
     async def sweep_overdue_pods(self) -> None:
         """Pods whose node never confirmed the deletion go once their grace period has long
@@ -185,31 +188,40 @@ class ApiState:
         which etcd leases enforce there; a repeat that counts an Event up renews it)."""
         while True:
             await asyncio.sleep(self.settings.event_sweep_interval)
-            cache = self.caches.get("events")
-            if cache is None:
+            try:
+                await self._sweep_expired_events_once()
+            except Exception:  # noqa: BLE001 -- a surprise in one pass must not end expiry for good
+                log.exception("sweeping expired events failed; trying again next time")
+
+    async def _sweep_expired_events_once(self) -> None:
+        cache = self.caches.get("events")
+        if cache is None:
+            return
+        limit = datetime.now(timezone.utc) - timedelta(seconds=self.settings.event_ttl)
+        expired = [obj for obj, _ in list(cache.current(R.EVENTS.key_prefix()))
+                   if event_expired(obj, limit)]
+        removed = 0
+        for obj in expired:
+            meta = obj["metadata"]
+            try:  # one counted up meanwhile is kept
+                await self.storage.delete(R.EVENTS, meta["namespace"], meta["name"],
+                                          unchanged_since(meta["resourceVersion"]))
+                removed += 1
+            except ApiError:
                 continue
-            limit = datetime.now(timezone.utc) - timedelta(seconds=self.settings.event_ttl)
-            expired = [obj for obj, _ in list(cache.current(R.EVENTS.key_prefix()))
-                       if event_expired(obj, limit)]
-            removed = 0
-            for obj in expired:
-                meta = obj["metadata"]
-                try:  # one counted up meanwhile is kept
-                    await self.storage.delete(R.EVENTS, meta["namespace"], meta["name"],
-                                              unchanged_since(meta["resourceVersion"]))
-                    removed += 1
-                except ApiError:
-                    continue
-            if removed:
-                log.info("%d expired event(s) removed", removed)
+        if removed:
+            log.info("%d expired event(s) removed", removed)
 
 
 def event_expired(ev: Obj, limit: datetime) -> bool:
     """Whether the Event's latest time (its last occurrence, or its creation) is before
     `limit`."""
+    # `series` is stored as the client sent it (the server does not model it): anything but
+    # an object there is no time, not an error
+    series = ev.get("series")
     times = [T.parse_time(t) for t in (
         ev.get("lastTimestamp"), ev.get("firstTimestamp"), ev.get("eventTime"),
-        (ev.get("series") or {}).get("lastObservedTime"),
+        series.get("lastObservedTime") if isinstance(series, dict) else None,
         (ev.get("metadata") or {}).get("creationTimestamp"))]
     known = [t if t.tzinfo else t.replace(tzinfo=timezone.utc) for t in times if t is not None]
     return bool(known) and max(known) < limit

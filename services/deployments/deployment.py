@@ -313,7 +313,9 @@ class DeploymentController:
                                     subresource="status")
         deadline = d["spec"].get("progressDeadlineSeconds")
         if deadline is not None and not plan.is_complete(d, status):
-            self.queue.add_after(key, float(deadline) + 1)  # to notice a rollout that stalls
+            # to notice a rollout that stalls; never at once: a negative deadline (stored, though
+            # kube-apiserver would refuse it) made every sync ask for the next straight away
+            self.queue.add_after(key, max(float(deadline), 0.0) + 1)
         return status
 
     async def _clean_up_history(self, key: str, d: Obj, olds: list[Obj]) -> None:

@@ -126,7 +126,8 @@ def _read(path: str) -> str:
 def node_status(cfg: AgentConfig, *, pod_cidr: str | None, previous: Mapping[str, Any] | None = None) -> Obj:
     """The Node status this agent reports (conditions carry a fresh heartbeat)."""
     now = _now_iso()
-    old = {c.get("type"): c for c in ((previous or {}).get("conditions") or [])}
+    # the conditions as stored: anyone may write them, and what is not an object is skipped
+    old = {c.get("type"): c for c in ((previous or {}).get("conditions") or []) if isinstance(c, dict)}
 
     def cond(ctype: str, status: str, reason: str, message: str) -> Obj:
         before = old.get(ctype) or {}
@@ -248,6 +249,8 @@ class Agent:
                     await self.post_status()
             except (ApiError, ApiUnavailable) as exc:
                 log.warning("node heartbeat failed: %s", exc)
+            except Exception:  # noqa: BLE001 -- a node whose heartbeats stop is lost for good
+                log.exception("node heartbeat failed")
 
     def _on_node(self, obj: Obj) -> None:
         self._routes_dirty.set()

@@ -27,8 +27,9 @@ LIMIT = datetime(2024, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
     ({"eventTime": "2024-01-01T11:00:00.000000Z",
       "series": {"lastObservedTime": "2024-01-01T12:10:00.000000Z"}}, False),
     ({"metadata": {}}, False),
+    ({"lastTimestamp": "2024-01-01T11:00:00Z", "series": "not an object"}, True),
 ], ids=["old", "recent", "repeated-recently", "created-recently", "micro-time", "series",
-        "no-time"])
+        "no-time", "malformed-series"])
 def test_event_expired(event, expired):
     assert event_expired(event, LIMIT) is expired
 
@@ -82,5 +83,30 @@ async def test_events_older_than_the_ttl_are_swept(etcd):
             assert gone_after is not None, "the old event was never removed"
             assert gone_after > 1.0  # not before its time (timestamps are whole seconds)
             assert (await client.get(R.EVENTS, "web-1.repeated", "default"))["count"] > 1
+    finally:
+        await server.stop()
+
+
+async def test_a_malformed_event_does_not_stop_the_sweep(etcd):
+    # The API server stores what a client sends in fields it does not model (`series` here);
+    # such an Event must neither end the sweep for good nor keep the others from expiring.
+    server = await ApiServer(api_settings(etcd, event_ttl=1.0, event_sweep_interval=0.1)).start()
+    try:
+        async with ApiClient(server.url) as client:
+            odd = event("web-1.odd", time.time() - 3600)
+            odd["series"] = "not an object"
+            await client.create(R.EVENTS, odd, "default")
+            await asyncio.sleep(0.5)  # a few sweeps pass over the odd one alone
+            await client.create(R.EVENTS, event("web-1.old", time.time() - 3600), "default")
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                try:
+                    await client.get(R.EVENTS, "web-1.old", "default")
+                except ApiError as exc:
+                    assert exc.code == 404
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                pytest.fail("the sweep stopped: an old event was never removed")
     finally:
         await server.stop()

@@ -185,3 +185,38 @@ async def test_a_cancelled_getter_passes_its_wakeup_on():
     q.add("a")  # wakes `first`...
     first.cancel()  # ...which goes away before it runs
     assert await asyncio.wait_for(second, 1) == "a"
+
+
+async def test_workers_let_the_rest_of_the_process_run_while_keys_keep_coming():
+    # A reconcile that awaits nothing and asks for its key again (add, or add_after with no
+    # delay left) hands the worker a key at once, every time. The worker must still let
+    # other tasks run between keys: otherwise informers, health checks and signal handlers
+    # stop until the key stops coming back, and a controller stuck that way is frozen.
+    q = WorkQueue()
+    rounds = 0
+    ticks_seen: list[int] = []
+    ticks = 0
+
+    async def reconcile(key: str) -> None:
+        nonlocal rounds
+        rounds += 1
+        ticks_seen.append(ticks)
+        if rounds < 2000:
+            q.add_after(key, 0)
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    other = asyncio.create_task(ticker())
+    await asyncio.sleep(0)
+    q.add("a")
+    workers = asyncio.create_task(run_workers(q, reconcile))
+    await until(lambda: rounds >= 2000)
+    q.shutdown()
+    await asyncio.wait_for(workers, 1)
+    other.cancel()
+    # the other task ran all along, not only once the key stopped coming back
+    assert ticks_seen[1000] > ticks_seen[0]
