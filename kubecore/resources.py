@@ -455,6 +455,15 @@ def validate_workload(obj: Obj, old: Optional[Obj]) -> list[Cause]:
     if isinstance(replicas, int) and replicas < 0:
         causes.append(Cause("spec.replicas", f"Invalid value: {replicas}: must be greater than or "
                             "equal to 0"))
+    for name in ("minReadySeconds", "revisionHistoryLimit", "progressDeadlineSeconds"):
+        value = spec.get(name)
+        if isinstance(value, int) and value < 0:
+            causes.append(Cause(f"spec.{name}", f"Invalid value: {value}: must be greater than "
+                                "or equal to 0"))
+    deadline, min_ready = spec.get("progressDeadlineSeconds"), spec.get("minReadySeconds") or 0
+    if isinstance(deadline, int) and isinstance(min_ready, int) and 0 <= deadline <= min_ready:
+        causes.append(Cause("spec.progressDeadlineSeconds", f"Invalid value: {deadline}: must be "
+                            "greater than minReadySeconds"))
     selector = spec.get("selector") or {}
     if not (selector.get("matchLabels") or selector.get("matchExpressions")):
         causes.append(Cause("spec.selector", "Required value", "FieldValueRequired"))

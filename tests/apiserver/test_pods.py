@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.conftest import ApiServer, api_settings
 import aiohttp
+import pytest
+
+from kubecore import resources as R
+from tests.conftest import ApiServer, api_settings
 
 PODS = "/api/v1/namespaces/default/pods"
 
@@ -139,3 +142,48 @@ async def test_deployment_scale_subresource(http):
     bad["spec"] = {**dep["spec"], "selector": {"matchLabels": {"app": "other"}}}
     code, st = await http.post(path, bad)
     assert code == 422 and "selector" in st["message"]
+
+
+@pytest.mark.parametrize("spec,message", [
+    ({"progressDeadlineSeconds": -1},
+     'Deployment.apps "bad" is invalid: spec.progressDeadlineSeconds: Invalid value: -1: must be '
+     'greater than or equal to 0'),
+    ({"minReadySeconds": 10, "progressDeadlineSeconds": 10},
+     'Deployment.apps "bad" is invalid: spec.progressDeadlineSeconds: Invalid value: 10: must be '
+     'greater than minReadySeconds'),
+    ({"revisionHistoryLimit": -2, "minReadySeconds": -1},
+     'Deployment.apps "bad" is invalid: [spec.minReadySeconds: Invalid value: -1: must be greater '
+     'than or equal to 0, spec.revisionHistoryLimit: Invalid value: -2: must be greater than or '
+     'equal to 0]'),
+])
+async def test_deployment_timing_fields_are_validated_as_kube_apiserver_does(http, spec, message):
+    dep = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "bad"},
+           "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+                    "template": {"metadata": {"labels": {"app": "web"}},
+                                 "spec": {"containers": [{"name": "c", "image": "nginx"}]}},
+                    **spec}}
+    code, status = await http.post("/apis/apps/v1/namespaces/default/deployments", dep)
+    assert code == 422 and status["message"] == message
+
+
+async def test_a_status_write_does_not_check_the_stored_spec_again(http, apiserver):
+    """As kube-apiserver's status strategies: /status validates the status; the spec it keeps
+    is the stored one, so an object stored before a rule existed keeps getting its status."""
+    path = "/apis/apps/v1/namespaces/default/deployments"
+    dep = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "old"},
+           "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "old"}},
+                    "template": {"metadata": {"labels": {"app": "old"}},
+                                 "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}}
+    assert (await http.post(path, dep))[0] == 201
+
+    async def older_rules(current: dict) -> dict:  # as a server without the rule stored it
+        current["spec"]["progressDeadlineSeconds"] = -1
+        return current
+    await apiserver.state.storage.update(R.DEPLOYMENTS, "default", "old", older_rules)
+
+    code, got = await http.patch(f"{path}/old/status", {"status": {"replicas": 1}},
+                                 "application/merge-patch+json")
+    assert code == 200 and got["status"]["replicas"] == 1, got
+    code, status = await http.patch(f"{path}/old", {"metadata": {"labels": {"a": "b"}}},
+                                    "application/merge-patch+json")
+    assert code == 422 and "spec.progressDeadlineSeconds" in status["message"]

@@ -305,27 +305,3 @@ async def test_scaling_and_pod_changes_are_events(apiserver):
         assert {e["source"]["component"] for e in items} == {"deployment-controller"}
         assert all(e["involvedObject"]["apiVersion"] == "apps/v1" for e in items)
 
-
-async def test_a_negative_progress_deadline_does_not_make_the_controller_spin(apiserver):
-    # The API server stores a negative progressDeadlineSeconds (kube-apiserver would refuse
-    # it). The look again "when the deadline would pass" must not come back at once, sync
-    # after sync, for as long as the rollout is incomplete.
-    async with ApiClient(apiserver.url) as client:
-        manager = DeploymentsManager(client)
-        syncs = 0
-        sync = manager.deployments.sync
-
-        async def counted(key: str) -> None:
-            nonlocal syncs
-            syncs += 1
-            await sync(key)
-
-        [pool] = [p for p in manager.pools if p.queue is manager.deployments.queue]
-        pool.reconcile = counted
-        async with running(manager):  # no kubelet: the pods never get ready
-            await client.create(R.DEPLOYMENTS, deployment(replicas=1, progressDeadlineSeconds=-1))
-            await wait_status(client, "web", replicas=1, updatedReplicas=1)
-            await asyncio.sleep(0.5)
-            before = syncs
-            await asyncio.sleep(1.0)
-            assert syncs - before < 10, f"{syncs - before} syncs in a second of nothing happening"
