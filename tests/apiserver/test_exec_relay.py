@@ -9,6 +9,9 @@ import asyncio
 import json
 import os
 import shutil
+import signal
+import subprocess
+import time
 from dataclasses import dataclass
 
 import aiohttp
@@ -18,6 +21,7 @@ from aiohttp import web
 from cluster.procs import free_port
 from kubecore import remotecommand as rc
 from services.nodeagent import execstream
+from services.nodeagent.execstream import OUTPUT_DRAIN_SECONDS
 from services.nodeagent.execproc import ExecProcess
 from services.nodeagent.runtime import CONTAINER_RUNNING
 
@@ -144,3 +148,21 @@ async def test_text_stdin_from_the_official_python_client(http, apiserver, pod):
     out, status = await asyncio.to_thread(run)
     assert out == "got hello bytes\n"
     assert json.loads(status) == rc.success()
+
+
+async def test_a_background_process_does_not_hold_the_exec_open(http, pod):
+    """The command leaves a process that keeps its output open: the exec ends soon after the
+    command, whenever the command ends (not when that process does)."""
+    marker = f"sleep 20.{os.getpid()}"  # unique, to find the process left behind
+    try:
+        for script in (f"{marker} & echo hi", f"sleep 0.5; {marker} & echo hi"):
+            started = time.monotonic()
+            async with http.session.ws_connect(EXEC, params=params("sh", "-c", script, stdout=True),
+                                               protocols=(rc.V5,)) as ws:
+                chunks = await asyncio.wait_for(collect(ws), 30)
+            assert chunks[rc.STDOUT] == b"hi\n" and json.loads(chunks[rc.ERROR]) == rc.success()
+            assert time.monotonic() - started < OUTPUT_DRAIN_SECONDS + 3, script
+    finally:
+        found = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout.split()
+        for pid in found:
+            os.kill(int(pid), signal.SIGKILL)
