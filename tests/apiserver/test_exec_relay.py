@@ -10,15 +10,18 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 import aiohttp
 import pytest
+import websocket
 from aiohttp import web
 
-from cluster.procs import free_port
 from kubecore import remotecommand as rc
 from services.nodeagent import execstream
 from services.nodeagent.execstream import OUTPUT_DRAIN_SECONDS
@@ -69,10 +72,14 @@ async def agent_port():
     app.router.add_get("/exec/{namespace}/{pod}/{container}", exec_stream)
     runner = web.AppRunner(app, handler_cancellation=True)
     await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    # A small send buffer, as the little a slow link takes at a time: on loopback the kernel
+    # would otherwise buffer megabytes of output between the agent and a slow client.
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    sock.bind(("127.0.0.1", 0))
+    await web.SockSite(runner, sock).start()
     try:
-        yield port
+        yield sock.getsockname()[1]
     finally:
         await runner.cleanup()
 
@@ -166,3 +173,40 @@ async def test_a_background_process_does_not_hold_the_exec_open(http, pod):
         found = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout.split()
         for pid in found:
             os.kill(int(pid), signal.SIGKILL)
+
+
+async def test_output_reaches_a_slow_client_in_full(agent_port):
+    """The command has ended and its pipe is read to the end, but the last of its output still
+    waits for a client that stops reading a while (slow, or busy): all of it arrives, then the
+    Status."""
+    size, last = 900_000, 250_000
+    # a pipe that holds all of it, so the command ends at once
+    script = ("import fcntl, sys; fcntl.fcntl(1, 1031, 1 << 20); "  # F_SETPIPE_SZ
+              f"sys.stdout.buffer.write(b'x' * {size})")
+    url = f"ws://127.0.0.1:{agent_port}/exec/default/web/c?" + urlencode(
+        params(sys.executable, "-c", script, stdout=True))
+
+    def read_with_a_pause() -> tuple[int, bytes]:
+        # a plain client that reads one message at a time: nothing buffered on its side
+        ws = websocket.create_connection(url, subprotocols=[rc.V5], timeout=30,
+                                         sockopt=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)])
+        received, status, paused = 0, b"", False
+        try:
+            while True:
+                opcode, data = ws.recv_data()
+                if opcode == websocket.ABNF.OPCODE_CLOSE:
+                    return received, status
+                if data[:1] == bytes((rc.STDOUT,)):
+                    received += len(data) - 1
+                elif data[:1] == bytes((rc.ERROR,)):
+                    status = data[1:]
+                if received >= size - last and not paused:
+                    # the agent has read the pipe to its end by now; the rest waits on the client
+                    paused = True
+                    time.sleep(OUTPUT_DRAIN_SECONDS + 1)
+        finally:
+            ws.close()
+
+    received, status = await asyncio.to_thread(read_with_a_pause)
+    assert json.loads(status) == rc.success()
+    assert received == size
