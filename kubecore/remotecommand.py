@@ -1,7 +1,8 @@
 """The channel protocol of `pods/exec` over WebSockets (what kubectl 1.30+ speaks).
 
 A WebSocket whose subprotocol is `v5.channel.k8s.io` or `v4.channel.k8s.io` carries binary
-messages only, each starting with one channel byte:
+messages (a client's text message is taken as its bytes, as kube-apiserver takes it), each
+starting with one channel byte:
 
     0 stdin (client -> server)        3 error: one metav1.Status, sent once before the close
     1 stdout                          4 resize: {"Width": w, "Height": h} (tty only)

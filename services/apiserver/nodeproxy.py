@@ -265,6 +265,10 @@ class NodeProxy:
                     async for msg in client:
                         if msg.type == WSMsgType.BINARY:
                             await agent.send_bytes(msg.data)
+                        elif msg.type == WSMsgType.TEXT:
+                            # kube-apiserver reads a text message as channel data too: the
+                            # official Python client sends stdin written as a str that way
+                            await agent.send_bytes(msg.data.encode())
 
                 async def to_client() -> None:
                     nonlocal seen_status

@@ -25,6 +25,10 @@ VERSION = "meta.k8s.io/v1"
 MAX_LIMIT = 10_000
 _INT64_MAX = 2**63 - 1
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
+# What Go's strconv.ParseInt / ParseUint take in base 10 (Python's int() also takes spaces,
+# underscores and any script's digits)
+_INT = re.compile(r"[+-]?[0-9]+")
+_UINT = re.compile(r"[0-9]+")
 
 EXPIRED_CONTINUE = (
     "The provided continue parameter is too old to display a consistent list result. You can "
@@ -104,10 +108,9 @@ def limit_param(raw: str | None) -> int:
     """`limit` as kube-apiserver reads it: not an integer is a 400, 0 or less means no limit."""
     if raw is None or raw == "":
         return 0
-    try:
-        limit = int(raw)
-    except ValueError:
-        raise bad_request(f'invalid value for limit: "{raw}" is not an integer') from None
+    if not _INT.fullmatch(raw):
+        raise bad_request(f'invalid value for limit: "{raw}" is not an integer')
+    limit = int(raw)
     if limit > _INT64_MAX:
         raise bad_request(f'invalid value for limit: "{raw}" is out of range')
     return max(limit, 0)
@@ -116,10 +119,7 @@ def limit_param(raw: str | None) -> int:
 def revision_param(raw: str) -> int:
     """An exact `resourceVersion` to read a first page at (kube-apiserver's legacy paging:
     `limit` with resourceVersion N reads at N)."""
-    try:
-        rev = int(raw)
-    except ValueError:
-        rev = -1
+    rev = int(raw) if _UINT.fullmatch(raw) else -1
     if not 0 <= rev <= _INT64_MAX:
         raise bad_request(f'invalid resource version: "{raw}"')
     return rev

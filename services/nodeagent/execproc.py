@@ -64,12 +64,34 @@ class _Fd:
                 await self._wait(loop.add_writer, loop.remove_writer)
 
 
+class _Protocol(asyncio.subprocess.SubprocessStreamProtocol):
+    """asyncio's, with a future done when the process ends: Process.wait() waits for its
+    pipes to close as well, which a process the command left in the background holds open."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(limit=2**16, loop=loop)  # create_subprocess_exec's default
+        self.ended: asyncio.Future[None] = loop.create_future()
+
+    def process_exited(self) -> None:
+        super().process_exited()
+        if not self.ended.done():
+            self.ended.set_result(None)
+
+
+async def _spawn(*argv: str, **kwds) -> tuple[asyncio.subprocess.Process, asyncio.Future[None]]:
+    """asyncio.create_subprocess_exec, and the future of the process's end."""
+    loop = asyncio.get_running_loop()
+    transport, protocol = await loop.subprocess_exec(lambda: _Protocol(loop), *argv, **kwds)
+    return asyncio.subprocess.Process(transport, protocol, loop), protocol.ended
+
+
 class ExecProcess:
     """The running command. Output is read with `read_stdout` / `read_stderr` (b"" at the end;
     with a tty everything comes as stdout), input written with `write_stdin`."""
 
-    def __init__(self, proc: asyncio.subprocess.Process, master: int | None) -> None:
+    def __init__(self, proc: asyncio.subprocess.Process, ended: asyncio.Future[None], master: int | None) -> None:
         self.proc = proc
+        self._ended = ended
         self.pid = proc.pid
         self._master = _Fd(master) if master is not None else None
         self.tty = master is not None
@@ -79,21 +101,20 @@ class ExecProcess:
                     tty: bool, setsid: str) -> "ExecProcess":
         if not tty:
             pipe, null = asyncio.subprocess.PIPE, asyncio.subprocess.DEVNULL
-            proc = await asyncio.create_subprocess_exec(
+            proc, ended = await _spawn(
                 *argv, env=dict(env), stdin=pipe if stdin else null, stdout=pipe if stdout else null,
                 stderr=pipe if stderr else null, start_new_session=True)
-            return cls(proc, None)
+            return cls(proc, ended, None)
         master, slave = os.openpty()
         try:
             env = {"TERM": "xterm", **env}
-            proc = await asyncio.create_subprocess_exec(setsid, "--ctty", *argv, env=env, stdin=slave, stdout=slave,
-                                                        stderr=slave)
+            proc, ended = await _spawn(setsid, "--ctty", *argv, env=env, stdin=slave, stdout=slave, stderr=slave)
         except BaseException:
             os.close(master)
             raise
         finally:
             os.close(slave)
-        return cls(proc, master)
+        return cls(proc, ended, master)
 
     async def read_stdout(self) -> bytes:
         if self.tty:
@@ -131,7 +152,10 @@ class ExecProcess:
             fcntl.ioctl(self._master.fd, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
 
     async def wait(self) -> int:
-        return procs.exit_code_from_returncode(await self.proc.wait())
+        """The exit code, as soon as the command has ended (its output may still be open)."""
+        await asyncio.shield(self._ended)  # shared by every waiter: a cancelled one leaves it be
+        assert self.proc.returncode is not None
+        return procs.exit_code_from_returncode(self.proc.returncode)
 
     def kill(self) -> None:
         """SIGKILL the command's session (its process group: what it forked and did not move)."""

@@ -23,8 +23,9 @@ from services.nodeagent.runtime import CONTAINER_RUNNING, CommandNotFoundError, 
 
 log = logging.getLogger("nodeagent.exec")
 
-# After the command exits, what it wrote is read to the end; a background process that keeps
-# the output open does not hold the exec open longer than this.
+# After the command exits, what it wrote is read to the end and sent, however slowly the client
+# takes it; output that stops coming for this long (a pipe held open by a process the command
+# left in the background) is given up.
 OUTPUT_DRAIN_SECONDS = 2.0
 CONTAINER_CHECK_SECONDS = 1.0
 HEARTBEAT_SECONDS = 30.0
@@ -37,11 +38,18 @@ class _Channel:
     def __init__(self, ws: web.WebSocketResponse) -> None:
         self.ws = ws
         self._lock = asyncio.Lock()
+        self.sent = 0  # messages sent
+        self.sending = 0  # messages on their way: waiting for their turn or for the client
 
     async def send(self, channel: int, data: bytes = b"") -> None:
-        async with self._lock:
-            if not self.ws.closed:
-                await self.ws.send_bytes(rc.frame(channel, data))
+        self.sending += 1
+        try:
+            async with self._lock:
+                if not self.ws.closed:
+                    await self.ws.send_bytes(rc.frame(channel, data))
+                    self.sent += 1
+        finally:
+            self.sending -= 1
 
     async def status(self, status: dict) -> None:
         async with self._lock:
@@ -125,8 +133,14 @@ async def _stream(runtime, container_id: str, ws: web.WebSocketResponse, out: _C
             proc.kill()
             await exited
         code = exited.result()
-        if pumps:
-            await asyncio.wait(pumps, timeout=OUTPUT_DRAIN_SECONDS)
+        # The rest of the output may take the client long to take: only a stretch with none
+        # sent and none on its way ends the wait for it.
+        pending: set[asyncio.Task] = set(pumps)
+        while pending and not receiver.done():
+            sent = out.sent
+            _, pending = await asyncio.wait(pending, timeout=OUTPUT_DRAIN_SECONDS)
+            if out.sent == sent and not out.sending:
+                break
         return rc.exit_code(code)
     finally:
         for task in (*pumps, receiver, exited, watcher):

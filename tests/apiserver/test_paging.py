@@ -236,6 +236,10 @@ async def test_a_token_from_the_future_is_504_too_large_resource_version(http):
     ("limit=99999999999999999999999", 400), ("limit=%00", 400), ("limit=9223372036854775807", 200),
     ("limit=1&resourceVersion=abc", 400), ("limit=1&resourceVersion=-3", 400),
     ("limit=1&resourceVersion=99999999999999999999999", 400), ("continue=", 200),
+    # decimal digits only, as Go's strconv reads them (limit may have a sign, a version not)
+    ("limit=%2B5", 200), ("limit=1_0", 400), ("limit=%205", 400), ("limit=%EF%BC%95", 400),
+    ("limit=1&resourceVersion=1_0", 400), ("limit=1&resourceVersion=%2B5", 400),
+    ("limit=1&resourceVersion=%D9%A5", 400),
 ])
 async def test_odd_limits_are_ignored_or_400_never_500(http, query, expected):
     code, body = await http.get(f"/api/v1/namespaces/default/services?{query}")
