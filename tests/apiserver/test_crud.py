@@ -1,9 +1,16 @@
 """Create, read, update, patch and delete through the REST paths, against real etcd."""
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
+
+from kubecore import resources as R
+from kubecore.client import ApiClient
+from kubecore.errors import ApiError
+from services.apiserver import state
+from tests.conftest import ApiServer, api_settings
 
 SVC = "/api/v1/namespaces/default/services"
 
@@ -187,7 +194,6 @@ async def test_namespace_deletion_removes_its_content(http):
     assert code == 200 and ns["status"]["phase"] == "Terminating"
     code, status = await http.post("/api/v1/namespaces/team/services", service("other"))
     assert code in (403, 404)
-    import asyncio
     for _ in range(100):
         if (await http.get("/api/v1/namespaces/team"))[0] == 404:
             break
@@ -272,25 +278,35 @@ async def test_a_list_larger_than_grpcs_default_message_limit(etcd, http):
     assert len(lst["items"]) == 81
 
 
+async def delete_namespace_held_by_a_finalizer(client: ApiClient) -> None:
+    """Namespace "team" deleted while a service in it is held by a finalizer."""
+    await client.create(R.NAMESPACES, {"metadata": {"name": "team"}})
+    held = service("held")
+    held["metadata"]["finalizers"] = ["example.com/hold"]
+    await client.create(R.SERVICES, held, "team")
+    await client.delete(R.NAMESPACES, "team")
+
+
+async def release_and_see_the_namespace_go(client: ApiClient) -> None:
+    await client.patch(R.SERVICES, "held", {"metadata": {"finalizers": None}}, "team")
+    for _ in range(50):
+        try:
+            await client.get(R.NAMESPACES, "team")
+        except ApiError as exc:
+            assert exc.code == 404
+            return
+        await asyncio.sleep(0.1)
+    pytest.fail("the namespace stayed Terminating after its content was gone")
+
+
 async def test_namespace_deletion_goes_on_after_a_restart(etcd):
     # The emptying of a Terminating namespace is work the server does in the background; a
     # server that restarts meanwhile must take it up again, or the namespace stays for ever.
-    import asyncio
-
-    from kubecore import resources as R
-    from kubecore.client import ApiClient
-    from kubecore.errors import ApiError
-    from tests.conftest import ApiServer, api_settings
-
     settings = api_settings(etcd)
     first = await ApiServer(settings).start()
     try:
         async with ApiClient(first.url) as client:
-            await client.create(R.NAMESPACES, {"metadata": {"name": "team"}})
-            held = service("held")
-            held["metadata"]["finalizers"] = ["example.com/hold"]
-            await client.create(R.SERVICES, held, "team")
-            await client.delete(R.NAMESPACES, "team")
+            await delete_namespace_held_by_a_finalizer(client)
             for _ in range(50):  # the content is marked: the emptying has begun
                 svc = await client.get(R.SERVICES, "held", "team")
                 if svc["metadata"].get("deletionTimestamp"):
@@ -302,16 +318,7 @@ async def test_namespace_deletion_goes_on_after_a_restart(etcd):
     second = await ApiServer(settings).start()
     try:
         async with ApiClient(second.url) as client:
-            await client.patch(R.SERVICES, "held", {"metadata": {"finalizers": None}}, "team")
-            for _ in range(50):
-                try:
-                    await client.get(R.NAMESPACES, "team")
-                except ApiError as exc:
-                    assert exc.code == 404
-                    break
-                await asyncio.sleep(0.1)
-            else:
-                pytest.fail("the namespace stayed Terminating after its content was gone")
+            await release_and_see_the_namespace_go(client)
     finally:
         await second.stop()
 
@@ -319,33 +326,12 @@ async def test_namespace_deletion_goes_on_after_a_restart(etcd):
 async def test_namespace_deletion_waits_out_a_long_held_finalizer(etcd, monkeypatch):
     # Content held by a finalizer for a long time (600 passes over it here) must not make
     # the server give up: once the finalizer goes, so do the content and the namespace.
-    import asyncio
-
-    from kubecore import resources as R
-    from kubecore.client import ApiClient
-    from kubecore.errors import ApiError
-    from services.apiserver import state
-    from tests.conftest import ApiServer, api_settings
-
     monkeypatch.setattr(state, "NAMESPACE_RETRY_SECONDS", 0.001)
     server = await ApiServer(api_settings(etcd)).start()
     try:
         async with ApiClient(server.url) as client:
-            await client.create(R.NAMESPACES, {"metadata": {"name": "team"}})
-            held = service("held")
-            held["metadata"]["finalizers"] = ["example.com/hold"]
-            await client.create(R.SERVICES, held, "team")
-            await client.delete(R.NAMESPACES, "team")
+            await delete_namespace_held_by_a_finalizer(client)
             await asyncio.sleep(6)  # about twice what 600 passes take
-            await client.patch(R.SERVICES, "held", {"metadata": {"finalizers": None}}, "team")
-            for _ in range(50):
-                try:
-                    await client.get(R.NAMESPACES, "team")
-                except ApiError as exc:
-                    assert exc.code == 404
-                    break
-                await asyncio.sleep(0.1)
-            else:
-                pytest.fail("the namespace stayed Terminating after its content was gone")
+            await release_and_see_the_namespace_go(client)
     finally:
         await server.stop()

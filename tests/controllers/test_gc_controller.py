@@ -175,7 +175,9 @@ async def test_a_namespaced_owner_is_only_looked_for_in_its_dependents_namespace
         "name": "elsewhere", "namespace": "other", "ownerReferences": [owner_ref(web)]}},
         "other")
     async with running(GarbageCollector(client)):
-        await until(lambda: not_there(client, R.ENDPOINTSLICES, "elsewhere", "other"))
+        async def collected() -> bool:
+            return not await exists(client, R.ENDPOINTSLICES, "elsewhere", "other")
+        await until(collected)
         assert await exists(client, R.ENDPOINTSLICES, "of-web")
 
 
@@ -188,13 +190,3 @@ async def test_a_cluster_scoped_object_with_a_namespaced_owner_is_kept(client):
     async with running(GarbageCollector(client)):
         await asyncio.sleep(1.0)
         assert await client.get(R.NODES, "n1")
-
-
-async def not_there(client: ApiClient, rt, name: str, ns: str) -> bool:
-    try:
-        await client.get(rt, name, ns)
-        return False
-    except ApiError as exc:
-        if exc.code == 404:
-            return True
-        raise
