@@ -206,7 +206,8 @@ async def _bootstrap(state: ApiState) -> None:
 
 
 def build_state(settings: Settings) -> ApiState:
-    etcd = Etcd(settings.etcd_endpoints)
+    etcd = Etcd(settings.etcd_endpoints, keepalive=(settings.etcd_keepalive_time,
+                                                    settings.etcd_keepalive_timeout))
     lo, hi = (int(x) for x in settings.node_port_range.split("-"))
     service_ips = ip_allocator("serviceips", settings.service_cidr,
                                reserved_offsets=(KUBERNETES_SERVICE_OFFSET, DNS_SERVICE_OFFSET))

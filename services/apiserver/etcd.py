@@ -61,15 +61,29 @@ def _target(endpoints: Sequence[str]) -> tuple[str, int]:
 
 class Etcd:
     def __init__(self, endpoints: Sequence[str], timeout: float = 10.0,
-                 max_in_flight: int = 1) -> None:
+                 max_in_flight: int = 1, keepalive: tuple[float, float] = (30.0, 10.0)) -> None:
         cleaned = [e.removeprefix("http://") for e in endpoints]
         host, port = _target(cleaned)
         self.endpoints = cleaned
         self.timeout = timeout
-        # gRPC's default 4 MiB receive limit would make a list of ~10,000 Services fail;
-        # etcd's own client allows any size, so do the same.
-        self.client = aetcd.Client(host=host, port=port, timeout=timeout,
-                                   options={"grpc.max_receive_message_length": -1})
+        every, answer_within = keepalive
+        self.client = aetcd.Client(host=host, port=port, timeout=timeout, options={
+            # gRPC's default 4 MiB receive limit would make a list of ~10,000 Services fail;
+            # etcd's own client allows any size, so do the same.
+            "grpc.max_receive_message_length": -1,
+            # A path that goes silent without closing (a NAT entry dropped, a machine gone)
+            # would hold the watch streams for ever: ping after `every` seconds without data
+            # and give the connection up when a ping goes unanswered (etcd's clientv3 as
+            # kube-apiserver configures it: 30 s / 10 s). gRPC core times a ping out by
+            # ping_timeout_ms (keepalive_timeout_ms alone left the connection open: the
+            # test in tests/apiserver/test_etcd_keepalive.py). Pings only while calls are
+            # open (the watches always are), as many as a quiet watch needs: etcd's server
+            # accepts one every 5 s or slower.
+            "grpc.keepalive_time_ms": int(every * 1000),
+            "grpc.keepalive_timeout_ms": int(answer_within * 1000),
+            "grpc.http2.ping_timeout_ms": int(answer_within * 1000),
+            "grpc.http2.max_pings_without_data": 0,
+        })
         self.batcher = TxnBatcher(self._send_txn, max_in_flight=max_in_flight,
                                   alone_after=(EtcdTooLarge, EtcdRejected))
         self._txn_channel: Any = None

@@ -25,6 +25,10 @@ class Settings:
     event_ttl: float = 3600.0  # seconds an Event is kept after its last occurrence
     event_sweep_interval: float = 60.0
     create_default_service: bool = True
+    # gRPC keepalive on the etcd connection, as kube-apiserver's etcd client sets it: a ping
+    # after this many seconds without data, the connection given up if it goes unanswered
+    etcd_keepalive_time: float = 30.0
+    etcd_keepalive_timeout: float = 10.0
 
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?)(h|ms|m|s)")
