@@ -66,7 +66,7 @@ class ApiState:
             bookmark_interval=self.settings.bookmark_interval,
             render=self.event_renderer(request, t.rt),
             on_open=gauge.inc, on_close=gauge.dec, count=counter.inc,
-            list_now=lambda: self.storage.list(t.rt, t.namespace))
+            list_now=lambda: self.storage.list(t.rt, t.namespace), revision_now=self.etcd.revision)
 
     # -- presentation: Tables and metadata-only forms; field validation -------------
     def event_renderer(self, request: web.Request, rt: R.ResourceType) -> Callable | None:

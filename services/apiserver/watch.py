@@ -106,12 +106,13 @@ async def serve_watch(request: web.Request, t: Target, sel: "Selectors", cache: 
                       *, bookmark_interval: float, render: Callable[[str, Obj], Any] | None,
                       on_open: Callable[[], None], on_close: Callable[[], None],
                       count: Callable[[int], None],
-                      list_now: Callable[[], Awaitable[tuple[list[Obj], int]]]
-                      ) -> web.StreamResponse:
+                      list_now: Callable[[], Awaitable[tuple[list[Obj], int]]],
+                      revision_now: Callable[[], Awaitable[int]]) -> web.StreamResponse:
     """A watch. With sendInitialEvents=true (a "watch list", client-go's WatchListClient)
     the stream starts with the state at the requested version as ADDED events, then a
     BOOKMARK annotated k8s.io/initial-events-end at that state's resourceVersion, then
-    the changes after it; `list_now` reads the newest state from etcd for that."""
+    the changes after it; `list_now` reads the newest state from etcd for that, and
+    `revision_now` etcd's newest revision, where a watch starts "now"."""
     rv_raw = request.query.get("resourceVersion", "")
     since: int | None = None
     if rv_raw not in ("", "0"):
@@ -140,7 +141,8 @@ async def serve_watch(request: web.Request, t: Target, sel: "Selectors", cache: 
     elif send_initial:  # resourceVersion=0: any state will do, the cache's
         initial, since = cache.snapshot(prefix)
     elif send_initial is False and since is None:  # no initial events: from now on
-        since = cache.revision
+        # "now" is etcd's newest revision, which the cache may not have applied yet
+        since = cache.revision if rv_raw == "0" else max(cache.revision, await revision_now())
 
     resp = web.StreamResponse(headers={"Content-Type": "application/json",
                                        "Cache-Control": "no-cache"})
