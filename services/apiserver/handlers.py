@@ -155,14 +155,30 @@ def _check_rv(t: Target, wanted: str | None, current: Obj) -> None:
                        "version and try again", t.rt.group)
 
 
+class _NoLongerReleased(Exception):
+    """The stored object is not the released one any more (re-created, a finalizer back)."""
+
+
 async def _finish_if_released(state: ApiState, t: Target, obj: Obj) -> Obj:
-    """An object marked for deletion goes once its finalizers are gone."""
-    if deletion.released(t.rt, obj):
-        try:
-            return await state.storage.delete(t.rt, t.namespace, obj["metadata"]["name"])
-        except ApiError as exc:
-            if exc.code != 404:
-                raise
+    """An object marked for deletion goes once its finalizers are gone: the same object
+    (uid), still released, when the delete reaches etcd. Whoever changed it meanwhile went
+    through here too, and finishes it if it is released then."""
+    if not deletion.released(t.rt, obj):
+        return obj
+    uid = obj["metadata"].get("uid")
+
+    def still_released(current: Obj) -> None:
+        if current["metadata"].get("uid") != uid or not deletion.released(t.rt, current):
+            raise _NoLongerReleased
+
+    try:
+        return await state.storage.delete(t.rt, t.namespace, obj["metadata"]["name"],
+                                          still_released)
+    except _NoLongerReleased:
+        return obj
+    except ApiError as exc:
+        if exc.code != 404:
+            raise
     return obj
 
 

@@ -123,6 +123,32 @@ async def test_finalizers_hold_deletion_until_removed(http):
     assert (await http.get(f"{svc}/held"))[0] == 404
 
 
+async def test_the_delete_after_the_last_finalizer_takes_only_that_object(http, apiserver):
+    """Between the update that releases an object and its delete, the name may have been
+    deleted and created again, or a finalizer put back: the delete takes neither."""
+    from services.apiserver.handlers import _finish_if_released
+    from services.apiserver.requests import Target
+
+    svc = "/api/v1/namespaces/default/services"
+    code, created = await http.post(svc, {"metadata": {"name": "again"},
+                                          "spec": {"ports": [{"port": 80}]}})
+    released = {**created, "metadata": {**created["metadata"], "uid": "an-older-one",
+                                        "deletionTimestamp": "2024-01-01T00:00:00Z"}}
+    t = Target(R.SERVICES, "default", "again", None)
+    assert await _finish_if_released(apiserver.state, t, released) is released
+    assert (await http.get(f"{svc}/again"))[0] == 200  # the new object of that name stays
+
+    held = {"metadata": {"name": "held-again", "finalizers": ["example.com/wait"]},
+            "spec": {"ports": [{"port": 80}]}}
+    await http.post(svc, held)
+    code, marked = await http.delete(f"{svc}/held-again")
+    seen_released = {**marked, "metadata": {**marked["metadata"], "finalizers": []}}
+    seen_released["metadata"].pop("finalizers")
+    t = Target(R.SERVICES, "default", "held-again", None)
+    assert await _finish_if_released(apiserver.state, t, seen_released) is seen_released
+    assert (await http.get(f"{svc}/held-again"))[0] == 200  # its finalizer is still there
+
+
 async def test_deployment_scale_subresource(http):
     dep = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
            "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
