@@ -184,6 +184,10 @@ class DeploymentController:
         candidates = self.replicasets.store.by_index(own.NAMESPACE_INDEX, namespace)
         claim = own.claim(d, candidates, selector)
         failed: set[str] = set()
+        if claim.adopt and not own.still_adopting(
+                d, await own.current(self.client, R.DEPLOYMENTS, d)):
+            failed = {object_key(rs) for rs in claim.adopt}
+            claim.adopt = []
         for rs in claim.adopt:
             try:
                 await self.client.patch(R.REPLICASETS, rs["metadata"]["name"],

@@ -2,14 +2,18 @@
 
 An owner claims the objects that match its selector and have no controller (adopt), keeps
 the ones it controls that still match, and lets go of the ones it controls that no longer
-match (release). Objects controlled by someone else are never touched. Pure: the
-controllers turn the answer into patches.
+match (release). Objects controlled by someone else are never touched. Pure but for
+`current` (a fresh read of the owner before adopting): the controllers turn the answer into
+patches.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+from kubecore.client import ApiClient
+from kubecore.errors import ApiError
+from kubecore.resources import ResourceType
 from kubecore.selectors import Requirement, labels_match
 
 Obj = dict[str, Any]
@@ -63,10 +67,39 @@ def claim(owner: Obj, candidates: Iterable[Obj], selector: list[Requirement]) ->
 
 
 def adoption_patch(owner: Obj, obj: Obj) -> Obj:
-    """A merge patch that adds `owner` as controller; the uid guards against a replaced object."""
-    refs = list((obj.get("metadata") or {}).get("ownerReferences") or [])
+    """A merge patch that adds `owner` as controller. It replaces the whole list of references
+    as the cache saw it, so the object's resourceVersion makes it conditional (a stale copy
+    gets a 409 and is claimed again from the next sync); the uid guards against a replaced
+    object."""
+    meta = obj["metadata"]
+    refs = list(meta.get("ownerReferences") or [])
     refs.append(owner_reference(owner))
-    return {"metadata": {"ownerReferences": refs, "uid": obj["metadata"]["uid"]}}
+    patch = {"ownerReferences": refs, "uid": meta["uid"]}
+    if meta.get("resourceVersion"):
+        patch["resourceVersion"] = meta["resourceVersion"]
+    return {"metadata": patch}
+
+
+async def current(client: ApiClient, rt: ResourceType, obj: Obj) -> Obj | None:
+    """`obj` as the API server has it now; None once it is gone."""
+    meta = obj["metadata"]
+    try:
+        return await client.get(rt, meta["name"], meta.get("namespace"))
+    except ApiError as exc:
+        if exc.code == 404:
+            return None
+        raise
+
+
+def still_adopting(cached_owner: Obj, fresh_owner: Obj | None) -> bool:
+    """apimachinery's canAdopt: the owner as the API server has it now (not as the cache
+    does) is the same object and not being deleted. A cache that lags behind an Orphan
+    deletion would otherwise take back what the garbage collector just let go, and the
+    collector would then delete it with the owner."""
+    if fresh_owner is None:
+        return False
+    meta = fresh_owner.get("metadata") or {}
+    return meta.get("uid") == cached_owner["metadata"].get("uid") and not meta.get("deletionTimestamp")
 
 
 def release_patch(owner: Obj, obj: Obj) -> Obj:

@@ -105,3 +105,37 @@ async def test_replicaset_adopts_counts_terminating_as_gone_and_releases(apiserv
                 return got.get("observedGeneration") == 2 and got.get("replicas") == 2
             await until(observed)
         assert manager.replicasets.expectations.satisfied("default/front")
+
+
+async def test_no_adoption_into_an_owner_the_cache_does_not_know_is_going(apiserver):
+    """The cache still shows the ReplicaSet as it was, but it is being deleted with Orphan:
+    a stray pod that matches is not adopted (the collector would delete it with its new
+    owner); the owner is read afresh before adopting, as apimachinery's canAdopt does."""
+    from kubecore.selectors import selector_from_label_selector
+    from services.deployments import ownership as own
+
+    async with ApiClient(apiserver.url) as client:
+        cached = await client.create(R.REPLICASETS, replicaset(0), "default")
+        await client.delete(R.REPLICASETS, "front", "default", propagation_policy="Orphan")
+        stray = await client.create(R.PODS, {"metadata": {"name": "stray", "namespace": "default",
+                                                          "labels": {"app": "front"}},
+                                             "spec": {"containers": [{"name": "c", "image": "nginx"}]}})
+        claim = own.claim(cached, [stray], selector_from_label_selector(cached["spec"]["selector"]))
+        assert [p["metadata"]["name"] for p in claim.adopt] == ["stray"]  # by the stale copy
+        owned = await DeploymentsManager(client).replicasets._adopt_and_release(
+            "default/front", cached, claim)
+        assert owned == []
+        pod = (await pods_by_name(client))["stray"]
+        assert not pod["metadata"].get("ownerReferences")
+
+
+def test_an_adoption_patch_is_conditional_on_the_version_it_was_made_from():
+    from services.deployments import ownership as own
+
+    owner = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "front", "uid": "u1"}}
+    pod = {"metadata": {"name": "p", "uid": "p1", "resourceVersion": "41",
+                        "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": "n",
+                                             "uid": "n1"}]}}
+    patch = own.adoption_patch(owner, pod)["metadata"]
+    assert patch["resourceVersion"] == "41" and patch["uid"] == "p1"
+    assert [r["uid"] for r in patch["ownerReferences"]] == ["n1", "u1"]
