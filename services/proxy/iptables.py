@@ -11,6 +11,7 @@ both tables, so the kernel never sees a half-written service.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -23,6 +24,7 @@ from services.proxy.rules import Ruleset
 log = logging.getLogger(__name__)
 
 TABLES = ("nat", "filter")
+COMMAND_TIMEOUT = 30.0  # seconds; iptables-restore of thousands of rules takes well under 1
 
 
 class CommandError(RuntimeError):
@@ -54,8 +56,12 @@ async def run_command(
     netns: str | None = None,
     stdin: str | None = None,
     ok_codes: Iterable[int] = (0,),
+    timeout: float = COMMAND_TIMEOUT,
 ) -> CommandResult:
-    """Run one command without a shell; raise CommandError unless its status is in ok_codes."""
+    """Run one command without a shell; raise CommandError unless its status is in ok_codes.
+    A command that hangs (the xtables lock held, a wedged netns) is killed after `timeout`
+    and is a CommandError, so one stuck call does not stop every later sync; a cancelled
+    caller takes its command down with it."""
     full = in_netns(argv, netns)
     proc = await asyncio.create_subprocess_exec(
         *full,
@@ -63,11 +69,26 @@ async def run_command(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await proc.communicate(stdin.encode() if stdin is not None else None)
+    try:
+        out, err = await asyncio.wait_for(
+            proc.communicate(stdin.encode() if stdin is not None else None), timeout)
+    except asyncio.TimeoutError:
+        await _reap(proc)
+        raise CommandError(full, -9, f"no answer in {timeout:g}s: killed") from None
+    except BaseException:
+        await _reap(proc)
+        raise
     result = CommandResult(tuple(full), proc.returncode or 0, out.decode(), err.decode())
     if result.returncode not in tuple(ok_codes):
         raise CommandError(full, result.returncode, result.stderr)
     return result
+
+
+async def _reap(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await asyncio.shield(proc.wait())
 
 
 async def iptables_save(*, netns: str | None = None) -> dict[str, SavedTable]:
