@@ -49,6 +49,15 @@ async def test_kubectl_describe_pod_shows_the_scheduled_event(kubectl: Kubectl, 
     assert table[0] == ["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
     assert table[1][1:] == ["Normal", "Scheduled", "pod/web-1",
                             "Successfully assigned default/web-1 to node-a"]
+    # `kubectl events` (its own printer, paged, and --for's involvedObject field selectors)
+    for args in (["events"], ["events", "--for", "pod/web-1"], ["events", "-A"]):
+        listed = rows((await asyncio.to_thread(kubectl, *args)).stdout)
+        columns = ["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
+        assert listed[0][-len(columns):] == columns, (args, listed)
+        assert listed[1][-4:] == ["Normal", "Scheduled", "Pod/web-1",
+                                  "Successfully assigned default/web-1 to node-a"], (args, listed)
+    other = (await asyncio.to_thread(kubectl, "events", "--for", "pod/web-2"))
+    assert "No events found" in other.stdout + other.stderr
 
     mine = await asyncio.to_thread(
         subprocess.run, [sys.executable, "-m", "minikubectl", "-s", apiserver_process.url,
