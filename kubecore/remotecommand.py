@@ -36,6 +36,12 @@ PROTOCOLS = (V5, V4)
 STDIN, STDOUT, STDERR, ERROR, RESIZE = 0, 1, 2, 3, 4
 CLOSE = 255
 
+# Both legs of a relayed exec (client <-> API server <-> node agent) use these: pings keep
+# an idle stream (a shell waiting for input) alive and notice a dead peer; one message may
+# carry this much.
+HEARTBEAT_SECONDS = 30.0
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
 NON_ZERO_EXIT_CODE = "NonZeroExitCode"
 EXIT_CODE_CAUSE = "ExitCode"
 

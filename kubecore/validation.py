@@ -17,6 +17,16 @@ _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _IANA_SVC_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 
 
+# The spellings of a boolean Go's strconv.ParseBool reads (query parameters, kubectl flags).
+_GO_BOOLS = {**dict.fromkeys(("1", "t", "T", "TRUE", "true", "True"), True),
+             **dict.fromkeys(("0", "f", "F", "FALSE", "false", "False"), False)}
+
+
+def go_bool(text: str) -> bool | None:
+    """`text` as Go's strconv.ParseBool reads it; None where it would fail."""
+    return _GO_BOOLS.get(text)
+
+
 def dns1123_label_errors(value: str) -> list[str]:
     errs = []
     if len(value) > DNS1123_LABEL_MAX:

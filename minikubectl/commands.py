@@ -18,6 +18,7 @@ from kubecore import propagation as P
 from kubecore import resources as R
 from kubecore.errors import ApiError
 from kubecore.resources import ResourceType
+from kubecore.validation import go_bool
 from minikubectl import describe as D
 from minikubectl import kinds, manifests, printers
 from minikubectl import __version__
@@ -367,16 +368,11 @@ async def _describe_one(ctx: Context, rt: ResourceType, obj: Obj,
 
 # --- delete ---------------------------------------------------------------------------------
 
-# the spellings of a boolean Go's strconv.ParseBool reads
-_BOOLS = {**dict.fromkeys(("1", "t", "T", "TRUE", "true", "True"), True),
-          **dict.fromkeys(("0", "f", "F", "FALSE", "false", "False"), False)}
-
-
 def cascade_policy(value: str) -> tuple[str, str | None]:
     """kubectl's --cascade: background, orphan or foreground; the deprecated booleans map
     to background and orphan, with a warning. -> (propagationPolicy, warning)."""
-    if value in _BOOLS:
-        flag = _BOOLS[value]
+    flag = go_bool(value)
+    if flag is not None:
         policy = P.BACKGROUND if flag else P.ORPHAN
         return policy, (f"--cascade={str(flag).lower()} is deprecated (boolean value) and can "
                         f"be replaced with --cascade={policy.lower()}.")

@@ -19,13 +19,12 @@ from typing import Any, Mapping
 
 from kubecore import propagation as P
 from kubecore import resources as R
-from kubecore.errors import ApiError, Cause, bad_request, invalid
-from services.apiserver.objects import parse_rfc3339
+from kubecore.errors import Cause, bad_request, invalid
+from kubecore.validation import go_bool
+from services.apiserver.objects import format_rfc3339, parse_rfc3339
 
 Obj = dict[str, Any]
 DRY_RUN_ALL = "All"
-_TRUE = ("1", "t", "T", "TRUE", "true", "True")  # Go's strconv.ParseBool
-_FALSE = ("0", "f", "F", "FALSE", "false", "False")
 
 
 class Outcome(enum.Enum):
@@ -70,9 +69,10 @@ def _from_query(query: Mapping[str, str]) -> Obj:
         opts["propagationPolicy"] = query["propagationPolicy"]
     orphan = query.get("orphanDependents")
     if orphan:
-        if orphan not in _TRUE + _FALSE:
+        value = go_bool(orphan)
+        if value is None:
             raise bad_request(f'strconv.ParseBool: parsing "{orphan}": invalid syntax')
-        opts["orphanDependents"] = orphan in _TRUE
+        opts["orphanDependents"] = value
     getall = getattr(query, "getall", None)
     dry_run = getall("dryRun", []) if getall else ([query["dryRun"]] if "dryRun" in query else [])
     if dry_run:
@@ -107,23 +107,16 @@ def dry_run(opts: Obj) -> bool:
 
 # --- propagation ---------------------------------------------------------------------------
 
-# kube orphans by default only for core/v1 ReplicationControllers and the beta versions of
-# the apps kinds; every kind served here (apps/v1 Deployments and ReplicaSets included)
-# deletes its dependents in the background unless told otherwise.
-def _orphans_by_default(rt: R.ResourceType) -> bool:
-    return False
-
-
 def _explicit_policy(opts: Obj) -> str | None:
     if opts.get("orphanDependents") is not None:  # deprecated, and wins when set
         return P.ORPHAN if opts["orphanDependents"] else P.BACKGROUND
     return opts.get("propagationPolicy")
 
 
-def finalizers_after_delete(rt: R.ResourceType, finalizers: list[str], opts: Obj) -> list[str]:
+def finalizers_after_delete(finalizers: list[str], opts: Obj) -> list[str]:
     """The finalizers an object keeps or gets when deleted with `opts`: a policy named in
-    the request wins, then a GC finalizer the object already has, then the kind's
-    default. Other finalizers are left as they are."""
+    the request wins, then a GC finalizer the object already has, then the default
+    (Background). Other finalizers are left as they are."""
     policy = _explicit_policy(opts)
     if policy is None:
         for f in finalizers:
@@ -131,7 +124,10 @@ def finalizers_after_delete(rt: R.ResourceType, finalizers: list[str], opts: Obj
                 policy = P.ORPHAN if f == P.ORPHAN_FINALIZER else P.FOREGROUND
                 break
     if policy is None:
-        policy = P.ORPHAN if _orphans_by_default(rt) else P.BACKGROUND
+        # kube orphans by default only for core/v1 ReplicationControllers and the beta
+        # versions of the apps kinds; every kind served here (apps/v1 Deployments and
+        # ReplicaSets included) deletes its dependents in the background.
+        policy = P.BACKGROUND
     kept = [f for f in finalizers if f not in P.GC_FINALIZERS]
     if policy == P.ORPHAN:
         kept.append(P.ORPHAN_FINALIZER)
@@ -141,10 +137,6 @@ def finalizers_after_delete(rt: R.ResourceType, finalizers: list[str], opts: Obj
 
 
 # --- marking ---------------------------------------------------------------------------------
-
-def _format(t: datetime) -> str:
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
-
 
 def _bump_generation(meta: Obj) -> None:
     """The first mark counts as a change of the object (kube: observers see a new generation)."""
@@ -172,7 +164,7 @@ def _graceful_mark(obj: Obj, wanted: int | None, now: datetime) -> _Grace:
         if wanted is None or wanted >= current:
             return _Grace.PENDING  # only a shorter grace period may be asked for
         started = parse_rfc3339(meta["deletionTimestamp"]) - timedelta(seconds=current)
-        meta["deletionTimestamp"] = _format(started + timedelta(seconds=wanted))
+        meta["deletionTimestamp"] = format_rfc3339(started + timedelta(seconds=wanted))
         meta["deletionGracePeriodSeconds"] = wanted
         return _Grace.MARKED
     period = wanted if wanted is not None else spec.get("terminationGracePeriodSeconds", 30)
@@ -181,7 +173,7 @@ def _graceful_mark(obj: Obj, wanted: int | None, now: datetime) -> _Grace:
     if period < 0:
         period = 1
     _bump_generation(meta)
-    meta["deletionTimestamp"] = _format(now + timedelta(seconds=period))
+    meta["deletionTimestamp"] = format_rfc3339(now + timedelta(seconds=period))
     meta["deletionGracePeriodSeconds"] = period
     return _Grace.MARKED
 
@@ -195,7 +187,7 @@ def mark_for_deletion(rt: R.ResourceType, obj: Obj, opts: Obj, now: datetime) ->
         if grace is _Grace.PENDING:
             return Outcome.UNCHANGED  # finalizers cannot change once a countdown runs
     current = list(meta.get("finalizers") or [])
-    wanted = finalizers_after_delete(rt, current, opts)
+    wanted = finalizers_after_delete(current, opts)
     if set(wanted) != set(current):
         if wanted:
             meta["finalizers"] = wanted
@@ -209,7 +201,7 @@ def mark_for_deletion(rt: R.ResourceType, obj: Obj, opts: Obj, now: datetime) ->
         return Outcome.DELETE
     _bump_generation(meta)
     if not meta.get("deletionTimestamp") or parse_rfc3339(meta["deletionTimestamp"]) > now:
-        meta["deletionTimestamp"] = _format(now)
+        meta["deletionTimestamp"] = format_rfc3339(now)
     meta["deletionGracePeriodSeconds"] = 0
     return Outcome.MARKED
 

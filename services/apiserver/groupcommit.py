@@ -39,9 +39,9 @@ class TxnBatcher:
     Nothing waits for a batch to fill: a transaction is sent at once while fewer than
     `max_in_flight` are outstanding, so a lone writer sees no added latency. One in
     flight (the default) makes the largest groups: measured against two, 8-12% less
-    server CPU per create and a lower p99 at 16 and 64 clients (bench.apiserver). The writes of
-    one batch share one revision (one resourceVersion), as writes in one etcd transaction
-    always do.
+    server CPU per create and a lower p99 at 16 and 64 clients (bench.apiserver). The
+    writes of one batch share one revision (one resourceVersion), as writes in one etcd
+    transaction always do.
     """
 
     def __init__(self, send: Callable[[bytes], Awaitable[Any]], *, max_in_flight: int = 1,

@@ -43,16 +43,13 @@ from aiohttp import WSMsgType, web
 from kubecore import remotecommand as rc
 from kubecore import resources as R
 from kubecore.errors import ApiError, bad_request, method_not_allowed, not_found
-from services.apiserver.requests import Target
+from services.apiserver.requests import CLIENT_CHECK_SECONDS, Target, client_gone
 
 if TYPE_CHECKING:
     from services.apiserver.state import ApiState
 
 CLONE_NEWNET = 0x40000000
 CONNECT_TIMEOUT = 5.0
-STREAM_HEARTBEAT_SECONDS = 30.0
-STREAM_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
-CLIENT_LIVENESS_CHECK = 1.0  # seconds between looks at a followed log's client connection
 SPDY_REFUSED = ("this server streams pods/exec over WebSockets only (subprotocols "
                 + ", ".join(rc.PROTOCOLS) + "), not SPDY: use kubectl 1.30 or later")
 
@@ -164,14 +161,13 @@ class NodeProxy:
                 await resp.prepare(request)
                 try:
                     while True:
-                        # A quiet log writes nothing, and only a write would notice that the
-                        # client left (handlers are not cancelled then): look at the connection
-                        # while waiting, as watches do, or it is held until the container ends.
+                        # a quiet log: look at the client's connection while waiting, or a
+                        # client that left holds the agent's log until the container ends
                         try:
                             chunk = await asyncio.wait_for(upstream.content.readany(),
-                                                           CLIENT_LIVENESS_CHECK)
+                                                           CLIENT_CHECK_SECONDS)
                         except asyncio.TimeoutError:
-                            if request.transport is None or request.transport.is_closing():
+                            if client_gone(request):
                                 return resp
                             continue
                         if not chunk:
@@ -220,8 +216,8 @@ class NodeProxy:
         container = choose_container(pod, opts.container)
         if not rc.is_websocket(request.headers):
             raise bad_request(SPDY_REFUSED)
-        client = web.WebSocketResponse(protocols=rc.PROTOCOLS, heartbeat=STREAM_HEARTBEAT_SECONDS,
-                                       max_msg_size=STREAM_MAX_MESSAGE_BYTES)
+        client = web.WebSocketResponse(protocols=rc.PROTOCOLS, heartbeat=rc.HEARTBEAT_SECONDS,
+                                       max_msg_size=rc.MAX_MESSAGE_BYTES)
         ready = client.can_prepare(request)
         if not ready.ok:
             raise bad_request("the WebSocket upgrade of pods/exec must be a GET with the WebSocket headers")
@@ -250,8 +246,8 @@ class NodeProxy:
         async with self._session(timeout) as session:
             try:
                 agent = await session.ws_connect(url, params=params, protocols=(protocol,),
-                                                 heartbeat=STREAM_HEARTBEAT_SECONDS,
-                                                 max_msg_size=STREAM_MAX_MESSAGE_BYTES)
+                                                 heartbeat=rc.HEARTBEAT_SECONDS,
+                                                 max_msg_size=rc.MAX_MESSAGE_BYTES)
             except aiohttp.WSServerHandshakeError as exc:
                 return rc.failure(502, "BadGateway", f"{what}: the node agent at {base} refused the stream: "
                                   f"{exc.status} {exc.message}")

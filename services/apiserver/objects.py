@@ -22,12 +22,17 @@ _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # as apimachinery's rand.String: no
 _stamp: tuple[int, str] = (-1, "")
 
 
+def format_rfc3339(t: datetime) -> str:
+    """A time in whole seconds, as Kubernetes writes it (`2024-01-01T12:00:00Z`)."""
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def now_rfc3339() -> str:
-    """The time in whole seconds, as Kubernetes writes it (formatted once per second)."""
+    """The time now, formatted once per second."""
     global _stamp
     second = int(time.time())
     if _stamp[0] != second:
-        _stamp = (second, datetime.fromtimestamp(second, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+        _stamp = (second, format_rfc3339(datetime.fromtimestamp(second, timezone.utc)))
     return _stamp[1]
 
 

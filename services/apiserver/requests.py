@@ -100,6 +100,17 @@ def decode_object(raw: bytes, ctype: str) -> dict[str, Any]:
     return body
 
 
+# A long response that is quiet (a watch with no events, a followed log with no output)
+# writes nothing, and only a write would notice that its client left (aiohttp does not
+# cancel the handler then): such a response looks at the connection this often.
+CLIENT_CHECK_SECONDS = 1.0
+
+
+def client_gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
 def flag(request: web.Request, name: str) -> bool:
     return request.query.get(name, "").lower() in ("true", "1", "yes")
 

@@ -33,13 +33,13 @@ PURGE = {"propagationPolicy": P.BACKGROUND}
 NAMESPACE_RETRY_SECONDS = 1.0  # between passes over a Terminating namespace's content
 
 
-
 def unchanged_since(resource_version: str) -> Callable[[Obj], None]:
     """A delete precondition for the sweeps: the object is as they saw it."""
     def check(current: Obj) -> None:
         if current["metadata"]["resourceVersion"] != resource_version:
             raise bad_request("changed")
     return check
+
 
 @dataclass
 class ApiState:

@@ -10,7 +10,7 @@ from aiohttp import web
 from kubecore import jsonwire
 from kubecore.errors import Cause, bad_request, gone, invalid
 from services.apiserver.paging import NOT_OLDER_THAN, too_large
-from services.apiserver.requests import Target, flag, int_param
+from services.apiserver.requests import CLIENT_CHECK_SECONDS, Target, client_gone, flag, int_param
 from services.apiserver.watchcache import Event, Subscriber, WatchCache
 
 if TYPE_CHECKING:
@@ -19,7 +19,6 @@ if TYPE_CHECKING:
 Obj = dict[str, Any]
 MAX_BATCH = 512
 INITIAL_EVENTS_END = "k8s.io/initial-events-end"
-LIVENESS_CHECK = 1.0
 
 
 def visible(ev: Event, sel: "Selectors") -> tuple[str, Obj] | None:
@@ -210,7 +209,7 @@ async def serve_watch(request: web.Request, t: Target, sel: "Selectors", cache: 
                 # this stream has yet to send
                 await resp.write(_bookmark(t, cache.revision))
                 next_bookmark = now + bookmark_interval
-            wait = LIVENESS_CHECK
+            wait = CLIENT_CHECK_SECONDS
             if deadline is not None:
                 wait = min(wait, max(deadline - now, 0))
             if bookmarks:
@@ -218,8 +217,7 @@ async def serve_watch(request: web.Request, t: Target, sel: "Selectors", cache: 
             try:
                 first = await asyncio.wait_for(sub.queue.get(), timeout=wait)
             except asyncio.TimeoutError:
-                transport = request.transport
-                if transport is None or transport.is_closing():
+                if client_gone(request):
                     break
                 continue
             if first is None:

@@ -183,11 +183,7 @@ class DeploymentController:
                                  ) -> list[Obj]:
         candidates = self.replicasets.store.by_index(own.NAMESPACE_INDEX, namespace)
         claim = own.claim(d, candidates, selector)
-        failed: set[str] = set()
-        if claim.adopt and not own.still_adopting(
-                d, await own.current(self.client, R.DEPLOYMENTS, d)):
-            failed = {object_key(rs) for rs in claim.adopt}
-            claim.adopt = []
+        failed = await own.refuse_stale_adoption(self.client, R.DEPLOYMENTS, d, claim)
         for rs in claim.adopt:
             try:
                 await self.client.patch(R.REPLICASETS, rs["metadata"]["name"],

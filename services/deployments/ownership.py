@@ -3,8 +3,8 @@
 An owner claims the objects that match its selector and have no controller (adopt), keeps
 the ones it controls that still match, and lets go of the ones it controls that no longer
 match (release). Objects controlled by someone else are never touched. Pure but for
-`current` (a fresh read of the owner before adopting): the controllers turn the answer into
-patches.
+`refuse_stale_adoption` (a fresh read of the owner before adopting): the controllers turn
+the answer into patches.
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any, Iterable
 
 from kubecore.client import ApiClient
 from kubecore.errors import ApiError
+from kubecore.informer import object_key
 from kubecore.resources import ResourceType
 from kubecore.selectors import Requirement, labels_match
 
@@ -80,26 +81,27 @@ def adoption_patch(owner: Obj, obj: Obj) -> Obj:
     return {"metadata": patch}
 
 
-async def current(client: ApiClient, rt: ResourceType, obj: Obj) -> Obj | None:
-    """`obj` as the API server has it now; None once it is gone."""
-    meta = obj["metadata"]
+async def refuse_stale_adoption(client: ApiClient, rt: ResourceType, owner: Obj,
+                                claim: Claim) -> set[str]:
+    """apimachinery's canAdopt, before the first adoption: the owner as the API server has
+    it now (not as the cache does) must be the same object and not being deleted. A cache
+    that lags behind an Orphan deletion would otherwise take back what the garbage collector
+    just let go, and the collector would then delete it with the owner. If it cannot adopt,
+    `claim.adopt` is emptied; returns the keys of the objects it gave up."""
+    if not claim.adopt:
+        return set()
+    meta = owner["metadata"]
     try:
-        return await client.get(rt, meta["name"], meta.get("namespace"))
+        fresh = (await client.get(rt, meta["name"], meta.get("namespace")))["metadata"]
     except ApiError as exc:
-        if exc.code == 404:
-            return None
-        raise
-
-
-def still_adopting(cached_owner: Obj, fresh_owner: Obj | None) -> bool:
-    """apimachinery's canAdopt: the owner as the API server has it now (not as the cache
-    does) is the same object and not being deleted. A cache that lags behind an Orphan
-    deletion would otherwise take back what the garbage collector just let go, and the
-    collector would then delete it with the owner."""
-    if fresh_owner is None:
-        return False
-    meta = fresh_owner.get("metadata") or {}
-    return meta.get("uid") == cached_owner["metadata"].get("uid") and not meta.get("deletionTimestamp")
+        if exc.code != 404:
+            raise
+        fresh = None
+    if fresh is not None and fresh.get("uid") == meta.get("uid") and not fresh.get("deletionTimestamp"):
+        return set()
+    refused = {object_key(obj) for obj in claim.adopt}
+    claim.adopt = []
+    return refused
 
 
 def release_patch(owner: Obj, obj: Obj) -> Obj:

@@ -146,11 +146,7 @@ class ReplicaSetController:
         await self._update_status(key, rs, owned)
 
     async def _adopt_and_release(self, key: str, rs: Obj, claim: own.Claim) -> list[Obj]:
-        adopted_failed: set[str] = set()
-        if claim.adopt and not own.still_adopting(
-                rs, await own.current(self.client, R.REPLICASETS, rs)):
-            adopted_failed = {object_key(p) for p in claim.adopt}
-            claim.adopt = []
+        adopted_failed = await own.refuse_stale_adoption(self.client, R.REPLICASETS, rs, claim)
         for pod in claim.adopt:
             meta = pod["metadata"]
             try:

@@ -45,17 +45,17 @@ BY_UID = "uid"
 BY_OWNER_UID = "owner-uid"
 
 
+def _uid(obj: Obj) -> str:
+    return (obj.get("metadata") or {}).get("uid") or ""
+
+
 def _by_uid(obj: Obj) -> list[str]:
-    uid = (obj.get("metadata") or {}).get("uid")
+    uid = _uid(obj)
     return [uid] if uid else []
 
 
 def _by_owner_uid(obj: Obj) -> list[str]:
     return [r["uid"] for r in owner_refs(obj) if r.get("uid")]
-
-
-def _uid(obj: Obj) -> str:
-    return (obj.get("metadata") or {}).get("uid") or ""
 
 
 def _refs_signature(obj: Obj) -> list[tuple[str, str, bool]]:
@@ -133,7 +133,7 @@ class GarbageCollector:
         return on_update
 
     def _gone(self, obj: Obj) -> None:
-        uid = (obj.get("metadata") or {}).get("uid")
+        uid = _uid(obj)
         if uid:
             for plural, dependent in self._dependents(uid):
                 self.queue.add(f"{plural}/{object_key(dependent)}")

@@ -28,8 +28,6 @@ log = logging.getLogger("nodeagent.exec")
 # left in the background) is given up.
 OUTPUT_DRAIN_SECONDS = 2.0
 CONTAINER_CHECK_SECONDS = 1.0
-HEARTBEAT_SECONDS = 30.0
-MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
 
 class _Channel:
@@ -58,7 +56,8 @@ class _Channel:
 
 
 async def serve(request: web.Request, agent: Agent) -> web.StreamResponse:
-    ws = web.WebSocketResponse(protocols=rc.PROTOCOLS, heartbeat=HEARTBEAT_SECONDS, max_msg_size=MAX_MESSAGE_BYTES)
+    ws = web.WebSocketResponse(protocols=rc.PROTOCOLS, heartbeat=rc.HEARTBEAT_SECONDS,
+                               max_msg_size=rc.MAX_MESSAGE_BYTES)
     ready = ws.can_prepare(request)
     if not ready.ok or ready.protocol is None:
         body = rc.failure(400, "BadRequest", "exec streams need a WebSocket with one of the subprotocols "

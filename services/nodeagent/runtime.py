@@ -311,6 +311,13 @@ def exec_problem(cmd: Sequence[str], *, path: str, working_dir: str) -> CommandN
     return None
 
 
+def _nsenter_argv(info: ContainerInfo, cmd: Sequence[str]) -> list[str]:
+    """`cmd` run in a running container's net, uts and mount namespaces, in its working dir
+    (nsenter execs it: the PID is the command's own)."""
+    return [_NSENTER, f"--target={info.pid}", "--net", "--uts", "--mount", f"--wd={info.working_dir}", "--",
+            *cmd]
+
+
 def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w") as f:
@@ -777,8 +784,7 @@ class Runtime:
         if problem is not None:
             return problem.exit_code, b"", f"{problem}\n".encode()
         proc = await asyncio.create_subprocess_exec(
-            _NSENTER, f"--target={info.pid}", "--net", "--uts", "--mount", f"--wd={info.working_dir}", "--", *cmd,
-            env=dict(info.env), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            *_nsenter_argv(info, cmd), env=dict(info.env), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
         try:
@@ -803,9 +809,8 @@ class Runtime:
         problem = exec_problem(cmd, path=info.env.get("PATH", ""), working_dir=info.working_dir)
         if problem is not None:
             raise problem
-        argv = [_NSENTER, f"--target={info.pid}", "--net", "--uts", "--mount", f"--wd={info.working_dir}", "--", *cmd]
         try:
-            return await ExecProcess.start(argv, env=info.env, stdin=stdin, stdout=stdout, stderr=stderr, tty=tty,
+            return await ExecProcess.start(_nsenter_argv(info, cmd), env=info.env, stdin=stdin, stdout=stdout, stderr=stderr, tty=tty,
                                            setsid=_SETSID)
         except OSError as exc:
             raise RuntimeServiceError(f"starting {list(cmd)} in container {info.name}: {exc}") from exc

@@ -80,7 +80,7 @@ def test_options_refused(query, body, code, message):
         "orphanDependents-false-drops", "others-kept", "kept-orphan", "kept-foreground",
         "switch-to-foreground", "switch-to-background"])
 def test_finalizers_after_delete(finalizers, opts, expected):
-    assert finalizers_after_delete(R.DEPLOYMENTS, finalizers, opts) == expected
+    assert finalizers_after_delete(finalizers, opts) == expected
 
 
 def deployment(**meta) -> dict:
