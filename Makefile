@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 APT_PACKAGES := etcd-server etcd-client iptables iproute2 containernetworking-plugins \
 	bind9-dnsutils dnsperf dnsmasq-base docker-compose conntrack procps curl util-linux
 
-.PHONY: setup apt venv test up bench clean-venv
+.PHONY: setup apt venv test lint typecheck up bench clean-venv
 
 setup: apt venv
 
@@ -18,7 +18,7 @@ apt:
 	if ! $(PYTHON) -c 'import venv, ensurepip' 2>/dev/null; then missing="$$missing python3-venv"; fi; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
 venv: $(VENV)/.installed
@@ -32,8 +32,21 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# Style and correctness rules (ruff), the layering and no-cycle contracts (import-linter),
+# and the complexity gate; the rule choices are explained in pyproject.toml.
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
+	$(PY) -m devtools.complexity
+
+typecheck: setup
+	$(VENV)/bin/mypy
+
 up: setup
 	$(PY) -m cluster.up $(UP_ARGS)
 
 bench: setup
 	$(PY) -m bench.apiserver
+
+clean-venv:
+	rm -rf $(VENV)

@@ -137,7 +137,7 @@ async def fanout(url: str, watchers: int, events: int) -> tuple[float, int, int]
         await asyncio.gather(*(writer() for _ in range(32)))
         try:
             await asyncio.wait_for(done.wait(), timeout=120)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         elapsed = (last_event[0] or time.perf_counter()) - t0
         for t in tasks:

@@ -55,7 +55,7 @@ async def bench_cni(cni: CniExecutor, prefix: str, count: int) -> None:
         print(summary("CNI DEL", dels))
     finally:
         for name in names:
-            subprocess.run(["ip", "netns", "delete", name], capture_output=True)
+            subprocess.run(["ip", "netns", "delete", name], capture_output=True, check=False)
 
 
 async def bench_runtime(runtime: Runtime, node_ns: str, count: int) -> None:
@@ -67,7 +67,7 @@ async def bench_runtime(runtime: Runtime, node_ns: str, count: int) -> None:
         await runtime.start_container(container.id)
         starts.append(time.perf_counter() - started)
         while subprocess.run(["nsenter", f"--net=/run/netns/{node_ns}", "curl", "-sf", "--max-time", "1",
-                              f"http://{sandbox.ip}/"], capture_output=True).returncode != 0:
+                              f"http://{sandbox.ip}/"], capture_output=True, check=False).returncode != 0:
             if time.perf_counter() - started > 30:
                 raise TimeoutError(f"pod {i} never answered")
             await asyncio.sleep(0.01)
@@ -100,7 +100,7 @@ async def main() -> None:
         if runtime is not None:
             await runtime.cleanup_orphans(set())
             runtime.close()
-        subprocess.run(["ip", "netns", "delete", node_ns], capture_output=True)
+        subprocess.run(["ip", "netns", "delete", node_ns], capture_output=True, check=False)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -28,8 +28,8 @@ from dnslib import QTYPE, RCODE, DNSRecord
 
 from cluster.etcd import EtcdProcess
 from cluster.procs import free_port, stop_process, wait_http_ok
-from kubecore import resources as R
-from kubecore.client import ApiClient
+from kubecore.api import resources as R
+from kubecore.client.rest import ApiClient
 
 LOOPBACK = "127.0.0.1"
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,7 +53,7 @@ async def answered(sock: socket.socket, port: int, name: str, ip: str, poll: flo
         sent += 1
         try:
             data = await asyncio.wait_for(loop.sock_recv(sock, 65535), timeout=1.0)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             continue
         reply = DNSRecord.parse(data)
         if reply.header.id != question.header.id:

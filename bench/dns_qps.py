@@ -184,7 +184,7 @@ async def main(args: argparse.Namespace) -> None:
         queries = workdir / "queries.txt"
         queries.write_text("".join(f"{name} A\n" for name in names))
         hosts = workdir / "hosts"
-        hosts.write_text("".join(f"{ip} {name}\n" for (_, _, ip), name in zip(services, names)))
+        hosts.write_text("".join(f"{ip} {name}\n" for (_, _, ip), name in zip(services, names, strict=False)))
         try:
             dnsmasq, dnsmasq_port = await start_dnsmasq(hosts, workdir)
             ours_answer = await wait_answering(server.port, names[-1])

@@ -25,9 +25,9 @@ import aiohttp
 
 from cluster.etcd import EtcdProcess
 from cluster.procs import free_port, wait_http_ok
-from kubecore import resources as R
-from kubecore.client import ApiClient
-from kubecore.errors import ApiError
+from kubecore.api import resources as R
+from kubecore.api.errors import ApiError
+from kubecore.client.rest import ApiClient
 
 ROOT = Path(__file__).resolve().parent.parent
 NS = "default"

@@ -22,7 +22,7 @@ class Connection:
         self.reader, self.writer, self.host = reader, writer, host
 
     @classmethod
-    async def open(cls, url: str) -> "Connection":
+    async def open(cls, url: str) -> Connection:
         parts = urlsplit(url)
         reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
         return cls(reader, writer, parts.netloc)

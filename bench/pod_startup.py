@@ -26,9 +26,9 @@ from pathlib import Path
 
 from cluster.etcd import EtcdProcess
 from cluster.procs import die_with_parent, free_port, wait_http_ok
-from kubecore.client import ApiClient
-from kubecore.errors import ApiError
-from kubecore.resources import NODES, PODS
+from kubecore.api.errors import ApiError
+from kubecore.api.resources import NODES, PODS
+from kubecore.client.rest import ApiClient
 from tests.nodeagent.agent_harness import AgentProcess, NodeNetwork
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -161,9 +161,11 @@ def main() -> None:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         api_log = open(Path(tmp) / "apiserver.log", "ab")
+        # No Popen argument sets a parent-death signal (PR_SET_PDEATHSIG), see die_with_parent.
         api = subprocess.Popen([sys.executable, "-m", "services.apiserver", "--etcd-servers", etcd.endpoint,
                                 "--port", str(port)], cwd=ROOT, stdout=api_log, stderr=subprocess.STDOUT,
-                               start_new_session=True, preexec_fn=die_with_parent())
+                               start_new_session=True,
+                               preexec_fn=die_with_parent())  # noqa: PLW1509 no Popen argument for it
         try:
             wait_http_ok(url + "/readyz", timeout=30, proc=api)
             network.up()

@@ -30,8 +30,8 @@ from typing import Any
 
 from cluster.etcd import EtcdProcess
 from cluster.procs import free_port, stop_process, wait_http_ok
-from kubecore import resources as R
-from kubecore.client import ApiClient
+from kubecore.api import resources as R
+from kubecore.client.rest import ApiClient
 
 LOOPBACK = "127.0.0.1"
 ROOT = Path(__file__).resolve().parent.parent

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from cluster.etcd import EtcdProcess
 from cluster.procs import free_port, wait_http_ok
-from kubecore import resources as R
-from kubecore.client import ApiClient
+from kubecore.api import resources as R
+from kubecore.client.rest import ApiClient
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -81,7 +81,7 @@ async def one_run(client: ApiClient, url: str, pods: int, workers: int, tmp: Pat
         ready = time.perf_counter()
         try:
             await asyncio.wait_for(done.wait(), timeout=300)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
     finally:
         watcher.cancel()

@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dns-ip", required=True)
     a = p.parse_args(argv)
     from cluster.launcher import bootstrap_objects
-    from kubecore.client import ApiUnavailable
+    from kubecore.client.rest import ApiUnavailable
 
     for _ in range(120):
         try:

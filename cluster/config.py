@@ -101,7 +101,7 @@ class ClusterConfig:
         return d
 
     @classmethod
-    def from_json(cls, d: dict) -> "ClusterConfig":
+    def from_json(cls, d: dict) -> ClusterConfig:
         d = dict(d)
         d["state_dir"] = Path(d["state_dir"])
         return cls(**d)

@@ -5,6 +5,7 @@ one of them runs the real etcd the same way.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -40,7 +41,7 @@ class EtcdProcess:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
-    def start(self, timeout: float = 30.0) -> "EtcdProcess":
+    def start(self, timeout: float = 30.0) -> EtcdProcess:
         self.launch()
         wait_http_ok(f"http://{self.endpoint}/health", timeout=timeout, proc=self._proc)
         return self
@@ -73,13 +74,13 @@ class EtcdProcess:
             "--unsafe-no-fsync",
             *self.extra_args,
         ]
-        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
-        try:
+        with contextlib.ExitStack() as stack:
+            log = stack.enter_context(open(self.log_path, "ab")) if self.log_path else subprocess.DEVNULL
+            # No Popen argument sets a parent-death signal (PR_SET_PDEATHSIG); die_with_parent gives
+            # the preexec_fn only in the main thread, the one the kernel ties that signal to.
             self._proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
-                                          start_new_session=True, preexec_fn=die_with_parent())
-        finally:
-            if self.log_path:
-                log.close()
+                                          start_new_session=True,
+                                          preexec_fn=die_with_parent())  # noqa: PLW1509 no Popen argument for it
         return self._proc
 
     def stop(self) -> None:
@@ -89,7 +90,7 @@ class EtcdProcess:
         if self._own_data_dir and self.data_dir is not None:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
-    def __enter__(self) -> "EtcdProcess":
+    def __enter__(self) -> EtcdProcess:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -107,7 +108,7 @@ class EtcdCluster:
     def endpoints(self) -> list[str]:
         return [m.endpoint for m in self.members]
 
-    def start(self, timeout: float = 60.0) -> "EtcdCluster":
+    def start(self, timeout: float = 60.0) -> EtcdCluster:
         initial = ",".join(f"{m.name}=http://{m.host}:{m.peer_port}" for m in self.members)
         for m in self.members:
             m.initial_cluster = initial
@@ -122,7 +123,7 @@ class EtcdCluster:
         for m in self.members:
             m.stop()
 
-    def __enter__(self) -> "EtcdCluster":
+    def __enter__(self) -> EtcdCluster:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -3,13 +3,11 @@ nodes as network namespaces (no container engine needed)."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -54,9 +52,9 @@ async def bootstrap_objects(cfg: ClusterConfig, *, apiserver_url: str | None = N
                             apiserver_ip: str | None = None, dns_ip: str | None = None) -> None:
     """The `kubernetes` and `kube-dns` Services' endpoints, which no controller owns
     (both Services have no selector). Idempotent."""
-    from kubecore import resources as R
-    from kubecore.client import ApiClient
-    from kubecore.errors import ApiError
+    from kubecore.api import resources as R
+    from kubecore.api.errors import ApiError
+    from kubecore.client.rest import ApiClient
 
     api_ip, dns_addr = apiserver_ip or cfg.gateway_ip, dns_ip or cfg.gateway_ip
     async with ApiClient(apiserver_url or cfg.apiserver_url) as api:
@@ -68,8 +66,9 @@ async def bootstrap_objects(cfg: ClusterConfig, *, apiserver_url: str | None = N
                     raise
         await ensure(R.ENDPOINTSLICES, {
             "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-            "metadata": {"name": "kubernetes", "labels": {"kubernetes.io/service-name": "kubernetes",
-                                                          "endpointslice.kubernetes.io/managed-by": "minicluster-launcher"}},
+            "metadata": {"name": "kubernetes",
+                         "labels": {"kubernetes.io/service-name": "kubernetes",
+                                    "endpointslice.kubernetes.io/managed-by": "minicluster-launcher"}},
             "addressType": "IPv4",
             "endpoints": [{"addresses": [api_ip], "conditions": {"ready": True}}],
             "ports": [{"name": "https", "port": cfg.apiserver_port, "protocol": "TCP"}]}, "default")
@@ -83,8 +82,9 @@ async def bootstrap_objects(cfg: ClusterConfig, *, apiserver_url: str | None = N
             "kube-system")
         await ensure(R.ENDPOINTSLICES, {
             "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-            "metadata": {"name": "kube-dns", "labels": {"kubernetes.io/service-name": "kube-dns",
-                                                        "endpointslice.kubernetes.io/managed-by": "minicluster-launcher"}},
+            "metadata": {"name": "kube-dns",
+                         "labels": {"kubernetes.io/service-name": "kube-dns",
+                                    "endpointslice.kubernetes.io/managed-by": "minicluster-launcher"}},
             "addressType": "IPv4",
             "endpoints": [{"addresses": [dns_addr], "conditions": {"ready": True}}],
             "ports": [{"name": "dns", "port": cfg.dns_port, "protocol": "UDP"},
@@ -92,8 +92,8 @@ async def bootstrap_objects(cfg: ClusterConfig, *, apiserver_url: str | None = N
 
 
 async def list_nodes(cfg: ClusterConfig) -> list[dict]:
-    from kubecore import resources as R
-    from kubecore.client import ApiClient
+    from kubecore.api import resources as R
+    from kubecore.client.rest import ApiClient
 
     async with ApiClient(cfg.apiserver_url, timeout=5) as api:
         nodes, _ = await api.list(R.NODES)

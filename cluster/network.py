@@ -28,7 +28,7 @@ class NetworkError(RuntimeError):
 
 def ip(*args: str, netns: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
     argv = ["ip", *(("-n", netns) if netns else ()), *args]
-    res = subprocess.run(argv, capture_output=True, text=True)
+    res = subprocess.run(argv, capture_output=True, text=True, check=False)
     if check and res.returncode != 0:
         raise NetworkError(f"{' '.join(argv)}: {res.stderr.strip()}")
     return res

@@ -26,7 +26,7 @@ def free_port(host: str = "127.0.0.1", *, udp_too: bool = False) -> int:
                 return port
 
 
-def stop_process(proc: "subprocess.Popen", *, timeout: float = 10.0,
+def stop_process(proc: subprocess.Popen, *, timeout: float = 10.0,
                  sig: int = signal.SIGTERM) -> int | None:
     """Send `sig` to a process we started and wait `timeout` seconds; SIGKILL it if it is
     still there. The exit status, or None when it had to be killed (or had already been

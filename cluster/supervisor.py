@@ -165,7 +165,7 @@ class Supervisor:
                     r.next_start = 0.0
                     try:
                         self.start(r)
-                    except Exception as exc:  # noqa: BLE001 -- the others still need watching
+                    except Exception as exc:
                         # (its program gone, no memory to fork): try again after the back-off
                         log.error("%s could not be restarted: %s; trying again in %.0fs",
                                   r.comp.name, exc, r.backoff)

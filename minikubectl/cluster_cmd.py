@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 
-
 ACTIONS = {
     "up": "start a local cluster (etcd, API server, controllers, node agents)",
     "down": "stop the local cluster",
@@ -22,7 +21,7 @@ def run_cluster(args: argparse.Namespace) -> int:
     return run(args)
 
 
-def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]",
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
              parents: list[argparse.ArgumentParser]) -> None:
     cluster = subparsers.add_parser("cluster", help="run a local cluster", parents=parents)
     actions = cluster.add_subparsers(dest="cluster_action", metavar="ACTION", required=True)

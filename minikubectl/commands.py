@@ -8,26 +8,26 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable, TextIO
+from datetime import UTC, datetime
+from typing import Any, TextIO
 
 import yaml
 
-from kubecore import propagation as P
-from kubecore import resources as R
-from kubecore.errors import ApiError
-from kubecore.resources import ResourceType
-from kubecore.validation import go_bool
+from kubecore.api import propagation as P
+from kubecore.api import resources as R
+from kubecore.api.errors import ApiError
+from kubecore.api.resources import ResourceType
+from kubecore.api.types import Obj
+from kubecore.api.validation import go_bool
+from minikubectl import __version__, kinds, manifests, printers
 from minikubectl import describe as D
-from minikubectl import kinds, manifests, printers
-from minikubectl import __version__
 from minikubectl.errors import CliError, format_api_error
 from minikubectl.kubeconfig import Target
 from minikubectl.lastapplied import last_applied, modified_configuration, three_way_patch
 from minikubectl.transport import Api
 
-Obj = dict[str, Any]
 STRATEGIC = "application/strategic-merge-patch+json"
 OUTPUTS = ("wide", "yaml", "json", "name")
 
@@ -38,7 +38,7 @@ class Context:
     target: Target
     out: TextIO = field(default_factory=lambda: sys.stdout)
     err: TextIO = field(default_factory=lambda: sys.stderr)
-    clock: Callable[[], datetime] = field(default=lambda: datetime.now(timezone.utc))
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     failed: bool = False
 
     def say(self, text: str) -> None:
@@ -428,7 +428,7 @@ async def delete(ctx: Context, args: list[str], files: list[str], *, selector: s
             lst = await ctx.api.get(kinds.path(req.rt, ns), params)
             names = [o["metadata"]["name"] for o in lst.get("items") or []]
             if not names and not ctx.failed:
-                print(f"No resources found", file=ctx.err, flush=True)
+                print("No resources found", file=ctx.err, flush=True)
         for name in names:
             await _delete(ctx, req.rt, ns, name, source=None, ignore_not_found=ignore_not_found,
                           policy=policy)
@@ -447,7 +447,7 @@ async def _pod_container(ctx: Context, pod_name: str, container: str | None) -> 
         return ns, container
     default = ((pod.get("metadata") or {}).get("annotations") or {}).get(
         "kubectl.kubernetes.io/default-container")
-    chosen = default if default in names else (names[0] if names else "")
+    chosen = str(default) if default in names else (str(names[0]) if names else "")
     if len(names) > 1:
         print(f'Defaulted container "{chosen}" out of: {", ".join(names)}', file=ctx.err)
     return ns, chosen

@@ -8,15 +8,15 @@ the Events the caller found about the object, as kubectl's DescribeEvents shows 
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import yaml
 
-from kubecore import tables
+from kubecore.api.types import Obj
+from kubecore.printers import tables
 from minikubectl.lastapplied import LAST_APPLIED
 
-Obj = dict[str, Any]
 # indent level, label (without colon; "" for a bare line, CONTINUED for another value of
 # the line above), value
 Line = tuple[int, str, str]
@@ -192,7 +192,7 @@ def describe_pod(pod: Obj, now: datetime | None = None, events: list[Obj] | None
     if status.get("startTime"):
         lines.append((0, "Start Time", str(status["startTime"])))
     lines += _metadata_lines(pod, True)[2:]
-    lines.append((0, "Status", tables.pod_summary(pod, now or datetime.now(timezone.utc))[1]
+    lines.append((0, "Status", tables.pod_summary(pod, now or datetime.now(UTC))[1]
                   if meta.get("deletionTimestamp")
                   else str(status.get("phase") or "Unknown")))
     if status.get("reason"):
@@ -241,7 +241,7 @@ def describe_generic(obj: Obj, namespaced: bool, events: list[Obj] | None = None
         body = yaml.safe_dump({key: value}, default_flow_style=False, sort_keys=True)
         text += body
     if events is not None:
-        text += events_text(events, now or datetime.now(timezone.utc))
+        text += events_text(events, now or datetime.now(UTC))
     return text
 
 
@@ -254,7 +254,7 @@ def _with_events(lines: list[Line], events: list[Obj] | None, now: datetime | No
         return render(lines + [(0, "Events", NONE)])
     text = render(lines)
     if events:
-        text += events_text(events, now or datetime.now(timezone.utc))
+        text += events_text(events, now or datetime.now(UTC))
     return text
 
 
@@ -264,8 +264,8 @@ def _event_time(ev: Obj) -> datetime:
                ev.get("eventTime")):
         when = tables.parse_time(ts)
         if when is not None:
-            return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
-    return datetime.min.replace(tzinfo=timezone.utc)
+            return when if when.tzinfo else when.replace(tzinfo=UTC)
+    return datetime.min.replace(tzinfo=UTC)
 
 
 def event_age(ev: Obj, now: datetime) -> str:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubecore.errors import ApiError
+from kubecore.api.errors import ApiError
 
 
 class CliError(Exception):

@@ -1,6 +1,6 @@
 """What the user types (`svc`, `po,svc`, `deploy/web`) to resource types, and REST paths.
 
-Names resolve through the project's resource registry (`kubecore.resources`), which is
+Names resolve through the project's resource registry (`kubecore.api.resources`), which is
 also what the API server serves, so `svc`, `service`, `services` and `Service` all work
 as they do with kubectl.
 """
@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from kubecore import resources as R
-from kubecore.resources import ResourceType
+from kubecore.api import resources as R
+from kubecore.api.resources import ResourceType
 from minikubectl.errors import CliError
 
 

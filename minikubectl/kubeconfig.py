@@ -8,15 +8,14 @@ merged with the first value winning, else `~/.kube/config`): current context (or
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
 
 import yaml
 
+from kubecore.api.types import Obj
 from minikubectl.errors import CliError
-
-Obj = dict[str, Any]
 
 
 @dataclass(frozen=True)

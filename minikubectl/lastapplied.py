@@ -15,9 +15,9 @@ import copy
 import json
 from typing import Any
 
-from kubecore.patch import merge_key_for
+from kubecore.api.patch import merge_key_for
+from kubecore.api.types import Obj
 
-Obj = dict[str, Any]
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 _GO_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028",
                "\u2029": "\\u2029"}

@@ -11,10 +11,11 @@ import asyncio
 import os
 import sys
 import traceback
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any, Awaitable, Callable, NoReturn, Sequence
+from typing import NoReturn
 
-from kubecore.errors import ApiError
+from kubecore.api.errors import ApiError
 from minikubectl import cluster_cmd, commands
 from minikubectl.errors import CliError, format_api_error
 from minikubectl.kubeconfig import resolve_target
@@ -59,7 +60,7 @@ def _file_flags(p: argparse.ArgumentParser, required: bool) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     flags = _global_flags()
-    parser = _Parser(prog="minikubectl", parents=[flags],
+    parser: argparse.ArgumentParser = _Parser(prog="minikubectl", parents=[flags],
                      description="minikubectl controls the minicluster API server.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 

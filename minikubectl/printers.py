@@ -1,4 +1,4 @@
-"""Tables like kubectl's: the project's column definitions (`kubecore.tables`, which the
+"""Tables like kubectl's: the project's column definitions (`kubecore.printers.tables`, which the
 API server's Table answers use too) laid out as kubectl lays them out.
 
 Pure: rows from objects and the current time, then tab-aligned text. This module adds
@@ -7,14 +7,13 @@ kinds print, and column widths that a watch keeps from its first table.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable
 
-from kubecore import tables
-from kubecore.resources import ResourceType
-
-Obj = dict[str, Any]
+from kubecore.api.resources import ResourceType
+from kubecore.api.types import Obj
+from kubecore.printers import tables
 
 
 def qualified_kind(rt: ResourceType) -> str:

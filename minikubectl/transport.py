@@ -1,6 +1,6 @@
 """The CLI's narrow way to the API server.
 
-JSON requests and watches go through the project's client (`kubecore.client`); the raw
+JSON requests and watches go through the project's client (`kubecore.client.rest`); the raw
 streams of `logs` and `exec` through a session of this module. Failures come out as
 `ApiError` (the server answered with a Status) or `CliError` naming the server's
 address (it could not be reached), never as aiohttp's own exceptions.
@@ -10,15 +10,16 @@ from __future__ import annotations
 import asyncio
 import errno
 import json
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 
-from kubecore.client import ApiClient, ApiUnavailable
-from kubecore.resources import ResourceType
+from kubecore.api.resources import ResourceType
+from kubecore.api.types import Obj
+from kubecore.client.rest import ApiClient, ApiUnavailable
 from minikubectl.errors import CliError, api_error_from_status
 
-Obj = dict[str, Any]
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=60, sock_connect=10)
 WATCH_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=None)
 
@@ -42,11 +43,11 @@ class Api:
 
     def __init__(self, server: str, *, insecure: bool = False) -> None:
         self.server = server
-        self._ssl: bool | None = False if insecure else None
+        self._ssl: bool = not insecure
         self._session: aiohttp.ClientSession | None = None
         self._client: ApiClient | None = None
 
-    async def __aenter__(self) -> "Api":
+    async def __aenter__(self) -> Api:
         self._client = ApiClient(self.server, timeout=60, connect_timeout=10)
         self._session = aiohttp.ClientSession(self.server, timeout=REQUEST_TIMEOUT,
                                               headers={"Accept": "application/json",
@@ -115,5 +116,5 @@ class Api:
                     raise api_error_from_status(decoded, resp.status)
                 async for chunk in resp.content.iter_any():
                     yield chunk
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise self.unreachable(exc) from None

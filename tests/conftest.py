@@ -6,8 +6,8 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import AsyncIterator, Iterator
 
 import aiohttp
 import pytest
@@ -46,7 +46,7 @@ class ApiServer:
         self.runner: web.AppRunner | None = None
         self.app: web.Application | None = None
 
-    async def start(self) -> "ApiServer":
+    async def start(self) -> ApiServer:
         from services.apiserver.app import create_app
 
         self.app = create_app(self.settings)
@@ -88,14 +88,14 @@ async def apiserver(etcd: EtcdProcess) -> AsyncIterator[ApiServer]:
     finally:
         try:
             await asyncio.wait_for(server.stop(), 10)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             for t in asyncio.all_tasks():
                 t.print_stack(limit=10)
             raise
 
 
 @pytest.fixture
-async def http(apiserver: ApiServer) -> AsyncIterator["Http"]:
+async def http(apiserver: ApiServer) -> AsyncIterator[Http]:
     async with aiohttp.ClientSession(apiserver.url) as session:
         yield Http(session)
 
@@ -151,7 +151,7 @@ class ApiServerProcess:
         self.log_path = log_path
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> "ApiServerProcess":
+    def start(self) -> ApiServerProcess:
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         self.proc = subprocess.Popen(self.args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True, preexec_fn=die_with_parent())

@@ -3,14 +3,14 @@ a Node its pod CIDR. Pure bookkeeping; `storage` puts the claims into the same
 etcd transaction as the object."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
-from kubecore.errors import Cause, invalid
+from kubecore.api.errors import Cause, invalid
+from kubecore.api.types import Obj
 from services.apiserver import etcd as E
 from services.apiserver.allocator import IPRange, RangeAllocator, SubnetRange
-
-Obj = dict[str, Any]
 
 
 @dataclass

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 from services.apiserver import etcd as E
 
@@ -145,7 +145,7 @@ class RangeAllocator:
         return out
 
 
-def ip_allocator(name: str, cidr: str, reserved_offsets: Iterable[int] = ()) -> "IPRange":
+def ip_allocator(name: str, cidr: str, reserved_offsets: Iterable[int] = ()) -> IPRange:
     return IPRange(name, ipaddress.IPv4Network(cidr), frozenset(reserved_offsets))
 
 

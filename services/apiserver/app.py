@@ -5,20 +5,19 @@ import asyncio
 import ipaddress
 import logging
 import time
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from kubecore import resources as R
-from kubecore.errors import ApiError, internal
+from kubecore.api import resources as R
+from kubecore.api.errors import ApiError, internal
 from services.apiserver import discovery, handlers, openapi, strict
 from services.apiserver.allocations import NodeAllocations, ServiceAllocations
 from services.apiserver.allocator import RangeAllocator, SubnetRange, ip_allocator
 from services.apiserver.etcd import Etcd, EtcdUnavailable
 from services.apiserver.metrics import ApiMetrics
-from services.apiserver.requests import (NoSuchPath, Target, error_response, json_response, parse_path,
-                                         resolve)
+from services.apiserver.requests import NoSuchPath, Target, error_response, json_response, parse_path, resolve
 from services.apiserver.settings import Settings
 from services.apiserver.state import ApiState
 from services.apiserver.storage import Storage
@@ -167,7 +166,7 @@ async def readyz(request: web.Request) -> web.Response:
     not_ready = [p for p, c in state.caches.items() if not c.ready.is_set()]
     try:
         await asyncio.wait_for(state.etcd.revision(), timeout=2)
-    except (EtcdUnavailable, asyncio.TimeoutError):
+    except (TimeoutError, EtcdUnavailable):
         not_ready.append("etcd")
     if not_ready:
         return web.Response(status=503, text="not ready: " + ", ".join(not_ready))
@@ -252,7 +251,7 @@ def create_app(settings: Settings) -> web.Application:
             cache.cancel()
         try:
             await asyncio.wait_for(state.etcd.close(), timeout=5)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.warning("etcd client did not close within 5 s")
         for cache in state.caches.values():
             await cache.stop(timeout=2)

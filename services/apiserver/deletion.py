@@ -6,7 +6,7 @@ calls.
 - Options come from the body (a DeleteOptions) when there is one, else from the query,
   never from both: kube-apiserver reads one or the other.
 - The propagation policy becomes finalizers the garbage collector acts on (`orphan`,
-  `foregroundDeletion`; `kubecore.propagation`). An object with finalizers is only marked
+  `foregroundDeletion`; `kubecore.api.propagation`). An object with finalizers is only marked
   (deletionTimestamp, deletionGracePeriodSeconds 0) and goes once they are all removed.
 - Pods are deleted gracefully: marked with a deadline their node honours, at once when no
   node runs them; finalizers still hold them after the node is done.
@@ -14,16 +14,16 @@ calls.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any, Mapping
 
-from kubecore import propagation as P
-from kubecore import resources as R
-from kubecore.errors import Cause, bad_request, invalid
-from kubecore.validation import go_bool
+from kubecore.api import propagation as P
+from kubecore.api import resources as R
+from kubecore.api.errors import Cause, bad_request, invalid
+from kubecore.api.types import Obj
+from kubecore.api.validation import go_bool
 from services.apiserver.objects import format_rfc3339, parse_rfc3339
 
-Obj = dict[str, Any]
 DRY_RUN_ALL = "All"
 
 

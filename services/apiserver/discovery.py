@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubecore import resources as R
+from kubecore.api import resources as R
 
 VERSION_INFO = {
     "major": "1", "minor": "31", "gitVersion": "v1.31.0-minicluster",

@@ -9,7 +9,8 @@ watches that deliver whole revisions.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import aetcd
 import grpc
@@ -147,7 +148,7 @@ class Etcd:
                 if "future" in (exc.details() or ""):
                     raise EtcdFutureRevision(exc.details()) from exc
             raise EtcdUnavailable(str(exc)) from exc
-        except (asyncio.TimeoutError, ConnectionError) as exc:
+        except (TimeoutError, ConnectionError) as exc:
             raise EtcdUnavailable(str(exc)) from exc
 
     # -- writes -------------------------------------------------------------
@@ -157,10 +158,10 @@ class Etcd:
         the other writes waiting at that moment (see `TxnBatcher`). `hints` are puts of
         keys whose latest value is all that matters (allocation counters): writes in one
         batch share one put of each."""
-        compare, success, failure = list(compare), list(success), list(failure)
-        keys = frozenset(item.key for item in (*compare, *success, *failure))
+        compares, successes, failures = list(compare), list(success), list(failure)
+        keys = frozenset([c.key for c in compares] + [o.key for o in (*successes, *failures)])
         hint_bytes = {k.encode(): v for k, v in (hints or {}).items()}
-        return await self.batcher.submit(wire.txn(compare, success, failure), keys, hint_bytes)
+        return await self.batcher.submit(wire.txn(compares, successes, failures), keys, hint_bytes)
 
     async def txn_alone(self, compare: Iterable[Compare], success: Iterable[Op],
                         failure: Iterable[Op] = ()) -> TxnResult:
@@ -184,7 +185,7 @@ class Etcd:
             if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
                 raise EtcdRejected(exc.details() or "invalid transaction") from exc
             raise EtcdUnavailable(str(exc)) from exc
-        except (asyncio.TimeoutError, ConnectionError) as exc:
+        except (TimeoutError, ConnectionError) as exc:
             raise EtcdUnavailable(str(exc)) from exc
 
     async def compact(self, revision: int) -> None:
@@ -193,7 +194,7 @@ class Etcd:
         except (rpc.AioRpcError, aetcd.exceptions.ClientError) as exc:
             raise EtcdUnavailable(str(exc)) from exc
 
-    async def watch_prefix(self, prefix: str, start_revision: int) -> "PrefixWatch":
+    async def watch_prefix(self, prefix: str, start_revision: int) -> PrefixWatch:
         """A watch over `prefix` from `start_revision`, with previous values, on a gRPC
         stream of its own. EtcdCompacted when etcd no longer has `start_revision`."""
         p = prefix.encode()
@@ -211,7 +212,7 @@ class Etcd:
                 raise
         except rpc.AioRpcError as exc:
             raise EtcdUnavailable(str(exc)) from exc
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             raise EtcdUnavailable("etcd did not answer the watch request") from exc
         watch.pending = first
         return watch
@@ -238,7 +239,7 @@ class PrefixWatch:
             raise EtcdUnavailable(f"etcd cancelled the watch: {resp.cancel_reason or 'no reason given'}")
         return resp
 
-    def __aiter__(self) -> "PrefixWatch":
+    def __aiter__(self) -> PrefixWatch:
         return self
 
     async def __anext__(self) -> Any:

@@ -12,7 +12,7 @@ library.
 """
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 # field tags: (field number << 3) | wire type (0 varint, 2 length-delimited)
 _BYTES_1, _BYTES_2, _BYTES_3, _BYTES_4 = b"\x0a", b"\x12", b"\x1a", b"\x22"

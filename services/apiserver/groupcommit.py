@@ -4,8 +4,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from services.apiserver import etcdwire as wire
 
@@ -140,7 +141,7 @@ class TxnBatcher:
         self.transactions += 1
         self.writes += len(batch)
         revision = resp.header.revision
-        for w, r in zip(batch, resp.responses):
+        for w, r in zip(batch, resp.responses, strict=False):
             if not w.future.done():
                 nested = r.response_txn
                 w.future.set_result(TxnResult(nested.succeeded, revision, list(nested.responses)))

@@ -1,28 +1,32 @@
 """HTTP handlers of the resource API: thin functions from requests to storage calls."""
 from __future__ import annotations
 
-import asyncio
 import copy
-import json
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
-from kubecore import resources as R
-from kubecore.errors import (ApiError, Cause, bad_request, conflict, gone, invalid,
-                             method_not_allowed, not_found)
-from kubecore.patch import PatchError, json_patch, merge_patch, strategic_merge_patch
-from kubecore.selectors import (SelectorError, fields_match, labels_match, parse_field_selector,
-                                parse_label_selector)
+from kubecore.api import resources as R
+from kubecore.api.errors import ApiError, Cause, bad_request, conflict, invalid, method_not_allowed, not_found
+from kubecore.api.patch import PatchError, json_patch, merge_patch, strategic_merge_patch
+from kubecore.api.selectors import SelectorError, fields_match, labels_match, parse_field_selector, parse_label_selector
+from kubecore.api.types import Obj
 from services.apiserver import deletion, objects, paging
-from services.apiserver.requests import (PATCH_TYPES, Target, content_type, decode_body,
-                                         decode_object, flag, json_response, read_body)
+from services.apiserver.requests import (
+    PATCH_TYPES,
+    Target,
+    content_type,
+    decode_body,
+    decode_object,
+    flag,
+    json_response,
+    read_body,
+)
 from services.apiserver.state import ApiState
 
 log = logging.getLogger("apiserver")
-Obj = dict[str, Any]
 PROTECTED_NAMESPACES = ("default", "kube-system", "kube-public")
 
 
@@ -302,7 +306,7 @@ async def delete_one(state: ApiState, t: Target, name: str, opts: Obj) -> Obj:
 
     async def mark(current: Obj) -> Obj | None:
         check(current)
-        outcome = deletion.mark_for_deletion(t.rt, current, opts, datetime.now(timezone.utc))
+        outcome = deletion.mark_for_deletion(t.rt, current, opts, datetime.now(UTC))
         if outcome is deletion.Outcome.DELETE:
             raise _DeleteNow()
         return current if outcome is deletion.Outcome.MARKED else None

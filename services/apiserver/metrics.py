@@ -1,8 +1,9 @@
 """Prometheus metrics of the API server, in a registry of its own per app."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily
@@ -31,7 +32,7 @@ class ApiMetrics:
             children[1].observe(seconds)
 
     @classmethod
-    def create(cls, batcher: Any = None) -> "ApiMetrics":
+    def create(cls, batcher: Any = None) -> ApiMetrics:
         reg = CollectorRegistry()
         if batcher is not None:
             reg.register(_BatcherCollector(batcher))

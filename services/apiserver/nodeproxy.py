@@ -10,7 +10,7 @@ InternalIP and `status.daemonEndpoints.kubeletEndpoint.Port` (what kube-apiserve
   official clients open) is checked here (pod, container, options: errors are HTTP Status
   answers before the upgrade), accepted, and relayed message by message to a WebSocket of the
   same subprotocol to GET /exec/<ns>/<pod>/<container> on the agent, which runs the command
-  and ends with its Status (`kubecore.remotecommand`). What fails after the upgrade (the agent
+  and ends with its Status (`kubecore.api.remotecommand`). What fails after the upgrade (the agent
   unreachable, the container not running) is a Failure Status on channel 3, which kubectl
   prints as `error: ...`. A SPDY upgrade (kubectl's fallback) is answered with a 400 Status
   after the same checks, so a refused WebSocket upgrade and its fallback show the same error.
@@ -34,15 +34,16 @@ import json
 import os
 import socket
 import threading
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import aiohttp
 from aiohttp import WSMsgType, web
 
-from kubecore import remotecommand as rc
-from kubecore import resources as R
-from kubecore.errors import ApiError, bad_request, method_not_allowed, not_found
+from kubecore.api import remotecommand as rc
+from kubecore.api import resources as R
+from kubecore.api.errors import ApiError, bad_request, method_not_allowed, not_found
 from services.apiserver.requests import CLIENT_CHECK_SECONDS, Target, client_gone
 
 if TYPE_CHECKING:
@@ -119,7 +120,7 @@ class NodeProxy:
         connector = aiohttp.TCPConnector(force_close=True, socket_factory=_socket_factory(self.dial_netns))
         return aiohttp.ClientSession(connector=connector, timeout=timeout)
 
-    async def serve(self, state: "ApiState", request: web.Request, t: Target) -> web.StreamResponse:
+    async def serve(self, state: ApiState, request: web.Request, t: Target) -> web.StreamResponse:
         if t.rt is not R.PODS or t.sub not in ("log", "exec") or t.name is None:
             raise not_found(f"{t.rt.plural}/{t.sub}", t.name or "", t.rt.group)
         pod = await state.storage.get(R.PODS, t.namespace, t.name)
@@ -166,7 +167,7 @@ class NodeProxy:
                         try:
                             chunk = await asyncio.wait_for(upstream.content.readany(),
                                                            CLIENT_CHECK_SECONDS)
-                        except asyncio.TimeoutError:
+                        except TimeoutError:
                             if client_gone(request):
                                 return resp
                             continue
@@ -177,7 +178,7 @@ class NodeProxy:
                     return resp
                 await resp.write_eof()
                 return resp
-        except (aiohttp.ClientConnectionError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientConnectionError, OSError) as exc:
             raise _unreachable(what, base, exc) from None
 
     async def _exec(self, request: web.Request, pod: dict[str, Any], base: str, what: str) -> web.Response:
@@ -203,7 +204,7 @@ class NodeProxy:
                 if upstream.status >= 400:
                     return await _relay_error(upstream)
                 data = await upstream.read()
-        except (aiohttp.ClientConnectionError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientConnectionError, OSError) as exc:
             raise _unreachable(what, base, exc) from None
         return web.Response(body=data, content_type="application/json")
 
@@ -251,7 +252,7 @@ class NodeProxy:
             except aiohttp.WSServerHandshakeError as exc:
                 return rc.failure(502, "BadGateway", f"{what}: the node agent at {base} refused the stream: "
                                   f"{exc.status} {exc.message}")
-            except (aiohttp.ClientConnectionError, asyncio.TimeoutError, OSError) as exc:
+            except (TimeoutError, aiohttp.ClientConnectionError, OSError) as exc:
                 err = _unreachable(what, base, exc)
                 return rc.failure(err.code, err.reason, err.message)
             async with agent:

@@ -5,21 +5,29 @@ from __future__ import annotations
 import copy
 import os
 import secrets
-import string
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
-from kubecore import resources as R
-from kubecore.errors import Cause, bad_request, invalid
-from kubecore.models import shape_causes
-from kubecore.patch import PatchError, field_set, server_side_apply
+from kubecore.api import resources as R
+from kubecore.api.errors import Cause, bad_request, invalid
+from kubecore.api.models import shape_causes
+from kubecore.api.patch import PatchError, field_set, server_side_apply
+from kubecore.api.types import Obj
 
-Obj = dict[str, Any]
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # as apimachinery's rand.String: no vowels
 
 
-_stamp: tuple[int, str] = (-1, "")
+class _Stamp:
+    """The last second now_rfc3339 formatted, and its text."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value: tuple[int, str] = (-1, "")
+
+
+_stamp = _Stamp()
 
 
 def format_rfc3339(t: datetime) -> str:
@@ -29,11 +37,10 @@ def format_rfc3339(t: datetime) -> str:
 
 def now_rfc3339() -> str:
     """The time now, formatted once per second."""
-    global _stamp
     second = int(time.time())
-    if _stamp[0] != second:
-        _stamp = (second, format_rfc3339(datetime.fromtimestamp(second, timezone.utc)))
-    return _stamp[1]
+    if _stamp.value[0] != second:
+        _stamp.value = (second, format_rfc3339(datetime.fromtimestamp(second, UTC)))
+    return _stamp.value[1]
 
 
 def new_uid() -> str:
@@ -46,7 +53,7 @@ def new_uid() -> str:
 
 
 def parse_rfc3339(value: str) -> datetime:
-    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
 def random_suffix(n: int = 5) -> str:
@@ -116,7 +123,7 @@ def prepare_update(rt: R.ResourceType, new: Obj, old: Obj, *, status_only: bool)
         raise bad_request(f"the name of the object ({meta.get('name')}) does not match the name "
                           f"on the URL ({name})")
     if meta.get("uid") and meta["uid"] != old["metadata"].get("uid"):
-        from kubecore.errors import conflict
+        from kubecore.api.errors import conflict
 
         raise conflict(rt.plural, name, f"Precondition failed: UID in precondition: {meta['uid']}, "
                        f"UID in object meta: {old['metadata'].get('uid')}", rt.group)

@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from functools import lru_cache
-from typing import Any
+from functools import cache
 
-from kubecore import resources as R
+from kubecore.api import resources as R
+from kubecore.api.types import Obj
 from services.apiserver.discovery import VERSION_INFO
 
-Obj = dict[str, Any]
 PATCH_BODY_TYPES = ("application/json-patch+json", "application/merge-patch+json",
                     "application/apply-patch+yaml")
 _QUERY_PARAMS = ("dryRun", "fieldManager", "fieldValidation", "force", "pretty")
@@ -96,7 +95,7 @@ def _group_versions() -> list[tuple[str, str]]:
     return seen
 
 
-@lru_cache(maxsize=None)
+@cache
 def v3_group_version(group: str, version: str) -> bytes:
     rts = [rt for rt in R.ALL if rt.group == group and rt.version == version]
     doc = {"openapi": "3.0.0", "info": _info(), "paths": _paths(rts, v3=True),
@@ -108,7 +107,7 @@ def v3_hash(group: str, version: str) -> str:
     return hashlib.sha512(v3_group_version(group, version)).hexdigest().upper()[:128]
 
 
-@lru_cache(maxsize=None)
+@cache
 def v3_root() -> bytes:
     paths = {_gv_path(g, v): {"serverRelativeURL": f"/openapi/v3/{_gv_path(g, v)}?hash={v3_hash(g, v)}"}
              for g, v in _group_versions()}
@@ -123,7 +122,7 @@ def v3_lookup(path: str) -> bytes | None:
     return None
 
 
-@lru_cache(maxsize=None)
+@cache
 def v2() -> bytes:
     doc = {"swagger": "2.0", "info": _info(), "paths": _paths(list(R.ALL), v3=False),
            "definitions": {}}

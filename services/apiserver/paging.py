@@ -14,11 +14,10 @@ import json
 import posixpath
 import re
 from dataclasses import dataclass
-from typing import Any
 
-from kubecore.errors import ApiError, Cause, bad_request, gone, invalid
+from kubecore.api.errors import ApiError, Cause, bad_request, gone, invalid
+from kubecore.api.types import Obj
 
-Obj = dict[str, Any]
 VERSION = "meta.k8s.io/v1"
 # A short page of a filtered list is topped up by reads of twice the size, up to this many
 # keys per etcd read (kube-apiserver's maxLimit).

@@ -7,9 +7,9 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from kubecore import jsonwire
-from kubecore import resources as R
-from kubecore.errors import ApiError, bad_request, request_entity_too_large, unsupported_media_type
+from kubecore.api import jsonwire
+from kubecore.api import resources as R
+from kubecore.api.errors import ApiError, bad_request, request_entity_too_large, unsupported_media_type
 
 
 @dataclass(frozen=True)

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from aiohttp import web
 
-from kubecore import propagation as P
-from kubecore import resources as R
-from kubecore import tables as T
-from kubecore.errors import ApiError, bad_request, not_found
+from kubecore.api import propagation as P
+from kubecore.api import resources as R
+from kubecore.api.errors import ApiError, bad_request
+from kubecore.api.types import Obj
+from kubecore.printers import tables as T
 from services.apiserver import objects, strict, tables
 from services.apiserver.etcd import Etcd
 from services.apiserver.metrics import ApiMetrics
@@ -25,7 +27,6 @@ from services.apiserver.storage import Storage
 from services.apiserver.watchcache import WatchCache
 
 log = logging.getLogger("apiserver")
-Obj = dict[str, Any]
 # How a namespace's content is deleted: Background, as kube's namespace controller says it,
 # so a GC finalizer an object carries (orphan, foregroundDeletion) goes instead of holding
 # the namespace until the garbage collector gets to it.
@@ -168,7 +169,7 @@ class ApiState:
             cache = self.caches.get("pods")
             if cache is None:
                 continue
-            limit = datetime.now(timezone.utc) - timedelta(seconds=self.settings.pod_force_delete_after)
+            limit = datetime.now(UTC) - timedelta(seconds=self.settings.pod_force_delete_after)
             for obj, _ in list(cache.current(R.PODS.key_prefix())):
                 meta = obj["metadata"]
                 ts = meta.get("deletionTimestamp")
@@ -190,14 +191,14 @@ class ApiState:
             await asyncio.sleep(self.settings.event_sweep_interval)
             try:
                 await self._sweep_expired_events_once()
-            except Exception:  # noqa: BLE001 -- a surprise in one pass must not end expiry for good
+            except Exception:
                 log.exception("sweeping expired events failed; trying again next time")
 
     async def _sweep_expired_events_once(self) -> None:
         cache = self.caches.get("events")
         if cache is None:
             return
-        limit = datetime.now(timezone.utc) - timedelta(seconds=self.settings.event_ttl)
+        limit = datetime.now(UTC) - timedelta(seconds=self.settings.event_ttl)
         expired = [obj for obj, _ in list(cache.current(R.EVENTS.key_prefix()))
                    if event_expired(obj, limit)]
         removed = 0
@@ -223,5 +224,5 @@ def event_expired(ev: Obj, limit: datetime) -> bool:
         ev.get("lastTimestamp"), ev.get("firstTimestamp"), ev.get("eventTime"),
         series.get("lastObservedTime") if isinstance(series, dict) else None,
         (ev.get("metadata") or {}).get("creationTimestamp"))]
-    known = [t if t.tzinfo else t.replace(tzinfo=timezone.utc) for t in times if t is not None]
+    known = [t if t.tzinfo else t.replace(tzinfo=UTC) for t in times if t is not None]
     return bool(known) and max(known) < limit

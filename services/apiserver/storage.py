@@ -9,17 +9,18 @@ same transaction (see `allocator`).
 from __future__ import annotations
 
 import copy
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
-from kubecore import jsonwire
-from kubecore.errors import ApiError, Cause, already_exists, conflict, invalid, not_found, unavailable
-from kubecore.resources import ResourceType
+from kubecore.api import jsonwire
+from kubecore.api.errors import ApiError, Cause, already_exists, conflict, invalid, not_found, unavailable
+from kubecore.api.resources import ResourceType
+from kubecore.api.types import Obj
 from services.apiserver import etcd as E
 from services.apiserver import paging
 from services.apiserver.allocations import NoAllocations, Plan
 from services.apiserver.allocator import RangeFull
 
-Obj = dict[str, Any]
 Mutation = Callable[[Obj], Awaitable[Obj | None]]
 MAX_ATTEMPTS = 64
 

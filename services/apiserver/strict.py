@@ -12,9 +12,9 @@ from typing import Any
 
 from aiohttp import web
 
-from kubecore import resources as R
-from kubecore.errors import ApiError, bad_request
-from kubecore.models import unknown_fields
+from kubecore.api import resources as R
+from kubecore.api.errors import ApiError, bad_request
+from kubecore.api.models import unknown_fields
 
 WARNINGS_KEY = web.RequestKey("warnings", list)
 DIRECTIVES = ("Strict", "Warn", "Ignore")

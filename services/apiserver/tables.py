@@ -2,20 +2,20 @@
 
 kubectl asks for `application/json;as=Table;v=v1;g=meta.k8s.io, application/json`:
 the first media type the server can produce wins. The cells come from the pure
-`kubecore.tables`; this module only reads the request and wraps the result.
+`kubecore.printers.tables`; this module only reads the request and wraps the result.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
 
 from aiohttp import web
 
-from kubecore import resources as R
-from kubecore import tables
-from kubecore.errors import bad_request
+from kubecore.api import resources as R
+from kubecore.api.errors import bad_request
+from kubecore.api.types import Obj
+from kubecore.printers import tables
 
-Obj = dict[str, Any]
 INCLUDE_OBJECT = ("None", "Metadata", "Object")
 
 

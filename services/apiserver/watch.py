@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from kubecore import jsonwire
-from kubecore.errors import Cause, bad_request, gone, invalid
+from kubecore.api import jsonwire
+from kubecore.api.errors import Cause, bad_request, gone, invalid
+from kubecore.api.types import Obj
 from services.apiserver.paging import NOT_OLDER_THAN, too_large
 from services.apiserver.requests import CLIENT_CHECK_SECONDS, Target, client_gone, flag, int_param
 from services.apiserver.watchcache import Event, Subscriber, WatchCache
@@ -16,12 +18,11 @@ from services.apiserver.watchcache import Event, Subscriber, WatchCache
 if TYPE_CHECKING:
     from services.apiserver.handlers import Selectors
 
-Obj = dict[str, Any]
 MAX_BATCH = 512
 INITIAL_EVENTS_END = "k8s.io/initial-events-end"
 
 
-def visible(ev: Event, sel: "Selectors") -> tuple[str, Obj] | None:
+def visible(ev: Event, sel: Selectors) -> tuple[str, Obj] | None:
     """The event as this watcher sees it: an object that stops matching is DELETED, one
     that starts matching is ADDED (kube-apiserver's cacheWatcher does the same)."""
     cur_ok = sel.match(ev.obj)
@@ -101,7 +102,7 @@ def _bookmark(t: Target, revision: int, initial_events_end: bool = False) -> byt
                               "metadata": meta})
 
 
-async def serve_watch(request: web.Request, t: Target, sel: "Selectors", cache: WatchCache,
+async def serve_watch(request: web.Request, t: Target, sel: Selectors, cache: WatchCache,
                       *, bookmark_interval: float, render: Callable[[str, Obj], Any] | None,
                       on_open: Callable[[], None], on_close: Callable[[], None],
                       count: Callable[[int], None],
@@ -216,7 +217,7 @@ async def serve_watch(request: web.Request, t: Target, sel: "Selectors", cache: 
                 wait = min(wait, max(next_bookmark - now, 0))
             try:
                 first = await asyncio.wait_for(sub.queue.get(), timeout=wait)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 if client_gone(request):
                     break
                 continue

@@ -17,17 +17,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
-from kubecore import jsonwire
-from kubecore.resources import ResourceType
+from kubecore.api import jsonwire
+from kubecore.api.resources import ResourceType
+from kubecore.api.types import Obj
 from services.apiserver import etcd as E
 from services.apiserver.storage import decode
 
 log = logging.getLogger("apiserver.watchcache")
 DELETE = 1  # mvccpb.Event.EventType
-Obj = dict[str, Any]
 
 
 @dataclass(slots=True)

@@ -5,9 +5,9 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from kubecore.client import ApiClient
-from kubecore.controller import WorkerPool, run_controller
-from kubecore.informer import SharedInformerFactory
+from kubecore.client.rest import ApiClient
+from kubecore.controller.controller import WorkerPool, run_controller
+from kubecore.informer.informer import SharedInformerFactory
 from services.deployments.deployment import DeploymentController
 from services.deployments.replicaset import ReplicaSetController
 

@@ -13,28 +13,26 @@ from __future__ import annotations
 
 import copy
 import logging
-from datetime import datetime, timezone
-from typing import Any
+from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry, Counter
 
-from kubecore import resources as R
-from kubecore.client import ApiClient
-from kubecore.errors import ApiError
-from kubecore.events import NORMAL, EventRecorder
-from kubecore.informer import SharedInformerFactory, object_key, split_key
-from kubecore.selectors import labels_match, selector_from_label_selector
-from kubecore.workqueue import WorkQueue
+from kubecore.api import resources as R
+from kubecore.api.errors import ApiError
+from kubecore.api.selectors import labels_match, selector_from_label_selector
+from kubecore.api.types import Obj
+from kubecore.client.events import NORMAL, EventRecorder
+from kubecore.client.rest import ApiClient
+from kubecore.informer.informer import SharedInformerFactory, object_key, split_key
+from kubecore.informer.workqueue import WorkQueue
 from services.deployments import deployment_plan as plan
 from services.deployments import ownership as own
-from services.deployments.replicaset_plan import is_pod_active
 
 log = logging.getLogger("deployment")
-Obj = dict[str, Any]
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _state(rs: Obj) -> plan.RSState:
@@ -122,7 +120,7 @@ class DeploymentController:
         if rs is not None:
             key = self._owner_key(rs)
             d = self.deployments.store.get(key) if key else None
-            if d is not None and ((d.get("spec") or {}).get("strategy") or {}).get("type") == "Recreate":
+            if key and d is not None and ((d.get("spec") or {}).get("strategy") or {}).get("type") == "Recreate":
                 self.queue.add(key)
 
     # -- the reconcile ----------------------------------------------------------------

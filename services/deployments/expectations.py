@@ -10,8 +10,8 @@ must not block the owner for ever).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 EXPECTATIONS_TTL = 300.0
 

@@ -8,16 +8,15 @@ the answer into patches.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
 
-from kubecore.client import ApiClient
-from kubecore.errors import ApiError
-from kubecore.informer import object_key
-from kubecore.resources import ResourceType
-from kubecore.selectors import Requirement, labels_match
-
-Obj = dict[str, Any]
+from kubecore.api.errors import ApiError
+from kubecore.api.resources import ResourceType
+from kubecore.api.selectors import Requirement, labels_match
+from kubecore.api.types import Obj
+from kubecore.client.rest import ApiClient
+from kubecore.informer.informer import object_key
 
 
 def controller_ref(obj: Obj) -> Obj | None:

@@ -12,28 +12,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timezone
-from typing import Any
+from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry, Counter
 
-from kubecore import resources as R
-from kubecore.client import ApiClient
-from kubecore.errors import ApiError
-from kubecore.events import NORMAL, WARNING, EventRecorder
-from kubecore.informer import SharedInformerFactory, object_key, split_key
-from kubecore.selectors import labels_match, selector_from_label_selector
-from kubecore.workqueue import WorkQueue
+from kubecore.api import resources as R
+from kubecore.api.errors import ApiError
+from kubecore.api.selectors import labels_match, selector_from_label_selector
+from kubecore.api.types import Obj
+from kubecore.client.events import NORMAL, WARNING, EventRecorder
+from kubecore.client.rest import ApiClient
+from kubecore.informer.informer import SharedInformerFactory, object_key, split_key
+from kubecore.informer.workqueue import WorkQueue
 from services.deployments import ownership as own
 from services.deployments import replicaset_plan as plan
 from services.deployments.expectations import Expectations
 
 log = logging.getLogger("replicaset")
-Obj = dict[str, Any]
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _why(exc: BaseException) -> str:

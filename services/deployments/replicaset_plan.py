@@ -11,17 +11,17 @@
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
-from kubecore.selectors import labels_match, selector_from_match_labels
-
-Obj = dict[str, Any]
+from kubecore.api.selectors import labels_match, selector_from_match_labels
+from kubecore.api.types import Obj
 
 # At most this many creations or deletions in one sync (kube's burstReplicas).
 BURST_REPLICAS = 500
 SLOW_START_INITIAL_BATCH = 1
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _PHASE_RANK = {"Pending": 0, "Unknown": 1, "Running": 2}
 
 
@@ -30,7 +30,7 @@ def parse_time(value: str | None) -> datetime | None:
         return None
     try:
         return datetime.strptime(value.replace(".000000", ""), "%Y-%m-%dT%H:%M:%SZ").replace(
-            tzinfo=timezone.utc)
+            tzinfo=UTC)
     except ValueError:
         return None
 

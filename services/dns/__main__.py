@@ -17,8 +17,8 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from kubecore.client import ApiClient
-from kubecore.informer import SharedInformerFactory
+from kubecore.client.rest import ApiClient
+from kubecore.informer.informer import SharedInformerFactory
 
 from .forward import parse_upstream
 from .health import create_health_app

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from dnslib import AAAA, CNAME, NS, PTR, QTYPE, RCODE, RD, RR, SOA, SRV, TXT, A, DNSLabel
 
@@ -145,7 +146,7 @@ def _srv_records(
     node = Node()
     base = (service.name, service.namespace, "svc")
     if service.headless:
-        targets = [
+        targets: list[tuple[Any, int, tuple[str, ...]]] = [
             (zone.name(ep.label, *base), port.port, (ep.address,))
             for ep in endpoints
             for port in ep.ports

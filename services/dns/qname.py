@@ -141,7 +141,8 @@ def _parse_reverse(labels: Labels) -> QueryName:
         if origin == IPV4_REVERSE:
             if len(digits) != 4 or not all(d.isdigit() and len(d) <= 3 for d in digits):
                 return QueryName(Kind.OUTSIDE)
-            address = ipaddress.IPv4Address(".".join(reversed(digits)))
+            address: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.IPv4Address(
+                ".".join(reversed(digits)))
         else:
             if len(digits) != 32 or not all(len(d) == 1 and d in _HEX for d in digits):
                 return QueryName(Kind.OUTSIDE)

@@ -126,7 +126,7 @@ class DnsServer:
             response = answer(data, False)
             if response is None:
                 continue
-            if type(response) is Forward:
+            if isinstance(response, Forward):
                 self._start_forward(data, response, addr)
                 continue
             try:
@@ -175,7 +175,7 @@ class DnsServer:
                 (length,) = struct.unpack("!H", prefix)
                 data = await asyncio.wait_for(reader.readexactly(length), TCP_IDLE_TIMEOUT)
                 response = self.handler.answer(data, True)
-                if type(response) is Forward:
+                if isinstance(response, Forward):
                     response = await self._forward(data, response, tcp=True)
                 if response is None:
                     continue

@@ -14,8 +14,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from kubecore import resources as R
-from kubecore.informer import Informer, SharedInformerFactory, wait_for_cache_sync
+from kubecore.api import resources as R
+from kubecore.informer.informer import Informer, SharedInformerFactory, wait_for_cache_sync
 
 from .records import RecordIndex
 

@@ -152,7 +152,7 @@ def _skip_name(data: bytes, pos: int) -> int:
         if length == 0:
             return pos + 1
         if length & 0xC0 == 0xC0:
-            data[pos + 1]  # noqa: B018 - the pointer must be complete
+            data[pos + 1]
             return pos + 2
         if length & 0xC0:
             raise ValueError("reserved label type")

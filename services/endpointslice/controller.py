@@ -10,25 +10,31 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from kubecore import resources as R
-from kubecore.client import ApiClient
-from kubecore.controller import HealthServer, WorkerPool, run_controller
-from kubecore.errors import ApiError
-from kubecore.informer import SharedInformerFactory, object_key, split_key
-from kubecore.workqueue import WorkQueue
+from kubecore.api import resources as R
+from kubecore.api.errors import ApiError
+from kubecore.api.types import Obj
+from kubecore.client.rest import ApiClient
+from kubecore.controller.controller import HealthServer, WorkerPool, run_controller
+from kubecore.informer.informer import SharedInformerFactory, object_key, split_key
+from kubecore.informer.workqueue import WorkQueue
 from services.endpointslice.endpoints import (
-    CONTROLLER_NAME, MANAGED_BY_LABEL, SERVICE_NAME_LABEL, pod_is_ready, selector_matches,
-    service_selector)
+    CONTROLLER_NAME,
+    MANAGED_BY_LABEL,
+    SERVICE_NAME_LABEL,
+    pod_is_ready,
+    selector_matches,
+    service_selector,
+)
 from services.endpointslice.metrics import Metrics
 from services.endpointslice.planner import MAX_ENDPOINTS_PER_SLICE, Plan, plan
 from services.endpointslice.tracker import WriteTracker
 
 log = logging.getLogger("endpointslice")
-Obj = dict[str, Any]
 
 BY_NAMESPACE = "namespace"
 BY_SERVICE = "service"
@@ -94,7 +100,7 @@ class EndpointSliceController:
         keys = set()
         for service in self.services.store.by_index(BY_NAMESPACE, namespace):
             selector = service_selector(service)
-            if selector and any(selector_matches(selector, l) for l in labels):
+            if selector and any(selector_matches(selector, pod_labels) for pod_labels in labels):
                 keys.add(object_key(service))
         return keys
 

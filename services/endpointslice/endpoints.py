@@ -5,9 +5,9 @@ Pure functions over API objects (dicts); no I/O.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
 
-Obj = dict[str, Any]
+from kubecore.api.types import Obj
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"

@@ -11,12 +11,25 @@ slice has one port list for all its endpoints.
 from __future__ import annotations
 
 import copy
-from typing import Any, Iterable, NamedTuple
+from collections.abc import Iterable
+from typing import NamedTuple
 
+from kubecore.api.types import Obj
 from services.endpointslice.endpoints import (
-    CONTROLLER_NAME, MANAGED_BY_LABEL, SERVICE_NAME_LABEL, Obj, PortSet, canonical_endpoint,
-    endpoint_identity, endpoint_ports, pod_endpoint, pod_wanted, ports_from_api, ports_to_api,
-    selector_matches, service_selector)
+    CONTROLLER_NAME,
+    MANAGED_BY_LABEL,
+    SERVICE_NAME_LABEL,
+    PortSet,
+    canonical_endpoint,
+    endpoint_identity,
+    endpoint_ports,
+    pod_endpoint,
+    pod_wanted,
+    ports_from_api,
+    ports_to_api,
+    selector_matches,
+    service_selector,
+)
 
 MAX_ENDPOINTS_PER_SLICE = 100
 ADDRESS_TYPE = "IPv4"

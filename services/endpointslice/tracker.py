@@ -12,8 +12,8 @@ someone else before our watch saw it, a relist that merged both) cannot block a 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 DELETED = "deleted"
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kubecore import resources as R
-from kubecore.controller import controller_parser, run_controller_main
+from kubecore.api import resources as R
+from kubecore.controller.controller import controller_parser, run_controller_main
 from services.gc.controller import WATCHED, GarbageCollector
 
 

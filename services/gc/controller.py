@@ -18,22 +18,23 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from kubecore import propagation as P
-from kubecore import resources as R
-from kubecore.client import ApiClient
-from kubecore.controller import HealthServer, WorkerPool, run_controller
-from kubecore.errors import ApiError
-from kubecore.informer import Informer, SharedInformerFactory, object_key
-from kubecore.resources import ResourceType
-from kubecore.workqueue import WorkQueue
+from kubecore.api import propagation as P
+from kubecore.api import resources as R
+from kubecore.api.errors import ApiError
+from kubecore.api.resources import ResourceType
+from kubecore.api.types import Obj
+from kubecore.client.rest import ApiClient
+from kubecore.controller.controller import HealthServer, WorkerPool, run_controller
+from kubecore.informer.informer import Informer, SharedInformerFactory, object_key
+from kubecore.informer.workqueue import WorkQueue
 from services.gc.ownership import Action, Decision, OwnerState, decide, owner_refs, owner_work
 
 log = logging.getLogger("gc")
-Obj = dict[str, Any]
 
 # Owners and dependents alike: Deployment -> ReplicaSet -> Pod, Service -> EndpointSlice;
 # Nodes so that one deleted with Orphan or Foreground loses its finalizer. As kube's

@@ -15,13 +15,12 @@ once none of those that block it (blockOwnerDeletion) is left.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
 
-from kubecore import propagation as P
-from kubecore.propagation import owner_refs
-
-Obj = dict[str, Any]
+from kubecore.api import propagation as P
+from kubecore.api.propagation import owner_refs
+from kubecore.api.types import Obj
 
 __all__ = ["Action", "Decision", "OwnerState", "OwnerWork", "decide", "owner_refs", "owner_work"]
 
@@ -58,7 +57,7 @@ def decide(obj: Obj, state_of: Callable[[Obj], OwnerState], *, has_dependents: b
         return Decision(Action.KEEP)
     states = [state_of(ref) for ref in refs]
     holding = [s for s in states if s in (OwnerState.PRESENT, OwnerState.UNKNOWN)]
-    letting_go = [ref.get("uid", "") for ref, s in zip(refs, states)
+    letting_go = [ref.get("uid", "") for ref, s in zip(refs, states, strict=False)
                   if s in (OwnerState.ABSENT, OwnerState.DELETING_DEPENDENTS)]
     if holding:
         return Decision(Action.DROP_REFS, tuple(letting_go)) if letting_go else Decision(Action.KEEP)

@@ -34,16 +34,17 @@ from typing import Any
 
 from prometheus_client import Gauge, Histogram
 
-from kubecore.client import ApiClient, ApiUnavailable
-from kubecore.errors import ApiError
-from kubecore.events import EventRecorder
-from kubecore.informer import Informer, object_key
-from kubecore.resources import NODES, PODS
-from kubecore.workqueue import ExponentialBackoff, WorkQueue, run_workers
+from kubecore.api.errors import ApiError
+from kubecore.api.resources import NODES, PODS
+from kubecore.api.types import Obj
+from kubecore.client.events import EventRecorder
+from kubecore.client.rest import ApiClient, ApiUnavailable
+from kubecore.informer.informer import Informer, object_key
+from kubecore.informer.workqueue import ExponentialBackoff, WorkQueue, run_workers
 from services.nodeagent import images, podevents, podsync
 from services.nodeagent.cni import CniExecutor, NetworkConfigList, PortMapping, default_conflist
 from services.nodeagent.podsync import Backoff, StartFailure
-from services.nodeagent.probes import ProbeTarget, Prober
+from services.nodeagent.probes import Prober, ProbeTarget
 from services.nodeagent.routes import RouteTable, desired_routes
 from services.nodeagent.runtime import (
     CONTAINER_RUNNING,
@@ -56,7 +57,6 @@ from services.nodeagent.runtime import (
 )
 
 log = logging.getLogger("nodeagent")
-Obj = dict[str, Any]
 CONFLIST_NAME = "10-minicluster.conflist"
 KUBELET_VERSION = "v1.30.0-minicluster"
 MAX_PODS = 110
@@ -249,7 +249,7 @@ class Agent:
                     await self.post_status()
             except (ApiError, ApiUnavailable) as exc:
                 log.warning("node heartbeat failed: %s", exc)
-            except Exception:  # noqa: BLE001 -- a node whose heartbeats stop is lost for good
+            except Exception:
                 log.exception("node heartbeat failed")
 
     def _on_node(self, obj: Obj) -> None:

@@ -472,7 +472,8 @@ class CniExecutor:
             return [executable]
         return ["nsenter", f"--net={self.host_netns_path}", "--", executable]
 
-    async def _exec(self, command: str, plugin_type: str, stdin: bytes, env: Mapping[str, str]) -> dict[str, Any] | None:
+    async def _exec(self, command: str, plugin_type: str, stdin: bytes,
+                    env: Mapping[str, str]) -> dict[str, Any] | None:
         executable = self.find_plugin(plugin_type, command=command)
         started = time.monotonic()
         proc = await asyncio.create_subprocess_exec(
@@ -481,7 +482,7 @@ class CniExecutor:
         )
         try:
             stdout, stderr = await asyncio.wait_for(proc.communicate(stdin), self.timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             proc.kill()
             await proc.wait()
             raise CniTimeoutError(msg=f"timed out after {self.timeout}s", plugin=plugin_type, command=command) from None

@@ -35,7 +35,12 @@ class _Fd:
     async def _wait(self, add, remove) -> None:
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
-        add(self.fd, lambda: fut.done() or fut.set_result(None))
+
+        def ready() -> None:
+            if not fut.done():
+                fut.set_result(None)
+
+        add(self.fd, ready)
         try:
             await fut
         finally:
@@ -98,7 +103,7 @@ class ExecProcess:
 
     @classmethod
     async def start(cls, argv: Sequence[str], *, env: Mapping[str, str], stdin: bool, stdout: bool, stderr: bool,
-                    tty: bool, setsid: str) -> "ExecProcess":
+                    tty: bool, setsid: str) -> ExecProcess:
         if not tty:
             pipe, null = asyncio.subprocess.PIPE, asyncio.subprocess.DEVNULL
             proc, ended = await _spawn(

@@ -1,5 +1,5 @@
 """The agent's streaming exec: GET /exec/{namespace}/{pod}/{container}?command=..&stdin=..
-upgraded to a WebSocket of the channel protocol (`kubecore.remotecommand`), as the kubelet's.
+upgraded to a WebSocket of the channel protocol (`kubecore.api.remotecommand`), as the kubelet's.
 
 Once upgraded, every outcome is a Status on channel 3 followed by a normal close: the exit
 code of the command, or why it could not run (pod or container not here, container not
@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import WSMsgType, web
 
-from kubecore import remotecommand as rc
+from kubecore.api import remotecommand as rc
 from services.nodeagent.agent import Agent, PodNotHere
 from services.nodeagent.execproc import ExecProcess
 from services.nodeagent.runtime import CONTAINER_RUNNING, CommandNotFoundError, NotFoundError, RuntimeServiceError

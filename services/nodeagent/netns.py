@@ -19,7 +19,8 @@ import ctypes.util
 import os
 import socket
 import threading
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 T = TypeVar("T")
 CLONE_NEWNET = 0x40000000

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kubecore.events import NORMAL, WARNING
+from kubecore.client.events import NORMAL, WARNING
 
 
 @dataclass(frozen=True)

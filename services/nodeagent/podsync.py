@@ -21,9 +21,10 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
+from kubecore.api.types import Obj
 from services.nodeagent import images
 from services.nodeagent.runtime import (
     CONTAINER_CREATED,
@@ -34,7 +35,6 @@ from services.nodeagent.runtime import (
     SandboxInfo,
 )
 
-Obj = dict[str, Any]
 TERMINAL_PHASES = ("Succeeded", "Failed")
 DEFAULT_GRACE_SECONDS = 30
 
@@ -173,7 +173,8 @@ def plan_pod(
     sandbox = current_sandbox(pod, sandboxes)
     plan.remove_sandboxes += [s.id for s in mine if sandbox is None or s.id != sandbox.id]
     own_ids = {s.id for s in mine}
-    history = by_name([c for c in containers if c.sandbox_id in own_ids and (sandbox is None or c.sandbox_id != sandbox.id)])
+    history = by_name([c for c in containers
+                       if c.sandbox_id in own_ids and (sandbox is None or c.sandbox_id != sandbox.id)])
     live = by_name([c for c in containers if sandbox is not None and c.sandbox_id == sandbox.id])
     if sandbox is None:
         plan.create_sandbox = True
@@ -228,7 +229,7 @@ def plan_pod(
 def rfc3339(ts: float | None) -> str | None:
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def container_id(c: ContainerInfo) -> str:
@@ -302,7 +303,7 @@ def container_status(
 def pod_phase(policy: str, statuses: Sequence[Mapping[str, Any]], previous: str | None) -> str:
     """kubelet's getPhase for pods without init containers."""
     if previous in TERMINAL_PHASES:
-        return previous  # type: ignore[return-value]
+        return previous
     waiting = running = stopped = succeeded = 0
     for s in statuses:
         state = s.get("state") or {}

@@ -159,7 +159,7 @@ class Prober:
                                             timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
                     await resp.read()
                     return 200 <= resp.status < 400, f"HTTP probe failed with statuscode: {resp.status}"
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 return False, f"Get {url}: {exc or type(exc).__name__}"
         if "tcpSocket" in spec:
             tcp = spec["tcpSocket"]
@@ -167,7 +167,7 @@ class Prober:
             host = tcp.get("host") or target.pod_ip
             try:
                 _, writer = await netns.open_connection(self.host_netns, host, port, timeout)
-            except (asyncio.TimeoutError, OSError) as exc:
+            except (TimeoutError, OSError) as exc:
                 return False, f"dial tcp {host}:{port}: {exc or type(exc).__name__}"
             writer.close()
             return True, ""

@@ -117,7 +117,7 @@ async def run(*argv: str, check: bool = True, timeout: float = 30.0) -> tuple[in
     )
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         proc.kill()
         await proc.wait()
         raise

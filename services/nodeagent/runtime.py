@@ -381,7 +381,8 @@ class Runtime:
             return None
 
     def _save_container(self, info: ContainerInfo) -> None:
-        _write_atomic(self._container_dir(info.sandbox_id, info.id) / "container.json", json.dumps(info.to_json(), indent=1))
+        _write_atomic(self._container_dir(info.sandbox_id, info.id) / "container.json",
+                      json.dumps(info.to_json(), indent=1))
 
     def _container_files(self, sandbox_id: str | None = None) -> Iterable[Path]:
         pattern = f"{sandbox_id or '*'}/containers/*/container.json"
@@ -469,7 +470,7 @@ class Runtime:
             container = ContainerInfo.from_json(json.loads(path.read_text()))
             if container.state == CONTAINER_RUNNING:
                 await self._stop(container, timeout=0)
-        netns_exists = os.path.exists(info.netns_path)
+        netns_exists = await asyncio.to_thread(os.path.exists, info.netns_path)
         if netns_exists:
             await self._kill_netns_processes(info.netns_path)
         cni_error: CniError | None = None
@@ -601,7 +602,7 @@ class Runtime:
             raise ContainerCreateError(f'exec: "{executable}": executable file not found in $PATH')
         if "/" in executable and not os.access(executable, os.X_OK):
             raise ContainerCreateError(f'exec: "{executable}": no such file or not executable')
-        if not os.path.isdir(process.working_dir):
+        if not await asyncio.to_thread(os.path.isdir, process.working_dir):
             raise ContainerCreateError(f"working directory {process.working_dir!r} does not exist on this node")
         container_id = uuid.uuid4().hex
         log_path = Path(sandbox.pod_dir) / "logs" / config.name / f"{config.attempt}.log"
@@ -627,12 +628,15 @@ class Runtime:
                 raise ContainerStartError(f"pod sandbox {info.sandbox_id} is not ready")
             argv = container_argv(netns_path=sandbox.netns_path, hostname=sandbox.hostname,
                                   pod_dir=sandbox.pod_dir, working_dir=info.working_dir, argv=info.argv)
-            with open(info.log_path, "ab") as logfile:
+            # Started on the event loop's thread on purpose (open and fork take well under a
+            # millisecond): a sync cancelled meanwhile can never leave a process unrecorded.
+            with open(info.log_path, "ab") as logfile:  # noqa: ASYNC230
                 try:
                     # A new session: the container leads its own process group, so stop can signal
                     # everything it forked, and a signal to the agent's group never reaches it.
-                    child = subprocess.Popen(argv, env=dict(info.env), stdin=subprocess.DEVNULL, stdout=logfile,
-                                             stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
+                    child = subprocess.Popen(  # noqa: ASYNC220
+                        argv, env=dict(info.env), stdin=subprocess.DEVNULL, stdout=logfile,
+                        stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
                 except OSError as exc:
                     raise ContainerStartError(f"starting container {info.name}: {exc}") from exc
             ticks = procs.start_ticks(child.pid)
@@ -748,8 +752,8 @@ class Runtime:
                 child.wait(timeout=1.0)
             except subprocess.TimeoutExpired:
                 pass
-        code = procs.exit_code_from_returncode(child.returncode) if child is not None and child.returncode is not None \
-            else 128 + int(last_signal)
+        code = (procs.exit_code_from_returncode(child.returncode)
+                if child is not None and child.returncode is not None else 128 + int(last_signal))
         self._unwatch(info.id)
         self._children.pop(info.id, None)
         current = self._load_container(info.id) or info
@@ -762,7 +766,9 @@ class Runtime:
     @staticmethod
     async def _wait_dead(pid: int, ticks: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        while procs.is_alive(pid, ticks) and time.monotonic() < deadline:
+        # Polling: the process may not be our child (adopted after an agent restart), and is_alive
+        # also checks its start time against PID reuse; no event tells of that, only /proc does.
+        while procs.is_alive(pid, ticks) and time.monotonic() < deadline:  # noqa: ASYNC110 polls /proc
             await asyncio.sleep(0.02)
 
     async def remove_container(self, container_id: str) -> None:
@@ -775,7 +781,8 @@ class Runtime:
             shutil.rmtree(self._container_dir(info.sandbox_id, container_id), ignore_errors=True)
         self._locks.pop(container_id, None)
 
-    async def exec_sync(self, container_id: str, cmd: Sequence[str], *, timeout: float = 10.0) -> tuple[int, bytes, bytes]:
+    async def exec_sync(self, container_id: str, cmd: Sequence[str], *,
+                        timeout: float = 10.0) -> tuple[int, bytes, bytes]:
         """Run `cmd` in the container's namespaces (net, uts, mount) and wait: (exit code, stdout, stderr)."""
         info = self.container_status(container_id)
         if info.state != CONTAINER_RUNNING:
@@ -784,12 +791,12 @@ class Runtime:
         if problem is not None:
             return problem.exit_code, b"", f"{problem}\n".encode()
         proc = await asyncio.create_subprocess_exec(
-            *_nsenter_argv(info, cmd), env=dict(info.env), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+            *_nsenter_argv(info, cmd), env=dict(info.env), stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )
         try:
             out, err = await asyncio.wait_for(proc.communicate(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             proc.kill()
             await proc.wait()
             raise ExecTimeoutError(f"command {list(cmd)} timed out after {timeout}s") from None
@@ -810,8 +817,8 @@ class Runtime:
         if problem is not None:
             raise problem
         try:
-            return await ExecProcess.start(_nsenter_argv(info, cmd), env=info.env, stdin=stdin, stdout=stdout, stderr=stderr, tty=tty,
-                                           setsid=_SETSID)
+            return await ExecProcess.start(_nsenter_argv(info, cmd), env=info.env, stdin=stdin, stdout=stdout,
+                                           stderr=stderr, tty=tty, setsid=_SETSID)
         except OSError as exc:
             raise RuntimeServiceError(f"starting {list(cmd)} in container {info.name}: {exc}") from exc
 

@@ -73,11 +73,11 @@ async def container_logs(request: web.Request) -> web.StreamResponse:
     resp = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
     await resp.prepare(request)
     try:
-        with open(info.log_path, "rb") as f:
-            data = f.read()
+        with await asyncio.to_thread(open, info.log_path, "rb") as f:
+            data = await asyncio.to_thread(f.read)
             await resp.write(_tail(data, tail) if tail is not None else data)
             while follow:
-                chunk = f.read(65536)
+                chunk = await asyncio.to_thread(f.read, 65536)
                 if chunk:
                     await resp.write(chunk)
                     continue
@@ -87,7 +87,7 @@ async def container_logs(request: web.Request) -> web.StreamResponse:
                 except NotFoundError:
                     break
                 if state != CONTAINER_RUNNING:
-                    rest = f.read()
+                    rest = await asyncio.to_thread(f.read)
                     if rest:
                         await resp.write(rest)
                     break

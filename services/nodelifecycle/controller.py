@@ -8,22 +8,22 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from kubecore import resources as R
-from kubecore.client import ApiClient
-from kubecore.controller import HealthServer, WorkerPool, run_controller
-from kubecore.errors import ApiError
-from kubecore.informer import SharedInformerFactory, object_key
-from kubecore.workqueue import WorkQueue
-from services.nodelifecycle.health import (mark_pod_not_ready, mark_unknown, ready_status,
-                                           seconds_until_stale)
+from kubecore.api import resources as R
+from kubecore.api.errors import ApiError
+from kubecore.api.types import Obj
+from kubecore.client.rest import ApiClient
+from kubecore.controller.controller import HealthServer, WorkerPool, run_controller
+from kubecore.informer.informer import SharedInformerFactory, object_key
+from kubecore.informer.workqueue import WorkQueue
+from services.nodelifecycle.health import mark_pod_not_ready, mark_unknown, ready_status, seconds_until_stale
 
 log = logging.getLogger("nodelifecycle")
-Obj = dict[str, Any]
 BY_NODE = "node"
 DEFAULT_GRACE = 40.0
 
@@ -34,7 +34,7 @@ def _by_node(pod: Obj) -> list[str]:
 
 
 def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class NodeLifecycleController:

@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import copy
-from datetime import datetime, timezone
-from typing import Any
+from datetime import UTC, datetime
 
-Obj = dict[str, Any]
+from kubecore.api.types import Obj
 
 UNKNOWN_REASON = "NodeStatusUnknown"
 UNKNOWN_MESSAGE = "Kubelet stopped posting node status."
@@ -21,11 +20,11 @@ def parse_time(text: str | None) -> datetime | None:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def format_time(when: datetime) -> str:
-    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def condition(obj: Obj, kind: str) -> Obj | None:

@@ -22,9 +22,9 @@ import signal
 
 from prometheus_client import CollectorRegistry
 
-from kubecore.client import ApiClient
-from kubecore.controller import ControllerCollector, HealthServer, setup_logging
-from kubecore.informer import SharedInformerFactory, wait_for_cache_sync
+from kubecore.client.rest import ApiClient
+from kubecore.controller.controller import ControllerCollector, HealthServer, setup_logging
+from kubecore.informer.informer import SharedInformerFactory, wait_for_cache_sync
 from services.proxy.cleanup import cleanup
 from services.proxy.health import create_health_app
 from services.proxy.iptables import supports_random_fully

@@ -60,8 +60,8 @@ def stale_udp_flows(previous: Snapshot, current: Snapshot) -> list[UdpFlowFilter
     for key, new in now.items():
         if new.protocol != "UDP" or not new.usable_endpoints():
             continue
-        old = before.get(key)
-        if old is not None and old.usable_endpoints():
+        earlier = before.get(key)
+        if earlier is not None and earlier.usable_endpoints():
             continue
         flows.add(UdpFlowFilter(orig_dst=new.cluster_ip))
         if new.node_port is not None:

@@ -11,11 +11,11 @@ from collections.abc import Callable, Iterable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from kubecore.informer import Informer
+from kubecore.informer.informer import Informer
 from services.proxy.proxier import Proxier
 
 PROXIER_KEY = web.AppKey("proxier", Proxier)
-INFORMERS_KEY = web.AppKey("informers", Callable[[], Iterable[Informer]])
+INFORMERS_KEY: web.AppKey[Callable[[], Iterable[Informer]]] = web.AppKey("informers")
 REGISTRY_KEY = web.AppKey("registry", CollectorRegistry)
 
 

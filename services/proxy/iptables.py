@@ -72,7 +72,7 @@ async def run_command(
     try:
         out, err = await asyncio.wait_for(
             proc.communicate(stdin.encode() if stdin is not None else None), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         await _reap(proc)
         raise CommandError(full, -9, f"no answer in {timeout:g}s: killed") from None
     except BaseException:

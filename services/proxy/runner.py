@@ -126,7 +126,7 @@ class BoundedFrequencyRunner:
                 self._wakeup.clear()
                 try:
                     await asyncio.wait_for(self._wakeup.wait(), timeout=delay)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
                 else:
                     continue  # a request arrived: recompute when it may run

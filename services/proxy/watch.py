@@ -6,8 +6,8 @@ adds, updates and deletes) needs nothing special here.
 """
 from __future__ import annotations
 
-from kubecore import resources as R
-from kubecore.informer import Informer, SharedInformerFactory
+from kubecore.api import resources as R
+from kubecore.informer.informer import Informer, SharedInformerFactory
 from services.proxy.proxier import Proxier
 
 

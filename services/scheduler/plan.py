@@ -10,9 +10,10 @@ words it ("0/2 nodes are available: 1 node(s) were not ready.").
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
-Obj = dict[str, Any]
+from kubecore.api.types import Obj
 
 DEFAULT_SCHEDULER = "default-scheduler"
 

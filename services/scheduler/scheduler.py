@@ -15,20 +15,21 @@ import time
 from collections import Counter
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter as MetricCounter, Histogram
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import Counter as MetricCounter
 
-from kubecore import resources as R
-from kubecore.client import ApiClient, ApiUnavailable
-from kubecore.controller import WorkerPool, run_controller
-from kubecore.errors import ApiError
-from kubecore.events import NORMAL, WARNING, EventRecorder
-from kubecore.informer import SharedInformerFactory, object_key, split_key
-from kubecore.workqueue import WorkQueue
+from kubecore.api import resources as R
+from kubecore.api.errors import ApiError
+from kubecore.api.types import Obj
+from kubecore.client.events import NORMAL, WARNING, EventRecorder
+from kubecore.client.rest import ApiClient, ApiUnavailable
+from kubecore.controller.controller import WorkerPool, run_controller
+from kubecore.informer.informer import SharedInformerFactory, object_key, split_key
+from kubecore.informer.workqueue import WorkQueue
 from services.scheduler import plan
 from services.scheduler.cache import AssumedPods
 
 log = logging.getLogger("scheduler")
-Obj = dict[str, Any]
 NODE_INDEX = "node"
 UNSCHEDULABLE_RETRY_SECONDS = 60.0
 

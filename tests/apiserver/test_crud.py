@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from kubecore import resources as R
-from kubecore.client import ApiClient
-from kubecore.errors import ApiError
+from kubecore.api import resources as R
+from kubecore.api.errors import ApiError
+from kubecore.client.rest import ApiClient
 from services.apiserver import state
 from tests.conftest import ApiServer, api_settings
 

@@ -108,7 +108,8 @@ async def test_no_content_type_means_json(http):
 
 
 async def test_protobuf_and_unknown_types_are_415(http):
-    code, status = await http.req("POST", SVC, raw=b"\x6b\x38\x73\x00", content_type="application/vnd.kubernetes.protobuf")
+    code, status = await http.req("POST", SVC, raw=b"\x6b\x38\x73\x00",
+                                  content_type="application/vnd.kubernetes.protobuf")
     assert code == 415 and status["reason"] == "UnsupportedMediaType"
     code, status = await http.req("POST", SVC, raw=b"x", content_type="text/html")
     assert code == 415
@@ -118,7 +119,8 @@ async def test_protobuf_and_unknown_types_are_415(http):
 
 
 async def test_body_over_3_mib_is_413(http):
-    big = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "big", "annotations": {"x": "a" * (3 * 1024 * 1024)}},
+    big = {"apiVersion": "v1", "kind": "Service",
+           "metadata": {"name": "big", "annotations": {"x": "a" * (3 * 1024 * 1024)}},
            "spec": {"ports": [{"port": 80}]}}
     code, status = await http.post(SVC, big)
     assert code == 413 and status["reason"] == "RequestEntityTooLarge"
@@ -174,7 +176,7 @@ async def test_etcds_own_size_limit_is_a_413_not_an_outage(tmp_path):
     gets a 413 saying so, and the server keeps working."""
     import aiohttp
 
-    from cluster.etcd import EtcdProcess, ETCD_BINARY  # noqa: F401
+    from cluster.etcd import ETCD_BINARY, EtcdProcess  # noqa: F401
     from tests.conftest import ApiServer, api_settings
 
     etcd = EtcdProcess()

@@ -9,8 +9,8 @@ import contextlib
 import aiohttp
 
 from cluster.procs import free_port
-from kubecore import resources as R
-from kubecore.client import ApiClient
+from kubecore.api import resources as R
+from kubecore.client.rest import ApiClient
 from tests.conftest import ApiServer, api_settings
 
 
@@ -31,7 +31,7 @@ class SilentableProxy:
     def endpoint(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    async def start(self) -> "SilentableProxy":
+    async def start(self) -> SilentableProxy:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
         return self
 
@@ -77,7 +77,8 @@ async def test_a_silent_etcd_connection_is_replaced_and_the_caches_resume(etcd):
             await d.create(R.SERVICES, {"metadata": {"name": "before"},
                                         "spec": {"ports": [{"port": 80}]}})
             for _ in range(100):  # the server behind the proxy sees it through its watch
-                if "before" in {s["metadata"]["name"] for s in (await b.list(R.SERVICES, "default", resource_version="0"))[0]}:
+                listed = (await b.list(R.SERVICES, "default", resource_version="0"))[0]
+                if "before" in {s["metadata"]["name"] for s in listed}:
                     break
                 await asyncio.sleep(0.05)
             assert proxy.silence() >= 1

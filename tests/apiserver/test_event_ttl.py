@@ -3,18 +3,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
-from kubecore import resources as R
-from kubecore.client import ApiClient
-from kubecore.errors import ApiError
+from kubecore.api import resources as R
+from kubecore.api.errors import ApiError
+from kubecore.client.rest import ApiClient
 from services.apiserver.settings import parse_args, parse_duration
 from services.apiserver.state import event_expired
 from tests.conftest import ApiServer, api_settings
 
-LIMIT = datetime(2024, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
+LIMIT = datetime(2024, 1, 1, 12, 0, 0, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("event, expired", [

@@ -22,10 +22,10 @@ import pytest
 import websocket
 from aiohttp import web
 
-from kubecore import remotecommand as rc
+from kubecore.api import remotecommand as rc
 from services.nodeagent import execstream
-from services.nodeagent.execstream import OUTPUT_DRAIN_SECONDS
 from services.nodeagent.execproc import ExecProcess
+from services.nodeagent.execstream import OUTPUT_DRAIN_SECONDS
 from services.nodeagent.runtime import CONTAINER_RUNNING
 
 EXEC = "/api/v1/namespaces/default/pods/web/exec"

@@ -11,7 +11,7 @@ import os
 import aiohttp
 
 from cluster.procs import free_port
-from kubecore import remotecommand as rc
+from kubecore.api import remotecommand as rc
 
 PODS = "/api/v1/namespaces/default/pods"
 OK = [("command", "true"), ("stdout", "true")]
@@ -52,7 +52,8 @@ async def test_errors_before_the_upgrade(http):
     assert code == 404 and body["kind"] == "Status" and body["reason"] == "NotFound"
     assert body["message"] == 'pods "nope" not found'
     code, body = await _handshake(s, "web", [*OK, ("container", "nope")])
-    assert code == 400 and body["reason"] == "BadRequest" and body["message"] == "container nope is not valid for pod web"
+    assert (code == 400 and body["reason"] == "BadRequest"
+            and body["message"] == "container nope is not valid for pod web")
     code, body = await _handshake(s, "two", OK)
     assert code == 400 and body["message"] == "a container name must be specified for pod two, choose one of: [a b]"
     code, body = await _handshake(s, "web", [("stdout", "true")])

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from kubecore import resources as R
+from kubecore.api import resources as R
 
 SEED_VALUES = [None, True, 0, -1, 65536, 1.5, "", "x", "Bad_Name", "-", "a" * 300, [], {}, [1, "a"],
                {"a": None}, {"name": {"nested": 1}}]

@@ -8,8 +8,8 @@ import aiohttp
 from aiohttp import web
 
 from cluster.procs import free_port
-from kubecore import resources as R
-from kubecore.client import ApiClient
+from kubecore.api import resources as R
+from kubecore.client.rest import ApiClient
 
 
 async def test_a_followed_log_is_let_go_when_its_client_leaves(apiserver_process):

@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 import pytest
 
-from kubecore.errors import ApiError
+from kubecore.api.errors import ApiError
 from services.apiserver import paging
 
 NS = "paging"

@@ -6,7 +6,7 @@ import asyncio
 import aiohttp
 import pytest
 
-from kubecore import resources as R
+from kubecore.api import resources as R
 from tests.conftest import ApiServer, api_settings
 
 PODS = "/api/v1/namespaces/default/pods"

@@ -1,4 +1,4 @@
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from minikubectl.describe import (
     describe_generic,
@@ -76,7 +76,7 @@ def test_error_lines_in_kubectls_words():
         "Error from server: <html>oops</html>"
 
 
-NOW = datetime(2026, 1, 1, 1, 0, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 1, 1, 0, 0, tzinfo=UTC)
 
 
 def event(reason: str, message: str, first: str, last: str | None = None, count: int = 1,

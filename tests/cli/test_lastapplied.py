@@ -2,9 +2,8 @@ import json
 
 import pytest
 
-from kubecore.patch import strategic_merge_patch
-from minikubectl.lastapplied import (LAST_APPLIED, go_json, last_applied,
-                                     modified_configuration, three_way_patch)
+from kubecore.api.patch import strategic_merge_patch
+from minikubectl.lastapplied import LAST_APPLIED, go_json, last_applied, modified_configuration, three_way_patch
 
 
 def svc(ports, selector=None, labels=None):

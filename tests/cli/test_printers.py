@@ -1,13 +1,13 @@
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
-from kubecore import resources as R
-from kubecore import tables
+from kubecore.api import resources as R
+from kubecore.printers import tables
 from minikubectl import printers
 from minikubectl.printers import TableSpec, render_table
 
-NOW = datetime(2026, 1, 1, 1, 0, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 1, 1, 0, 0, tzinfo=UTC)
 CREATED = "2026-01-01T00:59:55Z"  # 5s before NOW
 
 

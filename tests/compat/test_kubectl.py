@@ -85,7 +85,7 @@ def by_name(table: list[list[str]], name: str) -> dict[str, str]:
     header = table[0]
     for row in table[1:]:
         if name in row:
-            return dict(zip(header, row))
+            return dict(zip(header, row, strict=False))
     raise AssertionError(f"{name} not in {table}")
 
 

@@ -9,9 +9,9 @@ import re
 import subprocess
 import sys
 
-from kubecore import resources as R
-from kubecore.client import ApiClient
-from kubecore.informer import SharedInformerFactory
+from kubecore.api import resources as R
+from kubecore.client.rest import ApiClient
+from kubecore.informer.informer import SharedInformerFactory
 from services.scheduler.scheduler import Scheduler
 from tests.compat.conftest import Kubectl, rows
 from tests.conftest import ROOT

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
-from kubecore import resources as R
-from kubecore.client import ApiClient
-from kubecore.controller import HealthServer
-
-Obj = dict[str, Any]
+from kubecore.api import resources as R
+from kubecore.api.types import Obj
+from kubecore.client.rest import ApiClient
+from kubecore.controller.controller import HealthServer
 
 
 async def until(cond: Callable[[], Awaitable[Any]], timeout: float = 20.0,
@@ -91,7 +91,7 @@ class ControllerProcess:
         self.log_path = log_path
         self.proc: Any = None
 
-    def start(self) -> "ControllerProcess":
+    def start(self) -> ControllerProcess:
         import subprocess
 
         from tests.conftest import ROOT

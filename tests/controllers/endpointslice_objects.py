@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
-Obj = dict[str, Any]
+from kubecore.api.types import Obj
+
 SVC_UID = "svc-uid-1"
 
 

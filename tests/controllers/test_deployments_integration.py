@@ -6,19 +6,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 
-from kubecore import resources as R
-from kubecore.client import ApiClient
-from kubecore.errors import ApiError
-from kubecore.informer import Informer
+from kubecore.api import resources as R
+from kubecore.api.errors import ApiError
+from kubecore.api.types import Obj
+from kubecore.client.rest import ApiClient
+from kubecore.informer.informer import Informer
 from services.deployments import deployment_plan as plan
 from services.deployments.app import DeploymentsManager
 from tests.controllers.controller_support import running, until
 
-Obj = dict[str, Any]
 POD_NAME = re.compile(r"^(?P<rs>.+)-[bcdfghjklmnpqrstvwxz2456789]{5}$")
 
 
@@ -96,7 +97,7 @@ class FakeKubelet:
                     await self.mark_ready(pod)
 
     @contextlib.asynccontextmanager
-    async def run(self) -> AsyncIterator["FakeKubelet"]:
+    async def run(self) -> AsyncIterator[FakeKubelet]:
         await self.informer.start()
         await self.informer.synced.wait()
         worker = asyncio.create_task(self._work())

@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import copy
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from services.deployments import deployment_plan as plan
 from services.deployments.deployment_plan import RSState
 
-NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
+NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 TEMPLATE = {"metadata": {"labels": {"app": "web"}},
             "spec": {"containers": [{"name": "web", "image": "nginx:1.25"}]}}
 
@@ -235,7 +235,7 @@ def test_status_is_stable_once_written():
     """Recomputing from what was written changes nothing: no write loop on our own echo."""
     new = full_rs("web-new", 3, 1, 1)
     first = plan.deployment_status(DEPLOYMENT, new, [new], NOW)
-    later = datetime(2024, 5, 1, 12, 1, 0, tzinfo=timezone.utc)
+    later = datetime(2024, 5, 1, 12, 1, 0, tzinfo=UTC)
     again = plan.deployment_status({**DEPLOYMENT, "status": first}, new, [new], later)
     assert again == first
 
@@ -243,6 +243,6 @@ def test_status_is_stable_once_written():
 def test_progress_deadline_exceeded():
     new = full_rs("web-new", 3, 1, 1)
     first = plan.deployment_status(DEPLOYMENT, new, [new], NOW)
-    late = datetime(2024, 5, 1, 12, 11, 0, tzinfo=timezone.utc)
+    late = datetime(2024, 5, 1, 12, 11, 0, tzinfo=UTC)
     stalled = plan.deployment_status({**DEPLOYMENT, "status": first}, new, [new], late)
     assert conditions(stalled)["Progressing"] == ("False", "ProgressDeadlineExceeded")

@@ -14,11 +14,11 @@ import aiohttp
 import pytest
 
 from cluster.procs import free_port, wait_http_ok
-from kubecore import resources as R
-from kubecore.client import ApiClient, ApiUnavailable
+from kubecore.api import resources as R
+from kubecore.client.rest import ApiClient, ApiUnavailable
 from tests.conftest import ROOT
-from tests.controllers.test_scheduler_integration import make_node
 from tests.controllers.controller_support import set_pod_status, until
+from tests.controllers.test_scheduler_integration import make_node
 
 
 def start(module: str, apiserver_url: str, port: int, log_path: Path) -> subprocess.Popen:
@@ -94,15 +94,15 @@ async def test_processes_run_a_deployment_and_survive_an_apiserver_restart(
             return status.get("readyReplicas") == 6 and status.get("availableReplicas") == 6
         await until(ready, timeout=30)
 
-    for module, port in ports.items():
+    for _module, port in ports.items():
         assert (await get_text(f"http://127.0.0.1:{port}/healthz"))[0] == 200
         assert (await get_text(f"http://127.0.0.1:{port}/readyz"))[0] == 200
         code, text = await get_text(f"http://127.0.0.1:{port}/metrics")
         assert code == 200 and "workqueue_depth" in text
-    for module, proc in procs.items():
+    for _module, proc in procs.items():
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(proc.wait, 15) == 0
     lines = [json.loads(line) for line in
              (tmp_path / "services.deployments.log").read_text().splitlines()
              if line.startswith("{")]
-    assert any(l.get("key") == "default/web" and l["logger"] == "deployment" for l in lines)
+    assert any(record.get("key") == "default/web" and record["logger"] == "deployment" for record in lines)

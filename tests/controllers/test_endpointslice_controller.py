@@ -7,9 +7,9 @@ import re
 import aiohttp
 import pytest
 
-from kubecore import resources as R
-from kubecore.client import ApiClient
-from kubecore.informer import SharedInformerFactory
+from kubecore.api import resources as R
+from kubecore.client.rest import ApiClient
+from kubecore.informer.informer import SharedInformerFactory
 from services.endpointslice.controller import EndpointSliceController
 from tests.controllers.controller_support import create_pod, running, set_pod_status, until
 
@@ -179,7 +179,7 @@ async def test_nothing_written_when_nothing_changed(client):
         async def settled():
             slices = await slices_of(client)
             return slices if len(endpoints_by_pod(slices)) == 5 else None
-        slices = await until(settled)
+        await until(settled)
         await asyncio.sleep(0.5)  # the echoes of our own writes come back meanwhile
         versions = [s["metadata"]["resourceVersion"] for s in await slices_of(client)]
         writes = await metric(health.port, "endpointslice_slice_writes_total")

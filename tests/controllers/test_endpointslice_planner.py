@@ -2,15 +2,15 @@
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
+from kubecore.api.types import Obj
 from services.endpointslice.endpoints import resolve_target_port
 from services.endpointslice.planner import Plan, plan
 from tests.controllers.endpointslice_objects import SVC_UID, pod, pods, service
-
-Obj = dict[str, Any]
 
 
 def applied(p: Plan, existing: list[Obj] = (), *, start: int = 0) -> list[Obj]:
@@ -20,8 +20,8 @@ def applied(p: Plan, existing: list[Obj] = (), *, start: int = 0) -> list[Obj]:
         by_name.pop(s["metadata"]["name"])
     for s in p.to_update:
         by_name[s["metadata"]["name"]] = copy.deepcopy(s)
-    for i, s in enumerate(p.to_create, start):
-        s = copy.deepcopy(s)
+    for i, planned in enumerate(p.to_create, start):
+        s = copy.deepcopy(planned)
         s["metadata"]["name"] = f"s{i}"
         s["metadata"]["uid"] = f"slice-uid-{i}"
         s["metadata"]["resourceVersion"] = "1"
@@ -186,10 +186,10 @@ CASES: dict[str, Case] = {
         {**nothing(), "create": [("", ["b"]), ("http:8080/TCP", ["a"])]}),
     "250 pods: 100 + 100 + 50": (
         lambda: (service(), pods(250), []),
-        {**nothing(), "create": [(HTTP, [f"p{i:03d}" for i in range(0, 100)]),
+        {**nothing(), "create": [(HTTP, [f"p{i:03d}" for i in range(100)]),
                                  (HTTP, [f"p{i:03d}" for i in range(100, 200)]),
                                  (HTTP, [f"p{i:03d}" for i in range(200, 250)])]}),
-    "nothing changed: no writes": (lambda: _steady(), nothing()),
+    "nothing changed: no writes": (_steady, nothing()),
     "nothing changed, 250 pods: no writes": (lambda: _steady(n=250), nothing()),
     "pod gone: its slice rewritten": (_pod_gone, {**nothing(), "update": [("s0", HTTP, ["p000", "p002"])]}),
     "pod not ready: its slice rewritten": (

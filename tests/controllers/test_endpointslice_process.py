@@ -4,9 +4,8 @@ from __future__ import annotations
 import asyncio
 import signal
 
-
-from kubecore import resources as R
-from kubecore.client import ApiClient
+from kubecore.api import resources as R
+from kubecore.client.rest import ApiClient
 from tests.controllers.controller_support import ControllerProcess, create_pod, until
 
 

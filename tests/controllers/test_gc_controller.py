@@ -5,9 +5,9 @@ import asyncio
 
 import pytest
 
-from kubecore import resources as R
-from kubecore.client import ApiClient
-from kubecore.errors import ApiError
+from kubecore.api import resources as R
+from kubecore.api.errors import ApiError
+from kubecore.client.rest import ApiClient
 from services.endpointslice.controller import EndpointSliceController
 from services.gc.controller import GarbageCollector
 from tests.controllers.controller_support import create_pod, owner_ref, running, until

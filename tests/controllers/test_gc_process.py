@@ -1,9 +1,9 @@
 """The garbage collector as a process."""
 from __future__ import annotations
 
-from kubecore import resources as R
-from kubecore.client import ApiClient
-from kubecore.errors import ApiError
+from kubecore.api import resources as R
+from kubecore.api.errors import ApiError
+from kubecore.client.rest import ApiClient
 from tests.controllers.controller_support import ControllerProcess, owner_ref, until
 
 

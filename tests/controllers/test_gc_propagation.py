@@ -7,8 +7,8 @@ import contextlib
 
 import pytest
 
-from kubecore import resources as R
-from kubecore.client import ApiClient
+from kubecore.api import resources as R
+from kubecore.client.rest import ApiClient
 from services.gc.controller import GarbageCollector
 from tests.controllers.controller_support import create_pod, owner_ref, running, until
 from tests.controllers.test_gc_controller import TEMPLATE, exists, gone, make_service
@@ -52,7 +52,7 @@ class Deletions:
             if event.type == "DELETED":
                 self.at[key] = int(meta["resourceVersion"])
 
-    async def __aenter__(self) -> "Deletions":
+    async def __aenter__(self) -> Deletions:
         self.tasks = [asyncio.create_task(self._watch(rt))
                       for rt in (R.DEPLOYMENTS, R.REPLICASETS, R.PODS)]
         await asyncio.sleep(0.2)

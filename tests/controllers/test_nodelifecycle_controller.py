@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from kubecore import resources as R
-from kubecore.client import ApiClient
+from kubecore.api import resources as R
+from kubecore.client.rest import ApiClient
 from services.endpointslice.controller import EndpointSliceController
 from services.nodelifecycle.controller import NodeLifecycleController
 from services.nodelifecycle.health import format_time, ready_status
@@ -21,7 +21,7 @@ async def client(apiserver):
 
 
 async def heartbeat(client: ApiClient, node: str, *, ago: float = 0.0) -> None:
-    beat = format_time(datetime.now(timezone.utc) - timedelta(seconds=ago))
+    beat = format_time(datetime.now(UTC) - timedelta(seconds=ago))
     await client.patch(R.NODES, node, {"status": {"conditions": [
         {"type": "Ready", "status": "True", "reason": "KubeletReady",
          "message": "node agent is posting ready status", "lastHeartbeatTime": beat,

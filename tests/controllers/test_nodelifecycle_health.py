@@ -1,14 +1,19 @@
 """Node staleness and the condition rewrites, as tables."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.nodelifecycle.health import (format_time, mark_pod_not_ready, mark_unknown,
-                                           ready_status, seconds_until_stale)
+from services.nodelifecycle.health import (
+    format_time,
+    mark_pod_not_ready,
+    mark_unknown,
+    ready_status,
+    seconds_until_stale,
+)
 
-NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
+NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 
 
 def node(beat_ago: float | None, status: str = "True", created_ago: float = 3600) -> dict:

@@ -1,21 +1,23 @@
 """The node lifecycle controller as a process, with --grace."""
 from __future__ import annotations
 
-from kubecore import resources as R
-from kubecore.client import ApiClient
+from datetime import UTC
+
+from kubecore.api import resources as R
+from kubecore.client.rest import ApiClient
 from services.nodelifecycle.health import format_time, ready_status
 from tests.controllers.controller_support import ControllerProcess, until
 
 
 async def test_nodelifecycle_process_marks_a_silent_node(apiserver_process, tmp_path):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     proc = ControllerProcess("services.nodelifecycle", apiserver_process.url, "--grace", "1",
                              log_path=tmp_path / "nodelifecycle.log").start()
     try:
         async with ApiClient(apiserver_process.url) as client:
             await client.create(R.NODES, {"metadata": {"name": "n1"}})
-            now = format_time(datetime.now(timezone.utc))
+            now = format_time(datetime.now(UTC))
             await client.patch(R.NODES, "n1", {"status": {"conditions": [
                 {"type": "Ready", "status": "True", "lastHeartbeatTime": now,
                  "lastTransitionTime": now}]}}, subresource="status")

@@ -2,14 +2,11 @@
 terminating pods counted as gone, release on relabel, deletion order, status."""
 from __future__ import annotations
 
-from typing import Any
-
-from kubecore import resources as R
-from kubecore.client import ApiClient
+from kubecore.api import resources as R
+from kubecore.api.types import Obj
+from kubecore.client.rest import ApiClient
 from services.deployments.app import DeploymentsManager
 from tests.controllers.controller_support import running, set_pod_status, until
-
-Obj = dict[str, Any]
 
 
 def replicaset(replicas: int) -> Obj:
@@ -111,7 +108,7 @@ async def test_no_adoption_into_an_owner_the_cache_does_not_know_is_going(apiser
     """The cache still shows the ReplicaSet as it was, but it is being deleted with Orphan:
     a stray pod that matches is not adopted (the collector would delete it with its new
     owner); the owner is read afresh before adopting, as apimachinery's canAdopt does."""
-    from kubecore.selectors import selector_from_label_selector
+    from kubecore.api.selectors import selector_from_label_selector
     from services.deployments import ownership as own
 
     async with ApiClient(apiserver.url) as client:

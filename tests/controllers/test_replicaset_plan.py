@@ -1,16 +1,16 @@
 """The ReplicaSet's pure decisions: how many, which go first, what the status says."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
-from kubecore.selectors import selector_from_label_selector
+from kubecore.api.selectors import selector_from_label_selector
 from services.deployments import ownership as own
 from services.deployments import replicaset_plan as plan
 from services.deployments.expectations import Expectations
 
-NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
+NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 
 
 def pod(name, *, node=None, phase="Pending", ready=None, ready_since="2024-05-01T11:00:00Z",

@@ -6,9 +6,9 @@ from collections import Counter
 
 import aiohttp
 
-from kubecore import resources as R
-from kubecore.client import ApiClient
-from kubecore.informer import SharedInformerFactory
+from kubecore.api import resources as R
+from kubecore.client.rest import ApiClient
+from kubecore.informer.informer import SharedInformerFactory
 from services.scheduler.scheduler import Scheduler
 from tests.controllers.controller_support import running, until
 

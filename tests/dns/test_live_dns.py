@@ -15,8 +15,8 @@ import pytest
 
 from cluster.etcd import EtcdProcess
 from cluster.procs import free_port
-from kubecore import resources as R
-from kubecore.client import ApiClient
+from kubecore.api import resources as R
+from kubecore.client.rest import ApiClient
 from tests.conftest import ApiServer
 
 from .live import DnsProcess, a_records, dig, eventually, status_of

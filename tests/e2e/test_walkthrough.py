@@ -206,8 +206,8 @@ def test_a_component_that_dies_is_restarted(cluster):
     now = wait_until(restarted, timeout=30, what="dns restarted by the supervisor")
     assert now["pid"] != dns["pid"]
     dns_ip, dns_port = cluster.status["dns"].rsplit(":", 1)
-    answer = wait_until(lambda: run("dig", f"@{dns_ip}", "-p", dns_port, "+short",
-                                    "kubernetes.default.svc.cluster.local").stdout.split(), timeout=20,
+    answer = wait_until(run("dig", f"@{dns_ip}", "-p", dns_port, "+short",
+                                    "kubernetes.default.svc.cluster.local").stdout.split, timeout=20,
                         what="dns answering again")
     assert answer == [str(ipaddress.IPv4Network(SERVICE_CIDR).network_address + 1)]
     log = (cluster.state / "logs" / "dns.log").read_text()

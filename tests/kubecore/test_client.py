@@ -7,9 +7,9 @@ import contextlib
 import pytest
 
 from cluster.procs import free_port
-from kubecore import resources as R
-from kubecore.client import ApiClient, ApiUnavailable, Expired, WatchEvent, from_kubeconfig
-from kubecore.errors import ApiError
+from kubecore.api import resources as R
+from kubecore.api.errors import ApiError
+from kubecore.client.rest import ApiClient, ApiUnavailable, Expired, WatchEvent, from_kubeconfig
 
 
 def service(name: str, port: int = 80, **labels: str) -> dict:
@@ -119,7 +119,7 @@ async def test_status_update_and_bind(client):
     ("invalid", 422, "Invalid"),
     ("stale-replace", 409, "Conflict"),
     ("missing-namespace", 404, "NotFound"),
-], ids=lambda v: str(v))
+], ids=str)
 async def test_server_errors_become_api_errors(client, action, code, reason):
     await client.create(R.SERVICES, service("web"))
     with pytest.raises(ApiError) as err:

@@ -14,12 +14,19 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter
 
 from cluster.procs import free_port
-from kubecore import resources as R
-from kubecore.client import ApiClient
-from kubecore.controller import (HealthServer, JsonFormatter, KeyValueFormatter, WorkerPool,
-                                 create_health_app, queue_handlers, run_controller)
-from kubecore.informer import Informer, SharedInformerFactory
-from kubecore.workqueue import WorkQueue
+from kubecore.api import resources as R
+from kubecore.client.rest import ApiClient
+from kubecore.controller.controller import (
+    HealthServer,
+    JsonFormatter,
+    KeyValueFormatter,
+    WorkerPool,
+    create_health_app,
+    queue_handlers,
+    run_controller,
+)
+from kubecore.informer.informer import Informer, SharedInformerFactory
+from kubecore.informer.workqueue import WorkQueue
 from tests.conftest import ROOT
 
 
@@ -127,11 +134,11 @@ async def test_run_controller_stopped_before_sync_returns(etcd):
 
 CONTROLLER_SCRIPT = textwrap.dedent("""
     import asyncio, sys
-    from kubecore import resources as R
-    from kubecore.client import ApiClient
-    from kubecore.controller import WorkerPool, queue_handlers, run_controller, setup_logging
-    from kubecore.informer import SharedInformerFactory
-    from kubecore.workqueue import WorkQueue
+    from kubecore.api import resources as R
+    from kubecore.client.rest import ApiClient
+    from kubecore.controller.controller import WorkerPool, queue_handlers, run_controller, setup_logging
+    from kubecore.informer.informer import SharedInformerFactory
+    from kubecore.informer.workqueue import WorkQueue
 
     async def main():
         setup_logging(json_lines=True)
@@ -174,9 +181,9 @@ async def test_a_controller_process_stops_cleanly_on_signal(apiserver, tmp_path,
             proc.kill()
             proc.wait()
     lines = [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
-    assert any(l["msg"] == "reconciled" and l["key"] == "default/kubernetes" and l["logger"] == "demo"
-               for l in lines)
-    assert [l["msg"] for l in lines][-1] == "demo: stopped"
+    assert any(record["msg"] == "reconciled" and record["key"] == "default/kubernetes" and record["logger"] == "demo"
+               for record in lines)
+    assert [record["msg"] for record in lines][-1] == "demo: stopped"
 
 
 def _record(msg: str, **extra) -> logging.LogRecord:

@@ -6,9 +6,8 @@ import asyncio
 
 import pytest
 
-from kubecore import resources as R
-from kubecore.client import ApiClient
-from kubecore.events import (
+from kubecore.api import resources as R
+from kubecore.client.events import (
     NORMAL,
     WARNING,
     Correlator,
@@ -17,6 +16,7 @@ from kubecore.events import (
     make_event,
     object_reference,
 )
+from kubecore.client.rest import ApiClient
 
 POD = {"apiVersion": "v1", "kind": "Pod",
        "metadata": {"name": "web-1", "namespace": "default", "uid": "u-1", "resourceVersion": "7"}}

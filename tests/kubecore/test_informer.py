@@ -10,10 +10,16 @@ import subprocess
 
 import pytest
 
-from kubecore import resources as R
-from kubecore.client import ApiClient
-from kubecore.informer import (Informer, SharedInformerFactory, Store, object_key, split_key,
-                               wait_for_cache_sync)
+from kubecore.api import resources as R
+from kubecore.client.rest import ApiClient
+from kubecore.informer.informer import (
+    Informer,
+    SharedInformerFactory,
+    Store,
+    object_key,
+    split_key,
+    wait_for_cache_sync,
+)
 from tests.conftest import ApiServer, api_settings
 
 
@@ -37,7 +43,7 @@ async def until(cond, timeout: float = 20.0, what: str = "condition") -> None:
             await asyncio.sleep(0.02)
     try:
         await asyncio.wait_for(poll(), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise AssertionError(f"timed out waiting for {what}") from None
 
 
@@ -62,7 +68,7 @@ class Recorder:
     def keys(self, what: str) -> list[str]:
         return [k for w, k, _ in self.events if w == what]
 
-    def attach(self, informer: Informer) -> "Recorder":
+    def attach(self, informer: Informer) -> Recorder:
         informer.add_handlers(self.on_add, self.on_update, self.on_delete)
         return self
 
@@ -161,7 +167,7 @@ async def test_store_equals_the_server_after_a_burst(client):
         assert set(rec.keys("add")) == set(final) | deleted
         # the last thing a handler heard of each live object is its current version
         last = {}
-        for what, key, rv in rec.events:
+        for _what, key, rv in rec.events:
             last[key] = rv
         assert {k: last[k] for k in final} == final
     finally:

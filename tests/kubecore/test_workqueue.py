@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from kubecore.workqueue import ExponentialBackoff, ShutDown, WorkQueue, process_one, run_workers
+from kubecore.informer.workqueue import ExponentialBackoff, ShutDown, WorkQueue, process_one, run_workers
 
 
 async def until(cond, timeout: float = 5.0) -> None:
@@ -146,7 +146,7 @@ async def test_max_retries_drops_the_key(caplog):
         raise ValueError("broken")
 
     q.add("ns/x")
-    with caplog.at_level(logging.WARNING, logger="kubecore.workqueue"):
+    with caplog.at_level(logging.WARNING, logger="kubecore.informer.workqueue"):
         for _ in range(3):
             assert await asyncio.wait_for(process_one(q, reconcile, max_retries=2), 2)
     assert calls == ["ns/x"] * 3

@@ -44,7 +44,7 @@ class NodeNetwork:
     def netns(self, node: str) -> str:
         return f"mc-{node}-node"
 
-    def up(self) -> "NodeNetwork":
+    def up(self) -> NodeNetwork:
         sh("ip", "netns", "add", self.net)
         sh("ip", "-n", self.net, "link", "set", "lo", "up")
         sh("ip", "-n", self.net, "link", "add", "br0", "type", "bridge")
@@ -90,7 +90,7 @@ class AgentProcess:
                      "--log-level", "INFO", *(extra or [])]
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> "AgentProcess":
+    def start(self) -> AgentProcess:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True)

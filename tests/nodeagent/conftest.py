@@ -39,7 +39,7 @@ def root_netns_snapshot() -> dict[str, str]:
         "ip_forward": Path("/proc/sys/net/ipv4/ip_forward").read_text(),
     }
     if shutil.which("iptables-save"):
-        snap["iptables"] = "\n".join(l for l in _sh("iptables-save").splitlines() if not l.startswith("#"))
+        snap["iptables"] = "\n".join(line for line in _sh("iptables-save").splitlines() if not line.startswith("#"))
     return snap
 
 

@@ -18,10 +18,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from kubecore.client import ApiClient
-from kubecore.errors import ApiError
-from kubecore.resources import EVENTS, NODES, PODS
-from tests.nodeagent.agent_harness import AgentProcess, NodeNetwork, ROOT, sh
+from kubecore.api.errors import ApiError
+from kubecore.api.resources import EVENTS, NODES, PODS
+from kubecore.client.rest import ApiClient
+from tests.nodeagent.agent_harness import ROOT, AgentProcess, NodeNetwork, sh
 from tests.nodeagent.conftest import leases, needs_netns
 
 pytestmark = needs_netns
@@ -128,7 +128,8 @@ async def test_pod_lifecycle_logs_exec_restart_adoption(apiserver, client, clust
     cidr = ipaddress.ip_network(n["spec"]["podCIDR"])
     assert {"type": "InternalIP", "address": network.ips[node]} in n["status"]["addresses"]
     assert {"type": "Hostname", "address": node} in n["status"]["addresses"]
-    assert n["status"]["capacity"]["pods"] == "110" and n["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"] == 10250
+    assert (n["status"]["capacity"]["pods"] == "110"
+            and n["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"] == 10250)
     assert n["status"]["nodeInfo"]["operatingSystem"] == "linux"
     conflist = json.loads((agent.state_dir / "cni-conf" / "10-minicluster.conflist").read_text())
     assert conflist["plugins"][0]["ipam"]["ranges"] == [[{"subnet": str(cidr)}]]
@@ -144,7 +145,8 @@ async def test_pod_lifecycle_logs_exec_restart_adoption(apiserver, client, clust
     [cs] = pod["status"]["containerStatuses"]
     assert cs["ready"] and cs["started"] and cs["restartCount"] == 0 and "running" in cs["state"]
     assert cs["containerID"].startswith("minicluster://") and cs["image"] == "nginx" and cs["imageID"]
-    assert {c["type"] for c in pod["status"]["conditions"]} == {"PodScheduled", "Initialized", "ContainersReady", "Ready"}
+    assert {c["type"] for c in pod["status"]["conditions"]} == {"PodScheduled", "Initialized", "ContainersReady",
+                                                                "Ready"}
     assert (await curl_in(network, node, f"http://{ip}/")).strip() == "web"
 
     # --- what kubectl describe pod shows: kubelet's events about the container
@@ -179,7 +181,8 @@ async def test_pod_lifecycle_logs_exec_restart_adoption(apiserver, client, clust
             line = await asyncio.wait_for(_line_with(r, b"/followed"), 10)
             assert b"GET /followed" in line
         # a pod not bound to any node, and one not running
-        await client.create(PODS, {"metadata": {"name": "unbound"}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}})
+        await client.create(PODS, {"metadata": {"name": "unbound"},
+                                   "spec": {"containers": [{"name": "c", "image": "nginx"}]}})
         async with http.post("/api/v1/namespaces/default/pods/unbound/exec", params={"command": "true"}) as r:
             assert r.status == 503 and "does not have a host assigned" in (await r.json())["message"]
         async with http.post("/api/v1/namespaces/default/pods/noagent/exec", params={"command": "true"}) as r:
@@ -188,7 +191,8 @@ async def test_pod_lifecycle_logs_exec_restart_adoption(apiserver, client, clust
     # --- the CLI, end to end
     code, out, err = await run(sys.executable, "-m", "minikubectl", "-s", apiserver.url, "logs", "web")
     assert code == 0 and "nginx listening on :80 as web" in out, err
-    code, out, err = await run(sys.executable, "-m", "minikubectl", "-s", apiserver.url, "exec", "web", "--", "hostname")
+    code, out, err = await run(sys.executable, "-m", "minikubectl", "-s", apiserver.url,
+                               "exec", "web", "--", "hostname")
     assert code == 0 and out == "web\n", (out, err)
 
     # --- restartPolicy Always: a crashing container is restarted, restartCount grows
@@ -280,7 +284,8 @@ async def _line_with(resp, needle: bytes) -> bytes:
 
 
 def _container_pids(runtime_dir: Path, sandbox_id: str) -> list[int]:
-    return sorted(json.loads(p.read_text())["pid"] for p in (runtime_dir / sandbox_id).glob("containers/*/container.json"))
+    return sorted(json.loads(p.read_text())["pid"]
+                  for p in (runtime_dir / sandbox_id).glob("containers/*/container.json"))
 
 
 async def _events_about(client: ApiClient, pod: dict, reasons: set[str]) -> dict[str, dict] | None:

@@ -54,14 +54,14 @@ async def test_add_check_del_del(cni, pod_netns, node_netns, ipam_dir):
     # The chain went through portmap, which echoes ptp's result: the sandbox interface is eth0.
     assert [i.name for i in result.interfaces if i.sandbox] == ["eth0"]
     assert leases(ipam_dir) == [ip]
-    host_veths = [l["ifname"] for l in _links(node_netns) if l["ifname"] != "lo"]
+    host_veths = [link["ifname"] for link in _links(node_netns) if link["ifname"] != "lo"]
     assert len(host_veths) == 1
 
     await cni.check(rt, prev_result=result.raw)
 
     await cni.delete(rt, prev_result=result.raw)
     assert leases(ipam_dir) == []
-    assert [l["ifname"] for l in _links(node_netns)] == ["lo"]
+    assert [link["ifname"] for link in _links(node_netns)] == ["lo"]
     # DEL again: everything is already gone, and that is success.
     await cni.delete(rt, prev_result=result.raw)
     await cni.delete(RuntimeConf(container_id="cid-1", netns=""), prev_result=None)
@@ -87,10 +87,10 @@ async def test_del_runs_every_plugin_even_after_a_failure(tmp_path, node_netns):
     """A misbehaving plugin must not stop the others from releasing what they hold."""
     bindir = tmp_path / "bin"
     bindir.mkdir()
-    _script(bindir / "fails", 'echo "$CNI_COMMAND fails" >> "%s/calls"; '
-                              'echo \'{"cniVersion":"1.0.0","code":5,"msg":"disk on fire"}\'; exit 1\n' % tmp_path)
-    _script(bindir / "works", 'cat > "%s/stdin-$CNI_COMMAND"; echo "$CNI_COMMAND works" >> "%s/calls"\n'
-            % (tmp_path, tmp_path))
+    _script(bindir / "fails", f'echo "$CNI_COMMAND fails" >> "{tmp_path}/calls"; '
+                              'echo \'{"cniVersion":"1.0.0","code":5,"msg":"disk on fire"}\'; exit 1\n')
+    _script(bindir / "works", f'cat > "{tmp_path}/stdin-$CNI_COMMAND"; '
+                              f'echo "$CNI_COMMAND works" >> "{tmp_path}/calls"\n')
     conf = NetworkConfigList.from_dict({"cniVersion": "1.0.0", "name": "t",
                                         "plugins": [{"type": "works"}, {"type": "fails"}]})
     executor = CniExecutor(conf, bin_dirs=[str(bindir)], host_netns=node_netns)
@@ -106,7 +106,7 @@ async def test_del_runs_every_plugin_even_after_a_failure(tmp_path, node_netns):
 async def test_hung_plugin_is_killed_at_the_timeout(tmp_path, node_netns):
     bindir = tmp_path / "bin"
     bindir.mkdir()
-    _script(bindir / "hangs", "echo $$ > %s/pid; exec sleep 30\n" % tmp_path)
+    _script(bindir / "hangs", f"echo $$ > {tmp_path}/pid; exec sleep 30\n")
     conf = NetworkConfigList.from_dict({"cniVersion": "1.0.0", "name": "t", "plugins": [{"type": "hangs"}]})
     executor = CniExecutor(conf, bin_dirs=[str(bindir)], host_netns=node_netns, timeout=0.5)
     started = time.monotonic()
@@ -148,4 +148,4 @@ def test_no_wrapper_when_the_agent_runs_inside_the_node_namespace(conflist, node
     ).stdout
     assert out.strip().startswith("10.244.1.")
     assert leases(ipam_dir) == []
-    assert [l["ifname"] for l in _links(node_netns)] == ["lo"]
+    assert [link["ifname"] for link in _links(node_netns)] == ["lo"]

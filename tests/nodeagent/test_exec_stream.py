@@ -25,9 +25,9 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from kubecore import remotecommand as rc
-from kubecore.client import ApiClient
-from kubecore.resources import NODES, PODS
+from kubecore.api import remotecommand as rc
+from kubecore.api.resources import NODES, PODS
+from kubecore.client.rest import ApiClient
 from tests.conftest import ApiServer, api_settings, wipe_etcd
 from tests.nodeagent.agent_harness import AgentProcess, NodeNetwork
 from tests.nodeagent.conftest import needs_netns
@@ -133,10 +133,10 @@ async def kubectl(cluster: ExecCluster, *args: str, stdin: bytes | None = None,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=cluster.workdir)
     try:
         out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         proc.kill()
         await proc.wait()
-        raise AssertionError(f"kubectl {' '.join(args)} hung for {timeout}s")
+        raise AssertionError(f"kubectl {' '.join(args)} hung for {timeout}s") from None
     assert proc.returncode is not None
     return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
 
@@ -347,7 +347,8 @@ async def test_the_command_ends_with_its_container(cluster):
     async with ApiClient(cluster.url) as client:
         await client.create(PODS, {"metadata": {"name": "short"}, "spec": {
             "nodeName": cluster.node, "restartPolicy": "Never", "containers": [
-                {"name": "c", "image": "busybox", "command": ["sh", "-c", f"until [ -e {stop} ]; do sleep 0.1; done"]}]}})
+                {"name": "c", "image": "busybox",
+                 "command": ["sh", "-c", f"until [ -e {stop} ]; do sleep 0.1; done"]}]}})
 
         async def up():
             return _running(await client.get(PODS, "short", "default"))

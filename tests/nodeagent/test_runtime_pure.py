@@ -8,8 +8,8 @@ import pytest
 from services.nodeagent import procs
 from services.nodeagent.runtime import (
     container_argv,
-    netns_name,
     is_sandbox_netns_name,
+    netns_name,
     netns_prefix,
     pod_hostname,
     render_hosts,

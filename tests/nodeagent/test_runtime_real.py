@@ -160,7 +160,7 @@ async def test_stop_and_remove_release_everything_and_are_idempotent(runtime: Ru
     assert leases(ipam_dir) == [b.ip]
     node_routes = {r["dst"] for r in _ip_json("-n", node_netns, "route")}
     assert a.ip not in node_routes and b.ip in node_routes
-    assert len([l for l in _ip_json("-n", node_netns, "link") if l["ifname"] != "lo"]) == 1
+    assert len([link for link in _ip_json("-n", node_netns, "link") if link["ifname"] != "lo"]) == 1
     assert not procs.is_alive(pid, None)
     assert runtime.pod_sandbox_status(a.id).state == SANDBOX_NOTREADY
     assert runtime.container_status(sleeper).state == CONTAINER_EXITED
@@ -220,7 +220,8 @@ async def test_stop_is_sigterm_then_sigkill_after_the_grace_period(runtime: Runt
     polite = await runtime.create_container(sb.id, ContainerConfig(name="polite", image="busybox",
                                                                    command=["sleep", "3600"]))
     stubborn = await runtime.create_container(sb.id, ContainerConfig(
-        name="stubborn", image="busybox", command=["sh", "-c", "trap 'echo got TERM' TERM; while :; do sleep 0.1; done"]))
+        name="stubborn", image="busybox",
+        command=["sh", "-c", "trap 'echo got TERM' TERM; while :; do sleep 0.1; done"]))
     await runtime.start_container(polite.id)
     await runtime.start_container(stubborn.id)
     await asyncio.sleep(0.2)  # let the shell install its trap
@@ -246,7 +247,8 @@ async def test_exit_codes_and_logs(runtime: Runtime):
     ok = await runtime.create_container(sb.id, ContainerConfig(
         name="ok", image="alpine", command=["sh", "-c", 'echo "to stdout $GREETING"; echo to stderr >&2; pwd'],
         env={"GREETING": "hello"}, working_dir="/tmp"))
-    bad = await runtime.create_container(sb.id, ContainerConfig(name="bad", image="busybox", command=["sh", "-c", "exit 3"]))
+    bad = await runtime.create_container(sb.id, ContainerConfig(name="bad", image="busybox",
+                                                                command=["sh", "-c", "exit 3"]))
     await runtime.start_container(ok.id)
     await runtime.start_container(bad.id)
     ok_done = await _wait_for(lambda: (s := runtime.container_status(ok.id)).state == CONTAINER_EXITED and s)

@@ -13,8 +13,8 @@ from typing import Any
 from aiohttp import web
 
 from cluster.procs import free_port
-from kubecore import resources as R
-from kubecore.client import ApiClient
+from kubecore.api import resources as R
+from kubecore.client.rest import ApiClient
 from services.proxy.rules import endpoint_chain_name, service_chain_name
 from tests.conftest import ApiServer
 from tests.proxy.live import (

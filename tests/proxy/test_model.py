@@ -20,7 +20,8 @@ def _ports(services: list[dict[str, Any]], slices: list[dict[str, Any]]) -> list
         (service("plain", "10.96.0.1", [port(80)]), [("default/plain", "TCP", None)]),
         (service("headless", "None", [port(80)]), []),
         (service("no-ip", "", [port(80)]), []),
-        ({**service("ext", "10.96.0.2", [port(80)]), "spec": {"type": "ExternalName", "externalName": "x.example"}}, []),
+        ({**service("ext", "10.96.0.2", [port(80)]),
+          "spec": {"type": "ExternalName", "externalName": "x.example"}}, []),
         (service("np", "10.96.0.3", [port(80, name="http", node_port=30001)], type_="NodePort"),
          [("default/np:http", "TCP", 30001)]),
         (service("lb", "10.96.0.4", [port(80, name="http", node_port=30002)], type_="LoadBalancer"),
@@ -70,7 +71,8 @@ def test_slice_ports_match_by_name_and_protocol() -> None:
 def test_slices_are_joined_by_label_and_namespace_and_deduplicated() -> None:
     svc = service("s", "10.96.0.1", [port(80)], namespace="a")
     slices = [
-        endpoint_slice("s", [endpoint("10.244.0.2"), endpoint("10.244.0.3")], [slice_port(80)], namespace="a", name="s-1"),
+        endpoint_slice("s", [endpoint("10.244.0.2"), endpoint("10.244.0.3")], [slice_port(80)],
+                       namespace="a", name="s-1"),
         # The same endpoint while it moves between slices: listed once.
         endpoint_slice("s", [endpoint("10.244.0.3", ready=False)], [slice_port(80)], namespace="a", name="s-2"),
         endpoint_slice("s", [endpoint("10.244.0.4")], [slice_port(80)], namespace="b", name="s-3"),

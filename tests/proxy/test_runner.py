@@ -85,7 +85,7 @@ async def test_periodic_resync_without_changes(registry: CollectorRegistry) -> N
     finally:
         await runner.stop()
     assert [trigger for _, trigger in rec.calls] == [SyncTrigger.CHANGED, SyncTrigger.PERIODIC, SyncTrigger.PERIODIC]
-    gaps = [b[0] - a[0] for a, b in zip(rec.calls, rec.calls[1:])]
+    gaps = [b[0] - a[0] for a, b in zip(rec.calls, rec.calls[1:], strict=False)]
     assert all(0.14 <= gap < 0.4 for gap in gaps), gaps
 
 
@@ -101,7 +101,7 @@ async def test_failures_are_retried_with_backoff_and_counted(registry: Collector
         await runner.stop()
     assert len(rec.calls) == 4, "after the first success nothing is pending"
     assert [t for _, t in rec.calls] == [SyncTrigger.CHANGED, SyncTrigger.RETRY, SyncTrigger.RETRY, SyncTrigger.RETRY]
-    gaps = [b[0] - a[0] for a, b in zip(rec.calls, rec.calls[1:])]
+    gaps = [b[0] - a[0] for a, b in zip(rec.calls, rec.calls[1:], strict=False)]
     # 0.05, then doubled to 0.10, then capped at 0.12.
     assert gaps[0] == pytest.approx(0.05, abs=0.03)
     assert gaps[1] == pytest.approx(0.10, abs=0.03)

@@ -4,8 +4,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from kubecore import resources as R
-from kubecore.client import ApiClient
+from kubecore.api import resources as R
+from kubecore.client.rest import ApiClient
 from services.nodeagent.agent import Agent, AgentConfig
 
 

@@ -3,17 +3,16 @@ refused, the finalizers each policy leaves, pods' grace periods."""
 from __future__ import annotations
 
 import copy
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from multidict import MultiDict
 
-from kubecore import resources as R
-from kubecore.errors import ApiError
-from services.apiserver.deletion import (Outcome, finalizers_after_delete, mark_for_deletion,
-                                         read_options, released)
+from kubecore.api import resources as R
+from kubecore.api.errors import ApiError
+from services.apiserver.deletion import Outcome, finalizers_after_delete, mark_for_deletion, read_options, released
 
-NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
+NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 STAMP = "2024-05-01T12:00:00Z"
 
 

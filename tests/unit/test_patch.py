@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from kubecore.patch import PatchError, create_merge_patch, json_patch, merge_patch, strategic_merge_patch
+from kubecore.api.patch import PatchError, create_merge_patch, json_patch, merge_patch, strategic_merge_patch
 
 SVC = {"metadata": {"name": "s", "labels": {"a": "1"}},
        "spec": {"ports": [{"name": "http", "port": 80, "targetPort": 8080},
@@ -22,7 +22,8 @@ def test_create_merge_patch_round_trips():
 
 
 def test_json_patch_and_its_errors():
-    assert json_patch(SVC, [{"op": "add", "path": "/metadata/labels/b", "value": "2"}])["metadata"]["labels"] == {"a": "1", "b": "2"}
+    patched = json_patch(SVC, [{"op": "add", "path": "/metadata/labels/b", "value": "2"}])
+    assert patched["metadata"]["labels"] == {"a": "1", "b": "2"}
     with pytest.raises(PatchError):
         json_patch(SVC, [{"op": "remove", "path": "/nope"}])
     with pytest.raises(PatchError):

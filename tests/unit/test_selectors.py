@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from kubecore.selectors import SelectorError, format_selector, labels_match, parse_label_selector
+from kubecore.api.selectors import SelectorError, format_selector, labels_match, parse_label_selector
 
 LABELS = {"env": "prod", "tier": "web", "app.kubernetes.io/name": "shop"}
 
@@ -22,7 +22,7 @@ LABELS = {"env": "prod", "tier": "web", "app.kubernetes.io/name": "shop"}
     ("!missing", True),
     ("env=prod,tier in (web,api),!missing", True),
     ("app.kubernetes.io/name=shop", True),
-], ids=lambda v: str(v))
+], ids=str)
 def test_label_selector_matching(selector, expected):
     assert labels_match(parse_label_selector(selector), LABELS) is expected
 

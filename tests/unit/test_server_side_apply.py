@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from kubecore.patch import field_set, server_side_apply
+from kubecore.api.patch import field_set, server_side_apply
 
 
 def test_field_set_of_a_service():

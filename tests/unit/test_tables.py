@@ -1,13 +1,13 @@
 """kubectl's columns as pure functions: table tests per kind."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from kubecore import tables
+from kubecore.printers import tables
 
-NOW = datetime(2026, 1, 2, 12, 0, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 2, 12, 0, 0, tzinfo=UTC)
 
 
 def ts(seconds_ago: float) -> str:
@@ -20,7 +20,7 @@ def ts(seconds_ago: float) -> str:
     (8 * 3600, "8h"), (47 * 3600, "47h"), (2 * 86400, "2d"), (2 * 86400 + 3600, "2d1h"),
     (8 * 86400, "8d"), (2 * 365 * 86400, "2y"), (2 * 365 * 86400 + 86400, "2y1d"),
     (9 * 365 * 86400, "9y"),
-], ids=lambda v: str(v))
+], ids=str)
 def test_human_duration(seconds, text):
     assert tables.human_duration(seconds) == text
 

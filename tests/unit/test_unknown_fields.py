@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from kubecore import models
+from kubecore.api import models
 
 
 @pytest.mark.parametrize("model,obj,unknown", [

@@ -12,8 +12,8 @@ class QuietHandler(BaseHTTPRequestHandler):
 
     server_version = "minicluster"
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
-        sys.stdout.write("%s %s\n" % (self.address_string(), format % args))
+    def log_message(self, format: str, *args: object) -> None:
+        sys.stdout.write(f"{self.address_string()} {format % args}\n")
         sys.stdout.flush()
 
     def reply(self, body: str, status: int = 200, content_type: str = "text/plain; charset=utf-8") -> None:

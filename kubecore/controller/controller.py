@@ -11,24 +11,26 @@ What a controller does lives in its own service; this module knows nothing of it
 """
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import logging
 import signal
 import sys
 import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterable, Mapping, Sequence, TextIO
+from typing import TextIO
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from kubecore.informer import Informer, SharedInformerFactory, wait_for_cache_sync
-from kubecore.workqueue import Reconcile, WorkQueue, run_workers
+from kubecore.informer.informer import Informer, SharedInformerFactory, wait_for_cache_sync
+from kubecore.informer.workqueue import Reconcile, WorkQueue, run_workers
 
-log = logging.getLogger("kubecore.controller")
+log = logging.getLogger("kubecore.controller.controller")
 
 # -- logging --------------------------------------------------------------------------------
 
@@ -101,7 +103,7 @@ class ControllerCollector(Collector):
         self.queues = queues
         self.informers = informers
 
-    def collect(self):  # type: ignore[no-untyped-def]
+    def collect(self) -> Iterator[Metric]:
         depth = GaugeMetricFamily("workqueue_depth", "Keys waiting in the work queue.",
                                   labels=["name"])
         for q in self.queues():
@@ -167,7 +169,7 @@ class HealthServer:
         self.app, self.host, self.port = app, host, port
         self._runner: web.AppRunner | None = None
 
-    async def start(self) -> "HealthServer":
+    async def start(self) -> HealthServer:
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.host, self.port).start()
@@ -288,7 +290,7 @@ def queue_handlers(queue: WorkQueue, key_of: Callable[[dict], str | None] | None
                    ) -> Mapping[str, Callable[..., None]]:
     """Handlers that only enqueue the object's key: `informer.add_handlers(**queue_handlers(q))`.
     `key_of` maps an object to the key to enqueue (e.g. a pod to its owner), None to skip."""
-    from kubecore.informer import object_key
+    from kubecore.informer.informer import object_key
 
     to_key = key_of or object_key
 
@@ -302,7 +304,7 @@ def queue_handlers(queue: WorkQueue, key_of: Callable[[dict], str | None] | None
 
 # --- the command line every controller process shares -----------------------------------
 
-def controller_parser(module: str, description: str, *, health_port: int) -> "argparse.ArgumentParser":
+def controller_parser(module: str, description: str, *, health_port: int) -> argparse.ArgumentParser:
     """The flags of every controller process; each adds its own to the parser it gets."""
     import argparse
 
@@ -316,12 +318,12 @@ def controller_parser(module: str, description: str, *, health_port: int) -> "ar
     return parser
 
 
-def run_controller_main(args: "argparse.Namespace", build: Callable[..., object]) -> int:
+def run_controller_main(args: argparse.Namespace, build: Callable[..., object]) -> int:
     """Set up logging, open the API client, build the controller with `build(client, args)`
     and run it (its `run(health_host=, health_port=)`) until SIGTERM/SIGINT."""
     import argparse  # noqa: F401  (for the annotation)
 
-    from kubecore.client import ApiClient
+    from kubecore.client.rest import ApiClient
 
     setup_logging(args.log_level, json_lines=args.log_json)
 

@@ -22,18 +22,20 @@ Objects in the store and given to handlers are shared: treat them as read-only.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import inspect
 import logging
 import random
-from typing import Any, Awaitable, Callable, Iterable, Mapping, Protocol
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, Protocol
 
-from kubecore.client import ApiClient, ApiUnavailable, Expired
-from kubecore.errors import ApiError
-from kubecore.resources import ResourceType
+from kubecore.api.errors import ApiError
+from kubecore.api.resources import ResourceType
+from kubecore.api.types import Obj
+from kubecore.client.rest import ApiClient, ApiUnavailable, Expired
 
-log = logging.getLogger("kubecore.informer")
-Obj = dict[str, Any]
+log = logging.getLogger("kubecore.informer.informer")
 IndexFunc = Callable[[Obj], Iterable[str]]
 AddHandler = Callable[[Obj], Awaitable[None] | None]
 UpdateHandler = Callable[[Obj, Obj], Awaitable[None] | None]
@@ -89,7 +91,7 @@ class Store:
     def list(self) -> list[Obj]:
         return list(self._items.values())
 
-    def keys(self) -> list[str]:
+    def keys(self) -> builtins.list[str]:
         return list(self._items)
 
     def __len__(self) -> int:
@@ -98,7 +100,7 @@ class Store:
     def __contains__(self, key: object) -> bool:
         return key in self._items
 
-    def by_index(self, index_name: str, value: str) -> list[Obj]:
+    def by_index(self, index_name: str, value: str) -> builtins.list[Obj]:
         return [self._items[k] for k in sorted(self.index_keys(index_name, value))]
 
     def index_keys(self, index_name: str, value: str) -> set[str]:
@@ -106,7 +108,7 @@ class Store:
             raise KeyError(f"no index named {index_name!r}")
         return set(self._indices[index_name].get(value, ()))
 
-    def index_values(self, index_name: str) -> list[str]:
+    def index_values(self, index_name: str) -> builtins.list[str]:
         return [v for v, keys in self._indices[index_name].items() if keys]
 
     # writes (by the informer)
@@ -127,7 +129,7 @@ class Store:
             self._unindex(key, old)
         return old
 
-    def _index_values(self, name: str, obj: Obj) -> list[str]:
+    def _index_values(self, name: str, obj: Obj) -> builtins.list[str]:
         try:
             return [str(v) for v in self._indexers[name](obj) or ()]
         except Exception:
@@ -337,7 +339,7 @@ class Informer:
                 gone = self.store.remove(key)
                 if gone is not None:
                     await self._dispatch("delete", gone)
-            for key, obj in fresh.items():
+            for obj in fresh.values():
                 old = self.store.upsert(obj)
                 if old is None:
                     await self._dispatch("add", obj)
@@ -414,7 +416,7 @@ async def wait_for_cache_sync(*informers: Informer, timeout: float | None = None
     """True once every informer has synced; False if `timeout` passes first."""
     try:
         await asyncio.wait_for(asyncio.gather(*(i.synced.wait() for i in informers)), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return False
     return True
 

@@ -7,9 +7,9 @@ requirements, each `k=v`, `k==v`, `k!=v`, `k in (a,b)`, `k notin (a,b)`,
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
-
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,9 @@ _EQ_RE = re.compile(r"^\s*([A-Za-z0-9_./-]+)\s*(==|=|!=)\s*([A-Za-z0-9_.-]*)\s*$
 
 def _split_top_level(text: str) -> list[str]:
     """Split on commas that are not inside parentheses."""
-    parts, depth, cur = [], 0, []
+    parts: list[str] = []
+    depth = 0
+    cur: list[str] = []
     for ch in text:
         if ch == "(":
             depth += 1
@@ -58,7 +60,7 @@ class SelectorError(ValueError):
 
 def parse_label_selector(text: str | None) -> list[Requirement]:
     """Parse a labelSelector query string; raises SelectorError with a clear message."""
-    from kubecore.validation import label_key_errors, label_value_errors
+    from kubecore.api.validation import label_key_errors, label_value_errors
 
     if text is None or not text.strip():
         return []

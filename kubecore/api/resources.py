@@ -9,22 +9,23 @@ from __future__ import annotations
 
 import copy
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any
 
 from pydantic import BaseModel
 
-from kubecore import models
-from kubecore.errors import Cause
-from kubecore.selectors import FieldGetter
-from kubecore import validation as v
+from kubecore.api import models
+from kubecore.api import validation as v
+from kubecore.api.errors import Cause
+from kubecore.api.selectors import FieldGetter
+from kubecore.api.types import Obj
 
-Obj = dict[str, Any]
-Validator = Callable[[Obj, Optional[Obj]], list[Cause]]
+Validator = Callable[[Obj, Obj | None], list[Cause]]
 Defaulter = Callable[[Obj], None]
 
 
-def _noop_validate(obj: Obj, old: Optional[Obj]) -> list[Cause]:
+def _noop_validate(obj: Obj, old: Obj | None) -> list[Cause]:
     return []
 
 
@@ -173,7 +174,7 @@ def default_service(obj: Obj) -> None:
     _child(obj, "status", {"loadBalancer": {}})
 
 
-def validate_service(obj: Obj, old: Optional[Obj]) -> list[Cause]:
+def validate_service(obj: Obj, old: Obj | None) -> list[Cause]:
     spec = obj.get("spec") or {}
     causes: list[Cause] = []
     stype = spec.get("type", "ClusterIP")
@@ -336,7 +337,7 @@ def _strip_images(spec: Obj) -> Obj:
     return s
 
 
-def validate_pod(obj: Obj, old: Optional[Obj]) -> list[Cause]:
+def validate_pod(obj: Obj, old: Obj | None) -> list[Cause]:
     causes = pod_spec_causes(obj.get("spec") or {}, "spec")
     if old is not None:
         new_spec, old_spec = obj.get("spec") or {}, old.get("spec") or {}
@@ -354,7 +355,7 @@ def default_node(obj: Obj) -> None:
     _child(obj, "status", {})
 
 
-def validate_node(obj: Obj, old: Optional[Obj]) -> list[Cause]:
+def validate_node(obj: Obj, old: Obj | None) -> list[Cause]:
     causes: list[Cause] = []
     spec = obj.get("spec") or {}
     cidr = spec.get("podCIDR")
@@ -366,8 +367,8 @@ def validate_node(obj: Obj, old: Optional[Obj]) -> list[Cause]:
     if old is not None:
         old_cidr = (old.get("spec") or {}).get("podCIDR")
         if old_cidr and cidr != old_cidr:
-            causes.append(Cause("spec.podCIDR", f'Forbidden: node updates may not change podCIDR '
-                                f'except from "" to valid', "FieldValueForbidden"))
+            causes.append(Cause("spec.podCIDR", 'Forbidden: node updates may not change podCIDR '
+                                'except from "" to valid', "FieldValueForbidden"))
     return causes
 
 
@@ -392,7 +393,7 @@ def default_endpointslice(obj: Obj) -> None:
             p.setdefault("name", "")
 
 
-def validate_endpointslice(obj: Obj, old: Optional[Obj]) -> list[Cause]:
+def validate_endpointslice(obj: Obj, old: Obj | None) -> list[Cause]:
     causes: list[Cause] = []
     at = obj.get("addressType")
     if at not in ADDRESS_TYPES:
@@ -446,8 +447,8 @@ def default_deployment(obj: Obj) -> None:
     spec.setdefault("progressDeadlineSeconds", 600)
 
 
-def validate_workload(obj: Obj, old: Optional[Obj]) -> list[Cause]:
-    from kubecore.selectors import labels_match, selector_from_label_selector
+def validate_workload(obj: Obj, old: Obj | None) -> list[Cause]:
+    from kubecore.api.selectors import labels_match, selector_from_label_selector
 
     spec = obj.get("spec") or {}
     causes: list[Cause] = []
@@ -507,9 +508,15 @@ SERVICE_FIELDS: dict[str, FieldGetter] = {
     "spec.clusterIP": lambda o: _get(o, "spec", "clusterIP"),
     "spec.type": lambda o: _get(o, "spec", "type"),
 }
+
+
+def _involved_object(field: str) -> FieldGetter:
+    return lambda o: _get(o, "involvedObject", field)
+
+
 EVENT_FIELDS: dict[str, FieldGetter] = {
     **COMMON_FIELDS,
-    **{f"involvedObject.{f}": (lambda o, f=f: _get(o, "involvedObject", f))
+    **{f"involvedObject.{f}": _involved_object(f)
        for f in ("kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath")},
     "reason": lambda o: _get(o, "reason"),
     "type": lambda o: _get(o, "type"),
@@ -551,7 +558,7 @@ REPLICASETS = ResourceType("apps", "v1", "ReplicaSet", "replicasets", "replicase
                            models.ReplicaSet, short_names=("rs",), categories=("all",),
                            subresources=("status", "scale"), validate=validate_workload,
                            default=_default_workload, field_getters=COMMON_FIELDS)
-# core/v1 Events: written by the services through `kubecore.events`, read by describe; the
+# core/v1 Events: written by the services through `kubecore.client.events`, read by describe; the
 # API server removes them after --event-ttl.
 EVENTS = ResourceType("", "v1", "Event", "events", "event", True, models.Event,
                       short_names=("ev",), field_getters=EVENT_FIELDS)

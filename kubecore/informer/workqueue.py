@@ -14,10 +14,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import Awaitable, Callable, Hashable, Protocol
+from collections.abc import Awaitable, Callable
+from typing import Protocol
 
-log = logging.getLogger("kubecore.workqueue")
-Key = Hashable
+log = logging.getLogger("kubecore.informer.workqueue")
+Key = str  # an object key, "namespace/name" (client-go's cache keys)
 
 
 class ShutDown(Exception):

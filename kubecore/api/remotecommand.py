@@ -60,7 +60,7 @@ class ExecOptions:
     tty: bool = False
 
     @classmethod
-    def from_query(cls, query: Any) -> "ExecOptions":
+    def from_query(cls, query: Any) -> ExecOptions:
         """From a MultiDict of query parameters (aiohttp's `request.query`)."""
         return cls(command=tuple(query.getall("command", [])), container=query.get("container") or None,
                    stdin=_flag(query, "stdin"), stdout=_flag(query, "stdout"), stderr=_flag(query, "stderr"),

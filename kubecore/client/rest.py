@@ -3,7 +3,7 @@
 Everything above it (reflectors, informers, controllers) speaks in `ResourceType`s,
 plain JSON objects and three kinds of failure:
 
-- `kubecore.errors.ApiError`: the server answered with a `Status` (404, 409, 422, ...);
+- `kubecore.api.errors.ApiError`: the server answered with a `Status` (404, 409, 422, ...);
 - `Expired`: an `ApiError` with code 410, on its own so that a reflector can relist
   without looking at codes;
 - `ApiUnavailable`: no answer at all (refused, reset, stream cut short, timed out).
@@ -12,21 +12,21 @@ plain JSON objects and three kinds of failure:
 """
 from __future__ import annotations
 
-import asyncio
 import logging
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator, Literal, Mapping
+from typing import Any, Literal
 
 import aiohttp
 import yaml
 
-from kubecore import jsonwire
-from kubecore.errors import ApiError
-from kubecore.resources import PODS, ResourceType
+from kubecore.api import jsonwire
+from kubecore.api.errors import ApiError
+from kubecore.api.resources import PODS, ResourceType
+from kubecore.api.types import Obj
 
-log = logging.getLogger("kubecore.client")
-Obj = dict[str, Any]
+log = logging.getLogger("kubecore.client.rest")
 PatchType = Literal["merge", "strategic", "json", "apply"]
 
 PATCH_CONTENT_TYPES: dict[str, str] = {
@@ -131,7 +131,7 @@ class ApiClient:
             await self._session.close()
             self._session = None
 
-    async def __aenter__(self) -> "ApiClient":
+    async def __aenter__(self) -> ApiClient:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -151,7 +151,7 @@ class ApiClient:
                                             headers=headers) as resp:
                 raw = await resp.read()
                 status = resp.status
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise ApiUnavailable(f"{method} {self.base_url}{path}: {_describe(exc)}") from exc
         try:
             decoded = jsonwire.loads(raw) if raw else None
@@ -218,7 +218,7 @@ class ApiClient:
                      propagation_policy: str | None = None) -> Obj:
         """Delete (or, for graceful kinds and finalizers, mark for deletion); returns the
         object as the server last had it. `propagation_policy`: Background, Orphan or
-        Foreground (`kubecore.propagation`)."""
+        Foreground (`kubecore.api.propagation`)."""
         params: dict[str, str] = {}
         body: Obj | None = None
         if preconditions or propagation_policy:
@@ -247,7 +247,7 @@ class ApiClient:
     async def watch(self, rt: ResourceType, namespace: str | None = None, *,
                     resource_version: str | None = None, label_selector: str | None = None,
                     field_selector: str | None = None, timeout_seconds: int | None = None,
-                    allow_bookmarks: bool = True) -> AsyncIterator[WatchEvent]:
+                    allow_bookmarks: bool = True) -> AsyncGenerator[WatchEvent, None]:
         """Events after `resource_version` (or the current objects as ADDED, then events,
         without one). Ends when the server ends the stream (timeoutSeconds, shutdown);
         raises `Expired` on a 410, `ApiError` on another ERROR event, `ApiUnavailable`
@@ -289,7 +289,7 @@ class ApiClient:
                     event = _decode_event(buffer)
                     if event is not None:
                         yield event
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise ApiUnavailable(f"watch {self.base_url}{path}: {_describe(exc)}") from exc
 
 

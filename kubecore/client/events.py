@@ -15,7 +15,7 @@ pure function of what it has seen and the time:
   `SPAM_REFILL_SECONDS` (client-go's spam filter): a controller stuck in a loop cannot
   flood etcd with Events about one object.
 
-Layer: above the REST client (`kubecore.client`), beside the informer; services hold a
+Layer: above the REST client (`kubecore.client.rest`), beside the informer; services hold a
 recorder each and call `event()` from their workers.
 """
 from __future__ import annotations
@@ -26,16 +26,17 @@ import logging
 import socket
 import time
 from collections import Counter, OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Callable, Literal
+from datetime import UTC, datetime
+from typing import Literal
 
-from kubecore import resources as R
-from kubecore.client import ApiClient, ApiUnavailable
-from kubecore.errors import ApiError
+from kubecore.api import resources as R
+from kubecore.api.errors import ApiError
+from kubecore.api.types import Obj
+from kubecore.client.rest import ApiClient, ApiUnavailable
 
-log = logging.getLogger("kubecore.events")
-Obj = dict[str, Any]
+log = logging.getLogger("kubecore.client.events")
 
 NORMAL, WARNING = "Normal", "Warning"
 AGGREGATION_WINDOW = 600.0  # seconds within which a repeat only counts up the existing Event
@@ -49,7 +50,7 @@ MAX_MESSAGE = 1024  # kube-apiserver refuses longer notes; a message is for read
 # --- building an Event (pure) ------------------------------------------------------------------
 
 def rfc3339(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def object_reference(obj: Obj, field_path: str | None = None) -> Obj:
@@ -228,7 +229,7 @@ class EventRecorder:
         except asyncio.QueueFull:
             self.stats["dropped_queue_full"] += 1
             log.warning("event queue full; dropping %s %s", reason, message[:80])
-        except Exception as exc:  # noqa: BLE001 -- a broken event must not break the caller
+        except Exception as exc:
             self.stats["failed"] += 1
             log.error("cannot record event %s: %s", reason, exc)
 
@@ -253,7 +254,7 @@ class EventRecorder:
             return
         try:
             await asyncio.wait_for(self.flush(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.warning("%d event(s) not written before shutdown", self._queue.qsize())
         self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
@@ -270,7 +271,7 @@ class EventRecorder:
                 log.warning("event %s about %s %s/%s dropped: %s", ev["reason"], ref.get("kind"),
                             ref.get("namespace", ""), ref.get("name"), exc,
                             extra={"key": f"{ref.get('namespace', '')}/{ref.get('name')}"})
-            except Exception:  # noqa: BLE001 -- keep writing the others
+            except Exception:
                 self.stats["failed"] += 1
                 log.exception("event %s dropped", ev.get("reason"))
             finally:

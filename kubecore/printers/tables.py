@@ -9,11 +9,13 @@ own CLI both render from this module; nothing here does I/O.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Callable, Optional
+from datetime import UTC, datetime
+from typing import Any
 
-Obj = dict[str, Any]
+from kubecore.api.types import Obj
+
 Cell = Any
 CellFn = Callable[[Obj, datetime], Cell]
 
@@ -56,7 +58,7 @@ def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
-def parse_time(value: Any) -> Optional[datetime]:
+def parse_time(value: Any) -> datetime | None:
     if not isinstance(value, str) or not value:
         return None
     try:
@@ -202,7 +204,7 @@ def pod_summary(pod: Obj, now: datetime) -> tuple[str, str, str]:
     status = pod.get("status") or {}
     containers = _list(pod, "spec", "containers")
     total, ready, restarts = len(containers), 0, 0
-    last_restart: Optional[datetime] = None
+    last_restart: datetime | None = None
     reason = status.get("reason") or status.get("phase") or ""
 
     def note_restart(cs: Obj) -> None:
@@ -524,12 +526,12 @@ def partial_metadata(obj: Obj, api_version: str = "meta.k8s.io/v1") -> Obj:
             "metadata": obj.get("metadata") or {}}
 
 
-def table(kind: str, objs: list[Obj], *, now: Optional[datetime] = None,
+def table(kind: str, objs: list[Obj], *, now: datetime | None = None,
           include_object: str = "Metadata", api_version: str = "meta.k8s.io/v1",
           resource_version: str = "", with_headers: bool = True) -> Obj:
     """A `Table` of `objs`. include_object: None | Metadata | Object, as the query
     parameter `includeObject` says."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     cols = columns_for(kind)
     rows = []
     for obj in objs:
@@ -547,14 +549,14 @@ def table(kind: str, objs: list[Obj], *, now: Optional[datetime] = None,
 
 
 def render_text(kind: str, objs: list[Obj], *, wide: bool = False,
-                now: Optional[datetime] = None) -> str:
+                now: datetime | None = None) -> str:
     """The rows as kubectl prints them (upper-case headers, columns padded by three
     spaces): for the project's CLI and for tests."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     cols = [c for c in columns_for(kind) if wide or c.priority == 0]
     lines = [[c.name.upper() for c in cols]]
     for obj in objs:
         lines.append([str(c.cell(obj, now)) for c in cols])
     widths = [max(len(line[i]) for line in lines) for i in range(len(cols))]
-    return "\n".join("   ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip()
+    return "\n".join("   ".join(v.ljust(w) for v, w in zip(line, widths, strict=False)).rstrip()
                      for line in lines) + "\n"

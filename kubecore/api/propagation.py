@@ -17,9 +17,7 @@ Pure: names and predicates over plain objects.
 """
 from __future__ import annotations
 
-from typing import Any
-
-Obj = dict[str, Any]
+from kubecore.api.types import Obj
 
 FOREGROUND = "Foreground"
 BACKGROUND = "Background"

@@ -17,7 +17,7 @@ from typing import Any
 
 import jsonpatch
 
-Obj = dict[str, Any]
+from kubecore.api.types import Obj
 
 
 class PatchError(ValueError):

@@ -1,0 +1,1 @@
+"""Checks the project runs on itself (`make lint`); nothing here ships with the cluster."""
