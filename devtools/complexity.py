@@ -26,7 +26,6 @@ ALLOWED: dict[str, int] = {
     "kubecore/api/resources.py:pod_spec_causes": 25,
     "kubecore/api/resources.py:validate_service": 29,
     "kubecore/api/resources.py:validate_workload": 21,
-    "kubecore/controller/controller.py:run_controller": 23,
     "kubecore/printers/tables.py:pod_summary": 37,
     "minikubectl/commands.py:get": 21,
     "minikubectl/describe.py:describe_pod": 27,

@@ -42,7 +42,8 @@ class ExponentialBackoff:
     def when(self, key: Key) -> float:
         n = self._failures.get(key, 0)
         self._failures[key] = n + 1
-        return min(self.base * (2 ** min(n, 62)), self.cap)
+        factor: int = 2 ** min(n, 62)
+        return min(self.base * factor, self.cap)
 
     def forget(self, key: Key) -> None:
         self._failures.pop(key, None)

@@ -6,8 +6,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from kubecore.client.rest import ApiClient
-from kubecore.controller.controller import WorkerPool, run_controller
-from kubecore.informer.informer import SharedInformerFactory
+from kubecore.controller.run import WorkerPool, run_controller
+from kubecore.informer.factory import SharedInformerFactory
 from services.deployments.deployment import DeploymentController
 from services.deployments.replicaset import ReplicaSetController
 

@@ -16,7 +16,7 @@ from kubecore.api.resources import ResourceType
 from kubecore.api.selectors import Requirement, labels_match
 from kubecore.api.types import Obj
 from kubecore.client.rest import ApiClient
-from kubecore.informer.informer import object_key
+from kubecore.informer.store import object_key
 
 
 def controller_ref(obj: Obj) -> Obj | None:

@@ -22,7 +22,8 @@ from kubecore.api.selectors import labels_match, selector_from_label_selector
 from kubecore.api.types import Obj
 from kubecore.client.events import NORMAL, WARNING, EventRecorder
 from kubecore.client.rest import ApiClient
-from kubecore.informer.informer import SharedInformerFactory, object_key, split_key
+from kubecore.informer.factory import SharedInformerFactory
+from kubecore.informer.store import object_key, split_key
 from kubecore.informer.workqueue import WorkQueue
 from services.deployments import ownership as own
 from services.deployments import replicaset_plan as plan

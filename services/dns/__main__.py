@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from kubecore.client.rest import ApiClient
-from kubecore.informer.informer import SharedInformerFactory
+from kubecore.informer.factory import SharedInformerFactory
 
 from .forward import parse_upstream
 from .health import create_health_app

@@ -15,7 +15,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from kubecore.api import resources as R
-from kubecore.informer.informer import Informer, SharedInformerFactory, wait_for_cache_sync
+from kubecore.informer.factory import SharedInformerFactory, wait_for_cache_sync
+from kubecore.informer.informer import Informer
 
 from .records import RecordIndex
 

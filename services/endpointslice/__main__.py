@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kubecore.controller.controller import controller_parser, run_controller_main
+from kubecore.controller.flags import controller_parser, run_controller_main
 from services.endpointslice.controller import EndpointSliceController
 from services.endpointslice.planner import MAX_ENDPOINTS_PER_SLICE
 

@@ -7,7 +7,7 @@ import argparse
 import sys
 
 from kubecore.api import resources as R
-from kubecore.controller.controller import controller_parser, run_controller_main
+from kubecore.controller.flags import controller_parser, run_controller_main
 from services.gc.controller import WATCHED, GarbageCollector
 
 

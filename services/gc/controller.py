@@ -29,8 +29,11 @@ from kubecore.api.errors import ApiError
 from kubecore.api.resources import ResourceType
 from kubecore.api.types import Obj
 from kubecore.client.rest import ApiClient
-from kubecore.controller.controller import HealthServer, WorkerPool, run_controller
-from kubecore.informer.informer import Informer, SharedInformerFactory, object_key
+from kubecore.controller.health import HealthServer
+from kubecore.controller.run import WorkerPool, run_controller
+from kubecore.informer.factory import SharedInformerFactory
+from kubecore.informer.informer import Informer
+from kubecore.informer.store import object_key
 from kubecore.informer.workqueue import WorkQueue
 from services.gc.ownership import Action, Decision, OwnerState, decide, owner_refs, owner_work
 

@@ -13,7 +13,7 @@ import logging
 import signal
 from pathlib import Path
 
-from kubecore.controller.controller import setup_logging
+from kubecore.controller.logs import setup_logging
 from services.nodeagent.agent import Agent, AgentConfig
 from services.nodeagent.podsync import Backoff
 from services.nodeagent.server import serve

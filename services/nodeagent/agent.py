@@ -39,7 +39,8 @@ from kubecore.api.resources import NODES, PODS
 from kubecore.api.types import Obj
 from kubecore.client.events import EventRecorder
 from kubecore.client.rest import ApiClient, ApiUnavailable
-from kubecore.informer.informer import Informer, object_key
+from kubecore.informer.informer import Informer
+from kubecore.informer.store import object_key
 from kubecore.informer.workqueue import ExponentialBackoff, WorkQueue, run_workers
 from services.nodeagent import images, podevents, podsync
 from services.nodeagent.cni import CniExecutor, NetworkConfigList, PortMapping, default_conflist

@@ -18,8 +18,10 @@ from kubecore.api import resources as R
 from kubecore.api.errors import ApiError
 from kubecore.api.types import Obj
 from kubecore.client.rest import ApiClient
-from kubecore.controller.controller import HealthServer, WorkerPool, run_controller
-from kubecore.informer.informer import SharedInformerFactory, object_key
+from kubecore.controller.health import HealthServer
+from kubecore.controller.run import WorkerPool, run_controller
+from kubecore.informer.factory import SharedInformerFactory
+from kubecore.informer.store import object_key
 from kubecore.informer.workqueue import WorkQueue
 from services.nodelifecycle.health import mark_pod_not_ready, mark_unknown, ready_status, seconds_until_stale
 

@@ -23,8 +23,10 @@ import signal
 from prometheus_client import CollectorRegistry
 
 from kubecore.client.rest import ApiClient
-from kubecore.controller.controller import ControllerCollector, HealthServer, setup_logging
-from kubecore.informer.informer import SharedInformerFactory, wait_for_cache_sync
+from kubecore.controller.health import HealthServer
+from kubecore.controller.logs import setup_logging
+from kubecore.controller.metrics import ControllerCollector
+from kubecore.informer.factory import SharedInformerFactory, wait_for_cache_sync
 from services.proxy.cleanup import cleanup
 from services.proxy.health import create_health_app
 from services.proxy.iptables import supports_random_fully

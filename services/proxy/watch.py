@@ -7,7 +7,8 @@ adds, updates and deletes) needs nothing special here.
 from __future__ import annotations
 
 from kubecore.api import resources as R
-from kubecore.informer.informer import Informer, SharedInformerFactory
+from kubecore.informer.factory import SharedInformerFactory
+from kubecore.informer.informer import Informer
 from services.proxy.proxier import Proxier
 
 

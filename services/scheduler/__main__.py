@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kubecore.controller.controller import controller_parser, run_controller_main
-from kubecore.informer.informer import SharedInformerFactory
+from kubecore.controller.flags import controller_parser, run_controller_main
+from kubecore.informer.factory import SharedInformerFactory
 from services.scheduler.plan import DEFAULT_SCHEDULER
 from services.scheduler.scheduler import Scheduler
 

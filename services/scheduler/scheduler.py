@@ -23,8 +23,9 @@ from kubecore.api.errors import ApiError
 from kubecore.api.types import Obj
 from kubecore.client.events import NORMAL, WARNING, EventRecorder
 from kubecore.client.rest import ApiClient, ApiUnavailable
-from kubecore.controller.controller import WorkerPool, run_controller
-from kubecore.informer.informer import SharedInformerFactory, object_key, split_key
+from kubecore.controller.run import WorkerPool, run_controller
+from kubecore.informer.factory import SharedInformerFactory
+from kubecore.informer.store import object_key, split_key
 from kubecore.informer.workqueue import WorkQueue
 from services.scheduler import plan
 from services.scheduler.cache import AssumedPods

@@ -11,7 +11,7 @@ import sys
 
 from kubecore.api import resources as R
 from kubecore.client.rest import ApiClient
-from kubecore.informer.informer import SharedInformerFactory
+from kubecore.informer.factory import SharedInformerFactory
 from services.scheduler.scheduler import Scheduler
 from tests.compat.conftest import Kubectl, rows
 from tests.conftest import ROOT

@@ -11,7 +11,7 @@ from typing import Any
 from kubecore.api import resources as R
 from kubecore.api.types import Obj
 from kubecore.client.rest import ApiClient
-from kubecore.controller.controller import HealthServer
+from kubecore.controller.health import HealthServer
 
 
 async def until(cond: Callable[[], Awaitable[Any]], timeout: float = 20.0,

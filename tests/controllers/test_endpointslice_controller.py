@@ -9,7 +9,7 @@ import pytest
 
 from kubecore.api import resources as R
 from kubecore.client.rest import ApiClient
-from kubecore.informer.informer import SharedInformerFactory
+from kubecore.informer.factory import SharedInformerFactory
 from services.endpointslice.controller import EndpointSliceController
 from tests.controllers.controller_support import create_pod, running, set_pod_status, until
 

@@ -8,7 +8,7 @@ import aiohttp
 
 from kubecore.api import resources as R
 from kubecore.client.rest import ApiClient
-from kubecore.informer.informer import SharedInformerFactory
+from kubecore.informer.factory import SharedInformerFactory
 from services.scheduler.scheduler import Scheduler
 from tests.controllers.controller_support import running, until
 

@@ -16,16 +16,11 @@ from prometheus_client import CollectorRegistry, Counter
 from cluster.procs import free_port
 from kubecore.api import resources as R
 from kubecore.client.rest import ApiClient
-from kubecore.controller.controller import (
-    HealthServer,
-    JsonFormatter,
-    KeyValueFormatter,
-    WorkerPool,
-    create_health_app,
-    queue_handlers,
-    run_controller,
-)
-from kubecore.informer.informer import Informer, SharedInformerFactory
+from kubecore.controller.health import Health, HealthServer, create_health_app
+from kubecore.controller.logs import JsonFormatter, KeyValueFormatter
+from kubecore.controller.run import WorkerPool, queue_handlers, run_controller
+from kubecore.informer.factory import SharedInformerFactory
+from kubecore.informer.informer import Informer
 from kubecore.informer.workqueue import WorkQueue
 from tests.conftest import ROOT
 
@@ -48,7 +43,8 @@ async def test_readyz_is_503_until_every_informer_has_synced(apiserver):
         services, pods = Informer(c, R.SERVICES), Informer(c, R.PODS)
         registry = CollectorRegistry()
         Counter("things", "things done", registry=registry).inc(3)
-        server = await HealthServer(create_health_app([services, pods], registry)).start()
+        health = Health(registry=registry, informers=lambda: [services, pods])
+        server = await HealthServer(create_health_app(health)).start()
         base = f"http://127.0.0.1:{server.port}"
         try:
             assert (await fetch(base + "/healthz"))[0] == 200
@@ -136,8 +132,9 @@ CONTROLLER_SCRIPT = textwrap.dedent("""
     import asyncio, sys
     from kubecore.api import resources as R
     from kubecore.client.rest import ApiClient
-    from kubecore.controller.controller import WorkerPool, queue_handlers, run_controller, setup_logging
-    from kubecore.informer.informer import SharedInformerFactory
+    from kubecore.controller.logs import setup_logging
+    from kubecore.controller.run import WorkerPool, queue_handlers, run_controller
+    from kubecore.informer.factory import SharedInformerFactory
     from kubecore.informer.workqueue import WorkQueue
 
     async def main():

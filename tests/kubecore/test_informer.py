@@ -12,14 +12,9 @@ import pytest
 
 from kubecore.api import resources as R
 from kubecore.client.rest import ApiClient
-from kubecore.informer.informer import (
-    Informer,
-    SharedInformerFactory,
-    Store,
-    object_key,
-    split_key,
-    wait_for_cache_sync,
-)
+from kubecore.informer.factory import SharedInformerFactory, wait_for_cache_sync
+from kubecore.informer.informer import Informer
+from kubecore.informer.store import Store, object_key, split_key
 from tests.conftest import ApiServer, api_settings
 
 

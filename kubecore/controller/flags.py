@@ -1,0 +1,47 @@
+"""The command line every controller process shares, and its `main`.
+
+Each controller adds its own flags to `controller_parser`'s parser, then hands the parsed
+arguments and a builder to `run_controller_main`.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Callable
+from typing import Protocol
+
+from kubecore.client.rest import ApiClient
+from kubecore.controller.logs import setup_logging
+
+
+class Controller(Protocol):
+    """What `run_controller_main` runs: a controller that serves health while it runs."""
+
+    async def run(self, *, health_host: str, health_port: int | None) -> None: ...
+
+
+def controller_parser(module: str, description: str, *, health_port: int) -> argparse.ArgumentParser:
+    """The flags of every controller process; each adds its own to the parser it gets."""
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=description)
+    parser.add_argument("--apiserver", required=True, help="API server URL, e.g. http://127.0.0.1:6443")
+    parser.add_argument("--health-port", type=int, default=health_port,
+                        help="/healthz /readyz /metrics port (0: any free port)")
+    parser.add_argument("--health-host", default="127.0.0.1")
+    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--log-json", action="store_true", help="one JSON object per log line")
+    return parser
+
+
+def run_controller_main(args: argparse.Namespace,
+                        build: Callable[[ApiClient, argparse.Namespace], Controller]) -> int:
+    """Set up logging, open the API client, build the controller with `build(client, args)`
+    and run it (its `run(health_host=, health_port=)`) until SIGTERM/SIGINT."""
+    setup_logging(args.log_level, json_lines=args.log_json)
+
+    async def serve() -> None:
+        async with ApiClient(args.apiserver) as client:
+            controller = build(client, args)
+            await controller.run(health_host=args.health_host, health_port=args.health_port)
+
+    asyncio.run(serve())
+    return 0
