@@ -12,23 +12,30 @@
 """
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from kubecore.informer.factory import SharedInformerFactory
-from kubecore.informer.informer import Informer
 
-InformerSource = Callable[[], Iterable[Informer]]
-"""The informers of the process, asked at each request (a factory gains informers over time)."""
+class Cache(Protocol):
+    """What /readyz asks of a cache (an informer): its name, and whether it has synced."""
+
+    @property
+    def name(self) -> str: ...
+    def has_synced(self) -> bool: ...
+
+
+CacheSource = Callable[[], Iterable[Cache]]
+"""The caches of the process, asked at each request (a factory gains informers over time)."""
 
 ReadinessCheck = Callable[[], Awaitable[str | None]]
 """None when the service is ready; otherwise why it is not (the body of the 503)."""
 
 
-def _no_informers() -> Iterable[Informer]:
+def _no_caches() -> Iterable[Cache]:
     return ()
 
 
@@ -36,22 +43,11 @@ def _no_informers() -> Iterable[Informer]:
 class Health:
     """What the health app reports on."""
     registry: CollectorRegistry
-    informers: InformerSource = _no_informers
+    informers: CacheSource = _no_caches
     ready: ReadinessCheck | None = None
 
 
 HEALTH = web.AppKey("health", Health)
-
-
-def informer_source(informers: Sequence[Informer] | SharedInformerFactory | InformerSource
-                    ) -> InformerSource:
-    if isinstance(informers, SharedInformerFactory):
-        factory = informers
-        return lambda: factory.informers
-    if callable(informers):
-        return informers
-    fixed = list(informers)
-    return lambda: fixed
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -13,13 +13,13 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry
 
 from kubecore.api.types import Obj
-from kubecore.controller.health import Health, HealthServer, create_health_app, informer_source
+from kubecore.controller.health import Health, HealthServer, create_health_app
 from kubecore.controller.metrics import ControllerCollector
 from kubecore.informer.factory import SharedInformerFactory, wait_for_cache_sync
 from kubecore.informer.informer import Informer
@@ -28,6 +28,7 @@ from kubecore.informer.workqueue import Reconcile, WorkQueue, run_workers
 
 log = logging.getLogger("kubecore.controller.run")
 Informers = Sequence[Informer] | SharedInformerFactory
+InformerSource = Callable[[], Iterable[Informer]]
 
 
 @dataclass
@@ -54,6 +55,17 @@ def queue_handlers(queue: WorkQueue, key_of: Callable[[Obj], str | None] | None 
         enqueue(new)
 
     return {"on_add": enqueue, "on_update": update, "on_delete": enqueue}
+
+
+def informer_source(informers: Informers | InformerSource) -> InformerSource:
+    """The informers, asked afresh each time (a factory gains informers over time)."""
+    if isinstance(informers, SharedInformerFactory):
+        factory = informers
+        return lambda: factory.informers
+    if callable(informers):
+        return informers
+    fixed = list(informers)
+    return lambda: fixed
 
 
 async def run_controller(*, name: str, informers: Informers, pools: Sequence[WorkerPool],

@@ -8,10 +8,10 @@ import time
 from collections.abc import AsyncIterator
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from kubecore.api import resources as R
 from kubecore.api.errors import ApiError, internal
+from kubecore.controller.health import Health, ReadinessCheck, add_health_routes
 from services.apiserver import discovery, handlers, openapi, strict
 from services.apiserver.allocations import NodeAllocations, ServiceAllocations
 from services.apiserver.allocator import RangeAllocator, SubnetRange, ip_allocator
@@ -157,25 +157,17 @@ async def openapi_v3(request: web.Request) -> web.Response:
     return web.Response(body=doc, content_type="application/json")
 
 
-async def healthz(request: web.Request) -> web.Response:
-    return web.Response(text="ok")
+def readiness(state: ApiState) -> ReadinessCheck:
+    """/readyz: every watch cache has its first list, and etcd answers."""
+    async def check() -> str | None:
+        not_ready = [p for p, c in state.caches.items() if not c.ready.is_set()]
+        try:
+            await asyncio.wait_for(state.etcd.revision(), timeout=2)
+        except (TimeoutError, EtcdUnavailable):
+            not_ready.append("etcd")
+        return "not ready: " + ", ".join(not_ready) if not_ready else None
 
-
-async def readyz(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    not_ready = [p for p, c in state.caches.items() if not c.ready.is_set()]
-    try:
-        await asyncio.wait_for(state.etcd.revision(), timeout=2)
-    except (TimeoutError, EtcdUnavailable):
-        not_ready.append("etcd")
-    if not_ready:
-        return web.Response(status=503, text="not ready: " + ", ".join(not_ready))
-    return web.Response(text="ok")
-
-
-async def metrics(request: web.Request) -> web.Response:
-    body = generate_latest(request.app[STATE].metrics.registry)
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+    return check
 
 
 async def _bootstrap(state: ApiState) -> None:
@@ -264,12 +256,9 @@ def create_app(settings: Settings) -> web.Application:
 
     app.cleanup_ctx.append(lifecycle)
     app.on_shutdown.append(end_watches)
+    add_health_routes(app, Health(registry=state.metrics.registry, ready=readiness(state)))
     r = app.router
-    r.add_get("/healthz", healthz)
-    r.add_get("/livez", healthz)
-    r.add_get("/readyz", readyz)
     r.add_get("/version", version)
-    r.add_get("/metrics", metrics)
     r.add_get("/openapi/v2", openapi_v2)
     r.add_get("/openapi/v3", openapi_v3_root)
     r.add_get("/openapi/v3/{path:.+}", openapi_v3)

@@ -12,15 +12,16 @@ Layers, each only using the ones above it:
 - ``handler``  bytes in, bytes out: cache hit path, miss path, errors. No I/O.
 - ``forward``  upstream forwarding for names outside the zone (UDP, TCP on truncation).
 - ``server``   ``DnsServer``: UDP + TCP sockets on one port.
-- ``metrics``/``health``  Prometheus collector and the /healthz /readyz /metrics app.
+- ``metrics``  Prometheus collector; ``readiness``  what /readyz means here (records synced);
+               the /healthz /readyz /metrics app is kubecore's (``kubecore.controller.health``).
 
 Integration: informers call ``RecordIndex.upsert_service`` / ``delete_service`` /
 ``upsert_endpointslice`` / ``delete_endpointslice`` and ``mark_synced`` once listed.
 """
 
 from .forward import parse_upstream
-from .health import create_health_app
 from .metrics import dns_registry
+from .readiness import records_synced
 from .records import RecordIndex, RecordReader
 from .server import DnsServer
 
@@ -28,7 +29,7 @@ __all__ = [
     "DnsServer",
     "RecordIndex",
     "RecordReader",
-    "create_health_app",
     "dns_registry",
     "parse_upstream",
+    "records_synced",
 ]

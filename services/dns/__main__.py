@@ -15,14 +15,13 @@ import logging
 import signal
 from collections.abc import AsyncIterator
 
-from aiohttp import web
-
 from kubecore.client.rest import ApiClient
+from kubecore.controller.health import Health, HealthServer, create_health_app
 from kubecore.informer.factory import SharedInformerFactory
 
 from .forward import parse_upstream
-from .health import create_health_app
 from .metrics import dns_registry
+from .readiness import records_synced
 from .records import RecordIndex
 from .server import DnsServer
 from .watch import ClusterWatch
@@ -86,12 +85,11 @@ async def serve(args: argparse.Namespace) -> None:
         forward_timeout=args.forward_timeout,
     )
     await server.start(args.listen, args.port)
-    runner: web.AppRunner | None = None
+    health: HealthServer | None = None
     if args.metrics_port:
         registry = dns_registry(server.stats, server.handler.cache, index)
-        runner = web.AppRunner(create_health_app(reader=index, registry=registry))
-        await runner.setup()
-        await web.TCPSite(runner, args.metrics_listen, args.metrics_port).start()
+        app = create_health_app(Health(registry=registry, ready=records_synced(index)))
+        health = await HealthServer(app, args.metrics_listen, args.metrics_port).start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -103,8 +101,8 @@ async def serve(args: argparse.Namespace) -> None:
             await stop.wait()
     finally:
         await server.stop()
-        if runner is not None:
-            await runner.cleanup()
+        if health is not None:
+            await health.stop()
 
 
 def main(argv: list[str] | None = None) -> None:

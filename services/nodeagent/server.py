@@ -3,8 +3,8 @@
 Routes are kept apart from the thin handlers; the handlers ask the agent (`find_container`) and
 the runtime, and answer errors as Kubernetes `Status` objects, which the API server passes on.
 
-- GET  /healthz, /readyz (200 once the node is registered, its network configured and the pod
-  cache synced), /metrics
+- GET  /healthz, /livez, /readyz (200 once the node is registered, its network configured and the
+  pod cache synced), /metrics: kubecore's health routes, shared by every service
 - GET  /containerLogs/{namespace}/{pod}/{container}?follow=true&tailLines=N  (text/plain)
 - POST /exec/{namespace}/{pod}/{container}  body {"command": [...], "timeoutSeconds": N}
        -> {"exitCode", "stdout", "stderr"}
@@ -19,8 +19,9 @@ import logging
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client import REGISTRY
 
+from kubecore.controller.health import Health, ReadinessCheck, add_health_routes
 from services.nodeagent import execstream, netns
 from services.nodeagent.agent import Agent, PodNotHere
 from services.nodeagent.runtime import CONTAINER_RUNNING, NotFoundError, RuntimeServiceError
@@ -37,19 +38,14 @@ def status_error(code: int, reason: str, message: str) -> web.Response:
     return web.json_response(body, status=code)
 
 
-async def healthz(request: web.Request) -> web.Response:
-    return web.Response(text="ok")
+def agent_ready(agent: Agent) -> ReadinessCheck:
+    """/readyz: the node registered, its network configured and the pod cache synced."""
+    async def check() -> str | None:
+        if not agent.ready.is_set():
+            return "node agent not ready: registering, waiting for podCIDR or caches"
+        return None
 
-
-async def readyz(request: web.Request) -> web.Response:
-    agent = request.app[AGENT]
-    if not agent.ready.is_set():
-        return web.Response(status=503, text="node agent not ready: registering, waiting for podCIDR or caches")
-    return web.Response(text="ok")
-
-
-async def metrics(request: web.Request) -> web.Response:
-    return web.Response(body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
+    return check
 
 
 def _tail(data: bytes, lines: int) -> bytes:
@@ -134,9 +130,7 @@ async def exec_stream(request: web.Request) -> web.StreamResponse:
 def create_app(agent: Agent) -> web.Application:
     app = web.Application()
     app[AGENT] = agent
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
+    add_health_routes(app, Health(registry=REGISTRY, ready=agent_ready(agent)))
     app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", container_logs)
     app.router.add_post("/exec/{namespace}/{pod}/{container}", exec_in_container)
     app.router.add_get("/exec/{namespace}/{pod}/{container}", exec_stream)

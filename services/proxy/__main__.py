@@ -23,14 +23,14 @@ import signal
 from prometheus_client import CollectorRegistry
 
 from kubecore.client.rest import ApiClient
-from kubecore.controller.health import HealthServer
+from kubecore.controller.health import Health, HealthServer, create_health_app
 from kubecore.controller.logs import setup_logging
 from kubecore.controller.metrics import ControllerCollector
 from kubecore.informer.factory import SharedInformerFactory, wait_for_cache_sync
 from services.proxy.cleanup import cleanup
-from services.proxy.health import create_health_app
 from services.proxy.iptables import supports_random_fully
 from services.proxy.proxier import Proxier
+from services.proxy.readiness import rules_synced
 from services.proxy.rules import NodeSettings
 from services.proxy.watch import attach_informers
 
@@ -87,7 +87,8 @@ async def run(args: argparse.Namespace, stop: asyncio.Event) -> None:
     informers = attach_informers(proxier, factory)
     registry.register(ControllerCollector(lambda: (), lambda: factory.informers))
     health = HealthServer(
-        create_health_app(proxier=proxier, informers=lambda: factory.informers, registry=registry),
+        create_health_app(Health(registry=registry, informers=lambda: factory.informers,
+                                 ready=rules_synced(proxier))),
         args.health_listen, args.health_port,
     )
     try:

@@ -12,7 +12,8 @@ import aiohttp
 from aiohttp.test_utils import TestClient, TestServer
 from dnslib import RCODE, DNSRecord
 
-from services.dns import DnsServer, RecordIndex, create_health_app, dns_registry
+from kubecore.controller.health import Health, create_health_app
+from services.dns import DnsServer, RecordIndex, dns_registry, records_synced
 from services.dns.__main__ import parse_args
 
 from .conftest import LOOPBACK, exchange_udp, filled_index, query
@@ -26,7 +27,7 @@ async def test_readyz_follows_sync_and_metrics_count_queries() -> None:
     dns = DnsServer(index)
     await dns.start(LOOPBACK, 0)
     registry = dns_registry(dns.stats, dns.handler.cache, index)
-    app = create_health_app(reader=index, registry=registry)
+    app = create_health_app(Health(registry=registry, ready=records_synced(index)))
     async with TestClient(TestServer(app, host=LOOPBACK)) as client:
         try:
             assert (await client.get("/healthz")).status == 200
