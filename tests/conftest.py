@@ -45,8 +45,9 @@ def markers_for(top_dir: str, fixturenames: Iterable[str]) -> set[str]:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        relative = item.path.resolve().relative_to(TESTS)
-        top_dir = relative.parts[0] if len(relative.parts) > 1 else ""
+        path = item.path.resolve()
+        parts = path.relative_to(TESTS).parts if path.is_relative_to(TESTS) else ()
+        top_dir = parts[0] if len(parts) > 1 else ""
         present = {mark.name for mark in item.iter_markers()}
         for marker in sorted(markers_for(top_dir, getattr(item, "fixturenames", ())) - present):
             item.add_marker(marker)
