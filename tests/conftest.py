@@ -53,6 +53,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(marker)
 
 
+@pytest.fixture(autouse=True)
+def only_tests_marked_etcd_start_it(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test that starts etcd by hand without the `etcd` marker would be in `make test-fast`
+    and fail there; make it fail in every run instead, saying what to do."""
+    if request.node.get_closest_marker("etcd") is not None:
+        return
+
+    def refuse(self: EtcdProcess) -> None:
+        raise RuntimeError(f"{request.node.nodeid} starts etcd: mark it `pytest.mark.etcd`")
+    monkeypatch.setattr(EtcdProcess, "launch", refuse)
+
+
 @pytest.fixture(scope="session")
 def etcd_server() -> Iterator[EtcdProcess]:
     with EtcdProcess() as etcd:
