@@ -149,9 +149,9 @@ class FakeApiClient:
         return [str(c) for c in self.calls if c.verb in WRITES]
 
     def compact(self) -> None:
-        """Forget history: watches from a resourceVersion before now get 410 Expired."""
+        """Forget history: watches from a resourceVersion before now get 410 Expired (the
+        watches running go on, as etcd's do)."""
         self.compacted = self.revision
-        self._changes.clear()
 
     # -- the client's surface -------------------------------------------------------------
     async def close(self) -> None:
