@@ -1,5 +1,7 @@
 # Two entry points: `make up` starts the cluster, `make test` runs the suite.
 # Both install what is missing first (Debian packages, a .venv with pinned deps).
+# `make test-fast` runs only the tests that need no etcd, root, cluster or kubectl, and
+# installs nothing: run `make setup` (as root) once first.
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -7,7 +9,7 @@ PY := $(VENV)/bin/python
 APT_PACKAGES := etcd-server etcd-client iptables iproute2 containernetworking-plugins \
 	bind9-dnsutils dnsperf dnsmasq-base docker-compose conntrack procps curl util-linux
 
-.PHONY: setup apt venv test lint typecheck up bench clean-venv
+.PHONY: setup apt venv test test-fast lint typecheck up bench clean-venv
 
 setup: apt venv
 
@@ -31,6 +33,13 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The markers are explained in pyproject.toml and given in tests/conftest.py.
+FAST_TESTS := not etcd and not netns and not e2e and not compat
+
+test-fast:
+	@test -x $(PY) || { echo "no $(VENV) yet: run 'make setup' (as root) first" >&2; exit 1; }
+	$(PY) -m pytest -m "$(FAST_TESTS)" $(PYTEST_ARGS)
 
 # Style and correctness rules (ruff), the layering and no-cycle contracts (import-linter),
 # and the complexity gate; the rule choices are explained in pyproject.toml.

@@ -1,4 +1,10 @@
-"""Fixtures shared by the whole suite: a real etcd, and API servers over it."""
+"""Fixtures shared by the whole suite: a real etcd, and API servers over it; and the markers
+that say what a test needs, so the fast part runs alone (`make test-fast`).
+
+The markers are given from what a test uses (its fixtures, its directory), so a new test is
+marked without anyone remembering to: one that starts processes by hand marks its module
+with `pytestmark` instead.
+"""
 from __future__ import annotations
 
 import asyncio
@@ -6,7 +12,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import Path
 
 import aiohttp
@@ -17,6 +23,46 @@ from cluster.etcd import EtcdProcess
 from cluster.procs import die_with_parent, free_port, wait_http_ok
 
 ROOT = Path(__file__).resolve().parent.parent
+TESTS = ROOT / "tests"
+
+# A test whose fixtures (at any depth) include one of these needs what the marker names.
+MARKER_FIXTURES: dict[str, frozenset[str]] = {
+    "etcd": frozenset({"etcd_server"}),  # etcd, apiserver, http, apiserver_process all use it
+    "netns": frozenset({"node_netns", "lab", "scratch_ns"}),  # network namespaces, so root
+    "compat": frozenset({"kubectl"}),
+}
+# Every test under these directories needs what the marker names.
+MARKER_DIRS: dict[str, str] = {"e2e": "e2e", "compat": "compat"}
+
+
+def markers_for(top_dir: str, fixturenames: Iterable[str]) -> set[str]:
+    """The markers a test gets from its first directory under tests/ and its fixtures."""
+    names = set(fixturenames)
+    found = {marker for marker, fixtures in MARKER_FIXTURES.items() if names & fixtures}
+    found |= {marker for marker, directory in MARKER_DIRS.items() if top_dir == directory}
+    return found
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        path = item.path.resolve()
+        parts = path.relative_to(TESTS).parts if path.is_relative_to(TESTS) else ()
+        top_dir = parts[0] if len(parts) > 1 else ""
+        present = {mark.name for mark in item.iter_markers()}
+        for marker in sorted(markers_for(top_dir, getattr(item, "fixturenames", ())) - present):
+            item.add_marker(marker)
+
+
+@pytest.fixture(autouse=True)
+def only_tests_marked_etcd_start_it(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test that starts etcd by hand without the `etcd` marker would be in `make test-fast`
+    and fail there; make it fail in every run instead, saying what to do."""
+    if request.node.get_closest_marker("etcd") is not None:
+        return
+
+    def refuse(self: EtcdProcess) -> None:
+        raise RuntimeError(f"{request.node.nodeid} starts etcd: mark it `pytest.mark.etcd`")
+    monkeypatch.setattr(EtcdProcess, "launch", refuse)
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ operations, and grouped writes nest whole transactions in another (see
 `etcd.TxnBatcher`). Building those as protobuf objects and copying them into each other
 cost more CPU than anything else on the write path; the wire form is simple enough to
 write directly: each message is a run of (tag, length, bytes) fields, and a repeated
-field is the same field written again. tests/unit/test_etcdwire.py checks every
+field is the same field written again. tests/apiserver/test_etcdwire.py checks every
 encoding byte for byte against the protobuf library. Answers are still decoded by the
 library.
 """

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import pytest
 
+pytestmark = pytest.mark.etcd  # every test here needs etcd; one starts its own (a smaller request limit)
+
 SVC = "/api/v1/namespaces/default/services"
 
 

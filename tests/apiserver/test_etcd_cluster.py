@@ -9,6 +9,8 @@ from cluster.procs import free_port
 from services.apiserver.settings import Settings
 from tests.conftest import ApiServer
 
+pytestmark = pytest.mark.etcd  # starts its own three-member etcd cluster
+
 SVC = "/api/v1/namespaces/default/services"
 
 

@@ -15,7 +15,7 @@ from kubecore.informer.factory import SharedInformerFactory
 from services.scheduler.scheduler import Scheduler
 from tests.compat.conftest import Kubectl, rows
 from tests.conftest import ROOT
-from tests.controllers.controller_support import running, until
+from tests.support.controllers import running, until
 
 
 async def schedule_one_pod(url: str) -> None:

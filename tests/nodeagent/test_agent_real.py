@@ -24,7 +24,7 @@ from kubecore.client.rest import ApiClient
 from tests.nodeagent.agent_harness import ROOT, AgentProcess, NodeNetwork, sh
 from tests.nodeagent.conftest import leases, needs_netns
 
-pytestmark = needs_netns
+pytestmark = [needs_netns, pytest.mark.netns]  # agent_harness makes the node namespaces
 
 
 async def eventually(check, timeout: float = 30.0, interval: float = 0.2, what: str = "condition"):

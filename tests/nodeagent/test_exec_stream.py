@@ -33,7 +33,7 @@ from tests.nodeagent.agent_harness import AgentProcess, NodeNetwork
 from tests.nodeagent.conftest import needs_netns
 
 KUBECTL = shutil.which("kubectl")
-pytestmark = [needs_netns, pytest.mark.asyncio(loop_scope="module")]
+pytestmark = [needs_netns, pytest.mark.netns, pytest.mark.asyncio(loop_scope="module")]
 EXEC = "/api/v1/namespaces/default/pods/{pod}/exec"
 
 

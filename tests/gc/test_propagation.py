@@ -10,8 +10,8 @@ import pytest
 from kubecore.api import resources as R
 from kubecore.client.rest import ApiClient
 from services.gc.controller import GarbageCollector
-from tests.controllers.controller_support import create_pod, owner_ref, running, until
-from tests.controllers.test_gc_controller import TEMPLATE, exists, gone, make_service
+from tests.gc.test_controller import TEMPLATE, exists, gone, make_service
+from tests.support.controllers import create_pod, owner_ref, running, until
 
 
 @pytest.fixture

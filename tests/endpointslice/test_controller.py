@@ -11,7 +11,7 @@ from kubecore.api import resources as R
 from kubecore.client.rest import ApiClient
 from kubecore.informer.factory import SharedInformerFactory
 from services.endpointslice.controller import EndpointSliceController
-from tests.controllers.controller_support import create_pod, running, set_pod_status, until
+from tests.support.controllers import create_pod, running, set_pod_status, until
 
 SVC_LABEL = "kubernetes.io/service-name"
 

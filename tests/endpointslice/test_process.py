@@ -6,7 +6,7 @@ import signal
 
 from kubecore.api import resources as R
 from kubecore.client.rest import ApiClient
-from tests.controllers.controller_support import ControllerProcess, create_pod, until
+from tests.support.controllers import ControllerProcess, create_pod, until
 
 
 async def endpoints(client: ApiClient) -> dict[str, bool]:

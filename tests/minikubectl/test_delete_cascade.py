@@ -6,7 +6,7 @@ import pytest
 
 from minikubectl.commands import cascade_policy
 from minikubectl.errors import CliError
-from tests.cli.test_cli import cli, write  # noqa: F401  (the fixture)
+from tests.minikubectl.test_cli import cli, write  # noqa: F401  (the fixture)
 
 DEPLOY = """apiVersion: apps/v1
 kind: Deployment

@@ -18,7 +18,7 @@ from kubecore.client.rest import ApiClient
 from kubecore.informer.informer import Informer
 from services.deployments import deployment_plan as plan
 from services.deployments.app import DeploymentsManager
-from tests.controllers.controller_support import running, until
+from tests.support.controllers import running, until
 
 POD_NAME = re.compile(r"^(?P<rs>.+)-[bcdfghjklmnpqrstvwxz2456789]{5}$")
 

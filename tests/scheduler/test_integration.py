@@ -10,7 +10,7 @@ from kubecore.api import resources as R
 from kubecore.client.rest import ApiClient
 from kubecore.informer.factory import SharedInformerFactory
 from services.scheduler.scheduler import Scheduler
-from tests.controllers.controller_support import running, until
+from tests.support.controllers import running, until
 
 
 async def make_node(client: ApiClient, name: str, *, ready: bool = True,

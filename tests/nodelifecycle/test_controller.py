@@ -11,7 +11,7 @@ from kubecore.client.rest import ApiClient
 from services.endpointslice.controller import EndpointSliceController
 from services.nodelifecycle.controller import NodeLifecycleController
 from services.nodelifecycle.health import format_time, ready_status
-from tests.controllers.controller_support import create_pod, running, until
+from tests.support.controllers import create_pod, running, until
 
 
 @pytest.fixture

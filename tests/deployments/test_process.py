@@ -17,8 +17,8 @@ from cluster.procs import free_port, wait_http_ok
 from kubecore.api import resources as R
 from kubecore.client.rest import ApiClient, ApiUnavailable
 from tests.conftest import ROOT
-from tests.controllers.controller_support import set_pod_status, until
-from tests.controllers.test_scheduler_integration import make_node
+from tests.scheduler.test_integration import make_node
+from tests.support.controllers import set_pod_status, until
 
 
 def start(module: str, apiserver_url: str, port: int, log_path: Path) -> subprocess.Popen:

@@ -6,7 +6,7 @@ from kubecore.api import resources as R
 from kubecore.api.types import Obj
 from kubecore.client.rest import ApiClient
 from services.deployments.app import DeploymentsManager
-from tests.controllers.controller_support import running, set_pod_status, until
+from tests.support.controllers import running, set_pod_status, until
 
 
 def replicaset(replicas: int) -> Obj:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from kubecore.api import resources as R
 from kubecore.api.errors import ApiError
 from kubecore.client.rest import ApiClient
-from tests.controllers.controller_support import ControllerProcess, owner_ref, until
+from tests.support.controllers import ControllerProcess, owner_ref, until
 
 
 async def test_gc_process_deletes_dependents_and_stops_on_sigterm(apiserver_process, tmp_path):

@@ -315,6 +315,7 @@ def test_get_watch_table(cli, tmp_path):
         proc.wait()
 
 
+@pytest.mark.compat
 @pytest.mark.skipif(not os.path.exists(KUBECTL), reason="kubectl is not installed")
 def test_kubectl_then_minikubectl_apply(cli, tmp_path):
     def kubectl(*args: str) -> subprocess.CompletedProcess:

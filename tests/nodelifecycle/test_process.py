@@ -6,7 +6,7 @@ from datetime import UTC
 from kubecore.api import resources as R
 from kubecore.client.rest import ApiClient
 from services.nodelifecycle.health import format_time, ready_status
-from tests.controllers.controller_support import ControllerProcess, until
+from tests.support.controllers import ControllerProcess, until
 
 
 async def test_nodelifecycle_process_marks_a_silent_node(apiserver_process, tmp_path):

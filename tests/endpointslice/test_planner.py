@@ -10,7 +10,7 @@ import pytest
 from kubecore.api.types import Obj
 from services.endpointslice.endpoints import resolve_target_port
 from services.endpointslice.planner import Plan, plan
-from tests.controllers.endpointslice_objects import SVC_UID, pod, pods, service
+from tests.endpointslice.objects import SVC_UID, pod, pods, service
 
 
 def applied(p: Plan, existing: list[Obj] = (), *, start: int = 0) -> list[Obj]:

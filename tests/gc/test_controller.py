@@ -10,7 +10,7 @@ from kubecore.api.errors import ApiError
 from kubecore.client.rest import ApiClient
 from services.endpointslice.controller import EndpointSliceController
 from services.gc.controller import GarbageCollector
-from tests.controllers.controller_support import create_pod, owner_ref, running, until
+from tests.support.controllers import create_pod, owner_ref, running, until
 
 
 @pytest.fixture
