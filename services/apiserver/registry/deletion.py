@@ -22,7 +22,7 @@ from kubecore.api import resources as R
 from kubecore.api.errors import Cause, bad_request, invalid
 from kubecore.api.types import Obj
 from kubecore.api.validation import go_bool
-from services.apiserver.objects import format_rfc3339, parse_rfc3339
+from services.apiserver.registry.meta import format_rfc3339, parse_rfc3339
 
 DRY_RUN_ALL = "All"
 

@@ -21,7 +21,7 @@ from functools import cache
 
 from kubecore.api import resources as R
 from kubecore.api.types import Obj
-from services.apiserver.discovery import VERSION_INFO
+from services.apiserver.endpoints.discovery import VERSION_INFO
 
 PATCH_BODY_TYPES = ("application/json-patch+json", "application/merge-patch+json",
                     "application/apply-patch+yaml")
