@@ -17,10 +17,8 @@ from kubecore.api import propagation as P
 from kubecore.api import resources as R
 from kubecore.api.errors import ApiError, not_found
 from kubecore.api.types import Obj
+from services.apiserver.registry.interfaces import CachedObjects, ObjectStorage, Precondition
 from services.apiserver.registry.meta import now_rfc3339
-from services.apiserver.registry.preconditions import Precondition
-from services.apiserver.storage.store import Storage
-from services.apiserver.storage.watchcache import WatchCache
 
 log = logging.getLogger("apiserver")
 PROTECTED_NAMESPACES = ("default", "kube-system", "kube-public")
@@ -44,7 +42,7 @@ def _terminating(namespace: str) -> ApiError:
 
 
 class Namespaces:
-    def __init__(self, storage: Storage, caches: Mapping[str, WatchCache], deleter: Deleter) -> None:
+    def __init__(self, storage: ObjectStorage, caches: Mapping[str, CachedObjects], deleter: Deleter) -> None:
         self.storage = storage
         self.caches = caches
         self.deleter = deleter

@@ -2,13 +2,10 @@
 resourceVersion a client sent, a DELETE's preconditions, a sweep's "unchanged since"."""
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from kubecore.api import resources as R
 from kubecore.api.errors import bad_request, conflict
 from kubecore.api.types import Obj
-
-Precondition = Callable[[Obj], None]
+from services.apiserver.registry.interfaces import Precondition
 
 
 def check_resource_version(rt: R.ResourceType, wanted: str | None, current: Obj) -> None:

@@ -25,6 +25,7 @@ from kubecore.api import resources as R
 from kubecore.api.errors import ApiError, bad_request
 from kubecore.api.types import Obj
 from services.apiserver.registry import deletion
+from services.apiserver.registry.interfaces import CachedObjects, ObjectStorage
 from services.apiserver.registry.namespaces import Namespaces
 from services.apiserver.registry.preconditions import check_resource_version, delete_preconditions
 from services.apiserver.registry.strategy import (
@@ -35,8 +36,6 @@ from services.apiserver.registry.strategy import (
     record_apply,
 )
 from services.apiserver.registry.validation import FieldValidation, body_resource_version
-from services.apiserver.storage.store import Storage
-from services.apiserver.storage.watchcache import WatchCache
 
 JSON_PATCH = "application/json-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
@@ -52,7 +51,7 @@ class _NoLongerReleased(Exception):
 
 
 class Store:
-    def __init__(self, storage: Storage, caches: Mapping[str, WatchCache]) -> None:
+    def __init__(self, storage: ObjectStorage, caches: Mapping[str, CachedObjects]) -> None:
         self.storage = storage
         self.namespaces = Namespaces(storage, caches, self)
 

@@ -8,11 +8,11 @@ from typing import Any
 from kubecore.api import resources as R
 from kubecore.api.errors import Cause, conflict, invalid
 from kubecore.api.types import Obj
+from services.apiserver.registry.interfaces import ObjectStorage
 from services.apiserver.registry.meta import now_rfc3339
 from services.apiserver.registry.preconditions import check_resource_version
 from services.apiserver.registry.strategy import apply_patch, prepare_update
 from services.apiserver.registry.validation import body_resource_version
-from services.apiserver.storage.store import Storage
 
 BOUND: Obj = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
 
@@ -44,7 +44,7 @@ def bind_pod(pod: Obj, name: str, node: str) -> Obj:
     return pod
 
 
-async def bind(storage: Storage, rt: R.ResourceType, namespace: str | None, name: str,
+async def bind(storage: ObjectStorage, rt: R.ResourceType, namespace: str | None, name: str,
                binding: Obj) -> Obj:
     """POST pods/<name>/binding; -> the Status to answer with."""
     node = binding_target(name, binding)
@@ -68,11 +68,11 @@ def scale_of(obj: Obj) -> Obj:
                        "selector": ",".join(f"{k}={v}" for k, v in sorted(sel.items()))}}
 
 
-async def get_scale(storage: Storage, rt: R.ResourceType, namespace: str | None, name: str) -> Obj:
+async def get_scale(storage: ObjectStorage, rt: R.ResourceType, namespace: str | None, name: str) -> Obj:
     return scale_of(await storage.get(rt, namespace, name))
 
 
-async def write_scale(storage: Storage, rt: R.ResourceType, namespace: str | None, name: str,
+async def write_scale(storage: ObjectStorage, rt: R.ResourceType, namespace: str | None, name: str,
                       body: Any, *, patch_type: str | None) -> Obj:
     """PUT (`patch_type` None) or PATCH of the Scale; -> the Scale stored."""
     async def mutate(current: Obj) -> Obj:

@@ -18,15 +18,14 @@ from kubecore.api import resources as R
 from kubecore.api.errors import ApiError
 from kubecore.api.types import Obj
 from kubecore.printers import tables as T
+from services.apiserver.registry.interfaces import CachedObjects, ObjectStorage
 from services.apiserver.registry.meta import parse_rfc3339
 from services.apiserver.registry.preconditions import unchanged_since
-from services.apiserver.storage.store import Storage
-from services.apiserver.storage.watchcache import WatchCache
 
 log = logging.getLogger("apiserver")
 
 
-async def sweep_overdue_pods(storage: Storage, caches: Mapping[str, WatchCache], *,
+async def sweep_overdue_pods(storage: ObjectStorage, caches: Mapping[str, CachedObjects], *,
                              interval: float, force_delete_after: float) -> None:
     """Every `interval`: remove the pods marked for deletion whose deadline passed more than
     `force_delete_after` seconds ago."""
@@ -40,7 +39,7 @@ async def sweep_overdue_pods(storage: Storage, caches: Mapping[str, WatchCache],
             await _remove_if_overdue(storage, obj, limit)
 
 
-async def _remove_if_overdue(storage: Storage, obj: Obj, limit: datetime) -> None:
+async def _remove_if_overdue(storage: ObjectStorage, obj: Obj, limit: datetime) -> None:
     meta = obj["metadata"]
     ts = meta.get("deletionTimestamp")
     if not ts or meta.get("finalizers"):  # finalizers hold a pod as any object
@@ -55,7 +54,7 @@ async def _remove_if_overdue(storage: Storage, obj: Obj, limit: datetime) -> Non
         return
 
 
-async def sweep_expired_events(storage: Storage, caches: Mapping[str, WatchCache], *,
+async def sweep_expired_events(storage: ObjectStorage, caches: Mapping[str, CachedObjects], *,
                                interval: float, ttl: float) -> None:
     """Every `interval`: remove the Events last seen more than `ttl` seconds ago."""
     while True:
@@ -66,7 +65,7 @@ async def sweep_expired_events(storage: Storage, caches: Mapping[str, WatchCache
             log.exception("sweeping expired events failed; trying again next time")
 
 
-async def sweep_expired_events_once(storage: Storage, caches: Mapping[str, WatchCache],
+async def sweep_expired_events_once(storage: ObjectStorage, caches: Mapping[str, CachedObjects],
                                     ttl: float) -> None:
     cache = caches.get("events")
     if cache is None:
