@@ -1,6 +1,6 @@
 """What a DELETE means: its options, and what it does to the object, as kube-apiserver's
 generic registry decides it (BeforeDelete, deletionFinalizersForGarbageCollection,
-markAsDeleting). Pure: handlers.py reads the request and turns the outcome into storage
+markAsDeleting). Pure: the generic store (`store.py`) turns the outcome into storage
 calls.
 
 - Options come from the body (a DeleteOptions) when there is one, else from the query,
