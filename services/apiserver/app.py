@@ -245,41 +245,52 @@ def background_work(state: ApiState) -> list[Coroutine[Any, Any, None]]:
     ]
 
 
+async def storage_and_caches(app: web.Application) -> AsyncIterator[None]:
+    """Start-up: the objects that must exist, then a watch cache per resource; shut-down:
+    the caches and the etcd client."""
+    state, settings = app[STATE], app[STATE].settings
+    for attempt in range(100):
+        try:
+            await _bootstrap(state)
+            break
+        except (ApiError, EtcdUnavailable) as exc:
+            if attempt == 99:
+                raise
+            log.warning("waiting for etcd: %s", exc)
+            await asyncio.sleep(0.3)
+    for rt in R.ALL:
+        cache = WatchCache(state.etcd, rt, window=settings.watch_window,
+                           watcher_buffer=settings.watcher_buffer)
+        state.caches[rt.plural] = cache
+        await cache.start()
+    yield
+    # aetcd's watch set-up can sit on its own lock after a cancel until the stream ends:
+    # cancel everything, close the client (that ends the stream), then wait briefly.
+    for cache in state.caches.values():
+        cache.cancel()
+    try:
+        await asyncio.wait_for(state.etcd.close(), timeout=5)
+    except TimeoutError:
+        log.warning("etcd client did not close within 5 s")
+    for cache in state.caches.values():
+        await cache.stop(timeout=2)
+
+
+async def background(app: web.Application) -> AsyncIterator[None]:
+    """The sweepers and the namespaces left Terminating run while the app does (after the
+    caches start, stopped before they do)."""
+    state = app[STATE]
+    tasks = [asyncio.create_task(coro) for coro in background_work(state)]
+    yield
+    for task in tasks:
+        task.cancel()
+    state.registry.namespaces.cancel()
+
+
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[api_errors], client_max_size=settings.max_body_bytes + 1)
     state = build_state(settings)
     app[STATE] = state
-
-    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        for attempt in range(100):
-            try:
-                await _bootstrap(state)
-                break
-            except (ApiError, EtcdUnavailable) as exc:
-                if attempt == 99:
-                    raise
-                log.warning("waiting for etcd: %s", exc)
-                await asyncio.sleep(0.3)
-        for rt in R.ALL:
-            cache = WatchCache(state.etcd, rt, window=settings.watch_window,
-                               watcher_buffer=settings.watcher_buffer)
-            state.caches[rt.plural] = cache
-            await cache.start()
-        tasks = [asyncio.create_task(coro) for coro in background_work(state)]
-        yield
-        for task in tasks:
-            task.cancel()
-        state.registry.namespaces.cancel()
-        # aetcd's watch set-up can sit on its own lock after a cancel until the stream ends:
-        # cancel everything, close the client (that ends the stream), then wait briefly.
-        for cache in state.caches.values():
-            cache.cancel()
-        try:
-            await asyncio.wait_for(state.etcd.close(), timeout=5)
-        except TimeoutError:
-            log.warning("etcd client did not close within 5 s")
-        for cache in state.caches.values():
-            await cache.stop(timeout=2)
 
     async def end_watches(app: web.Application) -> None:
         # Open watches would otherwise hold shutdown until aiohttp's timeout: end them, as
@@ -287,7 +298,8 @@ def create_app(settings: Settings) -> web.Application:
         for cache in state.caches.values():
             cache.end_all()
 
-    app.cleanup_ctx.append(lifecycle)
+    app.cleanup_ctx.append(storage_and_caches)
+    app.cleanup_ctx.append(background)
     app.on_shutdown.append(end_watches)
     r = app.router
     r.add_get("/healthz", healthz)
