@@ -13,7 +13,7 @@ import enum
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from aiohttp import web
 
@@ -186,12 +186,15 @@ class Step(enum.Enum):
     WAIT = "wait"                # for the next event, at most `wait` seconds
 
 
-@dataclass(frozen=True)
-class Next:
+class Next(NamedTuple):
+    """A tuple, not a dataclass: a stream asks once per batch, and this is its cheapest form."""
     step: Step
     bookmark: bool = False  # send a BOOKMARK before waiting
     wait: float = 0.0
     next_bookmark: float = 0.0  # when the one after is due
+
+
+_STOP, _TAKE_CARRY, _TAKE_QUEUED = Next(Step.STOP), Next(Step.TAKE_CARRY), Next(Step.TAKE_QUEUED)
 
 
 def next_step(*, closed: bool, queued: bool, carry: bool, now: float, deadline: float | None,
@@ -199,14 +202,14 @@ def next_step(*, closed: bool, queued: bool, carry: bool, now: float, deadline: 
               check_every: float = CLIENT_CHECK_SECONDS) -> Next:
     """What a watch stream does after sending a batch (pure)."""
     if closed and not queued and not carry:
-        return Next(Step.STOP)
+        return _STOP
     if deadline is not None and now >= deadline:
-        return Next(Step.STOP)  # a carried event starts a revision this stream sent nothing of
+        return _STOP  # a carried event starts a revision this stream sent nothing of
     if carry:
-        return Next(Step.TAKE_CARRY)
+        return _TAKE_CARRY
     if queued:
         # send them before any bookmark (and never wait with a zero timeout, which takes nothing)
-        return Next(Step.TAKE_QUEUED)
+        return _TAKE_QUEUED
     # a bookmark only with nothing queued: its version must not pass an event this stream
     # has yet to send
     bookmark = bookmarks and now >= next_bookmark
