@@ -21,7 +21,7 @@ import aiohttp
 
 from bench.httpload import Connection
 from cluster.etcd import EtcdProcess
-from services.apiserver.etcd import Etcd, absent, put
+from services.apiserver.storage.etcd import Etcd, absent, put
 
 ROOT = Path(__file__).resolve().parent.parent
 SVC = "/api/v1/namespaces/default/services"

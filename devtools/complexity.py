@@ -29,8 +29,6 @@ ALLOWED: dict[str, int] = {
     "kubecore/printers/tables.py:pod_summary": 37,
     "minikubectl/commands.py:get": 21,
     "minikubectl/describe.py:describe_pod": 27,
-    "services/apiserver/objects.py:prepare_update": 21,
-    "services/apiserver/watch.py:serve_watch": 45,
     "services/deployments/deployment_plan.py:scale_step": 22,
     "services/dns/wire.py:cache_key": 22,
     "services/endpointslice/planner.py:plan": 34,

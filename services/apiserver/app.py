@@ -1,27 +1,41 @@
-"""The API server application: routes, middleware, start-up and shut-down."""
+"""The API server application (the app factory `create_app`): what one process holds, the
+route table, the error and metrics middleware, and the background work started and stopped
+with the app (watch caches, sweepers, namespaces left Terminating)."""
 from __future__ import annotations
 
 import asyncio
 import ipaddress
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
 
 from aiohttp import web
 
 from kubecore.api import resources as R
 from kubecore.api.errors import ApiError, internal
 from kubecore.controller.health import Health, ReadinessCheck, add_health_routes
-from services.apiserver import discovery, handlers, openapi, strict
-from services.apiserver.allocations import NodeAllocations, ServiceAllocations
-from services.apiserver.allocator import RangeAllocator, SubnetRange, ip_allocator
-from services.apiserver.etcd import Etcd, EtcdUnavailable
-from services.apiserver.metrics import ApiMetrics
-from services.apiserver.requests import NoSuchPath, Target, error_response, json_response, parse_path, resolve
+from services.apiserver.endpoints import discovery, handlers, openapi
+from services.apiserver.endpoints.context import ApiState
+from services.apiserver.endpoints.metrics import ApiMetrics
+from services.apiserver.endpoints.requests import (
+    NoSuchPath,
+    Target,
+    error_response,
+    json_response,
+    parse_path,
+    resolve,
+    warning_headers,
+)
+from services.apiserver.registry import sweepers
+from services.apiserver.registry.store import Store
+from services.apiserver.registry.strategy import prepare_create
 from services.apiserver.settings import Settings
-from services.apiserver.state import ApiState
-from services.apiserver.storage import Storage
-from services.apiserver.watchcache import WatchCache
+from services.apiserver.storage.allocations import NodeAllocations, ServiceAllocations
+from services.apiserver.storage.allocator import RangeAllocator, SubnetRange, ip_allocator
+from services.apiserver.storage.etcd import Etcd, EtcdUnavailable
+from services.apiserver.storage.store import Storage
+from services.apiserver.storage.watchcache import WatchCache
 
 log = logging.getLogger("apiserver")
 STATE = web.AppKey("state", ApiState)
@@ -54,7 +68,7 @@ async def api_errors(request: web.Request, handler) -> web.StreamResponse:
         resp = await handler(request)
         code = resp.status
         if not resp.prepared:
-            for warning in strict.warning_headers(request):
+            for warning in warning_headers(request):
                 resp.headers.add("Warning", warning)
         return resp
     except ApiError as err:
@@ -173,11 +187,9 @@ def readiness(state: ApiState) -> ReadinessCheck:
 async def _bootstrap(state: ApiState) -> None:
     """What must exist from the start: the default namespaces, and the `kubernetes`
     Service on the first address of the service range."""
-    from services.apiserver import objects
-
     for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
         try:
-            await state.storage.create(R.NAMESPACES, objects.prepare_create(
+            await state.storage.create(R.NAMESPACES, prepare_create(
                 R.NAMESPACES, {"metadata": {"name": ns}}, None))
         except ApiError as exc:
             if exc.code != 409:
@@ -190,7 +202,7 @@ async def _bootstrap(state: ApiState) -> None:
                "spec": {"clusterIP": ip, "ports": [{"name": "https", "port": 443,
                                                     "protocol": "TCP", "targetPort": state.settings.port}]}}
         try:
-            await state.storage.create(R.SERVICES, objects.prepare_create(R.SERVICES, svc, "default"))
+            await state.storage.create(R.SERVICES, prepare_create(R.SERVICES, svc, "default"))
         except ApiError as exc:
             if exc.code != 409 and exc.code != 422:
                 raise
@@ -207,8 +219,64 @@ def build_state(settings: Settings) -> ApiState:
         "nodes": NodeAllocations(etcd, SubnetRange("podcidrs", settings.cluster_cidr,
                                                    settings.node_cidr_mask)),
     }
-    return ApiState(settings=settings, etcd=etcd, storage=Storage(etcd, allocations),
-                    metrics=ApiMetrics.create(etcd.batcher))
+    storage = Storage(etcd, allocations)
+    caches: dict[str, WatchCache] = {}  # filled at start-up, one per resource
+    return ApiState(settings=settings, etcd=etcd, storage=storage, registry=Store(storage, caches),
+                    metrics=ApiMetrics.create(etcd.batcher), caches=caches)
+
+
+def background_work(state: ApiState) -> list[Coroutine[Any, Any, None]]:
+    """The loops the server runs besides serving requests."""
+    s = state.settings
+    return [
+        sweepers.sweep_overdue_pods(state.storage, state.caches, interval=s.sweep_interval,
+                                    force_delete_after=s.pod_force_delete_after),
+        sweepers.sweep_expired_events(state.storage, state.caches, interval=s.event_sweep_interval,
+                                      ttl=s.event_ttl),
+        state.registry.namespaces.resume(),
+    ]
+
+
+async def storage_and_caches(app: web.Application) -> AsyncIterator[None]:
+    """Start-up: the objects that must exist, then a watch cache per resource; shut-down:
+    the caches and the etcd client."""
+    state, settings = app[STATE], app[STATE].settings
+    for attempt in range(100):
+        try:
+            await _bootstrap(state)
+            break
+        except (ApiError, EtcdUnavailable) as exc:
+            if attempt == 99:
+                raise
+            log.warning("waiting for etcd: %s", exc)
+            await asyncio.sleep(0.3)
+    for rt in R.ALL:
+        cache = WatchCache(state.etcd, rt, window=settings.watch_window,
+                           watcher_buffer=settings.watcher_buffer)
+        state.caches[rt.plural] = cache
+        await cache.start()
+    yield
+    # aetcd's watch set-up can sit on its own lock after a cancel until the stream ends:
+    # cancel everything, close the client (that ends the stream), then wait briefly.
+    for cache in state.caches.values():
+        cache.cancel()
+    try:
+        await asyncio.wait_for(state.etcd.close(), timeout=5)
+    except TimeoutError:
+        log.warning("etcd client did not close within 5 s")
+    for cache in state.caches.values():
+        await cache.stop(timeout=2)
+
+
+async def background(app: web.Application) -> AsyncIterator[None]:
+    """The sweepers and the namespaces left Terminating run while the app does (after the
+    caches start, stopped before they do)."""
+    state = app[STATE]
+    tasks = [asyncio.create_task(coro) for coro in background_work(state)]
+    yield
+    for task in tasks:
+        task.cancel()
+    state.registry.namespaces.cancel()
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -216,45 +284,14 @@ def create_app(settings: Settings) -> web.Application:
     state = build_state(settings)
     app[STATE] = state
 
-    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        for attempt in range(100):
-            try:
-                await _bootstrap(state)
-                break
-            except (ApiError, EtcdUnavailable) as exc:
-                if attempt == 99:
-                    raise
-                log.warning("waiting for etcd: %s", exc)
-                await asyncio.sleep(0.3)
-        for rt in R.ALL:
-            cache = WatchCache(state.etcd, rt, window=settings.watch_window,
-                               watcher_buffer=settings.watcher_buffer)
-            state.caches[rt.plural] = cache
-            await cache.start()
-        state.spawn(state.sweep_overdue_pods())
-        state.spawn(state.sweep_expired_events())
-        state.spawn(state.resume_terminating_namespaces())
-        yield
-        for task in list(state.tasks):
-            task.cancel()
-        # aetcd's watch set-up can sit on its own lock after a cancel until the stream ends:
-        # cancel everything, close the client (that ends the stream), then wait briefly.
-        for cache in state.caches.values():
-            cache.cancel()
-        try:
-            await asyncio.wait_for(state.etcd.close(), timeout=5)
-        except TimeoutError:
-            log.warning("etcd client did not close within 5 s")
-        for cache in state.caches.values():
-            await cache.stop(timeout=2)
-
     async def end_watches(app: web.Application) -> None:
         # Open watches would otherwise hold shutdown until aiohttp's timeout: end them, as
         # kube-apiserver closes watches when it terminates; clients re-watch elsewhere.
         for cache in state.caches.values():
             cache.end_all()
 
-    app.cleanup_ctx.append(lifecycle)
+    app.cleanup_ctx.append(storage_and_caches)
+    app.cleanup_ctx.append(background)
     app.on_shutdown.append(end_watches)
     add_health_routes(app, Health(registry=state.metrics.registry, ready=readiness(state)))
     r = app.router

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from services.apiserver.allocator import RangeAllocator, SubnetRange, ip_allocator
+from services.apiserver.storage.allocator import RangeAllocator, SubnetRange, ip_allocator
 
 
 def test_claim_keys_sort_numerically():

@@ -9,7 +9,7 @@ import pytest
 from kubecore.api import resources as R
 from kubecore.api.errors import ApiError
 from kubecore.client.rest import ApiClient
-from services.apiserver import state
+from services.apiserver.registry import namespaces
 from tests.conftest import ApiServer, api_settings
 
 SVC = "/api/v1/namespaces/default/services"
@@ -260,7 +260,7 @@ async def test_update_with_another_uid_is_a_conflict(http):
 
 async def test_a_list_larger_than_grpcs_default_message_limit(etcd, http):
     # 4 MiB is gRPC's default receive limit; write past it straight into etcd, then list.
-    from services.apiserver.etcd import Etcd, put
+    from services.apiserver.storage.etcd import Etcd, put
 
     store = Etcd([etcd.endpoint])
     blob = "x" * 60_000
@@ -326,7 +326,7 @@ async def test_namespace_deletion_goes_on_after_a_restart(etcd):
 async def test_namespace_deletion_waits_out_a_long_held_finalizer(etcd, monkeypatch):
     # Content held by a finalizer for a long time (600 passes over it here) must not make
     # the server give up: once the finalizer goes, so do the content and the namespace.
-    monkeypatch.setattr(state, "NAMESPACE_RETRY_SECONDS", 0.001)
+    monkeypatch.setattr(namespaces, "NAMESPACE_RETRY_SECONDS", 0.001)
     server = await ApiServer(api_settings(etcd)).start()
     try:
         async with ApiClient(server.url) as client:

@@ -1,4 +1,4 @@
-"""What a DELETE does to an object (services.apiserver.deletion), as tables: options read and
+"""What a DELETE does to an object (services.apiserver.registry.deletion), as tables: options read and
 refused, the finalizers each policy leaves, pods' grace periods."""
 from __future__ import annotations
 
@@ -10,7 +10,13 @@ from multidict import MultiDict
 
 from kubecore.api import resources as R
 from kubecore.api.errors import ApiError
-from services.apiserver.deletion import Outcome, finalizers_after_delete, mark_for_deletion, read_options, released
+from services.apiserver.registry.deletion import (
+    Outcome,
+    finalizers_after_delete,
+    mark_for_deletion,
+    read_options,
+    released,
+)
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 STAMP = "2024-05-01T12:00:00Z"

@@ -7,7 +7,7 @@ import json
 
 import aiohttp
 
-from services.apiserver.etcd import Etcd, absent, get, mod_revision_is, put
+from services.apiserver.storage.etcd import Etcd, absent, get, mod_revision_is, put
 from tests.conftest import ApiServer, api_settings
 
 SVC = "/api/v1/namespaces/default/services"

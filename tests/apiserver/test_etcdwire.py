@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from aetcd import rpc
 
-from services.apiserver import etcdwire as wire
+from services.apiserver.storage import etcdwire as wire
 
 KEYS = [b"/registry/services/default/web", b"k", b"x" * 300]  # 300: a two-byte length
 

@@ -10,8 +10,8 @@ import pytest
 from kubecore.api import resources as R
 from kubecore.api.errors import ApiError
 from kubecore.client.rest import ApiClient
+from services.apiserver.registry.sweepers import event_expired
 from services.apiserver.settings import parse_args, parse_duration
-from services.apiserver.state import event_expired
 from tests.conftest import ApiServer, api_settings
 
 LIMIT = datetime(2024, 1, 1, 12, 0, 0, tzinfo=UTC)

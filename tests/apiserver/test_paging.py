@@ -11,7 +11,7 @@ from urllib.parse import quote
 import pytest
 
 from kubecore.api.errors import ApiError
-from services.apiserver import paging
+from services.apiserver.storage import paging
 
 NS = "paging"
 SVC = f"/api/v1/namespaces/{NS}/services"

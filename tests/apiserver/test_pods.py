@@ -126,8 +126,10 @@ async def test_finalizers_hold_deletion_until_removed(http):
 async def test_the_delete_after_the_last_finalizer_takes_only_that_object(http, apiserver):
     """Between the update that releases an object and its delete, the name may have been
     deleted and created again, or a finalizer put back: the delete takes neither."""
-    from services.apiserver.handlers import _finish_if_released
-    from services.apiserver.requests import Target
+    from services.apiserver.endpoints.requests import Target
+
+    def _finish_if_released(state, t, obj):
+        return state.registry.finish_if_released(t.rt, t.namespace, obj)
 
     svc = "/api/v1/namespaces/default/services"
     code, created = await http.post(svc, {"metadata": {"name": "again"},

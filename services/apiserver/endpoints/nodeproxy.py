@@ -35,7 +35,7 @@ import os
 import socket
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
@@ -44,10 +44,8 @@ from aiohttp import WSMsgType, web
 from kubecore.api import remotecommand as rc
 from kubecore.api import resources as R
 from kubecore.api.errors import ApiError, bad_request, method_not_allowed, not_found
-from services.apiserver.requests import CLIENT_CHECK_SECONDS, Target, client_gone
-
-if TYPE_CHECKING:
-    from services.apiserver.state import ApiState
+from services.apiserver.endpoints.requests import CLIENT_CHECK_SECONDS, Target, client_gone
+from services.apiserver.storage.store import Storage
 
 CLONE_NEWNET = 0x40000000
 CONNECT_TIMEOUT = 5.0
@@ -120,17 +118,17 @@ class NodeProxy:
         connector = aiohttp.TCPConnector(force_close=True, socket_factory=_socket_factory(self.dial_netns))
         return aiohttp.ClientSession(connector=connector, timeout=timeout)
 
-    async def serve(self, state: ApiState, request: web.Request, t: Target) -> web.StreamResponse:
+    async def serve(self, storage: Storage, request: web.Request, t: Target) -> web.StreamResponse:
         if t.rt is not R.PODS or t.sub not in ("log", "exec") or t.name is None:
             raise not_found(f"{t.rt.plural}/{t.sub}", t.name or "", t.rt.group)
-        pod = await state.storage.get(R.PODS, t.namespace, t.name)
+        pod = await storage.get(R.PODS, t.namespace, t.name)
         what = f"{t.rt.plural}/{t.sub}"
         node_name = (pod.get("spec") or {}).get("nodeName")
         if not node_name:
             raise ApiError(503, "ServiceUnavailable", f"{what} is served by the pod's node agent, and pod "
                            f"{t.name} does not have a host assigned")
         try:
-            node = await state.storage.get(R.NODES, None, node_name)
+            node = await storage.get(R.NODES, None, node_name)
         except ApiError as exc:
             if exc.code == 404:
                 raise ApiError(503, "ServiceUnavailable",

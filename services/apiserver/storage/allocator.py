@@ -19,7 +19,7 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from services.apiserver import etcd as E
+from services.apiserver.storage import etcd as E
 
 SCAN_PAGE = 512
 

@@ -10,6 +10,11 @@ from aiohttp import web
 from kubecore.api import jsonwire
 from kubecore.api import resources as R
 from kubecore.api.errors import ApiError, bad_request, request_entity_too_large, unsupported_media_type
+from kubecore.api.selectors import SelectorError, fields_match, labels_match, parse_field_selector, parse_label_selector
+from kubecore.api.types import Obj
+from services.apiserver.registry.validation import FieldValidation
+
+FIELD_VALIDATION = web.RequestKey("field_validation", FieldValidation)
 
 
 @dataclass(frozen=True)
@@ -18,6 +23,29 @@ class Target:
     namespace: str | None
     name: str | None
     sub: str | None
+
+
+class Selectors:
+    """The request's labelSelector and fieldSelector (400 if they do not parse)."""
+
+    def __init__(self, request: web.Request, rt: R.ResourceType) -> None:
+        try:
+            self.labels = parse_label_selector(request.query.get("labelSelector"))
+            self.fields = parse_field_selector(request.query.get("fieldSelector"),
+                                               rt.field_getters, rt.plural)
+        except SelectorError as exc:
+            raise bad_request(f"unable to parse requirement: {exc}" if "parse" not in str(exc)
+                              else str(exc)) from exc
+        self.rt = rt
+        self.empty = not self.labels and not self.fields
+
+    def match(self, obj: Obj | None) -> bool:
+        if obj is None:
+            return False
+        if self.empty:
+            return True
+        return (labels_match(self.labels, (obj.get("metadata") or {}).get("labels"))
+                and fields_match(self.fields, obj, self.rt.field_getters))
 
 
 class NoSuchPath(Exception):
@@ -132,3 +160,27 @@ def json_response(obj: Any, status: int = 200, content_type: str = "application/
 
 def error_response(err: ApiError) -> web.Response:
     return json_response(err.to_status(), status=err.code)
+
+
+def field_validation(request: web.Request) -> FieldValidation:
+    """The request's `fieldValidation` (checked when a body is), whose warnings become
+    `Warning` headers of the response."""
+    fields = request.get(FIELD_VALIDATION)
+    if fields is None:
+        fields = request[FIELD_VALIDATION] = FieldValidation(request.query.get("fieldValidation"))
+    return fields
+
+
+def warning_headers(request: web.Request) -> list[str]:
+    """`Warning` header values (RFC 7234 code 299) for what this request produced."""
+    fields = request.get(FIELD_VALIDATION)
+    out = []
+    for text in fields.warnings if fields is not None else []:
+        quoted = text.replace("\\", "\\\\").replace('"', '\\"')
+        out.append(f'299 - "{quoted}"')
+    return out
+
+
+def dry_run(request: web.Request) -> bool:
+    """`dryRun=All`: the write is checked and answered, not stored."""
+    return request.query.get("dryRun") == "All"

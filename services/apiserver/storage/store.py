@@ -16,10 +16,10 @@ from kubecore.api import jsonwire
 from kubecore.api.errors import ApiError, Cause, already_exists, conflict, invalid, not_found, unavailable
 from kubecore.api.resources import ResourceType
 from kubecore.api.types import Obj
-from services.apiserver import etcd as E
-from services.apiserver import paging
-from services.apiserver.allocations import NoAllocations, Plan
-from services.apiserver.allocator import RangeFull
+from services.apiserver.storage import etcd as E
+from services.apiserver.storage import paging
+from services.apiserver.storage.allocations import NoAllocations, Plan
+from services.apiserver.storage.allocator import RangeFull
 
 Mutation = Callable[[Obj], Awaitable[Obj | None]]
 MAX_ATTEMPTS = 64

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from services.apiserver import etcdwire as wire
+from services.apiserver.storage import etcdwire as wire
 
 log = logging.getLogger("apiserver.etcd")
 

@@ -9,8 +9,8 @@ from typing import Any
 
 from kubecore.api.errors import Cause, invalid
 from kubecore.api.types import Obj
-from services.apiserver import etcd as E
-from services.apiserver.allocator import IPRange, RangeAllocator, SubnetRange
+from services.apiserver.storage import etcd as E
+from services.apiserver.storage.allocator import IPRange, RangeAllocator, SubnetRange
 
 
 @dataclass

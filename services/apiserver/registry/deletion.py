@@ -1,6 +1,6 @@
 """What a DELETE means: its options, and what it does to the object, as kube-apiserver's
 generic registry decides it (BeforeDelete, deletionFinalizersForGarbageCollection,
-markAsDeleting). Pure: handlers.py reads the request and turns the outcome into storage
+markAsDeleting). Pure: the generic store (`store.py`) turns the outcome into storage
 calls.
 
 - Options come from the body (a DeleteOptions) when there is one, else from the query,
@@ -22,7 +22,7 @@ from kubecore.api import resources as R
 from kubecore.api.errors import Cause, bad_request, invalid
 from kubecore.api.types import Obj
 from kubecore.api.validation import go_bool
-from services.apiserver.objects import format_rfc3339, parse_rfc3339
+from services.apiserver.registry.meta import format_rfc3339, parse_rfc3339
 
 DRY_RUN_ALL = "All"
 

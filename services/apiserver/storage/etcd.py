@@ -17,8 +17,8 @@ import grpc
 from aetcd import rpc
 from aetcd import utils as aetcd_utils
 
-from services.apiserver import etcdwire as wire
-from services.apiserver.groupcommit import TxnBatcher, TxnResult
+from services.apiserver.storage import etcdwire as wire
+from services.apiserver.storage.groupcommit import TxnBatcher, TxnResult
 
 Compare = wire.Compare
 Op = wire.Op

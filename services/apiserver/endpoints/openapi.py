@@ -2,7 +2,7 @@
 
 kubectl (1.27+) reads `/openapi/v3` before it creates or applies anything: when the
 PATCH operation of a kind lists the `fieldValidation` query parameter, kubectl skips
-its client-side schema check and leaves validation to the server (`strict.py`).
+its client-side schema check and leaves validation to the server (`registry/validation.py`).
 Without any OpenAPI document it refuses to send the object at all.
 
 The PATCH operations deliberately do not list `application/strategic-merge-patch+json`
@@ -21,7 +21,7 @@ from functools import cache
 
 from kubecore.api import resources as R
 from kubecore.api.types import Obj
-from services.apiserver.discovery import VERSION_INFO
+from services.apiserver.endpoints.discovery import VERSION_INFO
 
 PATCH_BODY_TYPES = ("application/json-patch+json", "application/merge-patch+json",
                     "application/apply-patch+yaml")

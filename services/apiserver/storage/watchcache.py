@@ -24,8 +24,8 @@ from typing import Any
 from kubecore.api import jsonwire
 from kubecore.api.resources import ResourceType
 from kubecore.api.types import Obj
-from services.apiserver import etcd as E
-from services.apiserver.storage import decode
+from services.apiserver.storage import etcd as E
+from services.apiserver.storage.store import decode
 
 log = logging.getLogger("apiserver.watchcache")
 DELETE = 1  # mvccpb.Event.EventType

@@ -1,0 +1,1 @@
+"""HTTP: request parsing, thin handlers, watch serving, discovery, OpenAPI, Tables, the node proxy."""

@@ -1,0 +1,196 @@
+"""The generic registry store: the one place that says what create, update, patch and delete
+do for every kind (kube-apiserver's `registry/generic/registry/store.go`), over `Storage`.
+
+- create: the request's field validation, the kind's strategy (`strategy.prepare_create`),
+  the namespace open for new content, then one etcd create; a dry run stops before etcd.
+- update and patch: inside `Storage.update`'s retry loop, the resourceVersion precondition,
+  the patch (JSON, merge, strategic merge, or server-side apply), `strategy.prepare_update`;
+  an apply to a missing object creates it. An update that removes the last finalizer of an
+  object marked for deletion deletes it (`finish_if_released`).
+- delete: `deletion.mark_for_deletion` decides (finalizers, graceful deletion of pods,
+  propagation policy), this store writes the mark or deletes; a namespace is handed to
+  `namespaces.Namespaces`, which empties it in the background.
+
+Callers give plain values (kind, namespace, name, body, options): the HTTP layer above
+parses requests, this layer knows no request.
+"""
+from __future__ import annotations
+
+import copy
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from kubecore.api import resources as R
+from kubecore.api.errors import ApiError, bad_request
+from kubecore.api.types import Obj
+from services.apiserver.registry import deletion
+from services.apiserver.registry.interfaces import CachedObjects, ObjectStorage
+from services.apiserver.registry.namespaces import Namespaces
+from services.apiserver.registry.preconditions import check_resource_version, delete_preconditions
+from services.apiserver.registry.strategy import (
+    apply_configuration,
+    apply_patch,
+    prepare_create,
+    prepare_update,
+    record_apply,
+)
+from services.apiserver.registry.validation import FieldValidation, body_resource_version
+
+JSON_PATCH = "application/json-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
+Mutation = Callable[[Obj], Awaitable[Obj]]
+
+
+class _DeleteNow(Exception):
+    """Raised inside a delete's update: the object goes now, not marked."""
+
+
+class _NoLongerReleased(Exception):
+    """The stored object is not the released one any more (re-created, a finalizer back)."""
+
+
+class Store:
+    def __init__(self, storage: ObjectStorage, caches: Mapping[str, CachedObjects]) -> None:
+        self.storage = storage
+        self.namespaces = Namespaces(storage, caches, self)
+
+    # -- create ------------------------------------------------------------------------------
+    async def create(self, rt: R.ResourceType, body: Obj, namespace: str | None, *,
+                     fields: FieldValidation, dry_run: bool) -> Obj:
+        fields.check(rt, body)
+        obj = prepare_create(rt, body, namespace)
+        if rt.namespaced and not obj["metadata"].get("namespace"):
+            raise bad_request("a namespace is required to create this object")
+        return await self._store_new(rt, obj, dry_run)
+
+    async def _store_new(self, rt: R.ResourceType, obj: Obj, dry_run: bool) -> Obj:
+        if rt.namespaced:
+            await self.namespaces.ensure_open(obj["metadata"]["namespace"])
+        if dry_run:
+            return obj
+        return await self.storage.create(rt, obj)
+
+    # -- update, patch -----------------------------------------------------------------------
+    async def update(self, rt: R.ResourceType, namespace: str | None, name: str, body: Obj, *,
+                     status_only: bool, fields: FieldValidation, dry_run: bool) -> Obj:
+        """PUT: `body` replaces the stored object (or, for /status, its status)."""
+        fields.check(rt, body)
+        wanted_rv = body_resource_version(body)
+
+        async def mutate(current: Obj) -> Obj:
+            check_resource_version(rt, wanted_rv, current)
+            return prepare_update(rt, copy.deepcopy(body), current, status_only=status_only)
+
+        return await self._write(rt, namespace, name, mutate, dry_run)
+
+    async def patch(self, rt: R.ResourceType, namespace: str | None, name: str, patch: Any,
+                    ctype: str, *, status_only: bool, manager: str | None,
+                    fields: FieldValidation, dry_run: bool) -> tuple[Obj, bool]:
+        """PATCH of any type; -> (the object, whether a server-side apply created it)."""
+        apply = ctype == APPLY_PATCH
+        if apply:
+            if not manager:
+                raise bad_request("PATCH apply requests need the fieldManager parameter")
+            if not isinstance(patch, dict):
+                raise bad_request("an apply patch must be a YAML or JSON object")
+            fields.check(rt, patch)
+        wanted_rv = body_resource_version(patch) if ctype != JSON_PATCH else None
+
+        async def mutate(current: Obj) -> Obj:
+            check_resource_version(rt, wanted_rv, current)
+            if apply:
+                new = apply_configuration(rt, current, patch, manager or "")
+            else:
+                new = apply_patch(rt, current, patch, ctype)
+            if not apply and ctype != JSON_PATCH:
+                fields.check(rt, new)
+            return prepare_update(rt, new, current, status_only=status_only)
+
+        try:
+            return await self._write(rt, namespace, name, mutate, dry_run), False
+        except ApiError as exc:
+            if not (apply and exc.code == 404 and exc.reason == "NotFound" and not status_only):
+                raise
+        return await self._apply_create(rt, namespace, name, patch, manager or "", dry_run), True
+
+    async def _apply_create(self, rt: R.ResourceType, namespace: str | None, name: str,
+                            applied: Obj, manager: str, dry_run: bool) -> Obj:
+        """A server-side apply to an object that does not exist creates it."""
+        body = copy.deepcopy(applied)
+        body.setdefault("metadata", {}).setdefault("name", name)
+        obj = prepare_create(rt, body, namespace)
+        record_apply(rt, obj, manager, applied)
+        return await self._store_new(rt, obj, dry_run)
+
+    async def _write(self, rt: R.ResourceType, namespace: str | None, name: str,
+                     mutate: Mutation, dry_run: bool) -> Obj:
+        if dry_run:
+            return await mutate(await self.storage.get(rt, namespace, name))
+        obj, _ = await self.storage.update(rt, namespace, name, mutate)
+        return await self.finish_if_released(rt, namespace, obj)
+
+    async def finish_if_released(self, rt: R.ResourceType, namespace: str | None, obj: Obj) -> Obj:
+        """An object marked for deletion goes once its finalizers are gone: the same object
+        (uid), still released, when the delete reaches etcd. Whoever changed it meanwhile went
+        through here too, and finishes it if it is released then."""
+        if not deletion.released(rt, obj):
+            return obj
+        uid = obj["metadata"].get("uid")
+
+        def still_released(current: Obj) -> None:
+            if current["metadata"].get("uid") != uid or not deletion.released(rt, current):
+                raise _NoLongerReleased
+
+        try:
+            return await self.storage.delete(rt, namespace, obj["metadata"]["name"], still_released)
+        except _NoLongerReleased:
+            return obj
+        except ApiError as exc:
+            if exc.code != 404:
+                raise
+        return obj
+
+    # -- delete ------------------------------------------------------------------------------
+    async def delete(self, rt: R.ResourceType, namespace: str | None, name: str, opts: Obj) -> Obj:
+        """DELETE of one object with checked DeleteOptions; a dry run reads it only."""
+        if deletion.dry_run(opts):
+            return await self.storage.get(rt, namespace, name)
+        return await self.delete_one(rt, namespace, name, opts)
+
+    async def delete_one(self, rt: R.ResourceType, namespace: str | None, name: str,
+                         opts: Obj) -> Obj:
+        """Mark the object (finalizers, a grace period) or delete it now; -> what is left
+        (marked) or what was deleted."""
+        check = delete_preconditions(rt, opts)
+        if rt is R.NAMESPACES:
+            return await self.namespaces.terminate(name, check)
+
+        async def mark(current: Obj) -> Obj | None:
+            check(current)
+            outcome = deletion.mark_for_deletion(rt, current, opts, datetime.now(UTC))
+            if outcome is deletion.Outcome.DELETE:
+                raise _DeleteNow()
+            return current if outcome is deletion.Outcome.MARKED else None
+
+        try:
+            obj, _ = await self.storage.update(rt, namespace, name, mark)
+            return obj
+        except _DeleteNow:
+            return await self.storage.delete(rt, namespace, name, check)
+
+    async def delete_collection(self, rt: R.ResourceType, namespace: str | None,
+                                match: Callable[[Obj], bool], opts: Obj) -> list[Obj]:
+        """DELETE of every object in the collection that `match`es; -> those deleted or marked."""
+        objs, _ = await self.storage.list(rt, namespace)
+        deleted = []
+        for o in objs:
+            if not match(o):
+                continue
+            meta = o["metadata"]
+            try:
+                deleted.append(await self.delete_one(rt, meta.get("namespace"), meta["name"], opts))
+            except ApiError as exc:
+                if exc.code != 404:
+                    raise
+        return deleted
