@@ -210,31 +210,39 @@ async def get(ctx: Context, args: list[str], opts: GetOptions) -> int:
             raise CliError("watch is only supported on individual resources and resource "
                            f"collections, but {len(requests)} resources were found")
         return await watch(ctx, requests[0], opts)
-    several = len(requests) > 1
     results: list[tuple[ResourceType, list[Obj]]] = []
     for req in requests:
         objs, _ = await _fetch(ctx, req, opts)
         results.append((req.rt, objs))
     everything = [(rt, o) for rt, objs in results for o in objs]
-    single_name = len(requests) == 1 and len(requests[0].names) == 1
     if opts.output in ("json", "yaml"):
-        if single_name and everything:
-            ctx.out.write(dump(everything[0][1], opts.output))
-        elif not single_name:
-            ctx.out.write(dump({"apiVersion": "v1", "kind": "List",
-                                "items": [o for _, o in everything],
-                                "metadata": {"resourceVersion": ""}}, opts.output))
-        ctx.out.flush()
-        return ctx.code
-    if opts.output == "name":
+        single_name = len(requests) == 1 and len(requests[0].names) == 1
+        _print_documents(ctx, [o for _, o in everything], opts.output, single_name=single_name)
+    elif opts.output == "name":
         for rt, o in everything:
             ctx.say(printers.object_name(rt, o))
-        return ctx.code
-    if not everything:
+    elif not everything:
         if not ctx.failed:
             where = "" if opts.all_namespaces else f" in {ctx.target.namespace} namespace"
             print(f"No resources found{where}.", file=ctx.err, flush=True)
-        return ctx.code
+    else:
+        _print_tables(ctx, results, opts, several=len(requests) > 1)
+    return ctx.code
+
+
+def _print_documents(ctx: Context, objs: list[Obj], output: str, *, single_name: bool) -> None:
+    """`-o json|yaml`: the object asked for by name, else a List of all found."""
+    if single_name and objs:
+        ctx.out.write(dump(objs[0], output))
+    elif not single_name:
+        ctx.out.write(dump({"apiVersion": "v1", "kind": "List", "items": objs,
+                            "metadata": {"resourceVersion": ""}}, output))
+    ctx.out.flush()
+
+
+def _print_tables(ctx: Context, results: list[tuple[ResourceType, list[Obj]]], opts: GetOptions,
+                  *, several: bool) -> None:
+    """One table per kind that has objects, blank lines between them."""
     now = ctx.clock()
     tables = []
     for rt, objs in results:
@@ -244,7 +252,6 @@ async def get(ctx: Context, args: list[str], opts: GetOptions) -> int:
         tables.append(printers.render_table([spec.header()] + [spec.row(o, now) for o in objs]))
     ctx.out.write("\n".join(tables))
     ctx.out.flush()
-    return ctx.code
 
 
 async def watch(ctx: Context, req: kinds.Request, opts: GetOptions) -> int:

@@ -183,46 +183,56 @@ def _container_lines(c: Obj, status: Obj | None) -> list[Line]:
 
 def describe_pod(pod: Obj, now: datetime | None = None, events: list[Obj] | None = None) -> str:
     spec, status = pod.get("spec") or {}, pod.get("status") or {}
-    meta = pod.get("metadata") or {}
-    lines = _metadata_lines(pod, True)[:2]
+    lines = _pod_summary_lines(pod, spec, status, now)
+    lines += _pod_containers_lines(spec, status)
+    lines += _conditions_lines(status.get("conditions") or [])
+    lines += _map_lines(0, "Node-Selectors", spec.get("nodeSelector"))
+    return _with_events(lines, events, now)
+
+
+def _pod_summary_lines(pod: Obj, spec: Obj, status: Obj, now: datetime | None) -> list[Line]:
+    """Name and namespace, where it runs, its metadata, then status and IP."""
+    metadata = _metadata_lines(pod, True)
+    lines = metadata[:2]
     node = spec.get("nodeName")
     if node and status.get("hostIP"):
         node = f"{node}/{status['hostIP']}"
     lines.append((0, "Node", str(node or NONE)))
     if status.get("startTime"):
         lines.append((0, "Start Time", str(status["startTime"])))
-    lines += _metadata_lines(pod, True)[2:]
+    lines += metadata[2:]
     lines.append((0, "Status", tables.pod_summary(pod, now or datetime.now(UTC))[1]
-                  if meta.get("deletionTimestamp")
+                  if (pod.get("metadata") or {}).get("deletionTimestamp")
                   else str(status.get("phase") or "Unknown")))
     if status.get("reason"):
         lines.append((0, "Reason", str(status["reason"])))
     if status.get("message"):
         lines.append((0, "Message", str(status["message"])))
     lines.append((0, "IP", str(status.get("podIP") or "")))
-    by_name = {cs.get("name"): cs for cs in status.get("containerStatuses") or []}
+    return lines
+
+
+def _pod_containers_lines(spec: Obj, status: Obj) -> list[Line]:
+    lines: list[Line] = []
     if spec.get("initContainers"):
         init_by_name = {cs.get("name"): cs for cs in status.get("initContainerStatuses") or []}
         lines.append((0, "Init Containers", ""))
         for c in spec["initContainers"]:
             lines += _container_lines(c, init_by_name.get(c.get("name")))
+    by_name = {cs.get("name"): cs for cs in status.get("containerStatuses") or []}
     lines.append((0, "Containers", ""))
     for c in spec.get("containers") or []:
         lines += _container_lines(c, by_name.get(c.get("name")))
-    conditions = status.get("conditions") or []
-    if conditions:
-        lines.append((0, "Conditions", ""))
-        width = max(len("Type"), *(len(str(c.get("type", ""))) for c in conditions)) + 2
-        lines.append((1, "", f"{'Type'.ljust(width)}Status"))
-        lines += [(1, "", f"{str(c.get('type', '')).ljust(width)}{c.get('status', '')}")
-                  for c in conditions]
-    else:
-        lines.append((0, "Conditions", NONE))
-    if spec.get("nodeSelector"):
-        lines += _map_lines(0, "Node-Selectors", spec["nodeSelector"])
-    else:
-        lines.append((0, "Node-Selectors", NONE))
-    return _with_events(lines, events, now)
+    return lines
+
+
+def _conditions_lines(conditions: list[Obj]) -> list[Line]:
+    """A two-column table (Type, Status) under `Conditions:`, or `<none>`."""
+    if not conditions:
+        return [(0, "Conditions", NONE)]
+    width = max(len("Type"), *(len(str(c.get("type", ""))) for c in conditions)) + 2
+    return [(0, "Conditions", ""), (1, "", f"{'Type'.ljust(width)}Status")] + [
+        (1, "", f"{str(c.get('type', '')).ljust(width)}{c.get('status', '')}") for c in conditions]
 
 
 # --- anything else ------------------------------------------------------------------------

@@ -1,7 +1,22 @@
 """The Kubernetes API as data: no network, no files, no clocks beyond timestamps.
 
-Object types (`types`), the pydantic models that check shapes (`models`), the kinds the cluster
-serves with their defaults and validation (`resources`, `validation`), label and field selectors,
-the patch formats, deletion propagation words, `Status` errors, and the wire formats shared by
-the API server and its clients (`jsonwire`, `remotecommand`).
+Where to find what (bottom to top; each module imports only those above it in this list):
+
+    types.py           `Obj` (an object as decoded JSON) and TypedDicts for ObjectMeta and
+                       ownerReferences, for the type checker only
+    errors.py          `Status` errors and their causes
+    formats.py         name, label, port and IP formats (apimachinery's util/validation)
+    selectors.py       label and field selectors: parsing and matching
+    models.py          the pydantic models that check shapes; unknown fields (strict decoding)
+    validation/        per-kind rules, one module per API group, as kubernetes'
+                       pkg/apis/<group>/validation: meta.py (ObjectMeta, every kind),
+                       core.py (Service, Pod, Node), apps.py (Deployment, ReplicaSet),
+                       discovery.py (EndpointSlice)
+    defaults.py        what is filled in before validation, per kind (pkg/apis/<group>/v1/defaults.go)
+    fieldselectors.py  the fields each kind can be selected by
+    resources.py       the registry: `ResourceType` and one declaration per kind tying the above
+                       together (`R.SERVICES`, ... `R.ALL`, `by_path`, `by_kind`, `lookup`)
+
+Besides: the patch formats (`patch`), deletion propagation words (`propagation`), and the
+wire formats shared by the API server and its clients (`jsonwire`, `remotecommand`).
 """

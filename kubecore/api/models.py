@@ -4,7 +4,7 @@ They check the *shape* of what clients send (types, required fields). The
 stored object stays the client's JSON with defaults filled in: the models
 never rewrite it, so fields this project does not know survive a round trip
 (kubectl sends many). Semantic rules (names, ranges, immutability) live in
-`kubecore.api.resources`, next to each resource's declaration.
+`kubecore.api.validation`, one module per API group.
 
 Models marked `_complete = True` name every field of the Kubernetes type (those this
 project does not check are typed `Any`), so `unknown_fields` can report a misspelt

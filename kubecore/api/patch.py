@@ -109,39 +109,42 @@ def _smp_map(original: Obj, patch: Obj, kind: str, path: tuple[str, ...]) -> Obj
     if patch.get("$patch") == "delete":
         return {}
     result = copy.deepcopy(original)
-    retain = patch.get("$retainKeys")
     orders: dict[str, list[Any]] = {}
     for key, value in patch.items():
         if key in ("$patch", "$retainKeys"):
             continue
         if key.startswith("$setElementOrder/"):
             orders[key.split("/", 1)[1]] = value
-            continue
-        if key.startswith("$deleteFromPrimitiveList/"):
-            field = key.split("/", 1)[1]
-            if isinstance(result.get(field), list) and isinstance(value, list):
-                result[field] = [x for x in result[field] if x not in value]
-            continue
-        if value is None:
+        elif key.startswith("$deleteFromPrimitiveList/"):
+            _delete_from_primitive_list(result, key.split("/", 1)[1], value)
+        elif value is None:
             result.pop(key, None)
-            continue
-        sub = path + (key,)
-        cur = result.get(key)
-        if isinstance(value, dict):
-            result[key] = _smp_map(cur if isinstance(cur, dict) else {}, value, kind, sub)
-        elif isinstance(value, list):
-            result[key] = _smp_list(cur if isinstance(cur, list) else [], value, kind, sub)
         else:
-            result[key] = copy.deepcopy(value)
+            result[key] = _smp_value(result.get(key), value, kind, path + (key,))
     for field, order in orders.items():
         if isinstance(result.get(field), list):
             result[field] = _apply_order(result[field], order, merge_key_for(kind, path + (field,)))
+    retain = patch.get("$retainKeys")
     if isinstance(retain, list):
         result = {k: v for k, v in result.items() if k in retain}
     return result
 
 
-def _smp_list(original: list, patch: list, kind: str, path: tuple[str, ...]) -> list:
+def _delete_from_primitive_list(result: Obj, field: str, values: Any) -> None:
+    if isinstance(result.get(field), list) and isinstance(values, list):
+        result[field] = [x for x in result[field] if x not in values]
+
+
+def _smp_value(current: Any, value: Any, kind: str, path: tuple[str, ...]) -> Any:
+    """One field of a patch merged into its current value: maps and lists merge, the rest replaces."""
+    if isinstance(value, dict):
+        return _smp_map(current if isinstance(current, dict) else {}, value, kind, path)
+    if isinstance(value, list):
+        return _smp_list(current if isinstance(current, list) else [], value, kind, path)
+    return copy.deepcopy(value)
+
+
+def _smp_list(original: list[Any], patch: list[Any], kind: str, path: tuple[str, ...]) -> list[Any]:
     if any(isinstance(x, dict) and x.get("$patch") == "replace" for x in patch):
         return [copy.deepcopy(x) for x in patch if not (isinstance(x, dict) and "$patch" in x)]
     if path[-2:] in _SET_LISTS:
@@ -153,22 +156,26 @@ def _smp_list(original: list, patch: list, kind: str, path: tuple[str, ...]) -> 
         return copy.deepcopy(patch)
     result = copy.deepcopy(original)
     for item in patch:
-        if mkey not in item:
-            raise PatchError(f"map: {item} does not contain declared merge key: {mkey}")
-        idx = next((i for i, x in enumerate(result)
-                    if isinstance(x, dict) and x.get(mkey) == item[mkey]), None)
-        if item.get("$patch") == "delete":
-            if idx is not None:
-                result.pop(idx)
-            continue
-        if idx is None:
-            result.append(_smp_map({}, item, kind, path))
-        else:
-            result[idx] = _smp_map(result[idx], item, kind, path)
+        _smp_merge_item(result, item, mkey, kind, path)
     return result
 
 
-def _apply_order(items: list, order: list, mkey: str | None) -> list:
+def _smp_merge_item(result: list[Any], item: Obj, mkey: str, kind: str, path: tuple[str, ...]) -> None:
+    """One item of a keyed list's patch: merged into the item with its key, appended, or deleted."""
+    if mkey not in item:
+        raise PatchError(f"map: {item} does not contain declared merge key: {mkey}")
+    idx = next((i for i, x in enumerate(result)
+                if isinstance(x, dict) and x.get(mkey) == item[mkey]), None)
+    if item.get("$patch") == "delete":
+        if idx is not None:
+            result.pop(idx)
+    elif idx is None:
+        result.append(_smp_map({}, item, kind, path))
+    else:
+        result[idx] = _smp_map(result[idx], item, kind, path)
+
+
+def _apply_order(items: list[Any], order: list[Any], mkey: str | None) -> list[Any]:
     if mkey is None:
         return items
     wanted = [o.get(mkey) if isinstance(o, dict) else o for o in order]
@@ -215,31 +222,41 @@ def _prune(obj: Any, before: Obj, after: Obj | None, kind: str, path: tuple[str,
     for fkey, sub_before in before.items():
         sub_after = None if after is None else after.get(fkey)
         if fkey.startswith("f:") and isinstance(obj, dict):
-            name = fkey[2:]
-            if name not in obj:
-                continue
-            if sub_before:
-                # a map or list of which the manager set parts: those parts go, what
-                # others added stays; emptied, it goes too
-                _prune(obj[name], sub_before, sub_after, kind, path + (name,))
-                if sub_after is None and not obj[name] and path + (name,) != ("metadata",):
-                    del obj[name]
-            elif sub_after is None:
-                del obj[name]
+            _prune_field(obj, fkey[2:], sub_before, sub_after, kind, path)
         elif fkey.startswith("k:") and isinstance(obj, list):
-            wanted = json.loads(fkey[2:])
-            idx = next((i for i, x in enumerate(obj) if isinstance(x, dict)
-                        and all(x.get(k) == v for k, v in wanted.items())), None)
-            if idx is None:
-                continue
-            if sub_after is None:
-                obj.pop(idx)
-            else:
-                _prune(obj[idx], sub_before, sub_after, kind, path)
+            _prune_keyed_item(obj, json.loads(fkey[2:]), sub_before, sub_after, kind, path)
         elif fkey.startswith("v:") and isinstance(obj, list) and sub_after is None:
             member = json.loads(fkey[2:])
             if member in obj:
                 obj.remove(member)
+
+
+def _prune_field(obj: Obj, name: str, before: Obj, after: Obj | None, kind: str,
+                 path: tuple[str, ...]) -> None:
+    if name not in obj:
+        return
+    if before:
+        # a map or list of which the manager set parts: those parts go, what
+        # others added stays; emptied, it goes too
+        _prune(obj[name], before, after, kind, path + (name,))
+        if after is None and not obj[name] and path + (name,) != ("metadata",):
+            del obj[name]
+    elif after is None:
+        del obj[name]
+
+
+def _prune_keyed_item(items: list[Any], wanted: Obj, before: Obj, after: Obj | None, kind: str,
+                      path: tuple[str, ...]) -> None:
+    """The item of a keyed list named by `wanted` (its merge key and value): removed when the
+    manager no longer applies it, else pruned inside."""
+    idx = next((i for i, x in enumerate(items) if isinstance(x, dict)
+                and all(x.get(k) == v for k, v in wanted.items())), None)
+    if idx is None:
+        return
+    if after is None:
+        items.pop(idx)
+    else:
+        _prune(items[idx], before, after, kind, path)
 
 
 def server_side_apply(current: Obj, applied: Obj, previous: Obj | None, kind: str) -> Obj:

@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from kubecore.api.formats import label_key_errors, label_value_errors
+
 
 @dataclass(frozen=True)
 class Requirement:
@@ -60,8 +62,6 @@ class SelectorError(ValueError):
 
 def parse_label_selector(text: str | None) -> list[Requirement]:
     """Parse a labelSelector query string; raises SelectorError with a clear message."""
-    from kubecore.api.validation import label_key_errors, label_value_errors
-
     if text is None or not text.strip():
         return []
     reqs: list[Requirement] = []

@@ -29,7 +29,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from kubecore.api import resources as R
 from kubecore.api.errors import ApiError
@@ -184,7 +184,7 @@ class Correlator:
         self._seen.pop(event_key(ev), None)
 
 
-def _trim(cache: OrderedDict, size: int) -> None:
+def _trim(cache: OrderedDict[Any, Any], size: int) -> None:
     while len(cache) > size:
         cache.popitem(last=False)
 

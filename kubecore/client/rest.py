@@ -164,9 +164,15 @@ class ApiClient:
             raise ApiError(500, "InternalError", f"{method} {path}: the answer is not JSON")
         return decoded
 
+    async def _object(self, method: str, path: str, *, params: Mapping[str, str] | None = None,
+                      body: Any = None, content_type: str = "application/json") -> Obj:
+        """`request` for the verbs, whose answers are API objects (or lists, or a Status)."""
+        answer: Obj = await self.request(method, path, params=params, body=body, content_type=content_type)
+        return answer
+
     # -- verbs -----------------------------------------------------------------------
     async def get(self, rt: ResourceType, name: str, namespace: str | None = None) -> Obj:
-        return await self.request("GET", resource_path(rt, namespace, name))
+        return await self._object("GET", resource_path(rt, namespace, name))
 
     async def list(self, rt: ResourceType, namespace: str | None = None, *,
                    label_selector: str | None = None, field_selector: str | None = None,
@@ -186,17 +192,17 @@ class ApiClient:
         ns = namespace or (obj.get("metadata") or {}).get("namespace")
         if rt.namespaced and not ns:
             ns = "default"
-        return await self.request("POST", resource_path(rt, ns), body=obj)
+        return await self._object("POST", resource_path(rt, ns), body=obj)
 
     async def replace(self, rt: ResourceType, obj: Obj) -> Obj:
         """PUT the whole object; a metadata.resourceVersion in it makes this a compare-and-swap."""
         meta = _meta(obj)
-        return await self.request("PUT", resource_path(rt, meta.get("namespace"), meta["name"]),
+        return await self._object("PUT", resource_path(rt, meta.get("namespace"), meta["name"]),
                                   body=obj)
 
     async def update_status(self, rt: ResourceType, obj: Obj) -> Obj:
         meta = _meta(obj)
-        return await self.request(
+        return await self._object(
             "PUT", resource_path(rt, meta.get("namespace"), meta["name"], "status"), body=obj)
 
     async def patch(self, rt: ResourceType, name: str, patch: Any, namespace: str | None = None, *,
@@ -209,7 +215,7 @@ class ApiClient:
         params = {"fieldManager": field_manager} if field_manager else None
         if patch_type == "apply" and not field_manager:
             raise ValueError("an apply patch needs a field_manager")
-        return await self.request("PATCH", resource_path(rt, namespace, name, subresource),
+        return await self._object("PATCH", resource_path(rt, namespace, name, subresource),
                                   params=params, body=patch, content_type=ctype)
 
     async def delete(self, rt: ResourceType, name: str, namespace: str | None = None, *,
@@ -232,7 +238,7 @@ class ApiClient:
                 body["gracePeriodSeconds"] = grace_period_seconds
         elif grace_period_seconds is not None:
             params["gracePeriodSeconds"] = str(grace_period_seconds)
-        return await self.request("DELETE", resource_path(rt, namespace, name), params=params,
+        return await self._object("DELETE", resource_path(rt, namespace, name), params=params,
                                   body=body)
 
     async def bind(self, pod_namespace: str, pod_name: str, node_name: str) -> Obj:
@@ -240,7 +246,7 @@ class ApiClient:
         binding = {"apiVersion": "v1", "kind": "Binding",
                    "metadata": {"name": pod_name, "namespace": pod_namespace},
                    "target": {"apiVersion": "v1", "kind": "Node", "name": node_name}}
-        return await self.request("POST", resource_path(PODS, pod_namespace, pod_name, "binding"),
+        return await self._object("POST", resource_path(PODS, pod_namespace, pod_name, "binding"),
                                   body=binding)
 
     # -- watch -----------------------------------------------------------------------

@@ -49,7 +49,7 @@ def _get(obj: Any, *path: str) -> Any:
     return cur
 
 
-def _list(obj: Any, *path: str) -> list:
+def _list(obj: Any, *path: str) -> list[Any]:
     value = _get(obj, *path)
     return value if isinstance(value, list) else []
 
@@ -199,25 +199,50 @@ def _has_ready_condition(pod: Obj) -> bool:
                for c in _list(pod, "status", "conditions"))
 
 
-def pod_summary(pod: Obj, now: datetime) -> tuple[str, str, str]:
-    """(READY, STATUS, RESTARTS) as kubectl's printPod computes them."""
-    status = pod.get("status") or {}
-    containers = _list(pod, "spec", "containers")
-    total, ready, restarts = len(containers), 0, 0
-    last_restart: datetime | None = None
-    reason = status.get("reason") or status.get("phase") or ""
+@dataclass
+class _Restarts:
+    """The restarts of a pod's containers, and when the last one ended."""
+    count: int = 0
+    last: datetime | None = None
 
-    def note_restart(cs: Obj) -> None:
-        nonlocal restarts, last_restart
-        restarts += _int(cs.get("restartCount"))
+    def note(self, cs: Obj) -> None:
+        self.count += _int(cs.get("restartCount"))
         finished = parse_time(_get(cs, "lastState", "terminated", "finishedAt"))
-        if finished is not None and (last_restart is None or finished > last_restart):
-            last_restart = finished
+        if finished is not None and (self.last is None or finished > self.last):
+            self.last = finished
 
-    initializing = False
+    def text(self, now: datetime) -> str:
+        if self.count and self.last is not None:
+            return f"{self.count} ({human_duration((now - self.last).total_seconds())} ago)"
+        return str(self.count)
+
+
+def _exit_text(term: Obj) -> str:
+    return f"Signal:{term['signal']}" if term.get("signal") else f"ExitCode:{_int(term.get('exitCode'))}"
+
+
+def pod_summary(pod: Obj, now: datetime) -> tuple[str, str, str]:
+    """(READY, STATUS, RESTARTS) as kubectl's printPod computes them: the init containers'
+    state while one is unfinished, else the containers' state, else the pod's reason or phase."""
+    status = pod.get("status") or {}
+    total = len(_list(pod, "spec", "containers"))
+    restarts = _Restarts()
+    ready = 0
+    reason = _init_reason(pod, status, restarts)
+    if reason is None:
+        ready, reason = _containers_reason(pod, status, restarts,
+                                           status.get("reason") or status.get("phase") or "")
+    if (pod.get("metadata") or {}).get("deletionTimestamp"):
+        reason = "Unknown" if status.get("reason") == "NodeLost" else "Terminating"
+    return f"{ready}/{total}", reason, restarts.text(now)
+
+
+def _init_reason(pod: Obj, status: Obj, restarts: _Restarts) -> str | None:
+    """`Init:...` for the first init container that has not finished (sidecars count once
+    started); None when all have."""
     init_specs = _list(pod, "spec", "initContainers")
     for i, cs in enumerate(_list(status, "initContainerStatuses")):
-        note_restart(cs)
+        restarts.note(cs)
         state = cs.get("state") or {}
         term, wait = state.get("terminated"), state.get("waiting")
         if term and _int(term.get("exitCode")) == 0:
@@ -226,45 +251,34 @@ def pod_summary(pod: Obj, now: datetime) -> tuple[str, str, str]:
         if sidecar and cs.get("started"):
             continue
         if term:
-            reason = "Init:" + (term.get("reason") or
-                                (f"Signal:{term['signal']}" if term.get("signal")
-                                 else f"ExitCode:{_int(term.get('exitCode'))}"))
-        elif wait and wait.get("reason") and wait["reason"] != "PodInitializing":
-            reason = "Init:" + wait["reason"]
-        else:
-            reason = f"Init:{i}/{len(init_specs)}"
-        initializing = True
-        break
+            return "Init:" + (term.get("reason") or _exit_text(term))
+        if wait and wait.get("reason") and wait["reason"] != "PodInitializing":
+            waiting: str = "Init:" + wait["reason"]
+            return waiting
+        return f"Init:{i}/{len(init_specs)}"
+    return None
 
-    if not initializing:
-        has_running = False
-        for cs in reversed(_list(status, "containerStatuses")):
-            note_restart(cs)
-            state = cs.get("state") or {}
-            wait, term = state.get("waiting"), state.get("terminated")
-            if wait and wait.get("reason"):
-                reason = wait["reason"]
-            elif term and term.get("reason"):
-                reason = term["reason"]
-            elif term:
-                reason = (f"Signal:{term['signal']}" if term.get("signal")
-                          else f"ExitCode:{_int(term.get('exitCode'))}")
-            elif state.get("running") and cs.get("ready"):
-                has_running = True
-                ready += 1
-            elif state.get("running"):
-                has_running = True
-        if reason == "Completed" and has_running:
-            reason = "Running" if _has_ready_condition(pod) else "NotReady"
 
-    meta = pod.get("metadata") or {}
-    if meta.get("deletionTimestamp"):
-        reason = "Unknown" if status.get("reason") == "NodeLost" else "Terminating"
-
-    restarts_text = str(restarts)
-    if restarts and last_restart is not None:
-        restarts_text += f" ({human_duration((now - last_restart).total_seconds())} ago)"
-    return f"{ready}/{total}", reason, restarts_text
+def _containers_reason(pod: Obj, status: Obj, restarts: _Restarts, reason: str) -> tuple[int, str]:
+    """(ready containers, reason): the first container (in spec order) that waits or ended
+    with a reason gives it; Completed with others still running reads Running or NotReady."""
+    ready, has_running = 0, False
+    for cs in reversed(_list(status, "containerStatuses")):
+        restarts.note(cs)
+        state = cs.get("state") or {}
+        wait, term = state.get("waiting"), state.get("terminated")
+        if wait and wait.get("reason"):
+            reason = wait["reason"]
+        elif term and term.get("reason"):
+            reason = term["reason"]
+        elif term:
+            reason = _exit_text(term)
+        elif state.get("running"):
+            has_running = True
+            ready += 1 if cs.get("ready") else 0
+    if reason == "Completed" and has_running:
+        reason = "Running" if _has_ready_condition(pod) else "NotReady"
+    return ready, reason
 
 
 def pod_readiness_gates(pod: Obj) -> str:
@@ -321,7 +335,8 @@ def node_roles(node: Obj) -> str:
 def node_address(node: Obj, kind: str) -> str:
     for a in _list(node, "status", "addresses"):
         if a.get("type") == kind and a.get("address"):
-            return a["address"]
+            address: str = a["address"]
+            return address
     return NONE
 
 

@@ -1,7 +1,9 @@
-"""Name and label rules of Kubernetes (apimachinery's validation package).
+"""Name, label, port and address formats of Kubernetes (apimachinery's util/validation).
 
 Each function returns a list of messages (empty when valid), worded like
-kube-apiserver's so that users recognise them.
+kube-apiserver's so that users recognise them. These are the rules below every kind's
+validation (`kubecore.api.validation`) and the label selector parser (`selectors`), which is
+why they live in a module of their own beneath both.
 """
 from __future__ import annotations
 

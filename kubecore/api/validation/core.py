@@ -1,0 +1,226 @@
+"""core/v1 validation: Service, Pod (and the pod spec that workload templates embed), Node.
+
+Namespaces and Events have no rules beyond their metadata and shape."""
+from __future__ import annotations
+
+import copy
+import ipaddress
+from typing import Any
+
+from kubecore.api import formats as f
+from kubecore.api.errors import Cause
+from kubecore.api.types import Obj
+from kubecore.api.validation.meta import label_map_causes
+
+PROTOCOLS = ("TCP", "UDP", "SCTP")
+SERVICE_TYPES = ("ClusterIP", "NodePort")
+RESTART_POLICIES = ("Always", "OnFailure", "Never")
+PROBES = ("readinessProbe", "livenessProbe", "startupProbe")
+PROBE_HANDLERS = ("httpGet", "tcpSocket", "exec", "grpc")
+
+
+# --- fields several kinds share ------------------------------------------------------
+
+def protocol_causes(path: str, proto: Any) -> list[Cause]:
+    if proto not in PROTOCOLS:
+        return [Cause(path, f'Unsupported value: "{proto}": supported values: "SCTP", "TCP", "UDP"',
+                      "FieldValueNotSupported")]
+    return []
+
+
+def int_or_name_port_causes(path: str, value: Any) -> list[Cause]:
+    """A port given as a number or as the name of a container port (targetPort, probes)."""
+    if isinstance(value, int):
+        return [Cause(path, f"Invalid value: {value}: {m}") for m in f.port_number_errors(value)]
+    if isinstance(value, str):
+        if value.isdigit():
+            return int_or_name_port_causes(path, int(value))
+        return [Cause(path, f'Invalid value: "{value}": {m}') for m in f.port_name_errors(value)]
+    return [Cause(path, "Invalid value: must be a port number or a port name")]
+
+
+def port_number_causes(path: str, value: Any) -> list[Cause]:
+    return [Cause(path, f"Invalid value: {value}: {msg}") for msg in f.port_number_errors(value)]
+
+
+def _unique_name_causes(path: str, name: Any, seen: set[Any], check: Any) -> list[Cause]:
+    """`check`'s messages for `name`, then a duplicate if an earlier item had it; notes it."""
+    causes = [Cause(path, f'Invalid value: "{name}": {msg}') for msg in check(name)]
+    if name in seen:
+        causes.append(Cause(path, f'Duplicate value: "{name}"', "FieldValueDuplicate"))
+    seen.add(name)
+    return causes
+
+
+def _not_negative_causes(path: str, value: Any) -> list[Cause]:
+    if isinstance(value, int) and value < 0:
+        return [Cause(path, f"Invalid value: {value}: must be greater than or equal to 0")]
+    return []
+
+
+# --- Service -------------------------------------------------------------------------
+
+def validate_service(obj: Obj, old: Obj | None) -> list[Cause]:
+    spec = obj.get("spec") or {}
+    stype = spec.get("type", "ClusterIP")
+    cluster_ip = spec.get("clusterIP") or ""
+    causes = _service_type_causes(stype)
+    causes += _cluster_ip_causes(cluster_ip, stype)
+    causes += _service_ports_causes(spec.get("ports") or [], stype, headless=cluster_ip == "None")
+    causes += label_map_causes("spec.selector", spec.get("selector"))
+    if old is not None:
+        old_ip = (old.get("spec") or {}).get("clusterIP") or ""
+        if old_ip and cluster_ip != old_ip:
+            causes.append(Cause("spec.clusterIP", f'Invalid value: "{cluster_ip}": field is immutable'))
+    return causes
+
+
+def _service_type_causes(stype: Any) -> list[Cause]:
+    if stype not in SERVICE_TYPES:
+        return [Cause("spec.type", f'Unsupported value: "{stype}": supported values: '
+                      '"ClusterIP", "NodePort"', "FieldValueNotSupported")]
+    return []
+
+
+def _cluster_ip_causes(cluster_ip: str, stype: Any) -> list[Cause]:
+    headless = cluster_ip == "None"
+    causes = []
+    if cluster_ip and not headless and f.ipv4_errors(cluster_ip):
+        causes.append(Cause("spec.clusterIP", f'Invalid value: "{cluster_ip}": must be a valid '
+                            'IPv4 address, or "None" for a headless service'))
+    if headless and stype == "NodePort":
+        causes.append(Cause("spec.clusterIP", 'Invalid value: "None": may not be set to \'None\' '
+                            'for NodePort services'))
+    return causes
+
+
+def _service_ports_causes(ports: list[Obj], stype: Any, *, headless: bool) -> list[Cause]:
+    causes = []
+    if not ports and not headless:
+        causes.append(Cause("spec.ports", "Required value", "FieldValueRequired"))
+    seen_names: set[str] = set()
+    seen_ports: set[tuple[Any, Any]] = set()
+    for i, port in enumerate(ports):
+        path = f"spec.ports[{i}]"
+        causes += _service_port_name_causes(f"{path}.name", port.get("name") or "",
+                                            required=len(ports) > 1, seen=seen_names)
+        causes += port_number_causes(f"{path}.port", port.get("port"))
+        proto = port.get("protocol", "TCP")
+        causes += protocol_causes(f"{path}.protocol", proto)
+        key = (port.get("port"), proto)
+        if key in seen_ports:
+            causes.append(Cause(path, f'Duplicate value: {{"port": {key[0]}, "protocol": "{proto}"}}',
+                                "FieldValueDuplicate"))
+        seen_ports.add(key)
+        causes += _service_target_and_node_port_causes(path, port, stype)
+    return causes
+
+
+def _service_port_name_causes(path: str, name: str, *, required: bool, seen: set[str]) -> list[Cause]:
+    """Ports need names once there are several; names are DNS labels, unique in the Service."""
+    if not name:
+        return [Cause(path, "Required value", "FieldValueRequired")] if required else []
+    return _unique_name_causes(path, name, seen, f.dns1123_label_errors)
+
+
+def _service_target_and_node_port_causes(path: str, port: Obj, stype: Any) -> list[Cause]:
+    causes = []
+    if "targetPort" in port:
+        causes += int_or_name_port_causes(f"{path}.targetPort", port["targetPort"])
+    if port.get("nodePort") is not None and stype != "NodePort":
+        causes.append(Cause(f"{path}.nodePort", "Forbidden: may not be used when `type` is "
+                            f"'{stype}'", "FieldValueForbidden"))
+    return causes
+
+
+# --- Pod -------------------------------------------------------------------------------
+
+def validate_pod(obj: Obj, old: Obj | None) -> list[Cause]:
+    causes = pod_spec_causes(obj.get("spec") or {}, "spec")
+    if old is not None:
+        new_spec, old_spec = obj.get("spec") or {}, old.get("spec") or {}
+        if _strip_images(new_spec) != _strip_images(old_spec):
+            causes.append(Cause("spec", "Forbidden: pod updates may not change fields other than "
+                                "`spec.containers[*].image`, `spec.initContainers[*].image` "
+                                "(the node binding goes through pods/binding)", "FieldValueForbidden"))
+    return causes
+
+
+def _strip_images(spec: Obj) -> Obj:
+    s = copy.deepcopy(spec)
+    for c in (s.get("containers") or []) + (s.get("initContainers") or []):
+        c.pop("image", None)
+    return s
+
+
+def pod_spec_causes(spec: Obj, path: str) -> list[Cause]:
+    """A pod's spec, also inside workload templates (`path` names where it sits).
+    Init containers are numbered after the containers, under `containers[i]`."""
+    causes: list[Cause] = []
+    containers = spec.get("containers") or []
+    if not containers:
+        causes.append(Cause(f"{path}.containers", "Required value", "FieldValueRequired"))
+    names: set[str] = set()
+    for i, c in enumerate(containers + (spec.get("initContainers") or [])):
+        causes += _container_causes(f"{path}.containers[{i}]", c, names)
+    rp = spec.get("restartPolicy", "Always")
+    if rp not in RESTART_POLICIES:
+        causes.append(Cause(f"{path}.restartPolicy", f'Unsupported value: "{rp}": supported values: '
+                            '"Always", "OnFailure", "Never"', "FieldValueNotSupported"))
+    causes += _not_negative_causes(f"{path}.terminationGracePeriodSeconds",
+                                   spec.get("terminationGracePeriodSeconds"))
+    causes += label_map_causes(f"{path}.nodeSelector", spec.get("nodeSelector"))
+    return causes
+
+
+def _container_causes(path: str, c: Obj, names: set[str]) -> list[Cause]:
+    causes = _unique_name_causes(f"{path}.name", c.get("name", ""), names, f.dns1123_label_errors)
+    if not c.get("image"):
+        causes.append(Cause(f"{path}.image", "Required value", "FieldValueRequired"))
+    causes += _container_ports_causes(path, c.get("ports") or [])
+    for probe_name in PROBES:
+        causes += _probe_causes(f"{path}.{probe_name}", c.get(probe_name) or {})
+    return causes
+
+
+def _container_ports_causes(path: str, ports: list[Obj]) -> list[Cause]:
+    causes: list[Cause] = []
+    port_names: set[str] = set()
+    for j, p in enumerate(ports):
+        ppath = f"{path}.ports[{j}]"
+        causes += port_number_causes(f"{ppath}.containerPort", p.get("containerPort"))
+        causes += protocol_causes(f"{ppath}.protocol", p.get("protocol", "TCP"))
+        if p.get("name"):
+            causes += _unique_name_causes(f"{ppath}.name", p["name"], port_names, f.port_name_errors)
+    return causes
+
+
+def _probe_causes(path: str, probe: Obj) -> list[Cause]:
+    causes = []
+    handlers = [h for h in PROBE_HANDLERS if probe.get(h)]
+    if probe and len(handlers) != 1:
+        causes.append(Cause(path, "Required value: must specify exactly one handler type",
+                            "FieldValueRequired"))
+    for h in ("httpGet", "tcpSocket"):
+        if probe.get(h):
+            causes += int_or_name_port_causes(f"{path}.{h}.port", probe[h].get("port"))
+    return causes
+
+
+# --- Node ----------------------------------------------------------------------------
+
+def validate_node(obj: Obj, old: Obj | None) -> list[Cause]:
+    causes: list[Cause] = []
+    spec = obj.get("spec") or {}
+    cidr = spec.get("podCIDR")
+    if cidr:
+        try:
+            ipaddress.IPv4Network(cidr)
+        except ValueError:
+            causes.append(Cause("spec.podCIDR", f'Invalid value: "{cidr}": must be a valid CIDR'))
+    if old is not None:
+        old_cidr = (old.get("spec") or {}).get("podCIDR")
+        if old_cidr and cidr != old_cidr:
+            causes.append(Cause("spec.podCIDR", 'Forbidden: node updates may not change podCIDR '
+                                'except from "" to valid', "FieldValueForbidden"))
+    return causes

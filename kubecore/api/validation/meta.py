@@ -1,0 +1,51 @@
+"""ObjectMeta rules shared by every kind (apimachinery's ValidateObjectMeta) and label maps
+(ValidateLabels), which selectors and node selectors use too."""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from kubecore.api import formats as f
+from kubecore.api.errors import Cause
+from kubecore.api.types import Obj, ObjectMeta
+
+MAX_ANNOTATIONS_BYTES = 256 * 1024
+
+
+class NamedKind(Protocol):
+    """What metadata validation needs of a kind: the rule its names follow."""
+
+    @property
+    def name_rule(self) -> Callable[[str], list[str]]: ...
+
+
+def metadata_causes(obj: Obj, rt: NamedKind) -> list[Cause]:
+    meta: ObjectMeta = obj.get("metadata") or {}
+    return [*_name_causes(meta.get("name"), rt.name_rule),
+            *label_map_causes("metadata.labels", meta.get("labels")),
+            *_annotation_causes(meta.get("annotations") or {})]
+
+
+def _name_causes(name: Any, name_rule: Callable[[str], list[str]]) -> list[Cause]:
+    if not name:
+        return [Cause("metadata.name", "Required value: name or generateName is required",
+                      "FieldValueRequired")]
+    return [Cause("metadata.name", f'Invalid value: "{name}": {msg}') for msg in name_rule(name)]
+
+
+def _annotation_causes(annotations: Mapping[str, str]) -> list[Cause]:
+    causes = [Cause("metadata.annotations", f'Invalid value: "{key}": {msg}')
+              for key in annotations for msg in f.label_key_errors(key)]
+    if sum(len(k) + len(val) for k, val in annotations.items()) > MAX_ANNOTATIONS_BYTES:
+        causes.append(Cause("metadata.annotations", "Too long: must have at most 262144 bytes",
+                            "FieldValueTooLong"))
+    return causes
+
+
+def label_map_causes(path: str, labels: Mapping[str, Any] | None) -> list[Cause]:
+    """Each key a qualified name, each value a label value (labels, selectors, node selectors)."""
+    causes: list[Cause] = []
+    for key, value in (labels or {}).items():
+        causes += [Cause(path, f'Invalid value: "{key}": {msg}') for msg in f.label_key_errors(key)]
+        causes += [Cause(path, f'Invalid value: "{value}": {msg}') for msg in f.label_value_errors(value)]
+    return causes

@@ -1,0 +1,220 @@
+"""Per-kind validation and defaulting as tables: object in, causes (field, message, reason) out,
+in kube-apiserver's words and order, which kubectl shows and the API server tests compare."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from kubecore.api import resources as R
+from kubecore.api.types import Obj
+
+INVALID = "FieldValueInvalid"
+REQUIRED = "FieldValueRequired"
+DUPLICATE = "FieldValueDuplicate"
+UNSUPPORTED = "FieldValueNotSupported"
+FORBIDDEN = "FieldValueForbidden"
+LABEL_MSG = ("a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', "
+             "and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', "
+             "regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')")
+PORT_MSG = "must be between 1 and 65535, inclusive"
+
+
+def causes(rt: R.ResourceType, obj: Obj, old: Obj | None = None) -> list[tuple[str, str, str]]:
+    return [(c.field, c.message, c.reason) for c in rt.validate(obj, old)]
+
+
+def svc(**spec: object) -> Obj:
+    return {"metadata": {"name": "web"}, "spec": {"ports": [{"port": 80}], **spec}}
+
+
+def pod_spec(*containers: Obj, **spec: object) -> Obj:
+    return {"containers": list(containers) or [{"name": "app", "image": "busybox"}], **spec}
+
+
+@pytest.mark.parametrize("obj,old,expected", [
+    (svc(selector={"app": "web"}), None, []),
+    (svc(type="LoadBalancer"), None,
+     [("spec.type", 'Unsupported value: "LoadBalancer": supported values: "ClusterIP", "NodePort"',
+       UNSUPPORTED)]),
+    (svc(clusterIP="300.1.1.1"), None,
+     [("spec.clusterIP", 'Invalid value: "300.1.1.1": must be a valid IPv4 address, or "None" for a '
+       "headless service", INVALID)]),
+    (svc(clusterIP="None", type="NodePort"), None,
+     [("spec.clusterIP", "Invalid value: \"None\": may not be set to 'None' for NodePort services",
+       INVALID)]),
+    (svc(ports=[]), None, [("spec.ports", "Required value", REQUIRED)]),
+    (svc(ports=[], clusterIP="None"), None, []),
+    (svc(ports=[{"port": 80}, {"name": "Web", "port": 0, "protocol": "HTTP"},
+                {"name": "Web", "port": 80, "targetPort": "x--y", "nodePort": 30000}]), None,
+     [("spec.ports[0].name", "Required value", REQUIRED),
+      ("spec.ports[1].name", f'Invalid value: "Web": {LABEL_MSG}', INVALID),
+      ("spec.ports[1].port", f"Invalid value: 0: {PORT_MSG}", INVALID),
+      ("spec.ports[1].protocol", 'Unsupported value: "HTTP": supported values: "SCTP", "TCP", "UDP"',
+       UNSUPPORTED),
+      ("spec.ports[2].name", f'Invalid value: "Web": {LABEL_MSG}', INVALID),
+      ("spec.ports[2].name", 'Duplicate value: "Web"', DUPLICATE),
+      ("spec.ports[2]", 'Duplicate value: {"port": 80, "protocol": "TCP"}', DUPLICATE),
+      ("spec.ports[2].targetPort", 'Invalid value: "x--y": must not contain consecutive hyphens',
+       INVALID),
+      ("spec.ports[2].nodePort", "Forbidden: may not be used when `type` is 'ClusterIP'", FORBIDDEN)]),
+    (svc(ports=[{"port": 80, "targetPort": "70000"}], selector={"app": "a b"}), None,
+     [("spec.ports[0].targetPort", f"Invalid value: 70000: {PORT_MSG}", INVALID),
+      ("spec.selector", 'Invalid value: "a b": a valid label must be an empty string or consist of '
+       "alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric "
+       "character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is "
+       "'(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')", INVALID)]),
+    (svc(clusterIP="10.96.0.2"), svc(clusterIP="10.96.0.1"),
+     [("spec.clusterIP", 'Invalid value: "10.96.0.2": field is immutable', INVALID)]),
+], ids=["valid", "type", "cluster-ip", "headless-nodeport", "no-ports", "headless-no-ports",
+        "ports", "target-port-and-selector", "cluster-ip-immutable"])
+def test_service(obj: Obj, old: Obj | None, expected: list[tuple[str, str, str]]) -> None:
+    assert causes(R.SERVICES, obj, old) == expected
+
+
+@pytest.mark.parametrize("spec,expected", [
+    (pod_spec(), []),
+    ({"containers": []}, [("spec.containers", "Required value", REQUIRED)]),
+    (pod_spec({"name": "a", "image": "x",
+               "ports": [{"containerPort": 0, "name": "http"}, {"containerPort": 80, "name": "http",
+                                                               "protocol": "ICMP"}]},
+              {"name": "a"}),
+     [("spec.containers[0].ports[0].containerPort", f"Invalid value: 0: {PORT_MSG}", INVALID),
+      ("spec.containers[0].ports[1].protocol",
+       'Unsupported value: "ICMP": supported values: "SCTP", "TCP", "UDP"', UNSUPPORTED),
+      ("spec.containers[0].ports[1].name", 'Duplicate value: "http"', DUPLICATE),
+      ("spec.containers[1].name", 'Duplicate value: "a"', DUPLICATE),
+      ("spec.containers[1].image", "Required value", REQUIRED)]),
+    (pod_spec({"name": "a", "image": "x", "readinessProbe": {"periodSeconds": 1},
+               "livenessProbe": {"httpGet": {"port": "Bad"}, "exec": {"command": ["x"]}}}),
+     [("spec.containers[0].readinessProbe", "Required value: must specify exactly one handler type",
+       REQUIRED),
+      ("spec.containers[0].livenessProbe", "Required value: must specify exactly one handler type",
+       REQUIRED),
+      ("spec.containers[0].livenessProbe.httpGet.port",
+       'Invalid value: "Bad": must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)',
+       INVALID)]),
+    (pod_spec(restartPolicy="Sometimes", terminationGracePeriodSeconds=-1),
+     [("spec.restartPolicy", 'Unsupported value: "Sometimes": supported values: "Always", '
+       '"OnFailure", "Never"', UNSUPPORTED),
+      ("spec.terminationGracePeriodSeconds", "Invalid value: -1: must be greater than or equal to 0",
+       INVALID)]),
+    ({**pod_spec(), "initContainers": [{"name": "app", "image": "x"}]},
+     [("spec.containers[1].name", 'Duplicate value: "app"', DUPLICATE)]),
+], ids=["valid", "no-containers", "containers-and-ports", "probes", "policy-and-grace",
+        "init-containers-numbered-after"])
+def test_pod_spec(spec: Obj, expected: list[tuple[str, str, str]]) -> None:
+    assert causes(R.PODS, {"metadata": {"name": "p"}, "spec": spec}) == expected
+
+
+def test_pod_updates_may_change_only_images() -> None:
+    old = {"metadata": {"name": "p"}, "spec": pod_spec()}
+    new_image = copy.deepcopy(old)
+    new_image["spec"]["containers"][0]["image"] = "nginx"
+    assert causes(R.PODS, new_image, old) == []
+    moved = copy.deepcopy(old)
+    moved["spec"]["nodeName"] = "node-1"
+    assert [c[0] for c in causes(R.PODS, moved, old)] == ["spec"]
+
+
+def workload(**spec: object) -> Obj:
+    return {"metadata": {"name": "d"},
+            "spec": {"selector": {"matchLabels": {"app": "d"}},
+                     "template": {"metadata": {"labels": {"app": "d"}}, "spec": pod_spec()}, **spec}}
+
+
+@pytest.mark.parametrize("obj,old,expected", [
+    (workload(), None, []),
+    (workload(replicas=-1, minReadySeconds=5, progressDeadlineSeconds=5), None,
+     [("spec.replicas", "Invalid value: -1: must be greater than or equal to 0", INVALID),
+      ("spec.progressDeadlineSeconds", "Invalid value: 5: must be greater than minReadySeconds",
+       INVALID)]),
+    (workload(selector={}), None, [("spec.selector", "Required value", REQUIRED)]),
+    (workload(selector={"matchLabels": {"app": "other"}}), None,
+     [("spec.template.metadata.labels", "Invalid value: {'app': 'd'}: `selector` does not match "
+       "template `labels`", INVALID)]),
+    (workload(selector={"matchExpressions": [{"key": "app", "operator": "Near"}]}), None,
+     [("spec.selector.matchExpressions", "Invalid value: unknown operator", INVALID),
+      ("spec.template.metadata.labels", "Invalid value: {'app': 'd'}: `selector` does not match "
+       "template `labels`", INVALID)]),
+    (workload(), workload(selector={"matchLabels": {"app": "d", "v": "1"}}),
+     [("spec.selector", "Invalid value: field is immutable", INVALID)]),
+], ids=["valid", "counts", "no-selector", "selector-mismatch", "unknown-operator", "immutable"])
+@pytest.mark.parametrize("rt", [R.DEPLOYMENTS, R.REPLICASETS], ids=["deployment", "replicaset"])
+def test_workload(rt: R.ResourceType, obj: Obj, old: Obj | None,
+                  expected: list[tuple[str, str, str]]) -> None:
+    assert causes(rt, obj, old) == expected
+
+
+@pytest.mark.parametrize("obj,old,expected", [
+    ({"addressType": "IPv4", "endpoints": [{"addresses": ["10.0.0.1"]}], "ports": [{"port": 80}]},
+     None, []),
+    ({"addressType": "IPv4", "endpoints": [{"addresses": []}, {"addresses": ["abc"]}],
+      "ports": [{"port": 0, "protocol": "X"}]}, None,
+     [("endpoints[0].addresses", "Required value: must contain exactly one address", REQUIRED),
+      ("endpoints[1].addresses[0]", 'Invalid value: "abc": must be a valid IPv4 address', INVALID),
+      ("ports[0].port", f"Invalid value: 0: {PORT_MSG}", INVALID),
+      ("ports[0].protocol", 'Unsupported value: "X": supported values: "SCTP", "TCP", "UDP"',
+       UNSUPPORTED)]),
+    ({"addressType": "IPv6"}, {"addressType": "IPv4"},
+     [("addressType", 'Invalid value: "IPv6": field is immutable', INVALID)]),
+], ids=["valid", "endpoints-and-ports", "address-type-immutable"])
+def test_endpointslice(obj: Obj, old: Obj | None, expected: list[tuple[str, str, str]]) -> None:
+    assert causes(R.ENDPOINTSLICES, obj, old) == expected
+
+
+def test_node_pod_cidr() -> None:
+    assert causes(R.NODES, {"spec": {"podCIDR": "bad"}}) == [
+        ("spec.podCIDR", 'Invalid value: "bad": must be a valid CIDR', INVALID)]
+    assert causes(R.NODES, {"spec": {"podCIDR": "10.244.1.0/24"}},
+                  {"spec": {"podCIDR": "10.244.0.0/24"}}) == [
+        ("spec.podCIDR", 'Forbidden: node updates may not change podCIDR except from "" to valid',
+         FORBIDDEN)]
+    assert causes(R.NODES, {"spec": {"podCIDR": "10.244.1.0/24"}}, {"spec": {}}) == []
+
+
+def test_metadata() -> None:
+    assert [(c.field, c.reason) for c in R.metadata_causes({"metadata": {}}, R.PODS)] == [
+        ("metadata.name", REQUIRED)]
+    found = R.metadata_causes({"metadata": {"name": "Web", "labels": {"a/b/c": "ok"},
+                                            "annotations": {"k": "v" * 262144}}}, R.SERVICES)
+    assert [(c.field, c.reason) for c in found] == [
+        ("metadata.name", INVALID), ("metadata.labels", INVALID),
+        ("metadata.annotations", "FieldValueTooLong")]
+    assert found[0].message.startswith('Invalid value: "Web": a DNS-1035 label must consist')
+
+
+def test_defaults() -> None:
+    service = svc(type="NodePort")
+    R.SERVICES.default(service)
+    assert service["spec"] == {"ports": [{"port": 80, "protocol": "TCP", "targetPort": 80}],
+                               "type": "NodePort", "sessionAffinity": "None",
+                               "internalTrafficPolicy": "Cluster", "externalTrafficPolicy": "Cluster"}
+    assert service["status"] == {"loadBalancer": {}}
+    deployment: Obj = {"spec": {"template": {"spec": {"containers": [{"name": "a"}]}}}}
+    R.DEPLOYMENTS.default(deployment)
+    assert deployment["spec"]["strategy"] == {"type": "RollingUpdate",
+                                              "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] == "IfNotPresent"
+    replicaset: Obj = {"spec": None}
+    R.REPLICASETS.default(replicaset)
+    assert replicaset["spec"]["replicas"] == 1 and "strategy" not in replicaset["spec"]
+    namespace: Obj = {"status": {}}
+    R.NAMESPACES.default(namespace)
+    assert namespace == {"status": {"phase": "Active"}, "spec": {"finalizers": ["kubernetes"]}}
+
+
+def test_service_updates_keep_allocations() -> None:
+    old = svc(type="NodePort", clusterIP="10.96.0.7", clusterIPs=["10.96.0.7"])
+    old["spec"]["ports"][0]["nodePort"] = 30080
+    new = svc(type="NodePort")
+    R.carry_over_service_allocations(new, old)
+    assert new["spec"]["clusterIP"] == "10.96.0.7" and new["spec"]["clusterIPs"] == ["10.96.0.7"]
+    assert new["spec"]["ports"][0]["nodePort"] == 30080
+
+
+def test_formats_keep_their_first_import_path() -> None:
+    from kubecore.api.validation import go_bool, label_key_errors
+
+    assert go_bool("T") is True and go_bool("yes") is None
+    assert label_key_errors("example.com/app") == []
