@@ -50,7 +50,8 @@ class Backoff:
     cap: float = 300.0
 
     def delay(self, restarts: int) -> float:
-        return min(self.base * (2 ** min(restarts, 30)), self.cap)
+        factor: float = 2 ** min(restarts, 30)  # int ** int is typed Any (a negative power is a float)
+        return min(self.base * factor, self.cap)
 
 
 @dataclass(frozen=True)
