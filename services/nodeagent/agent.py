@@ -7,12 +7,17 @@ Layers above the runtime (see the package docstring):
 - routes: a node informer; every change re-plans the routes to other nodes' pod ranges
   (`routes.desired_routes`) and syncs them into the node's routing table;
 - pods: an informer on pods bound here (fieldSelector spec.nodeName=<node>), a work queue of pod
-  keys and workers that each take a key, plan (`podsync.plan_pod`), act through the runtime and
-  write the status back when it changed; a relist loop (kubelet's PLEG) notices containers that
-  exited and re-queues their pods; probes re-queue on a verdict change; what happens to
-  containers is told as kubelet's Events (`podevents`: Pulled, Created, Started, Killing,
-  BackOff, Failed, Unhealthy) through an event recorder that never holds up a sync;
+  keys and workers that each take a key, plan (`podsync.plan_pod`) and let the executor
+  (`executor.PodExecutor`) act through the runtime and write the status back when it changed;
+  a relist loop (kubelet's PLEG) notices containers that exited and re-queues their pods;
+  probes re-queue on a verdict change; what happens to containers is told as kubelet's Events
+  (`podevents`: Pulled, Created, Started, Killing, BackOff, Failed, Unhealthy) through an event
+  recorder that never holds up a sync;
 - the HTTP server (`server.py`): health, metrics, container logs and exec for the API server.
+
+The runtime, prober and executor exist only once the node's pod network is configured (the CNI
+conflist needs the podCIDR): `start` makes them together (`PodSide`), through `make_runtime`,
+which tests may replace.
 
 After a crash the runtime's records are the truth about what runs: on start every sandbox whose
 pod is no longer bound here is removed, and every remaining pod key is synced once, which

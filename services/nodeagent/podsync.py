@@ -1,9 +1,11 @@
 """What to do for one pod, and what its status says: kubelet's syncPod as pure functions.
 
 `plan_pod` compares the pod (as the API server has it) with what the runtime reports for it and
-returns the steps to take; `pod_status` renders the status the API should hold. Neither does
-any I/O, so both are table-tested; the agent's worker carries the steps out and writes the
-status back only when it differs.
+returns a `PodPlan`: the decisions (kubelet's podActions) and the same spelled out as `steps`
+that carry every detail the executor (`executor.py`) needs, so it never asks back. After the
+steps, `plan_report` looks at the runtime again: which probes to keep and the status patch
+(`pod_status` renders the status the API should hold; it is written only when it differs).
+Nothing here does I/O, so all of it is table-tested.
 
 Rules (kubelet's, simplified):
 - sandboxes are keyed by pod uid: one READY sandbox of the pod's uid is kept, everything else of
