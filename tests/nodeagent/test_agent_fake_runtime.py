@@ -4,6 +4,7 @@ the executor, without root or network namespaces. (test_agent_real.py runs the r
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import time
 from collections.abc import Awaitable, Callable
 
@@ -17,8 +18,6 @@ from services.nodeagent.cni import NetworkConfigList
 from services.nodeagent.podsync import Backoff
 from tests.fakes.cni import FakeCni
 from tests.fakes.runtime import FakeRuntime
-
-POD_CIDR = "10.244.3.0/24"
 
 
 class NoRoutes:
@@ -47,7 +46,8 @@ async def test_agent_with_a_fake_runtime_runs_restarts_and_deletes_a_pod(apiserv
     made: list[FakeRuntime] = []
 
     def make_runtime(cfg: AgentConfig, conflist: NetworkConfigList) -> FakeRuntime:
-        made.append(FakeRuntime(node_name=cfg.node_name, network=FakeCni(POD_CIDR)))
+        assert agent.pod_cidr  # the runtime is made once the node's pod range is known
+        made.append(FakeRuntime(node_name=cfg.node_name, network=FakeCni(agent.pod_cidr)))
         return made[-1]
 
     cfg = AgentConfig(apiserver=apiserver.url, node_name="n1", node_ip="127.0.0.1", state_dir=tmp_path / "state",
@@ -61,9 +61,11 @@ async def test_agent_with_a_fake_runtime_runs_restarts_and_deletes_a_pod(apiserv
     starting = asyncio.create_task(agent.start())
     try:
         async with ApiClient(apiserver.url) as client:
-            await eventually(lambda: client.get(NODES, "n1"))
-            await client.patch(NODES, "n1", {"spec": {"podCIDR": POD_CIDR}})  # the node IPAM controller's part
+            node = await eventually(lambda: client.get(NODES, "n1"))
+            pod_cidr = node["spec"]["podCIDR"]  # the API server gives each new Node its range
             await asyncio.wait_for(starting, 10)
+            assert agent.pod_cidr == pod_cidr
+            first_ip = str(list(ipaddress.ip_network(pod_cidr).hosts())[1])  # after the gateway
             workers = asyncio.create_task(agent.run_workers())
             (runtime,) = made
             assert (tmp_path / "cni" / "10-minicluster.conflist").exists()
@@ -75,7 +77,7 @@ async def test_agent_with_a_fake_runtime_runs_restarts_and_deletes_a_pod(apiserv
             async def running(restarts: int) -> dict:
                 pod = await client.get(PODS, "p", "default")
                 status = pod["status"]
-                assert status["phase"] == "Running" and status["podIP"] == "10.244.3.2"
+                assert status["phase"] == "Running" and status["podIP"] == first_ip
                 assert status["containerStatuses"][0]["restartCount"] == restarts
                 assert "running" in status["containerStatuses"][0]["state"]
                 return pod
