@@ -7,12 +7,17 @@ Layers above the runtime (see the package docstring):
 - routes: a node informer; every change re-plans the routes to other nodes' pod ranges
   (`routes.desired_routes`) and syncs them into the node's routing table;
 - pods: an informer on pods bound here (fieldSelector spec.nodeName=<node>), a work queue of pod
-  keys and workers that each take a key, plan (`podsync.plan_pod`), act through the runtime and
-  write the status back when it changed; a relist loop (kubelet's PLEG) notices containers that
-  exited and re-queues their pods; probes re-queue on a verdict change; what happens to
-  containers is told as kubelet's Events (`podevents`: Pulled, Created, Started, Killing,
-  BackOff, Failed, Unhealthy) through an event recorder that never holds up a sync;
+  keys and workers that each take a key, plan (`podsync.plan_pod`) and let the executor
+  (`executor.PodExecutor`) act through the runtime and write the status back when it changed;
+  a relist loop (kubelet's PLEG) notices containers that exited and re-queues their pods;
+  probes re-queue on a verdict change; what happens to containers is told as kubelet's Events
+  (`podevents`: Pulled, Created, Started, Killing, BackOff, Failed, Unhealthy) through an event
+  recorder that never holds up a sync;
 - the HTTP server (`server.py`): health, metrics, container logs and exec for the API server.
+
+The runtime, prober and executor exist only once the node's pod network is configured (the CNI
+conflist needs the podCIDR): `start` makes them together (`PodSide`), through `make_runtime`,
+which tests may replace.
 
 After a crash the runtime's records are the truth about what runs: on start every sandbox whose
 pod is no longer bound here is removed, and every remaining pod key is synced once, which
@@ -27,7 +32,7 @@ import logging
 import os
 import platform
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,20 +47,14 @@ from kubecore.client.rest import ApiClient, ApiUnavailable
 from kubecore.informer.informer import Informer
 from kubecore.informer.store import object_key
 from kubecore.informer.workqueue import ExponentialBackoff, WorkQueue, run_workers
-from services.nodeagent import images, podevents, podsync
-from services.nodeagent.cni import CniExecutor, NetworkConfigList, PortMapping, default_conflist
-from services.nodeagent.podsync import Backoff, StartFailure
+from services.nodeagent import podevents, podsync
+from services.nodeagent.cni import CniExecutor, NetworkConfigList, default_conflist
+from services.nodeagent.cri import ContainerRuntime
+from services.nodeagent.executor import PodExecutor, StartFailures, observe
+from services.nodeagent.podsync import Backoff
 from services.nodeagent.probes import Prober, ProbeTarget
 from services.nodeagent.routes import RouteTable, desired_routes
-from services.nodeagent.runtime import (
-    CONTAINER_RUNNING,
-    SANDBOX_READY,
-    ContainerConfig,
-    ContainerInfo,
-    Runtime,
-    RuntimeServiceError,
-    SandboxInfo,
-)
+from services.nodeagent.runtime import SANDBOX_READY, ContainerInfo, Runtime, SandboxInfo
 
 log = logging.getLogger("nodeagent")
 CONFLIST_NAME = "10-minicluster.conflist"
@@ -170,36 +169,56 @@ def node_status(cfg: AgentConfig, *, pod_cidr: str | None, previous: Mapping[str
     }
 
 
-def container_config(spec: Mapping[str, Any], attempt: int) -> ContainerConfig:
-    env = {e["name"]: str(e.get("value", "")) for e in spec.get("env") or [] if e.get("name") and "value" in e}
-    return ContainerConfig(name=spec["name"], image=spec.get("image", ""), command=spec.get("command"),
-                           args=spec.get("args"), env=env, working_dir=spec.get("workingDir"), attempt=attempt)
+class ApiPodWriter:
+    """The executor's `PodWriter` over the REST client."""
+
+    def __init__(self, client: ApiClient) -> None:
+        self.client = client
+
+    async def delete_pod(self, name: str, namespace: str | None, *, uid: str) -> None:
+        await self.client.delete(PODS, name, namespace, grace_period_seconds=0, preconditions={"uid": uid})
+
+    async def patch_status(self, name: str, namespace: str | None, patch: Obj) -> None:
+        await self.client.patch(PODS, name, {"status": patch}, namespace, subresource="status")
 
 
-def port_mappings(pod: Mapping[str, Any]) -> list[PortMapping]:
-    out = []
-    for c in (pod.get("spec") or {}).get("containers") or []:
-        for p in c.get("ports") or []:
-            if p.get("hostPort"):
-                out.append(PortMapping(host_port=int(p["hostPort"]), container_port=int(p["containerPort"]),
-                                       protocol=str(p.get("protocol", "TCP")).lower(), host_ip=p.get("hostIP", "")))
-    return out
+RuntimeFactory = Callable[[AgentConfig, NetworkConfigList], ContainerRuntime]
+
+
+def real_runtime(cfg: AgentConfig, conflist: NetworkConfigList) -> ContainerRuntime:
+    """The node's runtime: network namespaces and processes, networked by the CNI plugins."""
+    cni = CniExecutor(conflist, bin_dirs=cfg.cni_bin_dirs, host_netns=cfg.host_netns, timeout=20)
+    return Runtime(node_name=cfg.node_name, state_dir=cfg.state_dir / "runtime", cni=cni,
+                   cluster_dns=cfg.cluster_dns)
+
+
+@dataclass(frozen=True)
+class PodSide:
+    """What runs pods; it exists once the node's pod network is configured (`Agent.start`)."""
+
+    runtime: ContainerRuntime
+    prober: Prober
+    executor: PodExecutor
+
+
+class NotStarted(RuntimeError):
+    """The agent's pod side is asked for before `Agent.start` made it."""
 
 
 class Agent:
-    def __init__(self, cfg: AgentConfig) -> None:
+    def __init__(self, cfg: AgentConfig, *, make_runtime: RuntimeFactory = real_runtime) -> None:
         self.cfg = cfg
+        self._make_runtime = make_runtime
         self.client = ApiClient(cfg.apiserver, timeout=30)
         self.nodes = Informer(self.client, NODES, name="nodes")
         self.pods = Informer(self.client, PODS, field_selector=f"spec.nodeName={cfg.node_name}", name="pods")
         self.queue = WorkQueue("pods", ExponentialBackoff(base=0.1, cap=30.0))
         self.events = EventRecorder(self.client, "kubelet", host=cfg.node_name)
         self.routes = RouteTable(cfg.host_netns)
-        self.runtime: Runtime | None = None
-        self.prober: Prober | None = None
+        self._pod_side: PodSide | None = None  # made by start(), once the pod network is known
         self.pod_cidr: str | None = None
         self.ready = asyncio.Event()
-        self.start_failures: dict[tuple[str, str], StartFailure] = {}  # (pod uid, container name)
+        self.start_failures = StartFailures()
         self._routes_dirty = asyncio.Event()
         self._cidr_known = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
@@ -295,22 +314,21 @@ class Agent:
 
     # ----------------------------------------------------------------- pods
 
+    @property
+    def pod_side(self) -> PodSide:
+        if self._pod_side is None:
+            raise NotStarted(f"node agent {self.cfg.node_name} has not started its pods yet")
+        return self._pod_side
+
+    @property
+    def runtime(self) -> ContainerRuntime:
+        return self.pod_side.runtime
+
     def _sandboxes_by_key(self) -> dict[str, list[SandboxInfo]]:
-        assert self.runtime is not None
         out: dict[str, list[SandboxInfo]] = {}
         for s in self.runtime.list_pod_sandboxes():
             out.setdefault(s.key, []).append(s)
         return out
-
-    def _observe(self, key: str) -> tuple[list[SandboxInfo], list[ContainerInfo]]:
-        assert self.runtime is not None
-        sandboxes = self._sandboxes_by_key().get(key, [])
-        containers = [c for s in sandboxes for c in self.runtime.list_containers(s.id)]
-        return sandboxes, containers
-
-    def _failures(self, pod: Mapping[str, Any]) -> dict[str, StartFailure]:
-        uid = podsync.pod_uid(pod)
-        return {name: f for (u, name), f in self.start_failures.items() if u == uid}
 
     async def sync_pod(self, key: str) -> None:
         started = time.monotonic()
@@ -320,102 +338,18 @@ class Agent:
             POD_SYNC_SECONDS.observe(time.monotonic() - started)
 
     async def _sync_pod(self, key: str) -> None:
-        assert self.runtime is not None and self.prober is not None
-        rt, prober = self.runtime, self.prober
+        """Plan from the pod and what runs for its key; the executor carries the plan out."""
+        side = self.pod_side
         pod = self.pods.store.get(key)
-        sandboxes, containers = self._observe(key)
+        sandboxes, containers = observe(side.runtime, key)
         plan = podsync.plan_pod(pod, sandboxes, containers, now=time.time(), backoff=self.cfg.backoff,
-                                liveness_failed=frozenset(prober.live_failed),
-                                start_failures=self._failures(pod) if pod else {})
-        extra = {"key": key}
-        if plan.kill_pod and pod is not None:
-            grace = podsync.grace_seconds(pod)
-            running = [c for c in containers if c.state == CONTAINER_RUNNING]
-            if running:
-                log.info("pod=%s stopping %d containers (grace %ds)", key, len(running), grace, extra=extra)
-            for c in running:
-                self._tell(pod, podevents.stopping(c.name))
-            await asyncio.gather(*(rt.stop_container(c.id, timeout=grace) for c in running))
-        for sid in plan.remove_sandboxes:
-            prober.forget({c.id for c in containers if c.sandbox_id == sid})
-            await rt.remove_pod_sandbox(sid)
-            log.info("pod=%s sandbox %s removed", key, sid[:12], extra=extra)
-        for sid in plan.stop_sandboxes:
-            await rt.stop_pod_sandbox(sid)
-            log.info("pod=%s finished; sandbox %s stopped", key, sid[:12], extra=extra)
-        if pod is None:
-            bound = {podsync.pod_uid(p) for p in self.pods.store.list()}
-            self.start_failures = {k: v for k, v in self.start_failures.items() if k[0] in bound}
-            return
-        uid = podsync.pod_uid(pod)
-        meta = pod.get("metadata") or {}
-        if plan.delete_api_object:
-            self.start_failures = {k: v for k, v in self.start_failures.items() if k[0] != uid}
-            try:
-                await self.client.delete(PODS, meta["name"], meta.get("namespace"), grace_period_seconds=0,
-                                         preconditions={"uid": uid})
-                log.info("pod=%s deleted", key, extra=extra)
-            except ApiError as exc:
-                if exc.code not in (404, 409):
-                    raise
-            return
-        for cid, why in plan.kill_containers:
-            log.info("pod=%s killing container %s: %s", key, cid[:12], why, extra=extra)
-            for c in containers:
-                if c.id == cid:
-                    self._tell(pod, podevents.killing_unhealthy(c.name))
-            await rt.stop_container(cid, timeout=podsync.grace_seconds(pod))
-        for cid in plan.remove_containers:
-            prober.forget({cid})
-            await rt.remove_container(cid)
-        error: Exception | None = None
-        if plan.create_sandbox:
-            spec = pod.get("spec") or {}
-            try:
-                await rt.run_pod_sandbox(uid, meta.get("namespace", "default"), meta["name"],
-                                         hostname=spec.get("hostname"), subdomain=spec.get("subdomain"),
-                                         port_mappings=port_mappings(pod), labels=meta.get("labels") or {})
-            except RuntimeServiceError as exc:
-                error = exc
-        if plan.start and error is None:
-            sandbox = podsync.current_sandbox(pod, rt.list_pod_sandboxes() if plan.create_sandbox else sandboxes)
-            specs = {c["name"]: c for c in podsync.spec_containers(pod)}
-            if sandbox is not None:
-                await asyncio.gather(*(self._start(key, pod, sandbox.id, specs[name], attempt)
-                                       for name, attempt in plan.start))
-        for name in plan.backoff:
-            failure = self.start_failures.get((uid, name))
-            image = next((c.get("image", "") for c in podsync.spec_containers(pod) if c["name"] == name), "")
-            self._tell(pod, podevents.back_off(pod, name, image, failure.reason if failure else None))
-        sandboxes, containers = self._observe(key)
-        self._ensure_probes(key, pod, sandboxes, containers)
-        await self._write_status(pod, sandboxes, containers)
-        if error is not None:
-            raise error
-        if plan.requeue_after is not None:
-            self.queue.add_after(key, plan.requeue_after + 0.01)
+                                liveness_failed=frozenset(side.prober.live_failed),
+                                start_failures=self.start_failures.of_pod(podsync.pod_uid(pod)) if pod else {},
+                                key=key)
+        await side.executor.run(plan)
 
-    async def _start(self, key: str, pod: Mapping[str, Any], sandbox_id: str, spec: Mapping[str, Any],
-                     attempt: int) -> None:
-        assert self.runtime is not None
-        name, uid, image = spec["name"], podsync.pod_uid(pod), spec.get("image", "")
-        try:
-            info = await self.runtime.create_container(sandbox_id, container_config(spec, attempt))
-            self._tell(pod, podevents.pulled(name, image))
-            self._tell(pod, podevents.created(name))
-            await self.runtime.start_container(info.id)
-            self._tell(pod, podevents.started(name))
-        except (images.ImagePullError, RuntimeServiceError) as exc:
-            before = self.start_failures.get((uid, name))
-            reason = getattr(exc, "reason", "RunContainerError")
-            self.start_failures[(uid, name)] = StartFailure(reason, str(exc), time.time(),
-                                                            (before.count + 1) if before else 1)
-            log.warning("pod=%s container %s: %s: %s", key, name, reason, exc, extra={"key": key})
-            self._tell(pod, podevents.failed(name, image, reason, str(exc)))
-            delay = self.cfg.backoff.delay(before.count if before else 0)
-            self.queue.add_after(key, delay + 0.01)
-            return
-        self.start_failures.pop((uid, name), None)
+    def _bound_pod_uids(self) -> set[str]:
+        return {podsync.pod_uid(p) for p in self.pods.store.list()}
 
     def _tell(self, pod: Mapping[str, Any], ev: podevents.PodEvent) -> None:
         self.events.event(dict(pod), ev.type, ev.reason, ev.message, field_path=ev.field_path)
@@ -425,46 +359,15 @@ class Agent:
         if pod is not None:
             self._tell(pod, podevents.unhealthy(str(target.container.get("name")), kind, detail))
 
-    def _ensure_probes(self, key: str, pod: Mapping[str, Any], sandboxes: list[SandboxInfo],
-                       containers: list[ContainerInfo]) -> None:
-        assert self.prober is not None
-        sandbox = podsync.current_sandbox(pod, sandboxes)
-        specs = {c["name"]: c for c in podsync.spec_containers(pod)}
-        running = {c.id for c in containers if c.state == CONTAINER_RUNNING}
-        self.prober.forget({c.id for c in containers} - running)
-        if sandbox is None:
-            return
-        for c in containers:
-            if c.id in running and c.sandbox_id == sandbox.id and c.name in specs:
-                self.prober.ensure(ProbeTarget(key, specs[c.name], c.id, sandbox.ip))
-
-    async def _write_status(self, pod: Mapping[str, Any], sandboxes: list[SandboxInfo],
-                            containers: list[ContainerInfo]) -> None:
-        assert self.prober is not None
-        new = podsync.pod_status(pod, sandboxes, containers, node_ip=self.cfg.node_ip,
-                                 ready_probe=self.prober.ready, start_failures=self._failures(pod),
-                                 backoff=self.cfg.backoff)
-        patch = podsync.status_patch(pod.get("status") or {}, new)
-        if patch is None:
-            return
-        meta = pod.get("metadata") or {}
-        try:
-            await self.client.patch(PODS, meta["name"], {"status": patch}, meta.get("namespace"),
-                                    subresource="status")
-        except ApiError as exc:
-            if exc.code != 404:
-                raise
-
-    async def relist_loop(self) -> None:
+    async def relist_loop(self, runtime: ContainerRuntime) -> None:
         """kubelet's PLEG: compare container states with the last look; re-queue pods that changed."""
-        assert self.runtime is not None
         last: dict[str, tuple[str, str]] = {}
         while True:
             await asyncio.sleep(self.cfg.relist_interval)
-            sandboxes = self.runtime.list_pod_sandboxes()
+            sandboxes = runtime.list_pod_sandboxes()
             keys = {s.id: s.key for s in sandboxes}
             now: dict[str, tuple[str, str]] = {}
-            for c in self.runtime.list_containers():
+            for c in runtime.list_containers():
                 now[c.id] = (c.state, keys.get(c.sandbox_id, ""))
             for cid, (state, key) in now.items():
                 if key and last.get(cid, ("", ""))[0] != state:
@@ -478,7 +381,7 @@ class Agent:
         """The latest attempt of a container of a pod bound to this node."""
         key = f"{namespace}/{name}"
         pod = self.pods.store.get(key)
-        if pod is None or self.runtime is None:
+        if pod is None or self._pod_side is None:
             raise PodNotHere(404, "NotFound", f"pod {key} is not bound to node {self.cfg.node_name}")
         names = [c["name"] for c in podsync.spec_containers(pod)]
         if container not in names:
@@ -508,24 +411,24 @@ class Agent:
             self._on_node(mine)
         pod_cidr = await self.wait_for_pod_cidr()
         conflist = self.write_conflist(pod_cidr)
-        cni = CniExecutor(conflist, bin_dirs=cfg.cni_bin_dirs, host_netns=cfg.host_netns, timeout=20)
-        self.runtime = Runtime(node_name=cfg.node_name, state_dir=cfg.state_dir / "runtime", cni=cni,
-                               cluster_dns=cfg.cluster_dns)
-        self.prober = Prober(self.runtime, host_netns=cfg.host_netns, on_change=self.queue.add,
-                             on_failure=self._probe_failed)
+        runtime = self._make_runtime(cfg, conflist)
+        prober = Prober(runtime, host_netns=cfg.host_netns, on_change=self.queue.add, on_failure=self._probe_failed)
+        executor = PodExecutor(runtime=runtime, probes=prober, writer=ApiPodWriter(self.client), events=self.events,
+                               requeue=self.queue.add_after, bound_pod_uids=self._bound_pod_uids,
+                               node_ip=cfg.node_ip, backoff=cfg.backoff, failures=self.start_failures)
+        self._pod_side = PodSide(runtime, prober, executor)
         self._tasks.append(asyncio.create_task(self.routes_loop(), name="routes"))
         self.pods.add_handlers(on_add=lambda o: self.queue.add(object_key(o)),
                                on_update=lambda old, new: self.queue.add(object_key(new)),
                                on_delete=lambda o: self.queue.add(object_key(o)))
         await self.pods.start()
         await self.pods.synced.wait()
-        keep = {podsync.pod_uid(p) for p in self.pods.store.list()}
-        removed = await self.runtime.cleanup_orphans(keep)
+        removed = await runtime.cleanup_orphans(self._bound_pod_uids())
         if removed:
             log.info("removed %d orphaned sandboxes", len(removed))
         for key in self._sandboxes_by_key():
             self.queue.add(key)
-        self._tasks.append(asyncio.create_task(self.relist_loop(), name="relist"))
+        self._tasks.append(asyncio.create_task(self.relist_loop(runtime), name="relist"))
         self.ready.set()
         log.info("node %s ready: podCIDR %s, %d pods bound", cfg.node_name, pod_cidr, len(self.pods.store))
 
@@ -544,9 +447,8 @@ class Agent:
                 pass
         await self.nodes.stop()
         await self.pods.stop()
-        if self.prober is not None:
-            await self.prober.close()
-        if self.runtime is not None:
-            self.runtime.close()
+        if self._pod_side is not None:
+            await self._pod_side.prober.close()
+            self._pod_side.runtime.close()
         await self.events.close()
         await self.client.close()

@@ -34,7 +34,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import Histogram
 
@@ -432,6 +432,23 @@ def parse_plugin_output(*, command: str, plugin: str, returncode: int, stdout: b
 class VersionInfo:
     cni_version: str
     supported_versions: tuple[str, ...]
+
+
+class NetworkPlugin(Protocol):
+    """What the runtime asks of a pod network: attach, check and release one sandbox.
+
+    `CniExecutor` runs real plugins; tests use an in-memory one (tests/fakes/cni.py).
+    `host_netns_path` is the namespace the plugins treat as the host side (None: the agent's own),
+    which the runtime must never delete as a stray."""
+
+    @property
+    def host_netns_path(self) -> str | None: ...
+
+    async def add(self, rt: RuntimeConf) -> CniResult: ...
+
+    async def delete(self, rt: RuntimeConf, *, prev_result: Mapping[str, Any] | None = None) -> None: ...
+
+    async def check(self, rt: RuntimeConf, *, prev_result: Mapping[str, Any]) -> None: ...
 
 
 class CniExecutor:

@@ -90,7 +90,6 @@ async def _run(agent: Agent, ws: web.WebSocketResponse, out: _Channel, ns: str, 
     except PodNotHere as exc:
         return rc.failure(exc.code, exc.reason, exc.message)
     runtime = agent.runtime
-    assert runtime is not None
     if runtime.container_status(info.id).state != CONTAINER_RUNNING:
         return rc.failure(400, "BadRequest", f"cannot exec in a container that is not running: "
                           f"container {container} of pod {ns}/{pod}")

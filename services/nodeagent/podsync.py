@@ -1,9 +1,11 @@
 """What to do for one pod, and what its status says: kubelet's syncPod as pure functions.
 
 `plan_pod` compares the pod (as the API server has it) with what the runtime reports for it and
-returns the steps to take; `pod_status` renders the status the API should hold. Neither does
-any I/O, so both are table-tested; the agent's worker carries the steps out and writes the
-status back only when it differs.
+returns a `PodPlan`: the decisions (kubelet's podActions) and the same spelled out as `steps`
+that carry every detail the executor (`executor.py`) needs, so it never asks back. After the
+steps, `plan_report` looks at the runtime again: which probes to keep and the status patch
+(`pod_status` renders the status the API should hold; it is written only when it differs).
+Nothing here does I/O, so all of it is table-tested.
 
 Rules (kubelet's, simplified):
 - sandboxes are keyed by pod uid: one READY sandbox of the pod's uid is kept, everything else of
@@ -25,12 +27,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kubecore.api.types import Obj
-from services.nodeagent import images
+from services.nodeagent import images, podevents
+from services.nodeagent.cni import PortMapping
+from services.nodeagent.probes import ProbeTarget
 from services.nodeagent.runtime import (
     CONTAINER_CREATED,
     CONTAINER_EXITED,
     CONTAINER_RUNNING,
     SANDBOX_READY,
+    ContainerConfig,
     ContainerInfo,
     SandboxInfo,
 )
@@ -47,7 +52,8 @@ class Backoff:
     cap: float = 300.0
 
     def delay(self, restarts: int) -> float:
-        return min(self.base * (2 ** min(restarts, 30)), self.cap)
+        factor: float = 2 ** min(restarts, 30)  # int ** int is typed Any (a negative power is a float)
+        return min(self.base * factor, self.cap)
 
 
 @dataclass(frozen=True)
@@ -60,8 +66,125 @@ class StartFailure:
     count: int = 1
 
 
+# --------------------------------------------------------------------------- the steps of a plan
+# What the executor does, in order, one record per step: everything it needs is in the record,
+# so carrying a plan out asks nothing more of this module (kubelet: podActions, which SyncPod
+# carries out).
+
+
+@dataclass(frozen=True)
+class ContainerRef:
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class StopPodContainers:
+    """The pod is being deleted: SIGTERM its running containers together, SIGKILL after `grace`."""
+
+    containers: tuple[ContainerRef, ...]
+    grace: int
+
+
+@dataclass(frozen=True)
+class RemoveSandbox:
+    """Remove a sandbox (and with it its containers, whose probes go too)."""
+
+    sandbox_id: str
+    container_ids: frozenset[str]
+
+
+@dataclass(frozen=True)
+class StopSandbox:
+    """A terminal pod's sandbox: stopped (its IP freed), its records kept for the status."""
+
+    sandbox_id: str
+
+
+@dataclass(frozen=True)
+class ForgetGonePods:
+    """The pod is gone from the API: forget the start failures of every pod no longer bound here."""
+
+
+@dataclass(frozen=True)
+class DeletePodObject:
+    """Everything of a deleted pod is gone: delete its API object with grace 0 (uid precondition)."""
+
+    uid: str
+    name: str
+    namespace: str | None
+
+
+@dataclass(frozen=True)
+class KillContainer:
+    """Stop one running container (its liveness probe failed); restartPolicy brings it back."""
+
+    container_id: str
+    name: str | None
+    why: str
+    grace: int
+
+
+@dataclass(frozen=True)
+class RemoveContainer:
+    container_id: str
+
+
+@dataclass(frozen=True)
+class CreateSandbox:
+    """RunPodSandbox's arguments."""
+
+    pod_uid: str
+    namespace: str
+    name: str
+    hostname: str | None
+    subdomain: str | None
+    port_mappings: tuple[PortMapping, ...]
+    labels: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class StartContainers:
+    """Create and start these containers together, in `sandbox_id` (None: the sandbox this sync
+    creates; skipped when that failed)."""
+
+    pod_uid: str
+    sandbox_id: str | None
+    containers: tuple[ContainerConfig, ...]
+
+
+@dataclass(frozen=True)
+class Tell:
+    """An Event about the pod (a container waiting out its back-off)."""
+
+    event: podevents.PodEvent
+
+
+@dataclass(frozen=True)
+class Report:
+    """Look at the runtime again, keep the probes of what runs, write the status back
+    (`plan_report`); then fail the sync if the sandbox could not be made."""
+
+    pod_uid: str
+
+
+@dataclass(frozen=True)
+class Requeue:
+    """Sync the pod again after `seconds` (when a back-off ends)."""
+
+    seconds: float
+
+
+Step = (StopPodContainers | RemoveSandbox | StopSandbox | ForgetGonePods | DeletePodObject | KillContainer
+        | RemoveContainer | CreateSandbox | StartContainers | Tell | Report | Requeue)
+
+
 @dataclass
 class PodPlan:
+    """What to do for one pod key. The first fields are the decisions (compared, and read by
+    tests); `steps` is the same plan spelled out for the executor, with the pod's details it needs.
+    """
+
     remove_sandboxes: list[str] = field(default_factory=list)
     create_sandbox: bool = False
     kill_pod: bool = False  # stop the containers with the pod's grace period, remove the sandboxes
@@ -72,6 +195,10 @@ class PodPlan:
     start: list[tuple[str, int]] = field(default_factory=list)  # (container name, attempt)
     backoff: list[str] = field(default_factory=list)  # containers waiting out a back-off
     requeue_after: float | None = None
+    # Spelled out by `plan_pod` from the decisions above; derived, so left out of equality.
+    key: str = field(default="", compare=False)
+    pod: Mapping[str, Any] | None = field(default=None, compare=False)
+    steps: tuple[Step, ...] = field(default=(), compare=False)
 
     def _wait(self, seconds: float) -> None:
         seconds = max(seconds, 0.0)
@@ -148,79 +275,243 @@ def plan_pod(
     backoff: Backoff,
     liveness_failed: frozenset[str] = frozenset(),
     start_failures: Mapping[str, StartFailure] | None = None,
+    key: str = "",
 ) -> PodPlan:
     """The steps that bring what runs for one pod key to what the pod asks for.
 
     `sandboxes`/`containers` are everything the runtime has under this pod key (any uid);
     `liveness_failed` holds ids of containers whose liveness probe failed; `start_failures`
     the last creation failure per container name."""
-    plan = PodPlan()
-    if pod is None:  # gone from the API (force-deleted, or deleted while the agent was down)
-        plan.remove_sandboxes = [s.id for s in sandboxes]
-        return plan
-    uid = pod_uid(pod)
-    plan.remove_sandboxes = [s.id for s in sandboxes if s.pod_uid != uid]
-    mine = [s for s in sandboxes if s.pod_uid == uid]
-    if (pod.get("metadata") or {}).get("deletionTimestamp"):
-        plan.kill_pod = True
-        plan.remove_sandboxes += [s.id for s in mine]
-        plan.delete_api_object = True
-        return plan
-    if ((pod.get("status") or {}).get("phase")) in TERMINAL_PHASES:
-        plan.stop_sandboxes = [s.id for s in mine if s.state == SANDBOX_READY or s.network_ready]
-        return plan
-
-    sandbox = current_sandbox(pod, sandboxes)
-    plan.remove_sandboxes += [s.id for s in mine if sandbox is None or s.id != sandbox.id]
-    own_ids = {s.id for s in mine}
-    history = by_name([c for c in containers
-                       if c.sandbox_id in own_ids and (sandbox is None or c.sandbox_id != sandbox.id)])
-    live = by_name([c for c in containers if sandbox is not None and c.sandbox_id == sandbox.id])
-    if sandbox is None:
-        plan.create_sandbox = True
-    policy = restart_policy(pod)
     failures = start_failures or {}
+    if pod is None:  # gone from the API (force-deleted, or deleted while the agent was down)
+        plan = PodPlan(remove_sandboxes=[s.id for s in sandboxes])
+    elif (pod.get("metadata") or {}).get("deletionTimestamp"):
+        plan = _plan_deleted(pod, sandboxes)
+    elif ((pod.get("status") or {}).get("phase")) in TERMINAL_PHASES:
+        plan = _plan_terminal(pod, sandboxes)
+    else:
+        plan = _plan_live(pod, sandboxes, containers, now=now, backoff=backoff, liveness_failed=liveness_failed,
+                          failures=failures)
+    plan.key, plan.pod = key, pod
+    plan.steps = plan_steps(plan, pod, sandboxes, containers, failures)
+    return plan
 
+
+def _plan_deleted(pod: Mapping[str, Any], sandboxes: Sequence[SandboxInfo]) -> PodPlan:
+    """Stop everything, remove every sandbox of the key, then the API object."""
+    uid = pod_uid(pod)
+    others = [s.id for s in sandboxes if s.pod_uid != uid]
+    mine = [s.id for s in sandboxes if s.pod_uid == uid]
+    return PodPlan(kill_pod=True, remove_sandboxes=others + mine, delete_api_object=True)
+
+
+def _plan_terminal(pod: Mapping[str, Any], sandboxes: Sequence[SandboxInfo]) -> PodPlan:
+    """Done for good: older pods' sandboxes go, this pod's are stopped but kept."""
+    uid = pod_uid(pod)
+    return PodPlan(remove_sandboxes=[s.id for s in sandboxes if s.pod_uid != uid],
+                   stop_sandboxes=[s.id for s in sandboxes
+                                   if s.pod_uid == uid and (s.state == SANDBOX_READY or s.network_ready)])
+
+
+def _plan_live(
+    pod: Mapping[str, Any],
+    sandboxes: Sequence[SandboxInfo],
+    containers: Sequence[ContainerInfo],
+    *,
+    now: float,
+    backoff: Backoff,
+    liveness_failed: frozenset[str],
+    failures: Mapping[str, StartFailure],
+) -> PodPlan:
+    """One ready sandbox of this uid, and each container running, restarted or waiting."""
+    uid = pod_uid(pod)
+    mine = [s for s in sandboxes if s.pod_uid == uid]
+    sandbox = current_sandbox(pod, sandboxes)
+    current_id = sandbox.id if sandbox is not None else None
+    plan = PodPlan(remove_sandboxes=[s.id for s in sandboxes if s.pod_uid != uid]
+                   + [s.id for s in mine if s.id != current_id],
+                   create_sandbox=sandbox is None)
+    own_ids = {s.id for s in mine}
+    history = by_name([c for c in containers if c.sandbox_id in own_ids and c.sandbox_id != current_id])
+    live = by_name([c for c in containers if current_id is not None and c.sandbox_id == current_id])
+    policy = restart_policy(pod)
+    specs = spec_containers(pod)
     finished = 0
-    for spec in spec_containers(pod):
+    for spec in specs:
         name = spec["name"]
-        attempts = live.get(name, [])
-        earlier = history.get(name, [])
-        latest = attempts[-1] if attempts else None
-        # Keep the latest attempt and the one before (the status's lastState); drop the rest.
-        plan.remove_containers += [c.id for c in attempts[:-2]]
-        if latest is not None and latest.state == CONTAINER_RUNNING:
-            if latest.id in liveness_failed:
-                plan.kill_containers.append((latest.id, "Unhealthy"))
-            continue
-        if latest is not None and latest.state == CONTAINER_CREATED:
-            # Created but never started (a crash in between): replace it with the same attempt.
-            plan.remove_containers.append(latest.id)
-            plan.start.append((name, latest.attempt))
-            continue
-        if latest is not None and latest.state == CONTAINER_EXITED:
-            if not should_restart(policy, latest.exit_code):
-                finished += 1
-                continue
-            due = (latest.finished_at or now) + backoff.delay(latest.attempt)
-            if now < due:
-                plan._wait(due - now)
-                plan.backoff.append(name)
-                continue
-            plan.start.append((name, latest.attempt + 1))
-            continue
-        # Never ran in this sandbox: continue the attempt count of an earlier sandbox.
-        failure = failures.get(name)
-        if failure is not None:
-            due = failure.at + backoff.delay(failure.count - 1)
-            if now < due:
-                plan._wait(due - now)
-                plan.backoff.append(name)
-                continue
-        plan.start.append((name, earlier[-1].attempt + 1 if earlier else 0))
-    if finished and finished == len(spec_containers(pod)):
+        finished += _plan_container(plan, name, live.get(name, []), history.get(name, []), policy=policy, now=now,
+                                    backoff=backoff, liveness_failed=liveness_failed, failure=failures.get(name))
+    if finished and finished == len(specs):
         plan.start = []  # every container is done for good: the pod is terminal
     return plan
+
+
+def _plan_container(
+    plan: PodPlan,
+    name: str,
+    attempts: Sequence[ContainerInfo],
+    earlier: Sequence[ContainerInfo],
+    *,
+    policy: str,
+    now: float,
+    backoff: Backoff,
+    liveness_failed: frozenset[str],
+    failure: StartFailure | None,
+) -> bool:
+    """Add what one container needs to `plan`; True when it is done for good (not restarted).
+
+    `attempts` are its containers in the current sandbox, `earlier` those of older sandboxes."""
+    latest = attempts[-1] if attempts else None
+    # Keep the latest attempt and the one before (the status's lastState); drop the rest.
+    plan.remove_containers += [c.id for c in attempts[:-2]]
+    if latest is not None and latest.state == CONTAINER_RUNNING:
+        if latest.id in liveness_failed:
+            plan.kill_containers.append((latest.id, "Unhealthy"))
+        return False
+    if latest is not None and latest.state == CONTAINER_CREATED:
+        # Created but never started (a crash in between): replace it with the same attempt.
+        plan.remove_containers.append(latest.id)
+        plan.start.append((name, latest.attempt))
+        return False
+    if latest is not None and latest.state == CONTAINER_EXITED:
+        return _plan_exited(plan, latest, policy=policy, now=now, backoff=backoff)
+    # Never ran in this sandbox: continue the attempt count of an earlier sandbox.
+    if failure is not None and _backing_off(plan, name, failure.at + backoff.delay(failure.count - 1), now):
+        return False
+    plan.start.append((name, earlier[-1].attempt + 1 if earlier else 0))
+    return False
+
+
+def _plan_exited(plan: PodPlan, latest: ContainerInfo, *, policy: str, now: float, backoff: Backoff) -> bool:
+    if not should_restart(policy, latest.exit_code):
+        return True
+    due = (latest.finished_at or now) + backoff.delay(latest.attempt)
+    if not _backing_off(plan, latest.name, due, now):
+        plan.start.append((latest.name, latest.attempt + 1))
+    return False
+
+
+def _backing_off(plan: PodPlan, name: str, due: float, now: float) -> bool:
+    """Before `due`, the container waits: the plan comes back then."""
+    if now >= due:
+        return False
+    plan._wait(due - now)
+    plan.backoff.append(name)
+    return True
+
+
+def plan_steps(
+    plan: PodPlan,
+    pod: Mapping[str, Any] | None,
+    sandboxes: Sequence[SandboxInfo],
+    containers: Sequence[ContainerInfo],
+    failures: Mapping[str, StartFailure],
+) -> tuple[Step, ...]:
+    """The decisions of `plan` as the executor's steps, in the order it takes them."""
+    steps: list[Step] = []
+    if plan.kill_pod and pod is not None:
+        running = tuple(ContainerRef(c.id, c.name) for c in containers if c.state == CONTAINER_RUNNING)
+        if running:
+            steps.append(StopPodContainers(running, grace_seconds(pod)))
+    steps += [RemoveSandbox(sid, frozenset(c.id for c in containers if c.sandbox_id == sid))
+              for sid in plan.remove_sandboxes]
+    steps += [StopSandbox(sid) for sid in plan.stop_sandboxes]
+    if pod is None:
+        return (*steps, ForgetGonePods())
+    meta = pod.get("metadata") or {}
+    if plan.delete_api_object:
+        return (*steps, DeletePodObject(pod_uid(pod), meta["name"], meta.get("namespace")))
+    return (*steps, *_live_steps(plan, pod, sandboxes, containers, failures))
+
+
+def _live_steps(
+    plan: PodPlan,
+    pod: Mapping[str, Any],
+    sandboxes: Sequence[SandboxInfo],
+    containers: Sequence[ContainerInfo],
+    failures: Mapping[str, StartFailure],
+) -> list[Step]:
+    names = {c.id: c.name for c in containers}
+    grace = grace_seconds(pod)
+    steps: list[Step] = [KillContainer(cid, names.get(cid), why, grace) for cid, why in plan.kill_containers]
+    steps += [RemoveContainer(cid) for cid in plan.remove_containers]
+    if plan.create_sandbox:
+        steps.append(sandbox_request(pod))
+    sandbox = current_sandbox(pod, sandboxes)
+    if plan.start and (plan.create_sandbox or sandbox is not None):
+        specs = {c["name"]: c for c in spec_containers(pod)}
+        steps.append(StartContainers(pod_uid(pod), None if plan.create_sandbox or sandbox is None else sandbox.id,
+                                     tuple(container_config(specs[name], attempt) for name, attempt in plan.start)))
+    images_by_name = {c["name"]: c.get("image", "") for c in spec_containers(pod)}
+    for name in plan.backoff:
+        failure = failures.get(name)
+        steps.append(Tell(podevents.back_off(pod, name, images_by_name.get(name, ""),
+                                             failure.reason if failure else None)))
+    steps.append(Report(pod_uid(pod)))
+    if plan.requeue_after is not None:
+        steps.append(Requeue(plan.requeue_after + 0.01))
+    return steps
+
+
+def sandbox_request(pod: Mapping[str, Any]) -> CreateSandbox:
+    meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+    return CreateSandbox(pod_uid(pod), meta.get("namespace", "default"), meta["name"],
+                         hostname=spec.get("hostname"), subdomain=spec.get("subdomain"),
+                         port_mappings=tuple(port_mappings(pod)), labels=meta.get("labels") or {})
+
+
+def container_config(spec: Mapping[str, Any], attempt: int) -> ContainerConfig:
+    env = {e["name"]: str(e.get("value", "")) for e in spec.get("env") or [] if e.get("name") and "value" in e}
+    return ContainerConfig(name=spec["name"], image=spec.get("image", ""), command=spec.get("command"),
+                           args=spec.get("args"), env=env, working_dir=spec.get("workingDir"), attempt=attempt)
+
+
+def port_mappings(pod: Mapping[str, Any]) -> list[PortMapping]:
+    out = []
+    for c in (pod.get("spec") or {}).get("containers") or []:
+        for p in c.get("ports") or []:
+            if p.get("hostPort"):
+                out.append(PortMapping(host_port=int(p["hostPort"]), container_port=int(p["containerPort"]),
+                                       protocol=str(p.get("protocol", "TCP")).lower(), host_ip=p.get("hostIP", "")))
+    return out
+
+
+# --------------------------------------------------------------------------- after the steps
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    """What follows a sync, from a fresh look at the runtime: probes to drop (containers that no
+    longer run) and to keep (running containers of the current sandbox), and the status patch
+    (None when the API already holds that status)."""
+
+    forget_probes: frozenset[str]
+    probe: tuple[ProbeTarget, ...]
+    status_patch: Obj | None
+
+
+def plan_report(
+    key: str,
+    pod: Mapping[str, Any],
+    sandboxes: Sequence[SandboxInfo],
+    containers: Sequence[ContainerInfo],
+    *,
+    node_ip: str,
+    ready_probe: Mapping[str, bool],
+    start_failures: Mapping[str, StartFailure],
+    backoff: Backoff,
+    now: float | None = None,
+) -> StatusReport:
+    running = {c.id for c in containers if c.state == CONTAINER_RUNNING}
+    sandbox = current_sandbox(pod, sandboxes)
+    specs = {c["name"]: c for c in spec_containers(pod)}
+    probe = () if sandbox is None else tuple(
+        ProbeTarget(key, specs[c.name], c.id, sandbox.ip) for c in containers
+        if c.id in running and c.sandbox_id == sandbox.id and c.name in specs)
+    new = pod_status(pod, sandboxes, containers, node_ip=node_ip, ready_probe=ready_probe,
+                     start_failures=start_failures, backoff=backoff, now=now)
+    return StatusReport(forget_probes=frozenset({c.id for c in containers} - running), probe=probe,
+                        status_patch=status_patch(pod.get("status") or {}, new))
 
 
 # --------------------------------------------------------------------------- status
@@ -266,38 +557,53 @@ def container_status(
     status: Obj = {"name": name, "image": image, "imageID": "", "ready": False, "started": False,
                    "restartCount": latest.attempt if latest else 0, "state": {}, "lastState": {}}
     if latest is None or latest.state == CONTAINER_CREATED:
-        if failure is not None:
-            status["state"] = {"waiting": {"reason": failure.reason, "message": failure.message}}
-        else:
-            status["state"] = {"waiting": {"reason": "ContainerCreating"}}
-        if latest is not None and latest.attempt > 0 and previous is not None:
-            status["lastState"] = _terminated(previous)
-        return status
+        return _not_started(status, latest, previous, failure)
     status["imageID"] = image_id(latest.image)
     status["containerID"] = container_id(latest)
     if latest.state == CONTAINER_RUNNING and pod_running:
-        status["state"] = {"running": {"startedAt": rfc3339(latest.started_at)}}
-        status["started"] = True
-        has_probe = bool(spec.get("readinessProbe"))
-        status["ready"] = bool(ready_probe.get(latest.id, False)) if has_probe else True
-        if previous is not None:
-            status["lastState"] = _terminated(previous)
-        return status
+        return _running(status, spec, latest, previous, ready_probe)
     if latest.state == CONTAINER_EXITED and pod_running and should_restart(restart_policy(pod), latest.exit_code):
-        delay = backoff.delay(latest.attempt)
-        if failure is not None and failure.at >= (latest.finished_at or 0):
-            waiting = {"reason": failure.reason, "message": failure.message}
-        else:
-            waiting = {"reason": "CrashLoopBackOff",
-                       "message": f"back-off {delay:g}s restarting failed container={name} "
-                                  f"pod={(pod.get('metadata') or {}).get('name')}"}
-        status["state"] = {"waiting": waiting}
+        status["state"] = {"waiting": _restart_wait(pod, name, latest, failure, backoff)}
         status["lastState"] = _terminated(latest)
         return status
     status["state"] = _terminated(latest)
     if previous is not None:
         status["lastState"] = _terminated(previous)
     return status
+
+
+def _not_started(status: Obj, latest: ContainerInfo | None, previous: ContainerInfo | None,
+                 failure: StartFailure | None) -> Obj:
+    """Waiting to be created (or failing to be)."""
+    if failure is not None:
+        status["state"] = {"waiting": {"reason": failure.reason, "message": failure.message}}
+    else:
+        status["state"] = {"waiting": {"reason": "ContainerCreating"}}
+    if latest is not None and latest.attempt > 0 and previous is not None:
+        status["lastState"] = _terminated(previous)
+    return status
+
+
+def _running(status: Obj, spec: Mapping[str, Any], latest: ContainerInfo, previous: ContainerInfo | None,
+             ready_probe: Mapping[str, bool]) -> Obj:
+    status["state"] = {"running": {"startedAt": rfc3339(latest.started_at)}}
+    status["started"] = True
+    has_probe = bool(spec.get("readinessProbe"))
+    status["ready"] = bool(ready_probe.get(latest.id, False)) if has_probe else True
+    if previous is not None:
+        status["lastState"] = _terminated(previous)
+    return status
+
+
+def _restart_wait(pod: Mapping[str, Any], name: str, latest: ContainerInfo, failure: StartFailure | None,
+                  backoff: Backoff) -> Obj:
+    """Why an exited container that will restart is waiting: its last start failure, or the back-off."""
+    if failure is not None and failure.at >= (latest.finished_at or 0):
+        return {"reason": failure.reason, "message": failure.message}
+    delay = backoff.delay(latest.attempt)
+    return {"reason": "CrashLoopBackOff",
+            "message": f"back-off {delay:g}s restarting failed container={name} "
+                       f"pod={(pod.get('metadata') or {}).get('name')}"}
 
 
 def pod_phase(policy: str, statuses: Sequence[Mapping[str, Any]], previous: str | None) -> str:
@@ -357,7 +663,6 @@ def pod_status(
     """The status the API should hold for `pod`, from what runs (deterministic: timestamps come
     from the runtime records and the previous status, except for new transitions)."""
     now = time.time() if now is None else now
-    now_iso = rfc3339(now) or ""
     old: Mapping[str, Any] = pod.get("status") or {}
     terminal_before = old.get("phase") if old.get("phase") in TERMINAL_PHASES else None
     sandbox = current_sandbox(pod, sandboxes) or latest_sandbox(pod, sandboxes)
@@ -370,34 +675,46 @@ def pod_status(
         for spec in spec_containers(pod)
     ]
     phase = pod_phase(restart_policy(pod), statuses, terminal_before)
-    all_ready = bool(statuses) and all(s["ready"] for s in statuses) and phase == "Running"
-    not_ready = [s["name"] for s in statuses if not s["ready"]]
     status: Obj = {
         "phase": phase,
         "hostIP": node_ip,
         "hostIPs": [{"ip": node_ip}],
         "startTime": old.get("startTime") or rfc3339(sandbox.created_at if sandbox else now),
-        "conditions": _conditions(
-            old.get("conditions") or [],
-            {"PodScheduled": True, "Initialized": True, "ContainersReady": all_ready, "Ready": all_ready},
-            now_iso,
-            {"ContainersReady": "ContainersNotReady", "Ready": "ContainersNotReady"},
-        ),
+        "conditions": _pod_conditions(old.get("conditions") or [], statuses, phase, rfc3339(now) or ""),
         "containerStatuses": statuses,
         "qosClass": old.get("qosClass") or "BestEffort",
     }
-    if not_ready and not all_ready:
-        msg = f"containers with unready status: [{' '.join(not_ready)}]"
-        for cond in status["conditions"]:
-            if cond["type"] in ("ContainersReady", "Ready"):
-                cond["message"] = msg
-    ip = sandbox.ip if sandbox is not None and sandbox.state == SANDBOX_READY else ""
-    if not ip and phase in TERMINAL_PHASES:
-        ip = old.get("podIP") or ""  # a finished pod keeps the address it had
+    ip = _pod_ip(sandbox, phase, old)
     if ip:
         status["podIP"] = ip
         status["podIPs"] = [{"ip": ip}]
     return status
+
+
+def _pod_conditions(previous: Sequence[Mapping[str, Any]], statuses: Sequence[Mapping[str, Any]], phase: str,
+                    now_iso: str) -> list[Obj]:
+    """PodScheduled, Initialized, ContainersReady and Ready; the last two say which containers are not."""
+    all_ready = bool(statuses) and all(s["ready"] for s in statuses) and phase == "Running"
+    not_ready = [s["name"] for s in statuses if not s["ready"]]
+    conditions = _conditions(
+        previous,
+        {"PodScheduled": True, "Initialized": True, "ContainersReady": all_ready, "Ready": all_ready},
+        now_iso,
+        {"ContainersReady": "ContainersNotReady", "Ready": "ContainersNotReady"},
+    )
+    if not_ready and not all_ready:
+        msg = f"containers with unready status: [{' '.join(not_ready)}]"
+        for cond in conditions:
+            if cond["type"] in ("ContainersReady", "Ready"):
+                cond["message"] = msg
+    return conditions
+
+
+def _pod_ip(sandbox: SandboxInfo | None, phase: str, old: Mapping[str, Any]) -> str:
+    ip = sandbox.ip if sandbox is not None and sandbox.state == SANDBOX_READY else ""
+    if not ip and phase in TERMINAL_PHASES:
+        ip = old.get("podIP") or ""  # a finished pod keeps the address it had
+    return str(ip)
 
 
 MANAGED_STATUS_KEYS = ("phase", "hostIP", "hostIPs", "startTime", "conditions", "containerStatuses",

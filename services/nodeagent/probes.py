@@ -21,7 +21,8 @@ import aiohttp
 from prometheus_client import Counter
 
 from services.nodeagent import netns
-from services.nodeagent.runtime import Runtime, RuntimeServiceError
+from services.nodeagent.cri import ContainerRuntime
+from services.nodeagent.runtime import RuntimeServiceError
 
 log = logging.getLogger(__name__)
 PROBE_RESULTS = Counter("nodeagent_probe_total", "Probe runs by kind and result.", ["probe", "result"])
@@ -55,7 +56,7 @@ class ProbeTarget:
 class Prober:
     """Runs the probes of running containers; `results` holds the latest verdicts by container id."""
 
-    def __init__(self, runtime: Runtime, *, host_netns: str | None, on_change: Callable[[str], None],
+    def __init__(self, runtime: ContainerRuntime, *, host_netns: str | None, on_change: Callable[[str], None],
                  on_failure: Callable[[ProbeTarget, str, str], None] | None = None) -> None:
         self.runtime = runtime
         self.host_netns = host_netns

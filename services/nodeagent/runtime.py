@@ -48,7 +48,7 @@ from typing import Any
 from prometheus_client import Histogram
 
 from services.nodeagent import images, procs
-from services.nodeagent.cni import CniError, CniExecutor, PortMapping, RuntimeConf
+from services.nodeagent.cni import CniError, NetworkPlugin, PortMapping, RuntimeConf
 from services.nodeagent.execproc import ExecProcess
 
 log = logging.getLogger(__name__)
@@ -338,7 +338,7 @@ class Runtime:
         *,
         node_name: str,
         state_dir: str | os.PathLike[str],
-        cni: CniExecutor,
+        cni: NetworkPlugin,
         cluster_dns: str = DEFAULT_CLUSTER_DNS,
         cluster_domain: str = DEFAULT_CLUSTER_DOMAIN,
         container_path: str = DEFAULT_CONTAINER_PATH,

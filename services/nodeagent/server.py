@@ -77,7 +77,6 @@ async def container_logs(request: web.Request) -> web.StreamResponse:
                 if chunk:
                     await resp.write(chunk)
                     continue
-                assert agent.runtime is not None
                 try:
                     state = agent.runtime.container_status(info.id).state
                 except NotFoundError:
@@ -111,7 +110,6 @@ async def exec_in_container(request: web.Request) -> web.Response:
         info = agent.find_container(ns, pod, container)
     except PodNotHere as exc:
         return status_error(exc.code, exc.reason, exc.message)
-    assert agent.runtime is not None
     if agent.runtime.container_status(info.id).state != CONTAINER_RUNNING:
         return status_error(400, "BadRequest",
                             f"cannot exec in a container that is not running: container {container} of pod {ns}/{pod}")

@@ -1,0 +1,78 @@
+"""The container runtime as the node agent uses it: kubelet's CRI RuntimeService, narrowed.
+
+The agent's pod executor, its prober and its HTTP server talk to a runtime only through this
+Protocol. `runtime.Runtime` (network namespaces and processes, needs root) satisfies it; the
+in-memory `tests/fakes/runtime.py` does too, so the executor is tested without root, netns or
+CNI. The records it returns (`SandboxInfo`, `ContainerInfo`) and its errors
+(`RuntimeServiceError` and subclasses) live with the real runtime in `runtime.py`.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+from services.nodeagent.cni import PortMapping
+from services.nodeagent.execproc import ExecProcess
+from services.nodeagent.runtime import ContainerConfig, ContainerInfo, SandboxInfo
+
+
+class ContainerRuntime(Protocol):
+    """Sandboxes (a pod's network) that outlive their containers (processes), as containerd's CRI."""
+
+    # ----------------------------------------------------------------- sandboxes
+
+    async def run_pod_sandbox(
+        self,
+        pod_uid: str,
+        namespace: str,
+        name: str,
+        *,
+        hostname: str | None = None,
+        subdomain: str | None = None,
+        port_mappings: Sequence[PortMapping] = (),
+        labels: Mapping[str, str] | None = None,
+    ) -> SandboxInfo:
+        """A new READY sandbox with its network; raises RuntimeServiceError when it cannot be made."""
+        ...
+
+    async def stop_pod_sandbox(self, sandbox_id: str) -> None:
+        """Stop its containers and release its network, keep its records. Idempotent."""
+        ...
+
+    async def remove_pod_sandbox(self, sandbox_id: str) -> None:
+        """Stop if needed, then forget the sandbox and its containers. Idempotent."""
+        ...
+
+    def list_pod_sandboxes(self) -> list[SandboxInfo]: ...
+
+    async def cleanup_orphans(self, keep: set[str]) -> list[str]:
+        """Remove every sandbox whose pod uid is not in `keep`; the removed ids."""
+        ...
+
+    # ----------------------------------------------------------------- containers
+
+    async def create_container(self, sandbox_id: str, config: ContainerConfig) -> ContainerInfo:
+        """Record a container (CREATED); raises images.ImagePullError or RuntimeServiceError."""
+        ...
+
+    async def start_container(self, container_id: str) -> ContainerInfo: ...
+
+    async def stop_container(self, container_id: str, timeout: float = 30.0) -> ContainerInfo: ...
+
+    async def remove_container(self, container_id: str) -> None: ...
+
+    def container_status(self, container_id: str) -> ContainerInfo: ...
+
+    def list_containers(self, sandbox_id: str | None = None) -> list[ContainerInfo]: ...
+
+    # ----------------------------------------------------------------- exec
+
+    async def exec_sync(self, container_id: str, cmd: Sequence[str], *,
+                        timeout: float = 10.0) -> tuple[int, bytes, bytes]: ...
+
+    async def exec_stream(self, container_id: str, cmd: Sequence[str], *, stdin: bool, stdout: bool, stderr: bool,
+                          tty: bool) -> ExecProcess: ...
+
+    def close(self) -> None:
+        """Stop watching what runs; what runs keeps running (a restarted agent adopts it)."""
+        ...

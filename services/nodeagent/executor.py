@@ -1,0 +1,277 @@
+"""Carrying out a pod's plan: the thin side of kubelet's SyncPod.
+
+`podsync.plan_pod` decides and spells every step out (`PodPlan.steps`); `PodExecutor.run` takes
+the steps in order and does each through narrow interfaces: the container runtime
+(`cri.ContainerRuntime`), the prober, the API writes of a pod (`PodWriter`) and the event
+recorder (`EventSink`). It asks the planner nothing. After the actions, the `Report` step looks at
+the runtime again and writes the pod's status back when it changed.
+
+The executor's own state is the last start failure per (pod uid, container name): image and
+executable problems are not runtime records, but they drive back-offs and the waiting reasons of
+the status, as kubelet's image and container back-offs do.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from kubecore.api.errors import ApiError
+from kubecore.api.types import Obj
+from services.nodeagent import images, podevents, podsync
+from services.nodeagent.cri import ContainerRuntime
+from services.nodeagent.podsync import (
+    Backoff,
+    CreateSandbox,
+    DeletePodObject,
+    ForgetGonePods,
+    KillContainer,
+    PodPlan,
+    RemoveContainer,
+    RemoveSandbox,
+    Report,
+    Requeue,
+    StartContainers,
+    StartFailure,
+    Step,
+    StopPodContainers,
+    StopSandbox,
+    Tell,
+)
+from services.nodeagent.probes import ProbeTarget
+from services.nodeagent.runtime import ContainerConfig, ContainerInfo, RuntimeServiceError, SandboxInfo
+
+log = logging.getLogger("nodeagent")
+
+
+class Probes(Protocol):
+    """The prober as the executor uses it (`probes.Prober`)."""
+
+    @property
+    def ready(self) -> Mapping[str, bool]: ...
+
+    def ensure(self, target: ProbeTarget) -> None: ...
+
+    def forget(self, container_ids: set[str]) -> None: ...
+
+
+class PodWriter(Protocol):
+    """The two API writes of a pod's sync; both raise kubecore's ApiError."""
+
+    async def delete_pod(self, name: str, namespace: str | None, *, uid: str) -> None:
+        """Delete with grace 0, only the object of this uid."""
+        ...
+
+    async def patch_status(self, name: str, namespace: str | None, patch: Obj) -> None: ...
+
+
+class EventSink(Protocol):
+    """`kubecore.client.events.EventRecorder`: queues an Event, never blocks, never raises."""
+
+    def event(self, obj: Obj, event_type: str, reason: str, message: str, *,
+              field_path: str | None = None) -> None: ...
+
+
+class StartFailures:
+    """The last failure to create or start each container, by (pod uid, container name)."""
+
+    def __init__(self) -> None:
+        self._by_key: dict[tuple[str, str], StartFailure] = {}
+
+    def of_pod(self, uid: str) -> dict[str, StartFailure]:
+        return {name: f for (u, name), f in self._by_key.items() if u == uid}
+
+    def get(self, uid: str, name: str) -> StartFailure | None:
+        return self._by_key.get((uid, name))
+
+    def record(self, uid: str, name: str, reason: str, message: str, *, at: float) -> StartFailure:
+        """One more failure in a row (its `count` says how many)."""
+        before = self._by_key.get((uid, name))
+        failure = StartFailure(reason, message, at, (before.count + 1) if before else 1)
+        self._by_key[(uid, name)] = failure
+        return failure
+
+    def clear(self, uid: str, name: str) -> None:
+        self._by_key.pop((uid, name), None)
+
+    def drop_pod(self, uid: str) -> None:
+        self._by_key = {k: v for k, v in self._by_key.items() if k[0] != uid}
+
+    def keep_pods(self, uids: set[str]) -> None:
+        self._by_key = {k: v for k, v in self._by_key.items() if k[0] in uids}
+
+    def __len__(self) -> int:
+        return len(self._by_key)
+
+
+def observe(runtime: ContainerRuntime, key: str) -> tuple[list[SandboxInfo], list[ContainerInfo]]:
+    """Every sandbox of a pod key (any uid, any state) and their containers."""
+    sandboxes = [s for s in runtime.list_pod_sandboxes() if s.key == key]
+    containers = [c for s in sandboxes for c in runtime.list_containers(s.id)]
+    return sandboxes, containers
+
+
+@dataclass
+class _Sync:
+    """What one run learns on the way: the sandbox it made, or why it could not."""
+
+    plan: PodPlan
+    sandbox_id: str | None = None
+    error: Exception | None = None
+
+    @property
+    def key(self) -> str:
+        return self.plan.key
+
+
+class PodExecutor:
+    """Takes a plan's steps in order, through the runtime, the prober and the API."""
+
+    def __init__(
+        self,
+        *,
+        runtime: ContainerRuntime,
+        probes: Probes,
+        writer: PodWriter,
+        events: EventSink,
+        requeue: Callable[[str, float], None],
+        bound_pod_uids: Callable[[], set[str]],
+        node_ip: str,
+        backoff: Backoff,
+        failures: StartFailures | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.probes = probes
+        self.writer = writer
+        self.events = events
+        self.requeue = requeue
+        self.bound_pod_uids = bound_pod_uids
+        self.node_ip = node_ip
+        self.backoff = backoff
+        self.failures = failures if failures is not None else StartFailures()
+
+    async def run(self, plan: PodPlan) -> None:
+        sync = _Sync(plan)
+        for step in plan.steps:
+            await self._take(sync, step)
+
+    async def _take(self, sync: _Sync, step: Step) -> None:
+        match step:
+            case StopPodContainers():
+                await self._stop_pod_containers(sync, step)
+            case RemoveSandbox():
+                self.probes.forget(set(step.container_ids))
+                await self.runtime.remove_pod_sandbox(step.sandbox_id)
+                log.info("pod=%s sandbox %s removed", sync.key, step.sandbox_id[:12], extra={"key": sync.key})
+            case StopSandbox():
+                await self.runtime.stop_pod_sandbox(step.sandbox_id)
+                log.info("pod=%s finished; sandbox %s stopped", sync.key, step.sandbox_id[:12],
+                         extra={"key": sync.key})
+            case ForgetGonePods():
+                self.failures.keep_pods(self.bound_pod_uids())
+            case DeletePodObject():
+                await self._delete_pod_object(sync, step)
+            case KillContainer():
+                await self._kill_container(sync, step)
+            case RemoveContainer():
+                self.probes.forget({step.container_id})
+                await self.runtime.remove_container(step.container_id)
+            case CreateSandbox():
+                await self._create_sandbox(sync, step)
+            case StartContainers():
+                await self._start_containers(sync, step)
+            case Tell():
+                self._tell(sync.plan.pod, step.event)
+            case Report():
+                await self._report(sync, step)
+            case Requeue():
+                self.requeue(sync.key, step.seconds)
+
+    # ----------------------------------------------------------------- the steps
+
+    async def _stop_pod_containers(self, sync: _Sync, step: StopPodContainers) -> None:
+        log.info("pod=%s stopping %d containers (grace %ds)", sync.key, len(step.containers), step.grace,
+                 extra={"key": sync.key})
+        for c in step.containers:
+            self._tell(sync.plan.pod, podevents.stopping(c.name))
+        await asyncio.gather(*(self.runtime.stop_container(c.id, timeout=step.grace) for c in step.containers))
+
+    async def _delete_pod_object(self, sync: _Sync, step: DeletePodObject) -> None:
+        self.failures.drop_pod(step.uid)
+        try:
+            await self.writer.delete_pod(step.name, step.namespace, uid=step.uid)
+            log.info("pod=%s deleted", sync.key, extra={"key": sync.key})
+        except ApiError as exc:
+            if exc.code not in (404, 409):
+                raise
+
+    async def _kill_container(self, sync: _Sync, step: KillContainer) -> None:
+        log.info("pod=%s killing container %s: %s", sync.key, step.container_id[:12], step.why,
+                 extra={"key": sync.key})
+        if step.name is not None:
+            self._tell(sync.plan.pod, podevents.killing_unhealthy(step.name))
+        await self.runtime.stop_container(step.container_id, timeout=step.grace)
+
+    async def _create_sandbox(self, sync: _Sync, step: CreateSandbox) -> None:
+        try:
+            info = await self.runtime.run_pod_sandbox(
+                step.pod_uid, step.namespace, step.name, hostname=step.hostname, subdomain=step.subdomain,
+                port_mappings=step.port_mappings, labels=step.labels)
+        except RuntimeServiceError as exc:
+            sync.error = exc  # the status is still written; the sync fails after it
+            return
+        sync.sandbox_id = info.id
+
+    async def _start_containers(self, sync: _Sync, step: StartContainers) -> None:
+        sandbox_id = step.sandbox_id or sync.sandbox_id
+        if sync.error is not None or sandbox_id is None:
+            return
+        await asyncio.gather(*(self._start(sync, step.pod_uid, sandbox_id, config) for config in step.containers))
+
+    async def _start(self, sync: _Sync, uid: str, sandbox_id: str, config: ContainerConfig) -> None:
+        name, image = config.name, config.image
+        try:
+            info = await self.runtime.create_container(sandbox_id, config)
+            self._tell(sync.plan.pod, podevents.pulled(name, image))
+            self._tell(sync.plan.pod, podevents.created(name))
+            await self.runtime.start_container(info.id)
+            self._tell(sync.plan.pod, podevents.started(name))
+        except (images.ImagePullError, RuntimeServiceError) as exc:
+            reason = getattr(exc, "reason", "RunContainerError")
+            failure = self.failures.record(uid, name, reason, str(exc), at=time.time())
+            log.warning("pod=%s container %s: %s: %s", sync.key, name, reason, exc, extra={"key": sync.key})
+            self._tell(sync.plan.pod, podevents.failed(name, image, reason, str(exc)))
+            self.requeue(sync.key, self.backoff.delay(failure.count - 1) + 0.01)
+            return
+        self.failures.clear(uid, name)
+
+    async def _report(self, sync: _Sync, step: Report) -> None:
+        pod = sync.plan.pod
+        if pod is None:
+            return
+        sandboxes, containers = observe(self.runtime, sync.key)
+        report = podsync.plan_report(sync.key, pod, sandboxes, containers, node_ip=self.node_ip,
+                                     ready_probe=self.probes.ready, start_failures=self.failures.of_pod(step.pod_uid),
+                                     backoff=self.backoff)
+        self.probes.forget(set(report.forget_probes))
+        for target in report.probe:
+            self.probes.ensure(target)
+        if report.status_patch is not None:
+            await self._patch_status(pod, report.status_patch)
+        if sync.error is not None:
+            raise sync.error
+
+    async def _patch_status(self, pod: Mapping[str, Any], patch: Obj) -> None:
+        meta = pod.get("metadata") or {}
+        try:
+            await self.writer.patch_status(meta["name"], meta.get("namespace"), patch)
+        except ApiError as exc:
+            if exc.code != 404:
+                raise
+
+    def _tell(self, pod: Mapping[str, Any] | None, ev: podevents.PodEvent) -> None:
+        if pod is not None:
+            self.events.event(dict(pod), ev.type, ev.reason, ev.message, field_path=ev.field_path)
