@@ -3,7 +3,8 @@
 Layers above the runtime (see the package docstring):
 
 - node: register the Node, heartbeat its Ready condition every `heartbeat_interval`, wait for
-  the API server to assign `spec.podCIDR`, then write the CNI conflist for it;
+  the API server to assign `spec.podCIDR`, then write the CNI conflist for it; the Node is
+  Ready only once that config is written (the kubelet's NetworkPluginNotReady until then);
 - routes: a node informer; every change re-plans the routes to other nodes' pod ranges
   (`routes.desired_routes`) and syncs them into the node's routing table;
 - pods: an informer on pods bound here (fieldSelector spec.nodeName=<node>), a work queue of pod
@@ -217,6 +218,9 @@ class Agent:
         self.routes = RouteTable(cfg.host_netns)
         self._pod_side: PodSide | None = None  # made by start(), once the pod network is known
         self.pod_cidr: str | None = None
+        # The pod network's CNI config once written: until then the Node is not Ready (the
+        # kubelet's NetworkPluginNotReady), so nothing takes a Ready node without a network.
+        self.conflist: NetworkConfigList | None = None
         self.ready = asyncio.Event()
         self.start_failures = StartFailures()
         self._routes_dirty = asyncio.Event()
@@ -245,6 +249,8 @@ class Agent:
                         raise
                     node = await self.client.get(NODES, self.cfg.node_name)
                 self.pod_cidr = (node.get("spec") or {}).get("podCIDR") or None
+                if self.pod_cidr and self.conflist is None:
+                    self.conflist = self.write_conflist(self.pod_cidr)
                 await self.post_status(node.get("status"))
                 return
             except (ApiError, ApiUnavailable) as exc:
@@ -256,7 +262,8 @@ class Agent:
         if previous is None:
             node = self._my_node()
             previous = (node or {}).get("status")
-        status = node_status(self.cfg, pod_cidr=self.pod_cidr, previous=previous)
+        configured = self.pod_cidr if self.conflist is not None else None
+        status = node_status(self.cfg, pod_cidr=configured, previous=previous)
         await self.client.patch(NODES, self.cfg.node_name, {"status": status}, subresource="status")
 
     async def heartbeat_loop(self) -> None:
@@ -281,14 +288,18 @@ class Agent:
             if self.pod_cidr:
                 self._cidr_known.set()
 
-    async def wait_for_pod_cidr(self) -> str:
-        if self.pod_cidr:
-            return self.pod_cidr
-        log.warning("node %s has no spec.podCIDR yet; waiting", self.cfg.node_name)
-        await self._cidr_known.wait()
+    async def configure_network(self) -> NetworkConfigList:
+        """The CNI config for this node's pod range, written once the API server has assigned
+        the range; the Node turns Ready with it."""
+        if self.conflist is not None:
+            return self.conflist
+        if not self.pod_cidr:
+            log.warning("node %s has no spec.podCIDR yet; waiting", self.cfg.node_name)
+            await self._cidr_known.wait()
         assert self.pod_cidr
+        self.conflist = self.write_conflist(self.pod_cidr)
         await self.post_status()
-        return self.pod_cidr
+        return self.conflist
 
     def write_conflist(self, pod_cidr: str) -> NetworkConfigList:
         """The node's conflist in the conf dir; host-local leases under the state dir (per node)."""
@@ -409,8 +420,7 @@ class Agent:
         mine = self._my_node()
         if mine is not None:
             self._on_node(mine)
-        pod_cidr = await self.wait_for_pod_cidr()
-        conflist = self.write_conflist(pod_cidr)
+        conflist = await self.configure_network()
         runtime = self._make_runtime(cfg, conflist)
         prober = Prober(runtime, host_netns=cfg.host_netns, on_change=self.queue.add, on_failure=self._probe_failed)
         executor = PodExecutor(runtime=runtime, probes=prober, writer=ApiPodWriter(self.client), events=self.events,
@@ -430,7 +440,7 @@ class Agent:
             self.queue.add(key)
         self._tasks.append(asyncio.create_task(self.relist_loop(runtime), name="relist"))
         self.ready.set()
-        log.info("node %s ready: podCIDR %s, %d pods bound", cfg.node_name, pod_cidr, len(self.pods.store))
+        log.info("node %s ready: podCIDR %s, %d pods bound", cfg.node_name, self.pod_cidr, len(self.pods.store))
 
     async def run_workers(self) -> None:
         await run_workers(self.queue, self.sync_pod, self.cfg.workers, logger=log)
