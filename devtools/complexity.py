@@ -32,15 +32,10 @@ ALLOWED: dict[str, int] = {
     "minikubectl/describe.py:describe_pod": 27,
     "services/apiserver/objects.py:prepare_update": 21,
     "services/apiserver/watch.py:serve_watch": 45,
-    "services/deployments/deployment_plan.py:scale_step": 22,
-    "services/dns/wire.py:cache_key": 22,
-    "services/endpointslice/planner.py:plan": 34,
     "services/nodeagent/agent.py:Agent._sync_pod": 44,
     "services/nodeagent/podsync.py:container_status": 22,
     "services/nodeagent/podsync.py:plan_pod": 46,
     "services/nodeagent/podsync.py:pod_status": 31,
-    "services/proxy/model.py:_endpoints_for": 21,
-    "services/proxy/model.py:build_snapshot": 27,
 }
 
 
