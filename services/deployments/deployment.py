@@ -25,8 +25,8 @@ from kubecore.client.events import NORMAL, EventRecorder
 from kubecore.client.rest import ApiClient
 from kubecore.informer.informer import SharedInformerFactory, object_key, split_key
 from kubecore.informer.workqueue import WorkQueue
+from services.deployments import controller_refs as own
 from services.deployments import deployment_plan as plan
-from services.deployments import ownership as own
 
 log = logging.getLogger("deployment")
 

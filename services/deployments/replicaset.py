@@ -24,7 +24,7 @@ from kubecore.client.events import NORMAL, WARNING, EventRecorder
 from kubecore.client.rest import ApiClient
 from kubecore.informer.informer import SharedInformerFactory, object_key, split_key
 from kubecore.informer.workqueue import WorkQueue
-from services.deployments import ownership as own
+from services.deployments import controller_refs as own
 from services.deployments import replicaset_plan as plan
 from services.deployments.expectations import Expectations
 

@@ -13,6 +13,8 @@ Layers, each only using the ones above it:
 - ``forward``  upstream forwarding for names outside the zone (UDP, TCP on truncation).
 - ``server``   ``DnsServer``: UDP + TCP sockets on one port.
 - ``metrics``/``health``  Prometheus collector and the /healthz /readyz /metrics app.
+- ``informers`` ``ClusterWatch``: kubecore informers on Services and EndpointSlices feeding
+               the ``RecordIndex``.
 
 Integration: informers call ``RecordIndex.upsert_service`` / ``delete_service`` /
 ``upsert_endpointslice`` / ``delete_endpointslice`` and ``mark_synced`` once listed.

@@ -1,6 +1,6 @@
 """``python -m services.dns``: run the cluster DNS server.
 
-The records come from the API server through kubecore's shared informers (``watch.py``);
+The records come from the API server through kubecore's shared informers (``informers.py``);
 until both Services and EndpointSlices have been listed the zone answers SERVFAIL and /readyz
 is 503. Without ``--apiserver`` the server runs with an empty index that never syncs, so it
 answers SERVFAIL for the zone and forwards or refuses everything else.
@@ -22,10 +22,10 @@ from kubecore.informer.informer import SharedInformerFactory
 
 from .forward import parse_upstream
 from .health import create_health_app
+from .informers import ClusterWatch
 from .metrics import dns_registry
 from .records import RecordIndex
 from .server import DnsServer
-from .watch import ClusterWatch
 
 log = logging.getLogger("services.dns")
 

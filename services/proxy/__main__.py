@@ -27,10 +27,10 @@ from kubecore.controller.controller import ControllerCollector, HealthServer, se
 from kubecore.informer.informer import SharedInformerFactory, wait_for_cache_sync
 from services.proxy.cleanup import cleanup
 from services.proxy.health import create_health_app
+from services.proxy.informers import attach_informers
 from services.proxy.iptables import supports_random_fully
 from services.proxy.proxier import Proxier
 from services.proxy.rules import NodeSettings
-from services.proxy.watch import attach_informers
 
 log = logging.getLogger("services.proxy")
 
