@@ -21,7 +21,7 @@ from kubecore.client.rest import ApiClient
 from kubecore.controller.controller import HealthServer, WorkerPool, run_controller
 from kubecore.informer.informer import SharedInformerFactory, object_key
 from kubecore.informer.workqueue import WorkQueue
-from services.nodelifecycle.health import mark_pod_not_ready, mark_unknown, ready_status, seconds_until_stale
+from services.nodelifecycle.staleness import mark_pod_not_ready, mark_unknown, ready_status, seconds_until_stale
 
 log = logging.getLogger("nodelifecycle")
 BY_NODE = "node"
