@@ -1,7 +1,7 @@
 """The ReplicaSet and Deployment controllers, one process, shared informers.
 
 Layers, pure first:
-- `ownership`: controller references, and which objects an owner adopts or releases;
+- `controller_refs`: controller references, and which objects an owner adopts or releases;
 - `replicaset_plan`: pods to create or delete, the order they are deleted in, RS status;
 - `deployment_plan`: the pod-template hash, rolling-update and recreate steps,
   proportional scaling, Deployment status and conditions, history clean-up;

@@ -205,7 +205,12 @@ def scale_step(replicas: int, max_surge: int, new: RSState | None,
         return {target.name: replicas} if target.replicas != replicas else {}
     if new is not None and new.replicas == replicas and new.available >= replicas:
         return {o.name: 0 for o in olds if o.replicas > 0}
-    allowed = replicas + max_surge
+    return _proportional_shares(active, replicas + max_surge)
+
+
+def _proportional_shares(active: Sequence[RSState], allowed: int) -> dict[str, int]:
+    """Share the difference between `allowed` and the active ReplicaSets' total among them
+    in proportion to their size; returns only the sizes that change."""
     total = sum(rs.replicas for rs in active)
     delta = allowed - total
     if delta == 0:
@@ -336,7 +341,7 @@ def is_complete(deployment: Obj, status: Mapping[str, Any]) -> bool:
     replicas = (deployment.get("spec") or {}).get("replicas", 1)
     return (status.get("updatedReplicas") == replicas and status.get("replicas") == replicas
             and status.get("availableReplicas") == replicas
-            and status.get("observedGeneration", 0) >= deployment["metadata"].get("generation", 0))
+            and bool(status.get("observedGeneration", 0) >= deployment["metadata"].get("generation", 0)))
 
 
 def progress_condition(deployment: Obj, new_rs: Obj | None, status: Mapping[str, Any],

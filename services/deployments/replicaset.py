@@ -25,7 +25,7 @@ from kubecore.client.rest import ApiClient
 from kubecore.informer.factory import SharedInformerFactory
 from kubecore.informer.store import object_key, split_key
 from kubecore.informer.workqueue import WorkQueue
-from services.deployments import ownership as own
+from services.deployments import controller_refs as own
 from services.deployments import replicaset_plan as plan
 from services.deployments.expectations import Expectations
 

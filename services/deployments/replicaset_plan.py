@@ -41,7 +41,8 @@ def is_pod_active(pod: Obj) -> bool:
 
 
 def ready_condition(pod: Obj) -> Obj | None:
-    for cond in (pod.get("status") or {}).get("conditions") or []:
+    conditions: list[Obj] = (pod.get("status") or {}).get("conditions") or []
+    for cond in conditions:
         if cond.get("type") == "Ready":
             return cond
     return None

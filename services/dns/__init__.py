@@ -14,6 +14,8 @@ Layers, each only using the ones above it:
 - ``server``   ``DnsServer``: UDP + TCP sockets on one port.
 - ``metrics``  Prometheus collector; ``readiness``  what /readyz means here (records synced);
                the /healthz /readyz /metrics app is kubecore's (``kubecore.controller.health``).
+- ``informers`` ``ClusterWatch``: kubecore informers on Services and EndpointSlices feeding
+               the ``RecordIndex``.
 
 Integration: informers call ``RecordIndex.upsert_service`` / ``delete_service`` /
 ``upsert_endpointslice`` / ``delete_endpointslice`` and ``mark_synced`` once listed.

@@ -1,6 +1,6 @@
 """``python -m services.dns``: run the cluster DNS server.
 
-The records come from the API server through kubecore's shared informers (``watch.py``);
+The records come from the API server through kubecore's shared informers (``informers.py``);
 until both Services and EndpointSlices have been listed the zone answers SERVFAIL and /readyz
 is 503. Without ``--apiserver`` the server runs with an empty index that never syncs, so it
 answers SERVFAIL for the zone and forwards or refuses everything else.
@@ -20,11 +20,11 @@ from kubecore.controller.health import Health, HealthServer, create_health_app
 from kubecore.informer.factory import SharedInformerFactory
 
 from .forward import parse_upstream
+from .informers import ClusterWatch
 from .metrics import dns_registry
 from .readiness import records_synced
 from .records import RecordIndex
 from .server import DnsServer
-from .watch import ClusterWatch
 
 log = logging.getLogger("services.dns")
 

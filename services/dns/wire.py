@@ -83,7 +83,21 @@ def cache_key(data: bytes, tcp: bool) -> tuple[bytes, int] | None:
     n = len(data)
     if n < 17 or data[2] & 0xF8 or data[4:10] != b"\x00\x01\x00\x00\x00\x00" or data[10]:
         return None
-    additional = data[11]
+    qname_end = _plain_qname_end(data)
+    if qname_end is None:
+        return None
+    end = qname_end + 4
+    variant = _response_variant(data, end, tcp)
+    if variant is None:
+        return None
+    variant |= (data[2] & 0x01) << 5 | (data[3] & 0x10) << 2
+    return data[HEADER_LEN:qname_end].lower() + data[qname_end:end] + _BYTE[variant], qname_end
+
+
+def _plain_qname_end(data: bytes) -> int | None:
+    """Offset after the question's name, if it is uncompressed, fits the packet with its
+    qtype and qclass, and is no longer than a name may be."""
+    n = len(data)
     i = HEADER_LEN
     while True:
         length = data[i]
@@ -95,24 +109,28 @@ def cache_key(data: bytes, tcp: bool) -> tuple[bytes, int] | None:
         if i >= n:
             return None
     qname_end = i + 1
-    end = qname_end + 4
-    if qname_end - HEADER_LEN > MAX_NAME_LEN or end > n:
+    if qname_end - HEADER_LEN > MAX_NAME_LEN or qname_end + 4 > n:
         return None
+    return qname_end
+
+
+def _response_variant(data: bytes, end: int, tcp: bool) -> int | None:
+    """The EDNS and size-class bits of the key, from what follows the question at `end`;
+    None unless that is nothing, or exactly one plain OPT record."""
+    n = len(data)
+    additional = data[11]
     if additional == 0:
         if end != n:
             return None
-        variant = TCP_CLASS if tcp else 0
-    elif additional == 1:
-        # Only an OPT of version 0 with the extended rcode clear; options (cookies) ignored.
-        if end + 11 > n or data[end] or data[end + 1:end + 3] != b"\x00\x29" or data[end + 5]:
-            return None
-        if data[end + 6] or end + 11 + (data[end + 9] << 8 | data[end + 10]) != n:
-            return None
-        variant = 0x10 | (TCP_CLASS if tcp else size_class(data[end + 3] << 8 | data[end + 4]))
-    else:
+        return TCP_CLASS if tcp else 0
+    if additional != 1:
         return None
-    variant |= (data[2] & 0x01) << 5 | (data[3] & 0x10) << 2
-    return data[HEADER_LEN:qname_end].lower() + data[qname_end:end] + _BYTE[variant], qname_end
+    # Only an OPT of version 0 with the extended rcode clear; options (cookies) ignored.
+    if end + 11 > n or data[end] or data[end + 1:end + 3] != b"\x00\x29" or data[end + 5]:
+        return None
+    if data[end + 6] or end + 11 + (data[end + 9] << 8 | data[end + 10]) != n:
+        return None
+    return 0x10 | (TCP_CLASS if tcp else size_class(data[end + 3] << 8 | data[end + 4]))
 
 
 def guessed_cache_key(data: bytes, tcp: bool) -> tuple[bytes, int] | None:

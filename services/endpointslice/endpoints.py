@@ -34,7 +34,7 @@ def pod_is_ready(pod: Obj) -> bool:
     """The pod's Ready condition is True (the node agent's readiness verdict)."""
     for cond in (pod.get("status") or {}).get("conditions") or []:
         if cond.get("type") == "Ready":
-            return cond.get("status") == "True"
+            return bool(cond.get("status") == "True")
     return False
 
 

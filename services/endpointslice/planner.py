@@ -117,6 +117,65 @@ def _name(slice_: Obj) -> str:
     return str((slice_.get("metadata") or {}).get("name") or "")
 
 
+def _keep_still_wanted(drafts: list[_Draft], remaining: dict[str, Obj], max_endpoints: int) -> None:
+    """Keep every endpoint that is still wanted where it is, in its new form; whatever is
+    kept is taken out of `remaining`. A slice over a lowered limit spills back into it."""
+    for draft in drafts:
+        for current in draft.existing.get("endpoints") or []:
+            identity = endpoint_identity(current)
+            if identity in remaining:
+                want = remaining.pop(identity)
+                draft.endpoints.append(want)
+                if canonical_endpoint(current) != want:
+                    draft.changed = True
+            else:
+                draft.changed = True  # gone, or listed twice
+        if len(draft.endpoints) > max_endpoints:  # the limit was lowered: spill over
+            for spilled in draft.endpoints[max_endpoints:]:
+                remaining[endpoint_identity(spilled)] = spilled
+            draft.endpoints = draft.endpoints[:max_endpoints]
+            draft.changed = True
+
+
+def _fill_rewritten(drafts: list[_Draft], new: list[Obj], max_endpoints: int) -> list[Obj]:
+    """New endpoints go first into slices that are being rewritten anyway; returns the rest."""
+    for draft in drafts:
+        if draft.changed and new and len(draft.endpoints) < max_endpoints:
+            room = max_endpoints - len(draft.endpoints)
+            draft.endpoints.extend(new[:room])
+            new = new[room:]
+    return new
+
+
+def _chunk_new(drafts: list[_Draft], new: list[Obj], max_endpoints: int) -> list[list[Obj]]:
+    """Full chunks for new slices; a last partial chunk goes into the fullest untouched
+    slice that can take it (one write either way, one slice fewer)."""
+    chunks = [new[i:i + max_endpoints] for i in range(0, len(new), max_endpoints)]
+    if chunks and len(chunks[-1]) < max_endpoints:
+        fits = [d for d in drafts if not d.changed and d.endpoints
+                and len(d.endpoints) + len(chunks[-1]) <= max_endpoints]
+        if fits:
+            fullest = max(fits, key=lambda d: len(d.endpoints))
+            fullest.endpoints.extend(chunks.pop())
+            fullest.changed = True
+    return chunks
+
+
+def _plan_port_set(service: Obj, ports: PortSet, endpoints: dict[str, Obj], drafts: list[_Draft],
+                   max_endpoints: int, out: Plan) -> None:
+    """The writes for the slices of one port set, appended to `out`."""
+    remaining = dict(endpoints)
+    _keep_still_wanted(drafts, remaining, max_endpoints)
+    new = _fill_rewritten(drafts, list(remaining.values()), max_endpoints)
+    for chunk in _chunk_new(drafts, new, max_endpoints):
+        out.to_create.append(_new_slice(service, ports, chunk))
+    for draft in drafts:
+        if not draft.endpoints:
+            out.to_delete.append(draft.existing)
+        elif draft.changed:
+            out.to_update.append(draft.render(service, ports))
+
+
 def plan(service: Obj | None, pods: Iterable[Obj], existing_slices: Iterable[Obj], *,
          max_endpoints: int = MAX_ENDPOINTS_PER_SLICE) -> Plan:
     """The writes that make `existing_slices` (this controller's slices for the service)
@@ -126,65 +185,22 @@ def plan(service: Obj | None, pods: Iterable[Obj], existing_slices: Iterable[Obj
     existing = sorted(existing_slices, key=_name)
     if service is None or service_selector(service) is None:
         return Plan([], [], existing)
-    to_create: list[Obj] = []
-    to_update: list[Obj] = []
-    to_delete: list[Obj] = []
+    out = Plan([], [], [])
     by_ports: dict[PortSet, list[_Draft]] = {}
     for slice_ in existing:
         if slice_.get("addressType") != ADDRESS_TYPE or not _owned_by(slice_, service):
-            to_delete.append(slice_)  # another address family, or a previous service's
+            out.to_delete.append(slice_)  # another address family, or a previous service's
             continue
         by_ports.setdefault(ports_from_api(slice_.get("ports")), []).append(_Draft(slice_, service))
 
     wanted = desired_endpoints(service, pods)
     for ports in sorted(set(by_ports) - set(wanted)):
-        to_delete.extend(d.existing for d in by_ports[ports])
+        out.to_delete.extend(d.existing for d in by_ports[ports])
 
     for ports, endpoints in sorted(wanted.items()):
-        remaining = dict(endpoints)
-        drafts = by_ports.get(ports, [])
-        # Keep every endpoint that is still wanted where it is, in its new form.
-        for draft in drafts:
-            for current in draft.existing.get("endpoints") or []:
-                identity = endpoint_identity(current)
-                if identity in remaining:
-                    want = remaining.pop(identity)
-                    draft.endpoints.append(want)
-                    if canonical_endpoint(current) != want:
-                        draft.changed = True
-                else:
-                    draft.changed = True  # gone, or listed twice
-            if len(draft.endpoints) > max_endpoints:  # the limit was lowered: spill over
-                for spilled in draft.endpoints[max_endpoints:]:
-                    remaining[endpoint_identity(spilled)] = spilled
-                draft.endpoints = draft.endpoints[:max_endpoints]
-                draft.changed = True
-        new = list(remaining.values())
-        # New endpoints go first into slices that are being rewritten anyway ...
-        for draft in drafts:
-            if draft.changed and new and len(draft.endpoints) < max_endpoints:
-                room = max_endpoints - len(draft.endpoints)
-                draft.endpoints.extend(new[:room])
-                new = new[room:]
-        # ... then full chunks into new slices; a last partial chunk into the fullest
-        # untouched slice that can take it (one write either way, one slice fewer).
-        chunks = [new[i:i + max_endpoints] for i in range(0, len(new), max_endpoints)]
-        if chunks and len(chunks[-1]) < max_endpoints:
-            fits = [d for d in drafts if not d.changed and d.endpoints
-                    and len(d.endpoints) + len(chunks[-1]) <= max_endpoints]
-            if fits:
-                fullest = max(fits, key=lambda d: len(d.endpoints))
-                fullest.endpoints.extend(chunks.pop())
-                fullest.changed = True
-        for chunk in chunks:
-            to_create.append(_new_slice(service, ports, chunk))
-        for draft in drafts:
-            if not draft.endpoints:
-                to_delete.append(draft.existing)
-            elif draft.changed:
-                to_update.append(draft.render(service, ports))
+        _plan_port_set(service, ports, endpoints, by_ports.get(ports, []), max_endpoints, out)
     if (service.get("metadata") or {}).get("deletionTimestamp"):
         # A service on its way out gets no new slices: with Foreground deletion the garbage
         # collector deletes them meanwhile, and would chase the ones made here (as kube's).
-        to_create = []
-    return Plan(to_create, to_update, to_delete)
+        return Plan([], out.to_update, out.to_delete)
+    return out

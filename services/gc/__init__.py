@@ -9,7 +9,7 @@
   (in the foreground too when they have dependents of their own); the finalizer goes once
   none that blocks the owner (blockOwnerDeletion) is left, so the owner goes last.
 
-- `ownership`: what to do with a dependent given its owners' states, and what an owner
+- `decisions`: what to do with a dependent given its owners' states, and what an owner
   being deleted with Orphan or Foreground needs (pure);
 - `controller`: informers on the kinds that own and are owned, indexed by uid and by
   owner uid; the worker confirms an absent owner against the API server and re-reads a

@@ -8,7 +8,7 @@ with Orphan or Foreground whenever it changes, and such an owner again when one 
 dependents changes its references or goes.
 
 The worker reads the object from its cache. An owner being deleted with Orphan or
-Foreground gets that done (`ownership.owner_work`). A dependent is judged by its owners,
+Foreground gets that done (`decisions.owner_work`). A dependent is judged by its owners,
 looked up by uid in the caches, the API server asked about any the cache lacks (the
 owner's watch may simply lag behind the dependent's). Before acting on a dependent the
 worker reads it from the API server and judges it again: its cached copy may still carry
@@ -35,7 +35,7 @@ from kubecore.informer.factory import SharedInformerFactory
 from kubecore.informer.informer import Informer
 from kubecore.informer.store import object_key
 from kubecore.informer.workqueue import WorkQueue
-from services.gc.ownership import Action, Decision, OwnerState, decide, owner_refs, owner_work
+from services.gc.decisions import Action, Decision, OwnerState, decide, owner_refs, owner_work
 
 log = logging.getLogger("gc")
 

@@ -2,7 +2,7 @@
 the grace period is marked Ready=Unknown, and the pods on it Ready=False, so the
 EndpointSlice controller takes them out of service.
 
-- `health`: staleness and the condition rewrites (pure);
+- `staleness`: staleness and the condition rewrites (pure);
 - `controller`: informers on nodes and pods (indexed by node), a worker per node key
   that re-checks a healthy node when its grace would run out;
 - `__main__`: the process (`python -m services.nodelifecycle`).

@@ -23,7 +23,7 @@ from kubecore.controller.run import WorkerPool, run_controller
 from kubecore.informer.factory import SharedInformerFactory
 from kubecore.informer.store import object_key
 from kubecore.informer.workqueue import WorkQueue
-from services.nodelifecycle.health import mark_pod_not_ready, mark_unknown, ready_status, seconds_until_stale
+from services.nodelifecycle.staleness import mark_pod_not_ready, mark_unknown, ready_status, seconds_until_stale
 
 log = logging.getLogger("nodelifecycle")
 BY_NODE = "node"

@@ -28,11 +28,11 @@ from kubecore.controller.logs import setup_logging
 from kubecore.controller.metrics import ControllerCollector
 from kubecore.informer.factory import SharedInformerFactory, wait_for_cache_sync
 from services.proxy.cleanup import cleanup
+from services.proxy.informers import attach_informers
 from services.proxy.iptables import supports_random_fully
 from services.proxy.proxier import Proxier
 from services.proxy.readiness import rules_synced
 from services.proxy.rules import NodeSettings
-from services.proxy.watch import attach_informers
 
 log = logging.getLogger("services.proxy")
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from services.proxy.iptables import iptables_restore, iptables_save
+from services.proxy.iptables import Iptables, IptablesCommands, read_tables
 from services.proxy.restore import SavedTable, rule_fields
 from services.proxy.rules import (
     KUBE_EXTERNAL_SERVICES,
@@ -74,9 +74,11 @@ def plan_cleanup(existing: Mapping[str, SavedTable]) -> CleanupPlan:
     )
 
 
-async def cleanup(*, netns: str | None = None) -> CleanupPlan:
-    """Remove the proxy's chains and jumps from the nat and filter tables of `netns`."""
-    plan = plan_cleanup(await iptables_save(netns=netns))
+async def cleanup(*, netns: str | None = None, iptables: Iptables | None = None) -> CleanupPlan:
+    """Remove the proxy's chains and jumps from the nat and filter tables of `netns`
+    (or of `iptables`, when given)."""
+    iptables = iptables if iptables is not None else IptablesCommands(netns=netns)
+    plan = plan_cleanup(await read_tables(iptables))
     if plan.text:
-        await iptables_restore(plan.text, netns=netns)
+        await iptables.restore(plan.text)
     return plan

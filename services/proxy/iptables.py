@@ -7,6 +7,13 @@ the host's rules.
 One sync is one `iptables-save` per table (to find stale chains and check the
 jumps from built-in chains) and exactly one `iptables-restore --noflush` with
 both tables, so the kernel never sees a half-written service.
+
+The commands sit behind two narrow Protocols, `Iptables` (save one table, restore
+text) and `Conntrack` (delete one UDP flow filter), like kube-proxy's
+`utiliptables.Interface`: the applier and the proxier take them as arguments, so
+their tests run against the in-memory fakes of `tests/fakes/iptables.py`, and the
+real implementations here (`IptablesCommands`, `ConntrackCommands`) are exercised
+in network namespaces.
 """
 from __future__ import annotations
 
@@ -16,6 +23,7 @@ import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from services.proxy.conntrack import UdpFlowFilter
 from services.proxy.restore import RestorePlan, SavedTable, parse_iptables_save, plan_restore
@@ -91,20 +99,62 @@ async def _reap(proc: asyncio.subprocess.Process) -> None:
         await asyncio.shield(proc.wait())
 
 
-async def iptables_save(*, netns: str | None = None) -> dict[str, SavedTable]:
+class Iptables(Protocol):
+    """iptables of one network namespace, as the proxy uses it."""
+
+    async def save(self, table: str) -> str:
+        """`iptables-save -t <table>`: the table's chains and rules as text."""
+        ...
+
+    async def restore(self, text: str) -> None:
+        """`iptables-restore --noflush`: apply `text` in one transaction, or raise CommandError."""
+        ...
+
+
+class Conntrack(Protocol):
+    """The conntrack table of one network namespace."""
+
+    async def delete(self, flow: UdpFlowFilter) -> None:
+        """Delete the entries `flow` matches (none matching is fine); raise CommandError or
+        OSError when the deletion itself failed."""
+        ...
+
+
+class IptablesCommands:
+    """`Iptables` by running iptables-save and iptables-restore (in `netns`, if given)."""
+
+    def __init__(self, *, netns: str | None = None) -> None:
+        self.netns = netns
+
+    async def save(self, table: str) -> str:
+        return (await run_command(["iptables-save", "-t", table], netns=self.netns)).stdout
+
+    async def restore(self, text: str) -> None:
+        await run_command(["iptables-restore", "--noflush"], netns=self.netns, stdin=text)
+
+
+class ConntrackCommands:
+    """`Conntrack` by running the conntrack tool (in `netns`, if given)."""
+
+    def __init__(self, *, netns: str | None = None) -> None:
+        self.netns = netns
+
+    async def delete(self, flow: UdpFlowFilter) -> None:
+        # conntrack exits 1 with "0 flow entries have been deleted" when nothing matched,
+        # which is the common case and not an error.
+        argv = ["conntrack", *flow.conntrack_args()]
+        result = await run_command(argv, netns=self.netns, ok_codes=(0, 1))
+        if result.returncode == 1 and "0 flow entries" not in result.stderr:
+            raise CommandError(result.argv, result.returncode, result.stderr)
+
+
+async def read_tables(iptables: Iptables) -> dict[str, SavedTable]:
     """Current nat and filter tables (a table nobody has used yet comes back empty)."""
-    outputs = await asyncio.gather(
-        *(run_command(["iptables-save", "-t", table], netns=netns) for table in TABLES)
-    )
+    outputs = await asyncio.gather(*(iptables.save(table) for table in TABLES))
     tables: dict[str, SavedTable] = {}
-    for result in outputs:
-        tables.update(parse_iptables_save(result.stdout))
+    for text in outputs:
+        tables.update(parse_iptables_save(text))
     return tables
-
-
-async def iptables_restore(text: str, *, netns: str | None = None) -> None:
-    """Apply a restore input atomically without flushing chains it does not declare."""
-    await run_command(["iptables-restore", "--noflush"], netns=netns, stdin=text)
 
 
 async def supports_random_fully(*, netns: str | None = None) -> bool:
@@ -116,23 +166,23 @@ async def supports_random_fully(*, netns: str | None = None) -> bool:
     return tuple(int(part) for part in match.groups()) >= (1, 6, 2)
 
 
-async def delete_udp_flows(flows: Iterable[UdpFlowFilter], *, netns: str | None = None) -> int:
+async def delete_udp_flows(flows: Iterable[UdpFlowFilter], conntrack: Conntrack) -> int:
     """Delete conntrack entries; returns how many filters failed.
 
-    conntrack exits 1 with "0 flow entries have been deleted" when nothing
-    matched, which is the common case and not an error.  A real failure is
-    logged and counted but does not fail the sync: the rules are already in.
+    A failure is logged and counted but does not fail the sync: the rules are already in.
     """
     failed = 0
     for flow in flows:
         try:
-            result = await run_command(["conntrack", *flow.conntrack_args()], netns=netns, ok_codes=(0, 1))
-        except (CommandError, OSError) as exc:
-            log.warning("conntrack delete failed: %s", exc)
+            await conntrack.delete(flow)
+        except CommandError as exc:
+            if exc.returncode == 1:  # ran, and said why nothing was deleted
+                log.warning("conntrack %s failed: %s", flow.conntrack_args(), exc.stderr.strip())
+            else:
+                log.warning("conntrack delete failed: %s", exc)
             failed += 1
-            continue
-        if result.returncode == 1 and "0 flow entries" not in result.stderr:
-            log.warning("conntrack %s failed: %s", flow.conntrack_args(), result.stderr.strip())
+        except OSError as exc:
+            log.warning("conntrack delete failed: %s", exc)
             failed += 1
     return failed
 
@@ -146,8 +196,9 @@ class IptablesApplier:
     changed behind our back.
     """
 
-    def __init__(self, *, netns: str | None = None) -> None:
+    def __init__(self, *, netns: str | None = None, iptables: Iptables | None = None) -> None:
         self.netns = netns
+        self.iptables: Iptables = iptables if iptables is not None else IptablesCommands(netns=netns)
         self._written: dict[str, Mapping[str, tuple[str, ...]]] | None = None
 
     def forget(self) -> None:
@@ -158,7 +209,7 @@ class IptablesApplier:
         """Apply `desired` with one iptables-restore; a partial apply reads nothing back."""
         previous = self._written
         if full or previous is None:
-            plan = plan_restore(desired, await iptables_save(netns=self.netns))
+            plan = plan_restore(desired, await read_tables(self.iptables))
         else:
             unchanged = {
                 table.name: [
@@ -177,6 +228,6 @@ class IptablesApplier:
         # Until the restore is known to have succeeded, nothing we remember can
         # be trusted: the next apply must then be a full one.
         self._written = None
-        await iptables_restore(plan.text, netns=self.netns)
+        await self.iptables.restore(plan.text)
         self._written = {table.name: dict(table.chains) for table in desired.tables()}
         return plan

@@ -107,6 +107,16 @@ def build_snapshot(
     rather than failing the whole sync, since one bad object must not stop
     the proxy from programming every other service.
     """
+    slices_by_service = _slices_by_service(endpoint_slices)
+    ports: list[ServicePort] = []
+    for svc in services:
+        ports.extend(_service_ports(svc, slices_by_service, node_name))
+    ports.sort(key=lambda sp: (str(sp.name), sp.protocol))
+    return Snapshot(service_ports=tuple(ports))
+
+
+def _slices_by_service(endpoint_slices: Iterable[JsonDict]) -> dict[tuple[str, str], list[JsonDict]]:
+    """IPv4 slices grouped by (namespace, service name); unlabelled slices are dropped."""
     slices_by_service: dict[tuple[str, str], list[JsonDict]] = {}
     for eps in endpoint_slices:
         meta = eps.get("metadata") or {}
@@ -115,38 +125,47 @@ def build_snapshot(
             continue
         key = (meta.get("namespace") or "default", service_name)
         slices_by_service.setdefault(key, []).append(eps)
+    return slices_by_service
 
+
+def _service_ports(
+    svc: JsonDict, slices_by_service: Mapping[tuple[str, str], list[JsonDict]], node_name: str
+) -> list[ServicePort]:
+    """The proxied ports of one Service (none for headless, IP-less or ExternalName ones)."""
+    meta = svc.get("metadata") or {}
+    spec = svc.get("spec") or {}
+    namespace, name = meta.get("namespace") or "default", meta.get("name") or ""
+    cluster_ip = spec.get("clusterIP") or ""
+    if not name or spec.get("type") == "ExternalName" or not _is_ipv4(cluster_ip):
+        return []
+    slices = sorted(
+        slices_by_service.get((namespace, name), ()),
+        key=lambda s: (s.get("metadata") or {}).get("name") or "",
+    )
+    has_node_ports = spec.get("type") in ("NodePort", "LoadBalancer")
     ports: list[ServicePort] = []
-    for svc in services:
-        meta = svc.get("metadata") or {}
-        spec = svc.get("spec") or {}
-        namespace, name = meta.get("namespace") or "default", meta.get("name") or ""
-        cluster_ip = spec.get("clusterIP") or ""
-        if not name or spec.get("type") == "ExternalName" or not _is_ipv4(cluster_ip):
+    for raw_port in spec.get("ports") or ():
+        protocol = raw_port.get("protocol") or "TCP"
+        port = raw_port.get("port")
+        if protocol not in SUPPORTED_PROTOCOLS or not isinstance(port, int):
             continue
-        slices = sorted(
-            slices_by_service.get((namespace, name), ()),
-            key=lambda s: (s.get("metadata") or {}).get("name") or "",
-        )
-        for raw_port in spec.get("ports") or ():
-            protocol = raw_port.get("protocol") or "TCP"
-            port = raw_port.get("port")
-            if protocol not in SUPPORTED_PROTOCOLS or not isinstance(port, int):
-                continue
-            port_name = raw_port.get("name") or ""
-            node_port = raw_port.get("nodePort") if spec.get("type") in ("NodePort", "LoadBalancer") else None
-            ports.append(
-                ServicePort(
-                    name=ServicePortName(namespace, name, port_name),
-                    cluster_ip=cluster_ip,
-                    port=port,
-                    protocol=protocol,
-                    node_port=node_port if isinstance(node_port, int) and node_port > 0 else None,
-                    endpoints=_endpoints_for(slices, port_name, protocol, node_name),
-                )
+        port_name = raw_port.get("name") or ""
+        node_port = raw_port.get("nodePort") if has_node_ports else None
+        ports.append(
+            ServicePort(
+                name=ServicePortName(namespace, name, port_name),
+                cluster_ip=cluster_ip,
+                port=port,
+                protocol=protocol,
+                node_port=_valid_node_port(node_port),
+                endpoints=_endpoints_for(slices, port_name, protocol, node_name),
             )
-    ports.sort(key=lambda sp: (str(sp.name), sp.protocol))
-    return Snapshot(service_ports=tuple(ports))
+        )
+    return ports
+
+
+def _valid_node_port(value: object) -> int | None:
+    return value if isinstance(value, int) and value > 0 else None
 
 
 def _endpoints_for(
@@ -159,35 +178,45 @@ def _endpoints_for(
     """
     found: dict[tuple[str, int], Endpoint] = {}
     for eps in slices:
-        target_port = None
-        for slice_port in eps.get("ports") or ():
-            if (slice_port.get("name") or "") == port_name and (
-                slice_port.get("protocol") or "TCP"
-            ) == protocol:
-                target_port = slice_port.get("port")
-                break
-        if not isinstance(target_port, int) or target_port <= 0:
+        target_port = _slice_target_port(eps, port_name, protocol)
+        if target_port is None:
             continue
         for raw in eps.get("endpoints") or ():
-            addresses = raw.get("addresses") or ()
-            if not addresses or not _is_ipv4(addresses[0]):
-                continue
-            ip = addresses[0]
-            if (ip, target_port) in found:
-                continue
-            conditions = raw.get("conditions") or {}
-            ready = conditions.get("ready")
-            serving = conditions.get("serving")
-            ready_b = True if ready is None else bool(ready)
-            found[(ip, target_port)] = Endpoint(
-                ip=ip,
-                port=target_port,
-                ready=ready_b,
-                serving=ready_b if serving is None else bool(serving),
-                terminating=bool(conditions.get("terminating") or False),
-                is_local=bool(node_name) and raw.get("nodeName") == node_name,
-            )
+            endpoint = _endpoint(raw, target_port, node_name)
+            if endpoint is not None and (endpoint.ip, target_port) not in found:
+                found[(endpoint.ip, target_port)] = endpoint
     return tuple(sorted(found.values(), key=_endpoint_sort_key))
+
+
+def _slice_target_port(eps: JsonDict, port_name: str, protocol: str) -> int | None:
+    """The slice's port number for the service port `port_name`/`protocol`, if valid."""
+    target_port = None
+    for slice_port in eps.get("ports") or ():
+        if (slice_port.get("name") or "") == port_name and (slice_port.get("protocol") or "TCP") == protocol:
+            target_port = slice_port.get("port")
+            break
+    if not isinstance(target_port, int) or target_port <= 0:
+        return None
+    return target_port
+
+
+def _endpoint(raw: JsonDict, target_port: int, node_name: str) -> Endpoint | None:
+    """One slice endpoint as an Endpoint (its first address), or None without an IPv4 one."""
+    addresses = raw.get("addresses") or ()
+    if not addresses or not _is_ipv4(addresses[0]):
+        return None
+    conditions = raw.get("conditions") or {}
+    ready = conditions.get("ready")
+    serving = conditions.get("serving")
+    ready_b = True if ready is None else bool(ready)
+    return Endpoint(
+        ip=addresses[0],
+        port=target_port,
+        ready=ready_b,
+        serving=ready_b if serving is None else bool(serving),
+        terminating=bool(conditions.get("terminating") or False),
+        is_local=bool(node_name) and raw.get("nodeName") == node_name,
+    )
 
 
 def _endpoint_sort_key(ep: Endpoint) -> tuple[int, int]:

@@ -16,7 +16,13 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from services.proxy.conntrack import stale_udp_flows
-from services.proxy.iptables import IptablesApplier, delete_udp_flows
+from services.proxy.iptables import (
+    Conntrack,
+    ConntrackCommands,
+    Iptables,
+    IptablesApplier,
+    delete_udp_flows,
+)
 from services.proxy.model import Snapshot, build_snapshot
 from services.proxy.rules import NodeSettings, render
 from services.proxy.runner import BoundedFrequencyRunner, SyncTrigger
@@ -33,7 +39,11 @@ def object_key(obj: JsonDict) -> str:
 
 
 class Proxier:
-    """One node's service proxy in iptables mode."""
+    """One node's service proxy in iptables mode.
+
+    `iptables` and `conntrack` default to the real commands (inside `netns`, if given);
+    tests pass the in-memory fakes instead.
+    """
 
     def __init__(
         self,
@@ -41,12 +51,15 @@ class Proxier:
         *,
         registry: CollectorRegistry,
         netns: str | None = None,
+        iptables: Iptables | None = None,
+        conntrack: Conntrack | None = None,
         min_interval: float = 1.0,
         sync_period: float = 30.0,
     ) -> None:
         self.settings = settings
         self.netns = netns
-        self.applier = IptablesApplier(netns=netns)
+        self.applier = IptablesApplier(netns=netns, iptables=iptables)
+        self.conntrack: Conntrack = conntrack if conntrack is not None else ConntrackCommands(netns=netns)
         self.runner = BoundedFrequencyRunner(
             self.sync, registry=registry, min_interval=min_interval, sync_period=sync_period
         )
@@ -108,7 +121,7 @@ class Proxier:
         self._applied = snapshot
         self.has_synced_rules = True
         if flows:
-            await delete_udp_flows(flows, netns=self.netns)
+            await delete_udp_flows(flows, self.conntrack)
         log.info(
             "proxy synced",
             extra={

@@ -39,7 +39,7 @@ def pod_needs_scheduling(pod: Obj, scheduler_name: str = DEFAULT_SCHEDULER) -> b
 def node_is_ready(node: Obj) -> bool:
     for cond in (node.get("status") or {}).get("conditions") or []:
         if cond.get("type") == "Ready":
-            return cond.get("status") == "True"
+            return bool(cond.get("status") == "True")
     return False
 
 
@@ -60,7 +60,8 @@ def _tolerates(toleration: Mapping[str, Any], taint: Mapping[str, Any]) -> bool:
 
 def untolerated_taint(pod: Obj, node: Obj) -> Obj | None:
     tolerations = (pod.get("spec") or {}).get("tolerations") or []
-    for taint in (node.get("spec") or {}).get("taints") or []:
+    taints: list[Obj] = (node.get("spec") or {}).get("taints") or []
+    for taint in taints:
         if taint.get("effect") not in _BLOCKING_EFFECTS:
             continue
         if not any(_tolerates(t, taint) for t in tolerations):

@@ -28,7 +28,7 @@ from kubecore.informer.factory import SharedInformerFactory
 from kubecore.informer.store import object_key, split_key
 from kubecore.informer.workqueue import WorkQueue
 from services.scheduler import plan
-from services.scheduler.cache import AssumedPods
+from services.scheduler.assumed_pods import AssumedPods
 
 log = logging.getLogger("scheduler")
 NODE_INDEX = "node"
@@ -118,7 +118,7 @@ class Scheduler:
         self.unschedulable.discard(key)
         node_name = node["metadata"]["name"]
         namespace, name = split_key(key)
-        self.assumed.assume(key, node_name)  # counted before the await: see cache.py
+        self.assumed.assume(key, node_name)  # counted before the await: see assumed_pods.py
         started = time.monotonic()
         try:
             await self.client.bind(namespace or "default", name, node_name)

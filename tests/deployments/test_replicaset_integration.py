@@ -109,7 +109,7 @@ async def test_no_adoption_into_an_owner_the_cache_does_not_know_is_going(apiser
     a stray pod that matches is not adopted (the collector would delete it with its new
     owner); the owner is read afresh before adopting, as apimachinery's canAdopt does."""
     from kubecore.api.selectors import selector_from_label_selector
-    from services.deployments import ownership as own
+    from services.deployments import controller_refs as own
 
     async with ApiClient(apiserver.url) as client:
         cached = await client.create(R.REPLICASETS, replicaset(0), "default")
@@ -127,7 +127,7 @@ async def test_no_adoption_into_an_owner_the_cache_does_not_know_is_going(apiser
 
 
 def test_an_adoption_patch_is_conditional_on_the_version_it_was_made_from():
-    from services.deployments import ownership as own
+    from services.deployments import controller_refs as own
 
     owner = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "front", "uid": "u1"}}
     pod = {"metadata": {"name": "p", "uid": "p1", "resourceVersion": "41",

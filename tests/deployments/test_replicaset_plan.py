@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import pytest
 
 from kubecore.api.selectors import selector_from_label_selector
-from services.deployments import ownership as own
+from services.deployments import controller_refs as own
 from services.deployments import replicaset_plan as plan
 from services.deployments.expectations import Expectations
 

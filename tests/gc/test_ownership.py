@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.gc.ownership import Action, OwnerState, decide, owner_work
+from services.gc.decisions import Action, OwnerState, decide, owner_work
 
 A, P, U = OwnerState.ABSENT, OwnerState.PRESENT, OwnerState.UNKNOWN
 W = OwnerState.DELETING_DEPENDENTS

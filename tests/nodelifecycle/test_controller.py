@@ -10,7 +10,7 @@ from kubecore.api import resources as R
 from kubecore.client.rest import ApiClient
 from services.endpointslice.controller import EndpointSliceController
 from services.nodelifecycle.controller import NodeLifecycleController
-from services.nodelifecycle.health import format_time, ready_status
+from services.nodelifecycle.staleness import format_time, ready_status
 from tests.support.controllers import create_pod, running, until
 
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from kubecore.api import resources as R
 from kubecore.api.types import Obj
 from services.nodelifecycle.controller import NodeLifecycleController
-from services.nodelifecycle.health import format_time, ready_status
+from services.nodelifecycle.staleness import format_time, ready_status
 from tests.fakes.api import FakeApiClient
 from tests.support.controllers import create_pod, running, until
 

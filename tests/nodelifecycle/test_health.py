@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.nodelifecycle.health import (
+from services.nodelifecycle.staleness import (
     format_time,
     mark_pod_not_ready,
     mark_unknown,

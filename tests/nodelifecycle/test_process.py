@@ -5,7 +5,7 @@ from datetime import UTC
 
 from kubecore.api import resources as R
 from kubecore.client.rest import ApiClient
-from services.nodelifecycle.health import format_time, ready_status
+from services.nodelifecycle.staleness import format_time, ready_status
 from tests.support.controllers import ControllerProcess, until
 
 

@@ -28,7 +28,8 @@ def format_time(when: datetime) -> str:
 
 
 def condition(obj: Obj, kind: str) -> Obj | None:
-    for cond in (obj.get("status") or {}).get("conditions") or []:
+    conditions: list[Obj] = (obj.get("status") or {}).get("conditions") or []
+    for cond in conditions:
         if cond.get("type") == kind:
             return cond
     return None

@@ -20,7 +20,8 @@ from kubecore.informer.store import object_key
 
 
 def controller_ref(obj: Obj) -> Obj | None:
-    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+    refs: list[Obj] = (obj.get("metadata") or {}).get("ownerReferences") or []
+    for ref in refs:
         if ref.get("controller"):
             return ref
     return None
