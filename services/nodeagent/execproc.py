@@ -19,7 +19,7 @@ import struct
 import termios
 from collections.abc import Mapping, Sequence
 
-from services.nodeagent import procs
+from services.nodeagent import procfs
 
 READ_CHUNK = 32 * 1024
 EOT = b"\x04"
@@ -160,12 +160,12 @@ class ExecProcess:
         """The exit code, as soon as the command has ended (its output may still be open)."""
         await asyncio.shield(self._ended)  # shared by every waiter: a cancelled one leaves it be
         assert self.proc.returncode is not None
-        return procs.exit_code_from_returncode(self.proc.returncode)
+        return procfs.exit_code_from_returncode(self.proc.returncode)
 
     def kill(self) -> None:
         """SIGKILL the command's session (its process group: what it forked and did not move)."""
         if self.proc.returncode is None:
-            procs.signal_group(self.pid, signal.SIGKILL)
+            procfs.signal_group(self.pid, signal.SIGKILL)
 
     def close(self) -> None:
         if self._master is not None:

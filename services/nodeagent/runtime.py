@@ -47,7 +47,7 @@ from typing import Any
 
 from prometheus_client import Histogram
 
-from services.nodeagent import images, procs
+from services.nodeagent import images, procfs
 from services.nodeagent.cni import CniError, NetworkPlugin, PortMapping, RuntimeConf
 from services.nodeagent.execproc import ExecProcess
 
@@ -426,8 +426,8 @@ class Runtime:
             (pod_dir / "containers").mkdir()
             self._save_sandbox(info)
             try:
-                await procs.run(_IP, "netns", "add", ns_name)
-                await procs.run(_IP, "-n", ns_name, "link", "set", "lo", "up")
+                await procfs.run(_IP, "netns", "add", ns_name)
+                await procfs.run(_IP, "-n", ns_name, "link", "set", "lo", "up")
                 _write_atomic(pod_dir / "hostname", host + "\n")
                 _write_atomic(pod_dir / "resolv.conf", render_resolv_conf(
                     namespace=namespace, nameserver=self.cluster_dns, cluster_domain=self.cluster_domain))
@@ -447,7 +447,7 @@ class Runtime:
                 except Exception as cleanup_exc:  # the record stays; cleanup_orphans retries
                     log.warning("pod=%s/%s sandbox %s cleanup failed: %s", namespace, name, sandbox_id[:12],
                                 cleanup_exc)
-                if isinstance(exc, (CniError, procs.CommandError, OSError)):
+                if isinstance(exc, (CniError, procfs.CommandError, OSError)):
                     raise SandboxCreateError(f"failed to set up sandbox for pod {namespace}/{name}: {exc}") from exc
                 raise
         SANDBOX_START_SECONDS.observe(time.monotonic() - started)
@@ -483,7 +483,7 @@ class Runtime:
             except CniError as exc:
                 cni_error = exc
         if netns_exists:
-            await procs.run(_IP, "netns", "delete", info.netns_name, check=False)
+            await procfs.run(_IP, "netns", "delete", info.netns_name, check=False)
         if cni_error is not None:
             # Keep the record (network_ready stays set) so cleanup retries the DEL.
             info = replace(info, state=SANDBOX_NOTREADY)
@@ -501,13 +501,13 @@ class Runtime:
     async def _kill_netns_processes(self, path: str) -> None:
         """SIGKILL whatever still runs in a sandbox's netns: only processes this runtime put there."""
         for _ in range(50):
-            pids = procs.pids_in_netns(path)
+            pids = procfs.pids_in_netns(path)
             if not pids:
                 return
             for pid in pids:
-                procs.signal_pid(pid, signal.SIGKILL)
+                procfs.signal_pid(pid, signal.SIGKILL)
             await asyncio.sleep(0.02)
-        log.warning("processes still in %s after SIGKILL: %s", path, procs.pids_in_netns(path))
+        log.warning("processes still in %s after SIGKILL: %s", path, procfs.pids_in_netns(path))
 
     async def stop_pod_sandbox(self, sandbox_id: str) -> None:
         """Stop every container (no grace: kubelet stops them with grace first), CNI DEL, delete
@@ -564,26 +564,26 @@ class Runtime:
             if info.pod_uid not in keep:
                 try:
                     await self.remove_pod_sandbox(info.id)
-                except (CniError, procs.CommandError, OSError) as exc:
+                except (CniError, procfs.CommandError, OSError) as exc:
                     # One stuck sandbox must not keep the others; its record stays for the next sweep.
                     log.warning("pod=%s sandbox %s not removed yet: %s", info.key, info.id[:12], exc)
                     continue
                 removed.append(info.id)
         known = {s.netns_name for s in self.list_pod_sandboxes()}
         # Never the namespace the agent or its CNI host side lives in, whatever its name.
-        protected = {procs.netns_id("/proc/self/ns/net")}
+        protected = {procfs.netns_id("/proc/self/ns/net")}
         if self.cni.host_netns_path:
-            protected.add(procs.netns_id(self.cni.host_netns_path))
+            protected.add(procfs.netns_id(self.cni.host_netns_path))
         try:
             names = os.listdir(NETNS_DIR)
         except FileNotFoundError:
             names = []
         for ns in names:
             if (is_sandbox_netns_name(self.node_name, ns) and ns not in known
-                    and procs.netns_id(f"{NETNS_DIR}/{ns}") not in protected):
+                    and procfs.netns_id(f"{NETNS_DIR}/{ns}") not in protected):
                 log.info("deleting stray network namespace %s", ns)
                 await self._kill_netns_processes(f"{NETNS_DIR}/{ns}")
-                await procs.run(_IP, "netns", "delete", ns, check=False)
+                await procfs.run(_IP, "netns", "delete", ns, check=False)
         return removed
 
     # ----------------------------------------------------------------- containers
@@ -639,7 +639,7 @@ class Runtime:
                         stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
                 except OSError as exc:
                     raise ContainerStartError(f"starting container {info.name}: {exc}") from exc
-            ticks = procs.start_ticks(child.pid)
+            ticks = procfs.start_ticks(child.pid)
             info = replace(info, state=CONTAINER_RUNNING, pid=child.pid, pid_start_ticks=ticks, started_at=time.time())
             self._save_container(info)
             self._watch_child(info, child)
@@ -664,7 +664,7 @@ class Runtime:
         info = self._load_container(container_id)
         if info is None or info.state != CONTAINER_RUNNING or info.pid != child.pid:
             return
-        self._save_container(self._exited(info, procs.exit_code_from_returncode(child.returncode)))
+        self._save_container(self._exited(info, procfs.exit_code_from_returncode(child.returncode)))
 
     def _unwatch(self, container_id: str) -> None:
         pidfd = self._pidfds.pop(container_id, None)
@@ -691,12 +691,12 @@ class Runtime:
 
     def _observed_container(self, info: ContainerInfo) -> ContainerInfo:
         """Disk says RUNNING; check the process. A dead one is recorded as exited."""
-        if info.state != CONTAINER_RUNNING or procs.is_alive(info.pid, info.pid_start_ticks):
+        if info.state != CONTAINER_RUNNING or procfs.is_alive(info.pid, info.pid_start_ticks):
             return info
         child = self._children.get(info.id)
         code = None
         if child is not None and child.poll() is not None:
-            code = procs.exit_code_from_returncode(child.returncode)
+            code = procfs.exit_code_from_returncode(child.returncode)
             self._unwatch(info.id)
         exited = self._exited(info, code, message="" if code is not None else "exited while not watched by this agent")
         if self._container_dir(info.sandbox_id, info.id).exists():
@@ -737,22 +737,22 @@ class Runtime:
         pid, ticks = info.pid, info.pid_start_ticks or 0
         last_signal = signal.SIGTERM
         if timeout > 0:
-            procs.signal_group(pid, signal.SIGTERM)
+            procfs.signal_group(pid, signal.SIGTERM)
             await self._wait_dead(pid, ticks, timeout)
-        if procs.is_alive(pid, ticks):
+        if procfs.is_alive(pid, ticks):
             last_signal = signal.SIGKILL
-            procs.signal_group(pid, signal.SIGKILL)
+            procfs.signal_group(pid, signal.SIGKILL)
             await self._wait_dead(pid, ticks, 10.0)
         # Whatever the leader forked into its group and left behind goes too.
-        for member in procs.group_members(pid, not_before_ticks=ticks):
-            procs.signal_pid(member, signal.SIGKILL)
+        for member in procfs.group_members(pid, not_before_ticks=ticks):
+            procfs.signal_pid(member, signal.SIGKILL)
         child = self._children.get(info.id)
         if child is not None:
             try:
                 child.wait(timeout=1.0)
             except subprocess.TimeoutExpired:
                 pass
-        code = (procs.exit_code_from_returncode(child.returncode)
+        code = (procfs.exit_code_from_returncode(child.returncode)
                 if child is not None and child.returncode is not None else 128 + int(last_signal))
         self._unwatch(info.id)
         self._children.pop(info.id, None)
@@ -768,7 +768,7 @@ class Runtime:
         deadline = time.monotonic() + timeout
         # Polling: the process may not be our child (adopted after an agent restart), and is_alive
         # also checks its start time against PID reuse; no event tells of that, only /proc does.
-        while procs.is_alive(pid, ticks) and time.monotonic() < deadline:  # noqa: ASYNC110 polls /proc
+        while procfs.is_alive(pid, ticks) and time.monotonic() < deadline:  # noqa: ASYNC110 polls /proc
             await asyncio.sleep(0.02)
 
     async def remove_container(self, container_id: str) -> None:
@@ -801,7 +801,7 @@ class Runtime:
             await proc.wait()
             raise ExecTimeoutError(f"command {list(cmd)} timed out after {timeout}s") from None
         assert proc.returncode is not None
-        return procs.exit_code_from_returncode(proc.returncode), out, err
+        return procfs.exit_code_from_returncode(proc.returncode), out, err
 
     async def exec_stream(self, container_id: str, cmd: Sequence[str], *, stdin: bool, stdout: bool, stderr: bool,
                           tty: bool) -> ExecProcess:

@@ -18,7 +18,7 @@ import urllib.request
 from pathlib import Path
 
 from cluster.procs import stop_process
-from services.nodeagent import procs
+from services.nodeagent import procfs
 
 ROOT = Path(__file__).resolve().parents[2]
 SUBNET = "10.250.0"
@@ -30,8 +30,8 @@ def sh(*argv: str, check: bool = True) -> str:
 
 def delete_netns(name: str) -> None:
     path = f"/run/netns/{name}"
-    for pid in procs.pids_in_netns(path):
-        procs.signal_pid(pid, signal.SIGKILL)
+    for pid in procfs.pids_in_netns(path):
+        procfs.signal_pid(pid, signal.SIGKILL)
     subprocess.run(["ip", "netns", "delete", name], capture_output=True)
 
 

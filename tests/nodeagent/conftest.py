@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from services.nodeagent import procs
+from services.nodeagent import procfs
 from services.nodeagent.cni import CniExecutor, NetworkConfigList, default_conflist
 from services.nodeagent.runtime import Runtime
 
@@ -57,8 +57,8 @@ def root_netns_untouched() -> Iterator[None]:
 
 def _delete_netns(name: str) -> None:
     path = f"/run/netns/{name}"
-    for pid in procs.pids_in_netns(path):
-        procs.signal_pid(pid, 9)
+    for pid in procfs.pids_in_netns(path):
+        procfs.signal_pid(pid, 9)
     subprocess.run(["ip", "netns", "delete", name], capture_output=True)
 
 

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from services.nodeagent import procs
+from services.nodeagent import procfs
 from services.nodeagent.runtime import (
     container_argv,
     is_sandbox_netns_name,
@@ -59,21 +59,21 @@ def test_pod_hostname(name, hostname, expect):
 
 def test_parse_stat_survives_odd_command_names():
     line = "4242 (we ird) (name)) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10 0"
-    st = procs.parse_stat(line)
+    st = procfs.parse_stat(line)
     assert (st.pid, st.state, st.pgrp, st.start_ticks) == (4242, "S", 4242, 987654)
 
 
 def test_own_process_is_alive_and_identified_by_start_time():
-    ticks = procs.start_ticks(os.getpid())
+    ticks = procfs.start_ticks(os.getpid())
     assert ticks is not None
-    assert procs.is_alive(os.getpid(), ticks)
-    assert not procs.is_alive(os.getpid(), ticks + 1)  # same PID, other process: PID reuse
-    assert not procs.is_alive(0, None)
+    assert procfs.is_alive(os.getpid(), ticks)
+    assert not procfs.is_alive(os.getpid(), ticks + 1)  # same PID, other process: PID reuse
+    assert not procfs.is_alive(0, None)
 
 
 @pytest.mark.parametrize("rc, code", [(0, 0), (3, 3), (-15, 143), (-9, 137)], ids=["ok", "error", "term", "kill"])
 def test_exit_codes_use_128_plus_signal(rc, code):
-    assert procs.exit_code_from_returncode(rc) == code
+    assert procfs.exit_code_from_returncode(rc) == code
 
 
 def test_container_argv_enters_netns_then_new_uts_and_mount_namespaces():

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from services.nodeagent import procs
+from services.nodeagent import procfs
 from services.nodeagent.cni import CniError, PortMapping
 from services.nodeagent.images import ImagePullError
 from services.nodeagent.runtime import (
@@ -111,7 +111,7 @@ async def test_nginx_in_one_pod_answers_another_with_its_hostname(runtime: Runti
     assert Path("/etc/resolv.conf").read_text() != resolv.decode()
     assert os.uname().nodename != "client-b"
     [status] = [c for c in runtime.list_containers(a.id)]
-    assert status.state == CONTAINER_RUNNING and procs.is_alive(status.pid, status.pid_start_ticks)
+    assert status.state == CONTAINER_RUNNING and procfs.is_alive(status.pid, status.pid_start_ticks)
     assert "GET / " in Path(status.log_path).read_text()
 
 
@@ -161,7 +161,7 @@ async def test_stop_and_remove_release_everything_and_are_idempotent(runtime: Ru
     node_routes = {r["dst"] for r in _ip_json("-n", node_netns, "route")}
     assert a.ip not in node_routes and b.ip in node_routes
     assert len([link for link in _ip_json("-n", node_netns, "link") if link["ifname"] != "lo"]) == 1
-    assert not procs.is_alive(pid, None)
+    assert not procfs.is_alive(pid, None)
     assert runtime.pod_sandbox_status(a.id).state == SANDBOX_NOTREADY
     assert runtime.container_status(sleeper).state == CONTAINER_EXITED
 
@@ -198,14 +198,14 @@ async def test_restarted_agent_adopts_sandboxes_and_cleans_up_orphans(node_name,
         assert removed == [gone.id]
         assert not os.path.exists(gone.netns_path) and not os.path.exists(f"/run/netns/{stray}")
         assert leases(ipam_dir) == [keep.ip]
-        await _wait_for(lambda: not procs.is_alive(gone_pid, None))
-        assert procs.is_alive(keep_pid, None)
+        await _wait_for(lambda: not procfs.is_alive(gone_pid, None))
+        assert procfs.is_alive(keep_pid, None)
         assert await second.cleanup_orphans({"uid-keep"}) == []  # idempotent
 
         # The adopted container is stopped by the new agent like its own.
         stopped = await second.stop_container(keep_c, timeout=5)
         assert stopped.state == CONTAINER_EXITED and stopped.exit_code == 143
-        assert not procs.is_alive(keep_pid, None)
+        assert not procfs.is_alive(keep_pid, None)
     finally:
         try:
             await second.cleanup_orphans(set())
@@ -238,7 +238,7 @@ async def test_stop_is_sigterm_then_sigkill_after_the_grace_period(runtime: Runt
     assert (result.state, result.exit_code) == (CONTAINER_EXITED, 137)
     assert "got TERM" in Path(result.log_path).read_text()
     # Its `sleep` children were in its process group and are gone too.
-    assert procs.group_members(result.pid, not_before_ticks=result.pid_start_ticks) == []
+    assert procfs.group_members(result.pid, not_before_ticks=result.pid_start_ticks) == []
     assert (await runtime.stop_container(stubborn.id, timeout=1)).exit_code == 137  # idempotent
 
 

@@ -11,7 +11,7 @@ from aiohttp import web
 from kubecore.api import resources as R
 from kubecore.api.errors import ApiError, method_not_allowed, not_found
 from kubecore.api.types import Obj
-from services.apiserver.endpoints import tables
+from services.apiserver.endpoints import table_responses
 from services.apiserver.endpoints.context import ApiState, WatchedCollection
 from services.apiserver.endpoints.requests import (
     PATCH_TYPES,
@@ -44,13 +44,13 @@ def _list_response(rt: R.ResourceType, items: list[Obj], rev: int, cont: str = "
 
 
 def present_list(request: web.Request, rt: R.ResourceType, lst: Obj) -> Obj:
-    wanted = tables.negotiate(request)
-    return tables.present_list(wanted, rt, lst) if wanted else lst
+    wanted = table_responses.negotiate(request)
+    return table_responses.present_list(wanted, rt, lst) if wanted else lst
 
 
 def present_object(request: web.Request, rt: R.ResourceType, obj: Obj) -> Obj:
-    wanted = tables.negotiate(request)
-    return tables.present_object(wanted, rt, obj) if wanted else obj
+    wanted = table_responses.negotiate(request)
+    return table_responses.present_object(wanted, rt, obj) if wanted else obj
 
 
 async def _body(state: ApiState, request: web.Request) -> Obj:
@@ -66,10 +66,10 @@ async def get_object(state: ApiState, request: web.Request, t: Target) -> web.Re
 
 
 async def watch(state: ApiState, request: web.Request, t: Target, sel: Selectors) -> web.StreamResponse:
-    wanted = tables.negotiate(request)
+    wanted = table_responses.negotiate(request)
     return await serve_watch(request, t, sel, state.caches[t.rt.plural], WatchedCollection(state, t),
                              bookmark_interval=state.settings.bookmark_interval,
-                             render=tables.event_renderer(wanted, t.rt) if wanted else None)
+                             render=table_responses.event_renderer(wanted, t.rt) if wanted else None)
 
 
 async def list_objects(state: ApiState, request: web.Request, t: Target) -> web.StreamResponse:
