@@ -101,3 +101,24 @@ NAMED_PORTS = ClusterState(
 )
 
 ALL_CASES = [ARTICLE_MYSVC, NO_ENDPOINTS, NODE_PORT, UDP_DNS, TERMINATING, TWO_SERVICES, NAMED_PORTS]
+
+
+# What a crashed earlier proxy left in a node's tables, beside rules that belong to others
+# (a CNI chain, a filter rule): the first sync must remove ours and keep theirs.
+LEFTOVERS = (
+    "*nat\n"
+    ":KUBE-SERVICES - [0:0]\n"
+    ":KUBE-SVC-LEFTOVERLEFTOVER - [0:0]\n"
+    ":KUBE-SEP-LEFTOVERLEFTOVER - [0:0]\n"
+    ":CNI-HOSTPORT-DNAT - [0:0]\n"
+    "-A KUBE-SERVICES -j KUBE-SVC-LEFTOVERLEFTOVER\n"
+    "-A KUBE-SVC-LEFTOVERLEFTOVER -j KUBE-SEP-LEFTOVERLEFTOVER\n"
+    "-A KUBE-SEP-LEFTOVERLEFTOVER -p tcp -j DNAT --to-destination 10.244.9.9:80\n"
+    '-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES\n'
+    "-A PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT\n"
+    '-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES\n'
+    "COMMIT\n"
+    "*filter\n"
+    "-A INPUT -s 192.0.2.1/32 -j DROP\n"
+    "COMMIT\n"
+)

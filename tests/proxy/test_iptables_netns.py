@@ -9,7 +9,7 @@ from services.proxy.iptables import CommandError, IptablesApplier
 from services.proxy.model import build_snapshot
 from services.proxy.restore import SavedTable, parse_iptables_save
 from services.proxy.rules import NodeSettings, Ruleset, TableRules, jump_rules, render
-from tests.proxy.cases import ARTICLE_MYSVC, TWO_SERVICES, ClusterState
+from tests.proxy.cases import ARTICLE_MYSVC, LEFTOVERS, TWO_SERVICES, ClusterState
 from tests.proxy.netns import NetnsLab
 
 SETTINGS = NodeSettings(node_name="node-a", cluster_cidr="10.244.0.0/16")
@@ -129,23 +129,7 @@ async def test_reapply_is_idempotent(lab: NetnsLab) -> None:
 async def test_duplicates_and_leftovers_are_cleaned_but_foreign_rules_kept(lab: NetnsLab) -> None:
     ns = lab.add_netns("node")
     # State left by a crashed earlier proxy plus rules that belong to others.
-    lab.exec(ns, ["iptables-restore", "--noflush"], input=(
-        "*nat\n"
-        ":KUBE-SERVICES - [0:0]\n"
-        ":KUBE-SVC-LEFTOVERLEFTOVER - [0:0]\n"
-        ":KUBE-SEP-LEFTOVERLEFTOVER - [0:0]\n"
-        ":CNI-HOSTPORT-DNAT - [0:0]\n"
-        "-A KUBE-SERVICES -j KUBE-SVC-LEFTOVERLEFTOVER\n"
-        "-A KUBE-SVC-LEFTOVERLEFTOVER -j KUBE-SEP-LEFTOVERLEFTOVER\n"
-        "-A KUBE-SEP-LEFTOVERLEFTOVER -p tcp -j DNAT --to-destination 10.244.9.9:80\n"
-        '-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES\n'
-        "-A PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT\n"
-        '-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES\n'
-        "COMMIT\n"
-        "*filter\n"
-        "-A INPUT -s 192.0.2.1/32 -j DROP\n"
-        "COMMIT\n"
-    ))
+    lab.exec(ns, ["iptables-restore", "--noflush"], input=LEFTOVERS)
     plan = await IptablesApplier(netns=ns).apply(_ruleset(ARTICLE_MYSVC))
     saved = _save(lab, ns)
     assert plan.removed_duplicate_jumps == 1

@@ -21,7 +21,7 @@ from services.proxy.proxier import Proxier
 from services.proxy.rules import NodeSettings, Ruleset, jump_rules, render
 from services.proxy.runner import BoundedFrequencyRunner, SyncTrigger
 from tests.fakes.iptables import FakeConntrack, FakeIptables
-from tests.proxy.cases import ARTICLE_MYSVC, TWO_SERVICES, UDP_DNS, ClusterState
+from tests.proxy.cases import ARTICLE_MYSVC, LEFTOVERS, TWO_SERVICES, UDP_DNS, ClusterState
 from tests.proxy.objects import endpoint, endpoint_slice, slice_port
 
 SETTINGS = NodeSettings(node_name="node-a", cluster_cidr="10.244.0.0/16")
@@ -262,25 +262,6 @@ async def test_conntrack_failure_does_not_fail_the_sync() -> None:
     _move_to(proxier, UDP_DNS, DNS_MOVED)
     await proxier.sync(SyncTrigger.CHANGED)
     assert_holds(iptables, _ruleset(DNS_MOVED))
-
-
-LEFTOVERS = (
-    "*nat\n"
-    ":KUBE-SERVICES - [0:0]\n"
-    ":KUBE-SVC-LEFTOVERLEFTOVER - [0:0]\n"
-    ":KUBE-SEP-LEFTOVERLEFTOVER - [0:0]\n"
-    ":CNI-HOSTPORT-DNAT - [0:0]\n"
-    "-A KUBE-SERVICES -j KUBE-SVC-LEFTOVERLEFTOVER\n"
-    "-A KUBE-SVC-LEFTOVERLEFTOVER -j KUBE-SEP-LEFTOVERLEFTOVER\n"
-    "-A KUBE-SEP-LEFTOVERLEFTOVER -p tcp -j DNAT --to-destination 10.244.9.9:80\n"
-    '-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES\n'
-    "-A PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT\n"
-    '-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES\n'
-    "COMMIT\n"
-    "*filter\n"
-    "-A INPUT -s 192.0.2.1/32 -j DROP\n"
-    "COMMIT\n"
-)
 
 
 async def test_first_sync_removes_leftovers_and_keeps_foreign_rules() -> None:
