@@ -15,7 +15,8 @@ from aiohttp import web
 from kubecore.api import resources as R
 from kubecore.api.errors import ApiError, internal
 from kubecore.controller.health import Health, ReadinessCheck, add_health_routes
-from services.apiserver.endpoints import discovery, handlers, openapi
+from services.apiserver import admission, authn, authz
+from services.apiserver.endpoints import discovery, filters, handlers, openapi
 from services.apiserver.endpoints.context import ApiState
 from services.apiserver.endpoints.metrics import ApiMetrics
 from services.apiserver.endpoints.requests import (
@@ -28,6 +29,7 @@ from services.apiserver.endpoints.requests import (
     warning_headers,
 )
 from services.apiserver.registry import sweepers
+from services.apiserver.registry.interfaces import SERVER_USER, UserInfo
 from services.apiserver.registry.store import Store
 from services.apiserver.registry.strategy import prepare_create
 from services.apiserver.settings import Settings
@@ -65,6 +67,8 @@ async def api_errors(request: web.Request, handler) -> web.StreamResponse:
             resource, verb = t.rt.plural, _verb(request, t.name is not None)
         except NoSuchPath:
             pass
+        user = await filters.authenticate(state.authenticator, request)
+        filters.authorize(state.authorizer, request, user, request.get(TARGET))
         resp = await handler(request)
         code = resp.status
         if not resp.prepared:
@@ -208,6 +212,22 @@ async def _bootstrap(state: ApiState) -> None:
                 raise
 
 
+class _EveryoneIsAdmin:
+    """Every request acts as the server itself: what this server did before it authenticated
+    anyone. Kept only until the test fixtures carry credentials."""
+
+    async def authenticate(self, creds: authn.Credentials) -> UserInfo | None:
+        return SERVER_USER
+
+
+def build_authentication(settings: Settings) -> authn.Authenticator:
+    return _EveryoneIsAdmin()
+
+
+def build_authorization(settings: Settings) -> authz.Authorizer:
+    return authz.AlwaysAllow()
+
+
 def build_state(settings: Settings) -> ApiState:
     etcd = Etcd(settings.etcd_endpoints, keepalive=(settings.etcd_keepalive_time,
                                                     settings.etcd_keepalive_timeout))
@@ -221,8 +241,11 @@ def build_state(settings: Settings) -> ApiState:
     }
     storage = Storage(etcd, allocations)
     caches: dict[str, WatchCache] = {}  # filled at start-up, one per resource
-    return ApiState(settings=settings, etcd=etcd, storage=storage, registry=Store(storage, caches),
-                    metrics=ApiMetrics.create(etcd.batcher), caches=caches)
+    return ApiState(settings=settings, etcd=etcd, storage=storage,
+                    registry=Store(storage, caches, admission.Chain([])),
+                    metrics=ApiMetrics.create(etcd.batcher), caches=caches,
+                    authenticator=build_authentication(settings),
+                    authorizer=build_authorization(settings))
 
 
 def background_work(state: ApiState) -> list[Coroutine[Any, Any, None]]:

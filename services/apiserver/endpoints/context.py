@@ -1,11 +1,14 @@
 """What the handlers of one API server process share: its settings, the generic registry
-store, the storage and etcd client under it, the watch caches, the metrics and the node
-proxy. Built by `services.apiserver.app`; the handlers read it, nothing here does work."""
+store, the storage and etcd client under it, the watch caches, the metrics, who may call
+(the authenticator and authorizer) and the node proxy. Built by `services.apiserver.app`;
+the handlers read it, nothing here does work."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from kubecore.api.types import Obj
+from services.apiserver.authn import Authenticator
+from services.apiserver.authz import Authorizer
 from services.apiserver.endpoints.metrics import ApiMetrics
 from services.apiserver.endpoints.nodeproxy import NodeProxy
 from services.apiserver.endpoints.requests import Target
@@ -23,6 +26,8 @@ class ApiState:
     storage: Storage
     registry: Store
     metrics: ApiMetrics
+    authenticator: Authenticator
+    authorizer: Authorizer
     caches: dict[str, WatchCache] = field(default_factory=dict)
     nodes: NodeProxy = field(default_factory=NodeProxy)
 

@@ -13,6 +13,7 @@ from kubecore.api.errors import ApiError, method_not_allowed, not_found
 from kubecore.api.types import Obj
 from services.apiserver.endpoints import table_responses
 from services.apiserver.endpoints.context import ApiState, WatchedCollection
+from services.apiserver.endpoints.filters import USER
 from services.apiserver.endpoints.requests import (
     PATCH_TYPES,
     Selectors,
@@ -102,7 +103,7 @@ async def list_objects(state: ApiState, request: web.Request, t: Target) -> web.
 async def create_object(state: ApiState, request: web.Request, t: Target) -> web.Response:
     body = await _body(state, request)
     created = await state.registry.create(t.rt, body, t.namespace, fields=field_validation(request),
-                                          dry_run=dry_run(request))
+                                          dry_run=dry_run(request), user=request[USER])
     return json_response(created, 201)
 
 
@@ -110,7 +111,8 @@ async def replace_object(state: ApiState, request: web.Request, t: Target) -> we
     body = await _body(state, request)
     obj = await state.registry.update(t.rt, t.namespace, t.name or "", body,
                                       status_only=t.sub == "status",
-                                      fields=field_validation(request), dry_run=dry_run(request))
+                                      fields=field_validation(request), dry_run=dry_run(request),
+                                      user=request[USER])
     return json_response(obj)
 
 
@@ -124,7 +126,7 @@ async def patch_object(state: ApiState, request: web.Request, t: Target) -> web.
     obj, created = await state.registry.patch(
         t.rt, t.namespace, t.name or "", patch, ctype, status_only=t.sub == "status",
         manager=request.query.get("fieldManager"), fields=field_validation(request),
-        dry_run=dry_run(request))
+        dry_run=dry_run(request), user=request[USER])
     return json_response(obj, 201 if created else 200)
 
 
@@ -139,7 +141,7 @@ async def _delete_options(state: ApiState, request: web.Request) -> Obj:
 
 async def delete_object(state: ApiState, request: web.Request, t: Target) -> web.Response:
     opts = await _delete_options(state, request)
-    obj = await state.registry.delete(t.rt, t.namespace, t.name or "", opts)
+    obj = await state.registry.delete(t.rt, t.namespace, t.name or "", opts, user=request[USER])
     # kube answers 202 for an object left in place only when orphanDependents=false was asked
     kept = opts.get("orphanDependents") is False and bool(obj["metadata"].get("deletionTimestamp"))
     return json_response(obj, 202 if kept and not deletion.dry_run(opts) else 200)
@@ -148,7 +150,8 @@ async def delete_object(state: ApiState, request: web.Request, t: Target) -> web
 async def delete_collection(state: ApiState, request: web.Request, t: Target) -> web.Response:
     sel = Selectors(request, t.rt)
     opts = await _delete_options(state, request)
-    deleted = await state.registry.delete_collection(t.rt, t.namespace, sel.match, opts)
+    deleted = await state.registry.delete_collection(t.rt, t.namespace, sel.match, opts,
+                                                     user=request[USER])
     return json_response(_list_response(t.rt, deleted, 0))
 
 

@@ -1,11 +1,14 @@
-"""What the registry needs from the layer below, as narrow Protocols: the object storage
-(`storage.store.Storage` over etcd in the server; an in-memory fake in the tests) and a
-watch cache's current objects (`storage.watchcache.WatchCache`)."""
+"""What the registry needs from the layers around it, as narrow Protocols: the object storage
+(`storage.store.Storage` over etcd in the server; an in-memory fake in the tests), a watch
+cache's current objects (`storage.watchcache.WatchCache`), and the admission chain the layer
+above plugs in (`admission/`); and who a request comes from (`UserInfo`), which every write
+carries down to admission."""
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Literal, Protocol
 
 from kubecore.api.resources import ResourceType
 from kubecore.api.types import Obj
@@ -45,3 +48,60 @@ class CachedObjects(Protocol):
     def ready(self) -> asyncio.Event: ...
 
     def current(self, prefix: str) -> Iterator[tuple[Obj, int]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class UserInfo:
+    """Who a request comes from, as authentication found it (k8s.io/apiserver's `user.Info`):
+    the user name, its uid, its groups and extra attributes (a ServiceAccount token's pod)."""
+
+    name: str
+    uid: str = ""
+    groups: tuple[str, ...] = ()
+    extra: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def extra_value(self, key: str) -> tuple[str, ...]:
+        return next((values for k, values in self.extra if k == key), ())
+
+
+# The API server acting on its own (emptying namespaces, sweepers, bootstrap objects): the
+# name and groups kube-apiserver gives its loopback client.
+SERVER_USER = UserInfo("system:apiserver", groups=("system:authenticated", "system:masters"))
+
+Operation = Literal["CREATE", "UPDATE", "DELETE", "CONNECT"]
+
+
+@dataclass(slots=True)
+class AdmissionRequest:
+    """One write as admission sees it (k8s.io/apiserver's `admission.Attributes`). `obj` is the
+    object being written (None on DELETE); a mutating plugin changes it in place. `old` is the
+    stored object (None on CREATE)."""
+
+    operation: Operation
+    rt: ResourceType
+    namespace: str | None
+    name: str
+    subresource: str | None
+    obj: Obj | None
+    old: Obj | None
+    user: UserInfo
+    dry_run: bool
+
+
+class Admission(Protocol):
+    """The admission chain: `mutate` runs before the kind's strategy (defaults, validation),
+    `validate` after it, on the object about to be stored; either raises `ApiError` to refuse."""
+
+    async def mutate(self, req: AdmissionRequest) -> None: ...
+
+    async def validate(self, req: AdmissionRequest) -> None: ...
+
+
+class NoAdmission:
+    """Admits everything unchanged."""
+
+    async def mutate(self, req: AdmissionRequest) -> None:
+        return None
+
+    async def validate(self, req: AdmissionRequest) -> None:
+        return None

@@ -25,7 +25,15 @@ from kubecore.api import resources as R
 from kubecore.api.errors import ApiError, bad_request
 from kubecore.api.types import Obj
 from services.apiserver.registry import deletion
-from services.apiserver.registry.interfaces import CachedObjects, ObjectStorage
+from services.apiserver.registry.interfaces import (
+    Admission,
+    AdmissionRequest,
+    CachedObjects,
+    NoAdmission,
+    ObjectStorage,
+    Operation,
+    UserInfo,
+)
 from services.apiserver.registry.namespaces import Namespaces
 from services.apiserver.registry.preconditions import check_resource_version, delete_preconditions
 from services.apiserver.registry.strategy import (
@@ -51,42 +59,63 @@ class _NoLongerReleased(Exception):
 
 
 class Store:
-    def __init__(self, storage: ObjectStorage, caches: Mapping[str, CachedObjects]) -> None:
+    def __init__(self, storage: ObjectStorage, caches: Mapping[str, CachedObjects],
+                 admission: Admission | None = None) -> None:
         self.storage = storage
+        self.admission: Admission = admission or NoAdmission()
         self.namespaces = Namespaces(storage, caches, self)
+
+    def _request(self, operation: Operation, rt: R.ResourceType, namespace: str | None,
+                 name: str, *, obj: Obj | None, old: Obj | None, user: UserInfo,
+                 dry_run: bool, status_only: bool = False) -> AdmissionRequest:
+        return AdmissionRequest(operation, rt, namespace, name, "status" if status_only else None,
+                                obj, old, user, dry_run)
 
     # -- create ------------------------------------------------------------------------------
     async def create(self, rt: R.ResourceType, body: Obj, namespace: str | None, *,
-                     fields: FieldValidation, dry_run: bool) -> Obj:
+                     fields: FieldValidation, dry_run: bool, user: UserInfo) -> Obj:
         fields.check(rt, body)
+        name = str((body.get("metadata") or {}).get("name") or "")
+        req = self._request("CREATE", rt, namespace, name, obj=body, old=None, user=user,
+                            dry_run=dry_run)
+        await self.admission.mutate(req)
         obj = prepare_create(rt, body, namespace)
         if rt.namespaced and not obj["metadata"].get("namespace"):
             raise bad_request("a namespace is required to create this object")
-        return await self._store_new(rt, obj, dry_run)
+        return await self._store_new(rt, obj, req)
 
-    async def _store_new(self, rt: R.ResourceType, obj: Obj, dry_run: bool) -> Obj:
+    async def _store_new(self, rt: R.ResourceType, obj: Obj, req: AdmissionRequest) -> Obj:
+        req.obj, req.name = obj, obj["metadata"]["name"]
+        await self.admission.validate(req)
         if rt.namespaced:
             await self.namespaces.ensure_open(obj["metadata"]["namespace"])
-        if dry_run:
+        if req.dry_run:
             return obj
         return await self.storage.create(rt, obj)
 
     # -- update, patch -----------------------------------------------------------------------
     async def update(self, rt: R.ResourceType, namespace: str | None, name: str, body: Obj, *,
-                     status_only: bool, fields: FieldValidation, dry_run: bool) -> Obj:
+                     status_only: bool, fields: FieldValidation, dry_run: bool,
+                     user: UserInfo) -> Obj:
         """PUT: `body` replaces the stored object (or, for /status, its status)."""
         fields.check(rt, body)
         wanted_rv = body_resource_version(body)
 
         async def mutate(current: Obj) -> Obj:
             check_resource_version(rt, wanted_rv, current)
-            return prepare_update(rt, copy.deepcopy(body), current, status_only=status_only)
+            req = self._request("UPDATE", rt, namespace, name, obj=copy.deepcopy(body),
+                                old=current, user=user, dry_run=dry_run, status_only=status_only)
+            await self.admission.mutate(req)
+            req.obj = prepare_update(rt, req.obj or {}, current, status_only=status_only)
+            await self.admission.validate(req)
+            return req.obj
 
         return await self._write(rt, namespace, name, mutate, dry_run)
 
     async def patch(self, rt: R.ResourceType, namespace: str | None, name: str, patch: Any,
                     ctype: str, *, status_only: bool, manager: str | None,
-                    fields: FieldValidation, dry_run: bool) -> tuple[Obj, bool]:
+                    fields: FieldValidation, dry_run: bool,
+                    user: UserInfo) -> tuple[Obj, bool]:
         """PATCH of any type; -> (the object, whether a server-side apply created it)."""
         apply = ctype == APPLY_PATCH
         if apply:
@@ -105,23 +134,32 @@ class Store:
                 new = apply_patch(rt, current, patch, ctype)
             if not apply and ctype != JSON_PATCH:
                 fields.check(rt, new)
-            return prepare_update(rt, new, current, status_only=status_only)
+            req = self._request("UPDATE", rt, namespace, name, obj=new, old=current, user=user,
+                                dry_run=dry_run, status_only=status_only)
+            await self.admission.mutate(req)
+            req.obj = prepare_update(rt, req.obj or {}, current, status_only=status_only)
+            await self.admission.validate(req)
+            return req.obj
 
         try:
             return await self._write(rt, namespace, name, mutate, dry_run), False
         except ApiError as exc:
             if not (apply and exc.code == 404 and exc.reason == "NotFound" and not status_only):
                 raise
-        return await self._apply_create(rt, namespace, name, patch, manager or "", dry_run), True
+        return await self._apply_create(rt, namespace, name, patch, manager or "", dry_run,
+                                        user), True
 
     async def _apply_create(self, rt: R.ResourceType, namespace: str | None, name: str,
-                            applied: Obj, manager: str, dry_run: bool) -> Obj:
+                            applied: Obj, manager: str, dry_run: bool, user: UserInfo) -> Obj:
         """A server-side apply to an object that does not exist creates it."""
         body = copy.deepcopy(applied)
         body.setdefault("metadata", {}).setdefault("name", name)
+        req = self._request("CREATE", rt, namespace, name, obj=body, old=None, user=user,
+                            dry_run=dry_run)
+        await self.admission.mutate(req)
         obj = prepare_create(rt, body, namespace)
         record_apply(rt, obj, manager, applied)
-        return await self._store_new(rt, obj, dry_run)
+        return await self._store_new(rt, obj, req)
 
     async def _write(self, rt: R.ResourceType, namespace: str | None, name: str,
                      mutate: Mutation, dry_run: bool) -> Obj:
@@ -152,17 +190,24 @@ class Store:
         return obj
 
     # -- delete ------------------------------------------------------------------------------
-    async def delete(self, rt: R.ResourceType, namespace: str | None, name: str, opts: Obj) -> Obj:
+    async def delete(self, rt: R.ResourceType, namespace: str | None, name: str, opts: Obj, *,
+                     user: UserInfo) -> Obj:
         """DELETE of one object with checked DeleteOptions; a dry run reads it only."""
         if deletion.dry_run(opts):
-            return await self.storage.get(rt, namespace, name)
-        return await self.delete_one(rt, namespace, name, opts)
+            current = await self.storage.get(rt, namespace, name)
+            await self.admission.validate(self._request("DELETE", rt, namespace, name, obj=None,
+                                                        old=current, user=user, dry_run=True))
+            return current
+        return await self.delete_one(rt, namespace, name, opts, user=user)
 
     async def delete_one(self, rt: R.ResourceType, namespace: str | None, name: str,
-                         opts: Obj) -> Obj:
+                         opts: Obj, *, user: UserInfo | None = None) -> Obj:
         """Mark the object (finalizers, a grace period) or delete it now; -> what is left
-        (marked) or what was deleted."""
+        (marked) or what was deleted. Without a `user` it is the server's own delete
+        (emptying a namespace) and admission is not asked."""
         check = delete_preconditions(rt, opts)
+        if user is not None:
+            check = await self._admitted_delete(rt, namespace, name, check, user)
         if rt is R.NAMESPACES:
             return await self.namespaces.terminate(name, check)
 
@@ -179,8 +224,27 @@ class Store:
         except _DeleteNow:
             return await self.storage.delete(rt, namespace, name, check)
 
+    async def _admitted_delete(self, rt: R.ResourceType, namespace: str | None, name: str,
+                               check: Callable[[Obj], None], user: UserInfo) -> Callable[[Obj], None]:
+        """Admission's verdict on the stored object, and the delete's precondition extended so
+        it deletes that same object (uid) only: a re-created one was not judged."""
+        if isinstance(self.admission, NoAdmission):
+            return check
+        current = await self.storage.get(rt, namespace, name)
+        await self.admission.validate(self._request("DELETE", rt, namespace, name, obj=None,
+                                                    old=current, user=user, dry_run=False))
+        uid = current["metadata"].get("uid")
+
+        def same_object(obj: Obj) -> None:
+            check(obj)
+            if obj["metadata"].get("uid") != uid:
+                raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on {rt.plural} '
+                               f'"{name}": the object was re-created while being deleted')
+        return same_object
+
     async def delete_collection(self, rt: R.ResourceType, namespace: str | None,
-                                match: Callable[[Obj], bool], opts: Obj) -> list[Obj]:
+                                match: Callable[[Obj], bool], opts: Obj, *,
+                                user: UserInfo) -> list[Obj]:
         """DELETE of every object in the collection that `match`es; -> those deleted or marked."""
         objs, _ = await self.storage.list(rt, namespace)
         deleted = []
@@ -189,7 +253,8 @@ class Store:
                 continue
             meta = o["metadata"]
             try:
-                deleted.append(await self.delete_one(rt, meta.get("namespace"), meta["name"], opts))
+                deleted.append(await self.delete_one(rt, meta.get("namespace"), meta["name"], opts,
+                                                     user=user))
             except ApiError as exc:
                 if exc.code != 404:
                     raise
