@@ -143,7 +143,7 @@ class DnsServer:
         task.add_done_callback(self._tasks.discard)
 
     async def _forward_udp(self, data: bytes, request: Forward, addr: tuple[str, int]) -> None:
-        response = await self._forward(data, request, tcp=False)
+        response = wire.truncate_reply(await self._forward(data, request, tcp=False), request.udp_size)
         if self._udp is not None:
             with contextlib.suppress(OSError):
                 self._udp.sendto(response, addr)
