@@ -182,13 +182,14 @@ async def test_output_reaches_a_slow_client_in_full(agent_port):
     # a pipe that holds all of it, so the command ends at once
     script = ("import fcntl, sys; fcntl.fcntl(1, 1031, 1 << 20); "  # F_SETPIPE_SZ
               f"sys.stdout.buffer.write(b'x' * {size})")
-    url = f"ws://127.0.0.1:{agent_port}/exec/default/web/c?" + urlencode(
+    url = f"wss://127.0.0.1:{agent_port}/exec/default/web/c?" + urlencode(
         params(sys.executable, "-c", script, stdout=True))
 
     def read_with_a_pause() -> tuple[int, bytes]:
         # a plain client that reads one message at a time: nothing buffered on its side
         ws = websocket.create_connection(url, subprotocols=[rc.V5], timeout=30,
-                                         sockopt=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)])
+                                         sockopt=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)],
+                                         sslopt={"ca_certs": SessionPki.get().ca_file})
         received, status, paused = 0, b"", False
         try:
             while True:
