@@ -18,6 +18,7 @@ from kubecore.controller.health import Health, ReadinessCheck, add_health_routes
 from services.apiserver.endpoints import discovery, handlers, openapi
 from services.apiserver.endpoints.context import ApiState
 from services.apiserver.endpoints.metrics import ApiMetrics
+from services.apiserver.endpoints.nodeproxy import NodeProxy
 from services.apiserver.endpoints.requests import (
     NoSuchPath,
     Target,
@@ -217,12 +218,13 @@ def build_state(settings: Settings) -> ApiState:
     allocations = {
         "services": ServiceAllocations(etcd, service_ips, RangeAllocator("servicenodeports", lo, hi)),
         "nodes": NodeAllocations(etcd, SubnetRange("podcidrs", settings.cluster_cidr,
-                                                   settings.node_cidr_mask)),
+                                                   settings.node_cidr_mask), settings.node_ranges()),
     }
     storage = Storage(etcd, allocations)
     caches: dict[str, WatchCache] = {}  # filled at start-up, one per resource
     return ApiState(settings=settings, etcd=etcd, storage=storage, registry=Store(storage, caches),
-                    metrics=ApiMetrics.create(etcd.batcher), caches=caches)
+                    metrics=ApiMetrics.create(etcd.batcher), caches=caches,
+                    nodes=NodeProxy(kubelet_port=settings.kubelet_port, ranges=settings.node_ranges()))
 
 
 def background_work(state: ApiState) -> list[Coroutine[Any, Any, None]]:
