@@ -192,8 +192,11 @@ class ApiServerProcess:
                  log_path: Path | None = None) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        # where it dials node agents: a free port, for tests that stand one up on loopback
+        self.kubelet_port = free_port()
         self.args = [sys.executable, "-m", "services.apiserver", "--etcd-servers",
-                     ",".join(etcd_endpoints), "--port", str(self.port), *(extra or [])]
+                     ",".join(etcd_endpoints), "--port", str(self.port),
+                     "--kubelet-port", str(self.kubelet_port), *(extra or [])]
         self.log_path = log_path
         self.proc: subprocess.Popen | None = None
 

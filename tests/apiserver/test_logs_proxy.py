@@ -7,7 +7,6 @@ import asyncio
 import aiohttp
 from aiohttp import web
 
-from cluster.procs import free_port
 from kubecore.api import resources as R
 from kubecore.client.rest import ApiClient
 
@@ -35,14 +34,13 @@ async def test_a_followed_log_is_let_go_when_its_client_leaves(apiserver_process
     agent.router.add_get("/containerLogs/{namespace}/{pod}/{container}", container_logs)
     runner = web.AppRunner(agent, handler_cancellation=True)
     await runner.setup()
-    port = free_port()
+    port = apiserver_process.kubelet_port
     await web.TCPSite(runner, "127.0.0.1", port).start()
     try:
         async with ApiClient(apiserver_process.url) as client:
             await client.create(R.NODES, {"metadata": {"name": "n1"}})
             await client.patch(R.NODES, "n1", {"status": {
-                "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
-                "daemonEndpoints": {"kubeletEndpoint": {"Port": port}}}}, subresource="status")
+                "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}]}}, subresource="status")
             await client.create(R.PODS, {"metadata": {"name": "web"}, "spec": {
                 "nodeName": "n1", "containers": [{"name": "c", "image": "busybox"}]}}, "default")
         async with aiohttp.ClientSession() as session:
