@@ -98,8 +98,15 @@ def _default_host_network_ports(spec: Obj) -> None:
 
 
 def default_node(obj: Obj) -> None:
-    _child(obj, "spec", {})
+    spec = _child(obj, "spec", {})
     _child(obj, "status", {})
+    # kube keeps one list of pod ranges: podCIDRs, from podCIDR when only that is given;
+    # podCIDR is its first entry. So the two never disagree in what is stored.
+    cidrs = spec.get("podCIDRs")
+    if cidrs:
+        spec["podCIDR"] = cidrs[0]
+    elif spec.get("podCIDR"):
+        spec["podCIDRs"] = [spec["podCIDR"]]
 
 
 def default_namespace(obj: Obj) -> None:

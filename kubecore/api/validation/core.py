@@ -4,10 +4,11 @@ Namespaces and Events have no rules beyond their metadata and shape."""
 from __future__ import annotations
 
 import copy
-import ipaddress
+import json
 from typing import Any
 
 from kubecore.api import formats as f
+from kubecore.api import nodenet
 from kubecore.api.errors import Cause
 from kubecore.api.types import Obj
 from kubecore.api.validation import podnet
@@ -248,17 +249,66 @@ def _probe_causes(path: str, probe: Obj) -> list[Cause]:
 # --- Node ----------------------------------------------------------------------------
 
 def validate_node(obj: Obj, old: Obj | None) -> list[Cause]:
-    causes: list[Cause] = []
-    spec = obj.get("spec") or {}
-    cidr = spec.get("podCIDR")
-    if cidr:
-        try:
-            ipaddress.IPv4Network(cidr)
-        except ValueError:
-            causes.append(Cause("spec.podCIDR", f'Invalid value: "{cidr}": must be a valid CIDR'))
+    """kube's ValidateNode and ValidateNodeUpdate for the spec: the pod ranges are CIDRs, at
+    most one per IP family, and once set they never change. (Whether a range fits the
+    cluster's is the API server's allocator's question: `storage.allocations`.)"""
+    cidrs = pod_cidrs(obj)
+    causes = _pod_cidrs_causes(cidrs)
     if old is not None:
-        old_cidr = (old.get("spec") or {}).get("podCIDR")
-        if old_cidr and cidr != old_cidr:
-            causes.append(Cause("spec.podCIDR", 'Forbidden: node updates may not change podCIDR '
+        old_cidrs = pod_cidrs(old)
+        if old_cidrs and old_cidrs != cidrs:
+            causes.append(Cause("spec.podCIDRs", 'Forbidden: node updates may not change podCIDR '
                                 'except from "" to valid', "FieldValueForbidden"))
+    return causes
+
+
+def pod_cidrs(node: Obj) -> list[Any]:
+    """spec.podCIDRs, or [spec.podCIDR] when only that is given (kube's v1 conversion)."""
+    spec = node.get("spec") or {}
+    cidrs = spec.get("podCIDRs") or []
+    if not cidrs and spec.get("podCIDR"):
+        cidrs = [spec["podCIDR"]]
+    return list(cidrs)
+
+
+def _go_strings(values: list[Any]) -> str:
+    """A []string as Go's %#v prints it, which is how kube shows the whole list in a cause."""
+    return "[]string{" + ", ".join(json.dumps(str(v), ensure_ascii=False) for v in values) + "}"
+
+
+def _pod_cidrs_causes(cidrs: list[Any]) -> list[Cause]:
+    causes: list[Cause] = []
+    parsed = [nodenet.parse_cidr(c) for c in cidrs]
+    for i, net in enumerate(parsed):
+        if net is None:
+            causes.append(Cause(f"spec.podCIDRs[{i}]", f"Invalid value: {_go_strings(cidrs)}: "
+                                "must be valid CIDR"))
+    if len(cidrs) > 1:
+        families = {net.version for net in parsed if net is not None}
+        if len(cidrs) > 2 or len(families) != 2:
+            causes.append(Cause("spec.podCIDRs", f"Invalid value: {_go_strings(cidrs)}: may specify "
+                                "no more than one CIDR for each IP family"))
+        seen: set[Any] = set()
+        for i, value in enumerate(cidrs):
+            if value in seen:
+                causes.append(Cause(f"spec.podCIDRs[{i}]", f"Duplicate value: {json.dumps(value)}",
+                                    "FieldValueDuplicate"))
+            seen.add(value)
+    return causes
+
+
+def validate_node_status(obj: Obj, old: Obj | None) -> list[Cause]:
+    """The addresses a node reports: an InternalIP or ExternalIP is a plain IP address. kube
+    takes any string there; here the API server dials the InternalIP and nodes route through
+    it, so nothing else (a port, a path, a host name) is ever stored."""
+    status = obj.get("status") or {}
+    causes = []
+    for i, addr in enumerate(status.get("addresses") or []):
+        if addr.get("type") not in nodenet.NODE_ADDRESS_TYPES:
+            continue
+        value = addr.get("address")
+        problem = nodenet.node_address_problem(value, None)
+        if problem is not None:
+            causes.append(Cause(f"status.addresses[{i}].address",
+                                f"Invalid value: {json.dumps(value)}: {problem}"))
     return causes

@@ -163,14 +163,78 @@ def test_endpointslice(obj: Obj, old: Obj | None, expected: list[tuple[str, str,
     assert causes(R.ENDPOINTSLICES, obj, old) == expected
 
 
-def test_node_pod_cidr() -> None:
-    assert causes(R.NODES, {"spec": {"podCIDR": "bad"}}) == [
-        ("spec.podCIDR", 'Invalid value: "bad": must be a valid CIDR', INVALID)]
-    assert causes(R.NODES, {"spec": {"podCIDR": "10.244.1.0/24"}},
-                  {"spec": {"podCIDR": "10.244.0.0/24"}}) == [
-        ("spec.podCIDR", 'Forbidden: node updates may not change podCIDR except from "" to valid',
-         FORBIDDEN)]
-    assert causes(R.NODES, {"spec": {"podCIDR": "10.244.1.0/24"}}, {"spec": {}}) == []
+CIDR_FORBIDDEN = ("spec.podCIDRs", 'Forbidden: node updates may not change podCIDR except from "" to valid',
+                  FORBIDDEN)
+
+
+def node(*cidrs: str, one: str | None = None, addresses: list[Obj] | None = None) -> Obj:
+    spec: Obj = {}
+    if cidrs:
+        spec["podCIDRs"] = list(cidrs)
+    if one is not None:
+        spec["podCIDR"] = one
+    return {"metadata": {"name": "n1"}, "spec": spec, "status": {"addresses": addresses or []}}
+
+
+# kube's ValidateNode / ValidateNodeUpdate (v1.31): the list of pod ranges is what is checked,
+# and shown whole in the cause; podCIDR alone counts as a list of one (kube's v1 conversion)
+@pytest.mark.parametrize("obj,old,expected", [
+    (node(one="10.244.1.0/24"), None, []),
+    (node(one="bad"), None,
+     [("spec.podCIDRs[0]", 'Invalid value: []string{"bad"}: must be valid CIDR', INVALID)]),
+    (node("10.244.1.0/24", "127.0.0.1:2379/x"), None,
+     [("spec.podCIDRs[1]", 'Invalid value: []string{"10.244.1.0/24", "127.0.0.1:2379/x"}: must be '
+       "valid CIDR", INVALID),
+      ("spec.podCIDRs", 'Invalid value: []string{"10.244.1.0/24", "127.0.0.1:2379/x"}: may specify '
+       "no more than one CIDR for each IP family", INVALID)]),
+    (node("10.244.1.0/24", "10.244.2.0/24"), None,
+     [("spec.podCIDRs", 'Invalid value: []string{"10.244.1.0/24", "10.244.2.0/24"}: may specify no '
+       "more than one CIDR for each IP family", INVALID)]),
+    (node("10.244.1.0/24", "10.244.1.0/24"), None,
+     [("spec.podCIDRs", 'Invalid value: []string{"10.244.1.0/24", "10.244.1.0/24"}: may specify no '
+       "more than one CIDR for each IP family", INVALID),
+      ("spec.podCIDRs[1]", 'Duplicate value: "10.244.1.0/24"', DUPLICATE)]),
+    (node("10.244.1.0/24", "fd00:10:244:1::/64"), None, []),
+    (node(one="10.244.1.0/24"), node(one="10.244.0.0/24"), [CIDR_FORBIDDEN]),
+    (node("10.244.1.0/24"), node(one="10.244.0.0/24"), [CIDR_FORBIDDEN]),
+    (node(), node("10.244.0.0/24"), [CIDR_FORBIDDEN]),
+    (node(one="10.244.1.0/24"), node(), []),
+    (node("10.244.0.0/24"), node(one="10.244.0.0/24"), []),
+], ids=["valid", "not-a-cidr", "url-as-cidr", "two-of-one-family", "duplicate", "dual-stack",
+        "changed", "changed-by-the-list", "cleared", "set-from-empty", "same-range-either-field"])
+def test_node_spec(obj: Obj, old: Obj | None, expected: list[tuple[str, str, str]]) -> None:
+    assert causes(R.NODES, obj, old) == expected
+
+
+def status_causes(obj: Obj) -> list[tuple[str, str, str]]:
+    return [(c.field, c.message, c.reason) for c in R.NODES.validate_status(obj, None)]
+
+
+IP_MSG = "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
+
+
+# stricter than kube, which takes any string: the API server dials the InternalIP and nodes
+# route through it, so an InternalIP/ExternalIP is a plain address and nothing more
+@pytest.mark.parametrize("address,expected", [
+    ({"type": "InternalIP", "address": "10.250.0.11"}, []),
+    ({"type": "InternalIP", "address": "fd00::11"}, []),
+    ({"type": "ExternalIP", "address": "192.0.2.7"}, []),
+    ({"type": "Hostname", "address": "node-1:2379/anything"}, []),
+    ({"type": "InternalIP", "address": "127.0.0.1:2379/v3/kv/range?x#"},
+     [("status.addresses[0].address", f'Invalid value: "127.0.0.1:2379/v3/kv/range?x#": {IP_MSG}',
+       INVALID)]),
+    ({"type": "InternalIP", "address": "[fd00::11]"},
+     [("status.addresses[0].address", f'Invalid value: "[fd00::11]": {IP_MSG}', INVALID)]),
+    ({"type": "InternalIP", "address": "fe80::1%eth0"},
+     [("status.addresses[0].address", f'Invalid value: "fe80::1%eth0": {IP_MSG}', INVALID)]),
+    ({"type": "ExternalIP", "address": "node-1.example"},
+     [("status.addresses[0].address", f'Invalid value: "node-1.example": {IP_MSG}', INVALID)]),
+    ({"type": "InternalIP", "address": " 10.250.0.11"},
+     [("status.addresses[0].address", f'Invalid value: " 10.250.0.11": {IP_MSG}', INVALID)]),
+], ids=["ipv4", "ipv6", "external", "hostname-is-free-text", "url", "brackets", "zone",
+        "name-as-external-ip", "space"])
+def test_node_addresses(address: Obj, expected: list[tuple[str, str, str]]) -> None:
+    assert status_causes(node(addresses=[address])) == expected
 
 
 def test_metadata() -> None:
