@@ -187,7 +187,7 @@ class ApiServerAt:
 
     async def __aenter__(self) -> Http:
         await self.server.start()
-        self.session = aiohttp.ClientSession(self.server.url)
+        self.session = self.server.session()
         return Http(self.session)
 
     async def __aexit__(self, *exc: object) -> None:

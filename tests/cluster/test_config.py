@@ -43,11 +43,13 @@ def flag(argv: tuple[str, ...], name: str) -> str:
     return argv[argv.index(name) + 1]
 
 
-def test_the_api_server_and_the_agents_are_told_the_ranges_nodes_must_fit():
+def test_the_api_server_and_the_agents_are_told_the_ranges_nodes_must_fit(tmp_path):
+    from cluster import credentials
     from services.apiserver.settings import parse_args as apiserver_args
     from services.nodeagent.__main__ import parse_args as agent_args
 
-    cfg = ClusterConfig(nodes=1, node_cidr="10.251.0.0/24", cluster_cidr="10.245.0.0/16")
+    cfg = ClusterConfig(nodes=1, node_cidr="10.251.0.0/24", cluster_cidr="10.245.0.0/16", state_dir=tmp_path)
+    credentials.make(cfg)  # the certificates and kubeconfigs their flags name
     comps = {c.name: c for c in all_components(cfg)}
     api = apiserver_args(list(comps["apiserver"].argv[3:]))
     assert (api.cluster_cidr, api.node_cidr_mask, api.node_cidr, api.kubelet_port) == (

@@ -21,13 +21,13 @@ def node(*addresses: tuple[str, str], port: int = 2379) -> dict:
 
 
 @pytest.mark.parametrize("obj,ranges,url", [
-    (node(("InternalIP", "10.250.0.11")), RANGES, "http://10.250.0.11:10250"),
-    (node(("InternalIP", "127.0.0.1")), None, "http://127.0.0.1:10250"),
-    (node(("InternalIP", "fd00::11")), None, "http://[fd00::11]:10250"),
-    (node(("Hostname", "10.250.0.9"), ("InternalIP", "10.250.0.11")), RANGES, "http://10.250.0.11:10250"),
+    (node(("InternalIP", "10.250.0.11")), RANGES, "https://10.250.0.11:10250"),
+    (node(("InternalIP", "127.0.0.1")), None, "https://127.0.0.1:10250"),
+    (node(("InternalIP", "fd00::11")), None, "https://[fd00::11]:10250"),
+    (node(("Hostname", "10.250.0.9"), ("InternalIP", "10.250.0.11")), RANGES, "https://10.250.0.11:10250"),
     (node(("InternalIP", "127.0.0.1:2379/v3/kv/range?x#"), ("InternalIP", "10.250.0.12")), RANGES,
-     "http://10.250.0.12:10250"),
-    (node(("InternalIP", "127.0.0.1"), ("InternalIP", "10.250.0.12")), RANGES, "http://10.250.0.12:10250"),
+     "https://10.250.0.12:10250"),
+    (node(("InternalIP", "127.0.0.1"), ("InternalIP", "10.250.0.12")), RANGES, "https://10.250.0.12:10250"),
 ], ids=["ipv4", "no-node-network", "ipv6-in-brackets", "skips-other-types", "skips-a-url",
         "skips-outside-the-node-network"])
 def test_the_agent_url_is_made_of_an_address_and_the_servers_port(obj, ranges, url):
@@ -53,4 +53,4 @@ def test_a_node_without_a_usable_internal_ip_is_kubes_no_preferred_addresses(obj
 
 
 def test_the_url_takes_only_address_objects():
-    assert agent_base_url(ipaddress.ip_address("::1"), 10250) == "http://[::1]:10250"
+    assert agent_base_url(ipaddress.ip_address("::1"), 10250) == "https://[::1]:10250"
