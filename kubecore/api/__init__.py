@@ -6,6 +6,7 @@ Where to find what (bottom to top; each module imports only those above it in th
                        ownerReferences, for the type checker only
     errors.py          `Status` errors and their causes
     formats.py         name, label, port and IP formats (apimachinery's util/validation)
+    selectorparse.py   the label selector language: lexer and parser (apimachinery's labels.Parse)
     selectors.py       label and field selectors: parsing and matching
     models.py          the pydantic models that check shapes; unknown fields (strict decoding)
     validation/        per-kind rules, one module per API group, as kubernetes'

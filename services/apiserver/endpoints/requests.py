@@ -31,11 +31,13 @@ class Selectors:
     def __init__(self, request: web.Request, rt: R.ResourceType) -> None:
         try:
             self.labels = parse_label_selector(request.query.get("labelSelector"))
+        except SelectorError as exc:
+            raise bad_request(str(exc)) from exc
+        try:
             self.fields = parse_field_selector(request.query.get("fieldSelector"),
                                                rt.field_getters, rt.plural)
         except SelectorError as exc:
-            raise bad_request(f"unable to parse requirement: {exc}" if "parse" not in str(exc)
-                              else str(exc)) from exc
+            raise bad_request(f"unable to parse requirement: {exc}") from exc
         self.rt = rt
         self.empty = not self.labels and not self.fields
 

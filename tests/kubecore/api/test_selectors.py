@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from kubecore.api.selectors import SelectorError, format_selector, labels_match, parse_label_selector
 
-LABELS = {"env": "prod", "tier": "web", "app.kubernetes.io/name": "shop"}
+LABELS = {"env": "prod", "tier": "web", "app.kubernetes.io/name": "shop", "replicas": "3"}
 
 
 @pytest.mark.parametrize("selector,expected", [
@@ -22,12 +24,19 @@ LABELS = {"env": "prod", "tier": "web", "app.kubernetes.io/name": "shop"}
     ("!missing", True),
     ("env=prod,tier in (web,api),!missing", True),
     ("app.kubernetes.io/name=shop", True),
+    ("env in ()", False),  # the empty value: kube reads `()` as ("")
+    ("tier in (,web)", True),
+    ("in in (in)", False),  # `in` is a key and a value where one is expected
+    (" env = prod , tier ", True),
+    ("replicas>2", True),
+    ("replicas<2", False),
+    ("env>2", False),  # a label that is no integer never matches Gt/Lt
 ], ids=str)
 def test_label_selector_matching(selector, expected):
     assert labels_match(parse_label_selector(selector), LABELS) is expected
 
 
-@pytest.mark.parametrize("selector", ["env in (", "env in ()", "=prod", "a b", "env=pr od", "!env in (a)",
+@pytest.mark.parametrize("selector", ["env in (", "=prod", "a b", "env=pr od", "!env in (a)",
                                       "bad key!=x", "a=" + "x" * 64])
 def test_bad_selectors_are_rejected(selector):
     with pytest.raises(SelectorError):
@@ -37,3 +46,40 @@ def test_bad_selectors_are_rejected(selector):
 def test_round_trip_format():
     reqs = parse_label_selector("a=b,c!=d,e in (f,g),h notin (i),j,!k")
     assert parse_label_selector(format_selector(reqs)) == reqs
+
+
+# apimachinery's labels.Parse messages (pkg/labels/selector.go), which kubectl shows as they are
+@pytest.mark.parametrize("selector,message", [
+    ("a b", "unable to parse requirement: found 'b', expected: in, notin, =, ==, !=, gt, lt"),
+    ("=prod", "found '=', expected: !, identifier, or 'end of string'"),
+    ("a,", "found '', expected: identifier after ','"),
+    ("a=b c", "found 'c', expected: ',' or 'end of string'"),
+    ("!a=b", "found '=', expected: ',' or 'end of string'"),
+    ("a in b", "unable to parse requirement: found 'b' expected: '('"),
+    ("a in (b c)", "unable to parse requirement: found 'c', expected: ',' or ')'"),
+    ("a in (=)", "unable to parse requirement: found '=', expected: ',', ')' or identifier"),
+    ("a=(", "unable to parse requirement: found '(', expected: identifier"),
+    ("a<b", "unable to parse requirement: values[0]: Invalid value: \"b\": for 'Gt', 'Lt' "
+            "operators, the value must be an integer"),
+    ("a" + " " * 20 + "!", "unable to parse requirement: found '!', expected: in, notin, =, ==, "
+                          "!=, gt, lt"),
+], ids=["blank-in-requirement", "no-key", "trailing-comma", "two-values", "not-with-value",
+        "in-without-parens", "blank-in-set", "operator-in-set", "paren-as-value", "lt-not-integer",
+        "blanks-then-not"])
+def test_selector_errors_read_as_kube_apiserver_writes_them(selector, message):
+    with pytest.raises(SelectorError) as err:
+        parse_label_selector(selector)
+    assert str(err.value) == message
+
+
+@pytest.mark.parametrize("selector", [
+    "a" + " " * 16000 + "!",  # a regular expression over the blanks took seconds of the event loop
+    "a=b," * 4000 + "!",
+    "a in (" + "," * 16000,
+    "!" * 16000,
+], ids=["blanks", "requirements", "commas", "nots"])
+def test_parsing_time_grows_linearly_with_the_selector(selector):
+    started = time.perf_counter()
+    with pytest.raises(SelectorError):
+        parse_label_selector(selector)
+    assert time.perf_counter() - started < 0.2
