@@ -1,6 +1,7 @@
 """Turning HTTP requests into API operations: path parsing, bodies, query flags."""
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -174,10 +175,15 @@ def field_validation(request: web.Request) -> FieldValidation:
 
 
 def warning_headers(request: web.Request) -> list[str]:
-    """`Warning` header values (RFC 7234 code 299) for what this request produced."""
+    """`Warning` header values (RFC 7234 code 299) for what this request produced, as
+    apimachinery's NewWarningHeader writes them: a text with a control character is left
+    out (the header could not carry it, and the write it warns about is done), quotes and
+    backslashes escaped."""
     fields = request.get(FIELD_VALIDATION)
     out = []
     for text in fields.warnings if fields is not None else []:
+        if any(unicodedata.category(ch) == "Cc" for ch in text):
+            continue
         quoted = text.replace("\\", "\\\\").replace('"', '\\"')
         out.append(f'299 - "{quoted}"')
     return out
