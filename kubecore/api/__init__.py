@@ -19,5 +19,6 @@ Where to find what (bottom to top; each module imports only those above it in th
                        together (`R.SERVICES`, ... `R.ALL`, `by_path`, `by_kind`, `lookup`)
 
 Besides: the patch formats (`patch`), deletion propagation words (`propagation`), and the
-wire formats shared by the API server and its clients (`jsonwire`, `remotecommand`).
+wire formats shared by the API server and its clients (`jsonwire`, `remotecommand`), and YAML
+request bodies within go-yaml's limits (`yamlwire`).
 """

@@ -55,7 +55,7 @@ def present_object(request: web.Request, rt: R.ResourceType, obj: Obj) -> Obj:
 
 async def _body(state: ApiState, request: web.Request) -> Obj:
     raw = await read_body(request, state.settings.max_body_bytes)
-    return decode_object(raw, content_type(request))
+    return decode_object(raw, content_type(request), state.settings.max_body_bytes)
 
 
 # --- reads ----------------------------------------------------------------------------
@@ -120,7 +120,7 @@ async def patch_object(state: ApiState, request: web.Request, t: Target) -> web.
         raise ApiError(415, "UnsupportedMediaType", f'the server does not support the patch type '
                        f'"{ctype}"; supported: {", ".join(sorted(PATCH_TYPES))}')
     raw = await read_body(request, state.settings.max_body_bytes)
-    patch = decode_body(raw, ctype)
+    patch = decode_body(raw, ctype, state.settings.max_body_bytes)
     obj, created = await state.registry.patch(
         t.rt, t.namespace, t.name or "", patch, ctype, status_only=t.sub == "status",
         manager=request.query.get("fieldManager"), fields=field_validation(request),
@@ -133,7 +133,7 @@ async def _delete_options(state: ApiState, request: web.Request) -> Obj:
     if request.can_read_body:
         raw = await read_body(request, state.settings.max_body_bytes)
         if raw.strip():
-            body = decode_object(raw, content_type(request))
+            body = decode_object(raw, content_type(request), state.settings.max_body_bytes)
     return deletion.read_options(request.query, body)
 
 
@@ -165,7 +165,7 @@ async def scale(state: ApiState, request: web.Request, t: Target) -> web.Respons
         return json_response(await subresources.get_scale(state.storage, t.rt, t.namespace, t.name or ""))
     raw = await read_body(request, state.settings.max_body_bytes)
     ctype = content_type(request)
-    body = decode_body(raw, ctype)
+    body = decode_body(raw, ctype, state.settings.max_body_bytes)
     return json_response(await subresources.write_scale(
         state.storage, t.rt, t.namespace, t.name or "", body,
         patch_type=ctype if request.method == "PATCH" else None))

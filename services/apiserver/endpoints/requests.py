@@ -8,7 +8,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from kubecore.api import jsonwire
+from kubecore.api import jsonwire, yamlwire
 from kubecore.api import resources as R
 from kubecore.api.errors import ApiError, bad_request, request_entity_too_large, unsupported_media_type
 from kubecore.api.selectors import SelectorError, fields_match, labels_match, parse_field_selector, parse_label_selector
@@ -106,26 +106,40 @@ def content_type(request: web.Request) -> str:
     return request.content_type.lower()
 
 
-def decode_body(raw: bytes, ctype: str) -> Any:
+def decode_body(raw: bytes, ctype: str, limit: int) -> Any:
+    """A request body as JSON values: nested at most `jsonwire.MAX_DEPTH` levels, and (for
+    YAML, whose aliases expand) no larger decoded than `limit` bytes of JSON, whatever the
+    request goes on to do (a dry run stores nothing, so etcd's own limit would not apply)."""
     if "protobuf" in ctype:
         raise unsupported_media_type(ctype)
     if not raw.strip():
         raise bad_request("the request body is empty")
     if ctype in YAML_TYPES:
         try:
-            return yaml.safe_load(raw)
+            value = yamlwire.loads(raw)
         except yaml.YAMLError as exc:
             raise bad_request(f"error converting YAML to JSON: {str(exc).splitlines()[0]}") from exc
+        _check_decoded_size(value, limit)
+        return value
     if ctype in JSON_TYPES or ctype.endswith("+json"):
         try:
-            return jsonwire.loads(raw)
+            return jsonwire.loads_request(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise bad_request(f"couldn't get version/kind; json parse error: {exc}") from exc
     raise unsupported_media_type(ctype)
 
 
-def decode_object(raw: bytes, ctype: str) -> dict[str, Any]:
-    body = decode_body(raw, ctype)
+def _check_decoded_size(value: Any, limit: int) -> None:
+    try:
+        size = len(jsonwire.dumps(value))
+    except (TypeError, ValueError):
+        return  # not JSON at all: refused later, as the object is checked
+    if size > limit:
+        raise request_entity_too_large(limit)
+
+
+def decode_object(raw: bytes, ctype: str, limit: int) -> dict[str, Any]:
+    body = decode_body(raw, ctype, limit)
     if not isinstance(body, dict):
         raise bad_request("the request body must be a JSON object (a Kubernetes object)")
     return body
