@@ -192,8 +192,11 @@ class Store:
 
     async def delete_collection(self, rt: R.ResourceType, namespace: str | None,
                                 match: Callable[[Obj], bool], opts: Obj) -> list[Obj]:
-        """DELETE of every object in the collection that `match`es; -> those deleted or marked."""
+        """DELETE of every object in the collection that `match`es; -> those deleted or marked
+        (a dry run: those it would delete, as `delete` reads them, and deletes nothing)."""
         objs, _ = await self.storage.list(rt, namespace)
+        if deletion.dry_run(opts):
+            return [o for o in objs if match(o)]
         deleted = []
         for o in objs:
             if not match(o):
