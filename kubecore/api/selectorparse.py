@@ -111,7 +111,7 @@ class _Parser:
         return tok, lit
 
     def parse(self) -> list[tuple[str, str, tuple[str, ...]]]:
-        reqs = []
+        reqs: list[tuple[str, str, tuple[str, ...]]] = []
         while True:
             tok, lit = self.peek()
             if tok is Tok.END:

@@ -11,7 +11,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kubecore.api.selectorparse import SelectorError, parse_requirements
+from kubecore.api.selectorparse import SelectorError as SelectorError  # re-exported
+from kubecore.api.selectorparse import parse_requirements
 
 
 @dataclass(frozen=True)
@@ -126,14 +127,35 @@ def parse_field_selector(text: str | None, supported: Mapping[str, FieldGetter],
     reqs = []
     for raw in _split_top_level(text):
         part = raw.strip()
-        m = re.match(r"^([A-Za-z0-9_.]+)\s*(==|=|!=)\s*(.*)$", part)
-        if not m:
+        term = _split_term(part)
+        if term is None:
             raise SelectorError(f"invalid selector: {part!r}; can't understand {part!r}")
-        f, op, v = m.group(1), m.group(2), m.group(3).strip()
+        f, op, v = term
         if f not in supported:
             raise SelectorError(f'field label not supported: {f}')
         reqs.append(FieldRequirement(f, "=" if op == "==" else op, v))
     return reqs
+
+
+_FIELD_NAME = re.compile(r"[A-Za-z0-9_.]+")
+
+
+def _split_term(part: str) -> tuple[str, str, str] | None:
+    """`field<op>value` at the first operator, as apimachinery's fields.splitTerm finds it
+    (`!=`, `==`, `=`); one pass, whatever the selector holds."""
+    at = part.find("=")
+    if at < 0:
+        return None
+    if at > 0 and part[at - 1] == "!":
+        name, op, value = part[:at - 1], "!=", part[at + 1:]
+    elif part.startswith("==", at):
+        name, op, value = part[:at], "==", part[at + 2:]
+    else:
+        name, op, value = part[:at], "=", part[at + 1:]
+    name = name.rstrip()
+    if not _FIELD_NAME.fullmatch(name):
+        return None
+    return name, op, value.strip()
 
 
 def fields_match(reqs: list[FieldRequirement], obj: dict[str, Any],

@@ -61,14 +61,14 @@ class _BoundedLoader(yaml.SafeLoader):
         if self.nesting > MAX_DEPTH:
             raise YAMLLimitError(f"yaml: exceeded max depth of {MAX_DEPTH}")
 
-    def compose_sequence_node(self, anchor: str | None) -> Node:
+    def compose_sequence_node(self, anchor: Any) -> SequenceNode:
         self._enter()
         try:
             return super().compose_sequence_node(anchor)
         finally:
             self.nesting -= 1
 
-    def compose_mapping_node(self, anchor: str | None) -> Node:
+    def compose_mapping_node(self, anchor: Any) -> MappingNode:
         self._enter()
         try:
             return super().compose_mapping_node(anchor)

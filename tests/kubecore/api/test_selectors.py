@@ -4,7 +4,13 @@ import time
 
 import pytest
 
-from kubecore.api.selectors import SelectorError, format_selector, labels_match, parse_label_selector
+from kubecore.api.selectors import (
+    SelectorError,
+    format_selector,
+    labels_match,
+    parse_field_selector,
+    parse_label_selector,
+)
 
 LABELS = {"env": "prod", "tier": "web", "app.kubernetes.io/name": "shop", "replicas": "3"}
 
@@ -82,4 +88,32 @@ def test_parsing_time_grows_linearly_with_the_selector(selector):
     started = time.perf_counter()
     with pytest.raises(SelectorError):
         parse_label_selector(selector)
+    assert time.perf_counter() - started < 0.2
+
+
+FIELDS = {"metadata.name": lambda o: o["name"], "spec.nodeName": lambda o: o.get("node")}
+
+
+@pytest.mark.parametrize("selector,parsed", [
+    ("metadata.name=web", [("metadata.name", "=", "web")]),
+    ("metadata.name==web", [("metadata.name", "=", "web")]),
+    ("spec.nodeName!=", [("spec.nodeName", "!=", "")]),
+    (" metadata.name = a=b ", [("metadata.name", "=", "a=b")]),
+    ("metadata.name=a,spec.nodeName!=n", [("metadata.name", "=", "a"), ("spec.nodeName", "!=", "n")]),
+], ids=["equals", "double-equals", "not-equals-empty", "value-with-equals", "two"])
+def test_field_selectors(selector, parsed):
+    got = parse_field_selector(selector, FIELDS, "pods")
+    assert [(r.field, r.op, r.value) for r in got] == parsed
+
+
+@pytest.mark.parametrize("selector", [
+    "metadata.name=" + " " * 16000 + "\nx\ny",  # a regular expression took seconds here
+    "metadata.name" + " " * 16000 + "!",
+], ids=["blanks-then-lines", "blanks-no-operator"])
+def test_field_selector_parsing_is_linear(selector):
+    started = time.perf_counter()
+    try:
+        parse_field_selector(selector, FIELDS, "pods")
+    except SelectorError:
+        pass
     assert time.perf_counter() - started < 0.2
