@@ -17,6 +17,12 @@ class Settings:
     cluster_cidr: str = "10.244.0.0/16"
     node_cidr_mask: int = 24
     max_body_bytes: int = 3 * 1024 * 1024
+    body_timeout: float = 60.0  # seconds a request body may take to arrive (408 after)
+    # requests in flight per client (kube's limits, which it applies to the whole server;
+    # 0: no limit), and watches and other long-running requests per client
+    max_requests_inflight: int = 400
+    max_mutating_requests_inflight: int = 200
+    max_watches_per_client: int = 500
     watch_window: int = 50_000
     watcher_buffer: int = 20_000
     bookmark_interval: float = 10.0
@@ -66,6 +72,12 @@ def parse_args(argv: list[str] | None = None) -> Settings:
                    help="seconds between BOOKMARK events on watches that allow them")
     p.add_argument("--event-ttl", type=parse_duration, default=3600.0,
                    help="how long Events are kept after their last occurrence (default 1h)")
+    p.add_argument("--max-requests-inflight", type=int, default=400,
+                   help="read-only requests one client may have in flight (0: no limit)")
+    p.add_argument("--max-mutating-requests-inflight", type=int, default=200,
+                   help="mutating requests one client may have in flight (0: no limit)")
+    p.add_argument("--max-watches-per-client", type=int, default=500,
+                   help="watches and other long-running requests per client (0: no limit)")
     a = p.parse_args(argv)
     if not a.bookmark_interval > 0:
         p.error("--bookmark-interval must be greater than 0")
@@ -75,4 +87,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         service_cidr=a.service_cluster_ip_range, node_port_range=a.service_node_port_range,
         cluster_cidr=a.cluster_cidr, node_cidr_mask=a.node_cidr_mask_size,
         bookmark_interval=a.bookmark_interval, event_ttl=a.event_ttl,
+        max_requests_inflight=a.max_requests_inflight,
+        max_mutating_requests_inflight=a.max_mutating_requests_inflight,
+        max_watches_per_client=a.max_watches_per_client,
     )

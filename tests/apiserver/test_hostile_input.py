@@ -3,13 +3,18 @@ and leaves nothing broken behind: the object, its namespace, the server's other 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from kubecore.api import resources as R
 from kubecore.api.jsonwire import MAX_DEPTH
+from services.apiserver.app import create_app
+from tests.conftest import api_settings
 
 pytestmark = pytest.mark.etcd
 
@@ -125,7 +130,7 @@ BILLION_LAUGHS = yaml_doc(
     "apiVersion: v1\nkind: Pod\nmetadata:\n  name: lol\nspec:\n  containers: [{name: c, image: busybox}]\n"
     "lols:\n" + "".join(
         f"  {c}: &{c} [{','.join([f'*{p}'] * 9) if p else ','.join(['lol'] * 9)}]\n"
-        for p, c in zip(["", *"abcdefgh"], "abcdefghi", strict=True)))
+        for p, c in zip(["", *"abcdef"], "abcdefg", strict=True)))  # 9**7 "lol"s: 30 MB
 # within go-yaml's alias ratio (97% of the decoded nodes), but 4 MB once expanded
 WIDE_ALIASES = yaml_doc(
     "apiVersion: v1\nkind: Pod\nmetadata:\n  name: wide\nspec:\n  containers: [{name: c, image: busybox}]\n"
@@ -163,7 +168,7 @@ def deeper_and_deeper(times: int) -> list:
 
 
 @pytest.mark.parametrize("ops,code,message", [
-    (copy_doubling(18), 422, "Unable to complete the copy, the accumulated size increase of copy is"),
+    (copy_doubling(16), 422, "Unable to complete the copy, the accumulated size increase of copy is"),
     (deeper_and_deeper(4), 422, f"the patched object would nest deeper than {MAX_DEPTH} levels"),
     ([{"op": "test", "path": "/kind", "value": "Pod"}] * 10_001, 413,
      "Request entity too large: The allowed maximum operations in a JSON patch is 10000, got 10001"),
@@ -174,3 +179,126 @@ async def test_json_patches_are_bounded(http, ops, code, message):
     got, status = await http.patch(f"{PODS}/p?dryRun=All", ops, "application/json-patch+json")
     assert got == code and message in status["message"], status
     assert (await http.get(f"{PODS}/p"))[1] == before
+
+
+# --- slow and abandoned bodies ---------------------------------------------------------------
+
+class Server:
+    """An API server run as `python -m services.apiserver` runs it (aiohttp does not cancel
+    a handler whose client left), with `overrides` of its settings."""
+
+    def __init__(self, etcd, **overrides) -> None:
+        self.settings = api_settings(etcd, **overrides)
+        self.url = f"http://127.0.0.1:{self.settings.port}"
+        self.runner: web.AppRunner | None = None
+
+    async def __aenter__(self) -> Server:
+        self.runner = web.AppRunner(create_app(self.settings), access_log=None)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", self.settings.port).start()
+        async with aiohttp.ClientSession() as s:
+            for _ in range(300):
+                async with s.get(self.url + "/readyz") as r:
+                    if r.status == 200:
+                        return self
+                await asyncio.sleep(0.02)
+        raise TimeoutError("apiserver not ready")
+
+    async def __aexit__(self, *exc) -> None:
+        assert self.runner is not None
+        await asyncio.wait_for(self.runner.cleanup(), 10)
+
+    async def connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        return await asyncio.open_connection("127.0.0.1", self.settings.port)
+
+
+def post_head(length: int, path: str = PODS) -> bytes:
+    return (f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {length}\r\n\r\n").encode()
+
+
+async def test_a_body_that_trickles_in_is_answered_408_and_its_connection_closed(etcd):
+    async with Server(etcd, body_timeout=0.5) as server:
+        reader, writer = await server.connect()
+        writer.write(post_head(1000) + b'{"a":')
+        started = asyncio.get_running_loop().time()
+
+        async def trickle() -> None:  # a byte every 0.1 s: never idle, never done
+            with contextlib.suppress(ConnectionError):
+                for _ in range(50):
+                    writer.write(b" ")
+                    await writer.drain()
+                    await asyncio.sleep(0.1)
+
+        trickling = asyncio.create_task(trickle())
+        answer = await asyncio.wait_for(reader.read(), 5)  # to the end: the server closes
+        trickling.cancel()
+        writer.close()
+        assert asyncio.get_running_loop().time() - started < 2
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 408 ")
+        status = json.loads(body)
+        assert (status["reason"], status["code"]) == ("Timeout", 408)
+        assert status["message"].startswith("Timeout: request did not complete within the "
+                                            "allotted timeout")
+
+
+async def test_an_abandoned_upload_leaves_no_traceback_in_the_log(etcd, caplog):
+    caplog.set_level(logging.INFO)
+    async with Server(etcd) as server:
+        for chunked in (False, True):
+            reader, writer = await server.connect()
+            if chunked:
+                writer.write(b"POST " + PODS.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+                             b"Transfer-Encoding: chunked\r\n\r\n5\r\n{\"a\":\r\n")
+            else:
+                writer.write(post_head(1000) + b'{"a":')
+            await writer.drain()
+            await asyncio.sleep(0.2)
+            writer.close()
+            await asyncio.sleep(0.3)
+        async with aiohttp.ClientSession(server.url) as s, s.get(PODS) as r:
+            assert r.status == 200  # and the server serves on
+    assert [r for r in caplog.records if r.exc_info] == []
+    early = [r for r in caplog.records if "ended early" in r.getMessage()]
+    assert len(early) == 2, [r.getMessage() for r in caplog.records]
+
+
+# --- one client's share of the server -----------------------------------------------------
+
+async def read_head(reader: asyncio.StreamReader) -> bytes:
+    return await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+
+
+async def test_a_client_over_its_in_flight_limits_gets_429_with_retry_after(etcd):
+    async with Server(etcd, max_requests_inflight=3, max_mutating_requests_inflight=1,
+                      max_watches_per_client=2) as server:
+        held = []
+        for _ in range(2):  # two watches: the client's share of long-running requests
+            reader, writer = await server.connect()
+            writer.write(f"GET {PODS}?watch=true HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            assert (await read_head(reader)).startswith(b"HTTP/1.1 200 ")
+            held.append(writer)
+        reader, writer = await server.connect()  # a body still on its way holds a mutating slot
+        writer.write(post_head(1000))
+        await writer.drain()
+        held.append(writer)
+        await asyncio.sleep(0.2)
+        async with aiohttp.ClientSession(server.url) as s:
+            for method, url, body in [("GET", f"{PODS}?watch=true", None), ("POST", PODS, pod())]:
+                async with s.request(method, url, json=body) as r:
+                    assert r.status == 429, await r.text()
+                    assert r.headers["Retry-After"] == "1"
+                    status = await r.json()
+                    assert (status["kind"], status["reason"], status["message"]) == (
+                        "Status", "TooManyRequests", "Too many requests, please try again later.")
+                    assert status["details"]["retryAfterSeconds"] == 1
+            async with s.get(PODS) as r:  # reads have their own share, watches are apart
+                assert r.status == 200
+            for w in held:
+                w.close()
+            await asyncio.sleep(0.3)
+            async with s.post(PODS, json=pod()) as r:  # slots come back with their requests
+                assert r.status == 201, await r.text()
+            async with s.get(f"{PODS}?watch=true&timeoutSeconds=1") as r:
+                assert r.status == 200

@@ -1,12 +1,15 @@
 """Turning HTTP requests into API operations: path parsing, bodies, query flags."""
 from __future__ import annotations
 
+import asyncio
+import logging
 import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
 import yaml
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from kubecore.api import jsonwire, yamlwire
 from kubecore.api import resources as R
@@ -16,6 +19,7 @@ from kubecore.api.types import Obj
 from services.apiserver.registry.validation import FieldValidation
 
 FIELD_VALIDATION = web.RequestKey("field_validation", FieldValidation)
+log = logging.getLogger("apiserver")
 
 
 @dataclass(frozen=True)
@@ -85,19 +89,59 @@ PATCH_TYPES = {"application/merge-patch+json", "application/json-patch+json",
                "application/strategic-merge-patch+json", "application/apply-patch+yaml"}
 
 
-async def read_body(request: web.Request, limit: int) -> bytes:
+# How long a request body may take to arrive, as a whole: kube-apiserver's request timeout
+# (--request-timeout, 1m) covers the body of every request that is not long-running.
+BODY_TIMEOUT_SECONDS = 60.0
+DEFAULT_BODY_LIMIT = 3 * 1024 * 1024
+
+
+def body_timed_out(timeout: float) -> ApiError:
+    """kube-apiserver's timeout filter answers 504 "Timeout: request did not complete within
+    the allotted timeout" for a whole request; a body that does not arrive is the client's
+    doing, so here it is a 408 (Request Timeout), with the same reason and words."""
+    return ApiError(408, "Timeout", "Timeout: request did not complete within the allotted "
+                    f"timeout (the request body took longer than {timeout:g}s)")
+
+
+async def read_body(request: web.Request, limit: int = DEFAULT_BODY_LIMIT,
+                    timeout: float = BODY_TIMEOUT_SECONDS) -> bytes:
+    """The whole body, at most `limit` bytes, within `timeout` seconds (a client trickling a
+    body byte by byte would otherwise hold its connection and its handler for ever). A
+    client that leaves mid-body is one line in the log and a 400 nobody reads."""
     if request.content_length is not None and request.content_length > limit:
         raise request_entity_too_large(limit)
     chunks, size = [], 0
-    while True:
-        chunk = await request.content.read(65536)
-        if not chunk:
-            break
-        size += len(chunk)
-        if size > limit:
-            raise request_entity_too_large(limit)
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                chunk = await request.content.read(65536)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > limit:
+                    raise request_entity_too_large(limit)
+                chunks.append(chunk)
+    except TimeoutError:
+        raise body_timed_out(timeout) from None
+    except (ConnectionResetError, HttpProcessingError) as exc:
+        log.info("%s %s from %s: the request body ended early: %s", request.method,
+                 request.path, request.remote, exc)
+        raise bad_request("the request body ended before it was complete") from None
     return b"".join(chunks)
+
+
+# Answers that leave a body unread because it comes too slowly: aiohttp would go on reading
+# the rest for up to 10 s (its lingering time) before it closes, so the connection is closed
+# at once instead. (A 413 keeps the lingering: a client still sending its large body then
+# gets to read the answer.)
+UNREAD_BODY_CODES = frozenset({408})
+
+
+async def answer_and_close(request: web.Request, resp: web.Response) -> None:
+    resp.force_close()
+    await resp.prepare(request)
+    await resp.write_eof()
+    request.protocol.force_close()  # after the answer: the transport sends it, then closes
 
 
 def content_type(request: web.Request) -> str:
