@@ -22,7 +22,7 @@ class Settings:
     # 0: no limit), and watches and other long-running requests per client
     max_requests_inflight: int = 400
     max_mutating_requests_inflight: int = 200
-    max_watches_per_client: int = 500
+    max_watches_per_client: int = 2000
     watch_window: int = 50_000
     watcher_buffer: int = 20_000
     bookmark_interval: float = 10.0
@@ -76,7 +76,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
                    help="read-only requests one client may have in flight (0: no limit)")
     p.add_argument("--max-mutating-requests-inflight", type=int, default=200,
                    help="mutating requests one client may have in flight (0: no limit)")
-    p.add_argument("--max-watches-per-client", type=int, default=500,
+    p.add_argument("--max-watches-per-client", type=int, default=2000,
                    help="watches and other long-running requests per client (0: no limit)")
     a = p.parse_args(argv)
     if not a.bookmark_interval > 0:

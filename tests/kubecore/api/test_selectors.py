@@ -78,18 +78,32 @@ def test_selector_errors_read_as_kube_apiserver_writes_them(selector, message):
     assert str(err.value) == message
 
 
-@pytest.mark.parametrize("selector", [
-    "a" + " " * 16000 + "!",  # a regular expression over the blanks took seconds of the event loop
-    "a=b," * 4000 + "!",
-    "a in (" + "," * 16000,
-    "!" * 16000,
-], ids=["blanks", "requirements", "commas", "nots"])
-def test_parsing_time_grows_linearly_with_the_selector(selector):
-    started = time.perf_counter()
-    with pytest.raises(SelectorError):
-        parse_label_selector(selector)
-    assert time.perf_counter() - started < 0.2
+def seconds(parse, text: str) -> float:
+    """The best of three parses (so a busy machine shows the parser's own time)."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        try:
+            parse(text)
+        except SelectorError:
+            pass
+        best = min(best, time.perf_counter() - started)
+    return best
 
+
+def grows_linearly(parse, make) -> bool:
+    """Eight times the text takes about eight times as long (a quadratic parser: 64)."""
+    return seconds(parse, make(16000)) < 25 * max(seconds(parse, make(2000)), 1e-4)
+
+
+@pytest.mark.parametrize("make", [
+    lambda n: "a" + " " * n + "!",  # a regular expression over the blanks took seconds here
+    lambda n: "a=b," * (n // 4) + "!",
+    lambda n: "a in (" + "," * n,
+    lambda n: "!" * n,
+], ids=["blanks", "requirements", "commas", "nots"])
+def test_parsing_time_grows_linearly_with_the_selector(make):
+    assert grows_linearly(parse_label_selector, make)
 
 FIELDS = {"metadata.name": lambda o: o["name"], "spec.nodeName": lambda o: o.get("node")}
 
@@ -106,14 +120,9 @@ def test_field_selectors(selector, parsed):
     assert [(r.field, r.op, r.value) for r in got] == parsed
 
 
-@pytest.mark.parametrize("selector", [
-    "metadata.name=" + " " * 16000 + "\nx\ny",  # a regular expression took seconds here
-    "metadata.name" + " " * 16000 + "!",
+@pytest.mark.parametrize("make", [
+    lambda n: "metadata.name=" + " " * n + "\nx\ny",  # a regular expression took seconds here
+    lambda n: "metadata.name" + " " * n + "!",
 ], ids=["blanks-then-lines", "blanks-no-operator"])
-def test_field_selector_parsing_is_linear(selector):
-    started = time.perf_counter()
-    try:
-        parse_field_selector(selector, FIELDS, "pods")
-    except SelectorError:
-        pass
-    assert time.perf_counter() - started < 0.2
+def test_field_selector_parsing_is_linear(make):
+    assert grows_linearly(lambda text: parse_field_selector(text, FIELDS, "pods"), make)
