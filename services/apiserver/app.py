@@ -19,11 +19,22 @@ from services.apiserver import admission, authn, authz
 from services.apiserver.authn.x509 import ClientCertificates
 from services.apiserver.endpoints import discovery, filters, handlers, openapi
 from services.apiserver.endpoints.context import ApiState
+from services.apiserver.endpoints.limits import (
+    RETRY_AFTER_SECONDS,
+    UNCOUNTED_PATHS,
+    InFlight,
+    Kind,
+    client_key,
+    request_kind,
+    too_many_requests,
+)
 from services.apiserver.endpoints.metrics import ApiMetrics
 from services.apiserver.endpoints.nodeproxy import NodeProxy, kubelet_client_context
 from services.apiserver.endpoints.requests import (
+    UNREAD_BODY_CODES,
     NoSuchPath,
     Target,
+    answer_and_close,
     error_response,
     json_response,
     parse_path,
@@ -43,6 +54,7 @@ from services.apiserver.storage.watchcache import WatchCache
 log = logging.getLogger("apiserver")
 STATE = web.AppKey("state", ApiState)
 TARGET = web.RequestKey("target", Target)  # the request's resolved Target, kept by `api_errors`
+IN_FLIGHT = web.AppKey("in_flight", InFlight)
 DNS_SERVICE_OFFSET = 10  # 10.96.0.10: kept for the cluster DNS service
 KUBERNETES_SERVICE_OFFSET = 1
 
@@ -78,7 +90,10 @@ async def api_errors(request: web.Request, handler) -> web.StreamResponse:
         return resp
     except ApiError as err:
         code = err.code
-        return error_response(err)
+        resp = error_response(err)
+        if err.code in UNREAD_BODY_CODES:
+            await answer_and_close(request, resp)
+        return resp
     except web.HTTPException as exc:
         code = exc.status
         if exc.status == 404:
@@ -101,6 +116,25 @@ async def api_errors(request: web.Request, handler) -> web.StreamResponse:
         if resource:
             state.metrics.record(verb, resource, code, None if verb == "WATCH"
                                  else time.perf_counter() - started)
+
+
+@web.middleware
+async def in_flight_limits(request: web.Request, handler) -> web.StreamResponse:
+    """Each client's requests in flight within its limits (`endpoints/limits.py`); inside
+    `api_errors`, which has resolved the request's Target and records the 429."""
+    if request.path in UNCOUNTED_PATHS:
+        return await handler(request)
+    t = request.get(TARGET)
+    kind, client = request_kind(request, t.sub if t else None), client_key(request)
+    in_flight = request.app[IN_FLIGHT]
+    if not in_flight.acquire(client, kind):
+        resp = error_response(too_many_requests())
+        resp.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return resp
+    try:
+        return await handler(request)
+    finally:
+        in_flight.release(client, kind)
 
 
 async def resource_route(request: web.Request) -> web.StreamResponse:
@@ -317,9 +351,13 @@ async def background(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[api_errors], client_max_size=settings.max_body_bytes + 1)
+    app = web.Application(middlewares=[api_errors, in_flight_limits],
+                          client_max_size=settings.max_body_bytes + 1)
     state = build_state(settings)
     app[STATE] = state
+    app[IN_FLIGHT] = InFlight({Kind.READ_ONLY: settings.max_requests_inflight,
+                               Kind.MUTATING: settings.max_mutating_requests_inflight,
+                               Kind.LONG_RUNNING: settings.max_watches_per_client})
 
     async def end_watches(app: web.Application) -> None:
         # Open watches would otherwise hold shutdown until aiohttp's timeout: end them, as

@@ -27,6 +27,12 @@ class Settings:
     # and never a port a Node object names.
     kubelet_port: int = 10250
     max_body_bytes: int = 3 * 1024 * 1024
+    body_timeout: float = 60.0  # seconds a request body may take to arrive (408 after)
+    # requests in flight per client (kube's limits, which it applies to the whole server;
+    # 0: no limit), and watches and other long-running requests per client
+    max_requests_inflight: int = 400
+    max_mutating_requests_inflight: int = 200
+    max_watches_per_client: int = 2000
     watch_window: int = 50_000
     watcher_buffer: int = 20_000
     bookmark_interval: float = 10.0
@@ -115,6 +121,12 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     p.add_argument("--kubelet-client-certificate", default="")
     p.add_argument("--kubelet-client-key", default="")
     p.add_argument("--kubelet-certificate-authority", default="")
+    p.add_argument("--max-requests-inflight", type=int, default=400,
+                   help="read-only requests one client may have in flight (0: no limit)")
+    p.add_argument("--max-mutating-requests-inflight", type=int, default=200,
+                   help="mutating requests one client may have in flight (0: no limit)")
+    p.add_argument("--max-watches-per-client", type=int, default=2000,
+                   help="watches and other long-running requests per client (0: no limit)")
     a = p.parse_args(argv)
     if not a.bookmark_interval > 0:
         p.error("--bookmark-interval must be greater than 0")
@@ -147,6 +159,9 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         kubelet_client_certificate=a.kubelet_client_certificate,
         kubelet_client_key=a.kubelet_client_key,
         kubelet_certificate_authority=a.kubelet_certificate_authority,
+        max_requests_inflight=a.max_requests_inflight,
+        max_mutating_requests_inflight=a.max_mutating_requests_inflight,
+        max_watches_per_client=a.max_watches_per_client,
     )
 
 
