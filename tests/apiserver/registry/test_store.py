@@ -108,7 +108,7 @@ async def test_a_collection_delete(store, opts, left):
     for name in ("web", "db", "other"):
         await create(store, service(name))
     answered = await store.delete_collection(SVC, "default", lambda o: o["metadata"]["name"] != "other",
-                                             opts)
+                                             opts, user=SERVER_USER)
     assert sorted(o["metadata"]["name"] for o in answered) == ["db", "web"]
     assert {k.rsplit("/", 1)[1] for k in store.storage.objects if "/services/" in k} == left
 
