@@ -342,7 +342,7 @@ async def cache_matches_etcd(state: Any) -> None:
 
 async def test_requests_drawn_from_the_published_api(apiserver):
     loop = asyncio.get_running_loop()
-    async with aiohttp.ClientSession(apiserver.url) as session:
+    async with apiserver.session() as session:
         await setup_objects(session)
         ops = operations(await published_documents(session))
         assert {m for m, _, _ in ops} == {"GET", "POST", "PUT", "PATCH", "DELETE"}
