@@ -139,3 +139,11 @@ def ipv4_errors(value: str) -> list[str]:
     except ValueError:
         return ["must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"]
     return []
+
+
+def path_segment_name_errors(value: str) -> list[str]:
+    """A name that is safe as one URL path segment (apimachinery's IsValidPathSegmentName):
+    the rule of RBAC roles and bindings, whose names hold ':' ("system:node")."""
+    if value in (".", ".."):
+        return [f"may not be '{value}'"]
+    return [f"may not contain '{c}'" for c in ("/", "%") if c in value]

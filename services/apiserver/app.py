@@ -7,7 +7,8 @@ import asyncio
 import ipaddress
 import logging
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Coroutine, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -16,6 +17,12 @@ from kubecore.api import resources as R
 from kubecore.api.errors import ApiError, internal
 from kubecore.controller.health import Health, ReadinessCheck, add_health_routes
 from services.apiserver import admission, authn, authz
+from services.apiserver.admission.noderestriction import NodeRestriction
+from services.apiserver.authz import bootstrap
+from services.apiserver.authz.escalation import EscalationCheck
+from services.apiserver.authz.node import NodeAuthorizer
+from services.apiserver.authz.rbac import RBACAuthorizer
+from services.apiserver.authz.reviews import AllRules, Reviewer, RuleResolver
 from services.apiserver.endpoints import discovery, filters, handlers, openapi
 from services.apiserver.endpoints.context import ApiState
 from services.apiserver.endpoints.metrics import ApiMetrics
@@ -32,7 +39,7 @@ from services.apiserver.registry import sweepers
 from services.apiserver.registry.interfaces import SERVER_USER, UserInfo
 from services.apiserver.registry.store import Store
 from services.apiserver.registry.strategy import prepare_create
-from services.apiserver.settings import Settings
+from services.apiserver.settings import Settings, authorization_modes
 from services.apiserver.storage.allocations import NodeAllocations, ServiceAllocations
 from services.apiserver.storage.allocator import RangeAllocator, SubnetRange, ip_allocator
 from services.apiserver.storage.etcd import Etcd, EtcdUnavailable
@@ -189,8 +196,9 @@ def readiness(state: ApiState) -> ReadinessCheck:
 
 
 async def _bootstrap(state: ApiState) -> None:
-    """What must exist from the start: the default namespaces, and the `kubernetes`
-    Service on the first address of the service range."""
+    """What must exist from the start: the default namespaces, the `kubernetes` Service on
+    the first address of the service range, and (under RBAC) the bootstrap roles and
+    bindings, reconciled."""
     for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
         try:
             await state.storage.create(R.NAMESPACES, prepare_create(
@@ -210,6 +218,8 @@ async def _bootstrap(state: ApiState) -> None:
         except ApiError as exc:
             if exc.code != 409 and exc.code != 422:
                 raise
+    if "RBAC" in authorization_modes(state.settings.authorization_mode):
+        await bootstrap.reconcile(state.storage)
 
 
 class _EveryoneIsAdmin:
@@ -224,8 +234,42 @@ def build_authentication(settings: Settings) -> authn.Authenticator:
     return _EveryoneIsAdmin()
 
 
-def build_authorization(settings: Settings) -> authz.Authorizer:
-    return authz.AlwaysAllow()
+@dataclass
+class Authorization:
+    """The authorizer chain of --authorization-mode (system:masters first, as kube-apiserver
+    puts it), the reviews that ask it, and RBAC when it is one of the modes (the escalation
+    check and the bootstrap policy need it)."""
+
+    authorizer: authz.Authorizer
+    reviewer: Reviewer
+    rbac: RBACAuthorizer | None
+
+
+def build_authorization(settings: Settings, caches: Mapping[str, WatchCache]) -> Authorization:
+    authorizers: list[authz.Authorizer] = [authz.PrivilegedGroups("system:masters")]
+    resolvers: list[RuleResolver] = []
+    rbac = None
+    for mode in authorization_modes(settings.authorization_mode):
+        if mode == "Node":
+            node = NodeAuthorizer(caches)
+            authorizers.append(node)
+            resolvers.append(node)
+        elif mode == "RBAC":
+            rbac = RBACAuthorizer(caches)
+            authorizers.append(rbac)
+            resolvers.append(rbac)
+        else:
+            authorizers.append(authz.AlwaysAllow())
+            resolvers.append(AllRules())
+    union = authz.Union(authorizers)
+    return Authorization(union, Reviewer(union, resolvers), rbac)
+
+
+def build_admission(authorization: Authorization, caches: Mapping[str, WatchCache]) -> admission.Chain:
+    plugins: list[admission.Plugin] = [NodeRestriction(caches)]
+    if authorization.rbac is not None:
+        plugins.append(EscalationCheck(authorization.authorizer, authorization.rbac))
+    return admission.Chain(plugins)
 
 
 def build_state(settings: Settings) -> ApiState:
@@ -241,11 +285,12 @@ def build_state(settings: Settings) -> ApiState:
     }
     storage = Storage(etcd, allocations)
     caches: dict[str, WatchCache] = {}  # filled at start-up, one per resource
+    authorization = build_authorization(settings, caches)
     return ApiState(settings=settings, etcd=etcd, storage=storage,
-                    registry=Store(storage, caches, admission.Chain([])),
+                    registry=Store(storage, caches, build_admission(authorization, caches)),
                     metrics=ApiMetrics.create(etcd.batcher), caches=caches,
                     authenticator=build_authentication(settings),
-                    authorizer=build_authorization(settings))
+                    authorizer=authorization.authorizer, reviewer=authorization.reviewer)
 
 
 def background_work(state: ApiState) -> list[Coroutine[Any, Any, None]]:

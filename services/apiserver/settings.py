@@ -29,6 +29,25 @@ class Settings:
     # after this many seconds without data, the connection given up if it goes unanswered
     etcd_keepalive_time: float = 30.0
     etcd_keepalive_timeout: float = 10.0
+    # the authorizers in order (kube's --authorization-mode): Node, RBAC, AlwaysAllow
+    authorization_mode: str = "Node,RBAC"
+
+
+AUTHORIZATION_MODES = ("AlwaysAllow", "Node", "RBAC")
+
+
+def authorization_modes(text: str) -> list[str]:
+    """The modes of --authorization-mode, checked as kube-apiserver checks them."""
+    modes = [m.strip() for m in text.split(",") if m.strip()]
+    if not modes:
+        raise argparse.ArgumentTypeError("at least one authorization-mode must be passed")
+    for mode in modes:
+        if mode not in AUTHORIZATION_MODES:
+            raise argparse.ArgumentTypeError(
+                f'authorization-mode "{mode}" is not a valid mode (valid: {",".join(AUTHORIZATION_MODES)})')
+        if modes.count(mode) > 1:
+            raise argparse.ArgumentTypeError(f'authorization-mode "{mode}" has mode specified more than once')
+    return modes
 
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?)(h|ms|m|s)")
@@ -66,7 +85,13 @@ def parse_args(argv: list[str] | None = None) -> Settings:
                    help="seconds between BOOKMARK events on watches that allow them")
     p.add_argument("--event-ttl", type=parse_duration, default=3600.0,
                    help="how long Events are kept after their last occurrence (default 1h)")
+    p.add_argument("--authorization-mode", default="Node,RBAC",
+                   help="ordered list of authorizers: Node, RBAC, AlwaysAllow (comma-separated)")
     a = p.parse_args(argv)
+    try:
+        authorization_modes(a.authorization_mode)
+    except argparse.ArgumentTypeError as exc:
+        p.error(str(exc))
     if not a.bookmark_interval > 0:
         p.error("--bookmark-interval must be greater than 0")
     return Settings(
@@ -75,4 +100,5 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         service_cidr=a.service_cluster_ip_range, node_port_range=a.service_node_port_range,
         cluster_cidr=a.cluster_cidr, node_cidr_mask=a.node_cidr_mask_size,
         bookmark_interval=a.bookmark_interval, event_ttl=a.event_ttl,
+        authorization_mode=a.authorization_mode,
     )
