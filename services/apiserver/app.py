@@ -75,6 +75,7 @@ async def api_errors(request: web.Request, handler) -> web.StreamResponse:
         except NoSuchPath:
             pass
         user = await filters.authenticate(state.authenticator, request)
+        user = filters.impersonate(state.authorizer, request, user)
         filters.authorize(state.authorizer, request, user, request.get(TARGET))
         resp = await handler(request)
         code = resp.status
