@@ -21,6 +21,7 @@ to what exists, unless an object is annotated `rbac.authorization.kubernetes.io/
 """
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
 from typing import Any
@@ -357,8 +358,8 @@ async def reconcile(storage: ObjectStorage) -> dict[str, int]:
     counts: dict[str, int] = {}
     items: list[tuple[R.ResourceType, Any]] = [(R.CLUSTERROLES, r) for r in cluster_roles()]
     items += [(R.CLUSTERROLEBINDINGS, b) for b in cluster_role_bindings()]
-    for rt, wanted in items:
-        outcome = await _reconcile_one(storage, rt, wanted)
+    # all at once: the storage commits concurrent writes together (one etcd transaction)
+    for outcome in await asyncio.gather(*(_reconcile_one(storage, rt, w) for rt, w in items)):
         counts[outcome] = counts.get(outcome, 0) + 1
     log.info("bootstrap RBAC policy: %s", counts)
     return counts

@@ -107,7 +107,8 @@ class Reviewer:
         self_review, local = rt is R.SELFSUBJECTACCESSREVIEWS, rt is R.LOCALSUBJECTACCESSREVIEWS
         spec = body.get("spec") or {}
         causes = spec_causes(spec, self_review=self_review, local=local)
-        meta = {k: v for k, v in (body.get("metadata") or {}).items() if k != "managedFields"}
+        # kube compares with an empty ObjectMeta: null and empty fields are empty
+        meta = {k: v for k, v in (body.get("metadata") or {}).items() if k != "managedFields" and v}
         if local:
             _check_local(meta, spec, namespace or "")
             meta.pop("namespace", None)

@@ -7,7 +7,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from kubecore.api import jsonwire
+from kubecore.api import jsonwire, protowire
 from kubecore.api import resources as R
 from kubecore.api.errors import ApiError, bad_request, request_entity_too_large, unsupported_media_type
 from kubecore.api.selectors import SelectorError, fields_match, labels_match, parse_field_selector, parse_label_selector
@@ -105,7 +105,7 @@ def content_type(request: web.Request) -> str:
 
 def decode_body(raw: bytes, ctype: str) -> Any:
     if "protobuf" in ctype:
-        raise unsupported_media_type(ctype)
+        return _decode_protobuf(raw, ctype)
     if not raw.strip():
         raise bad_request("the request body is empty")
     if ctype in YAML_TYPES:
@@ -119,6 +119,17 @@ def decode_body(raw: bytes, ctype: str) -> Any:
         except (ValueError, UnicodeDecodeError) as exc:
             raise bad_request(f"couldn't get version/kind; json parse error: {exc}") from exc
     raise unsupported_media_type(ctype)
+
+
+def _decode_protobuf(raw: bytes, ctype: str) -> Any:
+    """The kinds kubectl posts only as protobuf (`kubecore.api.protowire`); others stay 415."""
+    try:
+        obj = protowire.decode(raw)
+    except (protowire.ProtobufError, UnicodeDecodeError) as exc:
+        raise bad_request(f"unable to decode the protobuf body: {exc}") from exc
+    if obj is None:
+        raise unsupported_media_type(ctype)
+    return obj
 
 
 def decode_object(raw: bytes, ctype: str) -> dict[str, Any]:
