@@ -68,31 +68,44 @@ def _labels(obj: Obj | None) -> dict[str, str]:
     return dict(((obj or {}).get("metadata") or {}).get("labels") or {})
 
 
+REFERENCE_ORDER = ("a service account", "secrets", "configmaps", "persistentvolumeclaims")
+
+
+def _volume_uses(volume: Obj) -> set[str]:
+    sources = [volume] + [s for s in (volume.get("projected") or {}).get("sources") or [] if isinstance(s, dict)]
+    uses = {"secrets" for s in sources if "secret" in s}
+    uses |= {"configmaps" for s in sources if "configMap" in s}
+    if "persistentVolumeClaim" in volume or "ephemeral" in volume:
+        uses.add("persistentvolumeclaims")
+    return uses
+
+
+def _container_uses(container: Obj) -> set[str]:
+    uses = set()
+    for env in container.get("env") or []:
+        source = (env or {}).get("valueFrom") or {}
+        uses |= {"secrets"} if "secretKeyRef" in source else set()
+        uses |= {"configmaps"} if "configMapKeyRef" in source else set()
+    for env_from in container.get("envFrom") or []:
+        uses |= {"secrets"} if "secretRef" in (env_from or {}) else set()
+        uses |= {"configmaps"} if "configMapRef" in (env_from or {}) else set()
+    return uses
+
+
 def _pod_references(pod: Obj) -> list[str]:
-    """What a mirror pod may not use, by kube's words for each."""
+    """What a mirror pod may not use, by kube's words for each, in kube's order."""
     spec = pod.get("spec") or {}
-    found = []
-    volumes = [v for v in spec.get("volumes") or [] if isinstance(v, dict)]
-    containers = [c for key in ("initContainers", "containers", "ephemeralContainers")
-                  for c in spec.get(key) or [] if isinstance(c, dict)]
-    env = [e for c in containers for e in c.get("env") or [] if isinstance(e, dict)]
-    env_from = [e for c in containers for e in c.get("envFrom") or [] if isinstance(e, dict)]
-    projected = [s for v in volumes for s in (v.get("projected") or {}).get("sources") or []
-                 if isinstance(s, dict)]
+    uses: set[str] = set()
     if spec.get("serviceAccountName"):
-        found.append("a service account")
-    if (spec.get("imagePullSecrets") or any("secret" in v for v in volumes)
-            or any("secret" in s for s in projected)
-            or any("secretKeyRef" in (e.get("valueFrom") or {}) for e in env)
-            or any("secretRef" in e for e in env_from)):
-        found.append("secrets")
-    if (any("configMap" in v for v in volumes) or any("configMap" in s for s in projected)
-            or any("configMapKeyRef" in (e.get("valueFrom") or {}) for e in env)
-            or any("configMapRef" in e for e in env_from)):
-        found.append("configmaps")
-    if any("persistentVolumeClaim" in v or "ephemeral" in v for v in volumes):
-        found.append("persistentvolumeclaims")
-    return found
+        uses.add("a service account")
+    if spec.get("imagePullSecrets"):
+        uses.add("secrets")
+    for volume in spec.get("volumes") or []:
+        uses |= _volume_uses(volume) if isinstance(volume, dict) else set()
+    for key in ("initContainers", "containers", "ephemeralContainers"):
+        for container in spec.get(key) or []:
+            uses |= _container_uses(container) if isinstance(container, dict) else set()
+    return [what for what in REFERENCE_ORDER if what in uses]
 
 
 class NodeRestriction:

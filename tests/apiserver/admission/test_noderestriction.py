@@ -136,3 +136,36 @@ LABELS = [
 @pytest.mark.parametrize("new, old, bad", [c[1:] for c in LABELS], ids=[c[0] for c in LABELS])
 def test_forbidden_labels(new, old, bad) -> None:
     assert forbidden_labels(new, old) == bad
+
+
+def mirror(store: Store, **spec) -> dict:
+    uid = store.storage.objects[R.NODES.key(None, "n1")]["metadata"]["uid"]  # type: ignore[attr-defined]
+    return {"metadata": {"name": "static", "annotations": {"kubernetes.io/config.mirror": "x"},
+                         "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": "n1", "uid": uid,
+                                              "controller": True}]},
+            "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "i"}], **spec}}
+
+
+async def test_a_node_creates_a_mirror_pod_owned_by_its_node(store):
+    await store.create(R.PODS, mirror(store), "team", fields=FieldValidation(), dry_run=False, user=N1)
+
+
+@pytest.mark.parametrize("spec, what", [
+    ({"serviceAccountName": "default"}, "a service account"),
+    ({"imagePullSecrets": [{"name": "pull"}]}, "secrets"),
+    ({"volumes": [{"name": "v", "projected": {"sources": [{"secret": {"name": "s"}}]}}]}, "secrets"),
+    ({"volumes": [{"name": "v", "configMap": {"name": "c"}}]}, "configmaps"),
+    ({"containers": [{"name": "c", "image": "i", "envFrom": [{"configMapRef": {"name": "c"}}]}]}, "configmaps"),
+    ({"volumes": [{"name": "v", "persistentVolumeClaim": {"claimName": "d"}}]}, "persistentvolumeclaims"),
+], ids=["service account", "pull secret", "projected secret", "configmap volume", "envFrom", "claim"])
+async def test_a_mirror_pod_references_nothing(store, spec, what):
+    err = await refused(store.create(R.PODS, mirror(store, **spec), "team", fields=FieldValidation(),
+                                     dry_run=False, user=N1))
+    assert err.message == f'pods "static" is forbidden: node "n1" can not create pods that reference {what}'
+
+
+async def test_a_mirror_pod_owned_by_another_uid_is_refused(store):
+    pod = mirror(store)
+    pod["metadata"]["ownerReferences"][0]["uid"] = "other"
+    err = await refused(store.create(R.PODS, pod, "team", fields=FieldValidation(), dry_run=False, user=N1))
+    assert "UID mismatch" in err.message
