@@ -18,6 +18,7 @@ from kubecore.api.errors import ApiError, internal
 from kubecore.controller.health import Health, ReadinessCheck, add_health_routes
 from services.apiserver import admission, authn, authz
 from services.apiserver.admission.noderestriction import NodeRestriction
+from services.apiserver.authn.x509 import ClientCertificates
 from services.apiserver.authz import bootstrap
 from services.apiserver.authz.escalation import EscalationCheck
 from services.apiserver.authz.node import NodeAuthorizer
@@ -26,6 +27,7 @@ from services.apiserver.authz.reviews import AllRules, Reviewer, RuleResolver
 from services.apiserver.endpoints import discovery, filters, handlers, openapi
 from services.apiserver.endpoints.context import ApiState
 from services.apiserver.endpoints.metrics import ApiMetrics
+from services.apiserver.endpoints.nodeproxy import NodeProxy, kubelet_client_context
 from services.apiserver.endpoints.requests import (
     NoSuchPath,
     Target,
@@ -36,7 +38,6 @@ from services.apiserver.endpoints.requests import (
     warning_headers,
 )
 from services.apiserver.registry import sweepers
-from services.apiserver.registry.interfaces import SERVER_USER, UserInfo
 from services.apiserver.registry.store import Store
 from services.apiserver.registry.strategy import prepare_create
 from services.apiserver.settings import Settings, authorization_modes
@@ -223,16 +224,13 @@ async def _bootstrap(state: ApiState) -> None:
         await bootstrap.reconcile(state.storage)
 
 
-class _EveryoneIsAdmin:
-    """Every request acts as the server itself: what this server did before it authenticated
-    anyone. Kept only until the test fixtures carry credentials."""
-
-    async def authenticate(self, creds: authn.Credentials) -> UserInfo | None:
-        return SERVER_USER
-
-
 def build_authentication(settings: Settings) -> authn.Authenticator:
-    return _EveryoneIsAdmin()
+    """kube-apiserver's authenticator chain for the flags given: client certificates when a
+    client CA is set (and ServiceAccount tokens when a key verifies them)."""
+    authenticators: list[authn.Authenticator] = []
+    if settings.client_ca_file:
+        authenticators.append(ClientCertificates())
+    return authn.Chain(authenticators, anonymous=settings.anonymous_auth)
 
 
 @dataclass
@@ -291,7 +289,10 @@ def build_state(settings: Settings) -> ApiState:
                     registry=Store(storage, caches, build_admission(authorization, caches)),
                     metrics=ApiMetrics.create(etcd.batcher), caches=caches,
                     authenticator=build_authentication(settings),
-                    authorizer=authorization.authorizer, reviewer=authorization.reviewer)
+                    authorizer=authorization.authorizer, reviewer=authorization.reviewer,
+                    nodes=NodeProxy(ssl_context=kubelet_client_context(
+                        settings.kubelet_client_certificate, settings.kubelet_client_key,
+                        settings.kubelet_certificate_authority)))
 
 
 def background_work(state: ApiState) -> list[Coroutine[Any, Any, None]]:

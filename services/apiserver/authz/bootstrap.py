@@ -9,7 +9,8 @@ this cluster runs, and their reconciliation at API server start (kube's
 - A role per component, bound to the identity it runs as: the proxy (user `system:kube-proxy`),
   the scheduler (user `system:kube-scheduler`), the DNS (ServiceAccount `kube-system/coredns`),
   and each controller (`system:controller:<name>`, bound to the ServiceAccount of that name in
-  kube-system, as kube-controller-manager does with --use-service-account-credentials). A
+  kube-system, as kube-controller-manager does with --use-service-account-credentials; a
+  controller that runs in another's process is bound to that one's identity too). A
   controller's role grants what that controller's code calls and nothing more
   (`tests/apiserver/authz/test_bootstrap.py` holds each one to its calls).
 - `system:node` holds the rules of kubelets but is bound to nobody: the Node authorizer
@@ -185,6 +186,13 @@ CONTROLLER_RULES: dict[str, list[Obj]] = {
     ],
 }
 
+# Controllers that run inside another controller's process, under that one's identity
+# (cluster/credentials.py): their roles are bound to that ServiceAccount too.
+SHARED_PROCESS: dict[str, tuple[str, ...]] = {
+    "replicaset-controller": ("deployment-controller",),  # services/deployments runs both
+    "root-ca-cert-publisher": ("service-account-controller",),  # services/serviceaccounts runs both
+}
+
 SCHEDULER_RULES = [
     events_rule(),
     rule("create", "coordination.k8s.io", "leases"),
@@ -278,9 +286,10 @@ def cluster_role_bindings() -> list[Obj]:
         _binding("system:kubelet-api-admin", [_subject("User", "kube-apiserver-kubelet-client")]),
         _binding("system:node", []),
     ]
-    bindings += [_binding(f"system:controller:{name}",
-                          [_subject("ServiceAccount", name, "kube-system")])
-                 for name in CONTROLLER_RULES]
+    for name in CONTROLLER_RULES:
+        accounts = (name, *SHARED_PROCESS.get(name, ()))
+        bindings.append(_binding(f"system:controller:{name}",
+                                 [_subject("ServiceAccount", sa, "kube-system") for sa in accounts]))
     for b in bindings:
         if not b["subjects"]:
             del b["subjects"]

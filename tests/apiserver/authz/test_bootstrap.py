@@ -60,15 +60,15 @@ def controller_user(name: str) -> UserInfo:
                             "system:authenticated"))
 
 
-def bootstrap_authorizer() -> RBACAuthorizer:
+async def bootstrap_authorizer() -> RBACAuthorizer:
     storage = FakeStorage()
-    asyncio.run(B.reconcile(storage))
+    await B.reconcile(storage)
     return RBACAuthorizer(caches_over(storage))
 
 
 @pytest.fixture(scope="module")
 def authorizer() -> RBACAuthorizer:
-    return bootstrap_authorizer()
+    return asyncio.run(bootstrap_authorizer())
 
 
 def attrs(user: UserInfo, verb: str, group: str, resource: str, namespace: str = "default") -> Attributes:
@@ -174,6 +174,9 @@ async def test_the_deployments_process_calls_are_in_its_two_controllers_tables()
         await manager.deployments.events.flush()
     assert seen.made() <= CALLS["deployment-controller"] | CALLS["replicaset-controller"]
     assert {("create", "apps", "replicasets"), ("create", "", "events")} <= seen.made()
+    process = controller_user("deployment-controller")  # cluster/credentials.py: the process's identity
+    authorizer = await bootstrap_authorizer()
+    assert [c for c in sorted(seen.made()) if not authorizer.authorize(attrs(process, *c)).allowed] == []
 
 
 # --- the user-facing roles -------------------------------------------------------------------
