@@ -167,3 +167,45 @@ async def test_a_node_writes_only_its_own_node(http):
     assert (status, body["message"]) == (403, 'nodes "n2" is forbidden: node "n1" is not allowed to modify node "n2"')
     status, body = await http.get("/apis/apps/v1/deployments", headers=node("n1"))
     assert status == 403
+
+
+async def test_a_user_of_a_client_certificate_gets_what_its_bindings_give(apiserver, http):
+    from tests.conftest import Http
+
+    async with apiserver.session(apiserver.config_for("dana", ("qa",))) as session:
+        dana = Http(session)
+        status, body = await dana.get("/api/v1/namespaces/default/services")
+        assert status == 403
+        assert body["message"] == ('services is forbidden: User "dana" cannot list resource "services" in '
+                                   'API group "" in the namespace "default"')
+        status, me = await dana.post("/apis/authentication.k8s.io/v1/selfsubjectreviews", {})
+        assert status == 201 and me["status"]["userInfo"]["username"] == "dana"
+        assert "qa" in me["status"]["userInfo"]["groups"]
+        await bind(http, "default", "qa-view", "ClusterRole", "view", {"kind": "Group", "apiGroup": G, "name": "qa"})
+        for _ in range(100):
+            status, _ = await dana.get("/api/v1/namespaces/default/services")
+            if status == 200:
+                break
+            await asyncio.sleep(0.05)
+        assert status == 200
+        status, _ = await dana.get("/api/v1/namespaces/kube-system/services")
+        assert status == 403
+
+
+async def test_a_node_certificate_is_held_to_its_own_node(apiserver, http):
+    from tests.conftest import Http
+
+    for name in ("n1", "n2"):
+        status, _ = await http.post("/api/v1/nodes", {"metadata": {"name": name}})
+        assert status == 201
+    async with apiserver.session(apiserver.config_for("system:node:n1", ("system:nodes",))) as session:
+        n1 = Http(session)
+        status, _ = await n1.patch("/api/v1/nodes/n1/status", {"status": {"phase": "Running"}},
+                                   "application/merge-patch+json")
+        assert status == 200
+        status, body = await n1.patch("/api/v1/nodes/n2/status", {"status": {"phase": "Running"}},
+                                      "application/merge-patch+json")
+        assert (status, body["message"]) == (
+            403, 'nodes "n2" is forbidden: node "n1" is not allowed to modify node "n2"')
+        status, body = await n1.get("/api/v1/namespaces/default/secrets/x")
+        assert status in (403, 404)  # 404 until the Secret kind is served: never a read
