@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from kubecore.api import resources as R
 from kubecore.api.errors import Cause, bad_request, invalid
 from kubecore.api.types import Obj
-from services.apiserver.authz import Attributes, Authorizer
+from services.apiserver.authz import Attributes, Authorizer, Verdict
 from services.apiserver.registry.interfaces import UserInfo
 from services.apiserver.registry.meta import now_rfc3339
 
@@ -119,7 +119,7 @@ class Reviewer:
         subject = user if self_review else reviewed_user(spec)
         decision = self.authorizer.authorize(attributes(subject, spec))
         status: Obj = {"allowed": decision.allowed}
-        if decision.verdict.value == "deny":
+        if decision.verdict is Verdict.DENY:
             status["denied"] = True
         if decision.reason:
             status["reason"] = decision.reason
