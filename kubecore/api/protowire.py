@@ -23,8 +23,11 @@ SCHEMAS: dict[str, dict[int, Field]] = {
                 4: ("contentType", "string")},
     "TypeMeta": {1: ("apiVersion", "string"), 2: ("kind", "string")},
     "ObjectMeta": {1: ("name", "string"), 2: ("generateName", "string"), 3: ("namespace", "string"),
-                   5: ("uid", "string"), 6: ("resourceVersion", "string"), 11: ("labels", "map"),
-                   12: ("annotations", "map"), 14: ("finalizers", "strings")},
+                   5: ("uid", "string"), 6: ("resourceVersion", "string"), 7: ("generation", "int"),
+                   11: ("labels", "map"), 12: ("annotations", "map"),
+                   13: ("ownerReferences", "[]OwnerReference"), 14: ("finalizers", "strings")},
+    "OwnerReference": {5: ("apiVersion", "string"), 1: ("kind", "string"), 3: ("name", "string"),
+                       4: ("uid", "string"), 6: ("controller", "bool"), 7: ("blockOwnerDeletion", "bool")},
     # authorization.k8s.io/v1, authentication.k8s.io/v1
     "ResourceAttributes": {1: ("namespace", "string"), 2: ("verb", "string"), 3: ("group", "string"),
                            4: ("version", "string"), 5: ("resource", "string"),

@@ -48,3 +48,34 @@ def test_rbac_kinds_in_kubectl_get(kubectl: Kubectl) -> None:
     err = kubectl("patch", "rolebinding", "mixed", "-n", "default", "--type", "merge",
                   "-p", '{"roleRef":{"name":"edit"}}', check=False)
     assert err.returncode != 0 and "cannot change roleRef" in err.stderr
+
+
+RBAC_YAML = """\
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: pod-reader, namespace: default}
+rules:
+- {apiGroups: [""], resources: [pods], verbs: [get, list]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: read-pods, namespace: default}
+subjects:
+- {kind: User, name: jane, apiGroup: rbac.authorization.k8s.io}
+roleRef: {kind: Role, name: pod-reader, apiGroup: rbac.authorization.k8s.io}
+"""
+
+
+def test_auth_reconcile_creates_then_adds_rules(kubectl: Kubectl) -> None:
+    path = str(kubectl.write("rbac.yaml", RBAC_YAML))
+    kubectl("auth", "reconcile", "-f", path)
+    kubectl.write("rbac.yaml", RBAC_YAML.replace("verbs: [get, list]", "verbs: [get, list, watch]"))
+    kubectl("auth", "reconcile", "-f", path)
+    role = kubectl.json("get", "role", "pod-reader", "-n", "default")
+    verbs = sorted(v for rule in role["rules"] for v in rule["verbs"])
+    assert verbs == ["get", "list", "watch"]
+    for _ in range(50):
+        if can_i(kubectl, "watch", "pods", "-n", "default", "--as", "jane")[0] == 0:
+            break
+        time.sleep(0.1)
+    assert can_i(kubectl, "watch", "pods", "-n", "default", "--as", "jane") == (0, "yes")

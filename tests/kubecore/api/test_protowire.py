@@ -60,6 +60,17 @@ def test_a_subject_access_review_with_extra() -> None:
                  "user": "jane", "groups": ["devs"], "extra": {"scopes": ["a", "b"]}, "uid": "u-1"}}
 
 
+def test_metadata_keeps_owner_references_and_versions() -> None:
+    owner = field(1, "Deployment") + field(3, "web") + field(4, "u-1") + field(5, "apps/v1") + \
+        varint(6 << 3) + varint(1)
+    meta = field(1, "r") + field(6, "42") + varint(7 << 3) + varint(3) + field(13, owner) + field(14, "f")
+    role = protowire.decode(envelope("rbac.authorization.k8s.io/v1", "Role", field(1, meta)))
+    assert role == {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {
+        "name": "r", "resourceVersion": "42", "generation": 3, "finalizers": ["f"],
+        "ownerReferences": [{"kind": "Deployment", "name": "web", "uid": "u-1", "apiVersion": "apps/v1",
+                             "controller": True}]}}
+
+
 def test_other_kinds_are_not_read() -> None:
     assert protowire.decode(envelope("v1", "Pod", field(1, field(1, "p")))) is None
 
