@@ -60,9 +60,25 @@ def request_attributes(request: web.Request, user: UserInfo, t: Target | None) -
         return Attributes(user=user, verb=_METHOD_VERBS.get(request.method, request.method.lower()),
                           resource_request=False, path=request.path)
     watch = request.query.get("watch", "").lower() in ("true", "1")
-    return Attributes(user=user, verb=resource_verb(request.method, t, watch=watch),
-                      namespace=t.namespace or "", api_group=t.rt.group, api_version=t.rt.version,
-                      resource=t.rt.plural, subresource=t.sub or "", name=t.name or "")
+    verb = resource_verb(request.method, t, watch=watch)
+    name = t.name or ""
+    if not name and verb in ("list", "watch"):
+        name = selected_name(request.query.get("fieldSelector", ""))
+    return Attributes(user=user, verb=verb, namespace=t.namespace or "", api_group=t.rt.group,
+                      api_version=t.rt.version, resource=t.rt.plural, subresource=t.sub or "",
+                      name=name)
+
+
+def selected_name(field_selector: str) -> str:
+    """The one name a list or watch selects (`fieldSelector=metadata.name=x`): kube's
+    RequestInfo names such a request, so rules with resourceNames and the Node authorizer
+    can allow watching one object."""
+    for requirement in field_selector.split(","):
+        key, op, value = requirement.partition("==") if "==" in requirement else requirement.partition("=")
+        if op and key.strip() == "metadata.name" and not key.endswith("!"):
+            value = value.strip()
+            return value if value and value not in (".", "..") and not any(c in value for c in "/%") else ""
+    return ""
 
 
 def forbidden_message(attrs: Attributes) -> str:
