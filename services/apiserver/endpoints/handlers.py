@@ -11,7 +11,7 @@ from aiohttp import web
 from kubecore.api import resources as R
 from kubecore.api.errors import ApiError, method_not_allowed, not_found
 from kubecore.api.types import Obj
-from services.apiserver.endpoints import table_responses
+from services.apiserver.endpoints import reviews, table_responses
 from services.apiserver.endpoints.context import ApiState, WatchedCollection
 from services.apiserver.endpoints.filters import USER
 from services.apiserver.endpoints.requests import (
@@ -211,6 +211,8 @@ async def dispatch_collection(state: ApiState, request: web.Request, t: Target) 
 
 
 async def dispatch(state: ApiState, request: web.Request, t: Target) -> web.StreamResponse:
+    if t.rt in R.REVIEWS:
+        return await reviews.create_review(state, request, t)
     if t.name is None:
         return await dispatch_collection(state, request, t)
     if t.rt.namespaced and t.namespace is None:

@@ -11,7 +11,7 @@ import yaml
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from kubecore.api import jsonwire, yamlwire
+from kubecore.api import jsonwire, protowire, yamlwire
 from kubecore.api import resources as R
 from kubecore.api.errors import ApiError, bad_request, request_entity_too_large, unsupported_media_type
 from kubecore.api.selectors import SelectorError, fields_match, labels_match, parse_field_selector, parse_label_selector
@@ -155,7 +155,7 @@ def decode_body(raw: bytes, ctype: str, limit: int) -> Any:
     YAML, whose aliases expand) no larger decoded than `limit` bytes of JSON, whatever the
     request goes on to do (a dry run stores nothing, so etcd's own limit would not apply)."""
     if "protobuf" in ctype:
-        raise unsupported_media_type(ctype)
+        return _decode_protobuf(raw, ctype)
     if not raw.strip():
         raise bad_request("the request body is empty")
     if ctype in YAML_TYPES:
@@ -180,6 +180,17 @@ def _check_decoded_size(value: Any, limit: int) -> None:
         return  # not JSON at all: refused later, as the object is checked
     if size > limit:
         raise request_entity_too_large(limit)
+
+
+def _decode_protobuf(raw: bytes, ctype: str) -> Any:
+    """The kinds kubectl posts only as protobuf (`kubecore.api.protowire`); others stay 415."""
+    try:
+        obj = protowire.decode(raw)
+    except (protowire.ProtobufError, UnicodeDecodeError) as exc:
+        raise bad_request(f"unable to decode the protobuf body: {exc}") from exc
+    if obj is None:
+        raise unsupported_media_type(ctype)
+    return obj
 
 
 def decode_object(raw: bytes, ctype: str, limit: int) -> dict[str, Any]:
