@@ -18,15 +18,17 @@ from kubecore.api import defaults as d
 from kubecore.api import fieldselectors as fs
 from kubecore.api import formats as v
 from kubecore.api import models
+from kubecore.api.secrets import convert_secret
 from kubecore.api.defaults import carry_over_service_allocations as carry_over_service_allocations
 from kubecore.api.errors import Cause
 from kubecore.api.selectors import FieldGetter
 from kubecore.api.types import Obj
-from kubecore.api.validation import apps, core, discovery
+from kubecore.api.validation import apps, core, discovery, secrets
 from kubecore.api.validation.meta import metadata_causes as metadata_causes
 
 Validator = Callable[[Obj, Obj | None], list[Cause]]
 Defaulter = Callable[[Obj], None]
+Converter = Callable[[Obj], None]
 
 
 def _noop_validate(obj: Obj, old: Obj | None) -> list[Cause]:
@@ -52,6 +54,9 @@ class ResourceType:
     subresources: tuple[str, ...] = ()
     validate: Validator = _noop_validate
     default: Defaulter = _noop_default
+    # What kube's conversion from the wire version does before defaults (a Secret's base64
+    # decoded, its stringData merged): changes the object in place, raises ApiError (400).
+    convert: Converter = _noop_default
     field_getters: dict[str, FieldGetter] = field(default_factory=dict)
     # Objects whose deletion is graceful (pods): DELETE marks them, the node agent finishes it.
     graceful_delete: bool = False
@@ -118,8 +123,12 @@ REPLICASETS = ResourceType("apps", "v1", "ReplicaSet", "replicasets", "replicase
 EVENTS = ResourceType("", "v1", "Event", "events", "event", True, models.Event,
                       short_names=("ev",), field_getters=fs.EVENT_FIELDS)
 
+SECRETS = ResourceType("", "v1", "Secret", "secrets", "secret", True, models.Secret,
+                       validate=secrets.validate_secret, default=d.default_secret,
+                       convert=convert_secret, field_getters=fs.SECRET_FIELDS)
+
 ALL: tuple[ResourceType, ...] = (NAMESPACES, SERVICES, PODS, NODES, ENDPOINTSLICES,
-                                 DEPLOYMENTS, REPLICASETS, EVENTS)
+                                 DEPLOYMENTS, REPLICASETS, EVENTS, SECRETS)
 
 
 def by_path(group: str, version: str, plural: str) -> ResourceType | None:
