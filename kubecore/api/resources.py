@@ -18,9 +18,9 @@ from kubecore.api import defaults as d
 from kubecore.api import fieldselectors as fs
 from kubecore.api import formats as v
 from kubecore.api import models
-from kubecore.api.secrets import convert_secret
 from kubecore.api.defaults import carry_over_service_allocations as carry_over_service_allocations
 from kubecore.api.errors import Cause
+from kubecore.api.secrets import convert_secret
 from kubecore.api.selectors import FieldGetter
 from kubecore.api.types import Obj
 from kubecore.api.validation import apps, core, discovery, secrets

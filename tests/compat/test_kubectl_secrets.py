@@ -14,7 +14,6 @@ from cryptography.x509.oid import NameOID
 from tests.compat.conftest import Kubectl, rows
 
 
-
 def self_signed() -> tuple[str, str]:
     """A certificate and its key: kubectl checks that they belong together before it sends."""
     key = ec.generate_private_key(ec.SECP256R1())
