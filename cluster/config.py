@@ -85,6 +85,11 @@ class ClusterConfig:
         return self.state_dir / "kubeconfig"
 
     @property
+    def encryption_config(self) -> Path:
+        """The API server's --encryption-provider-config (it holds the key: mode 0600)."""
+        return self.state_dir / "encryption-config.yaml"
+
+    @property
     def state_file(self) -> Path:
         return self.state_dir / "cluster.json"
 

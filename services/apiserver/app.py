@@ -35,6 +35,7 @@ from services.apiserver.registry.strategy import prepare_create
 from services.apiserver.settings import Settings
 from services.apiserver.storage.allocations import NodeAllocations, ServiceAllocations
 from services.apiserver.storage.allocator import RangeAllocator, SubnetRange, ip_allocator
+from services.apiserver.storage.encryptionconfig import load as load_encryption_config
 from services.apiserver.storage.etcd import Etcd, EtcdUnavailable
 from services.apiserver.storage.store import Storage
 from services.apiserver.storage.watchcache import WatchCache
@@ -239,7 +240,9 @@ def build_state(settings: Settings) -> ApiState:
         "nodes": NodeAllocations(etcd, SubnetRange("podcidrs", settings.cluster_cidr,
                                                    settings.node_cidr_mask)),
     }
-    storage = Storage(etcd, allocations)
+    transformers = (load_encryption_config(settings.encryption_provider_config)
+                    if settings.encryption_provider_config else {})
+    storage = Storage(etcd, allocations, transformers)
     caches: dict[str, WatchCache] = {}  # filled at start-up, one per resource
     return ApiState(settings=settings, etcd=etcd, storage=storage,
                     registry=Store(storage, caches, admission.Chain([])),
@@ -275,7 +278,7 @@ async def storage_and_caches(app: web.Application) -> AsyncIterator[None]:
             await asyncio.sleep(0.3)
     for rt in R.ALL:
         cache = WatchCache(state.etcd, rt, window=settings.watch_window,
-                           watcher_buffer=settings.watcher_buffer)
+                           watcher_buffer=settings.watcher_buffer, codec=state.storage.codec(rt))
         state.caches[rt.plural] = cache
         await cache.start()
     yield

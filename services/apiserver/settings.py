@@ -29,6 +29,9 @@ class Settings:
     # after this many seconds without data, the connection given up if it goes unanswered
     etcd_keepalive_time: float = 30.0
     etcd_keepalive_timeout: float = 10.0
+    # kube-apiserver's --encryption-provider-config: an EncryptionConfiguration file saying
+    # which resources are encrypted in etcd, and with which keys ("": none)
+    encryption_provider_config: str = ""
 
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?)(h|ms|m|s)")
@@ -66,6 +69,9 @@ def parse_args(argv: list[str] | None = None) -> Settings:
                    help="seconds between BOOKMARK events on watches that allow them")
     p.add_argument("--event-ttl", type=parse_duration, default=3600.0,
                    help="how long Events are kept after their last occurrence (default 1h)")
+    p.add_argument("--encryption-provider-config", default="",
+                   help="EncryptionConfiguration file: the resources encrypted at rest in etcd "
+                   "and their providers (aesgcm, aescbc, identity)")
     a = p.parse_args(argv)
     if not a.bookmark_interval > 0:
         p.error("--bookmark-interval must be greater than 0")
@@ -75,4 +81,5 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         service_cidr=a.service_cluster_ip_range, node_port_range=a.service_node_port_range,
         cluster_cidr=a.cluster_cidr, node_cidr_mask=a.node_cidr_mask_size,
         bookmark_interval=a.bookmark_interval, event_ttl=a.event_ttl,
+        encryption_provider_config=a.encryption_provider_config,
     )
