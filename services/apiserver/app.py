@@ -16,6 +16,7 @@ from kubecore.api import resources as R
 from kubecore.api.errors import ApiError, internal
 from kubecore.controller.health import Health, ReadinessCheck, add_health_routes
 from services.apiserver import admission, authn, authz
+from services.apiserver.admission.podsecurity import PodSecurity, default_policy
 from services.apiserver.endpoints import discovery, filters, handlers, openapi
 from services.apiserver.endpoints.context import ApiState
 from services.apiserver.endpoints.metrics import ApiMetrics
@@ -229,6 +230,14 @@ def build_authorization(settings: Settings) -> authz.Authorizer:
     return authz.AlwaysAllow()
 
 
+def build_admission(settings: Settings, storage: Storage) -> admission.Chain:
+    """The admission plugins, in kube-apiserver's order."""
+    return admission.Chain([
+        PodSecurity(storage, default_policy(settings.pod_security_default_enforce),
+                    exempt_namespaces=settings.pod_security_exempt_namespaces),
+    ])
+
+
 def build_state(settings: Settings) -> ApiState:
     etcd = Etcd(settings.etcd_endpoints, keepalive=(settings.etcd_keepalive_time,
                                                     settings.etcd_keepalive_timeout))
@@ -245,7 +254,7 @@ def build_state(settings: Settings) -> ApiState:
     storage = Storage(etcd, allocations, transformers)
     caches: dict[str, WatchCache] = {}  # filled at start-up, one per resource
     return ApiState(settings=settings, etcd=etcd, storage=storage,
-                    registry=Store(storage, caches, admission.Chain([])),
+                    registry=Store(storage, caches, build_admission(settings, storage)),
                     metrics=ApiMetrics.create(etcd.batcher), caches=caches,
                     authenticator=build_authentication(settings),
                     authorizer=build_authorization(settings))

@@ -32,6 +32,10 @@ class Settings:
     # kube-apiserver's --encryption-provider-config: an EncryptionConfiguration file saying
     # which resources are encrypted in etcd, and with which keys ("": none)
     encryption_provider_config: str = ""
+    # Pod Security Admission where a namespace has no pod-security.kubernetes.io labels: the
+    # level enforced (and warned about on workloads); namespaces never checked
+    pod_security_default_enforce: str = "baseline"
+    pod_security_exempt_namespaces: list[str] = field(default_factory=lambda: ["kube-system"])
 
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?)(h|ms|m|s)")
@@ -72,6 +76,12 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     p.add_argument("--encryption-provider-config", default="",
                    help="EncryptionConfiguration file: the resources encrypted at rest in etcd "
                    "and their providers (aesgcm, aescbc, identity)")
+    p.add_argument("--pod-security-default-enforce", default="baseline",
+                   choices=("privileged", "baseline", "restricted"),
+                   help="Pod Security level enforced in namespaces without a "
+                   "pod-security.kubernetes.io/enforce label (default baseline)")
+    p.add_argument("--pod-security-exempt-namespaces", default="kube-system",
+                   help="comma-separated namespaces Pod Security Admission does not check")
     a = p.parse_args(argv)
     if not a.bookmark_interval > 0:
         p.error("--bookmark-interval must be greater than 0")
@@ -82,4 +92,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         cluster_cidr=a.cluster_cidr, node_cidr_mask=a.node_cidr_mask_size,
         bookmark_interval=a.bookmark_interval, event_ttl=a.event_ttl,
         encryption_provider_config=a.encryption_provider_config,
+        pod_security_default_enforce=a.pod_security_default_enforce,
+        pod_security_exempt_namespaces=[n.strip() for n in a.pod_security_exempt_namespaces.split(",")
+                                        if n.strip()],
     )

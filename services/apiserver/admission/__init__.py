@@ -1,7 +1,13 @@
 """Admission: the plugins every write passes through after authorization (kube-apiserver's
 admission chain). The registry calls `Chain.mutate` before a kind's strategy and
 `Chain.validate` after it (`registry.interfaces.Admission`); each plugin sees the operation,
-the object, the stored one and the user, and raises `ApiError` to refuse."""
+the object, the stored one and the user, and raises `ApiError` to refuse.
+
+    podsecurity.py         Pod Security Admission: namespace labels, defaults, exemptions,
+                           the 403 and the warnings (kube's PodSecurity plugin)
+    podsecurity_policy.py  the Pod Security Standards' checks, pure (pod-security-admission
+                           policy/)
+"""
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -174,10 +174,11 @@ def field_validation(request: web.Request) -> FieldValidation:
 def warning_headers(request: web.Request) -> list[str]:
     """`Warning` header values (RFC 7234 code 299) for what this request produced."""
     fields = request.get(FIELD_VALIDATION)
-    out = []
+    out: list[str] = []
     for text in fields.warnings if fields is not None else []:
         quoted = text.replace("\\", "\\\\").replace('"', '\\"')
-        out.append(f'299 - "{quoted}"')
+        if f'299 - "{quoted}"' not in out:  # a retried write may say the same thing twice
+            out.append(f'299 - "{quoted}"')
     return out
 
 

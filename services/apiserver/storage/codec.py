@@ -22,7 +22,7 @@ def encode(obj: Obj) -> bytes:
 
 def decode(value: bytes, mod_revision: int) -> Obj:
     """An object from its plain JSON, at the revision it was written."""
-    obj = jsonwire.loads_stored(value)
+    obj: Obj = jsonwire.loads_stored(value)
     obj.setdefault("metadata", {})["resourceVersion"] = str(mod_revision)
     return obj
 
