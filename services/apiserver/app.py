@@ -7,7 +7,7 @@ import asyncio
 import ipaddress
 import logging
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 from aiohttp import web
@@ -17,9 +17,11 @@ from kubecore.api.errors import ApiError, internal
 from kubecore.controller.health import Health, ReadinessCheck, add_health_routes
 from services.apiserver import admission, authn, authz
 from services.apiserver.admission.podsecurity import PodSecurity, default_policy
+from services.apiserver.authn.x509 import ClientCertificates
 from services.apiserver.endpoints import discovery, filters, handlers, openapi
 from services.apiserver.endpoints.context import ApiState
 from services.apiserver.endpoints.metrics import ApiMetrics
+from services.apiserver.endpoints.nodeproxy import NodeProxy, kubelet_client_context
 from services.apiserver.endpoints.requests import (
     NoSuchPath,
     Target,
@@ -30,7 +32,6 @@ from services.apiserver.endpoints.requests import (
     warning_headers,
 )
 from services.apiserver.registry import sweepers
-from services.apiserver.registry.interfaces import SERVER_USER, UserInfo
 from services.apiserver.registry.store import Store
 from services.apiserver.registry.strategy import prepare_create
 from services.apiserver.settings import Settings
@@ -214,20 +215,28 @@ async def _bootstrap(state: ApiState) -> None:
                 raise
 
 
-class _EveryoneIsAdmin:
-    """Every request acts as the server itself: what this server did before it authenticated
-    anyone. Kept only until the test fixtures carry credentials."""
-
-    async def authenticate(self, creds: authn.Credentials) -> UserInfo | None:
-        return SERVER_USER
-
-
 def build_authentication(settings: Settings) -> authn.Authenticator:
-    return _EveryoneIsAdmin()
+    """kube-apiserver's authenticator chain for the flags given: client certificates when a
+    client CA is set (and ServiceAccount tokens when a key verifies them)."""
+    authenticators: list[authn.Authenticator] = []
+    if settings.client_ca_file:
+        authenticators.append(ClientCertificates())
+    return authn.Chain(authenticators, anonymous=settings.anonymous_auth)
 
 
-def build_authorization(settings: Settings) -> authz.Authorizer:
-    return authz.AlwaysAllow()
+AUTHORIZERS: dict[str, Callable[[ApiState], authz.Authorizer]] = {
+    "AlwaysAllow": lambda state: authz.AlwaysAllow(),
+}
+
+
+def build_authorization(settings: Settings, state: ApiState) -> authz.Authorizer:
+    """`--authorization-mode`: the named authorizers, asked in order."""
+    modes = [m.strip() for m in settings.authorization_mode.split(",") if m.strip()]
+    unknown = [m for m in modes if m not in AUTHORIZERS]
+    if unknown or not modes:
+        raise ValueError(f"--authorization-mode: unknown mode(s) {', '.join(unknown) or '(none)'}; "
+                         f"known: {', '.join(AUTHORIZERS)}")
+    return authz.Union([AUTHORIZERS[m](state) for m in modes])
 
 
 def build_admission(settings: Settings, storage: Storage) -> admission.Chain:
@@ -253,11 +262,15 @@ def build_state(settings: Settings) -> ApiState:
                     if settings.encryption_provider_config else {})
     storage = Storage(etcd, allocations, transformers)
     caches: dict[str, WatchCache] = {}  # filled at start-up, one per resource
-    return ApiState(settings=settings, etcd=etcd, storage=storage,
-                    registry=Store(storage, caches, build_admission(settings, storage)),
-                    metrics=ApiMetrics.create(etcd.batcher), caches=caches,
-                    authenticator=build_authentication(settings),
-                    authorizer=build_authorization(settings))
+    state = ApiState(settings=settings, etcd=etcd, storage=storage,
+                     registry=Store(storage, caches, build_admission(settings, storage)),
+                     metrics=ApiMetrics.create(etcd.batcher), caches=caches,
+                     authenticator=build_authentication(settings), authorizer=authz.Union([]))
+    state.authorizer = build_authorization(settings, state)
+    state.nodes = NodeProxy(ssl_context=kubelet_client_context(
+        settings.kubelet_client_certificate, settings.kubelet_client_key,
+        settings.kubelet_certificate_authority))
+    return state
 
 
 def background_work(state: ApiState) -> list[Coroutine[Any, Any, None]]:

@@ -11,8 +11,6 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import aiohttp
-
 from tests.conftest import ApiServer, Http, api_settings
 
 SECRETS = "/api/v1/namespaces/default/secrets"
@@ -48,7 +46,7 @@ def write_config(path: Path, *keys: tuple[str, bytes], identity: bool = True) ->
 async def serving(etcd, config: str | None) -> AsyncIterator[Http]:
     server = await ApiServer(api_settings(etcd, encryption_provider_config=config or "")).start()
     try:
-        async with aiohttp.ClientSession(server.url) as session:
+        async with server.session() as session:
             yield Http(session)
     finally:
         await server.stop()

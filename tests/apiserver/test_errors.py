@@ -176,7 +176,6 @@ async def test_a_body_under_the_limit_but_large_is_stored(http):
 async def test_etcds_own_size_limit_is_a_413_not_an_outage(tmp_path):
     """An etcd left at its default 1.5 MiB request limit refuses a 2 MiB object: the client
     gets a 413 saying so, and the server keeps working."""
-    import aiohttp
 
     from cluster.etcd import ETCD_BINARY, EtcdProcess  # noqa: F401
     from tests.conftest import ApiServer, api_settings
@@ -186,7 +185,7 @@ async def test_etcds_own_size_limit_is_a_413_not_an_outage(tmp_path):
     with etcd:
         server = await ApiServer(api_settings(etcd)).start()
         try:
-            async with aiohttp.ClientSession(server.url) as s:
+            async with server.session() as s:
                 body = {"metadata": {"name": "large"},
                         "spec": {"containers": [{"name": "c", "image": "busybox",
                                                  "env": [{"name": "BIG", "value": "a" * (2 * 1024 * 1024)}]}]}}

@@ -141,5 +141,6 @@ def test_the_server_refuses_to_start_on_a_bad_configuration(tmp_path, caplog):
 
     (tmp_path / "enc.yaml").write_text("apiVersion: apiserver.config.k8s.io/v1\n"
                                        "kind: EncryptionConfiguration\nresources: []\n")
-    assert main(["--port", "1", "--encryption-provider-config", str(tmp_path / "enc.yaml")]) == 1
+    assert main(["--port", "1", "--tls-cert-file", "unused", "--tls-private-key-file", "unused",
+                 "--encryption-provider-config", str(tmp_path / "enc.yaml")]) == 1
     assert "resources must contain at least one resource" in caplog.text
