@@ -38,4 +38,4 @@ def test_the_api_server_is_started_with_the_state_dir_s_config(tmp_path: Path):
     cfg = ClusterConfig(state_dir=tmp_path)
     argv = next(c.argv for c in control_plane(cfg) if c.name == "apiserver")
     i = argv.index("--encryption-provider-config")
-    assert argv[i + 1] == str(tmp_path / "encryption-config.yaml") == str(cfg.encryption_config)
+    assert argv[i + 1] == str(tmp_path / "encryption" / "encryption-config.yaml") == str(cfg.encryption_config)

@@ -196,11 +196,14 @@ def test_policy_from_labels(labels, enforce, warn):
     assert policy.audit.level == "privileged" or labels.get("audit")
 
 
-def test_settings_flags():
+def test_settings_flags(tmp_path):
     from services.apiserver.settings import parse_args
 
-    s = parse_args(["--pod-security-default-enforce", "restricted",
+    for name in ("tls.crt", "tls.key"):
+        (tmp_path / name).write_text("")
+    tls = ["--tls-cert-file", str(tmp_path / "tls.crt"), "--tls-private-key-file", str(tmp_path / "tls.key")]
+    s = parse_args([*tls, "--pod-security-default-enforce", "restricted",
                     "--pod-security-exempt-namespaces", "kube-system, ops"])
     assert (s.pod_security_default_enforce, s.pod_security_exempt_namespaces) == ("restricted", ["kube-system", "ops"])
-    assert parse_args([]).pod_security_default_enforce == "baseline"
+    assert parse_args(tls).pod_security_default_enforce == "baseline"
     assert LevelVersion("baseline", Version(3)).__str__() == "baseline:v1.3"

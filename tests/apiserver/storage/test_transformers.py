@@ -141,6 +141,9 @@ def test_the_server_refuses_to_start_on_a_bad_configuration(tmp_path, caplog):
 
     (tmp_path / "enc.yaml").write_text("apiVersion: apiserver.config.k8s.io/v1\n"
                                        "kind: EncryptionConfiguration\nresources: []\n")
-    assert main(["--port", "1", "--tls-cert-file", "unused", "--tls-private-key-file", "unused",
+    for name in ("tls.crt", "tls.key"):  # checked to exist before anything is started
+        (tmp_path / name).write_text("")
+    assert main(["--port", "1", "--tls-cert-file", str(tmp_path / "tls.crt"),
+                 "--tls-private-key-file", str(tmp_path / "tls.key"),
                  "--encryption-provider-config", str(tmp_path / "enc.yaml")]) == 1
     assert "resources must contain at least one resource" in caplog.text
