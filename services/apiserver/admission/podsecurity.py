@@ -43,7 +43,9 @@ MAX_PODS_TO_CHECK = 3000
 
 
 class NamespaceReader(Protocol):
-    """Where the plugin reads namespaces and the pods in them (the server's storage)."""
+    """Where the plugin reads namespaces and the pods in them: the server's storage, not the
+    watch cache, so a pod written right after its namespace's labels changed meets the new
+    labels (one etcd read per pod write)."""
 
     async def get(self, rt: R.ResourceType, namespace: str | None, name: str) -> Obj: ...
 
