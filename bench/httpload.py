@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl as ssl_module
 from urllib.parse import urlsplit
 
 
@@ -22,9 +23,15 @@ class Connection:
         self.reader, self.writer, self.host = reader, writer, host
 
     @classmethod
-    async def open(cls, url: str) -> Connection:
+    async def open(cls, url: str, ssl: ssl_module.SSLContext | None = None) -> Connection:
+        """A connection to `url`; an https URL is TLS with `ssl` (server check, client
+        certificate)."""
         parts = urlsplit(url)
-        reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+        if parts.scheme == "https":
+            reader, writer = await asyncio.open_connection(parts.hostname, parts.port, ssl=ssl,
+                                                           server_hostname=parts.hostname)
+        else:
+            reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
         return cls(reader, writer, parts.netloc)
 
     async def request(self, method: str, path: str, body: object | None = None) -> tuple[int, bytes]:

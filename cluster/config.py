@@ -26,6 +26,7 @@ class ClusterConfig:
     node_cidr: str = "10.250.0.0/24"
     cluster_cidr: str = "10.244.0.0/16"
     service_cidr: str = "10.96.0.0/12"
+    node_cidr_mask: int = 24  # each node's pod range is a /24 of cluster_cidr
     apiserver_port: int = 6443
     etcd_client_port: int = 2379
     etcd_peer_port: int = 2380

@@ -100,13 +100,21 @@ async def list_nodes(cfg: ClusterConfig) -> list[dict]:
 
 
 async def route_pod_ranges(cfg: ClusterConfig, nodes: list[dict], done: set[tuple[str, str]]) -> None:
-    for node in nodes:
-        cidr = (node.get("spec") or {}).get("podCIDR")
-        addrs = [a["address"] for a in (node.get("status") or {}).get("addresses") or []
-                 if a.get("type") == "InternalIP"]
-        if cidr and addrs and (cidr, addrs[0]) not in done:
-            await asyncio.to_thread(network.route_pod_range, cfg, cidr, addrs[0])
-            done.add((cidr, addrs[0]))
+    """A route in the root namespace to each node's pod range via the node, for the pairs
+    that fit the cluster's ranges (`kubecore.api.nodenet.pod_routes`); a refused pair is
+    logged once and never routed."""
+    from kubecore.api.nodenet import pod_routes
+
+    routes, refused = pod_routes(nodes, network.node_ranges(cfg))
+    for r in refused:
+        if (r.cidr, r.via) not in done:
+            done.add((r.cidr, r.via))
+            log.warning("not routing %s via %s (node %s): %s", r.cidr, r.via, r.node, r.why)
+    for cidr, via in sorted(routes - done):
+        why = await asyncio.to_thread(network.route_pod_range, cfg, cidr, via)
+        if why is not None:
+            log.warning("not routing %s via %s: %s", cidr, via, why)
+        done.add((cidr, via))
 
 
 def ready_nodes(nodes: list[dict]) -> list[str]:

@@ -18,6 +18,7 @@ import logging
 import subprocess
 
 from cluster.config import ROUTE_PROTO, ClusterConfig
+from kubecore.api.nodenet import NodeRanges, route_problem
 
 log = logging.getLogger("cluster.network")
 
@@ -90,9 +91,21 @@ def create(cfg: ClusterConfig) -> None:
         ip("link", "set", "eth0", "up", netns=ns)
 
 
-def route_pod_range(cfg: ClusterConfig, pod_cidr: str, node_ip: str) -> None:
-    """The root namespace reaches a node's pods through that node (DNS answers go back)."""
-    ip("route", "replace", pod_cidr, "via", node_ip, "proto", str(ROUTE_PROTO))
+def node_ranges(cfg: ClusterConfig) -> NodeRanges:
+    return NodeRanges.parse(cfg.cluster_cidr, cfg.node_cidr_mask, cfg.node_cidr)
+
+
+def route_pod_range(cfg: ClusterConfig, pod_cidr: str, node_ip: str, *,
+                    netns: str | None = None) -> str | None:
+    """The root namespace reaches a node's pods through that node (DNS answers go back).
+    Only a route that passes the node network rules (`kubecore.api.nodenet.route_problem`:
+    a node subnet of the cluster CIDR via an address of the node network) is installed;
+    -> why the route was refused, None once it is in place."""
+    why = route_problem(pod_cidr, node_ip, node_ranges(cfg))
+    if why is not None:
+        return why
+    ip("route", "replace", pod_cidr, "via", node_ip, "proto", str(ROUTE_PROTO), netns=netns)
+    return None
 
 
 def pids_in_netns(ns: str) -> list[int]:

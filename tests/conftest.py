@@ -325,8 +325,11 @@ class ApiServerProcess:
         self.url = f"https://127.0.0.1:{self.port}"
         self.pki = SessionPki.get()
         self.config = self.pki.config(self.url)
+        # where it dials node agents: a free port, for tests that stand one up on loopback
+        self.kubelet_port = free_port()
         self.args = [sys.executable, "-m", "services.apiserver", "--etcd-servers",
                      ",".join(etcd_endpoints), "--port", str(self.port),
+                     "--kubelet-port", str(self.kubelet_port),
                      *self.pki.apiserver_flags(), *(extra or [])]
         self.log_path = log_path
         self.proc: subprocess.Popen | None = None

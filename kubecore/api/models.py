@@ -260,12 +260,22 @@ class NodeSpec(_Model):
     taints: list[dict[str, Any]] | None = None
 
 
+class NodeAddress(_Complete):
+    type: StrictStr
+    address: StrictStr
+
+
+class NodeStatus(_Model):
+    """Only the addresses are checked: the API server dials one and nodes route through it."""
+    addresses: list[NodeAddress] | None = None
+
+
 class Node(_Model):
     apiVersion: StrictStr | None = None
     kind: StrictStr | None = None
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
     spec: NodeSpec = Field(default_factory=NodeSpec)
-    status: dict[str, Any] | None = None
+    status: NodeStatus | None = None
 
 
 class Namespace(_Complete):

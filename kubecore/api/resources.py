@@ -53,6 +53,9 @@ class ResourceType:
     categories: tuple[str, ...] = ()
     subresources: tuple[str, ...] = ()
     validate: Validator = _noop_validate
+    # the rules of the status, checked on create and on /status writes (a write of the main
+    # resource keeps the stored status)
+    validate_status: Validator = _noop_validate
     default: Defaulter = _noop_default
     # What kube's conversion from the wire version does before defaults (a Secret's base64
     # decoded, its stringData merged): changes the object in place, raises ApiError (400).
@@ -104,7 +107,8 @@ PODS = ResourceType("", "v1", "Pod", "pods", "pod", True, models.Pod, short_name
                     validate=core.validate_pod, default=d.default_pod, field_getters=fs.POD_FIELDS,
                     graceful_delete=True)
 NODES = ResourceType("", "v1", "Node", "nodes", "node", False, models.Node, short_names=("no",),
-                     subresources=("status",), validate=core.validate_node, default=d.default_node,
+                     subresources=("status",), validate=core.validate_node,
+                     validate_status=core.validate_node_status, default=d.default_node,
                      field_getters=fs.NODE_FIELDS)
 ENDPOINTSLICES = ResourceType("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices",
                               "endpointslice", True, models.EndpointSlice,

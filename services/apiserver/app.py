@@ -256,7 +256,7 @@ def build_state(settings: Settings) -> ApiState:
     allocations = {
         "services": ServiceAllocations(etcd, service_ips, RangeAllocator("servicenodeports", lo, hi)),
         "nodes": NodeAllocations(etcd, SubnetRange("podcidrs", settings.cluster_cidr,
-                                                   settings.node_cidr_mask)),
+                                                   settings.node_cidr_mask), settings.node_ranges()),
     }
     transformers = (load_encryption_config(settings.encryption_provider_config)
                     if settings.encryption_provider_config else {})
@@ -267,9 +267,10 @@ def build_state(settings: Settings) -> ApiState:
                      metrics=ApiMetrics.create(etcd.batcher), caches=caches,
                      authenticator=build_authentication(settings), authorizer=authz.Union([]))
     state.authorizer = build_authorization(settings, state)
-    state.nodes = NodeProxy(ssl_context=kubelet_client_context(
-        settings.kubelet_client_certificate, settings.kubelet_client_key,
-        settings.kubelet_certificate_authority))
+    state.nodes = NodeProxy(kubelet_port=settings.kubelet_port, ranges=settings.node_ranges(),
+                            ssl_context=kubelet_client_context(
+                                settings.kubelet_client_certificate, settings.kubelet_client_key,
+                                settings.kubelet_certificate_authority))
     return state
 
 

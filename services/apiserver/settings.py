@@ -7,6 +7,8 @@ import re
 import ssl
 from dataclasses import dataclass, field
 
+from kubecore.api.nodenet import NodeRanges
+
 
 @dataclass
 class Settings:
@@ -18,6 +20,12 @@ class Settings:
     node_port_range: str = "30000-32767"
     cluster_cidr: str = "10.244.0.0/16"
     node_cidr_mask: int = 24
+    # The nodes' own network (--node-network): when set, a Node's InternalIP/ExternalIP must
+    # be in it, and the server dials node agents only there. Empty: any plain IP address.
+    node_cidr: str = ""
+    # Where node agents listen (--kubelet-port): the server dials <InternalIP>:<this port>
+    # and never a port a Node object names.
+    kubelet_port: int = 10250
     max_body_bytes: int = 3 * 1024 * 1024
     watch_window: int = 50_000
     watcher_buffer: int = 20_000
@@ -52,6 +60,9 @@ class Settings:
     pod_security_default_enforce: str = "baseline"
     pod_security_exempt_namespaces: list[str] = field(default_factory=lambda: ["kube-system"])
 
+    def node_ranges(self) -> NodeRanges:
+        return NodeRanges.parse(self.cluster_cidr, self.node_cidr_mask, self.node_cidr)
+
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?)(h|ms|m|s)")
 _UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
@@ -84,6 +95,10 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     p.add_argument("--service-node-port-range", default="30000-32767")
     p.add_argument("--cluster-cidr", default="10.244.0.0/16", help="pod range, split per node")
     p.add_argument("--node-cidr-mask-size", type=int, default=24)
+    p.add_argument("--node-network", default="",
+                   help="the nodes' network (CIDR): InternalIPs must be in it (empty: no check)")
+    p.add_argument("--kubelet-port", type=int, default=10250,
+                   help="the port of the node agents, dialled for pods/log and pods/exec")
     p.add_argument("--bookmark-interval", type=float, default=10.0,
                    help="seconds between BOOKMARK events on watches that allow them")
     p.add_argument("--event-ttl", type=parse_duration, default=3600.0,
@@ -125,11 +140,18 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         path = getattr(a, flag)
         if path and not os.path.isfile(path):
             p.error(f"--{flag.replace('_', '-')}: {path}: no such file")
+    if not 1 <= a.kubelet_port <= 65535:
+        p.error("--kubelet-port must be between 1 and 65535")
+    try:
+        NodeRanges.parse(a.cluster_cidr, a.node_cidr_mask_size, a.node_network)
+    except ValueError as exc:
+        p.error(f"--cluster-cidr, --node-cidr-mask-size, --node-network: {exc}")
     return Settings(
         etcd_endpoints=[e.strip() for e in a.etcd_servers.split(",") if e.strip()],
         bind_address=a.bind_address, port=a.port, advertise_address=a.advertise_address,
         service_cidr=a.service_cluster_ip_range, node_port_range=a.service_node_port_range,
         cluster_cidr=a.cluster_cidr, node_cidr_mask=a.node_cidr_mask_size,
+        node_cidr=a.node_network, kubelet_port=a.kubelet_port,
         bookmark_interval=a.bookmark_interval, event_ttl=a.event_ttl,
         tls_cert_file=a.tls_cert_file, tls_private_key_file=a.tls_private_key_file,
         client_ca_file=a.client_ca_file, anonymous_auth=a.anonymous_auth == "true",

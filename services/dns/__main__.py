@@ -91,7 +91,7 @@ async def serve(args: argparse.Namespace) -> None:
     await server.start(args.listen, args.port)
     health: HealthServer | None = None
     if args.metrics_port:
-        registry = dns_registry(server.stats, server.handler.cache, index)
+        registry = dns_registry(server.stats, server.handler.cache, index, server.tcp)
         app = create_health_app(Health(registry=registry, ready=records_synced(index)))
         health = await HealthServer(app, args.metrics_listen, args.metrics_port).start()
     stop = asyncio.Event()

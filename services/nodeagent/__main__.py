@@ -13,6 +13,7 @@ import logging
 import signal
 from pathlib import Path
 
+from kubecore.api.nodenet import NodeRanges
 from kubecore.client.config import ConfigError, from_flags
 from kubecore.controller.logs import setup_logging
 from services.nodeagent.agent import Agent, AgentConfig
@@ -34,6 +35,11 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
     p.add_argument("--cni-bin-dir", default="/usr/lib/cni", help="colon-separated plugin directories")
     p.add_argument("--cni-conf-dir", required=True, type=Path)
     p.add_argument("--cluster-dns", default="10.96.0.10")
+    p.add_argument("--cluster-cidr", default="10.244.0.0/16",
+                   help="the pod range: routes to other nodes' pods must be node subnets of it")
+    p.add_argument("--node-cidr-mask-size", type=int, default=24)
+    p.add_argument("--node-network", default="",
+                   help="the nodes' network (CIDR): route gateways must be in it (empty: no check)")
     p.add_argument("--port", type=int, default=10250, help="the secure (HTTPS) port")
     p.add_argument("--bind-address", default="",
                    help="address of the secure port (default: the node's own address)")
@@ -55,6 +61,10 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
     p.add_argument("--workers", type=int, default=16)
     p.add_argument("--log-level", default="INFO")
     a = p.parse_args(argv)
+    try:
+        NodeRanges.parse(a.cluster_cidr, a.node_cidr_mask_size, a.node_network)
+    except ValueError as exc:
+        p.error(f"--cluster-cidr, --node-cidr-mask-size, --node-network: {exc}")
     setup_logging(a.log_level)
     try:
         client_config = from_flags(a.kubeconfig, a.apiserver)
@@ -66,7 +76,8 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
     return AgentConfig(
         apiserver=client_config, node_name=a.node_name, node_ip=a.node_ip, state_dir=a.state_dir,
         cni_conf_dir=a.cni_conf_dir, cni_bin_dirs=tuple(d for d in a.cni_bin_dir.split(":") if d),
-        cluster_dns=a.cluster_dns, port=a.port, bind_address=a.bind_address or a.node_ip,
+        cluster_dns=a.cluster_dns, cluster_cidr=a.cluster_cidr, node_cidr_mask=a.node_cidr_mask_size,
+        node_network=a.node_network, port=a.port, bind_address=a.bind_address or a.node_ip,
         host_netns=host_netns, tls_cert_file=a.tls_cert_file,
         tls_private_key_file=a.tls_private_key_file, client_ca_file=a.client_ca_file,
         authorization_mode=a.authorization_mode, healthz_port=a.healthz_port,

@@ -41,6 +41,7 @@ from typing import Any
 from prometheus_client import Gauge, Histogram
 
 from kubecore.api.errors import ApiError
+from kubecore.api.nodenet import NodeRanges, pod_cidr_problem
 from kubecore.api.resources import NODES, PODS
 from kubecore.api.types import Obj
 from kubecore.client.config import ClientConfig
@@ -77,6 +78,11 @@ class AgentConfig:
     cni_conf_dir: Path
     cni_bin_dirs: tuple[str, ...] = ("/usr/lib/cni",)
     cluster_dns: str = "10.96.0.10"
+    # the cluster's ranges, which every route to another node's pods must fit
+    # (`kubecore.api.nodenet`); empty node_network: gateways are not checked against it
+    cluster_cidr: str = "10.244.0.0/16"
+    node_cidr_mask: int = 24
+    node_network: str = ""
     port: int = 10250
     bind_address: str = ""  # the secure port's address; empty: the node's own address
     tls_cert_file: str = ""  # the node's serving certificate
@@ -222,9 +228,11 @@ class Agent:
         self.pods = Informer(self.client, PODS, field_selector=f"spec.nodeName={cfg.node_name}", name="pods")
         self.queue = WorkQueue("pods", ExponentialBackoff(base=0.1, cap=30.0))
         self.events = EventRecorder(self.client, "kubelet", host=cfg.node_name)
-        self.routes = RouteTable(cfg.host_netns)
+        self.ranges = NodeRanges.parse(cfg.cluster_cidr, cfg.node_cidr_mask, cfg.node_network)
+        self.routes = RouteTable(self.ranges, cfg.host_netns)
         self._pod_side: PodSide | None = None  # made by start(), once the pod network is known
         self.pod_cidr: str | None = None
+        self._refused_cidr: Any = None
         # The pod network's CNI config once written: until then the Node is not Ready (the
         # kubelet's NetworkPluginNotReady), so nothing takes a Ready node without a network.
         self.conflist: NetworkConfigList | None = None
@@ -255,7 +263,7 @@ class Agent:
                     if exc.code != 409:
                         raise
                     node = await self.client.get(NODES, self.cfg.node_name)
-                self.pod_cidr = (node.get("spec") or {}).get("podCIDR") or None
+                self.pod_cidr = self._usable_cidr(node)
                 if self.pod_cidr and self.conflist is None:
                     self.conflist = self.write_conflist(self.pod_cidr)
                 await self.post_status(node.get("status"))
@@ -289,11 +297,26 @@ class Agent:
     def _on_node(self, obj: Obj) -> None:
         self._routes_dirty.set()
         if (obj.get("metadata") or {}).get("name") == self.cfg.node_name:
-            cidr = (obj.get("spec") or {}).get("podCIDR")
+            cidr = self._usable_cidr(obj)
             if cidr and not self.pod_cidr:
                 self.pod_cidr = cidr
             if self.pod_cidr:
                 self._cidr_known.set()
+
+    def _usable_cidr(self, node: Mapping[str, Any]) -> str | None:
+        """This node's spec.podCIDR if it is a node subnet of the cluster CIDR; a range that is
+        not (stored before the API server checked) is never handed to the CNI plugins: the
+        node stays NotReady and says why once."""
+        cidr = (node.get("spec") or {}).get("podCIDR")
+        if not cidr:
+            return None
+        why = pod_cidr_problem(cidr, self.ranges)
+        if why is None:
+            return str(cidr)
+        if cidr != self._refused_cidr:
+            self._refused_cidr = cidr
+            log.error("node %s: spec.podCIDR %r is not usable: %s", self.cfg.node_name, cidr, why)
+        return None
 
     async def configure_network(self) -> NetworkConfigList:
         """The CNI config for this node's pod range, written once the API server has assigned
@@ -323,7 +346,9 @@ class Agent:
             await self._routes_dirty.wait()
             self._routes_dirty.clear()
             try:
-                await self.routes.sync(desired_routes(self.cfg.node_name, self.nodes.store.list()))
+                routes, refused = desired_routes(self.cfg.node_name, self.nodes.store.list(), self.ranges)
+                self.routes.tell_refused(refused)
+                await self.routes.sync(routes)
             except Exception as exc:  # netlink refusals: retry on the next change or in a while
                 log.warning("route sync failed: %s", exc)
                 await asyncio.sleep(2.0)

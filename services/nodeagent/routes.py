@@ -1,18 +1,21 @@
 """Routes between nodes: every other node's pod range goes via that node's InternalIP.
 
 This is what kind's kindnet does on a flat node network: no overlay, no NAT, a pod's packet
-leaves its node with the pod's own address as the source. `desired_routes` is the pure part;
+leaves its node with the pod's own address as the source. `desired_routes` is the pure part
+(`kubecore.api.nodenet.pod_routes`: only a node subnet of the cluster CIDR via an address of
+the node network, never the default route or anything wider, whatever a Node object says);
 `RouteTable` compares it with the kernel's routes that carry this project's protocol marker and
 adds or removes only those, so routes made by anyone else (the kernel, ptp's per-pod routes,
-an administrator) are never touched.
+an administrator) are never touched. `RouteTable.sync` makes the same check again before it
+writes: a route that fails it is logged once and never installed.
 """
 from __future__ import annotations
 
-import ipaddress
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from kubecore.api.nodenet import NodeRanges, Refusal, Route, pod_routes, route_problem
 from services.nodeagent import netns
 
 log = logging.getLogger(__name__)
@@ -21,36 +24,13 @@ log = logging.getLogger(__name__)
 # /etc/iproute2/rt_protos, which lists the values routing daemons claim.
 ROUTE_PROTO = 77
 MAIN_TABLE = 254
-Route = tuple[str, str]  # (destination CIDR, gateway)
 
 
-def internal_ip(node: Mapping[str, Any]) -> str | None:
-    for addr in (node.get("status") or {}).get("addresses") or []:
-        if addr.get("type") == "InternalIP" and addr.get("address"):
-            return str(addr["address"])
-    return None
-
-
-def desired_routes(my_node: str, nodes: Iterable[Mapping[str, Any]]) -> set[Route]:
-    """(podCIDR, InternalIP) of every other node that has both, well formed. A node being
-    deleted keeps its route until it is gone: its pods may still answer."""
-    out: set[Route] = set()
-    for node in nodes:
-        meta, spec = node.get("metadata") or {}, node.get("spec") or {}
-        if meta.get("name") == my_node:
-            continue
-        cidr, via = spec.get("podCIDR"), internal_ip(node)
-        if not cidr or not via:
-            continue
-        try:
-            network = ipaddress.ip_network(cidr, strict=True)
-            gateway = ipaddress.ip_address(via)
-        except ValueError:
-            continue
-        if network.version != gateway.version or gateway in network:
-            continue
-        out.add((str(network), str(gateway)))
-    return out
+def desired_routes(my_node: str, nodes: Iterable[Mapping[str, Any]],
+                   ranges: NodeRanges) -> tuple[set[Route], list[Refusal]]:
+    """(podCIDR, InternalIP) of every other node whose pair passes the node network rules,
+    and the refused ones with why."""
+    return pod_routes(nodes, ranges, skip=my_node)
 
 
 def route_changes(desired: set[Route], present: set[Route]) -> tuple[set[Route], set[Route]]:
@@ -65,8 +45,29 @@ def route_changes(desired: set[Route], present: set[Route]) -> tuple[set[Route],
 class RouteTable:
     """The node's main routing table, seen through the routes marked ROUTE_PROTO."""
 
-    def __init__(self, host_netns: str | None = None) -> None:
+    def __init__(self, ranges: NodeRanges, host_netns: str | None = None) -> None:
+        self.ranges = ranges
         self.host_netns = host_netns
+        self._told: set[tuple[str, str, str]] = set()
+
+    def tell_refused(self, refused: Iterable[Refusal]) -> None:
+        """Log each refused route once (a Node's events would repeat it on every sync)."""
+        for r in refused:
+            key = (r.node, r.cidr, r.via)
+            if key not in self._told:
+                self._told.add(key)
+                log.warning("route %s via %s (node %s) refused: %s", r.cidr, r.via, r.node or "?", r.why)
+
+    def allowed(self, desired: set[Route]) -> set[Route]:
+        """`desired` without the routes the node network rules refuse (logged once)."""
+        out = set()
+        for cidr, via in desired:
+            why = route_problem(cidr, via, self.ranges)
+            if why is None:
+                out.add((cidr, via))
+            else:
+                self.tell_refused([Refusal("", cidr, via, why)])
+        return out
 
     def _present(self, ipr: Any) -> set[Route]:
         out = set()
@@ -89,7 +90,8 @@ class RouteTable:
 
     async def sync(self, desired: set[Route]) -> tuple[set[Route], set[Route]]:
         """Make the marked routes equal `desired`; -> (added, deleted)."""
-        added, deleted = await netns.call_in(self.host_netns, lambda: self._sync(desired))
+        allowed = self.allowed(desired)
+        added, deleted = await netns.call_in(self.host_netns, lambda: self._sync(allowed))
         for cidr, via in sorted(added):
             log.info("route %s via %s added", cidr, via)
         for cidr, via in sorted(deleted):

@@ -86,12 +86,12 @@ async def agent_port():
 
 
 @pytest.fixture
-async def pod(http, agent_port):
+async def pod(http, apiserver, agent_port):
     """Pod web on node n1, whose agent is the host agent above."""
+    apiserver.state.nodes.kubelet_port = agent_port  # what --kubelet-port sets
     code, node = await http.post("/api/v1/nodes", {"metadata": {"name": "n1"}})
     assert code == 201, node
-    node["status"] = {"addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
-                      "daemonEndpoints": {"kubeletEndpoint": {"Port": agent_port}}}
+    node["status"] = {"addresses": [{"type": "InternalIP", "address": "127.0.0.1"}]}
     code, body = await http.put("/api/v1/nodes/n1/status", node)
     assert code == 200, body
     code, body = await http.post("/api/v1/namespaces/default/pods", {"metadata": {"name": "web"}, "spec": {

@@ -17,12 +17,12 @@ PODS = "/api/v1/namespaces/default/pods"
 OK = [("command", "true"), ("stdout", "true")]
 
 
-async def _objects(http, *, agent_port: int) -> None:
+async def _objects(http, apiserver, *, agent_port: int) -> None:
+    apiserver.state.nodes.kubelet_port = agent_port  # what --kubelet-port sets
     node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}}
     code, body = await http.post("/api/v1/nodes", node)
     assert code == 201, body
-    body["status"] = {"addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
-                      "daemonEndpoints": {"kubeletEndpoint": {"Port": agent_port}}}
+    body["status"] = {"addresses": [{"type": "InternalIP", "address": "127.0.0.1"}]}
     code, body = await http.put("/api/v1/nodes/n1/status", body)
     assert code == 200, body
     for name, containers, node_name in (("web", ["c"], "n1"), ("two", ["a", "b"], "n1"), ("unbound", ["c"], None)):
@@ -45,8 +45,8 @@ async def _handshake(session: aiohttp.ClientSession, pod: str, params, protocols
         return r.status, await r.json(content_type=None)
 
 
-async def test_errors_before_the_upgrade(http):
-    await _objects(http, agent_port=free_port())
+async def test_errors_before_the_upgrade(http, apiserver):
+    await _objects(http, apiserver, agent_port=free_port())
     s = http.session
     code, body = await _handshake(s, "nope", OK)
     assert code == 404 and body["kind"] == "Status" and body["reason"] == "NotFound"
@@ -72,8 +72,8 @@ async def test_errors_before_the_upgrade(http):
     assert code == 400 and "not SPDY" in body["message"]
 
 
-async def test_an_unreachable_agent_is_a_status_on_the_error_channel(http):
-    await _objects(http, agent_port=free_port())
+async def test_an_unreachable_agent_is_a_status_on_the_error_channel(http, apiserver):
+    await _objects(http, apiserver, agent_port=free_port())
     for protocol in rc.PROTOCOLS:
         chunks: dict[int, bytes] = {}
         async with http.session.ws_connect(f"{PODS}/web/exec", params=OK, protocols=(protocol,)) as ws:

@@ -6,7 +6,6 @@ import asyncio
 
 from aiohttp import web
 
-from cluster.procs import free_port
 from kubecore.api import resources as R
 from kubecore.client.rest import ApiClient
 from tests.conftest import SessionPki
@@ -35,14 +34,13 @@ async def test_a_followed_log_is_let_go_when_its_client_leaves(apiserver_process
     agent.router.add_get("/containerLogs/{namespace}/{pod}/{container}", container_logs)
     runner = web.AppRunner(agent, handler_cancellation=True)
     await runner.setup()
-    port = free_port()
+    port = apiserver_process.kubelet_port
     await web.TCPSite(runner, "127.0.0.1", port, ssl_context=SessionPki.get().agent_ssl_context()).start()
     try:
         async with ApiClient(apiserver_process.config) as client:
             await client.create(R.NODES, {"metadata": {"name": "n1"}})
             await client.patch(R.NODES, "n1", {"status": {
-                "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
-                "daemonEndpoints": {"kubeletEndpoint": {"Port": port}}}}, subresource="status")
+                "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}]}}, subresource="status")
             await client.create(R.PODS, {"metadata": {"name": "web"}, "spec": {
                 "nodeName": "n1", "containers": [{"name": "c", "image": "busybox"}]}}, "default")
         async with apiserver_process.session() as session:

@@ -37,3 +37,25 @@ def test_every_node_runs_an_agent_and_a_proxy_in_its_namespace():
         assert str(cfg.component_kubeconfig(f"nodeagent-{cfg.node_name(i)}")) in agent.argv
     names = [c.name for c in comps]
     assert len(names) == len(set(names))
+
+
+def flag(argv: tuple[str, ...], name: str) -> str:
+    return argv[argv.index(name) + 1]
+
+
+def test_the_api_server_and_the_agents_are_told_the_ranges_nodes_must_fit(tmp_path):
+    from cluster import credentials
+    from services.apiserver.settings import parse_args as apiserver_args
+    from services.nodeagent.__main__ import parse_args as agent_args
+
+    cfg = ClusterConfig(nodes=1, node_cidr="10.251.0.0/24", cluster_cidr="10.245.0.0/16", state_dir=tmp_path)
+    credentials.make(cfg)  # the certificates and kubeconfigs their flags name
+    comps = {c.name: c for c in all_components(cfg)}
+    api = apiserver_args(list(comps["apiserver"].argv[3:]))
+    assert (api.cluster_cidr, api.node_cidr_mask, api.node_cidr, api.kubelet_port) == (
+        "10.245.0.0/16", 24, "10.251.0.0/24", cfg.node_agent_port)
+    agent = comps[f"nodeagent-{cfg.node_name(1)}"].argv
+    assert flag(agent, "--port") == str(cfg.node_agent_port)
+    ranges = agent_args(list(agent[3:]))
+    assert (ranges.cluster_cidr, ranges.node_cidr_mask, ranges.node_network) == (
+        "10.245.0.0/16", 24, "10.251.0.0/24")

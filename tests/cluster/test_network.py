@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from cluster.config import ROUTE_PROTO, ClusterConfig
-from cluster.network import overlapping_routes
+from cluster.network import overlapping_routes, route_pod_range
 
 
 @pytest.fixture
@@ -42,3 +42,24 @@ def test_a_wider_route_counts_but_our_own_do_not(scratch_ns):
     assert overlapping_routes(cfg, scratch_ns) == []
     add_route(scratch_ns, "10.0.0.0/8", "dev", "d0")
     assert [c.split()[0] for c in overlapping_routes(cfg, scratch_ns)] == ["10.0.0.0/8"]
+
+
+def routes_in(ns: str) -> str:
+    return subprocess.run(["ip", "-n", ns, "-4", "route", "show", "proto", str(ROUTE_PROTO)],
+                          check=True, capture_output=True, text=True).stdout
+
+
+@pytest.mark.parametrize("cidr,via,why", [
+    ("0.0.0.0/1", "10.250.0.12", "cidr 0.0.0.0/1 is out the range of cluster cidr 10.244.0.0/16"),
+    ("128.0.0.0/1", "10.250.0.12", "cidr 128.0.0.0/1 is out the range of cluster cidr 10.244.0.0/16"),
+    ("10.244.0.0/16", "10.250.0.12", "must be a /24 (the node CIDR mask size)"),
+    ("10.244.1.0/24", "192.0.2.1", "the gateway is not in the node network 10.250.0.0/24"),
+], ids=["half-of-everything-low", "half-of-everything-high", "the-whole-cluster", "gateway-elsewhere"])
+def test_the_launcher_routes_only_node_subnets_via_the_node_network(scratch_ns, cidr, via, why):
+    cfg = ClusterConfig()
+    subprocess.run(["ip", "-n", scratch_ns, "addr", "add", "10.250.0.1/24", "dev", "d0"], check=True)
+    refused = route_pod_range(cfg, cidr, via, netns=scratch_ns)
+    assert refused is not None and why in refused
+    assert routes_in(scratch_ns) == ""
+    assert route_pod_range(cfg, "10.244.1.0/24", "10.250.0.12", netns=scratch_ns) is None
+    assert routes_in(scratch_ns).split()[:3] == ["10.244.1.0/24", "via", "10.250.0.12"]

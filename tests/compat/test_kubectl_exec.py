@@ -3,7 +3,6 @@ WebSocket upgrade (and again to kubectl's SPDY fallback), and an agent that cann
 after it. (kubectl exec with real pods: tests/nodeagent/test_exec_stream.py.)"""
 from __future__ import annotations
 
-from cluster.procs import free_port
 from tests.compat.conftest import Kubectl
 
 NODE = """\
@@ -28,12 +27,11 @@ spec:
 """
 
 
-def test_exec_errors(kubectl: Kubectl):
+def test_exec_errors(kubectl: Kubectl, apiserver_process):
     kubectl("apply", "-f", str(kubectl.write("node.yaml", NODE)))
-    port = free_port()
+    port = apiserver_process.kubelet_port  # no agent listens there
     kubectl("patch", "node", "n1", "--subresource=status", "--type=merge", "-p",
-            '{"status": {"addresses": [{"type": "InternalIP", "address": "127.0.0.1"}], '
-            f'"daemonEndpoints": {{"kubeletEndpoint": {{"Port": {port}}}}}}}}}')
+            '{"status": {"addresses": [{"type": "InternalIP", "address": "127.0.0.1"}]}}')
     kubectl("apply", "-f", str(kubectl.write("pods.yaml", PODS)))
 
     r = kubectl("exec", "nope", "--", "true", check=False)

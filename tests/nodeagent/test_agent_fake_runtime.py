@@ -26,6 +26,9 @@ class NoRoutes:
     async def sync(self, desired: set[tuple[str, str]]) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
         return set(), set()
 
+    def tell_refused(self, refused: object) -> None:
+        pass
+
 
 async def eventually(check: Callable[[], Awaitable[object]], timeout: float = 10.0) -> object:
     deadline = time.monotonic() + timeout

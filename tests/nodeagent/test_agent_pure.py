@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from kubecore.api.nodenet import NodeRanges
 from services.nodeagent import podevents, podsync
 from services.nodeagent.podsync import Backoff, StartFailure, plan_pod, pod_phase, pod_status, status_patch
 from services.nodeagent.probes import ProbeError, resolve_port
@@ -256,7 +257,16 @@ def node(name, cidr=None, ip=None):
 ], ids=["only-me", "one-peer", "peer-without-ip", "peer-without-cidr", "two-peers", "malformed",
         "gateway-inside-range"])
 def test_desired_routes(nodes, want):
-    assert desired_routes("me", nodes) == want
+    assert desired_routes("me", nodes, NodeRanges.parse("10.244.0.0/16", 24))[0] == want
+
+
+def test_desired_routes_refuse_what_a_node_object_must_not_route():
+    nodes = [node("half", "0.0.0.0/1", "10.250.0.12"), node("other-half", "128.0.0.0/1", "10.250.0.13"),
+             node("wide", "10.244.0.0/16", "10.250.0.14"), node("far", "10.244.5.0/24", "192.0.2.1"),
+             node("ok", "10.244.6.0/24", "10.250.0.16")]
+    routes, refused = desired_routes("me", nodes, NodeRanges.parse("10.244.0.0/16", 24, "10.250.0.0/24"))
+    assert routes == {("10.244.6.0/24", "10.250.0.16")}
+    assert [r.node for r in refused] == ["half", "other-half", "wide", "far"]
 
 
 def test_route_changes_replace_gateway_without_delete():

@@ -4,12 +4,14 @@ Namespaces and Events have no rules beyond their metadata and shape."""
 from __future__ import annotations
 
 import copy
-import ipaddress
+import json
 from typing import Any
 
 from kubecore.api import formats as f
+from kubecore.api import nodenet
 from kubecore.api.errors import Cause
 from kubecore.api.types import Obj
+from kubecore.api.validation import podnet
 from kubecore.api.validation.meta import label_map_causes
 
 PROTOCOLS = ("TCP", "UDP", "SCTP")
@@ -45,7 +47,7 @@ def port_number_causes(path: str, value: Any) -> list[Cause]:
 
 def _unique_name_causes(path: str, name: Any, seen: set[Any], check: Any) -> list[Cause]:
     """`check`'s messages for `name`, then a duplicate if an earlier item had it; notes it."""
-    causes = [Cause(path, f'Invalid value: "{name}": {msg}') for msg in check(name)]
+    causes = [Cause(path, f"Invalid value: {f.go_quote(str(name))}: {msg}") for msg in check(name)]
     if name in seen:
         causes.append(Cause(path, f'Duplicate value: "{name}"', "FieldValueDuplicate"))
     seen.add(name)
@@ -136,10 +138,12 @@ def _service_target_and_node_port_causes(path: str, port: Obj, stype: Any) -> li
 # --- Pod -------------------------------------------------------------------------------
 
 def validate_pod(obj: Obj, old: Obj | None) -> list[Cause]:
-    causes = pod_spec_causes(obj.get("spec") or {}, "spec")
+    old_spec = (old.get("spec") or {}) if old is not None else None
+    causes = pod_spec_causes(obj.get("spec") or {}, "spec", is_pod=True,
+                             relaxed_env=uses_relaxed_env_names(old_spec))
     if old is not None:
-        new_spec, old_spec = obj.get("spec") or {}, old.get("spec") or {}
-        if _strip_images(new_spec) != _strip_images(old_spec):
+        new_spec = obj.get("spec") or {}
+        if _strip_images(new_spec) != _strip_images(old_spec or {}):
             causes.append(Cause("spec", "Forbidden: pod updates may not change fields other than "
                                 "`spec.containers[*].image`, `spec.initContainers[*].image` "
                                 "(the node binding goes through pods/binding)", "FieldValueForbidden"))
@@ -153,33 +157,66 @@ def _strip_images(spec: Obj) -> Obj:
     return s
 
 
-def pod_spec_causes(spec: Obj, path: str) -> list[Cause]:
-    """A pod's spec, also inside workload templates (`path` names where it sits).
-    Init containers are numbered after the containers, under `containers[i]`."""
+def uses_relaxed_env_names(old_spec: Obj | None) -> bool:
+    """Whether a stored pod spec already holds env names only the relaxed rule allows; its
+    updates are then held to that rule, as kube-apiserver does, so they keep working."""
+    if old_spec is None:
+        return False
+    containers = (old_spec.get("containers") or []) + (old_spec.get("initContainers") or [])
+    return any(isinstance(e, dict) and isinstance(e.get("name"), str) and f.env_var_name_errors(e["name"])
+               for c in containers for e in c.get("env") or [])
+
+
+def pod_spec_causes(spec: Obj, path: str, *, is_pod: bool = False, relaxed_env: bool = False) -> list[Cause]:
+    """A pod's spec, also inside workload templates (`path` names where it sits), in
+    ValidatePodSpec's order. Init containers are numbered after the containers, under
+    `containers[i]`. `relaxed_env`: env names follow the relaxed rule (see
+    `uses_relaxed_env_names`)."""
     causes: list[Cause] = []
     containers = spec.get("containers") or []
     if not containers:
         causes.append(Cause(f"{path}.containers", "Required value", "FieldValueRequired"))
     names: set[str] = set()
-    for i, c in enumerate(containers + (spec.get("initContainers") or [])):
-        causes += _container_causes(f"{path}.containers[{i}]", c, names)
+    for i, c in enumerate(containers):
+        causes += _container_causes(f"{path}.containers[{i}]", c, names, relaxed_env)
+    causes += podnet.host_port_conflict_causes(containers, path)
+    for i, c in enumerate(spec.get("initContainers") or [], start=len(containers)):
+        causes += _container_causes(f"{path}.containers[{i}]", c, names, relaxed_env)
+    causes += podnet.host_network_causes(spec, path, is_pod=is_pod)
     rp = spec.get("restartPolicy", "Always")
     if rp not in RESTART_POLICIES:
         causes.append(Cause(f"{path}.restartPolicy", f'Unsupported value: "{rp}": supported values: '
                             '"Always", "OnFailure", "Never"', "FieldValueNotSupported"))
+    causes += podnet.dns_policy_causes(spec, path)
     causes += _not_negative_causes(f"{path}.terminationGracePeriodSeconds",
                                    spec.get("terminationGracePeriodSeconds"))
     causes += label_map_causes(f"{path}.nodeSelector", spec.get("nodeSelector"))
+    causes += podnet.dns_config_causes(spec, path)
+    causes += podnet.hostname_causes(spec, path)
     return causes
 
 
-def _container_causes(path: str, c: Obj, names: set[str]) -> list[Cause]:
+def _container_causes(path: str, c: Obj, names: set[str], relaxed_env: bool) -> list[Cause]:
     causes = _unique_name_causes(f"{path}.name", c.get("name", ""), names, f.dns1123_label_errors)
     if not c.get("image"):
         causes.append(Cause(f"{path}.image", "Required value", "FieldValueRequired"))
     causes += _container_ports_causes(path, c.get("ports") or [])
+    causes += env_causes(f"{path}.env", c.get("env") or [], relaxed=relaxed_env)
     for probe_name in PROBES:
         causes += _probe_causes(f"{path}.{probe_name}", c.get(probe_name) or {})
+    return causes
+
+
+def env_causes(path: str, env: list[Obj], *, relaxed: bool = False) -> list[Cause]:
+    """Each variable named (IsEnvVarName, or IsRelaxedEnvVarName where `relaxed`)."""
+    check = f.relaxed_env_var_name_errors if relaxed else f.env_var_name_errors
+    causes: list[Cause] = []
+    for i, var in enumerate(env):
+        name = var.get("name", "")
+        if not name:
+            causes.append(Cause(f"{path}[{i}].name", "Required value", "FieldValueRequired"))
+            continue
+        causes += [Cause(f"{path}[{i}].name", f"Invalid value: {f.go_quote(name)}: {msg}") for msg in check(name)]
     return causes
 
 
@@ -189,6 +226,8 @@ def _container_ports_causes(path: str, ports: list[Obj]) -> list[Cause]:
     for j, p in enumerate(ports):
         ppath = f"{path}.ports[{j}]"
         causes += port_number_causes(f"{ppath}.containerPort", p.get("containerPort"))
+        if p.get("hostPort"):
+            causes += port_number_causes(f"{ppath}.hostPort", p["hostPort"])
         causes += protocol_causes(f"{ppath}.protocol", p.get("protocol", "TCP"))
         if p.get("name"):
             causes += _unique_name_causes(f"{ppath}.name", p["name"], port_names, f.port_name_errors)
@@ -210,17 +249,66 @@ def _probe_causes(path: str, probe: Obj) -> list[Cause]:
 # --- Node ----------------------------------------------------------------------------
 
 def validate_node(obj: Obj, old: Obj | None) -> list[Cause]:
-    causes: list[Cause] = []
-    spec = obj.get("spec") or {}
-    cidr = spec.get("podCIDR")
-    if cidr:
-        try:
-            ipaddress.IPv4Network(cidr)
-        except ValueError:
-            causes.append(Cause("spec.podCIDR", f'Invalid value: "{cidr}": must be a valid CIDR'))
+    """kube's ValidateNode and ValidateNodeUpdate for the spec: the pod ranges are CIDRs, at
+    most one per IP family, and once set they never change. (Whether a range fits the
+    cluster's is the API server's allocator's question: `storage.allocations`.)"""
+    cidrs = pod_cidrs(obj)
+    causes = _pod_cidrs_causes(cidrs)
     if old is not None:
-        old_cidr = (old.get("spec") or {}).get("podCIDR")
-        if old_cidr and cidr != old_cidr:
-            causes.append(Cause("spec.podCIDR", 'Forbidden: node updates may not change podCIDR '
+        old_cidrs = pod_cidrs(old)
+        if old_cidrs and old_cidrs != cidrs:
+            causes.append(Cause("spec.podCIDRs", 'Forbidden: node updates may not change podCIDR '
                                 'except from "" to valid', "FieldValueForbidden"))
+    return causes
+
+
+def pod_cidrs(node: Obj) -> list[Any]:
+    """spec.podCIDRs, or [spec.podCIDR] when only that is given (kube's v1 conversion)."""
+    spec = node.get("spec") or {}
+    cidrs = spec.get("podCIDRs") or []
+    if not cidrs and spec.get("podCIDR"):
+        cidrs = [spec["podCIDR"]]
+    return list(cidrs)
+
+
+def _go_strings(values: list[Any]) -> str:
+    """A []string as Go's %#v prints it, which is how kube shows the whole list in a cause."""
+    return "[]string{" + ", ".join(json.dumps(str(v), ensure_ascii=False) for v in values) + "}"
+
+
+def _pod_cidrs_causes(cidrs: list[Any]) -> list[Cause]:
+    causes: list[Cause] = []
+    parsed = [nodenet.parse_cidr(c) for c in cidrs]
+    for i, net in enumerate(parsed):
+        if net is None:
+            causes.append(Cause(f"spec.podCIDRs[{i}]", f"Invalid value: {_go_strings(cidrs)}: "
+                                "must be valid CIDR"))
+    if len(cidrs) > 1:
+        families = {net.version for net in parsed if net is not None}
+        if len(cidrs) > 2 or len(families) != 2:
+            causes.append(Cause("spec.podCIDRs", f"Invalid value: {_go_strings(cidrs)}: may specify "
+                                "no more than one CIDR for each IP family"))
+        seen: set[Any] = set()
+        for i, value in enumerate(cidrs):
+            if value in seen:
+                causes.append(Cause(f"spec.podCIDRs[{i}]", f"Duplicate value: {json.dumps(value)}",
+                                    "FieldValueDuplicate"))
+            seen.add(value)
+    return causes
+
+
+def validate_node_status(obj: Obj, old: Obj | None) -> list[Cause]:
+    """The addresses a node reports: an InternalIP or ExternalIP is a plain IP address. kube
+    takes any string there; here the API server dials the InternalIP and nodes route through
+    it, so nothing else (a port, a path, a host name) is ever stored."""
+    status = obj.get("status") or {}
+    causes = []
+    for i, addr in enumerate(status.get("addresses") or []):
+        if addr.get("type") not in nodenet.NODE_ADDRESS_TYPES:
+            continue
+        value = addr.get("address")
+        problem = nodenet.node_address_problem(value, None)
+        if problem is not None:
+            causes.append(Cause(f"status.addresses[{i}].address",
+                                f"Invalid value: {json.dumps(value)}: {problem}"))
     return causes

@@ -1,8 +1,12 @@
 """pods/<name>/log and pods/<name>/exec, answered by the node agent of the pod's node.
 
 The API server looks the pod up, then its node, and forwards to the agent at the node's
-InternalIP and `status.daemonEndpoints.kubeletEndpoint.Port` (what kube-apiserver does with
---kubelet-preferred-address-types=InternalIP):
+InternalIP (what kube-apiserver does with --kubelet-preferred-address-types=InternalIP) and
+the server's own `--kubelet-port`. The URL is built from a parsed address, never from the
+object's text, and the port a Node reports (`status.daemonEndpoints`) is not used: a Node
+object must not be able to make the server dial anything but a node agent's port. A Node
+without a usable InternalIP (none, not a plain IP, outside `--node-network`) is kube's
+"no preferred addresses found" error, as a 503.
 
 - log:  GET  /containerLogs/<ns>/<pod>/<container>?follow=&tailLines=   streamed as text/plain
 - exec, streamed: a WebSocket upgrade (GET ?command=..&container=..&stdin=..&stdout=..&stderr=..
@@ -45,6 +49,7 @@ from aiohttp import WSMsgType, web
 from kubecore.api import remotecommand as rc
 from kubecore.api import resources as R
 from kubecore.api.errors import ApiError, bad_request, method_not_allowed, not_found
+from kubecore.api.nodenet import Address, NodeRanges, node_address_problem, parse_address
 from services.apiserver.endpoints.requests import CLIENT_CHECK_SECONDS, Target, client_gone
 from services.apiserver.storage.store import Storage
 
@@ -87,16 +92,25 @@ def _socket_factory(path: str | None) -> Callable[[tuple], socket.socket] | None
     return lambda ai: _socket_in_netns(path, ai[0], ai[1], ai[2])
 
 
-def node_endpoint(node: dict[str, Any], what: str) -> tuple[str, int]:
-    status = node.get("status") or {}
-    ip = next((a.get("address") for a in status.get("addresses") or []
-               if a.get("type") == "InternalIP" and a.get("address")), None)
-    port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port")
-    name = (node.get("metadata") or {}).get("name")
-    if not ip or not port:
-        raise ApiError(503, "ServiceUnavailable", f"{what} is served by the pod's node agent, and node {name} "
-                       "has no InternalIP or kubelet port in its status")
-    return str(ip), int(port)
+def node_address(node: dict[str, Any], ranges: NodeRanges | None) -> Address:
+    """The first InternalIP of the node that is a plain IP address (in the node network, when
+    the server knows it); else kube-apiserver's error for a node without one."""
+    status = node.get("status")
+    listed = status.get("addresses") if isinstance(status, dict) else None
+    addresses = [a for a in listed if isinstance(a, dict)] if isinstance(listed, list) else []
+    for a in addresses:
+        if a.get("type") == "InternalIP" and node_address_problem(a.get("address"), ranges) is None:
+            ip = parse_address(a.get("address"))
+            if ip is not None:
+                return ip
+    known = " ".join(f"{{{a.get('type')} {a.get('address')}}}" for a in addresses)
+    raise ApiError(503, "ServiceUnavailable", f"no preferred addresses found; known addresses: [{known}]")
+
+
+def agent_base_url(ip: Address, port: int) -> str:
+    """The node agent's URL, made from an address object and the server's own port only."""
+    host = f"[{ip}]" if ip.version == 6 else str(ip)
+    return f"https://{host}:{int(port)}"
 
 
 def choose_container(pod: dict[str, Any], asked: str | None) -> str:
@@ -125,8 +139,11 @@ def kubelet_client_context(cert_file: str, key_file: str, ca_file: str) -> ssl.S
 
 
 class NodeProxy:
-    def __init__(self, dial_netns: str | None = None, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(self, dial_netns: str | None = None, *, kubelet_port: int = 10250,
+                 ranges: NodeRanges | None = None, ssl_context: ssl.SSLContext | None = None) -> None:
         self.dial_netns = dial_netns if dial_netns is not None else os.environ.get("MINICLUSTER_NODE_NETNS") or None
+        self.kubelet_port = kubelet_port
+        self.ranges = ranges
         self.ssl_context = ssl_context or kubelet_client_context("", "", "")
 
     def _session(self, timeout: aiohttp.ClientTimeout) -> aiohttp.ClientSession:
@@ -150,8 +167,7 @@ class NodeProxy:
                 raise ApiError(503, "ServiceUnavailable",
                                f"{what} is served by the pod's node agent, and node {node_name} is gone") from None
             raise
-        ip, port = node_endpoint(node, what)
-        base = f"https://{ip}:{port}"
+        base = agent_base_url(node_address(node, self.ranges), self.kubelet_port)
         if t.sub == "log":
             if request.method != "GET":
                 raise method_not_allowed()

@@ -95,7 +95,12 @@ def check_object(rt: R.ResourceType, obj: Obj, old: Obj | None, name: str, *,
     """Metadata and the kind's rules, one 422 with every cause. A status write keeps the
     stored spec, so its rules are not checked again (kube-apiserver's status strategies
     validate the status only): an object stored before a rule existed can still have its
-    status written by its controller."""
-    causes = R.metadata_causes(obj, rt) + ([] if status_only else rt.validate(obj, old))
+    status written by its controller. The status's own rules (`validate_status`) hold on a
+    create and on a status write."""
+    causes = R.metadata_causes(obj, rt)
+    if not status_only:
+        causes += rt.validate(obj, old)
+    if status_only or old is None:
+        causes += rt.validate_status(obj, old)
     if causes:
         raise invalid(rt.kind, name, causes, rt.group)

@@ -3,12 +3,15 @@ a Node its pod CIDR. Pure bookkeeping; `storage` puts the claims into the same
 etcd transaction as the object."""
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from kubecore.api.errors import Cause, invalid
+from kubecore.api.nodenet import NODE_ADDRESS_TYPES, NodeRanges, node_address_problem, pod_cidr_problem
 from kubecore.api.types import Obj
+from kubecore.api.validation.core import pod_cidrs
 from services.apiserver.storage import etcd as E
 from services.apiserver.storage.allocator import IPRange, RangeAllocator, SubnetRange
 
@@ -168,40 +171,89 @@ class ServiceAllocations:
 
 
 class NodeAllocations:
-    """Each Node gets a pod range (spec.podCIDR) once, when it is created without one."""
+    """A Node's pod range and addresses, against the cluster's ranges (`NodeRanges`).
 
-    def __init__(self, etcd: E.Etcd, subnets: SubnetRange) -> None:
+    A Node created without a range gets the next free node subnet of the cluster CIDR; one
+    that asks for a range (on create, or on the update that sets it from "") gets it only if
+    it is a node subnet of the cluster CIDR (`nodenet.pod_cidr_problem`) that no other Node
+    holds. Either way the range is claimed in the Node's own etcd transaction, so two Nodes
+    never hold the same range, however their writes interleave, and the delete of the Node
+    releases it. When the server knows the node network, every InternalIP/ExternalIP a write
+    adds must be in it (addresses stored before are left alone, so a node's heartbeat is not
+    refused for what an older server let through)."""
+
+    def __init__(self, etcd: E.Etcd, subnets: SubnetRange, ranges: NodeRanges) -> None:
         self.etcd = etcd
         self.subnets = subnets
+        self.ranges = ranges
 
-    async def on_create(self, obj: Obj, kind: str, name: str) -> Plan:
-        spec = obj.setdefault("spec", {})
+    def _asked_claims(self, cidrs: list[Any], kind: str, name: str) -> Plan:
         plan = Plan()
-        cidr = spec.get("podCIDR")
-        if cidr:
-            index = self.subnets.index_of(cidr)
-            if index is not None:  # a range outside ours is the user's business
-                plan.claims.append(Claim(self.subnets.alloc, index, False, "spec.podCIDR", cidr))
-        else:
-            index = await self.subnets.alloc.pick(self.etcd)
-            cidr = self.subnets.to_cidr(index)
-            plan.claims.append(Claim(self.subnets.alloc, index, True, "spec.podCIDR", cidr,
-                                     fill(spec, "podCIDR", cidr)))
-        spec["podCIDRs"] = [cidr]
+        for i, cidr in enumerate(cidrs):
+            path = f"spec.podCIDRs[{i}]"
+            problem = pod_cidr_problem(cidr, self.ranges)
+            index = self.subnets.index_of(cidr) if problem is None else None
+            if index is None:
+                raise invalid(kind, name, [Cause(path, f"Invalid value: {json.dumps(cidr)}: "
+                                                 f"{problem or 'must be valid CIDR'}")])
+            plan.claims.append(Claim(self.subnets.alloc, index, False, path, cidr))
         return plan
 
+    def _check_addresses(self, new: Obj, old: Obj | None, kind: str, name: str) -> None:
+        if self.ranges.node_network is None:
+            return
+        before = {(a.get("type"), a.get("address")) for a in _addresses(old)}
+        causes = []
+        for i, addr in enumerate(_addresses(new)):
+            key = (addr.get("type"), addr.get("address"))
+            if key[0] not in NODE_ADDRESS_TYPES or key in before:
+                continue
+            problem = node_address_problem(key[1], self.ranges)
+            if problem is not None:
+                causes.append(Cause(f"status.addresses[{i}].address",
+                                    f"Invalid value: {json.dumps(key[1])}: {problem}"))
+        if causes:
+            raise invalid(kind, name, causes)
+
+    async def on_create(self, obj: Obj, kind: str, name: str) -> Plan:
+        self._check_addresses(obj, None, kind, name)
+        spec = obj.setdefault("spec", {})
+        cidrs = pod_cidrs(obj)
+        if cidrs:
+            return self._asked_claims(cidrs, kind, name)
+        index = await self.subnets.alloc.pick(self.etcd)
+        cidr = self.subnets.to_cidr(index)
+        undo_one, undo_list = fill(spec, "podCIDR", cidr), fill(spec, "podCIDRs", [cidr])
+
+        def undo() -> None:
+            undo_list()
+            undo_one()
+        return Plan(claims=[Claim(self.subnets.alloc, index, True, "spec.podCIDRs[0]", cidr, undo)])
+
     async def on_update(self, new: Obj, old: Obj, kind: str, name: str) -> Plan:
+        self._check_addresses(new, old, kind, name)
         nspec = new.setdefault("spec", {})
-        ocidr = (old.get("spec") or {}).get("podCIDR")
-        if ocidr and not nspec.get("podCIDR"):
-            nspec["podCIDR"] = ocidr
-            nspec["podCIDRs"] = [ocidr]
+        old_cidrs, new_cidrs = pod_cidrs(old), pod_cidrs(new)
+        if old_cidrs and not new_cidrs:
+            nspec["podCIDR"] = old_cidrs[0]
+            nspec["podCIDRs"] = list(old_cidrs)
+        if new_cidrs and not old_cidrs:
+            return self._asked_claims(new_cidrs, kind, name)
         return Plan()
 
     def on_delete(self, old: Obj) -> Plan:
-        cidr = (old.get("spec") or {}).get("podCIDR")
-        index = self.subnets.index_of(cidr) if cidr else None
-        return Plan(releases=[(self.subnets.alloc, index)] if index is not None else [])
+        plan = Plan()
+        for cidr in pod_cidrs(old):
+            index = self.subnets.index_of(cidr) if isinstance(cidr, str) else None
+            if index is not None:
+                plan.releases.append((self.subnets.alloc, index))
+        return plan
+
+
+def _addresses(node: Obj | None) -> list[Obj]:
+    status = (node or {}).get("status")
+    addresses = status.get("addresses") if isinstance(status, dict) else None
+    return [a for a in addresses if isinstance(a, dict)] if isinstance(addresses, list) else []
 
 
 __all__ = ["Claim", "Plan", "NoAllocations", "ServiceAllocations", "NodeAllocations"]

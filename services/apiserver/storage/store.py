@@ -152,7 +152,7 @@ class Storage:
             try:
                 await self._call(claim.allocator.skip_taken(self.etcd, claim.value))
             except RangeFull as exc:
-                what = claim.field.split(".")[-1]
+                what = claim.field.split(".")[-1].split("[")[0]
                 raise invalid(rt.kind, name, [Cause(claim.field, f"Internal error: failed to allocate "
                                                     f"a {what}: range is full")]) from exc
 

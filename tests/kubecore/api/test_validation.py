@@ -163,14 +163,78 @@ def test_endpointslice(obj: Obj, old: Obj | None, expected: list[tuple[str, str,
     assert causes(R.ENDPOINTSLICES, obj, old) == expected
 
 
-def test_node_pod_cidr() -> None:
-    assert causes(R.NODES, {"spec": {"podCIDR": "bad"}}) == [
-        ("spec.podCIDR", 'Invalid value: "bad": must be a valid CIDR', INVALID)]
-    assert causes(R.NODES, {"spec": {"podCIDR": "10.244.1.0/24"}},
-                  {"spec": {"podCIDR": "10.244.0.0/24"}}) == [
-        ("spec.podCIDR", 'Forbidden: node updates may not change podCIDR except from "" to valid',
-         FORBIDDEN)]
-    assert causes(R.NODES, {"spec": {"podCIDR": "10.244.1.0/24"}}, {"spec": {}}) == []
+CIDR_FORBIDDEN = ("spec.podCIDRs", 'Forbidden: node updates may not change podCIDR except from "" to valid',
+                  FORBIDDEN)
+
+
+def node(*cidrs: str, one: str | None = None, addresses: list[Obj] | None = None) -> Obj:
+    spec: Obj = {}
+    if cidrs:
+        spec["podCIDRs"] = list(cidrs)
+    if one is not None:
+        spec["podCIDR"] = one
+    return {"metadata": {"name": "n1"}, "spec": spec, "status": {"addresses": addresses or []}}
+
+
+# kube's ValidateNode / ValidateNodeUpdate (v1.31): the list of pod ranges is what is checked,
+# and shown whole in the cause; podCIDR alone counts as a list of one (kube's v1 conversion)
+@pytest.mark.parametrize("obj,old,expected", [
+    (node(one="10.244.1.0/24"), None, []),
+    (node(one="bad"), None,
+     [("spec.podCIDRs[0]", 'Invalid value: []string{"bad"}: must be valid CIDR', INVALID)]),
+    (node("10.244.1.0/24", "127.0.0.1:2379/x"), None,
+     [("spec.podCIDRs[1]", 'Invalid value: []string{"10.244.1.0/24", "127.0.0.1:2379/x"}: must be '
+       "valid CIDR", INVALID),
+      ("spec.podCIDRs", 'Invalid value: []string{"10.244.1.0/24", "127.0.0.1:2379/x"}: may specify '
+       "no more than one CIDR for each IP family", INVALID)]),
+    (node("10.244.1.0/24", "10.244.2.0/24"), None,
+     [("spec.podCIDRs", 'Invalid value: []string{"10.244.1.0/24", "10.244.2.0/24"}: may specify no '
+       "more than one CIDR for each IP family", INVALID)]),
+    (node("10.244.1.0/24", "10.244.1.0/24"), None,
+     [("spec.podCIDRs", 'Invalid value: []string{"10.244.1.0/24", "10.244.1.0/24"}: may specify no '
+       "more than one CIDR for each IP family", INVALID),
+      ("spec.podCIDRs[1]", 'Duplicate value: "10.244.1.0/24"', DUPLICATE)]),
+    (node("10.244.1.0/24", "fd00:10:244:1::/64"), None, []),
+    (node(one="10.244.1.0/24"), node(one="10.244.0.0/24"), [CIDR_FORBIDDEN]),
+    (node("10.244.1.0/24"), node(one="10.244.0.0/24"), [CIDR_FORBIDDEN]),
+    (node(), node("10.244.0.0/24"), [CIDR_FORBIDDEN]),
+    (node(one="10.244.1.0/24"), node(), []),
+    (node("10.244.0.0/24"), node(one="10.244.0.0/24"), []),
+], ids=["valid", "not-a-cidr", "url-as-cidr", "two-of-one-family", "duplicate", "dual-stack",
+        "changed", "changed-by-the-list", "cleared", "set-from-empty", "same-range-either-field"])
+def test_node_spec(obj: Obj, old: Obj | None, expected: list[tuple[str, str, str]]) -> None:
+    assert causes(R.NODES, obj, old) == expected
+
+
+def status_causes(obj: Obj) -> list[tuple[str, str, str]]:
+    return [(c.field, c.message, c.reason) for c in R.NODES.validate_status(obj, None)]
+
+
+IP_MSG = "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
+
+
+# stricter than kube, which takes any string: the API server dials the InternalIP and nodes
+# route through it, so an InternalIP/ExternalIP is a plain address and nothing more
+@pytest.mark.parametrize("address,expected", [
+    ({"type": "InternalIP", "address": "10.250.0.11"}, []),
+    ({"type": "InternalIP", "address": "fd00::11"}, []),
+    ({"type": "ExternalIP", "address": "192.0.2.7"}, []),
+    ({"type": "Hostname", "address": "node-1:2379/anything"}, []),
+    ({"type": "InternalIP", "address": "127.0.0.1:2379/v3/kv/range?x#"},
+     [("status.addresses[0].address", f'Invalid value: "127.0.0.1:2379/v3/kv/range?x#": {IP_MSG}',
+       INVALID)]),
+    ({"type": "InternalIP", "address": "[fd00::11]"},
+     [("status.addresses[0].address", f'Invalid value: "[fd00::11]": {IP_MSG}', INVALID)]),
+    ({"type": "InternalIP", "address": "fe80::1%eth0"},
+     [("status.addresses[0].address", f'Invalid value: "fe80::1%eth0": {IP_MSG}', INVALID)]),
+    ({"type": "ExternalIP", "address": "node-1.example"},
+     [("status.addresses[0].address", f'Invalid value: "node-1.example": {IP_MSG}', INVALID)]),
+    ({"type": "InternalIP", "address": " 10.250.0.11"},
+     [("status.addresses[0].address", f'Invalid value: " 10.250.0.11": {IP_MSG}', INVALID)]),
+], ids=["ipv4", "ipv6", "external", "hostname-is-free-text", "url", "brackets", "zone",
+        "name-as-external-ip", "space"])
+def test_node_addresses(address: Obj, expected: list[tuple[str, str, str]]) -> None:
+    assert status_causes(node(addresses=[address])) == expected
 
 
 def test_metadata() -> None:
@@ -218,3 +282,141 @@ def test_formats_keep_their_first_import_path() -> None:
 
     assert go_bool("T") is True and go_bool("yes") is None
     assert label_key_errors("example.com/app") == []
+
+
+# --- fields that reach the node: names in /etc/hosts, env, host ports, DNS settings ----------
+
+ENV_MSG = ("a valid environment variable name must consist of alphabetic characters, digits, '_', '-', "
+           "or '.', and must not start with a digit (e.g. 'my.env-name',  or 'MY_ENV.NAME',  or "
+           "'MyEnvName1', regex used for validation is '[-._a-zA-Z][-._a-zA-Z0-9]*')")
+RELAXED_ENV_MSG = "a valid environment variable name must consist only of printable ASCII characters other than '='"
+LONG = "a" * 70
+SUBDOMAIN_MSG = ("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or "
+                 "'.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used "
+                 "for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')")
+
+
+def env_pod(*names: str) -> Obj:
+    return pod_spec({"name": "app", "image": "busybox", "env": [{"name": n, "value": "v"} for n in names]})
+
+
+def ports_pod(*ports: Obj, **spec: object) -> Obj:
+    return pod_spec({"name": "a", "image": "x", "ports": list(ports)}, **spec)
+
+
+@pytest.mark.parametrize("spec,expected", [
+    (pod_spec(hostname="web-0", subdomain="web"), []),
+    (pod_spec(hostname=LONG), [("spec.hostname", f'Invalid value: "{LONG}": must be no more than 63 '
+                                "characters", INVALID)]),
+    (pod_spec(hostname="web\n127.0.0.1 evil", subdomain="Web"),
+     [("spec.hostname", f'Invalid value: "web\\n127.0.0.1 evil": {LABEL_MSG}', INVALID),
+      ("spec.subdomain", f'Invalid value: "Web": {LABEL_MSG}', INVALID)]),
+    (env_pod("MY_VAR", "my.env-name", "-x"), []),
+    (env_pod("A=B", "1ABC", "..x", "", "NUL\x00"),
+     [("spec.containers[0].env[0].name", f'Invalid value: "A=B": {ENV_MSG}', INVALID),
+      ("spec.containers[0].env[1].name", f'Invalid value: "1ABC": {ENV_MSG}', INVALID),
+      ("spec.containers[0].env[2].name", "Invalid value: \"..x\": must not start with '..'", INVALID),
+      ("spec.containers[0].env[3].name", "Required value", REQUIRED),
+      ("spec.containers[0].env[4].name", f'Invalid value: "NUL\\x00": {ENV_MSG}', INVALID)]),
+    (env_pod("..", "."), [("spec.containers[0].env[0].name", "Invalid value: \"..\": must not be '..'", INVALID),
+                          ("spec.containers[0].env[1].name", "Invalid value: \".\": must not be '.'", INVALID)]),
+    (ports_pod({"containerPort": 80, "hostPort": 70000}, {"containerPort": 81, "hostPort": 8080},
+               {"containerPort": 82, "hostPort": 8080, "protocol": "UDP"},
+               {"containerPort": 83, "hostPort": 8080, "hostIP": "10.0.0.1"}),
+     [("spec.containers[0].ports[0].hostPort", f"Invalid value: 70000: {PORT_MSG}", INVALID)]),
+    ({"containers": [{"name": "a", "image": "x", "ports": [{"containerPort": 80, "hostPort": 8080}]},
+                     {"name": "b", "image": "x", "ports": [{"containerPort": 81, "hostPort": 8080,
+                                                            "protocol": "TCP"}]}]},
+     [("spec.containers[1].ports[0].hostPort", 'Duplicate value: "TCP//8080"', DUPLICATE)]),
+    (ports_pod({"containerPort": 80, "hostPort": 8080}, {"containerPort": 81}, hostNetwork=True),
+     [("spec.containers[0].ports[0].hostPort", "Invalid value: 8080: must match `containerPort` when "
+       "`hostNetwork` is true", INVALID),
+      ("spec.containers[0].ports[1].hostPort", "Invalid value: 0: must match `containerPort` when "
+       "`hostNetwork` is true", INVALID)]),
+    (pod_spec(dnsPolicy="Sometimes"),
+     [("spec.dnsPolicy", 'Unsupported value: "Sometimes": supported values: "ClusterFirstWithHostNet", '
+       '"ClusterFirst", "Default", "None"', UNSUPPORTED)]),
+    (pod_spec(dnsPolicy="None"),
+     [("spec.dnsConfig", "Required value: must provide `dnsConfig` when `dnsPolicy` is None", REQUIRED)]),
+    (pod_spec(dnsPolicy="None", dnsConfig={"searches": ["a.b"]}),
+     [("spec.dnsConfig.nameservers", "Required value: must provide at least one DNS nameserver when "
+       "`dnsPolicy` is None", REQUIRED)]),
+    (pod_spec(dnsPolicy="None", dnsConfig={"nameservers": ["10.0.0.10", "fd00::a"], "searches": ["a.b.", "c"],
+                                           "options": [{"name": "ndots", "value": "2"}]}), []),
+    (pod_spec(dnsConfig={"nameservers": ["1.1.1.1", "2.2.2.2", "3.3.3.3", "10.0.0.1\nsearch evil"],
+                         "searches": ["ok.example", "Bad_Domain", "x\noptions rotate"], "options": [{}]}),
+     [("spec.dnsConfig.nameservers", 'Invalid value: []string{"1.1.1.1", "2.2.2.2", "3.3.3.3", '
+       '"10.0.0.1\\nsearch evil"}: must not have more than 3 nameservers', INVALID),
+      ("spec.dnsConfig.nameservers[3]", 'Invalid value: "10.0.0.1\\nsearch evil": must be a valid IP '
+       "address, (e.g. 10.9.8.7 or 2001:db8::ffff)", INVALID),
+      ("spec.dnsConfig.searches[1]", f'Invalid value: "Bad_Domain": {SUBDOMAIN_MSG}', INVALID),
+      ("spec.dnsConfig.searches[2]", f'Invalid value: "x\\noptions rotate": {SUBDOMAIN_MSG}', INVALID),
+      ("spec.dnsConfig.options[0]", "Required value: must not be empty", REQUIRED)]),
+    (pod_spec(dnsConfig={"searches": [f"s{i}.example" for i in range(33)]}),
+     [("spec.dnsConfig.searches", "Invalid value: []string{" + ", ".join(f'"s{i}.example"' for i in range(33))
+       + "}: must not have more than 32 search paths", INVALID)]),
+], ids=["hostname-and-subdomain", "hostname-too-long", "newline-hostname-and-bad-subdomain", "env-valid",
+        "env-invalid", "env-dot-dot", "host-port-range-and-distinct-keys", "host-port-conflict",
+        "host-network-ports", "dns-policy", "dns-none-without-config", "dns-none-without-nameserver",
+        "dns-config-valid", "dns-config-invalid", "dns-too-many-searches"])
+def test_pod_node_facing_fields(spec: Obj, expected: list[tuple[str, str, str]]) -> None:
+    assert causes(R.PODS, {"metadata": {"name": "p"}, "spec": spec}) == expected
+
+
+def test_host_network_templates_may_leave_host_ports_unset() -> None:
+    template = workload()
+    template["spec"]["template"]["spec"] = ports_pod({"containerPort": 80}, {"containerPort": 81, "hostPort": 9},
+                                                     hostNetwork=True)
+    assert causes(R.DEPLOYMENTS, template) == [
+        ("spec.template.spec.containers[0].ports[1].hostPort",
+         "Invalid value: 9: must match `containerPort` when `hostNetwork` is true", INVALID)]
+    pod: Obj = {"metadata": {"name": "p"}, "spec": ports_pod({"containerPort": 80}, hostNetwork=True)}
+    R.PODS.default(pod)  # a Pod's defaults fill hostPort in, so it validates
+    assert pod["spec"]["containers"][0]["ports"][0]["hostPort"] == 80
+    assert causes(R.PODS, pod) == []
+
+
+def test_relaxed_env_names_are_kept_on_updates_of_objects_that_have_them() -> None:
+    """1.31 checks new env names strictly; an object stored with a name only the relaxed rule
+    allows (from a server that had it on) stays updatable, held to the relaxed rule."""
+    stored = {"metadata": {"name": "p"}, "spec": env_pod("MY VAR")}
+    assert causes(R.PODS, stored) == [
+        ("spec.containers[0].env[0].name", f'Invalid value: "MY VAR": {ENV_MSG}', INVALID)]
+    new_image = copy.deepcopy(stored)
+    new_image["spec"]["containers"][0]["image"] = "nginx"
+    assert causes(R.PODS, new_image, stored) == []
+    old, new = workload(), workload()
+    old["spec"]["template"]["spec"] = env_pod("MY VAR")
+    new["spec"]["template"]["spec"] = env_pod("MY VAR", "A=B", "")
+    assert causes(R.DEPLOYMENTS, new, old) == [
+        ("spec.template.spec.containers[0].env[1].name", f'Invalid value: "A=B": {RELAXED_ENV_MSG}', INVALID),
+        ("spec.template.spec.containers[0].env[2].name", "Required value", REQUIRED)]
+
+
+@pytest.mark.parametrize("hostname,expected", [
+    ("web-0", []),
+    (LONG, [f'Invalid value: "{LONG}": must be no more than 63 characters']),
+    ("Web.0", [f'Invalid value: "Web.0": {LABEL_MSG}']),
+    ("", [f'Invalid value: "": {LABEL_MSG}']),
+], ids=["label", "too-long", "not-a-label", "empty"])
+def test_endpointslice_hostname_is_a_dns_label(hostname: str, expected: list[str]) -> None:
+    slice_ = {"addressType": "IPv4", "endpoints": [{"addresses": ["10.0.0.1"], "hostname": hostname}]}
+    assert causes(R.ENDPOINTSLICES, slice_) == [("endpoints[0].hostname", m, INVALID) for m in expected]
+
+
+@pytest.mark.parametrize("check,value", [
+    ("dns1123_label_errors", "web\n"), ("dns1123_subdomain_errors", "a.b\n"),
+    ("dns1035_label_errors", "svc\n"), ("qualified_name_errors", "key\n"),
+    ("label_value_errors", "value\n"), ("port_name_errors", "http\n"), ("env_var_name_errors", "A\n"),
+], ids=repr)
+def test_formats_refuse_a_trailing_newline(check: str, value: str) -> None:
+    """Go's `^...$` spans the whole string; a pattern that let "web\\n" through would put a line
+    of the client's choosing into a pod's /etc/hosts."""
+    from kubecore.api import formats
+
+    assert getattr(formats, check)(value) != []
+
+
+def test_names_with_control_characters_are_quoted_as_go_does() -> None:
+    found = R.metadata_causes({"metadata": {"name": "web\n"}}, R.PODS)
+    assert found[0].message.startswith('Invalid value: "web\\n": a lowercase RFC 1123 subdomain')
