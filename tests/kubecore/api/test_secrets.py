@@ -110,3 +110,9 @@ def test_secret_causes_on_create(obj, expected):
 ], ids=["data-changes", "type-changes", "immutable-data", "immutable-unset", "made-immutable"])
 def test_secret_causes_on_update(new, old, expected):
     assert causes(new, old) == expected
+
+
+def test_secrets_are_selectable_by_type():
+    getters = R.SECRETS.field_getters
+    assert set(getters) == {"metadata.name", "metadata.namespace", "type"}
+    assert getters["type"]({"type": "kubernetes.io/tls"}) == "kubernetes.io/tls"
