@@ -87,6 +87,12 @@ class ClusterConfig:
         return self.state_dir / "kubeconfig"
 
     @property
+    def encryption_config(self) -> Path:
+        """The API server's --encryption-provider-config (it holds the key: mode 0600), in a
+        directory of its own: compose mounts it into the API server only."""
+        return self.state_dir / "encryption" / "encryption-config.yaml"
+
+    @property
     def pki_dir(self) -> Path:
         return self.state_dir / "pki"
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from cluster import credentials, network
 from cluster.components import all_components
 from cluster.config import ClusterConfig, load_state
+from cluster.encryption import write_config as write_encryption_config
 from cluster.supervisor import Supervisor, _alive, end_processes, http_ok, marked
 
 log = logging.getLogger("cluster")
@@ -128,6 +129,7 @@ async def run_up(cfg: ClusterConfig, *, ready_timeout: float = 180.0, on_ready=N
     preflight(cfg)
     down(cfg, quiet=True)
     cfg.state_dir.mkdir(parents=True, exist_ok=True)
+    write_encryption_config(cfg.encryption_config)  # etcd starts empty: a fresh key
     for i in range(1, cfg.nodes + 1):
         (cfg.node_dir(i) / "cni").mkdir(parents=True, exist_ok=True)
     credentials.make(cfg, extra_sans=tuple(cfg.apiserver_sans))
@@ -228,7 +230,7 @@ def down(cfg: ClusterConfig, *, quiet: bool = False) -> list[str]:
             done.append(f"process {pid}")
     done += network.destroy(cfg, kill=lambda pids: end_processes(pids, None, timeout=3))
     for path in (cfg.state_dir / "etcd", cfg.state_dir / "nodes", cfg.state_file, cfg.kubeconfig,
-                 cfg.state_dir / "kubeconfigs", cfg.pki_dir):
+                 cfg.state_dir / "kubeconfigs", cfg.pki_dir, cfg.encryption_config.parent):
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
         elif path.exists():

@@ -109,6 +109,11 @@ def default_node(obj: Obj) -> None:
         spec["podCIDRs"] = [spec["podCIDR"]]
 
 
+def default_secret(obj: Obj) -> None:
+    if not obj.get("type"):
+        obj["type"] = "Opaque"
+
+
 def default_namespace(obj: Obj) -> None:
     _child(obj, "spec", {"finalizers": ["kubernetes"]})
     # kubectl sends `status: {}`: the phase is filled in all the same

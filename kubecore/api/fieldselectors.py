@@ -45,3 +45,7 @@ NAMESPACE_FIELDS: dict[str, FieldGetter] = {
     **COMMON_FIELDS,
     "status.phase": lambda o: nested(o, "status", "phase"),
 }
+SECRET_FIELDS: dict[str, FieldGetter] = {
+    **COMMON_FIELDS,
+    "type": lambda o: nested(o, "type"),
+}

@@ -286,6 +286,18 @@ class Namespace(_Complete):
     status: dict[str, Any] | None = None
 
 
+# --- core/v1 Secret ----------------------------------------------------------------
+
+class Secret(_Complete):
+    apiVersion: StrictStr | None = None
+    kind: StrictStr | None = None
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    data: dict[StrictStr, StrictStr] | None = None
+    stringData: dict[StrictStr, StrictStr] | None = None
+    type: StrictStr | None = None
+    immutable: StrictBool | None = None
+
+
 # --- discovery.k8s.io/v1 EndpointSlice ----------------------------------------
 
 class EndpointConditions(_Model):

@@ -20,13 +20,15 @@ from kubecore.api import formats as v
 from kubecore.api import models
 from kubecore.api.defaults import carry_over_service_allocations as carry_over_service_allocations
 from kubecore.api.errors import Cause
+from kubecore.api.secrets import convert_secret
 from kubecore.api.selectors import FieldGetter
 from kubecore.api.types import Obj
-from kubecore.api.validation import apps, core, discovery, rbac
+from kubecore.api.validation import apps, core, discovery, rbac, secrets
 from kubecore.api.validation.meta import metadata_causes as metadata_causes
 
 Validator = Callable[[Obj, Obj | None], list[Cause]]
 Defaulter = Callable[[Obj], None]
+Converter = Callable[[Obj], None]
 
 
 def _noop_validate(obj: Obj, old: Obj | None) -> list[Cause]:
@@ -55,6 +57,9 @@ class ResourceType:
     # resource keeps the stored status)
     validate_status: Validator = _noop_validate
     default: Defaulter = _noop_default
+    # What kube's conversion from the wire version does before defaults (a Secret's base64
+    # decoded, its stringData merged): changes the object in place, raises ApiError (400).
+    convert: Converter = _noop_default
     field_getters: dict[str, FieldGetter] = field(default_factory=dict)
     # Objects whose deletion is graceful (pods): DELETE marks them, the node agent finishes it.
     graceful_delete: bool = False
@@ -122,6 +127,10 @@ REPLICASETS = ResourceType("apps", "v1", "ReplicaSet", "replicasets", "replicase
 EVENTS = ResourceType("", "v1", "Event", "events", "event", True, models.Event,
                       short_names=("ev",), field_getters=fs.EVENT_FIELDS)
 
+SECRETS = ResourceType("", "v1", "Secret", "secrets", "secret", True, models.Secret,
+                       validate=secrets.validate_secret, default=d.default_secret,
+                       convert=convert_secret, field_getters=fs.SECRET_FIELDS)
+
 # RBAC (rbac.authorization.k8s.io/v1): names are path segments ("system:node"), as kube's.
 ROLES = ResourceType("rbac.authorization.k8s.io", "v1", "Role", "roles", "role", True, models.Role,
                      name_rule=v.path_segment_name_errors, validate=rbac.validate_role,
@@ -141,7 +150,7 @@ CLUSTERROLEBINDINGS = ResourceType("rbac.authorization.k8s.io", "v1", "ClusterRo
                                    default=d.default_binding, field_getters=fs.COMMON_FIELDS)
 
 ALL: tuple[ResourceType, ...] = (NAMESPACES, SERVICES, PODS, NODES, ENDPOINTSLICES,
-                                 DEPLOYMENTS, REPLICASETS, EVENTS, ROLES, CLUSTERROLES,
+                                 DEPLOYMENTS, REPLICASETS, EVENTS, SECRETS, ROLES, CLUSTERROLES,
                                  ROLEBINDINGS, CLUSTERROLEBINDINGS)
 
 # Reviews: created to ask a question, answered in the response, never stored (no watch

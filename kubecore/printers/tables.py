@@ -465,6 +465,17 @@ EVENT_COLUMNS = (
 )
 
 
+SECRET_COLUMNS = (
+    NAME,
+    Column("Type", lambda o, n: o.get("type") or "",
+           description="Used to facilitate programmatic handling of secret data."),
+    Column("Data", lambda o, n: len(o.get("data") or {}),
+           description="Data contains the secret data. Each key must consist of alphanumeric "
+           "characters, '-', '_' or '.'."),
+    AGE,
+)
+
+
 # --- apps/v1 ---------------------------------------------------------------------------------------
 
 def _containers(obj: Obj) -> list[Obj]:
@@ -565,6 +576,7 @@ COLUMNS_BY_KIND: dict[str, tuple[Column, ...]] = {
     "Event": EVENT_COLUMNS,
     "Deployment": DEPLOYMENT_COLUMNS,
     "ReplicaSet": REPLICASET_COLUMNS,
+    "Secret": SECRET_COLUMNS,
     "Role": ROLE_COLUMNS,
     "ClusterRole": ROLE_COLUMNS,
     "RoleBinding": _binding_columns("roleBinding"),

@@ -14,7 +14,8 @@ endpoints, generic registry and storage).
                   through narrow Protocols (`registry/interfaces.py`) that storage/ fulfils
     storage/      objects in etcd: the store, the watch cache, paging, range allocations
                   (ClusterIPs, NodePorts, podCIDRs, claimed in a write's own etcd transaction),
-                  and the etcd client (etcd, etcdwire, groupcommit)
+                  values encrypted at rest (codec, transformers, encryptionconfig), and the
+                  etcd client (etcd, etcdwire, groupcommit)
     settings      the process's flags
 
 The [tool.importlinter] contracts in pyproject.toml hold the layers to this order, and keep

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from services.apiserver.app import create_app
 from services.apiserver.settings import parse_args, server_ssl_context
+from services.apiserver.storage.encryptionconfig import EncryptionConfigError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,8 +25,13 @@ def main(argv: list[str] | None = None) -> int:
     # the server allocates is mostly acyclic (JSON dicts and lists, freed by reference
     # counting), so collect less often, and leave start-up's objects out of every pass.
     gc.set_threshold(25_000, 20, 100)
+    try:
+        app = create_app(settings)
+    except EncryptionConfigError as exc:
+        logging.getLogger("apiserver").error("--encryption-provider-config: %s", exc)
+        return 1
     gc.freeze()
-    web.run_app(create_app(settings), host=hosts if len(hosts) > 1 else hosts[0], port=settings.port,
+    web.run_app(app, host=hosts if len(hosts) > 1 else hosts[0], port=settings.port,
                 ssl_context=server_ssl_context(settings), print=lambda *a: None, access_log=None)
     return 0
 

@@ -18,6 +18,7 @@ from kubecore.api.errors import ApiError, internal
 from kubecore.controller.health import Health, ReadinessCheck, add_health_routes
 from services.apiserver import admission, authn, authz
 from services.apiserver.admission.noderestriction import NodeRestriction
+from services.apiserver.admission.podsecurity import PodSecurity, default_policy
 from services.apiserver.authn.x509 import ClientCertificates
 from services.apiserver.authz import bootstrap
 from services.apiserver.authz.escalation import EscalationCheck
@@ -54,6 +55,7 @@ from services.apiserver.registry.strategy import prepare_create
 from services.apiserver.settings import Settings, authorization_modes
 from services.apiserver.storage.allocations import NodeAllocations, ServiceAllocations
 from services.apiserver.storage.allocator import RangeAllocator, SubnetRange, ip_allocator
+from services.apiserver.storage.encryptionconfig import load as load_encryption_config
 from services.apiserver.storage.etcd import Etcd, EtcdUnavailable
 from services.apiserver.storage.store import Storage
 from services.apiserver.storage.watchcache import WatchCache
@@ -298,8 +300,14 @@ def build_authorization(settings: Settings, caches: Mapping[str, WatchCache]) ->
     return Authorization(union, Reviewer(union, resolvers), rbac)
 
 
-def build_admission(authorization: Authorization, caches: Mapping[str, WatchCache]) -> admission.Chain:
-    plugins: list[admission.Plugin] = [NodeRestriction(caches)]
+def build_admission(settings: Settings, authorization: Authorization,
+                    caches: Mapping[str, WatchCache], storage: Storage) -> admission.Chain:
+    """The admission plugins, in kube-apiserver's order."""
+    plugins: list[admission.Plugin] = [
+        NodeRestriction(caches),
+        PodSecurity(storage, default_policy(settings.pod_security_default_enforce),
+                    exempt_namespaces=settings.pod_security_exempt_namespaces),
+    ]
     if authorization.rbac is not None:
         plugins.append(EscalationCheck(authorization.authorizer, authorization.rbac))
     return admission.Chain(plugins)
@@ -316,11 +324,13 @@ def build_state(settings: Settings) -> ApiState:
         "nodes": NodeAllocations(etcd, SubnetRange("podcidrs", settings.cluster_cidr,
                                                    settings.node_cidr_mask), settings.node_ranges()),
     }
-    storage = Storage(etcd, allocations)
+    transformers = (load_encryption_config(settings.encryption_provider_config)
+                    if settings.encryption_provider_config else {})
+    storage = Storage(etcd, allocations, transformers)
     caches: dict[str, WatchCache] = {}  # filled at start-up, one per resource
     authorization = build_authorization(settings, caches)
     return ApiState(settings=settings, etcd=etcd, storage=storage,
-                    registry=Store(storage, caches, build_admission(authorization, caches)),
+                    registry=Store(storage, caches, build_admission(settings, authorization, caches, storage)),
                     metrics=ApiMetrics.create(etcd.batcher), caches=caches,
                     authenticator=build_authentication(settings),
                     authorizer=authorization.authorizer, reviewer=authorization.reviewer,
@@ -357,7 +367,7 @@ async def storage_and_caches(app: web.Application) -> AsyncIterator[None]:
             await asyncio.sleep(0.3)
     for rt in R.ALL:
         cache = WatchCache(state.etcd, rt, window=settings.watch_window,
-                           watcher_buffer=settings.watcher_buffer)
+                           watcher_buffer=settings.watcher_buffer, codec=state.storage.codec(rt))
         state.caches[rt.plural] = cache
         await cache.start()
     yield

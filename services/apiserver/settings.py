@@ -58,6 +58,13 @@ class Settings:
     kubelet_client_certificate: str = ""  # presented to the node agents
     kubelet_client_key: str = ""
     kubelet_certificate_authority: str = ""  # verifies the node agents' serving certificates
+    # kube-apiserver's --encryption-provider-config: an EncryptionConfiguration file saying
+    # which resources are encrypted in etcd, and with which keys ("": none)
+    encryption_provider_config: str = ""
+    # Pod Security Admission where a namespace has no pod-security.kubernetes.io labels: the
+    # level enforced (and warned about on workloads); namespaces never checked
+    pod_security_default_enforce: str = "baseline"
+    pod_security_exempt_namespaces: list[str] = field(default_factory=lambda: ["kube-system"])
 
     def node_ranges(self) -> NodeRanges:
         return NodeRanges.parse(self.cluster_cidr, self.node_cidr_mask, self.node_cidr)
@@ -144,6 +151,15 @@ def parse_args(argv: list[str] | None = None) -> Settings:
                    help="mutating requests one client may have in flight (0: no limit)")
     p.add_argument("--max-watches-per-client", type=int, default=2000,
                    help="watches and other long-running requests per client (0: no limit)")
+    p.add_argument("--encryption-provider-config", default="",
+                   help="EncryptionConfiguration file: the resources encrypted at rest in etcd "
+                   "and their providers (aesgcm, aescbc, identity)")
+    p.add_argument("--pod-security-default-enforce", default="baseline",
+                   choices=("privileged", "baseline", "restricted"),
+                   help="Pod Security level enforced in namespaces without a "
+                   "pod-security.kubernetes.io/enforce label (default baseline)")
+    p.add_argument("--pod-security-exempt-namespaces", default="kube-system",
+                   help="comma-separated namespaces Pod Security Admission does not check")
     a = p.parse_args(argv)
     if not a.bookmark_interval > 0:
         p.error("--bookmark-interval must be greater than 0")
@@ -183,6 +199,10 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         max_requests_inflight=a.max_requests_inflight,
         max_mutating_requests_inflight=a.max_mutating_requests_inflight,
         max_watches_per_client=a.max_watches_per_client,
+        encryption_provider_config=a.encryption_provider_config,
+        pod_security_default_enforce=a.pod_security_default_enforce,
+        pod_security_exempt_namespaces=[n.strip() for n in a.pod_security_exempt_namespaces.split(",")
+                                        if n.strip()],
     )
 
 

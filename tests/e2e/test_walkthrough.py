@@ -7,6 +7,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import stat
 import subprocess
 import sys
 import time
@@ -48,6 +49,7 @@ class Cluster:
     def __init__(self, state: Path) -> None:
         self.state = state
         self.api_port = free_port()
+        self.etcd_port = free_port()
         self.mk = [sys.executable, "-m", "minikubectl"]
         self.status: dict = {}
 
@@ -57,7 +59,7 @@ class Cluster:
     def up(self) -> None:
         self.cluster("up", "--detach", "--nodes", "2", "--node-cidr", NODE_CIDR, "--cluster-cidr", CLUSTER_CIDR,
                      "--service-cidr", SERVICE_CIDR, "--apiserver-port", str(self.api_port),
-                     "--etcd-port", str(free_port()), "--etcd-peer-port", str(free_port()),
+                     "--etcd-port", str(self.etcd_port), "--etcd-peer-port", str(free_port()),
                      "--health-base-port", "21300", "--dns-port", "53")
         self.status = json.loads(self.cluster("status", "-o", "json").stdout)
 
@@ -192,6 +194,19 @@ def test_kubectl_against_the_same_cluster(cluster, tmp_path):
     extra.write_text("apiVersion: v1\nkind: Service\nmetadata: {name: extra}\n"
                      "spec: {selector: {app: test}, ports: [{port: 9090, targetPort: 8080}]}\n")
     assert "service/extra created" in run(*kc, "apply", "-f", str(extra)).stdout
+
+
+def test_secrets_are_encrypted_in_the_cluster_s_etcd(cluster, tmp_path):
+    key_file = cluster.state / "encryption" / "encryption-config.yaml"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    kc = ["kubectl", "--kubeconfig", cluster.status["kubeconfig"], "--cache-dir", str(tmp_path / "kc")]
+    run(*kc, "create", "secret", "generic", "e2e-secret", "--from-literal=password=hunter2-e2e")
+    raw = subprocess.run(["etcdctl", "--endpoints", f"127.0.0.1:{cluster.etcd_port}", "get",
+                          "/registry/secrets/default/e2e-secret", "--print-value-only"],
+                         capture_output=True, check=True, env={**os.environ, "ETCDCTL_API": "3"}).stdout
+    assert raw.startswith(b"k8s:enc:aesgcm:v1:key1:") and b"hunter2-e2e" not in raw
+    out = run(*kc, "get", "secret", "e2e-secret", "-o", "jsonpath={.data.password}").stdout
+    assert out == "aHVudGVyMi1lMmU="  # base64 of the plaintext: the API hands it back decrypted
 
 
 def test_a_component_that_dies_is_restarted(cluster):

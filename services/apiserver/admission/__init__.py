@@ -3,7 +3,11 @@ admission chain). The registry calls `Chain.mutate` before a kind's strategy and
 `Chain.validate` after it (`registry.interfaces.Admission`); each plugin sees the operation,
 the object, the stored one and the user, and raises `ApiError` to refuse.
 
-    noderestriction  kubelets write only their own Node and the pods bound to them
+    noderestriction.py     kubelets write only their own Node and the pods bound to them
+    podsecurity.py         Pod Security Admission: namespace labels, defaults, exemptions,
+                           the 403 and the warnings (kube's PodSecurity plugin)
+    podsecurity_policy.py  the Pod Security Standards' checks, pure (pod-security-admission
+                           policy/)
 (RBAC's escalation check, which needs the authorizers, is `authz.escalation`.)"""
 from __future__ import annotations
 

@@ -249,12 +249,13 @@ def warning_headers(request: web.Request) -> list[str]:
     out (the header could not carry it, and the write it warns about is done), quotes and
     backslashes escaped."""
     fields = request.get(FIELD_VALIDATION)
-    out = []
+    out: list[str] = []
     for text in fields.warnings if fields is not None else []:
         if any(unicodedata.category(ch) == "Cc" for ch in text):
             continue
         quoted = text.replace("\\", "\\\\").replace('"', '\\"')
-        out.append(f'299 - "{quoted}"')
+        if f'299 - "{quoted}"' not in out:  # a retried write may say the same thing twice
+            out.append(f'299 - "{quoted}"')
     return out
 
 

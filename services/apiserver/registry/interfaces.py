@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from kubecore.api.resources import ResourceType
@@ -88,7 +88,9 @@ Operation = Literal["CREATE", "UPDATE", "DELETE", "CONNECT"]
 class AdmissionRequest:
     """One write as admission sees it (k8s.io/apiserver's `admission.Attributes`). `obj` is the
     object being written (None on DELETE); a mutating plugin changes it in place. `old` is the
-    stored object (None on CREATE)."""
+    stored object (None on CREATE). What a plugin appends to `warnings` reaches the client as
+    `Warning` headers (kube's warning.AddWarning): the same list as the request's field
+    validation warnings."""
 
     operation: Operation
     rt: ResourceType
@@ -99,6 +101,7 @@ class AdmissionRequest:
     old: Obj | None
     user: UserInfo
     dry_run: bool
+    warnings: list[str] = field(default_factory=list)
 
 
 class Admission(Protocol):

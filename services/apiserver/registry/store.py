@@ -68,9 +68,13 @@ class Store:
 
     def _request(self, operation: Operation, rt: R.ResourceType, namespace: str | None,
                  name: str, *, obj: Obj | None, old: Obj | None, user: UserInfo,
-                 dry_run: bool, status_only: bool = False) -> AdmissionRequest:
+                 dry_run: bool, status_only: bool = False,
+                 fields: FieldValidation | None = None) -> AdmissionRequest:
+        """The admission view of a write; admission's warnings join the request's field
+        validation warnings (one list: the response's Warning headers)."""
         return AdmissionRequest(operation, rt, namespace, name, "status" if status_only else None,
-                                obj, old, user, dry_run)
+                                obj, old, user, dry_run,
+                                fields.warnings if fields is not None else [])
 
     # -- create ------------------------------------------------------------------------------
     async def create(self, rt: R.ResourceType, body: Obj, namespace: str | None, *,
@@ -79,7 +83,7 @@ class Store:
         meta = body.get("metadata")
         name = str(meta.get("name") or "") if isinstance(meta, dict) else ""
         req = self._request("CREATE", rt, namespace, name, obj=body, old=None, user=user,
-                            dry_run=dry_run)
+                            dry_run=dry_run, fields=fields)
         await self.admission.mutate(req)
         obj = prepare_create(rt, body, namespace)
         if rt.namespaced and not obj["metadata"].get("namespace"):
@@ -106,7 +110,8 @@ class Store:
         async def mutate(current: Obj) -> Obj:
             check_resource_version(rt, wanted_rv, current)
             req = self._request("UPDATE", rt, namespace, name, obj=copy.deepcopy(body),
-                                old=current, user=user, dry_run=dry_run, status_only=status_only)
+                                old=current, user=user, dry_run=dry_run, status_only=status_only,
+                                fields=fields)
             await self.admission.mutate(req)
             req.obj = prepare_update(rt, req.obj or {}, current, status_only=status_only)
             await self.admission.validate(req)
@@ -137,7 +142,7 @@ class Store:
             if not apply and ctype != JSON_PATCH:
                 fields.check(rt, new)
             req = self._request("UPDATE", rt, namespace, name, obj=new, old=current, user=user,
-                                dry_run=dry_run, status_only=status_only)
+                                dry_run=dry_run, status_only=status_only, fields=fields)
             await self.admission.mutate(req)
             req.obj = prepare_update(rt, req.obj or {}, current, status_only=status_only)
             await self.admission.validate(req)
@@ -149,15 +154,16 @@ class Store:
             if not (apply and exc.code == 404 and exc.reason == "NotFound" and not status_only):
                 raise
         return await self._apply_create(rt, namespace, name, patch, manager or "", dry_run,
-                                        user), True
+                                        user, fields), True
 
     async def _apply_create(self, rt: R.ResourceType, namespace: str | None, name: str,
-                            applied: Obj, manager: str, dry_run: bool, user: UserInfo) -> Obj:
+                            applied: Obj, manager: str, dry_run: bool, user: UserInfo,
+                            fields: FieldValidation) -> Obj:
         """A server-side apply to an object that does not exist creates it."""
         body = copy.deepcopy(applied)
         body.setdefault("metadata", {}).setdefault("name", name)
         req = self._request("CREATE", rt, namespace, name, obj=body, old=None, user=user,
-                            dry_run=dry_run)
+                            dry_run=dry_run, fields=fields)
         await self.admission.mutate(req)
         obj = prepare_create(rt, body, namespace)
         record_apply(rt, obj, manager, applied)

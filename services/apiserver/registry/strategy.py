@@ -64,6 +64,7 @@ def prepare_create(rt: R.ResourceType, obj: Obj, namespace: str | None) -> Obj:
         meta.pop(server_owned, None)
     meta["uid"] = new_uid()
     meta["creationTimestamp"] = now_rfc3339()
+    rt.convert(obj)
     if "spec" in obj or rt.kind in ("Deployment", "ReplicaSet"):
         meta["generation"] = 1
     rt.default(obj)
@@ -125,6 +126,7 @@ def _main_update(rt: R.ResourceType, new: Obj, meta: Obj, old: Obj) -> Obj:
     _keep_server_owned(meta, omd)
     if rt.kind == "Service":
         R.carry_over_service_allocations(new, old)
+    rt.convert(new)
     rt.default(new)
     _drop_empty_lists(meta)
     if "generation" in omd and _spec(new) != _spec(old):

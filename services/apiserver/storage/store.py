@@ -1,6 +1,7 @@
 """Objects in etcd: create, get, list, update, delete with Kubernetes semantics.
 
-Values are the object's JSON without `metadata.resourceVersion`; the
+Values are the object's JSON without `metadata.resourceVersion`, through the resource's
+transformer (`codec`: encrypted at rest where `--encryption-provider-config` says so); the
 resourceVersion a client sees is the etcd mod revision of the key. Every write
 is one etcd transaction guarded by the key's state (absent for create, the
 read mod revision for update/delete), with the resource's range claims in the
@@ -8,10 +9,9 @@ same transaction (see `allocator`).
 """
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from kubecore.api import jsonwire
 from kubecore.api.errors import ApiError, Cause, already_exists, conflict, invalid, not_found, unavailable
 from kubecore.api.resources import ResourceType
 from kubecore.api.types import Obj
@@ -19,29 +19,30 @@ from services.apiserver.storage import etcd as E
 from services.apiserver.storage import paging
 from services.apiserver.storage.allocations import NoAllocations, Plan
 from services.apiserver.storage.allocator import RangeFull
+from services.apiserver.storage.codec import ValueCodec, decode, encode
+from services.apiserver.storage.encryptionconfig import for_resource
+from services.apiserver.storage.transformers import Transformer
 
 Mutation = Callable[[Obj], Awaitable[Obj | None]]
 MAX_ATTEMPTS = 64
 
 
-def encode(obj: Obj) -> bytes:
-    meta = obj.get("metadata") or {}
-    if "resourceVersion" in meta:
-        obj = {**obj, "metadata": {k: v for k, v in meta.items() if k != "resourceVersion"}}
-    return jsonwire.dumps(obj)
-
-
-def decode(value: bytes, mod_revision: int) -> Obj:
-    obj = jsonwire.loads_stored(value)
-    obj.setdefault("metadata", {})["resourceVersion"] = str(mod_revision)
-    return obj
-
-
 class Storage:
-    def __init__(self, etcd: E.Etcd, allocations: dict[str, Any] | None = None) -> None:
+    def __init__(self, etcd: E.Etcd, allocations: dict[str, Any] | None = None,
+                 transformers: Mapping[str, Transformer] | None = None) -> None:
         self.etcd = etcd
         self.allocations = allocations or {}
+        self.transformers = dict(transformers or {})
+        self._codecs: dict[str, ValueCodec] = {}
         self._none = NoAllocations()
+
+    def codec(self, rt: ResourceType) -> ValueCodec:
+        """How `rt`'s objects are written to etcd and read back (shared with its watch cache)."""
+        codec = self._codecs.get(rt.group_resource)
+        if codec is None:
+            codec = self._codecs[rt.group_resource] = ValueCodec(
+                for_resource(self.transformers, rt.group_resource))
+        return codec
 
     def _alloc(self, rt: ResourceType) -> Any:
         return self.allocations.get(rt.plural, self._none)
@@ -57,14 +58,16 @@ class Storage:
 
     # -- reads ----------------------------------------------------------------
     async def get(self, rt: ResourceType, namespace: str | None, name: str) -> Obj:
-        kv, _ = await self._call(self.etcd.get(rt.key(namespace, name)))
+        key = rt.key(namespace, name)
+        kv, _ = await self._call(self.etcd.get(key))
         if kv is None:
             raise not_found(rt.plural, name, rt.group)
-        return decode(kv.value, kv.mod_revision)
+        return self.codec(rt).decode(key, kv.value, kv.mod_revision)
 
     async def list(self, rt: ResourceType, namespace: str | None) -> tuple[list[Obj], int]:
         kvs, rev, _ = await self._call(self.etcd.get_prefix(rt.key_prefix(namespace)))
-        return [decode(kv.value, kv.mod_revision) for kv in kvs], rev
+        codec = self.codec(rt)
+        return [codec.decode(kv.key.decode(), kv.value, kv.mod_revision) for kv in kvs], rev
 
     async def list_page(self, rt: ResourceType, namespace: str | None, *, limit: int = 0,
                         token: str | None = None, revision: int = 0,
@@ -81,6 +84,7 @@ class Storage:
             cont = paging.decode(token)
             start, revision = prefix + cont.start, max(cont.revision, 0)
         items: list[Obj] = []
+        codec = self.codec(rt)
         batch, last_key = limit, b""
         while True:
             try:
@@ -95,7 +99,7 @@ class Storage:
                     more = True
                     break
                 last_key = kv.key
-                obj = decode(kv.value, kv.mod_revision)
+                obj = codec.decode(kv.key.decode(), kv.value, kv.mod_revision)
                 if match is None or match(obj):
                     items.append(obj)
             if not more or not limit or len(items) >= limit or not kvs:
@@ -121,7 +125,8 @@ class Storage:
             plan = await self._call(self._alloc(rt).on_create(obj, rt.kind, name))
             compares, ops, hints = plan.etcd_ops(owner)
             resp = await self._call(self.etcd.txn(
-                [E.absent(key), *compares], [E.put(key, encode(obj)), *ops], [E.get(key)],
+                [E.absent(key), *compares], [E.put(key, self.codec(rt).to_storage(key, obj)), *ops],
+                [E.get(key)],
                 hints=hints))
             if resp.succeeded:
                 obj["metadata"]["resourceVersion"] = str(resp.revision)
@@ -156,24 +161,28 @@ class Storage:
         the new one, or None for "no change". Returns (object, written)."""
         key = rt.key(namespace, name)
         owner = f"{namespace}/{name}" if namespace else name
+        codec = self.codec(rt)
         for _ in range(MAX_ATTEMPTS):
             kv, _ = await self._call(self.etcd.get(key))
             if kv is None:
                 raise not_found(rt.plural, name, rt.group)
-            current = decode(kv.value, kv.mod_revision)
+            current, stale = codec.open(key, kv.value, kv.mod_revision)
             # the mutation's own copy, decoded again rather than deep-copied: faster, and
             # no recursion, so an object stored nested too deep (before bodies were
             # bounded) can still be marked, finalized and deleted
-            new = await mutate(decode(kv.value, kv.mod_revision))
+            new = await mutate(codec.open(key, kv.value, kv.mod_revision)[0])
             if new is None:
                 return current, False
             plan = await self._call(self._alloc(rt).on_update(new, current, rt.kind, name))
             data = encode(new)
-            if data == encode(current):
+            # unchanged is no write, unless the value is under an old key or provider: then
+            # it is rewritten under the current one (kube's GuaranteedUpdate does the same)
+            if data == encode(current) and not stale:
                 return current, False
             compares, ops, hints = plan.etcd_ops(owner)
             resp = await self._call(self.etcd.txn(
-                [E.mod_revision_is(key, kv.mod_revision), *compares], [E.put(key, data), *ops],
+                [E.mod_revision_is(key, kv.mod_revision), *compares],
+                [E.put(key, codec.seal(key, data)), *ops],
                 [E.get(key)], hints=hints))
             if resp.succeeded:
                 new.setdefault("metadata", {})["resourceVersion"] = str(resp.revision)
@@ -190,7 +199,7 @@ class Storage:
             kv, _ = await self._call(self.etcd.get(key))
             if kv is None:
                 raise not_found(rt.plural, name, rt.group)
-            current = decode(kv.value, kv.mod_revision)
+            current = self.codec(rt).decode(key, kv.value, kv.mod_revision)
             if precondition is not None:
                 precondition(current)
             plan = self._alloc(rt).on_delete(current)

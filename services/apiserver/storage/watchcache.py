@@ -22,10 +22,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubecore.api import jsonwire
+from kubecore.api.errors import ApiError
 from kubecore.api.resources import ResourceType
 from kubecore.api.types import Obj
 from services.apiserver.storage import etcd as E
-from services.apiserver.storage.store import decode
+from services.apiserver.storage.codec import PLAIN, ValueCodec
 
 log = logging.getLogger("apiserver.watchcache")
 DELETE = 1  # mvccpb.Event.EventType
@@ -65,6 +66,7 @@ class WatchCache:
     rt: ResourceType
     window: int = 50_000
     watcher_buffer: int = 20_000
+    codec: ValueCodec = PLAIN  # the store's codec of this resource (encryption at rest)
     objects: dict[str, tuple[Obj, int]] = field(default_factory=dict)
     events: deque = field(default_factory=deque)
     floor: int = 0  # every event with revision > floor is in `events`
@@ -93,8 +95,12 @@ class WatchCache:
 
     async def _prime(self) -> None:
         kvs, rev, _ = await self.etcd.get_prefix(self.rt.key_prefix())
-        self.objects = {kv.key.decode(): (decode(kv.value, kv.mod_revision), kv.mod_revision)
-                        for kv in kvs}
+        self.objects = {}
+        for kv in kvs:
+            key = kv.key.decode()
+            obj = self._decode(key, kv.value, kv.mod_revision)
+            if obj is not None:
+                self.objects[key] = (obj, kv.mod_revision)
         self.events.clear()
         self.floor = self.revision = rev
         for sub in list(self.subscribers):  # they cannot be continued across a relist
@@ -138,7 +144,7 @@ class WatchCache:
         entry = self.objects.get(key)
         prev = entry[0] if entry is not None else None
         if prev is None and ev.HasField("prev_kv") and ev.prev_kv.value:
-            prev = decode(ev.prev_kv.value, ev.prev_kv.mod_revision)
+            prev = self._decode(key, ev.prev_kv.value, ev.prev_kv.mod_revision)
         if ev.type == DELETE:
             if prev is None:
                 self.revision = max(self.revision, rev)
@@ -148,7 +154,12 @@ class WatchCache:
             self.objects.pop(key, None)
             event = Event(rev, "DELETED", key, obj, prev)
         else:
-            obj = decode(kv.value, rev)
+            decoded = self._decode(key, kv.value, rev)
+            if decoded is None:  # unreadable: left out, as if it were not there
+                self.objects.pop(key, None)
+                self.revision = rev
+                return
+            obj = decoded
             etype = "ADDED" if kv.create_revision == rev else "MODIFIED"
             self.objects[key] = (obj, rev)
             event = Event(rev, etype, key, obj, prev if etype == "MODIFIED" else None)
@@ -165,6 +176,16 @@ class WatchCache:
                 sub.overflowed = True
                 sub.cut_revision = rev
                 self._end(sub)
+
+    def _decode(self, key: str, value: bytes, rev: int) -> Obj | None:
+        """The object of a value, or None (logged) when no configured key opens it: one
+        unreadable object must not stop the cache of its whole resource. A get of it
+        answers the error (a 500 naming the key)."""
+        try:
+            return self.codec.decode(key, value, rev)
+        except ApiError as exc:
+            log.error("%s: %s", self.rt.plural, exc.message)
+            return None
 
     def _end(self, sub: Subscriber) -> None:
         if not sub.closed:

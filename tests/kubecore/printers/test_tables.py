@@ -152,6 +152,16 @@ def test_namespace_and_unknown_kind_cells():
     assert tables.cells("Widget", {"metadata": {"name": "w"}}, NOW) == ["w", "<unknown>"]
 
 
+@pytest.mark.parametrize("secret, expected", [
+    ({"type": "kubernetes.io/tls", "data": {"tls.crt": "", "tls.key": ""}},
+     ["s", "kubernetes.io/tls", 2, "5s"]),
+    ({"type": "Opaque"}, ["s", "Opaque", 0, "5s"]),
+], ids=["tls", "no-data"])
+def test_secret_cells(secret, expected):
+    obj = {"metadata": {"name": "s", "creationTimestamp": ts(5)}, **secret}
+    assert tables.cells("Secret", obj, NOW) == expected
+
+
 @pytest.mark.parametrize("kind,names", [
     ("Service", ["Name", "Type", "Cluster-IP", "External-IP", "Port(s)", "Age", "Selector"]),
     ("Pod", ["Name", "Ready", "Status", "Restarts", "Age", "IP", "Node", "Nominated Node",
@@ -163,6 +173,7 @@ def test_namespace_and_unknown_kind_cells():
     ("Deployment", ["Name", "Ready", "Up-to-date", "Available", "Age", "Containers", "Images",
                     "Selector"]),
     ("ReplicaSet", ["Name", "Desired", "Current", "Ready", "Age", "Containers", "Images", "Selector"]),
+    ("Secret", ["Name", "Type", "Data", "Age"]),
 ], ids=lambda v: v if isinstance(v, str) else "")
 def test_column_names_match_kubectl(kind, names):
     assert [c.name for c in tables.columns_for(kind)] == names
