@@ -118,8 +118,17 @@ REPLICASETS = ResourceType("apps", "v1", "ReplicaSet", "replicasets", "replicase
 EVENTS = ResourceType("", "v1", "Event", "events", "event", True, models.Event,
                       short_names=("ev",), field_getters=fs.EVENT_FIELDS)
 
+# core/v1 ServiceAccounts (who a pod acts as; their tokens are `serviceaccounts/<name>/token`)
+# and ConfigMaps (the cluster CA reaches pods as `kube-root-ca.crt`).
+SERVICEACCOUNTS = ResourceType("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", True,
+                               models.ServiceAccount, short_names=("sa",), subresources=("token",),
+                               field_getters=fs.COMMON_FIELDS)
+CONFIGMAPS = ResourceType("", "v1", "ConfigMap", "configmaps", "configmap", True, models.ConfigMap,
+                          short_names=("cm",), validate=core.validate_configmap,
+                          field_getters=fs.COMMON_FIELDS)
+
 ALL: tuple[ResourceType, ...] = (NAMESPACES, SERVICES, PODS, NODES, ENDPOINTSLICES,
-                                 DEPLOYMENTS, REPLICASETS, EVENTS)
+                                 DEPLOYMENTS, REPLICASETS, EVENTS, SERVICEACCOUNTS, CONFIGMAPS)
 
 
 def by_path(group: str, version: str, plural: str) -> ResourceType | None:

@@ -512,6 +512,22 @@ REPLICASET_COLUMNS = (
     *_workload_wide(),
 )
 
+# --- ServiceAccount, ConfigMap -----------------------------------------------------------
+
+SERVICEACCOUNT_COLUMNS = (
+    NAME,
+    Column("Secrets", lambda o, n: len(_list(o, "secrets")), type="string", format="",
+           description="Secrets is a list of the secrets in the same namespace that pods running "
+           "using this ServiceAccount are allowed to use."),
+    AGE,
+)
+CONFIGMAP_COLUMNS = (
+    NAME,
+    Column("Data", lambda o, n: len(_get(o, "data") or {}) + len(_get(o, "binaryData") or {}),
+           description="Data contains the configuration data."),
+    AGE,
+)
+
 DEFAULT_COLUMNS = (NAME, AGE)
 
 COLUMNS_BY_KIND: dict[str, tuple[Column, ...]] = {
@@ -523,6 +539,8 @@ COLUMNS_BY_KIND: dict[str, tuple[Column, ...]] = {
     "Event": EVENT_COLUMNS,
     "Deployment": DEPLOYMENT_COLUMNS,
     "ReplicaSet": REPLICASET_COLUMNS,
+    "ServiceAccount": SERVICEACCOUNT_COLUMNS,
+    "ConfigMap": CONFIGMAP_COLUMNS,
 }
 
 

@@ -16,6 +16,9 @@ from kubecore.api import resources as R
 from kubecore.api.errors import ApiError, internal
 from kubecore.controller.health import Health, ReadinessCheck, add_health_routes
 from services.apiserver import admission, authn, authz
+from services.apiserver.authn import oidc
+from services.apiserver.authn.keys import load_issuer
+from services.apiserver.authn.serviceaccount import CachedGetter, ServiceAccountTokens
 from services.apiserver.endpoints import discovery, filters, handlers, openapi
 from services.apiserver.endpoints.context import ApiState
 from services.apiserver.endpoints.metrics import ApiMetrics
@@ -147,6 +150,19 @@ async def api_group(request: web.Request) -> web.Response:
     return json_response(grp)
 
 
+async def openid_configuration(request: web.Request) -> web.Response:
+    issuer = request.app[STATE].service_accounts
+    body = oidc.openid_configuration(issuer.token_settings.issuer, issuer.jwks_uri, issuer.public_keys)
+    return web.Response(body=body, content_type="application/json",
+                        headers={"Cache-Control": oidc.CACHE_CONTROL})
+
+
+async def openid_jwks(request: web.Request) -> web.Response:
+    body = oidc.jwks(request.app[STATE].service_accounts.public_keys)
+    return web.Response(body=body, content_type=oidc.JWKS_CONTENT_TYPE,
+                        headers={"Cache-Control": oidc.CACHE_CONTROL})
+
+
 async def version(request: web.Request) -> web.Response:
     return json_response(discovery.VERSION_INFO)
 
@@ -220,8 +236,12 @@ class _EveryoneIsAdmin:
         return SERVER_USER
 
 
-def build_authentication(settings: Settings) -> authn.Authenticator:
-    return _EveryoneIsAdmin()
+def build_authentication(settings: Settings,
+                         service_accounts: authn.Authenticator | None = None) -> authn.Authenticator:
+    """ServiceAccount tokens first, then (until the fixtures carry credentials) everyone else
+    is admin."""
+    chain: list[authn.Authenticator] = [service_accounts] if service_accounts is not None else []
+    return authn.Chain([*chain, _EveryoneIsAdmin()])
 
 
 def build_authorization(settings: Settings) -> authz.Authorizer:
@@ -241,11 +261,18 @@ def build_state(settings: Settings) -> ApiState:
     }
     storage = Storage(etcd, allocations)
     caches: dict[str, WatchCache] = {}  # filled at start-up, one per resource
+    issuer = load_issuer(settings, external_address=external_address(settings))
+    sa_tokens = ServiceAccountTokens(issuer.verifier(), CachedGetter(caches, storage))
     return ApiState(settings=settings, etcd=etcd, storage=storage,
                     registry=Store(storage, caches, admission.Chain([])),
                     metrics=ApiMetrics.create(etcd.batcher), caches=caches,
-                    authenticator=build_authentication(settings),
-                    authorizer=build_authorization(settings))
+                    authenticator=build_authentication(settings, sa_tokens),
+                    authorizer=build_authorization(settings), service_accounts=issuer)
+
+
+def external_address(settings: Settings) -> str:
+    host = settings.advertise_address or settings.bind_address.split(",")[0].strip()
+    return f"[{host}]:{settings.port}" if ":" in host else f"{host}:{settings.port}"
 
 
 def background_work(state: ApiState) -> list[Coroutine[Any, Any, None]]:
@@ -319,6 +346,8 @@ def create_app(settings: Settings) -> web.Application:
     add_health_routes(app, Health(registry=state.metrics.registry, ready=readiness(state)))
     r = app.router
     r.add_get("/version", version)
+    r.add_get(oidc.CONFIGURATION_PATH, openid_configuration)
+    r.add_get(oidc.JWKS_PATH, openid_jwks)
     r.add_get("/openapi/v2", openapi_v2)
     r.add_get("/openapi/v3", openapi_v3_root)
     r.add_get("/openapi/v3/{path:.+}", openapi_v3)

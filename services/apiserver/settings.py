@@ -29,6 +29,17 @@ class Settings:
     # after this many seconds without data, the connection given up if it goes unanswered
     etcd_keepalive_time: float = 30.0
     etcd_keepalive_timeout: float = 10.0
+    # ServiceAccount tokens: the PEM private key that signs them (none: a key made at start-up,
+    # whose tokens die with the process), the PEM files of the public keys that verify them
+    # (none: the signing key's), the issuer (`iss`), the audiences this server accepts (none:
+    # the issuer), and where the discovery document says the keys are (none: this server).
+    service_account_signing_key_file: str = ""
+    service_account_key_file: list[str] = field(default_factory=list)
+    service_account_issuer: str = "https://kubernetes.default.svc.cluster.local"
+    api_audiences: list[str] = field(default_factory=list)
+    service_account_jwks_uri: str = ""
+    service_account_max_token_expiration: float = 0.0
+    service_account_extend_token_expiration: bool = True
 
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?)(h|ms|m|s)")
@@ -66,6 +77,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
                    help="seconds between BOOKMARK events on watches that allow them")
     p.add_argument("--event-ttl", type=parse_duration, default=3600.0,
                    help="how long Events are kept after their last occurrence (default 1h)")
+    _service_account_flags(p)
     a = p.parse_args(argv)
     if not a.bookmark_interval > 0:
         p.error("--bookmark-interval must be greater than 0")
@@ -75,4 +87,26 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         service_cidr=a.service_cluster_ip_range, node_port_range=a.service_node_port_range,
         cluster_cidr=a.cluster_cidr, node_cidr_mask=a.node_cidr_mask_size,
         bookmark_interval=a.bookmark_interval, event_ttl=a.event_ttl,
+        service_account_signing_key_file=a.service_account_signing_key_file,
+        service_account_key_file=list(a.service_account_key_file or []),
+        service_account_issuer=a.service_account_issuer,
+        api_audiences=[x.strip() for x in a.api_audiences.split(",") if x.strip()],
+        service_account_jwks_uri=a.service_account_jwks_uri,
+        service_account_max_token_expiration=a.service_account_max_token_expiration,
     )
+
+
+def _service_account_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--service-account-signing-key-file", default="",
+                   help="PEM private key (RSA or ECDSA) that signs ServiceAccount tokens")
+    p.add_argument("--service-account-key-file", action="append",
+                   help="PEM file of public (or private) keys that verify ServiceAccount tokens; "
+                   "repeatable (default: the signing key)")
+    p.add_argument("--service-account-issuer", default="https://kubernetes.default.svc.cluster.local",
+                   help="the `iss` of the tokens this server issues")
+    p.add_argument("--api-audiences", default="",
+                   help="comma-separated audiences the API server accepts (default: the issuer)")
+    p.add_argument("--service-account-jwks-uri", default="",
+                   help="the jwks_uri of /.well-known/openid-configuration (default: this server)")
+    p.add_argument("--service-account-max-token-expiration", type=parse_duration, default=0.0,
+                   help="the longest life a TokenRequest may give a token (default: no limit)")
