@@ -74,6 +74,10 @@ def read_request(body: Obj, name: str, namespace: str, settings: TokenSettings) 
         raise bad_request(f'the body must be a TokenRequest ({API_VERSION}), not '
                           f'{body.get("apiVersion")}/{body.get("kind")}')
     req = copy.deepcopy(body)
+    for part in ("metadata", "spec"):
+        if req.get(part) is not None and not isinstance(req[part], dict):
+            raise bad_request(f'TokenRequest in version "v1" cannot be handled as a TokenRequest: '
+                              f"{part}: expected an object")
     meta, spec = _map(req.get("metadata")), _map(req.get("spec"))
     auds = spec.get("audiences")
     if auds is not None and (not isinstance(auds, list) or not all(isinstance(a, str) for a in auds)):
