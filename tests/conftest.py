@@ -121,8 +121,11 @@ class ApiServer:
 
 
 def api_settings(etcd: EtcdProcess, **overrides):
+    """An in-process server's settings. As kube's integration tests, without the ServiceAccount
+    admission plugin unless a test asks for it: no controller makes `default` ServiceAccounts here."""
     from services.apiserver.settings import Settings
 
+    overrides.setdefault("disable_admission_plugins", ["ServiceAccount"])
     return Settings(etcd_endpoints=[etcd.endpoint], port=free_port(), **overrides)
 
 
@@ -193,7 +196,8 @@ class ApiServerProcess:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.args = [sys.executable, "-m", "services.apiserver", "--etcd-servers",
-                     ",".join(etcd_endpoints), "--port", str(self.port), *(extra or [])]
+                     ",".join(etcd_endpoints), "--port", str(self.port),
+                     "--disable-admission-plugins", "ServiceAccount", *(extra or [])]
         self.log_path = log_path
         self.proc: subprocess.Popen | None = None
 

@@ -16,9 +16,10 @@ from kubecore.api import resources as R
 from kubecore.api.errors import ApiError, internal
 from kubecore.controller.health import Health, ReadinessCheck, add_health_routes
 from services.apiserver import admission, authn, authz
+from services.apiserver.admission.serviceaccount import ServiceAccountAdmission
 from services.apiserver.authn import oidc
 from services.apiserver.authn.keys import load_issuer
-from services.apiserver.authn.serviceaccount import CachedGetter, ServiceAccountTokens
+from services.apiserver.authn.serviceaccount import ServiceAccountTokens
 from services.apiserver.endpoints import discovery, filters, handlers, openapi
 from services.apiserver.endpoints.context import ApiState
 from services.apiserver.endpoints.metrics import ApiMetrics
@@ -33,6 +34,7 @@ from services.apiserver.endpoints.requests import (
 )
 from services.apiserver.registry import sweepers
 from services.apiserver.registry.interfaces import SERVER_USER, UserInfo
+from services.apiserver.registry.lookup import CachedGetter
 from services.apiserver.registry.store import Store
 from services.apiserver.registry.strategy import prepare_create
 from services.apiserver.settings import Settings
@@ -248,6 +250,15 @@ def build_authorization(settings: Settings) -> authz.Authorizer:
     return authz.AlwaysAllow()
 
 
+def build_admission(settings: Settings, getter: CachedGetter) -> admission.Chain:
+    """The admission plugins in kube's order, less those --disable-admission-plugins names."""
+    plugins: list[tuple[str, admission.Plugin]] = [
+        ("ServiceAccount", ServiceAccountAdmission(getter)),
+    ]
+    disabled = set(settings.disable_admission_plugins)
+    return admission.Chain([plugin for name, plugin in plugins if name not in disabled])
+
+
 def build_state(settings: Settings) -> ApiState:
     etcd = Etcd(settings.etcd_endpoints, keepalive=(settings.etcd_keepalive_time,
                                                     settings.etcd_keepalive_timeout))
@@ -262,9 +273,10 @@ def build_state(settings: Settings) -> ApiState:
     storage = Storage(etcd, allocations)
     caches: dict[str, WatchCache] = {}  # filled at start-up, one per resource
     issuer = load_issuer(settings, external_address=external_address(settings))
-    sa_tokens = ServiceAccountTokens(issuer.verifier(), CachedGetter(caches, storage))
+    getter = CachedGetter(caches, storage)
+    sa_tokens = ServiceAccountTokens(issuer.verifier(), getter)
     return ApiState(settings=settings, etcd=etcd, storage=storage,
-                    registry=Store(storage, caches, admission.Chain([])),
+                    registry=Store(storage, caches, build_admission(settings, getter)),
                     metrics=ApiMetrics.create(etcd.batcher), caches=caches,
                     authenticator=build_authentication(settings, sa_tokens),
                     authorizer=build_authorization(settings), service_accounts=issuer)

@@ -40,6 +40,9 @@ class Settings:
     service_account_jwks_uri: str = ""
     service_account_max_token_expiration: float = 0.0
     service_account_extend_token_expiration: bool = True
+    # admission plugins left out of the chain (kube's --disable-admission-plugins), e.g.
+    # ServiceAccount where no controller makes the `default` ServiceAccounts
+    disable_admission_plugins: list[str] = field(default_factory=list)
 
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?)(h|ms|m|s)")
@@ -93,6 +96,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         api_audiences=[x.strip() for x in a.api_audiences.split(",") if x.strip()],
         service_account_jwks_uri=a.service_account_jwks_uri,
         service_account_max_token_expiration=a.service_account_max_token_expiration,
+        disable_admission_plugins=[x.strip() for x in a.disable_admission_plugins.split(",") if x.strip()],
     )
 
 
@@ -108,5 +112,7 @@ def _service_account_flags(p: argparse.ArgumentParser) -> None:
                    help="comma-separated audiences the API server accepts (default: the issuer)")
     p.add_argument("--service-account-jwks-uri", default="",
                    help="the jwks_uri of /.well-known/openid-configuration (default: this server)")
+    p.add_argument("--disable-admission-plugins", default="",
+                   help="comma-separated admission plugins to leave out (e.g. ServiceAccount)")
     p.add_argument("--service-account-max-token-expiration", type=parse_duration, default=0.0,
                    help="the longest life a TokenRequest may give a token (default: no limit)")

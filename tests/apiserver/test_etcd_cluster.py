@@ -21,7 +21,8 @@ def etcd3():
 
 
 async def test_three_member_cluster_and_failover(etcd3):
-    server = await ApiServer(Settings(etcd_endpoints=etcd3.endpoints, port=free_port())).start()
+    server = await ApiServer(Settings(etcd_endpoints=etcd3.endpoints, port=free_port(),
+                                         disable_admission_plugins=["ServiceAccount"])).start()
     try:
         async with aiohttp.ClientSession(server.url) as s:
             async with s.post(SVC, json={"metadata": {"name": "a"}, "spec": {"ports": [{"port": 80}]}}) as r:

@@ -128,7 +128,8 @@ async def test_servfail_until_the_api_server_is_listed(etcd: EtcdProcess, tmp_pa
         assert dns.health("/readyz") == 503
         assert dns.health("/healthz") == 200
 
-        apiserver = await ApiServer(Settings(etcd_endpoints=[etcd.endpoint], port=port)).start()
+        apiserver = await ApiServer(Settings(etcd_endpoints=[etcd.endpoint], port=port,
+                                            disable_admission_plugins=["ServiceAccount"])).start()
         async with ApiClient(apiserver.url) as client:
             created = await client.create(
                 R.SERVICES, {"metadata": {"name": "mysvc"}, "spec": {"ports": [{"port": 80}]}},

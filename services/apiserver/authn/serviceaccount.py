@@ -20,14 +20,14 @@ import logging
 import time
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from kubecore.api import resources as R
-from kubecore.api.errors import ApiError
 from kubecore.api.types import Obj
 from services.apiserver.authn import Credentials, Unauthenticated
 from services.apiserver.authn.tokens import LEEWAY_SECONDS, InvalidToken, Verifier, username
-from services.apiserver.registry.interfaces import CachedObjects, ObjectStorage, UserInfo
+from services.apiserver.registry.interfaces import UserInfo
+from services.apiserver.registry.lookup import ObjectGetter
 
 log = logging.getLogger("apiserver.authn")
 
@@ -37,30 +37,6 @@ EXTRA_NODE_NAME = "authentication.kubernetes.io/node-name"
 EXTRA_NODE_UID = "authentication.kubernetes.io/node-uid"
 EXTRA_CREDENTIAL_ID = "authentication.kubernetes.io/credential-id"
 INVALIDATED = "service account token has been invalidated"
-
-
-class ObjectGetter(Protocol):
-    async def get(self, rt: R.ResourceType, namespace: str | None, name: str) -> Obj | None: ...
-
-
-class CachedGetter:
-    """Objects from the watch caches, and from storage when the cache has not seen one."""
-
-    def __init__(self, caches: Mapping[str, CachedObjects], storage: ObjectStorage) -> None:
-        self.caches, self.storage = caches, storage
-
-    async def get(self, rt: R.ResourceType, namespace: str | None, name: str) -> Obj | None:
-        cache = self.caches.get(rt.plural)
-        if cache is not None and cache.ready.is_set():
-            hit = cache.objects.get(rt.key(namespace, name))
-            if hit is not None:
-                return hit[0]
-        try:
-            return await self.storage.get(rt, namespace, name)
-        except ApiError as exc:
-            if exc.code == 404:
-                return None
-            raise
 
 
 def service_account_user(namespace: str, name: str, uid: str, *, pod: tuple[str, str] | None,
