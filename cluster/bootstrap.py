@@ -6,13 +6,14 @@ import argparse
 import asyncio
 import sys
 import time
+from pathlib import Path
 
 from cluster.config import ClusterConfig
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="cluster.bootstrap")
-    p.add_argument("--apiserver", required=True)
+    p.add_argument("--kubeconfig", required=True, help="an admin kubeconfig")
     p.add_argument("--apiserver-ip", required=True)
     p.add_argument("--dns-ip", required=True)
     a = p.parse_args(argv)
@@ -21,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
 
     for _ in range(120):
         try:
-            asyncio.run(bootstrap_objects(ClusterConfig(), apiserver_url=a.apiserver,
+            asyncio.run(bootstrap_objects(ClusterConfig(), kubeconfig=Path(a.kubeconfig),
                                           apiserver_ip=a.apiserver_ip, dns_ip=a.dns_ip))
             print("bootstrap objects present")
             return 0

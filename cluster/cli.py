@@ -27,6 +27,8 @@ def add_arguments(p: argparse.ArgumentParser, action: str) -> None:
         p.add_argument("--health-base-port", type=int, default=10300,
                        help="first of the controllers' health ports on loopback")
         p.add_argument("--dns-port", type=int, default=53)
+        p.add_argument("--apiserver-cert-extra-sans", default="",
+                       help="comma-separated extra names and addresses for the API server's certificate")
     if action == "status":
         p.add_argument("-o", "--output", choices=["json", "text"], default="text")
 
@@ -43,6 +45,7 @@ def config_from(args: argparse.Namespace) -> ClusterConfig:
         cfg.node_grace_seconds = args.node_grace
         cfg.etcd_client_port, cfg.etcd_peer_port = args.etcd_port, args.etcd_peer_port
         cfg.health_base_port, cfg.dns_port = args.health_base_port, args.dns_port
+        cfg.apiserver_sans = [s.strip() for s in args.apiserver_cert_extra_sans.split(",") if s.strip()]
     return cfg
 
 
@@ -62,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
                         "--apiserver-port", str(cfg.apiserver_port), "--node-grace", str(cfg.node_grace_seconds),
                         "--etcd-port", str(cfg.etcd_client_port), "--etcd-peer-port", str(cfg.etcd_peer_port),
                         "--health-base-port", str(cfg.health_base_port),
-                        "--dns-port", str(cfg.dns_port)]
+                        "--dns-port", str(cfg.dns_port),
+                        "--apiserver-cert-extra-sans", ",".join(cfg.apiserver_sans)]
                 return launcher.up_detached(cfg, argv)
             return asyncio.run(launcher.run_up(cfg))
         if action == "down":

@@ -23,10 +23,14 @@ def control_plane(cfg: ClusterConfig) -> list[Component]:
     etcd_url = f"http://127.0.0.1:{cfg.etcd_client_port}"
     peer_url = f"http://127.0.0.1:{cfg.etcd_peer_port}"
     port = cfg.health_base_port
+    pki = cfg.pki_dir
+
+    def kubeconfig(name: str) -> tuple[str, str]:
+        return "--kubeconfig", str(cfg.component_kubeconfig(name))
 
     def controller(name: str, module: str, offset: int, *extra: str) -> Component:
         hp = port + offset
-        return Component(name, (py, "-m", module, "--apiserver", api, "--health-port", str(hp), *extra),
+        return Component(name, (py, "-m", module, *kubeconfig(name), "--health-port", str(hp), *extra),
                          health=f"http://127.0.0.1:{hp}/healthz", stage=2)
 
     return [
@@ -43,7 +47,15 @@ def control_plane(cfg: ClusterConfig) -> list[Component]:
                                 "--port", str(cfg.apiserver_port),
                                 "--advertise-address", cfg.gateway_ip,
                                 "--service-cluster-ip-range", cfg.service_cidr,
-                                "--cluster-cidr", cfg.cluster_cidr),
+                                "--cluster-cidr", cfg.cluster_cidr,
+                                "--tls-cert-file", str(pki / "apiserver.crt"),
+                                "--tls-private-key-file", str(pki / "apiserver.key"),
+                                "--client-ca-file", str(pki / "ca.crt"),
+                                "--service-account-key-file", str(pki / "sa.pub"),
+                                "--service-account-signing-key-file", str(pki / "sa.key"),
+                                "--kubelet-client-certificate", str(pki / "apiserver-kubelet-client.crt"),
+                                "--kubelet-client-key", str(pki / "apiserver-kubelet-client.key"),
+                                "--kubelet-certificate-authority", str(pki / "ca.crt")),
                   health=f"{api}/readyz", stage=1),
         controller("endpointslice", "services.endpointslice", 0),
         controller("scheduler", "services.scheduler", 1),
@@ -51,8 +63,9 @@ def control_plane(cfg: ClusterConfig) -> list[Component]:
         controller("gc", "services.gc", 3),
         controller("nodelifecycle", "services.nodelifecycle", 4,
                    "--grace", str(cfg.node_grace_seconds)),
-        controller("serviceaccounts", "services.serviceaccounts", 6),
-        Component("dns", (py, "-m", "services.dns", "--apiserver", api, "--listen", cfg.gateway_ip,
+        controller("serviceaccounts", "services.serviceaccounts", 6,
+                   "--root-ca-file", str(pki / "ca.crt")),
+        Component("dns", (py, "-m", "services.dns", *kubeconfig("dns"), "--listen", cfg.gateway_ip,
                           "--port", str(cfg.dns_port), "--metrics-port", str(port + 5)),
                   health=f"http://127.0.0.1:{port + 5}/readyz", stage=2),
     ]
@@ -63,16 +76,22 @@ def node_components(cfg: ClusterConfig, i: int) -> list[Component]:
     ns = cfg.node_netns(i)
     node = cfg.node_name(i)
     ndir = cfg.node_dir(i)
-    api = cfg.apiserver_url_for_nodes
+    def kubeconfig(name: str) -> tuple[str, str]:
+        return "--kubeconfig", str(cfg.component_kubeconfig(name))
+
     return [
-        Component(f"nodeagent-{node}", (py, "-m", "services.nodeagent", "--apiserver", api,
+        Component(f"nodeagent-{node}", (py, "-m", "services.nodeagent", *kubeconfig(f"nodeagent-{node}"),
                                         "--node-name", node, "--node-ip", cfg.node_ip(i),
                                         "--state-dir", str(ndir), "--cni-bin-dir", "/usr/lib/cni",
                                         "--cni-conf-dir", str(ndir / "cni"),
                                         "--cluster-dns", cfg.dns_service_ip,
-                                        "--port", str(cfg.node_agent_port)),
+                                        "--port", str(cfg.node_agent_port),
+                                        "--tls-cert-file", str(cfg.pki_dir / f"nodeagent-{node}-serving.crt"),
+                                        "--tls-private-key-file", str(cfg.pki_dir / f"nodeagent-{node}-serving.key"),
+                                        "--client-ca-file", str(cfg.ca_file),
+                                        "--authorization-mode", "AlwaysAllow"),
                   netns=ns, stage=3),
-        Component(f"proxy-{node}", (py, "-m", "services.proxy", "--apiserver", api,
+        Component(f"proxy-{node}", (py, "-m", "services.proxy", *kubeconfig(f"proxy-{node}"),
                                     "--node-name", node, "--cluster-cidr", cfg.cluster_cidr,
                                     "--health-port", str(cfg.proxy_health_port)),
                   netns=ns, stage=3),

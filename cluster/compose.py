@@ -9,6 +9,7 @@ from cluster.components import Component, control_plane, node_components
 from cluster.config import ClusterConfig
 
 COMPOSE_NODE_IPS = {1: "10.250.0.11", 2: "10.250.0.12"}
+COMPOSE_APISERVER_URL = "https://apiserver:6443"
 
 
 def compose_config() -> ClusterConfig:
@@ -17,8 +18,8 @@ def compose_config() -> ClusterConfig:
 
 def translate(cfg: ClusterConfig, argv: tuple[str, ...], node: int | None = None) -> list[str]:
     subst = {
-        cfg.apiserver_url: "http://apiserver:6443",
-        cfg.apiserver_url_for_nodes: "http://apiserver:6443",
+        cfg.apiserver_url: COMPOSE_APISERVER_URL,
+        cfg.apiserver_url_for_nodes: COMPOSE_APISERVER_URL,
         f"127.0.0.1:{cfg.etcd_client_port}": "etcd:2379",
         f"127.0.0.1,{cfg.gateway_ip}": "0.0.0.0",
     }

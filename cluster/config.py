@@ -34,6 +34,7 @@ class ClusterConfig:
     node_agent_port: int = 10250
     proxy_health_port: int = 10256
     node_grace_seconds: int = 40
+    apiserver_sans: list[str] = field(default_factory=list)  # more names/addresses for its certificate
     python: str = field(default_factory=lambda: os.environ.get("MINICLUSTER_PYTHON", "") or
                         str(Path(__file__).resolve().parent.parent / ".venv" / "bin" / "python"))
 
@@ -70,11 +71,11 @@ class ClusterConfig:
 
     @property
     def apiserver_url(self) -> str:
-        return f"http://127.0.0.1:{self.apiserver_port}"
+        return f"https://127.0.0.1:{self.apiserver_port}"
 
     @property
     def apiserver_url_for_nodes(self) -> str:
-        return f"http://{self.gateway_ip}:{self.apiserver_port}"
+        return f"https://{self.gateway_ip}:{self.apiserver_port}"
 
     @property
     def dns_address(self) -> str:
@@ -83,6 +84,18 @@ class ClusterConfig:
     @property
     def kubeconfig(self) -> Path:
         return self.state_dir / "kubeconfig"
+
+    @property
+    def pki_dir(self) -> Path:
+        return self.state_dir / "pki"
+
+    @property
+    def ca_file(self) -> Path:
+        return self.pki_dir / "ca.crt"
+
+    def component_kubeconfig(self, name: str) -> Path:
+        """The kubeconfig a component runs with (its own identity)."""
+        return self.state_dir / "kubeconfigs" / f"{name}.conf"
 
     @property
     def state_file(self) -> Path:

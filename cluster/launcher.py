@@ -11,9 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 
-import yaml
-
-from cluster import network
+from cluster import credentials, network
 from cluster.components import all_components
 from cluster.config import ClusterConfig, load_state
 from cluster.supervisor import Supervisor, _alive, end_processes, http_ok, marked
@@ -48,16 +46,16 @@ def preflight(cfg: ClusterConfig) -> None:
 
 # --- objects the cluster needs from the start ------------------------------------------
 
-async def bootstrap_objects(cfg: ClusterConfig, *, apiserver_url: str | None = None,
+async def bootstrap_objects(cfg: ClusterConfig, *, kubeconfig: Path | None = None,
                             apiserver_ip: str | None = None, dns_ip: str | None = None) -> None:
     """The `kubernetes` and `kube-dns` Services' endpoints, which no controller owns
     (both Services have no selector). Idempotent."""
     from kubecore.api import resources as R
     from kubecore.api.errors import ApiError
-    from kubecore.client.rest import ApiClient
+    from kubecore.client.rest import from_kubeconfig
 
     api_ip, dns_addr = apiserver_ip or cfg.gateway_ip, dns_ip or cfg.gateway_ip
-    async with ApiClient(apiserver_url or cfg.apiserver_url) as api:
+    async with from_kubeconfig(kubeconfig or cfg.kubeconfig) as api:
         async def ensure(rt, obj, namespace):
             try:
                 await api.create(rt, obj, namespace)
@@ -93,9 +91,9 @@ async def bootstrap_objects(cfg: ClusterConfig, *, apiserver_url: str | None = N
 
 async def list_nodes(cfg: ClusterConfig) -> list[dict]:
     from kubecore.api import resources as R
-    from kubecore.client.rest import ApiClient
+    from kubecore.client.rest import from_kubeconfig
 
-    async with ApiClient(cfg.apiserver_url, timeout=5) as api:
+    async with from_kubeconfig(cfg.kubeconfig, timeout=5) as api:
         nodes, _ = await api.list(R.NODES)
     return nodes
 
@@ -116,18 +114,6 @@ def ready_nodes(nodes: list[dict]) -> list[str]:
                    for c in (n.get("status") or {}).get("conditions") or [])]
 
 
-def write_kubeconfig(cfg: ClusterConfig) -> None:
-    doc = {
-        "apiVersion": "v1", "kind": "Config", "preferences": {},
-        "clusters": [{"name": cfg.name, "cluster": {"server": cfg.apiserver_url}}],
-        "users": [{"name": f"{cfg.name}-admin", "user": {}}],
-        "contexts": [{"name": cfg.name, "context": {"cluster": cfg.name, "user": f"{cfg.name}-admin",
-                                                    "namespace": "default"}}],
-        "current-context": cfg.name,
-    }
-    cfg.kubeconfig.write_text(yaml.safe_dump(doc, sort_keys=False))
-
-
 # --- up ------------------------------------------------------------------------------------
 
 async def run_up(cfg: ClusterConfig, *, ready_timeout: float = 180.0, on_ready=None) -> int:
@@ -136,6 +122,7 @@ async def run_up(cfg: ClusterConfig, *, ready_timeout: float = 180.0, on_ready=N
     cfg.state_dir.mkdir(parents=True, exist_ok=True)
     for i in range(1, cfg.nodes + 1):
         (cfg.node_dir(i) / "cni").mkdir(parents=True, exist_ok=True)
+    credentials.make(cfg, extra_sans=tuple(cfg.apiserver_sans))
     network.create(cfg)
     sup = Supervisor(cfg, all_components(cfg))
     sup.extra_state = {"nodes": [{"name": cfg.node_name(i), "address": cfg.node_ip(i),
@@ -149,7 +136,6 @@ async def run_up(cfg: ClusterConfig, *, ready_timeout: float = 180.0, on_ready=N
         async def after_stage(stage: int) -> None:
             if stage == 1:
                 await bootstrap_objects(cfg)
-                write_kubeconfig(cfg)
 
         start = asyncio.create_task(sup.start_all(on_stage=after_stage))
         waiter = asyncio.create_task(stop.wait())
@@ -233,7 +219,8 @@ def down(cfg: ClusterConfig, *, quiet: bool = False) -> list[str]:
         for pid in end_processes(pids, cfg.name):
             done.append(f"process {pid}")
     done += network.destroy(cfg, kill=lambda pids: end_processes(pids, None, timeout=3))
-    for path in (cfg.state_dir / "etcd", cfg.state_dir / "nodes", cfg.state_file, cfg.kubeconfig):
+    for path in (cfg.state_dir / "etcd", cfg.state_dir / "nodes", cfg.state_file, cfg.kubeconfig,
+                 cfg.state_dir / "kubeconfigs", cfg.pki_dir):
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
         elif path.exists():
@@ -261,7 +248,7 @@ def status(cfg: ClusterConfig) -> dict:
     comps = {}
     for name, c in state.get("components", {}).items():
         alive = bool(c.get("pid")) and _alive(c["pid"]) and marked(c["pid"], cfg.name)
-        healthy = alive and (c.get("health") is None or http_ok(c["health"]))
+        healthy = alive and (c.get("health") is None or http_ok(c["health"], cafile=str(cfg.ca_file)))
         comps[name] = {"pid": c.get("pid"), "running": alive, "healthy": healthy,
                        "restarts": c.get("restarts", 0)}
     return {"status": state.get("status"), "apiserver": cfg.apiserver_url, "dns": cfg.dns_address,

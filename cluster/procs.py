@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import signal
 import socket
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -42,15 +43,22 @@ def stop_process(proc: subprocess.Popen, *, timeout: float = 10.0,
         return None
 
 
-def wait_http_ok(url: str, *, timeout: float = 20.0, proc=None) -> None:
-    """Poll `url` until it answers 200; fail early if `proc` exits."""
+def tls_context(cafile: str | None) -> ssl.SSLContext | None:
+    """The context that verifies an https health URL against the cluster CA."""
+    return ssl.create_default_context(cafile=cafile) if cafile else None
+
+
+def wait_http_ok(url: str, *, timeout: float = 20.0, proc=None, cafile: str | None = None) -> None:
+    """Poll `url` until it answers 200 (an https URL verified against `cafile`); fail early
+    if `proc` exits."""
+    ctx = tls_context(cafile)
     deadline = time.monotonic() + timeout
     last: object = None
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"process exited with {proc.returncode} before {url} was healthy")
         try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
+            with urllib.request.urlopen(url, timeout=2, context=ctx) as resp:
                 if resp.status == 200:
                     return
                 last = resp.status

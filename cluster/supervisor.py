@@ -19,6 +19,7 @@ from pathlib import Path
 
 from cluster.components import Component
 from cluster.config import ClusterConfig
+from cluster.procs import tls_context
 
 log = logging.getLogger("cluster.supervisor")
 
@@ -65,9 +66,10 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def http_ok(url: str, timeout: float = 1.0) -> bool:
+def http_ok(url: str, timeout: float = 1.0, cafile: str | None = None) -> bool:
+    """Whether `url` answers 200 (an https URL verified against `cafile`)."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
+        with urllib.request.urlopen(url, timeout=timeout, context=tls_context(cafile)) as r:
             return r.status == 200
     except Exception:
         return False
@@ -135,7 +137,7 @@ class Supervisor:
             for comp in batch:
                 if comp.health is None:
                     continue
-                while not await asyncio.to_thread(http_ok, comp.health):
+                while not await asyncio.to_thread(http_ok, comp.health, 1.0, str(self.cfg.ca_file)):
                     r = self.running[comp.name]
                     if r.proc is not None and r.proc.poll() is not None:
                         raise StartError(f"{comp.name} exited with {r.proc.returncode} during start-up; "

@@ -18,7 +18,7 @@ from typing import NoReturn
 from kubecore.api.errors import ApiError
 from minikubectl import cluster_cmd, commands
 from minikubectl.errors import CliError, format_api_error
-from minikubectl.kubeconfig import resolve_target
+from minikubectl.kubeconfig import Credentials, resolve_target
 from minikubectl.transport import Api
 
 Runner = Callable[[commands.Context, argparse.Namespace], Awaitable[int]]
@@ -37,6 +37,12 @@ def _global_flags() -> argparse.ArgumentParser:
     p.add_argument("--kubeconfig", default=s, help="the kubeconfig file to use")
     p.add_argument("--context", default=s, help="the kubeconfig context to use")
     p.add_argument("-n", "--namespace", default=s, help="the namespace of this request")
+    p.add_argument("--certificate-authority", default=s, help="a CA file that verifies the server")
+    p.add_argument("--client-certificate", default=s, help="a client certificate file for TLS")
+    p.add_argument("--client-key", default=s, help="a client key file for TLS")
+    p.add_argument("--token", default=s, help="a bearer token for the API server")
+    p.add_argument("--insecure-skip-tls-verify", default=s, type=_bool_flag, nargs="?", const=True,
+                   help="do not verify the server's certificate (insecure)")
     return p
 
 
@@ -157,8 +163,14 @@ async def _run(args: argparse.Namespace) -> int:
                             namespace=getattr(args, "namespace", None),
                             kubeconfig=getattr(args, "kubeconfig", None),
                             context=getattr(args, "context", None),
-                            env=os.environ, home=Path.home())
-    async with Api(target.server, insecure=target.insecure) as api:
+                            env=os.environ, home=Path.home(),
+                            credentials=Credentials(
+                                ca_file=getattr(args, "certificate_authority", None),
+                                cert_file=getattr(args, "client_certificate", None),
+                                key_file=getattr(args, "client_key", None),
+                                token=getattr(args, "token", None),
+                                insecure=getattr(args, "insecure_skip_tls_verify", None)))
+    async with Api(target.config) as api:
         ctx = commands.Context(api=api, target=target)
         return await args.run(ctx, args)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import json
+import ssl
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,6 +18,7 @@ import aiohttp
 
 from kubecore.api.resources import ResourceType
 from kubecore.api.types import Obj
+from kubecore.client.config import ClientConfig
 from kubecore.client.rest import ApiClient, ApiUnavailable
 from minikubectl.errors import CliError, api_error_from_status
 
@@ -39,19 +41,25 @@ def _why(exc: BaseException) -> str:
 
 
 class Api:
-    """One API server; use as `async with Api(url) as api:`."""
+    """One API server; use as `async with Api(config) as api:`."""
 
-    def __init__(self, server: str, *, insecure: bool = False) -> None:
-        self.server = server
-        self._ssl: bool = not insecure
+    def __init__(self, config: ClientConfig | str) -> None:
+        self.config = ClientConfig(server=config) if isinstance(config, str) else config
+        self.server = self.config.server
         self._session: aiohttp.ClientSession | None = None
         self._client: ApiClient | None = None
 
     async def __aenter__(self) -> Api:
-        self._client = ApiClient(self.server, timeout=60, connect_timeout=10)
+        try:
+            ctx = self.config.ssl_context()
+        except (OSError, ssl.SSLError) as exc:
+            raise CliError(f"cannot load the TLS files of the kubeconfig: {exc}") from None
+        self._client = ApiClient(self.config, timeout=60, connect_timeout=10)
         self._session = aiohttp.ClientSession(self.server, timeout=REQUEST_TIMEOUT,
+                                              connector=aiohttp.TCPConnector(ssl=ctx if ctx else True),
                                               headers={"Accept": "application/json",
-                                                       "User-Agent": "minikubectl"})
+                                                       "User-Agent": "minikubectl",
+                                                       **self.config.headers()})
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -105,8 +113,8 @@ class Api:
         """A raw response body in chunks as they arrive (`logs -f`, `exec`)."""
         assert self._session is not None
         try:
-            async with self._session.request(method, path, params=params, timeout=WATCH_TIMEOUT,
-                                             ssl=self._ssl) as resp:
+            async with self._session.request(method, path, params=params,
+                                             timeout=WATCH_TIMEOUT) as resp:
                 if resp.status >= 400:
                     text = await resp.text()
                     try:

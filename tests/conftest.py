@@ -20,7 +20,9 @@ import pytest
 from aiohttp import web
 
 from cluster.etcd import EtcdProcess
+from cluster.pki import KeyPair, Pki
 from cluster.procs import die_with_parent, free_port, wait_http_ok
+from kubecore.client.config import ClientConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = ROOT / "tests"
@@ -83,25 +85,144 @@ def etcd(etcd_server: EtcdProcess) -> EtcdProcess:
     return etcd_server
 
 
+class SessionPki:
+    """The test session's PKI (`cluster.pki`), made once in a private directory: the CA, the
+    API server's serving certificate for 127.0.0.1, the admin's client certificate
+    (system:masters), and client certificates for whoever a test acts as."""
+
+    _instance: SessionPki | None = None
+
+    def __init__(self) -> None:
+        import atexit
+        import shutil
+        import tempfile
+
+        directory = Path(tempfile.mkdtemp(prefix="minicluster-test-pki-"))
+        atexit.register(shutil.rmtree, directory, True)
+        self.pki = Pki.create(directory / "pki")
+        self.serving = self.pki.apiserver(ips=["127.0.0.1"])
+        self.admin = self.pki.admin()
+        self.kubelet_client = self.pki.kubelet_client()
+        self._node_serving: dict[str, KeyPair] = {}
+        self._clients: dict[tuple[str, tuple[str, ...]], KeyPair] = {}
+
+    @classmethod
+    def get(cls) -> SessionPki:
+        if cls._instance is None:
+            cls._instance = cls()
+        return cls._instance
+
+    @property
+    def ca_file(self) -> str:
+        return str(self.pki.ca.cert)
+
+    def client(self, user: str, groups: tuple[str, ...] = ()) -> KeyPair:
+        key = (user, groups)
+        if key not in self._clients:
+            stem = f"client-{len(self._clients)}"
+            self._clients[key] = self.pki.client(stem, user, list(groups))
+        return self._clients[key]
+
+    def kubeconfig(self, path: Path, server: str, pair: KeyPair | None = None) -> Path:
+        """A kubeconfig file for a component started as a process."""
+        from kubecore.client.config import write_kubeconfig
+
+        pair = pair or self.admin
+        write_kubeconfig(path, name="test", server=server, ca_file=self.pki.ca.cert,
+                         cert_file=pair.cert, key_file=pair.key)
+        return path
+
+    def config(self, server: str, pair: KeyPair | None = None) -> ClientConfig:
+        """A client of `server` presenting `pair` (the admin's by default)."""
+        pair = pair or self.admin
+        return ClientConfig(server=server, ca_file=self.ca_file, cert_file=str(pair.cert),
+                            key_file=str(pair.key))
+
+    def node_serving(self, node: str, ip: str = "127.0.0.1") -> KeyPair:
+        """A node agent's serving certificate for `ip`."""
+        if (node, ip) not in self._node_serving:
+            self._node_serving[(node, ip)] = self.pki.serving(
+                f"node-{len(self._node_serving)}-serving", f"system:node:{node}", ips=[ip])
+        return self._node_serving[(node, ip)]
+
+    def agent_flags(self, node: str, ip: str) -> list[str]:
+        """The TLS flags of `python -m services.nodeagent` for `node` at `ip`."""
+        pair = self.node_serving(node, ip)
+        return ["--tls-cert-file", str(pair.cert), "--tls-private-key-file", str(pair.key),
+                "--client-ca-file", self.ca_file]
+
+    def agent_ssl_context(self, node: str = "test", ip: str = "127.0.0.1"):
+        """A server TLS context for a stand-in node agent at `ip`."""
+        from services.nodeagent.auth import server_ssl_context
+
+        pair = self.node_serving(node, ip)
+        return server_ssl_context(str(pair.cert), str(pair.key), self.ca_file)
+
+    def python_client(self, server: str, pair: KeyPair | None = None):
+        """The official client's `Configuration` for `server` as the admin (or `pair`)."""
+        from kubernetes import client
+
+        pair = pair or self.admin
+        cfg = client.Configuration()
+        cfg.host = server
+        cfg.ssl_ca_cert, cfg.cert_file, cfg.key_file = self.ca_file, str(pair.cert), str(pair.key)
+        return cfg
+
+    def apiserver_flags(self) -> list[str]:
+        """The TLS and authentication flags of `python -m services.apiserver`."""
+        return ["--tls-cert-file", str(self.serving.cert), "--tls-private-key-file",
+                str(self.serving.key), "--client-ca-file", self.ca_file,
+                "--service-account-key-file", str(self.pki.sa_pub),
+                "--service-account-signing-key-file", str(self.pki.sa_key)]
+
+
+@pytest.fixture(scope="session")
+def pki() -> SessionPki:
+    return SessionPki.get()
+
+
+def tls_session(url: str, config: ClientConfig, *, limit: int = 100, **kw) -> aiohttp.ClientSession:
+    """An aiohttp session to `url` with `config`'s TLS and credentials (`limit`: connections)."""
+    return aiohttp.ClientSession(url, connector=aiohttp.TCPConnector(ssl=config.ssl_context(), limit=limit),
+                                 headers=config.headers(), **kw)
+
+
 class ApiServer:
-    """An in-process API server on a free loopback port."""
+    """An in-process API server on a free loopback port, serving HTTPS with the test PKI.
+    `config` is the admin's client config; `config_for(user, groups)` another user's."""
 
     def __init__(self, settings) -> None:
         self.settings = settings
-        self.url = f"http://127.0.0.1:{settings.port}"
+        self.url = f"https://127.0.0.1:{settings.port}"
         self.runner: web.AppRunner | None = None
         self.app: web.Application | None = None
+        self.pki = SessionPki.get()
+        self.config = self.pki.config(self.url)
+
+    def config_for(self, user: str, groups: tuple[str, ...] = ()) -> ClientConfig:
+        return self.pki.config(self.url, self.pki.client(user, tuple(groups)))
+
+    def session(self, config: ClientConfig | None = None, **kw) -> aiohttp.ClientSession:
+        """An aiohttp session to this server as the admin (or with `config`'s credentials)."""
+        return tls_session(self.url, config or self.config, **kw)
+
+    def kubeconfig(self, path: Path, user: str | None = None, groups: tuple[str, ...] = ()) -> Path:
+        """A kubeconfig file for this server, as the admin or as `user` in `groups`."""
+        return self.pki.kubeconfig(path, self.url, self.pki.client(user, groups) if user else None)
+
 
     async def start(self) -> ApiServer:
         from services.apiserver.app import create_app
+        from services.apiserver.settings import server_ssl_context
 
         self.app = create_app(self.settings)
         self.runner = web.AppRunner(self.app, access_log=None, handler_cancellation=True)
         await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", self.settings.port).start()
-        async with aiohttp.ClientSession() as s:
+        await web.TCPSite(self.runner, "127.0.0.1", self.settings.port,
+                          ssl_context=server_ssl_context(self.settings)).start()
+        async with self.session() as s:
             for _ in range(200):
-                async with s.get(self.url + "/readyz") as r:
+                async with s.get("/readyz") as r:
                     if r.status == 200:
                         return self
                 await asyncio.sleep(0.02)
@@ -120,13 +241,23 @@ class ApiServer:
         return self.app[STATE]
 
 
-def api_settings(etcd: EtcdProcess, **overrides):
-    """An in-process server's settings. As kube's integration tests, without the ServiceAccount
-    admission plugin unless a test asks for it: no controller makes `default` ServiceAccounts here."""
+def api_settings(etcd: EtcdProcess | None, **overrides):
+    """An in-process server's settings, with the session's PKI. As kube's integration tests,
+    without the ServiceAccount admission plugin unless a test asks for it: no controller makes
+    `default` ServiceAccounts here."""
     from services.apiserver.settings import Settings
 
+    t = SessionPki.get()
+    tls = {"tls_cert_file": str(t.serving.cert), "tls_private_key_file": str(t.serving.key),
+           "client_ca_file": t.ca_file, "service_account_key_file": str(t.pki.sa_pub),
+           "service_account_signing_key_file": str(t.pki.sa_key),
+           "kubelet_client_certificate": str(t.kubelet_client.cert),
+           "kubelet_client_key": str(t.kubelet_client.key),
+           "kubelet_certificate_authority": t.ca_file}
+    endpoints = overrides.pop("etcd_endpoints", None) or [etcd.endpoint]  # type: ignore[union-attr]
+    port = overrides.pop("port", None) or free_port()
     overrides.setdefault("disable_admission_plugins", ["ServiceAccount"])
-    return Settings(etcd_endpoints=[etcd.endpoint], port=free_port(), **overrides)
+    return Settings(etcd_endpoints=endpoints, port=port, **{**tls, **overrides})
 
 
 @pytest.fixture
@@ -145,7 +276,8 @@ async def apiserver(etcd: EtcdProcess) -> AsyncIterator[ApiServer]:
 
 @pytest.fixture
 async def http(apiserver: ApiServer) -> AsyncIterator[Http]:
-    async with aiohttp.ClientSession(apiserver.url) as session:
+    """JSON requests to the `apiserver` as the admin."""
+    async with apiserver.session() as session:
         yield Http(session)
 
 
@@ -194,18 +326,29 @@ class ApiServerProcess:
     def __init__(self, etcd_endpoints: list[str], port: int | None = None, extra: list[str] | None = None,
                  log_path: Path | None = None) -> None:
         self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"https://127.0.0.1:{self.port}"
+        self.pki = SessionPki.get()
+        self.config = self.pki.config(self.url)
         self.args = [sys.executable, "-m", "services.apiserver", "--etcd-servers",
                      ",".join(etcd_endpoints), "--port", str(self.port),
-                     "--disable-admission-plugins", "ServiceAccount", *(extra or [])]
+                     *self.pki.apiserver_flags(), "--disable-admission-plugins", "ServiceAccount",
+                     *(extra or [])]
         self.log_path = log_path
         self.proc: subprocess.Popen | None = None
+
+    def kubeconfig(self, path: Path, user: str | None = None, groups: tuple[str, ...] = ()) -> Path:
+        """A kubeconfig file for this server, as the admin or as `user` in `groups`."""
+        return self.pki.kubeconfig(path, self.url, self.pki.client(user, groups) if user else None)
+
+    def session(self, config: ClientConfig | None = None, **kw) -> aiohttp.ClientSession:
+        """An aiohttp session to this server as the admin (or with `config`'s credentials)."""
+        return tls_session(self.url, config or self.config, **kw)
 
     def start(self) -> ApiServerProcess:
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         self.proc = subprocess.Popen(self.args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True, preexec_fn=die_with_parent())
-        wait_http_ok(self.url + "/readyz", timeout=30, proc=self.proc)
+        wait_http_ok(self.url + "/readyz", timeout=30, proc=self.proc, cafile=self.pki.ca_file)
         return self
 
     def kill(self, sig: int = signal.SIGKILL) -> None:

@@ -10,7 +10,8 @@ Where to find what (bottom to top; each module imports only those above it in th
     models.py          the pydantic models that check shapes; unknown fields (strict decoding)
     validation/        per-kind rules, one module per API group, as kubernetes'
                        pkg/apis/<group>/validation: meta.py (ObjectMeta, every kind),
-                       core.py (Service, Pod, Node), apps.py (Deployment, ReplicaSet),
+                       core.py (Service, Pod, Node; podnet.py the pod fields that reach
+                       the node), apps.py (Deployment, ReplicaSet),
                        discovery.py (EndpointSlice)
     defaults.py        what is filled in before validation, per kind (pkg/apis/<group>/v1/defaults.go)
     fieldselectors.py  the fields each kind can be selected by

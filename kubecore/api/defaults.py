@@ -79,10 +79,22 @@ def default_pod_spec(spec: Obj) -> None:
 
 
 def default_pod(obj: Obj) -> None:
-    default_pod_spec(_child(obj, "spec", {}))
+    spec = _child(obj, "spec", {})
+    default_pod_spec(spec)
+    if spec.get("hostNetwork") is True:
+        _default_host_network_ports(spec)
     status = _child(obj, "status", {})
     status.setdefault("phase", "Pending")
     status.setdefault("qosClass", "BestEffort")
+
+
+def _default_host_network_ports(spec: Obj) -> None:
+    """A Pod on the node's network binds its container ports on the node: an unset hostPort is
+    the containerPort (SetDefaults_Pod; templates keep theirs unset)."""
+    for c in (spec.get("containers") or []) + (spec.get("initContainers") or []):
+        for p in (c.get("ports") or []) if isinstance(c, dict) else []:
+            if isinstance(p, dict) and not p.get("hostPort"):
+                p["hostPort"] = p.get("containerPort")
 
 
 def default_node(obj: Obj) -> None:

@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import aiohttp
-import yaml
 
 from kubecore.api import jsonwire
 from kubecore.api.errors import ApiError
 from kubecore.api.resources import PODS, ResourceType
 from kubecore.api.types import Obj
+from kubecore.client.config import ClientConfig, load_kubeconfig
 
 log = logging.getLogger("kubecore.client.rest")
 PatchType = Literal["merge", "strategic", "json", "apply"]
@@ -106,12 +106,14 @@ def _meta(obj: Obj) -> Obj:
 
 
 class ApiClient:
-    """An asyncio client for one API server. Create it inside the event loop that uses it;
-    `close()` (or `async with`) releases the connection pool."""
+    """An asyncio client for one API server, given as a `ClientConfig` (TLS and credentials)
+    or a bare URL. Create it inside the event loop that uses it; `close()` (or `async with`)
+    releases the connection pool."""
 
-    def __init__(self, base_url: str, *, timeout: float = 30.0,
+    def __init__(self, config: ClientConfig | str, *, timeout: float = 30.0,
                  connect_timeout: float = 5.0) -> None:
-        self.base_url = base_url.rstrip("/")
+        self.config = ClientConfig(server=config) if isinstance(config, str) else config
+        self.base_url = self.config.server.rstrip("/")
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self._session: aiohttp.ClientSession | None = None
@@ -119,8 +121,10 @@ class ApiClient:
     # -- session ---------------------------------------------------------------------
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
+            ctx = self.config.ssl_context()
             self._session = aiohttp.ClientSession(
                 self.base_url,
+                connector=aiohttp.TCPConnector(ssl=ctx if ctx is not None else True),
                 timeout=aiohttp.ClientTimeout(total=self.timeout, sock_connect=self.connect_timeout),
                 headers={"Accept": "application/json", "User-Agent": "minicluster-kubecore"},
             )
@@ -142,7 +146,7 @@ class ApiClient:
                       body: Any = None, content_type: str = "application/json") -> Any:
         """Send one request; return the decoded JSON answer or raise ApiError/ApiUnavailable."""
         data = None
-        headers = {}
+        headers = self.config.headers()
         if body is not None:
             data = jsonwire.dumps(body)
             headers["Content-Type"] = content_type
@@ -274,7 +278,8 @@ class ApiClient:
                                         sock_read=read_timeout)
         path = resource_path(rt, namespace)
         try:
-            async with self._http().get(path, params=params, timeout=timeout) as resp:
+            async with self._http().get(path, params=params, timeout=timeout,
+                                        headers=self.config.headers()) as resp:
                 if resp.status >= 400:
                     raw = await resp.read()
                     try:
@@ -332,30 +337,7 @@ def _describe(exc: BaseException) -> str:
 
 # -- kubeconfig -----------------------------------------------------------------------
 
-def server_from_kubeconfig(path: str | Path, context: str | None = None) -> str:
-    """The `server` URL of a kubeconfig's current (or named) context."""
-    with open(path, encoding="utf-8") as fh:
-        config = yaml.safe_load(fh) or {}
-    name = context or config.get("current-context")
-    contexts = {c.get("name"): c.get("context") or {} for c in config.get("contexts") or []}
-    clusters = {c.get("name"): c.get("cluster") or {} for c in config.get("clusters") or []}
-    if not name:
-        if len(clusters) != 1:
-            raise ValueError(f"{path}: no current-context, and not exactly one cluster")
-        cluster = next(iter(clusters.values()))
-    else:
-        if name not in contexts:
-            raise ValueError(f"{path}: context {name!r} not found")
-        cluster_name = contexts[name].get("cluster")
-        if cluster_name not in clusters:
-            raise ValueError(f"{path}: cluster {cluster_name!r} of context {name!r} not found")
-        cluster = clusters[cluster_name]
-    server = cluster.get("server")
-    if not server:
-        raise ValueError(f"{path}: the cluster has no server")
-    return str(server)
-
-
 def from_kubeconfig(path: str | Path, *, context: str | None = None,
                     timeout: float = 30.0) -> ApiClient:
-    return ApiClient(server_from_kubeconfig(path, context), timeout=timeout)
+    """A client for a kubeconfig's current (or named) context: its server, CA and user."""
+    return ApiClient(load_kubeconfig(path, context=context), timeout=timeout)

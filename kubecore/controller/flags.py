@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from collections.abc import Callable
 from typing import Protocol
 
+from kubecore.client.config import ConfigError, from_flags
 from kubecore.client.rest import ApiClient
 from kubecore.controller.logs import setup_logging
 
@@ -23,7 +25,10 @@ class Controller(Protocol):
 def controller_parser(module: str, description: str, *, health_port: int) -> argparse.ArgumentParser:
     """The flags of every controller process; each adds its own to the parser it gets."""
     parser = argparse.ArgumentParser(prog=f"python -m {module}", description=description)
-    parser.add_argument("--apiserver", required=True, help="API server URL, e.g. http://127.0.0.1:6443")
+    parser.add_argument("--kubeconfig", default=None,
+                        help="kubeconfig: the API server, its CA and this controller's credentials")
+    parser.add_argument("--apiserver", default=None,
+                        help="API server URL, e.g. https://127.0.0.1:6443 (overrides the kubeconfig's)")
     parser.add_argument("--health-port", type=int, default=health_port,
                         help="/healthz /readyz /metrics port (0: any free port)")
     parser.add_argument("--health-host", default="127.0.0.1")
@@ -37,9 +42,14 @@ def run_controller_main(args: argparse.Namespace,
     """Set up logging, open the API client, build the controller with `build(client, args)`
     and run it (its `run(health_host=, health_port=)`) until SIGTERM/SIGINT."""
     setup_logging(args.log_level, json_lines=args.log_json)
+    try:
+        config = from_flags(args.kubeconfig, args.apiserver)
+    except ConfigError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
 
     async def serve() -> None:
-        async with ApiClient(args.apiserver) as client:
+        async with ApiClient(config) as client:
             controller = build(client, args)
             await controller.run(health_host=args.health_host, health_port=args.health_port)
 

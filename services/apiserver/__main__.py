@@ -1,4 +1,5 @@
-"""`python -m services.apiserver --etcd-servers 127.0.0.1:2379 --port 6443`"""
+"""`python -m services.apiserver --etcd-servers 127.0.0.1:2379 --port 6443
+--tls-cert-file apiserver.crt --tls-private-key-file apiserver.key --client-ca-file ca.crt`"""
 from __future__ import annotations
 
 import gc
@@ -8,7 +9,7 @@ import sys
 from aiohttp import web
 
 from services.apiserver.app import create_app
-from services.apiserver.settings import parse_args
+from services.apiserver.settings import parse_args, server_ssl_context
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     gc.set_threshold(25_000, 20, 100)
     gc.freeze()
     web.run_app(create_app(settings), host=hosts if len(hosts) > 1 else hosts[0], port=settings.port,
-                print=lambda *a: None, access_log=None)
+                ssl_context=server_ssl_context(settings), print=lambda *a: None, access_log=None)
     return 0
 
 

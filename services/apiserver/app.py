@@ -7,7 +7,7 @@ import asyncio
 import ipaddress
 import logging
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 from aiohttp import web
@@ -20,9 +20,11 @@ from services.apiserver.admission.serviceaccount import ServiceAccountAdmission
 from services.apiserver.authn import oidc
 from services.apiserver.authn.keys import load_issuer
 from services.apiserver.authn.serviceaccount import ServiceAccountTokens
+from services.apiserver.authn.x509 import ClientCertificates
 from services.apiserver.endpoints import discovery, filters, handlers, openapi
 from services.apiserver.endpoints.context import ApiState
 from services.apiserver.endpoints.metrics import ApiMetrics
+from services.apiserver.endpoints.nodeproxy import NodeProxy, kubelet_client_context
 from services.apiserver.endpoints.requests import (
     NoSuchPath,
     Target,
@@ -33,7 +35,6 @@ from services.apiserver.endpoints.requests import (
     warning_headers,
 )
 from services.apiserver.registry import sweepers
-from services.apiserver.registry.interfaces import SERVER_USER, UserInfo
 from services.apiserver.registry.lookup import CachedGetter
 from services.apiserver.registry.store import Store
 from services.apiserver.registry.strategy import prepare_create
@@ -230,24 +231,31 @@ async def _bootstrap(state: ApiState) -> None:
                 raise
 
 
-class _EveryoneIsAdmin:
-    """Every request acts as the server itself: what this server did before it authenticated
-    anyone. Kept only until the test fixtures carry credentials."""
-
-    async def authenticate(self, creds: authn.Credentials) -> UserInfo | None:
-        return SERVER_USER
-
-
 def build_authentication(settings: Settings,
                          service_accounts: authn.Authenticator | None = None) -> authn.Authenticator:
-    """ServiceAccount tokens first, then (until the fixtures carry credentials) everyone else
-    is admin."""
-    chain: list[authn.Authenticator] = [service_accounts] if service_accounts is not None else []
-    return authn.Chain([*chain, _EveryoneIsAdmin()])
+    """kube-apiserver's authenticator chain for the flags given: client certificates when a
+    client CA is set, then ServiceAccount tokens."""
+    authenticators: list[authn.Authenticator] = []
+    if settings.client_ca_file:
+        authenticators.append(ClientCertificates())
+    if service_accounts is not None:
+        authenticators.append(service_accounts)
+    return authn.Chain(authenticators, anonymous=settings.anonymous_auth)
 
 
-def build_authorization(settings: Settings) -> authz.Authorizer:
-    return authz.AlwaysAllow()
+AUTHORIZERS: dict[str, Callable[[ApiState], authz.Authorizer]] = {
+    "AlwaysAllow": lambda state: authz.AlwaysAllow(),
+}
+
+
+def build_authorization(settings: Settings, state: ApiState) -> authz.Authorizer:
+    """`--authorization-mode`: the named authorizers, asked in order."""
+    modes = [m.strip() for m in settings.authorization_mode.split(",") if m.strip()]
+    unknown = [m for m in modes if m not in AUTHORIZERS]
+    if unknown or not modes:
+        raise ValueError(f"--authorization-mode: unknown mode(s) {', '.join(unknown) or '(none)'}; "
+                         f"known: {', '.join(AUTHORIZERS)}")
+    return authz.Union([AUTHORIZERS[m](state) for m in modes])
 
 
 def build_admission(settings: Settings, getter: CachedGetter) -> admission.Chain:
@@ -275,11 +283,16 @@ def build_state(settings: Settings) -> ApiState:
     issuer = load_issuer(settings, external_address=external_address(settings))
     getter = CachedGetter(caches, storage)
     sa_tokens = ServiceAccountTokens(issuer.verifier(), getter)
-    return ApiState(settings=settings, etcd=etcd, storage=storage,
-                    registry=Store(storage, caches, build_admission(settings, getter)),
-                    metrics=ApiMetrics.create(etcd.batcher), caches=caches,
-                    authenticator=build_authentication(settings, sa_tokens),
-                    authorizer=build_authorization(settings), service_accounts=issuer)
+    state = ApiState(settings=settings, etcd=etcd, storage=storage,
+                     registry=Store(storage, caches, build_admission(settings, getter)),
+                     metrics=ApiMetrics.create(etcd.batcher), caches=caches,
+                     authenticator=build_authentication(settings, sa_tokens), authorizer=authz.Union([]),
+                     service_accounts=issuer)
+    state.authorizer = build_authorization(settings, state)
+    state.nodes = NodeProxy(ssl_context=kubelet_client_context(
+        settings.kubelet_client_certificate, settings.kubelet_client_key,
+        settings.kubelet_certificate_authority))
+    return state
 
 
 def external_address(settings: Settings) -> str:

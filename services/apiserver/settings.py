@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import ssl
 from dataclasses import dataclass, field
 
 
@@ -29,14 +31,22 @@ class Settings:
     # after this many seconds without data, the connection given up if it goes unanswered
     etcd_keepalive_time: float = 30.0
     etcd_keepalive_timeout: float = 10.0
-    # ServiceAccount tokens: the PEM private key that signs them (none: a key made at start-up,
-    # whose tokens die with the process), the PEM files of the public keys that verify them
-    # (none: the signing key's), the issuer (`iss`), the audiences this server accepts (none:
-    # the issuer), and where the discovery document says the keys are (none: this server).
-    service_account_signing_key_file: str = ""
-    service_account_key_file: list[str] = field(default_factory=list)
+    # TLS and who may call (kube-apiserver's flags of the same names)
+    tls_cert_file: str = ""
+    tls_private_key_file: str = ""
+    client_ca_file: str = ""  # clients presenting a certificate this CA signed are authenticated
+    anonymous_auth: bool = True  # anonymous requests allowed on the health and version paths
+    authorization_mode: str = "AlwaysAllow"
+    service_account_key_file: str = ""  # verifies ServiceAccount tokens
+    service_account_signing_key_file: str = ""  # signs them
     service_account_issuer: str = "https://kubernetes.default.svc.cluster.local"
-    api_audiences: list[str] = field(default_factory=list)
+    api_audiences: list[str] = field(default_factory=list)  # default: the issuer
+    kubelet_client_certificate: str = ""  # presented to the node agents
+    kubelet_client_key: str = ""
+    kubelet_certificate_authority: str = ""  # verifies the node agents' serving certificates
+    # ServiceAccount tokens beyond the key pair: where the discovery document says the keys
+    # are (none: this server), the longest life a TokenRequest may ask (0: any), and kube's
+    # year-long life for the projected tokens of pods (their refresh is due at 3607 s)
     service_account_jwks_uri: str = ""
     service_account_max_token_expiration: float = 0.0
     service_account_extend_token_expiration: bool = True
@@ -80,39 +90,69 @@ def parse_args(argv: list[str] | None = None) -> Settings:
                    help="seconds between BOOKMARK events on watches that allow them")
     p.add_argument("--event-ttl", type=parse_duration, default=3600.0,
                    help="how long Events are kept after their last occurrence (default 1h)")
-    _service_account_flags(p)
+    p.add_argument("--tls-cert-file", required=True,
+                   help="the serving certificate (PEM); the server speaks HTTPS only")
+    p.add_argument("--tls-private-key-file", required=True)
+    p.add_argument("--client-ca-file", default="",
+                   help="CA whose client certificates authenticate (CN = user, O = groups)")
+    p.add_argument("--anonymous-auth", default="true", choices=["true", "false"],
+                   help="allow unauthenticated requests to /healthz, /livez, /readyz, /version")
+    p.add_argument("--authorization-mode", default="AlwaysAllow",
+                   help="comma-separated authorizers, asked in order")
+    p.add_argument("--service-account-key-file", default="",
+                   help="public (or private) key, PEM, that verifies ServiceAccount tokens")
+    p.add_argument("--service-account-signing-key-file", default="",
+                   help="private key, PEM, that signs ServiceAccount tokens")
+    p.add_argument("--service-account-issuer", default="https://kubernetes.default.svc.cluster.local")
+    p.add_argument("--api-audiences", default="",
+                   help="comma-separated audiences of this API (default: the issuer)")
+    p.add_argument("--kubelet-client-certificate", default="")
+    p.add_argument("--kubelet-client-key", default="")
+    p.add_argument("--kubelet-certificate-authority", default="")
+    p.add_argument("--service-account-jwks-uri", default="",
+                   help="the jwks_uri of /.well-known/openid-configuration (default: this server)")
+    p.add_argument("--service-account-max-token-expiration", type=parse_duration, default=0.0,
+                   help="the longest life a TokenRequest may give a token (default: no limit)")
+    p.add_argument("--disable-admission-plugins", default="",
+                   help="comma-separated admission plugins to leave out (e.g. ServiceAccount)")
     a = p.parse_args(argv)
     if not a.bookmark_interval > 0:
         p.error("--bookmark-interval must be greater than 0")
+    for flag in ("tls_cert_file", "tls_private_key_file", "client_ca_file",
+                 "service_account_key_file", "service_account_signing_key_file",
+                 "kubelet_client_certificate", "kubelet_client_key", "kubelet_certificate_authority"):
+        path = getattr(a, flag)
+        if path and not os.path.isfile(path):
+            p.error(f"--{flag.replace('_', '-')}: {path}: no such file")
     return Settings(
         etcd_endpoints=[e.strip() for e in a.etcd_servers.split(",") if e.strip()],
         bind_address=a.bind_address, port=a.port, advertise_address=a.advertise_address,
         service_cidr=a.service_cluster_ip_range, node_port_range=a.service_node_port_range,
         cluster_cidr=a.cluster_cidr, node_cidr_mask=a.node_cidr_mask_size,
         bookmark_interval=a.bookmark_interval, event_ttl=a.event_ttl,
+        tls_cert_file=a.tls_cert_file, tls_private_key_file=a.tls_private_key_file,
+        client_ca_file=a.client_ca_file, anonymous_auth=a.anonymous_auth == "true",
+        authorization_mode=a.authorization_mode,
+        service_account_key_file=a.service_account_key_file,
         service_account_signing_key_file=a.service_account_signing_key_file,
-        service_account_key_file=list(a.service_account_key_file or []),
         service_account_issuer=a.service_account_issuer,
         api_audiences=[x.strip() for x in a.api_audiences.split(",") if x.strip()],
+        kubelet_client_certificate=a.kubelet_client_certificate,
+        kubelet_client_key=a.kubelet_client_key,
+        kubelet_certificate_authority=a.kubelet_certificate_authority,
         service_account_jwks_uri=a.service_account_jwks_uri,
         service_account_max_token_expiration=a.service_account_max_token_expiration,
         disable_admission_plugins=[x.strip() for x in a.disable_admission_plugins.split(",") if x.strip()],
     )
 
 
-def _service_account_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--service-account-signing-key-file", default="",
-                   help="PEM private key (RSA or ECDSA) that signs ServiceAccount tokens")
-    p.add_argument("--service-account-key-file", action="append",
-                   help="PEM file of public (or private) keys that verify ServiceAccount tokens; "
-                   "repeatable (default: the signing key)")
-    p.add_argument("--service-account-issuer", default="https://kubernetes.default.svc.cluster.local",
-                   help="the `iss` of the tokens this server issues")
-    p.add_argument("--api-audiences", default="",
-                   help="comma-separated audiences the API server accepts (default: the issuer)")
-    p.add_argument("--service-account-jwks-uri", default="",
-                   help="the jwks_uri of /.well-known/openid-configuration (default: this server)")
-    p.add_argument("--disable-admission-plugins", default="",
-                   help="comma-separated admission plugins to leave out (e.g. ServiceAccount)")
-    p.add_argument("--service-account-max-token-expiration", type=parse_duration, default=0.0,
-                   help="the longest life a TokenRequest may give a token (default: no limit)")
+def server_ssl_context(settings: Settings) -> ssl.SSLContext:
+    """HTTPS with the serving certificate; a client certificate is asked for and, when one
+    is presented, verified against the client CA (Go's VerifyClientCertIfGiven)."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(settings.tls_cert_file, settings.tls_private_key_file)
+    if settings.client_ca_file:
+        ctx.load_verify_locations(settings.client_ca_file)
+        ctx.verify_mode = ssl.CERT_OPTIONAL
+    return ctx

@@ -11,6 +11,7 @@ Layers, each only using the ones above it:
                the record it was built from changes (per-name versions from the index).
 - ``handler``  bytes in, bytes out: cache hit path, miss path, errors. No I/O.
 - ``forward``  upstream forwarding for names outside the zone (UDP, TCP on truncation).
+- ``tcp``      DNS-over-TCP timeouts and connection caps (``TcpConnections``).
 - ``server``   ``DnsServer``: UDP + TCP sockets on one port.
 - ``metrics``  Prometheus collector; ``readiness``  what /readyz means here (records synced);
                the /healthz /readyz /metrics app is kubecore's (``kubecore.controller.health``).

@@ -15,6 +15,7 @@ import logging
 import signal
 from collections.abc import AsyncIterator
 
+from kubecore.client.config import ClientConfig, from_flags
 from kubecore.client.rest import ApiClient
 from kubecore.controller.health import Health, HealthServer, create_health_app
 from kubecore.informer.factory import SharedInformerFactory
@@ -48,7 +49,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--metrics-port", type=int, default=9153, help="/healthz /readyz /metrics; 0 disables"
     )
     parser.add_argument("--metrics-listen", default="127.0.0.1")
-    parser.add_argument("--apiserver", default=None, help="API server URL to watch")
+    parser.add_argument("--apiserver", default=None,
+                        help="API server URL to watch (overrides the kubeconfig's)")
+    parser.add_argument("--kubeconfig", default=None,
+                        help="kubeconfig: the API server, its CA and this server's credentials")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     if args.ttl < 0 or not 0 <= args.port < 65536:
@@ -57,7 +61,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 @contextlib.asynccontextmanager
-async def run_informers(index: RecordIndex, *, apiserver: str) -> AsyncIterator[ClusterWatch]:
+async def run_informers(index: RecordIndex, *, apiserver: ClientConfig) -> AsyncIterator[ClusterWatch]:
     """Feed ``index`` from shared informers on Services and EndpointSlices (all namespaces).
 
     Returns at once: the informers list and watch in the background, retrying while the API
@@ -68,7 +72,7 @@ async def run_informers(index: RecordIndex, *, apiserver: str) -> AsyncIterator[
     watch = ClusterWatch(index, SharedInformerFactory(client))
     try:
         await watch.start()
-        log.info("watching services and endpointslices at %s", apiserver)
+        log.info("watching services and endpointslices at %s", apiserver.server)
         yield watch
     finally:
         await watch.stop()
@@ -87,7 +91,7 @@ async def serve(args: argparse.Namespace) -> None:
     await server.start(args.listen, args.port)
     health: HealthServer | None = None
     if args.metrics_port:
-        registry = dns_registry(server.stats, server.handler.cache, index)
+        registry = dns_registry(server.stats, server.handler.cache, index, server.tcp)
         app = create_health_app(Health(registry=registry, ready=records_synced(index)))
         health = await HealthServer(app, args.metrics_listen, args.metrics_port).start()
     stop = asyncio.Event()
@@ -96,8 +100,9 @@ async def serve(args: argparse.Namespace) -> None:
         loop.add_signal_handler(sig, stop.set)
     try:
         async with contextlib.AsyncExitStack() as stack:
-            if args.apiserver:
-                await stack.enter_async_context(run_informers(index, apiserver=args.apiserver))
+            if args.apiserver or args.kubeconfig:
+                config = from_flags(args.kubeconfig, args.apiserver)
+                await stack.enter_async_context(run_informers(index, apiserver=config))
             await stop.wait()
     finally:
         await server.stop()

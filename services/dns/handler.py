@@ -27,9 +27,11 @@ QCLASS_ANY = 255
 
 @dataclass(frozen=True, slots=True)
 class Forward:
-    """Send this query upstream; ``question`` is the wire question, to check the reply."""
+    """Send this query upstream; ``question`` is the wire question, to check the reply;
+    ``udp_size`` what the reply may take over UDP (``wire.Query.udp_size``)."""
 
     question: bytes
+    udp_size: int = wire.NO_EDNS_UDP_SIZE
 
 
 @dataclass(slots=True)
@@ -124,7 +126,7 @@ class QueryHandler:
         result = resolve(name, query.qtype, DNSLabel(query.labels), self._reader, self._zone)
         if result.outside and self._forwarding:
             question_len = sum(len(label) + 1 for label in query.labels) + 5
-            return Forward(data[wire.HEADER_LEN:wire.HEADER_LEN + question_len])
+            return Forward(data[wire.HEADER_LEN:wire.HEADER_LEN + question_len], query.udp_size)
         response = wire.build_response(
             query,
             rcode=result.rcode,

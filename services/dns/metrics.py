@@ -17,6 +17,7 @@ from prometheus_client.registry import Collector
 from .cache import ResponseCache
 from .handler import QueryStats
 from .records import RecordReader
+from .tcp import TcpConnections
 
 REPORTED_TYPES = frozenset(
     [QTYPE.A, QTYPE.AAAA, QTYPE.SRV, QTYPE.PTR, QTYPE.SOA, QTYPE.NS, QTYPE.CNAME, QTYPE.TXT,
@@ -36,10 +37,12 @@ def _rcode_label(rcode: int) -> str:
 
 
 class DnsCollector(Collector):
-    def __init__(self, stats: QueryStats, cache: ResponseCache, reader: RecordReader) -> None:
+    def __init__(self, stats: QueryStats, cache: ResponseCache, reader: RecordReader,
+                 tcp: TcpConnections | None = None) -> None:
         self._stats = stats
         self._cache = cache
         self._reader = reader
+        self._tcp = tcp
 
     def collect(self) -> Iterator[Metric]:
         stats = self._stats
@@ -85,12 +88,30 @@ class DnsCollector(Collector):
             "minicluster_dns_synced", "1 once the record caches have synced.",
             value=int(self._reader.synced),
         )
+        if self._tcp is not None:
+            yield from self._tcp_metrics(self._tcp)
+
+    @staticmethod
+    def _tcp_metrics(tcp: TcpConnections) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "minicluster_dns_tcp_connections", "Open DNS-over-TCP connections.", value=len(tcp)
+        )
+        yield CounterMetricFamily(
+            "minicluster_dns_tcp_evicted",
+            "Waiting TCP connections closed to make room for a new one at a cap.",
+            value=tcp.evicted,
+        )
+        yield CounterMetricFamily(
+            "minicluster_dns_tcp_refused",
+            "TCP connections refused because every connection at the cap was busy.",
+            value=tcp.refused,
+        )
 
 
 def dns_registry(
-    stats: QueryStats, cache: ResponseCache, reader: RecordReader
+    stats: QueryStats, cache: ResponseCache, reader: RecordReader, tcp: TcpConnections | None = None
 ) -> CollectorRegistry:
     """A registry of its own, so several servers (tests, workers) never collide globally."""
     registry = CollectorRegistry()
-    registry.register(DnsCollector(stats, cache, reader))
+    registry.register(DnsCollector(stats, cache, reader, tcp))
     return registry

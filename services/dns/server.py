@@ -2,8 +2,8 @@
 
 UDP skips asyncio's datagram transport: a reader callback drains the socket in a loop (up to a
 batch per wake-up), so a burst costs one epoll round trip instead of one per packet. TCP uses
-asyncio streams with an idle timeout and a cap on connections, so slow or hostile clients can
-neither stall the loop nor pile up.
+asyncio streams under the timeouts and caps of ``tcp``, so slow or hostile clients can neither
+stall the loop nor pile up nor lock others out.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import socket
 import struct
 from collections.abc import Sequence
 
-from . import wire
+from . import tcp, wire
 from .forward import Forwarder, Upstream
 from .handler import Forward, QueryHandler, QueryStats
 from .records import RecordReader
@@ -24,8 +24,6 @@ from .records import RecordReader
 log = logging.getLogger(__name__)
 
 UDP_BATCH = 256
-TCP_IDLE_TIMEOUT = 10.0
-MAX_TCP_CONNECTIONS = 256
 MAX_FORWARDS_IN_FLIGHT = 1024
 SOCKET_BUFFER = 4 * 1024 * 1024
 
@@ -43,6 +41,8 @@ class DnsServer:
         forward_timeout: float = 2.0,
         cache_size: int = 50_000,
         reuse_port: bool = False,
+        max_tcp_connections: int = tcp.MAX_TOTAL,
+        max_tcp_per_client: int = tcp.MAX_PER_CLIENT,
     ) -> None:
         self.handler = QueryHandler(
             reader, zone=zone, ttl=ttl, forwarding=bool(upstreams), cache_size=cache_size
@@ -54,7 +54,7 @@ class DnsServer:
         self._udp: socket.socket | None = None
         self._tcp_server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._tcp_connections = 0
+        self.tcp = tcp.TcpConnections(max_total=max_tcp_connections, max_per_client=max_tcp_per_client)
 
     @property
     def stats(self) -> QueryStats:
@@ -143,7 +143,7 @@ class DnsServer:
         task.add_done_callback(self._tasks.discard)
 
     async def _forward_udp(self, data: bytes, request: Forward, addr: tuple[str, int]) -> None:
-        response = await self._forward(data, request, tcp=False)
+        response = wire.truncate_reply(await self._forward(data, request, tcp=False), request.udp_size)
         if self._udp is not None:
             with contextlib.suppress(OSError):
                 self._udp.sendto(response, addr)
@@ -164,33 +164,40 @@ class DnsServer:
 
     async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
-        if self._tcp_connections >= MAX_TCP_CONNECTIONS or task is None:
+        peer = writer.get_extra_info("peername")
+        conn = self.tcp.admit(str(peer[0]) if peer else "", task) if task is not None else None
+        if conn is None or task is None:
             writer.close()
             return
-        self._tcp_connections += 1
         self._tasks.add(task)
         try:
+            timeout = tcp.READ_TIMEOUT
             while True:
-                prefix = await asyncio.wait_for(reader.readexactly(2), TCP_IDLE_TIMEOUT)
-                (length,) = struct.unpack("!H", prefix)
-                data = await asyncio.wait_for(reader.readexactly(length), TCP_IDLE_TIMEOUT)
+                conn.waiting()
+                data = await asyncio.wait_for(_read_message(reader), timeout)
+                conn.answering()
+                timeout = tcp.IDLE_TIMEOUT
                 response = self.handler.answer(data, True)
                 if isinstance(response, Forward):
                     response = await self._forward(data, response, tcp=True)
                 if response is None:
                     continue
                 writer.write(struct.pack("!H", len(response)) + response)
-                await asyncio.wait_for(writer.drain(), TCP_IDLE_TIMEOUT)
-        except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
-            pass
-        except asyncio.CancelledError:
-            pass
+                await asyncio.wait_for(writer.drain(), tcp.WRITE_TIMEOUT)
+        except (asyncio.IncompleteReadError, TimeoutError, ConnectionError, asyncio.CancelledError):
+            pass  # the client left or was too slow, or the connection made room for another
         except Exception:
             log.exception("TCP connection failed")
         finally:
-            self._tcp_connections -= 1
+            self.tcp.release(conn)
             self._tasks.discard(task)
             writer.close()
+
+
+async def _read_message(reader: asyncio.StreamReader) -> bytes:
+    """One length-prefixed DNS message (RFC 1035 4.2.2)."""
+    (length,) = struct.unpack("!H", await reader.readexactly(2))
+    return await reader.readexactly(length)
 
 
 def servfail_with_question(data: bytes, question: bytes) -> bytes:

@@ -19,9 +19,12 @@ NO_EDNS_UDP_SIZE = 512
 SERVER_UDP_SIZE = 1232  # what we advertise in our OPT record (DNS flag day 2020)
 TCP_SIZE = 65535
 
-# Size classes of the client's UDP limit; a limit is rounded down to one of these so the
-# response cache holds few variants. "TCP" means no limit.
-SIZE_CLASSES = (512, 1232, 4096)
+# The UDP sizes a response is built for: 512 without EDNS (or an EDNS size below 1232), else
+# the 1232 we advertise -- never more, whatever the client offers, so no UDP answer risks IP
+# fragmentation or serves as an amplifier. A client's size is rounded down to one of these, so
+# the response cache holds one variant per class and a cached answer always fits the client
+# it is served to. "TCP" means the 65535 of the length prefix.
+SIZE_CLASSES = (NO_EDNS_UDP_SIZE, SERVER_UDP_SIZE)
 TCP_CLASS = 3
 _BYTE = [bytes((i,)) for i in range(256)]
 _ONE_QUESTION = b"\x00\x01\x00\x00\x00\x00\x00"  # qd=1, an=0, ns=0, high byte of ar
@@ -59,7 +62,7 @@ class Query:
     qclass: int
     edns: bool
     edns_version: int
-    udp_size: int  # the limit the client accepts over UDP
+    udp_size: int  # the most a response may take: a SIZE_CLASSES size over UDP, TCP_SIZE over TCP
 
     @property
     def opcode(self) -> int:
@@ -67,11 +70,13 @@ class Query:
 
 
 def size_class(udp_size: int) -> int:
-    if udp_size >= 4096:
-        return 2
-    if udp_size >= 1232:
-        return 1
-    return 0
+    """Index in SIZE_CLASSES of the largest size no bigger than the client's `udp_size`."""
+    return 1 if udp_size >= SERVER_UDP_SIZE else 0
+
+
+def effective_udp_size(client_size: int) -> int:
+    """What a UDP answer may take for a client offering `client_size` in its OPT record."""
+    return SIZE_CLASSES[size_class(client_size)]
 
 
 def cache_key(data: bytes, tcp: bool) -> tuple[bytes, int] | None:
@@ -221,7 +226,7 @@ def parse_query(data: bytes, tcp: bool) -> Query:
                     raise QueryError(RCODE_FORMERR, "bad OPT record")
                 edns = True
                 edns_version = (ttl >> 16) & 0xFF
-                udp_size = max(NO_EDNS_UDP_SIZE, rclass)
+                udp_size = effective_udp_size(rclass)
         if pos > len(data):
             raise QueryError(RCODE_FORMERR, "truncated record")
     except (IndexError, struct.error, ValueError) as exc:
@@ -248,7 +253,7 @@ def build_response(
     authoritative: bool,
     recursion_available: bool,
 ) -> bytes:
-    """Pack a response; if it exceeds the client's limit keep only the question and set TC."""
+    """Pack a response that fits the query's size (see ``fit``)."""
     header = DNSHeader(id=query.id, qr=1, aa=int(authoritative), rd=(query.flags >> 8) & 1)
     header.ra = int(recursion_available)
     header.rcode = rcode & 0xF
@@ -261,14 +266,78 @@ def build_response(
     )
     if query.edns:
         record.add_ar(EDNS0(udp_len=SERVER_UDP_SIZE, ext_rcode=rcode >> 4))
-    wire = _with_cd(bytes(record.pack()), query.flags)
-    if len(wire) <= max(query.udp_size, NO_EDNS_UDP_SIZE):
-        return wire
-    record.rr, record.auth = [], []
-    record.ar = [r for r in record.ar if r.rtype == QTYPE.OPT]
-    truncated = bytearray(_with_cd(bytes(record.pack()), query.flags))
-    truncated[2] |= FLAG_TC >> 8
-    return bytes(truncated)
+    return _with_cd(fit(record, query.udp_size), query.flags)
+
+
+def fit(record: DNSRecord, limit: int) -> bytes:
+    """``record`` packed in at most ``limit`` bytes, the way CoreDNS truncates (miekg/dns's
+    ``Msg.Truncate``): the OPT record always stays; then as many whole records as fit, answer
+    section first, then authority, then additional; TC set when any record was left out. A
+    partial section ends the filling (the client retries over TCP)."""
+    packed = bytes(record.pack())
+    if len(packed) <= limit:
+        return packed
+    opt = [r for r in record.ar if r.rtype == QTYPE.OPT]
+    sections = (list(record.rr), list(record.auth), [r for r in record.ar if r.rtype != QTYPE.OPT])
+    record.rr, record.auth, record.ar = [], [], list(opt)
+    for index, section in enumerate(sections):
+        kept = _longest_prefix(record, index, section, opt, limit)
+        if kept < len(section):
+            break
+    record.header.tc = 1
+    packed = bytes(record.pack())
+    if len(packed) > limit:  # not even the question fits: the header alone says "use TCP"
+        return packed[:HEADER_LEN - 8] + b"\x00" * 8
+    return packed
+
+
+def _set_section(record: DNSRecord, index: int, rrs: list[RR], opt: list[RR]) -> None:
+    if index == 0:
+        record.rr = rrs
+    elif index == 1:
+        record.auth = rrs
+    else:
+        record.ar = rrs + opt
+
+
+def _longest_prefix(record: DNSRecord, index: int, section: list[RR], opt: list[RR], limit: int) -> int:
+    """Put the longest prefix of ``section`` that keeps the packed record within ``limit`` into
+    section ``index``; returns its length. (Packed length only grows with records: bisection.)"""
+    low, high = 0, len(section)
+    while low < high:
+        middle = (low + high + 1) // 2
+        _set_section(record, index, section[:middle], opt)
+        if len(record.pack()) <= limit:
+            low = middle
+        else:
+            high = middle - 1
+    _set_section(record, index, section[:low], opt)
+    return low
+
+
+def truncate_reply(reply: bytes, limit: int) -> bytes:
+    """An upstream's ``reply`` cut to ``limit`` as ``fit`` cuts ours; a reply dnslib cannot read
+    keeps its header and question, with TC set."""
+    if len(reply) <= limit:
+        return reply
+    try:
+        return fit(DNSRecord.parse(reply), limit)
+    except Exception:  # dnslib raises several types on records it cannot read
+        return _header_and_question(reply)
+
+
+def _header_and_question(reply: bytes) -> bytes:
+    ident, flags, qdcount = struct.unpack_from("!3H", reply)
+    end = HEADER_LEN
+    try:
+        if qdcount == 1:
+            end = _skip_name(reply, HEADER_LEN) + 4
+    except (IndexError, ValueError):
+        end = HEADER_LEN
+    if end > len(reply) or end - HEADER_LEN > MAX_NAME_LEN + 4:
+        end = HEADER_LEN
+    return struct.pack("!6H", ident, flags | FLAG_TC, 1 if end > HEADER_LEN else 0, 0, 0, 0) + \
+        reply[HEADER_LEN:end]
 
 
 def _with_cd(wire: bytes, query_flags: int) -> bytes:

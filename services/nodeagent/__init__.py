@@ -4,6 +4,8 @@ Layers, bottom up; each only uses the ones below it:
 
 - `cni`: executes a CNI network configuration list (ADD, DEL, CHECK, VERSION).
 - `images`: the local image catalog (image name -> entrypoint/cmd/env).
+- `podinput`: the runtime's own checks on pod strings bound for files and exec (hostnames,
+  environment, arguments), so a bad stored pod fails its sandbox or container, never the agent.
 - `runtime`: a CRI-shaped runtime: pod sandboxes (network namespace + CNI + pod files) and
   containers (processes inside the sandbox's namespaces), state persisted on disk. It reaches
   the network through `cni.NetworkPlugin`.

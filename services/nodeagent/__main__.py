@@ -13,6 +13,7 @@ import logging
 import signal
 from pathlib import Path
 
+from kubecore.client.config import ConfigError, from_flags
 from kubecore.controller.logs import setup_logging
 from services.nodeagent.agent import Agent, AgentConfig
 from services.nodeagent.podsync import Backoff
@@ -23,15 +24,28 @@ log = logging.getLogger("nodeagent")
 
 def parse_args(argv: list[str] | None = None) -> AgentConfig:
     p = argparse.ArgumentParser(prog="nodeagent", description="minicluster node agent (kubelet)")
-    p.add_argument("--apiserver", required=True, help="API server URL, e.g. http://10.0.0.1:6443")
+    p.add_argument("--kubeconfig", default=None,
+                   help="kubeconfig: the API server, its CA and this node's credentials")
+    p.add_argument("--apiserver", default=None,
+                   help="API server URL, e.g. https://10.0.0.1:6443 (overrides the kubeconfig's)")
     p.add_argument("--node-name", required=True)
     p.add_argument("--node-ip", required=True, help="the node's InternalIP")
     p.add_argument("--state-dir", required=True, type=Path)
     p.add_argument("--cni-bin-dir", default="/usr/lib/cni", help="colon-separated plugin directories")
     p.add_argument("--cni-conf-dir", required=True, type=Path)
     p.add_argument("--cluster-dns", default="10.96.0.10")
-    p.add_argument("--port", type=int, default=10250)
-    p.add_argument("--bind-address", default="0.0.0.0")
+    p.add_argument("--port", type=int, default=10250, help="the secure (HTTPS) port")
+    p.add_argument("--bind-address", default="",
+                   help="address of the secure port (default: the node's own address)")
+    p.add_argument("--tls-cert-file", required=True, help="the node's serving certificate (PEM)")
+    p.add_argument("--tls-private-key-file", required=True)
+    p.add_argument("--client-ca-file", required=True,
+                   help="CA whose client certificates may call the secure port")
+    p.add_argument("--authorization-mode", choices=["Webhook", "AlwaysAllow"], default="Webhook",
+                   help="Webhook: ask the API server (SubjectAccessReview) for each caller")
+    p.add_argument("--healthz-port", type=int, default=10248,
+                   help="plain-HTTP /healthz /readyz /metrics port on --healthz-bind-address; 0: none")
+    p.add_argument("--healthz-bind-address", default="127.0.0.1")
     p.add_argument("--host-netns", default=None,
                    help="the node's network namespace (path or name) when the agent runs outside it")
     p.add_argument("--heartbeat-interval", type=float, default=10.0)
@@ -42,13 +56,21 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
     p.add_argument("--log-level", default="INFO")
     a = p.parse_args(argv)
     setup_logging(a.log_level)
+    try:
+        client_config = from_flags(a.kubeconfig, a.apiserver)
+    except ConfigError as exc:
+        p.error(str(exc))
     host_netns = a.host_netns
     if host_netns and "/" not in host_netns:
         host_netns = f"/run/netns/{host_netns}"
     return AgentConfig(
-        apiserver=a.apiserver, node_name=a.node_name, node_ip=a.node_ip, state_dir=a.state_dir,
+        apiserver=client_config, node_name=a.node_name, node_ip=a.node_ip, state_dir=a.state_dir,
         cni_conf_dir=a.cni_conf_dir, cni_bin_dirs=tuple(d for d in a.cni_bin_dir.split(":") if d),
-        cluster_dns=a.cluster_dns, port=a.port, bind_address=a.bind_address, host_netns=host_netns,
+        cluster_dns=a.cluster_dns, port=a.port, bind_address=a.bind_address or a.node_ip,
+        host_netns=host_netns, tls_cert_file=a.tls_cert_file,
+        tls_private_key_file=a.tls_private_key_file, client_ca_file=a.client_ca_file,
+        authorization_mode=a.authorization_mode, healthz_port=a.healthz_port,
+        healthz_bind_address=a.healthz_bind_address,
         heartbeat_interval=a.heartbeat_interval, backoff=Backoff(a.backoff_base, a.backoff_max),
         relist_interval=a.relist_interval, workers=a.workers,
     )
@@ -60,7 +82,7 @@ async def main(cfg: AgentConfig) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     agent = Agent(cfg)
-    runner = await serve(agent)
+    runners = await serve(agent)
     work = None
     try:
         starting = asyncio.create_task(agent.start())
@@ -77,7 +99,8 @@ async def main(cfg: AgentConfig) -> None:
         await agent.stop()
         if work is not None:
             work.cancel()
-        await runner.cleanup()
+        for runner in runners:
+            await runner.cleanup()
 
 
 if __name__ == "__main__":

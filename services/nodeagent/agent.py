@@ -47,6 +47,7 @@ from prometheus_client import Gauge, Histogram
 from kubecore.api.errors import ApiError
 from kubecore.api.resources import NODES, PODS, SERVICES
 from kubecore.api.types import Obj
+from kubecore.client.config import ClientConfig
 from kubecore.client.events import EventRecorder
 from kubecore.client.rest import ApiClient, ApiUnavailable
 from kubecore.informer.informer import Informer
@@ -75,7 +76,7 @@ RUNNING_PODS = Gauge("nodeagent_running_pods", "Pods with a ready sandbox on thi
 
 @dataclass
 class AgentConfig:
-    apiserver: str
+    apiserver: ClientConfig | str  # where the API server is, and this node's credentials
     node_name: str
     node_ip: str
     state_dir: Path
@@ -83,7 +84,13 @@ class AgentConfig:
     cni_bin_dirs: tuple[str, ...] = ("/usr/lib/cni",)
     cluster_dns: str = "10.96.0.10"
     port: int = 10250
-    bind_address: str = "0.0.0.0"
+    bind_address: str = ""  # the secure port's address; empty: the node's own address
+    tls_cert_file: str = ""  # the node's serving certificate
+    tls_private_key_file: str = ""
+    client_ca_file: str = ""  # callers present a certificate this CA signed
+    authorization_mode: str = "Webhook"  # SubjectAccessReviews to the API server; or AlwaysAllow
+    healthz_port: int = 10248  # plain /healthz /readyz /metrics on loopback; 0: none
+    healthz_bind_address: str = "127.0.0.1"
     host_netns: str | None = None
     heartbeat_interval: float = 10.0
     backoff: Backoff = field(default_factory=Backoff)

@@ -246,6 +246,7 @@ class PodExecutor:
                 step.pod_uid, step.namespace, step.name, hostname=step.hostname, subdomain=step.subdomain,
                 port_mappings=step.port_mappings, labels=step.labels)
         except RuntimeServiceError as exc:
+            self._tell(sync.plan.pod, podevents.failed_create_sandbox(str(exc)))
             sync.error = exc  # the status is still written; the sync fails after it
             return
         sync.sandbox_id = info.id

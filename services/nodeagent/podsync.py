@@ -450,27 +450,38 @@ def _live_steps(
     if plan.create_sandbox:
         steps.append(sandbox_request(pod))
     sandbox = current_sandbox(pod, sandboxes)
-    volumes = has_projected_volumes(pod) and (plan.create_sandbox or sandbox is not None)
+    has_sandbox = plan.create_sandbox or sandbox is not None
+    volumes = has_projected_volumes(pod) and has_sandbox
     if volumes:
         steps.append(SetUpVolumes(pod_uid(pod)))
-    if plan.start and (plan.create_sandbox or sandbox is not None):
-        specs = {c["name"]: c for c in spec_containers(pod)}
-        projected = projected_volume_names(pod)
-        steps.append(StartContainers(pod_uid(pod), None if plan.create_sandbox or sandbox is None else sandbox.id,
-                                     tuple(container_config(specs[name], attempt, projected)
-                                           for name, attempt in plan.start)))
+    if plan.start and has_sandbox:
+        steps.append(_start_step(plan, pod, None if plan.create_sandbox or sandbox is None else sandbox.id))
     images_by_name = {c["name"]: c.get("image", "") for c in spec_containers(pod)}
     for name in plan.backoff:
         failure = failures.get(name)
         steps.append(Tell(podevents.back_off(pod, name, images_by_name.get(name, ""),
                                              failure.reason if failure else None)))
     steps.append(Report(pod_uid(pod)))
-    requeue = plan.requeue_after + 0.01 if plan.requeue_after is not None else None
-    if volumes:
-        requeue = min(requeue or VOLUME_RESYNC_SECONDS, VOLUME_RESYNC_SECONDS)
+    requeue = _requeue_after(plan, volumes)
     if requeue is not None:
         steps.append(Requeue(requeue))
     return steps
+
+
+def _start_step(plan: PodPlan, pod: Mapping[str, Any], sandbox_id: str | None) -> StartContainers:
+    specs = {c["name"]: c for c in spec_containers(pod)}
+    projected = projected_volume_names(pod)
+    return StartContainers(pod_uid(pod), sandbox_id, tuple(container_config(specs[name], attempt, projected)
+                                                           for name, attempt in plan.start))
+
+
+def _requeue_after(plan: PodPlan, volumes: bool) -> float | None:
+    """When the pod comes back: a back-off's end, and at least every VOLUME_RESYNC_SECONDS
+    for a pod whose token must stay fresh."""
+    requeue = plan.requeue_after + 0.01 if plan.requeue_after is not None else None
+    if volumes:
+        requeue = min(requeue or VOLUME_RESYNC_SECONDS, VOLUME_RESYNC_SECONDS)
+    return requeue
 
 
 def sandbox_request(pod: Mapping[str, Any]) -> CreateSandbox:

@@ -48,7 +48,7 @@ from typing import Any
 
 from prometheus_client import Histogram
 
-from services.nodeagent import images, procfs
+from services.nodeagent import images, podinput, procfs
 from services.nodeagent.cni import CniError, NetworkPlugin, PortMapping, RuntimeConf
 from services.nodeagent.execproc import ExecProcess
 
@@ -452,6 +452,9 @@ class Runtime:
     ) -> SandboxInfo:
         """Create the pod's network namespace, pod files and network; returns it READY."""
         started = time.monotonic()
+        problem = podinput.hostname_problem(name, hostname, subdomain)
+        if problem is not None:
+            raise SandboxCreateError(f"failed to generate sandbox config for pod {namespace}/{name}: {problem}")
         sandbox_id = uuid.uuid4().hex
         ns_name = netns_name(self.node_name, pod_uid, sandbox_id)
         pod_dir = self._sandbox_dir(sandbox_id)
@@ -639,6 +642,9 @@ class Runtime:
         process = images.resolve(config.image, command=config.command, args=config.args, env=config.env,
                                  working_dir=config.working_dir)
         env = container_env(image_env=process.env, hostname=sandbox.hostname, path=self.container_path)
+        problem = podinput.env_problem(env) or podinput.exec_args_problem(process.argv, process.working_dir)
+        if problem is not None:
+            raise ContainerCreateError(problem)
         executable = process.argv[0]
         if "/" not in executable and shutil.which(executable, path=env["PATH"]) is None:
             raise ContainerCreateError(f'exec: "{executable}": executable file not found in $PATH')
@@ -680,7 +686,7 @@ class Runtime:
                     child = subprocess.Popen(  # noqa: ASYNC220
                         argv, env=dict(info.env), stdin=subprocess.DEVNULL, stdout=logfile,
                         stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
-                except OSError as exc:
+                except (OSError, ValueError) as exc:  # ValueError: what exec cannot take (a stored record)
                     raise ContainerStartError(f"starting container {info.name}: {exc}") from exc
             ticks = procfs.start_ticks(child.pid)
             info = replace(info, state=CONTAINER_RUNNING, pid=child.pid, pid_start_ticks=ticks, started_at=time.time())

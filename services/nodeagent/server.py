@@ -22,7 +22,7 @@ from aiohttp import web
 from prometheus_client import REGISTRY
 
 from kubecore.controller.health import Health, ReadinessCheck, add_health_routes
-from services.nodeagent import execstream, netns
+from services.nodeagent import auth, execstream, netns
 from services.nodeagent.agent import Agent, PodNotHere
 from services.nodeagent.runtime import CONTAINER_RUNNING, NotFoundError, RuntimeServiceError
 
@@ -125,8 +125,9 @@ async def exec_stream(request: web.Request) -> web.StreamResponse:
     return await execstream.serve(request, request.app[AGENT])
 
 
-def create_app(agent: Agent) -> web.Application:
-    app = web.Application()
+def create_app(agent: Agent, authorizer: auth.Authorizer | auth.AllowAll) -> web.Application:
+    """The secure port: every route behind the kubelet's authentication and authorization."""
+    app = web.Application(middlewares=[auth.middleware(authorizer, agent.cfg.node_name)])
     app[AGENT] = agent
     add_health_routes(app, Health(registry=REGISTRY, ready=agent_ready(agent)))
     app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", container_logs)
@@ -135,11 +136,31 @@ def create_app(agent: Agent) -> web.Application:
     return app
 
 
-async def serve(agent: Agent) -> web.AppRunner:
-    """Listen on the agent's port inside the node's network namespace."""
-    runner = web.AppRunner(create_app(agent), access_log=None, handler_cancellation=True)
+def create_health_app(agent: Agent) -> web.Application:
+    """The plain loopback port: health and metrics only, as the kubelet's healthz port."""
+    app = web.Application()
+    add_health_routes(app, Health(registry=REGISTRY, ready=agent_ready(agent)))
+    return app
+
+
+async def serve(agent: Agent) -> list[web.AppRunner]:
+    """The secure port (HTTPS, callers authenticated and authorized) and the health port,
+    both inside the node's network namespace."""
+    cfg = agent.cfg
+    authorizer = (auth.AllowAll() if cfg.authorization_mode == "AlwaysAllow"
+                  else auth.Authorizer(agent.client, cfg.node_name))
+    ctx = auth.server_ssl_context(cfg.tls_cert_file, cfg.tls_private_key_file, cfg.client_ca_file)
+    runner = web.AppRunner(create_app(agent, authorizer), access_log=None, handler_cancellation=True)
     await runner.setup()
-    sock = netns.listening_socket(agent.cfg.host_netns, agent.cfg.bind_address, agent.cfg.port)
-    await web.SockSite(runner, sock).start()
-    log.info("serving on %s:%d", agent.cfg.bind_address, agent.cfg.port)
-    return runner
+    host = cfg.bind_address or cfg.node_ip
+    sock = netns.listening_socket(cfg.host_netns, host, cfg.port)
+    await web.SockSite(runner, sock, ssl_context=ctx).start()
+    log.info("serving on https://%s:%d", host, cfg.port)
+    runners = [runner]
+    if cfg.healthz_port:
+        health = web.AppRunner(create_health_app(agent), access_log=None)
+        await health.setup()
+        hsock = netns.listening_socket(cfg.host_netns, cfg.healthz_bind_address, cfg.healthz_port)
+        await web.SockSite(health, hsock).start()
+        runners.append(health)
+    return runners

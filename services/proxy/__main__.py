@@ -22,6 +22,7 @@ import signal
 
 from prometheus_client import CollectorRegistry
 
+from kubecore.client.config import from_flags
 from kubecore.client.rest import ApiClient
 from kubecore.controller.health import Health, HealthServer, create_health_app
 from kubecore.controller.logs import setup_logging
@@ -39,7 +40,9 @@ log = logging.getLogger("services.proxy")
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m services.proxy", description=__doc__.split("\n")[0])
-    parser.add_argument("--apiserver", help="API server URL to watch")
+    parser.add_argument("--apiserver", help="API server URL to watch (overrides the kubeconfig's)")
+    parser.add_argument("--kubeconfig", default=None,
+                        help="kubeconfig: the API server, its CA and the proxy's credentials")
     parser.add_argument("--node-name", help="this node's name (marks local endpoints)")
     parser.add_argument("--cluster-cidr", default=None,
                         help="pod CIDR; cluster-IP traffic from outside it is masqueraded")
@@ -57,8 +60,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--log-json", action="store_true")
     args = parser.parse_args(argv)
-    if not args.cleanup and not (args.apiserver and args.node_name):
-        parser.error("--apiserver and --node-name are required (unless --cleanup)")
+    if not args.cleanup and not ((args.apiserver or args.kubeconfig) and args.node_name):
+        parser.error("--kubeconfig (or --apiserver) and --node-name are required (unless --cleanup)")
     if args.min_sync_period < 0 or args.sync_period <= 0:
         parser.error("--min-sync-period must be >= 0 and --sync-period > 0")
     return args
@@ -82,7 +85,7 @@ async def run(args: argparse.Namespace, stop: asyncio.Event) -> None:
     registry = CollectorRegistry()
     proxier = Proxier(settings, registry=registry, netns=args.netns,
                       min_interval=args.min_sync_period, sync_period=args.sync_period)
-    client = ApiClient(args.apiserver)
+    client = ApiClient(from_flags(args.kubeconfig, args.apiserver))
     factory = SharedInformerFactory(client)
     informers = attach_informers(proxier, factory)
     registry.register(ControllerCollector(lambda: (), lambda: factory.informers))

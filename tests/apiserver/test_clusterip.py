@@ -6,8 +6,6 @@ import ipaddress
 import os
 import subprocess
 
-import aiohttp
-
 from tests.conftest import ApiServer, api_settings
 
 SVC = "/api/v1/namespaces/default/services"
@@ -36,10 +34,10 @@ async def test_next_free_ip_from_the_counter_skipping_reserved(http):
 async def test_200_concurrent_creates_across_two_apiservers_get_distinct_ips(etcd, apiserver):
     second = await ApiServer(api_settings(etcd)).start()
     try:
-        async with aiohttp.ClientSession() as session:
+        async with apiserver.session() as one, second.session() as two:
             async def create(i: int):
-                url = (apiserver.url if i % 2 else second.url) + SVC
-                async with session.post(url, json=service(f"svc-{i}")) as r:
+                session = one if i % 2 else two
+                async with session.post(SVC, json=service(f"svc-{i}")) as r:
                     body = await r.json()
                     assert r.status == 201, body
                     return body["spec"]["clusterIP"]
@@ -81,7 +79,7 @@ async def test_small_range_wraps_and_reports_full(etcd):
     # a /29 has 6 usable addresses; .1 is kubernetes, offsets 1 and 10 are reserved
     server = await ApiServer(api_settings(etcd, service_cidr="10.97.0.0/29")).start()
     try:
-        async with aiohttp.ClientSession(server.url) as s:
+        async with server.session() as s:
             ips = []
             for i in range(5):
                 async with s.post(SVC, json=service(f"s{i}")) as r:

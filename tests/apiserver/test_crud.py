@@ -305,7 +305,7 @@ async def test_namespace_deletion_goes_on_after_a_restart(etcd):
     settings = api_settings(etcd)
     first = await ApiServer(settings).start()
     try:
-        async with ApiClient(first.url) as client:
+        async with ApiClient(first.config) as client:
             await delete_namespace_held_by_a_finalizer(client)
             for _ in range(50):  # the content is marked: the emptying has begun
                 svc = await client.get(R.SERVICES, "held", "team")
@@ -317,7 +317,7 @@ async def test_namespace_deletion_goes_on_after_a_restart(etcd):
         await first.stop()
     second = await ApiServer(settings).start()
     try:
-        async with ApiClient(second.url) as client:
+        async with ApiClient(second.config) as client:
             await release_and_see_the_namespace_go(client)
     finally:
         await second.stop()
@@ -329,7 +329,7 @@ async def test_namespace_deletion_waits_out_a_long_held_finalizer(etcd, monkeypa
     monkeypatch.setattr(namespaces, "NAMESPACE_RETRY_SECONDS", 0.001)
     server = await ApiServer(api_settings(etcd)).start()
     try:
-        async with ApiClient(server.url) as client:
+        async with ApiClient(server.config) as client:
             await delete_namespace_held_by_a_finalizer(client)
             await asyncio.sleep(6)  # about twice what 600 passes take
             await release_and_see_the_namespace_go(client)

@@ -163,6 +163,33 @@ async def test_pod_spec_validation(http):
     assert {"spec.containers[0].name", "spec.containers[0].image", "spec.restartPolicy"} <= fields
 
 
+POD_STRINGS_FOR_THE_NODE = [
+    ("newline-hostname", {"hostname": "web\n10.0.0.1 evil"}, "spec.hostname"),
+    ("long-subdomain", {"subdomain": "s" * 70}, "spec.subdomain"),
+    ("newline-pod-name", {}, "metadata.name"),
+    ("env-name-with-equals", {"containers": [{"name": "a", "image": "busybox", "env": [{"name": "A=B"}]}]},
+     "spec.containers[0].env[0].name"),
+    ("conflicting-host-ports", {"containers": [
+        {"name": "a", "image": "busybox", "ports": [{"containerPort": 80, "hostPort": 8080}]},
+        {"name": "b", "image": "busybox", "ports": [{"containerPort": 81, "hostPort": 8080}]}]},
+     "spec.containers[1].ports[0].hostPort"),
+    ("resolv-conf-injection", {"dnsConfig": {"searches": ["x\noptions rotate"]}}, "spec.dnsConfig.searches[0]"),
+]
+
+
+@pytest.mark.parametrize("spec,field", [(s, f) for _, s, f in POD_STRINGS_FOR_THE_NODE],
+                         ids=[i for i, _, _ in POD_STRINGS_FOR_THE_NODE])
+async def test_pod_strings_bound_for_node_files_are_422_and_not_stored(http, spec, field):
+    name = "web\n" if field == "metadata.name" else "p"
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+           "spec": {"containers": [{"name": "a", "image": "busybox"}], **spec}}
+    code, status = await http.post("/api/v1/namespaces/default/pods", pod)
+    assert code == 422, status
+    assert [c["field"] for c in status["details"]["causes"]] == [field]
+    _, pods = await http.get("/api/v1/namespaces/default/pods")
+    assert pods["items"] == []
+
+
 async def test_a_body_under_the_limit_but_large_is_stored(http):
     big = "a" * (2 * 1024 * 1024)
     body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "large"},
@@ -176,7 +203,6 @@ async def test_a_body_under_the_limit_but_large_is_stored(http):
 async def test_etcds_own_size_limit_is_a_413_not_an_outage(tmp_path):
     """An etcd left at its default 1.5 MiB request limit refuses a 2 MiB object: the client
     gets a 413 saying so, and the server keeps working."""
-    import aiohttp
 
     from cluster.etcd import ETCD_BINARY, EtcdProcess  # noqa: F401
     from tests.conftest import ApiServer, api_settings
@@ -186,7 +212,7 @@ async def test_etcds_own_size_limit_is_a_413_not_an_outage(tmp_path):
     with etcd:
         server = await ApiServer(api_settings(etcd)).start()
         try:
-            async with aiohttp.ClientSession(server.url) as s:
+            async with server.session() as s:
                 body = {"metadata": {"name": "large"},
                         "spec": {"containers": [{"name": "c", "image": "busybox",
                                                  "env": [{"name": "BIG", "value": "a" * (2 * 1024 * 1024)}]}]}}

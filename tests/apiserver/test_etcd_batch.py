@@ -113,7 +113,7 @@ async def test_a_slow_watcher_is_cut_between_revisions(etcd):
         cache = server.state.caches["services"]
         rv0 = str(cache.revision)
         seen: list[dict] = []
-        async with aiohttp.ClientSession(server.url, timeout=timeout) as s:
+        async with server.session(timeout=timeout) as s:
             async with s.get(f"{SVC}?watch=true&resourceVersion={rv0}") as stream:
                 assert stream.status == 200
                 await asyncio.sleep(0.2)  # subscribed

@@ -1,13 +1,10 @@
 """The API server runs against a 3-member etcd cluster and survives losing one member."""
 from __future__ import annotations
 
-import aiohttp
 import pytest
 
 from cluster.etcd import EtcdCluster
-from cluster.procs import free_port
-from services.apiserver.settings import Settings
-from tests.conftest import ApiServer
+from tests.conftest import ApiServer, api_settings
 
 pytestmark = pytest.mark.etcd  # starts its own three-member etcd cluster
 
@@ -21,10 +18,9 @@ def etcd3():
 
 
 async def test_three_member_cluster_and_failover(etcd3):
-    server = await ApiServer(Settings(etcd_endpoints=etcd3.endpoints, port=free_port(),
-                                         disable_admission_plugins=["ServiceAccount"])).start()
+    server = await ApiServer(api_settings(None, etcd_endpoints=etcd3.endpoints)).start()
     try:
-        async with aiohttp.ClientSession(server.url) as s:
+        async with server.session() as s:
             async with s.post(SVC, json={"metadata": {"name": "a"}, "spec": {"ports": [{"port": 80}]}}) as r:
                 assert r.status == 201
             etcd3.members[0].stop()  # the endpoint the client dialled first

@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-import aiohttp
-
 from cluster.procs import free_port
 from kubecore.api import resources as R
 from kubecore.client.rest import ApiClient
@@ -73,7 +71,7 @@ async def test_a_silent_etcd_connection_is_replaced_and_the_caches_resume(etcd):
     behind = await ApiServer(via_proxy).start()
     direct = await ApiServer(api_settings(etcd)).start()
     try:
-        async with ApiClient(behind.url) as b, ApiClient(direct.url) as d:
+        async with ApiClient(behind.config) as b, ApiClient(direct.config) as d:
             await d.create(R.SERVICES, {"metadata": {"name": "before"},
                                         "spec": {"ports": [{"port": 80}]}})
             for _ in range(100):  # the server behind the proxy sees it through its watch
@@ -97,7 +95,7 @@ async def test_a_silent_etcd_connection_is_replaced_and_the_caches_resume(etcd):
             # and it writes again
             await b.create(R.SERVICES, {"metadata": {"name": "written-behind"},
                                         "spec": {"ports": [{"port": 80}]}})
-        async with aiohttp.ClientSession(behind.url) as s:
+        async with behind.session() as s:
             async with s.get("/readyz") as r:
                 assert r.status == 200
     finally:

@@ -12,7 +12,7 @@ from kubecore.api.errors import ApiError
 from kubecore.client.rest import ApiClient
 from services.apiserver.registry.sweepers import event_expired
 from services.apiserver.settings import parse_args, parse_duration
-from tests.conftest import ApiServer, api_settings
+from tests.conftest import ApiServer, SessionPki, api_settings
 
 LIMIT = datetime(2024, 1, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -43,10 +43,10 @@ def test_parse_duration(text, seconds):
 
 
 def test_event_ttl_flag():
-    assert parse_args([]).event_ttl == 3600
-    assert parse_args(["--event-ttl", "30m"]).event_ttl == 1800
+    assert parse_args(SessionPki.get().apiserver_flags()).event_ttl == 3600
+    assert parse_args([*SessionPki.get().apiserver_flags(), "--event-ttl", "30m"]).event_ttl == 1800
     with pytest.raises(SystemExit):
-        parse_args(["--event-ttl", "soon"])
+        parse_args([*SessionPki.get().apiserver_flags(), "--event-ttl", "soon"])
 
 
 def event(name: str, at: float) -> dict:
@@ -61,7 +61,7 @@ def event(name: str, at: float) -> dict:
 async def test_events_older_than_the_ttl_are_swept(etcd):
     server = await ApiServer(api_settings(etcd, event_ttl=2.0, event_sweep_interval=0.1)).start()
     try:
-        async with ApiClient(server.url) as client:
+        async with ApiClient(server.config) as client:
             await client.create(R.EVENTS, event("web-1.old", time.time()), "default")
             kept = await client.create(R.EVENTS, event("web-1.repeated", time.time()), "default")
             assert (await client.get(R.EVENTS, "web-1.old", "default"))["count"] == 1
@@ -92,7 +92,7 @@ async def test_a_malformed_event_does_not_stop_the_sweep(etcd):
     # such an Event must neither end the sweep for good nor keep the others from expiring.
     server = await ApiServer(api_settings(etcd, event_ttl=1.0, event_sweep_interval=0.1)).start()
     try:
-        async with ApiClient(server.url) as client:
+        async with ApiClient(server.config) as client:
             odd = event("web-1.odd", time.time() - 3600)
             odd["series"] = "not an object"
             await client.create(R.EVENTS, odd, "default")

@@ -27,6 +27,7 @@ from services.nodeagent import execstream
 from services.nodeagent.execproc import ExecProcess
 from services.nodeagent.execstream import OUTPUT_DRAIN_SECONDS
 from services.nodeagent.runtime import CONTAINER_RUNNING
+from tests.conftest import SessionPki
 
 EXEC = "/api/v1/namespaces/default/pods/web/exec"
 
@@ -77,7 +78,7 @@ async def agent_port():
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     sock.bind(("127.0.0.1", 0))
-    await web.SockSite(runner, sock).start()
+    await web.SockSite(runner, sock, ssl_context=SessionPki.get().agent_ssl_context()).start()
     try:
         yield sock.getsockname()[1]
     finally:
@@ -139,9 +140,7 @@ async def test_text_stdin_from_the_official_python_client(http, apiserver, pod):
     from kubernetes.stream import stream
 
     def run() -> tuple[str, str]:
-        cfg = k8s.Configuration()
-        cfg.host = apiserver.url
-        with k8s.ApiClient(cfg) as api:
+        with k8s.ApiClient(apiserver.pki.python_client(apiserver.url)) as api:
             resp = stream(k8s.CoreV1Api(api).connect_get_namespaced_pod_exec, "web", "default",
                           command=["sh", "-c", "read a; read b; echo got $a $b"], stdin=True, stdout=True,
                           stderr=True, tty=False, _preload_content=False)
@@ -183,13 +182,14 @@ async def test_output_reaches_a_slow_client_in_full(agent_port):
     # a pipe that holds all of it, so the command ends at once
     script = ("import fcntl, sys; fcntl.fcntl(1, 1031, 1 << 20); "  # F_SETPIPE_SZ
               f"sys.stdout.buffer.write(b'x' * {size})")
-    url = f"ws://127.0.0.1:{agent_port}/exec/default/web/c?" + urlencode(
+    url = f"wss://127.0.0.1:{agent_port}/exec/default/web/c?" + urlencode(
         params(sys.executable, "-c", script, stdout=True))
 
     def read_with_a_pause() -> tuple[int, bytes]:
         # a plain client that reads one message at a time: nothing buffered on its side
         ws = websocket.create_connection(url, subprotocols=[rc.V5], timeout=30,
-                                         sockopt=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)])
+                                         sockopt=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)],
+                                         sslopt={"ca_certs": SessionPki.get().ca_file})
         received, status, paused = 0, b"", False
         try:
             while True:

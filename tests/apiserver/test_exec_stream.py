@@ -86,4 +86,4 @@ async def test_an_unreachable_agent_is_a_status_on_the_error_channel(http):
         status = json.loads(chunks[rc.ERROR])
         assert status["status"] == "Failure" and status["reason"] == "ServiceUnavailable"
         assert status["message"].startswith("pods/exec is served by the pod's node agent: error dialing backend "
-                                            "http://127.0.0.1:")
+                                            "https://127.0.0.1:")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
-import aiohttp
 from aiohttp import web
 
 from cluster.procs import free_port
 from kubecore.api import resources as R
 from kubecore.client.rest import ApiClient
+from tests.conftest import SessionPki
 
 
 async def test_a_followed_log_is_let_go_when_its_client_leaves(apiserver_process):
@@ -36,17 +36,17 @@ async def test_a_followed_log_is_let_go_when_its_client_leaves(apiserver_process
     runner = web.AppRunner(agent, handler_cancellation=True)
     await runner.setup()
     port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=SessionPki.get().agent_ssl_context()).start()
     try:
-        async with ApiClient(apiserver_process.url) as client:
+        async with ApiClient(apiserver_process.config) as client:
             await client.create(R.NODES, {"metadata": {"name": "n1"}})
             await client.patch(R.NODES, "n1", {"status": {
                 "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
                 "daemonEndpoints": {"kubeletEndpoint": {"Port": port}}}}, subresource="status")
             await client.create(R.PODS, {"metadata": {"name": "web"}, "spec": {
                 "nodeName": "n1", "containers": [{"name": "c", "image": "busybox"}]}}, "default")
-        async with aiohttp.ClientSession() as session:
-            async with session.get(f"{apiserver_process.url}/api/v1/namespaces/default/pods/web/log",
+        async with apiserver_process.session() as session:
+            async with session.get("/api/v1/namespaces/default/pods/web/log",
                                    params={"follow": "true"}) as resp:
                 assert resp.status == 200
                 assert await resp.content.readline() == b"started\n"

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 
-import aiohttp
 import pytest
 
 from kubecore.api import resources as R
@@ -87,7 +86,7 @@ async def test_bound_pod_is_marked_then_removed_by_its_node(http):
 async def test_overdue_pod_is_removed_when_its_node_never_confirms(etcd):
     server = await ApiServer(api_settings(etcd, pod_force_delete_after=0.5, sweep_interval=0.2)).start()
     try:
-        async with aiohttp.ClientSession(server.url) as s:
+        async with server.session() as s:
             async with s.post(PODS, json=pod("p", nodeName="gone", terminationGracePeriodSeconds=1)) as r:
                 assert r.status == 201
             async with s.delete(f"{PODS}/p") as r:

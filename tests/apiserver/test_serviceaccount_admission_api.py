@@ -2,8 +2,6 @@
 default): a pod gets its ServiceAccount's token volume, or is refused when it has none."""
 from __future__ import annotations
 
-import aiohttp
-
 from tests.conftest import ApiServer, Http, api_settings
 
 NS = "/api/v1/namespaces/default"
@@ -13,7 +11,7 @@ POD = {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image":
 async def test_pods_get_the_token_volume_or_are_refused(etcd) -> None:
     server = await ApiServer(api_settings(etcd, disable_admission_plugins=[])).start()
     try:
-        async with aiohttp.ClientSession(server.url) as session:
+        async with server.session() as session:
             http = Http(session)
             status, refused = await http.post(f"{NS}/pods", {**POD, "spec": {**POD["spec"],
                                                                            "serviceAccountName": "robot"}})

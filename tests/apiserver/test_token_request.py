@@ -8,9 +8,18 @@ import json
 
 import pytest
 
+from kubecore.client.config import ClientConfig
 from services.apiserver.authn import Credentials, tokens
+from tests.conftest import Http
 
 NS = "/api/v1/namespaces/default"
+
+
+async def get_with_token(apiserver, path: str, token: str) -> tuple[int, dict]:
+    """A GET presenting only the bearer token (no client certificate, which would win)."""
+    config = ClientConfig(server=apiserver.url, ca_file=apiserver.pki.ca_file, token=token)
+    async with apiserver.session(config) as session:
+        return await Http(session).get(path)
 
 
 def claims_of(token: str) -> dict:
@@ -112,20 +121,20 @@ async def test_a_pod_bound_token_names_the_pod_and_its_node_and_dies_with_the_po
 
     status, _ = await http.delete(f"{NS}/pods/p", {"gracePeriodSeconds": 0})
     assert status == 200
-    status, answer = await http.get(f"{NS}/pods", headers={"Authorization": f"Bearer {token}"})
+    status, answer = await get_with_token(apiserver, f"{NS}/pods", token)
     assert (status, answer["reason"]) == (401, "Unauthorized")
 
 
-async def test_a_token_of_a_recreated_service_account_is_refused(http) -> None:
+async def test_a_token_of_a_recreated_service_account_is_refused(http, apiserver) -> None:
     await make_sa(http)
     status, tr = await http.post(f"{NS}/serviceaccounts/robot/token", {"spec": {}})
     assert status == 201
-    headers = {"Authorization": f"Bearer {tr['status']['token']}"}
-    status, _ = await http.get(f"{NS}/pods", headers=headers)
+    token = tr["status"]["token"]
+    status, _ = await get_with_token(apiserver, f"{NS}/pods", token)
     assert status == 200
     await http.delete(f"{NS}/serviceaccounts/robot")
     await make_sa(http)
-    status, answer = await http.get(f"{NS}/pods", headers=headers)
+    status, answer = await get_with_token(apiserver, f"{NS}/pods", token)
     assert (status, answer["code"]) == (401, 401)
 
 

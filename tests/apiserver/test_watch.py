@@ -8,7 +8,7 @@ import urllib.request
 import aiohttp
 import pytest
 
-from tests.conftest import ApiServer, api_settings
+from tests.conftest import ApiServer, SessionPki, api_settings
 
 SVC = "/api/v1/namespaces/default/services"
 
@@ -58,7 +58,7 @@ def summary(events: list[dict]) -> list[tuple[str, str]]:
 async def test_watch_from_list_version_sees_every_change_once(apiserver, http):
     _, lst = await http.get(SVC)
     rv = lst["metadata"]["resourceVersion"]
-    async with aiohttp.ClientSession(apiserver.url) as s:
+    async with apiserver.session() as s:
         w = Stream(s, f"{SVC}?watch=true&resourceVersion={rv}")
         _, a = await http.post(SVC, service("a"))
         a["metadata"]["labels"] = {"x": "y"}
@@ -79,7 +79,7 @@ async def test_resume_from_middle_has_no_gap_and_no_duplicate(apiserver, http):
         _, obj = await http.post(SVC, service(f"s{i}"))
         created.append(obj)
     middle = created[1]["metadata"]["resourceVersion"]
-    async with aiohttp.ClientSession(apiserver.url) as s:
+    async with apiserver.session() as s:
         w = Stream(s, f"{SVC}?watch=1&resourceVersion={middle}")
         await w.wait_for(3)
         await http.post(SVC, service("s5"))
@@ -91,7 +91,7 @@ async def test_resume_from_middle_has_no_gap_and_no_duplicate(apiserver, http):
 
 async def test_watch_without_version_starts_with_current_objects(apiserver, http):
     await http.post(SVC, service("a"))
-    async with aiohttp.ClientSession(apiserver.url) as s:
+    async with apiserver.session() as s:
         for rv in ("", "&resourceVersion=0"):
             w = Stream(s, f"{SVC}?watch=True{rv}")
             events = await w.wait_for(2)
@@ -102,7 +102,7 @@ async def test_watch_without_version_starts_with_current_objects(apiserver, http
 async def test_too_old_version_gets_410_error_event(etcd):
     server = await ApiServer(api_settings(etcd, watch_window=3)).start()
     try:
-        async with aiohttp.ClientSession(server.url) as s:
+        async with server.session() as s:
             first = None
             for i in range(6):
                 async with s.post(SVC, json=service(f"s{i}")) as r:
@@ -122,7 +122,7 @@ async def test_too_old_version_gets_410_error_event(etcd):
 async def test_selector_transitions_become_added_and_deleted(apiserver, http):
     _, lst = await http.get(SVC)
     rv = lst["metadata"]["resourceVersion"]
-    async with aiohttp.ClientSession(apiserver.url) as s:
+    async with apiserver.session() as s:
         w = Stream(s, f"{SVC}?watch=true&resourceVersion={rv}&labelSelector=tier=web")
         _, a = await http.post(SVC, service("a", {"tier": "db"}))
         a["metadata"]["labels"] = {"tier": "web"}
@@ -139,7 +139,7 @@ async def test_selector_transitions_become_added_and_deleted(apiserver, http):
 async def test_single_object_watch_and_timeout(apiserver, http):
     await http.post(SVC, service("a"))
     await http.post(SVC, service("b"))
-    async with aiohttp.ClientSession(apiserver.url) as s:
+    async with apiserver.session() as s:
         w = Stream(s, f"{SVC}?watch=true&fieldSelector=metadata.name%3Db&timeoutSeconds=1")
         await asyncio.wait_for(w.ended.wait(), 5)
     assert summary(w.events) == [("ADDED", "b")]
@@ -148,7 +148,7 @@ async def test_single_object_watch_and_timeout(apiserver, http):
 async def test_bookmarks_carry_a_resource_version(etcd):
     server = await ApiServer(api_settings(etcd, bookmark_interval=0.2)).start()
     try:
-        async with aiohttp.ClientSession(server.url) as s:
+        async with server.session() as s:
             async with s.get(SVC) as r:
                 rv = int((await r.json())["metadata"]["resourceVersion"])
             async with s.get(f"{SVC}?watch=true&resourceVersion={rv}&allowWatchBookmarks=true&timeoutSeconds=1") as r:
@@ -180,8 +180,7 @@ async def test_a_thousand_watchers_share_one_etcd_watch_per_resource(etcd, apise
     assert base == caches
     _, lst = await http.get(SVC)
     rv = lst["metadata"]["resourceVersion"]
-    conn = aiohttp.TCPConnector(limit=0)
-    async with aiohttp.ClientSession(apiserver.url, connector=conn) as s:
+    async with apiserver.session(limit=0) as s:
         streams = [Stream(s, f"{SVC}?watch=true&resourceVersion={rv}") for _ in range(1000)]
         gauge = apiserver.state.metrics.watchers.labels("services")
         for _ in range(500):
@@ -203,7 +202,7 @@ async def test_slow_watcher_is_ended_and_others_continue(etcd):
     try:
         cache = server.state.caches["services"]
         slow, _ = cache.subscribe("/registry/services/", None)  # never read
-        async with aiohttp.ClientSession(server.url) as s:
+        async with server.session() as s:
             rv = str(cache.revision)
             fast = Stream(s, f"{SVC}?watch=true&resourceVersion={rv}")
             await asyncio.sleep(0.2)
@@ -224,7 +223,7 @@ async def test_events_queued_when_a_bookmark_is_due_are_still_sent(etcd):
     the due bookmark without taking them (it did: every event after that was held back)."""
     server = await ApiServer(api_settings(etcd, bookmark_interval=0.001)).start()
     try:
-        async with aiohttp.ClientSession(server.url) as s:
+        async with server.session() as s:
             async with s.get(SVC) as r:
                 rv = (await r.json())["metadata"]["resourceVersion"]
             streams = [Stream(s, f"{SVC}?watch=true&resourceVersion={rv}&allowWatchBookmarks=true")
@@ -256,10 +255,10 @@ async def test_events_queued_when_a_bookmark_is_due_are_still_sent(etcd):
 
 def test_bookmark_interval_flag_must_be_positive():
     from services.apiserver.settings import parse_args
-    assert parse_args(["--bookmark-interval", "0.5"]).bookmark_interval == 0.5
+    assert parse_args([*SessionPki.get().apiserver_flags(), "--bookmark-interval", "0.5"]).bookmark_interval == 0.5
     for bad in ("0", "-1", "nan"):
         with pytest.raises(SystemExit):
-            parse_args(["--bookmark-interval", bad])
+            parse_args([*SessionPki.get().apiserver_flags(), "--bookmark-interval", bad])
 
 
 WATCH_LIST = "watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true"
@@ -285,7 +284,7 @@ async def test_watch_list_sends_the_state_then_the_initial_events_end_bookmark_t
                for i in range(5)]
     newest = max(int(c["metadata"]["resourceVersion"]) for c in created)
     expected = ["wl-1", "wl-3"]
-    async with aiohttp.ClientSession(apiserver.url) as s:
+    async with apiserver.session() as s:
         for query, rv_ok in ((WATCH_LIST, lambda rv: rv >= newest),  # the newest state
                              (WATCH_LIST + f"&resourceVersion={newest}", lambda rv: rv >= newest),
                              (WATCH_LIST + "&resourceVersion=0", lambda rv: rv > 0)):  # any
@@ -315,7 +314,7 @@ async def test_watch_list_from_a_version_not_reached_is_504(http):
 async def test_send_initial_events_false_starts_from_now(http, apiserver):
     await http.post(SVC, service("before"))
     query = "watch=true&sendInitialEvents=false&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true"
-    async with aiohttp.ClientSession(apiserver.url) as s:
+    async with apiserver.session() as s:
         async with s.get(f"{SVC}?{query}") as r:
             assert r.status == 200
             await asyncio.sleep(0.2)

@@ -24,7 +24,7 @@ def test_compose_file_is_valid_and_commands_match_the_launcher():
     for name, argv in expected.items():
         assert name in services, f"compose.yaml has no service {name}"
         assert [str(a) for a in services[name]["command"]] == argv, name
-    missing = set(services) - set(expected) - {"etcd", "bootstrap"}
+    missing = set(services) - set(expected) - {"etcd", "bootstrap", "credentials"}
     assert not missing, f"compose services the launcher does not run: {missing}"
 
 
@@ -34,3 +34,10 @@ def test_nodes_are_privileged_and_proxies_share_their_network():
         assert services[f"node{i}"]["privileged"] is True
         assert services[f"node{i}-proxy"]["network_mode"] == f"service:node{i}"
     assert "healthcheck" in services["apiserver"] and "healthcheck" in services["dns"]
+
+
+def test_etcd_is_reachable_from_the_api_server_only():
+    services = rendered()["services"]
+    joined = {name for name, svc in services.items() if "store" in (svc.get("networks") or {})}
+    assert joined == {"etcd", "apiserver"}
+    assert rendered()["networks"]["store"]["internal"] is True

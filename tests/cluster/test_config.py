@@ -33,6 +33,7 @@ def test_every_node_runs_an_agent_and_a_proxy_in_its_namespace():
         mine = [c for c in comps if c.netns == cfg.node_netns(i)]
         assert sorted(c.argv[2] for c in mine) == ["services.nodeagent", "services.proxy"]
         agent = next(c for c in mine if c.argv[2] == "services.nodeagent")
-        assert cfg.apiserver_url_for_nodes in agent.argv and cfg.node_ip(i) in agent.argv
+        assert cfg.node_ip(i) in agent.argv
+        assert str(cfg.component_kubeconfig(f"nodeagent-{cfg.node_name(i)}")) in agent.argv
     names = [c.name for c in comps]
     assert len(names) == len(set(names))

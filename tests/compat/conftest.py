@@ -13,8 +13,11 @@ KUBECTL = shutil.which("kubectl")
 
 
 class Kubectl:
-    def __init__(self, server: str, cache_dir: Path, workdir: Path) -> None:
-        self.base = [KUBECTL or "kubectl", "-s", server, "--cache-dir", str(cache_dir),
+    """kubectl with a kubeconfig for the server (the admin's, or another user's)."""
+
+    def __init__(self, kubeconfig: Path, cache_dir: Path, workdir: Path) -> None:
+        self.kubeconfig = kubeconfig
+        self.base = [KUBECTL or "kubectl", "--kubeconfig", str(kubeconfig), "--cache-dir", str(cache_dir),
                      "--request-timeout", "20s"]
         self.workdir = workdir
 
@@ -43,7 +46,7 @@ class Kubectl:
 def kubectl(apiserver_process, tmp_path: Path) -> Kubectl:
     if KUBECTL is None:
         pytest.skip("kubectl is not installed")
-    return Kubectl(apiserver_process.url, tmp_path / "kube-cache", tmp_path)
+    return Kubectl(apiserver_process.kubeconfig(tmp_path / "kubeconfig"), tmp_path / "kube-cache", tmp_path)
 
 
 def rows(output: str) -> list[list[str]]:

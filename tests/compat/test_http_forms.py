@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-import aiohttp
-
 SVC = "/api/v1/namespaces/default/services"
 TABLE = ("application/json;as=Table;v=v1;g=meta.k8s.io,"
          "application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json")
@@ -19,7 +17,7 @@ def service(name: str) -> dict:
 
 
 async def test_aggregated_discovery(http, apiserver):
-    async with aiohttp.ClientSession(apiserver.url) as s:
+    async with apiserver.session() as s:
         async with s.get("/api", headers={"Accept": AGGREGATED}) as r:
             assert r.headers["Content-Type"] == \
                 "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
@@ -81,7 +79,7 @@ async def test_partial_object_metadata_list(http):
 
 
 async def test_watch_as_table_sends_one_row_per_event(apiserver, http):
-    async with aiohttp.ClientSession(apiserver.url) as s:
+    async with apiserver.session() as s:
         async with s.get(SVC + "?watch=1&timeoutSeconds=3", headers={"Accept": TABLE}) as r:
             first = json.loads(await r.content.readline())
             await http.post(SVC, service("web"))
@@ -119,7 +117,7 @@ async def test_field_validation_directives(apiserver, http):
     assert code == 400 and status["message"] == 'strict decoding error: unknown field "spec.bogusField"'
     code, status = await http.post(SVC + "?fieldValidation=Sometimes", bad)
     assert code == 400 and "fieldValidation" in status["message"]
-    async with aiohttp.ClientSession(apiserver.url) as s:
+    async with apiserver.session() as s:
         async with s.post(SVC + "?fieldValidation=Warn", json=bad) as r:
             assert r.status == 201
             assert r.headers.getall("Warning") == ['299 - "unknown field \\"spec.bogusField\\""']

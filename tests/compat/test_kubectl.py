@@ -251,7 +251,7 @@ def test_delete_of_a_bound_pod_waits_on_a_watch_until_the_node_finishes(kubectl:
         url = f"{apiserver_process.url}/api/v1/namespaces/default/pods/web-1"
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:  # kubectl's DELETE marks the pod Terminating
-            with urllib.request.urlopen(url, timeout=5) as resp:
+            with urllib.request.urlopen(url, timeout=5, context=apiserver_process.config.ssl_context()) as resp:
                 if json.load(resp)["metadata"].get("deletionTimestamp"):
                     break
             time.sleep(0.2)
@@ -259,7 +259,7 @@ def test_delete_of_a_bound_pod_waits_on_a_watch_until_the_node_finishes(kubectl:
         assert deleting.poll() is None  # still waiting: the node has not confirmed
         # the node agent's confirmation: delete with no grace period
         req = urllib.request.Request(url + "?gracePeriodSeconds=0", method="DELETE")
-        urllib.request.urlopen(req, timeout=5).close()
+        urllib.request.urlopen(req, timeout=5, context=apiserver_process.config.ssl_context()).close()
         out, err = deleting.communicate(timeout=20)
     finally:
         if deleting.poll() is None:

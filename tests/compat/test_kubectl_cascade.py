@@ -26,8 +26,9 @@ def controllers(apiserver_process, tmp_path: Path) -> Iterator[None]:
         for module in ("services.deployments", "services.gc"):
             port = free_port()
             with open(tmp_path / f"{module}.log", "wb") as log:
-                proc = subprocess.Popen([sys.executable, "-m", module, "--apiserver",
-                                         apiserver_process.url, "--health-port", str(port)],
+                kubeconfig = apiserver_process.kubeconfig(tmp_path / f"{module}.kubeconfig")
+                proc = subprocess.Popen([sys.executable, "-m", module, "--kubeconfig",
+                                         str(kubeconfig), "--health-port", str(port)],
                                         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
             procs.append(proc)
             wait_http_ok(f"http://127.0.0.1:{port}/readyz", timeout=30, proc=proc)
@@ -113,7 +114,7 @@ def test_cascade_foreground_marks_the_deployment_while_its_dependents_go(
     req = urllib.request.Request(pod_url + "/binding", method="POST",
                                  data=json.dumps(binding).encode(),
                                  headers={"Content-Type": "application/json"})
-    urllib.request.urlopen(req, timeout=5).close()
+    urllib.request.urlopen(req, timeout=5, context=apiserver_process.config.ssl_context()).close()
     kubectl("delete", "deployment", "web", "--cascade=foreground", "--wait=false")
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
@@ -129,6 +130,6 @@ def test_cascade_foreground_marks_the_deployment_while_its_dependents_go(
     assert held["metadata"]["finalizers"] == ["foregroundDeletion"]
     # the node agent's confirmation: the pod goes, then the ReplicaSet, then the deployment
     req = urllib.request.Request(pod_url + "?gracePeriodSeconds=0", method="DELETE")
-    urllib.request.urlopen(req, timeout=5).close()
+    urllib.request.urlopen(req, timeout=5, context=apiserver_process.config.ssl_context()).close()
     kubectl("wait", "--for=delete", "deployment/web", "--timeout=30s")
     assert items(kubectl, "replicasets") == []

@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 from kubecore.api import resources as R
+from kubecore.client.config import ClientConfig
 from kubecore.client.rest import ApiClient
 from kubecore.informer.factory import SharedInformerFactory
 from services.scheduler.scheduler import Scheduler
@@ -18,8 +19,8 @@ from tests.conftest import ROOT
 from tests.support.controllers import running, until
 
 
-async def schedule_one_pod(url: str) -> None:
-    async with ApiClient(url) as client:
+async def schedule_one_pod(config: ClientConfig) -> None:
+    async with ApiClient(config) as client:
         await client.create(R.NODES, {"metadata": {"name": "node-a"}})
         await client.patch(R.NODES, "node-a", {"status": {"conditions": [
             {"type": "Ready", "status": "True", "reason": "KubeletReady"}]}}, subresource="status")
@@ -39,7 +40,7 @@ def events_section(text: str) -> list[list[str]]:
 
 
 async def test_kubectl_describe_pod_shows_the_scheduled_event(kubectl: Kubectl, apiserver_process):
-    await schedule_one_pod(apiserver_process.url)
+    await schedule_one_pod(apiserver_process.config)
     out = (await asyncio.to_thread(kubectl, "describe", "pod", "web-1")).stdout
     assert re.search(r"\n  Normal  Scheduled  \d+s +default-scheduler  "
                      r"Successfully assigned default/web-1 to node-a\n", out), out
@@ -60,12 +61,12 @@ async def test_kubectl_describe_pod_shows_the_scheduled_event(kubectl: Kubectl, 
     assert "No events found" in other.stdout + other.stderr
 
     mine = await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "minikubectl", "-s", apiserver_process.url,
+        subprocess.run, [sys.executable, "-m", "minikubectl", "--kubeconfig", str(kubectl.kubeconfig),
                          "describe", "pod", "web-1"],
         capture_output=True, text=True, cwd=ROOT, timeout=60, check=True)
     assert events_section(mine.stdout) == events_section(out)
     mine = await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "minikubectl", "-s", apiserver_process.url,
+        subprocess.run, [sys.executable, "-m", "minikubectl", "--kubeconfig", str(kubectl.kubeconfig),
                          "get", "events"], capture_output=True, text=True, cwd=ROOT, timeout=60,
         check=True)
     mine_rows = rows(mine.stdout)

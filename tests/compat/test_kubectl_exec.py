@@ -46,4 +46,4 @@ def test_exec_errors(kubectl: Kubectl):
     r = kubectl("exec", "web", "--", "true", check=False)
     assert r.returncode == 1 and r.stdout == ""
     assert r.stderr.startswith("error: pods/exec is served by the pod's node agent: error dialing backend "
-                               f"http://127.0.0.1:{port}"), r.stderr
+                               f"https://127.0.0.1:{port}"), r.stderr

@@ -11,9 +11,7 @@ from kubernetes.client.rest import ApiException
 
 @pytest.fixture
 def core(apiserver_process) -> client.CoreV1Api:
-    cfg = client.Configuration()
-    cfg.host = apiserver_process.url
-    api = client.ApiClient(cfg)
+    api = client.ApiClient(apiserver_process.pki.python_client(apiserver_process.url))
     yield client.CoreV1Api(api)
     api.close()
 
@@ -107,7 +105,7 @@ def test_watch_true_in_either_spelling(core: client.CoreV1Api, apiserver_process
     for spelling in ("true", "True", "1"):
         url = (f"{apiserver_process.url}/api/v1/namespaces/default/services?watch={spelling}"
                "&timeoutSeconds=1")
-        with urllib.request.urlopen(url, timeout=10) as resp:
+        with urllib.request.urlopen(url, timeout=10, context=apiserver_process.config.ssl_context()) as resp:
             first = json.loads(resp.readline())
         assert first["type"] == "ADDED" and first["object"]["metadata"]["name"] == "kubernetes"
 

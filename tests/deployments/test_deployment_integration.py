@@ -131,7 +131,7 @@ async def wait_status(client: ApiClient, name: str, **expected: int) -> Obj:
 
 
 async def test_a_deployment_makes_one_replicaset_and_its_pods_and_scales(apiserver):
-    async with ApiClient(apiserver.url) as client:
+    async with ApiClient(apiserver.config) as client:
         manager = DeploymentsManager(client)
         kubelet = FakeKubelet(client)
         async with running(manager) as health, kubelet.run():
@@ -158,8 +158,8 @@ async def test_a_deployment_makes_one_replicaset_and_its_pods_and_scales(apiserv
                 assert pod["metadata"]["labels"] == {"app": "web", "pod-template-hash": h}
                 assert pod["metadata"]["ownerReferences"][0]["uid"] == rs["metadata"]["uid"]
             # kubectl get deploy: READY 3/3
-            async with aiohttp.ClientSession() as s:
-                async with s.get(apiserver.url + "/apis/apps/v1/namespaces/default/deployments/web",
+            async with apiserver.session() as s:
+                async with s.get("/apis/apps/v1/namespaces/default/deployments/web",
                                  headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"}) as r:
                     table = await r.json()
             assert table["rows"][0]["cells"][:2] == ["web", "3/3"]
@@ -189,7 +189,7 @@ async def rollout(client: ApiClient, kubelet: FakeKubelet, name: str, image: str
 
 
 async def test_a_changed_image_rolls_out_within_surge_and_unavailable(apiserver):
-    async with ApiClient(apiserver.url) as client:
+    async with ApiClient(apiserver.config) as client:
         manager = DeploymentsManager(client)
         kubelet = FakeKubelet(client)
         async with running(manager), kubelet.run():
@@ -224,7 +224,7 @@ async def test_a_changed_image_rolls_out_within_surge_and_unavailable(apiserver)
 
 
 async def test_surge_and_unavailable_of_one_and_history_limit(apiserver):
-    async with ApiClient(apiserver.url) as client:
+    async with ApiClient(apiserver.config) as client:
         manager = DeploymentsManager(client)
         kubelet = FakeKubelet(client)
         strategy = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 1}}
@@ -244,7 +244,7 @@ async def test_surge_and_unavailable_of_one_and_history_limit(apiserver):
 
 
 async def test_recreate_stops_every_old_pod_before_starting_new_ones(apiserver):
-    async with ApiClient(apiserver.url) as client:
+    async with ApiClient(apiserver.config) as client:
         manager = DeploymentsManager(client)
         kubelet = FakeKubelet(client)
         async with running(manager), kubelet.run():
@@ -276,7 +276,7 @@ async def events_of(client: ApiClient, obj: Obj, reason: str) -> list[str]:
 
 
 async def test_scaling_and_pod_changes_are_events(apiserver):
-    async with ApiClient(apiserver.url) as client:
+    async with ApiClient(apiserver.config) as client:
         manager = DeploymentsManager(client)
         kubelet = FakeKubelet(client)
         async with running(manager), kubelet.run():

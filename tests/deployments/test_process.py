@@ -21,9 +21,9 @@ from tests.scheduler.test_integration import make_node
 from tests.support.controllers import set_pod_status, until
 
 
-def start(module: str, apiserver_url: str, port: int, log_path: Path) -> subprocess.Popen:
+def start(module: str, kubeconfig: Path, port: int, log_path: Path) -> subprocess.Popen:
     with open(log_path, "wb") as log:
-        return subprocess.Popen([sys.executable, "-m", module, "--apiserver", apiserver_url,
+        return subprocess.Popen([sys.executable, "-m", module, "--kubeconfig", str(kubeconfig),
                                  "--health-port", str(port), "--log-json"],
                                 cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
 
@@ -37,7 +37,8 @@ async def get_text(url: str) -> tuple[int, str]:
 @pytest.fixture
 def controllers(apiserver_process, tmp_path):
     ports = {"services.scheduler": free_port(), "services.deployments": free_port()}
-    procs = {m: start(m, apiserver_process.url, p, tmp_path / f"{m}.log") for m, p in ports.items()}
+    kubeconfig = apiserver_process.kubeconfig(tmp_path / "kubeconfig")
+    procs = {m: start(m, kubeconfig, p, tmp_path / f"{m}.log") for m, p in ports.items()}
     try:
         for module, port in ports.items():
             wait_http_ok(f"http://127.0.0.1:{port}/readyz", timeout=30, proc=procs[module])
@@ -57,7 +58,7 @@ def controllers(apiserver_process, tmp_path):
 async def test_processes_run_a_deployment_and_survive_an_apiserver_restart(
         apiserver_process, controllers, tmp_path):
     ports, procs = controllers
-    async with ApiClient(apiserver_process.url, timeout=5) as client:
+    async with ApiClient(apiserver_process.config, timeout=5) as client:
         await make_node(client, "node-a")
         await make_node(client, "node-b")
         await client.create(R.DEPLOYMENTS, {

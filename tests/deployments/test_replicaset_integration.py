@@ -28,7 +28,7 @@ def controlled_by(pod: Obj, rs: Obj) -> bool:
 
 
 async def test_replicaset_adopts_counts_terminating_as_gone_and_releases(apiserver):
-    async with ApiClient(apiserver.url) as client:
+    async with ApiClient(apiserver.config) as client:
         # An orphan that matches, bound to a node so that its deletion is graceful.
         await client.create(R.PODS, {"metadata": {"name": "orphan", "namespace": "default",
                                                   "labels": {"app": "front"}},
@@ -111,7 +111,7 @@ async def test_no_adoption_into_an_owner_the_cache_does_not_know_is_going(apiser
     from kubecore.api.selectors import selector_from_label_selector
     from services.deployments import controller_refs as own
 
-    async with ApiClient(apiserver.url) as client:
+    async with ApiClient(apiserver.config) as client:
         cached = await client.create(R.REPLICASETS, replicaset(0), "default")
         await client.delete(R.REPLICASETS, "front", "default", propagation_policy="Orphan")
         stray = await client.create(R.PODS, {"metadata": {"name": "stray", "namespace": "default",

@@ -23,11 +23,11 @@ T = TypeVar("T")
 
 
 class DnsProcess:
-    def __init__(self, apiserver: str, log_path: Path) -> None:
+    def __init__(self, kubeconfig: Path, log_path: Path) -> None:
         self.port = free_port()
         self.metrics_port = free_port()
         self.args = [
-            sys.executable, "-m", "services.dns", "--apiserver", apiserver,
+            sys.executable, "-m", "services.dns", "--kubeconfig", str(kubeconfig),
             "--listen", LOOPBACK, "--port", str(self.port),
             "--metrics-port", str(self.metrics_port), "--log-level", "DEBUG",
         ]

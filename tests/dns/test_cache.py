@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from dnslib import DNSRecord
+from dnslib import EDNS0, DNSRecord
 
 from services.dns import DnsServer, RecordIndex
 from services.dns.handler import QueryHandler
@@ -117,3 +117,25 @@ def test_cached_answers_equal_fresh_answers_across_random_changes() -> None:
         for packet in rng.sample(questions, 40):
             assert cached.answer(packet) == uncached.answer(packet), DNSRecord.parse(packet)
     assert cached.stats.cache_hits > 3000  # mostly served from the cache, and still right
+
+
+def test_a_cached_answer_never_exceeds_the_size_of_the_client_it_is_served_to() -> None:
+    """Clients that differ in EDNS size share an entry only if the answer fits them all: an
+    answer built for a 65535-byte client must not reach a 4096-byte one (or anyone over UDP)."""
+    index = filled_index()
+    index.upsert_service(service("big", "huge", "None", ("http", 80, "TCP")))
+    index.upsert_endpointslice(endpoint_slice(
+        "big", "huge-abc", "huge", [(f"10.3.{i // 200}.{i % 200 + 1}", None, True) for i in range(400)],
+        ("http", 8080, "TCP")))
+    handler = QueryHandler(index)
+    sizes = [65535, 4096, 2048, 1232, 1000, 512, None]
+    for _ in range(2):
+        for size in sizes:
+            q = DNSRecord.question("huge.big.svc.cluster.local")
+            if size is not None:
+                q.add_ar(EDNS0(udp_len=size))
+            reply = handler.answer(q.pack(), False)
+            assert isinstance(reply, bytes)
+            assert len(reply) <= (1232 if size is not None and size >= 1232 else 512), size
+            assert DNSRecord.parse(reply).header.tc == 1
+    assert handler.stats.cache_hits >= len(sizes)

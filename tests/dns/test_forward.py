@@ -11,12 +11,12 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from dnslib import RCODE, DNSRecord
+from dnslib import EDNS0, RCODE, DNSRecord
 
 from cluster.procs import free_port, stop_process
 from services.dns import DnsServer, RecordIndex, parse_upstream
 
-from .conftest import LOOPBACK, answers, exchange_udp, query
+from .conftest import LOOPBACK, answers, ask, exchange_udp, query
 
 DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
 pytestmark = pytest.mark.skipif(not Path(DNSMASQ).exists(), reason="dnsmasq not installed")
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.skipif(not Path(DNSMASQ).exists(), reason="dnsmasq not 
 HOSTS = """\
 192.0.2.7 outside.example
 192.0.2.8 nope.default.svc.cluster.local
-"""
+""" + "".join(f"198.51.100.{i} big.example\n" for i in range(1, 201))
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def dnsmasq(tmp_path: Path) -> Iterator[int]:
         [
             DNSMASQ, "--keep-in-foreground", "--conf-file=/dev/null", f"--port={port}",
             f"--listen-address={LOOPBACK}", "--bind-interfaces", "--no-resolv", "--no-hosts",
-            f"--addn-hosts={hosts}", "--pid-file=", "--user=root",
+            f"--addn-hosts={hosts}", "--pid-file=", "--user=root", "--edns-packet-max=4096",
             f"--log-facility={tmp_path / 'dnsmasq.log'}",
         ],
         stdout=subprocess.DEVNULL,
@@ -70,6 +70,23 @@ async def test_outside_names_are_forwarded(forwarding_server: DnsServer, tcp: bo
     assert answers(reply) == [("A", "192.0.2.7")]
     assert reply.header.ra == 1
     assert forwarding_server.stats.forwarded == 1
+
+
+@pytest.mark.parametrize("edns,limit", [(None, 512), (1232, 1232), (4096, 1232), (65535, 1232)],
+                         ids=["no-edns", "1232", "4096", "65535"])
+async def test_forwarded_udp_replies_are_cut_to_the_clients_limit(
+        forwarding_server: DnsServer, edns: int | None, limit: int) -> None:
+    """The upstream answers the client's own size (dnsmasq: up to 4096); the reply it gets back
+    through us is held to what we advertise, as our own answers are."""
+    q = DNSRecord.question("big.example")
+    if edns is not None:
+        q.add_ar(EDNS0(udp_len=edns))
+    raw = await ask(forwarding_server.port, q)
+    assert raw is not None and len(raw) <= limit
+    reply = DNSRecord.parse(raw)
+    assert reply.header.tc == 1 and 0 < len(reply.rr) < 200
+    full = await query(forwarding_server.port, "big.example", tcp=True)
+    assert full.header.tc == 0 and len(full.rr) == 200
 
 
 async def test_unknown_reverse_is_forwarded(forwarding_server: DnsServer) -> None:

@@ -17,7 +17,7 @@ from cluster.etcd import EtcdProcess
 from cluster.procs import free_port
 from kubecore.api import resources as R
 from kubecore.client.rest import ApiClient
-from tests.conftest import ApiServer
+from tests.conftest import ApiServer, SessionPki, api_settings
 
 from .live import DnsProcess, a_records, dig, eventually, status_of
 
@@ -28,7 +28,8 @@ FQDN = "mysvc.default.svc.cluster.local"
 
 @pytest.fixture
 def dns(apiserver: ApiServer, tmp_path: Path) -> Iterator[DnsProcess]:
-    process = DnsProcess(apiserver.url, tmp_path / "dns.log").start()
+    process = DnsProcess(apiserver.kubeconfig(tmp_path / "dns.kubeconfig", "system:serviceaccount:kube-system:coredns"),
+                         tmp_path / "dns.log").start()
     try:
         yield process
     finally:
@@ -37,7 +38,7 @@ def dns(apiserver: ApiServer, tmp_path: Path) -> Iterator[DnsProcess]:
 
 @pytest.fixture
 async def client(apiserver: ApiServer) -> AsyncIterator[ApiClient]:
-    async with ApiClient(apiserver.url) as api:
+    async with ApiClient(apiserver.config) as api:
         yield api
 
 
@@ -115,10 +116,11 @@ async def test_headless_service_answers_ready_endpoints(
 
 
 async def test_servfail_until_the_api_server_is_listed(etcd: EtcdProcess, tmp_path: Path) -> None:
-    from services.apiserver.settings import Settings
 
     port = free_port()
-    dns = DnsProcess(f"http://127.0.0.1:{port}", tmp_path / "dns.log").start()
+    pki = SessionPki.get()
+    kubeconfig = pki.kubeconfig(tmp_path / "dns.kubeconfig", f"https://127.0.0.1:{port}")
+    dns = DnsProcess(kubeconfig, tmp_path / "dns.log").start()
     apiserver: ApiServer | None = None
     try:
         # Nothing listens on the API server's port yet: no list, so no answer is trusted.
@@ -128,9 +130,8 @@ async def test_servfail_until_the_api_server_is_listed(etcd: EtcdProcess, tmp_pa
         assert dns.health("/readyz") == 503
         assert dns.health("/healthz") == 200
 
-        apiserver = await ApiServer(Settings(etcd_endpoints=[etcd.endpoint], port=port,
-                                            disable_admission_plugins=["ServiceAccount"])).start()
-        async with ApiClient(apiserver.url) as client:
+        apiserver = await ApiServer(api_settings(etcd, port=port)).start()
+        async with ApiClient(apiserver.config) as client:
             created = await client.create(
                 R.SERVICES, {"metadata": {"name": "mysvc"}, "spec": {"ports": [{"port": 80}]}},
                 "default",

@@ -46,7 +46,7 @@ async def metric(port: int, name: str) -> float:
 
 @pytest.fixture
 async def client(apiserver):
-    async with ApiClient(apiserver.url) as c:
+    async with ApiClient(apiserver.config) as c:
         yield c
 
 

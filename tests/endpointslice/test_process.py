@@ -17,10 +17,10 @@ async def endpoints(client: ApiClient) -> dict[str, bool]:
 
 
 async def test_endpointslice_process_survives_an_apiserver_restart(apiserver_process, tmp_path):
-    proc = ControllerProcess("services.endpointslice", apiserver_process.url,
+    proc = ControllerProcess("services.endpointslice", apiserver_process,
                              log_path=tmp_path / "endpointslice.log").start()
     try:
-        async with ApiClient(apiserver_process.url) as client:
+        async with ApiClient(apiserver_process.config) as client:
             await client.create(R.SERVICES, {"metadata": {"name": "web", "namespace": "default"},
                                              "spec": {"selector": {"app": "web"},
                                                       "ports": [{"port": 80}]}})

@@ -15,7 +15,7 @@ from tests.support.controllers import create_pod, owner_ref, running, until
 
 @pytest.fixture
 async def client(apiserver):
-    async with ApiClient(apiserver.url) as c:
+    async with ApiClient(apiserver.config) as c:
         yield c
 
 
@@ -143,7 +143,7 @@ async def test_an_owner_replaced_while_the_api_server_was_down(etcd, apiserver_p
     on the old one must still go."""
     from tests.conftest import ApiServer, api_settings
 
-    async with ApiClient(apiserver_process.url, timeout=5) as client:
+    async with ApiClient(apiserver_process.config, timeout=5) as client:
         old = await make_service(client, "web")
         await client.create(R.ENDPOINTSLICES, slice_body("of-old", owner_ref(old)))
         async with running(GarbageCollector(client)):
@@ -152,7 +152,7 @@ async def test_an_owner_replaced_while_the_api_server_was_down(etcd, apiserver_p
             apiserver_process.kill()
             other = await ApiServer(api_settings(etcd)).start()
             try:
-                async with ApiClient(other.url) as c:
+                async with ApiClient(other.config) as c:
                     await c.delete(R.SERVICES, "web", "default")
                     new = await make_service(c, "web")
                     await c.create(R.ENDPOINTSLICES, slice_body("of-new", owner_ref(new)))

@@ -8,10 +8,10 @@ from tests.support.controllers import ControllerProcess, owner_ref, until
 
 
 async def test_gc_process_deletes_dependents_and_stops_on_sigterm(apiserver_process, tmp_path):
-    proc = ControllerProcess("services.gc", apiserver_process.url,
+    proc = ControllerProcess("services.gc", apiserver_process,
                              log_path=tmp_path / "gc.log").start()
     try:
-        async with ApiClient(apiserver_process.url) as client:
+        async with ApiClient(apiserver_process.config) as client:
             svc = await client.create(R.SERVICES, {"metadata": {"name": "web", "namespace": "default"},
                                                    "spec": {"ports": [{"port": 80}]}})
             await client.create(R.ENDPOINTSLICES, {

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from cluster.procs import free_port, stop_process
+from tests.conftest import SessionPki
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
@@ -43,14 +44,18 @@ spec:
 
 
 class Cli:
-    def __init__(self, server: str, home: Path) -> None:
-        self.server = server
+    """minikubectl with a kubeconfig for the server (`--kubeconfig`), or (`server=False`) with
+    only what the environment gives."""
+
+    def __init__(self, kubeconfig: Path, home: Path) -> None:
+        self.kubeconfig = kubeconfig
         self.home = home
         self.env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
         self.env.update(HOME=str(home), PYTHONPATH=str(ROOT))
 
     def argv(self, args: tuple[str, ...], server: bool) -> list[str]:
-        return [sys.executable, "-m", "minikubectl", *(["-s", self.server] if server else []), *args]
+        return [sys.executable, "-m", "minikubectl",
+                *(["--kubeconfig", str(self.kubeconfig)] if server else []), *args]
 
     def __call__(self, *args: str, stdin: str | None = None, server: bool = True,
                  ok: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -70,7 +75,7 @@ class Cli:
 
 @pytest.fixture
 def cli(apiserver_process, tmp_path) -> Cli:
-    return Cli(apiserver_process.url, tmp_path)
+    return Cli(apiserver_process.kubeconfig(tmp_path / "admin.kubeconfig"), tmp_path)
 
 
 def write(path: Path, text: str) -> str:
@@ -133,16 +138,18 @@ def test_get_formats_selector_and_all_namespaces(cli, tmp_path):
 
 
 def test_kubeconfig_server_and_namespace(cli, tmp_path):
+    admin = yaml.safe_load(cli.kubeconfig.read_text())
+    cluster, user = admin["clusters"][0]["cluster"], admin["users"][0]["user"]
     (tmp_path / ".kube").mkdir()
     write(tmp_path / ".kube" / "config", yaml.safe_dump({
         "apiVersion": "v1", "kind": "Config", "current-context": "local",
-        "clusters": [{"name": "c", "cluster": {"server": cli.server}}],
-        "contexts": [{"name": "local", "context": {"cluster": "c", "namespace": "team"}}]}))
+        "clusters": [{"name": "c", "cluster": cluster}], "users": [{"name": "u", "user": user}],
+        "contexts": [{"name": "local", "context": {"cluster": "c", "user": "u", "namespace": "team"}}]}))
     cli("apply", "-f", write(tmp_path / "p.yaml", NS_AND_POD), server=False)
     assert cli("get", "pods", "-o", "name", server=False).stdout == "pod/p1\n"
     other = write(tmp_path / "other-config", yaml.safe_dump({
-        "current-context": "x", "clusters": [{"name": "c", "cluster": {"server": cli.server}}],
-        "contexts": [{"name": "x", "context": {"cluster": "c"}}]}))
+        "current-context": "x", "clusters": [{"name": "c", "cluster": cluster}],
+        "users": [{"name": "u", "user": user}], "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}]}))
     out = cli("get", "svc", "-o", "name", server=False, env={"KUBECONFIG": other}).stdout
     assert out == "service/kubernetes\n"
 
@@ -254,8 +261,8 @@ def test_errors_are_one_line(cli, tmp_path):
 
 
 def test_unreachable_server(tmp_path):
-    url = f"http://127.0.0.1:{free_port()}"
-    c = Cli(url, tmp_path)
+    url = f"https://127.0.0.1:{free_port()}"
+    c = Cli(SessionPki.get().kubeconfig(tmp_path / "kubeconfig", url), tmp_path)
     assert c("get", "svc", ok=False).stderr == \
         f"error: cannot reach the API server at {url}: connection refused\n"
     assert c("get", "svc", server=False, ok=False).stderr.startswith("error: no API server configured")
@@ -319,7 +326,7 @@ def test_get_watch_table(cli, tmp_path):
 @pytest.mark.skipif(not os.path.exists(KUBECTL), reason="kubectl is not installed")
 def test_kubectl_then_minikubectl_apply(cli, tmp_path):
     def kubectl(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([KUBECTL, "-s", cli.server, *args], capture_output=True, text=True,
+        return subprocess.run([KUBECTL, "--kubeconfig", str(cli.kubeconfig), *args], capture_output=True, text=True,
                               env=cli.env, timeout=60)
 
     f = write(tmp_path / "svc.yaml", SVC.replace("    targetPort: 8080\n",

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from cluster.procs import stop_process
 from services.nodeagent import procfs
+from tests.conftest import SessionPki
 
 ROOT = Path(__file__).resolve().parents[2]
 SUBNET = "10.250.0"
@@ -77,17 +78,18 @@ class NodeNetwork:
 class AgentProcess:
     """`python -m services.nodeagent` for one node, killed by its PID."""
 
-    def __init__(self, *, apiserver: str, node: str, node_ip: str, netns: str, state_dir: Path, port: int = 10250,
-                 extra: list[str] | None = None) -> None:
+    def __init__(self, *, kubeconfig: Path, node: str, node_ip: str, netns: str, state_dir: Path,
+                 port: int = 10250, extra: list[str] | None = None) -> None:
         self.node, self.port, self.netns = node, port, netns
         self.state_dir = state_dir
         self.log_path = state_dir.parent / f"agent-{node}.log"
-        self.args = [sys.executable, "-m", "services.nodeagent", "--apiserver", apiserver, "--node-name", node,
+        self.args = [sys.executable, "-m", "services.nodeagent", "--kubeconfig", str(kubeconfig), "--node-name", node,
                      "--node-ip", node_ip, "--state-dir", str(state_dir), "--cni-conf-dir",
                      str(state_dir / "cni-conf"), "--cni-bin-dir", "/usr/lib/cni", "--port", str(port),
                      "--host-netns", f"/run/netns/{netns}", "--heartbeat-interval", "2",
                      "--backoff-base", "0.5", "--backoff-max", "4", "--relist-interval", "0.2",
-                     "--log-level", "INFO", *(extra or [])]
+                     "--log-level", "INFO", "--healthz-port", "0", "--authorization-mode", "AlwaysAllow",
+                     *SessionPki.get().agent_flags(node, node_ip), *(extra or [])]
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> AgentProcess:

@@ -50,7 +50,7 @@ async def test_agent_with_a_fake_runtime_runs_restarts_and_deletes_a_pod(apiserv
         made.append(FakeRuntime(node_name=cfg.node_name, network=FakeCni(agent.pod_cidr)))
         return made[-1]
 
-    cfg = AgentConfig(apiserver=apiserver.url, node_name="n1", node_ip="127.0.0.1", state_dir=tmp_path / "state",
+    cfg = AgentConfig(apiserver=apiserver.config, node_name="n1", node_ip="127.0.0.1", state_dir=tmp_path / "state",
                       cni_conf_dir=tmp_path / "cni", heartbeat_interval=1.0, relist_interval=0.05,
                       backoff=Backoff(base=0.2, cap=1.0), workers=2)
     agent = Agent(cfg, make_runtime=make_runtime)
@@ -60,7 +60,7 @@ async def test_agent_with_a_fake_runtime_runs_restarts_and_deletes_a_pod(apiserv
     workers: asyncio.Task[None] | None = None
     starting = asyncio.create_task(agent.start())
     try:
-        async with ApiClient(apiserver.url) as client:
+        async with ApiClient(apiserver.config) as client:
             node = await eventually(lambda: client.get(NODES, "n1"))
             pod_cidr = node["spec"]["podCIDR"]  # the API server gives each new Node its range
             await asyncio.wait_for(starting, 10)

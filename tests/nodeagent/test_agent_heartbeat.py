@@ -12,7 +12,7 @@ from services.nodeagent.agent import Agent, AgentConfig
 async def test_heartbeats_go_on_after_someone_writes_odd_conditions(apiserver, tmp_path):
     # Anyone may write a Node's status, and the server keeps conditions it cannot read; the
     # agent builds its next status from them. That must not end the heartbeats for good.
-    agent = Agent(AgentConfig(apiserver=apiserver.url, node_name="n1", node_ip="127.0.0.1",
+    agent = Agent(AgentConfig(apiserver=apiserver.config, node_name="n1", node_ip="127.0.0.1",
                               state_dir=tmp_path / "state", cni_conf_dir=tmp_path / "cni",
                               heartbeat_interval=0.1))
     heartbeat: asyncio.Task | None = None
@@ -20,7 +20,7 @@ async def test_heartbeats_go_on_after_someone_writes_odd_conditions(apiserver, t
         await agent.register()
         await agent.nodes.start()
         await agent.nodes.synced.wait()
-        async with ApiClient(apiserver.url) as client:
+        async with ApiClient(apiserver.config) as client:
             odd = await client.patch(R.NODES, "n1", {"status": {"conditions": ["odd"]}},
                                      subresource="status")
             rv = odd["metadata"]["resourceVersion"]

@@ -15,7 +15,6 @@ import sys
 import time
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from kubecore.api.errors import ApiError
@@ -77,7 +76,7 @@ def tag() -> str:
 
 @pytest.fixture
 async def client(apiserver):
-    async with ApiClient(apiserver.url) as c:
+    async with ApiClient(apiserver.config) as c:
         yield c
 
 
@@ -103,7 +102,8 @@ def cluster_net(tag):
 
 
 def start_agent(make, apiserver, network: NodeNetwork, node: str, tmp_path: Path) -> AgentProcess:
-    agent = AgentProcess(apiserver=apiserver.url, node=node, node_ip=network.ips[node], netns=network.netns(node),
+    kubeconfig = apiserver.kubeconfig(tmp_path / f"{node}.kubeconfig", f"system:node:{node}", ("system:nodes",))
+    agent = AgentProcess(kubeconfig=kubeconfig, node=node, node_ip=network.ips[node], netns=network.netns(node),
                          state_dir=tmp_path / node)
     make.agents.append(agent)
     return agent.start()
@@ -160,7 +160,7 @@ async def test_pod_lifecycle_logs_exec_restart_adoption(apiserver, client, clust
         assert ev["involvedObject"]["kind"] == "Pod" and ev["involvedObject"]["namespace"] == "default"
 
     # --- logs and exec through the API server
-    async with aiohttp.ClientSession(apiserver.url) as http:
+    async with apiserver.session() as http:
         async with http.get("/api/v1/namespaces/default/pods/web/log") as r:
             assert r.status == 200 and r.headers["Content-Type"].startswith("text/plain")
             text = await r.text()
@@ -189,9 +189,10 @@ async def test_pod_lifecycle_logs_exec_restart_adoption(apiserver, client, clust
             assert r.status == 404
 
     # --- the CLI, end to end
-    code, out, err = await run(sys.executable, "-m", "minikubectl", "-s", apiserver.url, "logs", "web")
+    kubeconfig = str(apiserver.kubeconfig(tmp_path / "admin.kubeconfig"))
+    code, out, err = await run(sys.executable, "-m", "minikubectl", "--kubeconfig", kubeconfig, "logs", "web")
     assert code == 0 and "nginx listening on :80 as web" in out, err
-    code, out, err = await run(sys.executable, "-m", "minikubectl", "-s", apiserver.url,
+    code, out, err = await run(sys.executable, "-m", "minikubectl", "--kubeconfig", kubeconfig,
                                "exec", "web", "--", "hostname")
     assert code == 0 and out == "web\n", (out, err)
 
@@ -330,7 +331,7 @@ async def test_two_nodes_route_pod_to_pod_without_nat(apiserver, client, cluster
     ip_a, ip_b = a["status"]["podIP"], b["status"]["podIP"]
     assert ipaddress.ip_address(ip_b) in ipaddress.ip_network(node2["spec"]["podCIDR"])
 
-    async with aiohttp.ClientSession(apiserver.url) as http:
+    async with apiserver.session() as http:
         async with http.post("/api/v1/namespaces/default/pods/a/exec",
                              json={"command": ["curl", "-sS", "--max-time", "3", f"http://{ip_b}/from-a"]}) as r:
             assert await r.json() == {"exitCode": 0, "stdout": "b\n", "stderr": ""}

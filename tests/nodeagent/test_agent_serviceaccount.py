@@ -33,14 +33,14 @@ async def test_a_pod_gets_its_token_ca_and_namespace_and_the_service_variables(e
         made.append(FakeRuntime(node_name=cfg.node_name, network=FakeCni(agent.pod_cidr or "")))
         return made[-1]
 
-    cfg = AgentConfig(apiserver=server.url, node_name="n1", node_ip="127.0.0.1", state_dir=tmp_path / "state",
+    cfg = AgentConfig(apiserver=server.config, node_name="n1", node_ip="127.0.0.1", state_dir=tmp_path / "state",
                       cni_conf_dir=tmp_path / "cni", heartbeat_interval=1.0, relist_interval=0.05,
                       backoff=Backoff(base=0.2, cap=1.0), workers=2)
     agent = Agent(cfg, make_runtime=make_runtime)
     agent.routes = NoRoutes()  # type: ignore[assignment]
     workers: asyncio.Task[None] | None = None
     try:
-        async with ApiClient(server.url) as client:
+        async with ApiClient(server.config) as client:
             async with running(ServiceAccountsController(client, root_ca=CA)):
                 await asyncio.wait_for(agent.start(), 15)
                 workers = asyncio.create_task(agent.run_workers())

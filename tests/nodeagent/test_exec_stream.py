@@ -49,6 +49,17 @@ class ExecCluster:
     def url(self) -> str:
         return self.server.url
 
+    @property
+    def config(self):
+        return self.server.config
+
+    @property
+    def kubeconfig(self) -> str:
+        return str(self.server.kubeconfig(self.workdir / "admin.kubeconfig"))
+
+    def session(self, **kw) -> aiohttp.ClientSession:
+        return self.server.session(**kw)
+
 
 def _sleeper(name: str, mark: str) -> dict:
     return {"name": name, "image": "busybox", "command": ["sleep", "3600"], "env": [{"name": "MARK", "value": mark}]}
@@ -82,9 +93,10 @@ async def cluster(etcd_server, tmp_path_factory):
         network.up()
         node = network.nodes[0]
         server.state.nodes.dial_netns = f"/run/netns/{network.net}"
-        agent = AgentProcess(apiserver=server.url, node=node, node_ip=network.ips[node], netns=network.netns(node),
+        kubeconfig = server.kubeconfig(workdir / f"{node}.kubeconfig", f"system:node:{node}", ("system:nodes",))
+        agent = AgentProcess(kubeconfig=kubeconfig, node=node, node_ip=network.ips[node], netns=network.netns(node),
                              state_dir=workdir / node).start()
-        async with ApiClient(server.url) as client:
+        async with ApiClient(server.config) as client:
             async def node_ready():
                 assert agent.alive(), agent.log()
                 try:
@@ -127,7 +139,7 @@ async def kubectl(cluster: ExecCluster, *args: str, stdin: bytes | None = None,
                   timeout: float = 30) -> tuple[int, str, str]:
     if KUBECTL is None:
         pytest.skip("kubectl is not installed")
-    argv = [KUBECTL, "-s", cluster.url, "--cache-dir", str(cluster.workdir / "kube-cache"), *args]
+    argv = [KUBECTL, "--kubeconfig", cluster.kubeconfig, "--cache-dir", str(cluster.workdir / "kube-cache"), *args]
     proc = await asyncio.create_subprocess_exec(
         *argv, stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=cluster.workdir)
@@ -188,7 +200,7 @@ async def test_kubectl_exec_errors(cluster):
     # kubectl refuses a finished pod itself; the server says so too (agent: container not running)
     code, out, err = await kubectl(cluster, "exec", "done", "--", "true")
     assert code == 1 and "cannot exec into a container in a completed pod" in err
-    async with aiohttp.ClientSession(cluster.url) as http:
+    async with cluster.session() as http:
         status, _ = await _exec_ws(http, "done", ["true"], stdout=True)
     assert status["status"] == "Failure" and "cannot exec in a container that is not running" in status["message"]
 
@@ -199,7 +211,7 @@ async def test_kubectl_exec_tty(cluster):
         pytest.skip("kubectl is not installed")
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 101, 0, 0))
-    argv = [KUBECTL, "-s", cluster.url, "--cache-dir", str(cluster.workdir / "kube-cache"),
+    argv = [KUBECTL, "--kubeconfig", cluster.kubeconfig, "--cache-dir", str(cluster.workdir / "kube-cache"),
             "exec", "-it", "web", "--", "sh"]
     proc = await asyncio.create_subprocess_exec(*argv, stdin=slave, stdout=slave, stderr=slave,
                                                 start_new_session=True, cwd=cluster.workdir)
@@ -276,7 +288,7 @@ async def _exec_ws(http: aiohttp.ClientSession, pod: str, command: list[str], *,
 
 
 async def test_protocol_v4_and_v5(cluster):
-    async with aiohttp.ClientSession(cluster.url) as http:
+    async with cluster.session() as http:
         for protocol in (rc.V4, rc.V5):
             status, out = await _exec_ws(http, "web", ["sh", "-c", "echo out; echo err >&2; exit 3"],
                                          protocol=protocol, stdout=True, stderr=True)
@@ -308,7 +320,7 @@ async def test_protocol_v4_and_v5(cluster):
 
 async def test_plain_json_exec_is_still_there(cluster):
     """Requests without an upgrade (minikubectl) get one JSON answer."""
-    async with aiohttp.ClientSession(cluster.url) as http:
+    async with cluster.session() as http:
         async with http.post(EXEC.format(pod="web"), params=[("command", "sh"), ("command", "-c"),
                                                              ("command", "echo $MARK; exit 2")]) as r:
             assert await r.json() == {"exitCode": 2, "stdout": "web\n", "stderr": ""}
@@ -324,7 +336,7 @@ def _pids_running(marker: str) -> list[int]:
 
 async def test_a_client_that_goes_away_ends_the_command(cluster):
     marker = f"sleep 3{secrets.randbelow(10 ** 6):06d}"
-    async with aiohttp.ClientSession(cluster.url) as http:
+    async with cluster.session() as http:
         ws = await http.ws_connect(EXEC.format(pod="web"), params=[("command", "sh"), ("command", "-c"),
                                                                    ("command", marker), ("stdout", "true")],
                                    protocols=(rc.V5,))
@@ -344,7 +356,7 @@ async def test_a_client_that_goes_away_ends_the_command(cluster):
 async def test_the_command_ends_with_its_container(cluster):
     """An exec does not outlive the container it runs in (as in a container's PID namespace)."""
     stop = cluster.workdir / f"stop-{secrets.token_hex(3)}"
-    async with ApiClient(cluster.url) as client:
+    async with ApiClient(cluster.config) as client:
         await client.create(PODS, {"metadata": {"name": "short"}, "spec": {
             "nodeName": cluster.node, "restartPolicy": "Never", "containers": [
                 {"name": "c", "image": "busybox",
@@ -353,7 +365,7 @@ async def test_the_command_ends_with_its_container(cluster):
         async def up():
             return _running(await client.get(PODS, "short", "default"))
         await _eventually(up, 30, "pod short running")
-        async with aiohttp.ClientSession(cluster.url) as http:
+        async with cluster.session() as http:
             async with http.ws_connect(EXEC.format(pod="short"), params=[("command", "sleep"), ("command", "300"),
                                                                          ("stdout", "true")],
                                        protocols=(rc.V5,)) as ws:
@@ -370,9 +382,7 @@ async def test_official_python_client(cluster):
     from kubernetes.stream import stream
 
     def run() -> tuple[str, str, int | None, str]:
-        cfg = k8s.Configuration()
-        cfg.host = cluster.url
-        with k8s.ApiClient(cfg) as api:
+        with k8s.ApiClient(cluster.server.pki.python_client(cluster.url)) as api:
             core = k8s.CoreV1Api(api)
             resp = stream(core.connect_get_namespaced_pod_exec, "web", "default",
                           command=["sh", "-c", "echo out; echo err >&2; exit 5"], stderr=True, stdin=False,

@@ -193,6 +193,8 @@ async def test_sandbox_failure_writes_status_then_fails_the_sync(node):
     with pytest.raises(SandboxCreateError):
         await node.sync(p)
     assert node.runtime.calls == [("run_pod_sandbox", "u1")]  # no container without a sandbox
+    assert node.events.told == [("FailedCreatePodSandBox", "Failed to create pod sandbox: failed to set up "
+                                 "sandbox: no IP addresses available")]  # kubelet's event, for describe
     assert p["status"]["phase"] == "Pending"
     assert p["status"]["containerStatuses"][0]["state"] == {"waiting": {"reason": "ContainerCreating"}}
     assert node.requeued == []  # the work queue's own retry takes over

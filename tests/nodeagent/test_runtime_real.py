@@ -22,6 +22,7 @@ from services.nodeagent.runtime import (
     ContainerConfig,
     ContainerCreateError,
     Runtime,
+    SandboxCreateError,
 )
 from tests.nodeagent.conftest import POD_CIDR, leases, needs_netns
 
@@ -271,3 +272,35 @@ async def test_python_image_and_create_errors(runtime: Runtime):
         await runtime.create_container(sb.id, ContainerConfig(name="x", image="example.com/unknown:1"))
     with pytest.raises(ContainerCreateError, match="executable file not found"):
         await runtime.create_container(sb.id, ContainerConfig(name="x", image="busybox", command=["no-such-binary"]))
+
+
+async def test_pod_strings_exec_cannot_take_fail_the_container_not_the_agent(runtime: Runtime):
+    """A stored pod with an env name or argument exec cannot take (written before validation
+    refused it): CreateContainerError with the reason, and the sandbox keeps serving."""
+    sb = await runtime.run_pod_sandbox("uid-aaaa", "default", "env")
+    bad = [ContainerConfig(name="eq", image="busybox", command=["true"], env={"A=B": "1"}),
+           ContainerConfig(name="nul", image="busybox", command=["true"], env={"A\0": "1"}),
+           ContainerConfig(name="arg", image="busybox", command=["echo", "a\0b"])]
+    for config in bad:
+        with pytest.raises(ContainerCreateError, match="must not"):
+            await runtime.create_container(sb.id, config)
+    ok = await runtime.create_container(sb.id, ContainerConfig(
+        name="ok", image="busybox", command=["sh", "-c", "echo $MY_VAR"], env={"MY_VAR": "fine"}))
+    await runtime.start_container(ok.id)
+    done = await _wait_for(lambda: (s := runtime.container_status(ok.id)).state == CONTAINER_EXITED and s)
+    assert done.exit_code == 0 and Path(done.log_path).read_text() == "fine\n"
+
+
+async def test_hostnames_that_are_not_dns_labels_fail_the_sandbox_before_anything_is_made(
+        runtime: Runtime, node_netns: str):
+    before = set(_netns_names())
+    with pytest.raises(SandboxCreateError, match='pod Hostname "web\\\\n10.0.0.1 evil" is not a valid DNS label'):
+        await runtime.run_pod_sandbox("uid-aaaa", "default", "p", hostname="web\n10.0.0.1 evil")
+    with pytest.raises(SandboxCreateError, match='pod Subdomain "Sub" is not a valid DNS label'):
+        await runtime.run_pod_sandbox("uid-aaaa", "default", "p", subdomain="Sub")
+    assert set(_netns_names()) == before and runtime.list_pod_sandboxes() == []
+
+
+def _netns_names() -> list[str]:
+    return [line.split()[0] for line in subprocess.run(["ip", "netns", "list"], check=True, capture_output=True,
+                                                        text=True).stdout.splitlines() if line.strip()]

@@ -16,7 +16,7 @@ from tests.support.controllers import create_pod, running, until
 
 @pytest.fixture
 async def client(apiserver):
-    async with ApiClient(apiserver.url) as c:
+    async with ApiClient(apiserver.config) as c:
         yield c
 
 

@@ -12,10 +12,10 @@ from tests.support.controllers import ControllerProcess, until
 async def test_nodelifecycle_process_marks_a_silent_node(apiserver_process, tmp_path):
     from datetime import datetime
 
-    proc = ControllerProcess("services.nodelifecycle", apiserver_process.url, "--grace", "1",
+    proc = ControllerProcess("services.nodelifecycle", apiserver_process, "--grace", "1",
                              log_path=tmp_path / "nodelifecycle.log").start()
     try:
-        async with ApiClient(apiserver_process.url) as client:
+        async with ApiClient(apiserver_process.config) as client:
             await client.create(R.NODES, {"metadata": {"name": "n1"}})
             now = format_time(datetime.now(UTC))
             await client.patch(R.NODES, "n1", {"status": {"conditions": [

@@ -117,14 +117,15 @@ print(json.dumps({**counts, "errors": errors[:5]}), flush=True)
 class ProxyProcess:
     """``python -m services.proxy`` for node-a; `inside` runs it in `netns` itself."""
 
-    def __init__(self, lab: NetnsLab, netns: str, apiserver: str, log_path: Path, *,
+    def __init__(self, lab: NetnsLab, netns: str, kubeconfig: Path, log_path: Path, *,
                  inside: bool = False, min_sync_period: float = 0.1,
-                 sync_period: float = 30.0) -> None:
+                 sync_period: float = 30.0, apiserver: str | None = None) -> None:
         self.lab = lab
         self.netns = netns
         self.inside = inside
         self.health_port = free_port()
-        argv = [sys.executable, "-m", "services.proxy", "--apiserver", apiserver,
+        argv = [sys.executable, "-m", "services.proxy", "--kubeconfig", str(kubeconfig),
+                *(["--apiserver", apiserver] if apiserver else []),
                 "--node-name", "node-a", "--cluster-cidr", CLUSTER_CIDR,
                 "--health-port", str(self.health_port),
                 "--min-sync-period", str(min_sync_period), "--sync-period", str(sync_period),

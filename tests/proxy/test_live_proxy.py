@@ -15,6 +15,7 @@ from aiohttp import web
 from cluster.procs import free_port
 from kubecore.api import resources as R
 from kubecore.client.rest import ApiClient
+from services.apiserver.settings import server_ssl_context
 from services.proxy.rules import endpoint_chain_name, service_chain_name
 from tests.conftest import ApiServer
 from tests.proxy.live import (
@@ -71,11 +72,12 @@ async def test_rules_follow_the_api_then_cleanup_removes_them(
 ) -> None:
     node = lab.add_netns("node")
     interval = 0.5
-    proxy = ProxyProcess(lab, node, apiserver.url, tmp_path / "proxy.log",
+    proxy = ProxyProcess(lab, node, apiserver.kubeconfig(tmp_path / "proxy.kubeconfig", "system:kube-proxy"),
+                         tmp_path / "proxy.log",
                          min_sync_period=interval).start()
     try:
         await proxy.wait_ready()
-        async with ApiClient(apiserver.url) as client:
+        async with ApiClient(apiserver.config) as client:
             created = await client.create(R.SERVICES, web_service(), "default")
             cluster_ip = created["spec"]["clusterIP"]
             await client.create(R.ENDPOINTSLICES, web_slice("10.244.1.2", "10.244.2.2"), "default")
@@ -126,7 +128,8 @@ async def test_restart_inside_the_namespace_keeps_rules_and_traffic(
     # API server through a relay to a Unix socket of the (in-process) API server.
     assert apiserver.runner is not None
     api_socket = tmp_path / "api.sock"
-    await web.UnixSite(apiserver.runner, str(api_socket)).start()
+    await web.UnixSite(apiserver.runner, str(api_socket),
+                       ssl_context=server_ssl_context(apiserver.settings)).start()
     node = lab.add_netns("node")
     backend = lab.add_netns("be1")
     lab.link(backend, "eth0", "10.244.1.2/24", node, "eth-b1", "10.244.1.1/24")
@@ -134,12 +137,14 @@ async def test_restart_inside_the_namespace_keeps_rules_and_traffic(
     lab.spawn(backend, BACKEND, "be1")
     relay_port = free_port()
     lab.spawn(node, RELAY, str(relay_port), str(api_socket))
-    api_url = f"http://127.0.0.1:{relay_port}"
+    api_url = f"https://127.0.0.1:{relay_port}"
+    kubeconfig = apiserver.kubeconfig(tmp_path / "proxy.kubeconfig", "system:kube-proxy")
 
-    first = ProxyProcess(lab, node, api_url, tmp_path / "proxy-1.log", inside=True).start()
+    first = ProxyProcess(lab, node, kubeconfig, tmp_path / "proxy-1.log", inside=True,
+                         apiserver=api_url).start()
     try:
         await first.wait_ready()
-        async with ApiClient(apiserver.url) as client:
+        async with ApiClient(apiserver.config) as client:
             created = await client.create(R.SERVICES, web_service(), "default")
             await client.create(R.ENDPOINTSLICES, web_slice("10.244.1.2"), "default")
         cluster_ip = created["spec"]["clusterIP"]
@@ -154,7 +159,8 @@ async def test_restart_inside_the_namespace_keeps_rules_and_traffic(
     assert saved_rules(lab, node) == before, "SIGTERM leaves the rules in place"
     await asyncio.sleep(0.5)
 
-    second = ProxyProcess(lab, node, api_url, tmp_path / "proxy-2.log", inside=True).start()
+    second = ProxyProcess(lab, node, kubeconfig, tmp_path / "proxy-2.log", inside=True,
+                          apiserver=api_url).start()
     try:
         await second.wait_ready()
         await asyncio.sleep(0.5)

@@ -40,7 +40,7 @@ def scheduled_condition(pod: dict) -> dict | None:
 
 
 async def test_pending_pods_are_bound_evenly_across_ready_nodes(apiserver):
-    async with ApiClient(apiserver.url) as client:
+    async with ApiClient(apiserver.config) as client:
         await make_node(client, "node-a")
         await make_node(client, "node-b")
         for i in range(10):
@@ -75,7 +75,7 @@ async def test_pending_pods_are_bound_evenly_across_ready_nodes(apiserver):
 
 
 async def test_node_selector_is_honoured_and_a_misfit_says_why(apiserver):
-    async with ApiClient(apiserver.url) as client:
+    async with ApiClient(apiserver.config) as client:
         await make_node(client, "fast", labels={"disk": "ssd"})
         await make_node(client, "slow", labels={"disk": "hdd"})
         await make_node(client, "down", ready=False, labels={"disk": "ssd"})
@@ -100,7 +100,7 @@ async def test_node_selector_is_honoured_and_a_misfit_says_why(apiserver):
 
 
 async def test_an_unschedulable_pod_is_bound_once_a_node_turns_ready(apiserver):
-    async with ApiClient(apiserver.url) as client:
+    async with ApiClient(apiserver.config) as client:
         await make_node(client, "n1", ready=False)
         scheduler = Scheduler(client, SharedInformerFactory(client))
         async with running(scheduler):
@@ -131,7 +131,7 @@ async def events_about(client: ApiClient, name: str, reason: str) -> list[dict]:
 
 
 async def test_events_say_why_a_pod_waited_and_where_it_went(apiserver):
-    async with ApiClient(apiserver.url) as client:
+    async with ApiClient(apiserver.config) as client:
         await make_node(client, "n1", ready=False)
         scheduler = Scheduler(client, SharedInformerFactory(client))
         async with running(scheduler):

@@ -24,7 +24,7 @@ async def exists(client: ApiClient, rt: R.ResourceType, name: str, ns: str):
 
 
 async def test_every_namespace_gets_and_keeps_its_default_account_and_root_ca(apiserver) -> None:
-    async with ApiClient(apiserver.url) as client:
+    async with ApiClient(apiserver.config) as client:
         controller = ServiceAccountsController(client, root_ca=CA)
         async with running(controller) as health:
             for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):

@@ -77,16 +77,23 @@ def owner_ref(obj: Obj, *, controller: bool = True) -> Obj:
 
 
 class ControllerProcess:
-    """`python -m <module> --apiserver URL --health-port N ...` as a child process."""
+    """`python -m <module> --kubeconfig FILE --health-port N ...` as a child process, with a
+    kubeconfig for `server` (an ApiServer or ApiServerProcess of tests/conftest.py) as the
+    admin, or as `user` in `groups`."""
 
-    def __init__(self, module: str, apiserver_url: str, *extra: str, log_path: Any = None) -> None:
+    def __init__(self, module: str, server: Any, *extra: str, log_path: Any = None,
+                 user: str | None = None, groups: tuple[str, ...] = ()) -> None:
         import sys
+        import tempfile
+        from pathlib import Path
 
         from cluster.procs import free_port
 
         self.port = free_port()
         self.health = f"http://127.0.0.1:{self.port}"
-        self.args = [sys.executable, "-m", module, "--apiserver", apiserver_url,
+        self._dir = tempfile.TemporaryDirectory(prefix="controller-")
+        kubeconfig = server.kubeconfig(Path(self._dir.name) / "kubeconfig", user, groups)
+        self.args = [sys.executable, "-m", module, "--kubeconfig", str(kubeconfig),
                      "--health-port", str(self.port), *extra]
         self.log_path = log_path
         self.proc: Any = None

@@ -3,6 +3,8 @@
 
     meta.py       ObjectMeta (name, labels, annotations) and label maps, for every kind
     core.py       core/v1: Service, Pod (and the pod spec that workloads embed), Node
+    podnet.py     the pod spec's fields that reach the node: hostname, subdomain, DNS policy
+                  and config, hostNetwork and hostPorts
     apps.py       apps/v1: Deployment, ReplicaSet
     discovery.py  discovery.k8s.io/v1: EndpointSlice
 

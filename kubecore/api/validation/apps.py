@@ -7,7 +7,7 @@ from typing import Any
 from kubecore.api.errors import Cause
 from kubecore.api.selectors import labels_match, selector_from_label_selector
 from kubecore.api.types import Obj, nested
-from kubecore.api.validation.core import pod_spec_causes
+from kubecore.api.validation.core import pod_spec_causes, uses_relaxed_env_names
 from kubecore.api.validation.meta import label_map_causes
 
 NOT_NEGATIVE = ("minReadySeconds", "revisionHistoryLimit", "progressDeadlineSeconds")
@@ -18,7 +18,9 @@ def validate_workload(obj: Obj, old: Obj | None) -> list[Cause]:
     selector = spec.get("selector") or {}
     causes = _counts_causes(spec)
     causes += _selector_causes(selector, nested(spec, "template", "metadata", "labels") or {})
-    causes += pod_spec_causes(nested(spec, "template", "spec") or {}, "spec.template.spec")
+    old_template = nested(old, "spec", "template", "spec") if old is not None else None
+    causes += pod_spec_causes(nested(spec, "template", "spec") or {}, "spec.template.spec",
+                              relaxed_env=uses_relaxed_env_names(old_template))
     if old is not None and (old.get("spec") or {}).get("selector") != selector:
         causes.append(Cause("spec.selector", "Invalid value: field is immutable"))
     return causes

@@ -13,6 +13,7 @@ from typing import Any
 from kubecore.api import formats as f
 from kubecore.api.errors import Cause
 from kubecore.api.types import Obj
+from kubecore.api.validation import podnet
 from kubecore.api.validation.meta import label_map_causes
 
 PROTOCOLS = ("TCP", "UDP", "SCTP")
@@ -48,7 +49,7 @@ def port_number_causes(path: str, value: Any) -> list[Cause]:
 
 def _unique_name_causes(path: str, name: Any, seen: set[Any], check: Any) -> list[Cause]:
     """`check`'s messages for `name`, then a duplicate if an earlier item had it; notes it."""
-    causes = [Cause(path, f'Invalid value: "{name}": {msg}') for msg in check(name)]
+    causes = [Cause(path, f"Invalid value: {f.go_quote(str(name))}: {msg}") for msg in check(name)]
     if name in seen:
         causes.append(Cause(path, f'Duplicate value: "{name}"', "FieldValueDuplicate"))
     seen.add(name)
@@ -139,10 +140,12 @@ def _service_target_and_node_port_causes(path: str, port: Obj, stype: Any) -> li
 # --- Pod -------------------------------------------------------------------------------
 
 def validate_pod(obj: Obj, old: Obj | None) -> list[Cause]:
-    causes = pod_spec_causes(obj.get("spec") or {}, "spec")
+    old_spec = (old.get("spec") or {}) if old is not None else None
+    causes = pod_spec_causes(obj.get("spec") or {}, "spec", is_pod=True,
+                             relaxed_env=uses_relaxed_env_names(old_spec))
     if old is not None:
-        new_spec, old_spec = obj.get("spec") or {}, old.get("spec") or {}
-        if _strip_images(new_spec) != _strip_images(old_spec):
+        new_spec = obj.get("spec") or {}
+        if _strip_images(new_spec) != _strip_images(old_spec or {}):
             causes.append(Cause("spec", "Forbidden: pod updates may not change fields other than "
                                 "`spec.containers[*].image`, `spec.initContainers[*].image` "
                                 "(the node binding goes through pods/binding)", "FieldValueForbidden"))
@@ -156,33 +159,66 @@ def _strip_images(spec: Obj) -> Obj:
     return s
 
 
-def pod_spec_causes(spec: Obj, path: str) -> list[Cause]:
-    """A pod's spec, also inside workload templates (`path` names where it sits).
-    Init containers are numbered after the containers, under `containers[i]`."""
+def uses_relaxed_env_names(old_spec: Obj | None) -> bool:
+    """Whether a stored pod spec already holds env names only the relaxed rule allows; its
+    updates are then held to that rule, as kube-apiserver does, so they keep working."""
+    if old_spec is None:
+        return False
+    containers = (old_spec.get("containers") or []) + (old_spec.get("initContainers") or [])
+    return any(isinstance(e, dict) and isinstance(e.get("name"), str) and f.env_var_name_errors(e["name"])
+               for c in containers for e in c.get("env") or [])
+
+
+def pod_spec_causes(spec: Obj, path: str, *, is_pod: bool = False, relaxed_env: bool = False) -> list[Cause]:
+    """A pod's spec, also inside workload templates (`path` names where it sits), in
+    ValidatePodSpec's order. Init containers are numbered after the containers, under
+    `containers[i]`. `relaxed_env`: env names follow the relaxed rule (see
+    `uses_relaxed_env_names`)."""
     causes: list[Cause] = []
     containers = spec.get("containers") or []
     if not containers:
         causes.append(Cause(f"{path}.containers", "Required value", "FieldValueRequired"))
     names: set[str] = set()
-    for i, c in enumerate(containers + (spec.get("initContainers") or [])):
-        causes += _container_causes(f"{path}.containers[{i}]", c, names)
+    for i, c in enumerate(containers):
+        causes += _container_causes(f"{path}.containers[{i}]", c, names, relaxed_env)
+    causes += podnet.host_port_conflict_causes(containers, path)
+    for i, c in enumerate(spec.get("initContainers") or [], start=len(containers)):
+        causes += _container_causes(f"{path}.containers[{i}]", c, names, relaxed_env)
+    causes += podnet.host_network_causes(spec, path, is_pod=is_pod)
     rp = spec.get("restartPolicy", "Always")
     if rp not in RESTART_POLICIES:
         causes.append(Cause(f"{path}.restartPolicy", f'Unsupported value: "{rp}": supported values: '
                             '"Always", "OnFailure", "Never"', "FieldValueNotSupported"))
+    causes += podnet.dns_policy_causes(spec, path)
     causes += _not_negative_causes(f"{path}.terminationGracePeriodSeconds",
                                    spec.get("terminationGracePeriodSeconds"))
     causes += label_map_causes(f"{path}.nodeSelector", spec.get("nodeSelector"))
+    causes += podnet.dns_config_causes(spec, path)
+    causes += podnet.hostname_causes(spec, path)
     return causes
 
 
-def _container_causes(path: str, c: Obj, names: set[str]) -> list[Cause]:
+def _container_causes(path: str, c: Obj, names: set[str], relaxed_env: bool) -> list[Cause]:
     causes = _unique_name_causes(f"{path}.name", c.get("name", ""), names, f.dns1123_label_errors)
     if not c.get("image"):
         causes.append(Cause(f"{path}.image", "Required value", "FieldValueRequired"))
     causes += _container_ports_causes(path, c.get("ports") or [])
+    causes += env_causes(f"{path}.env", c.get("env") or [], relaxed=relaxed_env)
     for probe_name in PROBES:
         causes += _probe_causes(f"{path}.{probe_name}", c.get(probe_name) or {})
+    return causes
+
+
+def env_causes(path: str, env: list[Obj], *, relaxed: bool = False) -> list[Cause]:
+    """Each variable named (IsEnvVarName, or IsRelaxedEnvVarName where `relaxed`)."""
+    check = f.relaxed_env_var_name_errors if relaxed else f.env_var_name_errors
+    causes: list[Cause] = []
+    for i, var in enumerate(env):
+        name = var.get("name", "")
+        if not name:
+            causes.append(Cause(f"{path}[{i}].name", "Required value", "FieldValueRequired"))
+            continue
+        causes += [Cause(f"{path}[{i}].name", f"Invalid value: {f.go_quote(name)}: {msg}") for msg in check(name)]
     return causes
 
 
@@ -192,6 +228,8 @@ def _container_ports_causes(path: str, ports: list[Obj]) -> list[Cause]:
     for j, p in enumerate(ports):
         ppath = f"{path}.ports[{j}]"
         causes += port_number_causes(f"{ppath}.containerPort", p.get("containerPort"))
+        if p.get("hostPort"):
+            causes += port_number_causes(f"{ppath}.hostPort", p["hostPort"])
         causes += protocol_causes(f"{ppath}.protocol", p.get("protocol", "TCP"))
         if p.get("name"):
             causes += _unique_name_causes(f"{ppath}.name", p["name"], port_names, f.port_name_errors)

@@ -40,4 +40,14 @@ def _endpoints_causes(endpoints: list[Obj], address_type: Any) -> list[Cause]:
                                 "one address", "FieldValueRequired"))
         causes += [Cause(f"endpoints[{i}].addresses[{j}]", f'Invalid value: "{a}": must be a valid IPv4 address')
                    for j, a in enumerate(addrs) if address_type == "IPv4" and f.ipv4_errors(a)]
+        causes += _hostname_causes(f"endpoints[{i}].hostname", ep.get("hostname"))
     return causes
+
+
+def _hostname_causes(path: str, hostname: str | None) -> list[Cause]:
+    """The name DNS gives the endpoint (<hostname>.<service>.<ns>.svc, its SRV target): a DNS
+    label, checked whenever set, even empty."""
+    if hostname is None:
+        return []
+    return [Cause(path, f"Invalid value: {f.go_quote(hostname)}: {msg}")
+            for msg in f.dns1123_label_errors(hostname)]

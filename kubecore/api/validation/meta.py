@@ -30,7 +30,7 @@ def _name_causes(name: Any, name_rule: Callable[[str], list[str]]) -> list[Cause
     if not name:
         return [Cause("metadata.name", "Required value: name or generateName is required",
                       "FieldValueRequired")]
-    return [Cause("metadata.name", f'Invalid value: "{name}": {msg}') for msg in name_rule(name)]
+    return [Cause("metadata.name", f"Invalid value: {f.go_quote(str(name))}: {msg}") for msg in name_rule(name)]
 
 
 def _annotation_causes(annotations: Mapping[str, str]) -> list[Cause]:

@@ -61,7 +61,7 @@ def should_automount(sa: Obj, spec: Obj) -> bool:
 def mount_token(spec: Obj, new_name: Callable[[], str]) -> None:
     """kube's mountServiceAccountToken: one kube-api-access-* volume, mounted in every container
     that has nothing at the mount path."""
-    volumes = spec.get("volumes") if isinstance(spec.get("volumes"), list) else []
+    volumes = _list(spec.get("volumes"))
     existing = next((v.get("name") for v in volumes if isinstance(v, dict)
                      and str(v.get("name", "")).startswith(VOLUME_PREFIX)), None)
     name = existing or new_name()
@@ -70,7 +70,7 @@ def mount_token(spec: Obj, new_name: Callable[[], str]) -> None:
         for container in spec.get(key) or []:
             if not isinstance(container, dict):
                 continue
-            mounts = container.get("volumeMounts") if isinstance(container.get("volumeMounts"), list) else []
+            mounts = _list(container.get("volumeMounts"))
             if any(isinstance(m, dict) and m.get("mountPath") == MOUNT_PATH for m in mounts):
                 continue
             container["volumeMounts"] = [*mounts, {"name": name, "readOnly": True, "mountPath": MOUNT_PATH}]
@@ -79,10 +79,15 @@ def mount_token(spec: Obj, new_name: Callable[[], str]) -> None:
         spec["volumes"] = [*volumes, token_volume(name)]
 
 
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def forbidden(req: AdmissionRequest, why: str) -> ApiError:
     """kube's admission.NewForbidden for a pod."""
     pod = req.obj or {}
-    meta = pod.get("metadata") if isinstance(pod.get("metadata"), dict) else {}
+    meta = pod.get("metadata")
+    meta = meta if isinstance(meta, dict) else {}
     name = req.name or meta.get("name") or meta.get("generateName") or ""
     subject = f'pods "{name}"' if name else "pods"
     details: dict[str, Any] = {"kind": "pods"}

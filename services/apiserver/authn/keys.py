@@ -44,11 +44,9 @@ def load_issuer(settings: Settings, *, external_address: str) -> ServiceAccountI
         log.warning("no --service-account-signing-key-file: signing ServiceAccount tokens with a "
                     "key made for this process only")
         key = generate_key()
-    public: list[PublicKey] = []
-    for path in settings.service_account_key_file:
-        public += load_public_keys(Path(path).read_bytes())
-    if not public:
-        public = [key.public_key()]
+    public: list[PublicKey] = [key.public_key()]
+    if settings.service_account_key_file:
+        public = load_public_keys(Path(settings.service_account_key_file).read_bytes())
     audiences = tuple(settings.api_audiences or [settings.service_account_issuer])
     return ServiceAccountIssuer(
         signer=Signer(key), public_keys=tuple(public),

@@ -33,6 +33,7 @@ import ctypes.util
 import json
 import os
 import socket
+import ssl
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -110,12 +111,27 @@ def choose_container(pod: dict[str, Any], asked: str | None) -> str:
     raise bad_request(f"a container name must be specified for pod {name}, choose one of: [{' '.join(names)}]")
 
 
+def kubelet_client_context(cert_file: str, key_file: str, ca_file: str) -> ssl.SSLContext:
+    """The API server's TLS towards node agents: its client certificate
+    (`--kubelet-client-certificate`), and the agents' serving certificates verified against
+    `--kubelet-certificate-authority` -- not verified without one, as kube-apiserver does."""
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca_file or None)
+    if not ca_file:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    if cert_file and key_file:
+        ctx.load_cert_chain(cert_file, key_file)
+    return ctx
+
+
 class NodeProxy:
-    def __init__(self, dial_netns: str | None = None) -> None:
+    def __init__(self, dial_netns: str | None = None, ssl_context: ssl.SSLContext | None = None) -> None:
         self.dial_netns = dial_netns if dial_netns is not None else os.environ.get("MINICLUSTER_NODE_NETNS") or None
+        self.ssl_context = ssl_context or kubelet_client_context("", "", "")
 
     def _session(self, timeout: aiohttp.ClientTimeout) -> aiohttp.ClientSession:
-        connector = aiohttp.TCPConnector(force_close=True, socket_factory=_socket_factory(self.dial_netns))
+        connector = aiohttp.TCPConnector(force_close=True, socket_factory=_socket_factory(self.dial_netns),
+                                         ssl=self.ssl_context)
         return aiohttp.ClientSession(connector=connector, timeout=timeout)
 
     async def serve(self, storage: Storage, request: web.Request, t: Target) -> web.StreamResponse:
@@ -135,7 +151,7 @@ class NodeProxy:
                                f"{what} is served by the pod's node agent, and node {node_name} is gone") from None
             raise
         ip, port = node_endpoint(node, what)
-        base = f"http://{ip}:{port}"
+        base = f"https://{ip}:{port}"
         if t.sub == "log":
             if request.method != "GET":
                 raise method_not_allowed()

@@ -75,7 +75,8 @@ class Store:
     async def create(self, rt: R.ResourceType, body: Obj, namespace: str | None, *,
                      fields: FieldValidation, dry_run: bool, user: UserInfo) -> Obj:
         fields.check(rt, body)
-        name = str((body.get("metadata") or {}).get("name") or "")
+        meta = body.get("metadata")
+        name = str(meta.get("name") or "") if isinstance(meta, dict) else ""
         req = self._request("CREATE", rt, namespace, name, obj=body, old=None, user=user,
                             dry_run=dry_run)
         await self.admission.mutate(req)

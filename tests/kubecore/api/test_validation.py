@@ -218,3 +218,141 @@ def test_formats_keep_their_first_import_path() -> None:
 
     assert go_bool("T") is True and go_bool("yes") is None
     assert label_key_errors("example.com/app") == []
+
+
+# --- fields that reach the node: names in /etc/hosts, env, host ports, DNS settings ----------
+
+ENV_MSG = ("a valid environment variable name must consist of alphabetic characters, digits, '_', '-', "
+           "or '.', and must not start with a digit (e.g. 'my.env-name',  or 'MY_ENV.NAME',  or "
+           "'MyEnvName1', regex used for validation is '[-._a-zA-Z][-._a-zA-Z0-9]*')")
+RELAXED_ENV_MSG = "a valid environment variable name must consist only of printable ASCII characters other than '='"
+LONG = "a" * 70
+SUBDOMAIN_MSG = ("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or "
+                 "'.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used "
+                 "for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')")
+
+
+def env_pod(*names: str) -> Obj:
+    return pod_spec({"name": "app", "image": "busybox", "env": [{"name": n, "value": "v"} for n in names]})
+
+
+def ports_pod(*ports: Obj, **spec: object) -> Obj:
+    return pod_spec({"name": "a", "image": "x", "ports": list(ports)}, **spec)
+
+
+@pytest.mark.parametrize("spec,expected", [
+    (pod_spec(hostname="web-0", subdomain="web"), []),
+    (pod_spec(hostname=LONG), [("spec.hostname", f'Invalid value: "{LONG}": must be no more than 63 '
+                                "characters", INVALID)]),
+    (pod_spec(hostname="web\n127.0.0.1 evil", subdomain="Web"),
+     [("spec.hostname", f'Invalid value: "web\\n127.0.0.1 evil": {LABEL_MSG}', INVALID),
+      ("spec.subdomain", f'Invalid value: "Web": {LABEL_MSG}', INVALID)]),
+    (env_pod("MY_VAR", "my.env-name", "-x"), []),
+    (env_pod("A=B", "1ABC", "..x", "", "NUL\x00"),
+     [("spec.containers[0].env[0].name", f'Invalid value: "A=B": {ENV_MSG}', INVALID),
+      ("spec.containers[0].env[1].name", f'Invalid value: "1ABC": {ENV_MSG}', INVALID),
+      ("spec.containers[0].env[2].name", "Invalid value: \"..x\": must not start with '..'", INVALID),
+      ("spec.containers[0].env[3].name", "Required value", REQUIRED),
+      ("spec.containers[0].env[4].name", f'Invalid value: "NUL\\x00": {ENV_MSG}', INVALID)]),
+    (env_pod("..", "."), [("spec.containers[0].env[0].name", "Invalid value: \"..\": must not be '..'", INVALID),
+                          ("spec.containers[0].env[1].name", "Invalid value: \".\": must not be '.'", INVALID)]),
+    (ports_pod({"containerPort": 80, "hostPort": 70000}, {"containerPort": 81, "hostPort": 8080},
+               {"containerPort": 82, "hostPort": 8080, "protocol": "UDP"},
+               {"containerPort": 83, "hostPort": 8080, "hostIP": "10.0.0.1"}),
+     [("spec.containers[0].ports[0].hostPort", f"Invalid value: 70000: {PORT_MSG}", INVALID)]),
+    ({"containers": [{"name": "a", "image": "x", "ports": [{"containerPort": 80, "hostPort": 8080}]},
+                     {"name": "b", "image": "x", "ports": [{"containerPort": 81, "hostPort": 8080,
+                                                            "protocol": "TCP"}]}]},
+     [("spec.containers[1].ports[0].hostPort", 'Duplicate value: "TCP//8080"', DUPLICATE)]),
+    (ports_pod({"containerPort": 80, "hostPort": 8080}, {"containerPort": 81}, hostNetwork=True),
+     [("spec.containers[0].ports[0].hostPort", "Invalid value: 8080: must match `containerPort` when "
+       "`hostNetwork` is true", INVALID),
+      ("spec.containers[0].ports[1].hostPort", "Invalid value: 0: must match `containerPort` when "
+       "`hostNetwork` is true", INVALID)]),
+    (pod_spec(dnsPolicy="Sometimes"),
+     [("spec.dnsPolicy", 'Unsupported value: "Sometimes": supported values: "ClusterFirstWithHostNet", '
+       '"ClusterFirst", "Default", "None"', UNSUPPORTED)]),
+    (pod_spec(dnsPolicy="None"),
+     [("spec.dnsConfig", "Required value: must provide `dnsConfig` when `dnsPolicy` is None", REQUIRED)]),
+    (pod_spec(dnsPolicy="None", dnsConfig={"searches": ["a.b"]}),
+     [("spec.dnsConfig.nameservers", "Required value: must provide at least one DNS nameserver when "
+       "`dnsPolicy` is None", REQUIRED)]),
+    (pod_spec(dnsPolicy="None", dnsConfig={"nameservers": ["10.0.0.10", "fd00::a"], "searches": ["a.b.", "c"],
+                                           "options": [{"name": "ndots", "value": "2"}]}), []),
+    (pod_spec(dnsConfig={"nameservers": ["1.1.1.1", "2.2.2.2", "3.3.3.3", "10.0.0.1\nsearch evil"],
+                         "searches": ["ok.example", "Bad_Domain", "x\noptions rotate"], "options": [{}]}),
+     [("spec.dnsConfig.nameservers", 'Invalid value: []string{"1.1.1.1", "2.2.2.2", "3.3.3.3", '
+       '"10.0.0.1\\nsearch evil"}: must not have more than 3 nameservers', INVALID),
+      ("spec.dnsConfig.nameservers[3]", 'Invalid value: "10.0.0.1\\nsearch evil": must be a valid IP '
+       "address, (e.g. 10.9.8.7 or 2001:db8::ffff)", INVALID),
+      ("spec.dnsConfig.searches[1]", f'Invalid value: "Bad_Domain": {SUBDOMAIN_MSG}', INVALID),
+      ("spec.dnsConfig.searches[2]", f'Invalid value: "x\\noptions rotate": {SUBDOMAIN_MSG}', INVALID),
+      ("spec.dnsConfig.options[0]", "Required value: must not be empty", REQUIRED)]),
+    (pod_spec(dnsConfig={"searches": [f"s{i}.example" for i in range(33)]}),
+     [("spec.dnsConfig.searches", "Invalid value: []string{" + ", ".join(f'"s{i}.example"' for i in range(33))
+       + "}: must not have more than 32 search paths", INVALID)]),
+], ids=["hostname-and-subdomain", "hostname-too-long", "newline-hostname-and-bad-subdomain", "env-valid",
+        "env-invalid", "env-dot-dot", "host-port-range-and-distinct-keys", "host-port-conflict",
+        "host-network-ports", "dns-policy", "dns-none-without-config", "dns-none-without-nameserver",
+        "dns-config-valid", "dns-config-invalid", "dns-too-many-searches"])
+def test_pod_node_facing_fields(spec: Obj, expected: list[tuple[str, str, str]]) -> None:
+    assert causes(R.PODS, {"metadata": {"name": "p"}, "spec": spec}) == expected
+
+
+def test_host_network_templates_may_leave_host_ports_unset() -> None:
+    template = workload()
+    template["spec"]["template"]["spec"] = ports_pod({"containerPort": 80}, {"containerPort": 81, "hostPort": 9},
+                                                     hostNetwork=True)
+    assert causes(R.DEPLOYMENTS, template) == [
+        ("spec.template.spec.containers[0].ports[1].hostPort",
+         "Invalid value: 9: must match `containerPort` when `hostNetwork` is true", INVALID)]
+    pod: Obj = {"metadata": {"name": "p"}, "spec": ports_pod({"containerPort": 80}, hostNetwork=True)}
+    R.PODS.default(pod)  # a Pod's defaults fill hostPort in, so it validates
+    assert pod["spec"]["containers"][0]["ports"][0]["hostPort"] == 80
+    assert causes(R.PODS, pod) == []
+
+
+def test_relaxed_env_names_are_kept_on_updates_of_objects_that_have_them() -> None:
+    """1.31 checks new env names strictly; an object stored with a name only the relaxed rule
+    allows (from a server that had it on) stays updatable, held to the relaxed rule."""
+    stored = {"metadata": {"name": "p"}, "spec": env_pod("MY VAR")}
+    assert causes(R.PODS, stored) == [
+        ("spec.containers[0].env[0].name", f'Invalid value: "MY VAR": {ENV_MSG}', INVALID)]
+    new_image = copy.deepcopy(stored)
+    new_image["spec"]["containers"][0]["image"] = "nginx"
+    assert causes(R.PODS, new_image, stored) == []
+    old, new = workload(), workload()
+    old["spec"]["template"]["spec"] = env_pod("MY VAR")
+    new["spec"]["template"]["spec"] = env_pod("MY VAR", "A=B", "")
+    assert causes(R.DEPLOYMENTS, new, old) == [
+        ("spec.template.spec.containers[0].env[1].name", f'Invalid value: "A=B": {RELAXED_ENV_MSG}', INVALID),
+        ("spec.template.spec.containers[0].env[2].name", "Required value", REQUIRED)]
+
+
+@pytest.mark.parametrize("hostname,expected", [
+    ("web-0", []),
+    (LONG, [f'Invalid value: "{LONG}": must be no more than 63 characters']),
+    ("Web.0", [f'Invalid value: "Web.0": {LABEL_MSG}']),
+    ("", [f'Invalid value: "": {LABEL_MSG}']),
+], ids=["label", "too-long", "not-a-label", "empty"])
+def test_endpointslice_hostname_is_a_dns_label(hostname: str, expected: list[str]) -> None:
+    slice_ = {"addressType": "IPv4", "endpoints": [{"addresses": ["10.0.0.1"], "hostname": hostname}]}
+    assert causes(R.ENDPOINTSLICES, slice_) == [("endpoints[0].hostname", m, INVALID) for m in expected]
+
+
+@pytest.mark.parametrize("check,value", [
+    ("dns1123_label_errors", "web\n"), ("dns1123_subdomain_errors", "a.b\n"),
+    ("dns1035_label_errors", "svc\n"), ("qualified_name_errors", "key\n"),
+    ("label_value_errors", "value\n"), ("port_name_errors", "http\n"), ("env_var_name_errors", "A\n"),
+], ids=repr)
+def test_formats_refuse_a_trailing_newline(check: str, value: str) -> None:
+    """Go's `^...$` spans the whole string; a pattern that let "web\\n" through would put a line
+    of the client's choosing into a pod's /etc/hosts."""
+    from kubecore.api import formats
+
+    assert getattr(formats, check)(value) != []
+
+
+def test_names_with_control_characters_are_quoted_as_go_does() -> None:
+    found = R.metadata_causes({"metadata": {"name": "web\n"}}, R.PODS)
+    assert found[0].message.startswith('Invalid value: "web\\n": a lowercase RFC 1123 subdomain')

@@ -127,7 +127,7 @@ def test_caches_are_bounded():
 # --- against the API server ----------------------------------------------------------------
 
 async def test_two_identical_events_are_one_event_with_count_two(apiserver):
-    async with ApiClient(apiserver.url) as client:
+    async with ApiClient(apiserver.config) as client:
         pod = await client.create(R.PODS, {"metadata": {"name": "web-1"}, "spec": {
             "containers": [{"name": "web", "image": "nginx"}]}}, "default")
         recorder = EventRecorder(client, "default-scheduler")
@@ -148,7 +148,7 @@ async def test_two_identical_events_are_one_event_with_count_two(apiserver):
 
 
 async def test_an_event_deleted_meanwhile_is_created_again(apiserver):
-    async with ApiClient(apiserver.url) as client:
+    async with ApiClient(apiserver.config) as client:
         recorder = EventRecorder(client, "kubelet", host="n1")
         recorder.event(NODE, NORMAL, "Starting", "Starting kubelet.")
         await recorder.flush()

@@ -25,7 +25,7 @@ def pod(name: str, **spec) -> dict:
 
 @pytest.fixture
 async def client(apiserver):
-    async with ApiClient(apiserver.url, timeout=10) as c:
+    async with ApiClient(apiserver.config, timeout=10) as c:
         yield c
 
 
@@ -206,7 +206,7 @@ async def test_watch_from_a_compacted_version_raises_expired(etcd, client):
     from tests.conftest import ApiServer, api_settings
     fresh = await ApiServer(api_settings(etcd)).start()
     try:
-        async with ApiClient(fresh.url) as c2:
+        async with ApiClient(fresh.config) as c2:
             with pytest.raises(Expired) as err:
                 async for _ in c2.watch(R.SERVICES, "default", resource_version=old_rv):
                     pass
@@ -250,7 +250,7 @@ users:
 
 
 async def test_watch_cut_by_a_killed_server_is_unavailable(apiserver_process):
-    async with ApiClient(apiserver_process.url) as c:
+    async with ApiClient(apiserver_process.config) as c:
         _, rv = await c.list(R.SERVICES, "default")
         stream = c.watch(R.SERVICES, "default", resource_version=rv)
         async with contextlib.aclosing(stream):

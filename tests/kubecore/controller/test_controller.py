@@ -39,7 +39,7 @@ async def fetch(url: str) -> tuple[int, str]:
 
 
 async def test_readyz_is_503_until_every_informer_has_synced(apiserver):
-    async with ApiClient(apiserver.url) as c:
+    async with ApiClient(apiserver.config) as c:
         services, pods = Informer(c, R.SERVICES), Informer(c, R.PODS)
         registry = CollectorRegistry()
         Counter("things", "things done", registry=registry).inc(3)
@@ -66,7 +66,7 @@ async def test_readyz_is_503_until_every_informer_has_synced(apiserver):
 
 
 async def test_run_controller_reconciles_from_the_cache_and_stops_cleanly(apiserver):
-    async with ApiClient(apiserver.url) as c:
+    async with ApiClient(apiserver.config) as c:
         factory = SharedInformerFactory(c)
         services = factory.informer(R.SERVICES)
         queue = WorkQueue("services")
@@ -131,6 +131,7 @@ async def test_run_controller_stopped_before_sync_returns(etcd):
 CONTROLLER_SCRIPT = textwrap.dedent("""
     import asyncio, sys
     from kubecore.api import resources as R
+    from kubecore.client.config import load_kubeconfig
     from kubecore.client.rest import ApiClient
     from kubecore.controller.logs import setup_logging
     from kubecore.controller.run import WorkerPool, queue_handlers, run_controller
@@ -139,7 +140,7 @@ CONTROLLER_SCRIPT = textwrap.dedent("""
 
     async def main():
         setup_logging(json_lines=True)
-        async with ApiClient(sys.argv[1]) as client:
+        async with ApiClient(load_kubeconfig(sys.argv[1])) as client:
             factory = SharedInformerFactory(client)
             queue = WorkQueue("services")
             factory.informer(R.SERVICES).add_handlers(**queue_handlers(queue))
@@ -158,7 +159,8 @@ async def test_a_controller_process_stops_cleanly_on_signal(apiserver, tmp_path,
     port = free_port()
     log_path = tmp_path / "controller.log"
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-c", CONTROLLER_SCRIPT, apiserver.url, str(port)],
+        kubeconfig = apiserver.kubeconfig(tmp_path / "kubeconfig")
+        proc = subprocess.Popen([sys.executable, "-c", CONTROLLER_SCRIPT, str(kubeconfig), str(port)],
                                 cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     try:
         async def ready():

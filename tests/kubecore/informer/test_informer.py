@@ -15,7 +15,7 @@ from kubecore.client.rest import ApiClient
 from kubecore.informer.factory import SharedInformerFactory, wait_for_cache_sync
 from kubecore.informer.informer import Informer
 from kubecore.informer.store import Store, object_key, split_key
-from tests.conftest import ApiServer, api_settings
+from tests.conftest import ApiServer, SessionPki, api_settings
 
 
 def service(name: str, ns: str = "default", **labels: str) -> dict:
@@ -132,7 +132,7 @@ def test_a_failing_indexer_does_not_break_the_store():
 
 @pytest.fixture
 async def client(apiserver):
-    async with ApiClient(apiserver.url, timeout=10) as c:
+    async with ApiClient(apiserver.config, timeout=10) as c:
         yield c
 
 
@@ -230,7 +230,7 @@ async def test_indexes_and_selectors(client):
 async def test_bookmarks_advance_the_version_without_events(etcd):
     server = await ApiServer(api_settings(etcd, bookmark_interval=0.2)).start()
     try:
-        async with ApiClient(server.url) as c:
+        async with ApiClient(server.config) as c:
             informer = Informer(c, R.SERVICES, namespace="default")
             rec = Recorder().attach(informer)
             await informer.start()
@@ -282,7 +282,7 @@ async def test_shared_factory_hands_out_one_informer_per_watch(client):
 
 async def test_informer_waits_for_an_api_server_that_is_not_there_yet(etcd):
     settings = api_settings(etcd)
-    async with ApiClient(f"http://127.0.0.1:{settings.port}") as c:
+    async with ApiClient(SessionPki.get().config(f"https://127.0.0.1:{settings.port}")) as c:
         informer = Informer(c, R.SERVICES)
         await informer.start()
         try:
@@ -304,7 +304,7 @@ async def _changes_while_down(etcd) -> tuple[set[str], set[str], set[str]]:
     """With the watched server down, change things through a second API server."""
     other = await ApiServer(api_settings(etcd)).start()
     try:
-        async with ApiClient(other.url) as c:
+        async with ApiClient(other.config) as c:
             for i in range(3):
                 await c.delete(R.SERVICES, f"keep{i}", "default")
             await c.patch(R.SERVICES, "change", {"metadata": {"labels": {"v": "down"}}}, "default")
@@ -319,7 +319,7 @@ async def _changes_while_down(etcd) -> tuple[set[str], set[str], set[str]]:
 
 
 async def test_survives_an_api_server_killed_and_restarted(etcd, apiserver_process):
-    async with ApiClient(apiserver_process.url, timeout=5) as c:
+    async with ApiClient(apiserver_process.config, timeout=5) as c:
         for name in ["keep0", "keep1", "keep2", "change", "stay"]:
             await c.create(R.SERVICES, service(name))
         informer = Informer(c, R.SERVICES, backoff_cap=1.0)
@@ -365,7 +365,7 @@ def etcd_compact(endpoint: str, revision: int) -> None:
 
 
 async def test_etcd_compaction_forces_a_relist_that_delivers_differences(etcd, apiserver_process):
-    async with ApiClient(apiserver_process.url, timeout=5) as c:
+    async with ApiClient(apiserver_process.config, timeout=5) as c:
         for name in ["keep0", "keep1", "keep2", "change", "stay"]:
             await c.create(R.SERVICES, service(name))
         informer = Informer(c, R.SERVICES, backoff_cap=1.0)
@@ -397,7 +397,7 @@ async def test_etcd_compaction_forces_a_relist_that_delivers_differences(etcd, a
 
 
 async def test_a_dropped_watch_resumes_from_the_last_version_without_relisting(apiserver_process):
-    async with ApiClient(apiserver_process.url, timeout=5) as c:
+    async with ApiClient(apiserver_process.config, timeout=5) as c:
         await c.create(R.SERVICES, service("a"))
         informer = Informer(c, R.SERVICES, backoff_cap=1.0)
         rec = Recorder().attach(informer)

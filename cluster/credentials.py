@@ -1,0 +1,122 @@
+"""Who each component of the local cluster is: its certificate and its kubeconfig, made at
+`cluster up` from the cluster PKI (`cluster.pki`), as kubeadm writes admin.conf,
+scheduler.conf, kubelet.conf and the controller-manager's per-controller credentials.
+
+Each process gets its own identity, and RBAC gives each only what it does:
+
+    admin (the user's kubeconfig)  kubernetes-admin, group system:masters
+    scheduler                      system:kube-scheduler
+    endpointslice, gc, deployments, nodelifecycle, serviceaccounts
+                                   system:serviceaccount:kube-system:<controller>, the identities
+                                   kube-controller-manager's controllers run as
+    dns                            system:serviceaccount:kube-system:coredns
+    proxy                          system:kube-proxy
+    node agent of node N           system:node:N, group system:nodes
+    API server -> node agents      kube-apiserver-kubelet-client
+
+Certificates are files under <state>/pki, kubeconfigs under <state>/kubeconfigs; the user's
+kubeconfig (<state>/kubeconfig) embeds its certificates so it can be copied elsewhere.
+"""
+from __future__ import annotations
+
+import ipaddress
+import sys
+from dataclasses import dataclass
+
+from cluster.config import ClusterConfig
+from cluster.pki import KeyPair, Pki
+from kubecore.client.config import write_kubeconfig
+
+NODES_GROUP = "system:nodes"
+
+
+def service_account(name: str) -> str:
+    return f"system:serviceaccount:kube-system:{name}"
+
+
+# component name -> (user, groups)
+CONTROL_PLANE_IDENTITIES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "scheduler": ("system:kube-scheduler", ()),
+    "endpointslice": (service_account("endpointslice-controller"), ()),
+    "deployments": (service_account("deployment-controller"), ()),
+    "gc": (service_account("generic-garbage-collector"), ()),
+    "nodelifecycle": (service_account("node-controller"), ()),
+    "serviceaccounts": (service_account("service-account-controller"), ()),
+    "dns": (service_account("coredns"), ()),
+}
+PROXY_IDENTITY: tuple[str, tuple[str, ...]] = ("system:kube-proxy", ())
+
+
+def node_identity(node: str) -> tuple[str, tuple[str, ...]]:
+    return f"system:node:{node}", (NODES_GROUP,)
+
+
+@dataclass(frozen=True)
+class ClusterCredentials:
+    pki: Pki
+    apiserver: KeyPair
+    kubelet_client: KeyPair
+
+
+def kubernetes_service_ip(cfg: ClusterConfig) -> str:
+    return str(ipaddress.IPv4Network(cfg.service_cidr).network_address + 1)
+
+
+def make(cfg: ClusterConfig, *, extra_sans: tuple[str, ...] = (), server: str | None = None,
+         node_server: str | None = None, node_ips: dict[int, str] | None = None) -> ClusterCredentials:
+    """The PKI and every component's kubeconfig for `cfg` (the CA kept if there is one).
+    `server`, `node_server` and `node_ips` replace the local cluster's addresses (compose)."""
+    pki = Pki.create(cfg.pki_dir)
+    server = server or cfg.apiserver_url
+    node_server = node_server or cfg.apiserver_url_for_nodes
+    node_ips = node_ips or {i: cfg.node_ip(i) for i in range(1, cfg.nodes + 1)}
+    ips = [cfg.gateway_ip, kubernetes_service_ip(cfg)]
+    names: list[str] = []
+    for san in extra_sans:
+        try:
+            ips.append(str(ipaddress.ip_address(san)))
+        except ValueError:
+            names.append(san)
+    creds = ClusterCredentials(pki=pki, apiserver=pki.apiserver(ips=ips, dns_names=names),
+                               kubelet_client=pki.kubelet_client())
+    admin = pki.admin()
+    write_kubeconfig(cfg.kubeconfig, name=cfg.name, server=server, ca_file=pki.ca.cert,
+                     cert_file=admin.cert, key_file=admin.key, embed=True)
+    cfg.component_kubeconfig("x").parent.mkdir(parents=True, exist_ok=True)
+    for component, (user, groups) in CONTROL_PLANE_IDENTITIES.items():
+        _component(cfg, pki, component, user, groups, server)
+    for i in range(1, cfg.nodes + 1):
+        node = cfg.node_name(i)
+        _component(cfg, pki, f"nodeagent-{node}", *node_identity(node), node_server)
+        _component(cfg, pki, f"proxy-{node}", *PROXY_IDENTITY, node_server)
+        pki.serving(f"nodeagent-{node}-serving", f"system:node:{node}", ips=[node_ips[i]],
+                    dns_names=[node])
+    return creds
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m cluster.credentials --compose`: the PKI and kubeconfigs of the compose
+    cluster (compose.yaml runs it once, into the volume every service mounts)."""
+    import argparse
+
+    from cluster.compose import COMPOSE_APISERVER_URL, COMPOSE_NODE_IPS, compose_config
+
+    p = argparse.ArgumentParser(prog="python -m cluster.credentials")
+    p.add_argument("--compose", action="store_true", required=True)
+    p.parse_args(argv)
+    cfg = compose_config()
+    make(cfg, extra_sans=("apiserver", "10.250.0.4"), server=COMPOSE_APISERVER_URL,
+         node_server=COMPOSE_APISERVER_URL, node_ips=COMPOSE_NODE_IPS)
+    sys.stdout.write(f"credentials written under {cfg.state_dir}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+def _component(cfg: ClusterConfig, pki: Pki, component: str, user: str,
+               groups: tuple[str, ...], server: str) -> None:
+    pair = pki.client(f"{component}-client", user, list(groups))
+    write_kubeconfig(cfg.component_kubeconfig(component), name=cfg.name, server=server,
+                     ca_file=pki.ca.cert, cert_file=pair.cert, key_file=pair.key)
