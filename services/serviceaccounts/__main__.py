@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from kubecore.client.config import ClientConfig
+from kubecore.client.rest import ApiClient
 from kubecore.controller.flags import controller_parser, run_controller_main
 from services.serviceaccounts.controller import ServiceAccountsController
 
@@ -14,7 +16,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = controller_parser("services.serviceaccounts", __doc__ or "", health_port=10265)
     parser.add_argument("--root-ca-file", default="",
                         help="PEM bundle of the cluster CA, published as kube-root-ca.crt's ca.crt "
-                        "(default: the CA this process trusts the API server with; none over http)")
+                        "(default: the CA this process trusts the API server with)")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
     args.root_ca = ""
@@ -28,6 +30,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def client_ca(config: ClientConfig) -> str:
+    """The CA this process trusts the API server with: what kube-controller-manager publishes
+    when it is given no --root-ca-file."""
+    if config.ca_data:
+        return config.ca_data.decode()
+    if config.ca_file:
+        return Path(config.ca_file).read_text()
+    return ""
+
+
+def build(client: ApiClient, args: argparse.Namespace) -> ServiceAccountsController:
+    return ServiceAccountsController(client, root_ca=args.root_ca or client_ca(client.config),
+                                     workers=args.workers)
+
+
 if __name__ == "__main__":
-    sys.exit(run_controller_main(parse_args(), lambda client, a: ServiceAccountsController(
-        client, root_ca=a.root_ca, workers=a.workers)))
+    sys.exit(run_controller_main(parse_args(), build))
