@@ -67,6 +67,8 @@ def control_plane(cfg: ClusterConfig) -> list[Component]:
         controller("gc", "services.gc", 3),
         controller("nodelifecycle", "services.nodelifecycle", 4,
                    "--grace", str(cfg.node_grace_seconds)),
+        controller("serviceaccounts", "services.serviceaccounts", 6,
+                   "--root-ca-file", str(pki / "ca.crt")),
         Component("dns", (py, "-m", "services.dns", *kubeconfig("dns"), "--listen", cfg.gateway_ip,
                           "--port", str(cfg.dns_port), "--metrics-port", str(port + 5)),
                   health=f"http://127.0.0.1:{port + 5}/readyz", stage=2),

@@ -242,6 +242,9 @@ class ApiServer:
 
 
 def api_settings(etcd: EtcdProcess | None, **overrides):
+    """An in-process server's settings, with the session's PKI. As kube's integration tests,
+    without the ServiceAccount admission plugin unless a test asks for it: no controller makes
+    `default` ServiceAccounts here."""
     from services.apiserver.settings import Settings
 
     t = SessionPki.get()
@@ -253,6 +256,7 @@ def api_settings(etcd: EtcdProcess | None, **overrides):
            "kubelet_certificate_authority": t.ca_file}
     endpoints = overrides.pop("etcd_endpoints", None) or [etcd.endpoint]  # type: ignore[union-attr]
     port = overrides.pop("port", None) or free_port()
+    overrides.setdefault("disable_admission_plugins", ["ServiceAccount"])
     return Settings(etcd_endpoints=endpoints, port=port, **{**tls, **overrides})
 
 
@@ -330,7 +334,8 @@ class ApiServerProcess:
         self.args = [sys.executable, "-m", "services.apiserver", "--etcd-servers",
                      ",".join(etcd_endpoints), "--port", str(self.port),
                      "--kubelet-port", str(self.kubelet_port),
-                     *self.pki.apiserver_flags(), *(extra or [])]
+                     *self.pki.apiserver_flags(), "--disable-admission-plugins", "ServiceAccount",
+                     *(extra or [])]
         self.log_path = log_path
         self.proc: subprocess.Popen | None = None
 

@@ -82,6 +82,27 @@ def dns1035_label_errors(value: str) -> list[str]:
     return errs
 
 
+_CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+
+
+def config_key_errors(value: str) -> list[str]:
+    """A ConfigMap's (or Secret's) data key: it becomes a file name in volumes (IsConfigMapKey)."""
+    errs = []
+    if len(value) > DNS1123_SUBDOMAIN_MAX:
+        errs.append(f"must be no more than {DNS1123_SUBDOMAIN_MAX} characters")
+    if not _CONFIG_KEY.match(value):
+        errs.append("a valid config key must consist of alphanumeric characters, '-', '_' or '.' "
+                    "(e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation "
+                    "is '[-._a-zA-Z0-9]+')")
+    if value == ".":
+        errs.append("must not be '.'")
+    elif value == "..":
+        errs.append("must not be '..'")
+    elif value.startswith(".."):
+        errs.append("must not start with '..'")
+    return errs
+
+
 def dns1123_subdomain_errors(value: str) -> list[str]:
     errs = []
     if len(value) > DNS1123_SUBDOMAIN_MAX:

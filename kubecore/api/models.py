@@ -298,6 +298,26 @@ class Secret(_Complete):
     immutable: StrictBool | None = None
 
 
+# --- core/v1 ServiceAccount, ConfigMap -------------------------------------------
+
+class ServiceAccount(_Complete):
+    apiVersion: StrictStr | None = None
+    kind: StrictStr | None = None
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    secrets: list[dict[str, Any]] | None = None
+    imagePullSecrets: list[dict[str, Any]] | None = None
+    automountServiceAccountToken: StrictBool | None = None
+
+
+class ConfigMap(_Complete):
+    apiVersion: StrictStr | None = None
+    kind: StrictStr | None = None
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    data: dict[StrictStr, StrictStr] | None = None
+    binaryData: dict[StrictStr, StrictStr] | None = None  # base64 on the wire, as JSON []byte
+    immutable: StrictBool | None = None
+
+
 # --- discovery.k8s.io/v1 EndpointSlice ----------------------------------------
 
 class EndpointConditions(_Model):

@@ -127,6 +127,14 @@ REPLICASETS = ResourceType("apps", "v1", "ReplicaSet", "replicasets", "replicase
 EVENTS = ResourceType("", "v1", "Event", "events", "event", True, models.Event,
                       short_names=("ev",), field_getters=fs.EVENT_FIELDS)
 
+# core/v1 ServiceAccounts (who a pod acts as; their tokens are `serviceaccounts/<name>/token`)
+# and ConfigMaps (the cluster CA reaches pods as `kube-root-ca.crt`).
+SERVICEACCOUNTS = ResourceType("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", True,
+                               models.ServiceAccount, short_names=("sa",), subresources=("token",),
+                               field_getters=fs.COMMON_FIELDS)
+CONFIGMAPS = ResourceType("", "v1", "ConfigMap", "configmaps", "configmap", True, models.ConfigMap,
+                          short_names=("cm",), validate=core.validate_configmap,
+                          field_getters=fs.COMMON_FIELDS)
 SECRETS = ResourceType("", "v1", "Secret", "secrets", "secret", True, models.Secret,
                        validate=secrets.validate_secret, default=d.default_secret,
                        convert=convert_secret, field_getters=fs.SECRET_FIELDS)
@@ -150,8 +158,8 @@ CLUSTERROLEBINDINGS = ResourceType("rbac.authorization.k8s.io", "v1", "ClusterRo
                                    default=d.default_binding, field_getters=fs.COMMON_FIELDS)
 
 ALL: tuple[ResourceType, ...] = (NAMESPACES, SERVICES, PODS, NODES, ENDPOINTSLICES,
-                                 DEPLOYMENTS, REPLICASETS, EVENTS, SECRETS, ROLES, CLUSTERROLES,
-                                 ROLEBINDINGS, CLUSTERROLEBINDINGS)
+                                 DEPLOYMENTS, REPLICASETS, EVENTS, SECRETS, SERVICEACCOUNTS,
+                                 CONFIGMAPS, ROLES, CLUSTERROLES, ROLEBINDINGS, CLUSTERROLEBINDINGS)
 
 # Reviews: created to ask a question, answered in the response, never stored (no watch
 # cache, no list); served under their groups beside the stored kinds.

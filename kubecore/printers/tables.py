@@ -565,6 +565,22 @@ def _binding_columns(what: str) -> tuple[Column, ...]:
     )
 
 
+# --- ServiceAccount, ConfigMap -----------------------------------------------------------
+
+SERVICEACCOUNT_COLUMNS = (
+    NAME,
+    Column("Secrets", lambda o, n: len(_list(o, "secrets")), type="string", format="",
+           description="Secrets is a list of the secrets in the same namespace that pods running "
+           "using this ServiceAccount are allowed to use."),
+    AGE,
+)
+CONFIGMAP_COLUMNS = (
+    NAME,
+    Column("Data", lambda o, n: len(_get(o, "data") or {}) + len(_get(o, "binaryData") or {}),
+           description="Data contains the configuration data."),
+    AGE,
+)
+
 DEFAULT_COLUMNS = (NAME, AGE)
 
 COLUMNS_BY_KIND: dict[str, tuple[Column, ...]] = {
@@ -581,6 +597,8 @@ COLUMNS_BY_KIND: dict[str, tuple[Column, ...]] = {
     "ClusterRole": ROLE_COLUMNS,
     "RoleBinding": _binding_columns("roleBinding"),
     "ClusterRoleBinding": _binding_columns("clusterRoleBinding"),
+    "ServiceAccount": SERVICEACCOUNT_COLUMNS,
+    "ConfigMap": CONFIGMAP_COLUMNS,
 }
 
 

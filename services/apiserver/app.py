@@ -19,6 +19,10 @@ from kubecore.controller.health import Health, ReadinessCheck, add_health_routes
 from services.apiserver import admission, authn, authz
 from services.apiserver.admission.noderestriction import NodeRestriction
 from services.apiserver.admission.podsecurity import PodSecurity, default_policy
+from services.apiserver.admission.serviceaccount import ServiceAccountAdmission
+from services.apiserver.authn import oidc
+from services.apiserver.authn.keys import load_issuer
+from services.apiserver.authn.serviceaccount import ServiceAccountTokens
 from services.apiserver.authn.x509 import ClientCertificates
 from services.apiserver.authz import bootstrap
 from services.apiserver.authz.escalation import EscalationCheck
@@ -50,6 +54,7 @@ from services.apiserver.endpoints.requests import (
     warning_headers,
 )
 from services.apiserver.registry import sweepers
+from services.apiserver.registry.lookup import CachedGetter
 from services.apiserver.registry.store import Store
 from services.apiserver.registry.strategy import prepare_create
 from services.apiserver.settings import Settings, authorization_modes
@@ -192,6 +197,19 @@ async def api_group(request: web.Request) -> web.Response:
     return json_response(grp)
 
 
+async def openid_configuration(request: web.Request) -> web.Response:
+    issuer = request.app[STATE].service_accounts
+    body = oidc.openid_configuration(issuer.token_settings.issuer, issuer.jwks_uri, issuer.public_keys)
+    return web.Response(body=body, content_type="application/json",
+                        headers={"Cache-Control": oidc.CACHE_CONTROL})
+
+
+async def openid_jwks(request: web.Request) -> web.Response:
+    body = oidc.jwks(request.app[STATE].service_accounts.public_keys)
+    return web.Response(body=body, content_type=oidc.JWKS_CONTENT_TYPE,
+                        headers={"Cache-Control": oidc.CACHE_CONTROL})
+
+
 async def version(request: web.Request) -> web.Response:
     return json_response(discovery.VERSION_INFO)
 
@@ -260,12 +278,15 @@ async def _bootstrap(state: ApiState) -> None:
         await bootstrap.reconcile(state.storage)
 
 
-def build_authentication(settings: Settings) -> authn.Authenticator:
+def build_authentication(settings: Settings,
+                         service_accounts: authn.Authenticator | None = None) -> authn.Authenticator:
     """kube-apiserver's authenticator chain for the flags given: client certificates when a
-    client CA is set (and ServiceAccount tokens when a key verifies them)."""
+    client CA is set, then ServiceAccount tokens."""
     authenticators: list[authn.Authenticator] = []
     if settings.client_ca_file:
         authenticators.append(ClientCertificates())
+    if service_accounts is not None:
+        authenticators.append(service_accounts)
     return authn.Chain(authenticators, anonymous=settings.anonymous_auth)
 
 
@@ -301,16 +322,20 @@ def build_authorization(settings: Settings, caches: Mapping[str, WatchCache]) ->
 
 
 def build_admission(settings: Settings, authorization: Authorization,
-                    caches: Mapping[str, WatchCache], storage: Storage) -> admission.Chain:
-    """The admission plugins, in kube-apiserver's order."""
-    plugins: list[admission.Plugin] = [
-        NodeRestriction(caches),
-        PodSecurity(storage, default_policy(settings.pod_security_default_enforce),
-                    exempt_namespaces=settings.pod_security_exempt_namespaces),
+                    caches: Mapping[str, WatchCache], storage: Storage,
+                    getter: CachedGetter) -> admission.Chain:
+    """The admission plugins in kube-apiserver's order, less those --disable-admission-plugins
+    names."""
+    plugins: list[tuple[str, admission.Plugin]] = [
+        ("ServiceAccount", ServiceAccountAdmission(getter)),
+        ("NodeRestriction", NodeRestriction(caches)),
+        ("PodSecurity", PodSecurity(storage, default_policy(settings.pod_security_default_enforce),
+                                    exempt_namespaces=settings.pod_security_exempt_namespaces)),
     ]
     if authorization.rbac is not None:
-        plugins.append(EscalationCheck(authorization.authorizer, authorization.rbac))
-    return admission.Chain(plugins)
+        plugins.append(("RBACEscalation", EscalationCheck(authorization.authorizer, authorization.rbac)))
+    disabled = set(settings.disable_admission_plugins)
+    return admission.Chain([plugin for name, plugin in plugins if name not in disabled])
 
 
 def build_state(settings: Settings) -> ApiState:
@@ -329,15 +354,25 @@ def build_state(settings: Settings) -> ApiState:
     storage = Storage(etcd, allocations, transformers)
     caches: dict[str, WatchCache] = {}  # filled at start-up, one per resource
     authorization = build_authorization(settings, caches)
+    issuer = load_issuer(settings, external_address=external_address(settings))
+    getter = CachedGetter(caches, storage)
+    sa_tokens = ServiceAccountTokens(issuer.verifier(), getter)
     return ApiState(settings=settings, etcd=etcd, storage=storage,
-                    registry=Store(storage, caches, build_admission(settings, authorization, caches, storage)),
+                    registry=Store(storage, caches, build_admission(settings, authorization, caches,
+                                                                   storage, getter)),
                     metrics=ApiMetrics.create(etcd.batcher), caches=caches,
-                    authenticator=build_authentication(settings),
+                    authenticator=build_authentication(settings, sa_tokens),
                     authorizer=authorization.authorizer, reviewer=authorization.reviewer,
+                    service_accounts=issuer,
                     nodes=NodeProxy(kubelet_port=settings.kubelet_port, ranges=settings.node_ranges(),
                                     ssl_context=kubelet_client_context(
                                         settings.kubelet_client_certificate, settings.kubelet_client_key,
                                         settings.kubelet_certificate_authority)))
+
+
+def external_address(settings: Settings) -> str:
+    host = settings.advertise_address or settings.bind_address.split(",")[0].strip()
+    return f"[{host}]:{settings.port}" if ":" in host else f"{host}:{settings.port}"
 
 
 def background_work(state: ApiState) -> list[Coroutine[Any, Any, None]]:
@@ -415,6 +450,8 @@ def create_app(settings: Settings) -> web.Application:
     add_health_routes(app, Health(registry=state.metrics.registry, ready=readiness(state)))
     r = app.router
     r.add_get("/version", version)
+    r.add_get(oidc.CONFIGURATION_PATH, openid_configuration)
+    r.add_get(oidc.JWKS_PATH, openid_jwks)
     r.add_get("/openapi/v2", openapi_v2)
     r.add_get("/openapi/v3", openapi_v3_root)
     r.add_get("/openapi/v3/{path:.+}", openapi_v3)

@@ -66,6 +66,16 @@ class Settings:
     pod_security_default_enforce: str = "baseline"
     pod_security_exempt_namespaces: list[str] = field(default_factory=lambda: ["kube-system"])
 
+    # ServiceAccount tokens beyond the key pair: where the discovery document says the keys
+    # are (none: this server), the longest life a TokenRequest may ask (0: any), and kube's
+    # year-long life for the projected tokens of pods (their refresh is due at 3607 s)
+    service_account_jwks_uri: str = ""
+    service_account_max_token_expiration: float = 0.0
+    service_account_extend_token_expiration: bool = True
+    # admission plugins left out of the chain (kube's --disable-admission-plugins), e.g.
+    # ServiceAccount where no controller makes the `default` ServiceAccounts
+    disable_admission_plugins: list[str] = field(default_factory=list)
+
     def node_ranges(self) -> NodeRanges:
         return NodeRanges.parse(self.cluster_cidr, self.node_cidr_mask, self.node_cidr)
 
@@ -160,6 +170,12 @@ def parse_args(argv: list[str] | None = None) -> Settings:
                    "pod-security.kubernetes.io/enforce label (default baseline)")
     p.add_argument("--pod-security-exempt-namespaces", default="kube-system",
                    help="comma-separated namespaces Pod Security Admission does not check")
+    p.add_argument("--service-account-jwks-uri", default="",
+                   help="the jwks_uri of /.well-known/openid-configuration (default: this server)")
+    p.add_argument("--service-account-max-token-expiration", type=parse_duration, default=0.0,
+                   help="the longest life a TokenRequest may give a token (default: no limit)")
+    p.add_argument("--disable-admission-plugins", default="",
+                   help="comma-separated admission plugins to leave out (e.g. ServiceAccount)")
     a = p.parse_args(argv)
     if not a.bookmark_interval > 0:
         p.error("--bookmark-interval must be greater than 0")
@@ -203,6 +219,9 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         pod_security_default_enforce=a.pod_security_default_enforce,
         pod_security_exempt_namespaces=[n.strip() for n in a.pod_security_exempt_namespaces.split(",")
                                         if n.strip()],
+        service_account_jwks_uri=a.service_account_jwks_uri,
+        service_account_max_token_expiration=a.service_account_max_token_expiration,
+        disable_admission_plugins=[x.strip() for x in a.disable_admission_plugins.split(",") if x.strip()],
     )
 
 

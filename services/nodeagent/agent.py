@@ -7,6 +7,10 @@ Layers above the runtime (see the package docstring):
   Ready only once that config is written (the kubelet's NetworkPluginNotReady until then);
 - routes: a node informer; every change re-plans the routes to other nodes' pod ranges
   (`routes.desired_routes`) and syncs them into the node's routing table;
+- volumes and environment: each pod's projected volumes (its ServiceAccount token, the cluster
+  CA, its namespace) written under the state directory before its containers start and kept
+  fresh (`projected`), and the Service variables every container gets (`envvars`, from an
+  informer on Services);
 - pods: an informer on pods bound here (fieldSelector spec.nodeName=<node>), a work queue of pod
   keys and workers that each take a key, plan (`podsync.plan_pod`) and let the executor
   (`executor.PodExecutor`) act through the runtime and write the status back when it changed;
@@ -42,7 +46,7 @@ from prometheus_client import Gauge, Histogram
 
 from kubecore.api.errors import ApiError
 from kubecore.api.nodenet import NodeRanges, pod_cidr_problem
-from kubecore.api.resources import NODES, PODS
+from kubecore.api.resources import NODES, PODS, SERVICES
 from kubecore.api.types import Obj
 from kubecore.client.config import ClientConfig
 from kubecore.client.events import EventRecorder
@@ -53,9 +57,11 @@ from kubecore.informer.workqueue import ExponentialBackoff, WorkQueue, run_worke
 from services.nodeagent import podevents, podsync
 from services.nodeagent.cni import CniExecutor, NetworkConfigList, default_conflist
 from services.nodeagent.cri import ContainerRuntime
+from services.nodeagent.envvars import service_env
 from services.nodeagent.executor import PodExecutor, StartFailures, observe
 from services.nodeagent.podsync import Backoff
 from services.nodeagent.probes import Prober, ProbeTarget
+from services.nodeagent.projected import ProjectedVolumes
 from services.nodeagent.routes import RouteTable, desired_routes
 from services.nodeagent.runtime import SANDBOX_READY, ContainerInfo, Runtime, SandboxInfo
 
@@ -226,6 +232,8 @@ class Agent:
         self.client = ApiClient(cfg.apiserver, timeout=30)
         self.nodes = Informer(self.client, NODES, name="nodes")
         self.pods = Informer(self.client, PODS, field_selector=f"spec.nodeName={cfg.node_name}", name="pods")
+        self.services = Informer(self.client, SERVICES, name="services")  # containers' service variables
+        self.volumes = ProjectedVolumes(self.client, cfg.state_dir / "pods")
         self.queue = WorkQueue("pods", ExponentialBackoff(base=0.1, cap=30.0))
         self.events = EventRecorder(self.client, "kubelet", host=cfg.node_name)
         self.ranges = NodeRanges.parse(cfg.cluster_cidr, cfg.node_cidr_mask, cfg.node_network)
@@ -457,14 +465,20 @@ class Agent:
         prober = Prober(runtime, host_netns=cfg.host_netns, on_change=self.queue.add, on_failure=self._probe_failed)
         executor = PodExecutor(runtime=runtime, probes=prober, writer=ApiPodWriter(self.client), events=self.events,
                                requeue=self.queue.add_after, bound_pod_uids=self._bound_pod_uids,
-                               node_ip=cfg.node_ip, backoff=cfg.backoff, failures=self.start_failures)
+                               node_ip=cfg.node_ip, backoff=cfg.backoff, failures=self.start_failures,
+                               volumes=self.volumes,
+                               service_env=lambda pod: service_env(pod, self.services.store.list()))
         self._pod_side = PodSide(runtime, prober, executor)
         self._tasks.append(asyncio.create_task(self.routes_loop(), name="routes"))
         self.pods.add_handlers(on_add=lambda o: self.queue.add(object_key(o)),
                                on_update=lambda old, new: self.queue.add(object_key(new)),
                                on_delete=lambda o: self.queue.add(object_key(o)))
+        # As kubelet, no container starts before the Services are known: their variables are its.
+        await self.services.start()
         await self.pods.start()
+        await self.services.synced.wait()
         await self.pods.synced.wait()
+        self.volumes.keep_pods(self._bound_pod_uids())
         removed = await runtime.cleanup_orphans(self._bound_pod_uids())
         if removed:
             log.info("removed %d orphaned sandboxes", len(removed))
@@ -489,6 +503,7 @@ class Agent:
                 pass
         await self.nodes.stop()
         await self.pods.stop()
+        await self.services.stop()
         if self._pod_side is not None:
             await self._pod_side.prober.close()
             self._pod_side.runtime.close()

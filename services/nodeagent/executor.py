@@ -16,11 +16,12 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from kubecore.api.errors import ApiError
 from kubecore.api.types import Obj
+from kubecore.client.rest import ApiUnavailable
 from services.nodeagent import images, podevents, podsync
 from services.nodeagent.cri import ContainerRuntime
 from services.nodeagent.podsync import (
@@ -34,6 +35,7 @@ from services.nodeagent.podsync import (
     RemoveSandbox,
     Report,
     Requeue,
+    SetUpVolumes,
     StartContainers,
     StartFailure,
     Step,
@@ -42,6 +44,7 @@ from services.nodeagent.podsync import (
     Tell,
 )
 from services.nodeagent.probes import ProbeTarget
+from services.nodeagent.projected import VolumeError
 from services.nodeagent.runtime import ContainerConfig, ContainerInfo, RuntimeServiceError, SandboxInfo
 
 log = logging.getLogger("nodeagent")
@@ -66,6 +69,18 @@ class PodWriter(Protocol):
         ...
 
     async def patch_status(self, name: str, namespace: str | None, patch: Obj) -> None: ...
+
+
+class VolumeSetUp(Protocol):
+    """The node's projected volumes (`projected.ProjectedVolumes`)."""
+
+    async def set_up(self, pod: Mapping[str, Any]) -> dict[str, str]:
+        """Write the pod's volumes; -> volume name -> host directory. Raises VolumeError."""
+        ...
+
+    def keep_pods(self, uids: set[str]) -> None:
+        """Forget and remove the volumes of every pod not in `uids`."""
+        ...
 
 
 class EventSink(Protocol):
@@ -121,6 +136,8 @@ class _Sync:
     plan: PodPlan
     sandbox_id: str | None = None
     error: Exception | None = None
+    volume_dirs: dict[str, str] | None = None  # set up this sync: volume name -> host directory
+    volumes_failed: bool = False
 
     @property
     def key(self) -> str:
@@ -142,6 +159,8 @@ class PodExecutor:
         node_ip: str,
         backoff: Backoff,
         failures: StartFailures | None = None,
+        volumes: VolumeSetUp | None = None,
+        service_env: Callable[[Mapping[str, Any]], Mapping[str, str]] | None = None,
     ) -> None:
         self.runtime = runtime
         self.probes = probes
@@ -152,6 +171,8 @@ class PodExecutor:
         self.node_ip = node_ip
         self.backoff = backoff
         self.failures = failures if failures is not None else StartFailures()
+        self.volumes = volumes
+        self.service_env = service_env
 
     async def run(self, plan: PodPlan) -> None:
         sync = _Sync(plan)
@@ -172,6 +193,8 @@ class PodExecutor:
                          extra={"key": sync.key})
             case ForgetGonePods():
                 self.failures.keep_pods(self.bound_pod_uids())
+                if self.volumes is not None:
+                    self.volumes.keep_pods(self.bound_pod_uids())
             case DeletePodObject():
                 await self._delete_pod_object(sync, step)
             case KillContainer():
@@ -181,6 +204,8 @@ class PodExecutor:
                 await self.runtime.remove_container(step.container_id)
             case CreateSandbox():
                 await self._create_sandbox(sync, step)
+            case SetUpVolumes():
+                await self._set_up_volumes(sync)
             case StartContainers():
                 await self._start_containers(sync, step)
             case Tell():
@@ -226,11 +251,35 @@ class PodExecutor:
             return
         sync.sandbox_id = info.id
 
+    async def _set_up_volumes(self, sync: _Sync) -> None:
+        pod = sync.plan.pod
+        if self.volumes is None or pod is None:
+            return
+        try:
+            sync.volume_dirs = await self.volumes.set_up(pod)
+        except (VolumeError, ApiUnavailable, OSError) as exc:
+            sync.volumes_failed = True
+            names = ", ".join(sorted(podsync.projected_volume_names(pod)))
+            log.warning("pod=%s volumes %s: %s", sync.key, names, exc, extra={"key": sync.key})
+            self._tell(pod, podevents.failed_mount(names, str(exc)))
+            self.requeue(sync.key, 2.0)
+
+    def _container_config(self, sync: _Sync, config: ContainerConfig) -> ContainerConfig:
+        """The container as the node runs it: its volumes resolved to their directories (a mount
+        of a volume not set up is left out), kubelet's service variables under its own env."""
+        dirs = sync.volume_dirs or {}
+        mounts = tuple(replace(m, host_path=dirs[m.volume]) for m in config.mounts if m.volume in dirs)
+        env = config.env
+        if self.service_env is not None and sync.plan.pod is not None:
+            env = {**self.service_env(sync.plan.pod), **config.env}
+        return replace(config, mounts=mounts, env=env)
+
     async def _start_containers(self, sync: _Sync, step: StartContainers) -> None:
         sandbox_id = step.sandbox_id or sync.sandbox_id
-        if sync.error is not None or sandbox_id is None:
+        if sync.error is not None or sandbox_id is None or sync.volumes_failed:
             return
-        await asyncio.gather(*(self._start(sync, step.pod_uid, sandbox_id, config) for config in step.containers))
+        await asyncio.gather(*(self._start(sync, step.pod_uid, sandbox_id, self._container_config(sync, config))
+                               for config in step.containers))
 
     async def _start(self, sync: _Sync, uid: str, sandbox_id: str, config: ContainerConfig) -> None:
         name, image = config.name, config.image

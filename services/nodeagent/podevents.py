@@ -81,3 +81,8 @@ def unhealthy(name: str, probe: str, detail: str) -> PodEvent:
     """`probe` is "readiness" or "liveness"."""
     return PodEvent(WARNING, "Unhealthy", f"{probe.capitalize()} probe failed: {detail}",
                     container_path(name))
+
+
+def failed_mount(volume: str, message: str) -> PodEvent:
+    """kubelet's FailedMount: a volume could not be set up, so the containers wait."""
+    return PodEvent(WARNING, "FailedMount", f'MountVolume.SetUp failed for volume "{volume}" : {message}')

@@ -37,6 +37,7 @@ from services.nodeagent.runtime import (
     SANDBOX_READY,
     ContainerConfig,
     ContainerInfo,
+    Mount,
     SandboxInfo,
 )
 
@@ -144,6 +145,14 @@ class CreateSandbox:
 
 
 @dataclass(frozen=True)
+class SetUpVolumes:
+    """Write the pod's projected volumes (a fresh token when due, the CA, the namespace) before
+    its containers start, and on every sync after (kubelet remounts them to refresh tokens)."""
+
+    pod_uid: str
+
+
+@dataclass(frozen=True)
 class StartContainers:
     """Create and start these containers together, in `sandbox_id` (None: the sandbox this sync
     creates; skipped when that failed)."""
@@ -176,7 +185,10 @@ class Requeue:
 
 
 Step = (StopPodContainers | RemoveSandbox | StopSandbox | ForgetGonePods | DeletePodObject | KillContainer
-        | RemoveContainer | CreateSandbox | StartContainers | Tell | Report | Requeue)
+        | RemoveContainer | CreateSandbox | SetUpVolumes | StartContainers | Tell | Report | Requeue)
+# How often a pod with projected volumes is synced even when nothing changes, so its token is
+# renewed in time (kubelet's volume manager looks at mounted volumes about every minute).
+VOLUME_RESYNC_SECONDS = 60.0
 
 
 @dataclass
@@ -438,19 +450,38 @@ def _live_steps(
     if plan.create_sandbox:
         steps.append(sandbox_request(pod))
     sandbox = current_sandbox(pod, sandboxes)
-    if plan.start and (plan.create_sandbox or sandbox is not None):
-        specs = {c["name"]: c for c in spec_containers(pod)}
-        steps.append(StartContainers(pod_uid(pod), None if plan.create_sandbox or sandbox is None else sandbox.id,
-                                     tuple(container_config(specs[name], attempt) for name, attempt in plan.start)))
+    has_sandbox = plan.create_sandbox or sandbox is not None
+    volumes = has_projected_volumes(pod) and has_sandbox
+    if volumes:
+        steps.append(SetUpVolumes(pod_uid(pod)))
+    if plan.start and has_sandbox:
+        steps.append(_start_step(plan, pod, None if plan.create_sandbox or sandbox is None else sandbox.id))
     images_by_name = {c["name"]: c.get("image", "") for c in spec_containers(pod)}
     for name in plan.backoff:
         failure = failures.get(name)
         steps.append(Tell(podevents.back_off(pod, name, images_by_name.get(name, ""),
                                              failure.reason if failure else None)))
     steps.append(Report(pod_uid(pod)))
-    if plan.requeue_after is not None:
-        steps.append(Requeue(plan.requeue_after + 0.01))
+    requeue = _requeue_after(plan, volumes)
+    if requeue is not None:
+        steps.append(Requeue(requeue))
     return steps
+
+
+def _start_step(plan: PodPlan, pod: Mapping[str, Any], sandbox_id: str | None) -> StartContainers:
+    specs = {c["name"]: c for c in spec_containers(pod)}
+    projected = projected_volume_names(pod)
+    return StartContainers(pod_uid(pod), sandbox_id, tuple(container_config(specs[name], attempt, projected)
+                                                           for name, attempt in plan.start))
+
+
+def _requeue_after(plan: PodPlan, volumes: bool) -> float | None:
+    """When the pod comes back: a back-off's end, and at least every VOLUME_RESYNC_SECONDS
+    for a pod whose token must stay fresh."""
+    requeue = plan.requeue_after + 0.01 if plan.requeue_after is not None else None
+    if volumes:
+        requeue = min(requeue or VOLUME_RESYNC_SECONDS, VOLUME_RESYNC_SECONDS)
+    return requeue
 
 
 def sandbox_request(pod: Mapping[str, Any]) -> CreateSandbox:
@@ -460,10 +491,25 @@ def sandbox_request(pod: Mapping[str, Any]) -> CreateSandbox:
                          port_mappings=tuple(port_mappings(pod)), labels=meta.get("labels") or {})
 
 
-def container_config(spec: Mapping[str, Any], attempt: int) -> ContainerConfig:
+def projected_volume_names(pod: Mapping[str, Any]) -> frozenset[str]:
+    """The pod's volumes this node makes (projected: the ServiceAccount token, ConfigMaps, the
+    downward API); mounts of other kinds of volumes are not made."""
+    return frozenset(v["name"] for v in (pod.get("spec") or {}).get("volumes") or []
+                     if isinstance(v, dict) and isinstance(v.get("projected"), dict) and v.get("name"))
+
+
+def has_projected_volumes(pod: Mapping[str, Any]) -> bool:
+    return bool(projected_volume_names(pod))
+
+
+def container_config(spec: Mapping[str, Any], attempt: int, volumes: frozenset[str] = frozenset()) -> ContainerConfig:
     env = {e["name"]: str(e.get("value", "")) for e in spec.get("env") or [] if e.get("name") and "value" in e}
+    mounts = tuple(Mount(m["mountPath"], read_only=bool(m.get("readOnly")), volume=m["name"])
+                   for m in spec.get("volumeMounts") or []
+                   if isinstance(m, dict) and m.get("name") in volumes and isinstance(m.get("mountPath"), str))
     return ContainerConfig(name=spec["name"], image=spec.get("image", ""), command=spec.get("command"),
-                           args=spec.get("args"), env=env, working_dir=spec.get("workingDir"), attempt=attempt)
+                           args=spec.get("args"), env=env, working_dir=spec.get("workingDir"), attempt=attempt,
+                           mounts=mounts)
 
 
 def port_mappings(pod: Mapping[str, Any]) -> list[PortMapping]:

@@ -13,7 +13,8 @@ A container is a process started as
     nsenter --net=<sandbox netns> -- unshare --uts --mount -- /bin/sh -c INIT mc-init ... argv
 `nsenter` and `unshare` each switch namespaces and then exec, and the small shell init sets
 the hostname, bind-mounts the pod's files over /etc/{hostname,resolv.conf,hosts} inside the
-new private mount namespace, changes to the working directory and execs the command. So the
+new private mount namespace, then the container's volumes at their mount paths, changes to
+the working directory and execs the command. So the
 PID the runtime gets back is the container's own process, all namespace work happens in the
 child after fork, and nothing runs between fork and exec in the agent's (threaded, asyncio)
 process -- which a `preexec_fn` calling setns/unshare/mount would do, and which Python warns is
@@ -57,6 +58,7 @@ NETNS_DIR = "/run/netns"
 DEFAULT_CLUSTER_DNS = "10.96.0.10"
 DEFAULT_CLUSTER_DOMAIN = "cluster.local"
 POD_IFNAME = "eth0"
+SCRATCH_DIR = "scratch"  # in the pod directory: where a container's mount namespace puts its tmpfs
 _VENV_BIN = os.path.dirname(sys.executable)
 DEFAULT_CONTAINER_PATH = f"{_VENV_BIN}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -89,14 +91,35 @@ _SETSID = _which("setsid")
 _SH = "/bin/sh"
 
 # Runs inside the container's fresh UTS and mount namespaces, then becomes the container.
-# Targets that do not exist on this host are left alone rather than created.
+# Targets that do not exist on this host are left alone rather than created. Then the
+# container's volume mounts ($6 of them, three arguments each: source, target, ro), each a bind
+# mount, read-only if asked. A target missing on this host is made inside the container only:
+# an overlay over its nearest existing ancestor, whose upper layer is a tmpfs mounted on the
+# pod's scratch directory ($5), so the host gains no file or directory.
+# All of it happens in the container's private mount namespace, seen by no one else.
 _INIT_SCRIPT = f"""set -e
 printf '%s' "$1" > /proc/sys/kernel/hostname
 [ ! -e /etc/hostname ] || {shlex.quote(_MOUNT)} --bind "$2" /etc/hostname
 [ ! -e /etc/resolv.conf ] || {shlex.quote(_MOUNT)} --bind "$3" /etc/resolv.conf
 [ ! -e /etc/hosts ] || {shlex.quote(_MOUNT)} --bind "$4" /etc/hosts
-cd "$5"
-shift 5
+scratch="$5"; workdir="$6"; n="$7"
+shift 7
+i=0
+while [ "$n" -gt 0 ]; do
+  src="$1"; dst="$2"; ro="$3"; shift 3; n=$((n - 1)); i=$((i + 1))
+  if [ ! -e "$dst" ]; then
+    top=$(realpath -m "$dst")
+    while [ ! -d "$top" ]; do top=$(dirname "$top"); done
+    if [ "$top" = / ]; then echo "mc-init: cannot make $dst: nothing but / above it" >&2; exit 1; fi
+    {shlex.quote(_MOUNT)} -t tmpfs -o mode=0700 mc-scratch "$scratch"
+    mkdir "$scratch/upper" "$scratch/work"
+    {shlex.quote(_MOUNT)} -t overlay mc-volume -o "lowerdir=$top,upperdir=$scratch/upper,workdir=$scratch/work" "$top"
+    mkdir -p "$dst"
+  fi
+  {shlex.quote(_MOUNT)} --bind "$src" "$dst"
+  [ "$ro" != ro ] || {shlex.quote(_MOUNT)} -o remount,bind,ro "$dst"
+done
+cd "$workdir"
 exec "$@"
 """
 
@@ -180,6 +203,17 @@ class SandboxInfo:
 
 
 @dataclass(frozen=True)
+class Mount:
+    """A volume mount (CRI's Mount): `host_path` appears at `container_path` in the container;
+    `volume` names the pod's volume it comes from, until the node resolves it to a directory."""
+
+    container_path: str
+    host_path: str = ""
+    read_only: bool = False
+    volume: str = ""
+
+
+@dataclass(frozen=True)
 class ContainerConfig:
     """What CreateContainer needs from a pod spec's container."""
 
@@ -190,6 +224,7 @@ class ContainerConfig:
     env: Mapping[str, str] = field(default_factory=dict)
     working_dir: str | None = None
     attempt: int = 0
+    mounts: tuple[Mount, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -212,17 +247,20 @@ class ContainerInfo:
     exit_code: int | None = None
     reason: str = ""
     message: str = ""
+    mounts: tuple[Mount, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["argv"] = list(self.argv)
         data["env"] = dict(self.env)
+        data["mounts"] = [asdict(m) for m in self.mounts]
         return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ContainerInfo:
         data = dict(data)
         data["argv"] = tuple(data["argv"])
+        data["mounts"] = tuple(Mount(**m) for m in data.get("mounts") or ())
         return cls(**data)
 
 
@@ -283,14 +321,17 @@ def container_env(*, image_env: Mapping[str, str], hostname: str, path: str = DE
     return env
 
 
-def container_argv(*, netns_path: str, hostname: str, pod_dir: str, working_dir: str, argv: Sequence[str]) -> list[str]:
+def container_argv(*, netns_path: str, hostname: str, pod_dir: str, working_dir: str, argv: Sequence[str],
+                   mounts: Sequence[Mount] = ()) -> list[str]:
     """The full command line that puts `argv` into the sandbox (see the module docstring)."""
+    mount_args = [arg for m in mounts for arg in (m.host_path, m.container_path, "ro" if m.read_only else "rw")]
     return [
         _NSENTER, f"--net={netns_path}", "--",
-        _UNSHARE, "--uts", "--mount", "--",
+        _UNSHARE, "--uts", "--mount", "--propagation", "private", "--",
         _SH, "-c", _INIT_SCRIPT, "mc-init",
         hostname, os.path.join(pod_dir, "hostname"), os.path.join(pod_dir, "resolv.conf"),
-        os.path.join(pod_dir, "hosts"), working_dir,
+        os.path.join(pod_dir, "hosts"), os.path.join(pod_dir, SCRATCH_DIR), working_dir,
+        str(len(mounts)), *mount_args,
         *argv,
     ]
 
@@ -427,6 +468,7 @@ class Runtime:
         async with self._lock(sandbox_id):
             pod_dir.mkdir(parents=True)
             (pod_dir / "containers").mkdir()
+            (pod_dir / SCRATCH_DIR).mkdir(mode=0o700)
             self._save_sandbox(info)
             try:
                 await procfs.run(_IP, "netns", "add", ns_name)
@@ -616,7 +658,7 @@ class Runtime:
         info = ContainerInfo(
             id=container_id, sandbox_id=sandbox_id, name=config.name, image=config.image, attempt=config.attempt,
             argv=process.argv, env=env, working_dir=process.working_dir, log_path=str(log_path),
-            state=CONTAINER_CREATED, created_at=time.time(),
+            state=CONTAINER_CREATED, created_at=time.time(), mounts=tuple(config.mounts),
         )
         self._container_dir(sandbox_id, container_id).mkdir(parents=True)
         self._save_container(info)
@@ -633,7 +675,8 @@ class Runtime:
             if sandbox is None or self._observed_sandbox(sandbox).state != SANDBOX_READY:
                 raise ContainerStartError(f"pod sandbox {info.sandbox_id} is not ready")
             argv = container_argv(netns_path=sandbox.netns_path, hostname=sandbox.hostname,
-                                  pod_dir=sandbox.pod_dir, working_dir=info.working_dir, argv=info.argv)
+                                  pod_dir=sandbox.pod_dir, working_dir=info.working_dir, argv=info.argv,
+                                  mounts=info.mounts)
             # Started on the event loop's thread on purpose (open and fork take well under a
             # millisecond): a sync cancelled meanwhile can never leave a process unrecorded.
             with open(info.log_path, "ab") as logfile:  # noqa: ASYNC230

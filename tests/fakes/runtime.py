@@ -126,6 +126,7 @@ class FakeRuntime:
                              attempt=config.attempt, argv=tuple(config.command or ()) + tuple(config.args or ()),
                              env=dict(config.env), working_dir=config.working_dir or "/",
                              log_path=f"/fake/{sandbox_id}/logs/{config.name}/{config.attempt}.log",
+                             mounts=tuple(config.mounts),
                              state=CONTAINER_CREATED, created_at=self._now())
         self.containers[container_id] = info
         return info

@@ -7,6 +7,7 @@ import pytest
 
 from services.nodeagent import procfs
 from services.nodeagent.runtime import (
+    Mount,
     container_argv,
     is_sandbox_netns_name,
     netns_name,
@@ -81,4 +82,12 @@ def test_container_argv_enters_netns_then_new_uts_and_mount_namespaces():
                           argv=["sleep", "1"])
     assert argv[0].endswith("nsenter") and argv[1] == "--net=/run/netns/mc-n-x"
     assert argv[3].endswith("unshare") and argv[4:6] == ["--uts", "--mount"]
-    assert argv[-7:] == ["web-0", "/s/p/hostname", "/s/p/resolv.conf", "/s/p/hosts", "/w", "sleep", "1"]
+    assert argv[-9:] == ["web-0", "/s/p/hostname", "/s/p/resolv.conf", "/s/p/hosts", "/s/p/scratch", "/w", "0",
+                         "sleep", "1"]
+
+
+def test_container_argv_passes_each_mount_as_source_target_and_mode():
+    argv = container_argv(netns_path="/run/netns/mc-n-x", hostname="web-0", pod_dir="/s/p", working_dir="/w",
+                          argv=["sleep", "1"], mounts=[Mount("/var/run/secrets/x", "/v/a", read_only=True),
+                                                       Mount("/data", "/v/b")])
+    assert argv[-10:] == ["/w", "2", "/v/a", "/var/run/secrets/x", "ro", "/v/b", "/data", "rw", "sleep", "1"]

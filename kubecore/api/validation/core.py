@@ -1,8 +1,11 @@
-"""core/v1 validation: Service, Pod (and the pod spec that workload templates embed), Node.
+"""core/v1 validation: Service, Pod (and the pod spec that workload templates embed), Node,
+ConfigMap.
 
-Namespaces and Events have no rules beyond their metadata and shape."""
+Namespaces, Events and ServiceAccounts have no rules beyond their metadata and shape."""
 from __future__ import annotations
 
+import base64
+import binascii
 import copy
 import json
 from typing import Any
@@ -311,4 +314,59 @@ def validate_node_status(obj: Obj, old: Obj | None) -> list[Cause]:
         if problem is not None:
             causes.append(Cause(f"status.addresses[{i}].address",
                                 f"Invalid value: {json.dumps(value)}: {problem}"))
+    return causes
+
+
+# --- ConfigMap ------------------------------------------------------------------------
+
+MAX_CONFIGMAP_BYTES = 1024 * 1024  # core.MaxSecretSize: a ConfigMap is held whole in etcd and memory
+
+
+def validate_configmap(obj: Obj, old: Obj | None) -> list[Cause]:
+    """ValidateConfigMap (and, on an update, ValidateConfigMapUpdate's immutability first)."""
+    causes = _immutable_configmap_causes(obj, old) if old is not None else []
+    data = obj.get("data") or {}
+    binary = obj.get("binaryData") or {}
+    total = 0
+    for key, value in data.items():
+        causes += [Cause(f"data[{key}]", f'Invalid value: "{key}": {m}') for m in f.config_key_errors(key)]
+        if key in binary:
+            causes.append(Cause(f"data[{key}]", f'Invalid value: "{key}": duplicate of key present '
+                                'in binaryData'))
+        total += len(value.encode()) if isinstance(value, str) else 0
+    for key, value in binary.items():
+        causes += [Cause(f"binaryData[{key}]", f'Invalid value: "{key}": {m}')
+                   for m in f.config_key_errors(key)]
+        decoded = _base64_bytes(value)
+        if decoded is None:
+            causes.append(Cause(f"binaryData[{key}]", "Invalid value: illegal base64 data"))
+        else:
+            total += decoded
+    if total > MAX_CONFIGMAP_BYTES:
+        causes.append(Cause("", f"Too long: must have at most {MAX_CONFIGMAP_BYTES} bytes",
+                            "FieldValueTooLong"))
+    return causes
+
+
+def _base64_bytes(value: Any) -> int | None:
+    """How many bytes `value` decodes to as the JSON form of []byte (standard base64), or None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return len(base64.b64decode(value, validate=True))
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _immutable_configmap_causes(obj: Obj, old: Obj) -> list[Cause]:
+    if old.get("immutable") is not True:
+        return []
+    causes = []
+    forbidden = "Forbidden: field is immutable when `immutable` is set"
+    if obj.get("immutable") is not True:
+        causes.append(Cause("immutable", forbidden, "FieldValueForbidden"))
+    if (obj.get("data") or {}) != (old.get("data") or {}):
+        causes.append(Cause("data", forbidden, "FieldValueForbidden"))
+    if (obj.get("binaryData") or {}) != (old.get("binaryData") or {}):
+        causes.append(Cause("binaryData", forbidden, "FieldValueForbidden"))
     return causes

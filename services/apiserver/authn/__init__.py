@@ -5,6 +5,11 @@ TLS verified, the bearer token) and answers a `UserInfo`, None when the request 
 credentials of its kind, or raises `Unauthenticated` when it carries some that are not valid.
 `Chain` asks them in order; a request with no valid credentials is anonymous only on the paths
 kube-apiserver leaves open (health and version), and 401 everywhere else.
+
+ServiceAccount tokens: `tokens` (the key, kube's claims, signing and checking a JWT, no I/O),
+`serviceaccount` (the authenticator: the objects a token names must still be there),
+`tokenrequest` (POST serviceaccounts/<name>/token), `keys` (the key pair from the flags) and
+`oidc` (the issuer's discovery documents).
 """
 from __future__ import annotations
 

@@ -1,14 +1,15 @@
 """What the handlers of one API server process share: its settings, the generic registry
 store, the storage and etcd client under it, the watch caches, the metrics, who may call
-(the authenticator and authorizer, and the reviews that ask the authorizer) and the node
-proxy. Built by `services.apiserver.app`;
-the handlers read it, nothing here does work."""
+(the authenticator and authorizer, and the reviews that ask the authorizer), the
+ServiceAccount token issuer and the node proxy. Built by `services.apiserver.app`; the handlers
+read it, nothing here does work."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from kubecore.api.types import Obj
 from services.apiserver.authn import Authenticator
+from services.apiserver.authn.keys import ServiceAccountIssuer
 from services.apiserver.authz import Authorizer
 from services.apiserver.authz.reviews import Reviewer
 from services.apiserver.endpoints.metrics import ApiMetrics
@@ -31,6 +32,7 @@ class ApiState:
     authenticator: Authenticator
     authorizer: Authorizer
     reviewer: Reviewer
+    service_accounts: ServiceAccountIssuer
     caches: dict[str, WatchCache] = field(default_factory=dict)
     nodes: NodeProxy = field(default_factory=NodeProxy)
 

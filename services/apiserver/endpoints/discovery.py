@@ -48,6 +48,9 @@ def _resource_entries(group: str, version: str) -> list[dict[str, Any]]:
                 sub_entry.update(kind="Binding", verbs=["create"])
             elif sub in ("log", "exec"):
                 sub_entry.update(kind="Pod", verbs=["get"] if sub == "log" else ["create", "get"])
+            elif sub == "token":
+                sub_entry.update(kind="TokenRequest", group="authentication.k8s.io", version="v1",
+                                 verbs=["create"])
             elif sub == "scale":
                 sub_entry.update(kind="Scale", group="autoscaling", version="v1")
             out.append(sub_entry)
@@ -119,6 +122,8 @@ def _subresource_entry(rt: R.ResourceType, sub: str) -> dict[str, Any]:
         verbs = ["get"]
     elif sub == "exec":
         verbs = ["create", "get"]
+    elif sub == "token":
+        kind, verbs = {"group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest"}, ["create"]
     elif sub == "scale":
         kind = {"group": "autoscaling", "version": "v1", "kind": "Scale"}
     return {"subresource": sub, "responseKind": kind, "verbs": verbs}

@@ -11,6 +11,7 @@ from aiohttp import web
 from kubecore.api import resources as R
 from kubecore.api.errors import ApiError, method_not_allowed, not_found
 from kubecore.api.types import Obj
+from services.apiserver.authn import tokenrequest
 from services.apiserver.endpoints import reviews, table_responses
 from services.apiserver.endpoints.context import ApiState, WatchedCollection
 from services.apiserver.endpoints.filters import USER
@@ -29,6 +30,7 @@ from services.apiserver.endpoints.requests import (
 )
 from services.apiserver.endpoints.watch import serve_watch
 from services.apiserver.registry import deletion, subresources
+from services.apiserver.registry.interfaces import AdmissionRequest
 from services.apiserver.storage import paging
 
 Handler = Callable[[ApiState, web.Request, Target], Awaitable[web.StreamResponse]]
@@ -178,6 +180,25 @@ async def scale(state: ApiState, request: web.Request, t: Target) -> web.Respons
         patch_type=ctype if request.method == "PATCH" else None))
 
 
+async def service_account_token(state: ApiState, request: web.Request, t: Target) -> web.Response:
+    """POST serviceaccounts/<name>/token: a TokenRequest, admitted as a CREATE of that
+    subresource (so NodeRestriction-like plugins see it), answered and never stored."""
+    body = await _body(state, request)
+    namespace, name = t.namespace or "", t.name or ""
+    user = request[USER]
+
+    async def admit(token_request: Obj) -> None:
+        await state.registry.admission.validate(AdmissionRequest(
+            "CREATE", t.rt, namespace, name, "token", token_request, None, user, dry_run(request)))
+
+    issuer = state.service_accounts
+    answered, warnings = await tokenrequest.create_token(
+        state.storage, issuer.signer, issuer.token_settings, namespace=namespace, name=name,
+        body=body, admit=admit)
+    field_validation(request).warnings.extend(warnings)
+    return json_response(answered, 201)
+
+
 async def node_proxy(state: ApiState, request: web.Request, t: Target) -> web.StreamResponse:
     return await state.nodes.serve(state.storage, request, t)
 
@@ -191,6 +212,7 @@ ROUTES: dict[tuple[str | None, str], Handler] = {
     ("status", "GET"): get_object, ("status", "PUT"): replace_object,
     ("status", "PATCH"): patch_object,
     ("binding", "POST"): bind_pod,
+    ("token", "POST"): service_account_token,
     ("scale", "GET"): scale, ("scale", "PUT"): scale, ("scale", "PATCH"): scale,
 }
 _ROUTED_SUBRESOURCES = {sub for sub, _ in ROUTES if sub is not None}

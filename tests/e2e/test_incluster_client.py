@@ -1,0 +1,84 @@
+"""A pod using its ServiceAccount the way in-cluster programs do: the official Python client's
+`config.load_incluster_config()` finds the token, the CA and the namespace the node agent
+projected at /var/run/secrets/kubernetes.io/serviceaccount and the KUBERNETES_SERVICE_*
+variables, reaches the API server through the `kubernetes` Service (10.x.0.1:443, the proxies'
+rules) and is who its token says: allowed what its ServiceAccount's roles allow, refused the rest."""
+from __future__ import annotations
+
+import ipaddress
+import json
+import sys
+import textwrap
+
+import pytest
+
+from tests.e2e.test_walkthrough import SERVICE_CIDR, Cluster, cluster, wait_until  # noqa: F401 (its cluster)
+
+SCRIPT = textwrap.dedent("""
+    import json
+    from kubernetes import client, config
+    config.load_incluster_config()
+    ns = open("/var/run/secrets/kubernetes.io/serviceaccount/namespace").read()
+    v1 = client.CoreV1Api()
+    out = {"namespace": ns, "host": client.Configuration.get_default_copy().host}
+    out["pods"] = sorted(p.metadata.name for p in v1.list_namespaced_pod(ns).items)
+    try:
+        v1.list_namespaced_pod("kube-system")
+        out["elsewhere"] = 200
+    except client.ApiException as exc:
+        out["elsewhere"] = exc.status
+    print("RESULT " + json.dumps(out), flush=True)
+""")
+
+
+def reader_pod(name: str) -> dict:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "team"},
+            "spec": {"serviceAccountName": "reader", "restartPolicy": "Never",
+                     "containers": [{"name": "client", "image": "python:3.11",
+                                     "command": [sys.executable, "-c", SCRIPT]}]}}
+
+
+def result(c: Cluster, name: str) -> dict | None:
+    pod = json.loads(c.mkctl("get", "pod", name, "-n", "team", "-o", "json").stdout)
+    if pod["status"].get("phase") not in ("Succeeded", "Failed"):
+        return None
+    logs = c.mkctl("logs", name, "-n", "team").stdout
+    lines = [line for line in logs.splitlines() if line.startswith("RESULT ")]
+    assert lines, f"no result; phase {pod['status'].get('phase')}, logs:\n{logs}"
+    return json.loads(lines[-1].removeprefix("RESULT "))
+
+
+def apply(c: Cluster, tmp_path, *objs: dict) -> None:
+    path = tmp_path / "objs.json"
+    path.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objs)}))
+    c.mkctl("apply", "-f", str(path))
+
+
+def test_the_python_client_in_a_pod_acts_as_its_service_account(cluster: Cluster, tmp_path) -> None:  # noqa: F811
+    apply(cluster, tmp_path, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}})
+    apply(cluster, tmp_path, {"apiVersion": "v1", "kind": "ServiceAccount",
+                              "metadata": {"name": "reader", "namespace": "team"}})
+    wait_until(lambda: cluster.mkctl("get", "configmap", "kube-root-ca.crt", "-n", "team", check=False)
+               .returncode == 0, timeout=60, what="the root CA in the new namespace")
+    apply(cluster, tmp_path, reader_pod("reader"))
+    got = wait_until(lambda: result(cluster, "reader"), timeout=120, what="the client pod's result")
+    kubernetes_ip = ipaddress.IPv4Network(SERVICE_CIDR).network_address + 1  # the `kubernetes` Service
+    assert got["host"] == f"https://{kubernetes_ip}:443"
+    assert got["namespace"] == "team"
+    assert got["pods"] == ["reader"]
+    pod = json.loads(cluster.mkctl("get", "pod", "reader", "-n", "team", "-o", "json").stdout)
+    assert pod["status"]["phase"] == "Succeeded"
+    assert pod["spec"]["volumes"][0]["name"].startswith("kube-api-access-")
+
+
+def test_a_service_account_is_refused_what_its_roles_do_not_allow(cluster: Cluster, tmp_path) -> None:  # noqa: F811
+    pytest.importorskip("services.apiserver.authz.rbac", reason="needs the RBAC authorizer")
+    apply(cluster, tmp_path, {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                              "metadata": {"name": "reader-view", "namespace": "team"},
+                              "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                                          "name": "view"},
+                              "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": "team"}]})
+    apply(cluster, tmp_path, reader_pod("reader-2"))
+    got = wait_until(lambda: result(cluster, "reader-2"), timeout=120, what="the client pod's result")
+    assert "reader-2" in got["pods"]
+    assert got["elsewhere"] == 403
