@@ -345,3 +345,29 @@ async def test_two_nodes_route_pod_to_pod_without_nat(apiserver, client, cluster
     await client.delete(NODES, n2)
     await eventually(lambda: node2["spec"]["podCIDR"] not in routes(n1), 15, what="route removed")
     assert a1.alive(), a1.log()
+
+
+async def test_the_agents_port_serves_only_callers_the_api_server_allows(apiserver, client, cluster_net,
+                                                                         tmp_path):
+    """The kubelet's port: no certificate is 401, a cluster user without `nodes/proxy` is 403
+    (the agent asked the API server), the API server's own kubelet client gets through."""
+    network = cluster_net(1)
+    [node] = network.nodes
+    agent = start_agent(cluster_net, apiserver, network, node, tmp_path)
+    await ready_node(client, node, agent)
+    pki = apiserver.pki
+    url = f"https://{network.ips[node]}:{agent.port}/exec/default/nothere/c?command=true"
+
+    def curl(*cert: str) -> str:
+        out = network.run_in(node, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert",
+                             pki.ca_file, *cert, "-X", "POST", url)
+        return out.stdout
+
+    mallory = pki.client("mallory", ("dev",))
+    kubelet_client = pki.kubelet_client
+    assert curl() == "401"
+    assert curl("--cert", str(mallory.cert), "--key", str(mallory.key)) == "403"
+    # allowed through to the handler, which has no such pod
+    assert curl("--cert", str(kubelet_client.cert), "--key", str(kubelet_client.key)) == "404"
+    health = network.run_in(node, "curl", "-s", f"http://127.0.0.1:{agent.port}/healthz")
+    assert health.returncode != 0  # nothing plain on the secure port
