@@ -5,7 +5,8 @@ watch fan-out to 100 watchers. Prints figures; asserts nothing.
                                         [--client lean|aiohttp] [--variants abc] [--profile FILE]
                                         [--authorization-mode Node,RBAC]
 
-Service creates/s and p50/p99 at 1, 16 and 64 clients, in one run, on one etcd, for
+Service creates/s, p50/p99 and the server's CPU time per create at 1, 16 and 64 clients, in one
+run, on one etcd, for
   (a) `bench.plain_apiserver`: the server without its trust layers (plain HTTP, every request
       the admin, AlwaysAllow); handlers, registry, storage and etcd are the same code;
   (b) the real server over HTTPS as the admin (system:masters: allowed before any authorizer);
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import ssl
 import statistics
 import subprocess
@@ -62,11 +64,21 @@ def pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(len(values) * p))]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` so far (fields 14 and 15 of /proc/<pid>/stat)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass(frozen=True)
 class Target:
     """Where the load goes and who it is: the URL and, for https, the TLS context that
-    verifies the server and presents the client's certificate."""
+    verifies the server and presents the client's certificate; `pid` is the server's, whose
+    CPU time per create is measured (it varies less with other load on the machine than
+    creates/s do)."""
     url: str
+    pid: int
     ssl: ssl.SSLContext | None = None
 
 
@@ -75,6 +87,7 @@ class Run:
     rate: float
     p50_ms: float
     p99_ms: float
+    cpu_ms: float  # the server's CPU time per create
 
 
 async def raw_etcd(endpoint: str, concurrency: int, total: int) -> float:
@@ -116,13 +129,13 @@ async def creates(target: Target, concurrency: int, total: int, tag: str, client
             latencies.append(time.perf_counter() - t)
 
     try:
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), cpu_seconds(target.pid)
         await asyncio.gather(*(worker(c) for c in conns))
-        elapsed = time.perf_counter() - t0
+        elapsed, cpu = time.perf_counter() - t0, cpu_seconds(target.pid) - cpu0
     finally:
         for c in conns:
             await c.close()
-    return Run(total / elapsed, pct(latencies, 0.5) * 1000, pct(latencies, 0.99) * 1000)
+    return Run(total / elapsed, pct(latencies, 0.5) * 1000, pct(latencies, 0.99) * 1000, cpu / total * 1000)
 
 
 def session(target: Target) -> aiohttp.ClientSession:
@@ -143,10 +156,10 @@ async def creates_aiohttp(target: Target, concurrency: int, total: int, tag: str
                         raise RuntimeError(f"create failed: {r.status} {await r.text()}")
                 latencies.append(time.perf_counter() - t)
 
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), cpu_seconds(target.pid)
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - t0
-    return Run(total / elapsed, pct(latencies, 0.5) * 1000, pct(latencies, 0.99) * 1000)
+        elapsed, cpu = time.perf_counter() - t0, cpu_seconds(target.pid) - cpu0
+    return Run(total / elapsed, pct(latencies, 0.5) * 1000, pct(latencies, 0.99) * 1000, cpu / total * 1000)
 
 
 async def fanout(target: Target, watchers: int, events: int) -> tuple[float, int, int]:
@@ -267,7 +280,8 @@ async def plain_phase(etcd: str, tmp: Path, args: argparse.Namespace, r: int, re
                       raws: dict[int, list[float]]) -> None:
     server = PlainServer(etcd, tmp).start()
     try:
-        target = Target(server.url)
+        assert server.proc is not None
+        target = Target(server.url, server.proc.pid)
         await make_namespace(target)
         for c in CLIENTS:
             raws[c].append(await raw_etcd(etcd, c, args.creates))
@@ -276,15 +290,21 @@ async def plain_phase(etcd: str, tmp: Path, args: argparse.Namespace, r: int, re
         server.stop()
 
 
+def admin_target(server: ApiServerProcess) -> Target:
+    assert server.proc is not None
+    return Target(server.url, server.proc.pid, server.config.ssl_context())
+
+
 def editor_target(server: ApiServerProcess) -> Target:
+    assert server.proc is not None
     config = server.pki.config(server.url, server.pki.client(EDITOR))
-    return Target(server.url, config.ssl_context())
+    return Target(server.url, server.proc.pid, config.ssl_context())
 
 
 async def real_phase(etcd: str, tmp: Path, args: argparse.Namespace, r: int, results: Results) -> None:
     server = real_server(etcd, tmp, args)
     try:
-        admin, editor = Target(server.url, server.config.ssl_context()), editor_target(server)
+        admin, editor = admin_target(server), editor_target(server)
         await make_namespace(admin)
         if "c" in args.variants:
             await bind_editor(admin, editor)
@@ -300,7 +320,7 @@ async def real_phase(etcd: str, tmp: Path, args: argparse.Namespace, r: int, res
 
 def report(results: Results, raws: dict[int, list[float]]) -> None:
     print(f"{'clients':>7}  {'':<40} {'creates/s':>8} {'[runs]':>13} {'vs (a)':>7} {'p50 ms':>7} "
-          f"{'p99 ms':>7}")
+          f"{'p99 ms':>7} {'server CPU ms/create':>21}")
     for c in CLIENTS:
         base = statistics.median(x.rate for x in results["a"][c]) if results["a"][c] else float("nan")
         for variant, label in VARIANTS.items():
@@ -311,7 +331,8 @@ def report(results: Results, raws: dict[int, list[float]]) -> None:
             spread = f"[{min(x.rate for x in runs):.0f}-{max(x.rate for x in runs):.0f}]"
             print(f"{c:>7}  {label:<40} {rate:>8.0f} {spread:>13} {rate / base:>7.2f} "
                   f"{statistics.median(x.p50_ms for x in runs):>7.1f} "
-                  f"{statistics.median(x.p99_ms for x in runs):>7.1f}")
+                  f"{statistics.median(x.p99_ms for x in runs):>7.1f} "
+                  f"{statistics.median(x.cpu_ms for x in runs):>21.3f}")
         raw = raws[c]
         if raw:
             print(f"{c:>7}  {'raw etcd txn/s (key absent -> put)':<40} {statistics.median(raw):>8.0f} "
@@ -341,7 +362,7 @@ async def main(args: argparse.Namespace) -> None:
             wipe_etcd(etcd.endpoint)
             server = start_apiserver(etcd.endpoint, Path(tmp))
             try:
-                admin = Target(server.url, server.config.ssl_context())
+                admin = admin_target(server)
                 await make_namespace(admin)
                 rate, complete, total = await fanout(admin, args.watchers, args.events)
             finally:
