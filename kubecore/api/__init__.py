@@ -9,6 +9,7 @@ Where to find what (bottom to top; each module imports only those above it in th
     nodenet.py         what a Node may ask of the hosts' networks: pod ranges that are node
                        subnets of the cluster CIDR, node addresses that are plain IPs in the
                        node network, and the routes both make (API server, launcher, agents)
+    selectorparse.py   the label selector language: lexer and parser (apimachinery's labels.Parse)
     selectors.py       label and field selectors: parsing and matching
     models.py          the pydantic models that check shapes; unknown fields (strict decoding)
     validation/        per-kind rules, one module per API group, as kubernetes'
@@ -22,5 +23,6 @@ Where to find what (bottom to top; each module imports only those above it in th
                        together (`R.SERVICES`, ... `R.ALL`, `by_path`, `by_kind`, `lookup`)
 
 Besides: the patch formats (`patch`), deletion propagation words (`propagation`), and the
-wire formats shared by the API server and its clients (`jsonwire`, `remotecommand`).
+wire formats shared by the API server and its clients (`jsonwire`, `remotecommand`), and YAML
+request bodies within go-yaml's limits (`yamlwire`).
 """

@@ -154,3 +154,20 @@ def default_deployment(obj: Obj) -> None:
         ru.setdefault("maxUnavailable", "25%")
     spec.setdefault("revisionHistoryLimit", 10)
     spec.setdefault("progressDeadlineSeconds", 600)
+
+
+# --- rbac.authorization.k8s.io/v1 ----------------------------------------------------------
+
+RBAC_GROUP = "rbac.authorization.k8s.io"
+
+
+def default_binding(obj: Obj) -> None:
+    """RoleBinding and ClusterRoleBinding: roleRef.apiGroup is RBAC's when left out, and a
+    User or Group subject's apiGroup too (kube's SetDefaults_RoleBinding, _Subject)."""
+    ref = obj.get("roleRef")
+    if isinstance(ref, dict) and not ref.get("apiGroup"):
+        ref["apiGroup"] = RBAC_GROUP
+    for subject in obj.get("subjects") or []:
+        if isinstance(subject, dict) and not subject.get("apiGroup") \
+                and subject.get("kind") in ("User", "Group"):
+            subject["apiGroup"] = RBAC_GROUP

@@ -121,3 +121,29 @@ def internal(message: str) -> ApiError:
 
 def unavailable(message: str) -> ApiError:
     return ApiError(503, "ServiceUnavailable", message)
+
+
+_GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t",
+               "\v": "\\v", '"': '\\"', "\\": "\\\\"}
+
+
+def go_quote(text: str) -> str:
+    """`text` in double quotes as Go's strconv.Quote (`%q`) writes it, which is how
+    kube-apiserver names a client's field paths in messages (`unknown field "x\\ny"`): what
+    is not printable is escaped, so a message never carries a control character into a
+    header or a log line."""
+    out = ['"']
+    for ch in text:
+        escaped = _GO_ESCAPES.get(ch)
+        if escaped is not None:
+            out.append(escaped)
+        elif ch.isprintable():  # Go's unicode.IsPrint: no Other, no Separator but U+0020
+            out.append(ch)
+        elif ord(ch) < 0x20 or ch == "\x7f":
+            out.append(f"\\x{ord(ch):02x}")
+        elif ord(ch) < 0x10000:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(f"\\U{ord(ch):08x}")
+    out.append('"')
+    return "".join(out)

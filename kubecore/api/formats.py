@@ -206,3 +206,11 @@ def relaxed_env_var_name_errors(value: str) -> list[str]:
     if any(not " " <= ch <= "~" or ch == "=" for ch in value):
         errs.append(RELAXED_ENV_VAR_NAME_MSG)
     return errs
+
+
+def path_segment_name_errors(value: str) -> list[str]:
+    """A name that is safe as one URL path segment (apimachinery's IsValidPathSegmentName):
+    the rule of RBAC roles and bindings, whose names hold ':' ("system:node")."""
+    if value in (".", ".."):
+        return [f"may not be '{value}'"]
+    return [f"may not contain '{c}'" for c in ("/", "%") if c in value]

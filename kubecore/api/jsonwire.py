@@ -7,6 +7,14 @@ library. What orjson refuses but the standard library accepts falls back to the
 standard library, so no input that worked before stops working: non-string keys
 and integers beyond 64 bits (YAML can produce both), and values stored in etcd
 by older versions of this server.
+
+A request body's nesting is bounded (`loads_request`, `check_depth`): everything that handles
+an object after it is decoded (copies, patches, validation, the standard library's encoder
+that orjson falls back to beyond its own 255 levels) recurses once or more per level, and
+Python's stack holds about a thousand frames. kube-apiserver's JSON decoder stops at 10,000
+levels (`exceeded max depth`); 100 is far beyond any Kubernetes object (a Pod with
+managedFields nests about 20 deep) and keeps every one of those paths, and the list and
+watch envelopes around an object, within both limits.
 """
 from __future__ import annotations
 
@@ -22,6 +30,55 @@ def dumps(obj: Any) -> bytes:
         return orjson.dumps(obj)
     except TypeError:
         return json.dumps(obj, separators=(",", ":")).encode()
+
+
+MAX_DEPTH = 100
+
+
+class TooDeep(ValueError):
+    """A value nests deeper than allowed; the message is Go's scanner's."""
+
+    def __init__(self, opener: str) -> None:
+        super().__init__(f"invalid character '{opener}' exceeded max depth")
+
+
+def check_depth(value: Any, limit: int = MAX_DEPTH) -> None:
+    """TooDeep when objects and arrays nest more than `limit` levels (the outermost is
+    level 1). Iterative, so the check itself is safe at any depth."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        current, depth = stack.pop()
+        children = current.values() if isinstance(current, dict) else current
+        if depth > limit:
+            raise TooDeep("{" if isinstance(current, dict) else "[")
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+
+
+def nesting_depth(value: Any) -> int:
+    """How many levels objects and arrays nest in `value` (0 for a scalar); iterative."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        current, depth = stack.pop()
+        if isinstance(current, (dict, list)):
+            deepest = max(deepest, depth)
+            stack.extend((c, depth + 1) for c in (current.values() if isinstance(current, dict)
+                                                   else current))
+    return deepest
+
+
+def loads_request(data: bytes) -> Any:
+    """A client's JSON: as `loads`, and TooDeep beyond MAX_DEPTH levels."""
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        if str(exc).startswith("depth limit exceeded"):  # orjson's own, at 1024 levels
+            opened = data.rfind(b"[", 0, exc.pos + 1) > data.rfind(b"{", 0, exc.pos + 1)
+            raise TooDeep("[" if opened else "{") from None
+        raise
+    if isinstance(value, (dict, list)) and data.count(b"{") + data.count(b"[") > MAX_DEPTH:
+        check_depth(value)  # (fewer brackets than that in the text cannot nest deeper)
+    return value
 
 
 def loads(data: bytes | str) -> Any:

@@ -388,6 +388,105 @@ class Binding(_Model):
     target: dict[str, Any]
 
 
+# --- rbac.authorization.k8s.io/v1 --------------------------------------------------------
+
+class PolicyRule(_Complete):
+    verbs: list[StrictStr] | None = None
+    apiGroups: list[StrictStr] | None = None
+    resources: list[StrictStr] | None = None
+    resourceNames: list[StrictStr] | None = None
+    nonResourceURLs: list[StrictStr] | None = None
+
+
+class AggregationRule(_Complete):
+    clusterRoleSelectors: list[LabelSelector] | None = None
+
+
+class Subject(_Complete):
+    kind: StrictStr | None = None
+    apiGroup: StrictStr | None = None
+    name: StrictStr | None = None
+    namespace: StrictStr | None = None
+
+
+class RoleRef(_Complete):
+    apiGroup: StrictStr | None = None
+    kind: StrictStr | None = None
+    name: StrictStr | None = None
+
+
+class Role(_Complete):
+    apiVersion: StrictStr | None = None
+    kind: StrictStr | None = None
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    rules: list[PolicyRule] | None = None
+
+
+class ClusterRole(Role):
+    aggregationRule: AggregationRule | None = None
+
+
+class RoleBinding(_Complete):
+    apiVersion: StrictStr | None = None
+    kind: StrictStr | None = None
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    subjects: list[Subject] | None = None
+    roleRef: RoleRef | None = None  # required: validation says so in kube's words
+
+
+# --- authorization.k8s.io/v1 and authentication.k8s.io/v1 reviews (created, never stored) ----
+
+class ResourceAttributes(_Model):
+    namespace: StrictStr | None = None
+    verb: StrictStr | None = None
+    group: StrictStr | None = None
+    version: StrictStr | None = None
+    resource: StrictStr | None = None
+    subresource: StrictStr | None = None
+    name: StrictStr | None = None
+
+
+class NonResourceAttributes(_Complete):
+    path: StrictStr | None = None
+    verb: StrictStr | None = None
+
+
+class SubjectAccessReviewSpec(_Complete):
+    resourceAttributes: ResourceAttributes | None = None
+    nonResourceAttributes: NonResourceAttributes | None = None
+    user: StrictStr | None = None
+    groups: list[StrictStr] | None = None
+    extra: dict[StrictStr, list[StrictStr]] | None = None
+    uid: StrictStr | None = None
+
+
+class SubjectAccessReview(_Complete):
+    apiVersion: StrictStr | None = None
+    kind: StrictStr | None = None
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: SubjectAccessReviewSpec | None = None
+    status: dict[str, Any] | None = None
+
+
+class SelfSubjectRulesReviewSpec(_Complete):
+    namespace: StrictStr | None = None
+
+
+class SelfSubjectRulesReview(_Complete):
+    apiVersion: StrictStr | None = None
+    kind: StrictStr | None = None
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: SelfSubjectRulesReviewSpec | None = None
+    status: dict[str, Any] | None = None
+
+
+class SelfSubjectReview(_Complete):
+    apiVersion: StrictStr | None = None
+    kind: StrictStr | None = None
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    status: dict[str, Any] | None = None
+
+
 def shape_causes(model: type[BaseModel], obj: dict[str, Any]) -> list[tuple[str, str]]:
     """Validate `obj` against `model`; return (field path, message) pairs."""
     from pydantic import ValidationError

@@ -17,11 +17,16 @@ from typing import Any
 
 import jsonpatch
 
+from kubecore.api import jsonwire
 from kubecore.api.types import Obj
 
 
 class PatchError(ValueError):
     pass
+
+
+class PatchTooLarge(PatchError):
+    """A patch over kube-apiserver's size bounds: a 413, not a 422."""
 
 
 # --- JSON merge patch ----------------------------------------------------------------
@@ -58,14 +63,53 @@ def create_merge_patch(original: Any, modified: Any) -> Any:
 
 # --- JSON patch -------------------------------------------------------------------------
 
+# kube-apiserver's bounds on a JSON patch (handlers/patch.go, server/config.go): how many
+# operations, and how much `copy` operations may add (evanphx/json-patch's
+# AccumulatedCopySizeLimit); each copy can double the object, so unbounded they exhaust memory.
+MAX_JSON_PATCH_OPERATIONS = 10_000
+MAX_JSON_PATCH_COPY_BYTES = 3 * 1024 * 1024
+
+
 def json_patch(target: Any, ops: Any) -> Any:
+    """RFC 6902, one operation at a time, within kube's bounds and `jsonwire.MAX_DEPTH` (an
+    `add` deep inside the object, repeated, would otherwise nest it without limit)."""
     if not isinstance(ops, list):
         raise PatchError("a JSON patch must be a list of operations")
+    if len(ops) > MAX_JSON_PATCH_OPERATIONS:
+        raise PatchTooLarge(f"Request entity too large: The allowed maximum operations in a JSON "
+                            f"patch is {MAX_JSON_PATCH_OPERATIONS}, got {len(ops)}")
+    doc = copy.deepcopy(target)
+    depth, copied = jsonwire.nesting_depth(doc), 0
     try:
-        return jsonpatch.JsonPatch(ops).apply(copy.deepcopy(target))
+        for op in ops:
+            value = _op_value(doc, op)
+            if isinstance(op, dict) and op.get("op") == "copy":
+                copied += len(jsonwire.dumps(value))
+                if copied > MAX_JSON_PATCH_COPY_BYTES:
+                    raise PatchError(f"Unable to complete the copy, the accumulated size increase "
+                                     f"of copy is {copied}, exceeding the limit "
+                                     f"{MAX_JSON_PATCH_COPY_BYTES}")
+            if value is not None:
+                depth = max(depth, len(jsonpatch.JsonPointer(op["path"]).parts)
+                            + jsonwire.nesting_depth(value))
+                if depth > jsonwire.MAX_DEPTH:
+                    raise PatchError(f"the patched object would nest deeper than "
+                                     f"{jsonwire.MAX_DEPTH} levels")
+            doc = jsonpatch.JsonPatch([op]).apply(doc, in_place=True)
     except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError,
-            KeyError, IndexError) as exc:
+            KeyError, IndexError, AttributeError) as exc:
         raise PatchError(f"the JSON patch could not be applied: {exc}") from exc
+    return doc
+
+
+def _op_value(doc: Any, op: Any) -> Any:
+    """The value an operation puts into the document (None for remove and test)."""
+    kind = op.get("op") if isinstance(op, dict) else None
+    if kind in ("add", "replace"):
+        return op.get("value")
+    if kind in ("copy", "move") and isinstance(op.get("from"), str):
+        return jsonpatch.JsonPointer(op["from"]).resolve(doc)
+    return None
 
 
 # --- strategic merge patch ------------------------------------------------------------

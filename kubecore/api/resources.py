@@ -22,7 +22,7 @@ from kubecore.api.defaults import carry_over_service_allocations as carry_over_s
 from kubecore.api.errors import Cause
 from kubecore.api.selectors import FieldGetter
 from kubecore.api.types import Obj
-from kubecore.api.validation import apps, core, discovery
+from kubecore.api.validation import apps, core, discovery, rbac
 from kubecore.api.validation.meta import metadata_causes as metadata_causes
 
 Validator = Callable[[Obj, Obj | None], list[Cause]]
@@ -122,12 +122,54 @@ REPLICASETS = ResourceType("apps", "v1", "ReplicaSet", "replicasets", "replicase
 EVENTS = ResourceType("", "v1", "Event", "events", "event", True, models.Event,
                       short_names=("ev",), field_getters=fs.EVENT_FIELDS)
 
+# RBAC (rbac.authorization.k8s.io/v1): names are path segments ("system:node"), as kube's.
+ROLES = ResourceType("rbac.authorization.k8s.io", "v1", "Role", "roles", "role", True, models.Role,
+                     name_rule=v.path_segment_name_errors, validate=rbac.validate_role,
+                     field_getters=fs.COMMON_FIELDS)
+CLUSTERROLES = ResourceType("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles",
+                            "clusterrole", False, models.ClusterRole,
+                            name_rule=v.path_segment_name_errors, validate=rbac.validate_clusterrole,
+                            field_getters=fs.COMMON_FIELDS)
+ROLEBINDINGS = ResourceType("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings",
+                            "rolebinding", True, models.RoleBinding,
+                            name_rule=v.path_segment_name_errors, validate=rbac.validate_rolebinding,
+                            default=d.default_binding, field_getters=fs.COMMON_FIELDS)
+CLUSTERROLEBINDINGS = ResourceType("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding",
+                                   "clusterrolebindings", "clusterrolebinding", False,
+                                   models.RoleBinding, name_rule=v.path_segment_name_errors,
+                                   validate=rbac.validate_clusterrolebinding,
+                                   default=d.default_binding, field_getters=fs.COMMON_FIELDS)
+
 ALL: tuple[ResourceType, ...] = (NAMESPACES, SERVICES, PODS, NODES, ENDPOINTSLICES,
-                                 DEPLOYMENTS, REPLICASETS, EVENTS)
+                                 DEPLOYMENTS, REPLICASETS, EVENTS, ROLES, CLUSTERROLES,
+                                 ROLEBINDINGS, CLUSTERROLEBINDINGS)
+
+# Reviews: created to ask a question, answered in the response, never stored (no watch
+# cache, no list); served under their groups beside the stored kinds.
+SUBJECTACCESSREVIEWS = ResourceType("authorization.k8s.io", "v1", "SubjectAccessReview",
+                                    "subjectaccessreviews", "subjectaccessreview", False,
+                                    models.SubjectAccessReview)
+SELFSUBJECTACCESSREVIEWS = ResourceType("authorization.k8s.io", "v1", "SelfSubjectAccessReview",
+                                        "selfsubjectaccessreviews", "selfsubjectaccessreview",
+                                        False, models.SubjectAccessReview)
+LOCALSUBJECTACCESSREVIEWS = ResourceType("authorization.k8s.io", "v1", "LocalSubjectAccessReview",
+                                         "localsubjectaccessreviews", "localsubjectaccessreview",
+                                         True, models.SubjectAccessReview)
+SELFSUBJECTRULESREVIEWS = ResourceType("authorization.k8s.io", "v1", "SelfSubjectRulesReview",
+                                       "selfsubjectrulesreviews", "selfsubjectrulesreview", False,
+                                       models.SelfSubjectRulesReview)
+SELFSUBJECTREVIEWS = ResourceType("authentication.k8s.io", "v1", "SelfSubjectReview",
+                                  "selfsubjectreviews", "selfsubjectreview", False,
+                                  models.SelfSubjectReview)
+REVIEWS: tuple[ResourceType, ...] = (SUBJECTACCESSREVIEWS, SELFSUBJECTACCESSREVIEWS,
+                                     LOCALSUBJECTACCESSREVIEWS, SELFSUBJECTRULESREVIEWS,
+                                     SELFSUBJECTREVIEWS)
+# Everything the API serves: the stored kinds, then the reviews.
+SERVED: tuple[ResourceType, ...] = ALL + REVIEWS
 
 
 def by_path(group: str, version: str, plural: str) -> ResourceType | None:
-    for rt in ALL:
+    for rt in SERVED:
         if rt.group == group and rt.version == version and rt.plural == plural:
             return rt
     return None
@@ -157,7 +199,7 @@ def lookup(name: str) -> ResourceType | None:
 def groups() -> dict[str, list[str]]:
     """API groups (named, not core) and their versions."""
     out: dict[str, list[str]] = {}
-    for rt in ALL:
+    for rt in SERVED:
         if rt.group and rt.version not in out.setdefault(rt.group, []):
             out[rt.group].append(rt.version)
     return out

@@ -1,7 +1,7 @@
 """Label and field selectors: parsing and matching.
 
-The grammar follows apimachinery's labels.Parse: comma-separated
-requirements, each `k=v`, `k==v`, `k!=v`, `k in (a,b)`, `k notin (a,b)`,
+The grammar follows apimachinery's labels.Parse (`selectorparse`): comma-separated
+requirements, each `k=v`, `k==v`, `k!=v`, `k in (a,b)`, `k notin (a,b)`, `k>1`, `k<1`,
 `k` (exists) or `!k` (does not exist).
 """
 from __future__ import annotations
@@ -11,13 +11,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kubecore.api.formats import label_key_errors, label_value_errors
+from kubecore.api.selectorparse import SelectorError as SelectorError  # re-exported
+from kubecore.api.selectorparse import parse_requirements
 
 
 @dataclass(frozen=True)
 class Requirement:
     key: str
-    op: str  # "=", "!=", "in", "notin", "exists", "!"
+    op: str  # "=", "!=", "in", "notin", "exists", "!", "gt", "lt"
     values: tuple[str, ...] = ()
 
     def matches(self, labels: Mapping[str, str]) -> bool:
@@ -30,11 +31,18 @@ class Requirement:
             return present and labels[self.key] in self.values
         if self.op in ("!=", "notin"):
             return not present or labels[self.key] not in self.values
+        if self.op in ("gt", "lt"):
+            return present and _compares(labels[self.key], self.op, self.values[0])
         raise AssertionError(self.op)
 
 
-_SET_RE = re.compile(r"^\s*(!?)\s*([A-Za-z0-9_./-]+)\s*(?:\s(in|notin)\s*\(([^)]*)\))?\s*$")
-_EQ_RE = re.compile(r"^\s*([A-Za-z0-9_./-]+)\s*(==|=|!=)\s*([A-Za-z0-9_.-]*)\s*$")
+def _compares(label: str, op: str, bound: str) -> bool:
+    """Gt/Lt: both sides as integers (a label that is not one never matches)."""
+    try:
+        value = int(label)
+    except ValueError:
+        return False
+    return value > int(bound) if op == "gt" else value < int(bound)
 
 
 def _split_top_level(text: str) -> list[str]:
@@ -56,48 +64,14 @@ def _split_top_level(text: str) -> list[str]:
     return parts
 
 
-class SelectorError(ValueError):
-    pass
-
-
 def parse_label_selector(text: str | None) -> list[Requirement]:
-    """Parse a labelSelector query string; raises SelectorError with a clear message."""
+    """Parse a labelSelector query string as apimachinery's labels.Parse does (its grammar,
+    its messages); raises SelectorError. One pass over the text, so the time a selector
+    takes grows with its length only."""
     if text is None or not text.strip():
         return []
-    reqs: list[Requirement] = []
-    for raw in _split_top_level(text):
-        part = raw.strip()
-        if not part:
-            raise SelectorError(f"unable to parse requirement: empty requirement in {text!r}")
-        m = _EQ_RE.match(part)
-        if m:
-            key, op, value = m.group(1), m.group(2), m.group(3)
-            op = "=" if op == "==" else op
-            values: tuple[str, ...] = (value,)
-        else:
-            m = _SET_RE.match(part)
-            if not m:
-                raise SelectorError(f"unable to parse requirement: {part!r}")
-            neg, key, setop, vals = m.groups()
-            if setop:
-                if neg:
-                    raise SelectorError(f"unable to parse requirement: {part!r}")
-                op = setop
-                values = tuple(v.strip() for v in vals.split(",") if v.strip())
-                if not values:
-                    raise SelectorError(f"for '{op}' operator, the set of values must be non-empty")
-            else:
-                op = "!" if neg else "exists"
-                values = ()
-        errs = label_key_errors(key)
-        if errs:
-            raise SelectorError(f"invalid label key {key!r}: {errs[0]}")
-        for v in values:
-            verrs = label_value_errors(v)
-            if verrs:
-                raise SelectorError(f"invalid label value: {v!r}: {verrs[0]}")
-        reqs.append(Requirement(key, op, values))
-    return reqs
+    return sorted((Requirement(key, op, values) for key, op, values in parse_requirements(text)),
+                  key=lambda r: r.key)
 
 
 def labels_match(reqs: list[Requirement], labels: Mapping[str, str] | None) -> bool:
@@ -153,14 +127,35 @@ def parse_field_selector(text: str | None, supported: Mapping[str, FieldGetter],
     reqs = []
     for raw in _split_top_level(text):
         part = raw.strip()
-        m = re.match(r"^([A-Za-z0-9_.]+)\s*(==|=|!=)\s*(.*)$", part)
-        if not m:
+        term = _split_term(part)
+        if term is None:
             raise SelectorError(f"invalid selector: {part!r}; can't understand {part!r}")
-        f, op, v = m.group(1), m.group(2), m.group(3).strip()
+        f, op, v = term
         if f not in supported:
             raise SelectorError(f'field label not supported: {f}')
         reqs.append(FieldRequirement(f, "=" if op == "==" else op, v))
     return reqs
+
+
+_FIELD_NAME = re.compile(r"[A-Za-z0-9_.]+")
+
+
+def _split_term(part: str) -> tuple[str, str, str] | None:
+    """`field<op>value` at the first operator, as apimachinery's fields.splitTerm finds it
+    (`!=`, `==`, `=`); one pass, whatever the selector holds."""
+    at = part.find("=")
+    if at < 0:
+        return None
+    if at > 0 and part[at - 1] == "!":
+        name, op, value = part[:at - 1], "!=", part[at + 1:]
+    elif part.startswith("==", at):
+        name, op, value = part[:at], "==", part[at + 2:]
+    else:
+        name, op, value = part[:at], "=", part[at + 1:]
+    name = name.rstrip()
+    if not _FIELD_NAME.fullmatch(name):
+        return None
+    return name, op, value.strip()
 
 
 def fields_match(reqs: list[FieldRequirement], obj: dict[str, Any],

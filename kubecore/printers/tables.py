@@ -512,6 +512,48 @@ REPLICASET_COLUMNS = (
     *_workload_wide(),
 )
 
+# --- RBAC ---------------------------------------------------------------------------------------
+
+def _created_at(obj: Obj, now: datetime) -> str:
+    created = parse_time(_get(obj, "metadata", "creationTimestamp"))
+    return created.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if created else ""
+
+
+ROLE_COLUMNS = (
+    NAME,
+    Column("Created At", _created_at, type="date", description="CreationTimestamp is a timestamp "
+           "representing the server time when this object was created."),
+)
+
+
+def binding_subjects(binding: Obj, kind: str) -> str:
+    """kubectl's SubjectsStrings: users and groups by name, ServiceAccounts as ns/name."""
+    out = []
+    for s in _list(binding, "subjects"):
+        if not isinstance(s, dict) or s.get("kind") != kind:
+            continue
+        name = s.get("name") or ""
+        out.append(f"{s.get('namespace') or ''}/{name}" if kind == "ServiceAccount" else name)
+    return ", ".join(out)
+
+
+def _binding_columns(what: str) -> tuple[Column, ...]:
+    return (
+        NAME,
+        Column("Role", lambda o, n: f"{_get(o, 'roleRef', 'kind') or ''}/{_get(o, 'roleRef', 'name') or ''}",
+               description="RoleRef can reference a Role in the current namespace or a ClusterRole "
+               "in the global namespace. If the RoleRef cannot be resolved, the Authorizer must "
+               "return an error. This field is immutable."),
+        AGE,
+        Column("Users", lambda o, n: binding_subjects(o, "User"), priority=1,
+               description=f"Users in the {what}"),
+        Column("Groups", lambda o, n: binding_subjects(o, "Group"), priority=1,
+               description=f"Groups in the {what}"),
+        Column("ServiceAccounts", lambda o, n: binding_subjects(o, "ServiceAccount"), priority=1,
+               description=f"ServiceAccounts in the {what}"),
+    )
+
+
 DEFAULT_COLUMNS = (NAME, AGE)
 
 COLUMNS_BY_KIND: dict[str, tuple[Column, ...]] = {
@@ -523,6 +565,10 @@ COLUMNS_BY_KIND: dict[str, tuple[Column, ...]] = {
     "Event": EVENT_COLUMNS,
     "Deployment": DEPLOYMENT_COLUMNS,
     "ReplicaSet": REPLICASET_COLUMNS,
+    "Role": ROLE_COLUMNS,
+    "ClusterRole": ROLE_COLUMNS,
+    "RoleBinding": _binding_columns("roleBinding"),
+    "ClusterRoleBinding": _binding_columns("clusterRoleBinding"),
 }
 
 

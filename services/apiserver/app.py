@@ -7,7 +7,8 @@ import asyncio
 import ipaddress
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Coroutine, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -16,14 +17,31 @@ from kubecore.api import resources as R
 from kubecore.api.errors import ApiError, internal
 from kubecore.controller.health import Health, ReadinessCheck, add_health_routes
 from services.apiserver import admission, authn, authz
+from services.apiserver.admission.noderestriction import NodeRestriction
 from services.apiserver.authn.x509 import ClientCertificates
+from services.apiserver.authz import bootstrap
+from services.apiserver.authz.escalation import EscalationCheck
+from services.apiserver.authz.node import NodeAuthorizer
+from services.apiserver.authz.rbac import RBACAuthorizer
+from services.apiserver.authz.reviews import AllRules, Reviewer, RuleResolver
 from services.apiserver.endpoints import discovery, filters, handlers, openapi
 from services.apiserver.endpoints.context import ApiState
+from services.apiserver.endpoints.limits import (
+    RETRY_AFTER_SECONDS,
+    UNCOUNTED_PATHS,
+    InFlight,
+    Kind,
+    client_key,
+    request_kind,
+    too_many_requests,
+)
 from services.apiserver.endpoints.metrics import ApiMetrics
 from services.apiserver.endpoints.nodeproxy import NodeProxy, kubelet_client_context
 from services.apiserver.endpoints.requests import (
+    UNREAD_BODY_CODES,
     NoSuchPath,
     Target,
+    answer_and_close,
     error_response,
     json_response,
     parse_path,
@@ -33,7 +51,7 @@ from services.apiserver.endpoints.requests import (
 from services.apiserver.registry import sweepers
 from services.apiserver.registry.store import Store
 from services.apiserver.registry.strategy import prepare_create
-from services.apiserver.settings import Settings
+from services.apiserver.settings import Settings, authorization_modes
 from services.apiserver.storage.allocations import NodeAllocations, ServiceAllocations
 from services.apiserver.storage.allocator import RangeAllocator, SubnetRange, ip_allocator
 from services.apiserver.storage.etcd import Etcd, EtcdUnavailable
@@ -43,6 +61,7 @@ from services.apiserver.storage.watchcache import WatchCache
 log = logging.getLogger("apiserver")
 STATE = web.AppKey("state", ApiState)
 TARGET = web.RequestKey("target", Target)  # the request's resolved Target, kept by `api_errors`
+IN_FLIGHT = web.AppKey("in_flight", InFlight)
 DNS_SERVICE_OFFSET = 10  # 10.96.0.10: kept for the cluster DNS service
 KUBERNETES_SERVICE_OFFSET = 1
 
@@ -69,6 +88,7 @@ async def api_errors(request: web.Request, handler) -> web.StreamResponse:
         except NoSuchPath:
             pass
         user = await filters.authenticate(state.authenticator, request)
+        user = filters.impersonate(state.authorizer, request, user)
         filters.authorize(state.authorizer, request, user, request.get(TARGET))
         resp = await handler(request)
         code = resp.status
@@ -78,7 +98,10 @@ async def api_errors(request: web.Request, handler) -> web.StreamResponse:
         return resp
     except ApiError as err:
         code = err.code
-        return error_response(err)
+        resp = error_response(err)
+        if err.code in UNREAD_BODY_CODES:
+            await answer_and_close(request, resp)
+        return resp
     except web.HTTPException as exc:
         code = exc.status
         if exc.status == 404:
@@ -101,6 +124,25 @@ async def api_errors(request: web.Request, handler) -> web.StreamResponse:
         if resource:
             state.metrics.record(verb, resource, code, None if verb == "WATCH"
                                  else time.perf_counter() - started)
+
+
+@web.middleware
+async def in_flight_limits(request: web.Request, handler) -> web.StreamResponse:
+    """Each client's requests in flight within its limits (`endpoints/limits.py`); inside
+    `api_errors`, which has resolved the request's Target and records the 429."""
+    if request.path in UNCOUNTED_PATHS:
+        return await handler(request)
+    t = request.get(TARGET)
+    kind, client = request_kind(request, t.sub if t else None), client_key(request)
+    in_flight = request.app[IN_FLIGHT]
+    if not in_flight.acquire(client, kind):
+        resp = error_response(too_many_requests())
+        resp.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return resp
+    try:
+        return await handler(request)
+    finally:
+        in_flight.release(client, kind)
 
 
 async def resource_route(request: web.Request) -> web.StreamResponse:
@@ -190,8 +232,9 @@ def readiness(state: ApiState) -> ReadinessCheck:
 
 
 async def _bootstrap(state: ApiState) -> None:
-    """What must exist from the start: the default namespaces, and the `kubernetes`
-    Service on the first address of the service range."""
+    """What must exist from the start: the default namespaces, the `kubernetes` Service on
+    the first address of the service range, and (under RBAC) the bootstrap roles and
+    bindings, reconciled."""
     for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
         try:
             await state.storage.create(R.NAMESPACES, prepare_create(
@@ -211,6 +254,8 @@ async def _bootstrap(state: ApiState) -> None:
         except ApiError as exc:
             if exc.code != 409 and exc.code != 422:
                 raise
+    if "RBAC" in authorization_modes(state.settings.authorization_mode):
+        await bootstrap.reconcile(state.storage)
 
 
 def build_authentication(settings: Settings) -> authn.Authenticator:
@@ -222,19 +267,42 @@ def build_authentication(settings: Settings) -> authn.Authenticator:
     return authn.Chain(authenticators, anonymous=settings.anonymous_auth)
 
 
-AUTHORIZERS: dict[str, Callable[[ApiState], authz.Authorizer]] = {
-    "AlwaysAllow": lambda state: authz.AlwaysAllow(),
-}
+@dataclass
+class Authorization:
+    """The authorizer chain of --authorization-mode (system:masters first, as kube-apiserver
+    puts it), the reviews that ask it, and RBAC when it is one of the modes (the escalation
+    check and the bootstrap policy need it)."""
+
+    authorizer: authz.Authorizer
+    reviewer: Reviewer
+    rbac: RBACAuthorizer | None
 
 
-def build_authorization(settings: Settings, state: ApiState) -> authz.Authorizer:
-    """`--authorization-mode`: the named authorizers, asked in order."""
-    modes = [m.strip() for m in settings.authorization_mode.split(",") if m.strip()]
-    unknown = [m for m in modes if m not in AUTHORIZERS]
-    if unknown or not modes:
-        raise ValueError(f"--authorization-mode: unknown mode(s) {', '.join(unknown) or '(none)'}; "
-                         f"known: {', '.join(AUTHORIZERS)}")
-    return authz.Union([AUTHORIZERS[m](state) for m in modes])
+def build_authorization(settings: Settings, caches: Mapping[str, WatchCache]) -> Authorization:
+    authorizers: list[authz.Authorizer] = [authz.PrivilegedGroups("system:masters")]
+    resolvers: list[RuleResolver] = []
+    rbac = None
+    for mode in authorization_modes(settings.authorization_mode):
+        if mode == "Node":
+            node = NodeAuthorizer(caches)
+            authorizers.append(node)
+            resolvers.append(node)
+        elif mode == "RBAC":
+            rbac = RBACAuthorizer(caches)
+            authorizers.append(rbac)
+            resolvers.append(rbac)
+        else:
+            authorizers.append(authz.AlwaysAllow())
+            resolvers.append(AllRules())
+    union = authz.Union(authorizers)
+    return Authorization(union, Reviewer(union, resolvers), rbac)
+
+
+def build_admission(authorization: Authorization, caches: Mapping[str, WatchCache]) -> admission.Chain:
+    plugins: list[admission.Plugin] = [NodeRestriction(caches)]
+    if authorization.rbac is not None:
+        plugins.append(EscalationCheck(authorization.authorizer, authorization.rbac))
+    return admission.Chain(plugins)
 
 
 def build_state(settings: Settings) -> ApiState:
@@ -250,16 +318,16 @@ def build_state(settings: Settings) -> ApiState:
     }
     storage = Storage(etcd, allocations)
     caches: dict[str, WatchCache] = {}  # filled at start-up, one per resource
-    state = ApiState(settings=settings, etcd=etcd, storage=storage,
-                     registry=Store(storage, caches, admission.Chain([])),
-                     metrics=ApiMetrics.create(etcd.batcher), caches=caches,
-                     authenticator=build_authentication(settings), authorizer=authz.Union([]))
-    state.authorizer = build_authorization(settings, state)
-    state.nodes = NodeProxy(kubelet_port=settings.kubelet_port, ranges=settings.node_ranges(),
-                            ssl_context=kubelet_client_context(
-                                settings.kubelet_client_certificate, settings.kubelet_client_key,
-                                settings.kubelet_certificate_authority))
-    return state
+    authorization = build_authorization(settings, caches)
+    return ApiState(settings=settings, etcd=etcd, storage=storage,
+                    registry=Store(storage, caches, build_admission(authorization, caches)),
+                    metrics=ApiMetrics.create(etcd.batcher), caches=caches,
+                    authenticator=build_authentication(settings),
+                    authorizer=authorization.authorizer, reviewer=authorization.reviewer,
+                    nodes=NodeProxy(kubelet_port=settings.kubelet_port, ranges=settings.node_ranges(),
+                                    ssl_context=kubelet_client_context(
+                                        settings.kubelet_client_certificate, settings.kubelet_client_key,
+                                        settings.kubelet_certificate_authority)))
 
 
 def background_work(state: ApiState) -> list[Coroutine[Any, Any, None]]:
@@ -317,9 +385,13 @@ async def background(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[api_errors], client_max_size=settings.max_body_bytes + 1)
+    app = web.Application(middlewares=[api_errors, in_flight_limits],
+                          client_max_size=settings.max_body_bytes + 1)
     state = build_state(settings)
     app[STATE] = state
+    app[IN_FLIGHT] = InFlight({Kind.READ_ONLY: settings.max_requests_inflight,
+                               Kind.MUTATING: settings.max_mutating_requests_inflight,
+                               Kind.LONG_RUNNING: settings.max_watches_per_client})
 
     async def end_watches(app: web.Application) -> None:
         # Open watches would otherwise hold shutdown until aiohttp's timeout: end them, as

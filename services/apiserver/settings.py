@@ -27,6 +27,12 @@ class Settings:
     # and never a port a Node object names.
     kubelet_port: int = 10250
     max_body_bytes: int = 3 * 1024 * 1024
+    body_timeout: float = 60.0  # seconds a request body may take to arrive (408 after)
+    # requests in flight per client (kube's limits, which it applies to the whole server;
+    # 0: no limit), and watches and other long-running requests per client
+    max_requests_inflight: int = 400
+    max_mutating_requests_inflight: int = 200
+    max_watches_per_client: int = 2000
     watch_window: int = 50_000
     watcher_buffer: int = 20_000
     bookmark_interval: float = 10.0
@@ -44,7 +50,7 @@ class Settings:
     tls_private_key_file: str = ""
     client_ca_file: str = ""  # clients presenting a certificate this CA signed are authenticated
     anonymous_auth: bool = True  # anonymous requests allowed on the health and version paths
-    authorization_mode: str = "AlwaysAllow"
+    authorization_mode: str = "Node,RBAC"  # the authorizers in order: Node, RBAC, AlwaysAllow
     service_account_key_file: str = ""  # verifies ServiceAccount tokens
     service_account_signing_key_file: str = ""  # signs them
     service_account_issuer: str = "https://kubernetes.default.svc.cluster.local"
@@ -55,6 +61,23 @@ class Settings:
 
     def node_ranges(self) -> NodeRanges:
         return NodeRanges.parse(self.cluster_cidr, self.node_cidr_mask, self.node_cidr)
+
+
+AUTHORIZATION_MODES = ("AlwaysAllow", "Node", "RBAC")
+
+
+def authorization_modes(text: str) -> list[str]:
+    """The modes of --authorization-mode, checked as kube-apiserver checks them."""
+    modes = [m.strip() for m in text.split(",") if m.strip()]
+    if not modes:
+        raise argparse.ArgumentTypeError("at least one authorization-mode must be passed")
+    for mode in modes:
+        if mode not in AUTHORIZATION_MODES:
+            raise argparse.ArgumentTypeError(
+                f'authorization-mode "{mode}" is not a valid mode (valid: {",".join(AUTHORIZATION_MODES)})')
+        if modes.count(mode) > 1:
+            raise argparse.ArgumentTypeError(f'authorization-mode "{mode}" has mode specified more than once')
+    return modes
 
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?)(h|ms|m|s)")
@@ -103,8 +126,8 @@ def parse_args(argv: list[str] | None = None) -> Settings:
                    help="CA whose client certificates authenticate (CN = user, O = groups)")
     p.add_argument("--anonymous-auth", default="true", choices=["true", "false"],
                    help="allow unauthenticated requests to /healthz, /livez, /readyz, /version")
-    p.add_argument("--authorization-mode", default="AlwaysAllow",
-                   help="comma-separated authorizers, asked in order")
+    p.add_argument("--authorization-mode", default="Node,RBAC",
+                   help="comma-separated authorizers, asked in order: Node, RBAC, AlwaysAllow")
     p.add_argument("--service-account-key-file", default="",
                    help="public (or private) key, PEM, that verifies ServiceAccount tokens")
     p.add_argument("--service-account-signing-key-file", default="",
@@ -115,9 +138,19 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     p.add_argument("--kubelet-client-certificate", default="")
     p.add_argument("--kubelet-client-key", default="")
     p.add_argument("--kubelet-certificate-authority", default="")
+    p.add_argument("--max-requests-inflight", type=int, default=400,
+                   help="read-only requests one client may have in flight (0: no limit)")
+    p.add_argument("--max-mutating-requests-inflight", type=int, default=200,
+                   help="mutating requests one client may have in flight (0: no limit)")
+    p.add_argument("--max-watches-per-client", type=int, default=2000,
+                   help="watches and other long-running requests per client (0: no limit)")
     a = p.parse_args(argv)
     if not a.bookmark_interval > 0:
         p.error("--bookmark-interval must be greater than 0")
+    try:
+        authorization_modes(a.authorization_mode)
+    except argparse.ArgumentTypeError as exc:
+        p.error(str(exc))
     for flag in ("tls_cert_file", "tls_private_key_file", "client_ca_file",
                  "service_account_key_file", "service_account_signing_key_file",
                  "kubelet_client_certificate", "kubelet_client_key", "kubelet_certificate_authority"):
@@ -147,6 +180,9 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         kubelet_client_certificate=a.kubelet_client_certificate,
         kubelet_client_key=a.kubelet_client_key,
         kubelet_certificate_authority=a.kubelet_certificate_authority,
+        max_requests_inflight=a.max_requests_inflight,
+        max_mutating_requests_inflight=a.max_mutating_requests_inflight,
+        max_watches_per_client=a.max_watches_per_client,
     )
 
 

@@ -47,9 +47,13 @@ async def test_health_and_version_stay_open(apiserver):
 
 async def test_a_client_certificate_of_the_cluster_ca_is_a_user(apiserver):
     async with apiserver.session(apiserver.config_for("jane", ("dev",))) as s:
-        async with s.get(NAMESPACES) as r:
-            assert r.status == 200
-            assert {"default", "kube-system"} <= {n["metadata"]["name"] for n in (await r.json())["items"]}
+        # who the server takes the caller for (`kubectl auth whoami`): RBAC lets anyone ask
+        async with s.post("/apis/authentication.k8s.io/v1/selfsubjectreviews", json={}) as r:
+            assert r.status == 201
+            assert (await r.json())["status"]["userInfo"] == {
+                "username": "jane", "groups": ["dev", "system:authenticated"]}
+        async with s.get(NAMESPACES) as r:  # and nothing more until a binding says so
+            assert r.status == 403
 
 
 async def test_a_certificate_of_another_ca_is_refused_in_the_handshake(apiserver, tmp_path):

@@ -13,6 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from cluster.credentials import CONTROL_PLANE_IDENTITIES
 from cluster.procs import free_port, wait_http_ok
 from kubecore.api import resources as R
 from kubecore.client.rest import ApiClient, ApiUnavailable
@@ -37,8 +38,11 @@ async def get_text(url: str) -> tuple[int, str]:
 @pytest.fixture
 def controllers(apiserver_process, tmp_path):
     ports = {"services.scheduler": free_port(), "services.deployments": free_port()}
-    kubeconfig = apiserver_process.kubeconfig(tmp_path / "kubeconfig")
-    procs = {m: start(m, kubeconfig, p, tmp_path / f"{m}.log") for m, p in ports.items()}
+    # each as the identity the cluster runs it as (cluster/credentials.py), under RBAC
+    identities = {"services.scheduler": "scheduler", "services.deployments": "deployments"}
+    procs = {m: start(m, apiserver_process.kubeconfig(tmp_path / f"{m}.kubeconfig",
+                                                      CONTROL_PLANE_IDENTITIES[identities[m]][0]),
+                      p, tmp_path / f"{m}.log") for m, p in ports.items()}
     try:
         for module, port in ports.items():
             wait_http_ok(f"http://127.0.0.1:{port}/readyz", timeout=30, proc=procs[module])

@@ -4,9 +4,13 @@ from __future__ import annotations
 import asyncio
 import signal
 
+from cluster.credentials import CONTROL_PLANE_IDENTITIES
 from kubecore.api import resources as R
 from kubecore.client.rest import ApiClient
 from tests.support.controllers import ControllerProcess, create_pod, until
+
+# the identity the cluster runs it as (cluster/credentials.py): RBAC gives it only what it does
+IDENTITY = CONTROL_PLANE_IDENTITIES["endpointslice"][0]
 
 
 async def endpoints(client: ApiClient) -> dict[str, bool]:
@@ -17,7 +21,7 @@ async def endpoints(client: ApiClient) -> dict[str, bool]:
 
 
 async def test_endpointslice_process_survives_an_apiserver_restart(apiserver_process, tmp_path):
-    proc = ControllerProcess("services.endpointslice", apiserver_process,
+    proc = ControllerProcess("services.endpointslice", apiserver_process, user=IDENTITY,
                              log_path=tmp_path / "endpointslice.log").start()
     try:
         async with ApiClient(apiserver_process.config) as client:

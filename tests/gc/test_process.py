@@ -1,14 +1,18 @@
 """The garbage collector as a process."""
 from __future__ import annotations
 
+from cluster.credentials import CONTROL_PLANE_IDENTITIES
 from kubecore.api import resources as R
 from kubecore.api.errors import ApiError
 from kubecore.client.rest import ApiClient
 from tests.support.controllers import ControllerProcess, owner_ref, until
 
+# the identity the cluster runs it as (cluster/credentials.py): RBAC gives it only what it does
+IDENTITY = CONTROL_PLANE_IDENTITIES["gc"][0]
+
 
 async def test_gc_process_deletes_dependents_and_stops_on_sigterm(apiserver_process, tmp_path):
-    proc = ControllerProcess("services.gc", apiserver_process,
+    proc = ControllerProcess("services.gc", apiserver_process, user=IDENTITY,
                              log_path=tmp_path / "gc.log").start()
     try:
         async with ApiClient(apiserver_process.config) as client:

@@ -88,7 +88,7 @@ class AgentProcess:
                      str(state_dir / "cni-conf"), "--cni-bin-dir", "/usr/lib/cni", "--port", str(port),
                      "--host-netns", f"/run/netns/{netns}", "--heartbeat-interval", "2",
                      "--backoff-base", "0.5", "--backoff-max", "4", "--relist-interval", "0.2",
-                     "--log-level", "INFO", "--healthz-port", "0", "--authorization-mode", "AlwaysAllow",
+                     "--log-level", "INFO", "--healthz-port", "0",
                      *SessionPki.get().agent_flags(node, node_ip), *(extra or [])]
         self.proc: subprocess.Popen[bytes] | None = None
 

@@ -1,7 +1,10 @@
 """Admission: the plugins every write passes through after authorization (kube-apiserver's
 admission chain). The registry calls `Chain.mutate` before a kind's strategy and
 `Chain.validate` after it (`registry.interfaces.Admission`); each plugin sees the operation,
-the object, the stored one and the user, and raises `ApiError` to refuse."""
+the object, the stored one and the user, and raises `ApiError` to refuse.
+
+    noderestriction  kubelets write only their own Node and the pods bound to them
+(RBAC's escalation check, which needs the authorizers, is `authz.escalation`.)"""
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -4,7 +4,16 @@ A request is described by `Attributes` (kube's `authorizer.AttributesRecord`: th
 verb, and either the resource, subresource, namespace and name, or a non-resource path). Each
 authorizer answers ALLOW, DENY or NO_OPINION; `Union` asks them in order (the flag
 `--authorization-mode`, e.g. `Node,RBAC`) and the first ALLOW or DENY decides; no opinion from
-all of them is a refusal.
+all of them is a refusal. `system:masters` is allowed before any mode is asked
+(`PrivilegedGroups`).
+
+    rules       PolicyRules: matching a request, one set covering another (pure)
+    rbac        the RBAC authorizer over the watch caches, indexed by subject, decisions kept
+    node        the Node authorizer: kubelets get their own pods' objects
+    escalation  an admission plugin: RBAC objects grant only what their writer holds
+    bootstrap   the default roles and bindings, reconciled at start
+    reviews     SubjectAccessReview and its Local/Self kinds, SelfSubjectRulesReview,
+                SelfSubjectReview: the authorizers asked through the API
 """
 from __future__ import annotations
 
@@ -57,6 +66,21 @@ class AlwaysAllow:
 
     def authorize(self, attrs: Attributes) -> Decision:
         return Decision(Verdict.ALLOW)
+
+
+class PrivilegedGroups:
+    """Members of these groups may do anything, before any other authorizer is asked
+    (kube-apiserver puts `system:masters` in front of every --authorization-mode): the
+    cluster's administrators and the server's own loopback calls never depend on the RBAC
+    objects being there."""
+
+    def __init__(self, *groups: str) -> None:
+        self.groups = frozenset(groups)
+
+    def authorize(self, attrs: Attributes) -> Decision:
+        if self.groups.intersection(attrs.user.groups):
+            return Decision(Verdict.ALLOW)
+        return NO_OPINION
 
 
 class Union:

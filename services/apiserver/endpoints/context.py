@@ -1,6 +1,7 @@
 """What the handlers of one API server process share: its settings, the generic registry
 store, the storage and etcd client under it, the watch caches, the metrics, who may call
-(the authenticator and authorizer) and the node proxy. Built by `services.apiserver.app`;
+(the authenticator and authorizer, and the reviews that ask the authorizer) and the node
+proxy. Built by `services.apiserver.app`;
 the handlers read it, nothing here does work."""
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dataclasses import dataclass, field
 from kubecore.api.types import Obj
 from services.apiserver.authn import Authenticator
 from services.apiserver.authz import Authorizer
+from services.apiserver.authz.reviews import Reviewer
 from services.apiserver.endpoints.metrics import ApiMetrics
 from services.apiserver.endpoints.nodeproxy import NodeProxy
 from services.apiserver.endpoints.requests import Target
@@ -28,6 +30,7 @@ class ApiState:
     metrics: ApiMetrics
     authenticator: Authenticator
     authorizer: Authorizer
+    reviewer: Reviewer
     caches: dict[str, WatchCache] = field(default_factory=dict)
     nodes: NodeProxy = field(default_factory=NodeProxy)
 

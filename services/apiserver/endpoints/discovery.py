@@ -21,14 +21,19 @@ VERSION_INFO = {
 VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 
 
+def verbs(rt: R.ResourceType) -> list[str]:
+    """A review is only ever created; every stored kind takes every verb."""
+    return ["create"] if rt in R.REVIEWS else VERBS
+
+
 def _resource_entries(group: str, version: str) -> list[dict[str, Any]]:
     out = []
-    for rt in R.ALL:
+    for rt in R.SERVED:
         if rt.group != group or rt.version != version:
             continue
         entry: dict[str, Any] = {
             "name": rt.plural, "singularName": rt.singular, "namespaced": rt.namespaced,
-            "kind": rt.kind, "verbs": VERBS,
+            "kind": rt.kind, "verbs": verbs(rt),
         }
         if rt.short_names:
             entry["shortNames"] = list(rt.short_names)
@@ -123,7 +128,7 @@ def _aggregated_resource(rt: R.ResourceType) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "resource": rt.plural, "singularResource": rt.singular,
         "responseKind": {"group": rt.group, "version": rt.version, "kind": rt.kind},
-        "scope": "Namespaced" if rt.namespaced else "Cluster", "verbs": VERBS,
+        "scope": "Namespaced" if rt.namespaced else "Cluster", "verbs": verbs(rt),
     }
     if rt.short_names:
         entry["shortNames"] = list(rt.short_names)
@@ -137,7 +142,7 @@ def _aggregated_resource(rt: R.ResourceType) -> dict[str, Any]:
 def _group_discovery(group: str, versions: list[str]) -> dict[str, Any]:
     return {"metadata": {"name": group, "creationTimestamp": None},
             "versions": [{"version": v, "freshness": "Current",
-                          "resources": [_aggregated_resource(rt) for rt in R.ALL
+                          "resources": [_aggregated_resource(rt) for rt in R.SERVED
                                         if rt.group == group and rt.version == v]}
                          for v in versions]}
 

@@ -11,7 +11,7 @@ from aiohttp import web
 from kubecore.api import resources as R
 from kubecore.api.errors import ApiError, method_not_allowed, not_found
 from kubecore.api.types import Obj
-from services.apiserver.endpoints import table_responses
+from services.apiserver.endpoints import reviews, table_responses
 from services.apiserver.endpoints.context import ApiState, WatchedCollection
 from services.apiserver.endpoints.filters import USER
 from services.apiserver.endpoints.requests import (
@@ -54,9 +54,13 @@ def present_object(request: web.Request, rt: R.ResourceType, obj: Obj) -> Obj:
     return table_responses.present_object(wanted, rt, obj) if wanted else obj
 
 
+async def _raw_body(state: ApiState, request: web.Request) -> bytes:
+    return await read_body(request, state.settings.max_body_bytes, state.settings.body_timeout)
+
+
 async def _body(state: ApiState, request: web.Request) -> Obj:
-    raw = await read_body(request, state.settings.max_body_bytes)
-    return decode_object(raw, content_type(request))
+    raw = await _raw_body(state, request)
+    return decode_object(raw, content_type(request), state.settings.max_body_bytes)
 
 
 # --- reads ----------------------------------------------------------------------------
@@ -121,8 +125,8 @@ async def patch_object(state: ApiState, request: web.Request, t: Target) -> web.
     if ctype not in PATCH_TYPES:
         raise ApiError(415, "UnsupportedMediaType", f'the server does not support the patch type '
                        f'"{ctype}"; supported: {", ".join(sorted(PATCH_TYPES))}')
-    raw = await read_body(request, state.settings.max_body_bytes)
-    patch = decode_body(raw, ctype)
+    raw = await _raw_body(state, request)
+    patch = decode_body(raw, ctype, state.settings.max_body_bytes)
     obj, created = await state.registry.patch(
         t.rt, t.namespace, t.name or "", patch, ctype, status_only=t.sub == "status",
         manager=request.query.get("fieldManager"), fields=field_validation(request),
@@ -133,9 +137,9 @@ async def patch_object(state: ApiState, request: web.Request, t: Target) -> web.
 async def _delete_options(state: ApiState, request: web.Request) -> Obj:
     body = None
     if request.can_read_body:
-        raw = await read_body(request, state.settings.max_body_bytes)
+        raw = await _raw_body(state, request)
         if raw.strip():
-            body = decode_object(raw, content_type(request))
+            body = decode_object(raw, content_type(request), state.settings.max_body_bytes)
     return deletion.read_options(request.query, body)
 
 
@@ -166,9 +170,9 @@ async def bind_pod(state: ApiState, request: web.Request, t: Target) -> web.Resp
 async def scale(state: ApiState, request: web.Request, t: Target) -> web.Response:
     if request.method == "GET":
         return json_response(await subresources.get_scale(state.storage, t.rt, t.namespace, t.name or ""))
-    raw = await read_body(request, state.settings.max_body_bytes)
+    raw = await _raw_body(state, request)
     ctype = content_type(request)
-    body = decode_body(raw, ctype)
+    body = decode_body(raw, ctype, state.settings.max_body_bytes)
     return json_response(await subresources.write_scale(
         state.storage, t.rt, t.namespace, t.name or "", body,
         patch_type=ctype if request.method == "PATCH" else None))
@@ -207,6 +211,8 @@ async def dispatch_collection(state: ApiState, request: web.Request, t: Target) 
 
 
 async def dispatch(state: ApiState, request: web.Request, t: Target) -> web.StreamResponse:
+    if t.rt in R.REVIEWS:
+        return await reviews.create_review(state, request, t)
     if t.name is None:
         return await dispatch_collection(state, request, t)
     if t.rt.namespaced and t.namespace is None:

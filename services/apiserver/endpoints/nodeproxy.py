@@ -46,11 +46,12 @@ from urllib.parse import quote
 import aiohttp
 from aiohttp import WSMsgType, web
 
+from kubecore.api import jsonwire
 from kubecore.api import remotecommand as rc
 from kubecore.api import resources as R
 from kubecore.api.errors import ApiError, bad_request, method_not_allowed, not_found
 from kubecore.api.nodenet import Address, NodeRanges, node_address_problem, parse_address
-from services.apiserver.endpoints.requests import CLIENT_CHECK_SECONDS, Target, client_gone
+from services.apiserver.endpoints.requests import CLIENT_CHECK_SECONDS, Target, client_gone, read_body
 from services.apiserver.storage.store import Storage
 
 CLONE_NEWNET = 0x40000000
@@ -215,10 +216,10 @@ class NodeProxy:
         q = request.query
         command = q.getall("command", [])
         container = q.get("container")
-        raw = await request.read()
+        raw = await read_body(request)
         if raw.strip():
             try:
-                body = json.loads(raw)
+                body = jsonwire.loads_request(raw)
             except ValueError:
                 raise bad_request("the exec body must be JSON: {\"command\": [...]}") from None
             if isinstance(body, dict):

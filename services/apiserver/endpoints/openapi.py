@@ -70,6 +70,28 @@ def _operation(rt: R.ResourceType, verb: str, action: str, *, v3: bool) -> Obj:
     return op
 
 
+def _path_param(name: str, description: str, *, v3: bool) -> Obj:
+    p: Obj = {"name": name, "in": "path", "required": True, "description": description}
+    if v3:
+        p["schema"] = {"type": "string", "uniqueItems": True}
+    else:
+        p.update(type="string", uniqueItems=True)
+    return p
+
+
+def _path_params(rt: R.ResourceType, *, named: bool, v3: bool) -> list[Obj]:
+    """The `{name}` and `{namespace}` of a path, declared once for all its operations (on
+    the path item, where kube-apiserver's published specs put them): OpenAPI requires every
+    templated segment to be declared, and clients generated from the document need them."""
+    params = []
+    if named:
+        params.append(_path_param("name", f"name of the {rt.kind}", v3=v3))
+    if rt.namespaced:
+        params.append(_path_param("namespace", "object name and auth scope, such as for teams "
+                                  "and projects", v3=v3))
+    return params
+
+
 def _paths(rts: list[R.ResourceType], *, v3: bool) -> Obj:
     paths: Obj = {}
     for rt in rts:
@@ -79,7 +101,10 @@ def _paths(rts: list[R.ResourceType], *, v3: bool) -> Obj:
         paths[item] = {"get": _operation(rt, "read", "get", v3=v3),
                        "put": _operation(rt, "replace", "put", v3=v3),
                        "patch": _operation(rt, "patch", "patch", v3=v3),
-                       "delete": _operation(rt, "delete", "delete", v3=v3)}
+                       "delete": _operation(rt, "delete", "delete", v3=v3),
+                       "parameters": _path_params(rt, named=True, v3=v3)}
+        if rt.namespaced:
+            paths[coll]["parameters"] = _path_params(rt, named=False, v3=v3)
     return paths
 
 

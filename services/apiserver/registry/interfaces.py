@@ -64,6 +64,19 @@ class UserInfo:
         return next((values for k, values in self.extra if k == key), ())
 
 
+NODE_USER_PREFIX = "system:node:"
+NODES_GROUP = "system:nodes"
+
+
+def node_identity(user: UserInfo) -> str | None:
+    """The node a kubelet's user is (`system:node:<name>` in `system:nodes`): its name, ""
+    when the name is missing, None for a user that is no node (kube's NodeIdentity). The
+    Node authorizer and the NodeRestriction admission plugin both go by it."""
+    if not user.name.startswith(NODE_USER_PREFIX) or NODES_GROUP not in user.groups:
+        return None
+    return user.name[len(NODE_USER_PREFIX):]
+
+
 # The API server acting on its own (emptying namespaces, sweepers, bootstrap objects): the
 # name and groups kube-apiserver gives its loopback client.
 SERVER_USER = UserInfo("system:apiserver", groups=("system:authenticated", "system:masters"))

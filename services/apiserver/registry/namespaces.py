@@ -133,6 +133,10 @@ class Namespaces:
                     self.terminating.discard(name)
                     return
                 log.warning("namespace %s: deleting content: %s", name, exc)
+            except Exception as exc:  # whatever one object does, keep going
+                # An emptier that died would leave the namespace Terminating for good.
+                log.warning("namespace %s: deleting content: %s: %s", name,
+                            type(exc).__name__, exc)
             await asyncio.sleep(NAMESPACE_RETRY_SECONDS)
 
     async def _delete_content(self, name: str) -> int:

@@ -22,7 +22,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kubecore.api import resources as R
-from kubecore.api.errors import ApiError, bad_request
+from kubecore.api.errors import ApiError, Cause, bad_request, invalid
+from kubecore.api.jsonwire import MAX_DEPTH
 from kubecore.api.types import Obj
 from services.apiserver.registry import deletion
 from services.apiserver.registry.interfaces import (
@@ -164,9 +165,19 @@ class Store:
 
     async def _write(self, rt: R.ResourceType, namespace: str | None, name: str,
                      mutate: Mutation, dry_run: bool) -> Obj:
+        async def bounded(current: Obj) -> Obj:
+            try:
+                return await mutate(current)
+            except RecursionError:
+                # only an object stored before bodies were bounded nests this deep
+                raise invalid(rt.kind, name, [Cause("", f"the stored object nests deeper than "
+                                                        f"{MAX_DEPTH} levels: it can be read "
+                                                        "and deleted, not changed")],
+                              rt.group) from None
+
         if dry_run:
-            return await mutate(await self.storage.get(rt, namespace, name))
-        obj, _ = await self.storage.update(rt, namespace, name, mutate)
+            return await bounded(await self.storage.get(rt, namespace, name))
+        obj, _ = await self.storage.update(rt, namespace, name, bounded)
         return await self.finish_if_released(rt, namespace, obj)
 
     async def finish_if_released(self, rt: R.ResourceType, namespace: str | None, obj: Obj) -> Obj:
@@ -246,8 +257,11 @@ class Store:
     async def delete_collection(self, rt: R.ResourceType, namespace: str | None,
                                 match: Callable[[Obj], bool], opts: Obj, *,
                                 user: UserInfo) -> list[Obj]:
-        """DELETE of every object in the collection that `match`es; -> those deleted or marked."""
+        """DELETE of every object in the collection that `match`es; -> those deleted or marked
+        (a dry run: those it would delete, as `delete` reads them, and deletes nothing)."""
         objs, _ = await self.storage.list(rt, namespace)
+        if deletion.dry_run(opts):
+            return [o for o in objs if match(o)]
         deleted = []
         for o in objs:
             if not match(o):

@@ -9,9 +9,10 @@ import copy
 from typing import Any
 
 from kubecore.api import resources as R
-from kubecore.api.errors import Cause, bad_request, conflict, invalid
+from kubecore.api.errors import ApiError, Cause, bad_request, conflict, invalid
 from kubecore.api.patch import (
     PatchError,
+    PatchTooLarge,
     field_set,
     json_patch,
     merge_patch,
@@ -167,6 +168,8 @@ def apply_patch(rt: R.ResourceType, current: Obj, patch: Any, ctype: str) -> Obj
             result = merge_patch(current, patch)
         else:  # strategic merge patch, and server-side apply merged the same way
             result = strategic_merge_patch(current, patch, rt.kind)
+    except PatchTooLarge as exc:
+        raise ApiError(413, "RequestEntityTooLarge", str(exc)) from exc
     except PatchError as exc:
         raise invalid(rt.kind, current["metadata"]["name"], [Cause("", str(exc))], rt.group) from exc
     if not isinstance(result, dict):

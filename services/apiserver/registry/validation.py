@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubecore.api import resources as R
-from kubecore.api.errors import ApiError, Cause, bad_request, invalid
+from kubecore.api.errors import ApiError, Cause, bad_request, go_quote, invalid
 from kubecore.api.models import shape_causes, unknown_fields
 from kubecore.api.types import Obj
 
@@ -49,7 +49,7 @@ class FieldValidation:
         unknown = unknown_fields(rt.model, body)
         if not unknown:
             return
-        messages = [f'unknown field "{path}"' for path in unknown]
+        messages = [f"unknown field {go_quote(path)}" for path in unknown]
         if mode == "Strict":
             raise ApiError(400, "BadRequest", "strict decoding error: " + ", ".join(messages))
         for m in messages:

@@ -100,6 +100,19 @@ async def test_a_dry_run_delete_leaves_the_object(store):
     assert (await store.storage.get(SVC, "default", "web"))["metadata"].get("deletionTimestamp") is None
 
 
+@pytest.mark.parametrize("opts,left", [
+    ({"dryRun": ["All"]}, {"web", "db", "other"}),
+    ({}, {"other"}),
+], ids=["dry-run-deletes-nothing", "deletes-the-matching"])
+async def test_a_collection_delete(store, opts, left):
+    for name in ("web", "db", "other"):
+        await create(store, service(name))
+    answered = await store.delete_collection(SVC, "default", lambda o: o["metadata"]["name"] != "other",
+                                             opts, user=SERVER_USER)
+    assert sorted(o["metadata"]["name"] for o in answered) == ["db", "web"]
+    assert {k.rsplit("/", 1)[1] for k in store.storage.objects if "/services/" in k} == left
+
+
 async def test_finalizers_hold_a_deleted_object_until_the_last_goes(store):
     await create(store, service("held", finalizers=["example.com/wait"]))
     marked = await store.delete(SVC, "default", "held", {}, user=SERVER_USER)
