@@ -2,14 +2,15 @@
 
     .venv/bin/python -m bench.dns_programming_latency [--services 200] [--poll-ms 1]
 
-Starts etcd, ``python -m services.apiserver`` and ``python -m services.dns --apiserver ...``
-as processes on loopback. For each of N services, one after the other: create it through
-kubecore's client, then from the moment the create returns send a UDP A query (dnslib) every
-``--poll-ms`` until the answer carries the allocated ClusterIP. The time includes the API
-server's watch fan-out, the informer, the record index and the response cache invalidation.
-The watch event usually reaches the DNS process before the create's answer reaches us, so most
-names are answered by the first query; the create's own round trip is reported too.
-Prints p50/p90/p99/max; asserts nothing. Goal: p99 < 200 ms. Processes are stopped by PID.
+Starts etcd, ``python -m services.apiserver`` (HTTPS) and ``python -m services.dns
+--kubeconfig ...`` (as CoreDNS's identity) as processes on loopback; the benchmark is the
+admin. For each of N services, one after the other: create it through kubecore's client, then
+from the moment the create returns send a UDP A query (dnslib) every ``--poll-ms`` until the
+answer carries the allocated ClusterIP. The time includes the API server's watch fan-out, the
+informer, the record index and the response cache invalidation. The watch event usually
+reaches the DNS process before the create's answer reaches us, so most names are answered by
+the first query; the create's own round trip is reported too. Prints p50/p90/p99/max; asserts
+nothing. Goal: p99 < 200 ms. Processes are stopped by PID.
 """
 
 from __future__ import annotations
@@ -26,9 +27,11 @@ from pathlib import Path
 
 from dnslib import QTYPE, RCODE, DNSRecord
 
+from bench.control_plane import kubeconfig_for, start_apiserver
 from cluster.etcd import EtcdProcess
 from cluster.procs import free_port, stop_process, wait_http_ok
 from kubecore.api import resources as R
+from kubecore.client.config import ClientConfig
 from kubecore.client.rest import ApiClient
 
 LOOPBACK = "127.0.0.1"
@@ -71,7 +74,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def measure(
-    api_url: str, dns_port: int, count: int, poll: float
+    api: ClientConfig, dns_port: int, count: int, poll: float
 ) -> tuple[list[float], list[float]]:
     """(create returned -> answered, create sent -> answered) per service, in seconds."""
     latencies: list[float] = []
@@ -79,7 +82,7 @@ async def measure(
     queries = 0
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.setblocking(False)
-        async with ApiClient(api_url) as client:
+        async with ApiClient(api) as client:
             await client.create(R.NAMESPACES, {"metadata": {"name": "bench"}})
             for i in range(count):
                 name = f"svc-{i:04d}"
@@ -104,21 +107,20 @@ async def measure(
 async def main(args: argparse.Namespace) -> None:
     logs = Path(tempfile.mkdtemp(prefix="dns-latency-"))
     with EtcdProcess(log_path=logs / "etcd.log") as etcd:
-        api_port, dns_port, metrics_port = free_port(), free_port(udp_too=True), free_port()
-        api_url = f"http://{LOOPBACK}:{api_port}"
+        dns_port, metrics_port = free_port(udp_too=True), free_port()
+        api = start_apiserver(etcd.endpoint, logs)
         procs = []
         try:
-            procs.append(start(["-m", "services.apiserver", "--etcd-servers", etcd.endpoint,
-                                "--port", str(api_port)], logs / "apiserver.log"))
-            wait_http_ok(api_url + "/readyz", timeout=30, proc=procs[-1])
-            procs.append(start(["-m", "services.dns", "--apiserver", api_url, "--listen", LOOPBACK,
+            kubeconfig = kubeconfig_for(api, logs, "dns")
+            procs.append(start(["-m", "services.dns", "--kubeconfig", str(kubeconfig), "--listen", LOOPBACK,
                                 "--port", str(dns_port), "--metrics-port", str(metrics_port),
                                 "--log-level", "WARNING"], logs / "dns.log"))
             wait_http_ok(f"http://{LOOPBACK}:{metrics_port}/readyz", timeout=30, proc=procs[-1])
-            latencies, round_trips = await measure(api_url, dns_port, args.services, args.poll_ms / 1000)
+            latencies, round_trips = await measure(api.config, dns_port, args.services, args.poll_ms / 1000)
         finally:
             for proc in reversed(procs):
                 stop_process(proc)
+            api.stop()
     print(f"services: {len(latencies)}, poll every {args.poll_ms} ms; logs in {logs}")
     for label, values in (("create returned -> DNS answers", latencies),
                           ("create sent -> DNS answers", round_trips)):

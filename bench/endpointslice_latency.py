@@ -6,8 +6,9 @@ asserts nothing.
     .venv/bin/python -m bench.endpointslice_latency [--samples 300] [--churn-pods 100]
         [--churn-rate 50]
 
-Starts its own etcd, API server and EndpointSlice controller (each its own process) on
-loopback and stops them.
+Starts its own etcd, API server (HTTPS) and EndpointSlice controller (each its own process,
+the controller as its identity in the cluster) on loopback and stops them; the benchmark is
+the admin.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import aiohttp
 
+from bench.control_plane import kubeconfig_for, start_apiserver
 from cluster.etcd import EtcdProcess
 from cluster.procs import free_port, wait_http_ok
 from kubecore.api import resources as R
@@ -136,19 +138,18 @@ async def metrics(port: int) -> dict[str, float]:
 
 
 async def main(args: argparse.Namespace) -> None:
-    from tests.conftest import ApiServerProcess
-
     with tempfile.TemporaryDirectory() as tmp, EtcdProcess() as etcd:
-        api = ApiServerProcess([etcd.endpoint], log_path=Path(tmp) / "apiserver.log").start()
+        api = start_apiserver(etcd.endpoint, Path(tmp))
         health_port = free_port()
         log = open(Path(tmp) / "endpointslice.log", "wb")
+        kubeconfig = kubeconfig_for(api, Path(tmp), "endpointslice")
         controller = subprocess.Popen(
-            [sys.executable, "-m", "services.endpointslice", "--apiserver", api.url,
+            [sys.executable, "-m", "services.endpointslice", "--kubeconfig", str(kubeconfig),
              "--health-port", str(health_port), "--log-level", "WARNING"],
             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         try:
             wait_http_ok(f"http://127.0.0.1:{health_port}/readyz", timeout=30, proc=controller)
-            async with ApiClient(api.url) as client:
+            async with ApiClient(api.config) as client:
                 await client.create(R.SERVICES, {"metadata": {"name": "web", "namespace": NS},
                                                  "spec": {"selector": {"app": "web"},
                                                           "ports": [{"port": 80, "targetPort": 8080}]}})

@@ -28,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--etcd-servers", required=True)
     p.add_argument("--port", type=int, required=True)
     a = p.parse_args(argv)
-    app = create_app(Settings(etcd_endpoints=a.etcd_servers.split(","), port=a.port))
+    app = create_app(Settings(etcd_endpoints=a.etcd_servers.split(","), port=a.port,
+                              authorization_mode="AlwaysAllow"))
     state = app[STATE]
     state.authenticator = EveryoneIsAdmin()
     state.authorizer = AlwaysAllow()

@@ -6,11 +6,12 @@ agent's memory with a full node (110 pods). Prints figures; asserts nothing.
 --rate N paces the creates at N pods/s (0: as fast as --concurrency allows), as Kubernetes'
 density tests measure start-up at a given pod throughput rather than in one burst.
 
-Needs root, iproute2, util-linux and the CNI plugins. Starts its own etcd and API server on
-loopback, builds a scratch node network (a namespace with a bridge, one namespace per node;
-nothing in the root namespace), runs one agent process per node with `--host-netns`, binds the
-pods itself (round-robin, no scheduler), and removes everything at the end. Containers run
-`sleep` by default, so the figures are the agent's and CNI's work, not an interpreter start.
+Needs root, iproute2, util-linux and the CNI plugins. Starts its own etcd and API server
+(HTTPS) on loopback, builds a scratch node network (a namespace with a bridge, one namespace
+per node; nothing in the root namespace), runs one agent process per node with `--host-netns`
+as that node's identity (system:node:<name>), binds the pods itself as the admin (round-robin,
+no scheduler), and removes everything at the end. Containers run `sleep` by default, so the
+figures are the agent's and CNI's work, not an interpreter start.
 """
 from __future__ import annotations
 
@@ -18,20 +19,17 @@ import argparse
 import asyncio
 import contextlib
 import secrets
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from bench.control_plane import kubeconfig_for, start_apiserver
 from cluster.etcd import EtcdProcess
-from cluster.procs import die_with_parent, free_port, wait_http_ok
 from kubecore.api.errors import ApiError
 from kubecore.api.resources import NODES, PODS
+from kubecore.client.config import ClientConfig
 from kubecore.client.rest import ApiClient
-from tests.nodeagent.agent_harness import AgentProcess, NodeNetwork
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.nodeagent.agent_harness import SUBNET, AgentProcess, NodeNetwork
 
 
 def pct(values: list[float], p: float) -> float:
@@ -100,8 +98,9 @@ async def delete_all(client: ApiClient) -> None:
         await asyncio.sleep(0.2)
 
 
-async def bench(args: argparse.Namespace, url: str, network: NodeNetwork, agents: list[AgentProcess]) -> None:
-    async with ApiClient(url) as client:
+async def bench(args: argparse.Namespace, api: ClientConfig, network: NodeNetwork,
+                agents: list[AgentProcess]) -> None:
+    async with ApiClient(api) as client:
         for _ in range(300):
             try:
                 ready = 0
@@ -158,29 +157,19 @@ def main() -> None:
     network = NodeNetwork(tag, [f"b{tag}n1", f"b{tag}n2"])
     agents: list[AgentProcess] = []
     with tempfile.TemporaryDirectory(prefix="pod-startup-") as tmp, EtcdProcess() as etcd:
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        api_log = open(Path(tmp) / "apiserver.log", "ab")
-        # No Popen argument sets a parent-death signal (PR_SET_PDEATHSIG), see die_with_parent.
-        api = subprocess.Popen([sys.executable, "-m", "services.apiserver", "--etcd-servers", etcd.endpoint,
-                                "--port", str(port)], cwd=ROOT, stdout=api_log, stderr=subprocess.STDOUT,
-                               start_new_session=True,
-                               preexec_fn=die_with_parent())  # noqa: PLW1509 no Popen argument for it
+        api = start_apiserver(etcd.endpoint, Path(tmp), "--node-network", f"{SUBNET}.0/24")
         try:
-            wait_http_ok(url + "/readyz", timeout=30, proc=api)
             network.up()
             for node in network.nodes:
-                agents.append(AgentProcess(apiserver=url, node=node, node_ip=network.ips[node],
+                kubeconfig = kubeconfig_for(api, Path(tmp), f"node:{node}")
+                agents.append(AgentProcess(kubeconfig=kubeconfig, node=node, node_ip=network.ips[node],
                                            netns=network.netns(node), state_dir=Path(tmp) / node).start())
-            asyncio.run(bench(args, url, network, agents))
+            asyncio.run(bench(args, api.config, network, agents))
         finally:
             for a in agents:
                 a.kill()
             network.down()
-            api.terminate()
-            api.wait(timeout=10)
-            api_log.close()
-
+            api.stop()
 
 if __name__ == "__main__":
     main()

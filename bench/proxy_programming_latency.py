@@ -2,11 +2,12 @@
 
     .venv/bin/python -m bench.proxy_programming_latency [--intervals 1,0.1] [--samples 15]
 
-Run as root. Starts etcd, ``python -m services.apiserver`` and, per --min-sync-period value,
-``python -m services.proxy --netns <scratch>`` as processes; only the scratch namespace's
-tables are touched, and it is deleted at the end. One Service with one endpoint; each sample
-replaces the endpoint with a new address and, from the moment the API write returns, polls
-``iptables-save -t nat`` in the namespace until the new ``--to-destination`` is there.
+Run as root. Starts etcd, ``python -m services.apiserver`` (HTTPS) and, per --min-sync-period
+value, ``python -m services.proxy --netns <scratch>`` as kube-proxy's identity, as processes;
+only the scratch namespace's tables are touched, and it is deleted at the end. One Service with
+one endpoint; each sample replaces the endpoint with a new address and, from the moment the API
+write returns, polls ``iptables-save -t nat`` in the namespace until the new
+``--to-destination`` is there.
 
 Two patterns per interval:
 - spaced: the change comes more than one interval after the previous sync, so it is synced
@@ -28,6 +29,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from bench.control_plane import kubeconfig_for, start_apiserver
 from cluster.etcd import EtcdProcess
 from cluster.procs import free_port, stop_process, wait_http_ok
 from kubecore.api import resources as R
@@ -98,14 +100,11 @@ async def main(args: argparse.Namespace) -> None:
     procs: list[subprocess.Popen[bytes]] = []
     try:
         with EtcdProcess(log_path=logs / "etcd.log") as etcd:
+            api = start_apiserver(etcd.endpoint, logs)
             try:
-                api_port = free_port()
-                api_url = f"http://{LOOPBACK}:{api_port}"
-                procs.append(start(["-m", "services.apiserver", "--etcd-servers", etcd.endpoint,
-                                    "--port", str(api_port)], logs / "apiserver.log"))
-                wait_http_ok(api_url + "/readyz", timeout=30, proc=procs[-1])
+                kubeconfig = kubeconfig_for(api, logs, "proxy")
                 address = Addresses()
-                async with ApiClient(api_url) as client:
+                async with ApiClient(api.config) as client:
                     await client.create(R.SERVICES, {"metadata": {"name": "web"}, "spec": {
                         "selector": {"app": "web"},
                         "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}}, "default")
@@ -113,7 +112,7 @@ async def main(args: argparse.Namespace) -> None:
                     await client.create(R.ENDPOINTSLICES, slice_with(first), "default")
                     for interval in args.intervals:
                         health = free_port()
-                        proxy = start(["-m", "services.proxy", "--apiserver", api_url,
+                        proxy = start(["-m", "services.proxy", "--kubeconfig", str(kubeconfig),
                                        "--node-name", "bench-node", "--cluster-cidr", "10.244.0.0/16",
                                        "--health-port", str(health), "--netns", netns,
                                        "--min-sync-period", str(interval), "--log-level", "WARNING"],
@@ -136,6 +135,7 @@ async def main(args: argparse.Namespace) -> None:
             finally:
                 for proc in reversed(procs):
                     stop_process(proc)
+                api.stop()
     finally:
         subprocess.run(["ip", "netns", "del", netns], check=False)
     print(f"logs in {logs}")

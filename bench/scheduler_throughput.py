@@ -2,10 +2,11 @@
 
     .venv/bin/python -m bench.scheduler_throughput [--pods 1000] [--nodes 5] [--workers 1,16,64]
 
-Starts its own etcd and API server (separate process) on loopback, registers Ready nodes,
-creates the pending pods, then starts `python -m services.scheduler` (one run per worker
-count, each with a fresh namespace of pods) and watches the bindings arrive. Prints
-figures; asserts nothing. Kubernetes' own CI (scheduler_perf) expects at least 100 pods/s.
+Starts its own etcd and API server (separate process, HTTPS) on loopback, registers Ready
+nodes, creates the pending pods as the admin, then starts `python -m services.scheduler` as
+the scheduler's identity in the cluster (one run per worker count, each with a fresh
+namespace of pods) and watches the bindings arrive. Prints figures; asserts nothing.
+Kubernetes' own CI (scheduler_perf) expects at least 100 pods/s.
 """
 from __future__ import annotations
 
@@ -17,11 +18,16 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from bench.control_plane import kubeconfig_for, start_apiserver
 from cluster.etcd import EtcdProcess
 from cluster.procs import free_port, wait_http_ok
 from kubecore.api import resources as R
 from kubecore.client.rest import ApiClient
+
+if TYPE_CHECKING:
+    from tests.conftest import ApiServerProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -61,7 +67,8 @@ async def watch_bindings(client: ApiClient, namespace: str, count: int, rv: str,
                 return
 
 
-async def one_run(client: ApiClient, url: str, pods: int, workers: int, tmp: Path) -> None:
+async def one_run(client: ApiClient, server: ApiServerProcess, pods: int, workers: int,
+                  tmp: Path) -> None:
     namespace = f"bench-w{workers}"
     create_rate = await make_pods(client, namespace, pods)
     _, rv = await client.list(R.PODS, namespace)
@@ -71,7 +78,8 @@ async def one_run(client: ApiClient, url: str, pods: int, workers: int, tmp: Pat
     port = free_port()
     log = open(tmp / f"scheduler-{workers}.log", "wb")
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "services.scheduler", "--apiserver", url,
+    kubeconfig = kubeconfig_for(server, tmp, "scheduler")
+    proc = subprocess.Popen([sys.executable, "-m", "services.scheduler", "--kubeconfig", str(kubeconfig),
                              "--health-port", str(port), "--workers", str(workers),
                              "--log-level", "WARNING"], cwd=ROOT, stdout=log,
                             stderr=subprocess.STDOUT)
@@ -99,12 +107,10 @@ async def one_run(client: ApiClient, url: str, pods: int, workers: int, tmp: Pat
 
 
 async def main(args: argparse.Namespace) -> None:
-    from tests.conftest import ApiServerProcess
-
     with tempfile.TemporaryDirectory() as tmp, EtcdProcess() as etcd:
-        server = ApiServerProcess([etcd.endpoint], log_path=Path(tmp) / "apiserver.log").start()
+        server = start_apiserver(etcd.endpoint, Path(tmp))
         try:
-            async with ApiClient(server.url) as client:
+            async with ApiClient(server.config) as client:
                 await make_nodes(client, args.nodes)
                 print(f"etcd {etcd.endpoint}, apiserver {server.url} (separate process), "
                       f"scheduler as its own process; {args.pods} pending pods over "
@@ -112,7 +118,7 @@ async def main(args: argparse.Namespace) -> None:
                 print(f"{'workers':>8} {'bound':>13} {'binds/s':>9} {'since ready/s':>12} "
                       f"{'wall s':>9} {'per-node':>11} {'creates/s':>10}")
                 for workers in args.workers:
-                    await one_run(client, server.url, args.pods, workers, Path(tmp))
+                    await one_run(client, server, args.pods, workers, Path(tmp))
             print("binds/s: between the first and the last binding seen on a watch; "
                   "since ready/s: from /readyz (caches synced) to the last binding; "
                   "wall s: from process start (interpreter, list, watch) to the last binding; "
