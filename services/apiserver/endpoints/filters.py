@@ -6,6 +6,7 @@ with kube's message (`User "jane" cannot list resource "pods" in API group "" in
 namespace "default"`)."""
 from __future__ import annotations
 
+import weakref
 from typing import Any
 from urllib.parse import unquote
 
@@ -29,12 +30,25 @@ def unauthorized() -> ApiError:
     return ApiError(401, "Unauthorized", "Unauthorized")
 
 
+# A connection's client certificate never changes: decode it once per TLS session, not on
+# every request (kube-apiserver likewise caches what its x509 authenticator found).
+_PEER_CERTS: weakref.WeakKeyDictionary[Any, dict[str, Any] | None] = weakref.WeakKeyDictionary()
+
+
+def peer_certificate(ssl_object: Any) -> dict[str, Any] | None:
+    try:
+        return _PEER_CERTS[ssl_object]
+    except KeyError:
+        peer = _PEER_CERTS[ssl_object] = ssl_object.getpeercert() or None
+        return peer
+
+
 def credentials(request: web.Request) -> Credentials:
     peer: dict[str, Any] | None = None
     transport = request.transport
     ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
     if ssl_object is not None:
-        peer = ssl_object.getpeercert() or None
+        peer = peer_certificate(ssl_object)
     bearer = None
     auth = request.headers.get("Authorization", "")
     scheme, _, token = auth.partition(" ")

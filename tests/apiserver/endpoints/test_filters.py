@@ -158,3 +158,19 @@ def test_groups_without_a_user_is_a_bad_request() -> None:
 ], ids=["=", "==", "among others", "!=", "another field", "none", "not a path segment"])
 def test_a_list_or_watch_of_one_name_is_named(selector: str, name: str) -> None:
     assert filters.selected_name(selector) == name
+
+
+def test_a_connections_certificate_is_decoded_once():
+    from services.apiserver.endpoints.filters import peer_certificate
+
+    class Session:
+        calls = 0
+
+        def getpeercert(self):
+            self.calls += 1
+            return PEER
+
+    one, other = Session(), Session()
+    assert [peer_certificate(one) for _ in range(3)] == [PEER] * 3
+    assert peer_certificate(other) == PEER
+    assert (one.calls, other.calls) == (1, 1)
