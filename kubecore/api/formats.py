@@ -82,7 +82,18 @@ def dns1035_label_errors(value: str) -> list[str]:
     return errs
 
 
-_CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+_CONFIG_KEY = re.compile(r"[-._a-zA-Z0-9]+")
+
+
+def _dot_errors(value: str) -> list[str]:
+    """What apimachinery refuses of a name that becomes a path: '.', '..', or a '..' prefix."""
+    if value == ".":
+        return ["must not be '.'"]
+    if value == "..":
+        return ["must not be '..'"]
+    if value.startswith(".."):
+        return ["must not start with '..'"]
+    return []
 
 
 def config_key_errors(value: str) -> list[str]:
@@ -90,17 +101,11 @@ def config_key_errors(value: str) -> list[str]:
     errs = []
     if len(value) > DNS1123_SUBDOMAIN_MAX:
         errs.append(f"must be no more than {DNS1123_SUBDOMAIN_MAX} characters")
-    if not _CONFIG_KEY.match(value):
+    if not _CONFIG_KEY.fullmatch(value):
         errs.append("a valid config key must consist of alphanumeric characters, '-', '_' or '.' "
                     "(e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation "
                     "is '[-._a-zA-Z0-9]+')")
-    if value == ".":
-        errs.append("must not be '.'")
-    elif value == "..":
-        errs.append("must not be '..'")
-    elif value.startswith(".."):
-        errs.append("must not start with '..'")
-    return errs
+    return errs + _dot_errors(value)
 
 
 def dns1123_subdomain_errors(value: str) -> list[str]:
@@ -211,13 +216,7 @@ def env_var_name_errors(value: str) -> list[str]:
     """IsEnvVarName: the rule of kube-apiserver 1.31 with its feature gates at their defaults
     (RelaxedEnvironmentVariableValidation is alpha there)."""
     errs = [] if _ENV_VAR_NAME.fullmatch(value) else [ENV_VAR_NAME_MSG]
-    if value == ".":
-        errs.append("must not be '.'")
-    elif value == "..":
-        errs.append("must not be '..'")
-    elif value.startswith(".."):
-        errs.append("must not start with '..'")
-    return errs
+    return errs + _dot_errors(value)
 
 
 def relaxed_env_var_name_errors(value: str) -> list[str]:

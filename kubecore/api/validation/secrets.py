@@ -5,34 +5,13 @@ and nothing changing once `immutable` is true. It runs on the converted Secret
 from __future__ import annotations
 
 import json
-import re
 
 from kubecore.api import secrets as S
 from kubecore.api.errors import Cause
-from kubecore.api.formats import DNS1123_SUBDOMAIN_MAX
+from kubecore.api.formats import config_key_errors
 from kubecore.api.types import Obj
 
-_CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 _IMMUTABLE_SET = "field is immutable when `immutable` is set"
-
-
-def config_key_errors(key: str) -> list[str]:
-    """apimachinery's IsConfigMapKey: the key of a Secret's or ConfigMap's data (a file name
-    when mounted, so no '.', '..' or '..' prefix)."""
-    errs = []
-    if len(key) > DNS1123_SUBDOMAIN_MAX:
-        errs.append(f"must be no more than {DNS1123_SUBDOMAIN_MAX} characters")
-    if not _CONFIG_KEY.match(key):
-        errs.append("a valid config key must consist of alphanumeric characters, '-', '_' or '.' "
-                    "(e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation "
-                    "is '[-._a-zA-Z0-9]+')")
-    if key == ".":
-        errs.append("must not be '.'")
-    elif key == "..":
-        errs.append("must not be '..'")
-    elif key.startswith(".."):
-        errs.append("must not start with '..'")
-    return errs
 
 
 def _required(path: str) -> Cause:
