@@ -387,6 +387,16 @@ class Deployment(_Complete):
     status: dict[str, Any] | None = None
 
 
+class ControllerRevision(_Complete):
+    """An immutable snapshot of a StatefulSet's or DaemonSet's pod template (`data`, a
+    patch the controller can re-apply) and its `revision` number: their rollout history."""
+    apiVersion: StrictStr | None = None
+    kind: StrictStr | None = None
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    data: Any = None
+    revision: StrictInt
+
+
 # --- core/v1 Event ----------------------------------------------------------------------
 
 class ObjectReference(_Model):

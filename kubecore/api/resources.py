@@ -122,6 +122,11 @@ REPLICASETS = ResourceType("apps", "v1", "ReplicaSet", "replicasets", "replicase
                            models.ReplicaSet, short_names=("rs",), categories=("all",),
                            subresources=("status", "scale"), validate=apps.validate_replicaset,
                            default=d.default_replicaset, field_getters=fs.COMMON_FIELDS)
+# apps/v1 ControllerRevisions: the rollout history of StatefulSets and DaemonSets.
+CONTROLLERREVISIONS = ResourceType("apps", "v1", "ControllerRevision", "controllerrevisions",
+                                   "controllerrevision", True, models.ControllerRevision,
+                                   validate=apps.validate_controllerrevision,
+                                   field_getters=fs.COMMON_FIELDS)
 # core/v1 Events: written by the services through `kubecore.client.events`, read by describe; the
 # API server removes them after --event-ttl.
 EVENTS = ResourceType("", "v1", "Event", "events", "event", True, models.Event,
@@ -159,7 +164,8 @@ CLUSTERROLEBINDINGS = ResourceType("rbac.authorization.k8s.io", "v1", "ClusterRo
 
 ALL: tuple[ResourceType, ...] = (NAMESPACES, SERVICES, PODS, NODES, ENDPOINTSLICES,
                                  DEPLOYMENTS, REPLICASETS, EVENTS, SECRETS, SERVICEACCOUNTS,
-                                 CONFIGMAPS, ROLES, CLUSTERROLES, ROLEBINDINGS, CLUSTERROLEBINDINGS)
+                                 CONFIGMAPS, ROLES, CLUSTERROLES, ROLEBINDINGS, CLUSTERROLEBINDINGS,
+                                 CONTROLLERREVISIONS)
 
 # Reviews: created to ask a question, answered in the response, never stored (no watch
 # cache, no list); served under their groups beside the stored kinds.

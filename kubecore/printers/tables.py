@@ -581,6 +581,26 @@ CONFIGMAP_COLUMNS = (
     AGE,
 )
 
+
+
+def _controller_of(obj: Obj, now: datetime) -> str:
+    """kubectl's CONTROLLER column: `<kind lower>.<group>/<name>` of the controlling owner."""
+    for ref in _list(obj, "metadata", "ownerReferences"):
+        if isinstance(ref, dict) and ref.get("controller"):
+            group = str(ref.get("apiVersion") or "").rpartition("/")[0]
+            kind = str(ref.get("kind") or "").lower()
+            return f"{kind}.{group}/{ref.get('name')}" if group else f"{kind}/{ref.get('name')}"
+    return NONE
+
+
+CONTROLLERREVISION_COLUMNS = (
+    NAME,
+    Column("Controller", _controller_of, description="Controller of the object"),
+    Column("Revision", lambda o, n: _int(_get(o, "revision")), type="integer",
+           description="Revision indicates the revision of the state represented by Data."),
+    AGE,
+)
+
 DEFAULT_COLUMNS = (NAME, AGE)
 
 COLUMNS_BY_KIND: dict[str, tuple[Column, ...]] = {
@@ -599,6 +619,7 @@ COLUMNS_BY_KIND: dict[str, tuple[Column, ...]] = {
     "ClusterRoleBinding": _binding_columns("clusterRoleBinding"),
     "ServiceAccount": SERVICEACCOUNT_COLUMNS,
     "ConfigMap": CONFIGMAP_COLUMNS,
+    "ControllerRevision": CONTROLLERREVISION_COLUMNS,
 }
 
 

@@ -58,3 +58,18 @@ def _selector_causes(selector: Obj, template_labels: Any) -> list[Cause]:
         causes.append(Cause("spec.template.metadata.labels", f"Invalid value: {template_labels}: "
                             "`selector` does not match template `labels`"))
     return causes
+
+
+def validate_controllerrevision(obj: Obj, old: Obj | None) -> list[Cause]:
+    """kube's ValidateControllerRevision(Update): data is required and never changes,
+    revision is not negative."""
+    causes: list[Cause] = []
+    if obj.get("data") is None:
+        causes.append(Cause("data", "Required value", "FieldValueRequired"))
+    revision = obj.get("revision")
+    if isinstance(revision, int) and revision < 0:
+        causes.append(Cause("revision", f"Invalid value: {revision}: must be greater than or "
+                            "equal to 0"))
+    if old is not None and obj.get("data") != old.get("data"):
+        causes.append(Cause("data", "Invalid value: field is immutable"))
+    return causes
