@@ -26,6 +26,7 @@ from aiohttp import web
 
 from kubecore.api.errors import ApiError
 from kubecore.client.rest import ApiClient, ApiUnavailable
+from kubecore.client.x509 import subject_of
 
 log = logging.getLogger("nodeagent.auth")
 ALLOWED_TTL = 300.0
@@ -59,13 +60,7 @@ def caller_of(request: web.Request) -> Caller | None:
     cert: dict[str, Any] | None = ssl_object.getpeercert() if ssl_object is not None else None
     if not cert:
         return None
-    cn, orgs = "", []
-    for rdn in cert.get("subject") or ():
-        for key, value in rdn:
-            if key == "commonName" and not cn:
-                cn = value
-            elif key == "organizationName":
-                orgs.append(value)
+    cn, orgs = subject_of(cert)
     return Caller(cn, (*orgs, "system:authenticated")) if cn else None
 
 

@@ -7,24 +7,11 @@ the user, each Organization a group. Every authenticated user is also in
 """
 from __future__ import annotations
 
-from typing import Any
-
+from kubecore.client.x509 import subject_of
 from services.apiserver.authn import Credentials, Unauthenticated
 from services.apiserver.registry.interfaces import UserInfo
 
 AUTHENTICATED = "system:authenticated"
-
-
-def subject_of(peer_cert: dict[str, Any]) -> tuple[str, list[str]]:
-    """(CN, [O, ...]) of a certificate as `ssl.SSLSocket.getpeercert()` gives it."""
-    cn, orgs = "", []
-    for rdn in peer_cert.get("subject") or ():
-        for key, value in rdn:
-            if key == "commonName" and not cn:
-                cn = value
-            elif key == "organizationName":
-                orgs.append(value)
-    return cn, orgs
 
 
 def with_authenticated(groups: list[str]) -> tuple[str, ...]:
