@@ -10,7 +10,7 @@ import json
 import sys
 import textwrap
 
-from tests.e2e.test_walkthrough import SERVICE_CIDR, Cluster, cluster, wait_until  # noqa: F401 (its cluster)
+from tests.e2e.harness import SERVICE_CIDR, Cluster, wait_until
 
 SCRIPT = textwrap.dedent("""
     import json
@@ -52,7 +52,7 @@ def apply(c: Cluster, tmp_path, *objs: dict) -> None:
     c.mkctl("apply", "-f", str(path))
 
 
-def test_the_python_client_in_a_pod_acts_as_its_service_account(cluster: Cluster, tmp_path) -> None:  # noqa: F811
+def test_the_python_client_in_a_pod_acts_as_its_service_account(cluster: Cluster, tmp_path) -> None:
     """A ServiceAccount bound to `view` in its namespace lists pods there, and is refused in
     another namespace."""
     apply(cluster, tmp_path, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}})

@@ -1,0 +1,88 @@
+"""What the end-to-end tests share: a real local cluster (`minikubectl cluster up`, two nodes
+in network namespaces) driven from the host, the helpers that wait on it, and the check that
+`cluster down` left nothing behind. One cluster serves every module of tests/e2e (the
+package-scoped fixture in conftest.py); each test uses names of its own."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from cluster.procs import free_port
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+NAME = "mce"
+NODE_CIDR, CLUSTER_CIDR, SERVICE_CIDR = "10.251.0.0/24", "10.245.0.0/16", "10.112.0.0/12"
+
+
+def run(*argv: str, check: bool = True, timeout: float = 60, env: dict | None = None) -> subprocess.CompletedProcess:
+    res = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+                         env={**os.environ, **(env or {})})
+    if check and res.returncode != 0:
+        raise AssertionError(f"{' '.join(argv)} -> {res.returncode}\n{res.stdout}\n{res.stderr}")
+    return res
+
+
+def wait_until(fn, timeout: float = 60, interval: float = 0.5, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = fn()
+            if last:
+                return last
+        except AssertionError as exc:
+            last = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}; last: {last}")
+
+
+class Cluster:
+    def __init__(self, state: Path) -> None:
+        self.state = state
+        self.api_port = free_port()
+        self.etcd_port = free_port()
+        self.mk = [sys.executable, "-m", "minikubectl"]
+        self.status: dict = {}
+
+    def cluster(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        return run(*self.mk, "cluster", *args, "--name", NAME, "--state-dir", str(self.state), timeout=timeout)
+
+    def up(self) -> None:
+        self.cluster("up", "--detach", "--nodes", "2", "--node-cidr", NODE_CIDR, "--cluster-cidr", CLUSTER_CIDR,
+                     "--service-cidr", SERVICE_CIDR, "--apiserver-port", str(self.api_port),
+                     "--etcd-port", str(self.etcd_port), "--etcd-peer-port", str(free_port()),
+                     "--health-base-port", "21300", "--dns-port", "53")
+        self.status = json.loads(self.cluster("status", "-o", "json").stdout)
+
+    def mkctl(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
+        return run(*self.mk, "--kubeconfig", self.status["kubeconfig"], *args, check=check, timeout=timeout)
+
+    def pods(self, selector: str) -> list[dict]:
+        out = self.mkctl("get", "pods", "-l", selector, "-o", "json").stdout
+        return json.loads(out)["items"]
+
+
+def leftovers() -> list[str]:
+    found = [f"netns {n}" for n in run("ip", "netns", "list").stdout.split() if NAME in n]
+    found += [f"link {line.strip()}" for line in run("ip", "-o", "link").stdout.splitlines()
+              if f"{NAME}-br0" in line or f" {NAME}v" in line]
+    found += [f"route {line}" for line in run("ip", "route", "show", "proto", "252").stdout.splitlines()]
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if f"MINICLUSTER_NAME={NAME}".encode() in env:
+                found.append(f"process {pid}")
+    return found
+
+
+def running_ready(pod: dict) -> bool:
+    st = pod.get("status") or {}
+    return st.get("phase") == "Running" and bool(st.get("podIP")) and any(
+        c["type"] == "Ready" and c["status"] == "True" for c in st.get("conditions") or [])
