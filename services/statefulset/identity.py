@@ -32,7 +32,7 @@ def ordinal_of(pod: Obj) -> int:
 
 
 def is_member_of(sts: Obj, pod: Obj) -> bool:
-    return parent_and_ordinal(nested(pod, "metadata", "name") or "")[0] == sts["metadata"]["name"]
+    return parent_and_ordinal(nested(pod, "metadata", "name") or "")[0] == str(sts["metadata"]["name"])
 
 
 def start_ordinal(sts: Obj) -> int:

@@ -51,7 +51,7 @@ class Plan:
 
 
 def is_monotonic(sts: Obj) -> bool:
-    return nested(sts, "spec", "podManagementPolicy") != PARALLEL
+    return bool(nested(sts, "spec", "podManagementPolicy") != PARALLEL)
 
 
 def partition(sts: Obj) -> int:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from kubecore.api.types import Obj, nested
 from services.statefulset.identity import owner_reference
@@ -40,10 +41,23 @@ def safe_encode(text: str) -> str:
 
 
 def revision_data(sts: Obj) -> Obj:
-    """kube's getPatch: the template alone, marked to replace the whole template."""
+    """kube's getPatch: the template alone, marked to replace the whole template, its keys
+    sorted and its metadata's `creationTimestamp: null` (Go's encoding of the typed template
+    has it), so the bytes are those kubectl computes for `rollout undo`'s "already matches"."""
     template = copy.deepcopy(nested(sts, "spec", "template") or {})
+    meta = template.get("metadata")
+    template["metadata"] = meta = dict(meta) if isinstance(meta, dict) else {}
+    meta.setdefault("creationTimestamp", None)
     template["$patch"] = "replace"
-    return {"spec": {"template": template}}
+    return _sorted_keys({"spec": {"template": template}})
+
+
+def _sorted_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _sorted_keys(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted_keys(v) for v in value]
+    return value
 
 
 def hash_revision(data: Obj, collision_count: int | None) -> str:
@@ -74,6 +88,8 @@ def template_of(revision: Obj) -> Obj:
     """kube's ApplyRevision, for the only field a revision holds: the pod template."""
     template = copy.deepcopy(nested(revision, "data", "spec", "template") or {})
     template.pop("$patch", None)
+    if isinstance(template.get("metadata"), dict) and template["metadata"].get("creationTimestamp") is None:
+        template["metadata"].pop("creationTimestamp", None)
     return template
 
 

@@ -2,6 +2,7 @@
 as kube's updateStatefulSet decides them; pod identity; revisions and their history."""
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -222,7 +223,10 @@ def test_revision_is_kubes_patch_of_the_template() -> None:
     assert rev["metadata"]["name"] == f"web-{digest}"
     assert rev["metadata"]["labels"] == {"app": "web", rv.HASH_LABEL: digest}
     assert rev["metadata"]["annotations"] == {"kubernetes.io/change-cause": "first"}
-    assert rev["data"] == {"spec": {"template": {**the_set["spec"]["template"], "$patch": "replace"}}}
+    template = the_set["spec"]["template"]
+    assert rev["data"] == {"spec": {"template": {
+        **template, "metadata": {**template["metadata"], "creationTimestamp": None}, "$patch": "replace"}}}
+    assert json.dumps(rev["data"]) == json.dumps(rev["data"], sort_keys=True)  # Go's map order
     assert rv.template_of(rev) == the_set["spec"]["template"]
     assert rv.hash_revision(rev["data"], 1) != digest  # a collision moves the name
     other = sts(template=TEMPLATE_B)

@@ -49,7 +49,7 @@ def validate_statefulset(obj: Obj, old: Obj | None) -> list[Cause]:
     return causes
 
 
-def _fixed_fields(spec: Obj) -> Obj:
+def _fixed_fields(spec: Obj) -> Any:
     """The spec without what an update may change; unset, null and empty compare equal (kube
     compares with Semantic.DeepEqual, where a nil and an empty list are the same)."""
     return _semantic({k: v for k, v in spec.items() if k not in MUTABLE_SPEC_FIELDS})
