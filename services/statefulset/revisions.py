@@ -49,7 +49,8 @@ def revision_data(sts: Obj) -> Obj:
     template["metadata"] = meta = dict(meta) if isinstance(meta, dict) else {}
     meta.setdefault("creationTimestamp", None)
     template["$patch"] = "replace"
-    return _sorted_keys({"spec": {"template": template}})
+    data: Obj = _sorted_keys({"spec": {"template": template}})
+    return data
 
 
 def _sorted_keys(value: Any) -> Any:
