@@ -18,6 +18,7 @@ Where to find what (bottom to top; each module imports only those above it in th
                        pkg/apis/<group>/validation: meta.py (ObjectMeta, every kind),
                        core.py (Service, Pod, Node; podnet.py the pod fields that reach
                        the node), secrets.py (Secret), apps.py (Deployment, ReplicaSet),
+                       statefulset.py (StatefulSet),
                        discovery.py (EndpointSlice)
     defaults.py        what is filled in before validation, per kind (pkg/apis/<group>/v1/defaults.go)
     fieldselectors.py  the fields each kind can be selected by

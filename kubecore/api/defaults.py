@@ -161,6 +161,36 @@ def default_deployment(obj: Obj) -> None:
     spec.setdefault("progressDeadlineSeconds", 600)
 
 
+def default_statefulset(obj: Obj) -> None:
+    """kube's SetDefaults_StatefulSet: OrderedReady, RollingUpdate from partition 0 (a
+    RollingUpdate given without `rollingUpdate` stays without it, as there), Retain/Retain,
+    one replica, 10 revisions kept. minReadySeconds is 0 and, as kube's omitempty, absent."""
+    default_workload(obj)
+    spec = obj["spec"]
+    if not spec.get("podManagementPolicy"):
+        spec["podManagementPolicy"] = "OrderedReady"
+    strategy = _child(spec, "updateStrategy", {})
+    if isinstance(strategy, dict):
+        if not strategy.get("type"):
+            strategy["type"] = "RollingUpdate"
+            _child(strategy, "rollingUpdate", {})
+        rolling = strategy.get("rollingUpdate")
+        if strategy["type"] == "RollingUpdate" and isinstance(rolling, dict):
+            _child(rolling, "partition", 0)
+    retention = _child(spec, "persistentVolumeClaimRetentionPolicy", {})
+    if isinstance(retention, dict):
+        for name in ("whenDeleted", "whenScaled"):
+            if not retention.get(name):
+                retention[name] = "Retain"
+    if spec.get("revisionHistoryLimit") is None:
+        spec["revisionHistoryLimit"] = 10
+    # StatefulSetStatus's replicas and availableReplicas have no omitempty
+    status = obj["status"]
+    if isinstance(status, dict):
+        status.setdefault("replicas", 0)
+        status.setdefault("availableReplicas", 0)
+
+
 # --- rbac.authorization.k8s.io/v1 ----------------------------------------------------------
 
 RBAC_GROUP = "rbac.authorization.k8s.io"

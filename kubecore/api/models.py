@@ -387,6 +387,48 @@ class Deployment(_Complete):
     status: dict[str, Any] | None = None
 
 
+class RollingUpdateStatefulSetStrategy(_Complete):
+    partition: StrictInt | None = None
+    maxUnavailable: IntOrString | None = None
+
+
+class StatefulSetUpdateStrategy(_Complete):
+    type: StrictStr | None = None
+    rollingUpdate: RollingUpdateStatefulSetStrategy | None = None
+
+
+class StatefulSetPersistentVolumeClaimRetentionPolicy(_Complete):
+    whenDeleted: StrictStr | None = None
+    whenScaled: StrictStr | None = None
+
+
+class StatefulSetOrdinals(_Complete):
+    start: StrictInt | None = None
+
+
+class StatefulSetSpec(_Complete):
+    replicas: StrictInt | None = None
+    selector: LabelSelector
+    template: PodTemplateSpec
+    # PersistentVolumeClaim templates: stored as given (no storage provisioner serves them)
+    volumeClaimTemplates: list[dict[str, Any]] | None = None
+    serviceName: StrictStr | None = None
+    podManagementPolicy: StrictStr | None = None
+    updateStrategy: StatefulSetUpdateStrategy | None = None
+    revisionHistoryLimit: StrictInt | None = None
+    minReadySeconds: StrictInt | None = None
+    persistentVolumeClaimRetentionPolicy: StatefulSetPersistentVolumeClaimRetentionPolicy | None = None
+    ordinals: StatefulSetOrdinals | None = None
+
+
+class StatefulSet(_Complete):
+    apiVersion: StrictStr | None = None
+    kind: StrictStr | None = None
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: StatefulSetSpec
+    status: dict[str, Any] | None = None
+
+
 class ControllerRevision(_Complete):
     """An immutable snapshot of a StatefulSet's or DaemonSet's pod template (`data`, a
     patch the controller can re-apply) and its `revision` number: their rollout history."""

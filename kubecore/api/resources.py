@@ -23,7 +23,7 @@ from kubecore.api.errors import Cause
 from kubecore.api.secrets import convert_secret
 from kubecore.api.selectors import FieldGetter
 from kubecore.api.types import Obj
-from kubecore.api.validation import apps, core, discovery, rbac, secrets
+from kubecore.api.validation import apps, core, discovery, rbac, secrets, statefulset
 from kubecore.api.validation.meta import metadata_causes as metadata_causes
 
 Validator = Callable[[Obj, Obj | None], list[Cause]]
@@ -127,6 +127,15 @@ CONTROLLERREVISIONS = ResourceType("apps", "v1", "ControllerRevision", "controll
                                    "controllerrevision", True, models.ControllerRevision,
                                    validate=apps.validate_controllerrevision,
                                    field_getters=fs.COMMON_FIELDS)
+# apps/v1 StatefulSets: pods with stable names `<set>-<ordinal>` (services/statefulset); names
+# are DNS labels, as kube's ValidateStatefulSetName.
+STATEFULSETS = ResourceType("apps", "v1", "StatefulSet", "statefulsets", "statefulset", True,
+                            models.StatefulSet, name_rule=v.dns1123_label_errors,
+                            short_names=("sts",), categories=("all",),
+                            subresources=("status", "scale"),
+                            validate=statefulset.validate_statefulset,
+                            validate_status=statefulset.validate_statefulset_status,
+                            default=d.default_statefulset, field_getters=fs.COMMON_FIELDS)
 # core/v1 Events: written by the services through `kubecore.client.events`, read by describe; the
 # API server removes them after --event-ttl.
 EVENTS = ResourceType("", "v1", "Event", "events", "event", True, models.Event,
@@ -165,7 +174,7 @@ CLUSTERROLEBINDINGS = ResourceType("rbac.authorization.k8s.io", "v1", "ClusterRo
 ALL: tuple[ResourceType, ...] = (NAMESPACES, SERVICES, PODS, NODES, ENDPOINTSLICES,
                                  DEPLOYMENTS, REPLICASETS, EVENTS, SECRETS, SERVICEACCOUNTS,
                                  CONFIGMAPS, ROLES, CLUSTERROLES, ROLEBINDINGS, CLUSTERROLEBINDINGS,
-                                 CONTROLLERREVISIONS)
+                                 CONTROLLERREVISIONS, STATEFULSETS)
 
 # Reviews: created to ask a question, answered in the response, never stored (no watch
 # cache, no list); served under their groups beside the stored kinds.

@@ -523,6 +523,14 @@ REPLICASET_COLUMNS = (
     *_workload_wide(),
 )
 
+STATEFULSET_COLUMNS = (
+    NAME,
+    Column("Ready", lambda o, n: f"{_int(_get(o, 'status', 'readyReplicas'))}/{_replicas(o)}",
+           description="Number of the pod with ready state"),
+    AGE,
+    *_workload_wide()[:2],
+)
+
 # --- RBAC ---------------------------------------------------------------------------------------
 
 def _created_at(obj: Obj, now: datetime) -> str:
@@ -620,6 +628,7 @@ COLUMNS_BY_KIND: dict[str, tuple[Column, ...]] = {
     "ServiceAccount": SERVICEACCOUNT_COLUMNS,
     "ConfigMap": CONFIGMAP_COLUMNS,
     "ControllerRevision": CONTROLLERREVISION_COLUMNS,
+    "StatefulSet": STATEFULSET_COLUMNS,
 }
 
 

@@ -44,7 +44,8 @@ log = logging.getLogger("gc")
 # collector, not Events (too many to cache, owners of nothing); Namespaces are emptied by
 # their own deletion.
 WATCHED: tuple[ResourceType, ...] = (R.SERVICES, R.DEPLOYMENTS, R.REPLICASETS, R.PODS,
-                                     R.ENDPOINTSLICES, R.NODES)
+                                     R.ENDPOINTSLICES, R.NODES,
+                                     R.STATEFULSETS, R.CONTROLLERREVISIONS)
 BY_UID = "uid"
 BY_OWNER_UID = "owner-uid"
 

@@ -7,6 +7,7 @@
     podnet.py     the pod spec's fields that reach the node: hostname, subdomain, DNS policy
                   and config, hostNetwork and hostPorts
     apps.py       apps/v1: Deployment, ReplicaSet
+    statefulset.py  apps/v1: StatefulSet (spec, the fields an update may change, status)
     discovery.py  discovery.k8s.io/v1: EndpointSlice
 
 Each `validate_<kind>(obj, old)` returns the causes kube-apiserver would report, in its

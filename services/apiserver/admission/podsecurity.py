@@ -38,7 +38,7 @@ MODES = ("enforce", "audit", "warn")
 # pod subresources whose writes cannot change what the standards look at
 IGNORED_POD_SUBRESOURCES = frozenset({"exec", "attach", "binding", "eviction", "log",
                                       "portforward", "proxy", "status"})
-WORKLOADS = (R.DEPLOYMENTS, R.REPLICASETS)
+WORKLOADS = (R.DEPLOYMENTS, R.REPLICASETS, R.STATEFULSETS)
 MAX_PODS_TO_CHECK = 3000
 
 

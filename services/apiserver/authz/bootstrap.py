@@ -171,6 +171,7 @@ CONTROLLER_RULES: dict[str, list[Obj]] = {
         rule(("get", "list", "watch", "patch", "delete"), "", "services", "pods", "nodes"),
         rule(("get", "list", "watch", "patch", "delete"), "apps", "deployments", "replicasets"),
         rule(("get", "list", "watch", "patch", "delete"), "discovery.k8s.io", "endpointslices"),
+        rule(("get", "list", "watch", "patch", "delete"), "apps", "statefulsets", "controllerrevisions"),
     ],
     "node-controller": [
         rule(("list", "watch"), "", "nodes", "pods"),
@@ -179,6 +180,13 @@ CONTROLLER_RULES: dict[str, list[Obj]] = {
     "service-account-controller": [
         rule(("list", "watch"), "", "namespaces"),
         rule(("list", "watch", "create"), "", "serviceaccounts"),
+    ],
+    "statefulset-controller": [
+        rule(("get", "list", "watch"), "apps", "statefulsets"),
+        rule("patch", "apps", "statefulsets/status"),
+        rule(("list", "watch", "create", "patch", "delete"), "", "pods"),
+        rule(("get", "list", "watch", "create", "patch", "delete"), "apps", "controllerrevisions"),
+        rule(EVENTS, "", "events"),
     ],
     "root-ca-cert-publisher": [
         rule(("list", "watch"), "", "namespaces"),

@@ -18,6 +18,7 @@ from services.apiserver.registry.interfaces import UserInfo
 from services.deployments.app import DeploymentsManager
 from services.endpointslice.controller import EndpointSliceController
 from services.nodelifecycle.controller import NodeLifecycleController
+from services.statefulset.app import StatefulSetManager
 from tests.apiserver.authz.policy import caches_over
 from tests.apiserver.registry.fakes import FakeStorage
 from tests.fakes.api import Call, FakeApiClient
@@ -44,7 +45,15 @@ CALLS: dict[str, set[tuple[str, str, str]]] = {
     "generic-garbage-collector": {
         (v, g, r) for v in ("get", "list", "watch", "patch", "delete")
         for g, r in (("", "services"), ("", "pods"), ("", "nodes"), ("apps", "deployments"),
-                     ("apps", "replicasets"), ("discovery.k8s.io", "endpointslices"))
+                     ("apps", "replicasets"), ("discovery.k8s.io", "endpointslices"),
+                     ("apps", "statefulsets"), ("apps", "controllerrevisions"))
+    },
+    "statefulset-controller": {
+        *((v, "apps", "statefulsets") for v in ("get", "list", "watch")),
+        ("patch", "apps", "statefulsets/status"),
+        *((v, "", "pods") for v in ("list", "watch", "create", "patch", "delete")),
+        *((v, "apps", "controllerrevisions") for v in ("get", "list", "watch", "create", "patch", "delete")),
+        ("create", "", "events"), ("patch", "", "events"),
     },
     "node-controller": {
         ("list", "", "nodes"), ("watch", "", "nodes"), ("update", "", "nodes/status"),
@@ -177,6 +186,28 @@ async def test_the_deployments_process_calls_are_in_its_two_controllers_tables()
     process = controller_user("deployment-controller")  # cluster/credentials.py: the process's identity
     authorizer = await bootstrap_authorizer()
     assert [c for c in sorted(seen.made()) if not authorizer.authorize(attrs(process, *c)).allowed] == []
+
+
+async def test_the_statefulset_process_calls_are_in_its_table() -> None:
+    api = FakeApiClient()
+    api.preload(R.STATEFULSETS, {"metadata": {"name": "s", "namespace": "default", "uid": "u1"}, "spec": {
+        "replicas": 1, "podManagementPolicy": "Parallel", "revisionHistoryLimit": 0,
+        "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}},
+        "selector": {"matchLabels": {"app": "s"}},
+        "template": {"metadata": {"labels": {"app": "s"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}})
+    seen = Recorded(api)
+    manager = StatefulSetManager(api)  # type: ignore[arg-type]
+    async with running(manager):
+        await until(seen.has("create", "pods"))
+        await until(seen.has("patch", "statefulsets"))  # its status
+        await seen.own(api.patch(R.STATEFULSETS, "s", {"spec": {"replicas": 0, "template": {"spec": {
+            "containers": [{"name": "c", "image": "j"}]}}}}, "default", patch_type="merge"))
+        await until(seen.has("delete", "pods"))
+        await until(seen.has("delete", "controllerrevisions"))
+        await manager.controller.events.flush()
+    assert seen.made() <= CALLS["statefulset-controller"]
+    assert {("create", "", "pods"), ("create", "apps", "controllerrevisions"),
+            ("patch", "apps", "statefulsets/status"), ("create", "", "events")} <= seen.made()
 
 
 # --- the user-facing roles -------------------------------------------------------------------
