@@ -8,7 +8,7 @@ import json
 import textwrap
 from datetime import datetime
 
-from tests.e2e.test_walkthrough import Cluster, cluster, run, running_ready, wait_until  # noqa: F401 (its cluster)
+from tests.e2e.harness import Cluster, run, running_ready, wait_until
 
 MANIFEST = textwrap.dedent("""\
     apiVersion: v1
@@ -51,7 +51,7 @@ def _ready_since(pod: dict) -> datetime:
     return _time(cond["lastTransitionTime"])
 
 
-def test_a_statefulset_behind_a_headless_service_comes_up_in_order(cluster: Cluster, tmp_path) -> None:  # noqa: F811
+def test_a_statefulset_behind_a_headless_service_comes_up_in_order(cluster: Cluster, tmp_path) -> None:
     kc = ["kubectl", "--kubeconfig", cluster.status["kubeconfig"], "--cache-dir", str(tmp_path / "kc")]
     manifest = tmp_path / "web.yaml"
     manifest.write_text(MANIFEST)
