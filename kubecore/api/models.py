@@ -397,6 +397,23 @@ class ControllerRevision(_Complete):
     revision: StrictInt
 
 
+class DaemonSetSpec(_Complete):
+    selector: LabelSelector
+    template: PodTemplateSpec
+    updateStrategy: dict[str, Any] | None = None
+    minReadySeconds: StrictInt | None = None
+    revisionHistoryLimit: StrictInt | None = None
+
+
+class DaemonSet(_Complete):
+    """One pod per node that should run it; rolled out by revisions (ControllerRevisions)."""
+    apiVersion: StrictStr | None = None
+    kind: StrictStr | None = None
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: DaemonSetSpec
+    status: dict[str, Any] | None = None
+
+
 # --- core/v1 Event ----------------------------------------------------------------------
 
 class ObjectReference(_Model):
