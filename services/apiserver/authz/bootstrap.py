@@ -184,6 +184,14 @@ CONTROLLER_RULES: dict[str, list[Obj]] = {
         rule(("list", "watch"), "", "namespaces"),
         rule(("list", "watch", "create", "update"), "", "configmaps"),
     ],
+    "daemon-set-controller": [
+        rule(("get", "list", "watch"), "apps", "daemonsets"),
+        rule("update", "apps", "daemonsets/status"),
+        rule(("list", "watch"), "", "nodes"),
+        rule(("list", "watch", "create", "delete", "patch"), "", "pods"),
+        rule(("get", "list", "watch", "create", "delete", "patch"), "apps", "controllerrevisions"),
+        rule(EVENTS, "", "events"),
+    ],
 }
 
 # Controllers that run inside another controller's process, under that one's identity
