@@ -171,6 +171,8 @@ CONTROLLER_RULES: dict[str, list[Obj]] = {
         rule(("get", "list", "watch", "patch", "delete"), "", "services", "pods", "nodes"),
         rule(("get", "list", "watch", "patch", "delete"), "apps", "deployments", "replicasets"),
         rule(("get", "list", "watch", "patch", "delete"), "discovery.k8s.io", "endpointslices"),
+        rule(("get", "list", "watch", "patch", "delete"), "apps", "daemonsets",
+             "controllerrevisions"),
     ],
     "node-controller": [
         rule(("list", "watch"), "", "nodes", "pods"),

@@ -45,7 +45,8 @@ CALLS: dict[str, set[tuple[str, str, str]]] = {
     "generic-garbage-collector": {
         (v, g, r) for v in ("get", "list", "watch", "patch", "delete")
         for g, r in (("", "services"), ("", "pods"), ("", "nodes"), ("apps", "deployments"),
-                     ("apps", "replicasets"), ("discovery.k8s.io", "endpointslices"))
+                     ("apps", "replicasets"), ("discovery.k8s.io", "endpointslices"),
+                     ("apps", "daemonsets"), ("apps", "controllerrevisions"))
     },
     "node-controller": {
         ("list", "", "nodes"), ("watch", "", "nodes"), ("update", "", "nodes/status"),
