@@ -397,12 +397,35 @@ class ControllerRevision(_Complete):
     revision: StrictInt
 
 
+class RollingUpdateDaemonSet(_Complete):
+    maxUnavailable: IntOrString | None = None
+    maxSurge: IntOrString | None = None
+
+
+class DaemonSetUpdateStrategy(_Complete):
+    type: StrictStr | None = None
+    rollingUpdate: RollingUpdateDaemonSet | None = None
+
+
 class DaemonSetSpec(_Complete):
     selector: LabelSelector
     template: PodTemplateSpec
-    updateStrategy: dict[str, Any] | None = None
+    updateStrategy: DaemonSetUpdateStrategy | None = None
     minReadySeconds: StrictInt | None = None
     revisionHistoryLimit: StrictInt | None = None
+
+
+class DaemonSetStatus(_Complete):
+    currentNumberScheduled: StrictInt | None = None
+    numberMisscheduled: StrictInt | None = None
+    desiredNumberScheduled: StrictInt | None = None
+    numberReady: StrictInt | None = None
+    observedGeneration: StrictInt | None = None
+    updatedNumberScheduled: StrictInt | None = None
+    numberAvailable: StrictInt | None = None
+    numberUnavailable: StrictInt | None = None
+    collisionCount: StrictInt | None = None
+    conditions: list[dict[str, Any]] | None = None
 
 
 class DaemonSet(_Complete):
@@ -411,7 +434,7 @@ class DaemonSet(_Complete):
     kind: StrictStr | None = None
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
     spec: DaemonSetSpec
-    status: dict[str, Any] | None = None
+    status: DaemonSetStatus | None = None
 
 
 # --- core/v1 Event ----------------------------------------------------------------------
