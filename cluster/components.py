@@ -70,6 +70,7 @@ def control_plane(cfg: ClusterConfig) -> list[Component]:
         controller("serviceaccounts", "services.serviceaccounts", 6,
                    "--root-ca-file", str(pki / "ca.crt")),
         controller("statefulset", "services.statefulset", 7),
+        controller("daemonset", "services.daemonset", 8),
         Component("dns", (py, "-m", "services.dns", *kubeconfig("dns"), "--listen", cfg.gateway_ip,
                           "--port", str(cfg.dns_port), "--metrics-port", str(port + 5)),
                   health=f"http://127.0.0.1:{port + 5}/readyz", stage=2),

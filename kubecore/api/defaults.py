@@ -189,6 +189,50 @@ def default_statefulset(obj: Obj) -> None:
     if isinstance(status, dict):
         status.setdefault("replicas", 0)
         status.setdefault("availableReplicas", 0)
+# DaemonSets: the generation of the pod template, counted by the API server (kube's internal
+# spec.templateGeneration, which apps/v1 carries as this annotation); the controller labels
+# the pods it makes with it (`pod-template-generation`).
+TEMPLATE_GENERATION = "deprecated.daemonset.template.generation"
+
+
+def default_daemonset(obj: Obj) -> None:
+    """SetDefaults_DaemonSet: RollingUpdate with maxUnavailable 1 and maxSurge 0, ten
+    revisions kept; the status counts kube always writes (no omitempty) start at 0."""
+    spec = _child(obj, "spec", {})
+    tmpl = _child(spec, "template", {})
+    default_pod_spec(_child(tmpl, "spec", {}))
+    _child(tmpl, "metadata", {})
+    strategy = _child(spec, "updateStrategy", {})
+    if not strategy.get("type"):
+        strategy["type"] = "RollingUpdate"
+    if strategy["type"] == "RollingUpdate":
+        ru = _child(strategy, "rollingUpdate", {})
+        if ru.get("maxUnavailable") is None:
+            ru["maxUnavailable"] = 1
+        if ru.get("maxSurge") is None:
+            ru["maxSurge"] = 0
+    if spec.get("revisionHistoryLimit") is None:
+        spec["revisionHistoryLimit"] = 10
+    status = _child(obj, "status", {})
+    for counted in ("currentNumberScheduled", "numberMisscheduled", "desiredNumberScheduled",
+                    "numberReady"):
+        status.setdefault(counted, 0)
+
+
+def daemonset_template_generation(new: Obj, old: Obj | None) -> None:
+    """The DaemonSet strategy's template generation: at least 1 on create; on update the stored
+    one (a client cannot set it), one more when the pod template changed."""
+    annotations = _child(_child(new, "metadata", {}), "annotations", {})
+    if old is None:
+        given = annotations.get(TEMPLATE_GENERATION)
+        if not (isinstance(given, str) and given.isdigit() and int(given) >= 1):
+            annotations[TEMPLATE_GENERATION] = "1"
+        return
+    stored = ((old.get("metadata") or {}).get("annotations") or {}).get(TEMPLATE_GENERATION, "1")
+    generation = int(stored) if str(stored).isdigit() else 1
+    if (new.get("spec") or {}).get("template") != (old.get("spec") or {}).get("template"):
+        generation += 1
+    annotations[TEMPLATE_GENERATION] = str(generation)
 
 
 # --- rbac.authorization.k8s.io/v1 ----------------------------------------------------------

@@ -439,6 +439,46 @@ class ControllerRevision(_Complete):
     revision: StrictInt
 
 
+class RollingUpdateDaemonSet(_Complete):
+    maxUnavailable: IntOrString | None = None
+    maxSurge: IntOrString | None = None
+
+
+class DaemonSetUpdateStrategy(_Complete):
+    type: StrictStr | None = None
+    rollingUpdate: RollingUpdateDaemonSet | None = None
+
+
+class DaemonSetSpec(_Complete):
+    selector: LabelSelector
+    template: PodTemplateSpec
+    updateStrategy: DaemonSetUpdateStrategy | None = None
+    minReadySeconds: StrictInt | None = None
+    revisionHistoryLimit: StrictInt | None = None
+
+
+class DaemonSetStatus(_Complete):
+    currentNumberScheduled: StrictInt | None = None
+    numberMisscheduled: StrictInt | None = None
+    desiredNumberScheduled: StrictInt | None = None
+    numberReady: StrictInt | None = None
+    observedGeneration: StrictInt | None = None
+    updatedNumberScheduled: StrictInt | None = None
+    numberAvailable: StrictInt | None = None
+    numberUnavailable: StrictInt | None = None
+    collisionCount: StrictInt | None = None
+    conditions: list[dict[str, Any]] | None = None
+
+
+class DaemonSet(_Complete):
+    """One pod per node that should run it; rolled out by revisions (ControllerRevisions)."""
+    apiVersion: StrictStr | None = None
+    kind: StrictStr | None = None
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: DaemonSetSpec
+    status: DaemonSetStatus | None = None
+
+
 # --- core/v1 Event ----------------------------------------------------------------------
 
 class ObjectReference(_Model):

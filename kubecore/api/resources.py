@@ -19,6 +19,7 @@ from kubecore.api import fieldselectors as fs
 from kubecore.api import formats as v
 from kubecore.api import models
 from kubecore.api.defaults import carry_over_service_allocations as carry_over_service_allocations
+from kubecore.api.defaults import daemonset_template_generation as daemonset_template_generation
 from kubecore.api.errors import Cause
 from kubecore.api.secrets import convert_secret
 from kubecore.api.selectors import FieldGetter
@@ -136,6 +137,12 @@ STATEFULSETS = ResourceType("apps", "v1", "StatefulSet", "statefulsets", "statef
                             validate=statefulset.validate_statefulset,
                             validate_status=statefulset.validate_statefulset_status,
                             default=d.default_statefulset, field_getters=fs.COMMON_FIELDS)
+# apps/v1 DaemonSets: one pod per node that should run it (services/daemonset).
+DAEMONSETS = ResourceType("apps", "v1", "DaemonSet", "daemonsets", "daemonset", True,
+                          models.DaemonSet, short_names=("ds",), categories=("all",),
+                          subresources=("status",), validate=apps.validate_daemonset,
+                          validate_status=apps.validate_daemonset_status,
+                          default=d.default_daemonset, field_getters=fs.COMMON_FIELDS)
 # core/v1 Events: written by the services through `kubecore.client.events`, read by describe; the
 # API server removes them after --event-ttl.
 EVENTS = ResourceType("", "v1", "Event", "events", "event", True, models.Event,
@@ -174,7 +181,7 @@ CLUSTERROLEBINDINGS = ResourceType("rbac.authorization.k8s.io", "v1", "ClusterRo
 ALL: tuple[ResourceType, ...] = (NAMESPACES, SERVICES, PODS, NODES, ENDPOINTSLICES,
                                  DEPLOYMENTS, REPLICASETS, EVENTS, SECRETS, SERVICEACCOUNTS,
                                  CONFIGMAPS, ROLES, CLUSTERROLES, ROLEBINDINGS, CLUSTERROLEBINDINGS,
-                                 CONTROLLERREVISIONS, STATEFULSETS)
+                                 CONTROLLERREVISIONS, STATEFULSETS, DAEMONSETS)
 
 # Reviews: created to ask a question, answered in the response, never stored (no watch
 # cache, no list); served under their groups beside the stored kinds.

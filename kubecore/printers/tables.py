@@ -609,6 +609,36 @@ CONTROLLERREVISION_COLUMNS = (
     AGE,
 )
 
+def _status_count(field: str, description: str) -> Column:
+    return Column(field, lambda o, n: _int(_get(o, "status", _STATUS_FIELDS[field])),
+                  type="integer", description=description)
+
+
+_STATUS_FIELDS = {"Desired": "desiredNumberScheduled", "Current": "currentNumberScheduled",
+                  "Ready": "numberReady", "Up-to-date": "updatedNumberScheduled",
+                  "Available": "numberAvailable"}
+
+DAEMONSET_COLUMNS = (
+    NAME,
+    _status_count("Desired", "The total number of nodes that should be running the daemon pod "
+                  "(including nodes correctly running the daemon pod)."),
+    _status_count("Current", "The number of nodes that are running at least 1 daemon pod and "
+                  "are supposed to run the daemon pod."),
+    _status_count("Ready", "numberReady is the number of nodes that should be running the daemon "
+                  "pod and have one or more of the daemon pod running with a Ready Condition."),
+    _status_count("Up-to-date", "The total number of nodes that are running updated daemon pod"),
+    _status_count("Available", "The number of nodes that should be running the daemon pod and "
+                  "have one or more of the daemon pod running and available (ready for at least "
+                  "spec.minReadySeconds)"),
+    Column("Node Selector",
+           lambda o, n: format_labels(_get(o, "spec", "template", "spec", "nodeSelector")),
+           description="NodeSelector is a selector which must be true for the pod to fit on a "
+           "node. Selector which must match a node's labels for the pod to be scheduled on that "
+           "node."),
+    AGE,
+    *_workload_wide(),
+)
+
 DEFAULT_COLUMNS = (NAME, AGE)
 
 COLUMNS_BY_KIND: dict[str, tuple[Column, ...]] = {
@@ -629,6 +659,7 @@ COLUMNS_BY_KIND: dict[str, tuple[Column, ...]] = {
     "ConfigMap": CONFIGMAP_COLUMNS,
     "ControllerRevision": CONTROLLERREVISION_COLUMNS,
     "StatefulSet": STATEFULSET_COLUMNS,
+    "DaemonSet": DAEMONSET_COLUMNS,
 }
 
 

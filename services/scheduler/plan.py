@@ -1,7 +1,9 @@
 """Where a pod may run, decided from plain objects: no I/O, so tables can test it.
 
-A node is a candidate when it is Ready, schedulable, tolerated and matches the pod's
-node selector and required node affinity. Among candidates the one with the fewest
+A node is a candidate when it is Ready, schedulable (or the pod tolerates the
+`node.kubernetes.io/unschedulable` taint, as DaemonSet pods do), tolerated and matches the
+pod's node selector and required node affinity (`matchFields` on `metadata.name` is how a
+DaemonSet pod names its node). Among candidates the one with the fewest
 pods wins; ties go to the first name, so the choice is reproducible. A node that is
 not a candidate gets exactly one reason (the first filter it fails), and the reasons
 are counted for the message the pod's PodScheduled condition carries, as kube-scheduler
@@ -56,6 +58,16 @@ def _tolerates(toleration: Mapping[str, Any], taint: Mapping[str, Any]) -> bool:
     if operator == "Exists":
         return True
     return (toleration.get("value") or "") == (taint.get("value") or "")
+
+
+# What a cordoned node would carry as a taint (kube's TaintNodesByCondition): a pod that
+# tolerates it may go to an unschedulable node, as DaemonSet pods do (NodeUnschedulable plugin).
+UNSCHEDULABLE_TAINT = {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}
+
+
+def tolerates_unschedulable(pod: Obj) -> bool:
+    tolerations = (pod.get("spec") or {}).get("tolerations") or []
+    return any(_tolerates(t, UNSCHEDULABLE_TAINT) for t in tolerations)
 
 
 def untolerated_taint(pod: Obj, node: Obj) -> Obj | None:
@@ -119,7 +131,7 @@ def misfit_reason(pod: Obj, node: Obj) -> str | None:
     """Why `pod` cannot go to `node` (the first filter it fails), or None when it can."""
     if not node_is_ready(node):
         return NOT_READY
-    if (node.get("spec") or {}).get("unschedulable"):
+    if (node.get("spec") or {}).get("unschedulable") and not tolerates_unschedulable(pod):
         return UNSCHEDULABLE
     taint = untolerated_taint(pod, node)
     if taint is not None:

@@ -43,6 +43,11 @@ BASE = {
                     "spec": {"replicas": 0, "selector": {"matchLabels": {"a": "b"}},
                              "template": {"metadata": {"labels": {"a": "b"}},
                                           "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}},
+    "daemonsets": {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "fz"},
+                   "spec": {"selector": {"matchLabels": {"a": "b"}},
+                            "updateStrategy": {"rollingUpdate": {"maxSurge": "10%", "maxUnavailable": 0}},
+                            "template": {"metadata": {"labels": {"a": "b"}},
+                                         "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}},
     "events": {"apiVersion": "v1", "kind": "Event", "metadata": {"name": "fz"},
                "involvedObject": {"kind": "Pod", "name": "fz", "namespace": "default"},
                "reason": "Fuzzed", "message": "m", "type": "Normal"},
@@ -54,6 +59,7 @@ KEYS = ["metadata", "spec", "status", "name", "namespace", "ports", "port", "sel
         "image", "addressType", "endpoints", "replicas", "template", "matchLabels", "$patch",
         "apiVersion", "kind", "finalizers", "resourceVersion", "uid", "deletionTimestamp",
         "x\ny", "caf\u00e9", "", "ownerReferences", "managedFields", "nodeName"]
+KEYS += ["updateStrategy", "rollingUpdate", "maxSurge", "maxUnavailable", "collisionCount"]
 PATCH_TYPES = ["application/merge-patch+json", "application/json-patch+json",
                "application/strategic-merge-patch+json", "application/apply-patch+yaml"]
 BODY_TYPES = ["application/json", "application/yaml", "text/plain", "application/cbor"]

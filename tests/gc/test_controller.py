@@ -99,6 +99,22 @@ async def test_deployment_deleted_replicasets_then_pods_go(client):
         assert await exists(client, R.PODS, "bystander")
 
 
+async def test_daemonset_deleted_its_pods_and_revisions_go(client):
+    ds = await client.create(R.DAEMONSETS, {
+        "metadata": {"name": "agent", "namespace": "default"},
+        "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": TEMPLATE}})
+    await client.create(R.CONTROLLERREVISIONS, {
+        "metadata": {"name": "agent-1", "namespace": "default", "ownerReferences": [owner_ref(ds)]},
+        "data": {"spec": {"template": TEMPLATE}}, "revision": 1})
+    await create_pod(client, "agent-a", owner=owner_ref(ds))
+    async with running(GarbageCollector(client)):
+        await asyncio.sleep(0.3)
+        assert await exists(client, R.CONTROLLERREVISIONS, "agent-1")
+        await client.delete(R.DAEMONSETS, "agent", "default")
+        await until(lambda: gone(client, R.CONTROLLERREVISIONS, "agent-1"))
+        await until(lambda: gone(client, R.PODS, "agent-a"))
+
+
 async def test_orphans_found_at_start_and_replaced_owners(client):
     old = await make_service(client, "web")
     await client.delete(R.SERVICES, "web", "default")

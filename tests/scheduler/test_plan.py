@@ -68,12 +68,22 @@ CASES = [
      [node("a", labels={"cpus": "2"}), node("b", labels={"cpus": "4"}),
       node("c", labels={"cpus": "8"})], {"a": 1, "c": 0}, "c", {plan.SELECTOR_MISMATCH: 1}),
     (pod(), [], {}, None, {}),
+    (pod(tolerations=[{"key": "node.kubernetes.io/unschedulable", "operator": "Exists",
+                       "effect": "NoSchedule"}]),
+     [node("a", unschedulable=True)], {}, "a", {}),
+    (pod(tolerations=[{"key": "node.kubernetes.io/unschedulable", "operator": "Exists",
+                       "effect": "NoExecute"}]),
+     [node("a", unschedulable=True)], {}, None, {plan.UNSCHEDULABLE: 1}),
+    (pod(affinity=required({"matchFields": [{"key": "metadata.name", "operator": "In",
+                                             "values": ["b"]}]})),
+     [node("a"), node("b"), node("c")], {"b": 9}, "b", {plan.SELECTOR_MISMATCH: 2}),
 ]
 IDS = ["empty-tie-by-name", "fewest-pods", "tie-smallest-name", "not-ready-skipped",
        "no-ready-condition", "unschedulable-and-not-ready", "node-selector",
        "selector-and-not-ready", "untolerated-taint", "tolerated-taint", "tolerate-everything",
        "prefer-no-schedule-ignored", "wrong-toleration-value", "affinity-in",
-       "affinity-gt-or-fields", "no-nodes"]
+       "affinity-gt-or-fields", "no-nodes", "unschedulable-tolerated",
+       "unschedulable-wrong-effect", "daemon-pod-names-its-node"]
 
 
 @pytest.mark.parametrize("the_pod, nodes, counts, chosen, reasons", CASES, ids=IDS)

@@ -171,7 +171,8 @@ CONTROLLER_RULES: dict[str, list[Obj]] = {
         rule(("get", "list", "watch", "patch", "delete"), "", "services", "pods", "nodes"),
         rule(("get", "list", "watch", "patch", "delete"), "apps", "deployments", "replicasets"),
         rule(("get", "list", "watch", "patch", "delete"), "discovery.k8s.io", "endpointslices"),
-        rule(("get", "list", "watch", "patch", "delete"), "apps", "statefulsets", "controllerrevisions"),
+        rule(("get", "list", "watch", "patch", "delete"), "apps", "statefulsets", "daemonsets",
+             "controllerrevisions"),
     ],
     "node-controller": [
         rule(("list", "watch"), "", "nodes", "pods"),
@@ -191,6 +192,14 @@ CONTROLLER_RULES: dict[str, list[Obj]] = {
     "root-ca-cert-publisher": [
         rule(("list", "watch"), "", "namespaces"),
         rule(("list", "watch", "create", "update"), "", "configmaps"),
+    ],
+    "daemon-set-controller": [
+        rule(("get", "list", "watch"), "apps", "daemonsets"),
+        rule("update", "apps", "daemonsets/status"),
+        rule(("list", "watch"), "", "nodes"),
+        rule(("list", "watch", "create", "delete", "patch"), "", "pods"),
+        rule(("get", "list", "watch", "create", "delete", "patch"), "apps", "controllerrevisions"),
+        rule(EVENTS, "", "events"),
     ],
 }
 

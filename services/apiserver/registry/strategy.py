@@ -2,7 +2,8 @@
 create/update strategies): metadata the server owns, the kind's defaults, the rules of the
 status subresource, and the checks of `validation.py` at their places. The kinds differ only
 in what `kubecore.api.resources.ResourceType` gives: `default`, `validate`, `has_status`,
-`graceful_delete`, and the Service's carried-over allocations."""
+`graceful_delete`, the Service's carried-over allocations and the DaemonSet's template
+generation."""
 from __future__ import annotations
 
 import copy
@@ -68,6 +69,8 @@ def prepare_create(rt: R.ResourceType, obj: Obj, namespace: str | None) -> Obj:
     if "spec" in obj or rt.kind in ("Deployment", "ReplicaSet"):
         meta["generation"] = 1
     rt.default(obj)
+    if rt.kind == "DaemonSet":
+        R.daemonset_template_generation(obj, None)
     _drop_empty_lists(meta)
     check_object(rt, obj, None, name or "")
     return obj
@@ -128,6 +131,8 @@ def _main_update(rt: R.ResourceType, new: Obj, meta: Obj, old: Obj) -> Obj:
         R.carry_over_service_allocations(new, old)
     rt.convert(new)
     rt.default(new)
+    if rt.kind == "DaemonSet":
+        R.daemonset_template_generation(new, old)
     _drop_empty_lists(meta)
     if "generation" in omd and _spec(new) != _spec(old):
         meta["generation"] = omd["generation"] + 1

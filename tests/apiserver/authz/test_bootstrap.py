@@ -15,6 +15,7 @@ from services.apiserver.authz import bootstrap as B
 from services.apiserver.authz.rbac import RBACAuthorizer
 from services.apiserver.authz.rules import breakdown, compile_rules, missing_rules
 from services.apiserver.registry.interfaces import UserInfo
+from services.daemonset.controller import DaemonSetController
 from services.deployments.app import DeploymentsManager
 from services.endpointslice.controller import EndpointSliceController
 from services.nodelifecycle.controller import NodeLifecycleController
@@ -46,7 +47,7 @@ CALLS: dict[str, set[tuple[str, str, str]]] = {
         (v, g, r) for v in ("get", "list", "watch", "patch", "delete")
         for g, r in (("", "services"), ("", "pods"), ("", "nodes"), ("apps", "deployments"),
                      ("apps", "replicasets"), ("discovery.k8s.io", "endpointslices"),
-                     ("apps", "statefulsets"), ("apps", "controllerrevisions"))
+                     ("apps", "statefulsets"), ("apps", "daemonsets"), ("apps", "controllerrevisions"))
     },
     "statefulset-controller": {
         *((v, "apps", "statefulsets") for v in ("get", "list", "watch")),
@@ -58,6 +59,13 @@ CALLS: dict[str, set[tuple[str, str, str]]] = {
     "node-controller": {
         ("list", "", "nodes"), ("watch", "", "nodes"), ("update", "", "nodes/status"),
         ("list", "", "pods"), ("watch", "", "pods"), ("update", "", "pods/status"),
+    },
+    "daemon-set-controller": {
+        *((v, "apps", "daemonsets") for v in ("get", "list", "watch")),
+        ("update", "apps", "daemonsets/status"), ("list", "", "nodes"), ("watch", "", "nodes"),
+        *((v, "", "pods") for v in ("list", "watch", "create", "delete", "patch")),
+        *((v, "apps", "controllerrevisions") for v in ("get", "list", "watch", "create", "delete", "patch")),
+        ("create", "", "events"), ("patch", "", "events"),
     },
 }
 FAKE_VERBS = {"replace": "update", "update_status": "update", "bind": "create"}
@@ -208,6 +216,25 @@ async def test_the_statefulset_process_calls_are_in_its_table() -> None:
     assert seen.made() <= CALLS["statefulset-controller"]
     assert {("create", "", "pods"), ("create", "apps", "controllerrevisions"),
             ("patch", "apps", "statefulsets/status"), ("create", "", "events")} <= seen.made()
+async def test_the_daemonset_controller_s_real_calls_are_in_its_table() -> None:
+    api = FakeApiClient()
+    api.preload(R.NODES, {"metadata": {"name": "n1"}, "status": {"conditions": [
+        {"type": "Ready", "status": "True"}]}})
+    api.preload(R.DAEMONSETS, {"metadata": {"name": "agent", "namespace": "default"}, "spec": {
+        "selector": {"matchLabels": {"app": "agent"}},
+        "template": {"metadata": {"labels": {"app": "agent"}},
+                     "spec": {"containers": [{"name": "c", "image": "i"}]}}}})
+    seen = Recorded(api)
+    controller = DaemonSetController(api)  # type: ignore[arg-type]
+    async with running(controller):
+        await until(seen.has("create", "pods"))
+        await seen.own(api.patch(R.DAEMONSETS, "agent", {"spec": {"template": {"spec": {
+            "containers": [{"name": "c", "image": "i2"}]}}}}, "default", patch_type="strategic"))
+        await until(seen.has("delete", "pods"))
+        await until(seen.has("update_status", "daemonsets"))
+        await controller.events.flush()
+    assert seen.made() <= CALLS["daemon-set-controller"]
+    assert {("create", "apps", "controllerrevisions"), ("create", "", "events")} <= seen.made()
 
 
 # --- the user-facing roles -------------------------------------------------------------------
