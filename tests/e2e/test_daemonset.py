@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 
-from tests.e2e.test_walkthrough import Cluster, cluster, run, running_ready, wait_until  # noqa: F401 (its cluster)
+from tests.e2e.harness import Cluster, run, running_ready, wait_until
 
 MANIFEST = """\
 apiVersion: apps/v1
@@ -28,7 +28,7 @@ spec:
 """
 
 
-def test_a_daemonset_with_kubectl(cluster: Cluster, tmp_path) -> None:  # noqa: F811
+def test_a_daemonset_with_kubectl(cluster: Cluster, tmp_path) -> None:
     kc = ["kubectl", "--kubeconfig", cluster.status["kubeconfig"], "--cache-dir", str(tmp_path / "kc")]
     manifest = tmp_path / "ds.yaml"
     manifest.write_text(MANIFEST)
