@@ -24,6 +24,7 @@ from kubecore.api.secrets import convert_secret
 from kubecore.api.selectors import FieldGetter
 from kubecore.api.types import Obj
 from kubecore.api.validation import apps, core, discovery, rbac, secrets
+from kubecore.api.validation import endpoints as endpoints_validation
 from kubecore.api.validation.meta import metadata_causes as metadata_causes
 
 Validator = Callable[[Obj, Obj | None], list[Cause]]
@@ -114,6 +115,11 @@ ENDPOINTSLICES = ResourceType("discovery.k8s.io", "v1", "EndpointSlice", "endpoi
                               "endpointslice", True, models.EndpointSlice,
                               validate=discovery.validate_endpointslice, default=d.default_endpointslice,
                               field_getters=fs.COMMON_FIELDS)
+# core/v1 Endpoints: a Service's addresses the pre-slice way, kept by the endpoints controller
+# (Services with a selector) or by users (without one); mirrored into EndpointSlices.
+ENDPOINTS = ResourceType("", "v1", "Endpoints", "endpoints", "endpoints", True, models.Endpoints,
+                         short_names=("ep",), validate=endpoints_validation.validate_endpoints,
+                         default=d.default_endpoints, field_getters=fs.COMMON_FIELDS)
 DEPLOYMENTS = ResourceType("apps", "v1", "Deployment", "deployments", "deployment", True,
                            models.Deployment, short_names=("deploy",), categories=("all",),
                            subresources=("status", "scale"), validate=apps.validate_deployment,
@@ -165,7 +171,7 @@ CLUSTERROLEBINDINGS = ResourceType("rbac.authorization.k8s.io", "v1", "ClusterRo
 ALL: tuple[ResourceType, ...] = (NAMESPACES, SERVICES, PODS, NODES, ENDPOINTSLICES,
                                  DEPLOYMENTS, REPLICASETS, EVENTS, SECRETS, SERVICEACCOUNTS,
                                  CONFIGMAPS, ROLES, CLUSTERROLES, ROLEBINDINGS, CLUSTERROLEBINDINGS,
-                                 CONTROLLERREVISIONS)
+                                 CONTROLLERREVISIONS, ENDPOINTS)
 
 # Reviews: created to ask a question, answered in the response, never stored (no watch
 # cache, no list); served under their groups beside the stored kinds.
