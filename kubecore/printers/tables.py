@@ -613,7 +613,7 @@ def format_endpoints(obj: Obj, now: datetime | None = None) -> str:
     count = 0
     for subset in subsets:
         ips = [str(a.get("ip") or "") for a in _list(subset, "addresses") if isinstance(a, dict)]
-        ports = [p for p in _list(subset, "ports") if isinstance(p, dict)]
+        ports: list[dict[str, Any] | None] = [p for p in _list(subset, "ports") if isinstance(p, dict)]
         for port in ports or [None]:
             count += len(ips)
             for ip in ips:
