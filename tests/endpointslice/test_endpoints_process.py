@@ -8,7 +8,7 @@ from kubecore.api import resources as R
 from kubecore.api.errors import ApiError
 from kubecore.client.rest import ApiClient
 from services.endpointslice.app import EndpointsManager
-from tests.support.controllers import create_pod, running, set_pod_status, until
+from tests.support.controllers import running, set_pod_status, until
 
 SVC_LABEL = "kubernetes.io/service-name"
 MANAGED_BY = "endpointslice.kubernetes.io/managed-by"
