@@ -256,27 +256,15 @@ def plan_endpoints(service: Obj | None, pods: Iterable[Obj], current: Obj | None
         return EndpointsWrite("none")
     subsets = desired_subsets(service, pods)
     labels = desired_labels(service)
-    if current is not None:
-        current_labels = dict((current.get("metadata") or {}).get("labels") or {})
-        current_labels.pop(HEADLESS_LABEL, None)
-        if (_same_subsets(current.get("subsets") or [], subsets)
-                and current_labels == {k: v for k, v in labels.items() if k != HEADLESS_LABEL}
-                and _capacity_annotation_right(current)):
-            return EndpointsWrite("none")
+    if current is not None and _unchanged(current, subsets, labels):
+        return EndpointsWrite("none")
     svc_meta = service.get("metadata") or {}
     new: Obj = copy.deepcopy(current) if current is not None else {
         "apiVersion": "v1", "kind": "Endpoints",
         "metadata": {"name": svc_meta.get("name"), "namespace": svc_meta.get("namespace")}}
     meta = new.setdefault("metadata", {})
-    annotations = dict(meta.get("annotations") or {})
-    if trigger_time:
-        annotations[LAST_CHANGE_TRIGGER_TIME] = trigger_time
-    else:
-        annotations.pop(LAST_CHANGE_TRIGGER_TIME, None)
-    if truncate(subsets):
-        annotations[OVER_CAPACITY] = "truncated"
-    else:
-        annotations.pop(OVER_CAPACITY, None)
+    annotations = _annotations(meta.get("annotations") or {}, trigger_time=trigger_time,
+                               truncated=truncate(subsets))
     meta["labels"] = labels
     if annotations:
         meta["annotations"] = annotations
@@ -284,3 +272,27 @@ def plan_endpoints(service: Obj | None, pods: Iterable[Obj], current: Obj | None
         meta.pop("annotations", None)
     new["subsets"] = subsets
     return EndpointsWrite("update" if current is not None else "create", new)
+
+
+def _unchanged(current: Obj, subsets: list[Obj], labels: dict[str, str]) -> bool:
+    """kube's no-op test: same subsets, same labels (the headless one aside), and the
+    over-capacity annotation where it belongs. The trigger time alone causes no write."""
+    current_labels = dict((current.get("metadata") or {}).get("labels") or {})
+    current_labels.pop(HEADLESS_LABEL, None)
+    return (_same_subsets(current.get("subsets") or [], subsets)
+            and current_labels == {k: v for k, v in labels.items() if k != HEADLESS_LABEL}
+            and _capacity_annotation_right(current))
+
+
+def _annotations(current: dict[str, str], *, trigger_time: str | None,
+                 truncated: bool) -> dict[str, str]:
+    out = dict(current)
+    if trigger_time:
+        out[LAST_CHANGE_TRIGGER_TIME] = trigger_time
+    else:
+        out.pop(LAST_CHANGE_TRIGGER_TIME, None)
+    if truncated:
+        out[OVER_CAPACITY] = "truncated"
+    else:
+        out.pop(OVER_CAPACITY, None)
+    return out
