@@ -179,6 +179,7 @@ CONTROLLER_RULES: dict[str, list[Obj]] = {
         rule(("get", "list", "watch", "patch", "delete"), "", "services", "pods", "nodes"),
         rule(("get", "list", "watch", "patch", "delete"), "apps", "deployments", "replicasets"),
         rule(("get", "list", "watch", "patch", "delete"), "discovery.k8s.io", "endpointslices"),
+        rule("get", "", "endpoints"),  # the owner of a mirrored slice, looked up (not watched)
     ],
     "node-controller": [
         rule(("list", "watch"), "", "nodes", "pods"),

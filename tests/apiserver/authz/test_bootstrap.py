@@ -51,9 +51,11 @@ CALLS: dict[str, set[tuple[str, str, str]]] = {
         ("create", "", "events"), ("patch", "", "events"),
     },
     "generic-garbage-collector": {
-        (v, g, r) for v in ("get", "list", "watch", "patch", "delete")
-        for g, r in (("", "services"), ("", "pods"), ("", "nodes"), ("apps", "deployments"),
-                     ("apps", "replicasets"), ("discovery.k8s.io", "endpointslices"))
+        *((v, g, r) for v in ("get", "list", "watch", "patch", "delete")
+          for g, r in (("", "services"), ("", "pods"), ("", "nodes"), ("apps", "deployments"),
+                       ("apps", "replicasets"), ("discovery.k8s.io", "endpointslices"))),
+        # owners of kinds it does not watch are looked up: mirrored slices' Endpoints
+        ("get", "", "endpoints"),
     },
     "node-controller": {
         ("list", "", "nodes"), ("watch", "", "nodes"), ("update", "", "nodes/status"),
