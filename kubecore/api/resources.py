@@ -22,6 +22,7 @@ from kubecore.api.defaults import carry_over_service_allocations as carry_over_s
 from kubecore.api.errors import Cause
 from kubecore.api.secrets import convert_secret
 from kubecore.api.selectors import FieldGetter
+from kubecore.api.subsets import canonicalize_endpoints
 from kubecore.api.types import Obj
 from kubecore.api.validation import apps, core, discovery, rbac, secrets
 from kubecore.api.validation import endpoints as endpoints_validation
@@ -64,6 +65,9 @@ class ResourceType:
     field_getters: dict[str, FieldGetter] = field(default_factory=dict)
     # Objects whose deletion is graceful (pods): DELETE marks them, the node agent finishes it.
     graceful_delete: bool = False
+    # kube's strategy Canonicalize: the stored form of a valid object (Endpoints' subsets
+    # repacked), applied after validation so causes name the fields as sent.
+    canonicalize: Converter = _noop_default
 
     @property
     def api_version(self) -> str:
@@ -119,7 +123,8 @@ ENDPOINTSLICES = ResourceType("discovery.k8s.io", "v1", "EndpointSlice", "endpoi
 # (Services with a selector) or by users (without one); mirrored into EndpointSlices.
 ENDPOINTS = ResourceType("", "v1", "Endpoints", "endpoints", "endpoints", True, models.Endpoints,
                          short_names=("ep",), validate=endpoints_validation.validate_endpoints,
-                         default=d.default_endpoints, field_getters=fs.COMMON_FIELDS)
+                         default=d.default_endpoints, canonicalize=canonicalize_endpoints,
+                         field_getters=fs.COMMON_FIELDS)
 DEPLOYMENTS = ResourceType("apps", "v1", "Deployment", "deployments", "deployment", True,
                            models.Deployment, short_names=("deploy",), categories=("all",),
                            subresources=("status", "scale"), validate=apps.validate_deployment,

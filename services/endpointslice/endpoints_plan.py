@@ -16,11 +16,11 @@ only carries it out.
 from __future__ import annotations
 
 import copy
-import ipaddress
 import math
 from collections.abc import Iterable
-from typing import Any, Literal, NamedTuple
+from typing import Literal, NamedTuple
 
+from kubecore.api.subsets import repack_subsets
 from kubecore.api.types import Obj
 from services.endpointslice.endpoints import (
     pod_is_ready,
@@ -37,7 +37,6 @@ MAX_CAPACITY = 1000
 # A port as the Endpoints carries it: (name, port, protocol, appProtocol); None stands for
 # a headless Service's subset without ports.
 PortKey = tuple[str, int, str, str] | None
-AddressKey = tuple[str, str]  # (ip, pod uid): two pods may share an IP (host network)
 
 
 class EndpointsWrite(NamedTuple):
@@ -105,40 +104,6 @@ def _pod_ports(service: Obj, pod: Obj) -> list[PortKey]:
     return out
 
 
-class _Packer:
-    """RepackSubsets: every (address, port, ready) seen, then one subset per set of
-    addresses sharing ports. An address not ready on a port stays not ready there."""
-
-    def __init__(self) -> None:
-        self.addresses: dict[AddressKey, Obj] = {}
-        self.by_port: dict[PortKey, dict[AddressKey, bool]] = {}
-
-    def add(self, address: Obj, port: PortKey, ready: bool) -> None:
-        key = (str(address.get("ip") or ""), str((address.get("targetRef") or {}).get("uid") or ""))
-        self.addresses.setdefault(key, address)
-        seen = self.by_port.setdefault(port, {})
-        seen[key] = seen.get(key, True) and ready
-
-    def subsets(self) -> list[Obj]:
-        groups: dict[tuple[tuple[AddressKey, bool], ...], list[PortKey]] = {}
-        for port, seen in self.by_port.items():
-            groups.setdefault(tuple(sorted(seen.items())), []).append(port)
-        out = []
-        for members, ports in groups.items():
-            subset: Obj = {}
-            ready = [copy.deepcopy(self.addresses[k]) for k, r in members if r]
-            not_ready = [copy.deepcopy(self.addresses[k]) for k, r in members if not r]
-            if ready:
-                subset["addresses"] = ready
-            if not_ready:
-                subset["notReadyAddresses"] = not_ready
-            api_ports = [_port_to_api(p) for p in sorted(p for p in ports if p is not None)]
-            if api_ports:
-                subset["ports"] = api_ports
-            out.append(subset)
-        return sorted(out, key=_subset_order)
-
-
 def _port_to_api(port: tuple[str, int, str, str]) -> Obj:
     name, number, protocol, app_protocol = port
     out: Obj = {"port": number, "protocol": protocol}
@@ -149,27 +114,14 @@ def _port_to_api(port: tuple[str, int, str, str]) -> Obj:
     return out
 
 
-def _subset_order(subset: Obj) -> tuple[Any, ...]:
-    ports = [(p.get("name", ""), p["port"], p["protocol"]) for p in subset.get("ports") or []]
-    first = (subset.get("addresses") or subset.get("notReadyAddresses") or [{}])[0]
-    return (ports, str(first.get("ip") or ""))
-
-
-def _ip_order(address: Obj) -> tuple[Any, ...]:
-    ip = str(address.get("ip") or "")
-    try:
-        return (0, int(ipaddress.ip_address(ip)), (address.get("targetRef") or {}).get("uid") or "")
-    except ValueError:
-        return (1, ip, "")
-
-
 def desired_subsets(service: Obj, pods: Iterable[Obj]) -> list[Obj]:
-    """The repacked subsets for the pods the Service selects (any pods may be passed)."""
+    """The repacked subsets for the pods the Service selects (any pods may be passed): one
+    subset per address and port, as kube's controller builds them, then repacked."""
     selector = service_selector(service) or {}
     spec = service.get("spec") or {}
     publish = bool(spec.get("publishNotReadyAddresses"))
     namespace = (service.get("metadata") or {}).get("namespace")
-    packer = _Packer()
+    raw: list[Obj] = []
     for pod in pods:
         meta = pod.get("metadata") or {}
         if meta.get("namespace") != namespace or not selector_matches(selector, meta.get("labels")):
@@ -179,15 +131,10 @@ def desired_subsets(service: Obj, pods: Iterable[Obj]) -> list[Obj]:
         address = pod_address(service, pod)
         if address is None:
             continue
-        ready = publish or pod_is_ready(pod)
+        field = "addresses" if publish or pod_is_ready(pod) else "notReadyAddresses"
         for port in _pod_ports(service, pod):
-            packer.add(address, port, ready)
-    subsets = packer.subsets()
-    for subset in subsets:
-        for field in ("addresses", "notReadyAddresses"):
-            if field in subset:
-                subset[field].sort(key=_ip_order)
-    return subsets
+            raw.append({field: [address], "ports": [] if port is None else [_port_to_api(port)]})
+    return repack_subsets(raw)
 
 
 def _count(subsets: list[Obj], field: str) -> int:

@@ -75,8 +75,8 @@ CASES: dict[str, tuple[Obj, list[Obj], list[str]]] = {
                               _named("b", "10.0.0.2", hostname="web-1", subdomain="db"),
                               _named("c", "10.0.0.3", hostname="web-2")],
         ["10.0.0.1@web-0,10.0.0.2,10.0.0.3 | http:8080"]),
-    "addresses in IP order, not name order": (
-        service(ports=HTTP), [pod("a", "10.0.0.10"), pod("b", "10.0.0.9")], ["10.0.0.9,10.0.0.10 | http:8080"]),
+    "addresses in kube's order (the IP as text), not by pod name": (
+        service(ports=HTTP), [pod("a", "10.0.0.9"), pod("b", "10.0.0.10")], ["10.0.0.10,10.0.0.9 | http:8080"]),
 }
 
 

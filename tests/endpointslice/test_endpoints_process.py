@@ -133,3 +133,23 @@ async def test_bad_endpoints_refused_and_nothing_stored(client):
          'Invalid value: "127.0.0.1": may not be in the loopback range (127.0.0.0/8, ::1/128)'),
         ("subsets[0].ports[0].port", "Invalid value: 70000: must be between 1 and 65535, inclusive")]
     assert await get_or_none(client, R.ENDPOINTS, "bad") is None
+
+
+async def test_endpoints_stored_repacked_as_kube_apiserver_stores_them(client):
+    port = {"name": "pg", "port": 5432}
+    written = [{"addresses": [{"ip": "192.0.2.2"}], "ports": [port]},
+               {"addresses": [{"ip": "192.0.2.1"}], "ports": [port]},
+               {"notReadyAddresses": [{"ip": "192.0.2.1"}], "ports": [port]}]
+    stored = await client.create(R.ENDPOINTS, {"metadata": {"name": "db", "namespace": "default"},
+                                               "subsets": written}, "default")
+    canonical = [{"addresses": [{"ip": "192.0.2.2"}], "notReadyAddresses": [{"ip": "192.0.2.1"}],
+                  "ports": [{"name": "pg", "port": 5432, "protocol": "TCP"}]}]
+    assert stored["subsets"] == canonical
+    assert (await client.get(R.ENDPOINTS, "db", "default"))["subsets"] == canonical
+    stored["subsets"] = list(reversed(written))
+    assert (await client.replace(R.ENDPOINTS, stored))["subsets"] == canonical
+    # causes name the subsets as they were sent, before any repacking
+    stored["subsets"] = [*written, {"addresses": [{"ip": "0.0.0.0"}], "ports": [port]}]
+    with pytest.raises(ApiError) as refused:
+        await client.replace(R.ENDPOINTS, stored)
+    assert [c["field"] for c in (refused.value.details or {})["causes"]] == ["subsets[3].addresses[0].ip"]
