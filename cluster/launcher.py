@@ -50,7 +50,9 @@ def preflight(cfg: ClusterConfig) -> None:
 async def bootstrap_objects(cfg: ClusterConfig, *, kubeconfig: Path | None = None,
                             apiserver_ip: str | None = None, dns_ip: str | None = None) -> None:
     """The `kubernetes` and `kube-dns` Services' endpoints, which no controller owns
-    (both Services have no selector). Idempotent."""
+    (both Services have no selector): an EndpointSlice and, as kube-apiserver's endpoint
+    reconciler writes both, a core/v1 Endpoints labelled not to be mirrored (the slice is
+    written here already). Idempotent."""
     from kubecore.api import resources as R
     from kubecore.api.errors import ApiError
     from kubecore.client.rest import from_kubeconfig
@@ -71,6 +73,9 @@ async def bootstrap_objects(cfg: ClusterConfig, *, kubeconfig: Path | None = Non
             "addressType": "IPv4",
             "endpoints": [{"addresses": [api_ip], "conditions": {"ready": True}}],
             "ports": [{"name": "https", "port": cfg.apiserver_port, "protocol": "TCP"}]}, "default")
+        await ensure(R.ENDPOINTS, _unmirrored_endpoints(
+            "kubernetes", api_ip, [{"name": "https", "port": cfg.apiserver_port, "protocol": "TCP"}]),
+            "default")
         await ensure(R.SERVICES, {
             "apiVersion": "v1", "kind": "Service",
             "metadata": {"name": "kube-dns", "labels": {"k8s-app": "kube-dns",
@@ -88,6 +93,16 @@ async def bootstrap_objects(cfg: ClusterConfig, *, kubeconfig: Path | None = Non
             "endpoints": [{"addresses": [dns_addr], "conditions": {"ready": True}}],
             "ports": [{"name": "dns", "port": cfg.dns_port, "protocol": "UDP"},
                       {"name": "dns-tcp", "port": cfg.dns_port, "protocol": "TCP"}]}, "kube-system")
+        await ensure(R.ENDPOINTS, _unmirrored_endpoints(
+            "kube-dns", dns_addr, [{"name": "dns", "port": cfg.dns_port, "protocol": "UDP"},
+                                   {"name": "dns-tcp", "port": cfg.dns_port, "protocol": "TCP"}]),
+            "kube-system")
+
+
+def _unmirrored_endpoints(name: str, ip: str, ports: list[dict]) -> dict:
+    return {"apiVersion": "v1", "kind": "Endpoints",
+            "metadata": {"name": name, "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+            "subsets": [{"addresses": [{"ip": ip}], "ports": ports}]}
 
 
 async def list_nodes(cfg: ClusterConfig) -> list[dict]:

@@ -132,6 +132,14 @@ def default_endpointslice(obj: Obj) -> None:
             p.setdefault("name", "")
 
 
+def default_endpoints(obj: Obj) -> None:
+    """SetDefaults_Endpoints: a port without a protocol is TCP."""
+    for subset in obj.get("subsets") or []:
+        for p in (subset.get("ports") or []) if isinstance(subset, dict) else []:
+            if isinstance(p, dict) and not p.get("protocol"):
+                p["protocol"] = "TCP"
+
+
 # --- apps/v1 ------------------------------------------------------------------------------------
 
 def default_workload(obj: Obj) -> None:

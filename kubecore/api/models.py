@@ -512,6 +512,39 @@ class Binding(_Model):
     target: dict[str, Any]
 
 
+
+# --- core/v1 Endpoints ------------------------------------------------------------------
+
+class EndpointAddress(_Complete):
+    ip: StrictStr
+    hostname: StrictStr | None = None
+    nodeName: StrictStr | None = None
+    targetRef: ObjectReference | None = None
+
+
+class EndpointsPort(_Complete):
+    """core/v1 EndpointPort (discovery's EndpointPort above is another type)."""
+    name: StrictStr | None = None
+    port: StrictInt
+    protocol: StrictStr | None = None
+    appProtocol: StrictStr | None = None
+
+
+class EndpointSubset(_Complete):
+    addresses: list[EndpointAddress] | None = None
+    notReadyAddresses: list[EndpointAddress] | None = None
+    ports: list[EndpointsPort] | None = None
+
+
+class Endpoints(_Complete):
+    """A Service's endpoints, the pre-EndpointSlice way: one object named as the Service,
+    its addresses grouped into subsets that share ports."""
+    apiVersion: StrictStr | None = None
+    kind: StrictStr | None = None
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    subsets: list[EndpointSubset] | None = None
+
+
 # --- rbac.authorization.k8s.io/v1 --------------------------------------------------------
 
 class PolicyRule(_Complete):

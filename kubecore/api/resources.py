@@ -23,8 +23,10 @@ from kubecore.api.defaults import daemonset_template_generation as daemonset_tem
 from kubecore.api.errors import Cause
 from kubecore.api.secrets import convert_secret
 from kubecore.api.selectors import FieldGetter
+from kubecore.api.subsets import canonicalize_endpoints
 from kubecore.api.types import Obj
 from kubecore.api.validation import apps, core, discovery, rbac, secrets, statefulset
+from kubecore.api.validation import endpoints as endpoints_validation
 from kubecore.api.validation.meta import metadata_causes as metadata_causes
 
 Validator = Callable[[Obj, Obj | None], list[Cause]]
@@ -64,6 +66,9 @@ class ResourceType:
     field_getters: dict[str, FieldGetter] = field(default_factory=dict)
     # Objects whose deletion is graceful (pods): DELETE marks them, the node agent finishes it.
     graceful_delete: bool = False
+    # kube's strategy Canonicalize: the stored form of a valid object (Endpoints' subsets
+    # repacked), applied after validation so causes name the fields as sent.
+    canonicalize: Converter = _noop_default
 
     @property
     def api_version(self) -> str:
@@ -115,6 +120,12 @@ ENDPOINTSLICES = ResourceType("discovery.k8s.io", "v1", "EndpointSlice", "endpoi
                               "endpointslice", True, models.EndpointSlice,
                               validate=discovery.validate_endpointslice, default=d.default_endpointslice,
                               field_getters=fs.COMMON_FIELDS)
+# core/v1 Endpoints: a Service's addresses the pre-slice way, kept by the endpoints controller
+# (Services with a selector) or by users (without one); mirrored into EndpointSlices.
+ENDPOINTS = ResourceType("", "v1", "Endpoints", "endpoints", "endpoints", True, models.Endpoints,
+                         short_names=("ep",), validate=endpoints_validation.validate_endpoints,
+                         default=d.default_endpoints, canonicalize=canonicalize_endpoints,
+                         field_getters=fs.COMMON_FIELDS)
 DEPLOYMENTS = ResourceType("apps", "v1", "Deployment", "deployments", "deployment", True,
                            models.Deployment, short_names=("deploy",), categories=("all",),
                            subresources=("status", "scale"), validate=apps.validate_deployment,
@@ -181,7 +192,7 @@ CLUSTERROLEBINDINGS = ResourceType("rbac.authorization.k8s.io", "v1", "ClusterRo
 ALL: tuple[ResourceType, ...] = (NAMESPACES, SERVICES, PODS, NODES, ENDPOINTSLICES,
                                  DEPLOYMENTS, REPLICASETS, EVENTS, SECRETS, SERVICEACCOUNTS,
                                  CONFIGMAPS, ROLES, CLUSTERROLES, ROLEBINDINGS, CLUSTERROLEBINDINGS,
-                                 CONTROLLERREVISIONS, STATEFULSETS, DAEMONSETS)
+                                 CONTROLLERREVISIONS, STATEFULSETS, DAEMONSETS, ENDPOINTS)
 
 # Reviews: created to ask a question, answered in the response, never stored (no watch
 # cache, no list); served under their groups beside the stored kinds.

@@ -639,6 +639,45 @@ DAEMONSET_COLUMNS = (
     *_workload_wide(),
 )
 
+
+def format_endpoints(obj: Obj, now: datetime | None = None) -> str:
+    """kubectl's formatEndpoints: the first three ready `ip:port` (`ip` for a subset without
+    ports), then ` + N more...` counting every ready address of every port; `<none>`
+    without subsets."""
+    subsets = [s for s in _list(obj, "subsets") if isinstance(s, dict)]
+    if not subsets:
+        return NONE
+    shown: list[str] = []
+    count = 0
+    for subset in subsets:
+        ips = [str(a.get("ip") or "") for a in _list(subset, "addresses") if isinstance(a, dict)]
+        ports: list[dict[str, Any] | None] = [p for p in _list(subset, "ports") if isinstance(p, dict)]
+        for port in ports or [None]:
+            count += len(ips)
+            for ip in ips:
+                if len(shown) == 3:
+                    break
+                if port is None:
+                    shown.append(ip)
+                else:
+                    host = f"[{ip}]" if ":" in ip else ip
+                    shown.append(f"{host}:{_int(port.get('port'))}")
+    text = ",".join(shown)
+    return f"{text} + {count - 3} more..." if count > 3 else text
+
+
+ENDPOINTS_COLUMNS = (
+    NAME,
+    Column("Endpoints", format_endpoints,
+           description="The set of all endpoints is the union of all subsets. Addresses are placed "
+           "into subsets according to the IPs they share. A single address with multiple ports, "
+           "some of which are ready and some of which are not (because they come from different "
+           "containers) will result in the address being displayed in different subsets for the "
+           "different ports. No address will appear in both Addresses and NotReadyAddresses in "
+           "the same subset. Sets of addresses and ports that comprise a service."),
+    AGE,
+)
+
 DEFAULT_COLUMNS = (NAME, AGE)
 
 COLUMNS_BY_KIND: dict[str, tuple[Column, ...]] = {
@@ -660,6 +699,7 @@ COLUMNS_BY_KIND: dict[str, tuple[Column, ...]] = {
     "ControllerRevision": CONTROLLERREVISION_COLUMNS,
     "StatefulSet": STATEFULSET_COLUMNS,
     "DaemonSet": DAEMONSET_COLUMNS,
+    "Endpoints": ENDPOINTS_COLUMNS,
 }
 
 

@@ -42,7 +42,7 @@ BY_NAMESPACE = "namespace"
 BY_SERVICE = "service"
 
 
-def _by_namespace(obj: Obj) -> list[str]:
+def by_namespace(obj: Obj) -> list[str]:
     ns = (obj.get("metadata") or {}).get("namespace")
     return [ns] if ns else []
 
@@ -81,8 +81,8 @@ class EndpointSliceController:
         self.metrics = Metrics(self.registry)
         self.queue = WorkQueue("endpointslice")
         self.tracker = WriteTracker(ttl=echo_ttl)
-        self.services = self.factory.informer(R.SERVICES, indexers={BY_NAMESPACE: _by_namespace})
-        self.pods = self.factory.informer(R.PODS, indexers={BY_NAMESPACE: _by_namespace})
+        self.services = self.factory.informer(R.SERVICES, indexers={BY_NAMESPACE: by_namespace})
+        self.pods = self.factory.informer(R.PODS, indexers={BY_NAMESPACE: by_namespace})
         self.slices = self.factory.informer(R.ENDPOINTSLICES, indexers={BY_SERVICE: _by_service})
         self.services.add_handlers(on_add=self._service_changed,
                                    on_update=lambda old, new: self._service_changed(new),

@@ -100,8 +100,10 @@ def ports_from_api(ports: list[Obj] | None) -> PortSet:
 
 
 def pod_endpoint(service: Obj, pod: Obj) -> Obj:
-    """The endpoint for `pod` as the slice carries it. `ready` is what proxies route new
-    connections by; `serving` says the pod would serve even while terminating."""
+    """The endpoint for `pod` as the slice carries it (kube's podToEndpoint). `ready` is
+    what proxies route new connections by, forced true by `publishNotReadyAddresses` (what
+    DNS publishes for a StatefulSet's peers before they are ready); `serving` is the pod's
+    own readiness whatever the Service says, so proxies can still tell and drain it."""
     meta = pod.get("metadata") or {}
     spec = pod.get("spec") or {}
     terminating = bool(meta.get("deletionTimestamp"))
@@ -110,7 +112,7 @@ def pod_endpoint(service: Obj, pod: Obj) -> Obj:
     endpoint: Obj = {
         "addresses": [(pod.get("status") or {})["podIP"]],
         "conditions": {"ready": publish_not_ready or (ready and not terminating),
-                       "serving": publish_not_ready or ready,
+                       "serving": ready,
                        "terminating": terminating},
     }
     svc_name = (service.get("metadata") or {}).get("name")

@@ -77,6 +77,10 @@ class WriteTracker:
                 return echo and not pending.skipped
         return echo
 
+    def expecting(self, service_key: str) -> bool:
+        """True while writes for this key have not all come back (expired or not)."""
+        return service_key in self._pending
+
     def waiting(self, service_key: str) -> bool:
         """True while the cache lags behind our writes for this service (and notes that a
         reconcile was put off, so the last echo brings it back)."""

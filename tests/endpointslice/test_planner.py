@@ -33,10 +33,16 @@ def slices_for(svc: Obj, the_pods: list[Obj], **kw: Any) -> list[Obj]:
     return applied(plan(svc, the_pods, [], **kw))
 
 
+def _named_pod(name: str, **spec: str) -> Obj:
+    p = pod(name, f"10.0.0.{ord(name[0]) - 96}")
+    p["spec"].update(spec)
+    return p
+
+
 def _endpoint(ep: Obj) -> str:
     c = ep["conditions"]
     flags = [k for k in ("ready", "serving", "terminating") if c[k]]
-    name = ep["targetRef"]["name"]
+    name = ep["targetRef"]["name"] + (f"@{ep['hostname']}" if "hostname" in ep else "")
     return name if flags == ["ready", "serving"] else f"{name}/{','.join(flags) or '-'}"
 
 
@@ -162,9 +168,16 @@ CASES: dict[str, Case] = {
     "terminating ready pod: serving, terminating, not ready": (
         lambda: (service(), [pod("a", "10.0.0.1", terminating=True)], []),
         {**nothing(), "create": [(HTTP, ["a/serving,terminating"])]}),
-    "publishNotReadyAddresses: ready anyway": (
+    "publishNotReadyAddresses: ready anyway, serving only if the pod is": (
         lambda: (service(publishNotReadyAddresses=True), [pod("a", "10.0.0.1", ready=False)], []),
-        {**nothing(), "create": [(HTTP, ["a"])]}),
+        {**nothing(), "create": [(HTTP, ["a/ready"])]}),
+    "publishNotReadyAddresses, terminating: still ready": (
+        lambda: (service(publishNotReadyAddresses=True), [pod("a", "10.0.0.1", terminating=True)], []),
+        {**nothing(), "create": [(HTTP, ["a/ready,serving,terminating"])]}),
+    "hostname without the service's subdomain: no hostname": (
+        lambda: (service(), [_named_pod("a", hostname="a", subdomain="other"),
+                             _named_pod("b", hostname="b"), _named_pod("c", subdomain="web")], []),
+        {**nothing(), "create": [(HTTP, ["a", "b", "c"])]}),
     "other labels, other namespace, finished pods left out": (
         lambda: (service(), [pod("a", "10.0.0.1", labels={"app": "db"}),
                              pod("b", "10.0.0.2", namespace="other"),

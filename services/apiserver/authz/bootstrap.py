@@ -154,6 +154,14 @@ CONTROLLER_RULES: dict[str, list[Obj]] = {
         rule(("list", "watch"), "", "services", "pods"),
         rule(("list", "watch", "create", "update", "delete"), "discovery.k8s.io", "endpointslices"),
     ],
+    "endpoint-controller": [
+        rule(("list", "watch"), "", "services", "pods"),
+        rule(("list", "watch", "create", "update", "delete"), "", "endpoints"),
+    ],
+    "endpointslicemirroring-controller": [
+        rule(("list", "watch"), "", "services", "endpoints"),
+        rule(("list", "watch", "create", "update", "delete"), "discovery.k8s.io", "endpointslices"),
+    ],
     "deployment-controller": [
         rule(("get", "list", "watch", "patch"), "apps", "deployments"),
         rule("patch", "apps", "deployments/status"),
@@ -173,6 +181,7 @@ CONTROLLER_RULES: dict[str, list[Obj]] = {
         rule(("get", "list", "watch", "patch", "delete"), "discovery.k8s.io", "endpointslices"),
         rule(("get", "list", "watch", "patch", "delete"), "apps", "statefulsets", "daemonsets",
              "controllerrevisions"),
+        rule("get", "", "endpoints"),  # the owner of a mirrored slice, looked up (not watched)
     ],
     "node-controller": [
         rule(("list", "watch"), "", "nodes", "pods"),
@@ -208,6 +217,8 @@ CONTROLLER_RULES: dict[str, list[Obj]] = {
 SHARED_PROCESS: dict[str, tuple[str, ...]] = {
     "replicaset-controller": ("deployment-controller",),  # services/deployments runs both
     "root-ca-cert-publisher": ("service-account-controller",),  # services/serviceaccounts runs both
+    "endpoint-controller": ("endpointslice-controller",),  # services/endpointslice runs all three
+    "endpointslicemirroring-controller": ("endpointslice-controller",),
 }
 
 SCHEDULER_RULES = [

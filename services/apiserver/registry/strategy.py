@@ -1,9 +1,9 @@
 """What the server does to an object of any kind before it is stored (kube-apiserver's
 create/update strategies): metadata the server owns, the kind's defaults, the rules of the
 status subresource, and the checks of `validation.py` at their places. The kinds differ only
-in what `kubecore.api.resources.ResourceType` gives: `default`, `validate`, `has_status`,
-`graceful_delete`, the Service's carried-over allocations and the DaemonSet's template
-generation."""
+in what `kubecore.api.resources.ResourceType` gives: `default`, `validate`, `canonicalize`,
+`has_status`, `graceful_delete`, the Service's carried-over allocations and the DaemonSet's
+template generation."""
 from __future__ import annotations
 
 import copy
@@ -73,6 +73,7 @@ def prepare_create(rt: R.ResourceType, obj: Obj, namespace: str | None) -> Obj:
         R.daemonset_template_generation(obj, None)
     _drop_empty_lists(meta)
     check_object(rt, obj, None, name or "")
+    rt.canonicalize(obj)
     return obj
 
 
@@ -147,6 +148,8 @@ def prepare_update(rt: R.ResourceType, new: Obj, old: Obj, *, status_only: bool)
     check_shape(rt, new, name)
     new = _status_update(new, old) if status_only else _main_update(rt, new, meta, old)
     check_object(rt, new, old, name, status_only=status_only)
+    if not status_only:
+        rt.canonicalize(new)
     return new
 
 

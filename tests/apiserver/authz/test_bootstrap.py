@@ -17,6 +17,7 @@ from services.apiserver.authz.rules import breakdown, compile_rules, missing_rul
 from services.apiserver.registry.interfaces import UserInfo
 from services.daemonset.controller import DaemonSetController
 from services.deployments.app import DeploymentsManager
+from services.endpointslice.app import EndpointsManager
 from services.endpointslice.controller import EndpointSliceController
 from services.nodelifecycle.controller import NodeLifecycleController
 from services.statefulset.app import StatefulSetManager
@@ -29,6 +30,14 @@ from tests.support.controllers import create_pod, running, until
 CALLS: dict[str, set[tuple[str, str, str]]] = {
     "endpointslice-controller": {
         *((v, "", r) for v in ("list", "watch") for r in ("services", "pods")),
+        *((v, "discovery.k8s.io", "endpointslices") for v in ("list", "watch", "create", "update", "delete")),
+    },
+    "endpoint-controller": {
+        *((v, "", r) for v in ("list", "watch") for r in ("services", "pods")),
+        *((v, "", "endpoints") for v in ("list", "watch", "create", "update", "delete")),
+    },
+    "endpointslicemirroring-controller": {
+        *((v, "", r) for v in ("list", "watch") for r in ("services", "endpoints")),
         *((v, "discovery.k8s.io", "endpointslices") for v in ("list", "watch", "create", "update", "delete")),
     },
     "deployment-controller": {
@@ -44,10 +53,12 @@ CALLS: dict[str, set[tuple[str, str, str]]] = {
         ("create", "", "events"), ("patch", "", "events"),
     },
     "generic-garbage-collector": {
-        (v, g, r) for v in ("get", "list", "watch", "patch", "delete")
-        for g, r in (("", "services"), ("", "pods"), ("", "nodes"), ("apps", "deployments"),
-                     ("apps", "replicasets"), ("discovery.k8s.io", "endpointslices"),
-                     ("apps", "statefulsets"), ("apps", "daemonsets"), ("apps", "controllerrevisions"))
+        *((v, g, r) for v in ("get", "list", "watch", "patch", "delete")
+          for g, r in (("", "services"), ("", "pods"), ("", "nodes"), ("apps", "deployments"),
+                       ("apps", "replicasets"), ("discovery.k8s.io", "endpointslices"),
+                       ("apps", "statefulsets"), ("apps", "daemonsets"), ("apps", "controllerrevisions"))),
+        # owners of kinds it does not watch are looked up: mirrored slices' Endpoints
+        ("get", "", "endpoints"),
     },
     "statefulset-controller": {
         *((v, "apps", "statefulsets") for v in ("get", "list", "watch")),
@@ -235,6 +246,31 @@ async def test_the_daemonset_controller_s_real_calls_are_in_its_table() -> None:
         await controller.events.flush()
     assert seen.made() <= CALLS["daemon-set-controller"]
     assert {("create", "apps", "controllerrevisions"), ("create", "", "events")} <= seen.made()
+async def test_the_endpointslice_process_calls_are_in_its_three_controllers_tables() -> None:
+    """One process runs the slice, endpoints and mirroring controllers (services/endpointslice),
+    as kube-controller-manager does: its identity holds all three roles."""
+    api = FakeApiClient()
+    api.preload(R.SERVICES, {"metadata": {"name": "web", "namespace": "default"},
+                             "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}})
+    api.preload(R.SERVICES, {"metadata": {"name": "ext", "namespace": "default"},
+                             "spec": {"ports": [{"port": 80}]}})
+    api.preload(R.ENDPOINTS, {"metadata": {"name": "ext", "namespace": "default", "uid": "ext-uid"},
+                              "subsets": [{"addresses": [{"ip": "192.0.2.1"}],
+                                           "ports": [{"port": 80, "protocol": "TCP"}]}]})
+    seen = Recorded(api)
+    await seen.own(create_pod(api, "web-1", ip="10.1.0.1", node="n1"))  # type: ignore[arg-type]
+    seen.mine.update(range(len(api.calls)))
+    async with running(EndpointsManager(api)):  # type: ignore[arg-type]
+        await until(seen.has("create", "endpoints"))
+        await until(seen.has("create", "endpointslices", 2))
+        await seen.own(api.delete(R.SERVICES, "web", "default"))
+        await until(seen.has("delete", "endpoints"))
+    tables = (CALLS["endpointslice-controller"] | CALLS["endpoint-controller"]
+              | CALLS["endpointslicemirroring-controller"])
+    assert seen.made() <= tables
+    process = controller_user("endpointslice-controller")  # cluster/credentials.py: the process's identity
+    authorizer = await bootstrap_authorizer()
+    assert [c for c in sorted(seen.made()) if not authorizer.authorize(attrs(process, *c)).allowed] == []
 
 
 # --- the user-facing roles -------------------------------------------------------------------
