@@ -9,6 +9,7 @@ import copy
 from typing import Any
 
 from kubecore.api import resources as R
+from kubecore.api.defaults import default_service_status
 from kubecore.api.errors import ApiError, Cause, bad_request, conflict, invalid
 from kubecore.api.patch import (
     PatchError,
@@ -141,6 +142,8 @@ def prepare_update(rt: R.ResourceType, new: Obj, old: Obj, *, status_only: bool)
     meta = _check_update_identity(rt, new.get("metadata"), old, name)
     check_shape(rt, new, name)
     new = _status_update(new, old) if status_only else _main_update(rt, new, meta, old)
+    if status_only and rt.kind == "Service":
+        default_service_status(new)
     check_object(rt, new, old, name, status_only=status_only)
     return new
 
