@@ -102,7 +102,8 @@ NAMESPACES = ResourceType("", "v1", "Namespace", "namespaces", "namespace", Fals
 SERVICES = ResourceType("", "v1", "Service", "services", "service", True, models.Service,
                         name_rule=v.dns1035_label_errors, short_names=("svc",), categories=("all",),
                         subresources=("status",), validate=svc_v.validate_service,
-                        validate_status=svc_v.validate_service_status, default=d.default_service, field_getters=fs.SERVICE_FIELDS)
+                        validate_status=svc_v.validate_service_status, default=d.default_service,
+                        field_getters=fs.SERVICE_FIELDS)
 PODS = ResourceType("", "v1", "Pod", "pods", "pod", True, models.Pod, short_names=("po",),
                     categories=("all",), subresources=("status", "binding", "log", "exec"),
                     validate=core.validate_pod, default=d.default_pod, field_getters=fs.POD_FIELDS,

@@ -103,27 +103,31 @@ def drop_type_dependent_fields(new: Obj, old: Obj) -> None:
     if not isinstance(nspec, dict):
         return
     if needs_cluster_ip(old) and not needs_cluster_ip(new):
-        if _same(new, old, "clusterIP") and _same(new, old, "clusterIPs"):
-            nspec.pop("clusterIP", None)
-            nspec.pop("clusterIPs", None)
-        for key in ("ipFamilies", "ipFamilyPolicy"):
-            if _same(new, old, key):
-                nspec.pop(key, None)
+        _drop_cluster_ip_fields(nspec, new, old)
     if can_hold_node_ports(old) and not can_hold_node_ports(new) and _same_node_ports(new, old):
         for p in _ports(new):
             p.pop("nodePort", None)
-    if needs_health_check_node_port(old) and not needs_health_check_node_port(new) \
-            and _same(new, old, "healthCheckNodePort"):
-        nspec.pop("healthCheckNodePort", None)
+    if needs_health_check_node_port(old) and not needs_health_check_node_port(new):
+        _drop_if_same(nspec, new, old, "healthCheckNodePort")
     if service_type(old) == LOAD_BALANCER and service_type(new) != LOAD_BALANCER:
-        for key in ("allocateLoadBalancerNodePorts", "loadBalancerClass"):
-            if _same(new, old, key):
-                nspec.pop(key, None)
-    if externally_accessible(old) and not externally_accessible(new) \
-            and _same(new, old, "externalTrafficPolicy"):
-        nspec.pop("externalTrafficPolicy", None)
+        _drop_if_same(nspec, new, old, "allocateLoadBalancerNodePorts", "loadBalancerClass")
+    if externally_accessible(old) and not externally_accessible(new):
+        _drop_if_same(nspec, new, old, "externalTrafficPolicy")
     if service_type(new) != LOAD_BALANCER:
         new["status"] = {"loadBalancer": {}}
+
+
+def _drop_if_same(nspec: Obj, new: Obj, old: Obj, *keys: str) -> None:
+    for key in keys:
+        if _same(new, old, key):
+            nspec.pop(key, None)
+
+
+def _drop_cluster_ip_fields(nspec: Obj, new: Obj, old: Obj) -> None:
+    if _same(new, old, "clusterIP") and _same(new, old, "clusterIPs"):
+        nspec.pop("clusterIP", None)
+        nspec.pop("clusterIPs", None)
+    _drop_if_same(nspec, new, old, "ipFamilies", "ipFamilyPolicy")
 
 
 def normalize_cluster_ips(new: Obj, old: Obj) -> None:

@@ -184,6 +184,11 @@ CONTROLLER_RULES: dict[str, list[Obj]] = {
         rule(("list", "watch"), "", "namespaces"),
         rule(("list", "watch", "create", "update"), "", "configmaps"),
     ],
+    "service-controller": [  # services/loadbalancer
+        rule(("list", "watch"), "", "services"),
+        rule("update", "", "services/status"),
+        rule(EVENTS, "", "events"),
+    ],
 }
 
 # Controllers that run inside another controller's process, under that one's identity
