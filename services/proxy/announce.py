@@ -56,7 +56,7 @@ def addresses_to_announce(services: Iterable[JsonDict], nodes: Iterable[JsonDict
                           node_name: str) -> frozenset[str]:
     """The load-balancer addresses this node holds."""
     ready = ready_nodes(nodes)
-    wanted = set()
+    wanted: set[str] = set()
     for svc in services:
         if (svc.get("spec") or {}).get("type") != "LoadBalancer":
             continue
