@@ -96,6 +96,14 @@ async def test_loadbalancer_without_node_ports_and_delete_releases(etcd, http):
     assert (claims(etcd, IPS), claims(etcd, PORTS)) == (ips, ports)
 
 
+async def test_a_create_drops_the_status_it_is_sent(http):
+    ingress = {"loadBalancer": {"ingress": [{"ip": "10.250.0.200"}]}}
+    for name, stype in (("lb", "LoadBalancer"), ("plain", "ClusterIP")):
+        code, svc = await http.post(SVC, {"metadata": {"name": name}, "spec": {
+            "type": stype, "ports": [{"port": 80}]}, "status": ingress})
+        assert code == 201 and svc["status"] == {"loadBalancer": {}}, svc
+
+
 async def test_load_balancer_status_written_through_the_status_subresource(http):
     code, svc = await http.post(SVC, {"metadata": {"name": "lb"}, "spec": {
         "type": "LoadBalancer", "ports": [{"port": 80}]}})

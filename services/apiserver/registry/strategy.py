@@ -66,6 +66,8 @@ def prepare_create(rt: R.ResourceType, obj: Obj, namespace: str | None) -> Obj:
     meta["uid"] = new_uid()
     meta["creationTimestamp"] = now_rfc3339()
     rt.convert(obj)
+    if rt.kind == "Service":
+        obj.pop("status", None)  # a Service starts with no load balancer (kube's PrepareForCreate)
     if "spec" in obj or rt.kind in ("Deployment", "ReplicaSet"):
         meta["generation"] = 1
     rt.default(obj)
