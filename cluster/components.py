@@ -71,6 +71,7 @@ def control_plane(cfg: ClusterConfig) -> list[Component]:
                    "--root-ca-file", str(pki / "ca.crt")),
         controller("statefulset", "services.statefulset", 7),
         controller("daemonset", "services.daemonset", 8),
+        controller("loadbalancer", "services.loadbalancer", 10, "--pool", cfg.load_balancer_pool),
         Component("dns", (py, "-m", "services.dns", *kubeconfig("dns"), "--listen", cfg.gateway_ip,
                           "--port", str(cfg.dns_port), "--metrics-port", str(port + 5)),
                   health=f"http://127.0.0.1:{port + 5}/readyz", stage=2),
@@ -101,7 +102,8 @@ def node_components(cfg: ClusterConfig, i: int) -> list[Component]:
                   netns=ns, stage=3),
         Component(f"proxy-{node}", (py, "-m", "services.proxy", *kubeconfig(f"proxy-{node}"),
                                     "--node-name", node, "--cluster-cidr", cfg.cluster_cidr,
-                                    "--health-port", str(cfg.proxy_health_port)),
+                                    "--health-port", str(cfg.proxy_health_port),
+                                    "--announce-interface", "eth0"),
                   netns=ns, stage=3),
     ]
 

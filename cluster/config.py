@@ -67,6 +67,16 @@ class ClusterConfig:
     def node_ip(self, i: int) -> str:
         return str(ipaddress.IPv4Network(self.node_cidr).network_address + 1 + i)
 
+    @property
+    def load_balancer_pool(self) -> str:
+        """The addresses the load-balancer controller hands out: the top of the node network
+        (.200-.250 of a /24), above the gateway and every node's address."""
+        net = ipaddress.IPv4Network(self.node_cidr)
+        base = int(net.network_address)
+        first = base + max(self.nodes + 2, net.num_addresses * 25 // 32)
+        last = max(first, int(net.broadcast_address) - 5)
+        return f"{ipaddress.IPv4Address(first)}-{ipaddress.IPv4Address(last)}"
+
     def veth(self, i: int) -> str:
         return f"{self.name}v{i}"[:15]
 

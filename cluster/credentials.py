@@ -6,7 +6,8 @@ Each process gets its own identity, and RBAC gives each only what it does:
 
     admin (the user's kubeconfig)  kubernetes-admin, group system:masters
     scheduler                      system:kube-scheduler
-    endpointslice, gc, deployments, nodelifecycle, serviceaccounts, statefulset, daemonset
+    endpointslice, gc, deployments, nodelifecycle, serviceaccounts, statefulset, daemonset,
+    loadbalancer
                                    system:serviceaccount:kube-system:<controller>, the identities
                                    kube-controller-manager's controllers run as
     dns                            system:serviceaccount:kube-system:coredns
@@ -44,6 +45,7 @@ CONTROL_PLANE_IDENTITIES: dict[str, tuple[str, tuple[str, ...]]] = {
     "serviceaccounts": (service_account("service-account-controller"), ()),
     "statefulset": (service_account("statefulset-controller"), ()),
     "daemonset": (service_account("daemon-set-controller"), ()),
+    "loadbalancer": (service_account("service-controller"), ()),
     "dns": (service_account("coredns"), ()),
 }
 PROXY_IDENTITY: tuple[str, tuple[str, ...]] = ("system:kube-proxy", ())

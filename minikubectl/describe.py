@@ -118,6 +118,7 @@ def describe_service(svc: Obj, slices: list[Obj], events: list[Obj] | None = Non
     lines.append((0, "IP", str(spec.get("clusterIP") or NONE)))
     if spec.get("clusterIPs"):
         lines.append((0, "IPs", ",".join(spec["clusterIPs"])))
+    lines += _service_external_lines(svc)
     for p in spec.get("ports") or []:
         proto = p.get("protocol") or "TCP"
         lines.append((0, "Port", f"{p.get('name') or UNSET}  {p.get('port')}/{proto}"))
@@ -131,7 +132,26 @@ def describe_service(svc: Obj, slices: list[Obj], events: list[Obj] | None = Non
         lines.append((0, "External Traffic Policy", str(spec["externalTrafficPolicy"])))
     if spec.get("internalTrafficPolicy"):
         lines.append((0, "Internal Traffic Policy", str(spec["internalTrafficPolicy"])))
+    if spec.get("healthCheckNodePort"):
+        lines.append((0, "HealthCheck NodePort", str(spec["healthCheckNodePort"])))
     return _with_events(lines, events, now)
+
+
+def _service_external_lines(svc: Obj) -> list[Line]:
+    """kubectl's External IPs, LoadBalancer IP, External Name and LoadBalancer Ingress."""
+    spec = svc.get("spec") or {}
+    lines: list[Line] = []
+    if spec.get("externalIPs"):
+        lines.append((0, "External IPs", ",".join(spec["externalIPs"])))
+    if spec.get("loadBalancerIP"):
+        lines.append((0, "IP", str(spec["loadBalancerIP"])))
+    if spec.get("externalName"):
+        lines.append((0, "External Name", str(spec["externalName"])))
+    ingress = ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    shown = [i.get("ip") or i.get("hostname") for i in ingress if isinstance(i, dict)]
+    if any(shown):
+        lines.append((0, "LoadBalancer Ingress", ", ".join(x for x in shown if x)))
+    return lines
 
 
 # --- Pod ---------------------------------------------------------------------------------

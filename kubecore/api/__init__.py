@@ -12,13 +12,15 @@ Where to find what (bottom to top; each module imports only those above it in th
     selectorparse.py   the label selector language: lexer and parser (apimachinery's labels.Parse)
     selectors.py       label and field selectors: parsing and matching
     models.py          the pydantic models that check shapes; unknown fields (strict decoding)
+    servicespec.py     what a Service's type needs (cluster IP, node ports, health check port) and
+                       what an update drops or keeps of the type-dependent fields (kube's strategy)
     secrets.py         a Secret's wire form: Go's base64 of `data`, `stringData` merged in
                        (kube's v1 conversion), the Secret types and their keys
     subsets.py         core/v1 Endpoints subsets in kube's canonical layout (RepackSubsets)
     validation/        per-kind rules, one module per API group, as kubernetes'
                        pkg/apis/<group>/validation: meta.py (ObjectMeta, every kind),
-                       core.py (Service, Pod, Node; podnet.py the pod fields that reach
-                       the node), secrets.py (Secret), apps.py (Deployment, ReplicaSet),
+                       core.py (Pod, Node; podnet.py the pod fields that reach the node),
+                       service.py (Service), secrets.py (Secret), apps.py (Deployment, ReplicaSet),
                        statefulset.py (StatefulSet),
                        discovery.py (EndpointSlice)
     defaults.py        what is filled in before validation, per kind (pkg/apis/<group>/v1/defaults.go)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kubecore.api import servicespec
 from kubecore.api.types import Obj
 
 
@@ -22,39 +23,61 @@ def _child(obj: Obj, key: str, default: Any = None) -> Any:
 # --- core/v1 -----------------------------------------------------------------------------
 
 def default_service(obj: Obj) -> None:
+    """SetDefaults_Service: ClientIP affinity gets its 3-hour timeout, externally accessible
+    Services an externalTrafficPolicy, every type but ExternalName an internalTrafficPolicy,
+    a LoadBalancer `allocateLoadBalancerNodePorts: true` and VIP as the ipMode of its
+    ingress IPs."""
     spec = _child(obj, "spec", {})
-    spec.setdefault("type", "ClusterIP")
     spec.setdefault("sessionAffinity", "None")
-    spec.setdefault("internalTrafficPolicy", "Cluster")
-    if spec["type"] == "NodePort":
-        spec.setdefault("externalTrafficPolicy", "Cluster")
+    if spec["sessionAffinity"] == "None":
+        spec.pop("sessionAffinityConfig", None)
+    elif spec["sessionAffinity"] == "ClientIP":
+        _default_client_ip_timeout(spec)
+    spec.setdefault("type", "ClusterIP")
     for port in spec.get("ports") or []:
         if isinstance(port, dict):
             port.setdefault("protocol", "TCP")
-            if "targetPort" not in port and isinstance(port.get("port"), int):
+            if port.get("targetPort") in (None, 0, "") and isinstance(port.get("port"), int):
                 port["targetPort"] = port["port"]
+    if servicespec.externally_accessible(obj) and not spec.get("externalTrafficPolicy"):
+        spec["externalTrafficPolicy"] = "Cluster"
+    if spec["type"] in ("ClusterIP", "NodePort", "LoadBalancer"):
+        spec.setdefault("internalTrafficPolicy", "Cluster")
+    if spec["type"] == "LoadBalancer":
+        spec.setdefault("allocateLoadBalancerNodePorts", True)
     _child(obj, "status", {"loadBalancer": {}})
+    default_service_status(obj)
+
+
+def _default_client_ip_timeout(spec: Obj) -> None:
+    config = spec.get("sessionAffinityConfig")
+    client_ip = config.get("clientIP") if isinstance(config, dict) else None
+    if not isinstance(client_ip, dict) or client_ip.get("timeoutSeconds") is None:
+        spec["sessionAffinityConfig"] = {"clientIP": {"timeoutSeconds": CLIENT_IP_AFFINITY_SECONDS}}
+
+
+CLIENT_IP_AFFINITY_SECONDS = 10800  # v1.DefaultClientIPServiceAffinitySeconds: 3 hours
+
+
+def default_service_status(obj: Obj) -> None:
+    """A LoadBalancer's ingress IPs without an ipMode are VIPs (also on /status writes)."""
+    status = obj.get("status")
+    if servicespec.service_type(obj) != "LoadBalancer" or not isinstance(status, dict):
+        return
+    lb = status.get("loadBalancer")
+    for ingress in (lb.get("ingress") or []) if isinstance(lb, dict) else []:
+        if isinstance(ingress, dict) and ingress.get("ip") and ingress.get("ipMode") is None:
+            ingress["ipMode"] = "VIP"
 
 
 def carry_over_service_allocations(new: Obj, old: Obj) -> None:
-    """An update that leaves clusterIP or nodePorts unset keeps the allocated values,
-    as kube-apiserver does (so `kubectl apply` of the original manifest works)."""
-    nspec, ospec = _child(new, "spec", {}), old.get("spec") or {}
-    if not nspec.get("clusterIP") and ospec.get("clusterIP"):
-        nspec["clusterIP"] = ospec["clusterIP"]
-        if ospec.get("clusterIPs") and not nspec.get("clusterIPs"):
-            nspec["clusterIPs"] = list(ospec["clusterIPs"])
-    if nspec.get("type") == "NodePort" and ospec.get("type") == "NodePort":
-        _carry_over_node_ports(nspec.get("ports") or [], ospec.get("ports") or [])
-
-
-def _carry_over_node_ports(ports: list[Obj], old_ports: list[Obj]) -> None:
-    old_by_key = {(p.get("port"), p.get("protocol", "TCP")): p.get("nodePort") for p in old_ports}
-    for p in ports:
-        if not p.get("nodePort"):
-            np = old_by_key.get((p.get("port"), p.get("protocol", "TCP")))
-            if np:
-                p["nodePort"] = np
+    """An update drops what the new type no longer uses (if the client left it unchanged)
+    and keeps what was allocated and the client left out, as kube-apiserver does (so a type
+    change releases node ports, and `kubectl apply` of the original manifest works)."""
+    _child(new, "spec", {})
+    servicespec.patch_allocated_values(new, old)
+    servicespec.normalize_cluster_ips(new, old)
+    servicespec.drop_type_dependent_fields(new, old)
 
 
 def default_container(c: Obj) -> None:

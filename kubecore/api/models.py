@@ -93,6 +93,14 @@ class ServicePort(_Complete):
     appProtocol: StrictStr | None = None
 
 
+class ClientIPConfig(_Complete):
+    timeoutSeconds: StrictInt | None = None
+
+
+class SessionAffinityConfig(_Complete):
+    clientIP: ClientIPConfig | None = None
+
+
 class ServiceSpec(_Complete):
     type: StrictStr | None = None
     ports: list[ServicePort] | None = None
@@ -100,21 +108,43 @@ class ServiceSpec(_Complete):
     clusterIP: StrictStr | None = None
     clusterIPs: list[StrictStr] | None = None
     externalIPs: list[StrictStr] | None = None
+    externalName: StrictStr | None = None
     sessionAffinity: StrictStr | None = None
+    sessionAffinityConfig: SessionAffinityConfig | None = None
     externalTrafficPolicy: StrictStr | None = None
     internalTrafficPolicy: StrictStr | None = None
+    healthCheckNodePort: StrictInt | None = None
     publishNotReadyAddresses: StrictBool | None = None
+    loadBalancerIP: StrictStr | None = None
+    loadBalancerClass: StrictStr | None = None
+    allocateLoadBalancerNodePorts: StrictBool | None = None
+    ipFamilies: list[StrictStr] | None = None
+    ipFamilyPolicy: StrictStr | None = None
     # not served by this project, accepted so real manifests pass strict decoding
-    loadBalancerIP: Any | None = None
     loadBalancerSourceRanges: Any | None = None
-    loadBalancerClass: Any | None = None
-    allocateLoadBalancerNodePorts: Any | None = None
-    externalName: Any | None = None
-    healthCheckNodePort: Any | None = None
-    sessionAffinityConfig: Any | None = None
-    ipFamilies: Any | None = None
-    ipFamilyPolicy: Any | None = None
     trafficDistribution: Any | None = None
+
+
+class PortStatus(_Complete):
+    port: StrictInt
+    protocol: StrictStr
+    error: StrictStr | None = None
+
+
+class LoadBalancerIngress(_Complete):
+    ip: StrictStr | None = None
+    hostname: StrictStr | None = None
+    ipMode: StrictStr | None = None
+    ports: list[PortStatus] | None = None
+
+
+class LoadBalancerStatus(_Complete):
+    ingress: list[LoadBalancerIngress] | None = None
+
+
+class ServiceStatus(_Complete):
+    loadBalancer: LoadBalancerStatus | None = None
+    conditions: list[dict[str, Any]] | None = None
 
 
 class Service(_Complete):
@@ -122,7 +152,7 @@ class Service(_Complete):
     kind: StrictStr | None = None
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
     spec: ServiceSpec = Field(default_factory=ServiceSpec)
-    status: dict[str, Any] | None = None
+    status: ServiceStatus | None = None
 
 
 # --- core/v1 Pod --------------------------------------------------------------

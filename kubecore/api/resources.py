@@ -27,6 +27,7 @@ from kubecore.api.subsets import canonicalize_endpoints
 from kubecore.api.types import Obj
 from kubecore.api.validation import apps, core, discovery, rbac, secrets, statefulset
 from kubecore.api.validation import endpoints as endpoints_validation
+from kubecore.api.validation import service as svc_v
 from kubecore.api.validation.meta import metadata_causes as metadata_causes
 
 Validator = Callable[[Obj, Obj | None], list[Cause]]
@@ -106,8 +107,9 @@ NAMESPACES = ResourceType("", "v1", "Namespace", "namespaces", "namespace", Fals
                           field_getters=fs.NAMESPACE_FIELDS)
 SERVICES = ResourceType("", "v1", "Service", "services", "service", True, models.Service,
                         name_rule=v.dns1035_label_errors, short_names=("svc",), categories=("all",),
-                        subresources=("status",), validate=core.validate_service,
-                        default=d.default_service, field_getters=fs.SERVICE_FIELDS)
+                        subresources=("status",), validate=svc_v.validate_service,
+                        validate_status=svc_v.validate_service_status, default=d.default_service,
+                        field_getters=fs.SERVICE_FIELDS)
 PODS = ResourceType("", "v1", "Pod", "pods", "pod", True, models.Pod, short_names=("po",),
                     categories=("all",), subresources=("status", "binding", "log", "exec"),
                     validate=core.validate_pod, default=d.default_pod, field_getters=fs.POD_FIELDS,

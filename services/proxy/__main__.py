@@ -28,6 +28,7 @@ from kubecore.controller.health import Health, HealthServer, create_health_app
 from kubecore.controller.logs import setup_logging
 from kubecore.controller.metrics import ControllerCollector
 from kubecore.informer.factory import SharedInformerFactory, wait_for_cache_sync
+from services.proxy.announce import IpAddresses
 from services.proxy.cleanup import cleanup
 from services.proxy.informers import attach_informers
 from services.proxy.iptables import supports_random_fully
@@ -55,6 +56,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="minimum seconds between two syncs (bursts merge into one)")
     parser.add_argument("--sync-period", type=float, default=30.0,
                         help="seconds after which a full resync runs even without changes")
+    parser.add_argument("--announce-interface", default=None,
+                        help="answer ARP on this interface (the node network's) for the load-balancer "
+                        "addresses this node is elected for (layer-2 mode; default: none)")
     parser.add_argument("--cleanup", action="store_true",
                         help="remove all of the proxy's chains and jumps, then exit")
     parser.add_argument("--log-level", default="INFO")
@@ -83,8 +87,11 @@ async def run(args: argparse.Namespace, stop: asyncio.Event) -> None:
     settings = NodeSettings(node_name=args.node_name, cluster_cidr=args.cluster_cidr,
                             masquerade_random_fully=random_fully)
     registry = CollectorRegistry()
+    addresses = (IpAddresses(args.announce_interface, netns=args.netns)
+                 if args.announce_interface else None)
     proxier = Proxier(settings, registry=registry, netns=args.netns,
-                      min_interval=args.min_sync_period, sync_period=args.sync_period)
+                      min_interval=args.min_sync_period, sync_period=args.sync_period,
+                      addresses=addresses)
     client = ApiClient(from_flags(args.kubeconfig, args.apiserver))
     factory = SharedInformerFactory(client)
     informers = attach_informers(proxier, factory)

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.proxy.model import Snapshot
+from services.proxy.model import ServicePort, Snapshot
 
 
 @dataclass(frozen=True, slots=True, order=True)
 class UdpFlowFilter:
     """Arguments for one `conntrack -D -p udp ...` call.
 
-    Exactly one of `orig_dst` (a cluster IP) or `orig_port_dst` (a node port)
+    Exactly one of `orig_dst` (a cluster, external or load-balancer IP) or `orig_port_dst` (a node port)
     is set; `dst_nat` narrows it to flows DNATed to one endpoint IP.
     """
 
@@ -54,7 +54,7 @@ def stale_udp_flows(previous: Snapshot, current: Snapshot) -> list[UdpFlowFilter
         for ep in old.usable_endpoints():
             if ep.ip in still_used:
                 continue
-            flows.add(UdpFlowFilter(orig_dst=old.cluster_ip, dst_nat=ep.ip))
+            flows.update(UdpFlowFilter(orig_dst=ip, dst_nat=ep.ip) for ip in _addresses(old))
             if old.node_port is not None:
                 flows.add(UdpFlowFilter(orig_port_dst=old.node_port, dst_nat=ep.ip))
     for key, new in now.items():
@@ -63,7 +63,13 @@ def stale_udp_flows(previous: Snapshot, current: Snapshot) -> list[UdpFlowFilter
         earlier = before.get(key)
         if earlier is not None and earlier.usable_endpoints():
             continue
-        flows.add(UdpFlowFilter(orig_dst=new.cluster_ip))
+        flows.update(UdpFlowFilter(orig_dst=ip) for ip in _addresses(new))
         if new.node_port is not None:
             flows.add(UdpFlowFilter(orig_port_dst=new.node_port))
     return sorted(flows, key=lambda f: (f.orig_dst or "", f.orig_port_dst or 0, f.dst_nat or ""))
+
+
+def _addresses(sp: ServicePort) -> tuple[str, ...]:
+    """Every address a flow to the service port may have been sent to: its cluster IP, its
+    external IPs and its load-balancer IPs (kube-proxy clears all three)."""
+    return (sp.cluster_ip, *sp.external_ips, *sp.load_balancer_ips)

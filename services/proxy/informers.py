@@ -12,8 +12,9 @@ from kubecore.informer.informer import Informer
 from services.proxy.proxier import Proxier
 
 
-def attach_informers(proxier: Proxier, factory: SharedInformerFactory) -> tuple[Informer, Informer]:
-    """Services and EndpointSlices of all namespaces, into `proxier`."""
+def attach_informers(proxier: Proxier, factory: SharedInformerFactory) -> tuple[Informer, ...]:
+    """Services and EndpointSlices of all namespaces, into `proxier`; Nodes too when it
+    announces load-balancer addresses (which node holds one depends on which are Ready)."""
     services = factory.informer(R.SERVICES)
     slices = factory.informer(R.ENDPOINTSLICES)
     services.add_handlers(
@@ -26,4 +27,12 @@ def attach_informers(proxier: Proxier, factory: SharedInformerFactory) -> tuple[
         on_update=lambda _old, new: proxier.on_endpoint_slice(new),
         on_delete=proxier.on_endpoint_slice_deleted,
     )
-    return services, slices
+    if proxier.addresses is None:
+        return services, slices
+    nodes = factory.informer(R.NODES)
+    nodes.add_handlers(
+        on_add=proxier.on_node,
+        on_update=lambda _old, new: proxier.on_node(new),
+        on_delete=proxier.on_node_deleted,
+    )
+    return services, slices, nodes

@@ -10,6 +10,7 @@ Conventions followed from kube-proxy:
 - a service port is identified by `namespace/name:portName` (`namespace/name`
   when the port is unnamed); that string feeds the chain-name hashes;
 - headless (`clusterIP: None`), IP-less and ExternalName services are skipped;
+- externalIPs and load-balancer ingress IPs (ipMode VIP) are kept per service port;
 - EndpointSlice conditions: a nil `ready` means ready, a nil `serving` means
   "same as ready", a nil `terminating` means not terminating;
 - only the first address of an endpoint is used (addresses are fungible);
@@ -69,6 +70,10 @@ class ServicePort:
     protocol: str
     node_port: int | None
     endpoints: tuple[Endpoint, ...]
+    # addresses outside the cluster the service answers on: spec.externalIPs, and the
+    # load balancer's ingress IPs of status.loadBalancer (those with ipMode VIP or none)
+    external_ips: tuple[str, ...] = ()
+    load_balancer_ips: tuple[str, ...] = ()
 
     def usable_endpoints(self) -> tuple[Endpoint, ...]:
         """Endpoints that may receive new connections.
@@ -143,6 +148,8 @@ def _service_ports(
         key=lambda s: (s.get("metadata") or {}).get("name") or "",
     )
     has_node_ports = spec.get("type") in ("NodePort", "LoadBalancer")
+    external_ips = _ipv4s(spec.get("externalIPs"))
+    lb_ips = load_balancer_vips(svc)
     ports: list[ServicePort] = []
     for raw_port in spec.get("ports") or ():
         protocol = raw_port.get("protocol") or "TCP"
@@ -159,9 +166,29 @@ def _service_ports(
                 protocol=protocol,
                 node_port=_valid_node_port(node_port),
                 endpoints=_endpoints_for(slices, port_name, protocol, node_name),
+                external_ips=external_ips,
+                load_balancer_ips=lb_ips,
             )
         )
     return ports
+
+
+def _ipv4s(values: object) -> tuple[str, ...]:
+    """The IPv4 addresses of a list, each once, in order."""
+    found = [v for v in values if _is_ipv4(v)] if isinstance(values, list) else []
+    return tuple(dict.fromkeys(found))
+
+
+def load_balancer_vips(svc: JsonDict) -> tuple[str, ...]:
+    """The ingress IPs traffic arrives at with the destination unchanged (ipMode VIP, or
+    none given): kube-proxy's LoadBalancerVIPs. With ipMode Proxy the load balancer
+    delivers to node ports itself, so the IP gets no rules."""
+    lb = (svc.get("status") or {}).get("loadBalancer") or {}
+    ingress = lb.get("ingress") if isinstance(lb, Mapping) else None
+    if not isinstance(ingress, list):
+        return ()
+    return _ipv4s([i.get("ip") for i in ingress
+                   if isinstance(i, Mapping) and i.get("ipMode") in (None, "VIP")])
 
 
 def _valid_node_port(value: object) -> int | None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from services.proxy.announce import Addresses, addresses_to_announce, announce, ready_nodes
 from services.proxy.conntrack import stale_udp_flows
 from services.proxy.iptables import (
     Conntrack,
@@ -55,6 +56,7 @@ class Proxier:
         conntrack: Conntrack | None = None,
         min_interval: float = 1.0,
         sync_period: float = 30.0,
+        addresses: Addresses | None = None,
     ) -> None:
         self.settings = settings
         self.netns = netns
@@ -63,6 +65,8 @@ class Proxier:
         self.runner = BoundedFrequencyRunner(
             self.sync, registry=registry, min_interval=min_interval, sync_period=sync_period
         )
+        self.addresses = addresses  # where load-balancer addresses are announced (None: not here)
+        self._nodes: dict[str, JsonDict] = {}
         self._services: dict[str, JsonDict] = {}
         self._slices: dict[str, JsonDict] = {}
         self._services_synced = False
@@ -86,6 +90,19 @@ class Proxier:
 
     def on_endpoint_slice_deleted(self, obj: JsonDict) -> None:
         self._slices.pop(object_key(obj), None)
+        self.runner.request()
+
+    def on_node(self, obj: JsonDict) -> None:
+        """Only a change of readiness matters (who answers for an address): heartbeats that
+        change nothing else ask for no sync."""
+        name = (obj.get("metadata") or {}).get("name") or ""
+        before = self._nodes.get(name)
+        self._nodes[name] = obj
+        if before is None or ready_nodes([before]) != ready_nodes([obj]):
+            self.runner.request()
+
+    def on_node_deleted(self, obj: JsonDict) -> None:
+        self._nodes.pop((obj.get("metadata") or {}).get("name") or "", None)
         self.runner.request()
 
     def mark_services_synced(self) -> None:
@@ -122,6 +139,9 @@ class Proxier:
         self.has_synced_rules = True
         if flows:
             await delete_udp_flows(flows, self.conntrack)
+        if self.addresses is not None:
+            await announce(self.addresses, addresses_to_announce(
+                self._services.values(), self._nodes.values(), self.settings.node_name))
         log.info(
             "proxy synced",
             extra={

@@ -10,7 +10,10 @@ nat:
   PREROUTING, OUTPUT  -> KUBE-SERVICES     ("kubernetes service portals")
   POSTROUTING         -> KUBE-POSTROUTING  (masquerade packets carrying the mark)
   KUBE-SERVICES       one rule per service port with usable endpoints
-                      -> KUBE-SVC-<hash>; last rule: LOCAL destinations -> KUBE-NODEPORTS
+                      -> KUBE-SVC-<hash>; one per external IP and load-balancer ingress IP
+                      -> KUBE-EXT-<hash>; last rule: LOCAL destinations -> KUBE-NODEPORTS
+  KUBE-EXT-<hash>     traffic to an external or load-balancer address: mark for SNAT (the
+                      endpoint may be on another node), -> KUBE-SVC-<hash>
   KUBE-SVC-<hash>     mark off-cluster clients for SNAT, then pick an endpoint with
                       `statistic --mode random` probabilities 1/n, 1/(n-1), ..., last unconditional
   KUBE-SEP-<hash>     mark hairpin traffic for SNAT, DNAT to the endpoint
@@ -19,7 +22,8 @@ filter:
   INPUT, FORWARD, OUTPUT -> KUBE-SERVICES: REJECT new connections to service ports
                             without endpoints (an immediate "connection refused"
                             instead of a timeout)
-  INPUT, FORWARD      -> KUBE-EXTERNAL-SERVICES: the same for node ports
+  INPUT, FORWARD      -> KUBE-EXTERNAL-SERVICES: the same for external IPs, load-balancer
+                         IPs and node ports
   FORWARD             -> KUBE-FORWARD: accept marked and established service traffic
                          even if the FORWARD policy is DROP
 """
@@ -43,9 +47,10 @@ KUBE_FORWARD: Final = "KUBE-FORWARD"
 
 SERVICE_CHAIN_PREFIX: Final = "KUBE-SVC-"
 ENDPOINT_CHAIN_PREFIX: Final = "KUBE-SEP-"
+EXTERNAL_CHAIN_PREFIX: Final = "KUBE-EXT-"
 # Chains whose whole set is owned by this proxy: any existing chain with these
 # prefixes that the desired ruleset does not mention is stale and gets deleted.
-OWNED_PREFIXES: Final = (SERVICE_CHAIN_PREFIX, ENDPOINT_CHAIN_PREFIX)
+OWNED_PREFIXES: Final = (SERVICE_CHAIN_PREFIX, ENDPOINT_CHAIN_PREFIX, EXTERNAL_CHAIN_PREFIX)
 
 NODEPORTS_LAST_RULE_COMMENT: Final = (
     "kubernetes service nodeports; NOTE: this must be the last rule in this chain"
@@ -140,6 +145,12 @@ def service_chain_name(service_port_name: str, protocol: str) -> str:
     Cached: every sync renders every service, and names never change.
     """
     return SERVICE_CHAIN_PREFIX + port_proto_hash(service_port_name, protocol.lower())
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def external_chain_name(service_port_name: str, protocol: str) -> str:
+    """`KUBE-EXT-<hash>`: the same hash as the service chain's."""
+    return EXTERNAL_CHAIN_PREFIX + port_proto_hash(service_port_name, protocol.lower())
 
 
 @functools.lru_cache(maxsize=1 << 18)
@@ -244,6 +255,7 @@ def _render_service_port(
     nat[KUBE_SERVICES].append(
         f"-A {KUBE_SERVICES} -m comment --comment {cluster_ip_comment} {destination} -j {svc_chain}"
     )
+    _render_external_destinations(sp, nat)
     svc_rules: list[str] = []
     if settings.cluster_cidr:
         svc_rules.append(
@@ -281,6 +293,28 @@ def _render_service_port(
     nat.update(sep_chains)
 
 
+def _render_external_destinations(sp: ServicePort, nat: dict[str, list[str]]) -> None:
+    """External IPs and load-balancer IPs -> KUBE-EXT-<hash> -> (SNAT mark) KUBE-SVC-<hash>,
+    as kube-proxy's externalTrafficPolicy=Cluster path (KUBE-FW- chains come with
+    loadBalancerSourceRanges, which this proxy does not enforce)."""
+    if not (sp.external_ips or sp.load_balancer_ips):
+        return
+    name = str(sp.name)
+    ext_chain = external_chain_name(name, sp.protocol)
+    proto = _proto_match(sp.protocol)
+    for ips, what in ((sp.external_ips, "external IP"), (sp.load_balancer_ips, "loadbalancer IP")):
+        for ip in ips:
+            nat[KUBE_SERVICES].append(
+                f"-A {KUBE_SERVICES} -m comment --comment {quote(f'{name} {what}')} {proto} "
+                f"-d {ip}/32 --dport {sp.port} -j {ext_chain}"
+            )
+    nat[ext_chain] = [
+        f"-A {ext_chain} -m comment --comment "
+        f"{quote(f'masquerade traffic for {name} external destinations')} -j {KUBE_MARK_MASQ}",
+        f"-A {ext_chain} -j {service_chain_name(name, sp.protocol)}",
+    ]
+
+
 def _render_rejects(sp: ServicePort, filt: dict[str, list[str]]) -> None:
     name = str(sp.name)
     comment = quote(f"{name} has no endpoints")
@@ -290,6 +324,11 @@ def _render_rejects(sp: ServicePort, filt: dict[str, list[str]]) -> None:
         f"-A {KUBE_SERVICES} -m comment --comment {comment} {proto} "
         f"-d {sp.cluster_ip}/32 --dport {sp.port} {reject}"
     )
+    for ip in (*sp.external_ips, *sp.load_balancer_ips):
+        filt[KUBE_EXTERNAL_SERVICES].append(
+            f"-A {KUBE_EXTERNAL_SERVICES} -m comment --comment {comment} {proto} "
+            f"-d {ip}/32 --dport {sp.port} {reject}"
+        )
     if sp.node_port is not None:
         filt[KUBE_EXTERNAL_SERVICES].append(
             f"-A {KUBE_EXTERNAL_SERVICES} -m comment --comment {comment} "

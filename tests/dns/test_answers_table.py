@@ -93,6 +93,10 @@ CASES = [
     Case("dns-version", "dns-version.cluster.local", "TXT", "NOERROR", [("TXT", '"1.1.0"')]),
     Case("external-name", "ext.default.svc.cluster.local", "A", "NOERROR",
          [("CNAME", "example.org.")]),
+    Case("external-name-aaaa", "ext.default.svc.cluster.local", "AAAA", "NOERROR",
+         [("CNAME", "example.org.")]),
+    Case("external-name-upper-case-query", "EXT.default.svc.cluster.local", "A", "NOERROR",
+         [("CNAME", "example.org.")]),
     Case("outside-zone", "example.com", "A", "REFUSED", []),
     Case("outside-zone-suffix", "cluster.local.example.com", "A", "REFUSED", []),
 ]

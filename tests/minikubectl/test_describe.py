@@ -37,6 +37,23 @@ def test_service_text():
     ]
 
 
+def test_load_balancer_and_external_name_text():
+    lb = {"metadata": {"name": "lb", "namespace": "default"},
+          "spec": {"type": "LoadBalancer", "clusterIP": "10.96.0.8", "externalIPs": ["192.0.2.1"],
+                   "externalTrafficPolicy": "Local", "healthCheckNodePort": 31000,
+                   "ports": [{"port": 80, "nodePort": 30080, "protocol": "TCP"}]},
+          "status": {"loadBalancer": {"ingress": [{"ip": "10.250.0.200", "ipMode": "VIP"}]}}}
+    lines = describe_service(lb, []).splitlines()
+    assert lines[5:9] == ["Type:                     LoadBalancer",
+                          "IP:                       10.96.0.8",
+                          "External IPs:             192.0.2.1",
+                          "LoadBalancer Ingress:     10.250.0.200"]
+    assert lines[-1] == "HealthCheck NodePort:     31000"
+    name = {"metadata": {"name": "db", "namespace": "default"},
+            "spec": {"type": "ExternalName", "externalName": "db.example.com"}}
+    assert "External Name:     db.example.com" in describe_service(name, []).splitlines()
+
+
 def test_service_endpoints_by_port_name():
     assert service_endpoints({"name": "other", "port": 81}, SLICES) == "<none>"
     many = [{"ports": [{"name": "", "port": 80}],

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from tests.proxy.objects import endpoint, endpoint_slice, port, service, slice_port
+from tests.proxy.objects import endpoint, endpoint_slice, external, port, service, slice_port
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,27 @@ NAMED_PORTS = ClusterState(
     ],
 )
 
-ALL_CASES = [ARTICLE_MYSVC, NO_ENDPOINTS, NODE_PORT, UDP_DNS, TERMINATING, TWO_SERVICES, NAMED_PORTS]
+EXTERNAL_ADDRESSES = ClusterState(
+    "external-and-load-balancer-ips",
+    [
+        # reachable on an external IP and a load balancer's VIP: KUBE-EXT- then KUBE-SVC-
+        external(service("lb", "10.96.0.110", [port(80, name="http", target_port=8080, node_port=30110)],
+                         type_="LoadBalancer"),
+                 external_ips=["192.0.2.10"], lb_ips=["10.250.0.200"]),
+        # an ingress IP in Proxy mode gets no rules; no endpoints: every address REJECTs
+        external(service("idle", "10.96.0.111", [port(81)], type_="LoadBalancer"),
+                 external_ips=["192.0.2.11"], lb_ips=["10.250.0.201"]),
+        external(service("proxied", "10.96.0.112", [port(82)], type_="LoadBalancer"),
+                 lb_ips=["10.250.0.202"], ip_mode="Proxy"),
+    ],
+    [
+        endpoint_slice("lb", [endpoint("10.244.1.5")], [slice_port(8080, name="http")]),
+        endpoint_slice("proxied", [endpoint("10.244.1.6")], [slice_port(82)]),
+    ],
+)
+
+ALL_CASES = [ARTICLE_MYSVC, NO_ENDPOINTS, NODE_PORT, UDP_DNS, TERMINATING, TWO_SERVICES, NAMED_PORTS,
+             EXTERNAL_ADDRESSES]
 
 
 # What a crashed earlier proxy left in a node's tables, beside rules that belong to others

@@ -24,6 +24,17 @@ def service(
     }
 
 
+def external(svc: dict[str, Any], *, external_ips: list[str] = (), lb_ips: list[str] = (),
+             ip_mode: str | None = "VIP") -> dict[str, Any]:
+    """`svc` with spec.externalIPs and, for a LoadBalancer, status.loadBalancer.ingress."""
+    if external_ips:
+        svc["spec"]["externalIPs"] = list(external_ips)
+    if lb_ips:
+        ingress = [{"ip": ip, **({"ipMode": ip_mode} if ip_mode else {})} for ip in lb_ips]
+        svc["status"] = {"loadBalancer": {"ingress": ingress}}
+    return svc
+
+
 def port(
     port_: int,
     *,

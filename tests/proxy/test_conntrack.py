@@ -36,3 +36,22 @@ def test_first_endpoints_clear_flows_to_the_cluster_ip() -> None:
 def test_nothing_for_tcp_or_unchanged_udp() -> None:
     assert stale_udp_flows(_dns("10.244.0.5", protocol="TCP"), _dns(protocol="TCP")) == []
     assert stale_udp_flows(_dns("10.244.0.5"), _dns("10.244.0.5", "10.244.0.6")) == []
+
+
+def test_external_and_load_balancer_ips_are_cleared_too() -> None:
+    from tests.proxy.objects import external
+
+    def lb(*ips: str) -> Snapshot:
+        svc = external(service("dns", "10.96.0.10", [port(53, name="dns", protocol="UDP")], type_="LoadBalancer"),
+                       external_ips=["192.0.2.10"], lb_ips=["10.250.0.200"])
+        eps = endpoint_slice("dns", [endpoint(ip) for ip in ips], [slice_port(53, name="dns", protocol="UDP")])
+        return build_snapshot([svc], [eps], node_name="node-a")
+
+    assert stale_udp_flows(lb("10.244.0.5", "10.244.0.6"), lb("10.244.0.6")) == [
+        UdpFlowFilter(orig_dst="10.250.0.200", dst_nat="10.244.0.5"),
+        UdpFlowFilter(orig_dst="10.96.0.10", dst_nat="10.244.0.5"),
+        UdpFlowFilter(orig_dst="192.0.2.10", dst_nat="10.244.0.5"),
+    ]
+    assert stale_udp_flows(lb(), lb("10.244.0.5")) == [
+        UdpFlowFilter(orig_dst="10.250.0.200"), UdpFlowFilter(orig_dst="10.96.0.10"),
+        UdpFlowFilter(orig_dst="192.0.2.10")]

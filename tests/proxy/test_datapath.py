@@ -199,3 +199,43 @@ async def test_udp_flow_moves_when_its_endpoint_is_removed(topology: Topology) -
     await proxier.sync(SyncTrigger.CHANGED)
     moved = topology.ask("udp", DNS_IP, 53, 3)
     assert {a.split()[0] for a, _ in moved} == {other}, moved
+
+
+async def test_external_and_load_balancer_ips_reach_the_endpoints(topology: Topology) -> None:
+    """An external IP routed to the node, and a load-balancer IP on the client's own link that
+    the node answers ARP for (it is the only, so the elected, Ready node): both DNATed to the
+    endpoints through KUBE-EXT-; no endpoints: both refused at once."""
+    from services.proxy.announce import IpAddresses
+    from tests.proxy.objects import external
+
+    lb_ip, external_ip = "10.0.0.100", "192.0.2.10"
+    proxier = Proxier(NodeSettings(node_name="node-a", cluster_cidr=CLUSTER_CIDR),
+                      registry=CollectorRegistry(), netns=topology.node,
+                      addresses=IpAddresses("eth-c", netns=topology.node))
+    web = external(service("web", WEB_IP, [port(80, name="http", target_port=8080)], type_="LoadBalancer"),
+                   external_ips=[external_ip], lb_ips=[lb_ip])
+    proxier.on_service(web)
+    proxier.on_node({"metadata": {"name": "node-a"},
+                     "status": {"conditions": [{"type": "Ready", "status": "True"}]}})
+    proxier.on_endpoint_slice(_web_slice("10.244.1.2", "10.244.2.2"))
+    proxier.mark_services_synced()
+    proxier.mark_endpoint_slices_synced()
+    await proxier.sync(SyncTrigger.CHANGED)
+
+    for ip in (lb_ip, external_ip):
+        answers = Counter(answer for answer, _ in topology.ask("http", ip, 80, 20))
+        assert set(answers) == {"be1 10.244.1.1", "be2 10.244.2.1"}, (ip, answers)
+    shown = topology.lab.exec(topology.node, ["ip", "-4", "-o", "addr", "show", "dev", "eth-c"]).stdout
+    assert f"{lb_ip}/32" in shown and "eth-c:lb" in shown
+
+    proxier.on_endpoint_slice(_web_slice())
+    await proxier.sync(SyncTrigger.CHANGED)
+    for ip in (lb_ip, external_ip):
+        [(answer, seconds)] = topology.ask("http", ip, 80, 1)
+        assert answer == "refused" and seconds < 0.5, (ip, answer)
+
+    # no longer a LoadBalancer: the address is given up
+    web = service("web", WEB_IP, [port(80, name="http", target_port=8080)])
+    proxier.on_service(web)
+    await proxier.sync(SyncTrigger.CHANGED)
+    assert lb_ip not in topology.lab.exec(topology.node, ["ip", "-4", "-o", "addr", "show", "dev", "eth-c"]).stdout

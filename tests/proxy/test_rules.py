@@ -247,6 +247,50 @@ COMMIT
 -A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
 COMMIT
 """,
+    "external-and-load-balancer-ips": """\
+*nat
+:KUBE-SERVICES - [0:0]
+:KUBE-NODEPORTS - [0:0]
+:KUBE-POSTROUTING - [0:0]
+:KUBE-MARK-MASQ - [0:0]
+:KUBE-EXT-JSLCNGWSGB5JPS5Q - [0:0]
+:KUBE-SVC-JSLCNGWSGB5JPS5Q - [0:0]
+:KUBE-SEP-RZ2QWLR55GE4AFV2 - [0:0]
+:KUBE-SVC-CSDRHODO5P6PB3HI - [0:0]
+:KUBE-SEP-4YW3ER4GEAZA3QPN - [0:0]
+-A KUBE-SERVICES -m comment --comment "default/lb:http cluster IP" -m tcp -p tcp -d 10.96.0.110/32 --dport 80 -j KUBE-SVC-JSLCNGWSGB5JPS5Q
+-A KUBE-SERVICES -m comment --comment "default/lb:http external IP" -m tcp -p tcp -d 192.0.2.10/32 --dport 80 -j KUBE-EXT-JSLCNGWSGB5JPS5Q
+-A KUBE-SERVICES -m comment --comment "default/lb:http loadbalancer IP" -m tcp -p tcp -d 10.250.0.200/32 --dport 80 -j KUBE-EXT-JSLCNGWSGB5JPS5Q
+-A KUBE-SERVICES -m comment --comment "default/proxied cluster IP" -m tcp -p tcp -d 10.96.0.112/32 --dport 82 -j KUBE-SVC-CSDRHODO5P6PB3HI
+-A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS
+-A KUBE-NODEPORTS -m comment --comment default/lb:http -m tcp -p tcp --dport 30110 -j KUBE-MARK-MASQ
+-A KUBE-NODEPORTS -m comment --comment default/lb:http -m tcp -p tcp --dport 30110 -j KUBE-SVC-JSLCNGWSGB5JPS5Q
+-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN
+-A KUBE-POSTROUTING -j MARK --xor-mark 0x4000
+-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE --random-fully
+-A KUBE-MARK-MASQ -j MARK --or-mark 0x4000
+-A KUBE-EXT-JSLCNGWSGB5JPS5Q -m comment --comment "masquerade traffic for default/lb:http external destinations" -j KUBE-MARK-MASQ
+-A KUBE-EXT-JSLCNGWSGB5JPS5Q -j KUBE-SVC-JSLCNGWSGB5JPS5Q
+-A KUBE-SVC-JSLCNGWSGB5JPS5Q -m comment --comment "default/lb:http cluster IP" -m tcp -p tcp -d 10.96.0.110/32 --dport 80 ! -s 10.244.0.0/16 -j KUBE-MARK-MASQ
+-A KUBE-SVC-JSLCNGWSGB5JPS5Q -m comment --comment "default/lb:http -> 10.244.1.5:8080" -j KUBE-SEP-RZ2QWLR55GE4AFV2
+-A KUBE-SEP-RZ2QWLR55GE4AFV2 -m comment --comment default/lb:http -s 10.244.1.5/32 -j KUBE-MARK-MASQ
+-A KUBE-SEP-RZ2QWLR55GE4AFV2 -m comment --comment default/lb:http -m tcp -p tcp -j DNAT --to-destination 10.244.1.5:8080
+-A KUBE-SVC-CSDRHODO5P6PB3HI -m comment --comment "default/proxied cluster IP" -m tcp -p tcp -d 10.96.0.112/32 --dport 82 ! -s 10.244.0.0/16 -j KUBE-MARK-MASQ
+-A KUBE-SVC-CSDRHODO5P6PB3HI -m comment --comment "default/proxied -> 10.244.1.6:82" -j KUBE-SEP-4YW3ER4GEAZA3QPN
+-A KUBE-SEP-4YW3ER4GEAZA3QPN -m comment --comment default/proxied -s 10.244.1.6/32 -j KUBE-MARK-MASQ
+-A KUBE-SEP-4YW3ER4GEAZA3QPN -m comment --comment default/proxied -m tcp -p tcp -j DNAT --to-destination 10.244.1.6:82
+COMMIT
+*filter
+:KUBE-SERVICES - [0:0]
+:KUBE-EXTERNAL-SERVICES - [0:0]
+:KUBE-FORWARD - [0:0]
+-A KUBE-SERVICES -m comment --comment "default/idle has no endpoints" -m tcp -p tcp -d 10.96.0.111/32 --dport 81 -j REJECT --reject-with icmp-port-unreachable
+-A KUBE-EXTERNAL-SERVICES -m comment --comment "default/idle has no endpoints" -m tcp -p tcp -d 192.0.2.11/32 --dport 81 -j REJECT --reject-with icmp-port-unreachable
+-A KUBE-EXTERNAL-SERVICES -m comment --comment "default/idle has no endpoints" -m tcp -p tcp -d 10.250.0.201/32 --dport 81 -j REJECT --reject-with icmp-port-unreachable
+-A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark 0x4000/0x4000 -j ACCEPT
+-A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+COMMIT
+""",
 }
 
 

@@ -2,7 +2,8 @@
 `pkg/apis/<group>/validation/validation.go`:
 
     meta.py       ObjectMeta (name, labels, annotations) and label maps, for every kind
-    core.py       core/v1: Service, Pod (and the pod spec that workloads embed), Node
+    core.py       core/v1: Pod (and the pod spec that workloads embed), Node
+    service.py    core/v1: Service (types, ports, cluster IPs, traffic policies, LB status)
     secrets.py    core/v1: Secret (data keys, size, the keys each type requires, immutability)
     podnet.py     the pod spec's fields that reach the node: hostname, subdomain, DNS policy
                   and config, hostNetwork and hostPorts

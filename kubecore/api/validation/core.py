@@ -1,5 +1,5 @@
-"""core/v1 validation: Service, Pod (and the pod spec that workload templates embed), Node,
-ConfigMap.
+"""core/v1 validation: Pod (and the pod spec that workload templates embed), Node,
+ConfigMap; the Service's is `service.py`.
 
 Namespaces, Events and ServiceAccounts have no rules beyond their metadata and shape."""
 from __future__ import annotations
@@ -18,7 +18,6 @@ from kubecore.api.validation import podnet
 from kubecore.api.validation.meta import label_map_causes
 
 PROTOCOLS = ("TCP", "UDP", "SCTP")
-SERVICE_TYPES = ("ClusterIP", "NodePort")
 RESTART_POLICIES = ("Always", "OnFailure", "Never")
 PROBES = ("readinessProbe", "livenessProbe", "startupProbe")
 PROBE_HANDLERS = ("httpGet", "tcpSocket", "exec", "grpc")
@@ -61,81 +60,6 @@ def _not_negative_causes(path: str, value: Any) -> list[Cause]:
     if isinstance(value, int) and value < 0:
         return [Cause(path, f"Invalid value: {value}: must be greater than or equal to 0")]
     return []
-
-
-# --- Service -------------------------------------------------------------------------
-
-def validate_service(obj: Obj, old: Obj | None) -> list[Cause]:
-    spec = obj.get("spec") or {}
-    stype = spec.get("type", "ClusterIP")
-    cluster_ip = spec.get("clusterIP") or ""
-    causes = _service_type_causes(stype)
-    causes += _cluster_ip_causes(cluster_ip, stype)
-    causes += _service_ports_causes(spec.get("ports") or [], stype, headless=cluster_ip == "None")
-    causes += label_map_causes("spec.selector", spec.get("selector"))
-    if old is not None:
-        old_ip = (old.get("spec") or {}).get("clusterIP") or ""
-        if old_ip and cluster_ip != old_ip:
-            causes.append(Cause("spec.clusterIP", f'Invalid value: "{cluster_ip}": field is immutable'))
-    return causes
-
-
-def _service_type_causes(stype: Any) -> list[Cause]:
-    if stype not in SERVICE_TYPES:
-        return [Cause("spec.type", f'Unsupported value: "{stype}": supported values: '
-                      '"ClusterIP", "NodePort"', "FieldValueNotSupported")]
-    return []
-
-
-def _cluster_ip_causes(cluster_ip: str, stype: Any) -> list[Cause]:
-    headless = cluster_ip == "None"
-    causes = []
-    if cluster_ip and not headless and f.ipv4_errors(cluster_ip):
-        causes.append(Cause("spec.clusterIP", f'Invalid value: "{cluster_ip}": must be a valid '
-                            'IPv4 address, or "None" for a headless service'))
-    if headless and stype == "NodePort":
-        causes.append(Cause("spec.clusterIP", 'Invalid value: "None": may not be set to \'None\' '
-                            'for NodePort services'))
-    return causes
-
-
-def _service_ports_causes(ports: list[Obj], stype: Any, *, headless: bool) -> list[Cause]:
-    causes = []
-    if not ports and not headless:
-        causes.append(Cause("spec.ports", "Required value", "FieldValueRequired"))
-    seen_names: set[str] = set()
-    seen_ports: set[tuple[Any, Any]] = set()
-    for i, port in enumerate(ports):
-        path = f"spec.ports[{i}]"
-        causes += _service_port_name_causes(f"{path}.name", port.get("name") or "",
-                                            required=len(ports) > 1, seen=seen_names)
-        causes += port_number_causes(f"{path}.port", port.get("port"))
-        proto = port.get("protocol", "TCP")
-        causes += protocol_causes(f"{path}.protocol", proto)
-        key = (port.get("port"), proto)
-        if key in seen_ports:
-            causes.append(Cause(path, f'Duplicate value: {{"port": {key[0]}, "protocol": "{proto}"}}',
-                                "FieldValueDuplicate"))
-        seen_ports.add(key)
-        causes += _service_target_and_node_port_causes(path, port, stype)
-    return causes
-
-
-def _service_port_name_causes(path: str, name: str, *, required: bool, seen: set[str]) -> list[Cause]:
-    """Ports need names once there are several; names are DNS labels, unique in the Service."""
-    if not name:
-        return [Cause(path, "Required value", "FieldValueRequired")] if required else []
-    return _unique_name_causes(path, name, seen, f.dns1123_label_errors)
-
-
-def _service_target_and_node_port_causes(path: str, port: Obj, stype: Any) -> list[Cause]:
-    causes = []
-    if "targetPort" in port:
-        causes += int_or_name_port_causes(f"{path}.targetPort", port["targetPort"])
-    if port.get("nodePort") is not None and stype != "NodePort":
-        causes.append(Cause(f"{path}.nodePort", "Forbidden: may not be used when `type` is "
-                            f"'{stype}'", "FieldValueForbidden"))
-    return causes
 
 
 # --- Pod -------------------------------------------------------------------------------

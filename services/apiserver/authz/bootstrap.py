@@ -210,6 +210,11 @@ CONTROLLER_RULES: dict[str, list[Obj]] = {
         rule(("get", "list", "watch", "create", "delete", "patch"), "apps", "controllerrevisions"),
         rule(EVENTS, "", "events"),
     ],
+    "service-controller": [  # services/loadbalancer
+        rule(("list", "watch"), "", "services"),
+        rule("update", "", "services/status"),
+        rule(EVENTS, "", "events"),
+    ],
 }
 
 # Controllers that run inside another controller's process, under that one's identity

@@ -10,6 +10,7 @@ import copy
 from typing import Any
 
 from kubecore.api import resources as R
+from kubecore.api.defaults import default_service_status
 from kubecore.api.errors import ApiError, Cause, bad_request, conflict, invalid
 from kubecore.api.patch import (
     PatchError,
@@ -66,6 +67,8 @@ def prepare_create(rt: R.ResourceType, obj: Obj, namespace: str | None) -> Obj:
     meta["uid"] = new_uid()
     meta["creationTimestamp"] = now_rfc3339()
     rt.convert(obj)
+    if rt.kind == "Service":
+        obj.pop("status", None)  # a Service starts with no load balancer (kube's PrepareForCreate)
     if "spec" in obj or rt.kind in ("Deployment", "ReplicaSet"):
         meta["generation"] = 1
     rt.default(obj)
@@ -147,6 +150,8 @@ def prepare_update(rt: R.ResourceType, new: Obj, old: Obj, *, status_only: bool)
     meta = _check_update_identity(rt, new.get("metadata"), old, name)
     check_shape(rt, new, name)
     new = _status_update(new, old) if status_only else _main_update(rt, new, meta, old)
+    if status_only and rt.kind == "Service":
+        default_service_status(new)
     check_object(rt, new, old, name, status_only=status_only)
     if not status_only:
         rt.canonicalize(new)

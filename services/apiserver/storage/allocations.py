@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubecore.api import servicespec as S
 from kubecore.api.errors import Cause, invalid
 from kubecore.api.nodenet import NODE_ADDRESS_TYPES, NodeRanges, node_address_problem, pod_cidr_problem
 from kubecore.api.types import Obj
@@ -83,6 +84,15 @@ class NoAllocations:
 
 
 class ServiceAllocations:
+    """A Service's cluster IP, node ports and health check node port (kube's
+    pkg/registry/core/service/storage/alloc.go), by what its type needs
+    (`kubecore.api.servicespec`): an ExternalName Service holds nothing; NodePort and
+    LoadBalancer hold node ports (a LoadBalancer with `allocateLoadBalancerNodePorts: false`
+    only those asked for), on create ports with the same number (53/UDP and 53/TCP) share
+    one; a LoadBalancer with `externalTrafficPolicy: Local` a health check node port. An
+    update that changes the type claims what the new type needs and releases what it no
+    longer does, in the Service's own transaction."""
+
     def __init__(self, etcd: E.Etcd, ips: IPRange, node_ports: RangeAllocator) -> None:
         self.etcd = etcd
         self.ips = ips
@@ -91,9 +101,7 @@ class ServiceAllocations:
     async def _pick(self, alloc: RangeAllocator) -> int:
         return await alloc.pick(self.etcd)
 
-    async def on_create(self, obj: Obj, kind: str, name: str) -> Plan:
-        spec = obj.setdefault("spec", {})
-        plan = Plan()
+    async def _cluster_ip_claims(self, spec: Obj, plan: Plan, kind: str, name: str) -> None:
         ip = spec.get("clusterIP") or ""
         if ip != "None":
             if ip:
@@ -111,62 +119,110 @@ class ServiceAllocations:
         spec["clusterIPs"] = [ip]
         spec.setdefault("ipFamilies", ["IPv4"])
         spec.setdefault("ipFamilyPolicy", "SingleStack")
-        if spec.get("type") == "NodePort":
-            await self._node_port_claims(spec, set(), plan, kind, name)
+
+    async def on_create(self, obj: Obj, kind: str, name: str) -> Plan:
+        spec = obj.setdefault("spec", {})
+        plan = Plan()
+        if S.needs_cluster_ip(obj):
+            await self._cluster_ip_claims(spec, plan, kind, name)
+        if S.can_hold_node_ports(obj):
+            await self._node_port_claims(obj, set(), plan, kind, name, share=True)
+        if S.needs_health_check_node_port(obj):
+            await self._health_check_claim(spec, plan, kind, name)
         return plan
 
-    async def _node_port_claims(self, spec: Obj, keep: set[int], plan: Plan,
-                                kind: str, name: str) -> None:
+    def _requested(self, np: Any, path: str, kind: str, name: str) -> None:
+        if not isinstance(np, int) or not self.node_ports.contains(np):
+            raise invalid(kind, name, [Cause(path, f"Invalid value: {np}: provided port is "
+                          f"not in the valid range. The range of valid ports is "
+                          f"{self.node_ports.first}-{self.node_ports.last}")])
+
+    async def _node_port_claims(self, obj: Obj, keep: set[int], plan: Plan, kind: str, name: str,
+                                *, share: bool = False) -> None:
+        """Claims for the ports' node ports (those in `keep` are held already), picks for
+        the ports without one when the type allocates them, releases of `keep` no port uses
+        any more. `share`: a port without a node port takes the one of an earlier port with
+        the same number (kube does so on create)."""
         seen: set[int] = set()
-        for i, port in enumerate(spec.get("ports") or []):
-            np = port.get("nodePort")
+        by_number: dict[Any, int] = {}
+        allocate = S.allocates_node_ports(obj)
+        for i, port in enumerate((obj.get("spec") or {}).get("ports") or []):
+            np = port.get("nodePort") or (by_number.get(port.get("port")) if share else None)
             path = f"spec.ports[{i}].nodePort"
             if np:
-                if not isinstance(np, int) or not self.node_ports.contains(np):
-                    raise invalid(kind, name, [Cause(path, f"Invalid value: {np}: provided port is "
-                                  f"not in the valid range. The range of valid ports is "
-                                  f"{self.node_ports.first}-{self.node_ports.last}")])
-                if np in seen:
-                    raise invalid(kind, name, [Cause(path, f"Duplicate value: {np}",
-                                                     "FieldValueDuplicate")])
-                seen.add(np)
-                if np not in keep:
+                self._requested(np, path, kind, name)
+                if np not in seen and np not in keep:
                     plan.claims.append(Claim(self.node_ports, np, False, path, str(np)))
+                port["nodePort"] = np
+            elif allocate:
+                np = await self._pick(self.node_ports)
+                plan.claims.append(Claim(self.node_ports, np, True, path, str(np),
+                                         fill(port, "nodePort", np)))
             else:
-                value = await self._pick(self.node_ports)
-                seen.add(value)
-                plan.claims.append(Claim(self.node_ports, value, True, path, str(value),
-                                         fill(port, "nodePort", value)))
+                continue
+            seen.add(np)
+            by_number.setdefault(port.get("port"), np)
         for old in keep - seen:
             plan.releases.append((self.node_ports, old))
+
+    async def _health_check_claim(self, spec: Obj, plan: Plan, kind: str, name: str) -> None:
+        path = "spec.healthCheckNodePort"
+        hc = spec.get("healthCheckNodePort")
+        if hc:
+            self._requested(hc, path, kind, name)
+            if any(c.allocator is self.node_ports and c.value == hc for c in plan.claims):
+                raise invalid(kind, name, [Cause(path, f'Invalid value: "{hc}": provided port is '
+                                                 "already allocated")])
+            plan.claims.append(Claim(self.node_ports, hc, False, path, str(hc)))
+        else:
+            value = await self._pick(self.node_ports)
+            plan.claims.append(Claim(self.node_ports, value, True, path, str(value),
+                                     fill(spec, "healthCheckNodePort", value)))
 
     async def on_update(self, new: Obj, old: Obj, kind: str, name: str) -> Plan:
         plan = Plan()
         nspec = new.setdefault("spec", {})
         ospec = old.get("spec") or {}
-        nspec.setdefault("clusterIPs", [nspec.get("clusterIP")] if nspec.get("clusterIP") else [])
-        nspec.setdefault("ipFamilies", ospec.get("ipFamilies", ["IPv4"]))
-        nspec.setdefault("ipFamilyPolicy", ospec.get("ipFamilyPolicy", "SingleStack"))
-        old_ports = {p.get("nodePort") for p in ospec.get("ports") or []
-                     if ospec.get("type") == "NodePort" and p.get("nodePort")}
-        if nspec.get("type") == "NodePort":
-            await self._node_port_claims(nspec, old_ports, plan, kind, name)
+        if S.needs_cluster_ip(new) and not S.needs_cluster_ip(old):
+            await self._cluster_ip_claims(nspec, plan, kind, name)
+        elif S.needs_cluster_ip(new):
+            nspec.setdefault("clusterIPs", [nspec.get("clusterIP")] if nspec.get("clusterIP") else [])
+            nspec.setdefault("ipFamilies", ospec.get("ipFamilies", ["IPv4"]))
+            nspec.setdefault("ipFamilyPolicy", ospec.get("ipFamilyPolicy", "SingleStack"))
+        else:
+            plan.releases += self._cluster_ip_releases(old)
+        old_ports = set(S.node_ports(old))
+        if S.can_hold_node_ports(new):
+            await self._node_port_claims(new, old_ports, plan, kind, name)
         else:
             for p in nspec.get("ports") or []:
                 p.pop("nodePort", None)
             plan.releases += [(self.node_ports, v) for v in old_ports]
+        await self._health_check_update(new, old, plan, kind, name)
         return plan
 
+    async def _health_check_update(self, new: Obj, old: Obj, plan: Plan, kind: str, name: str) -> None:
+        needed, needs = S.needs_health_check_node_port(old), S.needs_health_check_node_port(new)
+        old_hc = (old.get("spec") or {}).get("healthCheckNodePort")
+        if needs and not needed:
+            await self._health_check_claim(new["spec"], plan, kind, name)
+        elif needed and not needs:
+            if old_hc:
+                plan.releases.append((self.node_ports, old_hc))
+            new["spec"].pop("healthCheckNodePort", None)
+
+    def _cluster_ip_releases(self, svc: Obj) -> list[tuple[RangeAllocator, int]]:
+        ip = (svc.get("spec") or {}).get("clusterIP") or ""
+        if S.needs_cluster_ip(svc) and ip and ip != "None" and self.ips.contains(ip):
+            return [(self.ips.alloc, self.ips.to_int(ip))]
+        return []
+
     def on_delete(self, old: Obj) -> Plan:
-        plan = Plan()
-        spec = old.get("spec") or {}
-        ip = spec.get("clusterIP") or ""
-        if ip and ip != "None" and self.ips.contains(ip):
-            plan.releases.append((self.ips.alloc, self.ips.to_int(ip)))
-        if spec.get("type") == "NodePort":
-            for p in spec.get("ports") or []:
-                if p.get("nodePort"):
-                    plan.releases.append((self.node_ports, p["nodePort"]))
+        plan = Plan(releases=self._cluster_ip_releases(old))
+        plan.releases += [(self.node_ports, v) for v in S.node_ports(old)]
+        hc = (old.get("spec") or {}).get("healthCheckNodePort")
+        if S.needs_health_check_node_port(old) and isinstance(hc, int) and hc not in S.node_ports(old):
+            plan.releases.append((self.node_ports, hc))
         return plan
 
 

@@ -32,46 +32,6 @@ def pod_spec(*containers: Obj, **spec: object) -> Obj:
     return {"containers": list(containers) or [{"name": "app", "image": "busybox"}], **spec}
 
 
-@pytest.mark.parametrize("obj,old,expected", [
-    (svc(selector={"app": "web"}), None, []),
-    (svc(type="LoadBalancer"), None,
-     [("spec.type", 'Unsupported value: "LoadBalancer": supported values: "ClusterIP", "NodePort"',
-       UNSUPPORTED)]),
-    (svc(clusterIP="300.1.1.1"), None,
-     [("spec.clusterIP", 'Invalid value: "300.1.1.1": must be a valid IPv4 address, or "None" for a '
-       "headless service", INVALID)]),
-    (svc(clusterIP="None", type="NodePort"), None,
-     [("spec.clusterIP", "Invalid value: \"None\": may not be set to 'None' for NodePort services",
-       INVALID)]),
-    (svc(ports=[]), None, [("spec.ports", "Required value", REQUIRED)]),
-    (svc(ports=[], clusterIP="None"), None, []),
-    (svc(ports=[{"port": 80}, {"name": "Web", "port": 0, "protocol": "HTTP"},
-                {"name": "Web", "port": 80, "targetPort": "x--y", "nodePort": 30000}]), None,
-     [("spec.ports[0].name", "Required value", REQUIRED),
-      ("spec.ports[1].name", f'Invalid value: "Web": {LABEL_MSG}', INVALID),
-      ("spec.ports[1].port", f"Invalid value: 0: {PORT_MSG}", INVALID),
-      ("spec.ports[1].protocol", 'Unsupported value: "HTTP": supported values: "SCTP", "TCP", "UDP"',
-       UNSUPPORTED),
-      ("spec.ports[2].name", f'Invalid value: "Web": {LABEL_MSG}', INVALID),
-      ("spec.ports[2].name", 'Duplicate value: "Web"', DUPLICATE),
-      ("spec.ports[2]", 'Duplicate value: {"port": 80, "protocol": "TCP"}', DUPLICATE),
-      ("spec.ports[2].targetPort", 'Invalid value: "x--y": must not contain consecutive hyphens',
-       INVALID),
-      ("spec.ports[2].nodePort", "Forbidden: may not be used when `type` is 'ClusterIP'", FORBIDDEN)]),
-    (svc(ports=[{"port": 80, "targetPort": "70000"}], selector={"app": "a b"}), None,
-     [("spec.ports[0].targetPort", f"Invalid value: 70000: {PORT_MSG}", INVALID),
-      ("spec.selector", 'Invalid value: "a b": a valid label must be an empty string or consist of '
-       "alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric "
-       "character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is "
-       "'(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')", INVALID)]),
-    (svc(clusterIP="10.96.0.2"), svc(clusterIP="10.96.0.1"),
-     [("spec.clusterIP", 'Invalid value: "10.96.0.2": field is immutable', INVALID)]),
-], ids=["valid", "type", "cluster-ip", "headless-nodeport", "no-ports", "headless-no-ports",
-        "ports", "target-port-and-selector", "cluster-ip-immutable"])
-def test_service(obj: Obj, old: Obj | None, expected: list[tuple[str, str, str]]) -> None:
-    assert causes(R.SERVICES, obj, old) == expected
-
-
 @pytest.mark.parametrize("spec,expected", [
     (pod_spec(), []),
     ({"containers": []}, [("spec.containers", "Required value", REQUIRED)]),
@@ -249,12 +209,6 @@ def test_metadata() -> None:
 
 
 def test_defaults() -> None:
-    service = svc(type="NodePort")
-    R.SERVICES.default(service)
-    assert service["spec"] == {"ports": [{"port": 80, "protocol": "TCP", "targetPort": 80}],
-                               "type": "NodePort", "sessionAffinity": "None",
-                               "internalTrafficPolicy": "Cluster", "externalTrafficPolicy": "Cluster"}
-    assert service["status"] == {"loadBalancer": {}}
     deployment: Obj = {"spec": {"template": {"spec": {"containers": [{"name": "a"}]}}}}
     R.DEPLOYMENTS.default(deployment)
     assert deployment["spec"]["strategy"] == {"type": "RollingUpdate",
@@ -266,15 +220,6 @@ def test_defaults() -> None:
     namespace: Obj = {"status": {}}
     R.NAMESPACES.default(namespace)
     assert namespace == {"status": {"phase": "Active"}, "spec": {"finalizers": ["kubernetes"]}}
-
-
-def test_service_updates_keep_allocations() -> None:
-    old = svc(type="NodePort", clusterIP="10.96.0.7", clusterIPs=["10.96.0.7"])
-    old["spec"]["ports"][0]["nodePort"] = 30080
-    new = svc(type="NodePort")
-    R.carry_over_service_allocations(new, old)
-    assert new["spec"]["clusterIP"] == "10.96.0.7" and new["spec"]["clusterIPs"] == ["10.96.0.7"]
-    assert new["spec"]["ports"][0]["nodePort"] == 30080
 
 
 def test_formats_keep_their_first_import_path() -> None:

@@ -1,0 +1,63 @@
+"""Service types in a whole local cluster: a LoadBalancer Service gets an address from the
+load-balancer controller's pool on the node network and answers `curl` from the host (root
+namespace -> bridge -> the node elected to answer ARP for it -> DNAT to a pod), and a pod's
+`dig` of an ExternalName Service gets the cluster DNS's CNAME."""
+from __future__ import annotations
+
+import json
+import subprocess
+
+from tests.e2e.harness import MANIFESTS, Cluster, run, running_ready, wait_until
+
+LB = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web-lb"},
+      "spec": {"type": "LoadBalancer", "selector": {"app": "test"},
+               "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}}
+EXTERNAL_NAME = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "db"},
+                 "spec": {"type": "ExternalName", "externalName": "db.example.com"}}
+
+
+def test_load_balancer_reached_from_the_host_and_externalname_cname(cluster: Cluster, tmp_path) -> None:
+    cluster.mkctl("apply", "-f", str(MANIFESTS))
+    path = tmp_path / "svcs.json"
+    path.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": [LB, EXTERNAL_NAME]}))
+    cluster.mkctl("apply", "-f", str(path))
+
+    def ingress_ip() -> str | None:
+        svc = json.loads(cluster.mkctl("get", "svc", "web-lb", "-o", "json").stdout)
+        ingress = (svc.get("status") or {}).get("loadBalancer", {}).get("ingress") or []
+        return ingress[0]["ip"] if ingress else None
+    ip = wait_until(ingress_ip, timeout=60, what="the load balancer's address")
+    assert ip == "10.251.0.200", "the first address of the pool the launcher gives the controller"
+
+    # kubectl's columns: the ingress IP, the node ports; the ExternalName's name, no cluster IP
+    kc = ["kubectl", "--kubeconfig", cluster.status["kubeconfig"], "--cache-dir", str(tmp_path / "kc")]
+    listing = {line.split()[0]: line.split() for line in run(*kc, "get", "svc").stdout.splitlines()}
+    assert listing["web-lb"][1] == "LoadBalancer" and listing["web-lb"][3] == ip
+    assert listing["web-lb"][4].startswith("80:") and listing["web-lb"][4].endswith("/TCP")
+    assert listing["db"][1:5] == ["ExternalName", "<none>", "db.example.com", "<none>"]
+
+    wait_until(lambda: (lambda ps: len(ps) == 3 and all(map(running_ready, ps)))(cluster.pods("app=test")),
+               timeout=120, what="3 ready test pods")
+
+    def curl_from_host() -> str:
+        res = subprocess.run(["curl", "-sS", "-m", "2", f"http://{ip}/hostname"],
+                             capture_output=True, text=True, timeout=10)
+        return res.stdout.strip() if res.returncode == 0 else ""
+    names = {p["metadata"]["name"] for p in cluster.pods("app=test")}
+    assert wait_until(curl_from_host, timeout=60, what="curl to the load balancer from the host") in names
+    assert {curl_from_host() for _ in range(30)} == names, "spread over every endpoint"
+
+    wait_until(lambda: running_ready(json.loads(cluster.mkctl("get", "pod", "client", "-o", "json").stdout)),
+               timeout=60, what="client pod")
+    out = cluster.mkctl("exec", "client", "--", "dig", "+short", "db.default.svc.cluster.local").stdout
+    assert out.split() == ["db.example.com."]
+    out = cluster.mkctl("exec", "client", "--", "dig", "db.default.svc.cluster.local", "AAAA").stdout
+    assert "CNAME\tdb.example.com." in out and "status: NOERROR" in out
+
+    # no longer a LoadBalancer: the address is released and no node answers for it any more
+    cluster.mkctl("apply", "-f", str(path))  # unchanged: nothing moves
+    assert ingress_ip() == ip
+    run(*kc, "patch", "svc", "web-lb", "-p", '{"spec":{"type":"ClusterIP"}}')
+    assert ingress_ip() is None
+    wait_until(lambda: all(ip not in run("ip", "netns", "exec", n, "ip", "-4", "addr").stdout
+                           for n in ("mce-node-1", "mce-node-2")), timeout=20, what="the address withdrawn")
