@@ -14,6 +14,7 @@ from pathlib import Path
 from cluster.procs import free_port
 
 ROOT = Path(__file__).resolve().parent.parent.parent
+MANIFESTS = Path(__file__).resolve().parent / "manifests.yaml"  # the seed walkthrough's
 NAME = "mce"
 NODE_CIDR, CLUSTER_CIDR, SERVICE_CIDR = "10.251.0.0/24", "10.245.0.0/16", "10.112.0.0/12"
 

@@ -10,11 +10,8 @@ import os
 import stat
 import subprocess
 import time
-from pathlib import Path
 
-from tests.e2e.harness import NAME, SERVICE_CIDR, run, running_ready, wait_until
-
-MANIFESTS = Path(__file__).resolve().parent / "manifests.yaml"
+from tests.e2e.harness import MANIFESTS, NAME, SERVICE_CIDR, run, running_ready, wait_until
 
 
 def test_status_reports_nodes_and_healthy_components(cluster):
