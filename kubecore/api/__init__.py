@@ -11,6 +11,9 @@ Where to find what (bottom to top; each module imports only those above it in th
                        node network, and the routes both make (API server, launcher, agents)
     selectorparse.py   the label selector language: lexer and parser (apimachinery's labels.Parse)
     selectors.py       label and field selectors: parsing and matching
+    cron.py            CronJob schedules: kube's cron parser (robfig/cron v3) and next times
+    batch.py           batch/v1's label, annotation and finalizer names, a Job's generated
+                       selector (kube's job strategy on create), its conditions
     models.py          the pydantic models that check shapes; unknown fields (strict decoding)
     secrets.py         a Secret's wire form: Go's base64 of `data`, `stringData` merged in
                        (kube's v1 conversion), the Secret types and their keys
@@ -18,7 +21,7 @@ Where to find what (bottom to top; each module imports only those above it in th
                        pkg/apis/<group>/validation: meta.py (ObjectMeta, every kind),
                        core.py (Service, Pod, Node; podnet.py the pod fields that reach
                        the node), secrets.py (Secret), apps.py (Deployment, ReplicaSet),
-                       discovery.py (EndpointSlice)
+                       discovery.py (EndpointSlice), batch.py (Job, CronJob)
     defaults.py        what is filled in before validation, per kind (pkg/apis/<group>/v1/defaults.go)
     fieldselectors.py  the fields each kind can be selected by
     resources.py       the registry: `ResourceType` and one declaration per kind tying the above

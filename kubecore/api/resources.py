@@ -18,12 +18,13 @@ from kubecore.api import defaults as d
 from kubecore.api import fieldselectors as fs
 from kubecore.api import formats as v
 from kubecore.api import models
+from kubecore.api.batch import generate_job_selector
 from kubecore.api.defaults import carry_over_service_allocations as carry_over_service_allocations
 from kubecore.api.errors import Cause
 from kubecore.api.secrets import convert_secret
 from kubecore.api.selectors import FieldGetter
 from kubecore.api.types import Obj
-from kubecore.api.validation import apps, core, discovery, rbac, secrets
+from kubecore.api.validation import apps, batch, core, discovery, rbac, secrets
 from kubecore.api.validation.meta import metadata_causes as metadata_causes
 
 Validator = Callable[[Obj, Obj | None], list[Cause]]
@@ -63,6 +64,9 @@ class ResourceType:
     field_getters: dict[str, FieldGetter] = field(default_factory=dict)
     # Objects whose deletion is graceful (pods): DELETE marks them, the node agent finishes it.
     graceful_delete: bool = False
+    # What kube's PrepareForCreate adds once the uid is assigned, before defaults (a Job's
+    # generated selector): changes the object in place.
+    prepare_create: Converter = _noop_default
 
     @property
     def api_version(self) -> str:
@@ -162,10 +166,21 @@ CLUSTERROLEBINDINGS = ResourceType("rbac.authorization.k8s.io", "v1", "ClusterRo
                                    validate=rbac.validate_clusterrolebinding,
                                    default=d.default_binding, field_getters=fs.COMMON_FIELDS)
 
+# batch/v1: Jobs run pods to completion, CronJobs make Jobs on a schedule (services/jobs).
+JOBS = ResourceType("batch", "v1", "Job", "jobs", "job", True, models.Job, categories=("all",),
+                    subresources=("status",), validate=batch.validate_job,
+                    validate_status=batch.validate_job_status, default=d.default_job,
+                    prepare_create=generate_job_selector, field_getters=fs.JOB_FIELDS)
+CRONJOBS = ResourceType("batch", "v1", "CronJob", "cronjobs", "cronjob", True, models.CronJob,
+                        short_names=("cj",), categories=("all",), subresources=("status",),
+                        validate=batch.validate_cronjob, default=d.default_cronjob,
+                        field_getters=fs.COMMON_FIELDS)
+
 ALL: tuple[ResourceType, ...] = (NAMESPACES, SERVICES, PODS, NODES, ENDPOINTSLICES,
                                  DEPLOYMENTS, REPLICASETS, EVENTS, SECRETS, SERVICEACCOUNTS,
                                  CONFIGMAPS, ROLES, CLUSTERROLES, ROLEBINDINGS, CLUSTERROLEBINDINGS,
-                                 CONTROLLERREVISIONS)
+                                 CONTROLLERREVISIONS,
+                                 JOBS, CRONJOBS)
 
 # Reviews: created to ask a question, answered in the response, never stored (no watch
 # cache, no list); served under their groups beside the stored kinds.

@@ -8,6 +8,7 @@
                   and config, hostNetwork and hostPorts
     apps.py       apps/v1: Deployment, ReplicaSet
     discovery.py  discovery.k8s.io/v1: EndpointSlice
+    batch.py      batch/v1: Job, CronJob (the schedule by kube's cron parser, the time zone)
 
 Each `validate_<kind>(obj, old)` returns the causes kube-apiserver would report, in its
 order and words (kubectl and the tests compare them); `old` is the stored object on an

@@ -1,8 +1,9 @@
 """What the server does to an object of any kind before it is stored (kube-apiserver's
 create/update strategies): metadata the server owns, the kind's defaults, the rules of the
 status subresource, and the checks of `validation.py` at their places. The kinds differ only
-in what `kubecore.api.resources.ResourceType` gives: `default`, `validate`, `has_status`,
-`graceful_delete`, and the Service's carried-over allocations."""
+in what `kubecore.api.resources.ResourceType` gives: `default`, `prepare_create` (a Job's
+generated selector), `validate`, `has_status`, `graceful_delete`, and the Service's
+carried-over allocations."""
 from __future__ import annotations
 
 import copy
@@ -68,6 +69,7 @@ def prepare_create(rt: R.ResourceType, obj: Obj, namespace: str | None) -> Obj:
     if "spec" in obj or rt.kind in ("Deployment", "ReplicaSet"):
         meta["generation"] = 1
     rt.default(obj)
+    rt.prepare_create(obj)
     _drop_empty_lists(meta)
     check_object(rt, obj, None, name or "")
     return obj
