@@ -91,7 +91,7 @@ def finished_condition(job: Obj) -> Obj | None:
 
 
 def is_indexed(job: Obj) -> bool:
-    return nested(job, "spec", "completionMode") == "Indexed"
+    return bool(nested(job, "spec", "completionMode") == "Indexed")
 
 
 def int_field(obj: Any, *path: str, default: int = 0) -> int:
