@@ -69,6 +69,7 @@ def control_plane(cfg: ClusterConfig) -> list[Component]:
                    "--grace", str(cfg.node_grace_seconds)),
         controller("serviceaccounts", "services.serviceaccounts", 6,
                    "--root-ca-file", str(pki / "ca.crt")),
+        controller("jobs", "services.jobs", 9),
         Component("dns", (py, "-m", "services.dns", *kubeconfig("dns"), "--listen", cfg.gateway_ip,
                           "--port", str(cfg.dns_port), "--metrics-port", str(port + 5)),
                   health=f"http://127.0.0.1:{port + 5}/readyz", stage=2),

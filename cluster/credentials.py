@@ -6,7 +6,7 @@ Each process gets its own identity, and RBAC gives each only what it does:
 
     admin (the user's kubeconfig)  kubernetes-admin, group system:masters
     scheduler                      system:kube-scheduler
-    endpointslice, gc, deployments, nodelifecycle, serviceaccounts
+    endpointslice, gc, deployments, nodelifecycle, serviceaccounts, jobs
                                    system:serviceaccount:kube-system:<controller>, the identities
                                    kube-controller-manager's controllers run as
     dns                            system:serviceaccount:kube-system:coredns
@@ -42,6 +42,7 @@ CONTROL_PLANE_IDENTITIES: dict[str, tuple[str, tuple[str, ...]]] = {
     "gc": (service_account("generic-garbage-collector"), ()),
     "nodelifecycle": (service_account("node-controller"), ()),
     "serviceaccounts": (service_account("service-account-controller"), ()),
+    "jobs": (service_account("job-controller"), ()),
     "dns": (service_account("coredns"), ()),
 }
 PROXY_IDENTITY: tuple[str, tuple[str, ...]] = ("system:kube-proxy", ())

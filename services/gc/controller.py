@@ -39,12 +39,14 @@ from services.gc.decisions import Action, Decision, OwnerState, decide, owner_re
 
 log = logging.getLogger("gc")
 
-# Owners and dependents alike: Deployment -> ReplicaSet -> Pod, Service -> EndpointSlice;
+# Owners and dependents alike: Deployment -> ReplicaSet -> Pod, Service -> EndpointSlice,
+# CronJob -> Job -> Pod;
 # Nodes so that one deleted with Orphan or Foreground loses its finalizer. As kube's
 # collector, not Events (too many to cache, owners of nothing); Namespaces are emptied by
 # their own deletion.
 WATCHED: tuple[ResourceType, ...] = (R.SERVICES, R.DEPLOYMENTS, R.REPLICASETS, R.PODS,
-                                     R.ENDPOINTSLICES, R.NODES)
+                                     R.ENDPOINTSLICES, R.NODES,
+                                     R.JOBS, R.CRONJOBS)
 BY_UID = "uid"
 BY_OWNER_UID = "owner-uid"
 

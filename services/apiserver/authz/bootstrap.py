@@ -171,6 +171,7 @@ CONTROLLER_RULES: dict[str, list[Obj]] = {
         rule(("get", "list", "watch", "patch", "delete"), "", "services", "pods", "nodes"),
         rule(("get", "list", "watch", "patch", "delete"), "apps", "deployments", "replicasets"),
         rule(("get", "list", "watch", "patch", "delete"), "discovery.k8s.io", "endpointslices"),
+        rule(("get", "list", "watch", "patch", "delete"), "batch", "jobs", "cronjobs"),
     ],
     "node-controller": [
         rule(("list", "watch"), "", "nodes", "pods"),
@@ -184,6 +185,21 @@ CONTROLLER_RULES: dict[str, list[Obj]] = {
         rule(("list", "watch"), "", "namespaces"),
         rule(("list", "watch", "create", "update"), "", "configmaps"),
     ],
+    "job-controller": [
+        rule(("list", "watch"), "batch", "jobs"),
+        rule("update", "batch", "jobs/status"),
+        rule(("get", "list", "watch", "create", "patch", "delete"), "", "pods"),
+        rule(EVENTS, "", "events"),
+    ],
+    "cronjob-controller": [
+        rule(("get", "list", "watch"), "batch", "cronjobs"),
+        rule("update", "batch", "cronjobs/status"),
+        rule(("get", "list", "watch", "create", "delete"), "batch", "jobs"),
+        rule(EVENTS, "", "events"),
+    ],
+    "ttl-after-finished-controller": [
+        rule(("get", "list", "watch", "delete"), "batch", "jobs"),
+    ],
 }
 
 # Controllers that run inside another controller's process, under that one's identity
@@ -191,6 +207,8 @@ CONTROLLER_RULES: dict[str, list[Obj]] = {
 SHARED_PROCESS: dict[str, tuple[str, ...]] = {
     "replicaset-controller": ("deployment-controller",),  # services/deployments runs both
     "root-ca-cert-publisher": ("service-account-controller",),  # services/serviceaccounts runs both
+    "cronjob-controller": ("job-controller",),  # services/jobs runs all three
+    "ttl-after-finished-controller": ("job-controller",),
 }
 
 SCHEDULER_RULES = [

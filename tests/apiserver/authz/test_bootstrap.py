@@ -44,7 +44,22 @@ CALLS: dict[str, set[tuple[str, str, str]]] = {
     "generic-garbage-collector": {
         (v, g, r) for v in ("get", "list", "watch", "patch", "delete")
         for g, r in (("", "services"), ("", "pods"), ("", "nodes"), ("apps", "deployments"),
-                     ("apps", "replicasets"), ("discovery.k8s.io", "endpointslices"))
+                     ("apps", "replicasets"), ("discovery.k8s.io", "endpointslices"),
+                     ("batch", "jobs"), ("batch", "cronjobs"))
+    },
+    "job-controller": {
+        ("list", "batch", "jobs"), ("watch", "batch", "jobs"), ("update", "batch", "jobs/status"),
+        *((v, "", "pods") for v in ("get", "list", "watch", "create", "patch", "delete")),
+        ("create", "", "events"), ("patch", "", "events"),
+    },
+    "cronjob-controller": {
+        *((v, "batch", "cronjobs") for v in ("get", "list", "watch")),
+        ("update", "batch", "cronjobs/status"),
+        *((v, "batch", "jobs") for v in ("get", "list", "watch", "create", "delete")),
+        ("create", "", "events"), ("patch", "", "events"),
+    },
+    "ttl-after-finished-controller": {
+        (v, "batch", "jobs") for v in ("get", "list", "watch", "delete")
     },
     "node-controller": {
         ("list", "", "nodes"), ("watch", "", "nodes"), ("update", "", "nodes/status"),
