@@ -42,7 +42,8 @@ def test_apiserver_bench_measures_a_b_and_c_at_each_client_count(run_bench):
     (("bench.endpointslice_latency", "--samples", "5", "--churn-pods", "5", "--churn-rate", "10"),
      "5 samples (0 not seen within 10s"),
     (("bench.scheduler_throughput", "--pods", "20", "--nodes", "2", "--workers", "4"), "20/20"),
-], ids=["dns-programming", "endpointslice", "scheduler"])
+    (("bench.job_throughput", "--completions", "6", "--parallelism", "3"), "Deployment replicas=6"),
+], ids=["dns-programming", "endpointslice", "scheduler", "jobs"])
 def test_control_plane_benches_finish(run_bench, argv, expected):
     assert expected in run_bench(*argv)
 
