@@ -67,6 +67,9 @@ class ResourceType:
     # What kube's PrepareForCreate adds once the uid is assigned, before defaults (a Job's
     # generated selector): changes the object in place.
     prepare_create: Converter = _noop_default
+    # What becomes of the dependents when a DELETE names no policy (the strategy's
+    # DefaultGarbageCollectionPolicy): batch/v1 Jobs orphan their pods, for compatibility.
+    default_propagation: str = "Background"
 
     @property
     def api_version(self) -> str:
@@ -170,7 +173,8 @@ CLUSTERROLEBINDINGS = ResourceType("rbac.authorization.k8s.io", "v1", "ClusterRo
 JOBS = ResourceType("batch", "v1", "Job", "jobs", "job", True, models.Job, categories=("all",),
                     subresources=("status",), validate=batch.validate_job,
                     validate_status=batch.validate_job_status, default=d.default_job,
-                    prepare_create=generate_job_selector, field_getters=fs.JOB_FIELDS)
+                    prepare_create=generate_job_selector, field_getters=fs.JOB_FIELDS,
+                    default_propagation="Orphan")
 CRONJOBS = ResourceType("batch", "v1", "CronJob", "cronjobs", "cronjob", True, models.CronJob,
                         short_names=("cj",), categories=("all",), subresources=("status",),
                         validate=batch.validate_cronjob, default=d.default_cronjob,
