@@ -17,6 +17,7 @@ from services.apiserver.authz.rules import breakdown, compile_rules, missing_rul
 from services.apiserver.registry.interfaces import UserInfo
 from services.deployments.app import DeploymentsManager
 from services.endpointslice.controller import EndpointSliceController
+from services.jobs.app import JobsManager
 from services.nodelifecycle.controller import NodeLifecycleController
 from tests.apiserver.authz.policy import caches_over
 from tests.apiserver.registry.fakes import FakeStorage
@@ -190,6 +191,37 @@ async def test_the_deployments_process_calls_are_in_its_two_controllers_tables()
     assert seen.made() <= CALLS["deployment-controller"] | CALLS["replicaset-controller"]
     assert {("create", "apps", "replicasets"), ("create", "", "events")} <= seen.made()
     process = controller_user("deployment-controller")  # cluster/credentials.py: the process's identity
+    authorizer = await bootstrap_authorizer()
+    assert [c for c in sorted(seen.made()) if not authorizer.authorize(attrs(process, *c)).allowed] == []
+
+
+async def test_the_jobs_process_calls_are_in_its_three_controllers_tables() -> None:
+    """One process runs the Job, CronJob and ttl-after-finished controllers (services/jobs):
+    its identity, job-controller, is bound to all three roles."""
+    pod_spec = {"containers": [{"name": "c", "image": "i"}], "restartPolicy": "Never"}
+    api = FakeApiClient()
+    api.preload(R.JOBS, {"metadata": {"name": "j", "namespace": "default"},
+                         "spec": {"ttlSecondsAfterFinished": 0, "template": {"spec": pod_spec}}})
+    api.preload(R.CRONJOBS, {"metadata": {"name": "c", "namespace": "default"},
+                             "spec": {"schedule": "@every 1s", "suspend": False,
+                                      "jobTemplate": {"spec": {"template": {"spec": pod_spec}}}}})
+    seen = Recorded(api)
+    manager = JobsManager(api, pod_failure_backoff=0)  # type: ignore[arg-type]
+    async with running(manager):
+        await until(seen.has("create", "pods"))
+        for obj in list(api.objects.values()):
+            if obj["kind"] == "Pod" and obj["metadata"]["name"].startswith("j-"):
+                await seen.own(api.patch(R.PODS, obj["metadata"]["name"], {"status": {"phase": "Succeeded"}},
+                                         "default", subresource="status"))
+        await until(seen.has("delete", "jobs"))
+        await until(seen.has("create", "jobs"))
+        await manager.jobs.events.flush()
+        await manager.cronjobs.events.flush()
+    tables = CALLS["job-controller"] | CALLS["cronjob-controller"] | CALLS["ttl-after-finished-controller"]
+    assert seen.made() <= tables
+    assert {("update", "batch", "jobs/status"), ("patch", "", "pods"), ("delete", "batch", "jobs"),
+            ("create", "batch", "jobs")} <= seen.made()
+    process = controller_user("job-controller")  # cluster/credentials.py: the process's identity
     authorizer = await bootstrap_authorizer()
     assert [c for c in sorted(seen.made()) if not authorizer.authorize(attrs(process, *c)).allowed] == []
 
