@@ -58,6 +58,12 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _rv(obj: Obj) -> int:
+    """The resourceVersion as a number (this API server's are etcd revisions), 0 if not."""
+    rv = str(nested(obj, "metadata", "resourceVersion") or "")
+    return int(rv) if rv.isdigit() else 0
+
+
 def _why(exc: BaseException) -> str:
     return exc.message if isinstance(exc, ApiError) else str(exc) or type(exc).__name__
 
@@ -115,6 +121,10 @@ class JobController:
         self.queue = WorkQueue("job")
         self.events = EventRecorder(client, "job-controller")
         self.expectations = Expectations()
+        # per Job key: uids of pods whose finalizer is off (and counted) while the cache may
+        # still show it, and the resourceVersion of the last status this controller wrote
+        self.finalizing: dict[str, set[str]] = {}
+        self.written: dict[str, int] = {}
         self.created = Counter("job_pods_created", "Pods created by the Job controller.",
                                registry=registry)
         self.finished = Counter("job_finished", "Jobs finished, by condition.", ["condition"],
@@ -131,6 +141,8 @@ class JobController:
     def _job_deleted(self, job: Obj) -> None:
         key = object_key(job)
         self.expectations.forget(key)
+        self.finalizing.pop(key, None)
+        self.written.pop(key, None)
         for pod in self.pods.store.by_index(BY_CONTROLLER, str(nested(job, "metadata", "uid") or "")):
             if plan.tracked(pod):
                 self.queue.add(ORPHAN_PREFIX + object_key(pod))
@@ -159,9 +171,16 @@ class JobController:
             self.expectations.created(key)
             self.queue.add(key)
 
+    def _seen_without_finalizer(self, key: str, pod: Obj) -> None:
+        uids = self.finalizing.get(key)
+        if uids is not None:
+            uids.discard(str(nested(pod, "metadata", "uid") or ""))
+
     def _pod_updated(self, old: Obj, new: Obj) -> None:
         key = self._route(new)
         if key is not None:
+            if not plan.tracked(new):
+                self._seen_without_finalizer(key, new)
             if nested(new, "metadata", "deletionTimestamp") and not nested(old, "metadata", "deletionTimestamp"):
                 self.expectations.deleted(key, object_key(new))
             self.queue.add(key)
@@ -169,6 +188,7 @@ class JobController:
     def _pod_deleted(self, pod: Obj) -> None:
         key = self._job_key(pod)
         if key is not None:
+            self._seen_without_finalizer(key, pod)
             self.expectations.deleted(key, object_key(pod))
             self.queue.add(key)
 
@@ -185,35 +205,39 @@ class JobController:
         if nested(job, "metadata", "deletionTimestamp"):
             await self._finalize([p for p in pods if plan.tracked(p)])
             return
-        if not self.expectations.satisfied(key):
-            return  # the informer has not shown our last creations/deletions yet
+        if not self.expectations.satisfied(key) or _rv(job) < self.written.get(key, 0):
+            return  # the cache has not shown our last writes yet: their events bring the key back
         now = self.clock()
-        sync = plan.plan_sync(job, pods, now, base_backoff=self.base_backoff)
+        sync = plan.plan_sync(job, pods, now, base_backoff=self.base_backoff,
+                              finalizing=frozenset(self.finalizing.get(key, ())))
         await self._delete_pods(key, job, sync.delete)
         await self._create_pods(key, job, sync.create)
         for event_type, reason, message in sync.events:
             self.events.event(job, event_type, reason, message)
-        await self._write_counts(job, sync, now)
+        await self._write_counts(key, job, sync, now)
         if sync.requeue_after is not None:
             self.queue.add_after(key, sync.requeue_after + 0.05)
 
-    async def _write_counts(self, job: Obj, sync: plan.JobPlan, now: datetime) -> None:
+    async def _write_counts(self, key: str, job: Obj, sync: plan.JobPlan, now: datetime) -> None:
         status = sync.status
         if sync.flush:
-            job = await self._write_status(job, status)
+            job = await self._write_status(key, job, status)
         finalized = await self._finalize(sync.finalize)
+        self.finalizing.setdefault(key, set()).update(finalized)
         settled, events = plan.settle(job, status, finalized, sync.indexes, now)
         if settled != (job.get("status") or {}):
-            await self._write_status(job, settled)
+            await self._write_status(key, job, settled)
         for event_type, reason, message in events:
             self.events.event(job, event_type, reason, message)
             self.finished.labels("Complete" if reason == "Completed" else "Failed").inc()
             log.info("job finished: %s", message, extra={"key": object_key(job)})
 
-    async def _write_status(self, job: Obj, status: Obj) -> Obj:
+    async def _write_status(self, key: str, job: Obj, status: Obj) -> Obj:
         updated = dict(job)
         updated["status"] = status
-        return await self.client.update_status(R.JOBS, updated)
+        written = await self.client.update_status(R.JOBS, updated)
+        self.written[key] = _rv(written)
+        return written
 
     async def _finalize(self, pods: Sequence[Obj]) -> set[str]:
         """Take the tracking finalizer off `pods`; the uids it is off (or the pod gone)."""

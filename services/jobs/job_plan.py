@@ -212,12 +212,13 @@ class _Pods:
     still_tracked: list[Obj]  # uncounted already, finalizer still on
 
 
-def _sort_pods(job: Obj, pods: Sequence[Obj], uncounted: Obj, finishing: bool) -> _Pods:
+def _sort_pods(job: Obj, pods: Sequence[Obj], uncounted: Obj, finishing: bool,
+               finalizing: frozenset[str]) -> _Pods:
     known = set(uncounted.get("succeeded") or []) | set(uncounted.get("failed") or [])
     out = _Pods([p for p in pods if is_active(p)], sum(1 for p in pods if is_terminating(p)),
                 [], [], [])
     for pod in pods:
-        if not tracked(pod):
+        if not tracked(pod) or _uid(pod) in finalizing:
             continue
         if _uid(pod) in known:
             out.still_tracked.append(pod)
@@ -402,15 +403,18 @@ def _track(ctx: _Ctx) -> None:
 
 
 def plan_sync(job: Obj, pods: Sequence[Obj], now: datetime, *,
-              base_backoff: float = DEFAULT_BACKOFF) -> JobPlan:
-    """The sync of `job` given the pods it controls."""
+              base_backoff: float = DEFAULT_BACKOFF,
+              finalizing: frozenset[str] = frozenset()) -> JobPlan:
+    """The sync of `job` given the pods it controls. `finalizing`: uids of pods whose
+    finalizer the controller took off (and counted) but the cache still shows on them
+    (kube's finalizer expectations): they are not counted again."""
     status = copy.deepcopy(job.get("status") or {})
     finished = B.is_finished(job)
     target = _status_condition(status, B.FAILURE_TARGET) or _status_condition(status, B.SUCCESS_CRITERIA_MET)
     finishing = finished or target is not None
     uncounted = status.get("uncountedTerminatedPods") or {}
     sorted_pods = _sort_pods(job, pods, uncounted, finishing and _status_condition(
-        status, B.SUCCESS_CRITERIA_MET) is None)
+        status, B.SUCCESS_CRITERIA_MET) is None, finalizing)
     succeeded = B.int_field(status, "succeeded") + len(uncounted.get("succeeded") or []) + \
         len(sorted_pods.new_succeeded)
     failed = B.int_field(status, "failed") + len(uncounted.get("failed") or []) + len(sorted_pods.new_failed)
@@ -420,7 +424,7 @@ def plan_sync(job: Obj, pods: Sequence[Obj], now: datetime, *,
         _decide(ctx, target)
     if target is None and _status_condition(status, B.FAILURE_TARGET) is not None:
         # failing from this sync on: the pods still running count as failed now
-        ctx.sorted = _sort_pods(job, pods, uncounted, True)
+        ctx.sorted = _sort_pods(job, pods, uncounted, True, finalizing)
     _track(ctx)
     _counters(ctx)
     return ctx.plan

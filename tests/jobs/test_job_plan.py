@@ -296,3 +296,13 @@ def test_ttl_expiry(ttl: int | None, conds: list[tuple[str, str]], expires: date
     job["status"] = {"conditions": [{"type": t, "status": s, "lastTransitionTime": P.rfc3339(NOW)}
                                     for t, s in conds]}
     assert P.expire_time(copy.deepcopy(job)) == expires
+
+
+def test_a_pod_whose_finalizer_is_off_is_not_counted_again_from_a_stale_cache() -> None:
+    job = make_job(completions=3, parallelism=3, status={"startTime": stamp(30), "succeeded": 1,
+                                                         "uncountedTerminatedPods": {}})
+    stale = [pod("s", "Succeeded"), pod("r"), pod("q")]  # "s" was counted; the cache lags
+    assert P.plan_sync(job, stale, NOW).status["uncountedTerminatedPods"] == {"succeeded": ["uid-s"]}
+    plan = P.plan_sync(job, stale, NOW, finalizing=frozenset({"uid-s"}))
+    assert not plan.flush and not plan.finalize
+    assert settled(job, plan)["succeeded"] == 1
