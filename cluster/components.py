@@ -72,6 +72,7 @@ def control_plane(cfg: ClusterConfig) -> list[Component]:
         controller("statefulset", "services.statefulset", 7),
         controller("daemonset", "services.daemonset", 8),
         controller("loadbalancer", "services.loadbalancer", 10, "--pool", cfg.load_balancer_pool),
+        controller("jobs", "services.jobs", 9),
         Component("dns", (py, "-m", "services.dns", *kubeconfig("dns"), "--listen", cfg.gateway_ip,
                           "--port", str(cfg.dns_port), "--metrics-port", str(port + 5)),
                   health=f"http://127.0.0.1:{port + 5}/readyz", stage=2),

@@ -8,6 +8,7 @@ Each process gets its own identity, and RBAC gives each only what it does:
     scheduler                      system:kube-scheduler
     endpointslice, gc, deployments, nodelifecycle, serviceaccounts, statefulset, daemonset,
     loadbalancer
+    endpointslice, gc, deployments, nodelifecycle, serviceaccounts, jobs
                                    system:serviceaccount:kube-system:<controller>, the identities
                                    kube-controller-manager's controllers run as
     dns                            system:serviceaccount:kube-system:coredns
@@ -46,6 +47,7 @@ CONTROL_PLANE_IDENTITIES: dict[str, tuple[str, tuple[str, ...]]] = {
     "statefulset": (service_account("statefulset-controller"), ()),
     "daemonset": (service_account("daemon-set-controller"), ()),
     "loadbalancer": (service_account("service-controller"), ()),
+    "jobs": (service_account("job-controller"), ()),
     "dns": (service_account("coredns"), ()),
 }
 PROXY_IDENTITY: tuple[str, tuple[str, ...]] = ("system:kube-proxy", ())

@@ -11,6 +11,9 @@ Where to find what (bottom to top; each module imports only those above it in th
                        node network, and the routes both make (API server, launcher, agents)
     selectorparse.py   the label selector language: lexer and parser (apimachinery's labels.Parse)
     selectors.py       label and field selectors: parsing and matching
+    cron.py            CronJob schedules: kube's cron parser (robfig/cron v3) and next times
+    batch.py           batch/v1's label, annotation and finalizer names, a Job's generated
+                       selector (kube's job strategy on create), its conditions
     models.py          the pydantic models that check shapes; unknown fields (strict decoding)
     servicespec.py     what a Service's type needs (cluster IP, node ports, health check port) and
                        what an update drops or keeps of the type-dependent fields (kube's strategy)
@@ -22,7 +25,7 @@ Where to find what (bottom to top; each module imports only those above it in th
                        core.py (Pod, Node; podnet.py the pod fields that reach the node),
                        service.py (Service), secrets.py (Secret), apps.py (Deployment, ReplicaSet),
                        statefulset.py (StatefulSet),
-                       discovery.py (EndpointSlice)
+                       discovery.py (EndpointSlice), batch.py (Job, CronJob)
     defaults.py        what is filled in before validation, per kind (pkg/apis/<group>/v1/defaults.go)
     fieldselectors.py  the fields each kind can be selected by
     resources.py       the registry: `ResourceType` and one declaration per kind tying the above

@@ -281,3 +281,60 @@ def default_binding(obj: Obj) -> None:
         if isinstance(subject, dict) and not subject.get("apiGroup") \
                 and subject.get("kind") in ("User", "Group"):
             subject["apiGroup"] = RBAC_GROUP
+
+
+# --- batch/v1 --------------------------------------------------------------------------------
+
+def default_job_template(template: Obj) -> None:
+    """The pod template inside a Job or a CronJob's jobTemplate (SetObjectDefaults_Job's
+    pod defaults)."""
+    default_pod_spec(_child(template, "spec", {}))
+    _child(template, "metadata", {})
+
+
+def default_job(obj: Obj) -> None:
+    """SetDefaults_Job (kube 1.31): one pod to run to completion unless told otherwise, six
+    retries, NonIndexed, not suspended, replacements once pods are terminating or failed,
+    and the Job's labels from its template's when it has none."""
+    spec = _child(obj, "spec", {})
+    if spec.get("completions") is None and spec.get("parallelism") is None:
+        spec["completions"] = 1
+        spec["parallelism"] = 1
+    if spec.get("parallelism") is None:
+        spec["parallelism"] = 1
+    if spec.get("backoffLimit") is None:
+        spec["backoffLimit"] = 2147483647 if spec.get("backoffLimitPerIndex") is not None else 6
+    template = _child(spec, "template", {})
+    default_job_template(template)
+    labels = (template.get("metadata") or {}).get("labels")
+    meta = _child(obj, "metadata", {})
+    if isinstance(labels, dict) and labels and not meta.get("labels"):
+        meta["labels"] = dict(labels)
+    if spec.get("completionMode") is None:
+        spec["completionMode"] = "NonIndexed"
+    if spec.get("suspend") is None:
+        spec["suspend"] = False
+    if spec.get("podReplacementPolicy") is None:
+        spec["podReplacementPolicy"] = ("Failed" if spec.get("podFailurePolicy") is not None
+                                        else "TerminatingOrFailed")
+    if spec.get("manualSelector") is None:
+        spec["manualSelector"] = False
+    _child(obj, "status", {})
+
+
+def default_cronjob(obj: Obj) -> None:
+    """SetDefaults_CronJob: Allow, not suspended, keep 3 successful Jobs and 1 failed; the
+    jobTemplate's pod template gets the pod defaults (its Job spec gets the Job's defaults
+    only when the controller creates the Job)."""
+    spec = _child(obj, "spec", {})
+    if not spec.get("concurrencyPolicy"):
+        spec["concurrencyPolicy"] = "Allow"
+    if spec.get("suspend") is None:
+        spec["suspend"] = False
+    if spec.get("successfulJobsHistoryLimit") is None:
+        spec["successfulJobsHistoryLimit"] = 3
+    if spec.get("failedJobsHistoryLimit") is None:
+        spec["failedJobsHistoryLimit"] = 1
+    job_template = _child(spec, "jobTemplate", {})
+    default_job_template(_child(_child(job_template, "spec", {}), "template", {}))
+    _child(obj, "status", {})

@@ -49,3 +49,7 @@ SECRET_FIELDS: dict[str, FieldGetter] = {
     **COMMON_FIELDS,
     "type": lambda o: nested(o, "type"),
 }
+JOB_FIELDS: dict[str, FieldGetter] = {
+    **COMMON_FIELDS,
+    "status.successful": lambda o: str(nested(o, "status", "succeeded") or 0),
+}

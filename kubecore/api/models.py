@@ -507,6 +507,58 @@ class DaemonSet(_Complete):
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
     spec: DaemonSetSpec
     status: DaemonSetStatus | None = None
+# --- batch/v1 ------------------------------------------------------------------------
+
+class JobSpec(_Complete):
+    parallelism: StrictInt | None = None
+    completions: StrictInt | None = None
+    activeDeadlineSeconds: StrictInt | None = None
+    backoffLimit: StrictInt | None = None
+    selector: LabelSelector | None = None
+    manualSelector: StrictBool | None = None
+    template: PodTemplateSpec
+    ttlSecondsAfterFinished: StrictInt | None = None
+    completionMode: StrictStr | None = None
+    suspend: StrictBool | None = None
+    podReplacementPolicy: StrictStr | None = None
+    # accepted so real manifests pass strict decoding; the controller does not act on them
+    podFailurePolicy: Any | None = None
+    successPolicy: Any | None = None
+    backoffLimitPerIndex: Any | None = None
+    maxFailedIndexes: Any | None = None
+    managedBy: Any | None = None
+
+
+class Job(_Complete):
+    apiVersion: StrictStr | None = None
+    kind: StrictStr | None = None
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: JobSpec
+    status: dict[str, Any] | None = None
+
+
+class JobTemplateSpec(_Complete):
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: JobSpec
+
+
+class CronJobSpec(_Complete):
+    schedule: StrictStr
+    timeZone: StrictStr | None = None
+    startingDeadlineSeconds: StrictInt | None = None
+    concurrencyPolicy: StrictStr | None = None
+    suspend: StrictBool | None = None
+    jobTemplate: JobTemplateSpec
+    successfulJobsHistoryLimit: StrictInt | None = None
+    failedJobsHistoryLimit: StrictInt | None = None
+
+
+class CronJob(_Complete):
+    apiVersion: StrictStr | None = None
+    kind: StrictStr | None = None
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: CronJobSpec
+    status: dict[str, Any] | None = None
 
 
 # --- core/v1 Event ----------------------------------------------------------------------

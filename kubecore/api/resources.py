@@ -18,6 +18,7 @@ from kubecore.api import defaults as d
 from kubecore.api import fieldselectors as fs
 from kubecore.api import formats as v
 from kubecore.api import models
+from kubecore.api.batch import generate_job_selector
 from kubecore.api.defaults import carry_over_service_allocations as carry_over_service_allocations
 from kubecore.api.defaults import daemonset_template_generation as daemonset_template_generation
 from kubecore.api.errors import Cause
@@ -25,7 +26,7 @@ from kubecore.api.secrets import convert_secret
 from kubecore.api.selectors import FieldGetter
 from kubecore.api.subsets import canonicalize_endpoints
 from kubecore.api.types import Obj
-from kubecore.api.validation import apps, core, discovery, rbac, secrets, statefulset
+from kubecore.api.validation import apps, batch, core, discovery, rbac, secrets, statefulset
 from kubecore.api.validation import endpoints as endpoints_validation
 from kubecore.api.validation import service as svc_v
 from kubecore.api.validation.meta import metadata_causes as metadata_causes
@@ -70,6 +71,12 @@ class ResourceType:
     # kube's strategy Canonicalize: the stored form of a valid object (Endpoints' subsets
     # repacked), applied after validation so causes name the fields as sent.
     canonicalize: Converter = _noop_default
+    # What kube's PrepareForCreate adds once the uid is assigned, before defaults (a Job's
+    # generated selector): changes the object in place.
+    prepare_create: Converter = _noop_default
+    # What becomes of the dependents when a DELETE names no policy (the strategy's
+    # DefaultGarbageCollectionPolicy): batch/v1 Jobs orphan their pods, for compatibility.
+    default_propagation: str = "Background"
 
     @property
     def api_version(self) -> str:
@@ -191,10 +198,22 @@ CLUSTERROLEBINDINGS = ResourceType("rbac.authorization.k8s.io", "v1", "ClusterRo
                                    validate=rbac.validate_clusterrolebinding,
                                    default=d.default_binding, field_getters=fs.COMMON_FIELDS)
 
+# batch/v1: Jobs run pods to completion, CronJobs make Jobs on a schedule (services/jobs).
+JOBS = ResourceType("batch", "v1", "Job", "jobs", "job", True, models.Job, categories=("all",),
+                    subresources=("status",), validate=batch.validate_job,
+                    validate_status=batch.validate_job_status, default=d.default_job,
+                    prepare_create=generate_job_selector, field_getters=fs.JOB_FIELDS,
+                    default_propagation="Orphan")
+CRONJOBS = ResourceType("batch", "v1", "CronJob", "cronjobs", "cronjob", True, models.CronJob,
+                        short_names=("cj",), categories=("all",), subresources=("status",),
+                        validate=batch.validate_cronjob, default=d.default_cronjob,
+                        field_getters=fs.COMMON_FIELDS)
+
 ALL: tuple[ResourceType, ...] = (NAMESPACES, SERVICES, PODS, NODES, ENDPOINTSLICES,
                                  DEPLOYMENTS, REPLICASETS, EVENTS, SECRETS, SERVICEACCOUNTS,
                                  CONFIGMAPS, ROLES, CLUSTERROLES, ROLEBINDINGS, CLUSTERROLEBINDINGS,
-                                 CONTROLLERREVISIONS, STATEFULSETS, DAEMONSETS, ENDPOINTS)
+                                 CONTROLLERREVISIONS, STATEFULSETS, DAEMONSETS, ENDPOINTS,
+                                 JOBS, CRONJOBS)
 
 # Reviews: created to ask a question, answered in the response, never stored (no watch
 # cache, no list); served under their groups beside the stored kinds.

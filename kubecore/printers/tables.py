@@ -678,6 +678,103 @@ ENDPOINTS_COLUMNS = (
     AGE,
 )
 
+
+# --- batch/v1 ----------------------------------------------------------------------------------
+
+def _true_condition(obj: Obj, ctype: str) -> bool:
+    return any(isinstance(c, dict) and c.get("type") == ctype and c.get("status") == "True"
+               for c in _list(obj, "status", "conditions"))
+
+
+def job_status(job: Obj) -> str:
+    """kubectl's STATUS of a Job (1.30+): a finished condition first, then what is pending."""
+    for ctype, text in (("Complete", "Complete"), ("Failed", "Failed")):
+        if _true_condition(job, ctype):
+            return text
+    if _get(job, "metadata", "deletionTimestamp"):
+        return "Terminating"
+    for ctype in ("Suspended", "FailureTarget", "SuccessCriteriaMet"):
+        if _true_condition(job, ctype):
+            return ctype
+    return "Running"
+
+
+def job_completions(job: Obj) -> str:
+    succeeded = _int(_get(job, "status", "succeeded"))
+    completions = _get(job, "spec", "completions")
+    if isinstance(completions, int):
+        return f"{succeeded}/{completions}"
+    parallelism = _int(_get(job, "spec", "parallelism"))
+    return f"{succeeded}/1 of {parallelism}" if parallelism > 1 else f"{succeeded}/1"
+
+
+def job_duration(job: Obj, now: datetime) -> str:
+    start = parse_time(_get(job, "status", "startTime"))
+    if start is None:
+        return ""
+    end = parse_time(_get(job, "status", "completionTime")) or now
+    return human_duration((end - start).total_seconds())
+
+
+def _template_columns(*path: str) -> tuple[Column, ...]:
+    """CONTAINERS, IMAGES, SELECTOR of the pod template at `path` (wide)."""
+    def containers(o: Obj) -> list[Obj]:
+        return _list(o, *path, "template", "spec", "containers")
+
+    return (
+        Column("Containers", lambda o, n: ",".join(c.get("name", "") for c in containers(o)),
+               priority=1, description="Names of each container in the template."),
+        Column("Images", lambda o, n: ",".join(c.get("image", "") for c in containers(o)),
+               priority=1, description="Images referenced by each container in the template."),
+        Column("Selector", lambda o, n: label_selector_text(_get(o, *path, "selector")), priority=1,
+               description="A label query over pods that should match the pod count. Normally, "
+               "the system sets this field for you. More info: https://kubernetes.io/docs/"
+               "concepts/overview/working-with-objects/labels/#label-selectors"),
+    )
+
+
+JOB_COLUMNS = (
+    NAME,
+    Column("Status", lambda o, n: job_status(o), description="Status of the job."),
+    Column("Completions", lambda o, n: job_completions(o),
+           description="The number of pods which reached phase Succeeded. The value increases "
+           "monotonically for a given spec. However, it may decrease in reaction to scale down "
+           "of elastic indexed jobs."),
+    Column("Duration", job_duration, description="Time required to complete the job."),
+    AGE,
+    *_template_columns("spec"),
+)
+
+
+def _bool_ptr(value: Any) -> str:
+    if not isinstance(value, bool):
+        return UNSET
+    return "True" if value else "False"
+
+
+def _last_schedule(cj: Obj, now: datetime) -> str:
+    when = _get(cj, "status", "lastScheduleTime")
+    return age_since(when, now) if when else NONE
+
+
+CRONJOB_COLUMNS = (
+    NAME,
+    Column("Schedule", lambda o, n: _get(o, "spec", "schedule") or "",
+           description="The schedule in Cron format, see https://en.wikipedia.org/wiki/Cron."),
+    Column("Timezone", lambda o, n: _or_none(_get(o, "spec", "timeZone")),
+           description="The time zone name for the given schedule, see https://en.wikipedia.org/"
+           "wiki/List_of_tz_database_time_zones."),
+    Column("Suspend", lambda o, n: _bool_ptr(_get(o, "spec", "suspend")), type="boolean",
+           description="This flag tells the controller to suspend subsequent executions, it does "
+           "not apply to already started executions.  Defaults to false."),
+    Column("Active", lambda o, n: len(_list(o, "status", "active")), type="integer",
+           description="A list of pointers to currently running jobs."),
+    Column("Last Schedule", _last_schedule,
+           description="Information when was the last time the job was successfully scheduled."),
+    AGE,
+    *_template_columns("spec", "jobTemplate", "spec"),
+)
+
 DEFAULT_COLUMNS = (NAME, AGE)
 
 COLUMNS_BY_KIND: dict[str, tuple[Column, ...]] = {
@@ -700,6 +797,8 @@ COLUMNS_BY_KIND: dict[str, tuple[Column, ...]] = {
     "StatefulSet": STATEFULSET_COLUMNS,
     "DaemonSet": DAEMONSET_COLUMNS,
     "Endpoints": ENDPOINTS_COLUMNS,
+    "Job": JOB_COLUMNS,
+    "CronJob": CRONJOB_COLUMNS,
 }
 
 

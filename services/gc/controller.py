@@ -41,12 +41,14 @@ log = logging.getLogger("gc")
 
 # Owners and dependents alike: Deployment -> ReplicaSet -> Pod, Service -> EndpointSlice,
 # DaemonSet -> Pod and ControllerRevision;
+# CronJob -> Job -> Pod;
 # Nodes so that one deleted with Orphan or Foreground loses its finalizer. As kube's
 # collector, not Events (too many to cache, owners of nothing); Namespaces are emptied by
 # their own deletion.
 WATCHED: tuple[ResourceType, ...] = (R.SERVICES, R.DEPLOYMENTS, R.REPLICASETS, R.PODS,
                                      R.ENDPOINTSLICES, R.NODES,
-                                     R.STATEFULSETS, R.DAEMONSETS, R.CONTROLLERREVISIONS)
+                                     R.STATEFULSETS, R.DAEMONSETS, R.CONTROLLERREVISIONS,
+                                     R.JOBS, R.CRONJOBS)
 BY_UID = "uid"
 BY_OWNER_UID = "owner-uid"
 

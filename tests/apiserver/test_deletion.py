@@ -88,6 +88,20 @@ def test_finalizers_after_delete(finalizers, opts, expected):
     assert finalizers_after_delete(finalizers, opts) == expected
 
 
+@pytest.mark.parametrize(("rt", "opts", "expected"), [
+    (R.JOBS, {}, ["orphan"]),
+    (R.JOBS, {"propagationPolicy": "Background"}, []),
+    (R.CRONJOBS, {}, []),
+    (R.DEPLOYMENTS, {}, []),
+], ids=["job-orphans-by-default", "job-background-asked", "cronjob", "deployment"])
+def test_the_kinds_default_policy(rt, opts, expected):
+    """batch/v1 Jobs keep their pods when a DELETE names no policy (kube's job strategy);
+    kubectl names Background itself."""
+    obj = {"metadata": {"name": "x", "namespace": "default", "uid": "u"}}
+    mark_for_deletion(rt, obj, opts, datetime(2026, 1, 1, tzinfo=UTC))
+    assert obj["metadata"].get("finalizers", []) == expected
+
+
 def deployment(**meta) -> dict:
     return {"metadata": {"name": "web", "namespace": "default", "generation": 3, **meta},
             "spec": {}}

@@ -313,6 +313,7 @@ class FakeApiClient:
         if "spec" in obj or rt.kind in ("Deployment", "ReplicaSet"):
             meta["generation"] = 1
         rt.default(obj)
+        rt.prepare_create(obj)
         causes = R.metadata_causes(obj, rt) + rt.validate(obj, None)
         if causes:
             raise invalid(rt.kind, name, causes, rt.group)

@@ -11,6 +11,7 @@
     statefulset.py  apps/v1: StatefulSet (spec, the fields an update may change, status)
     discovery.py  discovery.k8s.io/v1: EndpointSlice
     endpoints.py  core/v1: Endpoints (subsets, addresses outside the special ranges, ports)
+    batch.py      batch/v1: Job, CronJob (the schedule by kube's cron parser, the time zone)
 
 Each `validate_<kind>(obj, old)` returns the causes kube-apiserver would report, in its
 order and words (kubectl and the tests compare them); `old` is the stored object on an

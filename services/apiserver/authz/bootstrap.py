@@ -182,6 +182,7 @@ CONTROLLER_RULES: dict[str, list[Obj]] = {
         rule(("get", "list", "watch", "patch", "delete"), "apps", "statefulsets", "daemonsets",
              "controllerrevisions"),
         rule("get", "", "endpoints"),  # the owner of a mirrored slice, looked up (not watched)
+        rule(("get", "list", "watch", "patch", "delete"), "batch", "jobs", "cronjobs"),
     ],
     "node-controller": [
         rule(("list", "watch"), "", "nodes", "pods"),
@@ -215,6 +216,21 @@ CONTROLLER_RULES: dict[str, list[Obj]] = {
         rule("update", "", "services/status"),
         rule(EVENTS, "", "events"),
     ],
+    "job-controller": [
+        rule(("list", "watch"), "batch", "jobs"),
+        rule("update", "batch", "jobs/status"),
+        rule(("get", "list", "watch", "create", "patch", "delete"), "", "pods"),
+        rule(EVENTS, "", "events"),
+    ],
+    "cronjob-controller": [
+        rule(("get", "list", "watch"), "batch", "cronjobs"),
+        rule("update", "batch", "cronjobs/status"),
+        rule(("get", "list", "watch", "create", "delete"), "batch", "jobs"),
+        rule(EVENTS, "", "events"),
+    ],
+    "ttl-after-finished-controller": [
+        rule(("get", "list", "watch", "delete"), "batch", "jobs"),
+    ],
 }
 
 # Controllers that run inside another controller's process, under that one's identity
@@ -224,6 +240,8 @@ SHARED_PROCESS: dict[str, tuple[str, ...]] = {
     "root-ca-cert-publisher": ("service-account-controller",),  # services/serviceaccounts runs both
     "endpoint-controller": ("endpointslice-controller",),  # services/endpointslice runs all three
     "endpointslicemirroring-controller": ("endpointslice-controller",),
+    "cronjob-controller": ("job-controller",),  # services/jobs runs all three
+    "ttl-after-finished-controller": ("job-controller",),
 }
 
 SCHEDULER_RULES = [

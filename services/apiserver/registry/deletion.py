@@ -113,10 +113,10 @@ def _explicit_policy(opts: Obj) -> str | None:
     return opts.get("propagationPolicy")
 
 
-def finalizers_after_delete(finalizers: list[str], opts: Obj) -> list[str]:
+def finalizers_after_delete(finalizers: list[str], opts: Obj, default: str = P.BACKGROUND) -> list[str]:
     """The finalizers an object keeps or gets when deleted with `opts`: a policy named in
-    the request wins, then a GC finalizer the object already has, then the default
-    (Background). Other finalizers are left as they are."""
+    the request wins, then a GC finalizer the object already has, then the kind's default
+    (Background; Orphan for batch/v1 Jobs). Other finalizers are left as they are."""
     policy = _explicit_policy(opts)
     if policy is None:
         for f in finalizers:
@@ -124,10 +124,10 @@ def finalizers_after_delete(finalizers: list[str], opts: Obj) -> list[str]:
                 policy = P.ORPHAN if f == P.ORPHAN_FINALIZER else P.FOREGROUND
                 break
     if policy is None:
-        # kube orphans by default only for core/v1 ReplicationControllers and the beta
-        # versions of the apps kinds; every kind served here (apps/v1 Deployments and
-        # ReplicaSets included) deletes its dependents in the background.
-        policy = P.BACKGROUND
+        # kube orphans by default only for core/v1 ReplicationControllers, batch/v1 Jobs and
+        # the beta versions of the apps kinds; the other kinds served here (apps/v1
+        # Deployments and ReplicaSets included) delete their dependents in the background.
+        policy = default
     kept = [f for f in finalizers if f not in P.GC_FINALIZERS]
     if policy == P.ORPHAN:
         kept.append(P.ORPHAN_FINALIZER)
@@ -187,7 +187,7 @@ def mark_for_deletion(rt: R.ResourceType, obj: Obj, opts: Obj, now: datetime) ->
         if grace is _Grace.PENDING:
             return Outcome.UNCHANGED  # finalizers cannot change once a countdown runs
     current = list(meta.get("finalizers") or [])
-    wanted = finalizers_after_delete(current, opts)
+    wanted = finalizers_after_delete(current, opts, rt.default_propagation)
     if set(wanted) != set(current):
         if wanted:
             meta["finalizers"] = wanted

@@ -1,9 +1,9 @@
 """What the server does to an object of any kind before it is stored (kube-apiserver's
 create/update strategies): metadata the server owns, the kind's defaults, the rules of the
 status subresource, and the checks of `validation.py` at their places. The kinds differ only
-in what `kubecore.api.resources.ResourceType` gives: `default`, `validate`, `canonicalize`,
-`has_status`, `graceful_delete`, the Service's carried-over allocations and the DaemonSet's
-template generation."""
+in what `kubecore.api.resources.ResourceType` gives: `default`, `prepare_create` (a Job's
+generated selector), `validate`, `canonicalize`, `has_status`, `graceful_delete`, the
+Service's carried-over allocations and the DaemonSet's template generation."""
 from __future__ import annotations
 
 import copy
@@ -74,6 +74,7 @@ def prepare_create(rt: R.ResourceType, obj: Obj, namespace: str | None) -> Obj:
     rt.default(obj)
     if rt.kind == "DaemonSet":
         R.daemonset_template_generation(obj, None)
+    rt.prepare_create(obj)
     _drop_empty_lists(meta)
     check_object(rt, obj, None, name or "")
     rt.canonicalize(obj)

@@ -19,6 +19,7 @@ from services.daemonset.controller import DaemonSetController
 from services.deployments.app import DeploymentsManager
 from services.endpointslice.app import EndpointsManager
 from services.endpointslice.controller import EndpointSliceController
+from services.jobs.app import JobsManager
 from services.nodelifecycle.controller import NodeLifecycleController
 from services.statefulset.app import StatefulSetManager
 from tests.apiserver.authz.policy import caches_over
@@ -56,7 +57,8 @@ CALLS: dict[str, set[tuple[str, str, str]]] = {
         *((v, g, r) for v in ("get", "list", "watch", "patch", "delete")
           for g, r in (("", "services"), ("", "pods"), ("", "nodes"), ("apps", "deployments"),
                        ("apps", "replicasets"), ("discovery.k8s.io", "endpointslices"),
-                       ("apps", "statefulsets"), ("apps", "daemonsets"), ("apps", "controllerrevisions"))),
+                       ("apps", "statefulsets"), ("apps", "daemonsets"), ("apps", "controllerrevisions"),
+                       ("batch", "jobs"), ("batch", "cronjobs"))),
         # owners of kinds it does not watch are looked up: mirrored slices' Endpoints
         ("get", "", "endpoints"),
     },
@@ -66,6 +68,20 @@ CALLS: dict[str, set[tuple[str, str, str]]] = {
         *((v, "", "pods") for v in ("list", "watch", "create", "patch", "delete")),
         *((v, "apps", "controllerrevisions") for v in ("get", "list", "watch", "create", "patch", "delete")),
         ("create", "", "events"), ("patch", "", "events"),
+    },
+    "job-controller": {
+        ("list", "batch", "jobs"), ("watch", "batch", "jobs"), ("update", "batch", "jobs/status"),
+        *((v, "", "pods") for v in ("get", "list", "watch", "create", "patch", "delete")),
+        ("create", "", "events"), ("patch", "", "events"),
+    },
+    "cronjob-controller": {
+        *((v, "batch", "cronjobs") for v in ("get", "list", "watch")),
+        ("update", "batch", "cronjobs/status"),
+        *((v, "batch", "jobs") for v in ("get", "list", "watch", "create", "delete")),
+        ("create", "", "events"), ("patch", "", "events"),
+    },
+    "ttl-after-finished-controller": {
+        (v, "batch", "jobs") for v in ("get", "list", "watch", "delete")
     },
     "node-controller": {
         ("list", "", "nodes"), ("watch", "", "nodes"), ("update", "", "nodes/status"),
@@ -227,6 +243,8 @@ async def test_the_statefulset_process_calls_are_in_its_table() -> None:
     assert seen.made() <= CALLS["statefulset-controller"]
     assert {("create", "", "pods"), ("create", "apps", "controllerrevisions"),
             ("patch", "apps", "statefulsets/status"), ("create", "", "events")} <= seen.made()
+
+
 async def test_the_daemonset_controller_s_real_calls_are_in_its_table() -> None:
     api = FakeApiClient()
     api.preload(R.NODES, {"metadata": {"name": "n1"}, "status": {"conditions": [
@@ -246,6 +264,8 @@ async def test_the_daemonset_controller_s_real_calls_are_in_its_table() -> None:
         await controller.events.flush()
     assert seen.made() <= CALLS["daemon-set-controller"]
     assert {("create", "apps", "controllerrevisions"), ("create", "", "events")} <= seen.made()
+
+
 async def test_the_endpointslice_process_calls_are_in_its_three_controllers_tables() -> None:
     """One process runs the slice, endpoints and mirroring controllers (services/endpointslice),
     as kube-controller-manager does: its identity holds all three roles."""
@@ -269,6 +289,37 @@ async def test_the_endpointslice_process_calls_are_in_its_three_controllers_tabl
               | CALLS["endpointslicemirroring-controller"])
     assert seen.made() <= tables
     process = controller_user("endpointslice-controller")  # cluster/credentials.py: the process's identity
+    authorizer = await bootstrap_authorizer()
+    assert [c for c in sorted(seen.made()) if not authorizer.authorize(attrs(process, *c)).allowed] == []
+
+
+async def test_the_jobs_process_calls_are_in_its_three_controllers_tables() -> None:
+    """One process runs the Job, CronJob and ttl-after-finished controllers (services/jobs):
+    its identity, job-controller, is bound to all three roles."""
+    pod_spec = {"containers": [{"name": "c", "image": "i"}], "restartPolicy": "Never"}
+    api = FakeApiClient()
+    api.preload(R.JOBS, {"metadata": {"name": "j", "namespace": "default"},
+                         "spec": {"ttlSecondsAfterFinished": 0, "template": {"spec": pod_spec}}})
+    api.preload(R.CRONJOBS, {"metadata": {"name": "c", "namespace": "default"},
+                             "spec": {"schedule": "@every 1s", "suspend": False,
+                                      "jobTemplate": {"spec": {"template": {"spec": pod_spec}}}}})
+    seen = Recorded(api)
+    manager = JobsManager(api, pod_failure_backoff=0)  # type: ignore[arg-type]
+    async with running(manager):
+        await until(seen.has("create", "pods"))
+        for obj in list(api.objects.values()):
+            if obj["kind"] == "Pod" and obj["metadata"]["name"].startswith("j-"):
+                await seen.own(api.patch(R.PODS, obj["metadata"]["name"], {"status": {"phase": "Succeeded"}},
+                                         "default", subresource="status"))
+        await until(seen.has("delete", "jobs"))
+        await until(seen.has("create", "jobs"))
+        await manager.jobs.events.flush()
+        await manager.cronjobs.events.flush()
+    tables = CALLS["job-controller"] | CALLS["cronjob-controller"] | CALLS["ttl-after-finished-controller"]
+    assert seen.made() <= tables
+    assert {("update", "batch", "jobs/status"), ("patch", "", "pods"), ("delete", "batch", "jobs"),
+            ("create", "batch", "jobs")} <= seen.made()
+    process = controller_user("job-controller")  # cluster/credentials.py: the process's identity
     authorizer = await bootstrap_authorizer()
     assert [c for c in sorted(seen.made()) if not authorizer.authorize(attrs(process, *c)).allowed] == []
 
