@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -279,9 +279,9 @@ def _value_from(pod: Mapping[str, Any], container: Mapping[str, Any], value_from
         return pod_field_value(pod, str(value_from["fieldRef"].get("fieldPath") or ""), addresses)
     if isinstance(value_from.get("resourceFieldRef"), dict):
         ref = value_from["resourceFieldRef"]
-        target = container
-        if ref.get("containerName"):
-            target = next((c for c in _all_containers(pod) if c.get("name") == ref["containerName"]), {})
+        target = find_container(pod, str(ref["containerName"])) if ref.get("containerName") else container
+        if target is None:
+            raise ContainerConfigError(f"container {ref['containerName']} not found")
         return resource_field_value(target, ref, allocatable)
     if isinstance(value_from.get("configMapKeyRef"), dict):
         return _key_ref(value_from["configMapKeyRef"], sources.configmaps, "ConfigMap", namespace)
@@ -290,9 +290,13 @@ def _value_from(pod: Mapping[str, Any], container: Mapping[str, Any], value_from
     return ""
 
 
-def _all_containers(pod: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
+def find_container(pod: Mapping[str, Any], name: str) -> Obj | None:
+    """The spec of the pod's container (or init container) of this name (findContainerInPod)."""
     spec = pod.get("spec") or {}
-    return [c for c in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])] if isinstance(c, dict)]
+    for c in [*(spec.get("containers") or []), *(spec.get("initContainers") or [])]:
+        if isinstance(c, dict) and c.get("name") == name:
+            return c
+    return None
 
 
 def container_env(pod: Mapping[str, Any], container: Mapping[str, Any], *, service_env: Mapping[str, str],

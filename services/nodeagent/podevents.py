@@ -53,6 +53,11 @@ def failed(name: str, image: str, reason: str, message: str) -> PodEvent:
     return PodEvent(WARNING, "Failed", f"Error: {message}", container_path(name))
 
 
+def invalid_env_names(message: str) -> PodEvent:
+    """envFrom keys skipped because they are not variable names (`podenv.SkippedKeys.message`)."""
+    return PodEvent(WARNING, "InvalidEnvironmentVariableNames", message)
+
+
 def failed_create_sandbox(message: str) -> PodEvent:
     """The pod's sandbox (network namespace, pod files, network) could not be made."""
     return PodEvent(WARNING, "FailedCreatePodSandBox", f"Failed to create pod sandbox: {message}")

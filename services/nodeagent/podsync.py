@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kubecore.api.types import Obj
-from services.nodeagent import images, podevents
+from services.nodeagent import images, podevents, volumefiles
 from services.nodeagent.cni import PortMapping
 from services.nodeagent.probes import ProbeTarget
 from services.nodeagent.runtime import (
@@ -451,7 +451,7 @@ def _live_steps(
         steps.append(sandbox_request(pod))
     sandbox = current_sandbox(pod, sandboxes)
     has_sandbox = plan.create_sandbox or sandbox is not None
-    volumes = has_projected_volumes(pod) and has_sandbox
+    volumes = has_node_volumes(pod) and has_sandbox
     if volumes:
         steps.append(SetUpVolumes(pod_uid(pod)))
     if plan.start and has_sandbox:
@@ -462,7 +462,7 @@ def _live_steps(
         steps.append(Tell(podevents.back_off(pod, name, images_by_name.get(name, ""),
                                              failure.reason if failure else None)))
     steps.append(Report(pod_uid(pod)))
-    requeue = _requeue_after(plan, volumes)
+    requeue = _requeue_after(plan, volumes and has_written_volumes(pod))
     if requeue is not None:
         steps.append(Requeue(requeue))
     return steps
@@ -470,8 +470,8 @@ def _live_steps(
 
 def _start_step(plan: PodPlan, pod: Mapping[str, Any], sandbox_id: str | None) -> StartContainers:
     specs = {c["name"]: c for c in spec_containers(pod)}
-    projected = projected_volume_names(pod)
-    return StartContainers(pod_uid(pod), sandbox_id, tuple(container_config(specs[name], attempt, projected)
+    volumes = node_volume_names(pod)
+    return StartContainers(pod_uid(pod), sandbox_id, tuple(container_config(specs[name], attempt, volumes)
                                                            for name, attempt in plan.start))
 
 
@@ -491,20 +491,26 @@ def sandbox_request(pod: Mapping[str, Any]) -> CreateSandbox:
                          port_mappings=tuple(port_mappings(pod)), labels=meta.get("labels") or {})
 
 
-def projected_volume_names(pod: Mapping[str, Any]) -> frozenset[str]:
-    """The pod's volumes this node makes (projected: the ServiceAccount token, ConfigMaps, the
-    downward API); mounts of other kinds of volumes are not made."""
-    return frozenset(v["name"] for v in (pod.get("spec") or {}).get("volumes") or []
-                     if isinstance(v, dict) and isinstance(v.get("projected"), dict) and v.get("name"))
+def node_volume_names(pod: Mapping[str, Any]) -> frozenset[str]:
+    """The pod's volumes this node makes (`volumefiles.NODE_KINDS`); mounts of other kinds of
+    volumes are not made."""
+    return frozenset(v.name for v in volumefiles.node_volumes(pod))
 
 
-def has_projected_volumes(pod: Mapping[str, Any]) -> bool:
-    return bool(projected_volume_names(pod))
+def has_node_volumes(pod: Mapping[str, Any]) -> bool:
+    return bool(node_volume_names(pod))
+
+
+def has_written_volumes(pod: Mapping[str, Any]) -> bool:
+    """Volumes whose files show objects or the pod itself, so are rewritten on every resync."""
+    return any(v.kind in volumefiles.WRITTEN_KINDS for v in volumefiles.node_volumes(pod))
 
 
 def container_config(spec: Mapping[str, Any], attempt: int, volumes: frozenset[str] = frozenset()) -> ContainerConfig:
     env = {e["name"]: str(e.get("value", "")) for e in spec.get("env") or [] if e.get("name") and "value" in e}
-    mounts = tuple(Mount(m["mountPath"], read_only=bool(m.get("readOnly")), volume=m["name"])
+    mounts = tuple(Mount(m["mountPath"], read_only=bool(m.get("readOnly")), volume=m["name"],
+                         sub_path=str(m.get("subPath") or m.get("subPathExpr") or ""),
+                         sub_path_expr="subPathExpr" in m and not m.get("subPath"))
                    for m in spec.get("volumeMounts") or []
                    if isinstance(m, dict) and m.get("name") in volumes and isinstance(m.get("mountPath"), str))
     return ContainerConfig(name=spec["name"], image=spec.get("image", ""), command=spec.get("command"),

@@ -92,8 +92,9 @@ _SH = "/bin/sh"
 
 # Runs inside the container's fresh UTS and mount namespaces, then becomes the container.
 # Targets that do not exist on this host are left alone rather than created. Then the
-# container's volume mounts ($6 of them, three arguments each: source, target, ro), each a bind
-# mount, read-only if asked. A target missing on this host is made inside the container only:
+# container's volume mounts ($7 of them, three arguments each: source, target, ro), each a bind
+# mount, read-only if asked; a source that is a file (a subPath) is mounted on a file. A target
+# missing on this host is made inside the container only:
 # an overlay over its nearest existing ancestor, whose upper layer is a tmpfs mounted on the
 # pod's scratch directory ($5), so the host gains no file or directory.
 # All of it happens in the container's private mount namespace, seen by no one else.
@@ -114,7 +115,7 @@ while [ "$n" -gt 0 ]; do
     {shlex.quote(_MOUNT)} -t tmpfs -o mode=0700 mc-scratch "$scratch"
     mkdir "$scratch/upper" "$scratch/work"
     {shlex.quote(_MOUNT)} -t overlay mc-volume -o "lowerdir=$top,upperdir=$scratch/upper,workdir=$scratch/work" "$top"
-    mkdir -p "$dst"
+    if [ -d "$src" ]; then mkdir -p "$dst"; else mkdir -p "$(dirname "$dst")"; : > "$dst"; fi
   fi
   {shlex.quote(_MOUNT)} --bind "$src" "$dst"
   [ "$ro" != ro ] || {shlex.quote(_MOUNT)} -o remount,bind,ro "$dst"
@@ -211,6 +212,8 @@ class Mount:
     host_path: str = ""
     read_only: bool = False
     volume: str = ""
+    sub_path: str = ""  # a path inside the volume, mounted instead of all of it
+    sub_path_expr: bool = False  # sub_path holds $(VAR) references to the container's environment
 
 
 @dataclass(frozen=True)
