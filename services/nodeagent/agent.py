@@ -60,6 +60,7 @@ from services.nodeagent.cni import CniExecutor, NetworkConfigList, default_confl
 from services.nodeagent.cri import ContainerRuntime
 from services.nodeagent.envvars import service_env
 from services.nodeagent.executor import PodExecutor, StartFailures, observe
+from services.nodeagent.lifecycle import HookRunner
 from services.nodeagent.podsync import Backoff
 from services.nodeagent.probes import Prober, ProbeTarget
 from services.nodeagent.projected import TokenManager
@@ -227,6 +228,7 @@ class PodSide:
     runtime: ContainerRuntime
     prober: Prober
     executor: PodExecutor
+    hooks: HookRunner | None = None
 
 
 class NotStarted(RuntimeError):
@@ -405,6 +407,7 @@ class Agent:
         sandboxes, containers = observe(side.runtime, key)
         plan = podsync.plan_pod(pod, sandboxes, containers, now=time.time(), backoff=self.cfg.backoff,
                                 liveness_failed=frozenset(side.prober.live_failed),
+                                startup_failed=frozenset(side.prober.startup_failed),
                                 start_failures=self.start_failures.of_pod(podsync.pod_uid(pod)) if pod else {},
                                 key=key)
         await side.executor.run(plan)
@@ -473,12 +476,13 @@ class Agent:
         conflist = await self.configure_network()
         runtime = self._make_runtime(cfg, conflist)
         prober = Prober(runtime, host_netns=cfg.host_netns, on_change=self.queue.add, on_failure=self._probe_failed)
+        hooks = HookRunner(runtime, host_netns=cfg.host_netns)
         executor = PodExecutor(runtime=runtime, probes=prober, writer=ApiPodWriter(self.client), events=self.events,
                                requeue=self.queue.add_after, bound_pod_uids=self._bound_pod_uids,
                                node_ip=cfg.node_ip, backoff=cfg.backoff, failures=self.start_failures,
-                               volumes=self.volumes, objects=self.objects, allocatable=node_resources(),
+                               volumes=self.volumes, objects=self.objects, allocatable=node_resources(), hooks=hooks,
                                service_env=lambda pod: service_env(pod, self.services.store.list()))
-        self._pod_side = PodSide(runtime, prober, executor)
+        self._pod_side = PodSide(runtime, prober, executor, hooks)
         self._tasks.append(asyncio.create_task(self.routes_loop(), name="routes"))
         self.pods.add_handlers(on_add=lambda o: self.queue.add(object_key(o)),
                                on_update=lambda old, new: self.queue.add(object_key(new)),
@@ -516,6 +520,8 @@ class Agent:
         await self.services.stop()
         if self._pod_side is not None:
             await self._pod_side.prober.close()
+            if self._pod_side.hooks is not None:
+                await self._pod_side.hooks.close()
             self._pod_side.runtime.close()
         await self.events.close()
         await self.client.close()

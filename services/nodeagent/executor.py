@@ -58,6 +58,11 @@ class Probes(Protocol):
     @property
     def ready(self) -> Mapping[str, bool]: ...
 
+    @property
+    def started(self) -> Mapping[str, bool]:
+        """Containers whose startup probe has succeeded."""
+        ...
+
     def ensure(self, target: ProbeTarget) -> None: ...
 
     def forget(self, container_ids: set[str]) -> None: ...
@@ -82,6 +87,15 @@ class VolumeSetUp(Protocol):
 
     def keep_pods(self, uids: set[str]) -> None:
         """Forget and remove the volumes of every pod not in `uids`."""
+        ...
+
+
+class Hooks(Protocol):
+    """Lifecycle handlers (`lifecycle.HookRunner`)."""
+
+    async def run(self, pod: Mapping[str, Any], container: Mapping[str, Any], container_id: str, pod_ip: str,
+                  handler: Mapping[str, Any], timeout: float) -> str | None:
+        """None, or why the handler failed."""
         ...
 
 
@@ -122,6 +136,20 @@ class StartFailures:
 
     def __len__(self) -> int:
         return len(self._by_key)
+
+
+MIN_GRACE_SECONDS = 2  # kubelet's minimumGracePeriodInSeconds, after a preStop hook
+POST_START_TIMEOUT = 300.0  # kubelet waits for postStart without a bound; here at most this
+
+
+class PostStartHookError(RuntimeServiceError):
+    """`at`: when the container was killed for it, so the status shows this as its last failure."""
+
+    reason = "PostStartHookError"
+
+    def __init__(self, message: str, *, at: float) -> None:
+        super().__init__(message)
+        self.at = at
 
 
 def mount_paths(mounts: tuple[Mount, ...], dirs: Mapping[str, str], env: Mapping[str, str]) -> tuple[Mount, ...]:
@@ -191,6 +219,7 @@ class PodExecutor:
         service_env: Callable[[Mapping[str, Any]], Mapping[str, str]] | None = None,
         objects: ReferencedObjects | None = None,
         allocatable: Mapping[str, str] | None = None,
+        hooks: Hooks | None = None,
     ) -> None:
         self.runtime = runtime
         self.probes = probes
@@ -205,6 +234,7 @@ class PodExecutor:
         self.service_env = service_env
         self.objects = objects
         self.allocatable = dict(allocatable or {})
+        self.hooks = hooks
 
     async def run(self, plan: PodPlan) -> None:
         sync = _Sync(plan)
@@ -254,7 +284,34 @@ class PodExecutor:
                  extra={"key": sync.key})
         for c in step.containers:
             self._tell(sync.plan.pod, podevents.stopping(c.name))
-        await asyncio.gather(*(self.runtime.stop_container(c.id, timeout=step.grace) for c in step.containers))
+        await asyncio.gather(*(self._stop(sync, c.id, c.name, step.grace) for c in step.containers))
+
+    async def _stop(self, sync: _Sync, container_id: str, name: str | None, grace: int) -> None:
+        """kubelet's killContainer: the preStop hook first, within the grace period, then the TERM
+        signal with what is left of it (at least 2 s), then KILL."""
+        pod = sync.plan.pod
+        spec = podenv.find_container(pod, name) if pod is not None and name is not None else None
+        handler = ((spec or {}).get("lifecycle") or {}).get("preStop")
+        if pod is not None and spec is not None and isinstance(handler, dict) and self.hooks is not None and grace > 0:
+            began = time.monotonic()
+            try:
+                problem = await asyncio.wait_for(
+                    self.hooks.run(pod, spec, container_id, self._container_ip(container_id), handler, grace),
+                    grace)
+            except TimeoutError:
+                problem = f"PreStopHook timed out after {grace}s"
+            if problem is not None:
+                log.info("pod=%s container %s preStop: %s", sync.key, name, problem, extra={"key": sync.key})
+                self._tell(pod, podevents.failed_pre_stop(name or ""))
+            grace = max(int(grace - (time.monotonic() - began)), MIN_GRACE_SECONDS)
+        await self.runtime.stop_container(container_id, timeout=grace)
+
+    def _container_ip(self, container_id: str) -> str:
+        try:
+            sandbox_id = self.runtime.container_status(container_id).sandbox_id
+        except RuntimeServiceError:
+            return ""
+        return next((s.ip for s in self.runtime.list_pod_sandboxes() if s.id == sandbox_id), "")
 
     async def _delete_pod_object(self, sync: _Sync, step: DeletePodObject) -> None:
         self.failures.drop_pod(step.uid)
@@ -269,8 +326,8 @@ class PodExecutor:
         log.info("pod=%s killing container %s: %s", sync.key, step.container_id[:12], step.why,
                  extra={"key": sync.key})
         if step.name is not None:
-            self._tell(sync.plan.pod, podevents.killing_unhealthy(step.name))
-        await self.runtime.stop_container(step.container_id, timeout=step.grace)
+            self._tell(sync.plan.pod, podevents.killing_unhealthy(step.name, step.why))
+        await self._stop(sync, step.container_id, step.name, step.grace)
 
     async def _create_sandbox(self, sync: _Sync, step: CreateSandbox) -> None:
         try:
@@ -340,14 +397,33 @@ class PodExecutor:
             self._tell(sync.plan.pod, podevents.created(name))
             await self.runtime.start_container(info.id)
             self._tell(sync.plan.pod, podevents.started(name))
+            await self._post_start(sync, sandbox_id, info)
         except (images.ImagePullError, RuntimeServiceError, podenv.ContainerConfigError) as exc:
             reason = getattr(exc, "reason", "RunContainerError")
-            failure = self.failures.record(uid, name, reason, str(exc), at=time.time())
+            failure = self.failures.record(uid, name, reason, str(exc), at=getattr(exc, "at", None) or time.time())
             log.warning("pod=%s container %s: %s: %s", sync.key, name, reason, exc, extra={"key": sync.key})
-            self._tell(sync.plan.pod, podevents.failed(name, image, reason, str(exc)))
+            if not isinstance(exc, PostStartHookError):  # told as FailedPostStartHook already
+                self._tell(sync.plan.pod, podevents.failed(name, image, reason, str(exc)))
             self.requeue(sync.key, self.backoff.delay(failure.count - 1) + 0.01)
             return
         self.failures.clear(uid, name)
+
+    async def _post_start(self, sync: _Sync, sandbox_id: str, info: ContainerInfo) -> None:
+        """The postStart hook, before the container counts as started; when it fails the
+        container is killed and the start failed (kubelet's PostStartHookError)."""
+        pod = sync.plan.pod
+        spec = podenv.find_container(pod, info.name) if pod is not None else None
+        handler = ((spec or {}).get("lifecycle") or {}).get("postStart")
+        if pod is None or spec is None or not isinstance(handler, dict) or self.hooks is None:
+            return
+        pod_ip = self._addresses(sandbox_id).pod_ips[0] if self._addresses(sandbox_id).pod_ips else ""
+        problem = await self.hooks.run(pod, spec, info.id, pod_ip, handler, POST_START_TIMEOUT)
+        if problem is None:
+            return
+        self._tell(pod, podevents.failed_post_start(info.name, problem))
+        self._tell(pod, podevents.killing(info.name, "FailedPostStartHook"))
+        stopped = await self.runtime.stop_container(info.id, timeout=podsync.grace_seconds(pod))
+        raise PostStartHookError(problem, at=max(time.time(), stopped.finished_at or 0.0))
 
     async def _report(self, sync: _Sync, step: Report) -> None:
         pod = sync.plan.pod
@@ -355,7 +431,8 @@ class PodExecutor:
             return
         sandboxes, containers = observe(self.runtime, sync.key)
         report = podsync.plan_report(sync.key, pod, sandboxes, containers, node_ip=self.node_ip,
-                                     ready_probe=self.probes.ready, start_failures=self.failures.of_pod(step.pod_uid),
+                                     ready_probe=self.probes.ready, started_probe=self.probes.started,
+                                     start_failures=self.failures.of_pod(step.pod_uid),
                                      backoff=self.backoff)
         self.probes.forget(set(report.forget_probes))
         for target in report.probe:

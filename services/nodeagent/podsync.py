@@ -297,11 +297,13 @@ def plan_pod(
     liveness_failed: frozenset[str] = frozenset(),
     start_failures: Mapping[str, StartFailure] | None = None,
     key: str = "",
+    startup_failed: frozenset[str] = frozenset(),
 ) -> PodPlan:
     """The steps that bring what runs for one pod key to what the pod asks for.
 
     `sandboxes`/`containers` are everything the runtime has under this pod key (any uid);
-    `liveness_failed` holds ids of containers whose liveness probe failed; `start_failures`
+    `liveness_failed` holds ids of containers whose liveness probe failed (`startup_failed`: whose
+    startup probe did; either gets the container killed); `start_failures`
     the last creation failure per container name."""
     failures = start_failures or {}
     if pod is None:  # gone from the API (force-deleted, or deleted while the agent was down)
@@ -311,8 +313,10 @@ def plan_pod(
     elif ((pod.get("status") or {}).get("phase")) in TERMINAL_PHASES:
         plan = _plan_terminal(pod, sandboxes)
     else:
-        plan = _plan_live(pod, sandboxes, containers, now=now, backoff=backoff, liveness_failed=liveness_failed,
-                          failures=failures)
+        plan = _plan_live(pod, sandboxes, containers, now=now, backoff=backoff,
+                          liveness_failed=liveness_failed | startup_failed, failures=failures)
+        plan.kill_containers = [(cid, "StartupFailed" if cid in startup_failed else why)
+                                for cid, why in plan.kill_containers]
     plan.key, plan.pod = key, pod
     plan.steps = plan_steps(plan, pod, sandboxes, containers, failures)
     return plan
@@ -592,6 +596,7 @@ def plan_report(
     start_failures: Mapping[str, StartFailure],
     backoff: Backoff,
     now: float | None = None,
+    started_probe: Mapping[str, bool] | None = None,
 ) -> StatusReport:
     running = {c.id for c in containers if c.state == CONTAINER_RUNNING}
     sandbox = current_sandbox(pod, sandboxes)
@@ -600,7 +605,7 @@ def plan_report(
         ProbeTarget(key, specs[c.name], c.id, sandbox.ip) for c in containers
         if c.id in running and c.sandbox_id == sandbox.id and c.name in specs)
     new = pod_status(pod, sandboxes, containers, node_ip=node_ip, ready_probe=ready_probe,
-                     start_failures=start_failures, backoff=backoff, now=now)
+                     start_failures=start_failures, backoff=backoff, now=now, started_probe=started_probe)
     return StatusReport(forget_probes=frozenset({c.id for c in containers} - running), probe=probe,
                         status_patch=status_patch(pod.get("status") or {}, new))
 
@@ -643,6 +648,7 @@ def container_status(
     pod_running: bool,
     policy: str | None = None,
     waiting_reason: str = "ContainerCreating",
+    started_probe: Mapping[str, bool] | None = None,
 ) -> Obj:
     """One entry of containerStatuses (or initContainerStatuses: `policy` is then the init
     containers' and `waiting_reason` PodInitializing, as for the app containers of a pod with
@@ -657,7 +663,7 @@ def container_status(
     status["imageID"] = image_id(latest.image)
     status["containerID"] = container_id(latest)
     if latest.state == CONTAINER_RUNNING and pod_running:
-        return _running(status, spec, latest, previous, ready_probe)
+        return _running(status, spec, latest, previous, ready_probe, started_probe or {})
     if latest.state == CONTAINER_EXITED and pod_running and should_restart(policy or restart_policy(pod),
                                                                            latest.exit_code):
         status["state"] = {"waiting": _restart_wait(pod, name, latest, failure, backoff)}
@@ -682,11 +688,13 @@ def _not_started(status: Obj, latest: ContainerInfo | None, previous: ContainerI
 
 
 def _running(status: Obj, spec: Mapping[str, Any], latest: ContainerInfo, previous: ContainerInfo | None,
-             ready_probe: Mapping[str, bool]) -> Obj:
+             ready_probe: Mapping[str, bool], started_probe: Mapping[str, bool]) -> Obj:
+    """Started once its startup probe (if any) succeeded; ready only then, and once its
+    readiness probe (if any) says so."""
     status["state"] = {"running": {"startedAt": rfc3339(latest.started_at)}}
-    status["started"] = True
+    status["started"] = bool(started_probe.get(latest.id, False)) if spec.get("startupProbe") else True
     has_probe = bool(spec.get("readinessProbe"))
-    status["ready"] = bool(ready_probe.get(latest.id, False)) if has_probe else True
+    status["ready"] = status["started"] and (bool(ready_probe.get(latest.id, False)) if has_probe else True)
     if previous is not None:
         status["lastState"] = _terminated(previous)
     return status
@@ -782,6 +790,7 @@ def pod_status(
     start_failures: Mapping[str, StartFailure],
     backoff: Backoff,
     now: float | None = None,
+    started_probe: Mapping[str, bool] | None = None,
 ) -> Obj:
     """The status the API should hold for `pod`, from what runs (deterministic: timestamps come
     from the runtime records and the previous status, except for new transitions)."""
@@ -803,7 +812,7 @@ def pod_status(
     statuses = [
         container_status(pod, spec, attempts.get(spec["name"], []), ready_probe=ready_probe,
                          failure=start_failures.get(spec["name"]), backoff=backoff, now=now,
-                         pod_running=running_sandbox, waiting_reason=waiting_reason)
+                         pod_running=running_sandbox, waiting_reason=waiting_reason, started_probe=started_probe)
         for spec in spec_containers(pod)
     ]
     phase = pod_phase(restart_policy(pod), statuses, terminal_before, init_statuses)
@@ -829,7 +838,7 @@ def pod_status(
 def _init_status(status: Obj) -> Obj:
     """An init container is ready once it has succeeded; `started` only while it runs."""
     terminated = (status.get("state") or {}).get("terminated")
-    status["ready"] = bool(terminated) and terminated.get("exitCode") == 0
+    status["ready"] = isinstance(terminated, dict) and terminated.get("exitCode") == 0
     status["started"] = "running" in (status.get("state") or {})
     return status
 

@@ -90,6 +90,7 @@ class Events:
 class Probes:
     def __init__(self) -> None:
         self.ready: dict[str, bool] = {}
+        self.started: dict[str, bool] = {}
         self.live_failed: set[str] = set()
         self.probing: set[str] = set()
 
