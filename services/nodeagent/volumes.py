@@ -67,8 +67,11 @@ _NOT_A = {"Directory": "a directory", "File": "a file", "Socket": "a socket file
 
 def check_host_path(path: str, path_type: str) -> None:
     """host_path.go's checkType: make what `...OrCreate` asks for, else the path must be the kind
-    the type names; an empty type checks nothing."""
+    the type names; an empty type checks nothing (a missing path is then made a directory, as
+    containerd's CRI does when it mounts it)."""
     if not path_type:
+        if not os.path.lexists(path):
+            os.makedirs(path, mode=0o755, exist_ok=True)
         return
     if path_type not in ("DirectoryOrCreate", "FileOrCreate", *_NOT_A):
         raise VolumeError(f"{path_type} is an invalid volume type")

@@ -126,6 +126,8 @@ def test_host_path_types(tmp_path: Path) -> None:
         assert str(info.value) == message
     check_host_path(str(tmp_path / "made" / "deep"), "DirectoryOrCreate")
     assert (tmp_path / "made" / "deep").is_dir()
+    check_host_path(str(tmp_path / "untyped"), "")
+    assert (tmp_path / "untyped").is_dir()
     check_host_path(str(tmp_path / "new-file"), "FileOrCreate")
     assert (tmp_path / "new-file").is_file() and (tmp_path / "new-file").read_bytes() == b""
     with pytest.raises(VolumeError) as info:
