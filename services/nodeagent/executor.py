@@ -451,5 +451,12 @@ class PodExecutor:
                 raise
 
     def _tell(self, pod: Mapping[str, Any] | None, ev: podevents.PodEvent) -> None:
-        if pod is not None:
-            self.events.event(dict(pod), ev.type, ev.reason, ev.message, field_path=ev.field_path)
+        if pod is None:
+            return
+        field_path = ev.field_path
+        prefix = "spec.containers{"
+        if field_path and field_path.startswith(prefix):  # an init container's events name it as one
+            name = field_path[len(prefix):-1]
+            if any(c.get("name") == name for c in podsync.spec_init_containers(pod)):
+                field_path = f"spec.initContainers{{{name}}}"
+        self.events.event(dict(pod), ev.type, ev.reason, ev.message, field_path=field_path)

@@ -48,8 +48,8 @@ def kubectl(c: Cluster, tmp_path: Path, *args: str, check: bool = True) -> subpr
 
 
 def apply(c: Cluster, tmp_path: Path, *objs: dict) -> str:
-    path = tmp_path / "objs.json"
-    path.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objs)}))
+    path = tmp_path / "objs.yaml"
+    path.write_text("\n---\n".join(json.dumps(o) for o in objs))  # JSON documents are YAML documents
     return kubectl(c, tmp_path, "apply", "-f", str(path)).stdout
 
 

@@ -78,9 +78,11 @@ class Writer:
 class Events:
     def __init__(self) -> None:
         self.told: list[tuple[str, str]] = []
+        self.field_paths: list[str | None] = []
 
     def event(self, obj, event_type, reason, message, *, field_path=None):
         self.told.append((reason, message))
+        self.field_paths.append(field_path)
 
     @property
     def reasons(self) -> list[str]:

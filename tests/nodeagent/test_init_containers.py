@@ -63,6 +63,7 @@ async def test_init_containers_run_one_at_a_time_before_the_app():
     p = pod()
     await node.sync(p)
     assert started(node) == ["init-a"]
+    assert node.events.field_paths == ["spec.initContainers{init-a}"] * 3  # Pulled, Created, Started
     assert [s["state"] for s in p["status"]["initContainerStatuses"]][1] == {"waiting": {"reason": "PodInitializing"}}
     assert p["status"]["containerStatuses"][0]["state"] == {"waiting": {"reason": "PodInitializing"}}
     assert p["status"]["phase"] == "Pending"
