@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.e2e.test_walkthrough import Cluster, cluster, wait_until  # noqa: F401 (its cluster)
 
@@ -49,7 +50,7 @@ def kubectl(c: Cluster, tmp_path: Path, *args: str, check: bool = True) -> subpr
 
 def apply(c: Cluster, tmp_path: Path, *objs: dict) -> str:
     path = tmp_path / "objs.yaml"
-    path.write_text("\n---\n".join(json.dumps(o) for o in objs))  # JSON documents are YAML documents
+    path.write_text(yaml.safe_dump_all(objs))
     return kubectl(c, tmp_path, "apply", "-f", str(path)).stdout
 
 
