@@ -10,6 +10,12 @@ Layers, bottom up; each only uses the ones below it:
   containers (processes inside the sandbox's namespaces), state persisted on disk. It reaches
   the network through `cni.NetworkPlugin`.
 - `cri`: `ContainerRuntime`, the runtime as everything above uses it (the real one or a fake).
+- `quantity`, `podenv`: resource quantities; a container's env, envFrom and $(VAR) expansion of
+  env, command and args, as kubelet makes them (pure).
+- `projected` (tokens, the atomic writer), `volumefiles` (which volumes the node makes, what
+  their files hold; pure), `sources` (the ConfigMaps and Secrets pods read, through a TTL cache)
+  and `volumes` (emptyDir, hostPath, configMap, secret, downwardAPI, projected on disk).
+- `probes` (startup, readiness, liveness) and `lifecycle` (postStart and preStop hooks).
 - `podsync`: the pure pod planner and status; `executor`: carries a plan's steps out through
   the runtime, the prober and the API; `agent`: the node, its informers, queue and loops.
 - `workloads/`: the small servers catalog images run (nginx, agnhost netexec/serve-hostname).

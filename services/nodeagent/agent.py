@@ -7,10 +7,11 @@ Layers above the runtime (see the package docstring):
   Ready only once that config is written (the kubelet's NetworkPluginNotReady until then);
 - routes: a node informer; every change re-plans the routes to other nodes' pod ranges
   (`routes.desired_routes`) and syncs them into the node's routing table;
-- volumes and environment: each pod's projected volumes (its ServiceAccount token, the cluster
-  CA, its namespace) written under the state directory before its containers start and kept
-  fresh (`projected`), and the Service variables every container gets (`envvars`, from an
-  informer on Services);
+- volumes and environment: each pod's volumes (emptyDir, hostPath, and the written ones:
+  configMap, secret, downwardAPI, projected with its ServiceAccount token) set up under the
+  state directory before its containers start and kept fresh (`volumes`), and each container's
+  environment (`podenv`: env, envFrom, the Service variables from an informer on Services,
+  the ConfigMaps and Secrets read through `sources`);
 - pods: an informer on pods bound here (fieldSelector spec.nodeName=<node>), a work queue of pod
   keys and workers that each take a key, plan (`podsync.plan_pod`) and let the executor
   (`executor.PodExecutor`) act through the runtime and write the status back when it changed;
@@ -59,11 +60,14 @@ from services.nodeagent.cni import CniExecutor, NetworkConfigList, default_confl
 from services.nodeagent.cri import ContainerRuntime
 from services.nodeagent.envvars import service_env
 from services.nodeagent.executor import PodExecutor, StartFailures, observe
+from services.nodeagent.lifecycle import HookRunner
 from services.nodeagent.podsync import Backoff
 from services.nodeagent.probes import Prober, ProbeTarget
-from services.nodeagent.projected import ProjectedVolumes
+from services.nodeagent.projected import TokenManager
 from services.nodeagent.routes import RouteTable, desired_routes
 from services.nodeagent.runtime import SANDBOX_READY, ContainerInfo, Runtime, SandboxInfo
+from services.nodeagent.sources import ReferencedObjects
+from services.nodeagent.volumes import PodVolumes
 
 log = logging.getLogger("nodeagent")
 CONFLIST_NAME = "10-minicluster.conflist"
@@ -143,6 +147,12 @@ def _read(path: str) -> str:
         return ""
 
 
+def node_resources() -> dict[str, str]:
+    """The node's capacity, all of it allocatable (what a container without limits may use)."""
+    return {"pods": str(MAX_PODS), "cpu": str(os.cpu_count() or 1), "memory": f"{_meminfo_kib()}Ki",
+            "ephemeral-storage": "10Gi"}
+
+
 def node_status(cfg: AgentConfig, *, pod_cidr: str | None, previous: Mapping[str, Any] | None = None) -> Obj:
     """The Node status this agent reports (conditions carry a fresh heartbeat)."""
     now = _now_iso()
@@ -155,8 +165,7 @@ def node_status(cfg: AgentConfig, *, pod_cidr: str | None, previous: Mapping[str
         return {"type": ctype, "status": status, "reason": reason, "message": message,
                 "lastHeartbeatTime": now, "lastTransitionTime": since or now}
 
-    resources = {"pods": str(MAX_PODS), "cpu": str(os.cpu_count() or 1), "memory": f"{_meminfo_kib()}Ki",
-                 "ephemeral-storage": "10Gi"}
+    resources = node_resources()
     if pod_cidr:
         conditions = [
             cond("NetworkUnavailable", "False", "RouteCreated", "node agent configured the pod network"),
@@ -219,6 +228,7 @@ class PodSide:
     runtime: ContainerRuntime
     prober: Prober
     executor: PodExecutor
+    hooks: HookRunner | None = None
 
 
 class NotStarted(RuntimeError):
@@ -233,7 +243,9 @@ class Agent:
         self.nodes = Informer(self.client, NODES, name="nodes")
         self.pods = Informer(self.client, PODS, field_selector=f"spec.nodeName={cfg.node_name}", name="pods")
         self.services = Informer(self.client, SERVICES, name="services")  # containers' service variables
-        self.volumes = ProjectedVolumes(self.client, cfg.state_dir / "pods")
+        self.objects = ReferencedObjects(self.client)  # the ConfigMaps and Secrets pods read
+        self.volumes = PodVolumes(self.objects, cfg.state_dir / "pods", tokens=TokenManager(self.client),
+                                  allocatable=node_resources())
         self.queue = WorkQueue("pods", ExponentialBackoff(base=0.1, cap=30.0))
         self.events = EventRecorder(self.client, "kubelet", host=cfg.node_name)
         self.ranges = NodeRanges.parse(cfg.cluster_cidr, cfg.node_cidr_mask, cfg.node_network)
@@ -395,6 +407,7 @@ class Agent:
         sandboxes, containers = observe(side.runtime, key)
         plan = podsync.plan_pod(pod, sandboxes, containers, now=time.time(), backoff=self.cfg.backoff,
                                 liveness_failed=frozenset(side.prober.live_failed),
+                                startup_failed=frozenset(side.prober.startup_failed),
                                 start_failures=self.start_failures.of_pod(podsync.pod_uid(pod)) if pod else {},
                                 key=key)
         await side.executor.run(plan)
@@ -463,12 +476,13 @@ class Agent:
         conflist = await self.configure_network()
         runtime = self._make_runtime(cfg, conflist)
         prober = Prober(runtime, host_netns=cfg.host_netns, on_change=self.queue.add, on_failure=self._probe_failed)
+        hooks = HookRunner(runtime, host_netns=cfg.host_netns)
         executor = PodExecutor(runtime=runtime, probes=prober, writer=ApiPodWriter(self.client), events=self.events,
                                requeue=self.queue.add_after, bound_pod_uids=self._bound_pod_uids,
                                node_ip=cfg.node_ip, backoff=cfg.backoff, failures=self.start_failures,
-                               volumes=self.volumes,
+                               volumes=self.volumes, objects=self.objects, allocatable=node_resources(), hooks=hooks,
                                service_env=lambda pod: service_env(pod, self.services.store.list()))
-        self._pod_side = PodSide(runtime, prober, executor)
+        self._pod_side = PodSide(runtime, prober, executor, hooks)
         self._tasks.append(asyncio.create_task(self.routes_loop(), name="routes"))
         self.pods.add_handlers(on_add=lambda o: self.queue.add(object_key(o)),
                                on_update=lambda old, new: self.queue.add(object_key(new)),
@@ -506,6 +520,8 @@ class Agent:
         await self.services.stop()
         if self._pod_side is not None:
             await self._pod_side.prober.close()
+            if self._pod_side.hooks is not None:
+                await self._pod_side.hooks.close()
             self._pod_side.runtime.close()
         await self.events.close()
         await self.client.close()

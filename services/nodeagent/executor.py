@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -22,7 +23,7 @@ from typing import Any, Protocol
 from kubecore.api.errors import ApiError
 from kubecore.api.types import Obj
 from kubecore.client.rest import ApiUnavailable
-from services.nodeagent import images, podevents, podsync
+from services.nodeagent import images, podenv, podevents, podsync
 from services.nodeagent.cri import ContainerRuntime
 from services.nodeagent.podsync import (
     Backoff,
@@ -45,7 +46,8 @@ from services.nodeagent.podsync import (
 )
 from services.nodeagent.probes import ProbeTarget
 from services.nodeagent.projected import VolumeError
-from services.nodeagent.runtime import ContainerConfig, ContainerInfo, RuntimeServiceError, SandboxInfo
+from services.nodeagent.runtime import ContainerConfig, ContainerInfo, Mount, RuntimeServiceError, SandboxInfo
+from services.nodeagent.sources import ReferencedObjects, SourceError
 
 log = logging.getLogger("nodeagent")
 
@@ -55,6 +57,11 @@ class Probes(Protocol):
 
     @property
     def ready(self) -> Mapping[str, bool]: ...
+
+    @property
+    def started(self) -> Mapping[str, bool]:
+        """Containers whose startup probe has succeeded."""
+        ...
 
     def ensure(self, target: ProbeTarget) -> None: ...
 
@@ -72,7 +79,7 @@ class PodWriter(Protocol):
 
 
 class VolumeSetUp(Protocol):
-    """The node's projected volumes (`projected.ProjectedVolumes`)."""
+    """The node's pod volumes (`volumes.PodVolumes`)."""
 
     async def set_up(self, pod: Mapping[str, Any]) -> dict[str, str]:
         """Write the pod's volumes; -> volume name -> host directory. Raises VolumeError."""
@@ -80,6 +87,15 @@ class VolumeSetUp(Protocol):
 
     def keep_pods(self, uids: set[str]) -> None:
         """Forget and remove the volumes of every pod not in `uids`."""
+        ...
+
+
+class Hooks(Protocol):
+    """Lifecycle handlers (`lifecycle.HookRunner`)."""
+
+    async def run(self, pod: Mapping[str, Any], container: Mapping[str, Any], container_id: str, pod_ip: str,
+                  handler: Mapping[str, Any], timeout: float) -> str | None:
+        """None, or why the handler failed."""
         ...
 
 
@@ -122,6 +138,46 @@ class StartFailures:
         return len(self._by_key)
 
 
+MIN_GRACE_SECONDS = 2  # kubelet's minimumGracePeriodInSeconds, after a preStop hook
+POST_START_TIMEOUT = 300.0  # kubelet waits for postStart without a bound; here at most this
+
+
+class PostStartHookError(RuntimeServiceError):
+    """`at`: when the container was killed for it, so the status shows this as its last failure."""
+
+    reason = "PostStartHookError"
+
+    def __init__(self, message: str, *, at: float) -> None:
+        super().__init__(message)
+        self.at = at
+
+
+def mount_paths(mounts: tuple[Mount, ...], dirs: Mapping[str, str], env: Mapping[str, str]) -> tuple[Mount, ...]:
+    """Each mount's host path: its volume's directory, or the subPath in it (subPathExpr
+    expanded against the container's environment), made as a directory when missing, as
+    kubelet's makeMounts does; a subPath that leads out of its volume (through a symlink) is
+    refused. A mount of a volume not set up is left out."""
+    out = []
+    for m in mounts:
+        if m.volume not in dirs:
+            continue
+        base = dirs[m.volume]
+        if not m.sub_path:
+            out.append(replace(m, host_path=base))
+            continue
+        sub = podenv.expand(m.sub_path, env.get) if m.sub_path_expr else m.sub_path
+        if os.path.isabs(sub) or ".." in sub.split("/"):
+            raise podenv.ContainerConfigError(f"subPath {sub!r} must be a relative path within the volume")
+        path = os.path.join(base, sub)
+        if not os.path.lexists(path):
+            os.makedirs(path, mode=0o755, exist_ok=True)
+        real_base, real = os.path.realpath(base), os.path.realpath(path)
+        if real != real_base and not real.startswith(real_base.rstrip("/") + "/"):
+            raise podenv.ContainerConfigError(f"subpath {real!r} not within volume path {real_base!r}")
+        out.append(replace(m, host_path=real))
+    return tuple(out)
+
+
 def observe(runtime: ContainerRuntime, key: str) -> tuple[list[SandboxInfo], list[ContainerInfo]]:
     """Every sandbox of a pod key (any uid, any state) and their containers."""
     sandboxes = [s for s in runtime.list_pod_sandboxes() if s.key == key]
@@ -161,6 +217,9 @@ class PodExecutor:
         failures: StartFailures | None = None,
         volumes: VolumeSetUp | None = None,
         service_env: Callable[[Mapping[str, Any]], Mapping[str, str]] | None = None,
+        objects: ReferencedObjects | None = None,
+        allocatable: Mapping[str, str] | None = None,
+        hooks: Hooks | None = None,
     ) -> None:
         self.runtime = runtime
         self.probes = probes
@@ -173,6 +232,9 @@ class PodExecutor:
         self.failures = failures if failures is not None else StartFailures()
         self.volumes = volumes
         self.service_env = service_env
+        self.objects = objects
+        self.allocatable = dict(allocatable or {})
+        self.hooks = hooks
 
     async def run(self, plan: PodPlan) -> None:
         sync = _Sync(plan)
@@ -222,7 +284,34 @@ class PodExecutor:
                  extra={"key": sync.key})
         for c in step.containers:
             self._tell(sync.plan.pod, podevents.stopping(c.name))
-        await asyncio.gather(*(self.runtime.stop_container(c.id, timeout=step.grace) for c in step.containers))
+        await asyncio.gather(*(self._stop(sync, c.id, c.name, step.grace) for c in step.containers))
+
+    async def _stop(self, sync: _Sync, container_id: str, name: str | None, grace: int) -> None:
+        """kubelet's killContainer: the preStop hook first, within the grace period, then the TERM
+        signal with what is left of it (at least 2 s), then KILL."""
+        pod = sync.plan.pod
+        spec = podenv.find_container(pod, name) if pod is not None and name is not None else None
+        handler = ((spec or {}).get("lifecycle") or {}).get("preStop")
+        if pod is not None and spec is not None and isinstance(handler, dict) and self.hooks is not None and grace > 0:
+            began = time.monotonic()
+            try:
+                problem = await asyncio.wait_for(
+                    self.hooks.run(pod, spec, container_id, self._container_ip(container_id), handler, grace),
+                    grace)
+            except TimeoutError:
+                problem = f"PreStopHook timed out after {grace}s"
+            if problem is not None:
+                log.info("pod=%s container %s preStop: %s", sync.key, name, problem, extra={"key": sync.key})
+                self._tell(pod, podevents.failed_pre_stop(name or ""))
+            grace = max(int(grace - (time.monotonic() - began)), MIN_GRACE_SECONDS)
+        await self.runtime.stop_container(container_id, timeout=grace)
+
+    def _container_ip(self, container_id: str) -> str:
+        try:
+            sandbox_id = self.runtime.container_status(container_id).sandbox_id
+        except RuntimeServiceError:
+            return ""
+        return next((s.ip for s in self.runtime.list_pod_sandboxes() if s.id == sandbox_id), "")
 
     async def _delete_pod_object(self, sync: _Sync, step: DeletePodObject) -> None:
         self.failures.drop_pod(step.uid)
@@ -237,8 +326,8 @@ class PodExecutor:
         log.info("pod=%s killing container %s: %s", sync.key, step.container_id[:12], step.why,
                  extra={"key": sync.key})
         if step.name is not None:
-            self._tell(sync.plan.pod, podevents.killing_unhealthy(step.name))
-        await self.runtime.stop_container(step.container_id, timeout=step.grace)
+            self._tell(sync.plan.pod, podevents.killing_unhealthy(step.name, step.why))
+        await self._stop(sync, step.container_id, step.name, step.grace)
 
     async def _create_sandbox(self, sync: _Sync, step: CreateSandbox) -> None:
         try:
@@ -259,44 +348,82 @@ class PodExecutor:
             sync.volume_dirs = await self.volumes.set_up(pod)
         except (VolumeError, ApiUnavailable, OSError) as exc:
             sync.volumes_failed = True
-            names = ", ".join(sorted(podsync.projected_volume_names(pod)))
+            names = getattr(exc, "volume", None) or ", ".join(sorted(podsync.node_volume_names(pod)))
             log.warning("pod=%s volumes %s: %s", sync.key, names, exc, extra={"key": sync.key})
             self._tell(pod, podevents.failed_mount(names, str(exc)))
             self.requeue(sync.key, 2.0)
 
-    def _container_config(self, sync: _Sync, config: ContainerConfig) -> ContainerConfig:
+    async def _container_config(self, sync: _Sync, sandbox_id: str, config: ContainerConfig) -> ContainerConfig:
         """The container as the node runs it: its volumes resolved to their directories (a mount
-        of a volume not set up is left out), kubelet's service variables under its own env."""
+        of a volume not set up is left out), its environment, command and args as kubelet makes
+        them (`podenv`); raises podenv.ContainerConfigError."""
         dirs = sync.volume_dirs or {}
-        mounts = tuple(replace(m, host_path=dirs[m.volume]) for m in config.mounts if m.volume in dirs)
-        env = config.env
-        if self.service_env is not None and sync.plan.pod is not None:
-            env = {**self.service_env(sync.plan.pod), **config.env}
-        return replace(config, mounts=mounts, env=env)
+        pod = sync.plan.pod
+        spec = podenv.find_container(pod, config.name) if pod is not None else None
+        if pod is None or spec is None:
+            return replace(config, mounts=mount_paths(config.mounts, dirs, config.env))
+        namespace = str((pod.get("metadata") or {}).get("namespace") or "")
+        configmaps, secrets = podenv.references(spec)
+        sources = podenv.EnvSources()
+        if self.objects is not None:
+            try:
+                sources = await self.objects.env_sources(namespace, configmaps, secrets)
+            except SourceError as exc:
+                raise podenv.ContainerConfigError(str(exc)) from exc
+        resolved = podenv.container_env(
+            pod, spec, service_env=self.service_env(pod) if self.service_env is not None else {}, sources=sources,
+            addresses=self._addresses(sandbox_id), allocatable=self.allocatable)
+        for skipped in resolved.skipped:
+            self._tell(pod, podevents.invalid_env_names(skipped.message))
+        return replace(config, mounts=mount_paths(config.mounts, dirs, resolved.env), env=resolved.env,
+                       command=resolved.command, args=resolved.args)
+
+    def _addresses(self, sandbox_id: str) -> podenv.PodAddresses:
+        ip = next((s.ip for s in self.runtime.list_pod_sandboxes() if s.id == sandbox_id), "")
+        return podenv.PodAddresses(pod_ips=(ip,) if ip else (), host_ips=(self.node_ip,) if self.node_ip else ())
 
     async def _start_containers(self, sync: _Sync, step: StartContainers) -> None:
         sandbox_id = step.sandbox_id or sync.sandbox_id
         if sync.error is not None or sandbox_id is None or sync.volumes_failed:
             return
-        await asyncio.gather(*(self._start(sync, step.pod_uid, sandbox_id, self._container_config(sync, config))
-                               for config in step.containers))
+        await asyncio.gather(*(self._start(sync, step.pod_uid, sandbox_id, config) for config in step.containers))
 
     async def _start(self, sync: _Sync, uid: str, sandbox_id: str, config: ContainerConfig) -> None:
         name, image = config.name, config.image
         try:
+            config = await self._container_config(sync, sandbox_id, config)
             info = await self.runtime.create_container(sandbox_id, config)
             self._tell(sync.plan.pod, podevents.pulled(name, image))
             self._tell(sync.plan.pod, podevents.created(name))
             await self.runtime.start_container(info.id)
             self._tell(sync.plan.pod, podevents.started(name))
-        except (images.ImagePullError, RuntimeServiceError) as exc:
+            await self._post_start(sync, sandbox_id, info)
+        except (images.ImagePullError, RuntimeServiceError, podenv.ContainerConfigError) as exc:
             reason = getattr(exc, "reason", "RunContainerError")
-            failure = self.failures.record(uid, name, reason, str(exc), at=time.time())
+            failure = self.failures.record(uid, name, reason, str(exc), at=getattr(exc, "at", None) or time.time())
             log.warning("pod=%s container %s: %s: %s", sync.key, name, reason, exc, extra={"key": sync.key})
-            self._tell(sync.plan.pod, podevents.failed(name, image, reason, str(exc)))
+            if not isinstance(exc, PostStartHookError):  # told as FailedPostStartHook already
+                self._tell(sync.plan.pod, podevents.failed(name, image, reason, str(exc)))
             self.requeue(sync.key, self.backoff.delay(failure.count - 1) + 0.01)
             return
         self.failures.clear(uid, name)
+
+    async def _post_start(self, sync: _Sync, sandbox_id: str, info: ContainerInfo) -> None:
+        """The postStart hook, before the container counts as started; when it fails the
+        container is killed and the start failed (kubelet's PostStartHookError)."""
+        pod = sync.plan.pod
+        spec = podenv.find_container(pod, info.name) if pod is not None else None
+        handler = ((spec or {}).get("lifecycle") or {}).get("postStart")
+        if pod is None or spec is None or not isinstance(handler, dict) or self.hooks is None:
+            return
+        pod_ip = self._addresses(sandbox_id).pod_ips[0] if self._addresses(sandbox_id).pod_ips else ""
+        problem = await self.hooks.run(pod, spec, info.id, pod_ip, handler, POST_START_TIMEOUT)
+        if problem is None:
+            return
+        self._tell(pod, podevents.failed_post_start(info.name, problem))
+        self._tell(pod, podevents.killing(info.name, "FailedPostStartHook"))
+        stopped = await self.runtime.stop_container(info.id, timeout=podsync.grace_seconds(pod))
+        raise PostStartHookError(problem, at=max(time.time(), stopped.finished_at or 0.0))
 
     async def _report(self, sync: _Sync, step: Report) -> None:
         pod = sync.plan.pod
@@ -304,7 +431,8 @@ class PodExecutor:
             return
         sandboxes, containers = observe(self.runtime, sync.key)
         report = podsync.plan_report(sync.key, pod, sandboxes, containers, node_ip=self.node_ip,
-                                     ready_probe=self.probes.ready, start_failures=self.failures.of_pod(step.pod_uid),
+                                     ready_probe=self.probes.ready, started_probe=self.probes.started,
+                                     start_failures=self.failures.of_pod(step.pod_uid),
                                      backoff=self.backoff)
         self.probes.forget(set(report.forget_probes))
         for target in report.probe:
@@ -323,5 +451,12 @@ class PodExecutor:
                 raise
 
     def _tell(self, pod: Mapping[str, Any] | None, ev: podevents.PodEvent) -> None:
-        if pod is not None:
-            self.events.event(dict(pod), ev.type, ev.reason, ev.message, field_path=ev.field_path)
+        if pod is None:
+            return
+        field_path = ev.field_path
+        prefix = "spec.containers{"
+        if field_path and field_path.startswith(prefix):  # an init container's events name it as one
+            name = field_path[len(prefix):-1]
+            if any(c.get("name") == name for c in podsync.spec_init_containers(pod)):
+                field_path = f"spec.initContainers{{{name}}}"
+        self.events.event(dict(pod), ev.type, ev.reason, ev.message, field_path=field_path)

@@ -53,6 +53,11 @@ def failed(name: str, image: str, reason: str, message: str) -> PodEvent:
     return PodEvent(WARNING, "Failed", f"Error: {message}", container_path(name))
 
 
+def invalid_env_names(message: str) -> PodEvent:
+    """envFrom keys skipped because they are not variable names (`podenv.SkippedKeys.message`)."""
+    return PodEvent(WARNING, "InvalidEnvironmentVariableNames", message)
+
+
 def failed_create_sandbox(message: str) -> PodEvent:
     """The pod's sandbox (network namespace, pod files, network) could not be made."""
     return PodEvent(WARNING, "FailedCreatePodSandBox", f"Failed to create pod sandbox: {message}")
@@ -62,9 +67,24 @@ def stopping(name: str) -> PodEvent:
     return PodEvent(NORMAL, "Killing", f"Stopping container {name}", container_path(name))
 
 
-def killing_unhealthy(name: str) -> PodEvent:
-    return PodEvent(NORMAL, "Killing", f"Container {name} failed liveness probe, will be restarted",
+def killing_unhealthy(name: str, why: str = "Unhealthy") -> PodEvent:
+    """A container whose liveness (or, `why` "StartupFailed", startup) probe failed."""
+    probe = "startup" if why == "StartupFailed" else "liveness"
+    return PodEvent(NORMAL, "Killing", f"Container {name} failed {probe} probe, will be restarted",
                     container_path(name))
+
+
+def killing(name: str, message: str) -> PodEvent:
+    return PodEvent(NORMAL, "Killing", message, container_path(name))
+
+
+def failed_post_start(name: str, message: str) -> PodEvent:
+    return PodEvent(WARNING, "FailedPostStartHook", message, container_path(name))
+
+
+def failed_pre_stop(name: str) -> PodEvent:
+    """kubelet leaves the hook's output out of the Event, so no secret leaks through it."""
+    return PodEvent(WARNING, "FailedPreStopHook", "PreStopHook failed", container_path(name))
 
 
 def back_off(pod: Mapping[str, Any], name: str, image: str, failure_reason: str | None) -> PodEvent:

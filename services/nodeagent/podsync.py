@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kubecore.api.types import Obj
-from services.nodeagent import images, podevents
+from services.nodeagent import images, podevents, volumefiles
 from services.nodeagent.cni import PortMapping
 from services.nodeagent.probes import ProbeTarget
 from services.nodeagent.runtime import (
@@ -245,6 +245,15 @@ def spec_containers(pod: Mapping[str, Any]) -> list[Obj]:
     return list((pod.get("spec") or {}).get("containers") or [])
 
 
+def spec_init_containers(pod: Mapping[str, Any]) -> list[Obj]:
+    return [c for c in (pod.get("spec") or {}).get("initContainers") or [] if isinstance(c, dict)]
+
+
+def init_restart_policy(policy: str) -> str:
+    """An init container runs to completion: under Always it is restarted only when it failed."""
+    return "OnFailure" if policy == "Always" else policy
+
+
 def should_restart(policy: str, exit_code: int | None) -> bool:
     if policy == "Always":
         return True
@@ -288,11 +297,13 @@ def plan_pod(
     liveness_failed: frozenset[str] = frozenset(),
     start_failures: Mapping[str, StartFailure] | None = None,
     key: str = "",
+    startup_failed: frozenset[str] = frozenset(),
 ) -> PodPlan:
     """The steps that bring what runs for one pod key to what the pod asks for.
 
     `sandboxes`/`containers` are everything the runtime has under this pod key (any uid);
-    `liveness_failed` holds ids of containers whose liveness probe failed; `start_failures`
+    `liveness_failed` holds ids of containers whose liveness probe failed (`startup_failed`: whose
+    startup probe did; either gets the container killed); `start_failures`
     the last creation failure per container name."""
     failures = start_failures or {}
     if pod is None:  # gone from the API (force-deleted, or deleted while the agent was down)
@@ -302,8 +313,10 @@ def plan_pod(
     elif ((pod.get("status") or {}).get("phase")) in TERMINAL_PHASES:
         plan = _plan_terminal(pod, sandboxes)
     else:
-        plan = _plan_live(pod, sandboxes, containers, now=now, backoff=backoff, liveness_failed=liveness_failed,
-                          failures=failures)
+        plan = _plan_live(pod, sandboxes, containers, now=now, backoff=backoff,
+                          liveness_failed=liveness_failed | startup_failed, failures=failures)
+        plan.kill_containers = [(cid, "StartupFailed" if cid in startup_failed else why)
+                                for cid, why in plan.kill_containers]
     plan.key, plan.pod = key, pod
     plan.steps = plan_steps(plan, pod, sandboxes, containers, failures)
     return plan
@@ -347,6 +360,9 @@ def _plan_live(
     history = by_name([c for c in containers if c.sandbox_id in own_ids and c.sandbox_id != current_id])
     live = by_name([c for c in containers if current_id is not None and c.sandbox_id == current_id])
     policy = restart_policy(pod)
+    if not _plan_init(plan, spec_init_containers(pod), live, history, policy=policy, now=now, backoff=backoff,
+                      failures=failures):
+        return plan  # the app containers wait for the init containers
     specs = spec_containers(pod)
     finished = 0
     for spec in specs:
@@ -356,6 +372,33 @@ def _plan_live(
     if finished and finished == len(specs):
         plan.start = []  # every container is done for good: the pod is terminal
     return plan
+
+
+def _plan_init(
+    plan: PodPlan,
+    specs: Sequence[Mapping[str, Any]],
+    live: Mapping[str, list[ContainerInfo]],
+    history: Mapping[str, list[ContainerInfo]],
+    *,
+    policy: str,
+    now: float,
+    backoff: Backoff,
+    failures: Mapping[str, StartFailure],
+) -> bool:
+    """The init containers, one at a time in order, each to completion (kubelet's
+    computeInitContainerActions); True when all have succeeded in this sandbox. A failed one is
+    restarted after its back-off, unless restartPolicy is Never: then nothing more starts and
+    the pod's phase is Failed."""
+    for spec in specs:
+        name = spec["name"]
+        attempts = live.get(name, [])
+        latest = attempts[-1] if attempts else None
+        if latest is not None and latest.state == CONTAINER_EXITED and latest.exit_code == 0:
+            continue
+        _plan_container(plan, name, attempts, history.get(name, []), policy=init_restart_policy(policy), now=now,
+                        backoff=backoff, liveness_failed=frozenset(), failure=failures.get(name))
+        return False
+    return True
 
 
 def _plan_container(
@@ -451,27 +494,27 @@ def _live_steps(
         steps.append(sandbox_request(pod))
     sandbox = current_sandbox(pod, sandboxes)
     has_sandbox = plan.create_sandbox or sandbox is not None
-    volumes = has_projected_volumes(pod) and has_sandbox
+    volumes = has_node_volumes(pod) and has_sandbox
     if volumes:
         steps.append(SetUpVolumes(pod_uid(pod)))
     if plan.start and has_sandbox:
         steps.append(_start_step(plan, pod, None if plan.create_sandbox or sandbox is None else sandbox.id))
-    images_by_name = {c["name"]: c.get("image", "") for c in spec_containers(pod)}
+    images_by_name = {c["name"]: c.get("image", "") for c in [*spec_init_containers(pod), *spec_containers(pod)]}
     for name in plan.backoff:
         failure = failures.get(name)
         steps.append(Tell(podevents.back_off(pod, name, images_by_name.get(name, ""),
                                              failure.reason if failure else None)))
     steps.append(Report(pod_uid(pod)))
-    requeue = _requeue_after(plan, volumes)
+    requeue = _requeue_after(plan, volumes and has_written_volumes(pod))
     if requeue is not None:
         steps.append(Requeue(requeue))
     return steps
 
 
 def _start_step(plan: PodPlan, pod: Mapping[str, Any], sandbox_id: str | None) -> StartContainers:
-    specs = {c["name"]: c for c in spec_containers(pod)}
-    projected = projected_volume_names(pod)
-    return StartContainers(pod_uid(pod), sandbox_id, tuple(container_config(specs[name], attempt, projected)
+    specs = {c["name"]: c for c in [*spec_init_containers(pod), *spec_containers(pod)]}
+    volumes = node_volume_names(pod)
+    return StartContainers(pod_uid(pod), sandbox_id, tuple(container_config(specs[name], attempt, volumes)
                                                            for name, attempt in plan.start))
 
 
@@ -491,20 +534,26 @@ def sandbox_request(pod: Mapping[str, Any]) -> CreateSandbox:
                          port_mappings=tuple(port_mappings(pod)), labels=meta.get("labels") or {})
 
 
-def projected_volume_names(pod: Mapping[str, Any]) -> frozenset[str]:
-    """The pod's volumes this node makes (projected: the ServiceAccount token, ConfigMaps, the
-    downward API); mounts of other kinds of volumes are not made."""
-    return frozenset(v["name"] for v in (pod.get("spec") or {}).get("volumes") or []
-                     if isinstance(v, dict) and isinstance(v.get("projected"), dict) and v.get("name"))
+def node_volume_names(pod: Mapping[str, Any]) -> frozenset[str]:
+    """The pod's volumes this node makes (`volumefiles.NODE_KINDS`); mounts of other kinds of
+    volumes are not made."""
+    return frozenset(v.name for v in volumefiles.node_volumes(pod))
 
 
-def has_projected_volumes(pod: Mapping[str, Any]) -> bool:
-    return bool(projected_volume_names(pod))
+def has_node_volumes(pod: Mapping[str, Any]) -> bool:
+    return bool(node_volume_names(pod))
+
+
+def has_written_volumes(pod: Mapping[str, Any]) -> bool:
+    """Volumes whose files show objects or the pod itself, so are rewritten on every resync."""
+    return any(v.kind in volumefiles.WRITTEN_KINDS for v in volumefiles.node_volumes(pod))
 
 
 def container_config(spec: Mapping[str, Any], attempt: int, volumes: frozenset[str] = frozenset()) -> ContainerConfig:
     env = {e["name"]: str(e.get("value", "")) for e in spec.get("env") or [] if e.get("name") and "value" in e}
-    mounts = tuple(Mount(m["mountPath"], read_only=bool(m.get("readOnly")), volume=m["name"])
+    mounts = tuple(Mount(m["mountPath"], read_only=bool(m.get("readOnly")), volume=m["name"],
+                         sub_path=str(m.get("subPath") or m.get("subPathExpr") or ""),
+                         sub_path_expr="subPathExpr" in m and not m.get("subPath"))
                    for m in spec.get("volumeMounts") or []
                    if isinstance(m, dict) and m.get("name") in volumes and isinstance(m.get("mountPath"), str))
     return ContainerConfig(name=spec["name"], image=spec.get("image", ""), command=spec.get("command"),
@@ -547,6 +596,7 @@ def plan_report(
     start_failures: Mapping[str, StartFailure],
     backoff: Backoff,
     now: float | None = None,
+    started_probe: Mapping[str, bool] | None = None,
 ) -> StatusReport:
     running = {c.id for c in containers if c.state == CONTAINER_RUNNING}
     sandbox = current_sandbox(pod, sandboxes)
@@ -555,7 +605,7 @@ def plan_report(
         ProbeTarget(key, specs[c.name], c.id, sandbox.ip) for c in containers
         if c.id in running and c.sandbox_id == sandbox.id and c.name in specs)
     new = pod_status(pod, sandboxes, containers, node_ip=node_ip, ready_probe=ready_probe,
-                     start_failures=start_failures, backoff=backoff, now=now)
+                     start_failures=start_failures, backoff=backoff, now=now, started_probe=started_probe)
     return StatusReport(forget_probes=frozenset({c.id for c in containers} - running), probe=probe,
                         status_patch=status_patch(pod.get("status") or {}, new))
 
@@ -596,19 +646,26 @@ def container_status(
     backoff: Backoff,
     now: float,
     pod_running: bool,
+    policy: str | None = None,
+    waiting_reason: str = "ContainerCreating",
+    started_probe: Mapping[str, bool] | None = None,
 ) -> Obj:
+    """One entry of containerStatuses (or initContainerStatuses: `policy` is then the init
+    containers' and `waiting_reason` PodInitializing, as for the app containers of a pod with
+    init containers)."""
     name, image = spec["name"], spec.get("image", "")
     latest = attempts[-1] if attempts else None
     previous = attempts[-2] if len(attempts) > 1 else None
     status: Obj = {"name": name, "image": image, "imageID": "", "ready": False, "started": False,
                    "restartCount": latest.attempt if latest else 0, "state": {}, "lastState": {}}
     if latest is None or latest.state == CONTAINER_CREATED:
-        return _not_started(status, latest, previous, failure)
+        return _not_started(status, latest, previous, failure, waiting_reason)
     status["imageID"] = image_id(latest.image)
     status["containerID"] = container_id(latest)
     if latest.state == CONTAINER_RUNNING and pod_running:
-        return _running(status, spec, latest, previous, ready_probe)
-    if latest.state == CONTAINER_EXITED and pod_running and should_restart(restart_policy(pod), latest.exit_code):
+        return _running(status, spec, latest, previous, ready_probe, started_probe or {})
+    if latest.state == CONTAINER_EXITED and pod_running and should_restart(policy or restart_policy(pod),
+                                                                           latest.exit_code):
         status["state"] = {"waiting": _restart_wait(pod, name, latest, failure, backoff)}
         status["lastState"] = _terminated(latest)
         return status
@@ -619,23 +676,25 @@ def container_status(
 
 
 def _not_started(status: Obj, latest: ContainerInfo | None, previous: ContainerInfo | None,
-                 failure: StartFailure | None) -> Obj:
+                 failure: StartFailure | None, waiting_reason: str) -> Obj:
     """Waiting to be created (or failing to be)."""
     if failure is not None:
         status["state"] = {"waiting": {"reason": failure.reason, "message": failure.message}}
     else:
-        status["state"] = {"waiting": {"reason": "ContainerCreating"}}
+        status["state"] = {"waiting": {"reason": waiting_reason}}
     if latest is not None and latest.attempt > 0 and previous is not None:
         status["lastState"] = _terminated(previous)
     return status
 
 
 def _running(status: Obj, spec: Mapping[str, Any], latest: ContainerInfo, previous: ContainerInfo | None,
-             ready_probe: Mapping[str, bool]) -> Obj:
+             ready_probe: Mapping[str, bool], started_probe: Mapping[str, bool]) -> Obj:
+    """Started once its startup probe (if any) succeeded; ready only then, and once its
+    readiness probe (if any) says so."""
     status["state"] = {"running": {"startedAt": rfc3339(latest.started_at)}}
-    status["started"] = True
+    status["started"] = bool(started_probe.get(latest.id, False)) if spec.get("startupProbe") else True
     has_probe = bool(spec.get("readinessProbe"))
-    status["ready"] = bool(ready_probe.get(latest.id, False)) if has_probe else True
+    status["ready"] = status["started"] and (bool(ready_probe.get(latest.id, False)) if has_probe else True)
     if previous is not None:
         status["lastState"] = _terminated(previous)
     return status
@@ -652,10 +711,36 @@ def _restart_wait(pod: Mapping[str, Any], name: str, latest: ContainerInfo, fail
                        f"pod={(pod.get('metadata') or {}).get('name')}"}
 
 
-def pod_phase(policy: str, statuses: Sequence[Mapping[str, Any]], previous: str | None) -> str:
-    """kubelet's getPhase for pods without init containers."""
+def any_app_started(statuses: Sequence[Mapping[str, Any]]) -> bool:
+    """HasAnyRegularContainerStarted: a container running or terminated."""
+    return any("running" in (s.get("state") or {}) or "terminated" in (s.get("state") or {}) for s in statuses)
+
+
+def _init_progress(init_statuses: Sequence[Mapping[str, Any]]) -> tuple[int, int]:
+    """getPhase's count of init containers (pending, failed)."""
+    pending = failed = 0
+    for s in init_statuses:
+        state, last = s.get("state") or {}, (s.get("lastState") or {}).get("terminated")
+        if "terminated" in state:
+            failed += state["terminated"].get("exitCode") != 0
+        elif "waiting" in state and last:
+            failed += last.get("exitCode") != 0
+        else:
+            pending += 1
+    return pending, failed
+
+
+def pod_phase(policy: str, statuses: Sequence[Mapping[str, Any]], previous: str | None,
+              init_statuses: Sequence[Mapping[str, Any]] = ()) -> str:
+    """kubelet's getPhase: an init container that failed under restartPolicy Never fails the
+    pod; one still to run (or running) keeps it Pending, as does a container still waiting."""
     if previous in TERMINAL_PHASES:
         return previous
+    pending_init, failed_init = _init_progress(init_statuses)
+    if failed_init and policy == "Never":
+        return "Failed"
+    if pending_init and not any_app_started(statuses):
+        return "Pending"
     waiting = running = stopped = succeeded = 0
     for s in statuses:
         state = s.get("state") or {}
@@ -705,6 +790,7 @@ def pod_status(
     start_failures: Mapping[str, StartFailure],
     backoff: Backoff,
     now: float | None = None,
+    started_probe: Mapping[str, bool] | None = None,
 ) -> Obj:
     """The status the API should hold for `pod`, from what runs (deterministic: timestamps come
     from the runtime records and the previous status, except for new transitions)."""
@@ -714,22 +800,34 @@ def pod_status(
     sandbox = current_sandbox(pod, sandboxes) or latest_sandbox(pod, sandboxes)
     running_sandbox = sandbox is not None and sandbox.state == SANDBOX_READY and not terminal_before
     attempts = by_name([c for c in containers if sandbox is not None and c.sandbox_id == sandbox.id])
+    init_specs = spec_init_containers(pod)
+    waiting_reason = "PodInitializing" if init_specs else "ContainerCreating"
+    init_statuses = [
+        _init_status(container_status(pod, spec, attempts.get(spec["name"], []), ready_probe={},
+                                      failure=start_failures.get(spec["name"]), backoff=backoff, now=now,
+                                      pod_running=running_sandbox, policy=init_restart_policy(restart_policy(pod)),
+                                      waiting_reason=waiting_reason))
+        for spec in init_specs
+    ]
     statuses = [
         container_status(pod, spec, attempts.get(spec["name"], []), ready_probe=ready_probe,
                          failure=start_failures.get(spec["name"]), backoff=backoff, now=now,
-                         pod_running=running_sandbox)
+                         pod_running=running_sandbox, waiting_reason=waiting_reason, started_probe=started_probe)
         for spec in spec_containers(pod)
     ]
-    phase = pod_phase(restart_policy(pod), statuses, terminal_before)
+    phase = pod_phase(restart_policy(pod), statuses, terminal_before, init_statuses)
     status: Obj = {
         "phase": phase,
         "hostIP": node_ip,
         "hostIPs": [{"ip": node_ip}],
         "startTime": old.get("startTime") or rfc3339(sandbox.created_at if sandbox else now),
-        "conditions": _pod_conditions(old.get("conditions") or [], statuses, phase, rfc3339(now) or ""),
+        "conditions": _pod_conditions(old.get("conditions") or [], statuses, phase, rfc3339(now) or "",
+                                      init_statuses),
         "containerStatuses": statuses,
         "qosClass": old.get("qosClass") or "BestEffort",
     }
+    if init_statuses:
+        status["initContainerStatuses"] = init_statuses
     ip = _pod_ip(sandbox, phase, old)
     if ip:
         status["podIP"] = ip
@@ -737,22 +835,37 @@ def pod_status(
     return status
 
 
+def _init_status(status: Obj) -> Obj:
+    """An init container is ready once it has succeeded; `started` only while it runs."""
+    terminated = (status.get("state") or {}).get("terminated")
+    status["ready"] = isinstance(terminated, dict) and terminated.get("exitCode") == 0
+    status["started"] = "running" in (status.get("state") or {})
+    return status
+
+
 def _pod_conditions(previous: Sequence[Mapping[str, Any]], statuses: Sequence[Mapping[str, Any]], phase: str,
-                    now_iso: str) -> list[Obj]:
-    """PodScheduled, Initialized, ContainersReady and Ready; the last two say which containers are not."""
+                    now_iso: str, init_statuses: Sequence[Mapping[str, Any]] = ()) -> list[Obj]:
+    """PodScheduled, Initialized, ContainersReady and Ready; Initialized says which init
+    containers have not succeeded (unless an app container started already), the last two which
+    containers are not ready."""
     all_ready = bool(statuses) and all(s["ready"] for s in statuses) and phase == "Running"
     not_ready = [s["name"] for s in statuses if not s["ready"]]
+    incomplete = [s["name"] for s in init_statuses if not s["ready"]]
+    initialized = not incomplete or any_app_started(statuses) or phase == "Succeeded"
     conditions = _conditions(
         previous,
-        {"PodScheduled": True, "Initialized": True, "ContainersReady": all_ready, "Ready": all_ready},
+        {"PodScheduled": True, "Initialized": initialized, "ContainersReady": all_ready, "Ready": all_ready},
         now_iso,
-        {"ContainersReady": "ContainersNotReady", "Ready": "ContainersNotReady"},
+        {"Initialized": "ContainersNotInitialized", "ContainersReady": "ContainersNotReady",
+         "Ready": "ContainersNotReady"},
     )
-    if not_ready and not all_ready:
-        msg = f"containers with unready status: [{' '.join(not_ready)}]"
-        for cond in conditions:
-            if cond["type"] in ("ContainersReady", "Ready"):
-                cond["message"] = msg
+    messages = {"Initialized": f"containers with incomplete status: [{' '.join(incomplete)}]",
+                "ContainersReady": f"containers with unready status: [{' '.join(not_ready)}]",
+                "Ready": f"containers with unready status: [{' '.join(not_ready)}]"}
+    for cond in conditions:
+        if cond["status"] == "False" and cond["type"] in messages and (incomplete or cond["type"] != "Initialized") \
+                and (not_ready or cond["type"] == "Initialized"):
+            cond["message"] = messages[cond["type"]]
     return conditions
 
 
@@ -764,7 +877,7 @@ def _pod_ip(sandbox: SandboxInfo | None, phase: str, old: Mapping[str, Any]) -> 
 
 
 MANAGED_STATUS_KEYS = ("phase", "hostIP", "hostIPs", "startTime", "conditions", "containerStatuses",
-                       "qosClass", "podIP", "podIPs")
+                       "initContainerStatuses", "qosClass", "podIP", "podIPs")
 
 
 def status_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> Obj | None:

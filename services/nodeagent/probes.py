@@ -1,9 +1,12 @@
-"""Readiness and liveness probes: one asyncio task per (container, probe kind).
+"""Startup, readiness and liveness probes: one asyncio task per (container, probe kind).
 
 A probe's result changes only after `successThreshold` successes or `failureThreshold`
-failures in a row, as kubelet counts them. Readiness starts False, liveness True. A change
-calls `on_change(pod key)` so the pod's worker re-syncs: readiness feeds the Ready condition,
-a failed liveness makes the planner kill the container (and restartPolicy restart it).
+failures in a row, as kubelet counts them. Readiness starts False, liveness True. A container
+with a startupProbe is probed only by it until it succeeds once (`started`); then its
+readiness and liveness probes begin. A change calls `on_change(pod key)` so the pod's worker
+re-syncs: startup feeds the container's `started`, readiness the Ready condition, and a
+failed liveness or startup probe makes the planner kill the container (and restartPolicy
+restart it).
 Every failed run also calls `on_failure(target, kind, detail)`, for kubelet's Unhealthy event.
 
 httpGet and tcpSocket probes connect to the pod's IP from the node's network namespace (the
@@ -26,7 +29,7 @@ from services.nodeagent.runtime import RuntimeServiceError
 
 log = logging.getLogger(__name__)
 PROBE_RESULTS = Counter("nodeagent_probe_total", "Probe runs by kind and result.", ["probe", "result"])
-READINESS, LIVENESS = "readiness", "liveness"
+READINESS, LIVENESS, STARTUP = "readiness", "liveness", "startup"
 
 
 class ProbeError(Exception):
@@ -63,7 +66,9 @@ class Prober:
         self.on_change = on_change
         self.on_failure = on_failure
         self.ready: dict[str, bool] = {}
+        self.started: dict[str, bool] = {}  # containers whose startup probe succeeded
         self.live_failed: set[str] = set()
+        self.startup_failed: set[str] = set()
         self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._session: aiohttp.ClientSession | None = None
 
@@ -76,7 +81,10 @@ class Prober:
 
     def ensure(self, target: ProbeTarget) -> None:
         """Probe workers for this running container (idempotent)."""
-        for kind, field_name in ((READINESS, "readinessProbe"), (LIVENESS, "livenessProbe")):
+        kinds: tuple[tuple[str, str], ...] = ((READINESS, "readinessProbe"), (LIVENESS, "livenessProbe"))
+        if target.container.get("startupProbe") and not self.started.get(target.container_id):
+            kinds = ((STARTUP, "startupProbe"),)
+        for kind, field_name in kinds:
             spec = target.container.get(field_name)
             key = (target.container_id, kind)
             if spec and key not in self._tasks:
@@ -89,14 +97,18 @@ class Prober:
             self._tasks.pop(key).cancel()
         for cid in [c for c in self.ready if c not in container_ids]:
             del self.ready[cid]
+        self.started = {c: v for c, v in self.started.items() if c in container_ids}
         self.live_failed &= container_ids
+        self.startup_failed &= container_ids
 
     def forget(self, container_ids: set[str]) -> None:
         for key in [k for k in self._tasks if k[0] in container_ids]:
             self._tasks.pop(key).cancel()
         for cid in container_ids:
             self.ready.pop(cid, None)
+            self.started.pop(cid, None)
             self.live_failed.discard(cid)
+            self.startup_failed.discard(cid)
 
     async def close(self) -> None:
         for task in self._tasks.values():
@@ -123,7 +135,10 @@ class Prober:
             if not ok and self.on_failure is not None:
                 self.on_failure(target, kind, detail)
             ok_run, bad_run = (ok_run + 1, 0) if ok else (0, bad_run + 1)
-            if kind == READINESS:
+            if kind == STARTUP:
+                if self._startup_verdict(target, ok_run, bad_run, threshold_bad, detail):
+                    return
+            elif kind == READINESS:
                 current = self.ready.get(target.container_id, False)
                 if not current and ok_run >= threshold_ok:
                     self._set_ready(target, True)
@@ -138,6 +153,24 @@ class Prober:
                 self.on_change(target.pod_key)
                 return
             await asyncio.sleep(period)
+
+    def _startup_verdict(self, target: ProbeTarget, ok_run: int, bad_run: int, threshold_bad: int,
+                         detail: str) -> bool:
+        """After one success the container has started (its other probes begin); after
+        failureThreshold failures it is killed. True when the startup worker is done."""
+        cid = target.container_id
+        if ok_run >= 1:
+            self.started[cid] = True
+            self._tasks.pop((cid, STARTUP), None)
+            self.ensure(target)
+            self.on_change(target.pod_key)
+            return True
+        if bad_run >= threshold_bad:
+            log.info("pod=%s container %s startup failed: %s", target.pod_key, target.container.get("name"), detail)
+            self.startup_failed.add(cid)
+            self.on_change(target.pod_key)
+            return True
+        return False
 
     def _set_ready(self, target: ProbeTarget, value: bool) -> None:
         self.ready[target.container_id] = value

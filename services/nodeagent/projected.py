@@ -1,23 +1,18 @@
-"""Projected volumes, as kubelet makes them (pkg/volume/projected, pkg/kubelet/token,
+"""ServiceAccount tokens and the atomic writer of the node's written volumes (pkg/kubelet/token,
 pkg/volume/util/atomic_writer.go).
 
-A pod's `projected` volume is a directory the node writes: a ServiceAccount token bound to the
-pod (asked of the API server through TokenRequest), ConfigMap keys, and downward API fields.
-- `volume_files` says what the files are (pure, given the token and ConfigMaps);
+A pod's `projected` volume can hold a ServiceAccount token bound to the pod (asked of the API
+server through TokenRequest); `volumefiles` says what the files of every written volume are,
+`volumes` sets them up.
 - `TokenManager` keeps one token per (pod, ServiceAccount, audiences, lifetime) and asks for a
   new one when 80% of its life has passed or it is 24 hours old, as kubelet's token manager;
 - `write_atomic` writes a directory the way kubelet's AtomicWriter does: the files go into a
   fresh `..<timestamp>` directory, a `..data` symlink is swapped to it in one rename, and each
   visible name is a symlink through `..data`, so a reader sees the old set or the new set,
-  never a mix;
-- `ProjectedVolumes` sets up every projected volume of a pod under
-  `<root>/<pod uid>/volumes/kubernetes.io~projected/<name>` (only root may enter `<root>`), and
-  removes the directories of pods no longer bound here.
-The container runtime bind-mounts the directory read-only at the container's mount path.
+  never a mix.
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import random
@@ -30,7 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from kubecore.api.errors import ApiError
-from kubecore.api.resources import CONFIGMAPS, SERVICEACCOUNTS
+from kubecore.api.resources import SERVICEACCOUNTS
 from kubecore.api.types import Obj
 from kubecore.client.rest import resource_path
 
@@ -70,67 +65,6 @@ def token_sources(projected: Obj) -> list[TokenSource]:
         if isinstance(sat, dict):
             out.append(TokenSource(str(sat.get("audience") or ""), int(sat.get("expirationSeconds") or 3600),
                                    str(sat.get("path") or "token")))
-    return out
-
-
-def configmap_names(projected: Obj) -> list[str]:
-    return [s["configMap"]["name"] for s in projected.get("sources") or []
-            if isinstance(s, dict) and isinstance(s.get("configMap"), dict) and s["configMap"].get("name")]
-
-
-def field_value(pod: Mapping[str, Any], path: str) -> str:
-    """A downward API fieldRef (the fields kubelet's podFieldSelectorRuntimeValue knows)."""
-    meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
-    simple = {"metadata.name": meta.get("name"), "metadata.namespace": meta.get("namespace"),
-              "metadata.uid": meta.get("uid"), "spec.nodeName": spec.get("nodeName"),
-              "spec.serviceAccountName": spec.get("serviceAccountName")}
-    if path in simple:
-        return str(simple[path] or "")
-    if path in ("metadata.labels", "metadata.annotations"):
-        values = meta.get(path.split(".")[1]) or {}
-        return "\n".join(f'{k}="{v}"' for k, v in sorted(values.items()))
-    raise VolumeError(f"unsupported fieldRef {path!r}")
-
-
-def volume_files(pod: Mapping[str, Any], projected: Obj, *, tokens: Mapping[TokenSource, str],
-                 configmaps: Mapping[str, Obj | None]) -> dict[str, tuple[bytes, int]]:
-    """Relative path -> (content, mode) of every file of the volume (kubelet's collectData)."""
-    default_mode = projected.get("defaultMode")
-    mode = default_mode if isinstance(default_mode, int) else DEFAULT_MODE
-    files: dict[str, tuple[bytes, int]] = {}
-    for source in projected.get("sources") or []:
-        if not isinstance(source, dict):
-            continue
-        if isinstance(source.get("serviceAccountToken"), dict):
-            (ts,) = token_sources({"sources": [source]})
-            files[ts.path] = (tokens[ts].encode(), mode)
-        elif isinstance(source.get("configMap"), dict):
-            files.update(_configmap_files(source["configMap"], configmaps, mode))
-        elif isinstance(source.get("downwardAPI"), dict):
-            for item in source["downwardAPI"].get("items") or []:
-                ref = item.get("fieldRef") or {}
-                files[item["path"]] = (field_value(pod, str(ref.get("fieldPath", ""))).encode(),
-                                       item.get("mode", mode))
-    return files
-
-
-def _configmap_files(ref: Obj, configmaps: Mapping[str, Obj | None], mode: int) -> dict[str, tuple[bytes, int]]:
-    cm = configmaps.get(ref["name"])
-    if cm is None:
-        if ref.get("optional"):
-            return {}
-        raise VolumeError(f'configmap "{ref["name"]}" not found')
-    data = {k: v.encode() for k, v in (cm.get("data") or {}).items()}
-    items = ref.get("items")
-    if not items:
-        return {k: (v, mode) for k, v in data.items()}
-    out = {}
-    for item in items:
-        if item["key"] not in data:
-            if ref.get("optional"):
-                continue
-            raise VolumeError(f'configmap references non-existent config key: {item["key"]}')
-        out[item["path"]] = (data[item["key"]], item.get("mode", mode))
     return out
 
 
@@ -249,56 +183,3 @@ def write_atomic(target: Path, files: Mapping[str, tuple[bytes, int]]) -> bool:
     if old is not None and old != stamp:
         shutil.rmtree(target / old, ignore_errors=True)
     return True
-
-
-# --------------------------------------------------------------------------- a pod's volumes
-
-
-class ConfigMapClient(Protocol):
-    async def get(self, rt: Any, name: str, namespace: str | None = None) -> Obj: ...
-
-
-class ProjectedVolumes:
-    """Sets up a pod's projected volumes on this node; the executor's `VolumeSetUp`."""
-
-    def __init__(self, client: Any, root: Path, *, tokens: TokenManager | None = None) -> None:
-        self.client = client
-        self.root = root
-        self.tokens = tokens or TokenManager(client)
-
-    def volume_dir(self, pod_uid: str, name: str) -> Path:
-        return self.root / pod_uid / "volumes" / PLUGIN_DIR / name
-
-    async def set_up(self, pod: Mapping[str, Any]) -> dict[str, str]:
-        """Write every projected volume of the pod; -> volume name -> its directory."""
-        uid = (pod.get("metadata") or {}).get("uid", "")
-        out = {}
-        for name, projected in projected_volumes(pod).items():
-            tokens = {ts: await self.tokens.token(pod, ts) for ts in token_sources(projected)}
-            configmaps = {cm: await self._configmap(pod, cm) for cm in configmap_names(projected)}
-            files = volume_files(pod, projected, tokens=tokens, configmaps=configmaps)
-            self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-            target = self.volume_dir(uid, name)
-            if await asyncio.to_thread(write_atomic, target, files):
-                log.info("pod=%s/%s volume %s written", (pod.get("metadata") or {}).get("namespace"),
-                         (pod.get("metadata") or {}).get("name"), name)
-            out[name] = str(target)
-        return out
-
-    async def _configmap(self, pod: Mapping[str, Any], name: str) -> Obj | None:
-        try:
-            cm: Obj = await self.client.get(CONFIGMAPS, name, (pod.get("metadata") or {}).get("namespace"))
-            return cm
-        except ApiError as exc:
-            if exc.code == 404:
-                return None
-            raise VolumeError(f'configmap "{name}": {exc}') from exc
-
-    def keep_pods(self, uids: set[str]) -> None:
-        """Remove the volumes of pods not in `uids` (gone from this node)."""
-        self.tokens.forget_pods(uids)
-        if not self.root.is_dir():
-            return
-        for entry in self.root.iterdir():
-            if entry.name not in uids:
-                shutil.rmtree(entry, ignore_errors=True)

@@ -92,10 +92,13 @@ _SH = "/bin/sh"
 
 # Runs inside the container's fresh UTS and mount namespaces, then becomes the container.
 # Targets that do not exist on this host are left alone rather than created. Then the
-# container's volume mounts ($6 of them, three arguments each: source, target, ro), each a bind
-# mount, read-only if asked. A target missing on this host is made inside the container only:
+# container's volume mounts ($7 of them, three arguments each: source, target, ro), each a bind
+# mount, read-only if asked; a source that is a file (a subPath) is mounted on a file. A target
+# missing on this host is made inside the container only:
 # an overlay over its nearest existing ancestor, whose upper layer is a tmpfs mounted on the
-# pod's scratch directory ($5), so the host gains no file or directory.
+# pod's scratch directory ($5), so the host gains no file or directory; a directory already
+# under such an overlay takes further targets without another one (an overlay's upper layer
+# cannot be another overlay's lower layer).
 # All of it happens in the container's private mount namespace, seen by no one else.
 _INIT_SCRIPT = f"""set -e
 printf '%s' "$1" > /proc/sys/kernel/hostname
@@ -104,17 +107,27 @@ printf '%s' "$1" > /proc/sys/kernel/hostname
 [ ! -e /etc/hosts ] || {shlex.quote(_MOUNT)} --bind "$4" /etc/hosts
 scratch="$5"; workdir="$6"; n="$7"
 shift 7
-i=0
+i=0; overlaid=""; nl='
+'
+under_overlay() {{
+  old_ifs=$IFS; IFS=$nl
+  for o in $overlaid; do case "$1/" in "$o"/*) IFS=$old_ifs; return 0;; esac; done
+  IFS=$old_ifs; return 1
+}}
 while [ "$n" -gt 0 ]; do
   src="$1"; dst="$2"; ro="$3"; shift 3; n=$((n - 1)); i=$((i + 1))
   if [ ! -e "$dst" ]; then
     top=$(realpath -m "$dst")
     while [ ! -d "$top" ]; do top=$(dirname "$top"); done
     if [ "$top" = / ]; then echo "mc-init: cannot make $dst: nothing but / above it" >&2; exit 1; fi
-    {shlex.quote(_MOUNT)} -t tmpfs -o mode=0700 mc-scratch "$scratch"
-    mkdir "$scratch/upper" "$scratch/work"
-    {shlex.quote(_MOUNT)} -t overlay mc-volume -o "lowerdir=$top,upperdir=$scratch/upper,workdir=$scratch/work" "$top"
-    mkdir -p "$dst"
+    if ! under_overlay "$top"; then
+      [ -n "$overlaid" ] || {shlex.quote(_MOUNT)} -t tmpfs -o mode=0700 mc-scratch "$scratch"
+      upper="$scratch/upper$i"; work="$scratch/work$i"
+      mkdir "$upper" "$work"
+      {shlex.quote(_MOUNT)} -t overlay mc-volume -o "lowerdir=$top,upperdir=$upper,workdir=$work" "$top"
+      overlaid="$overlaid$nl$top"
+    fi
+    if [ -d "$src" ]; then mkdir -p "$dst"; else mkdir -p "$(dirname "$dst")"; : > "$dst"; fi
   fi
   {shlex.quote(_MOUNT)} --bind "$src" "$dst"
   [ "$ro" != ro ] || {shlex.quote(_MOUNT)} -o remount,bind,ro "$dst"
@@ -211,6 +224,8 @@ class Mount:
     host_path: str = ""
     read_only: bool = False
     volume: str = ""
+    sub_path: str = ""  # a path inside the volume, mounted instead of all of it
+    sub_path_expr: bool = False  # sub_path holds $(VAR) references to the container's environment
 
 
 @dataclass(frozen=True)
@@ -692,8 +707,25 @@ class Runtime:
             info = replace(info, state=CONTAINER_RUNNING, pid=child.pid, pid_start_ticks=ticks, started_at=time.time())
             self._save_container(info)
             self._watch_child(info, child)
+        await self._wait_exec(child.pid, ticks)
         log.info("container %s (%s) started pid=%d", info.name, container_id[:12], child.pid)
         return info
+
+    @staticmethod
+    async def _wait_exec(pid: int, ticks: int | None, timeout: float = 5.0) -> None:
+        """Until the process has become the container's command: before that it is still nsenter,
+        unshare or the mount script, and an exec into its namespaces (a postStart hook, a probe)
+        would not yet see the container's mounts -- or would see the node's."""
+        deadline = time.monotonic() + timeout
+        while procfs.is_alive(pid, ticks) and time.monotonic() < deadline:
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:  # noqa: ASYNC230 a /proc read does not block
+                    parts = f.read().split(b"\0")
+            except OSError:
+                return
+            if parts[0].decode(errors="replace") not in (_NSENTER, _UNSHARE) and parts[3:4] != [b"mc-init"]:
+                return
+            await asyncio.sleep(0.005)
 
     def _watch_child(self, info: ContainerInfo, child: subprocess.Popen[bytes]) -> None:
         self._children[info.id] = child

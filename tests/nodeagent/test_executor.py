@@ -11,6 +11,7 @@ import time
 import pytest
 
 from kubecore.api.errors import ApiError
+from kubecore.api.resources import CONFIGMAPS, SECRETS
 from services.nodeagent import images
 from services.nodeagent.cni import CniError
 from services.nodeagent.executor import PodExecutor, StartFailures, observe
@@ -24,6 +25,8 @@ from services.nodeagent.runtime import (
     ContainerCreateError,
     SandboxCreateError,
 )
+from services.nodeagent.sources import ReferencedObjects
+from tests.fakes.api import FakeApiClient
 from tests.fakes.cni import FakeCni
 from tests.fakes.runtime import FakeRuntime
 
@@ -75,9 +78,11 @@ class Writer:
 class Events:
     def __init__(self) -> None:
         self.told: list[tuple[str, str]] = []
+        self.field_paths: list[str | None] = []
 
     def event(self, obj, event_type, reason, message, *, field_path=None):
         self.told.append((reason, message))
+        self.field_paths.append(field_path)
 
     @property
     def reasons(self) -> list[str]:
@@ -87,6 +92,7 @@ class Events:
 class Probes:
     def __init__(self) -> None:
         self.ready: dict[str, bool] = {}
+        self.started: dict[str, bool] = {}
         self.live_failed: set[str] = set()
         self.probing: set[str] = set()
 
@@ -104,6 +110,7 @@ class Node:
     """One node's pod side around the executor, as `Agent.start` wires it."""
 
     def __init__(self) -> None:
+        self.api = FakeApiClient()
         self.cni = FakeCni()
         self.runtime = FakeRuntime(network=self.cni)
         self.writer, self.events, self.probes = Writer(), Events(), Probes()
@@ -113,7 +120,8 @@ class Node:
         self.executor = PodExecutor(runtime=self.runtime, probes=self.probes, writer=self.writer, events=self.events,
                                     requeue=lambda key, delay: self.requeued.append((key, delay)),
                                     bound_pod_uids=lambda: set(self.bound), node_ip="10.250.0.11", backoff=BACKOFF,
-                                    failures=self.failures)
+                                    failures=self.failures, objects=ReferencedObjects(self.api, ttl=0),
+                                    allocatable={"cpu": "2", "memory": "1Gi"})
 
     async def sync(self, p: dict | None, *, now: float | None = None) -> None:
         self.writer.pod = p
@@ -381,3 +389,51 @@ async def test_fake_runtime_states(node):
     assert c.state == CONTAINER_RUNNING and rt.list_containers(sandbox.id) == [c]
     await rt.stop_pod_sandbox(sandbox.id)
     assert rt.container_status(c.id).exit_code == 137 and rt.list_pod_sandboxes()[0].state == SANDBOX_NOTREADY
+
+
+# --------------------------------------------------------------------------- the container's configuration
+
+
+def pod_with_env(**container):
+    p = pod()
+    p["spec"]["containers"][0].update(container)
+    return p
+
+
+async def test_a_missing_configmap_key_keeps_the_container_from_being_created(node):
+    p = pod_with_env(env=[{"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "mode"}}}],
+                     command=["serve", "--mode=$(MODE)", "--ip=$(POD_IP)"])
+    await node.sync(p)
+    assert node.runtime.calls == [("run_pod_sandbox", "u1")]  # never created
+    assert node.events.told == [("Failed", 'Error: configmap "cfg" not found')]
+    assert p["status"]["containerStatuses"][0]["state"] == {
+        "waiting": {"reason": "CreateContainerConfigError", "message": 'configmap "cfg" not found'}}
+    assert p["status"]["phase"] == "Pending" and node.requeued == [(KEY, 10.01)]
+    node.api.preload(CONFIGMAPS, {"metadata": {"name": "cfg", "namespace": "ns"}, "data": {"other": "x"}})
+    node.forget_calls()
+    await node.sync(p, now=time.time() + 11)
+    assert p["status"]["containerStatuses"][0]["state"]["waiting"] == {
+        "reason": "CreateContainerConfigError", "message": "couldn't find key mode in ConfigMap ns/cfg"}
+    node.api.edit(CONFIGMAPS, "cfg", "ns", lambda cm: cm["data"].update(mode="fast"))
+    node.forget_calls()
+    await node.sync(p, now=time.time() + 40)
+    assert node.runtime.calls == [("create_container", "web", 0), ("start_container", "web", 0)]
+    (info,) = node.runtime.containers.values()
+    assert info.env["MODE"] == "fast" and info.argv == ("serve", "--mode=fast", "--ip=$(POD_IP)")
+    assert "running" in p["status"]["containerStatuses"][0]["state"]
+
+
+async def test_envfrom_keys_that_are_not_names_are_told(node):
+    node.api.preload(SECRETS, {"metadata": {"name": "s", "namespace": "ns"},
+                               "data": {"TOKEN": "dG9r", "1st": "eA=="}})
+    p = pod_with_env(envFrom=[{"secretRef": {"name": "s"}}],
+                     env=[{"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+                          {"name": "HOST", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}},
+                          {"name": "MEM", "valueFrom": {"resourceFieldRef": {"resource": "limits.memory",
+                                                                             "divisor": "1Mi"}}}])
+    await node.sync(p)
+    (info,) = node.runtime.containers.values()
+    assert {k: info.env[k] for k in ("TOKEN", "IP", "HOST", "MEM")} == {
+        "TOKEN": "tok", "IP": "10.244.1.2", "HOST": "10.250.0.11", "MEM": "1024"}
+    assert ("InvalidEnvironmentVariableNames", "Keys [1st] from the EnvFrom secret ns/s were skipped since "
+            "they are considered invalid environment variable names.") in node.events.told

@@ -8,15 +8,9 @@ from pathlib import Path
 import pytest
 
 from services.nodeagent import podsync
-from services.nodeagent.projected import (
-    IssuedToken,
-    TokenSource,
-    VolumeError,
-    projected_volumes,
-    volume_files,
-    write_atomic,
-)
+from services.nodeagent.projected import IssuedToken, TokenSource, VolumeError, projected_volumes, write_atomic
 from services.nodeagent.runtime import Mount
+from services.nodeagent.volumefiles import VolumeInputs, projected_files
 
 KUBE_API_ACCESS = {"name": "kube-api-access-abcde", "projected": {"sources": [
     {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
@@ -35,8 +29,8 @@ TOKEN = TokenSource("", 3607, "token")
 
 
 def test_the_kube_api_access_volume_holds_token_ca_and_namespace() -> None:
-    files = volume_files(POD, projected_volumes(POD)["kube-api-access-abcde"], tokens={TOKEN: "jwt"},
-                         configmaps={"kube-root-ca.crt": CA_MAP})
+    files = projected_files(POD, projected_volumes(POD)["kube-api-access-abcde"],
+                            VolumeInputs(tokens={TOKEN: "jwt"}, configmaps={"kube-root-ca.crt": CA_MAP}))
     assert files == {"token": (b"jwt", 0o644), "ca.crt": (b"PEM", 0o644), "namespace": (b"shop", 0o644)}
 
 
@@ -46,8 +40,8 @@ def test_the_kube_api_access_volume_holds_token_ca_and_namespace() -> None:
 ], ids=["missing", "no-key"])
 def test_a_missing_configmap_fails_the_volume(configmaps, message) -> None:
     with pytest.raises(VolumeError, match=message):
-        volume_files(POD, projected_volumes(POD)["kube-api-access-abcde"], tokens={TOKEN: "jwt"},
-                     configmaps=configmaps)
+        projected_files(POD, projected_volumes(POD)["kube-api-access-abcde"],
+                        VolumeInputs(tokens={TOKEN: "jwt"}, configmaps=configmaps))
 
 
 def test_the_atomic_writer_swaps_a_data_link(tmp_path: Path) -> None:
@@ -89,6 +83,7 @@ def test_the_plan_sets_volumes_up_before_containers_and_comes_back_for_the_token
     start = plan.steps[2]
     assert isinstance(start, podsync.StartContainers)
     assert start.containers[0].mounts == (Mount("/var/run/secrets/kubernetes.io/serviceaccount", read_only=True,
-                                                volume="kube-api-access-abcde"),)
+                                                volume="kube-api-access-abcde"),
+                                          Mount("/scratch", volume="scratch"))
     requeue = plan.steps[-1]
     assert isinstance(requeue, podsync.Requeue) and requeue.seconds == podsync.VOLUME_RESYNC_SECONDS
