@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.e2e.test_walkthrough import Cluster, cluster, wait_until  # noqa: F401 (its cluster)
+from tests.e2e.harness import Cluster, wait_until
 
 KUBECTL = shutil.which("kubectl")
 SERVE = ("import http.server, functools; http.server.ThreadingHTTPServer(('', 8080), functools.partial("
@@ -55,7 +55,7 @@ def apply(c: Cluster, tmp_path: Path, *objs: dict) -> str:
 
 
 @pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")
-def test_init_container_output_is_served_and_a_configmap_volume_follows_apply(cluster: Cluster,  # noqa: F811
+def test_init_container_output_is_served_and_a_configmap_volume_follows_apply(cluster: Cluster,
                                                                               tmp_path: Path) -> None:
     applied = apply(cluster, tmp_path, config_map("v1"), POD)
     assert "configmap/site created" in applied and "pod/featured created" in applied
