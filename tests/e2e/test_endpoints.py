@@ -17,14 +17,14 @@ RESOLVE = ("import socket, sys; "
 
 def peer(i: int) -> dict:
     return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": f"web-{i}", "namespace": "default", "labels": {"app": "peers"}},
-            "spec": {"hostname": f"web-{i}", "subdomain": "web",
+            "metadata": {"name": f"peer-{i}", "namespace": "default", "labels": {"app": "peers"}},
+            "spec": {"hostname": f"peer-{i}", "subdomain": "peers",
                      "containers": [{"name": "c", "image": "busybox", "command": ["sleep", "3600"],
                                      "ports": [{"name": "http", "containerPort": 8080}]}]}}
 
 
 OBJECTS = [
-    {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "default"},
+    {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "peers", "namespace": "default"},
      "spec": {"clusterIP": "None", "selector": {"app": "peers"},
               "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}},
     peer(0), peer(1),
@@ -45,30 +45,30 @@ def test_endpoints_listed_and_a_headless_service_s_pods_resolved_by_name(cluster
 
     def pods_ready() -> dict[str, str] | None:
         pods = [json.loads(cluster.mkctl("get", "pod", name, "-o", "json").stdout)
-                for name in ("web-0", "web-1", "resolver")]
+                for name in ("peer-0", "peer-1", "resolver")]
         return {p["metadata"]["name"]: p["status"]["podIP"] for p in pods} if all(map(running_ready, pods)) else None
     ips = wait_until(pods_ready, timeout=120, what="the peers and the resolver running")
 
     def listed() -> str | None:
-        out = run(*kc, "get", "endpoints", "web").stdout
-        return out if ips["web-0"] in out and ips["web-1"] in out else None
-    header, row = wait_until(listed, timeout=30, what="kubectl get endpoints web").splitlines()
+        out = run(*kc, "get", "endpoints", "peers").stdout
+        return out if ips["peer-0"] in out and ips["peer-1"] in out else None
+    header, row = wait_until(listed, timeout=30, what="kubectl get endpoints peers").splitlines()
     assert header.split() == ["NAME", "ENDPOINTS", "AGE"]
     name, endpoints, _age = row.split()
-    assert name == "web"
-    assert sorted(endpoints.split(",")) == sorted(f"{ips[p]}:8080" for p in ("web-0", "web-1"))
+    assert name == "peers"
+    assert sorted(endpoints.split(",")) == sorted(f"{ips[p]}:8080" for p in ("peer-0", "peer-1"))
     assert "endpoints/kubernetes" in run(*kc, "get", "ep", "-o", "name").stdout
 
-    ep = json.loads(run(*kc, "get", "ep", "web", "-o", "json").stdout)
-    assert sorted(a["hostname"] for a in ep["subsets"][0]["addresses"]) == ["web-0", "web-1"]
+    ep = json.loads(run(*kc, "get", "ep", "peers", "-o", "json").stdout)
+    assert sorted(a["hostname"] for a in ep["subsets"][0]["addresses"]) == ["peer-0", "peer-1"]
 
     def resolve(name: str) -> str:
         return cluster.mkctl("exec", "resolver", "--", sys.executable, "-c", RESOLVE, name,
                              check=False).stdout.strip()
-    assert wait_until(lambda: resolve("web-0.web.default.svc.cluster.local") == ips["web-0"],
-                      timeout=20, what="web-0's own name")
-    assert resolve("web-1.web.default.svc.cluster.local") == ips["web-1"]
-    assert resolve("web.default.svc.cluster.local") == " ".join(sorted((ips["web-0"], ips["web-1"])))
+    assert wait_until(lambda: resolve("peer-0.peers.default.svc.cluster.local") == ips["peer-0"],
+                      timeout=20, what="peer-0's own name")
+    assert resolve("peer-1.peers.default.svc.cluster.local") == ips["peer-1"]
+    assert resolve("peers.default.svc.cluster.local") == " ".join(sorted((ips["peer-0"], ips["peer-1"])))
 
     def mirrored() -> dict | None:
         items = json.loads(run(*kc, "get", "endpointslices", "-l", "kubernetes.io/service-name=ext",
@@ -78,3 +78,4 @@ def test_endpoints_listed_and_a_headless_service_s_pods_resolved_by_name(cluster
     assert slice_["metadata"]["labels"]["endpointslice.kubernetes.io/managed-by"] == \
         "endpointslicemirroring-controller.k8s.io"
     assert [e["addresses"] for e in slice_["endpoints"]] == [["192.0.2.10"]]
+    run(*kc, "delete", "-f", str(manifest), "--wait=false")  # the e2e package shares the cluster
