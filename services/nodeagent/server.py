@@ -10,6 +10,7 @@ the runtime, and answer errors as Kubernetes `Status` objects, which the API ser
        -> {"exitCode", "stdout", "stderr"}
 - GET  /exec/{namespace}/{pod}/{container}?command=..&stdin=..&stdout=..&stderr=..&tty=..
        upgraded to a WebSocket of the v5/v4.channel.k8s.io protocol (`execstream`)
+- POST /portForward/{namespace}/{pod}  upgraded to SPDY/3.1, protocol portforward.k8s.io (`portforward`)
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from aiohttp import web
 from prometheus_client import REGISTRY
 
 from kubecore.controller.health import Health, ReadinessCheck, add_health_routes
-from services.nodeagent import auth, execstream, netns
+from services.nodeagent import auth, execstream, netns, portforward
 from services.nodeagent.agent import Agent, PodNotHere
 from services.nodeagent.runtime import CONTAINER_RUNNING, NotFoundError, RuntimeServiceError
 
@@ -125,6 +126,10 @@ async def exec_stream(request: web.Request) -> web.StreamResponse:
     return await execstream.serve(request, request.app[AGENT])
 
 
+async def port_forward(request: web.Request) -> web.StreamResponse:
+    return await portforward.serve(request, request.app[AGENT])
+
+
 def create_app(agent: Agent, authorizer: auth.Authorizer | auth.AllowAll) -> web.Application:
     """The secure port: every route behind the kubelet's authentication and authorization."""
     app = web.Application(middlewares=[auth.middleware(authorizer, agent.cfg.node_name)])
@@ -133,6 +138,8 @@ def create_app(agent: Agent, authorizer: auth.Authorizer | auth.AllowAll) -> web
     app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", container_logs)
     app.router.add_post("/exec/{namespace}/{pod}/{container}", exec_in_container)
     app.router.add_get("/exec/{namespace}/{pod}/{container}", exec_stream)
+    app.router.add_post("/portForward/{namespace}/{pod}", port_forward)
+    app.router.add_get("/portForward/{namespace}/{pod}", port_forward)
     return app
 
 

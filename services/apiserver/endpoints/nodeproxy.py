@@ -22,6 +22,10 @@ without a usable InternalIP (none, not a plain IP, outside `--node-network`) is 
   "stderr"} for a request without an upgrade (minikubectl); the command comes as
   ?command=..&command=.. or in a JSON body {"command": [...], "container": ...}
 
+- portforward: a SPDY/3.1 upgrade (kubectl up to 1.30) or a WebSocket tunneling it (subprotocol
+  SPDY/3.1+portforward.k8s.io, kubectl 1.31+), relayed byte for byte to the agent's SPDY
+  `/portForward/<ns>/<pod>` (`portforward`)
+
 The agent's own errors are Status objects and are passed on with their code; an agent that
 cannot be reached is a 503.
 
@@ -51,6 +55,7 @@ from kubecore.api import remotecommand as rc
 from kubecore.api import resources as R
 from kubecore.api.errors import ApiError, bad_request, method_not_allowed, not_found
 from kubecore.api.nodenet import Address, NodeRanges, node_address_problem, parse_address
+from services.apiserver.endpoints import portforward
 from services.apiserver.endpoints.requests import CLIENT_CHECK_SECONDS, Target, client_gone, read_body
 from services.apiserver.storage.store import Storage
 
@@ -153,7 +158,7 @@ class NodeProxy:
         return aiohttp.ClientSession(connector=connector, timeout=timeout)
 
     async def serve(self, storage: Storage, request: web.Request, t: Target) -> web.StreamResponse:
-        if t.rt is not R.PODS or t.sub not in ("log", "exec") or t.name is None:
+        if t.rt is not R.PODS or t.sub not in ("log", "exec", "portforward") or t.name is None:
             raise not_found(f"{t.rt.plural}/{t.sub}", t.name or "", t.rt.group)
         pod = await storage.get(R.PODS, t.namespace, t.name)
         what = f"{t.rt.plural}/{t.sub}"
@@ -168,7 +173,10 @@ class NodeProxy:
                 raise ApiError(503, "ServiceUnavailable",
                                f"{what} is served by the pod's node agent, and node {node_name} is gone") from None
             raise
-        base = agent_base_url(node_address(node, self.ranges), self.kubelet_port)
+        ip = node_address(node, self.ranges)
+        base = agent_base_url(ip, self.kubelet_port)
+        if t.sub == "portforward":
+            return await self._port_forward(request, pod, ip, base, what)
         if t.sub == "log":
             if request.method != "GET":
                 raise method_not_allowed()
@@ -211,6 +219,42 @@ class NodeProxy:
                 return resp
         except (TimeoutError, aiohttp.ClientConnectionError, OSError) as exc:
             raise _unreachable(what, base, exc) from None
+
+    async def _dial(self, ip: Address) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A TLS connection to the agent at `ip` (from `dial_netns` when set)."""
+        family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+        if self.dial_netns:
+            sock = _socket_in_netns(self.dial_netns, family, socket.SOCK_STREAM, 0)
+        else:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.setblocking(False)
+        try:
+            loop = asyncio.get_running_loop()
+            await asyncio.wait_for(loop.sock_connect(sock, (str(ip), self.kubelet_port)), CONNECT_TIMEOUT)
+            hostname = str(ip) if self.ssl_context.check_hostname else None
+            return await asyncio.wait_for(asyncio.open_connection(sock=sock, ssl=self.ssl_context,
+                                                                  server_hostname=hostname), CONNECT_TIMEOUT)
+        except BaseException:
+            sock.close()
+            raise
+
+    async def _port_forward(self, request: web.Request, pod: dict[str, Any], ip: Address, base: str,
+                            what: str) -> web.StreamResponse:
+        if request.method not in ("POST", "GET"):
+            raise method_not_allowed()
+        mode = portforward.requested_mode(request)
+        if mode is None:
+            raise bad_request("Upgrade request required")
+        if mode == "websocket":
+            portforward.check_websocket(request)
+        path = f"/portForward/{_path(pod)}"
+        try:
+            up = await portforward.open_upstream(lambda: self._dial(ip), base.removeprefix("https://"), path)
+        except (TimeoutError, OSError, ValueError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
+            raise _unreachable(what, base, exc) from None
+        if up.status != 101:
+            return await portforward.error_response(up)
+        return await portforward.relay(request, up, mode)
 
     async def _exec(self, request: web.Request, pod: dict[str, Any], base: str, what: str) -> web.Response:
         q = request.query
@@ -323,9 +367,10 @@ class NodeProxy:
                                   f"ended before the command's status{detail}")
 
 
-def _path(pod: dict[str, Any], container: str) -> str:
+def _path(pod: dict[str, Any], container: str | None = None) -> str:
     meta = pod["metadata"]
-    return "/".join(quote(p, safe="") for p in (meta["namespace"], meta["name"], container))
+    parts = (meta["namespace"], meta["name"]) + ((container,) if container is not None else ())
+    return "/".join(quote(p, safe="") for p in parts)
 
 
 async def _relay_error(upstream: aiohttp.ClientResponse) -> web.Response:
