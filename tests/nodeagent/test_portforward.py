@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import secrets
-import shutil
 import time
 from pathlib import Path
 
@@ -18,75 +16,23 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from kubecore.api.resources import NODES, PODS
-from kubecore.client.rest import ApiClient
-from tests.conftest import ApiServer, api_settings, wipe_etcd
-from tests.nodeagent.agent_harness import AgentProcess, NodeNetwork
 from tests.nodeagent.conftest import needs_netns
+from tests.nodeagent.streaming_cluster import kubectl_binary, streaming_cluster
 
 pytestmark = [needs_netns, pytest.mark.netns, pytest.mark.asyncio(loop_scope="module")]
 VERSIONS = ("1.27", "1.28", "1.29", "1.30", "1.31", "1.32", "1.33")
 FORWARDING = re.compile(r"Forwarding from 127\.0\.0\.1:(\d+) -> (\d+)")
 
 
-async def _eventually(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met within {timeout}s")
-        await asyncio.sleep(0.2)
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def cluster(etcd_server, tmp_path_factory):
-    wipe_etcd(etcd_server.endpoint)
     workdir = tmp_path_factory.mktemp("portforward")
-    server = await ApiServer(api_settings(etcd_server)).start()
-    tag = secrets.token_hex(2)
-    network = NodeNetwork(tag, [f"t{tag}p1"])
-    agent = None
-    try:
-        network.up()
-        node = network.nodes[0]
-        server.state.nodes.dial_netns = f"/run/netns/{network.net}"
-        kubeconfig = server.kubeconfig(workdir / f"{node}.kubeconfig", f"system:node:{node}", ("system:nodes",))
-        agent = AgentProcess(kubeconfig=kubeconfig, node=node, node_ip=network.ips[node], netns=network.netns(node),
-                             state_dir=workdir / node).start()
-        async with ApiClient(server.config) as client:
-            async def node_ready():
-                assert agent.alive(), agent.log()
-                try:
-                    n = await client.get(NODES, node)
-                except Exception:
-                    return None
-                conds = {c["type"]: c["status"] for c in n.get("status", {}).get("conditions", [])}
-                return conds.get("Ready") == "True" and n["spec"].get("podCIDR")
-            await _eventually(node_ready, 30, f"node {node} Ready")
-            # /etc/hostname inside the container is the pod's: GET /hostname names the pod
-            await client.create(PODS, {"metadata": {"name": "web"}, "spec": {
-                "nodeName": node, "terminationGracePeriodSeconds": 1, "containers": [{
-                    "name": "http", "image": "python",
-                    "command": ["python3", "-m", "http.server", "8080", "--bind", "127.0.0.1",
-                                "--directory", "/etc"]}]}})
-
-            async def serving():
-                pod = await client.get(PODS, "web", "default")
-                statuses = pod.get("status", {}).get("containerStatuses") or []
-                return statuses and "running" in (statuses[0].get("state") or {})
-            try:
-                await _eventually(serving, 30, "pod web running")
-            except AssertionError:
-                raise AssertionError(f"{await client.get(PODS, 'web', 'default')}\n{agent.log()[-3000:]}") from None
-        kubeconfig_admin = server.kubeconfig(workdir / "admin.kubeconfig")
-        yield server, str(kubeconfig_admin), workdir
-    finally:
-        if agent is not None:
-            agent.kill()
-        network.down()
-        await server.stop()
+    # /etc/hostname inside the container is the pod's: GET /hostname names the pod
+    web = {"metadata": {"name": "web"}, "spec": {"containers": [{
+        "name": "http", "image": "python",
+        "command": ["python3", "-m", "http.server", "8080", "--bind", "127.0.0.1", "--directory", "/etc"]}]}}
+    async with streaming_cluster(etcd_server, workdir, [web]) as c:
+        yield c.server, c.kubeconfig, workdir
 
 
 class PortForward:
@@ -121,15 +67,6 @@ class PortForward:
         rest, err = await self.proc.communicate()
         self.out += rest or b""
         self.err += err or b""
-
-
-def kubectl_binary(version: str) -> str | None:
-    """`kubectl.<version>` on PATH, or beside the `kubectl` that is (the Cloud SDK installs them so)."""
-    found = shutil.which(f"kubectl.{version}")
-    default = shutil.which("kubectl")
-    if found is None and default is not None:
-        found = shutil.which(f"kubectl.{version}", path=str(Path(default).resolve().parent))
-    return found
 
 
 async def port_forward(kubeconfig: str, workdir: Path, version: str, *args: str) -> PortForward:

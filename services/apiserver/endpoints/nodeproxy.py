@@ -8,7 +8,9 @@ object must not be able to make the server dial anything but a node agent's port
 without a usable InternalIP (none, not a plain IP, outside `--node-network`) is kube's
 "no preferred addresses found" error, as a 503.
 
-- log:  GET  /containerLogs/<ns>/<pod>/<container>?follow=&tailLines=   streamed as text/plain
+- log:  GET  /containerLogs/<ns>/<pod>/<container>?follow=&previous=&tailLines=&sinceSeconds=&sinceTime=
+  &timestamps=&limitBytes= streamed as text/plain, the options checked first as kube's
+  ValidatePodLogOptions (`kubecore.api.podlogs`)
 - exec, streamed: a WebSocket upgrade (GET ?command=..&container=..&stdin=..&stdout=..&stderr=..
   &tty=.., subprotocol v5.channel.k8s.io or v4.channel.k8s.io: what kubectl 1.30+ and the
   official clients open) is checked here (pod, container, options: errors are HTTP Status
@@ -50,11 +52,12 @@ from urllib.parse import quote
 import aiohttp
 from aiohttp import WSMsgType, web
 
-from kubecore.api import jsonwire
+from kubecore.api import jsonwire, podlogs
 from kubecore.api import remotecommand as rc
 from kubecore.api import resources as R
 from kubecore.api.errors import ApiError, bad_request, method_not_allowed, not_found
 from kubecore.api.nodenet import Address, NodeRanges, node_address_problem, parse_address
+from kubecore.api.podlogs import PodLogOptions
 from services.apiserver.endpoints import portforward
 from services.apiserver.endpoints.requests import CLIENT_CHECK_SECONDS, Target, client_gone, read_body
 from services.apiserver.storage.store import Storage
@@ -189,8 +192,9 @@ class NodeProxy:
 
     async def _logs(self, request: web.Request, pod: dict[str, Any], base: str, what: str) -> web.StreamResponse:
         q = request.query
+        PodLogOptions.from_query(q).check(pod["metadata"]["name"])
         container = choose_container(pod, q.get("container"))
-        params = {k: q[k] for k in ("follow", "tailLines", "previous", "timestamps", "limitBytes") if k in q}
+        params = podlogs.agent_query(q)
         url = f"{base}/containerLogs/{_path(pod, container)}"
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT)
         try:
