@@ -30,7 +30,7 @@ OUTPUT_DRAIN_SECONDS = 2.0
 CONTAINER_CHECK_SECONDS = 1.0
 
 
-class _Channel:
+class Channel:
     """The WebSocket, written by several tasks: one whole message at a time."""
 
     def __init__(self, ws: web.WebSocketResponse) -> None:
@@ -64,7 +64,7 @@ async def serve(request: web.Request, agent: Agent) -> web.StreamResponse:
                           + ", ".join(rc.PROTOCOLS))
         return web.json_response({"kind": "Status", "apiVersion": "v1", **body}, status=400)
     await ws.prepare(request)
-    out = _Channel(ws)
+    out = Channel(ws)
     ns, pod, container = (request.match_info[k] for k in ("namespace", "pod", "container"))
     opts = rc.ExecOptions.from_query(request.query)
     try:
@@ -80,7 +80,7 @@ async def serve(request: web.Request, agent: Agent) -> web.StreamResponse:
     return ws
 
 
-async def _run(agent: Agent, ws: web.WebSocketResponse, out: _Channel, ns: str, pod: str, container: str,
+async def _run(agent: Agent, ws: web.WebSocketResponse, out: Channel, ns: str, pod: str, container: str,
                opts: rc.ExecOptions) -> dict:
     problem = opts.problem()
     if problem:
@@ -114,7 +114,7 @@ async def _run(agent: Agent, ws: web.WebSocketResponse, out: _Channel, ns: str, 
         proc.close()
 
 
-async def _stream(runtime, container_id: str, ws: web.WebSocketResponse, out: _Channel, proc: ExecProcess,
+async def _stream(runtime, container_id: str, ws: web.WebSocketResponse, out: Channel, proc: ExecProcess,
                   opts: rc.ExecOptions) -> dict:
     pumps = []
     if opts.stdout:
@@ -146,7 +146,7 @@ async def _stream(runtime, container_id: str, ws: web.WebSocketResponse, out: _C
         await asyncio.gather(*pumps, receiver, exited, watcher, return_exceptions=True)
 
 
-async def _pump(read: Callable[[], Awaitable[bytes]], out: _Channel, channel: int) -> None:
+async def _pump(read: Callable[[], Awaitable[bytes]], out: Channel, channel: int) -> None:
     while True:
         data = await read()
         if not data:

@@ -11,6 +11,8 @@ the runtime, and answer errors as Kubernetes `Status` objects, which the API ser
        -> {"exitCode", "stdout", "stderr"}
 - GET  /exec/{namespace}/{pod}/{container}?command=..&stdin=..&stdout=..&stderr=..&tty=..
        upgraded to a WebSocket of the v5/v4.channel.k8s.io protocol (`execstream`)
+- GET  /attach/{namespace}/{pod}/{container}?stdin=..&stdout=..&stderr=..&tty=..  the same WebSocket
+       protocol, joined to the container's own stdio (`attachstream`)
 - POST /portForward/{namespace}/{pod}  upgraded to SPDY/3.1, protocol portforward.k8s.io (`portforward`)
 """
 from __future__ import annotations
@@ -27,7 +29,7 @@ from prometheus_client import REGISTRY
 from kubecore.api.errors import ApiError
 from kubecore.api.podlogs import PodLogOptions
 from kubecore.controller.health import Health, ReadinessCheck, add_health_routes
-from services.nodeagent import auth, execstream, netns, podlog, portforward
+from services.nodeagent import attachstream, auth, execstream, netns, podlog, portforward
 from services.nodeagent.agent import Agent, PodNotHere
 from services.nodeagent.runtime import CONTAINER_RUNNING, NotFoundError, RuntimeServiceError
 
@@ -122,6 +124,10 @@ async def exec_stream(request: web.Request) -> web.StreamResponse:
     return await execstream.serve(request, request.app[AGENT])
 
 
+async def attach_stream(request: web.Request) -> web.StreamResponse:
+    return await attachstream.serve(request, request.app[AGENT])
+
+
 async def port_forward(request: web.Request) -> web.StreamResponse:
     return await portforward.serve(request, request.app[AGENT])
 
@@ -134,6 +140,7 @@ def create_app(agent: Agent, authorizer: auth.Authorizer | auth.AllowAll) -> web
     app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", container_logs)
     app.router.add_post("/exec/{namespace}/{pod}/{container}", exec_in_container)
     app.router.add_get("/exec/{namespace}/{pod}/{container}", exec_stream)
+    app.router.add_get("/attach/{namespace}/{pod}/{container}", attach_stream)
     app.router.add_post("/portForward/{namespace}/{pod}", port_forward)
     app.router.add_get("/portForward/{namespace}/{pod}", port_forward)
     return app

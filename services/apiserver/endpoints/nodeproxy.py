@@ -20,6 +20,7 @@ without a usable InternalIP (none, not a plain IP, outside `--node-network`) is 
   unreachable, the container not running) is a Failure Status on channel 3, which kubectl
   prints as `error: ...`. A SPDY upgrade (kubectl's fallback) is answered with a 400 Status
   after the same checks, so a refused WebSocket upgrade and its fallback show the same error.
+- attach: the same WebSocket protocol without a command, relayed to GET /attach/<ns>/<pod>/<container>
 - exec, plain: POST /exec/<ns>/<pod>/<container> {"command": [...]} -> JSON {"exitCode","stdout",
   "stderr"} for a request without an upgrade (minikubectl); the command comes as
   ?command=..&command=.. or in a JSON body {"command": [...], "container": ...}
@@ -161,7 +162,7 @@ class NodeProxy:
         return aiohttp.ClientSession(connector=connector, timeout=timeout)
 
     async def serve(self, storage: Storage, request: web.Request, t: Target) -> web.StreamResponse:
-        if t.rt is not R.PODS or t.sub not in ("log", "exec", "portforward") or t.name is None:
+        if t.rt is not R.PODS or t.sub not in ("log", "exec", "attach", "portforward") or t.name is None:
             raise not_found(f"{t.rt.plural}/{t.sub}", t.name or "", t.rt.group)
         pod = await storage.get(R.PODS, t.namespace, t.name)
         what = f"{t.rt.plural}/{t.sub}"
@@ -186,6 +187,8 @@ class NodeProxy:
             return await self._logs(request, pod, base, what)
         if request.method not in ("POST", "GET"):
             raise method_not_allowed()
+        if t.sub == "attach":
+            return await self._exec_stream(request, pod, base, what, attach=True)
         if rc.is_websocket(request.headers) or rc.is_spdy(request.headers):
             return await self._exec_stream(request, pod, base, what)
         return await self._exec(request, pod, base, what)
@@ -288,14 +291,16 @@ class NodeProxy:
         return web.Response(body=data, content_type="application/json")
 
     async def _exec_stream(self, request: web.Request, pod: dict[str, Any], base: str,
-                           what: str) -> web.StreamResponse:
+                           what: str, *, attach: bool = False) -> web.StreamResponse:
         opts = rc.ExecOptions.from_query(request.query)
-        problem = opts.problem()
+        problem = opts.attach_problem() if attach else opts.problem()
         if problem:
             raise bad_request(problem)
         container = choose_container(pod, opts.container)
         if not rc.is_websocket(request.headers):
-            raise bad_request(SPDY_REFUSED)
+            if not rc.is_spdy(request.headers):
+                raise bad_request("Upgrade request required")
+            raise bad_request(SPDY_REFUSED.replace("pods/exec", what))
         client = web.WebSocketResponse(protocols=rc.PROTOCOLS, heartbeat=rc.HEARTBEAT_SECONDS,
                                        max_msg_size=rc.MAX_MESSAGE_BYTES)
         ready = client.can_prepare(request)
@@ -306,9 +311,9 @@ class NodeProxy:
             raise bad_request(f"no supported WebSocket subprotocol was offered ({offered}); pods/exec "
                               f"speaks {', '.join(rc.PROTOCOLS)}")
         await client.prepare(request)
-        url = f"{base}/exec/{_path(pod, container)}"
+        url = f"{base}/{'attach' if attach else 'exec'}/{_path(pod, container)}"
         try:
-            status = await self._relay(client, ready.protocol, url, opts.query(), what, base)
+            status = await self._relay(client, ready.protocol, url, opts.query(attach=attach), what, base)
             if status is not None and not client.closed:
                 await client.send_bytes(rc.status_frame(status))
         except (ConnectionError, aiohttp.ClientConnectionResetError):
