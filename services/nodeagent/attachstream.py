@@ -15,12 +15,12 @@ import contextlib
 import json
 import logging
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from kubecore.api import remotecommand as rc
 from services.nodeagent.agent import Agent, PodNotHere
 from services.nodeagent.containerio import STDERR, Chunk, ContainerIO
-from services.nodeagent.execstream import Channel
+from services.nodeagent.execstream import Channel, Messages, Output, websocket_messages
 from services.nodeagent.runtime import CONTAINER_RUNNING
 
 log = logging.getLogger("nodeagent.attach")
@@ -39,7 +39,7 @@ async def serve(request: web.Request, agent: Agent) -> web.StreamResponse:
     ns, pod, container = (request.match_info[k] for k in ("namespace", "pod", "container"))
     opts = rc.ExecOptions.from_query(request.query)
     try:
-        status = await _run(agent, ws, out, ns, pod, container, opts)
+        status = await run(agent, websocket_messages(ws), out, ns, pod, container, opts)
     except asyncio.CancelledError:
         raise
     except Exception as exc:  # never a hanging client: whatever went wrong is its Status
@@ -51,8 +51,9 @@ async def serve(request: web.Request, agent: Agent) -> web.StreamResponse:
     return ws
 
 
-async def _run(agent: Agent, ws: web.WebSocketResponse, out: Channel, ns: str, pod: str, container: str,
-               opts: rc.ExecOptions) -> dict:
+async def run(agent: Agent, messages: Messages, out: Output, ns: str, pod: str, container: str,
+              opts: rc.ExecOptions) -> dict:
+    """Attach the client's messages and output to the container; the Status to end with."""
     if not (opts.stdin or opts.stdout or opts.stderr):
         return rc.failure(400, "BadRequest", "you must specify at least one of stdin, stdout, stderr")
     try:
@@ -69,7 +70,7 @@ async def _run(agent: Agent, ws: web.WebSocketResponse, out: Channel, ns: str, p
     queue = io.attach()
     log.info("attached to %s/%s/%s (tty=%s stdin=%s)", ns, pod, container, tty, opts.stdin)
     sender = asyncio.create_task(_send(queue, out, opts, tty))
-    receiver = asyncio.create_task(_receive(ws, io, opts))
+    receiver = asyncio.create_task(_receive(messages, io, opts))
     try:
         await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -80,7 +81,7 @@ async def _run(agent: Agent, ws: web.WebSocketResponse, out: Channel, ns: str, p
     return rc.success()
 
 
-async def _send(queue: asyncio.Queue[Chunk | None], out: Channel, opts: rc.ExecOptions, tty: bool) -> None:
+async def _send(queue: asyncio.Queue[Chunk | None], out: Output, opts: rc.ExecOptions, tty: bool) -> None:
     while (chunk := await queue.get()) is not None:
         stream, data = chunk
         if stream == STDERR and not tty:
@@ -90,12 +91,9 @@ async def _send(queue: asyncio.Queue[Chunk | None], out: Channel, opts: rc.ExecO
             await out.send(rc.STDOUT, data)
 
 
-async def _receive(ws: web.WebSocketResponse, io: ContainerIO, opts: rc.ExecOptions) -> None:
+async def _receive(messages: Messages, io: ContainerIO, opts: rc.ExecOptions) -> None:
     """stdin, resize and close messages from the client; returns when the client is gone."""
-    async for msg in ws:
-        if msg.type != WSMsgType.BINARY or not msg.data:
-            continue
-        channel, data = msg.data[0], msg.data[1:]
+    async for channel, data in messages:
         if channel == rc.STDIN and opts.stdin:
             await io.write_stdin(data)
         elif channel == rc.RESIZE:

@@ -13,6 +13,8 @@ the runtime, and answer errors as Kubernetes `Status` objects, which the API ser
        upgraded to a WebSocket of the v5/v4.channel.k8s.io protocol (`execstream`)
 - GET  /attach/{namespace}/{pod}/{container}?stdin=..&stdout=..&stderr=..&tty=..  the same WebSocket
        protocol, joined to the container's own stdio (`attachstream`)
+- POST /exec/..., /attach/... upgraded to SPDY/3.1, protocol v4.channel.k8s.io (kubectl up to 1.29:
+       `spdystreams`)
 - POST /portForward/{namespace}/{pod}  upgraded to SPDY/3.1, protocol portforward.k8s.io (`portforward`)
 """
 from __future__ import annotations
@@ -28,8 +30,9 @@ from prometheus_client import REGISTRY
 
 from kubecore.api.errors import ApiError
 from kubecore.api.podlogs import PodLogOptions
+from kubecore.controller import upgrade
 from kubecore.controller.health import Health, ReadinessCheck, add_health_routes
-from services.nodeagent import attachstream, auth, execstream, netns, podlog, portforward
+from services.nodeagent import attachstream, auth, execstream, netns, podlog, portforward, spdystreams
 from services.nodeagent.agent import Agent, PodNotHere
 from services.nodeagent.runtime import CONTAINER_RUNNING, NotFoundError, RuntimeServiceError
 
@@ -94,8 +97,10 @@ async def container_logs(request: web.Request) -> web.StreamResponse:
     return resp
 
 
-async def exec_in_container(request: web.Request) -> web.Response:
+async def exec_in_container(request: web.Request) -> web.StreamResponse:
     agent = request.app[AGENT]
+    if upgrade.is_upgrade(request.headers, "SPDY/3.1"):
+        return await spdystreams.serve(request, agent, attach=False)
     ns, pod, container = (request.match_info[k] for k in ("namespace", "pod", "container"))
     try:
         body: Any = json.loads(await request.read() or b"{}")
@@ -125,6 +130,8 @@ async def exec_stream(request: web.Request) -> web.StreamResponse:
 
 
 async def attach_stream(request: web.Request) -> web.StreamResponse:
+    if upgrade.is_upgrade(request.headers, "SPDY/3.1"):
+        return await spdystreams.serve(request, request.app[AGENT], attach=True)
     return await attachstream.serve(request, request.app[AGENT])
 
 
@@ -141,6 +148,7 @@ def create_app(agent: Agent, authorizer: auth.Authorizer | auth.AllowAll) -> web
     app.router.add_post("/exec/{namespace}/{pod}/{container}", exec_in_container)
     app.router.add_get("/exec/{namespace}/{pod}/{container}", exec_stream)
     app.router.add_get("/attach/{namespace}/{pod}/{container}", attach_stream)
+    app.router.add_post("/attach/{namespace}/{pod}/{container}", attach_stream)
     app.router.add_post("/portForward/{namespace}/{pod}", port_forward)
     app.router.add_get("/portForward/{namespace}/{pod}", port_forward)
     return app

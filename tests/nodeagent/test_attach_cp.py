@@ -20,6 +20,7 @@ from tests.nodeagent.streaming_cluster import eventually, streaming_cluster
 
 pytestmark = [needs_netns, pytest.mark.netns, pytest.mark.asyncio(loop_scope="module")]
 READER = "while read line; do echo got:$line; done; echo bye"
+SPDY_VERSIONS = ("1.27", "1.28", "1.29")  # exec and attach over SPDY/3.1 (v4.channel.k8s.io)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -32,6 +33,9 @@ async def cluster(etcd_server, tmp_path_factory):
             {"name": "main", "image": "busybox", "command": ["sh"], "stdin": True, "tty": True}]}},
         {"metadata": {"name": "files"}, "spec": {"containers": [
             {"name": "main", "image": "busybox", "command": ["sleep", "3600"]}]}},
+        *({"metadata": {"name": f"reader-{v.replace('.', '')}"}, "spec": {"restartPolicy": "Never", "containers": [
+            {"name": "main", "image": "busybox", "command": ["sh", "-c", READER], "stdin": True, "stdinOnce": True}]}}
+          for v in SPDY_VERSIONS),
     ]
     async with streaming_cluster(etcd_server, workdir, pods) as c:
         yield c
@@ -121,3 +125,21 @@ async def test_cp_round_trip(cluster, tmp_path):
     assert (back / "hello.txt").read_text() == "hello\n"
     code, out, err = await cluster.kubectl("cp", f"files:{inside}/missing", str(tmp_path / "x"))
     assert "No such file or directory" in out + err, (code, out, err)
+
+
+@pytest.mark.parametrize("version", SPDY_VERSIONS, ids=[f"kubectl-{v}" for v in SPDY_VERSIONS])
+async def test_exec_attach_and_cp_of_spdy_clients(cluster, version, tmp_path):
+    code, out, err = await cluster.kubectl("exec", "files", "--", "sh", "-c", "echo out; echo err >&2; exit 3",
+                                           version=version)
+    assert (code, out, err) == (3, "out\n", "err\ncommand terminated with exit code 3\n")
+    blob = os.urandom(200_000)
+    code, out, err = await cluster.kubectl("exec", "-i", "files", "--", "sha256sum", stdin=blob, version=version)
+    assert code == 0 and out.split()[0] == hashlib.sha256(blob).hexdigest(), (code, out, err)
+    code, out, err = await cluster.kubectl("exec", "files", "--", "no-such-command", version=version)
+    assert code == 127 and "executable file not found" in err, (code, err)
+    code, out, err = await cluster.kubectl("attach", "-i", f"reader-{version.replace('.', '')}", stdin=b"x\n",
+                                           version=version)
+    assert (code, out) == (0, "got:x\nbye\n"), err
+    (tmp_path / "f.txt").write_text("spdy\n")
+    code, out, err = await cluster.kubectl("cp", str(tmp_path / "f.txt"), f"files:{tmp_path}/g.txt", version=version)
+    assert code == 0 and (tmp_path / "g.txt").read_text() == "spdy\n", err

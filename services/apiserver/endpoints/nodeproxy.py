@@ -18,8 +18,8 @@ without a usable InternalIP (none, not a plain IP, outside `--node-network`) is 
   same subprotocol to GET /exec/<ns>/<pod>/<container> on the agent, which runs the command
   and ends with its Status (`kubecore.api.remotecommand`). What fails after the upgrade (the agent
   unreachable, the container not running) is a Failure Status on channel 3, which kubectl
-  prints as `error: ...`. A SPDY upgrade (kubectl's fallback) is answered with a 400 Status
-  after the same checks, so a refused WebSocket upgrade and its fallback show the same error.
+  prints as `error: ...`. A SPDY upgrade (kubectl up to 1.29, and newer ones' fallback) is checked
+  the same way, then relayed byte for byte to the agent's SPDY remotecommand (`v4.channel.k8s.io`).
 - attach: the same WebSocket protocol without a command, relayed to GET /attach/<ns>/<pod>/<container>
 - exec, plain: POST /exec/<ns>/<pod>/<container> {"command": [...]} -> JSON {"exitCode","stdout",
   "stderr"} for a request without an upgrade (minikubectl); the command comes as
@@ -48,7 +48,7 @@ import ssl
 import threading
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import aiohttp
 from aiohttp import WSMsgType, web
@@ -59,15 +59,13 @@ from kubecore.api import resources as R
 from kubecore.api.errors import ApiError, bad_request, method_not_allowed, not_found
 from kubecore.api.nodenet import Address, NodeRanges, node_address_problem, parse_address
 from kubecore.api.podlogs import PodLogOptions
+from kubecore.api.portforward import STREAM_PROTOCOL_HEADER
 from services.apiserver.endpoints import portforward
 from services.apiserver.endpoints.requests import CLIENT_CHECK_SECONDS, Target, client_gone, read_body
 from services.apiserver.storage.store import Storage
 
 CLONE_NEWNET = 0x40000000
 CONNECT_TIMEOUT = 5.0
-SPDY_REFUSED = ("this server streams pods/exec over WebSockets only (subprotocols "
-                + ", ".join(rc.PROTOCOLS) + "), not SPDY: use kubectl 1.30 or later")
-
 
 def _socket_in_netns(path: str, family: int, type_: int, proto: int) -> socket.socket:
     """A socket created by a short-lived thread that entered the namespace (setns is per thread)."""
@@ -188,9 +186,9 @@ class NodeProxy:
         if request.method not in ("POST", "GET"):
             raise method_not_allowed()
         if t.sub == "attach":
-            return await self._exec_stream(request, pod, base, what, attach=True)
+            return await self._exec_stream(request, pod, ip, base, what, attach=True)
         if rc.is_websocket(request.headers) or rc.is_spdy(request.headers):
-            return await self._exec_stream(request, pod, base, what)
+            return await self._exec_stream(request, pod, ip, base, what)
         return await self._exec(request, pod, base, what)
 
     async def _logs(self, request: web.Request, pod: dict[str, Any], base: str, what: str) -> web.StreamResponse:
@@ -245,6 +243,24 @@ class NodeProxy:
             sock.close()
             raise
 
+    async def _spdy_stream(self, request: web.Request, pod: dict[str, Any], container: str, opts: rc.ExecOptions,
+                           ip: Address, base: str, what: str, *, attach: bool) -> web.StreamResponse:
+        """exec or attach of a SPDY client (kubectl up to 1.29): the agent speaks SPDY
+        remotecommand too; once it switched protocols the bytes are relayed as they are."""
+        offered = ", ".join(request.headers.getall(STREAM_PROTOCOL_HEADER, []))
+        if rc.V4 not in [p.strip() for p in offered.split(",")]:
+            raise ApiError(403, "Forbidden", f"unable to upgrade: unable to negotiate protocol: client supports "
+                           f"[{offered}], server accepts [{rc.V4}]")
+        path = f"/{'attach' if attach else 'exec'}/{_path(pod, container)}?{urlencode(opts.query(attach=attach))}"
+        try:
+            up = await portforward.open_upstream(lambda: self._dial(ip), base.removeprefix("https://"), path,
+                                                 rc.V4)
+        except (TimeoutError, OSError, ValueError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
+            raise _unreachable(what, base, exc) from None
+        if up.status != 101:
+            return await portforward.error_response(up)
+        return await portforward.relay(request, up, "spdy")
+
     async def _port_forward(self, request: web.Request, pod: dict[str, Any], ip: Address, base: str,
                             what: str) -> web.StreamResponse:
         if request.method not in ("POST", "GET"):
@@ -290,7 +306,7 @@ class NodeProxy:
             raise _unreachable(what, base, exc) from None
         return web.Response(body=data, content_type="application/json")
 
-    async def _exec_stream(self, request: web.Request, pod: dict[str, Any], base: str,
+    async def _exec_stream(self, request: web.Request, pod: dict[str, Any], ip: Address, base: str,
                            what: str, *, attach: bool = False) -> web.StreamResponse:
         opts = rc.ExecOptions.from_query(request.query)
         problem = opts.attach_problem() if attach else opts.problem()
@@ -300,7 +316,7 @@ class NodeProxy:
         if not rc.is_websocket(request.headers):
             if not rc.is_spdy(request.headers):
                 raise bad_request("Upgrade request required")
-            raise bad_request(SPDY_REFUSED.replace("pods/exec", what))
+            return await self._spdy_stream(request, pod, container, opts, ip, base, what, attach=attach)
         client = web.WebSocketResponse(protocols=rc.PROTOCOLS, heartbeat=rc.HEARTBEAT_SECONDS,
                                        max_msg_size=rc.MAX_MESSAGE_BYTES)
         ready = client.can_prepare(request)

@@ -72,12 +72,13 @@ def parse_response_head(head: bytes) -> tuple[int, dict[str, str]]:
     return int(parts[1]), headers
 
 
-async def open_upstream(dial: Dial, host: str, path: str) -> Upstream:
-    """The agent's connection after its answer to our SPDY upgrade request."""
+async def open_upstream(dial: Dial, host: str, path: str, protocol: str = pf.PROTOCOL_V1) -> Upstream:
+    """The agent's connection after its answer to our SPDY upgrade request for `protocol`
+    (`path` with its query, already encoded)."""
     reader, writer = await dial()
     try:
         writer.write((f"POST {path} HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\n"
-                      f"Upgrade: {pf.SPDY_UPGRADE}\r\n{pf.STREAM_PROTOCOL_HEADER}: {pf.PROTOCOL_V1}\r\n"
+                      f"Upgrade: {pf.SPDY_UPGRADE}\r\n{pf.STREAM_PROTOCOL_HEADER}: {protocol}\r\n"
                       "Content-Length: 0\r\n\r\n").encode())
         await writer.drain()
         head = await reader.readuntil(b"\r\n\r\n")
@@ -120,7 +121,10 @@ async def relay(request: web.Request, up: Upstream, mode: str) -> web.StreamResp
 
 
 async def _relay_spdy(request: web.Request, up: Upstream) -> web.StreamResponse:
-    client = await upgrade.accept(request, pf.SPDY_UPGRADE, {pf.STREAM_PROTOCOL_HEADER: pf.PROTOCOL_V1})
+    """The agent's 101 (and its chosen protocol) to the client, then bytes both ways: also
+    exec and attach of SPDY clients (kubectl up to 1.29)."""
+    chosen = up.headers.get(pf.STREAM_PROTOCOL_HEADER.lower(), pf.PROTOCOL_V1)
+    client = await upgrade.accept(request, pf.SPDY_UPGRADE, {pf.STREAM_PROTOCOL_HEADER: chosen})
 
     async def to_agent() -> None:
         while data := await client.reader.read(READ_CHUNK):
