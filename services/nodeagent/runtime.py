@@ -780,8 +780,8 @@ class Runtime:
         io = self._io.get(container_id)
         if io is not None:
             return io
-        info = self.container_status(container_id)
-        if info.state != CONTAINER_RUNNING:
+        info = self._load_container(container_id)
+        if info is None or self._observed_container(info).state != CONTAINER_RUNNING:
             return None
         try:
             asyncio.get_running_loop()

@@ -46,7 +46,7 @@ def kubectl(c: Cluster, *args: str, check: bool = True, timeout: float = 60,
 def applied(cluster, tmp_path_factory):  # noqa: F811
     path = tmp_path_factory.mktemp("streaming") / "objs.json"
     path.write_text(json.dumps(MANIFEST))
-    kubectl(cluster, "apply", "-f", str(path))
+    cluster.mkctl("apply", "-f", str(path))
     wait_until(lambda: len([p for p in cluster.pods("app=pf") if running_ready(p)]) == 2, timeout=120,
                what="pf pods ready")
     return cluster
