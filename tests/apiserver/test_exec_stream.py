@@ -68,9 +68,14 @@ async def test_errors_before_the_upgrade(http, apiserver):
     # prints the same error; then the remotecommand protocol must be one the agent speaks
     code, body = await _handshake(s, "nope", OK, method="POST", upgrade="SPDY/3.1")
     assert code == 404 and body["message"] == 'pods "nope" not found'
+    headers = {"Connection": "Upgrade", "Upgrade": "SPDY/3.1", "X-Stream-Protocol-Version": "v3.channel.k8s.io"}
+    async with s.post(f"{PODS}/web/exec", params=OK, headers=headers) as r:
+        code, body = r.status, await r.json(content_type=None)
+    assert code == 403 and body["message"] == ("unable to upgrade: unable to negotiate protocol: client supports "
+                                               "[v3.channel.k8s.io], server accepts [v4.channel.k8s.io]"), body
+    # a protocol the agent speaks: the server dials the agent (here there is none) before it upgrades
     code, body = await _handshake(s, "web", OK, method="POST", upgrade="SPDY/3.1")
-    assert code == 403 and body["message"] == ("unable to upgrade: unable to negotiate protocol: client supports [], "
-                                               "server accepts [v4.channel.k8s.io]"), body
+    assert code == 503 and "error dialing backend" in body["message"], body
 
 
 async def test_an_unreachable_agent_is_a_status_on_the_error_channel(http, apiserver):
