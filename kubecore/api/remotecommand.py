@@ -15,6 +15,9 @@ normally (1000); the client reads stdout, stderr and the Status until then. The 
 of type (JSON key "reason") `ExitCode`, or any other `Failure`, which kubectl prints as
 `error: <message>`.
 
+`pods/attach` speaks the same protocol without a command: the client joins the container's
+own stdin, stdout and stderr.
+
 The exec options come in the query: `command` (repeated), `container`, and the booleans
 `stdin`, `stdout`, `stderr`, `tty`.
 
@@ -74,8 +77,14 @@ class ExecOptions:
             return "you must specify at least one of stdin, stdout, stderr"
         return None
 
-    def query(self, container: str | None = None) -> list[tuple[str, str]]:
-        params = [("command", c) for c in self.command]
+    def attach_problem(self) -> str | None:
+        """What kube-apiserver rejects of an attach (which has no command), or None."""
+        if not (self.stdin or self.stdout or self.stderr):
+            return "you must specify at least one of stdin, stdout, stderr"
+        return None
+
+    def query(self, container: str | None = None, *, attach: bool = False) -> list[tuple[str, str]]:
+        params = [] if attach else [("command", c) for c in self.command]
         chosen = container or self.container
         if chosen:
             params.append(("container", chosen))

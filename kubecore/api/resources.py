@@ -118,7 +118,7 @@ SERVICES = ResourceType("", "v1", "Service", "services", "service", True, models
                         validate_status=svc_v.validate_service_status, default=d.default_service,
                         field_getters=fs.SERVICE_FIELDS)
 PODS = ResourceType("", "v1", "Pod", "pods", "pod", True, models.Pod, short_names=("po",),
-                    categories=("all",), subresources=("status", "binding", "log", "exec"),
+                    categories=("all",), subresources=("status", "binding", "log", "exec", "attach", "portforward"),
                     validate=core.validate_pod, default=d.default_pod, field_getters=fs.POD_FIELDS,
                     graceful_delete=True)
 NODES = ResourceType("", "v1", "Node", "nodes", "node", False, models.Node, short_names=("no",),

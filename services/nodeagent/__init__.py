@@ -9,6 +9,8 @@ Layers, bottom up; each only uses the ones below it:
 - `runtime`: a CRI-shaped runtime: pod sandboxes (network namespace + CNI + pod files) and
   containers (processes inside the sandbox's namespaces), state persisted on disk. It reaches
   the network through `cni.NetworkPlugin`.
+- `containerio`: a container's stdio as containerd's shim keeps it: stdout/stderr FIFOs pumped
+  into a CRI-format log and to attached clients, a stdin FIFO or a terminal; the runtime uses it.
 - `cri`: `ContainerRuntime`, the runtime as everything above uses it (the real one or a fake).
 - `quantity`, `podenv`: resource quantities; a container's env, envFrom and $(VAR) expansion of
   env, command and args, as kubelet makes them (pure).
@@ -18,5 +20,8 @@ Layers, bottom up; each only uses the ones below it:
 - `probes` (startup, readiness, liveness) and `lifecycle` (postStart and preStop hooks).
 - `podsync`: the pure pod planner and status; `executor`: carries a plan's steps out through
   the runtime, the prober and the API; `agent`: the node, its informers, queue and loops.
+- the secure port's streams, each over what the client speaks: `execstream` and `attachstream`
+  (WebSocket channels), `spdyconn` (a SPDY/3.1 server connection) with `spdystreams` (exec and
+  attach of SPDY clients) and `portforward`; `podlog` reads the CRI log for `pods/log`.
 - `workloads/`: the small servers catalog images run (nginx, agnhost netexec/serve-hostname).
 """

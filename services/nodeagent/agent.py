@@ -441,8 +441,24 @@ class Agent:
 
     # ----------------------------------------------------------------- logs and exec
 
+    def find_sandbox(self, namespace: str, name: str) -> SandboxInfo:
+        """The READY sandbox of a pod bound to this node (where port forwarding connects)."""
+        key = f"{namespace}/{name}"
+        pod = self.pods.store.get(key)
+        if pod is None or self._pod_side is None:
+            raise PodNotHere(404, "NotFound", f"pod {key} is not bound to node {self.cfg.node_name}")
+        sandbox = podsync.current_sandbox(pod, self._sandboxes_by_key().get(key, []))
+        if sandbox is None:
+            raise PodNotHere(400, "BadRequest", f"pod {name} does not have a running sandbox")
+        return sandbox
+
     def find_container(self, namespace: str, name: str, container: str) -> ContainerInfo:
         """The latest attempt of a container of a pod bound to this node."""
+        return self.find_attempts(namespace, name, container)[-1]
+
+    def find_attempts(self, namespace: str, name: str, container: str) -> list[ContainerInfo]:
+        """The attempts of a container of a pod bound to this node the runtime still has, oldest
+        first (the current one and the one before it: what `logs --previous` reads)."""
         key = f"{namespace}/{name}"
         pod = self.pods.store.get(key)
         if pod is None or self._pod_side is None:
@@ -456,7 +472,7 @@ class Agent:
         if not attempts:
             raise PodNotHere(400, "BadRequest",
                              f'container "{container}" in pod "{name}" is waiting to start: ContainerCreating')
-        return attempts[-1]
+        return attempts
 
     # ----------------------------------------------------------------- run
 

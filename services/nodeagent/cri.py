@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from services.nodeagent.cni import PortMapping
+from services.nodeagent.containerio import ContainerIO
 from services.nodeagent.execproc import ExecProcess
 from services.nodeagent.runtime import ContainerConfig, ContainerInfo, SandboxInfo
 
@@ -62,6 +63,10 @@ class ContainerRuntime(Protocol):
     async def remove_container(self, container_id: str) -> None: ...
 
     def container_status(self, container_id: str) -> ContainerInfo: ...
+
+    def container_io(self, container_id: str) -> ContainerIO | None:
+        """The container's stdio (log pumps, attached clients, stdin), if this agent keeps it."""
+        ...
 
     def list_containers(self, sandbox_id: str | None = None) -> list[ContainerInfo]: ...
 

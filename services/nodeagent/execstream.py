@@ -12,7 +12,8 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Protocol
 
 from aiohttp import WSMsgType, web
 
@@ -30,7 +31,21 @@ OUTPUT_DRAIN_SECONDS = 2.0
 CONTAINER_CHECK_SECONDS = 1.0
 
 
-class _Channel:
+class Output(Protocol):
+    """Where the command's output and the final Status go (a WebSocket, or SPDY streams)."""
+
+    sent: int
+    sending: int
+
+    async def send(self, channel: int, data: bytes = b"") -> None: ...
+
+    async def status(self, status: dict) -> None: ...
+
+
+Messages = AsyncIterator[tuple[int, bytes]]
+
+
+class Channel:
     """The WebSocket, written by several tasks: one whole message at a time."""
 
     def __init__(self, ws: web.WebSocketResponse) -> None:
@@ -64,11 +79,11 @@ async def serve(request: web.Request, agent: Agent) -> web.StreamResponse:
                           + ", ".join(rc.PROTOCOLS))
         return web.json_response({"kind": "Status", "apiVersion": "v1", **body}, status=400)
     await ws.prepare(request)
-    out = _Channel(ws)
+    out = Channel(ws)
     ns, pod, container = (request.match_info[k] for k in ("namespace", "pod", "container"))
     opts = rc.ExecOptions.from_query(request.query)
     try:
-        status = await _run(agent, ws, out, ns, pod, container, opts)
+        status = await run(agent, websocket_messages(ws), out, ns, pod, container, opts)
     except asyncio.CancelledError:
         raise
     except Exception as exc:  # never a hanging client: whatever went wrong is its Status
@@ -80,8 +95,19 @@ async def serve(request: web.Request, agent: Agent) -> web.StreamResponse:
     return ws
 
 
-async def _run(agent: Agent, ws: web.WebSocketResponse, out: _Channel, ns: str, pod: str, container: str,
-               opts: rc.ExecOptions) -> dict:
+def websocket_messages(ws: web.WebSocketResponse) -> Messages:
+    """The client's (channel, data) messages; the iteration ends when the client is gone."""
+    async def messages() -> AsyncIterator[tuple[int, bytes]]:
+        async for msg in ws:
+            if msg.type == WSMsgType.BINARY and msg.data:
+                yield msg.data[0], msg.data[1:]
+    return messages()
+
+
+async def run(agent: Agent, messages: Messages, out: Output, ns: str, pod: str, container: str,
+              opts: rc.ExecOptions) -> dict:
+    """Run the command with the client's messages and output; the Status to end with. Shared
+    by the WebSocket and the SPDY (`spdystreams`) transports."""
     problem = opts.problem()
     if problem:
         return rc.failure(400, "BadRequest", problem)
@@ -108,20 +134,20 @@ async def _run(agent: Agent, ws: web.WebSocketResponse, out: _Channel, ns: str, 
         return rc.failure(500, "InternalError", f"error executing command in container: {exc}")
     log.info("exec in %s/%s/%s pid=%d: %s", ns, pod, container, proc.pid, list(opts.command))
     try:
-        return await _stream(runtime, info.id, ws, out, proc, opts)
+        return await _stream(runtime, info.id, messages, out, proc, opts)
     finally:
         proc.kill()
         proc.close()
 
 
-async def _stream(runtime, container_id: str, ws: web.WebSocketResponse, out: _Channel, proc: ExecProcess,
+async def _stream(runtime, container_id: str, messages: Messages, out: Output, proc: ExecProcess,
                   opts: rc.ExecOptions) -> dict:
     pumps = []
     if opts.stdout:
         pumps.append(asyncio.create_task(_pump(proc.read_stdout, out, rc.STDOUT)))
     if opts.stderr and not opts.tty:
         pumps.append(asyncio.create_task(_pump(proc.read_stderr, out, rc.STDERR)))
-    receiver = asyncio.create_task(_receive(ws, proc, opts))
+    receiver = asyncio.create_task(_receive(messages, proc, opts))
     exited = asyncio.create_task(proc.wait())
     watcher = asyncio.create_task(_container_stops(runtime, container_id))
     try:
@@ -146,7 +172,7 @@ async def _stream(runtime, container_id: str, ws: web.WebSocketResponse, out: _C
         await asyncio.gather(*pumps, receiver, exited, watcher, return_exceptions=True)
 
 
-async def _pump(read: Callable[[], Awaitable[bytes]], out: _Channel, channel: int) -> None:
+async def _pump(read: Callable[[], Awaitable[bytes]], out: Output, channel: int) -> None:
     while True:
         data = await read()
         if not data:
@@ -154,12 +180,9 @@ async def _pump(read: Callable[[], Awaitable[bytes]], out: _Channel, channel: in
         await out.send(channel, data)
 
 
-async def _receive(ws: web.WebSocketResponse, proc: ExecProcess, opts: rc.ExecOptions) -> None:
+async def _receive(messages: Messages, proc: ExecProcess, opts: rc.ExecOptions) -> None:
     """stdin, resize and close messages from the client; returns when the client is gone."""
-    async for msg in ws:
-        if msg.type != WSMsgType.BINARY or not msg.data:
-            continue
-        channel, data = msg.data[0], msg.data[1:]
+    async for channel, data in messages:
         if channel == rc.STDIN and opts.stdin:
             await proc.write_stdin(data)
         elif channel == rc.RESIZE and opts.tty:

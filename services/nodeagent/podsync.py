@@ -558,7 +558,8 @@ def container_config(spec: Mapping[str, Any], attempt: int, volumes: frozenset[s
                    if isinstance(m, dict) and m.get("name") in volumes and isinstance(m.get("mountPath"), str))
     return ContainerConfig(name=spec["name"], image=spec.get("image", ""), command=spec.get("command"),
                            args=spec.get("args"), env=env, working_dir=spec.get("workingDir"), attempt=attempt,
-                           mounts=mounts)
+                           mounts=mounts, stdin=spec.get("stdin") is True, stdin_once=spec.get("stdinOnce") is True,
+                           tty=spec.get("tty") is True)
 
 
 def port_mappings(pod: Mapping[str, Any]) -> list[PortMapping]:

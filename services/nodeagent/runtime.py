@@ -50,6 +50,7 @@ from prometheus_client import Histogram
 
 from services.nodeagent import images, podinput, procfs
 from services.nodeagent.cni import CniError, NetworkPlugin, PortMapping, RuntimeConf
+from services.nodeagent.containerio import ContainerIO
 from services.nodeagent.execproc import ExecProcess
 
 log = logging.getLogger(__name__)
@@ -240,6 +241,9 @@ class ContainerConfig:
     working_dir: str | None = None
     attempt: int = 0
     mounts: tuple[Mount, ...] = ()
+    stdin: bool = False  # the spec's stdin, stdinOnce and tty (`containerio`)
+    stdin_once: bool = False
+    tty: bool = False
 
 
 @dataclass(frozen=True)
@@ -263,6 +267,9 @@ class ContainerInfo:
     reason: str = ""
     message: str = ""
     mounts: tuple[Mount, ...] = ()
+    stdin: bool = False
+    stdin_once: bool = False
+    tty: bool = False
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -412,6 +419,7 @@ class Runtime:
         # the pidfd whose readability says the process ended.
         self._children: dict[str, subprocess.Popen[bytes]] = {}
         self._pidfds: dict[str, int] = {}
+        self._io: dict[str, ContainerIO] = {}  # each container's stdio pumps (`containerio`)
 
     # ----------------------------------------------------------------- disk layout
 
@@ -674,6 +682,7 @@ class Runtime:
             id=container_id, sandbox_id=sandbox_id, name=config.name, image=config.image, attempt=config.attempt,
             argv=process.argv, env=env, working_dir=process.working_dir, log_path=str(log_path),
             state=CONTAINER_CREATED, created_at=time.time(), mounts=tuple(config.mounts),
+            stdin=config.stdin, stdin_once=config.stdin_once, tty=config.tty,
         )
         self._container_dir(sandbox_id, container_id).mkdir(parents=True)
         self._save_container(info)
@@ -692,17 +701,22 @@ class Runtime:
             argv = container_argv(netns_path=sandbox.netns_path, hostname=sandbox.hostname,
                                   pod_dir=sandbox.pod_dir, working_dir=info.working_dir, argv=info.argv,
                                   mounts=info.mounts)
-            # Started on the event loop's thread on purpose (open and fork take well under a
+            # Started on the event loop's thread on purpose (the FIFOs and fork take well under a
             # millisecond): a sync cancelled meanwhile can never leave a process unrecorded.
-            with open(info.log_path, "ab") as logfile:  # noqa: ASYNC230
-                try:
-                    # A new session: the container leads its own process group, so stop can signal
-                    # everything it forked, and a signal to the agent's group never reaches it.
-                    child = subprocess.Popen(  # noqa: ASYNC220
-                        argv, env=dict(info.env), stdin=subprocess.DEVNULL, stdout=logfile,
-                        stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
-                except (OSError, ValueError) as exc:  # ValueError: what exec cannot take (a stored record)
-                    raise ContainerStartError(f"starting container {info.name}: {exc}") from exc
+            io = ContainerIO(self._container_dir(info.sandbox_id, container_id), info.log_path,
+                             stdin=info.stdin, stdin_once=info.stdin_once, tty=info.tty)
+            try:
+                stdin, stdout, stderr = io.child_stdio()
+                # A new session: the container leads its own process group, so stop can signal
+                # everything it forked, and a signal to the agent's group never reaches it.
+                child = subprocess.Popen(  # noqa: ASYNC220
+                    io.wrap(argv), env=dict(info.env), stdin=stdin, stdout=stdout, stderr=stderr,
+                    start_new_session=True, close_fds=True)
+            except (OSError, ValueError) as exc:  # ValueError: what exec cannot take (a stored record)
+                io.abandon()
+                raise ContainerStartError(f"starting container {info.name}: {exc}") from exc
+            io.started()
+            self._io[info.id] = io
             ticks = procfs.start_ticks(child.pid)
             info = replace(info, state=CONTAINER_RUNNING, pid=child.pid, pid_start_ticks=ticks, started_at=time.time())
             self._save_container(info)
@@ -760,6 +774,8 @@ class Runtime:
         for cid in [c for c, p in self._children.items() if self._container_dir(sandbox_id, c).exists()]:
             self._unwatch(cid)
             self._children.pop(cid, None)
+        for cid in [c for c in self._io if self._container_dir(sandbox_id, c).exists()]:
+            self._io.pop(cid).close()
 
     @staticmethod
     def _exited(info: ContainerInfo, exit_code: int | None, *, message: str = "") -> ContainerInfo:
@@ -790,6 +806,25 @@ class Runtime:
             raise NotFoundError(f"container {container_id} not found")
         return self._observed_container(info)
 
+    def container_io(self, container_id: str) -> ContainerIO | None:
+        """The container's stdio (its log pumps, attach and stdin); None when this agent has none
+        for it. A running container started by an earlier agent is adopted here."""
+        io = self._io.get(container_id)
+        if io is not None:
+            return io
+        info = self._load_container(container_id)
+        if info is None or self._observed_container(info).state != CONTAINER_RUNNING:
+            return None
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return None
+        io = ContainerIO.adopt(self._container_dir(info.sandbox_id, info.id), info.log_path,
+                               stdin=info.stdin, stdin_once=info.stdin_once)
+        if io is not None:
+            self._io[info.id] = io
+        return io
+
     def list_containers(self, sandbox_id: str | None = None) -> list[ContainerInfo]:
         out = []
         for path in self._container_files(sandbox_id):
@@ -797,6 +832,9 @@ class Runtime:
                 out.append(self._observed_container(ContainerInfo.from_json(json.loads(path.read_text()))))
             except FileNotFoundError:
                 continue
+        for info in out:  # output of what an earlier agent started keeps reaching its log
+            if info.state == CONTAINER_RUNNING and info.id not in self._io:
+                self.container_io(info.id)
         return out
 
     async def stop_container(self, container_id: str, timeout: float = 30.0) -> ContainerInfo:
@@ -859,6 +897,9 @@ class Runtime:
             if info is None:
                 return
             await self._stop(info, timeout=0)
+            io = self._io.pop(container_id, None)
+            if io is not None:
+                io.close()
             shutil.rmtree(self._container_dir(info.sandbox_id, container_id), ignore_errors=True)
         self._locks.pop(container_id, None)
 
@@ -907,3 +948,6 @@ class Runtime:
         """Stop watching children (the processes keep running, as after an agent restart)."""
         for cid in list(self._pidfds):
             self._unwatch(cid)
+        for io in self._io.values():
+            io.close()
+        self._io.clear()

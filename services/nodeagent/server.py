@@ -5,31 +5,40 @@ the runtime, and answer errors as Kubernetes `Status` objects, which the API ser
 
 - GET  /healthz, /livez, /readyz (200 once the node is registered, its network configured and the
   pod cache synced), /metrics: kubecore's health routes, shared by every service
-- GET  /containerLogs/{namespace}/{pod}/{container}?follow=true&tailLines=N  (text/plain)
+- GET  /containerLogs/{namespace}/{pod}/{container}?follow=&previous=&tailLines=&sinceSeconds=&sinceTime=
+       &timestamps=&limitBytes=  (text/plain, `podlog`)
 - POST /exec/{namespace}/{pod}/{container}  body {"command": [...], "timeoutSeconds": N}
        -> {"exitCode", "stdout", "stderr"}
 - GET  /exec/{namespace}/{pod}/{container}?command=..&stdin=..&stdout=..&stderr=..&tty=..
        upgraded to a WebSocket of the v5/v4.channel.k8s.io protocol (`execstream`)
+- GET  /attach/{namespace}/{pod}/{container}?stdin=..&stdout=..&stderr=..&tty=..  the same WebSocket
+       protocol, joined to the container's own stdio (`attachstream`)
+- POST /exec/..., /attach/... upgraded to SPDY/3.1, protocol v4.channel.k8s.io (kubectl up to 1.29:
+       `spdystreams`)
+- POST /portForward/{namespace}/{pod}  upgraded to SPDY/3.1, protocol portforward.k8s.io (`portforward`)
 """
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
+import time
 from typing import Any
 
 from aiohttp import web
 from prometheus_client import REGISTRY
 
+from kubecore.api.errors import ApiError
+from kubecore.api.podlogs import PodLogOptions
+from kubecore.controller import upgrade
 from kubecore.controller.health import Health, ReadinessCheck, add_health_routes
-from services.nodeagent import auth, execstream, netns
+from services.nodeagent import attachstream, auth, execstream, netns, podlog, portforward, spdystreams
 from services.nodeagent.agent import Agent, PodNotHere
 from services.nodeagent.runtime import CONTAINER_RUNNING, NotFoundError, RuntimeServiceError
 
 log = logging.getLogger("nodeagent.server")
 AGENT = web.AppKey("agent", Agent)
 MAX_EXEC_SECONDS = 300.0
-FOLLOW_POLL_SECONDS = 0.2
 
 
 def status_error(code: int, reason: str, message: str) -> web.Response:
@@ -48,55 +57,50 @@ def agent_ready(agent: Agent) -> ReadinessCheck:
     return check
 
 
-def _tail(data: bytes, lines: int) -> bytes:
-    if lines <= 0:
-        return b""
-    parts = data.splitlines(keepends=True)
-    return b"".join(parts[-lines:])
-
-
 async def container_logs(request: web.Request) -> web.StreamResponse:
+    """The container's log as kubelet serves it: the options of `kubecore.api.podlogs`, the
+    previous attempt's log with `previous=true`, following while the container runs."""
     agent = request.app[AGENT]
     ns, pod, container = (request.match_info[k] for k in ("namespace", "pod", "container"))
-    follow = request.query.get("follow", "").lower() in ("true", "1")
     try:
-        tail = int(request.query["tailLines"]) if "tailLines" in request.query else None
-        info = agent.find_container(ns, pod, container)
-    except ValueError:
-        return status_error(400, "BadRequest", "tailLines must be an integer")
+        opts = PodLogOptions.from_query(request.query)
+        attempts = agent.find_attempts(ns, pod, container)
+    except ApiError as exc:
+        return status_error(exc.code, exc.reason, exc.message)
     except PodNotHere as exc:
         return status_error(exc.code, exc.reason, exc.message)
+    if opts.previous:
+        if len(attempts) < 2:
+            return status_error(400, "BadRequest",
+                                f'previous terminated container "{container}" in pod "{pod}" not found')
+        info = attempts[-2]
+    else:
+        info = attempts[-1]
+    runtime = agent.runtime
+
+    def running() -> bool:
+        try:
+            if runtime.container_status(info.id).state == CONTAINER_RUNNING:
+                return True
+        except NotFoundError:
+            return False
+        io = runtime.container_io(info.id)
+        return io is not None and not io.done.is_set()  # output still on its way to the log
+
     resp = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
     await resp.prepare(request)
     try:
-        with await asyncio.to_thread(open, info.log_path, "rb") as f:
-            data = await asyncio.to_thread(f.read)
-            await resp.write(_tail(data, tail) if tail is not None else data)
-            while follow:
-                chunk = await asyncio.to_thread(f.read, 65536)
-                if chunk:
-                    await resp.write(chunk)
-                    continue
-                try:
-                    state = agent.runtime.container_status(info.id).state
-                except NotFoundError:
-                    break
-                if state != CONTAINER_RUNNING:
-                    rest = await asyncio.to_thread(f.read)
-                    if rest:
-                        await resp.write(rest)
-                    break
-                await asyncio.sleep(FOLLOW_POLL_SECONDS)
-    except FileNotFoundError:
-        pass
+        await podlog.read_log(info.log_path, opts, time.time(), resp.write, running)
     except (ConnectionResetError, asyncio.CancelledError):
         return resp
     await resp.write_eof()
     return resp
 
 
-async def exec_in_container(request: web.Request) -> web.Response:
+async def exec_in_container(request: web.Request) -> web.StreamResponse:
     agent = request.app[AGENT]
+    if upgrade.is_upgrade(request.headers, "SPDY/3.1"):
+        return await spdystreams.serve(request, agent, attach=False)
     ns, pod, container = (request.match_info[k] for k in ("namespace", "pod", "container"))
     try:
         body: Any = json.loads(await request.read() or b"{}")
@@ -125,6 +129,16 @@ async def exec_stream(request: web.Request) -> web.StreamResponse:
     return await execstream.serve(request, request.app[AGENT])
 
 
+async def attach_stream(request: web.Request) -> web.StreamResponse:
+    if upgrade.is_upgrade(request.headers, "SPDY/3.1"):
+        return await spdystreams.serve(request, request.app[AGENT], attach=True)
+    return await attachstream.serve(request, request.app[AGENT])
+
+
+async def port_forward(request: web.Request) -> web.StreamResponse:
+    return await portforward.serve(request, request.app[AGENT])
+
+
 def create_app(agent: Agent, authorizer: auth.Authorizer | auth.AllowAll) -> web.Application:
     """The secure port: every route behind the kubelet's authentication and authorization."""
     app = web.Application(middlewares=[auth.middleware(authorizer, agent.cfg.node_name)])
@@ -133,6 +147,10 @@ def create_app(agent: Agent, authorizer: auth.Authorizer | auth.AllowAll) -> web
     app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", container_logs)
     app.router.add_post("/exec/{namespace}/{pod}/{container}", exec_in_container)
     app.router.add_get("/exec/{namespace}/{pod}/{container}", exec_stream)
+    app.router.add_get("/attach/{namespace}/{pod}/{container}", attach_stream)
+    app.router.add_post("/attach/{namespace}/{pod}/{container}", attach_stream)
+    app.router.add_post("/portForward/{namespace}/{pod}", port_forward)
+    app.router.add_get("/portForward/{namespace}/{pod}", port_forward)
     return app
 
 

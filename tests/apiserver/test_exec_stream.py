@@ -1,5 +1,5 @@
 """pods/exec over WebSockets, the API server's part: what it answers before the upgrade (HTTP
-Status errors, the SPDY fallback refused), and the Status it sends on channel 3 when the node
+Status errors, SPDY without a protocol both sides speak refused), and the Status it sends on channel 3 when the node
 agent cannot be reached after the upgrade. (Commands that run: tests/nodeagent/test_exec_stream.py.)
 """
 from __future__ import annotations
@@ -64,12 +64,18 @@ async def test_errors_before_the_upgrade(http, apiserver):
     assert code == 503 and "does not have a host assigned" in body["message"]
     code, body = await _handshake(s, "web", OK, protocols="v3.channel.k8s.io, channel.k8s.io")
     assert code == 400 and "v5.channel.k8s.io" in body["message"]
-    # kubectl falls back to SPDY when the WebSocket upgrade is refused: the same checks answer
-    # first, so it prints the same error; a request that passes them is refused as SPDY.
+    # SPDY (kubectl up to 1.29, and newer ones' fallback): the same checks answer first, so it
+    # prints the same error; then the remotecommand protocol must be one the agent speaks
     code, body = await _handshake(s, "nope", OK, method="POST", upgrade="SPDY/3.1")
     assert code == 404 and body["message"] == 'pods "nope" not found'
+    headers = {"Connection": "Upgrade", "Upgrade": "SPDY/3.1", "X-Stream-Protocol-Version": "v3.channel.k8s.io"}
+    async with s.post(f"{PODS}/web/exec", params=OK, headers=headers) as r:
+        code, body = r.status, await r.json(content_type=None)
+    assert code == 403 and body["message"] == ("unable to upgrade: unable to negotiate protocol: client supports "
+                                               "[v3.channel.k8s.io], server accepts [v4.channel.k8s.io]"), body
+    # a protocol the agent speaks: the server dials the agent (here there is none) before it upgrades
     code, body = await _handshake(s, "web", OK, method="POST", upgrade="SPDY/3.1")
-    assert code == 400 and "not SPDY" in body["message"]
+    assert code == 503 and "error dialing backend" in body["message"], body
 
 
 async def test_an_unreachable_agent_is_a_status_on_the_error_channel(http, apiserver):

@@ -156,6 +156,9 @@ class FakeRuntime:
         self.calls.append(("remove_container", info.name if info else container_id))
         self.containers.pop(container_id, None)
 
+    def container_io(self, container_id: str):
+        return None  # no processes here, so no stdio
+
     def container_status(self, container_id: str) -> ContainerInfo:
         try:
             return self.containers[container_id]

@@ -5,6 +5,7 @@ import asyncio
 import ipaddress
 import json
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 from services.nodeagent import procfs
 from services.nodeagent.cni import CniError, PortMapping
 from services.nodeagent.images import ImagePullError
+from services.nodeagent.podlog import parse_record
 from services.nodeagent.runtime import (
     CONTAINER_EXITED,
     CONTAINER_RUNNING,
@@ -36,6 +38,17 @@ def _ip_json(*argv: str) -> list[dict]:
 def _eth0_addrs(netns: str) -> list[str]:
     [link] = _ip_json("-n", netns, "addr", "show", "eth0")
     return [a["local"] for a in link["addr_info"] if a["family"] == "inet"]
+
+
+async def _log(runtime: Runtime, info, stream: str | None = None, *, wait: bool = True) -> str:
+    """The container's log as text (the records' texts, of one stream or both), once the agent
+    has pumped all of it when `wait`."""
+    io = runtime.container_io(info.id)
+    if wait and io is not None:
+        await asyncio.wait_for(io.done.wait(), 10)
+    records = [parse_record(line) for line in Path(info.log_path).read_bytes().splitlines()]
+    return "".join(r.text.decode() + ("" if r.partial else "\n") for r in records
+                   if r is not None and stream in (None, r.stream))
 
 
 async def _wait_for(predicate, timeout: float = 10.0, interval: float = 0.05):
@@ -113,7 +126,7 @@ async def test_nginx_in_one_pod_answers_another_with_its_hostname(runtime: Runti
     assert os.uname().nodename != "client-b"
     [status] = [c for c in runtime.list_containers(a.id)]
     assert status.state == CONTAINER_RUNNING and procfs.is_alive(status.pid, status.pid_start_ticks)
-    assert "GET / " in Path(status.log_path).read_text()
+    assert "GET / " in await _log(runtime, status, wait=False)
 
 
 async def test_agnhost_netexec_sees_the_callers_pod_ip(runtime: Runtime):
@@ -237,7 +250,7 @@ async def test_stop_is_sigterm_then_sigkill_after_the_grace_period(runtime: Runt
     elapsed = time.monotonic() - started
     assert 0.7 <= elapsed < 5
     assert (result.state, result.exit_code) == (CONTAINER_EXITED, 137)
-    assert "got TERM" in Path(result.log_path).read_text()
+    assert "got TERM" in await _log(runtime, result)
     # Its `sleep` children were in its process group and are gone too.
     assert procfs.group_members(result.pid, not_before_ticks=result.pid_start_ticks) == []
     assert (await runtime.stop_container(stubborn.id, timeout=1)).exit_code == 137  # idempotent
@@ -256,7 +269,11 @@ async def test_exit_codes_and_logs(runtime: Runtime):
     bad_done = await _wait_for(lambda: (s := runtime.container_status(bad.id)).state == CONTAINER_EXITED and s)
     assert (ok_done.exit_code, ok_done.reason) == (0, "Completed")
     assert (bad_done.exit_code, bad_done.reason) == (3, "Error")
-    assert Path(ok_done.log_path).read_text().splitlines() == ["to stdout hello", "to stderr", "/tmp"]
+    # kept as kubelet's CRI log: one record per line, stdout and stderr apart
+    assert await _log(runtime, ok_done, "stdout") == "to stdout hello\n/tmp\n"
+    assert await _log(runtime, ok_done, "stderr") == "to stderr\n"
+    assert all(re.fullmatch(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z std(out|err) F .*", line)
+               for line in Path(ok_done.log_path).read_bytes().splitlines())
     assert ok_done.log_path.endswith("/logs/ok/0.log")
 
 
@@ -266,7 +283,7 @@ async def test_python_image_and_create_errors(runtime: Runtime):
         name="py", image="python:3.11", command=["python", "-c", "import socket; print(socket.gethostname())"]))
     await runtime.start_container(c.id)
     done = await _wait_for(lambda: (s := runtime.container_status(c.id)).state == CONTAINER_EXITED and s)
-    assert done.exit_code == 0 and Path(done.log_path).read_text() == "py\n"
+    assert done.exit_code == 0 and await _log(runtime, done) == "py\n"
 
     with pytest.raises(ImagePullError):
         await runtime.create_container(sb.id, ContainerConfig(name="x", image="example.com/unknown:1"))
@@ -288,7 +305,7 @@ async def test_pod_strings_exec_cannot_take_fail_the_container_not_the_agent(run
         name="ok", image="busybox", command=["sh", "-c", "echo $MY_VAR"], env={"MY_VAR": "fine"}))
     await runtime.start_container(ok.id)
     done = await _wait_for(lambda: (s := runtime.container_status(ok.id)).state == CONTAINER_EXITED and s)
-    assert done.exit_code == 0 and Path(done.log_path).read_text() == "fine\n"
+    assert done.exit_code == 0 and await _log(runtime, done) == "fine\n"
 
 
 async def test_hostnames_that_are_not_dns_labels_fail_the_sandbox_before_anything_is_made(
@@ -304,3 +321,30 @@ async def test_hostnames_that_are_not_dns_labels_fail_the_sandbox_before_anythin
 def _netns_names() -> list[str]:
     return [line.split()[0] for line in subprocess.run(["ip", "netns", "list"], check=True, capture_output=True,
                                                         text=True).stdout.splitlines() if line.strip()]
+
+
+async def test_output_reaches_the_log_across_an_agent_restart(runtime: Runtime, node_name, tmp_path, cni):
+    """The container's stdout is a FIFO it holds open for reading too: while no agent reads it,
+    it neither dies of SIGPIPE nor loses output, and the next agent goes on pumping it."""
+    sb = await runtime.run_pod_sandbox("uid-cccc", "default", "talker")
+    c = await runtime.create_container(sb.id, ContainerConfig(
+        name="talk", image="busybox",
+        command=["sh", "-c", "i=0; while true; do echo n$i; i=$((i+1)); sleep 0.05; done"]))
+    await runtime.start_container(c.id)
+    await _wait_for(lambda: "n3\n" in Path(c.log_path).read_text())
+    runtime.close()  # the agent goes away; the container keeps running
+    await asyncio.sleep(0.5)
+    assert runtime.container_status(c.id).state == CONTAINER_RUNNING
+    written = Path(c.log_path).read_text().count("\n")
+    await asyncio.sleep(0.3)
+    assert Path(c.log_path).read_text().count("\n") == written  # nobody pumps now
+    again = Runtime(node_name=node_name, state_dir=tmp_path / "state", cni=cni)
+    try:
+        [info] = [i for i in again.list_containers(sb.id) if i.id == c.id]  # adopts its stdio
+        assert info.state == CONTAINER_RUNNING
+        await _wait_for(lambda: Path(c.log_path).read_text().count("\n") > written + 5)
+        numbers = [int(line.split(" F n")[1]) for line in Path(c.log_path).read_text().splitlines()]
+        assert numbers == list(range(len(numbers)))  # nothing lost, nothing twice
+    finally:
+        await again.stop_container(c.id, timeout=0)
+        again.close()

@@ -48,6 +48,8 @@ def _resource_entries(group: str, version: str) -> list[dict[str, Any]]:
                 sub_entry.update(kind="Binding", verbs=["create"])
             elif sub in ("log", "exec"):
                 sub_entry.update(kind="Pod", verbs=["get"] if sub == "log" else ["create", "get"])
+            elif sub in CONNECT_KINDS:
+                sub_entry.update(kind=CONNECT_KINDS[sub], verbs=["create", "get"])
             elif sub == "token":
                 sub_entry.update(kind="TokenRequest", group="authentication.k8s.io", version="v1",
                                  verbs=["create"])
@@ -55,6 +57,10 @@ def _resource_entries(group: str, version: str) -> list[dict[str, Any]]:
                 sub_entry.update(kind="Scale", group="autoscaling", version="v1")
             out.append(sub_entry)
     return out
+
+
+# pods/attach and pods/portforward, with the option kinds kube-apiserver's discovery names
+CONNECT_KINDS = {"attach": "PodAttachOptions", "portforward": "PodPortForwardOptions"}
 
 
 def api_versions(server_address: str) -> dict[str, Any]:
@@ -122,6 +128,8 @@ def _subresource_entry(rt: R.ResourceType, sub: str) -> dict[str, Any]:
         verbs = ["get"]
     elif sub == "exec":
         verbs = ["create", "get"]
+    elif sub in CONNECT_KINDS:
+        kind, verbs = {"group": "", "version": "v1", "kind": CONNECT_KINDS[sub]}, ["create", "get"]
     elif sub == "token":
         kind, verbs = {"group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest"}, ["create"]
     elif sub == "scale":

@@ -8,7 +8,9 @@ object must not be able to make the server dial anything but a node agent's port
 without a usable InternalIP (none, not a plain IP, outside `--node-network`) is kube's
 "no preferred addresses found" error, as a 503.
 
-- log:  GET  /containerLogs/<ns>/<pod>/<container>?follow=&tailLines=   streamed as text/plain
+- log:  GET  /containerLogs/<ns>/<pod>/<container>?follow=&previous=&tailLines=&sinceSeconds=&sinceTime=
+  &timestamps=&limitBytes= streamed as text/plain, the options checked first as kube's
+  ValidatePodLogOptions (`kubecore.api.podlogs`)
 - exec, streamed: a WebSocket upgrade (GET ?command=..&container=..&stdin=..&stdout=..&stderr=..
   &tty=.., subprotocol v5.channel.k8s.io or v4.channel.k8s.io: what kubectl 1.30+ and the
   official clients open) is checked here (pod, container, options: errors are HTTP Status
@@ -16,11 +18,16 @@ without a usable InternalIP (none, not a plain IP, outside `--node-network`) is 
   same subprotocol to GET /exec/<ns>/<pod>/<container> on the agent, which runs the command
   and ends with its Status (`kubecore.api.remotecommand`). What fails after the upgrade (the agent
   unreachable, the container not running) is a Failure Status on channel 3, which kubectl
-  prints as `error: ...`. A SPDY upgrade (kubectl's fallback) is answered with a 400 Status
-  after the same checks, so a refused WebSocket upgrade and its fallback show the same error.
+  prints as `error: ...`. A SPDY upgrade (kubectl up to 1.29, and newer ones' fallback) is checked
+  the same way, then relayed byte for byte to the agent's SPDY remotecommand (`v4.channel.k8s.io`).
+- attach: the same WebSocket protocol without a command, relayed to GET /attach/<ns>/<pod>/<container>
 - exec, plain: POST /exec/<ns>/<pod>/<container> {"command": [...]} -> JSON {"exitCode","stdout",
   "stderr"} for a request without an upgrade (minikubectl); the command comes as
   ?command=..&command=.. or in a JSON body {"command": [...], "container": ...}
+
+- portforward: a SPDY/3.1 upgrade (kubectl up to 1.30) or a WebSocket tunneling it (subprotocol
+  SPDY/3.1+portforward.k8s.io, kubectl 1.31+), relayed byte for byte to the agent's SPDY
+  `/portForward/<ns>/<pod>` (`portforward`)
 
 The agent's own errors are Status objects and are passed on with their code; an agent that
 cannot be reached is a 503.
@@ -41,24 +48,24 @@ import ssl
 import threading
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import aiohttp
 from aiohttp import WSMsgType, web
 
-from kubecore.api import jsonwire
+from kubecore.api import jsonwire, podlogs
 from kubecore.api import remotecommand as rc
 from kubecore.api import resources as R
 from kubecore.api.errors import ApiError, bad_request, method_not_allowed, not_found
 from kubecore.api.nodenet import Address, NodeRanges, node_address_problem, parse_address
+from kubecore.api.podlogs import PodLogOptions
+from kubecore.api.portforward import STREAM_PROTOCOL_HEADER
+from services.apiserver.endpoints import portforward
 from services.apiserver.endpoints.requests import CLIENT_CHECK_SECONDS, Target, client_gone, read_body
 from services.apiserver.storage.store import Storage
 
 CLONE_NEWNET = 0x40000000
 CONNECT_TIMEOUT = 5.0
-SPDY_REFUSED = ("this server streams pods/exec over WebSockets only (subprotocols "
-                + ", ".join(rc.PROTOCOLS) + "), not SPDY: use kubectl 1.30 or later")
-
 
 def _socket_in_netns(path: str, family: int, type_: int, proto: int) -> socket.socket:
     """A socket created by a short-lived thread that entered the namespace (setns is per thread)."""
@@ -153,7 +160,7 @@ class NodeProxy:
         return aiohttp.ClientSession(connector=connector, timeout=timeout)
 
     async def serve(self, storage: Storage, request: web.Request, t: Target) -> web.StreamResponse:
-        if t.rt is not R.PODS or t.sub not in ("log", "exec") or t.name is None:
+        if t.rt is not R.PODS or t.sub not in ("log", "exec", "attach", "portforward") or t.name is None:
             raise not_found(f"{t.rt.plural}/{t.sub}", t.name or "", t.rt.group)
         pod = await storage.get(R.PODS, t.namespace, t.name)
         what = f"{t.rt.plural}/{t.sub}"
@@ -168,21 +175,27 @@ class NodeProxy:
                 raise ApiError(503, "ServiceUnavailable",
                                f"{what} is served by the pod's node agent, and node {node_name} is gone") from None
             raise
-        base = agent_base_url(node_address(node, self.ranges), self.kubelet_port)
+        ip = node_address(node, self.ranges)
+        base = agent_base_url(ip, self.kubelet_port)
+        if t.sub == "portforward":
+            return await self._port_forward(request, pod, ip, base, what)
         if t.sub == "log":
             if request.method != "GET":
                 raise method_not_allowed()
             return await self._logs(request, pod, base, what)
         if request.method not in ("POST", "GET"):
             raise method_not_allowed()
+        if t.sub == "attach":
+            return await self._exec_stream(request, pod, ip, base, what, attach=True)
         if rc.is_websocket(request.headers) or rc.is_spdy(request.headers):
-            return await self._exec_stream(request, pod, base, what)
+            return await self._exec_stream(request, pod, ip, base, what)
         return await self._exec(request, pod, base, what)
 
     async def _logs(self, request: web.Request, pod: dict[str, Any], base: str, what: str) -> web.StreamResponse:
         q = request.query
+        PodLogOptions.from_query(q).check(pod["metadata"]["name"])
         container = choose_container(pod, q.get("container"))
-        params = {k: q[k] for k in ("follow", "tailLines", "previous", "timestamps", "limitBytes") if k in q}
+        params = podlogs.agent_query(q)
         url = f"{base}/containerLogs/{_path(pod, container)}"
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT)
         try:
@@ -212,6 +225,60 @@ class NodeProxy:
         except (TimeoutError, aiohttp.ClientConnectionError, OSError) as exc:
             raise _unreachable(what, base, exc) from None
 
+    async def _dial(self, ip: Address) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A TLS connection to the agent at `ip` (from `dial_netns` when set)."""
+        family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+        if self.dial_netns:
+            sock = _socket_in_netns(self.dial_netns, family, socket.SOCK_STREAM, 0)
+        else:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.setblocking(False)
+        try:
+            loop = asyncio.get_running_loop()
+            await asyncio.wait_for(loop.sock_connect(sock, (str(ip), self.kubelet_port)), CONNECT_TIMEOUT)
+            hostname = str(ip) if self.ssl_context.check_hostname else None
+            return await asyncio.wait_for(asyncio.open_connection(sock=sock, ssl=self.ssl_context,
+                                                                  server_hostname=hostname), CONNECT_TIMEOUT)
+        except BaseException:
+            sock.close()
+            raise
+
+    async def _spdy_stream(self, request: web.Request, pod: dict[str, Any], container: str, opts: rc.ExecOptions,
+                           ip: Address, base: str, what: str, *, attach: bool) -> web.StreamResponse:
+        """exec or attach of a SPDY client (kubectl up to 1.29): the agent speaks SPDY
+        remotecommand too; once it switched protocols the bytes are relayed as they are."""
+        offered = ", ".join(request.headers.getall(STREAM_PROTOCOL_HEADER, []))
+        if rc.V4 not in [p.strip() for p in offered.split(",")]:
+            raise ApiError(403, "Forbidden", f"unable to upgrade: unable to negotiate protocol: client supports "
+                           f"[{offered}], server accepts [{rc.V4}]")
+        path = f"/{'attach' if attach else 'exec'}/{_path(pod, container)}?{urlencode(opts.query(attach=attach))}"
+        try:
+            up = await portforward.open_upstream(lambda: self._dial(ip), base.removeprefix("https://"), path,
+                                                 rc.V4)
+        except (TimeoutError, OSError, ValueError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
+            raise _unreachable(what, base, exc) from None
+        if up.status != 101:
+            return await portforward.error_response(up)
+        return await portforward.relay(request, up, "spdy")
+
+    async def _port_forward(self, request: web.Request, pod: dict[str, Any], ip: Address, base: str,
+                            what: str) -> web.StreamResponse:
+        if request.method not in ("POST", "GET"):
+            raise method_not_allowed()
+        mode = portforward.requested_mode(request)
+        if mode is None:
+            raise bad_request("Upgrade request required")
+        if mode == "websocket":
+            portforward.check_websocket(request)
+        path = f"/portForward/{_path(pod)}"
+        try:
+            up = await portforward.open_upstream(lambda: self._dial(ip), base.removeprefix("https://"), path)
+        except (TimeoutError, OSError, ValueError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
+            raise _unreachable(what, base, exc) from None
+        if up.status != 101:
+            return await portforward.error_response(up)
+        return await portforward.relay(request, up, mode)
+
     async def _exec(self, request: web.Request, pod: dict[str, Any], base: str, what: str) -> web.Response:
         q = request.query
         command = q.getall("command", [])
@@ -239,15 +306,17 @@ class NodeProxy:
             raise _unreachable(what, base, exc) from None
         return web.Response(body=data, content_type="application/json")
 
-    async def _exec_stream(self, request: web.Request, pod: dict[str, Any], base: str,
-                           what: str) -> web.StreamResponse:
+    async def _exec_stream(self, request: web.Request, pod: dict[str, Any], ip: Address, base: str,
+                           what: str, *, attach: bool = False) -> web.StreamResponse:
         opts = rc.ExecOptions.from_query(request.query)
-        problem = opts.problem()
+        problem = opts.attach_problem() if attach else opts.problem()
         if problem:
             raise bad_request(problem)
         container = choose_container(pod, opts.container)
         if not rc.is_websocket(request.headers):
-            raise bad_request(SPDY_REFUSED)
+            if not rc.is_spdy(request.headers):
+                raise bad_request("Upgrade request required")
+            return await self._spdy_stream(request, pod, container, opts, ip, base, what, attach=attach)
         client = web.WebSocketResponse(protocols=rc.PROTOCOLS, heartbeat=rc.HEARTBEAT_SECONDS,
                                        max_msg_size=rc.MAX_MESSAGE_BYTES)
         ready = client.can_prepare(request)
@@ -258,9 +327,9 @@ class NodeProxy:
             raise bad_request(f"no supported WebSocket subprotocol was offered ({offered}); pods/exec "
                               f"speaks {', '.join(rc.PROTOCOLS)}")
         await client.prepare(request)
-        url = f"{base}/exec/{_path(pod, container)}"
+        url = f"{base}/{'attach' if attach else 'exec'}/{_path(pod, container)}"
         try:
-            status = await self._relay(client, ready.protocol, url, opts.query(), what, base)
+            status = await self._relay(client, ready.protocol, url, opts.query(attach=attach), what, base)
             if status is not None and not client.closed:
                 await client.send_bytes(rc.status_frame(status))
         except (ConnectionError, aiohttp.ClientConnectionResetError):
@@ -323,9 +392,10 @@ class NodeProxy:
                                   f"ended before the command's status{detail}")
 
 
-def _path(pod: dict[str, Any], container: str) -> str:
+def _path(pod: dict[str, Any], container: str | None = None) -> str:
     meta = pod["metadata"]
-    return "/".join(quote(p, safe="") for p in (meta["namespace"], meta["name"], container))
+    parts = (meta["namespace"], meta["name"]) + ((container,) if container is not None else ())
+    return "/".join(quote(p, safe="") for p in parts)
 
 
 async def _relay_error(upstream: aiohttp.ClientResponse) -> web.Response:
