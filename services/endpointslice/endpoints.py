@@ -20,8 +20,13 @@ PortSet = tuple[PortTuple, ...]
 
 
 def service_selector(service: Obj) -> dict[str, str] | None:
-    """The service's selector, or None when it has none (its endpoints are the user's)."""
-    selector = (service.get("spec") or {}).get("selector")
+    """The service's selector, or None when it has none (its endpoints are the user's) or is an
+    ExternalName (a DNS alias gets no endpoints, whatever selector it kept: kube's
+    https://issues.k8s.io/105986)."""
+    spec = service.get("spec") or {}
+    if spec.get("type") == "ExternalName":
+        return None
+    selector = spec.get("selector")
     return dict(selector) if selector else None
 
 

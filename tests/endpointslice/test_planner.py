@@ -105,6 +105,12 @@ def _selector_removed():
     return svc, ps, existing
 
 
+def _became_external_name():
+    svc, ps, existing = _steady()
+    svc["spec"] = {"type": "ExternalName", "externalName": "db.example.com", "selector": svc["spec"]["selector"]}
+    return svc, ps, existing
+
+
 def _service_gone():
     _, ps, existing = _steady()
     return None, ps, existing
@@ -217,6 +223,7 @@ CASES: dict[str, Case] = {
         {**nothing(), "update": [("s0", HTTP, [f"p{i:03d}" for i in range(1, 101)])]}),
     "selector removed: our slices go": (_selector_removed, {**nothing(), "delete": ["s0"]}),
     "service gone: our slices go": (_service_gone, {**nothing(), "delete": ["s0"]}),
+    "ExternalName keeps its selector: our slices go": (_became_external_name, {**nothing(), "delete": ["s0"]}),
     "service recreated: old owner's slice replaced": (
         _service_recreated, {**nothing(), "create": [(HTTP, ["p000", "p001", "p002"])],
                              "delete": ["s0"]}),
