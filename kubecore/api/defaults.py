@@ -176,3 +176,25 @@ def default_binding(obj: Obj) -> None:
         if isinstance(subject, dict) and not subject.get("apiGroup") \
                 and subject.get("kind") in ("User", "Group"):
             subject["apiGroup"] = RBAC_GROUP
+
+
+# --- coordination.k8s.io/v1, networking.k8s.io/v1 ----------------------------------------------
+
+def default_lease(obj: Obj) -> None:
+    """A Lease always has a spec (Go writes the struct even when empty)."""
+    _child(obj, "spec", {})
+
+
+def default_networkpolicy(obj: Obj) -> None:
+    """kube's SetDefaults_NetworkPolicy and _NetworkPolicyPort: policyTypes is Ingress, and
+    Egress too when there are egress rules; a port's protocol is TCP. podSelector is not
+    optional in v1 (an empty one selects every pod of the namespace)."""
+    spec = _child(obj, "spec", {})
+    _child(spec, "podSelector", {})
+    if not spec.get("policyTypes"):
+        spec["policyTypes"] = ["Ingress", "Egress"] if spec.get("egress") else ["Ingress"]
+    for direction in ("ingress", "egress"):
+        for rule in spec.get(direction) or []:
+            for port in (rule.get("ports") or []) if isinstance(rule, dict) else []:
+                if isinstance(port, dict) and port.get("protocol") is None:
+                    port["protocol"] = "TCP"

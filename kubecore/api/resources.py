@@ -20,10 +20,11 @@ from kubecore.api import formats as v
 from kubecore.api import models
 from kubecore.api.defaults import carry_over_service_allocations as carry_over_service_allocations
 from kubecore.api.errors import Cause
+from kubecore.api.leases import convert_lease
 from kubecore.api.secrets import convert_secret
 from kubecore.api.selectors import FieldGetter
 from kubecore.api.types import Obj
-from kubecore.api.validation import apps, core, discovery, rbac, secrets
+from kubecore.api.validation import apps, coordination, core, discovery, networking, rbac, secrets
 from kubecore.api.validation.meta import metadata_causes as metadata_causes
 
 Validator = Callable[[Obj, Obj | None], list[Cause]]
@@ -162,10 +163,20 @@ CLUSTERROLEBINDINGS = ResourceType("rbac.authorization.k8s.io", "v1", "ClusterRo
                                    validate=rbac.validate_clusterrolebinding,
                                    default=d.default_binding, field_getters=fs.COMMON_FIELDS)
 
+# coordination.k8s.io/v1 Leases (who holds what until when: node heartbeats, leader
+# election) and networking.k8s.io/v1 NetworkPolicies (stored and served; not enforced).
+LEASES = ResourceType("coordination.k8s.io", "v1", "Lease", "leases", "lease", True, models.Lease,
+                      validate=coordination.validate_lease, default=d.default_lease,
+                      convert=convert_lease, field_getters=fs.COMMON_FIELDS)
+NETWORKPOLICIES = ResourceType("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies",
+                               "networkpolicy", True, models.NetworkPolicy, short_names=("netpol",),
+                               validate=networking.validate_networkpolicy,
+                               default=d.default_networkpolicy, field_getters=fs.COMMON_FIELDS)
+
 ALL: tuple[ResourceType, ...] = (NAMESPACES, SERVICES, PODS, NODES, ENDPOINTSLICES,
                                  DEPLOYMENTS, REPLICASETS, EVENTS, SECRETS, SERVICEACCOUNTS,
                                  CONFIGMAPS, ROLES, CLUSTERROLES, ROLEBINDINGS, CLUSTERROLEBINDINGS,
-                                 CONTROLLERREVISIONS)
+                                 CONTROLLERREVISIONS, LEASES, NETWORKPOLICIES)
 
 # Reviews: created to ask a question, answered in the response, never stored (no watch
 # cache, no list); served under their groups beside the stored kinds.

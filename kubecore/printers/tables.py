@@ -601,6 +601,20 @@ CONTROLLERREVISION_COLUMNS = (
     AGE,
 )
 
+LEASE_COLUMNS = (
+    NAME,
+    Column("Holder", lambda o, n: str(_get(o, "spec", "holderIdentity") or ""),
+           description="holderIdentity contains the identity of the holder of a current lease."),
+    AGE,
+)
+
+NETWORKPOLICY_COLUMNS = (
+    NAME,
+    Column("Pod-Selector", lambda o, n: label_selector_text(_get(o, "spec", "podSelector")),
+           description="Selects the pods to which this NetworkPolicy object applies."),
+    AGE,
+)
+
 DEFAULT_COLUMNS = (NAME, AGE)
 
 COLUMNS_BY_KIND: dict[str, tuple[Column, ...]] = {
@@ -620,6 +634,8 @@ COLUMNS_BY_KIND: dict[str, tuple[Column, ...]] = {
     "ServiceAccount": SERVICEACCOUNT_COLUMNS,
     "ConfigMap": CONFIGMAP_COLUMNS,
     "ControllerRevision": CONTROLLERREVISION_COLUMNS,
+    "Lease": LEASE_COLUMNS,
+    "NetworkPolicy": NETWORKPOLICY_COLUMNS,
 }
 
 

@@ -8,6 +8,8 @@
                   and config, hostNetwork and hostPorts
     apps.py       apps/v1: Deployment, ReplicaSet
     discovery.py  discovery.k8s.io/v1: EndpointSlice
+    coordination.py  coordination.k8s.io/v1: Lease
+    networking.py    networking.k8s.io/v1: NetworkPolicy
 
 Each `validate_<kind>(obj, old)` returns the causes kube-apiserver would report, in its
 order and words (kubectl and the tests compare them); `old` is the stored object on an
