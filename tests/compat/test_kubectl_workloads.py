@@ -107,7 +107,9 @@ def _make_ready(kubectl: Kubectl, pod: str) -> None:
 def test_wait_for_conditions_deletion_and_jsonpath(kubectl: Kubectl, deployments_controller):
     kubectl("create", "deployment", "web", "--image=nginx")
     waiter = kubectl.popen("wait", "--for=condition=Available", "deploy/web", "--timeout=30s")
-    pod = _until(lambda: kubectl("get", "pods", "-l", "app=web", "-o", "name").stdout.strip())
+    def web_pod() -> str:
+        return kubectl("get", "pods", "-l", "app=web", "-o", "name").stdout.strip()
+    pod = _until(web_pod)
     pod_waiter = kubectl.popen("wait", "--for=condition=Ready", pod, "--timeout=30s")
     _make_ready(kubectl, pod)
     assert pod_waiter.wait(timeout=40) == 0, pod_waiter.stderr.read()
