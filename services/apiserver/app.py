@@ -15,7 +15,8 @@ from aiohttp import web
 
 from kubecore.api import resources as R
 from kubecore.api.errors import ApiError, internal, method_not_allowed, no_such_path
-from kubecore.controller.health import Health, ReadinessCheck, add_health_routes
+from kubecore.controller.health import Health, add_health_routes
+from kubecore.controller.healthz import Check, NamedChecks, always_ok
 from services.apiserver import admission, authn, authz
 from services.apiserver.admission.noderestriction import NodeRestriction
 from services.apiserver.admission.podsecurity import PodSecurity, default_policy
@@ -275,17 +276,31 @@ async def openapi_v3(request: web.Request) -> web.Response:
     return document_response(request, body, "application/json", f'"{digest}"', headers)
 
 
-def readiness(state: ApiState) -> ReadinessCheck:
-    """/readyz: every watch cache has its first list, and etcd answers."""
+def etcd_check(state: ApiState) -> Check:
+    """kube-apiserver's `etcd` check: the storage answers within 2 s."""
     async def check() -> str | None:
-        not_ready = [p for p, c in state.caches.items() if not c.ready.is_set()]
         try:
             await asyncio.wait_for(state.etcd.revision(), timeout=2)
-        except (TimeoutError, EtcdUnavailable):
-            not_ready.append("etcd")
-        return "not ready: " + ", ".join(not_ready) if not_ready else None
+        except (TimeoutError, EtcdUnavailable) as exc:
+            return f"etcd did not answer: {exc or 'timed out'}"
+        return None
 
     return check
+
+
+def informers_synced(state: ApiState) -> Check:
+    """kube-apiserver's `informer-sync` check: every watch cache has its first list."""
+    async def check() -> str | None:
+        waiting = [p for p, c in state.caches.items() if not c.ready.is_set()]
+        return "not synced: " + ", ".join(waiting) if waiting else None
+
+    return check
+
+
+def health_checks(state: ApiState) -> NamedChecks:
+    """The checks /livez, /healthz and /readyz list, named as kube-apiserver names them."""
+    live = [("ping", always_ok), ("log", always_ok), ("etcd", etcd_check(state))]
+    return NamedChecks(livez=live, readyz=[*live, ("informer-sync", informers_synced(state))])
 
 
 async def _bootstrap(state: ApiState) -> None:
@@ -484,7 +499,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(storage_and_caches)
     app.cleanup_ctx.append(background)
     app.on_shutdown.append(end_watches)
-    add_health_routes(app, Health(registry=state.metrics.registry, ready=readiness(state)))
+    add_health_routes(app, Health(registry=state.metrics.registry, named=health_checks(state)))
     r = app.router
     r.add_get("/version", version)
     r.add_get("/version/", version)

@@ -56,3 +56,19 @@ async def test_a_missing_object_is_a_status_with_details(apiserver):
             assert r.status == 404
             assert json.loads(await r.read())["details"] == {"name": "x", "group": "apps",
                                                               "kind": "deployments"}
+
+
+HEALTH = [
+    ("/livez?verbose", "[+]ping ok\n[+]log ok\n[+]etcd ok\nlivez check passed\n"),
+    ("/healthz?verbose", "[+]ping ok\n[+]log ok\n[+]etcd ok\nhealthz check passed\n"),
+    ("/readyz?verbose", "[+]ping ok\n[+]log ok\n[+]etcd ok\n[+]informer-sync ok\nreadyz check passed\n"),
+    ("/readyz", "ok"), ("/readyz/etcd", "ok"), ("/readyz/informer-sync", "ok"), ("/livez/ping", "ok"),
+    ("/healthz/log", "ok"),
+]
+
+
+@pytest.mark.parametrize("path,body", HEALTH, ids=[p for p, _ in HEALTH])
+async def test_health_paths_list_kube_apiservers_checks(apiserver, path, body):
+    async with apiserver.session() as s:
+        async with s.get(path) as r:
+            assert (r.status, await r.text()) == (200, body)
