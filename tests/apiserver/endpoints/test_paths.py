@@ -34,6 +34,8 @@ async def test_discovery_and_version_paths(apiserver, path, marker):
 NOT_FOUND = [
     ("/api/v1/widgets", NO_SUCH_PATH), ("/api/v2", NO_SUCH_PATH), ("/apis/apps/v9", NO_SUCH_PATH),
     ("/apis/apps/v1/widgets", NO_SUCH_PATH), ("/version/x", NO_SUCH_PATH),
+    ("/api/v1/namespaces/default/services/kubernetes/scale", NO_SUCH_PATH),
+    ("/api/v1/namespaces/default/pods/x/widgets", NO_SUCH_PATH),
     ("/apis/widgets.example.com", PLAIN_404), ("/apis/widgets.example.com/", PLAIN_404),
     ("/apis/widgets.example.com/v1/widgets", PLAIN_404), ("/foo", PLAIN_404),
     ("/healthz/", PLAIN_404), ("/openapi/v3/", PLAIN_404), ("/openapi/v3/apis/nope/v1", PLAIN_404),
