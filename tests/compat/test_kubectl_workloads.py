@@ -37,13 +37,15 @@ def deployments_controller(apiserver_process, tmp_path: Path):
 
 
 def workload(rt: R.ResourceType, name: str) -> str:
-    """The smallest object of a scalable kind: replicas, a selector, a pod template."""
+    """The smallest object of a scalable kind: replicas, a selector, a pod template (and
+    the governing Service a StatefulSet names)."""
+    service = f"  serviceName: {name}\n" if rt.kind == "StatefulSet" else ""
     return f"""\
 apiVersion: {rt.api_version}
 kind: {rt.kind}
 metadata: {{name: {name}}}
 spec:
-  replicas: 1
+{service}  replicas: 1
   selector: {{matchLabels: {{scaled: {name}}}}}
   template:
     metadata: {{labels: {{scaled: {name}}}}}
