@@ -20,6 +20,7 @@ Where to find what (bottom to top; each module imports only those above it in th
     secrets.py         a Secret's wire form: Go's base64 of `data`, `stringData` merged in
                        (kube's v1 conversion), the Secret types and their keys
     subsets.py         core/v1 Endpoints subsets in kube's canonical layout (RepackSubsets)
+    leases.py          a Lease's MicroTimes, read as Go's time.Parse reads them, kept in UTC
     validation/        per-kind rules, one module per API group, as kubernetes'
                        pkg/apis/<group>/validation: meta.py (ObjectMeta, every kind),
                        core.py (Pod, Node; podnet.py the pod fields that reach the node),

@@ -338,3 +338,25 @@ def default_cronjob(obj: Obj) -> None:
     job_template = _child(spec, "jobTemplate", {})
     default_job_template(_child(_child(job_template, "spec", {}), "template", {}))
     _child(obj, "status", {})
+
+
+# --- coordination.k8s.io/v1, networking.k8s.io/v1 ----------------------------------------------
+
+def default_lease(obj: Obj) -> None:
+    """A Lease always has a spec (Go writes the struct even when empty)."""
+    _child(obj, "spec", {})
+
+
+def default_networkpolicy(obj: Obj) -> None:
+    """kube's SetDefaults_NetworkPolicy and _NetworkPolicyPort: policyTypes is Ingress, and
+    Egress too when there are egress rules; a port's protocol is TCP. podSelector is not
+    optional in v1 (an empty one selects every pod of the namespace)."""
+    spec = _child(obj, "spec", {})
+    _child(spec, "podSelector", {})
+    if not spec.get("policyTypes"):
+        spec["policyTypes"] = ["Ingress", "Egress"] if spec.get("egress") else ["Ingress"]
+    for direction in ("ingress", "egress"):
+        for rule in spec.get(direction) or []:
+            for port in (rule.get("ports") or []) if isinstance(rule, dict) else []:
+                if isinstance(port, dict) and port.get("protocol") is None:
+                    port["protocol"] = "TCP"

@@ -22,7 +22,7 @@ class ApiError(Exception):
     code: int
     reason: str
     message: str
-    details: dict[str, Any] | None = None
+    details: dict[str, Any] | None = None  # None: no details at all; {}: `"details":{}`
     causes: list[Cause] = field(default_factory=list)
     # the Status's ListMeta: a 410 for an expired continue token offers a fresh token there
     metadata: dict[str, Any] = field(default_factory=dict)
@@ -31,23 +31,38 @@ class ApiError(Exception):
         return self.message
 
     def to_status(self) -> dict[str, Any]:
-        status: dict[str, Any] = {
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": dict(self.metadata),
-            "status": "Failure",
-            "message": self.message,
-            "reason": self.reason,
-            "code": self.code,
-        }
-        details = dict(self.details or {})
-        if self.causes:
-            details["causes"] = [
-                {"reason": c.reason, "message": c.message, "field": c.field} for c in self.causes
-            ]
-        if details:
-            status["details"] = details
+        """metav1.Status with its keys in the order Go's encoder writes the struct's fields
+        (kind, apiVersion, metadata, status, message, reason, details, code), empty ones
+        left out as `omitempty` leaves them out, so the bytes match kube-apiserver's."""
+        status: dict[str, Any] = {"kind": "Status", "apiVersion": "v1",
+                                  "metadata": dict(self.metadata), "status": "Failure"}
+        if self.message:
+            status["message"] = self.message
+        if self.reason:
+            status["reason"] = self.reason
+        if self.details is not None or self.causes:  # a Go pointer: {} is written, None is not
+            status["details"] = status_details(self.details or {}, self.causes)
+        if self.code:
+            status["code"] = self.code
         return status
+
+
+# metav1.StatusDetails and StatusCause: their fields in Go's declaration order.
+_DETAIL_KEYS = ("name", "group", "kind", "uid", "causes", "retryAfterSeconds")
+_CAUSE_KEYS = ("reason", "message", "field")
+
+
+def status_details(details: dict[str, Any], causes: list[Cause]) -> dict[str, Any]:
+    """A Status's details in Go's field order, empty fields left out; `causes` (when given)
+    replace any in `details`."""
+    merged = dict(details)
+    if causes:
+        merged["causes"] = [{"reason": c.reason, "message": c.message, "field": c.field}
+                            for c in causes]
+    out = {k: merged[k] for k in _DETAIL_KEYS if merged.get(k)}
+    if "causes" in out:
+        out["causes"] = [{k: c[k] for k in _CAUSE_KEYS if c.get(k)} for c in out["causes"]]
+    return out
 
 
 def _details(resource: str, name: str, group: str = "") -> dict[str, Any]:
@@ -91,12 +106,18 @@ def invalid(kind: str, name: str, causes: list[Cause], group: str = "") -> ApiEr
                      "kind": kind}, causes=causes)
 
 
+def no_such_path() -> ApiError:
+    """kube-apiserver's 404 for a path under one of its API roots that names nothing
+    (go-restful's, through apierrors.NewGenericServerResponse: empty details)."""
+    return ApiError(404, "NotFound", "the server could not find the requested resource", {})
+
+
 def bad_request(message: str) -> ApiError:
     return ApiError(400, "BadRequest", message)
 
 
 def method_not_allowed(message: str = "the server does not allow this method on the requested resource") -> ApiError:
-    return ApiError(405, "MethodNotAllowed", message)
+    return ApiError(405, "MethodNotAllowed", message, {})
 
 
 def unsupported_media_type(content_type: str) -> ApiError:
@@ -116,7 +137,9 @@ def gone(message: str) -> ApiError:
 
 
 def internal(message: str) -> ApiError:
-    return ApiError(500, "InternalError", message)
+    """apimachinery's NewInternalError: the error as the one cause, and in the message."""
+    return ApiError(500, "InternalError", f"Internal error occurred: {message}",
+                    {"causes": [{"message": message}]})
 
 
 def unavailable(message: str) -> ApiError:

@@ -507,6 +507,8 @@ class DaemonSet(_Complete):
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
     spec: DaemonSetSpec
     status: DaemonSetStatus | None = None
+
+
 # --- batch/v1 ------------------------------------------------------------------------
 
 class JobSpec(_Complete):
@@ -559,6 +561,70 @@ class CronJob(_Complete):
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
     spec: CronJobSpec
     status: dict[str, Any] | None = None
+
+
+# --- coordination.k8s.io/v1 Lease ------------------------------------------------------
+
+class LeaseSpec(_Complete):
+    """Who holds a lease and until when; acquireTime and renewTime are MicroTimes
+    (RFC 3339 with microseconds), checked and normalised by `kubecore.api.leases`."""
+    holderIdentity: StrictStr | None = None
+    leaseDurationSeconds: StrictInt | None = None
+    acquireTime: StrictStr | None = None
+    renewTime: StrictStr | None = None
+    leaseTransitions: StrictInt | None = None
+    strategy: StrictStr | None = None
+    preferredHolder: StrictStr | None = None
+
+
+class Lease(_Complete):
+    apiVersion: StrictStr | None = None
+    kind: StrictStr | None = None
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: LeaseSpec | None = None
+
+
+# --- networking.k8s.io/v1 NetworkPolicy ---------------------------------------------------
+
+class NetworkPolicyPort(_Complete):
+    protocol: StrictStr | None = None
+    port: IntOrString | None = None
+    endPort: StrictInt | None = None
+
+
+class IPBlock(_Complete):
+    cidr: StrictStr
+    except_: list[StrictStr] | None = Field(default=None, alias="except")
+
+
+class NetworkPolicyPeer(_Complete):
+    podSelector: LabelSelector | None = None
+    namespaceSelector: LabelSelector | None = None
+    ipBlock: IPBlock | None = None
+
+
+class NetworkPolicyIngressRule(_Complete):
+    ports: list[NetworkPolicyPort] | None = None
+    from_: list[NetworkPolicyPeer] | None = Field(default=None, alias="from")
+
+
+class NetworkPolicyEgressRule(_Complete):
+    ports: list[NetworkPolicyPort] | None = None
+    to: list[NetworkPolicyPeer] | None = None
+
+
+class NetworkPolicySpec(_Complete):
+    podSelector: LabelSelector | None = None
+    ingress: list[NetworkPolicyIngressRule] | None = None
+    egress: list[NetworkPolicyEgressRule] | None = None
+    policyTypes: list[StrictStr] | None = None
+
+
+class NetworkPolicy(_Complete):
+    apiVersion: StrictStr | None = None
+    kind: StrictStr | None = None
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: NetworkPolicySpec | None = None
 
 
 # --- core/v1 Event ----------------------------------------------------------------------

@@ -22,11 +22,22 @@ from kubecore.api.batch import generate_job_selector
 from kubecore.api.defaults import carry_over_service_allocations as carry_over_service_allocations
 from kubecore.api.defaults import daemonset_template_generation as daemonset_template_generation
 from kubecore.api.errors import Cause
+from kubecore.api.leases import convert_lease
 from kubecore.api.secrets import convert_secret
 from kubecore.api.selectors import FieldGetter
 from kubecore.api.subsets import canonicalize_endpoints
 from kubecore.api.types import Obj
-from kubecore.api.validation import apps, batch, core, discovery, rbac, secrets, statefulset
+from kubecore.api.validation import (
+    apps,
+    batch,
+    coordination,
+    core,
+    discovery,
+    networking,
+    rbac,
+    secrets,
+    statefulset,
+)
 from kubecore.api.validation import endpoints as endpoints_validation
 from kubecore.api.validation import service as svc_v
 from kubecore.api.validation.meta import metadata_causes as metadata_causes
@@ -208,12 +219,21 @@ CRONJOBS = ResourceType("batch", "v1", "CronJob", "cronjobs", "cronjob", True, m
                         short_names=("cj",), categories=("all",), subresources=("status",),
                         validate=batch.validate_cronjob, default=d.default_cronjob,
                         field_getters=fs.COMMON_FIELDS)
+# coordination.k8s.io/v1 Leases (who holds what until when: node heartbeats, leader
+# election) and networking.k8s.io/v1 NetworkPolicies (stored and served; not enforced).
+LEASES = ResourceType("coordination.k8s.io", "v1", "Lease", "leases", "lease", True, models.Lease,
+                      validate=coordination.validate_lease, default=d.default_lease,
+                      convert=convert_lease, field_getters=fs.COMMON_FIELDS)
+NETWORKPOLICIES = ResourceType("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies",
+                               "networkpolicy", True, models.NetworkPolicy, short_names=("netpol",),
+                               validate=networking.validate_networkpolicy,
+                               default=d.default_networkpolicy, field_getters=fs.COMMON_FIELDS)
 
 ALL: tuple[ResourceType, ...] = (NAMESPACES, SERVICES, PODS, NODES, ENDPOINTSLICES,
                                  DEPLOYMENTS, REPLICASETS, EVENTS, SECRETS, SERVICEACCOUNTS,
                                  CONFIGMAPS, ROLES, CLUSTERROLES, ROLEBINDINGS, CLUSTERROLEBINDINGS,
                                  CONTROLLERREVISIONS, STATEFULSETS, DAEMONSETS, ENDPOINTS,
-                                 JOBS, CRONJOBS)
+                                 JOBS, CRONJOBS, LEASES, NETWORKPOLICIES)
 
 # Reviews: created to ask a question, answered in the response, never stored (no watch
 # cache, no list); served under their groups beside the stored kinds.

@@ -6,6 +6,10 @@
   reason (the proxy's rules not yet in the kernel, the API server's etcd unreachable); else 200.
 - `/metrics`: the Prometheus text of the registry it is given.
 
+A process that gives `Health.named` serves these paths as the Kubernetes components do
+instead (`healthz.py`: named checks, `?verbose`, `?exclude=`, `/readyz/<check>`): the API
+server, whose clients and probes read kube-apiserver's answers.
+
 `create_health_app(health)` is the app on its own port (controllers, DNS, the proxy);
 `add_health_routes(app, health)` puts the same routes on an app that serves more on its port
 (the API server, the node agent).
@@ -18,6 +22,8 @@ from typing import Protocol
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from kubecore.controller import healthz as checks
 
 
 class Cache(Protocol):
@@ -45,17 +51,36 @@ class Health:
     registry: CollectorRegistry
     informers: CacheSource = _no_caches
     ready: ReadinessCheck | None = None
+    named: checks.NamedChecks | None = None  # kube's healthz library's answers, when given
 
 
 HEALTH = web.AppKey("health", Health)
 
 
 async def healthz(request: web.Request) -> web.Response:
+    named = request.app[HEALTH].named
+    if named is not None:
+        path = request.path.strip("/")
+        return await checks.root(request, path, named.for_path(path))
     return web.Response(text="ok")
+
+
+async def one_check(request: web.Request) -> web.Response:
+    """`/readyz/<check>` (and /livez, /healthz) where checks are named; else Go's 404."""
+    named = request.app[HEALTH].named
+    path = request.path.strip("/").split("/")[0]
+    found = None if named is None else await checks.single(request.match_info["check"],
+                                                            named.for_path(path))
+    if found is None:
+        return web.Response(status=404, text="404 page not found\n", charset="utf-8",
+                            headers=checks.TEXT_HEADERS)
+    return found
 
 
 async def readyz(request: web.Request) -> web.Response:
     health = request.app[HEALTH]
+    if health.named is not None:
+        return await checks.root(request, "readyz", health.named.readyz)
     waiting = sorted(i.name for i in health.informers() if not i.has_synced())
     if waiting:
         return web.Response(status=503, text="caches not synced: " + ", ".join(waiting))
@@ -76,6 +101,9 @@ ROUTES = [
     web.get("/livez", healthz),
     web.get("/readyz", readyz),
     web.get("/metrics", metrics),
+    web.get("/healthz/{check}", one_check),
+    web.get("/livez/{check}", one_check),
+    web.get("/readyz/{check}", one_check),
 ]
 
 

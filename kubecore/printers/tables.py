@@ -775,6 +775,20 @@ CRONJOB_COLUMNS = (
     *_template_columns("spec", "jobTemplate", "spec"),
 )
 
+LEASE_COLUMNS = (
+    NAME,
+    Column("Holder", lambda o, n: str(_get(o, "spec", "holderIdentity") or ""),
+           description="holderIdentity contains the identity of the holder of a current lease."),
+    AGE,
+)
+
+NETWORKPOLICY_COLUMNS = (
+    NAME,
+    Column("Pod-Selector", lambda o, n: label_selector_text(_get(o, "spec", "podSelector")),
+           description="Selects the pods to which this NetworkPolicy object applies."),
+    AGE,
+)
+
 DEFAULT_COLUMNS = (NAME, AGE)
 
 COLUMNS_BY_KIND: dict[str, tuple[Column, ...]] = {
@@ -799,6 +813,8 @@ COLUMNS_BY_KIND: dict[str, tuple[Column, ...]] = {
     "Endpoints": ENDPOINTS_COLUMNS,
     "Job": JOB_COLUMNS,
     "CronJob": CRONJOB_COLUMNS,
+    "Lease": LEASE_COLUMNS,
+    "NetworkPolicy": NETWORKPOLICY_COLUMNS,
 }
 
 

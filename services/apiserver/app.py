@@ -14,8 +14,9 @@ from typing import Any
 from aiohttp import web
 
 from kubecore.api import resources as R
-from kubecore.api.errors import ApiError, internal
-from kubecore.controller.health import Health, ReadinessCheck, add_health_routes
+from kubecore.api.errors import ApiError, internal, method_not_allowed, no_such_path
+from kubecore.controller.health import Health, add_health_routes
+from kubecore.controller.healthz import Check, NamedChecks, always_ok
 from services.apiserver import admission, authn, authz
 from services.apiserver.admission.noderestriction import NodeRestriction
 from services.apiserver.admission.podsecurity import PodSecurity, default_policy
@@ -112,11 +113,9 @@ async def api_errors(request: web.Request, handler) -> web.StreamResponse:
     except web.HTTPException as exc:
         code = exc.status
         if exc.status == 404:
-            return error_response(ApiError(404, "NotFound",
-                                           "the server could not find the requested resource"))
+            return error_response(no_such_path()) if api_root_path(request.path) else page_not_found()
         if exc.status == 405:
-            return error_response(ApiError(405, "MethodNotAllowed",
-                                           "the server does not allow this method on the requested resource"))
+            return error_response(method_not_allowed())
         raise
     except EtcdUnavailable as exc:
         code = 503
@@ -126,7 +125,7 @@ async def api_errors(request: web.Request, handler) -> web.StreamResponse:
     except Exception:
         log.exception("unexpected error serving %s %s", request.method, request.path)
         code = 500
-        return error_response(internal("an internal error occurred; see the apiserver log"))
+        return error_response(internal("the request failed on the server; see the apiserver log"))
     finally:
         if resource:
             state.metrics.record(verb, resource, code, None if verb == "WATCH"
@@ -152,24 +151,35 @@ async def in_flight_limits(request: web.Request, handler) -> web.StreamResponse:
         in_flight.release(client, kind)
 
 
+def api_root_path(path: str) -> bool:
+    """Whether kube-apiserver's go-restful container claims `path` (/api and below, /apis,
+    an installed group and below, /version and below): a 404 there is a JSON Status; any
+    other path gets Go's plain-text 404."""
+    segs = path.split("/")
+    if segs[1] in ("api", "version"):
+        return True
+    return segs[1] == "apis" and (len(segs) == 2 or not segs[2] or segs[2] in R.groups())
+
+
 async def resource_route(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     t = request.get(TARGET)
     if t is not None:
         return await handlers.dispatch(state, request, t)
+    if not api_root_path(request.path):
+        return page_not_found()
     try:
         group, version, rest = parse_path(request.path)
     except NoSuchPath:
-        raise ApiError(404, "NotFound", "the server could not find the requested resource") from None
-    if request.method == "GET":
-        if not rest:
-            if group == "" and version == "v1" or version in R.groups().get(group, []):
-                return json_response(discovery.resource_list(group, version))
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        raise no_such_path() from None
+    if request.method == "GET" and not rest:
+        if group == "" and version == "v1" or version in R.groups().get(group, []):
+            return json_response(discovery.resource_list(group, version))
+        raise no_such_path()
     try:
         t = resolve(group, version, rest)
     except NoSuchPath:
-        raise ApiError(404, "NotFound", "the server could not find the requested resource") from None
+        raise no_such_path() from None
     return await handlers.dispatch(state, request, t)
 
 
@@ -193,7 +203,7 @@ async def apis_root(request: web.Request) -> web.Response:
 async def api_group(request: web.Request) -> web.Response:
     grp = discovery.api_group(request.match_info["group"])
     if grp is None:
-        raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        return page_not_found()
     return json_response(grp)
 
 
@@ -214,41 +224,83 @@ async def version(request: web.Request) -> web.Response:
     return json_response(discovery.VERSION_INFO)
 
 
-def _accepts_json(request: web.Request) -> bool:
-    accept = request.headers.get("Accept", "")
-    return not accept or any(t.split(";")[0].strip() in ("application/json", "*/*", "application/*")
-                             for t in accept.split(","))
+def page_not_found() -> web.Response:
+    """Go's http.NotFound: kube-apiserver's answer for a path none of its handlers claims
+    (one outside /api, the installed groups, /version; `no_such_path` is for those)."""
+    return web.Response(status=404, text="404 page not found\n", charset="utf-8",
+                        headers={"X-Content-Type-Options": "nosniff"})
+
+
+def document_response(request: web.Request, body: bytes, content_type: str, etag: str,
+                      headers: Mapping[str, str] | None = None) -> web.Response:
+    """A document as Go's http.ServeContent serves it with an ETag: 304 (no body) when the
+    client's If-None-Match names it."""
+    hdrs = {"Vary": "Accept", "Etag": etag, **(headers or {})}
+    wanted = [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]
+    if etag in wanted or "*" in wanted:
+        return web.Response(status=304, headers=hdrs)
+    return web.Response(body=body, content_type=content_type, headers=hdrs)
 
 
 async def openapi_v2(request: web.Request) -> web.Response:
-    if not _accepts_json(request):
-        raise ApiError(406, "NotAcceptable", "only application/json is supported for /openapi/v2 "
-                       "(this server does not produce protobuf); /openapi/v3 has the operations")
-    return web.Response(body=openapi.v2(), content_type="application/json")
+    found = openapi.v2_negotiate(request.headers.get("Accept", ""))
+    if found is None:
+        return web.Response(status=406, headers={"Vary": "Accept"})
+    body, content_type = found
+    return document_response(request, body, content_type, openapi.v2_etag())
 
 
 async def openapi_v3_root(request: web.Request) -> web.Response:
-    return web.Response(body=openapi.v3_root(), content_type="application/json")
+    body = openapi.v3_root()
+    return document_response(request, body, "application/json", openapi.etag(body))
 
 
 async def openapi_v3(request: web.Request) -> web.Response:
-    doc = openapi.v3_lookup(request.match_info["path"])
-    if doc is None:
-        raise ApiError(404, "NotFound", "the server could not find the requested resource")
-    return web.Response(body=doc, content_type="application/json")
+    """One group version's document; with `?hash=` it is immutable (a stale hash is sent on
+    to the current one with a 301), as kube-openapi's handler3 serves it."""
+    path = request.match_info["path"]
+    found = openapi.v3_lookup(path)
+    if found is None:
+        return page_not_found()
+    if not openapi.v3_acceptable(request.headers.get("Accept", "")):
+        return web.Response(status=406, headers={"Vary": "Accept"})
+    body, digest = found
+    wanted = request.query.get("hash", "")
+    if wanted and wanted != digest:
+        raise web.HTTPMovedPermanently(openapi.v3_url(path, digest))
+    headers = {}
+    if wanted:
+        expires = time.gmtime(time.time() + 365 * 86400)
+        headers = {"Cache-Control": "public, immutable",
+                   "Expires": time.strftime("%a, %d %b %Y %H:%M:%S GMT", expires)}
+    return document_response(request, body, "application/json", f'"{digest}"', headers)
 
 
-def readiness(state: ApiState) -> ReadinessCheck:
-    """/readyz: every watch cache has its first list, and etcd answers."""
+def etcd_check(state: ApiState) -> Check:
+    """kube-apiserver's `etcd` check: the storage answers within 2 s."""
     async def check() -> str | None:
-        not_ready = [p for p, c in state.caches.items() if not c.ready.is_set()]
         try:
             await asyncio.wait_for(state.etcd.revision(), timeout=2)
-        except (TimeoutError, EtcdUnavailable):
-            not_ready.append("etcd")
-        return "not ready: " + ", ".join(not_ready) if not_ready else None
+        except (TimeoutError, EtcdUnavailable) as exc:
+            return f"etcd did not answer: {exc or 'timed out'}"
+        return None
 
     return check
+
+
+def informers_synced(state: ApiState) -> Check:
+    """kube-apiserver's `informer-sync` check: every watch cache has its first list."""
+    async def check() -> str | None:
+        waiting = [p for p, c in state.caches.items() if not c.ready.is_set()]
+        return "not synced: " + ", ".join(waiting) if waiting else None
+
+    return check
+
+
+def health_checks(state: ApiState) -> NamedChecks:
+    """The checks /livez, /healthz and /readyz list, named as kube-apiserver names them."""
+    live = [("ping", always_ok), ("log", always_ok), ("etcd", etcd_check(state))]
+    return NamedChecks(livez=live, readyz=[*live, ("informer-sync", informers_synced(state))])
 
 
 async def _bootstrap(state: ApiState) -> None:
@@ -447,17 +499,18 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(storage_and_caches)
     app.cleanup_ctx.append(background)
     app.on_shutdown.append(end_watches)
-    add_health_routes(app, Health(registry=state.metrics.registry, ready=readiness(state)))
+    add_health_routes(app, Health(registry=state.metrics.registry, named=health_checks(state)))
     r = app.router
     r.add_get("/version", version)
+    r.add_get("/version/", version)
     r.add_get(oidc.CONFIGURATION_PATH, openid_configuration)
     r.add_get(oidc.JWKS_PATH, openid_jwks)
     r.add_get("/openapi/v2", openapi_v2)
     r.add_get("/openapi/v3", openapi_v3_root)
     r.add_get("/openapi/v3/{path:.+}", openapi_v3)
-    r.add_get("/api", api_root)
-    r.add_get("/apis", apis_root)
-    r.add_get("/apis/{group}", api_group)
+    for path, handler in (("/api", api_root), ("/apis", apis_root), ("/apis/{group}", api_group)):
+        r.add_get(path, handler)
+        r.add_get(path + "/", handler)  # go-restful and the aggregator serve both forms
     r.add_route("*", "/api/{tail:.+}", resource_route)
     r.add_route("*", "/apis/{group}/{tail:.+}", resource_route)
     return app

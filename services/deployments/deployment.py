@@ -290,13 +290,14 @@ class DeploymentController:
         return out
 
     async def _sync_revision(self, key: str, d: Obj, new_rs: Obj, olds: list[Obj]) -> None:
-        """The new ReplicaSet carries the highest revision; the Deployment says which."""
+        """The new ReplicaSet carries the highest revision and the Deployment's annotations;
+        the Deployment says which revision."""
         wanted = max(plan.revision_of(new_rs), plan.next_revision(olds))
         namespace = d["metadata"].get("namespace")
-        if plan.revision_of(new_rs) != wanted:
+        missing = plan.new_replicaset_annotations(d, new_rs, wanted)
+        if missing:
             await self.client.patch(R.REPLICASETS, new_rs["metadata"]["name"],
-                                    {"metadata": {"annotations": {plan.REVISION: str(wanted)}}},
-                                    namespace)
+                                    {"metadata": {"annotations": missing}}, namespace)
         if plan.revision_of(d) != wanted:
             await self.client.patch(R.DEPLOYMENTS, d["metadata"]["name"],
                                     {"metadata": {"annotations": {plan.REVISION: str(wanted)}}},

@@ -267,6 +267,27 @@ def history_to_delete(old_rs: Sequence[Obj], limit: int) -> list[Obj]:
 
 # -- the new ReplicaSet ------------------------------------------------------------------------
 
+# Deployment annotations that stay off its ReplicaSets (kube's annotationsToSkip); every
+# other one is copied, so `kubectl rollout history` shows a revision's change-cause and
+# `rollout undo` brings it back.
+ANNOTATIONS_TO_SKIP = frozenset({"kubectl.kubernetes.io/last-applied-configuration", REVISION,
+                                 "deployment.kubernetes.io/revision-history", DESIRED_REPLICAS,
+                                 MAX_REPLICAS, "deprecated.deployment.rollback.to"})
+
+
+def copied_annotations(deployment: Obj) -> dict[str, str]:
+    """The Deployment's annotations its new ReplicaSet carries."""
+    annotations = (deployment.get("metadata") or {}).get("annotations") or {}
+    return {k: v for k, v in annotations.items() if k not in ANNOTATIONS_TO_SKIP}
+
+
+def new_replicaset_annotations(deployment: Obj, rs: Obj, revision: int) -> dict[str, str]:
+    """What the new ReplicaSet's annotations must gain to carry `revision` and the
+    Deployment's copied annotations (kube's SetNewReplicaSetAnnotations); empty if nothing."""
+    have = (rs.get("metadata") or {}).get("annotations") or {}
+    wanted = {**copied_annotations(deployment), REVISION: str(revision)}
+    return {k: v for k, v in wanted.items() if have.get(k) != v}
+
 def new_replicaset(deployment: Obj, template_hash: str, replicas: int, revision: int,
                    max_surge: int) -> Obj:
     meta, spec = deployment["metadata"], deployment["spec"]
@@ -284,8 +305,8 @@ def new_replicaset(deployment: Obj, template_hash: str, replicas: int, revision:
         "metadata": {
             "name": f"{meta['name']}-{template_hash}", "namespace": meta.get("namespace"),
             "labels": dict(tmeta["labels"]),
-            "annotations": {REVISION: str(revision), DESIRED_REPLICAS: str(d_replicas),
-                            MAX_REPLICAS: str(d_replicas + max_surge)},
+            "annotations": {**copied_annotations(deployment), REVISION: str(revision),
+                            DESIRED_REPLICAS: str(d_replicas), MAX_REPLICAS: str(d_replicas + max_surge)},
             "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment",
                                  "name": meta["name"], "uid": meta["uid"], "controller": True,
                                  "blockOwnerDeletion": True}],

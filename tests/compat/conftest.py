@@ -15,9 +15,9 @@ KUBECTL = shutil.which("kubectl")
 class Kubectl:
     """kubectl with a kubeconfig for the server (the admin's, or another user's)."""
 
-    def __init__(self, kubeconfig: Path, cache_dir: Path, workdir: Path) -> None:
+    def __init__(self, kubeconfig: Path, cache_dir: Path, workdir: Path, binary: str | None = None) -> None:
         self.kubeconfig = kubeconfig
-        self.base = [KUBECTL or "kubectl", "--kubeconfig", str(kubeconfig), "--cache-dir", str(cache_dir),
+        self.base = [binary or KUBECTL or "kubectl", "--kubeconfig", str(kubeconfig), "--cache-dir", str(cache_dir),
                      "--request-timeout", "20s"]
         self.workdir = workdir
 
@@ -47,6 +47,14 @@ def kubectl(apiserver_process, tmp_path: Path) -> Kubectl:
     if KUBECTL is None:
         pytest.skip("kubectl is not installed")
     return Kubectl(apiserver_process.kubeconfig(tmp_path / "kubeconfig"), tmp_path / "kube-cache", tmp_path)
+
+
+def kubectl_versions() -> list[Path]:
+    """Every kubectl installed next to `kubectl` as `kubectl.<minor version>` (1.27 ... 1.33)."""
+    if KUBECTL is None:
+        return []
+    here = Path(KUBECTL).resolve().parent
+    return sorted(here.glob("kubectl.1.*"), key=lambda p: int(p.name.rsplit(".", 1)[1]))
 
 
 def rows(output: str) -> list[list[str]]:

@@ -3,6 +3,9 @@ objects, OpenAPI, field validation warnings. In-process server, plain HTTP."""
 from __future__ import annotations
 
 import json
+import re
+
+import pytest
 
 SVC = "/api/v1/namespaces/default/services"
 TABLE = ("application/json;as=Table;v=v1;g=meta.k8s.io,"
@@ -105,9 +108,55 @@ async def test_openapi_documents(http, apiserver):
 
     code, v2 = await http.get("/openapi/v2", headers={"Accept": "application/json"})
     assert code == 200 and v2["swagger"] == "2.0"
-    code, status = await http.get("/openapi/v2", headers={
-        "Accept": "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"})
-    assert code == 406 and status["reason"] == "NotAcceptable"
+
+
+@pytest.mark.parametrize("accept,code,content_type", [
+    ("application/com.github.proto-openapi.spec.v2@v1.0+protobuf", 200,
+     "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"),
+    ("application/com.github.proto-openapi.spec.v2.v1.0+protobuf", 200,
+     "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"),
+    ("application/json", 200, "application/json"),
+    ("", 200, "application/json"),
+    ("*/*", 200, "application/json"),
+    ("text/html, application/com.github.proto-openapi.spec.v2.v1.0+protobuf;q=0.5", 200,
+     "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"),
+    ("application/json;q=0.1, application/com.github.proto-openapi.spec.v2.v1.0+protobuf", 200,
+     "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"),
+    ("text/html", 406, None),
+], ids=["protobuf-deprecated", "protobuf", "json", "no-accept", "any", "skip-unknown",
+        "by-quality", "not-acceptable"])
+async def test_openapi_v2_forms_as_kube_openapi_negotiates_them(apiserver, accept, code, content_type):
+    headers = {"Accept": accept} if accept else {}
+    async with apiserver.session() as s:
+        async with s.get("/openapi/v2", headers=headers, skip_auto_headers=["Accept"]) as r:
+            body = await r.read()
+            assert r.status == code
+            assert r.headers.get("Vary") == "Accept"
+            if code == 406:
+                assert body == b""
+                return
+            assert r.headers["Content-Type"] == content_type
+            etag = r.headers["Etag"]
+            assert re.fullmatch(r'"[0-9A-F]{128}"', etag)
+            assert body.startswith(b"\n\x032.0") if "protobuf" in content_type else json.loads(body)
+        async with s.get("/openapi/v2", headers={**headers, "If-None-Match": etag},
+                         skip_auto_headers=["Accept"]) as r:
+            assert r.status == 304 and await r.read() == b""
+
+
+async def test_openapi_v3_hash_redirects_and_caching(apiserver, http):
+    code, root = await http.get("/openapi/v3")
+    url = root["paths"]["apis/apps/v1"]["serverRelativeURL"]
+    async with apiserver.session() as s:
+        async with s.get(url) as r:
+            assert r.status == 200 and r.headers["Cache-Control"] == "public, immutable"
+            assert r.headers["Etag"] == '"' + url.split("hash=")[1] + '"'
+        async with s.get("/openapi/v3/apis/apps/v1?hash=STALE", allow_redirects=False) as r:
+            assert r.status == 301 and r.headers["Location"] == url
+        async with s.get("/openapi/v3/apis/apps/v1") as r:
+            assert r.status == 200 and "Cache-Control" not in r.headers
+        async with s.get("/openapi/v3/apis/nope/v1") as r:
+            assert r.status == 404 and await r.text() == "404 page not found\n"
 
 
 async def test_field_validation_directives(apiserver, http):

@@ -203,6 +203,31 @@ def test_new_replicaset_carries_the_hash_everywhere():
     assert DEPLOYMENT["spec"]["template"]["metadata"]["labels"] == {"app": "web"}  # not mutated
 
 
+ANNOTATED = {**DEPLOYMENT, "metadata": {**DEPLOYMENT["metadata"], "annotations": {
+    "kubernetes.io/change-cause": "kubectl set image web=nginx:2",
+    "kubectl.kubernetes.io/last-applied-configuration": "{}", plan.REVISION: "3",
+    "deprecated.deployment.rollback.to": "1", "team": "a"}}}
+
+
+def test_new_replicaset_carries_the_deployment_s_annotations_but_kube_s_skipped_ones():
+    made = plan.new_replicaset(ANNOTATED, "abc", 1, 4, 1)
+    assert made["metadata"]["annotations"] == {
+        "kubernetes.io/change-cause": "kubectl set image web=nginx:2", "team": "a",
+        plan.REVISION: "4", plan.DESIRED_REPLICAS: "3", plan.MAX_REPLICAS: "4"}
+
+
+@pytest.mark.parametrize("have,revision,missing", [
+    ({plan.REVISION: "4", "kubernetes.io/change-cause": "kubectl set image web=nginx:2", "team": "a"}, 4, {}),
+    ({plan.REVISION: "2"}, 4, {plan.REVISION: "4", "kubernetes.io/change-cause": "kubectl set image web=nginx:2",
+                               "team": "a"}),
+    ({plan.REVISION: "4", "kubernetes.io/change-cause": "old", "team": "a"}, 4,
+     {"kubernetes.io/change-cause": "kubectl set image web=nginx:2"}),
+], ids=["in-step", "reused-for-undo", "cause-changed"])
+def test_the_new_replicaset_gains_the_revision_and_annotations_it_lacks(have, revision, missing):
+    rs = {"metadata": {"name": "web-abc", "annotations": have}}
+    assert plan.new_replicaset_annotations(ANNOTATED, rs, revision) == missing
+
+
 def full_rs(name, replicas, ready, available):
     return {"metadata": {"name": name}, "spec": {"replicas": replicas},
             "status": {"replicas": replicas, "readyReplicas": ready, "availableReplicas": available}}

@@ -12,6 +12,8 @@
     discovery.py  discovery.k8s.io/v1: EndpointSlice
     endpoints.py  core/v1: Endpoints (subsets, addresses outside the special ranges, ports)
     batch.py      batch/v1: Job, CronJob (the schedule by kube's cron parser, the time zone)
+    coordination.py  coordination.k8s.io/v1: Lease
+    networking.py    networking.k8s.io/v1: NetworkPolicy
 
 Each `validate_<kind>(obj, old)` returns the causes kube-apiserver would report, in its
 order and words (kubectl and the tests compare them); `old` is the stored object on an

@@ -49,3 +49,32 @@ def label_map_causes(path: str, labels: Mapping[str, Any] | None) -> list[Cause]
         causes += [Cause(path, f'Invalid value: "{key}": {msg}') for msg in f.label_key_errors(key)]
         causes += [Cause(path, f'Invalid value: "{value}": {msg}') for msg in f.label_value_errors(value)]
     return causes
+
+
+SELECTOR_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
+
+
+def label_selector_causes(path: str, selector: Any) -> list[Cause]:
+    """apimachinery's ValidateLabelSelector: matchLabels as labels, and each requirement's
+    operator, values and key."""
+    if not isinstance(selector, dict):
+        return []
+    causes = label_map_causes(f"{path}.matchLabels", selector.get("matchLabels"))
+    for i, req in enumerate(selector.get("matchExpressions") or []):
+        at, op, values = f"{path}.matchExpressions[{i}]", req.get("operator"), req.get("values") or []
+        if op in ("In", "NotIn") and not values:
+            causes.append(Cause(f"{at}.values", "Required value: must be specified when `operator` "
+                                "is 'In' or 'NotIn'", "FieldValueRequired"))
+        elif op in ("Exists", "DoesNotExist") and values:
+            causes.append(Cause(f"{at}.values", "Forbidden: may not be specified when `operator` is "
+                                "'Exists' or 'DoesNotExist'", "FieldValueForbidden"))
+        elif op not in SELECTOR_OPERATORS:
+            causes.append(Cause(f"{at}.operator", f"Invalid value: {f.go_quote(str(op))}: not a valid "
+                                "selector operator"))
+        key = str(req.get("key", ""))
+        causes += [Cause(f"{at}.key", f"Invalid value: {f.go_quote(key)}: {msg}")
+                   for msg in f.qualified_name_errors(key)]
+        for j, value in enumerate(values):
+            causes += [Cause(f"{at}.values[{j}]", f"Invalid value: {f.go_quote(str(value))}: {msg}")
+                       for msg in f.label_value_errors(value)]
+    return causes

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from kubecore.api import resources as R
-from kubecore.api.errors import ApiError, method_not_allowed, not_found
+from kubecore.api.errors import ApiError, method_not_allowed, no_such_path, not_found
 from kubecore.api.types import Obj
 from services.apiserver.authn import tokenrequest
 from services.apiserver.endpoints import reviews, table_responses
@@ -240,7 +240,7 @@ async def dispatch(state: ApiState, request: web.Request, t: Target) -> web.Stre
     if t.rt.namespaced and t.namespace is None:
         raise not_found(t.rt.plural, t.name, t.rt.group)
     if t.sub is not None and t.sub not in t.rt.subresources:
-        raise not_found(f"{t.rt.plural}/{t.sub}", t.name, t.rt.group)
+        raise no_such_path()  # no route for it, as go-restful answers
     if t.sub is not None and t.sub not in _ROUTED_SUBRESOURCES:
         return await node_proxy(state, request, t)
     handler = ROUTES.get((t.sub, request.method))

@@ -10,8 +10,11 @@ in their request bodies: kubectl then computes `apply` patches from its compiled
 Kubernetes types (the real merge keys) instead of from schemas this server lacks.
 It still sends strategic merge patches, which the server understands.
 
-`/openapi/v2` is served as JSON. client-go asks for it only in protobuf, which this
-server does not produce: it gets a 406, and kubectl falls back on v3.
+`/openapi/v2` is served as kube-openapi's handler serves it: JSON, or gnostic's protobuf
+(`openapiproto.py`) for client-go, which asks only for that and which kubectl up to 1.28
+needs before it applies anything; the form chosen by the Accept header's clauses in
+goautoneg's order, an ETag (the SHA-512 of the JSON) for both, 304 for a client that has
+it, and a bare 406 when no clause matches.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from functools import cache
 
 from kubecore.api import resources as R
 from kubecore.api.types import Obj
+from services.apiserver.endpoints import openapiproto
 from services.apiserver.endpoints.discovery import VERSION_INFO
 
 PATCH_BODY_TYPES = ("application/json-patch+json", "application/merge-patch+json",
@@ -134,21 +138,89 @@ def v3_hash(group: str, version: str) -> str:
 
 @cache
 def v3_root() -> bytes:
-    paths = {_gv_path(g, v): {"serverRelativeURL": f"/openapi/v3/{_gv_path(g, v)}?hash={v3_hash(g, v)}"}
+    paths = {_gv_path(g, v): {"serverRelativeURL": v3_url(_gv_path(g, v), v3_hash(g, v))}
              for g, v in _group_versions()}
     return json.dumps({"paths": paths}, separators=(",", ":"), sort_keys=True).encode()
 
 
-def v3_lookup(path: str) -> bytes | None:
-    """The document for `api/v1` or `apis/<group>/<version>`, or None."""
+def v3_lookup(path: str) -> tuple[bytes, str] | None:
+    """The document for `api/v1` or `apis/<group>/<version>` and its hash, or None."""
     for g, v in _group_versions():
         if _gv_path(g, v) == path:
-            return v3_group_version(g, v)
+            return v3_group_version(g, v), v3_hash(g, v)
     return None
+
+
+def v3_url(path: str, digest: str) -> str:
+    """A group version's document with its hash, as the /openapi/v3 index names it."""
+    return f"/openapi/v3/{path}?hash={digest}"
+
+
+def etag(body: bytes) -> str:
+    """kube-openapi's ETag of a document: its SHA-512 in upper-case hex, quoted."""
+    return '"' + hashlib.sha512(body).hexdigest().upper() + '"'
+
+
+def _v2_document() -> Obj:
+    return {"swagger": "2.0", "info": _info(), "paths": _paths(list(R.ALL), v3=False),
+            "definitions": {}}
 
 
 @cache
 def v2() -> bytes:
-    doc = {"swagger": "2.0", "info": _info(), "paths": _paths(list(R.ALL), v3=False),
-           "definitions": {}}
-    return json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
+    return json.dumps(_v2_document(), separators=(",", ":"), sort_keys=True).encode()
+
+
+@cache
+def v2_protobuf() -> bytes:
+    return openapiproto.document(_v2_document())
+
+
+@cache
+def v2_etag() -> str:
+    """The JSON document's ETag; the protobuf form has the same one."""
+    return etag(v2())
+
+
+V2_JSON = "application/json"
+V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+# (subtype, what is served, its content type), in kube-openapi's order of preference.
+_V2_FORMS = (("json", v2, V2_JSON),
+             ("com.github.proto-openapi.spec.v2@v1.0+protobuf", v2_protobuf, V2_PROTOBUF),
+             ("com.github.proto-openapi.spec.v2.v1.0+protobuf", v2_protobuf, V2_PROTOBUF))
+
+
+def _accept_clauses(accept: str) -> list[tuple[str, str]]:
+    """(type, subtype) of each clause, ordered as goautoneg.ParseAccept orders them:
+    higher q first, then concrete types before wildcards."""
+    clauses: list[tuple[float, int, str, str]] = []
+    for part in (accept or "*/*").split(","):
+        fields = [f.strip() for f in part.split(";")]
+        kind, _, sub = fields[0].partition("/")
+        q = 1.0
+        for f in fields[1:]:
+            name, _, value = f.partition("=")
+            if name.strip() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        wildcards = (kind == "*") + (sub == "*")
+        clauses.append((-q, wildcards, kind, sub or "*"))
+    return [(kind, sub) for _, _, kind, sub in sorted(clauses, key=lambda c: (c[0], c[1]))]
+
+
+def v2_negotiate(accept: str) -> tuple[bytes, str] | None:
+    """The v2 document's body and content type for an Accept header, or None (a 406)."""
+    for kind, sub in _accept_clauses(accept):
+        for subtype, body, content_type in _V2_FORMS:
+            if kind in ("application", "*") and sub in (subtype, "*"):
+                return body(), content_type
+    return None
+
+
+def v3_acceptable(accept: str) -> bool:
+    """Whether the Accept header takes the JSON form of a v3 document (the only one here;
+    kube-openapi's handler also offers protobuf, which no client asks for first)."""
+    return any(kind in ("application", "*") and sub in ("json", "*")
+               for kind, sub in _accept_clauses(accept))

@@ -231,7 +231,9 @@ def json_response(obj: Any, status: int = 200, content_type: str = "application/
 
 
 def error_response(err: ApiError) -> web.Response:
-    return json_response(err.to_status(), status=err.code)
+    """The Status of a failure, in kube-apiserver's exact bytes (`jsonwire.dumps_go`)."""
+    return web.Response(body=jsonwire.dumps_go(err.to_status()), status=err.code,
+                        content_type="application/json")
 
 
 def field_validation(request: web.Request) -> FieldValidation:

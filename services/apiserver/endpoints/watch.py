@@ -332,7 +332,7 @@ async def serve_watch(request: web.Request, t: Target, sel: Selectors, cache: Wa
     await resp.prepare(request)
     if since is not None and cache.too_old(since):
         status = gone(f"too old resource version: {since} ({cache.floor})").to_status()
-        await resp.write(_line("ERROR", status))
+        await resp.write(jsonwire.dumps_go({"type": "ERROR", "object": status}))
         await resp.write_eof()
         return resp
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from kubecore.api import resources as R
 from kubecore.api.errors import Cause, conflict, invalid
+from kubecore.api.selectors import Requirement, format_selector, selector_from_label_selector
 from kubecore.api.types import Obj
 from services.apiserver.registry.interfaces import ObjectStorage
 from services.apiserver.registry.meta import now_rfc3339
@@ -56,16 +57,35 @@ async def bind(storage: ObjectStorage, rt: R.ResourceType, namespace: str | None
     return BOUND
 
 
+def selector_string(selector: Any) -> str:
+    """A LabelSelector as metav1.LabelSelectorAsSelector(...).String() writes it, which is
+    what a Scale's status.selector holds (and what `kubectl scale` and autoscalers list
+    pods by): requirements sorted by key, matchLabels as `k=v`, set values sorted."""
+    if not isinstance(selector, dict):
+        return ""
+    reqs = selector_from_label_selector({"matchLabels": selector.get("matchLabels") or {},
+                                         "matchExpressions": selector.get("matchExpressions") or []})
+    ordered = sorted((Requirement(r.key, r.op, tuple(sorted(r.values)) if r.op in ("in", "notin")
+                                  else r.values) for r in reqs), key=lambda r: r.key)
+    return format_selector(ordered)
+
+
 def scale_of(obj: Obj) -> Obj:
-    """The autoscaling/v1 Scale of a workload."""
+    """The autoscaling/v1 Scale of anything with spec.replicas and a spec.selector (kube's
+    ScaleREST of each workload): spec.replicas left out when 0 (omitempty there),
+    status.replicas always written, status.selector when there is one."""
     meta = obj["metadata"]
-    sel = ((obj.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+    spec = obj.get("spec") or {}
+    replicas = spec.get("replicas", 1)
+    status: Obj = {"replicas": (obj.get("status") or {}).get("replicas", 0)}
+    selector = selector_string(spec.get("selector"))
+    if selector:
+        status["selector"] = selector
     return {"kind": "Scale", "apiVersion": "autoscaling/v1",
             "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion",
                                               "creationTimestamp") if k in meta},
-            "spec": {"replicas": (obj.get("spec") or {}).get("replicas", 1)},
-            "status": {"replicas": (obj.get("status") or {}).get("replicas", 0),
-                       "selector": ",".join(f"{k}={v}" for k, v in sorted(sel.items()))}}
+            "spec": {"replicas": replicas} if replicas else {},
+            "status": status}
 
 
 async def get_scale(storage: ObjectStorage, rt: R.ResourceType, namespace: str | None, name: str) -> Obj:
@@ -77,10 +97,11 @@ async def write_scale(storage: ObjectStorage, rt: R.ResourceType, namespace: str
     """PUT (`patch_type` None) or PATCH of the Scale; -> the Scale stored."""
     async def mutate(current: Obj) -> Obj:
         new_scale = apply_patch(rt, scale_of(current), body, patch_type) if patch_type is not None else body
-        replicas = (new_scale.get("spec") or {}).get("replicas")
+        replicas = (new_scale.get("spec") or {}).get("replicas", 0)  # omitted: 0, as Go decodes it
         if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
             raise invalid("Scale", name, [Cause("spec.replicas", f"Invalid value: "
-                                                f"{replicas}: must be greater than or equal to 0")])
+                                                f"{replicas}: must be greater than or equal to 0")],
+                          "autoscaling")
         check_resource_version(rt, body_resource_version(new_scale) if patch_type is None else None,
                                current)
         new = copy.deepcopy(current)
