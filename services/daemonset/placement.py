@@ -15,9 +15,8 @@ import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from kubecore.api.scheduling import NAME_FIELD, term_matches, tolerates
 from kubecore.api.types import Obj
-
-NAME_FIELD = "metadata.name"
 
 # The tolerations every daemon pod gets: node problems never evict or keep it out.
 _NO_EXECUTE = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
@@ -52,51 +51,9 @@ def with_daemon_tolerations(tolerations: Sequence[Obj], host_network: bool) -> l
     return out
 
 
-def _tolerates(toleration: Mapping[str, Any], taint: Mapping[str, Any]) -> bool:
-    effect = toleration.get("effect")
-    if effect and effect != taint.get("effect"):
-        return False
-    key = toleration.get("key")
-    operator = toleration.get("operator") or "Equal"
-    if not key:
-        return operator == "Exists"
-    if key != taint.get("key"):
-        return False
-    return operator == "Exists" or (toleration.get("value") or "") == (taint.get("value") or "")
-
-
 def _untolerated(taints: Sequence[Obj], tolerations: Sequence[Obj], effects: tuple[str, ...]) -> bool:
-    return any(t.get("effect") in effects and not any(_tolerates(tol, t) for tol in tolerations)
+    return any(t.get("effect") in effects and not any(tolerates(tol, t) for tol in tolerations)
                for t in taints)
-
-
-def _requirement_matches(req: Mapping[str, Any], values: Mapping[str, str]) -> bool:
-    key, op = req.get("key", ""), req.get("operator")
-    wanted = [str(v) for v in req.get("values") or []]
-    present = key in values
-    if op == "In":
-        return present and values[key] in wanted
-    if op == "NotIn":
-        return not present or values[key] not in wanted
-    if op == "Exists":
-        return present
-    if op == "DoesNotExist":
-        return not present
-    if op in ("Gt", "Lt") and present and len(wanted) == 1:
-        try:
-            have, limit = int(values[key]), int(wanted[0])
-        except ValueError:
-            return False
-        return have > limit if op == "Gt" else have < limit
-    return False
-
-
-def _term_matches(term: Mapping[str, Any], labels: Mapping[str, str], name: str) -> bool:
-    exprs, fields = term.get("matchExpressions") or [], term.get("matchFields") or []
-    if not exprs and not fields:
-        return False  # an empty term selects nothing
-    return (all(_requirement_matches(e, labels) for e in exprs)
-            and all(_requirement_matches(f, {NAME_FIELD: name}) for f in fields))
 
 
 def matches_node(pod_spec: Mapping[str, Any], node: Obj) -> bool:
@@ -110,7 +67,7 @@ def matches_node(pod_spec: Mapping[str, Any], node: Obj) -> bool:
     if required is None:
         return True
     terms = required.get("nodeSelectorTerms") or []
-    return any(_term_matches(t, labels, str(meta.get("name", ""))) for t in terms)
+    return any(term_matches(t, labels, str(meta.get("name", ""))) for t in terms)
 
 
 def should_run(ds: Obj, node: Obj) -> tuple[bool, bool]:

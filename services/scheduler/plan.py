@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from typing import Any
 
+from kubecore.api.scheduling import term_matches, tolerates
 from kubecore.api.types import Obj
 
 DEFAULT_SCHEDULER = "default-scheduler"
@@ -45,21 +45,6 @@ def node_is_ready(node: Obj) -> bool:
     return False
 
 
-def _tolerates(toleration: Mapping[str, Any], taint: Mapping[str, Any]) -> bool:
-    effect = toleration.get("effect")
-    if effect and effect != taint.get("effect"):
-        return False
-    key = toleration.get("key")
-    operator = toleration.get("operator") or "Equal"
-    if not key:
-        return operator == "Exists"  # an empty key with Exists tolerates everything
-    if key != taint.get("key"):
-        return False
-    if operator == "Exists":
-        return True
-    return (toleration.get("value") or "") == (taint.get("value") or "")
-
-
 # What a cordoned node would carry as a taint (kube's TaintNodesByCondition): a pod that
 # tolerates it may go to an unschedulable node, as DaemonSet pods do (NodeUnschedulable plugin).
 UNSCHEDULABLE_TAINT = {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}
@@ -67,7 +52,7 @@ UNSCHEDULABLE_TAINT = {"key": "node.kubernetes.io/unschedulable", "effect": "NoS
 
 def tolerates_unschedulable(pod: Obj) -> bool:
     tolerations = (pod.get("spec") or {}).get("tolerations") or []
-    return any(_tolerates(t, UNSCHEDULABLE_TAINT) for t in tolerations)
+    return any(tolerates(t, UNSCHEDULABLE_TAINT) for t in tolerations)
 
 
 def untolerated_taint(pod: Obj, node: Obj) -> Obj | None:
@@ -76,39 +61,9 @@ def untolerated_taint(pod: Obj, node: Obj) -> Obj | None:
     for taint in taints:
         if taint.get("effect") not in _BLOCKING_EFFECTS:
             continue
-        if not any(_tolerates(t, taint) for t in tolerations):
+        if not any(tolerates(t, taint) for t in tolerations):
             return taint
     return None
-
-
-def _expression_matches(expr: Mapping[str, Any], values: Mapping[str, str]) -> bool:
-    key, op = expr.get("key", ""), expr.get("operator")
-    wanted = [str(v) for v in expr.get("values") or []]
-    present = key in values
-    if op == "In":
-        return present and values[key] in wanted
-    if op == "NotIn":
-        return not present or values[key] not in wanted
-    if op == "Exists":
-        return present
-    if op == "DoesNotExist":
-        return not present
-    if op in ("Gt", "Lt") and present and len(wanted) == 1:
-        try:
-            have, limit = int(values[key]), int(wanted[0])
-        except ValueError:
-            return False
-        return have > limit if op == "Gt" else have < limit
-    return False
-
-
-def _term_matches(term: Mapping[str, Any], labels: Mapping[str, str], name: str) -> bool:
-    exprs = term.get("matchExpressions") or []
-    fields = term.get("matchFields") or []
-    if not exprs and not fields:
-        return False  # an empty term matches nothing, as in kube
-    return (all(_expression_matches(e, labels) for e in exprs)
-            and all(_expression_matches(f, {"metadata.name": name}) for f in fields))
 
 
 def matches_node_selector(pod: Obj, node: Obj) -> bool:
@@ -123,7 +78,7 @@ def matches_node_selector(pod: Obj, node: Obj) -> bool:
                 .get("requiredDuringSchedulingIgnoredDuringExecution") or {})
     terms = required.get("nodeSelectorTerms")
     if terms is not None:
-        return any(_term_matches(t, labels, meta.get("name", "")) for t in terms)
+        return any(term_matches(t, labels, meta.get("name", "")) for t in terms)
     return True
 
 
