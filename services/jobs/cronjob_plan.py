@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from kubecore.api import batch as B
 from kubecore.api import cron
 from kubecore.api.types import Obj, nested
+from services.jobs.job_plan import parse_time
 
 NEXT_SCHEDULE_DELTA = 0.1  # kube's nextScheduleDelta: a little after, for clock skew
 TOO_MANY_MISSED = 100
@@ -34,15 +35,6 @@ Event = tuple[str, str, str]
 
 def rfc3339(t: datetime) -> str:
     return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 def _uid(obj: Obj) -> str:
