@@ -26,8 +26,7 @@ from kubecore.informer.store import object_key, split_key
 from kubecore.informer.workqueue import WorkQueue
 from services.endpointslice.endpoints import (
     CONTROLLER_NAME,
-    MANAGED_BY_LABEL,
-    SERVICE_NAME_LABEL,
+    managed_slice_key,
     pod_is_ready,
     selector_matches,
     service_selector,
@@ -49,11 +48,7 @@ def by_namespace(obj: Obj) -> list[str]:
 
 def slice_service_key(slice_: Obj) -> str | None:
     """`ns/service` for a slice this controller manages, None for anyone else's."""
-    meta = slice_.get("metadata") or {}
-    labels = meta.get("labels") or {}
-    if labels.get(MANAGED_BY_LABEL) != CONTROLLER_NAME or not labels.get(SERVICE_NAME_LABEL):
-        return None
-    return f"{meta.get('namespace')}/{labels[SERVICE_NAME_LABEL]}"
+    return managed_slice_key(slice_, CONTROLLER_NAME)
 
 
 def _by_service(slice_: Obj) -> list[str]:

@@ -19,6 +19,15 @@ PortTuple = tuple[str, str, int, str]
 PortSet = tuple[PortTuple, ...]
 
 
+def managed_slice_key(slice_: Obj, manager: str) -> str | None:
+    """`ns/service` of a slice whose managed-by label is `manager`, None for anyone else's."""
+    meta = slice_.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    if labels.get(MANAGED_BY_LABEL) != manager or not labels.get(SERVICE_NAME_LABEL):
+        return None
+    return f"{meta.get('namespace')}/{labels[SERVICE_NAME_LABEL]}"
+
+
 def service_selector(service: Obj) -> dict[str, str] | None:
     """The service's selector, or None when it has none (its endpoints are the user's) or is an
     ExternalName (a DNS alias gets no endpoints, whatever selector it kept: kube's

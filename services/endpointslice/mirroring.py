@@ -18,7 +18,7 @@ from kubecore.controller.run import WorkerPool
 from kubecore.informer.factory import SharedInformerFactory
 from kubecore.informer.store import object_key, split_key
 from kubecore.informer.workqueue import WorkQueue
-from services.endpointslice.endpoints import MANAGED_BY_LABEL, SERVICE_NAME_LABEL
+from services.endpointslice.endpoints import managed_slice_key
 from services.endpointslice.mirroring_plan import MIRRORING_CONTROLLER_NAME, plan_mirror
 from services.endpointslice.planner import Plan
 from services.endpointslice.tracker import WriteTracker
@@ -30,11 +30,7 @@ BY_MIRRORED = "mirrored-for"
 
 def mirrored_key(slice_: Obj) -> str | None:
     """`ns/name` of the Endpoints a slice was mirrored from; None for anyone else's slice."""
-    meta = slice_.get("metadata") or {}
-    labels = meta.get("labels") or {}
-    if labels.get(MANAGED_BY_LABEL) != MIRRORING_CONTROLLER_NAME or not labels.get(SERVICE_NAME_LABEL):
-        return None
-    return f"{meta.get('namespace')}/{labels[SERVICE_NAME_LABEL]}"
+    return managed_slice_key(slice_, MIRRORING_CONTROLLER_NAME)
 
 
 def _by_mirrored(slice_: Obj) -> list[str]:
