@@ -1,13 +1,23 @@
-# One image for all of the project's services (control plane, DNS, node agent, proxy).
+# One image for every container of compose.yaml: etcd (Debian's etcd-server), the control
+# plane, DNS, the node agents and proxies, and the `tools` container (dig, curl).
+# The base is Debian's; where it cannot be pulled, `python -m cluster.image` makes it offline
+# with debootstrap and imports it under this name (see the README).
 FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       python3 python3-venv iproute2 iptables conntrack util-linux containernetworking-plugins \
-      bind9-dnsutils curl ca-certificates \
+      etcd-server bind9-dnsutils curl ca-certificates tzdata procps netbase \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
+# Behind a proxy that re-signs TLS, pass its CA certificates (PEM) so pip trusts it while
+# building; they are not left in the image:
+#   MINICLUSTER_BUILD_CA="$(cat /usr/local/share/ca-certificates/*.crt)" docker compose build
+ARG EXTRA_CA_CERTS=
 COPY requirements.txt pyproject.toml ./
-RUN python3 -m venv /app/.venv && /app/.venv/bin/pip install --no-cache-dir -r requirements.txt
+RUN cat /etc/ssl/certs/ca-certificates.crt > /tmp/ca.pem && printf '%s\n' "$EXTRA_CA_CERTS" >> /tmp/ca.pem \
+ && python3 -m venv /app/.venv \
+ && PIP_CERT=/tmp/ca.pem /app/.venv/bin/pip install --no-cache-dir --disable-pip-version-check -q -r requirements.txt \
+ && rm /tmp/ca.pem
 COPY . .
-RUN /app/.venv/bin/pip install --no-cache-dir --no-deps --no-build-isolation -e .
+RUN /app/.venv/bin/pip install --no-cache-dir --disable-pip-version-check -q --no-deps --no-build-isolation -e .
 ENV PATH=/app/.venv/bin:$PATH PYTHONUNBUFFERED=1

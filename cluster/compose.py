@@ -44,7 +44,12 @@ def expected_commands() -> dict[str, list[str]]:
     for i in (1, 2):
         for comp in node_components(cfg, i):
             kind = comp.name.split("-", 1)[0]
-            cmds[f"node{i}" if kind == "nodeagent" else f"node{i}-{kind}"] = translate(cfg, comp.argv, i)
+            argv = translate(cfg, comp.argv, i)
+            if kind == "nodeagent":
+                # the API server and DNS containers have no route to the nodes' pod ranges, so
+                # pod traffic to them leaves with the node's address (services/nodeagent/masq.py)
+                argv.append("--ip-masq")
+            cmds[f"node{i}" if kind == "nodeagent" else f"node{i}-{kind}"] = argv
     return cmds
 
 

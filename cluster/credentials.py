@@ -100,6 +100,13 @@ def make(cfg: ClusterConfig, *, extra_sans: tuple[str, ...] = (), server: str | 
     return creds
 
 
+def _component(cfg: ClusterConfig, pki: Pki, component: str, user: str,
+               groups: tuple[str, ...], server: str) -> None:
+    pair = pki.client(f"{component}-client", user, list(groups))
+    write_kubeconfig(cfg.component_kubeconfig(component), name=cfg.name, server=server,
+                     ca_file=pki.ca.cert, cert_file=pair.cert, key_file=pair.key)
+
+
 def main(argv: list[str] | None = None) -> int:
     """`python -m cluster.credentials --compose`: the PKI and kubeconfigs of the compose
     cluster (compose.yaml runs it once, into the volume every service mounts)."""
@@ -120,9 +127,3 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     sys.exit(main())
 
-
-def _component(cfg: ClusterConfig, pki: Pki, component: str, user: str,
-               groups: tuple[str, ...], server: str) -> None:
-    pair = pki.client(f"{component}-client", user, list(groups))
-    write_kubeconfig(cfg.component_kubeconfig(component), name=cfg.name, server=server,
-                     ca_file=pki.ca.cert, cert_file=pair.cert, key_file=pair.key)

@@ -34,7 +34,7 @@ MARKER_FIXTURES: dict[str, frozenset[str]] = {
     "compat": frozenset({"kubectl"}),
 }
 # Every test under these directories needs what the marker names.
-MARKER_DIRS: dict[str, str] = {"e2e": "e2e", "compat": "compat"}
+MARKER_DIRS: dict[str, str] = {"e2e": "e2e", "compat": "compat", "compose": "compose"}
 
 
 def markers_for(top_dir: str, fixturenames: Iterable[str]) -> set[str]:

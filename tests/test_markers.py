@@ -13,11 +13,12 @@ from tests.conftest import markers_for
     ("proxy", ["lab"], {"netns"}),
     ("compat", ["kubectl", "apiserver_process", "etcd", "etcd_server"], {"compat", "etcd"}),
     ("e2e", [], {"e2e"}),
+    ("compose", [], {"compose"}),
     ("nodeagent", ["root_netns_untouched"], set()),  # autouse and harmless without root
-], ids=["pure", "api-server", "cni", "proxy-lab", "kubectl", "cluster", "autouse-guard"])
+], ids=["pure", "api-server", "cni", "proxy-lab", "kubectl", "cluster", "compose", "autouse-guard"])
 def test_markers_follow_fixtures_and_directories(top_dir, fixtures, expected):
     assert markers_for(top_dir, fixtures) == expected
 
 
 def test_this_module_needs_nothing(request):
-    assert not {"etcd", "netns", "e2e", "compat"} & {m.name for m in request.node.iter_markers()}
+    assert not {"etcd", "netns", "e2e", "compat", "compose"} & {m.name for m in request.node.iter_markers()}

@@ -54,6 +54,9 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
     p.add_argument("--healthz-bind-address", default="127.0.0.1")
     p.add_argument("--host-netns", default=None,
                    help="the node's network namespace (path or name) when the agent runs outside it")
+    p.add_argument("--ip-masq", action="store_true",
+                   help="masquerade pod traffic to addresses outside --cluster-cidr, as kind's ip-masq-agent "
+                        "does (for nodes whose neighbours cannot route back to pods, as in compose)")
     p.add_argument("--heartbeat-interval", type=float, default=10.0)
     p.add_argument("--backoff-base", type=float, default=10.0, help="first container restart back-off (s)")
     p.add_argument("--backoff-max", type=float, default=300.0)
@@ -78,7 +81,7 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
         cni_conf_dir=a.cni_conf_dir, cni_bin_dirs=tuple(d for d in a.cni_bin_dir.split(":") if d),
         cluster_dns=a.cluster_dns, cluster_cidr=a.cluster_cidr, node_cidr_mask=a.node_cidr_mask_size,
         node_network=a.node_network, port=a.port, bind_address=a.bind_address or a.node_ip,
-        host_netns=host_netns, tls_cert_file=a.tls_cert_file,
+        host_netns=host_netns, ip_masq=a.ip_masq, tls_cert_file=a.tls_cert_file,
         tls_private_key_file=a.tls_private_key_file, client_ca_file=a.client_ca_file,
         authorization_mode=a.authorization_mode, healthz_port=a.healthz_port,
         healthz_bind_address=a.healthz_bind_address,

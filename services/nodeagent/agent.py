@@ -55,7 +55,7 @@ from kubecore.client.rest import ApiClient, ApiUnavailable
 from kubecore.informer.informer import Informer
 from kubecore.informer.store import object_key
 from kubecore.informer.workqueue import ExponentialBackoff, WorkQueue, run_workers
-from services.nodeagent import podevents, podsync
+from services.nodeagent import masq, podevents, podsync
 from services.nodeagent.cni import CniExecutor, NetworkConfigList, default_conflist
 from services.nodeagent.cri import ContainerRuntime
 from services.nodeagent.envvars import service_env
@@ -102,6 +102,7 @@ class AgentConfig:
     healthz_port: int = 10248  # plain /healthz /readyz /metrics on loopback; 0: none
     healthz_bind_address: str = "127.0.0.1"
     host_netns: str | None = None
+    ip_masq: bool = False  # masquerade pod traffic leaving the cluster CIDR (services/nodeagent/masq.py)
     heartbeat_interval: float = 10.0
     backoff: Backoff = field(default_factory=Backoff)
     relist_interval: float = 1.0
@@ -490,6 +491,8 @@ class Agent:
         if mine is not None:
             self._on_node(mine)
         conflist = await self.configure_network()
+        if cfg.ip_masq:
+            await masq.ensure(cfg.cluster_cidr, cfg.host_netns)
         runtime = self._make_runtime(cfg, conflist)
         prober = Prober(runtime, host_netns=cfg.host_netns, on_change=self.queue.add, on_failure=self._probe_failed)
         hooks = HookRunner(runtime, host_netns=cfg.host_netns)

@@ -87,11 +87,14 @@ def _which(name: str) -> str:
 _NSENTER = _which("nsenter")
 _UNSHARE = _which("unshare")
 _MOUNT = _which("mount")
+_HOSTNAME = _which("hostname")
 _IP = _which("ip")
 _SETSID = _which("setsid")
 _SH = "/bin/sh"
 
 # Runs inside the container's fresh UTS and mount namespaces, then becomes the container.
+# The hostname is set with sethostname(2) (`hostname`), not through /proc/sys, which a node
+# that is itself a container has read-only.
 # Targets that do not exist on this host are left alone rather than created. Then the
 # container's volume mounts ($7 of them, three arguments each: source, target, ro), each a bind
 # mount, read-only if asked; a source that is a file (a subPath) is mounted on a file. A target
@@ -102,7 +105,7 @@ _SH = "/bin/sh"
 # cannot be another overlay's lower layer).
 # All of it happens in the container's private mount namespace, seen by no one else.
 _INIT_SCRIPT = f"""set -e
-printf '%s' "$1" > /proc/sys/kernel/hostname
+{shlex.quote(_HOSTNAME)} "$1"
 [ ! -e /etc/hostname ] || {shlex.quote(_MOUNT)} --bind "$2" /etc/hostname
 [ ! -e /etc/resolv.conf ] || {shlex.quote(_MOUNT)} --bind "$3" /etc/resolv.conf
 [ ! -e /etc/hosts ] || {shlex.quote(_MOUNT)} --bind "$4" /etc/hosts
