@@ -11,7 +11,7 @@ import pytest
 from cluster import dockerengine, image
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def docker_env() -> Iterator[dict[str, str]]:
     """The environment a docker/compose client needs to reach the engine."""
     if dockerengine.answers():
@@ -30,14 +30,14 @@ def docker_env() -> Iterator[dict[str, str]]:
         engine.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def project_image(docker_env: dict[str, str]) -> str:
     image.ensure_base(env=docker_env)
     image.build(env=docker_env)
     return image.IMAGE
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def ranges_blackholed() -> Iterator[list[str]]:
     with dockerengine.ranges_blackholed() as added:
         yield added
