@@ -174,9 +174,12 @@ class Steps:
 
     def start(self, title: str) -> None:
         self.title = title
+        log.info("%s", title)
         self.progress.start(title)
 
     def done(self) -> None:
+        if self.title is not None:
+            log.info("%s: done", self.title)
         self.progress.end(True)
         self.title = None
 
