@@ -275,7 +275,8 @@ def test_cli_errors_are_one_line(tmp_path, argv, message):
     (tmp_path / "corrupt").write_text("clusters: [\n")
     res = subprocess.run([sys.executable, "-m", "cluster.userconfig",
                           *(a.format(tmp=tmp_path) for a in argv)],
-                         capture_output=True, text=True, cwd=ROOT, env={**os.environ, "HOME": str(tmp_path)})
+                         capture_output=True, text=True, cwd=ROOT,
+                         env={**os.environ, "HOME": str(tmp_path), "KUBECONFIG": ""})
     assert res.returncode == 1
     assert res.stderr.startswith("error: ") and res.stderr.count("\n") == 1 and message in res.stderr
     assert (tmp_path / "corrupt").read_text() == "clusters: [\n"
