@@ -61,14 +61,17 @@ def config_from(args: argparse.Namespace) -> ClusterConfig:
 
 def setup_logging(cfg: ClusterConfig, *, verbose: bool, background: bool) -> None:
     """The launcher logs to <state>/logs/launcher.log; the terminal shows progress lines, and
-    only warnings of the log (all of it with -v). The background launcher's stderr is that
-    file already."""
+    of the log only the warnings no progress line reports (all of it with -v). The background
+    launcher's stderr is that file already."""
     cfg.log_dir.mkdir(parents=True, exist_ok=True)
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     handlers: list[logging.Handler] = [logging.FileHandler(cfg.launcher_log)]
     if not background:
-        handlers.append(logging.StreamHandler(sys.stderr))
-        handlers[-1].setLevel(logging.INFO if verbose else logging.WARNING)
+        terminal = logging.StreamHandler(sys.stderr)
+        terminal.setLevel(logging.INFO if verbose else logging.WARNING)
+        if not verbose:  # a failure the progress lines report as one `error:` line
+            terminal.addFilter(lambda record: not getattr(record, "reported", False))
+        handlers.append(terminal)
     for h in handlers:
         h.setFormatter(fmt)
     logging.basicConfig(level=logging.INFO, handlers=handlers, force=True)
@@ -99,6 +102,7 @@ def up(args: argparse.Namespace, cfg: ClusterConfig, kubeconfig: str | None) -> 
             return launcher.up_detached(cfg, detached_argv(cfg, kubeconfig), progress=progress)
         return asyncio.run(launcher.run_up(cfg, progress=progress, kubeconfig=kubeconfig))
     except launcher.LaunchError as exc:
+        logging.getLogger("cluster").error("cluster up failed: %s", exc, extra={"reported": True})
         progress.fail(str(exc))
         return 1
 

@@ -190,7 +190,7 @@ class Steps:
     def failed(self, exc: Exception) -> LaunchError:
         title, self.title = self.title or "cluster up", None
         self.progress.end(False)
-        log.error("%s failed", title, exc_info=exc)
+        log.error("%s failed", title, exc_info=exc, extra={"reported": True})
         reason = str(exc) or type(exc).__name__
         if not isinstance(exc, (LaunchError, StartError)):  # these name their log already
             reason += f"; see {self.cfg.launcher_log}"

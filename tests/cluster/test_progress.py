@@ -3,12 +3,14 @@ the step titles, the ready message, and the background launcher's reports over a
 from __future__ import annotations
 
 import io
+import logging
 import os
 import threading
 from pathlib import Path
 
 import pytest
 
+from cluster.cli import setup_logging
 from cluster.components import all_components
 from cluster.config import ClusterConfig
 from cluster.launcher import LaunchError, Steps, ready_message, stage_titles
@@ -157,3 +159,30 @@ def test_the_ready_message_says_how_to_use_the_cluster(name, written, explicit, 
     assert f"Cluster {name!r} is ready after 31.2s: 2 nodes, API server https://127.0.0.1:6443. " \
            "You can now use it with:" in text
     assert "kubeconfig for scripts: /s/kubeconfig   logs: /s/logs" in text
+
+
+@pytest.mark.parametrize(("verbose", "on_terminal"), [
+    (False, ["forwarding is on"]),
+    (True, ["step one", "forwarding is on", "starting etcd failed"]),
+], ids=["default", "verbose"])
+def test_the_launcher_log_goes_to_its_file_and_only_unreported_warnings_to_the_terminal(
+        tmp_path, capsys, verbose, on_terminal):
+    cfg = ClusterConfig(state_dir=tmp_path)
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        setup_logging(cfg, verbose=verbose, background=False)
+        log = logging.getLogger("cluster.test")
+        log.info("step one")
+        log.warning("forwarding is on")
+        log.error("starting etcd failed", extra={"reported": True})  # the progress lines say it
+    finally:
+        for handler in root.handlers:
+            handler.close()
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+    err = capsys.readouterr().err
+    shown = [m for m in ("step one", "forwarding is on", "starting etcd failed") if m in err]
+    assert shown == on_terminal
+    text = cfg.launcher_log.read_text()
+    assert all(m in text for m in ("step one", "forwarding is on", "starting etcd failed"))
