@@ -148,10 +148,9 @@ def ready_nodes(nodes: list[dict]) -> list[str]:
 
 def stage_titles(cfg: ClusterConfig, components: list[Component]) -> dict[int, str]:
     """What each start-up stage of the supervisor is called in `cluster up`'s progress."""
-    names = {stage: [c.name for c in components if c.stage == stage] for c in components
-             for stage in [c.stage]}
     titles = {}
-    for stage, members in names.items():
+    for stage in sorted({c.stage for c in components}):
+        members = [c.name for c in components if c.stage == stage]
         if members == ["etcd"]:
             titles[stage] = "Starting etcd"
         elif members == ["apiserver"]:
