@@ -1,4 +1,4 @@
-"""Argument handling for `cluster up|down|status`, shared by minikubectl and `python -m cluster`."""
+"""Argument handling for `cluster up|down|status|kubeconfig`, shared by minikubectl and `python -m cluster`."""
 from __future__ import annotations
 
 import argparse
@@ -29,8 +29,18 @@ def add_arguments(p: argparse.ArgumentParser, action: str) -> None:
         p.add_argument("--dns-port", type=int, default=53)
         p.add_argument("--apiserver-cert-extra-sans", default="",
                        help="comma-separated extra names and addresses for the API server's certificate")
+        p.add_argument("-v", "--verbose", action="store_true",
+                       help="show the launcher's log on stderr too (it is always in <state>/logs/launcher.log)")
+        p.add_argument("--progress-fd", type=int, help=argparse.SUPPRESS)  # `--detach`'s background launcher
     if action == "status":
         p.add_argument("-o", "--output", choices=["json", "text"], default="text")
+    if action == "kubeconfig":
+        p.add_argument("--print", action="store_true",
+                       help="print the cluster's kubeconfig instead of merging it (kind get kubeconfig)")
+
+
+KUBECONFIG_HELP = ("the kubeconfig to set the context in (default: $KUBECONFIG's files, else "
+                   "~/.kube/config)")
 
 
 def config_from(args: argparse.Namespace) -> ClusterConfig:
@@ -49,44 +59,110 @@ def config_from(args: argparse.Namespace) -> ClusterConfig:
     return cfg
 
 
+def setup_logging(cfg: ClusterConfig, *, verbose: bool, background: bool) -> None:
+    """The launcher logs to <state>/logs/launcher.log; the terminal shows progress lines, and
+    of the log only the warnings no progress line reports (all of it with -v). The background
+    launcher's stderr is that file already."""
+    cfg.log_dir.mkdir(parents=True, exist_ok=True)
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handlers: list[logging.Handler] = [logging.FileHandler(cfg.launcher_log)]
+    if not background:
+        terminal = logging.StreamHandler(sys.stderr)
+        terminal.setLevel(logging.INFO if verbose else logging.WARNING)
+        if not verbose:  # a failure the progress lines report as one `error:` line
+            terminal.addFilter(lambda record: not getattr(record, "reported", False))
+        handlers.append(terminal)
+    for h in handlers:
+        h.setFormatter(fmt)
+    logging.basicConfig(level=logging.INFO, handlers=handlers, force=True)
+
+
+def detached_argv(cfg: ClusterConfig, kubeconfig: str | None) -> list[str]:
+    """The background launcher's command line: the same cluster as `cfg`."""
+    argv = ["up", "--name", cfg.name, "--state-dir", str(cfg.state_dir),
+            "--nodes", str(cfg.nodes), "--node-cidr", cfg.node_cidr,
+            "--cluster-cidr", cfg.cluster_cidr, "--service-cidr", cfg.service_cidr,
+            "--apiserver-port", str(cfg.apiserver_port), "--node-grace", str(cfg.node_grace_seconds),
+            "--etcd-port", str(cfg.etcd_client_port), "--etcd-peer-port", str(cfg.etcd_peer_port),
+            "--health-base-port", str(cfg.health_base_port),
+            "--dns-port", str(cfg.dns_port),
+            "--apiserver-cert-extra-sans", ",".join(cfg.apiserver_sans)]
+    return argv + (["--kubeconfig", kubeconfig] if kubeconfig else [])
+
+
+def up(args: argparse.Namespace, cfg: ClusterConfig, kubeconfig: str | None) -> int:
+    from cluster import launcher
+    from cluster.progress import Events, Lines, Progress
+
+    background = args.progress_fd is not None
+    setup_logging(cfg, verbose=args.verbose, background=background)
+    progress: Progress = Events(args.progress_fd) if background else Lines()
+    try:
+        if args.detach:
+            return launcher.up_detached(cfg, detached_argv(cfg, kubeconfig), progress=progress)
+        return asyncio.run(launcher.run_up(cfg, progress=progress, kubeconfig=kubeconfig))
+    except launcher.LaunchError as exc:
+        logging.getLogger("cluster").error("cluster up failed: %s", exc, extra={"reported": True})
+        progress.fail(str(exc))
+        return 1
+
+
+def print_status(cfg: ClusterConfig, output: str) -> int:
+    from cluster import launcher
+
+    st = launcher.status(cfg)
+    if output == "json":
+        print(json.dumps(st, indent=2))
+    else:
+        print(f"cluster {cfg.name}: {st['status']}")
+        if st["apiserver"]:
+            print(f"  apiserver {st['apiserver']}  dns {st['dns']}  kubeconfig {st['kubeconfig']}")
+        if st["user_kubeconfig"]:
+            print(f"  kubectl context {st['context']} in {st['user_kubeconfig']}")
+        for n in st["nodes"]:
+            print(f"  node {n['name']} {n['address']} (netns {n['netns']})")
+        for name, c in st["components"].items():
+            state = "healthy" if c["healthy"] else "running" if c["running"] else "stopped"
+            print(f"  {name:<28} pid {c['pid']}  {state}  restarts {c['restarts']}")
+    return 0 if st["status"] in ("ready", "running") else 3
+
+
+def kubeconfig_of(cfg: ClusterConfig, *, show: bool, kubeconfig: str | None) -> int:
+    """`cluster kubeconfig`: merge the running cluster's kubeconfig into the user's again (kind
+    export kubeconfig), or print it (kind get kubeconfig)."""
+    from cluster import launcher, userconfig
+
+    if load_state(cfg.state_dir) is None:
+        raise launcher.LaunchError(f"no cluster in {cfg.state_dir}: run `cluster up` first")
+    key = userconfig.context_name(cfg.name)
+    doc = userconfig.load_cluster_config(cfg.kubeconfig, key, cfg.apiserver_url)
+    if show:
+        sys.stdout.write(userconfig.dump(doc))
+        return 0
+    path = userconfig.merge_into(doc, explicit=kubeconfig)
+    print(f'Set kubectl context to "{key}" in {path}')
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from cluster import launcher
     from cluster.supervisor import StartError
+    from cluster.userconfig import UserConfigError
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = config_from(args)
     action = args.cluster_action
+    kubeconfig: str | None = getattr(args, "kubeconfig", None)
+    if action == "up":
+        return up(args, cfg, kubeconfig)
     try:
-        if action == "up":
-            if args.detach:
-                argv = ["up", "--name", cfg.name, "--state-dir", str(cfg.state_dir),
-                        "--nodes", str(cfg.nodes), "--node-cidr", cfg.node_cidr,
-                        "--cluster-cidr", cfg.cluster_cidr, "--service-cidr", cfg.service_cidr,
-                        "--apiserver-port", str(cfg.apiserver_port), "--node-grace", str(cfg.node_grace_seconds),
-                        "--etcd-port", str(cfg.etcd_client_port), "--etcd-peer-port", str(cfg.etcd_peer_port),
-                        "--health-base-port", str(cfg.health_base_port),
-                        "--dns-port", str(cfg.dns_port),
-                        "--apiserver-cert-extra-sans", ",".join(cfg.apiserver_sans)]
-                return launcher.up_detached(cfg, argv)
-            return asyncio.run(launcher.run_up(cfg))
         if action == "down":
-            launcher.down(cfg)
+            launcher.down(cfg, kubeconfig=kubeconfig)
             return 0
         if action == "status":
-            st = launcher.status(cfg)
-            if args.output == "json":
-                print(json.dumps(st, indent=2))
-            else:
-                print(f"cluster {cfg.name}: {st['status']}")
-                if st["apiserver"]:
-                    print(f"  apiserver {st['apiserver']}  dns {st['dns']}  kubeconfig {st['kubeconfig']}")
-                for n in st["nodes"]:
-                    print(f"  node {n['name']} {n['address']} (netns {n['netns']})")
-                for name, c in st["components"].items():
-                    state = "healthy" if c["healthy"] else "running" if c["running"] else "stopped"
-                    print(f"  {name:<28} pid {c['pid']}  {state}  restarts {c['restarts']}")
-            return 0 if st["status"] in ("ready", "running") else 3
-    except (launcher.LaunchError, StartError) as exc:
+            return print_status(cfg, args.output)
+        if action == "kubeconfig":
+            return kubeconfig_of(cfg, show=args.print, kubeconfig=kubeconfig)
+    except (launcher.LaunchError, StartError, UserConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     raise AssertionError(action)
@@ -95,6 +171,9 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="cluster", description="the local cluster launcher")
     sub = p.add_subparsers(dest="cluster_action", required=True)
-    for action in ("up", "down", "status"):
-        add_arguments(sub.add_parser(action), action)
+    for action in ("up", "down", "status", "kubeconfig"):
+        q = sub.add_parser(action)
+        add_arguments(q, action)
+        if action != "status":  # minikubectl has it as a global flag
+            q.add_argument("--kubeconfig", help=KUBECONFIG_HELP)
     return run(p.parse_args(argv))

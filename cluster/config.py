@@ -122,6 +122,12 @@ class ClusterConfig:
     def log_dir(self) -> Path:
         return self.state_dir / "logs"
 
+    @property
+    def launcher_log(self) -> Path:
+        """The launcher's own log (its steps, warnings and any traceback); each component
+        logs to `<log_dir>/<component>.log`."""
+        return self.log_dir / "launcher.log"
+
     def node_dir(self, i: int) -> Path:
         return self.state_dir / "nodes" / self.node_name(i)
 

@@ -3,19 +3,25 @@ nodes as network namespaces (no container engine needed)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import select
+import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
-from cluster import credentials, network
-from cluster.components import all_components
+from cluster import credentials, network, userconfig
+from cluster.components import Component, all_components
 from cluster.config import ClusterConfig, load_state
 from cluster.encryption import write_config as write_encryption_config
-from cluster.supervisor import Supervisor, _alive, end_processes, http_ok, marked
+from cluster.progress import Lines, Progress, Relay
+from cluster.supervisor import StartError, Supervisor, _alive, end_processes, http_ok, marked
 
 log = logging.getLogger("cluster")
 
@@ -140,15 +146,81 @@ def ready_nodes(nodes: list[dict]) -> list[str]:
 
 # --- up ------------------------------------------------------------------------------------
 
-async def run_up(cfg: ClusterConfig, *, ready_timeout: float = 180.0, on_ready=None) -> int:
+def stage_titles(cfg: ClusterConfig, components: list[Component]) -> dict[int, str]:
+    """What each start-up stage of the supervisor is called in `cluster up`'s progress."""
+    titles = {}
+    for stage in sorted({c.stage for c in components}):
+        members = [c.name for c in components if c.stage == stage]
+        if members == ["etcd"]:
+            titles[stage] = "Starting etcd"
+        elif members == ["apiserver"]:
+            titles[stage] = "Starting the API server"
+        elif all(m.startswith(("nodeagent-", "proxy-")) for m in members):
+            titles[stage] = f"Starting nodes ({cfg.nodes})"
+        else:
+            controllers = [m for m in members if m != "dns"]
+            titles[stage] = f"Starting controllers ({len(controllers)})" + (" and DNS" if "dns" in members else "")
+    return titles
+
+
+class Steps:
+    """The steps of `cluster up` as `Progress` shows them; a step that fails becomes one
+    LaunchError naming the step and the log to read (its traceback goes to the launcher log)."""
+
+    def __init__(self, cfg: ClusterConfig, progress: Progress) -> None:
+        self.cfg, self.progress = cfg, progress
+        self.title: str | None = None
+
+    def start(self, title: str) -> None:
+        self.title = title
+        log.info("%s", title)
+        self.progress.start(title)
+
+    def done(self) -> None:
+        if self.title is not None:
+            log.info("%s: done", self.title)
+        self.progress.end(True)
+        self.title = None
+
+    def abort(self) -> None:
+        self.progress.end(False)
+        self.title = None
+
+    def failed(self, exc: Exception) -> LaunchError:
+        title, self.title = self.title or "cluster up", None
+        self.progress.end(False)
+        log.error("%s failed", title, exc_info=exc, extra={"reported": True})
+        reason = str(exc) or type(exc).__name__
+        if not isinstance(exc, (LaunchError, StartError)):  # these name their log already
+            reason += f"; see {self.cfg.launcher_log}"
+        return LaunchError(f"{title[0].lower()}{title[1:]}: {reason}")
+
+    @contextlib.contextmanager
+    def step(self, title: str) -> Iterator[None]:
+        self.start(title)
+        try:
+            yield
+        except Exception as exc:
+            raise self.failed(exc) from exc
+        self.done()
+
+
+async def run_up(cfg: ClusterConfig, *, progress: Progress | None = None, kubeconfig: str | None = None,
+                 ready_timeout: float = 180.0, on_ready=None) -> int:
+    """Start the cluster, set the user's kubectl context once it is ready, and run until
+    SIGINT/SIGTERM; then tear everything down (the context too)."""
+    began = time.monotonic()
+    steps = Steps(cfg, progress or Lines())
     preflight(cfg)
-    down(cfg, quiet=True)
+    down(cfg, quiet=True, kubeconfig=kubeconfig)
     cfg.state_dir.mkdir(parents=True, exist_ok=True)
-    write_encryption_config(cfg.encryption_config)  # etcd starts empty: a fresh key
-    for i in range(1, cfg.nodes + 1):
-        (cfg.node_dir(i) / "cni").mkdir(parents=True, exist_ok=True)
-    credentials.make(cfg, extra_sans=tuple(cfg.apiserver_sans))
-    network.create(cfg)
+    with steps.step("Creating PKI"):
+        write_encryption_config(cfg.encryption_config)  # etcd starts empty: a fresh key
+        credentials.make(cfg, extra_sans=tuple(cfg.apiserver_sans))
+    with steps.step(f"Creating the node network ({cfg.nodes} network namespaces)"):
+        for i in range(1, cfg.nodes + 1):
+            (cfg.node_dir(i) / "cni").mkdir(parents=True, exist_ok=True)
+        network.create(cfg)
     sup = Supervisor(cfg, all_components(cfg))
     sup.extra_state = {"nodes": [{"name": cfg.node_name(i), "address": cfg.node_ip(i),
                                   "netns": cfg.node_netns(i)} for i in range(1, cfg.nodes + 1)]}
@@ -158,30 +230,18 @@ async def run_up(cfg: ClusterConfig, *, ready_timeout: float = 180.0, on_ready=N
         loop.add_signal_handler(sig, stop.set)
     routed: set[tuple[str, str]] = set()
     try:
-        async def after_stage(stage: int) -> None:
-            if stage == 1:
-                await bootstrap_objects(cfg)
-
-        start = asyncio.create_task(sup.start_all(on_stage=after_stage))
-        waiter = asyncio.create_task(stop.wait())
-        await asyncio.wait({start, waiter}, return_when=asyncio.FIRST_COMPLETED)
-        if stop.is_set():
-            start.cancel()
+        if not await _start_components(cfg, sup, steps, stop):
             return 130
-        start.result()
-        deadline = time.monotonic() + ready_timeout
-        while True:
-            nodes = await list_nodes(cfg)
-            await route_pod_ranges(cfg, nodes, routed)
-            if len(ready_nodes(nodes)) >= cfg.nodes:
-                break
-            if stop.is_set():
+        with steps.step(f"Waiting for nodes to be Ready ({cfg.nodes})"):
+            if not await _wait_ready(cfg, routed, stop, ready_timeout):
+                steps.abort()
                 return 130
-            if time.monotonic() > deadline:
-                raise LaunchError(f"nodes not Ready after {ready_timeout:.0f}s; see {cfg.log_dir}")
-            await asyncio.sleep(0.5)
+        written, warning = set_user_context(cfg, kubeconfig)
+        if written is not None:
+            sup.extra_state["user_kubeconfig"] = str(written)
         sup.save("ready")
-        print_ready(cfg)
+        steps.progress.ready(ready_message(cfg, seconds=time.monotonic() - began, written=written,
+                                           explicit=kubeconfig, warning=warning))
         if on_ready is not None:
             on_ready()
         async def keep_routing() -> None:
@@ -193,44 +253,130 @@ async def run_up(cfg: ClusterConfig, *, ready_timeout: float = 180.0, on_ready=N
         return 0
     finally:
         sup.stop_all()
-        down(cfg, quiet=True)
+        down(cfg, quiet=True, kubeconfig=kubeconfig)
 
 
-def print_ready(cfg: ClusterConfig) -> None:
-    print(f"cluster {cfg.name!r} is up: {cfg.nodes} nodes, API server {cfg.apiserver_url}\n"
-          f"  export KUBECONFIG={cfg.kubeconfig}\n"
-          f"  minikubectl get nodes            (or: kubectl get nodes)\n"
-          f"  dig @{cfg.gateway_ip} -p {cfg.dns_port} kubernetes.default.svc.cluster.local\n"
-          f"  logs: {cfg.log_dir}", flush=True)
+async def _start_components(cfg: ClusterConfig, sup: Supervisor, steps: Steps, stop: asyncio.Event) -> bool:
+    """The supervisor's stages, one progress step each; False if stopped by a signal."""
+    titles = stage_titles(cfg, sup.components)
+
+    async def after_stage(stage: int) -> None:
+        if stage == 1:
+            await bootstrap_objects(cfg)
+
+    start = asyncio.create_task(sup.start_all(on_stage=after_stage,
+                                              on_stage_start=lambda stage: steps.start(titles[stage])))
+    waiter = asyncio.create_task(stop.wait())
+    await asyncio.wait({start, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    if stop.is_set():
+        start.cancel()
+        steps.abort()
+        return False
+    try:
+        start.result()
+    except Exception as exc:
+        raise steps.failed(exc) from exc
+    steps.done()
+    return True
 
 
-def up_detached(cfg: ClusterConfig, argv: list[str], timeout: float = 240.0) -> int:
-    """Start the supervisor in the background and return once the cluster is ready."""
-    cfg.state_dir.mkdir(parents=True, exist_ok=True)
-    log_path = cfg.state_dir / "launcher.log"
-    with open(log_path, "ab") as out:
-        proc = subprocess.Popen([cfg.python, "-m", "cluster", *argv], stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True,
-                                cwd=str(Path(__file__).resolve().parent.parent))
+async def _wait_ready(cfg: ClusterConfig, routed: set[tuple[str, str]], stop: asyncio.Event,
+                      ready_timeout: float) -> bool:
+    """Route the nodes' pod ranges until every node is Ready; False if stopped by a signal."""
+    deadline = time.monotonic() + ready_timeout
+    while True:
+        nodes = await list_nodes(cfg)
+        await route_pod_ranges(cfg, nodes, routed)
+        if len(ready_nodes(nodes)) >= cfg.nodes:
+            return True
+        if stop.is_set():
+            return False
+        if time.monotonic() > deadline:
+            raise LaunchError(f"nodes not Ready after {ready_timeout:.0f}s; see the node agents' logs "
+                              f"in {cfg.log_dir}")
+        await asyncio.sleep(0.5)
+
+
+def set_user_context(cfg: ClusterConfig, kubeconfig: str | None) -> tuple[Path | None, str | None]:
+    """Merge the cluster into the user's kubeconfig (kind's `Set kubectl context`): the file
+    written, or why not. A kubeconfig we may not rewrite does not fail a started cluster."""
+    try:
+        entry = userconfig.load_cluster_config(cfg.kubeconfig, userconfig.context_name(cfg.name),
+                                               cfg.apiserver_url)
+        return userconfig.merge_into(entry, explicit=kubeconfig), None
+    except userconfig.UserConfigError as exc:
+        log.warning("kubectl context not set: %s", exc)
+        return None, str(exc)
+
+
+def ready_message(cfg: ClusterConfig, *, seconds: float, written: Path | None,
+                  explicit: str | None, warning: str | None) -> str:
+    """What `cluster up` prints once the cluster is ready, as `kind create cluster` ends."""
+    context = userconfig.context_name(cfg.name)
+    if written is not None:
+        flag = f" --kubeconfig {shlex.quote(explicit)}" if explicit else ""
+        head = f'Set kubectl context to "{context}"' + (f" in {written}" if explicit else "")
+        use = [f"kubectl cluster-info --context {context}{flag}", f"minikubectl{flag} get nodes"]
+    else:
+        head = f"warning: kubectl context not set: {warning}"
+        use = [f"kubectl --kubeconfig {cfg.kubeconfig} cluster-info",
+               f"minikubectl --kubeconfig {cfg.kubeconfig} get nodes"]
+    use.append(f"dig @{cfg.gateway_ip} -p {cfg.dns_port} kubernetes.default.svc.cluster.local")
+    return "\n".join([
+        head,
+        f"Cluster {cfg.name!r} is ready after {seconds:.1f}s: {cfg.nodes} nodes, "
+        f"API server {cfg.apiserver_url}. You can now use it with:", "",
+        *(f"  {line}" for line in use), "",
+        f"kubeconfig for scripts: {cfg.kubeconfig}   logs: {cfg.log_dir}",
+        f"`cluster down` stops it and removes the \"{context}\" context.",
+    ])
+
+
+def up_detached(cfg: ClusterConfig, argv: list[str], *, progress: Progress | None = None,
+                timeout: float = 240.0) -> int:
+    """Start the launcher in the background, show its steps as it reports them on a pipe,
+    and return once the cluster is ready."""
+    shown = progress or Lines()
+    cfg.log_dir.mkdir(parents=True, exist_ok=True)
+    read_end, write_end = os.pipe()
+    try:
+        with open(cfg.launcher_log, "ab") as out:
+            proc = subprocess.Popen([cfg.python, "-m", "cluster", *argv, "--progress-fd", str(write_end)],
+                                    stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True, pass_fds=(write_end,),
+                                    cwd=str(Path(__file__).resolve().parent.parent))
+    finally:
+        os.close(write_end)
+    relay = Relay(shown)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        state = load_state(cfg.state_dir)
-        if state and state.get("status") == "ready" and state.get("supervisor_pid") == proc.pid:
-            print_ready(cfg)
-            return 0
-        if proc.poll() is not None:
-            raise LaunchError(f"the launcher exited with {proc.returncode}; see {log_path}")
-        time.sleep(0.3)
-    raise LaunchError(f"the cluster was not ready after {timeout:.0f}s; see {log_path}")
+    with os.fdopen(read_end, "rb", buffering=0) as events:
+        while not relay.finished:
+            if time.monotonic() > deadline:
+                raise LaunchError(f"the cluster was not ready after {timeout:.0f}s; see {cfg.launcher_log}")
+            if select.select([events], [], [], 0.5)[0]:
+                data = events.read(65536)
+                if not data:
+                    break  # the launcher exited or closed its end
+                relay.feed(data)
+    if relay.error is not None:
+        raise LaunchError(relay.error)
+    state = load_state(cfg.state_dir)
+    if relay.ready is None or not state or state.get("supervisor_pid") != proc.pid:
+        code = proc.wait(timeout=60)
+        raise LaunchError(f"the launcher exited with {code}; see {cfg.launcher_log}")
+    shown.ready(relay.ready)
+    return 0
 
 
 # --- down ----------------------------------------------------------------------------------
 
-def down(cfg: ClusterConfig, *, quiet: bool = False) -> list[str]:
-    """Remove everything the cluster made; safe to run any number of times, also after the
-    launcher was killed with SIGKILL."""
+def down(cfg: ClusterConfig, *, quiet: bool = False, kubeconfig: str | None = None) -> list[str]:
+    """Remove everything the cluster made, its kubectl context in the user's kubeconfig too;
+    safe to run any number of times, also after the launcher was killed with SIGKILL."""
     done: list[str] = []
     state = load_state(cfg.state_dir)
+    done += remove_user_context(cfg, state, kubeconfig, quiet=quiet)
     if state:
         sup = state.get("supervisor_pid")
         if sup and sup != os.getpid() and _alive(sup) and marked_launcher(sup):
@@ -255,6 +401,23 @@ def down(cfg: ClusterConfig, *, quiet: bool = False) -> list[str]:
     return done
 
 
+def remove_user_context(cfg: ClusterConfig, state: dict | None, kubeconfig: str | None, *,
+                        quiet: bool) -> list[str]:
+    """Take the cluster's entries out of the files kubectl reads (`--kubeconfig`, else
+    `$KUBECONFIG`, else ~/.kube/config) and out of the file `cluster up` wrote them to. A
+    kubeconfig we may not rewrite is a warning: it must not stop the teardown."""
+    key = userconfig.context_name(cfg.name)
+    recorded = (Path(state["user_kubeconfig"]),) if state and state.get("user_kubeconfig") else ()
+    try:
+        changed = userconfig.remove_from(key, explicit=kubeconfig, also=recorded)
+    except userconfig.UserConfigError as exc:
+        log.warning("kubectl context %s not removed: %s", key, exc)
+        if not quiet:
+            print(f"warning: kubectl context {key!r} not removed: {exc}", file=sys.stderr)
+        return []
+    return [f'kubectl context "{key}" from {path}' for path in changed]
+
+
 def marked_launcher(pid: int) -> bool:
     try:
         cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
@@ -268,8 +431,8 @@ def marked_launcher(pid: int) -> bool:
 def status(cfg: ClusterConfig) -> dict:
     state = load_state(cfg.state_dir)
     if not state:
-        return {"status": "down", "apiserver": None, "dns": None, "kubeconfig": None, "nodes": [],
-                "components": {}}
+        return {"status": "down", "apiserver": None, "dns": None, "kubeconfig": None, "context": None,
+                "user_kubeconfig": None, "nodes": [], "components": {}}
     comps = {}
     for name, c in state.get("components", {}).items():
         alive = bool(c.get("pid")) and _alive(c["pid"]) and marked(c["pid"], cfg.name)
@@ -277,4 +440,6 @@ def status(cfg: ClusterConfig) -> dict:
         comps[name] = {"pid": c.get("pid"), "running": alive, "healthy": healthy,
                        "restarts": c.get("restarts", 0)}
     return {"status": state.get("status"), "apiserver": cfg.apiserver_url, "dns": cfg.dns_address,
-            "kubeconfig": str(cfg.kubeconfig), "nodes": state.get("nodes", []), "components": comps}
+            "kubeconfig": str(cfg.kubeconfig), "context": userconfig.context_name(cfg.name),
+            "user_kubeconfig": state.get("user_kubeconfig"), "nodes": state.get("nodes", []),
+            "components": comps}

@@ -126,9 +126,13 @@ class Supervisor:
         tmp.write_text(json.dumps(state, indent=2))
         tmp.replace(self.cfg.state_file)
 
-    async def start_all(self, *, timeout: float = 120.0, on_stage=None) -> None:
+    async def start_all(self, *, timeout: float = 120.0, on_stage=None, on_stage_start=None) -> None:
+        """Start the components stage by stage, each stage once the one before is healthy;
+        `on_stage_start(stage)` before a stage starts, `await on_stage(stage)` once it is up."""
         stages = sorted({c.stage for c in self.components})
         for stage in stages:
+            if on_stage_start is not None:
+                on_stage_start(stage)
             batch = [c for c in self.components if c.stage == stage]
             for comp in batch:
                 r = self.running[comp.name] = Running(comp)
@@ -143,7 +147,8 @@ class Supervisor:
                         raise StartError(f"{comp.name} exited with {r.proc.returncode} during start-up; "
                                            f"see {self.cfg.log_dir / (comp.name + '.log')}")
                     if time.monotonic() > deadline:
-                        raise StartError(f"{comp.name} not healthy at {comp.health} after {timeout:.0f}s")
+                        raise StartError(f"{comp.name} not healthy at {comp.health} after {timeout:.0f}s; "
+                                         f"see {self.cfg.log_dir / (comp.name + '.log')}")
                     await asyncio.sleep(0.2)
             if on_stage is not None:
                 await on_stage(stage)

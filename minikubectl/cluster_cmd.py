@@ -1,4 +1,4 @@
-"""`minikubectl cluster up|down|status`: the local cluster launcher's entry.
+"""`minikubectl cluster up|down|status|kubeconfig`: the local cluster launcher's entry.
 
 Only the argument wiring lives here for now. The launcher plugs in by replacing
 `run_cluster` (it receives the parsed arguments and returns the exit code); the
@@ -12,6 +12,7 @@ ACTIONS = {
     "up": "start a local cluster (etcd, API server, controllers, node agents)",
     "down": "stop the local cluster",
     "status": "show the local cluster's processes and health",
+    "kubeconfig": "set the kubectl context of the running cluster again (--print: print its kubeconfig)",
 }
 
 

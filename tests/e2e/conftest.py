@@ -6,13 +6,14 @@ import json
 import os
 
 import pytest
+import yaml
 
-from tests.e2e.harness import Cluster, leftovers
+from tests.e2e.harness import SEEDED_KUBECONFIG, Cluster, leftovers
 
 
 @pytest.fixture(scope="package")
 def cluster(tmp_path_factory):
-    c = Cluster(tmp_path_factory.mktemp("cluster"))
+    c = Cluster(tmp_path_factory.mktemp("cluster"), home=tmp_path_factory.mktemp("home"))
     try:
         c.up()
         yield c
@@ -27,3 +28,6 @@ def cluster(tmp_path_factory):
         c.cluster("down", timeout=120)
         c.cluster("down", timeout=120)  # idempotent
         assert leftovers() == []
+        # exactly our context went from the user's kubeconfig, and the current context with it
+        assert yaml.safe_load(c.user_kubeconfig.read_text()) == \
+            {k: v for k, v in SEEDED_KUBECONFIG.items() if k != "current-context"}

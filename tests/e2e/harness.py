@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
+
 from cluster.procs import free_port
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -41,22 +43,52 @@ def wait_until(fn, timeout: float = 60, interval: float = 0.5, what: str = "cond
     raise AssertionError(f"timed out waiting for {what}; last: {last}")
 
 
+# The kubeconfig `cluster up` sets the context in, with another user's entries in it first:
+# `cluster down` must leave exactly these.
+SEEDED_KUBECONFIG = {
+    "apiVersion": "v1", "kind": "Config", "preferences": {},
+    "clusters": [{"name": "other", "cluster": {"server": "https://192.0.2.1:6443"}}],
+    "users": [{"name": "other", "user": {"token": "t"}}],
+    "contexts": [{"name": "other", "context": {"cluster": "other", "user": "other"}}],
+    "current-context": "other",
+}
+
+
 class Cluster:
-    def __init__(self, state: Path) -> None:
+    """The cluster's commands run with a HOME of their own, so that `cluster up` sets its
+    kubectl context there and never in the real user's ~/.kube/config."""
+
+    def __init__(self, state: Path, home: Path) -> None:
         self.state = state
+        self.home = home
         self.api_port = free_port()
         self.etcd_port = free_port()
         self.mk = [sys.executable, "-m", "minikubectl"]
         self.status: dict = {}
+        self.up_output = ""
+
+    @property
+    def user_env(self) -> dict[str, str]:
+        """HOME of our own; an empty KUBECONFIG is unset for kubectl and the launcher."""
+        return {"HOME": str(self.home), "KUBECONFIG": ""}
+
+    @property
+    def user_kubeconfig(self) -> Path:
+        return self.home / ".kube" / "config"
 
     def cluster(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-        return run(*self.mk, "cluster", *args, "--name", NAME, "--state-dir", str(self.state), timeout=timeout)
+        return run(*self.mk, "cluster", *args, "--name", NAME, "--state-dir", str(self.state), timeout=timeout,
+                   env=self.user_env)
 
     def up(self) -> None:
-        self.cluster("up", "--detach", "--nodes", "2", "--node-cidr", NODE_CIDR, "--cluster-cidr", CLUSTER_CIDR,
-                     "--service-cidr", SERVICE_CIDR, "--apiserver-port", str(self.api_port),
-                     "--etcd-port", str(self.etcd_port), "--etcd-peer-port", str(free_port()),
-                     "--health-base-port", "21300", "--dns-port", "53")
+        self.user_kubeconfig.parent.mkdir(mode=0o700)
+        self.user_kubeconfig.write_text(yaml.safe_dump(SEEDED_KUBECONFIG, sort_keys=False))
+        self.user_kubeconfig.chmod(0o640)
+        self.up_output = self.cluster(
+            "up", "--detach", "--nodes", "2", "--node-cidr", NODE_CIDR, "--cluster-cidr", CLUSTER_CIDR,
+            "--service-cidr", SERVICE_CIDR, "--apiserver-port", str(self.api_port),
+            "--etcd-port", str(self.etcd_port), "--etcd-peer-port", str(free_port()),
+            "--health-base-port", "21300", "--dns-port", "53").stdout
         self.status = json.loads(self.cluster("status", "-o", "json").stdout)
 
     def mkctl(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
