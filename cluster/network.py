@@ -135,7 +135,20 @@ def destroy(cfg: ClusterConfig, kill=None) -> list[str]:
         removed.append(f"link {cfg.bridge}")
     out = ip("-4", "route", "show", "proto", str(ROUTE_PROTO), check=False).stdout
     for line in out.splitlines():
-        if line.strip():
+        if line.strip() and _route_of(cfg, line):
             ip("route", "del", *line.split(), check=False)
             removed.append(f"route {line.strip()}")
     return removed
+
+
+def _route_of(cfg: ClusterConfig, line: str) -> bool:
+    """Whether a route of ours (proto ROUTE_PROTO) is this cluster's: its destination inside the
+    cluster's service, pod or node ranges. Another cluster running beside it keeps its routes."""
+    words = line.split()
+    dest = words[1] if words[0] in ("blackhole", "unreachable", "prohibit") else words[0]
+    try:
+        net = ipaddress.ip_network(dest, strict=False)
+    except ValueError:
+        return False
+    ours = (ipaddress.ip_network(c, strict=False) for c in (cfg.cluster_cidr, cfg.service_cidr, cfg.node_cidr))
+    return any(net.version == r.version and net.subnet_of(r) for r in ours)  # type: ignore[arg-type]

@@ -63,3 +63,17 @@ def test_the_launcher_routes_only_node_subnets_via_the_node_network(scratch_ns, 
     assert routes_in(scratch_ns) == ""
     assert route_pod_range(cfg, "10.244.1.0/24", "10.250.0.12", netns=scratch_ns) is None
     assert routes_in(scratch_ns).split()[:3] == ["10.244.1.0/24", "via", "10.250.0.12"]
+
+
+def test_down_takes_only_its_own_clusters_routes():
+    from cluster.config import ClusterConfig
+    from cluster.network import _route_of
+
+    cfg = ClusterConfig(name="a")
+    cfg.node_cidr, cfg.cluster_cidr, cfg.service_cidr = "10.250.0.0/24", "10.244.0.0/16", "10.96.0.0/12"
+    assert _route_of(cfg, "blackhole 10.96.0.0/12 proto 252")
+    assert _route_of(cfg, "blackhole 10.244.0.0/16 proto 252")
+    assert _route_of(cfg, "10.244.1.0/24 via 10.250.0.12 dev mc-br0 proto 252")
+    # another cluster's, running beside it (the e2e suite's ranges)
+    assert not _route_of(cfg, "blackhole 10.112.0.0/12 proto 252")
+    assert not _route_of(cfg, "10.245.1.0/24 via 10.251.0.12 dev mce-br0 proto 252")
