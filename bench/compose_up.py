@@ -27,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from cluster import dockerengine, image
+from cluster.launcher import ready_nodes
 from cluster.procs import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,8 +44,7 @@ def _ready(kubectl: list[str], env: dict[str, str]) -> set[str]:
     res = _run([*kubectl, "get", "nodes", "-o", "json"], env, timeout=20)
     if res.returncode != 0:
         return set()
-    return {n["metadata"]["name"] for n in json.loads(res.stdout)["items"]
-            if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"]["conditions"])}
+    return set(ready_nodes(json.loads(res.stdout)["items"]))
 
 
 def _wait(fn: Callable[[], bool], timeout: float, what: str) -> None:
@@ -107,15 +107,19 @@ def main(argv: list[str] | None = None) -> int:
         ups: dict[str, list[float]] = {"compose": [], "cluster": []}
         downs: dict[str, list[float]] = {"compose": [], "cluster": []}
         with dockerengine.ranges_blackholed():
-            for i in range(a.repeat):
-                up, down = compose_round(compose, cenv)
-                ups["compose"].append(up)
-                downs["compose"].append(down)
-                if engine:
-                    engine.remember_networks()
-                up, down = cluster_round(home / f"state{i}", kenv)
-                ups["cluster"].append(up)
-                downs["cluster"].append(down)
+            try:
+                for i in range(a.repeat):
+                    up, down = compose_round(compose, cenv)
+                    ups["compose"].append(up)
+                    downs["compose"].append(down)
+                    up, down = cluster_round(home / f"state{i}", kenv)
+                    ups["cluster"].append(up)
+                    downs["cluster"].append(down)
+            finally:  # what a failed round left up
+                _run([*compose, "down", "-v", "--remove-orphans"], cenv)
+                for i in range(a.repeat):
+                    _run([sys.executable, "-m", "minikubectl", "cluster", "down", "--name", "mcb",
+                          "--state-dir", str(home / f"state{i}")], kenv)
         print(f"{'':<34}{'up -> 2 nodes Ready (s)':>26}{'down (s)':>12}")
         labels = {"compose": f"{' '.join(compose)} up -d (warm image)", "cluster": "minikubectl cluster up"}
         for key, label in labels.items():

@@ -113,7 +113,10 @@ class PrivateEngine:
     # --- stop --------------------------------------------------------------------------------
 
     def stop(self, cache: Path = DEFAULT_CACHE, timeout: float = 30.0) -> None:
-        """End the dockerd we started and remove everything it leaves. Idempotent."""
+        """End the dockerd we started and remove everything it leaves, its networks' bridges
+        too (a dockerd that stops keeps them). Idempotent."""
+        if self.pid and _alive(self.pid) and answers(self.env, timeout=5):
+            self.remember_networks(cache)
         teardown(self.root, self.pid, self.bridges, timeout)
         record = cache / "private-engine.json"
         if record.exists() and json.loads(record.read_text() or "{}").get("root") == str(self.root):

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from cluster import launcher
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 MANIFESTS = ROOT / "tests" / "e2e" / "manifests.yaml"  # the seed walkthrough's
 PROJECT = "mc-compose-test"
@@ -103,8 +105,7 @@ def ready_nodes(c: Compose) -> set[str]:
     res = c.kubectl("get", "nodes", "-o", "json", check=False)
     if res.returncode != 0:
         return set()
-    return {n["metadata"]["name"] for n in json.loads(res.stdout)["items"]
-            if any(cond["type"] == "Ready" and cond["status"] == "True" for cond in n["status"]["conditions"])}
+    return set(launcher.ready_nodes(json.loads(res.stdout)["items"]))
 
 
 def test_the_kubeconfig_is_merged_so_kubectl_and_minikubectl_need_no_flags(compose: Compose) -> None:
