@@ -402,6 +402,21 @@ def _unquote_char(text: str, quote: str) -> tuple[str, str]:
     raise ValueError("invalid syntax")
 
 
+_RELAXED = re.compile(r"^\{\.?([^{}]+)\}$|^\.?([^{}]+)$")
+
+
+def relaxed_expression(path: str) -> str:
+    """kubectl's RelaxedJSONPathExpression, for custom columns and --sort-by: `a.b`, `.a.b`,
+    `{a.b}` and `{.a.b}` all mean `{.a.b}`."""
+    if not path:
+        return path
+    match = _RELAXED.match(path)
+    if match is None:
+        raise JsonPathError("unexpected path string, expected a 'name1.name2' or '.name1.name2' "
+                            "or '{name1.name2}' or '{.name1.name2}'")
+    return "{.%s}" % (match.group(1) or match.group(2))
+
+
 # --- evaluation (client-go's jsonpath.go) ----------------------------------------------------
 
 Values = list[Any]
