@@ -301,12 +301,31 @@ def _print_columns(ctx: Context, spec: printers.ColumnsSpec, objs: list[Obj], *,
         raise CliError(failure)
 
 
+def _sorted_rows(objs: list[Obj], sort_by: str) -> list[Obj]:
+    """A kind's rows for --sort-by. kubectl's table printer drops its error (the field found in
+    no row, a bad path): the table is not printed at all, and no error is reported."""
+    if len(objs) < 2 or not sort_by:
+        return objs
+    try:
+        return _sorted(objs, sort_by, lambda o: o, table=True)
+    except CliError:
+        return []
+
+
 def _print_tables(ctx: Context, results: list[tuple[ResourceType, list[Obj]]], opts: GetOptions,
                   out: output.Output, *, several: bool) -> None:
-    """One table per kind that has objects, each sorted by --sort-by, blank lines between
-    them (none with --no-headers)."""
+    """One table per kind that has objects, blank lines between them (none with
+    --no-headers). --sort-by sorts the rows of a kind's table of two rows or more; over several
+    kinds kubectl sorts the tables themselves as objects (a Table has little more than
+    `metadata.resourceVersion`), so it fails on almost every path, and so does this."""
     now = ctx.clock()
-    sorted_results = [(rt, _sorted(objs, opts.sort_by, lambda o: o, table=True)) for rt, objs in results]
+    if opts.sort_by and several:
+        tables_as_objects: list[Obj] = [{"apiVersion": "meta.k8s.io/v1", "kind": "Table",
+                                         "metadata": {"resourceVersion": ""}} for _ in results]
+        _sorted(tables_as_objects, opts.sort_by, lambda o: o, table=False)
+        sorted_results = results
+    else:
+        sorted_results = [(rt, _sorted_rows(objs, opts.sort_by)) for rt, objs in results]
     tables = []
     for rt, objs in sorted_results:
         if not objs:

@@ -3,9 +3,10 @@
 As kubectl's `get/sorter.go` sorts: the path is read relaxed (`.metadata.name`,
 `metadata.name` and `{.metadata.name}` are one path), the first value found is the key,
 an object without it sorts first; int64 and float64 keys compare as numbers, strings as
-quantities when both are (`100m` < `1` < `2Ki`) and otherwise in natural order (`pod-2` <
-`pod-10`; RFC 3339 timestamps therefore by time). Other key types are an error, as are
-keys of different types. The field must be found in at least one object.
+quantities when both are (`100m` < `1` < `2Ki`, `2` < `10`) and otherwise byte by byte
+(`pod-10` < `pod-9`, as kubectl 1.33 orders them; RFC 3339 timestamps therefore by time).
+Other key types are an error, as are keys of different types. The field must be found in at
+least one object.
 
 Equal keys keep the order that Go's `sort.Sort` (pattern-defeating quicksort, an insertion
 sort up to 12 items) leaves them in, so ties come out as kubectl prints them.
@@ -96,7 +97,7 @@ def is_less(a: Any, b: Any) -> bool:
         qa, qb = parse_quantity(a), parse_quantity(b)
         if qa is not None and qb is not None:
             return qa < qb
-        return natural_less(a, b)
+        return a < b
     raise SortError(f"unsortable type: {_type_name(a)}")
 
 
@@ -113,42 +114,6 @@ def _type_name(value: Any) -> str:
     if isinstance(value, dict):
         return "map[string]interface {}"
     return "[]interface {}"
-
-
-def natural_less(a: str, b: str) -> bool:
-    """fvbommel/sortorder's NaturalLess: digit runs compare as numbers, over UTF-8 bytes."""
-    s1, s2 = a.encode(), b.encode()
-    i = j = 0
-    while i < len(s1) and j < len(s2):
-        d1, d2 = _isdigit(s1[i]), _isdigit(s2[j])
-        if d1 != d2:
-            return d1
-        if not d1:
-            if s1[i] != s2[j]:
-                return s1[i] < s2[j]
-            i += 1
-            j += 1
-            continue
-        while i < len(s1) and s1[i] == 0x30:
-            i += 1
-        while j < len(s2) and s2[j] == 0x30:
-            j += 1
-        nz1, nz2 = i, j
-        while i < len(s1) and _isdigit(s1[i]):
-            i += 1
-        while j < len(s2) and _isdigit(s2[j]):
-            j += 1
-        if i - nz1 != j - nz2:
-            return i - nz1 < j - nz2
-        if s1[nz1:i] != s2[nz2:j]:
-            return s1[nz1:i] < s2[nz2:j]
-        if nz1 != nz2:
-            return nz1 < nz2
-    return len(s1) < len(s2)
-
-
-def _isdigit(byte: int) -> bool:
-    return 0x30 <= byte <= 0x39
 
 
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
