@@ -357,8 +357,8 @@ async def watch(ctx: Context, req: kinds.Request, opts: GetOptions, out: output.
     objs = [_typed(req.rt, o) for o in lst.get("items") or []]
     rv = str((lst.get("metadata") or {}).get("resourceVersion") or "")
     shower = _WatchPrinter(ctx, req.rt, opts, out)
-    if objs and out.table:
-        shower.first_table(_sorted(objs, opts.sort_by, lambda o: o, table=True))
+    if objs and (out.table or out.kind == "custom-columns"):
+        shower.first_table(_sorted_rows(objs, opts.sort_by) if out.table else objs)
     else:
         for o in objs:
             shower.show(o)
@@ -374,8 +374,9 @@ async def watch(ctx: Context, req: kinds.Request, opts: GetOptions, out: output.
 
 
 class _WatchPrinter:
-    """Prints what a watch sees: rows keep the widths of the first table (kubectl's
-    tabwriter remembers them), the header only once and not with --no-headers."""
+    """Prints what a watch sees: rows keep the widths of the first table, wider where a later
+    cell needs it (kubectl's tabwriter remembers them), the header only once and not with
+    --no-headers."""
 
     def __init__(self, ctx: Context, rt: ResourceType, opts: GetOptions, out: output.Output) -> None:
         self.ctx, self.rt, self.out = ctx, rt, out
@@ -409,6 +410,8 @@ class _WatchPrinter:
             header = [] if self.no_headers else [self.spec.header()]
             self.widths = printers.column_widths(header + [row])
             self.write(printers.render_table(header, self.widths))
+        # kubectl's tabwriter remembers widths and widens a column for a longer cell
+        self.widths = [max(a, b) for a, b in zip(self.widths, printers.column_widths([row]), strict=False)]
         self.write(printers.render_table([row], self.widths))
 
     def write(self, text: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 
 import pytest
 
@@ -157,3 +158,27 @@ def test_get_flags_match_kubectl(cli, tmp_path):
     mine_v, theirs_v = (json.loads(out) for out in both("version", "-o", "json"))
     assert mine_v["serverVersion"] == theirs_v["serverVersion"]
     assert list(mine_v["clientVersion"]) == [k for k in theirs_v["clientVersion"]]
+
+
+def test_watch_without_headers_and_with_custom_columns(cli, tmp_path):
+    cli("apply", "-f", write(tmp_path / "objects.yaml", OBJECTS))
+    for args, first, later in [
+        (("get", "ns", "-w", "--no-headers"), "default", ["late", "Active"]),
+        (("get", "ns", "-w", "-o", "custom-columns=NAME:.metadata.name,PHASE:.status.phase"), "NAME",
+         ["late", "Active"]),
+        (("get", "ns", "-w", "-o", "jsonpath={.metadata.name}{'\\n'}"), "default", ["late"]),
+    ]:
+        names = sorted(n["metadata"]["name"] for n in cli.json("get", "ns")["items"])
+        proc = subprocess.Popen(cli.argv(args, True), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=cli.env, cwd=tmp_path)
+        try:
+            assert proc.stdout is not None
+            assert proc.stdout.readline().split()[0] == first, args
+            seen = [proc.stdout.readline().split()[0] for _ in range(len(names) - (first == "default"))]
+            assert sorted(([first] if first == "default" else []) + seen) == names, args
+            name = f"late{len(names)}"
+            cli("apply", "-f", "-", stdin=f"apiVersion: v1\nkind: Namespace\nmetadata: {{name: {name}}}\n")
+            assert proc.stdout.readline().split()[:2] == [name, *later[1:]], args
+        finally:
+            proc.kill()
+            proc.wait()
