@@ -342,9 +342,7 @@ def _print_tables(ctx: Context, results: list[tuple[ResourceType, list[Obj]]], o
     ctx.out.flush()
 
 
-async def watch(ctx: Context, req: kinds.Request, opts: GetOptions, out: output.Output) -> int:
-    """The current objects, then one line (or document) per change, until interrupted."""
-    ns = None if opts.all_namespaces else ctx.namespace_of(req.rt)
+def _watch_params(req: kinds.Request, opts: GetOptions) -> dict[str, str]:
     params: dict[str, str] = {}
     if opts.selector:
         params["labelSelector"] = opts.selector
@@ -353,6 +351,13 @@ async def watch(ctx: Context, req: kinds.Request, opts: GetOptions, out: output.
     elif req.names:
         raise CliError("watch is only supported on individual resources and resource "
                        f"collections, but {len(req.names)} resources were found")
+    return params
+
+
+async def watch(ctx: Context, req: kinds.Request, opts: GetOptions, out: output.Output) -> int:
+    """The current objects, then one line (or document) per change, until interrupted."""
+    ns = None if opts.all_namespaces else ctx.namespace_of(req.rt)
+    params = _watch_params(req, opts)
     lst = await ctx.api.get(kinds.path(req.rt, ns), params or None)
     objs = [_typed(req.rt, o) for o in lst.get("items") or []]
     rv = str((lst.get("metadata") or {}).get("resourceVersion") or "")
@@ -367,9 +372,8 @@ async def watch(ctx: Context, req: kinds.Request, opts: GetOptions, out: output.
                                          label_selector=params.get("labelSelector"),
                                          field_selector=params.get("fieldSelector")):
             obj = event.get("object") or {}
-            etype = event.get("type")
             rv = str((obj.get("metadata") or {}).get("resourceVersion") or rv)
-            if etype in ("ADDED", "MODIFIED", "DELETED"):
+            if event.get("type") in ("ADDED", "MODIFIED", "DELETED"):
                 shower.show(_typed(req.rt, obj))
 
 

@@ -23,7 +23,7 @@ Use: `Template.parse(text)` (raises `JsonPathError` with kubectl's parser messag
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Union
 
@@ -703,7 +703,7 @@ def _less(left: Any, right: Any) -> bool:
     return bool(left < right)
 
 
-_OPERATORS = {
+_OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     "==": _equal,
     "!=": lambda a, b: not _equal(a, b),
     "<": _less,

@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         no_headers=a.no_headers, show_labels=a.show_labels,
         label_columns=tuple(k for value in a.label_columns for k in value.split(",") if k),
         sort_by=a.sort_by, allow_missing_template_keys=a.allow_missing_template_keys)),
-        "list objects")
+        "list objects: tables, json, yaml, name, jsonpath or custom columns, sorted, watched")
     p.add_argument("args", nargs="*", metavar="KIND[,KIND] [NAME...] | KIND/NAME")
     p.add_argument("-A", "--all-namespaces", action="store_true")
     p.add_argument("-l", "--selector")
@@ -158,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-t", "--tty", action="store_true")
 
     p = command("version", lambda ctx, a: commands.version(ctx, a.client, a.output),
-                "print the client and server versions")
+                "print the client and server versions (-o json|yaml: kubectl's document)")
     p.add_argument("--client", action="store_true", help="the client version only")
     p.add_argument("-o", "--output", metavar="FORMAT",
                    help="json or yaml: kubectl's clientVersion and serverVersion document")
