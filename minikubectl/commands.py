@@ -7,11 +7,13 @@ then exits 1, as kubectl does; failures of the whole command raise.
 from __future__ import annotations
 
 import json
+import platform
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 import yaml
 
@@ -21,7 +23,7 @@ from kubecore.api.errors import ApiError
 from kubecore.api.resources import ResourceType
 from kubecore.api.types import Obj
 from kubecore.api.validation import go_bool
-from minikubectl import __version__, kinds, manifests, printers
+from minikubectl import __version__, gotext, jsonpath, kinds, manifests, output, printers, sorting
 from minikubectl import describe as D
 from minikubectl.errors import CliError, format_api_error
 from minikubectl.kubeconfig import Target
@@ -29,7 +31,7 @@ from minikubectl.lastapplied import last_applied, modified_configuration, three_
 from minikubectl.transport import Api
 
 STRATEGIC = "application/strategic-merge-patch+json"
-OUTPUTS = ("wide", "yaml", "json", "name")
+T = TypeVar("T")
 
 
 @dataclass
@@ -174,6 +176,11 @@ class GetOptions:
     selector: str | None = None
     output: str | None = None
     watch: bool = False
+    no_headers: bool = False
+    show_labels: bool = False
+    label_columns: tuple[str, ...] = ()
+    sort_by: str = ""
+    allow_missing_template_keys: bool = True
 
 
 async def _fetch(ctx: Context, req: kinds.Request, opts: GetOptions) -> tuple[list[Obj], str]:
@@ -194,69 +201,148 @@ async def _fetch(ctx: Context, req: kinds.Request, opts: GetOptions) -> tuple[li
     return found, ""
 
 
-def _table_spec(rt: ResourceType, opts: GetOptions, kind_prefix: bool) -> printers.TableSpec:
-    return printers.TableSpec(rt, wide=opts.output == "wide",
+Spec = printers.TableSpec | printers.ColumnsSpec
+
+
+def _row_spec(rt: ResourceType, opts: GetOptions, out: output.Output, kind_prefix: bool) -> Spec:
+    if out.kind == "custom-columns":
+        return printers.ColumnsSpec(out.columns)
+    return printers.TableSpec(rt, wide=out.kind == "wide",
                               with_namespace=opts.all_namespaces and rt.namespaced,
-                              kind_prefix=kind_prefix)
+                              kind_prefix=kind_prefix, label_columns=opts.label_columns,
+                              show_labels=opts.show_labels)
+
+
+def _parse_output(opts: GetOptions) -> output.Output:
+    out = output.parse(opts.output, allow_missing_keys=opts.allow_missing_template_keys)
+    if opts.show_labels and not out.table:
+        raise CliError(f"--show-labels option cannot be used with {opts.output} printer")
+    return out
 
 
 async def get(ctx: Context, args: list[str], opts: GetOptions) -> int:
-    if opts.output not in (None, *OUTPUTS):
-        raise CliError(f'unable to match a printer suitable for the output format "{opts.output}", '
-                       f"allowed formats are: {','.join(OUTPUTS)}")
+    out = _parse_output(opts)
     requests = kinds.parse_targets(args)
     if opts.watch:
         if len(requests) != 1:
             raise CliError("watch is only supported on individual resources and resource "
                            f"collections, but {len(requests)} resources were found")
-        return await watch(ctx, requests[0], opts)
+        if opts.sort_by:
+            print("warning: --watch requested, --sort-by will be ignored for watch events received",
+                  file=ctx.err, flush=True)
+        return await watch(ctx, requests[0], opts, out)
     results: list[tuple[ResourceType, list[Obj]]] = []
     for req in requests:
         objs, _ = await _fetch(ctx, req, opts)
         results.append((req.rt, objs))
-    everything = [(rt, o) for rt, objs in results for o in objs]
-    if opts.output in ("json", "yaml"):
-        single_name = len(requests) == 1 and len(requests[0].names) == 1
-        _print_documents(ctx, [o for _, o in everything], opts.output, single_name=single_name)
-    elif opts.output == "name":
-        for rt, o in everything:
-            ctx.say(printers.object_name(rt, o))
-    elif not everything:
-        if not ctx.failed:
-            where = "" if opts.all_namespaces else f" in {ctx.target.namespace} namespace"
-            print(f"No resources found{where}.", file=ctx.err, flush=True)
+    if out.table:
+        _print_tables(ctx, results, opts, out, several=len(requests) > 1)
     else:
-        _print_tables(ctx, results, opts, several=len(requests) > 1)
+        single_name = len(requests) == 1 and len(requests[0].names) == 1
+        _print_generic(ctx, [(rt, o) for rt, objs in results for o in objs], opts, out,
+                       single_name=single_name)
     return ctx.code
 
 
-def _print_documents(ctx: Context, objs: list[Obj], output: str, *, single_name: bool) -> None:
-    """`-o json|yaml`: the object asked for by name, else a List of all found."""
-    if single_name and objs:
-        ctx.out.write(dump(objs[0], output))
-    elif not single_name:
-        ctx.out.write(dump({"apiVersion": "v1", "kind": "List", "items": objs,
-                            "metadata": {"resourceVersion": ""}}, output))
+def _sorted(items: list[T], sort_by: str, key: Callable[[T], Obj], *, table: bool) -> list[T]:
+    if not sort_by:
+        return items
+    try:
+        return sorting.sort_objects(items, sort_by, key, table=table)
+    except sorting.SortError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _print_generic(ctx: Context, everything: list[tuple[ResourceType, Obj]], opts: GetOptions,
+                   out: output.Output, *, single_name: bool) -> None:
+    """Every output but the tables: the object asked for by name, else a List of all found
+    (sorted by --sort-by), as kubectl's printGeneric."""
+    if single_name and not everything:
+        return
+    if not single_name and everything:
+        everything = _sorted(everything, opts.sort_by, lambda item: item[1], table=False)
+    objs = [o for _, o in everything]
+    doc = objs[0] if single_name else {"apiVersion": "v1", "kind": "List", "items": objs,
+                                       "metadata": {"resourceVersion": ""}}
+    if out.kind in ("json", "yaml"):
+        ctx.out.write(dump(doc, out.kind))
+    elif out.kind == "name":
+        ctx.out.write("".join(printers.object_name(rt, o) + "\n" for rt, o in everything))
+    elif out.kind == "jsonpath":
+        assert out.template is not None
+        ctx.out.write(_render_jsonpath(out.template, doc))
+    else:
+        _print_columns(ctx, printers.ColumnsSpec(out.columns), objs,
+                       no_headers=output.no_headers_for(out, opts.no_headers))
     ctx.out.flush()
+
+
+def _render_jsonpath(template: jsonpath.Template, doc: Obj) -> str:
+    try:
+        return template.render(doc)
+    except jsonpath.JsonPathError as exc:
+        raise CliError(f"error executing jsonpath {gotext.quote(template.text)}: "
+                       f"Error executing template: {exc}.") from None
+
+
+def _print_columns(ctx: Context, spec: printers.ColumnsSpec, objs: list[Obj], *, no_headers: bool) -> None:
+    """Custom columns: the header even over no rows, as kubectl's printer writes it; rows up to
+    one kubectl's JSONPath fails on, then its error."""
+    rows = [] if no_headers else [spec.header()]
+    failure = None
+    for obj in objs:
+        try:
+            rows.append(spec.row(obj, ctx.clock()))
+        except jsonpath.JsonPathError as exc:
+            failure = str(exc)
+            break
+    ctx.out.write(printers.render_table(rows))
+    if failure is not None:
+        raise CliError(failure)
+
+
+def _sorted_rows(objs: list[Obj], sort_by: str) -> list[Obj]:
+    """A kind's rows for --sort-by. kubectl's table printer drops its error (the field found in
+    no row, a bad path): the table is not printed at all, and no error is reported."""
+    if len(objs) < 2 or not sort_by:
+        return objs
+    try:
+        return _sorted(objs, sort_by, lambda o: o, table=True)
+    except CliError:
+        return []
 
 
 def _print_tables(ctx: Context, results: list[tuple[ResourceType, list[Obj]]], opts: GetOptions,
-                  *, several: bool) -> None:
-    """One table per kind that has objects, blank lines between them."""
+                  out: output.Output, *, several: bool) -> None:
+    """One table per kind that has objects, blank lines between them (none with
+    --no-headers). --sort-by sorts the rows of a kind's table of two rows or more; over several
+    kinds kubectl sorts the tables themselves as objects (a Table has little more than
+    `metadata.resourceVersion`), so it fails on almost every path, and so does this."""
     now = ctx.clock()
+    if opts.sort_by and several:
+        tables_as_objects: list[Obj] = [{"apiVersion": "meta.k8s.io/v1", "kind": "Table",
+                                         "metadata": {"resourceVersion": ""}} for _ in results]
+        _sorted(tables_as_objects, opts.sort_by, lambda o: o, table=False)
+        sorted_results = results
+    else:
+        sorted_results = [(rt, _sorted_rows(objs, opts.sort_by)) for rt, objs in results]
     tables = []
-    for rt, objs in results:
+    for rt, objs in sorted_results:
         if not objs:
             continue
-        spec = _table_spec(rt, opts, several)
-        tables.append(printers.render_table([spec.header()] + [spec.row(o, now) for o in objs]))
-    ctx.out.write("\n".join(tables))
+        spec = _row_spec(rt, opts, out, several)
+        rows = [spec.row(o, now) for o in objs]
+        tables.append(printers.render_table(rows if opts.no_headers else [spec.header()] + rows))
+    if not tables:
+        if not ctx.failed:
+            where = "" if opts.all_namespaces else f" in {ctx.target.namespace} namespace"
+            print(f"No resources found{where}.", file=ctx.err, flush=True)
+        return
+    ctx.out.write(("" if opts.no_headers else "\n").join(tables))
     ctx.out.flush()
 
 
-async def watch(ctx: Context, req: kinds.Request, opts: GetOptions) -> int:
-    """The current objects, then one line (or document) per change, until interrupted."""
-    ns = None if opts.all_namespaces else ctx.namespace_of(req.rt)
+def _watch_params(req: kinds.Request, opts: GetOptions) -> dict[str, str]:
     params: dict[str, str] = {}
     if opts.selector:
         params["labelSelector"] = opts.selector
@@ -265,45 +351,76 @@ async def watch(ctx: Context, req: kinds.Request, opts: GetOptions) -> int:
     elif req.names:
         raise CliError("watch is only supported on individual resources and resource "
                        f"collections, but {len(req.names)} resources were found")
+    return params
+
+
+async def watch(ctx: Context, req: kinds.Request, opts: GetOptions, out: output.Output) -> int:
+    """The current objects, then one line (or document) per change, until interrupted."""
+    ns = None if opts.all_namespaces else ctx.namespace_of(req.rt)
+    params = _watch_params(req, opts)
     lst = await ctx.api.get(kinds.path(req.rt, ns), params or None)
     objs = [_typed(req.rt, o) for o in lst.get("items") or []]
     rv = str((lst.get("metadata") or {}).get("resourceVersion") or "")
-    spec = _table_spec(req.rt, opts, False)
-    widths: list[int] | None = None
-
-    def show(o: Obj) -> None:
-        nonlocal widths
-        if opts.output == "name":
-            ctx.say(printers.object_name(req.rt, o))
-        elif opts.output in ("json", "yaml"):
-            sep = "---\n" if opts.output == "yaml" else ""
-            ctx.out.write(sep + dump(o, opts.output))
-            ctx.out.flush()
-        else:
-            row = spec.row(o, ctx.clock())
-            if widths is None:
-                widths = printers.column_widths([spec.header(), row])
-                ctx.out.write(printers.render_table([spec.header()], widths))
-            ctx.out.write(printers.render_table([row], widths))
-            ctx.out.flush()
-
-    if objs and opts.output in (None, "wide"):
-        rows = [spec.header()] + [spec.row(o, ctx.clock()) for o in objs]
-        widths = printers.column_widths(rows)
-        ctx.out.write(printers.render_table(rows, widths))
-        ctx.out.flush()
+    shower = _WatchPrinter(ctx, req.rt, opts, out)
+    if objs and (out.table or out.kind == "custom-columns"):
+        shower.first_table(_sorted_rows(objs, opts.sort_by) if out.table else objs)
     else:
         for o in objs:
-            show(o)
+            shower.show(o)
     while True:
         async for event in ctx.api.watch(req.rt, ns, resource_version=rv,
                                          label_selector=params.get("labelSelector"),
                                          field_selector=params.get("fieldSelector")):
             obj = event.get("object") or {}
-            etype = event.get("type")
             rv = str((obj.get("metadata") or {}).get("resourceVersion") or rv)
-            if etype in ("ADDED", "MODIFIED", "DELETED"):
-                show(_typed(req.rt, obj))
+            if event.get("type") in ("ADDED", "MODIFIED", "DELETED"):
+                shower.show(_typed(req.rt, obj))
+
+
+class _WatchPrinter:
+    """Prints what a watch sees: rows keep the widths of the first table, wider where a later
+    cell needs it (kubectl's tabwriter remembers them), the header only once and not with
+    --no-headers."""
+
+    def __init__(self, ctx: Context, rt: ResourceType, opts: GetOptions, out: output.Output) -> None:
+        self.ctx, self.rt, self.out = ctx, rt, out
+        self.spec = _row_spec(rt, opts, out, False)
+        self.no_headers = output.no_headers_for(out, opts.no_headers)
+        self.widths: list[int] | None = None
+
+    def first_table(self, objs: list[Obj]) -> None:
+        rows = [self.spec.row(o, self.ctx.clock()) for o in objs]
+        header = [] if self.no_headers else [self.spec.header()]
+        self.widths = printers.column_widths(header + rows)
+        self.write(printers.render_table(header + rows, self.widths))
+
+    def show(self, o: Obj) -> None:
+        if self.out.kind == "name":
+            self.write(printers.object_name(self.rt, o) + "\n")
+        elif self.out.kind in ("json", "yaml"):
+            self.write(("---\n" if self.out.kind == "yaml" else "") + dump(o, self.out.kind))
+        elif self.out.kind == "jsonpath":
+            assert self.out.template is not None
+            self.write(_render_jsonpath(self.out.template, o))
+        else:
+            self.row(o)
+
+    def row(self, o: Obj) -> None:
+        try:
+            row = self.spec.row(o, self.ctx.clock())
+        except jsonpath.JsonPathError as exc:
+            raise CliError(str(exc)) from None
+        if self.widths is None:
+            header = [] if self.no_headers else [self.spec.header()]
+            self.widths = printers.column_widths(header + [row])
+            self.write(printers.render_table(header, self.widths))
+        # kubectl's tabwriter remembers widths and widens a column for a longer cell
+        self.widths = [max(a, b) for a, b in zip(self.widths, printers.column_widths([row]), strict=False)]
+        self.write(printers.render_table([row], self.widths))
+
+    def write(self, text: str) -> None:
+        self.ctx.out.write(text)
+        self.ctx.out.flush()
 
 
 # --- describe -----------------------------------------------------------------------------
@@ -509,14 +626,77 @@ async def exec_(ctx: Context, pod: str, container: str | None, command: list[str
 # --- version, api-resources ------------------------------------------------------------------
 
 CLIENT_VERSION = f"v{__version__}-minikubectl"
+# apimachinery's version.Info, in its field order; the empty ones are omitted (omitempty)
+VERSION_FIELDS = ("major", "minor", "emulationMajor", "emulationMinor", "minCompatibilityMajor",
+                  "minCompatibilityMinor", "gitVersion", "gitCommit", "gitTreeState", "buildDate",
+                  "goVersion", "compiler", "platform")
+_OMIT_EMPTY = frozenset(VERSION_FIELDS[2:6])
+_GOARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}
 
 
-async def version(ctx: Context, client_only: bool = False) -> int:
-    ctx.say(f"Client Version: {CLIENT_VERSION}")
+def version_info(body: Any) -> dict[str, str]:
+    """A /version body as kubectl re-encodes it: version.Info's fields in order, nothing else."""
+    body = body if isinstance(body, dict) else {}
+    info = {k: str(body.get(k) or "") for k in VERSION_FIELDS}
+    return {k: v for k, v in info.items() if v or k not in _OMIT_EMPTY}
+
+
+def client_version_info() -> dict[str, str]:
+    major, minor, _ = __version__.split(".", 2)
+    machine = platform.machine()
+    return version_info({
+        "major": major, "minor": minor, "gitVersion": CLIENT_VERSION,
+        "goVersion": f"python{sys.version_info.major}.{sys.version_info.minor}",
+        "compiler": platform.python_implementation().lower(),
+        "platform": f"{sys.platform}/{_GOARCH.get(machine, machine)}"})
+
+
+def _check_version_output(output_format: str | None) -> None:
+    if output_format not in (None, "", "json", "yaml"):
+        raise CliError("--output must be 'yaml' or 'json'")
+
+
+def render_version(output_format: str | None, server: dict[str, str] | None) -> str:
+    """kubectl version's text: the Client/Server Version lines, or with -o its
+    clientVersion / serverVersion document."""
+    if not output_format:
+        lines = [f"Client Version: {CLIENT_VERSION}"]
+        if server is not None:
+            lines.append(f"Server Version: {server.get('gitVersion') or '<unknown>'}")
+        return "".join(line + "\n" for line in lines)
+    doc: dict[str, Any] = {"clientVersion": client_version_info()}
+    if server is not None:
+        doc["serverVersion"] = server
+    if output_format == "json":
+        return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    # Go's YAML quotes with double quotes, and kubectl adds a blank line
+    return re.sub(r"^(\s*\w+: )'([^'\"\\]*)'$", r'\1"\2"', dump(doc, "yaml"), flags=re.M) + "\n"
+
+
+def client_version(out: TextIO, output_format: str | None) -> int:
+    """`version --client`: no server needed, none asked."""
+    _check_version_output(output_format)
+    out.write(render_version(output_format, None))
+    out.flush()
+    return 0
+
+
+async def version(ctx: Context, client_only: bool = False, output_format: str | None = None) -> int:
+    """The client's version, then the server's; a server out of reach is reported after the
+    client's part, as kubectl does."""
+    _check_version_output(output_format)
     if client_only:
-        return 0
-    info = await ctx.api.get("/version")
-    ctx.say(f"Server Version: {info.get('gitVersion', '<unknown>')}")
+        return client_version(ctx.out, output_format)
+    server: dict[str, str] | None = None
+    failure: Exception | None = None
+    try:
+        server = version_info(await ctx.api.get("/version"))
+    except (CliError, ApiError) as exc:
+        failure = exc
+    ctx.out.write(render_version(output_format, server))
+    ctx.out.flush()
+    if failure is not None:
+        raise failure
     return 0
 
 

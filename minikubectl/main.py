@@ -13,7 +13,7 @@ import sys
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from kubecore.api.errors import ApiError
 from minikubectl import cluster_cmd, commands
@@ -25,6 +25,13 @@ Runner = Callable[[commands.Context, argparse.Namespace], Awaitable[int]]
 
 
 class _Parser(argparse.ArgumentParser):
+    """No abbreviated long options (pflag has none; with them `version --client` would be an
+    ambiguous `--client-certificate`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:
         raise CliError(message)
 
@@ -84,13 +91,33 @@ def build_parser() -> argparse.ArgumentParser:
     _file_flags(p, required=True)
 
     p = command("get", lambda ctx, a: commands.get(ctx, a.args, commands.GetOptions(
-        all_namespaces=a.all_namespaces, selector=a.selector, output=a.output, watch=a.watch)),
-        "list objects")
+        all_namespaces=a.all_namespaces, selector=a.selector, output=a.output, watch=a.watch,
+        no_headers=a.no_headers, show_labels=a.show_labels,
+        label_columns=tuple(k for value in a.label_columns for k in value.split(",") if k),
+        sort_by=a.sort_by, allow_missing_template_keys=a.allow_missing_template_keys)),
+        "list objects: tables, json, yaml, name, jsonpath or custom columns, sorted, watched")
     p.add_argument("args", nargs="*", metavar="KIND[,KIND] [NAME...] | KIND/NAME")
     p.add_argument("-A", "--all-namespaces", action="store_true")
     p.add_argument("-l", "--selector")
-    p.add_argument("-o", "--output", help="wide, yaml, json or name")
+    p.add_argument("-o", "--output", metavar="FORMAT",
+                   help="wide, yaml, json, name, jsonpath=TEMPLATE, jsonpath-file=FILE, "
+                        "jsonpath-as-json=TEMPLATE, custom-columns=HEADER:PATH[,...] or "
+                        "custom-columns-file=FILE (kubectl's JSONPath: {.metadata.name}, "
+                        '{range .items[*]}...{end}, [?(@.x=="y")], ...)')
     p.add_argument("-w", "--watch", action="store_true")
+    p.add_argument("--no-headers", action="store_true",
+                   help="no header line in tables and custom columns")
+    p.add_argument("--show-labels", action="store_true",
+                   help="a last LABELS column with each object's labels")
+    p.add_argument("-L", "--label-columns", action="append", default=[], metavar="KEY[,KEY]",
+                   help="a column per label key, headed by its last /-segment in upper case")
+    p.add_argument("--sort-by", default="", metavar="JSONPATH",
+                   help="sort by a field (.metadata.name or {.metadata.name}): numbers by value, "
+                        "strings in natural order, objects without the field first")
+    p.add_argument("--allow-missing-template-keys", type=_bool_flag, nargs="?", const=True,
+                   default=True, metavar="BOOL",
+                   help="a missing key prints nothing in jsonpath output, else it is an error "
+                        "(default true)")
 
     p = command("describe", lambda ctx, a: commands.describe(ctx, a.kind, a.names, a.selector,
                                                              a.show_events),
@@ -130,9 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-i", "--stdin", action="store_true")
     p.add_argument("-t", "--tty", action="store_true")
 
-    p = command("version", lambda ctx, a: commands.version(ctx, a.client),
-                "print the client and server versions")
+    p = command("version", lambda ctx, a: commands.version(ctx, a.client, a.output),
+                "print the client and server versions (-o json|yaml: kubectl's document)")
     p.add_argument("--client", action="store_true", help="the client version only")
+    p.add_argument("-o", "--output", metavar="FORMAT",
+                   help="json or yaml: kubectl's clientVersion and serverVersion document")
 
     p = command("api-resources", lambda ctx, a: commands.api_resources(
         ctx, namespaced={"true": True, "false": False}.get(str(a.namespaced).lower()),
@@ -155,6 +184,8 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     if rest and args.command != "exec":
         raise CliError(f"unexpected arguments after --: {' '.join(rest)}")
     args.exec_command = rest
+    if args.command == "version" and args.client:
+        args.local_run = lambda a: commands.client_version(sys.stdout, a.output)
     return args
 
 

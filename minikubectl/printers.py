@@ -3,7 +3,8 @@ API server's Table answers use too) laid out as kubectl lays them out.
 
 Pure: rows from objects and the current time, then tab-aligned text. This module adds
 what only the CLI needs: the NAMESPACE column of `-A`, `kind/name` names when several
-kinds print, and column widths that a watch keeps from its first table.
+kinds print, the label columns of `-L` and `--show-labels` (kubectl's decorateTable), the
+rows of `-o custom-columns`, and column widths that a watch keeps from its first table.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from datetime import datetime
 from kubecore.api.resources import ResourceType
 from kubecore.api.types import Obj
 from kubecore.printers import tables
+from minikubectl.output import Column, column_cells, escape_terminal
 
 
 def qualified_kind(rt: ResourceType) -> str:
@@ -29,11 +31,15 @@ def object_name(rt: ResourceType, obj: Obj) -> str:
 
 @dataclass(frozen=True)
 class TableSpec:
-    """What decides a table's shape: the kind, `-o wide`, `-A`, `kind/name` names."""
+    """What decides a table's shape: the kind, `-o wide`, `-A`, `kind/name` names, and the
+    label columns: one per `-L` key (its last `/` segment upper-cased; the label's value or
+    nothing), then LABELS for `--show-labels`."""
     rt: ResourceType
     wide: bool = False
     with_namespace: bool = False
     kind_prefix: bool = False
+    label_columns: tuple[str, ...] = ()
+    show_labels: bool = False
 
     def columns(self) -> list[tables.Column]:
         """The kind's columns; the priority-1 ones only with `-o wide`. Most kinds start
@@ -42,6 +48,8 @@ class TableSpec:
 
     def header(self) -> list[str]:
         head = [c.name.upper() for c in self.columns()]
+        head += [key.split("/")[-1].upper() for key in self.label_columns]
+        head += ["LABELS"] if self.show_labels else []
         return (["NAMESPACE"] if self.with_namespace else []) + head
 
     def row(self, obj: Obj, now: datetime) -> list[str]:
@@ -49,7 +57,23 @@ class TableSpec:
                  else str(c.cell(obj, now)) for c in self.columns()]
         if self.with_namespace:
             cells.insert(0, str((obj.get("metadata") or {}).get("namespace") or ""))
+        labels = (obj.get("metadata") or {}).get("labels") or {}
+        cells += [escape_terminal(str(labels.get(key, ""))) for key in self.label_columns]
+        if self.show_labels:
+            cells.append(escape_terminal(tables.format_labels(labels)))
         return cells
+
+
+@dataclass(frozen=True)
+class ColumnsSpec:
+    """`-o custom-columns`: the user's headers as given, a cell per path."""
+    columns: tuple[Column, ...]
+
+    def header(self) -> list[str]:
+        return [c.header for c in self.columns]
+
+    def row(self, obj: Obj, now: datetime) -> list[str]:
+        return column_cells(self.columns, obj)
 
 
 def render_table(rows: Iterable[list[str]], widths: list[int] | None = None) -> str:
