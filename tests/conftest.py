@@ -25,6 +25,13 @@ from cluster.procs import die_with_parent, exit_description, free_port, log_tail
 from kubecore.client.config import ClientConfig
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# In-process API servers leave gRPC's threads running in this process for the rest of the run.
+# grpcio's fork handlers (on unless this says otherwise) restart those threads in a child made
+# with fork(), and they crashed it before exec; children are started without fork()
+# (`cluster.procs.die_with_parent`), and should one be forked anyway, gRPC leaves it alone.
+# Read when gRPC is first imported, which is after this.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
 TESTS = ROOT / "tests"
 
 # A test whose fixtures (at any depth) include one of these needs what the marker names.
