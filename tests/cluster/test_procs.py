@@ -19,9 +19,10 @@ os.register_at_fork(before=lambda: FORKS_SEEN.append("before"))
 
 def test_starting_a_child_runs_no_fork_handlers_in_this_process():
     # A child started with a preexec_fn is made with fork(), which runs every at-fork handler:
-    # gRPC's restarted gRPC's threads in the child and crashed it before exec (the API server
-    # of tests/compat "died with SIGABRT at startup"). Python's own handlers run on the same
-    # fork() as the C library's, so seeing none run means no handler ran.
+    # gRPC's restarts gRPC's threads in the child, where they aborted it before exec ("epoll_wait
+    # error: Bad file descriptor"; the API server of tests/compat "died with SIGABRT at
+    # startup"). Python's own handlers run on the same fork() as the C library's, so seeing
+    # none run means no handler ran.
     before = len(FORKS_SEEN)
     proc = subprocess.Popen(die_with_parent(["true"]), start_new_session=True)
     assert proc.wait(timeout=10) == 0
