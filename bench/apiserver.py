@@ -223,10 +223,9 @@ class PlainServer:
 
     def start(self) -> PlainServer:
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(self.args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True,
-                                         preexec_fn=die_with_parent())  # noqa: PLW1509 parent-death signal
-        wait_http_ok(self.url + "/readyz", timeout=30, proc=self.proc)
+            self.proc = subprocess.Popen(die_with_parent(self.args), cwd=ROOT, stdout=log,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+        wait_http_ok(self.url + "/readyz", timeout=30, proc=self.proc, log_path=self.log_path)
         return self
 
     def stop(self) -> None:

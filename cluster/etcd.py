@@ -43,7 +43,8 @@ class EtcdProcess:
 
     def start(self, timeout: float = 30.0) -> EtcdProcess:
         self.launch()
-        wait_http_ok(f"http://{self.endpoint}/health", timeout=timeout, proc=self._proc)
+        wait_http_ok(f"http://{self.endpoint}/health", timeout=timeout, proc=self._proc,
+                     log_path=self.log_path)
         return self
 
     def launch(self) -> subprocess.Popen:
@@ -76,11 +77,8 @@ class EtcdProcess:
         ]
         with contextlib.ExitStack() as stack:
             log = stack.enter_context(open(self.log_path, "ab")) if self.log_path else subprocess.DEVNULL
-            # No Popen argument sets a parent-death signal (PR_SET_PDEATHSIG); die_with_parent gives
-            # the preexec_fn only in the main thread, the one the kernel ties that signal to.
-            self._proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
-                                          start_new_session=True,
-                                          preexec_fn=die_with_parent())  # noqa: PLW1509 no Popen argument for it
+            self._proc = subprocess.Popen(die_with_parent(args), stdout=log, stderr=subprocess.STDOUT,
+                                          start_new_session=True)
         return self._proc
 
     def stop(self) -> None:
@@ -116,7 +114,7 @@ class EtcdCluster:
         for m in self.members:
             procs.append(m.launch())
         for m in self.members:
-            wait_http_ok(f"http://{m.endpoint}/health", timeout=timeout, proc=m._proc)
+            wait_http_ok(f"http://{m.endpoint}/health", timeout=timeout, proc=m._proc, log_path=m.log_path)
         return self
 
     def stop(self) -> None:

@@ -1,6 +1,7 @@
 """Small helpers for the processes the project starts: free ports, waiting for health."""
 from __future__ import annotations
 
+import shutil
 import signal
 import socket
 import ssl
@@ -8,6 +9,8 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
 
 
 def free_port(host: str = "127.0.0.1", *, udp_too: bool = False) -> int:
@@ -48,15 +51,40 @@ def tls_context(cafile: str | None) -> ssl.SSLContext | None:
     return ssl.create_default_context(cafile=cafile) if cafile else None
 
 
-def wait_http_ok(url: str, *, timeout: float = 20.0, proc=None, cafile: str | None = None) -> None:
+def exit_description(returncode: int) -> str:
+    """How a process ended, in words: "exited with 1", "was killed by SIGABRT"."""
+    if returncode < 0:
+        try:
+            return f"was killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"was killed by signal {-returncode}"
+    return f"exited with {returncode}"
+
+
+def log_tail(path: Path | None, lines: int = 30) -> str:
+    """The last `lines` lines of a process's log file, to show with a failure ("" if none)."""
+    if path is None:
+        return ""
+    try:
+        text = path.read_bytes()[-64 * 1024:].decode(errors="replace")
+    except OSError:
+        return ""
+    tail = text.splitlines()[-lines:]
+    return f"\n--- last lines of {path} ---\n" + "\n".join(tail) if tail else f"\n({path} is empty)"
+
+
+def wait_http_ok(url: str, *, timeout: float = 20.0, proc=None, cafile: str | None = None,
+                 log_path: Path | None = None) -> None:
     """Poll `url` until it answers 200 (an https URL verified against `cafile`); fail early
-    if `proc` exits."""
+    if `proc` exits. A failure shows the end of `log_path`, where the process writes its
+    output: why it exited (a traceback, a fatal signal's message) is there."""
     ctx = tls_context(cafile)
     deadline = time.monotonic() + timeout
     last: object = None
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode} before {url} was healthy")
+            raise RuntimeError(f"process {exit_description(proc.returncode)} before {url} was healthy"
+                               + log_tail(log_path))
         try:
             with urllib.request.urlopen(url, timeout=2, context=ctx) as resp:
                 if resp.status == 200:
@@ -65,26 +93,31 @@ def wait_http_ok(url: str, *, timeout: float = 20.0, proc=None, cafile: str | No
         except (urllib.error.URLError, OSError) as exc:
             last = exc
         time.sleep(0.05)
-    raise TimeoutError(f"{url} not healthy after {timeout}s (last: {last})")
+    raise TimeoutError(f"{url} not healthy after {timeout}s (last: {last})" + log_tail(log_path))
 
 
-def die_with_parent():
-    """A preexec_fn under which the child gets SIGTERM when the process that started it dies,
-    so a test run that is killed does not leave its etcd or API server behind; or None.
+def die_with_parent(argv: Sequence[str]) -> list[str]:
+    """`argv` run under `setpriv --pdeathsig TERM`, so the child gets SIGTERM when the process
+    that started it dies: a test run that is killed does not leave its etcd or API server
+    behind.
 
-    The kernel ties this to the *thread* that forks, not the process: a child started from a
-    worker thread would be killed as soon as that thread ends. So it is only given to
-    children started from the main thread."""
+    Not a `preexec_fn` calling prctl(PR_SET_PDEATHSIG): any preexec_fn makes CPython start
+    the child with fork() rather than vfork(), which runs every pthread_atfork handler in the
+    child. gRPC's (aetcd's) handler restarts gRPC's threads there, on state copied while they
+    were mid-call, and they crashed the child (SIGSEGV, SIGABRT) before it reached exec --
+    in the test process, where in-process API servers leave gRPC's threads running. util-linux
+    makes the prctl call after exec instead, as the node agent's runtime does with nsenter.
+
+    The kernel ties the signal to the *thread* that forks, not the process: a child started
+    from a worker thread would be killed as soon as that thread ends. So only children started
+    from the main thread get it. `argv[0]` is looked up on PATH here, so that a missing
+    program raises FileNotFoundError as Popen would, not exit 127 from setpriv."""
     import threading
 
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    return _set_parent_death_signal
-
-
-def _set_parent_death_signal() -> None:
-    import ctypes
-    import signal
-
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    program = shutil.which(argv[0])
+    if program is None:
+        raise FileNotFoundError(f"{argv[0]}: not found")
+    setpriv = shutil.which("setpriv")
+    if setpriv is None or threading.current_thread() is not threading.main_thread():
+        return list(argv)
+    return [setpriv, "--pdeathsig", "TERM", "--", program, *argv[1:]]

@@ -21,10 +21,17 @@ from aiohttp import web
 
 from cluster.etcd import EtcdProcess
 from cluster.pki import KeyPair, Pki
-from cluster.procs import die_with_parent, free_port, wait_http_ok
+from cluster.procs import die_with_parent, exit_description, free_port, log_tail, wait_http_ok
 from kubecore.client.config import ClientConfig
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# In-process API servers leave gRPC's threads running in this process for the rest of the run.
+# grpcio's fork handlers (on unless this says otherwise) restart those threads in a child made
+# with fork(), and they crashed it before exec; children are started without fork()
+# (`cluster.procs.die_with_parent`), and should one be forked anyway, gRPC leaves it alone.
+# Read when gRPC is first imported, which is after this.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
 TESTS = ROOT / "tests"
 
 # A test whose fixtures (at any depth) include one of these needs what the marker names.
@@ -348,10 +355,17 @@ class ApiServerProcess:
         return tls_session(self.url, config or self.config, **kw)
 
     def start(self) -> ApiServerProcess:
-        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
-        self.proc = subprocess.Popen(self.args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True, preexec_fn=die_with_parent())
-        wait_http_ok(self.url + "/readyz", timeout=30, proc=self.proc, cafile=self.pki.ca_file)
+        """Start the process and wait until it is ready. Its stdout and stderr go to `log_path`;
+        a start that fails shows the end of that log (a traceback, a fatal signal's message)."""
+        if self.log_path is None:
+            self.proc = subprocess.Popen(die_with_parent(self.args), cwd=ROOT, stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+        else:
+            with open(self.log_path, "ab") as log:
+                self.proc = subprocess.Popen(die_with_parent(self.args), cwd=ROOT, stdout=log,
+                                             stderr=subprocess.STDOUT, start_new_session=True)
+        wait_http_ok(self.url + "/readyz", timeout=30, proc=self.proc, cafile=self.pki.ca_file,
+                     log_path=self.log_path)
         return self
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
@@ -369,4 +383,10 @@ def apiserver_process(etcd: EtcdProcess, tmp_path: Path) -> Iterator[ApiServerPr
     try:
         yield server
     finally:
+        proc = server.proc
+        if proc is not None and proc.poll() is not None and proc.returncode != -signal.SIGKILL:
+            # it ended on its own (a test's kill() sends SIGKILL): say how, with its last words
+            # (pytest shows a test's captured stderr when the test fails)
+            print(f"the API server {exit_description(proc.returncode)} during the test"
+                  + log_tail(server.log_path), file=sys.stderr)
         server.stop()

@@ -12,14 +12,14 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Protocol
 
 from aiohttp import WSMsgType, web
 
 from kubecore.api import remotecommand as rc
 from services.nodeagent.agent import Agent, PodNotHere
-from services.nodeagent.execproc import ExecProcess
+from services.nodeagent.execproc import STDOUT, ExecProcess
 from services.nodeagent.runtime import CONTAINER_RUNNING, CommandNotFoundError, NotFoundError, RuntimeServiceError
 
 log = logging.getLogger("nodeagent.exec")
@@ -142,11 +142,9 @@ async def run(agent: Agent, messages: Messages, out: Output, ns: str, pod: str, 
 
 async def _stream(runtime, container_id: str, messages: Messages, out: Output, proc: ExecProcess,
                   opts: rc.ExecOptions) -> dict:
-    pumps = []
-    if opts.stdout:
-        pumps.append(asyncio.create_task(_pump(proc.read_stdout, out, rc.STDOUT)))
-    if opts.stderr and not opts.tty:
-        pumps.append(asyncio.create_task(_pump(proc.read_stderr, out, rc.STDERR)))
+    # One task sends all output, in the order it was read: tar's "Cannot stat" on stderr goes
+    # out before the empty archive it then writes to stdout.
+    pumps = [asyncio.create_task(_pump(proc, out))] if opts.stdout or (opts.stderr and not opts.tty) else []
     receiver = asyncio.create_task(_receive(messages, proc, opts))
     exited = asyncio.create_task(proc.wait())
     watcher = asyncio.create_task(_container_stops(runtime, container_id))
@@ -172,12 +170,10 @@ async def _stream(runtime, container_id: str, messages: Messages, out: Output, p
         await asyncio.gather(*pumps, receiver, exited, watcher, return_exceptions=True)
 
 
-async def _pump(read: Callable[[], Awaitable[bytes]], out: Output, channel: int) -> None:
-    while True:
-        data = await read()
-        if not data:
-            return
-        await out.send(channel, data)
+async def _pump(proc: ExecProcess, out: Output) -> None:
+    while (piece := await proc.read_output()) is not None:
+        fd, data = piece
+        await out.send(rc.STDOUT if fd == STDOUT else rc.STDERR, data)
 
 
 async def _receive(messages: Messages, proc: ExecProcess, opts: rc.ExecOptions) -> None:

@@ -44,14 +44,19 @@ class _Info:
 
 class HostRuntime:
     """The runtime calls execstream makes, answered on this host: the command runs as a plain
-    child process, with the same ExecProcess the real runtime uses."""
+    child process, with the same ExecProcess the real runtime uses. `busy_after_start`: seconds
+    the agent spends elsewhere once the command started (a loaded node), before it reads."""
+
+    busy_after_start = 0.0
 
     def container_status(self, container_id: str) -> _State:
         return _State()
 
     async def exec_stream(self, container_id, cmd, *, stdin, stdout, stderr, tty) -> ExecProcess:
-        return await ExecProcess.start(list(cmd), env=dict(os.environ), stdin=stdin, stdout=stdout,
-                                      stderr=stderr, tty=tty, setsid=shutil.which("setsid") or "setsid")
+        proc = await ExecProcess.start(list(cmd), env=dict(os.environ), stdin=stdin, stdout=stdout,
+                                       stderr=stderr, tty=tty, setsid=shutil.which("setsid") or "setsid")
+        await asyncio.sleep(self.busy_after_start)
+        return proc
 
 
 class HostAgent:
@@ -63,8 +68,13 @@ class HostAgent:
 
 
 @pytest.fixture
-async def agent_port():
-    agent = HostAgent()
+def host_agent() -> HostAgent:
+    return HostAgent()
+
+
+@pytest.fixture
+async def agent_port(host_agent):
+    agent = host_agent
 
     async def exec_stream(request: web.Request) -> web.StreamResponse:
         return await execstream.serve(request, agent)
@@ -131,6 +141,37 @@ async def test_output_exit_code_and_binary_stdin(http, pod):
     assert chunks[rc.STDOUT] == data
     assert json.loads(chunks[rc.ERROR]) == rc.success()
 
+
+
+async def exec_frames(http, *command: str) -> list[tuple[int, bytes]]:
+    """The data messages of one exec with stdout and stderr, in the order they came."""
+    async with http.session.ws_connect(EXEC, params=params(*command, stdout=True, stderr=True),
+                                       protocols=(rc.V5,)) as ws:
+        frames = [(msg.data[0], msg.data[1:]) async for msg in ws if len(msg.data) > 1]
+        assert ws.close_code == 1000
+    return frames
+
+
+async def test_short_commands_deliver_all_their_stderr_and_then_their_exit_code(http, pod):
+    """A command that writes and exits at once: every byte it wrote comes before the Status, every
+    time (what `kubectl cp` of a missing path needs to show tar's error)."""
+    for i in range(50):
+        frames = await exec_frames(http, "sh", "-c", f"echo x{i} >&2; exit 3")
+        assert [c for c, _ in frames] == [rc.STDERR, rc.ERROR], (i, frames)
+        assert frames[0][1] == f"x{i}\n".encode(), (i, frames)
+        assert json.loads(frames[-1][1])["details"]["causes"] == [{"reason": "ExitCode", "message": "3"}]
+
+
+async def test_output_goes_out_in_the_order_it_was_written_when_read_late(http, pod, host_agent):
+    """tar of a missing path writes its error to stderr, then an empty archive to stdout, and
+    exits. An agent busy elsewhere reads both only after the command ended: it sends them in the
+    order they were read (the order written), as the kubelet does -- kubectl cp stops reading at
+    the archive's end, so an error sent after the archive is an error it may never print."""
+    host_agent.runtime.busy_after_start = 0.3
+    for i in range(5):
+        frames = await exec_frames(http, "sh", "-c", "echo 'tar: missing: Cannot stat' >&2; printf '\\0\\0'")
+        assert frames == [(rc.STDERR, b"tar: missing: Cannot stat\n"), (rc.STDOUT, b"\0\0"),
+                          (rc.ERROR, rc.status_frame(rc.success())[1:])], (i, frames)
 
 
 async def test_text_stdin_from_the_official_python_client(http, apiserver, pod):
