@@ -105,9 +105,7 @@ class PrivateEngine:
     def remember_networks(self, cache: Path = DEFAULT_CACHE) -> None:
         """Note the Linux bridges of the engine's networks now, so `stop` can remove them even
         if the engine cannot."""
-        res = subprocess.run(["docker", "network", "ls", "-q", "--no-trunc", "--filter", "driver=bridge"],
-                             check=False, capture_output=True, text=True, env={**os.environ, **self.env})
-        self.bridges |= {f"br-{nid[:12]}" for nid in res.stdout.split()}
+        self.bridges |= engine_bridges(self.env)
         self._record(cache)
 
     # --- stop --------------------------------------------------------------------------------
@@ -115,8 +113,6 @@ class PrivateEngine:
     def stop(self, cache: Path = DEFAULT_CACHE, timeout: float = 30.0) -> None:
         """End the dockerd we started and remove everything it leaves, its networks' bridges
         too (a dockerd that stops keeps them). Idempotent."""
-        if self.pid and _alive(self.pid) and answers(self.env, timeout=5):
-            self.remember_networks(cache)
         teardown(self.root, self.pid, self.bridges, timeout)
         record = cache / "private-engine.json"
         if record.exists() and json.loads(record.read_text() or "{}").get("root") == str(self.root):
@@ -139,8 +135,21 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def engine_bridges(env: dict[str, str]) -> set[str]:
+    """The Linux bridges (`br-` and 12 digits of the id) of an engine's bridge networks."""
+    try:
+        res = subprocess.run(["docker", "network", "ls", "-q", "--no-trunc", "--filter", "driver=bridge"],
+                             check=False, capture_output=True, text=True, timeout=20, env={**os.environ, **env})
+    except (OSError, subprocess.TimeoutExpired):
+        return set()
+    return {f"br-{nid[:12]}" for nid in res.stdout.split()} if res.returncode == 0 else set()
+
+
 def teardown(root: Path, pid: int, bridges: set[str] | list[str], timeout: float = 30.0) -> None:
+    """End our dockerd (asking it first which bridges its networks have: a dockerd that stops
+    keeps them), unmount what is left under `root`, delete the bridges and `root`."""
     if pid and _is_our_dockerd(pid, root):
+        bridges = set(bridges) | engine_bridges({"DOCKER_HOST": f"unix://{root}/docker.sock"})
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while _alive(pid) and time.monotonic() < deadline:
