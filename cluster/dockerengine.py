@@ -28,6 +28,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cluster.supervisor import _alive
+
 log = logging.getLogger(__name__)
 
 DEFAULT_CACHE = Path("/var/cache/minicluster")
@@ -125,14 +127,6 @@ def _is_our_dockerd(pid: int, root: Path) -> bool:
     except OSError:
         return False
     return bool(cmd) and cmd[0].endswith(b"dockerd") and f"unix://{root}/docker.sock".encode() in cmd
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ", 1)[1][0] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 def engine_bridges(env: dict[str, str]) -> set[str]:

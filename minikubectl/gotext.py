@@ -20,6 +20,8 @@ import json
 from decimal import Decimal
 from typing import Any
 
+from kubecore.api.formats import go_quote
+
 
 def _digits(value: float) -> tuple[str, int]:
     """The shortest decimal digits that read back as `value` (as Go's and Python's float
@@ -155,25 +157,9 @@ def sprint(value: Any) -> str:
     return str(value)
 
 
-_NAMED_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t",
-                  "\v": "\\v", "\\": "\\\\", '"': '\\"'}
-
-
 def quote(text: str) -> str:
     """`strconv.Quote`: what `%q` makes of a string."""
-    out = ['"']
-    for ch in text:
-        if ch in _NAMED_ESCAPES:
-            out.append(_NAMED_ESCAPES[ch])
-        elif ch.isprintable():
-            out.append(ch)
-        elif ord(ch) < 0x80:
-            out.append(f"\\x{ord(ch):02x}")
-        elif ord(ch) < 0x10000:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(f"\\U{ord(ch):08x}")
-    return "".join(out) + '"'
+    return go_quote(text)
 
 
 def rune_text(ch: str) -> str:

@@ -13,11 +13,11 @@ sort up to 12 items) leaves them in, so ties come out as kubectl prints them.
 """
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from fractions import Fraction
 from typing import Any, TypeVar
 
+from kubecore.api import quantity
 from minikubectl import gotext
 from minikubectl.jsonpath import JsonPathError, Template, Values, relaxed_expression
 
@@ -116,24 +116,14 @@ def _type_name(value: Any) -> str:
     return "[]interface {}"
 
 
-_BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
-_DECIMAL = {"n": Fraction(1, 10**9), "u": Fraction(1, 10**6), "m": Fraction(1, 1000), "": Fraction(1),
-            "k": Fraction(10**3), "M": Fraction(10**6), "G": Fraction(10**9), "T": Fraction(10**12),
-            "P": Fraction(10**15), "E": Fraction(10**18)}
-_QUANTITY = re.compile(r"([+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+))(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?[0-9]+)?")
-
-
 def parse_quantity(text: str) -> Fraction | None:
     """The value of a resource quantity (`500m`, `1Gi`, `1e3`), None if `text` is not one."""
-    match = _QUANTITY.fullmatch(text)
-    if match is None:
+    if text != text.strip():
         return None
-    number, suffix = Fraction(match.group(1)), match.group(2) or ""
-    if suffix in _BINARY:
-        return number * _BINARY[suffix]
-    if suffix in _DECIMAL:
-        return number * _DECIMAL[suffix]
-    return number * Fraction(10) ** int(suffix[1:])
+    try:
+        return quantity.parse(text)
+    except quantity.QuantityError:
+        return None
 
 
 # --- Go's sort.Sort (pdqsort), so that ties land where kubectl's land ------------------------

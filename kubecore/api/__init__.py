@@ -6,6 +6,7 @@ Where to find what (bottom to top; each module imports only those above it in th
                        ownerReferences, for the type checker only
     errors.py          `Status` errors and their causes
     formats.py         name, label, port and IP formats (apimachinery's util/validation)
+    quantity.py        resource quantities (apimachinery's resource.Quantity), exact fractions
     nodenet.py         what a Node may ask of the hosts' networks: pod ranges that are node
                        subnets of the cluster CIDR, node addresses that are plain IPs in the
                        node network, and the routes both make (API server, launcher, agents)

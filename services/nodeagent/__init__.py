@@ -12,8 +12,8 @@ Layers, bottom up; each only uses the ones below it:
 - `containerio`: a container's stdio as containerd's shim keeps it: stdout/stderr FIFOs pumped
   into a CRI-format log and to attached clients, a stdin FIFO or a terminal; the runtime uses it.
 - `cri`: `ContainerRuntime`, the runtime as everything above uses it (the real one or a fake).
-- `quantity`, `podenv`: resource quantities; a container's env, envFrom and $(VAR) expansion of
-  env, command and args, as kubelet makes them (pure).
+- `podenv`: a container's env, envFrom and $(VAR) expansion of env, command and args, as
+  kubelet makes them, with `kubecore.api.quantity` for resource fields (pure).
 - `projected` (tokens, the atomic writer), `volumefiles` (which volumes the node makes, what
   their files hold; pure), `sources` (the ConfigMaps and Secrets pods read, through a TTL cache)
   and `volumes` (emptyDir, hostPath, configMap, secret, downwardAPI, projected on disk).

@@ -24,9 +24,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubecore.api import formats
+from kubecore.api import formats, quantity
 from kubecore.api.types import Obj
-from services.nodeagent import quantity
 
 CONFIG_ERROR_REASON = "CreateContainerConfigError"
 # Limits a container gets for the downward API when it has none: the node's allocatable.

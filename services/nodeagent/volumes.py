@@ -29,7 +29,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from services.nodeagent import procfs, quantity, volumefiles
+from kubecore.api import quantity
+from services.nodeagent import procfs, volumefiles
 from services.nodeagent.projected import TokenManager, VolumeError, write_atomic
 from services.nodeagent.sources import ReferencedObjects, SourceError
 from services.nodeagent.volumefiles import NodeVolume, VolumeInputs

@@ -5,7 +5,7 @@ import base64
 
 import pytest
 
-from services.nodeagent import quantity
+from kubecore.api import quantity
 from services.nodeagent.podenv import (
     ContainerConfigError,
     EnvSources,

@@ -1,4 +1,4 @@
-"""Resource quantities (apimachinery's resource.Quantity), as much as the node needs (pure).
+"""Resource quantities (apimachinery's resource.Quantity), as much as the node agent and the CLI need (pure).
 
 The downward API hands a container its own limits and requests (`resourceFieldRef`), divided by
 a divisor and rounded up, as kubelet's ExtractContainerResourceValue does: CPU through
@@ -15,7 +15,7 @@ _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei"
 _DECIMAL = {"n": Fraction(1, 10**9), "u": Fraction(1, 10**6), "m": Fraction(1, 1000), "": Fraction(1),
             "k": Fraction(10**3), "M": Fraction(10**6), "G": Fraction(10**9), "T": Fraction(10**12),
             "P": Fraction(10**15), "E": Fraction(10**18)}
-_QUANTITY = re.compile(r"([+-]?(?:\d+\.?\d*|\.\d+))(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?\d+)?")
+_QUANTITY = re.compile(r"([+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+))(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?[0-9]+)?")
 
 
 class QuantityError(ValueError):
