@@ -25,7 +25,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from cluster.supervisor import _alive
@@ -59,7 +59,6 @@ class PrivateEngine:
 
     root: Path
     pid: int = 0
-    bridges: set[str] = field(default_factory=set)
 
     @property
     def socket(self) -> Path:
@@ -101,21 +100,14 @@ class PrivateEngine:
         return engine
 
     def _record(self, cache: Path) -> None:
-        (cache / "private-engine.json").write_text(json.dumps(
-            {"root": str(self.root), "pid": self.pid, "bridges": sorted(self.bridges)}))
-
-    def remember_networks(self, cache: Path = DEFAULT_CACHE) -> None:
-        """Note the Linux bridges of the engine's networks now, so `stop` can remove them even
-        if the engine cannot."""
-        self.bridges |= engine_bridges(self.env)
-        self._record(cache)
+        (cache / "private-engine.json").write_text(json.dumps({"root": str(self.root), "pid": self.pid}))
 
     # --- stop --------------------------------------------------------------------------------
 
     def stop(self, cache: Path = DEFAULT_CACHE, timeout: float = 30.0) -> None:
         """End the dockerd we started and remove everything it leaves, its networks' bridges
         too (a dockerd that stops keeps them). Idempotent."""
-        teardown(self.root, self.pid, self.bridges, timeout)
+        teardown(self.root, self.pid, timeout)
         record = cache / "private-engine.json"
         if record.exists() and json.loads(record.read_text() or "{}").get("root") == str(self.root):
             record.unlink()
@@ -129,21 +121,26 @@ def _is_our_dockerd(pid: int, root: Path) -> bool:
     return bool(cmd) and cmd[0].endswith(b"dockerd") and f"unix://{root}/docker.sock".encode() in cmd
 
 
-def engine_bridges(env: dict[str, str]) -> set[str]:
-    """The Linux bridges (`br-` and 12 digits of the id) of an engine's bridge networks."""
+def engine_bridges(env: dict[str, str], project: str | None = None) -> set[str]:
+    """The Linux bridges (`br-` and 12 digits of the id) of an engine's bridge networks, or of
+    one compose project's."""
+    filters = ["--filter", "driver=bridge"]
+    if project is not None:
+        filters += ["--filter", f"label=com.docker.compose.project={project}"]
     try:
-        res = subprocess.run(["docker", "network", "ls", "-q", "--no-trunc", "--filter", "driver=bridge"],
+        res = subprocess.run(["docker", "network", "ls", "-q", "--no-trunc", *filters],
                              check=False, capture_output=True, text=True, timeout=20, env={**os.environ, **env})
     except (OSError, subprocess.TimeoutExpired):
         return set()
     return {f"br-{nid[:12]}" for nid in res.stdout.split()} if res.returncode == 0 else set()
 
 
-def teardown(root: Path, pid: int, bridges: set[str] | list[str], timeout: float = 30.0) -> None:
+def teardown(root: Path, pid: int, timeout: float = 30.0) -> None:
     """End our dockerd (asking it first which bridges its networks have: a dockerd that stops
     keeps them), unmount what is left under `root`, delete the bridges and `root`."""
+    bridges: set[str] = set()
     if pid and _is_our_dockerd(pid, root):
-        bridges = set(bridges) | engine_bridges({"DOCKER_HOST": f"unix://{root}/docker.sock"})
+        bridges = engine_bridges({"DOCKER_HOST": f"unix://{root}/docker.sock"})
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while _alive(pid) and time.monotonic() < deadline:
@@ -177,7 +174,7 @@ def cleanup_after_crash(cache: Path = DEFAULT_CACHE) -> bool:
         record.unlink()
         return False
     if root.name.startswith("mc-dockerd-"):
-        teardown(root, int(data.get("pid") or 0), data.get("bridges") or [])
+        teardown(root, int(data.get("pid") or 0))
     record.unlink()
     return True
 

@@ -26,7 +26,6 @@ def docker_env() -> Iterator[dict[str, str]]:
     try:
         yield engine.env
     finally:
-        engine.remember_networks()
         engine.stop()
 
 

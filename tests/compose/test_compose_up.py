@@ -11,13 +11,14 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from cluster import launcher
+from cluster.dockerengine import engine_bridges
+from tests.e2e.harness import run, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 MANIFESTS = ROOT / "tests" / "e2e" / "manifests.yaml"  # the seed walkthrough's
@@ -35,33 +36,6 @@ def compose_argv(env: dict[str, str]) -> list[str]:
     pytest.skip("neither `docker compose` nor docker-compose is installed")
 
 
-def run(argv: list[str], env: dict[str, str], *, check: bool = True, timeout: float = 120,
-        input_text: str | None = None) -> subprocess.CompletedProcess:
-    res = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=ROOT, input=input_text,
-                         env={**os.environ, **env})
-    if check and res.returncode != 0:
-        raise AssertionError(f"{' '.join(argv)} -> {res.returncode}\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}")
-    return res
-
-
-def wait_until(fn, timeout: float, what: str, interval: float = 1.0):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last: {last!r}")
-
-
-def bridges_of(project: str, env: dict[str, str]) -> set[str]:
-    """The Linux bridges of the project's networks (`br-` and the network id's first 12 digits)."""
-    ids = run(["docker", "network", "ls", "-q", "--no-trunc", "--filter",
-               f"label=com.docker.compose.project={project}"], env).stdout.split()
-    return {f"br-{i[:12]}" for i in ids}
-
-
 def forwarding() -> str:
     return Path("/proc/sys/net/ipv4/ip_forward").read_text().strip()
 
@@ -73,13 +47,13 @@ class Compose:
         self.forwarding_before = ""
 
     def __call__(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
-        return run([*self.argv, *args], self.env, check=check, timeout=timeout)
+        return run(*self.argv, *args, env=self.env, check=check, timeout=timeout)
 
     def kubectl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        return run(["kubectl", *args], self.env, check=check, timeout=60)
+        return run("kubectl", *args, env=self.env, check=check, timeout=60)
 
     def minikubectl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        return run([sys.executable, "-m", "minikubectl", *args], self.env, check=check, timeout=60)
+        return run(sys.executable, "-m", "minikubectl", *args, env=self.env, check=check, timeout=60)
 
 
 @pytest.fixture(scope="module")
@@ -91,10 +65,10 @@ def compose(docker_env, project_image, ranges_blackholed, tmp_path_factory) -> I
     c("down", "-v", "--remove-orphans", check=False)
     c.forwarding_before = forwarding()
     c("up", "-d")
-    c.bridges = bridges_of(PROJECT, c.env)
+    c.bridges = engine_bridges(c.env, PROJECT)
     try:
-        wait_until((home / ".kube" / "config").exists, 240, "the kubeconfig one-shot")
-        wait_until(lambda: NODES <= ready_nodes(c), 240, "both nodes Ready")
+        wait_until((home / ".kube" / "config").exists, 240, interval=1.0, what="the kubeconfig one-shot")
+        wait_until(lambda: NODES <= ready_nodes(c), 240, interval=1.0, what="both nodes Ready")
         yield c
     finally:
         if c("ps", "-q", check=False).stdout.strip():
@@ -125,7 +99,7 @@ def test_the_seed_walkthrough_runs_in_compose(compose: Compose) -> None:
         ok = [p for p in pods if p["status"].get("phase") == "Running"
               and all(c.get("ready") for c in p["status"].get("containerStatuses") or [{}])]
         return pods if len(pods) == 4 and len(ok) == 4 else None
-    pods = wait_until(running, 180, "the 3 test pods and the client Running and ready")
+    pods = wait_until(running, 180, interval=1.0, what="the 3 test pods and the client Running and ready")
     assert {p["spec"]["nodeName"] for p in pods} == NODES, "pods on both node containers"
     test_pods = {p["metadata"]["name"] for p in pods if p["metadata"]["name"].startswith("test-")}
 
@@ -134,7 +108,7 @@ def test_the_seed_walkthrough_runs_in_compose(compose: Compose) -> None:
     dig = compose("run", "--rm", "tools", "dig", "@dns", "mysvc.default.svc", "+short", timeout=120)
     assert dig.stdout.split()[-1] == cluster_ip
     # and from the host, at the DNS container's address on the compose network
-    host_dig = run(["dig", f"@{DNS_ADDRESS}", "mysvc.default.svc", "+short", "+time=3", "+tries=2"], {})
+    host_dig = run("dig", f"@{DNS_ADDRESS}", "mysvc.default.svc", "+short", "+time=3", "+tries=2")
     assert host_dig.stdout.split() == [cluster_ip]
 
     seen: set[str] = set()
@@ -144,7 +118,7 @@ def test_the_seed_walkthrough_runs_in_compose(compose: Compose) -> None:
                               "mysvc.default.svc.cluster.local:8080/hostname", check=False)
         seen.add(res.stdout.strip())
         return test_pods <= seen
-    wait_until(all_answered, 90, "every test pod answering through mysvc", interval=0.2)
+    wait_until(all_answered, 90, interval=0.2, what="every test pod answering through mysvc")
 
     listing = compose("exec", "-T", "node1", "iptables", "-t", "nat", "-L", "KUBE-SERVICES", "-n").stdout
     lines = listing.splitlines()
@@ -161,12 +135,12 @@ def test_down_leaves_nothing(compose: Compose) -> None:
     compose("down", "-v", "--remove-orphans")
     label = f"label=com.docker.compose.project={PROJECT}"
     for what in (["ps", "-aq"], ["volume", "ls", "-q"], ["network", "ls", "-q"]):
-        left = run(["docker", *what, "--filter", label], compose.env).stdout.split()
+        left = run("docker", *what, "--filter", label, env=compose.env).stdout.split()
         assert left == [], f"docker {' '.join(what)} after down: {left}"
-    links = run(["ip", "-o", "link", "show"], {}).stdout
+    links = run("ip", "-o", "link", "show").stdout
     assert not [b for b in compose.bridges if f" {b}:" in links], "a bridge of the project is left"
-    routes = run(["ip", "route", "show", "table", "all"], {}).stdout
+    routes = run("ip", "route", "show", "table", "all").stdout
     assert not [r for r in routes.splitlines() if "10.250.0." in r or any(b in r for b in compose.bridges)]
-    rules = run(["iptables-save"], {}).stdout
+    rules = run("iptables-save").stdout
     assert not [r for r in rules.splitlines() if "10.250.0." in r or any(b in r for b in compose.bridges)]
     assert forwarding() == compose.forwarding_before, "forwarding in the root namespace changed"

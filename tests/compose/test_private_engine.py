@@ -21,7 +21,7 @@ def test_a_crashed_runs_engine_is_ended_and_its_bridges_removed(tmp_path: Path):
                          capture_output=True, text=True, check=True, env=env).stdout.strip()
     bridge = f"br-{net[:12]}"
     assert Path(f"/sys/class/net/{bridge}").exists()
-    # the run dies here: no stop(), no remember_networks(); only the record is left
+    # the run dies here: no stop(); only the record is left
     assert dockerengine.cleanup_after_crash(cache) is True
     assert not Path(f"/sys/class/net/{bridge}").exists(), "the dead run's bridge is left on the host"
     assert not Path(f"/proc/{engine.pid}").exists() or not dockerengine._is_our_dockerd(engine.pid, engine.root)
