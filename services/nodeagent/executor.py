@@ -376,7 +376,7 @@ class PodExecutor:
         for skipped in resolved.skipped:
             self._tell(pod, podevents.invalid_env_names(skipped.message))
         return replace(config, mounts=mount_paths(config.mounts, dirs, resolved.env), env=resolved.env,
-                       command=resolved.command, args=resolved.args)
+                       command=resolved.command, args=resolved.args, pod=pod, spec=spec)
 
     def _addresses(self, sandbox_id: str) -> podenv.PodAddresses:
         ip = next((s.ip for s in self.runtime.list_pod_sandboxes() if s.id == sandbox_id), "")

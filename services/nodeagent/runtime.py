@@ -247,6 +247,10 @@ class ContainerConfig:
     stdin: bool = False  # the spec's stdin, stdinOnce and tty (`containerio`)
     stdin_once: bool = False
     tty: bool = False
+    # The pod and the container as the API has them: an OCI runtime reads securityContext and
+    # resources there.
+    pod: Mapping[str, Any] = field(default_factory=dict)
+    spec: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -273,6 +277,8 @@ class ContainerInfo:
     stdin: bool = False
     stdin_once: bool = False
     tty: bool = False
+    image_id: str = ""  # the image's config digest, when an image store gave the rootfs
+    stop_signal: str = ""  # the image's StopSignal ("SIGQUIT"); SIGTERM when empty
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -1,0 +1,57 @@
+"""The few mounts the runtime makes itself: a container's rootfs (overlayfs over the image's
+layers) and a pod's /dev/shm (tmpfs). mount(2) and umount2(2) are called directly: a process
+per mount would dominate a pod's start, and these run in the agent's own thread, never between
+fork and exec.
+"""
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+MNT_DETACH = 2
+MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p)
+_libc.umount2.argtypes = (ctypes.c_char_p, ctypes.c_int)
+
+
+class MountError(OSError):
+    pass
+
+
+def _mount(source: str, target: Path, fstype: str, data: str, flags: int = 0) -> None:
+    if _libc.mount(source.encode(), str(target).encode(), fstype.encode(), flags, data.encode()) != 0:
+        err = ctypes.get_errno()
+        raise MountError(err, f"mount {fstype} on {target}: {os.strerror(err)}")
+
+
+def overlay_options(lowers: Sequence[Path], upper: Path, work: Path) -> str:
+    """overlayfs options: the top layer first in lowerdir, as overlayfs stacks them."""
+    if not lowers:
+        raise ValueError("an overlay needs at least one lower layer")
+    return f"lowerdir={':'.join(str(p) for p in reversed(lowers))},upperdir={upper},workdir={work}"
+
+
+def mount_overlay(target: Path, *, lowers: Sequence[Path], upper: Path, work: Path) -> None:
+    """`lowers` bottom layer first (the image's order)."""
+    _mount("overlay", target, "overlay", overlay_options(lowers, upper, work))
+
+
+def mount_tmpfs(target: Path, options: str) -> None:
+    """A nosuid, nodev, noexec tmpfs (a pod's /dev/shm) with tmpfs's own `options` (mode, size)."""
+    _mount("tmpfs", target, "tmpfs", options, MS_NOSUID | MS_NODEV | MS_NOEXEC)
+
+
+def unmount(target: Path) -> None:
+    """Lazily unmount `target`; nothing mounted there (or no such path) is fine."""
+    if _libc.umount2(str(target).encode(), MNT_DETACH) != 0:
+        err = ctypes.get_errno()
+        if err not in (errno.EINVAL, errno.ENOENT):
+            raise MountError(err, f"umount {target}: {os.strerror(err)}")
+
+
+def is_mountpoint(path: Path) -> bool:
+    return os.path.ismount(path)
