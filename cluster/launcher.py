@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from cluster import credentials, network, userconfig
+from cluster import credentials, hoststate, network, userconfig
 from cluster.components import Component, all_components
 from cluster.config import ClusterConfig, load_state
 from cluster.encryption import write_config as write_encryption_config
@@ -390,6 +390,8 @@ def down(cfg: ClusterConfig, *, quiet: bool = False, kubeconfig: str | None = No
         for pid in end_processes(pids, cfg.name):
             done.append(f"process {pid}")
     done += network.destroy(cfg, kill=lambda pids: end_processes(pids, None, timeout=3))
+    done += [f"mount {point}" for point in hoststate.unmount_under(cfg.state_dir / "nodes")]
+    done += hoststate.remove_cgroups(_node_names(cfg))
     for path in (cfg.state_dir / "etcd", cfg.state_dir / "nodes", cfg.state_file, cfg.kubeconfig,
                  cfg.state_dir / "kubeconfigs", cfg.pki_dir, cfg.encryption_config.parent):
         if path.is_dir():
@@ -399,6 +401,15 @@ def down(cfg: ClusterConfig, *, quiet: bool = False, kubeconfig: str | None = No
     if not quiet:
         print("\n".join(f"removed {d}" for d in done) if done else "nothing to remove")
     return done
+
+
+def _node_names(cfg: ClusterConfig) -> list[str]:
+    """The configured nodes and any other node directory left behind (a cluster once bigger)."""
+    names = {cfg.node_name(i) for i in range(1, cfg.nodes + 1)}
+    nodes_dir = cfg.state_dir / "nodes"
+    if nodes_dir.is_dir():
+        names |= {p.name for p in nodes_dir.iterdir() if p.is_dir()}
+    return sorted(names)
 
 
 def remove_user_context(cfg: ClusterConfig, state: dict | None, kubeconfig: str | None, *,

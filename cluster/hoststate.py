@@ -1,0 +1,93 @@
+"""What the nodes' container runtime leaves on the machine besides processes and namespaces:
+mounts (containers' root filesystems, pods' IPC/UTS namespaces and /dev/shm) under the node
+directories, and cgroups under `/minicluster/<node>`. `cluster down` removes them, also after
+a crash (a node agent killed with SIGKILL leaves them all behind); both steps are idempotent.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+CGROUP_PARENT = "minicluster"  # the node agents' cgroup parent (services/nodeagent/ociruntime.py)
+
+
+def _unescape(field: str) -> str:
+    """mountinfo escapes space, tab, newline and backslash as octal (\\040)."""
+    out, i = [], 0
+    while i < len(field):
+        if field[i] == "\\" and i + 3 < len(field) and field[i + 1:i + 4].isdigit():
+            out.append(chr(int(field[i + 1:i + 4], 8)))
+            i += 4
+        else:
+            out.append(field[i])
+            i += 1
+    return "".join(out)
+
+
+def mount_points(mountinfo: str) -> list[str]:
+    """The mount points of a /proc/<pid>/mountinfo text, in its order."""
+    points = []
+    for line in mountinfo.splitlines():
+        fields = line.split()
+        if len(fields) > 4:
+            points.append(_unescape(fields[4]))
+    return points
+
+
+def mounts_under(directory: Path, mountinfo: str) -> list[str]:
+    """Mount points inside `directory`, deepest (and latest) first: the order to unmount them."""
+    prefix = str(directory).rstrip("/") + "/"
+    inside = [p for p in mount_points(mountinfo) if p.startswith(prefix)]
+    return sorted(reversed(inside), key=lambda p: -p.count("/"))
+
+
+def unmount_under(directory: Path) -> list[str]:
+    """Lazily unmount everything mounted inside `directory`; what was unmounted."""
+    with open("/proc/self/mountinfo") as f:
+        points = mounts_under(directory, f.read())
+    done = []
+    for point in points:
+        if subprocess.run(["umount", "-l", point], check=False, capture_output=True).returncode == 0:
+            done.append(point)
+    return done
+
+
+def cgroup_dirs(relative: str, root: Path = CGROUP_ROOT) -> list[Path]:
+    """`relative` in every cgroup v1 hierarchy, or in the v2 tree."""
+    if (root / "cgroup.controllers").exists():
+        return [root / relative]
+    if not root.is_dir():
+        return []
+    return [h / relative for h in sorted(root.iterdir()) if h.is_dir() and not h.is_symlink()]
+
+
+def remove_cgroups(nodes: Iterable[str], *, root: Path = CGROUP_ROOT, wait: float = 5.0) -> list[str]:
+    """Remove the nodes' cgroup trees, deepest first. A cgroup still holding processes (dying
+    ones) is retried for up to `wait` seconds."""
+    removed: list[str] = []
+    for node in nodes:
+        for top in cgroup_dirs(f"{CGROUP_PARENT}/{node}", root):
+            if not top.is_dir():
+                continue
+            deadline = time.monotonic() + wait
+            while top.is_dir():
+                for current, _, _ in sorted(os.walk(top), key=lambda entry: -len(entry[0])):
+                    try:
+                        os.rmdir(current)
+                    except OSError:
+                        pass
+                if not top.is_dir() or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            if not top.is_dir():
+                removed.append(f"cgroup {top}")
+    for parent in cgroup_dirs(CGROUP_PARENT, root):
+        try:
+            os.rmdir(parent)  # only once no node of any cluster is left in it
+        except OSError:
+            pass
+    return removed
