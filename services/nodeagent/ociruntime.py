@@ -188,6 +188,25 @@ class OciRuntime(Runtime):
             shutil.rmtree(self._sandbox_dir(info.id), ignore_errors=True)
         return result
 
+    async def cleanup_orphans(self, keep: set[str]) -> list[str]:
+        """`Runtime.cleanup_orphans`, then the runtime's containers that no record names (a crash
+        between `runc run` and the record, or records removed by hand)."""
+        removed = await super().cleanup_orphans(keep)
+        known = {path.parent.name for path in self._container_files()}
+        try:
+            ids = await self.runc.list_ids()
+        except RuncError as exc:
+            log.warning("listing the OCI runtime's containers: %s", exc)
+            return removed
+        for container_id in ids:
+            if container_id not in known:
+                log.info("deleting container %s: the OCI runtime has it, no record names it", container_id[:12])
+                try:
+                    await self.runc.delete(container_id)
+                except RuncError as exc:
+                    log.warning("container %s not deleted: %s", container_id[:12], exc)
+        return removed
+
     # ----------------------------------------------------------------- containers
 
     def _bundle(self, info: ContainerInfo) -> Path:

@@ -1,0 +1,183 @@
+"""Containers for real: images from the node's store, run by runc in the pod's sandbox.
+
+What a user of a real cluster relies on: a container sees its image's files and not the node's,
+its own processes only, the pod's hostname, network, IPC and /dev/shm shared with the pod's
+other containers; exit codes and stop signals as containerd reports them; a restarted agent
+adopts what runs; removing the pod leaves no mount, cgroup, runtime state or process behind.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import subprocess
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from cluster import hoststate
+from services.nodeagent import procfs
+from services.nodeagent.cni import CniExecutor
+from services.nodeagent.oci.image import ImageNotPresentError, ImageStore
+from services.nodeagent.oci.runc import become_subreaper
+from services.nodeagent.ociruntime import CGROUP_PARENT, OciRuntime, cgroup_dirs
+from services.nodeagent.runtime import (
+    CONTAINER_EXITED,
+    CONTAINER_RUNNING,
+    ContainerConfig,
+    ContainerStartError,
+    Mount,
+)
+from tests.nodeagent.conftest import needs_netns
+
+pytestmark = [needs_netns, pytest.mark.root]
+
+BUSYBOX = "docker.io/library/busybox:latest"
+
+
+@pytest.fixture
+async def oci(node_name: str, tmp_path: Path, cni: CniExecutor, image_store: ImageStore) -> AsyncIterator[OciRuntime]:
+    become_subreaper()
+    rt = OciRuntime(images=image_store, node_name=node_name, state_dir=tmp_path / "state", cni=cni)
+    try:
+        yield rt
+    finally:
+        try:
+            await rt.cleanup_orphans(set())
+        finally:
+            rt.close()
+            hoststate.remove_cgroups([node_name])
+
+
+async def _start(rt: OciRuntime, sandbox_id: str, name: str, command: list[str], **kw) -> str:
+    info = await rt.create_container(sandbox_id, ContainerConfig(name=name, image=BUSYBOX, command=command, **kw))
+    await rt.start_container(info.id)
+    return info.id
+
+
+async def _sh(rt: OciRuntime, cid: str, script: str) -> str:
+    code, out, err = await rt.exec_sync(cid, ["sh", "-c", script], timeout=10)
+    assert code == 0, (code, out, err)
+    return out.decode()
+
+
+async def _until(predicate, timeout: float = 10.0):
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+    return value
+
+
+async def test_a_container_sees_its_image_not_the_node(oci: OciRuntime, tmp_path: Path):
+    marker = Path("/tmp") / f"node-only-{secrets.token_hex(4)}"
+    marker.write_text("on the node")
+    try:
+        sb = await oci.run_pod_sandbox("uid-files", "default", "files")
+        cid = await _start(oci, sb.id, "main", ["sleep", "3600"])
+        code, _, _ = await oci.exec_sync(cid, ["cat", str(marker)])
+        assert code != 0
+        assert "busybox" in await _sh(oci, cid, "ls -l /bin/sh")
+        rows = [line.split() for line in (await _sh(oci, cid, "ps -o pid,comm")).splitlines()[1:] if line.strip()]
+        assert rows[0] == ["1", "sleep"]
+        assert {comm for _, comm in rows} <= {"sleep", "sh", "ps"}  # the exec's shell and ps, nothing of the node
+        assert (await _sh(oci, cid, "hostname")).strip() == "files"
+        assert "nameserver 10.96.0.10" in await _sh(oci, cid, "cat /etc/resolv.conf")
+        assert sb.ip in await _sh(oci, cid, "ip -4 addr show eth0")
+    finally:
+        marker.unlink()
+
+
+async def test_containers_of_a_pod_share_network_ipc_and_shm_not_pids(oci: OciRuntime):
+    sb = await oci.run_pod_sandbox("uid-share", "default", "share")
+    server = await _start(oci, sb.id, "server", ["sh", "-c", "echo hello-from-server > /dev/shm/note; "
+                                                "while true; do echo pong | nc -l -p 7070; done"])
+    client = await _start(oci, sb.id, "client", ["sleep", "3600"])
+    assert (await _sh(oci, client, "cat /dev/shm/note")).strip() == "hello-from-server"
+    for _ in range(50):
+        code, out, _ = await oci.exec_sync(client, ["sh", "-c", "nc 127.0.0.1 7070 </dev/null"], timeout=5)
+        if out.strip() == b"pong":
+            break
+        await asyncio.sleep(0.1)
+    assert out.strip() == b"pong"
+    ns = {}
+    for cid in (server, client):
+        ns[cid] = (await _sh(oci, cid, "for n in ipc uts net pid; do readlink /proc/1/ns/$n; done")).split()
+    assert ns[server][:3] == ns[client][:3]
+    assert ns[server][3] != ns[client][3]
+
+
+async def test_exit_codes_and_stop(oci: OciRuntime):
+    sb = await oci.run_pod_sandbox("uid-exit", "default", "exit")
+    three = await _start(oci, sb.id, "three", ["sh", "-c", "exit 3"])
+    info = await _until(lambda: (i := oci.container_status(three)).state == CONTAINER_EXITED and i)
+    assert (info.exit_code, info.reason) == (3, "Error")
+    # sh as PID 1 has no SIGTERM handler, so the kernel ignores the signal: SIGKILL after the grace
+    stubborn = await _start(oci, sb.id, "stubborn", ["sh", "-c", "sleep 3600"])
+    started = time.monotonic()
+    stopped = await oci.stop_container(stubborn, timeout=1)
+    assert stopped.exit_code == 137 and 0.9 < time.monotonic() - started < 5
+    polite = await _start(oci, sb.id, "polite", ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done"])
+    stopped = await oci.stop_container(polite, timeout=10)
+    assert (stopped.exit_code, stopped.reason) == (0, "Completed")
+
+
+async def test_missing_executable_and_image(oci: OciRuntime):
+    sb = await oci.run_pod_sandbox("uid-missing", "default", "missing")
+    info = await oci.create_container(sb.id, ContainerConfig(name="c", image=BUSYBOX, command=["no-such-thing"]))
+    with pytest.raises(ContainerStartError, match='exec: "no-such-thing": executable file not found in \\$PATH'):
+        await oci.start_container(info.id)
+    with pytest.raises(ImageNotPresentError):
+        await oci.create_container(sb.id, ContainerConfig(name="d", image="docker.io/library/absent:1"))
+    cid = await _start(oci, sb.id, "sleeper", ["sleep", "3600"])
+    code, _, err = await oci.exec_sync(cid, ["nope"])
+    assert (code, err) == (127, b'exec: "nope": executable file not found in $PATH\n')
+
+
+async def test_volumes_are_bind_mounted(oci: OciRuntime, tmp_path: Path):
+    data = tmp_path / "vol"
+    data.mkdir()
+    (data / "index.html").write_text("from the volume")
+    sb = await oci.run_pod_sandbox("uid-vol", "default", "vol")
+    cid = await _start(oci, sb.id, "c", ["sleep", "3600"],
+                       mounts=(Mount("/usr/share/www", host_path=str(data), read_only=True),))
+    assert await _sh(oci, cid, "cat /usr/share/www/index.html") == "from the volume"
+    code, _, _ = await oci.exec_sync(cid, ["sh", "-c", "echo x > /usr/share/www/new"])
+    assert code != 0
+    assert not (data / "new").exists()
+
+
+async def test_a_restarted_agent_adopts_running_containers(oci: OciRuntime, node_name: str, tmp_path: Path,
+                                                           cni: CniExecutor, image_store: ImageStore):
+    sb = await oci.run_pod_sandbox("uid-adopt", "default", "adopt")
+    cid = await _start(oci, sb.id, "c", ["sh", "-c", "while true; do echo tick; sleep 0.2; done"])
+    pid = oci.container_status(cid).pid
+    oci.close()  # the agent goes away; its containers keep running
+    again = OciRuntime(images=image_store, node_name=node_name, state_dir=tmp_path / "state", cni=cni)
+    try:
+        [info] = [c for c in again.list_containers() if c.id == cid]
+        assert info.state == CONTAINER_RUNNING and info.pid == pid
+        assert "tick" not in await _sh(again, cid, "echo adopted")
+        stopped = await again.stop_container(cid, timeout=0)
+        assert stopped.state == CONTAINER_EXITED and not procfs.is_alive(pid, None)
+    finally:
+        await again.cleanup_orphans(set())
+        again.close()
+
+
+async def test_removing_the_pod_leaves_nothing(oci: OciRuntime, node_name: str, tmp_path: Path):
+    sb = await oci.run_pod_sandbox("uid-gone", "default", "gone")
+    cid = await _start(oci, sb.id, "c", ["sleep", "3600"])
+    pid = oci.container_status(cid).pid
+    await oci.remove_pod_sandbox(sb.id)
+    mountinfo = Path("/proc/self/mountinfo").read_text()
+    assert str(tmp_path / "state") not in mountinfo
+    assert not procfs.is_alive(pid, None)
+    assert not any(d.exists() for d in cgroup_dirs(f"/{CGROUP_PARENT}/{node_name}/poduid-gone"))
+    runc_list = subprocess.run(["runc", "--root", str(tmp_path / "state/runc"), "list", "--format", "json"],
+                               capture_output=True, text=True, check=True).stdout
+    assert json.loads(runc_list or "null") in (None, [])
+    assert not Path(sb.pod_dir).exists()
