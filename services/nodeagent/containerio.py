@@ -174,6 +174,13 @@ class ContainerIO:
             self._child_fds.append(child_in)
         return child_in, out, err
 
+    def terminal_from_runtime(self, master: int) -> None:
+        """The terminal an OCI runtime made inside the container (runc's console socket): the
+        agent holds its master, as it holds the one `child_stdio` opens."""
+        self._master = self._stdin_fd = master
+        self._sources = [(STDOUT, os.dup(master))]
+        self._child_fds = []
+
     def wrap(self, argv: list[str]) -> list[str]:
         """The command line, taking the terminal as controlling terminal first when there is one."""
         if not self.tty:

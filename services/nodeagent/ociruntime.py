@@ -231,6 +231,8 @@ class OciRuntime(Runtime):
             raise ContainerCreateError(str(exc)) from exc
         env = dict(item.partition("=")[::2] for item in spec.process_env(
             image.config, hostname=sandbox.hostname, env=config.env))
+        if config.tty:
+            env.setdefault("TERM", "xterm")  # containerd's, for a container with a terminal
         container_id = uuid.uuid4().hex
         log_path = Path(sandbox.pod_dir) / "logs" / config.name / f"{config.attempt}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -257,7 +259,7 @@ class OciRuntime(Runtime):
             rootfs=str(bundle / "rootfs"), argv=info.argv, env=tuple(f"{k}={v}" for k, v in info.env.items()),
             cwd=info.working_dir, netns=sandbox.netns_path, ipcns=str(ns / "ipc"), utsns=str(ns / "uts"),
             shm=str(ns / "shm"), cgroups_path=f"{cgroup_parent(self.node_name, sandbox.pod_uid)}/{info.id}",
-            pod_files=pod_files, volumes=volumes,
+            pod_files=pod_files, volumes=volumes, terminal=info.tty,
             annotations={"io.kubernetes.cri.sandbox-id": sandbox.id, "io.kubernetes.cri.container-name": info.name,
                          "io.kubernetes.pod.namespace": sandbox.namespace, "io.kubernetes.pod.name": sandbox.name},
         ))
@@ -302,8 +304,11 @@ class OciRuntime(Runtime):
         io = ContainerIO(self._container_dir(info.sandbox_id, info.id), info.log_path,
                          stdin=info.stdin, stdin_once=info.stdin_once, tty=info.tty)
         try:
-            stdio = io.child_stdio()
-            pid = await self.runc.run_detached(info.id, bundle, stdio=stdio)
+            if info.tty:
+                pid, master = await self.runc.run_with_terminal(info.id, bundle)
+                io.terminal_from_runtime(master)
+            else:
+                pid = await self.runc.run_detached(info.id, bundle, stdio=io.child_stdio())
         except (OSError, RuncError) as exc:
             io.abandon()
             raise ContainerStartError(f"failed to start container {info.name!r}: {exc}") from exc

@@ -181,3 +181,19 @@ async def test_removing_the_pod_leaves_nothing(oci: OciRuntime, node_name: str, 
                                capture_output=True, text=True, check=True).stdout
     assert json.loads(runc_list or "null") in (None, [])
     assert not Path(sb.pod_dir).exists()
+
+
+async def test_a_tty_container_gets_a_terminal_of_its_own(oci: OciRuntime):
+    sb = await oci.run_pod_sandbox("uid-tty", "default", "tty")
+    cid = await _start(oci, sb.id, "c", ["sh", "-c", "tty; echo term=$TERM; read line; echo got $line; sleep 3600"],
+                       tty=True, stdin=True)
+    io = oci.container_io(cid)
+    assert io is not None
+    output = io.attach()
+    await io.write_stdin(b"typed\n")
+    seen = b""
+    while b"got typed" not in seen:
+        chunk = await asyncio.wait_for(output.get(), 10)
+        assert chunk is not None, seen
+        seen += chunk[1]
+    assert b"/dev/pts/0" in seen and b"term=xterm" in seen  # the container's own devpts, as runc makes it

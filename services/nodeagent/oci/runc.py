@@ -15,8 +15,13 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import json
+import os
 import shutil
-from collections.abc import Sequence
+import socket
+import tempfile
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +57,14 @@ def last_error(log_text: str) -> str:
     return message
 
 
+@contextmanager
+def _removed_after(path: Path) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+
+
 @dataclass(frozen=True)
 class Runc:
     """`binary` (runc or crun) with its state kept under `root`."""
@@ -70,16 +83,56 @@ class Runc:
         return [*argv, *args]
 
     async def run_detached(self, container_id: str, bundle: Path, *, stdio: tuple[int, int, int]) -> int:
-        """Create and start the container; its first process's PID."""
+        """Create and start the container with `stdio` as its own; its first process's PID."""
+        return await self._run(container_id, bundle, stdio=stdio)
+
+    async def _run(self, container_id: str, bundle: Path, *, stdio: tuple[int, int, int] | None = None,
+                   console_socket: Path | None = None) -> int:
         pid_file = bundle / "pid"
         log = bundle / "runtime.log"
+        extra = ["--console-socket", str(console_socket)] if console_socket is not None else []
         proc = await asyncio.create_subprocess_exec(
-            *self._argv("run", "--detach", "--bundle", str(bundle), "--pid-file", str(pid_file), container_id,
-                        log=log),
-            stdin=stdio[0], stdout=stdio[1], stderr=stdio[2], start_new_session=True)
+            *self._argv("run", "--detach", "--bundle", str(bundle), "--pid-file", str(pid_file), *extra,
+                        container_id, log=log),
+            stdin=stdio[0] if stdio else asyncio.subprocess.DEVNULL,
+            stdout=stdio[1] if stdio else asyncio.subprocess.DEVNULL,
+            stderr=stdio[2] if stdio else asyncio.subprocess.DEVNULL, start_new_session=True)
         if await proc.wait() != 0:
             raise RuncError(self._failure(log, f"{self.binary} run exited with {proc.returncode}"))
         return int(pid_file.read_text().strip())
+
+    async def run_with_terminal(self, container_id: str, bundle: Path) -> tuple[int, int]:
+        """Create and start a container whose config asks for a terminal: runc makes the pty
+        inside the container (its controlling terminal) and hands the master over a unix
+        socket, as containerd's shim receives it. (PID, the master's fd, which the caller owns)."""
+        # a unix socket's path must fit in 108 bytes: not in the bundle, whose path can be long
+        path = Path(tempfile.gettempdir()) / f"mc-console-{uuid.uuid4().hex[:16]}.sock"
+        loop = asyncio.get_running_loop()
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server, _removed_after(path):
+            server.bind(str(path))
+            server.listen(1)
+            server.setblocking(False)
+            run = asyncio.ensure_future(self._run(container_id, bundle, console_socket=path))
+            accept = asyncio.ensure_future(loop.sock_accept(server))
+            await asyncio.wait([run, accept], return_when=asyncio.FIRST_COMPLETED)
+            if not accept.done():
+                accept.cancel()
+                await run  # it failed without connecting: raises RuncError
+                raise RuncError(f"{self.binary} never sent the container's terminal")
+            conn, _ = accept.result()
+            with conn:
+                conn.setblocking(True)
+                conn.settimeout(10)
+                _, fds, _, _ = socket.recv_fds(conn, 4096, 1)
+            try:
+                pid = await run
+            except BaseException:
+                for fd in fds:
+                    os.close(fd)
+                raise
+        if not fds:
+            raise RuncError(f"{self.binary} sent no terminal")
+        return pid, fds[0]
 
     @staticmethod
     def _failure(log: Path, fallback: str) -> str:
