@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from cluster import hoststate
 from cluster.supervisor import _alive
 
 log = logging.getLogger(__name__)
@@ -147,19 +148,11 @@ def teardown(root: Path, pid: int, timeout: float = 30.0) -> None:
             time.sleep(0.1)
         if _alive(pid):
             os.kill(pid, signal.SIGKILL)
-    for mount in reversed(_mounts_under(root)):
-        subprocess.run(["umount", "-l", mount], check=False, capture_output=True)
+    hoststate.unmount_under(root)
     for bridge in sorted(bridges):
         if Path(f"/sys/class/net/{bridge}").exists():
             subprocess.run(["ip", "link", "del", bridge], check=False, capture_output=True)
     shutil.rmtree(root, ignore_errors=True)
-
-
-def _mounts_under(root: Path) -> list[str]:
-    prefix = str(root) + "/"
-    with open("/proc/self/mounts") as f:
-        points = [line.split()[1].replace("\\040", " ") for line in f]
-    return [p for p in points if p.startswith(prefix)]
 
 
 def cleanup_after_crash(cache: Path = DEFAULT_CACHE) -> bool:

@@ -6,54 +6,16 @@ a crash (a node agent killed with SIGKILL leaves them all behind); both steps ar
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from services.nodeagent.oci.mounts import mounts_under, unmount_under
+
+__all__ = ["mounts_under", "unmount_under", "remove_cgroups", "cgroup_dirs"]
+
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CGROUP_PARENT = "minicluster"  # the node agents' cgroup parent (services/nodeagent/ociruntime.py)
-
-
-def _unescape(field: str) -> str:
-    """mountinfo escapes space, tab, newline and backslash as octal (\\040)."""
-    out, i = [], 0
-    while i < len(field):
-        if field[i] == "\\" and i + 3 < len(field) and field[i + 1:i + 4].isdigit():
-            out.append(chr(int(field[i + 1:i + 4], 8)))
-            i += 4
-        else:
-            out.append(field[i])
-            i += 1
-    return "".join(out)
-
-
-def mount_points(mountinfo: str) -> list[str]:
-    """The mount points of a /proc/<pid>/mountinfo text, in its order."""
-    points = []
-    for line in mountinfo.splitlines():
-        fields = line.split()
-        if len(fields) > 4:
-            points.append(_unescape(fields[4]))
-    return points
-
-
-def mounts_under(directory: Path, mountinfo: str) -> list[str]:
-    """Mount points inside `directory`, deepest (and latest) first: the order to unmount them."""
-    prefix = str(directory).rstrip("/") + "/"
-    inside = [p for p in mount_points(mountinfo) if p.startswith(prefix)]
-    return sorted(reversed(inside), key=lambda p: -p.count("/"))
-
-
-def unmount_under(directory: Path) -> list[str]:
-    """Lazily unmount everything mounted inside `directory`; what was unmounted."""
-    with open("/proc/self/mountinfo") as f:
-        points = mounts_under(directory, f.read())
-    done = []
-    for point in points:
-        if subprocess.run(["umount", "-l", point], check=False, capture_output=True).returncode == 0:
-            done.append(point)
-    return done
 
 
 def cgroup_dirs(relative: str, root: Path = CGROUP_ROOT) -> list[Path]:

@@ -24,19 +24,19 @@ import logging
 import os
 import shutil
 import stat
-import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from kubecore.api import quantity
 from services.nodeagent import procfs, volumefiles
+from services.nodeagent.oci.mounts import unmount_under
 from services.nodeagent.projected import TokenManager, VolumeError, write_atomic
 from services.nodeagent.sources import ReferencedObjects, SourceError
 from services.nodeagent.volumefiles import NodeVolume, VolumeInputs
 
 log = logging.getLogger("nodeagent")
-_MOUNT, _UMOUNT = shutil.which("mount") or "/bin/mount", shutil.which("umount") or "/bin/umount"
+_MOUNT = shutil.which("mount") or "/bin/mount"
 
 
 class FailedVolume(VolumeError):
@@ -117,27 +117,9 @@ async def _set_up_empty_dir(target: Path, source: Mapping[str, Any]) -> None:
     os.chmod(target, 0o777)
 
 
-def _mounts_under(root: Path) -> list[str]:
-    """Mount points at or below `root` (from /proc/self/mountinfo), deepest first."""
-    prefix = str(root.resolve())
-    found = []
-    try:
-        lines = Path("/proc/self/mountinfo").read_text().splitlines()
-    except OSError:
-        return []
-    for line in lines:
-        fields = line.split()
-        if len(fields) > 4:
-            point = fields[4].encode().decode("unicode_escape")
-            if point == prefix or point.startswith(prefix + "/"):
-                found.append(point)
-    return sorted(found, key=len, reverse=True)
-
-
 def remove_pod_dir(path: Path) -> None:
     """Unmount what is mounted below a pod's directory, then remove it."""
-    for point in _mounts_under(path):
-        subprocess.run([_UMOUNT, "-l", point], check=False, capture_output=True)
+    unmount_under(path)
     shutil.rmtree(path, ignore_errors=True)
 
 

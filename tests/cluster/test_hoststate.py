@@ -13,6 +13,7 @@ MOUNTINFO = """\
 602 22 0:4 uts:[4026532178] /var/lib/minicluster/nodes/mc-node-1/runtime/sandboxes/ab/ns/uts rw - nsfs nsfs rw
 603 22 0:71 / /var/lib/minicluster/nodes/mc-node-1/runtime/sandboxes/ab/containers/c1/bundle/rootfs rw - overlay
 604 22 0:72 / /var/lib/minicluster/nodes/with\\040space rw - tmpfs tmpfs rw
+606 22 0:74 / /var/lib/minicluster/nodes rw - tmpfs tmpfs rw
 605 22 0:73 / /var/lib/minicluster/nodesother rw - tmpfs tmpfs rw
 """
 
@@ -24,6 +25,7 @@ def test_mounts_under_deepest_first_and_only_inside():
         "/var/lib/minicluster/nodes/mc-node-1/runtime/sandboxes/ab/ns/uts",
         "/var/lib/minicluster/nodes/mc-node-1/runtime/sandboxes/ab/ns/shm",
         "/var/lib/minicluster/nodes/with space",
+        "/var/lib/minicluster/nodes",
     ]
 
 

@@ -16,11 +16,12 @@ from pathlib import Path
 from kubecore.api.resources import CONFIGMAPS, SECRETS
 from services.nodeagent.executor import PodExecutor, observe
 from services.nodeagent.lifecycle import HookRunner
+from services.nodeagent.oci.mounts import mounts_under
 from services.nodeagent.podsync import Backoff, plan_pod
 from services.nodeagent.projected import TokenManager
 from services.nodeagent.runtime import CONTAINER_EXITED, Runtime
 from services.nodeagent.sources import ReferencedObjects
-from services.nodeagent.volumes import PodVolumes, _mounts_under
+from services.nodeagent.volumes import PodVolumes
 from tests.fakes.api import FakeApiClient
 from tests.nodeagent.conftest import needs_netns
 from tests.nodeagent.test_executor import Events, Probes, Writer
@@ -127,10 +128,10 @@ async def test_a_pod_with_init_containers_env_and_volumes(runtime: Runtime, tmp_
         out = await _exec_until_ok(runtime, app, ["sh", "-c", "cat /etc/app/mode; echo; cat /etc/app-mode"])
         assert out == b"slow\nfast"
         pod_dir = tmp_path / "pods" / "uid-features"
-        assert _mounts_under(pod_dir)  # the Memory emptyDir's tmpfs
+        assert mounts_under(pod_dir)  # the Memory emptyDir's tmpfs
     finally:
         sandboxes, _ = observe(runtime, KEY)
         for s in sandboxes:
             await runtime.remove_pod_sandbox(s.id)
         volumes.keep_pods(set())
-    assert not _mounts_under(tmp_path / "pods") and not os.path.exists(tmp_path / "pods" / "uid-features")
+    assert not mounts_under(tmp_path / "pods") and not os.path.exists(tmp_path / "pods" / "uid-features")

@@ -1,6 +1,7 @@
-"""The few mounts the runtime makes itself: a container's rootfs (overlayfs over the image's
-layers) and a pod's /dev/shm (tmpfs). mount(2) and umount2(2) are called directly: a process
-per mount would dominate a pod's start, and these run in the agent's own thread, never between
+"""The node's own mounts: a container's rootfs (overlayfs over the image's layers), a pod's
+/dev/shm (tmpfs), and finding and removing what is mounted under a directory (a pod's, a
+node's, a private Docker engine's). mount(2) and umount2(2) are called directly: a process per
+mount would dominate a pod's start, and these run in the agent's own thread, never between
 fork and exec.
 """
 from __future__ import annotations
@@ -55,3 +56,47 @@ def unmount(target: Path) -> None:
 
 def is_mountpoint(path: Path) -> bool:
     return os.path.ismount(path)
+
+
+def _unescape(field: str) -> str:
+    """mountinfo writes space, tab, newline and backslash in octal (`\\040`)."""
+    out, i = [], 0
+    while i < len(field):
+        if field[i] == "\\" and field[i + 1:i + 4].isdigit() and len(field[i + 1:i + 4]) == 3:
+            out.append(chr(int(field[i + 1:i + 4], 8)))
+            i += 4
+        else:
+            out.append(field[i])
+            i += 1
+    return "".join(out)
+
+
+def mounts_under(directory: Path, mountinfo: str | None = None) -> list[str]:
+    """Mount points at or below `directory` (from /proc/self/mountinfo unless given), deepest
+    and latest first: the order to unmount them in."""
+    if mountinfo is None:
+        try:
+            mountinfo = Path("/proc/self/mountinfo").read_text()
+        except OSError:
+            return []
+    top = str(directory).rstrip("/") or "/"
+    points = []
+    for line in mountinfo.splitlines():
+        fields = line.split()
+        if len(fields) > 4:
+            point = _unescape(fields[4])
+            if point == top or point.startswith(top + "/"):
+                points.append(point)
+    return sorted(reversed(points), key=lambda p: -p.count("/"))
+
+
+def unmount_under(directory: Path) -> list[str]:
+    """Lazily unmount everything at or below `directory`; the mount points unmounted."""
+    done = []
+    for point in mounts_under(directory):
+        try:
+            unmount(Path(point))
+        except MountError:
+            continue
+        done.append(point)
+    return done
