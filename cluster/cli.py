@@ -29,6 +29,8 @@ def add_arguments(p: argparse.ArgumentParser, action: str) -> None:
         p.add_argument("--dns-port", type=int, default=53)
         p.add_argument("--apiserver-cert-extra-sans", default="",
                        help="comma-separated extra names and addresses for the API server's certificate")
+        p.add_argument("--container-runtime", choices=["runc", "crun", "process"], default="process",
+                       help="runc or crun: containers from OCI images; process: host processes (the old way)")
         p.add_argument("-v", "--verbose", action="store_true",
                        help="show the launcher's log on stderr too (it is always in <state>/logs/launcher.log)")
         p.add_argument("--progress-fd", type=int, help=argparse.SUPPRESS)  # `--detach`'s background launcher
@@ -56,6 +58,7 @@ def config_from(args: argparse.Namespace) -> ClusterConfig:
         cfg.etcd_client_port, cfg.etcd_peer_port = args.etcd_port, args.etcd_peer_port
         cfg.health_base_port, cfg.dns_port = args.health_base_port, args.dns_port
         cfg.apiserver_sans = [s.strip() for s in args.apiserver_cert_extra_sans.split(",") if s.strip()]
+        cfg.container_runtime = args.container_runtime
     return cfg
 
 
@@ -86,7 +89,8 @@ def detached_argv(cfg: ClusterConfig, kubeconfig: str | None) -> list[str]:
             "--etcd-port", str(cfg.etcd_client_port), "--etcd-peer-port", str(cfg.etcd_peer_port),
             "--health-base-port", str(cfg.health_base_port),
             "--dns-port", str(cfg.dns_port),
-            "--apiserver-cert-extra-sans", ",".join(cfg.apiserver_sans)]
+            "--apiserver-cert-extra-sans", ",".join(cfg.apiserver_sans),
+            "--container-runtime", cfg.container_runtime]
     return argv + (["--kubeconfig", kubeconfig] if kubeconfig else [])
 
 

@@ -16,12 +16,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from cluster import credentials, hoststate, network, userconfig
+from cluster import credentials, hoststate, network, nodeimages, userconfig
 from cluster.components import Component, all_components
 from cluster.config import ClusterConfig, load_state
 from cluster.encryption import write_config as write_encryption_config
 from cluster.progress import Lines, Progress, Relay
 from cluster.supervisor import StartError, Supervisor, _alive, end_processes, http_ok, marked
+from services.nodeagent.oci.image import ImageError
+from services.nodeagent.oci.store import ContentStore
 
 log = logging.getLogger("cluster")
 
@@ -221,6 +223,9 @@ async def run_up(cfg: ClusterConfig, *, progress: Progress | None = None, kubeco
         for i in range(1, cfg.nodes + 1):
             (cfg.node_dir(i) / "cni").mkdir(parents=True, exist_ok=True)
         network.create(cfg)
+    if cfg.container_runtime != "process":
+        with steps.step(f"Loading the node images ({', '.join(nodeimages.recipes())})"):
+            load_node_images(cfg)
     sup = Supervisor(cfg, all_components(cfg))
     sup.extra_state = {"nodes": [{"name": cfg.node_name(i), "address": cfg.node_ip(i),
                                   "netns": cfg.node_netns(i)} for i in range(1, cfg.nodes + 1)]}
@@ -254,6 +259,19 @@ async def run_up(cfg: ClusterConfig, *, progress: Progress | None = None, kubeco
     finally:
         sup.stop_all()
         down(cfg, quiet=True, kubeconfig=kubeconfig)
+
+
+def load_node_images(cfg: ClusterConfig, cache: Path = nodeimages.DEFAULT_CACHE) -> None:
+    """The default images (built from this machine's packages, or from the cache) into every
+    node's store, as `minikubectl image load` would: the node agents find them there."""
+    try:
+        archives = [built.archive for built in nodeimages.build_all(cache)]
+        for i in range(1, cfg.nodes + 1):
+            store = ContentStore(cfg.node_dir(i) / "images")
+            for archive in archives:
+                store.import_archive(archive)
+    except (nodeimages.BuildError, ImageError, OSError, subprocess.SubprocessError) as exc:
+        raise LaunchError(f"the node images: {exc}") from exc
 
 
 async def _start_components(cfg: ClusterConfig, sup: Supervisor, steps: Steps, stop: asyncio.Event) -> bool:

@@ -17,6 +17,7 @@ from kubecore.api.nodenet import NodeRanges
 from kubecore.client.config import ConfigError, from_flags
 from kubecore.controller.logs import setup_logging
 from services.nodeagent.agent import Agent, AgentConfig
+from services.nodeagent.oci.runc import become_subreaper
 from services.nodeagent.podsync import Backoff
 from services.nodeagent.server import serve
 
@@ -57,6 +58,11 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
     p.add_argument("--ip-masq", action="store_true",
                    help="masquerade pod traffic to addresses outside --cluster-cidr, as kind's ip-masq-agent "
                         "does (for nodes whose neighbours cannot route back to pods, as in compose)")
+    p.add_argument("--container-runtime", choices=["runc", "crun", "process"], default="process",
+                   help="runc or crun (an OCI runtime; containers from the images in --image-store-dir), or "
+                        "process (host processes for the images of a small built-in catalog)")
+    p.add_argument("--image-store-dir", type=Path, default=None,
+                   help="the node's image store (default: <state-dir>/images)")
     p.add_argument("--heartbeat-interval", type=float, default=10.0)
     p.add_argument("--backoff-base", type=float, default=10.0, help="first container restart back-off (s)")
     p.add_argument("--backoff-max", type=float, default=300.0)
@@ -86,11 +92,16 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
         authorization_mode=a.authorization_mode, healthz_port=a.healthz_port,
         healthz_bind_address=a.healthz_bind_address,
         heartbeat_interval=a.heartbeat_interval, backoff=Backoff(a.backoff_base, a.backoff_max),
-        relist_interval=a.relist_interval, workers=a.workers,
+        relist_interval=a.relist_interval, workers=a.workers, container_runtime=a.container_runtime,
+        image_store_dir=a.image_store_dir or a.state_dir / "images",
     )
 
 
 async def main(cfg: AgentConfig) -> None:
+    if cfg.container_runtime != "process":
+        # a container's first process is left behind by `runc run --detach`: it becomes ours,
+        # and so does its exit status (services/nodeagent/oci/runc.py)
+        become_subreaper()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -61,6 +61,8 @@ from services.nodeagent.cri import ContainerRuntime
 from services.nodeagent.envvars import service_env
 from services.nodeagent.executor import PodExecutor, StartFailures, observe
 from services.nodeagent.lifecycle import HookRunner
+from services.nodeagent.oci.store import ContentStore
+from services.nodeagent.ociruntime import OciRuntime
 from services.nodeagent.podsync import Backoff
 from services.nodeagent.probes import Prober, ProbeTarget
 from services.nodeagent.projected import TokenManager
@@ -107,6 +109,8 @@ class AgentConfig:
     backoff: Backoff = field(default_factory=Backoff)
     relist_interval: float = 1.0
     workers: int = 16
+    container_runtime: str = "process"  # or an OCI runtime binary: "runc", "crun"
+    image_store_dir: Path | None = None  # the OCI runtime's images; <state_dir>/images when None
 
 
 class PodNotHere(Exception):
@@ -216,10 +220,15 @@ RuntimeFactory = Callable[[AgentConfig, NetworkConfigList], ContainerRuntime]
 
 
 def real_runtime(cfg: AgentConfig, conflist: NetworkConfigList) -> ContainerRuntime:
-    """The node's runtime: network namespaces and processes, networked by the CNI plugins."""
+    """The node's runtime: sandboxes networked by the CNI plugins, containers run by an OCI
+    runtime from the node's image store (or, with "process", host processes)."""
     cni = CniExecutor(conflist, bin_dirs=cfg.cni_bin_dirs, host_netns=cfg.host_netns, timeout=20)
-    return Runtime(node_name=cfg.node_name, state_dir=cfg.state_dir / "runtime", cni=cni,
-                   cluster_dns=cfg.cluster_dns)
+    if cfg.container_runtime == "process":
+        return Runtime(node_name=cfg.node_name, state_dir=cfg.state_dir / "runtime", cni=cni,
+                       cluster_dns=cfg.cluster_dns)
+    store = ContentStore(cfg.image_store_dir or cfg.state_dir / "images")
+    return OciRuntime(images=store, runtime_binary=cfg.container_runtime, node_name=cfg.node_name,
+                      state_dir=cfg.state_dir / "runtime", cni=cni, cluster_dns=cfg.cluster_dns)
 
 
 @dataclass(frozen=True)

@@ -118,31 +118,15 @@ def leases(ipam_dir: Path, network: str = "minicluster") -> list[str]:
     return sorted(p.name for p in d.iterdir() if p.name[0].isdigit())
 
 
-class _BusyboxLayer:
-    """Provisional: one busybox layer as a directory (until the content store is wired here)."""
 
-    def __init__(self, layer: Path) -> None:
-        from services.nodeagent.oci.image import Image, ImageConfig
-        self.root = layer.parent
-        self._layer = layer
-        self._image = Image(id="sha256:" + "b" * 64, repo_tags=("docker.io/library/busybox:latest",),
-                            repo_digests=(), size=0, config=ImageConfig(cmd=("sh",)), diff_ids=())
+@pytest.fixture(scope="session")
+def image_store(tmp_path_factory: pytest.TempPathFactory):
+    """A node's image store with the default images (built from this machine's packages once,
+    cached like `cluster up` caches them)."""
+    from cluster import nodeimages
+    from services.nodeagent.oci.store import ContentStore
 
-    def get(self, ref: str):
-        return self._image if ref in ("docker.io/library/busybox:latest", "busybox", self._image.id) else None
-
-    def layer_dirs(self, image):
-        return [self._layer]
-
-
-@pytest.fixture
-def image_store(tmp_path: Path):
-    layer = tmp_path / "busybox-layer"
-    (layer / "bin").mkdir(parents=True)
-    shutil.copy("/usr/bin/busybox", layer / "bin/busybox")
-    for applet in subprocess.run(["busybox", "--list"], capture_output=True, text=True, check=True).stdout.split():
-        if applet != "busybox":
-            os.symlink("busybox", layer / "bin" / applet)
-    for d in ("proc", "sys", "dev", "etc", "tmp", "root"):
-        (layer / d).mkdir()
-    return _BusyboxLayer(layer)
+    store = ContentStore(tmp_path_factory.mktemp("images"))
+    for built in nodeimages.build_all():
+        store.import_archive(built.archive)
+    return store

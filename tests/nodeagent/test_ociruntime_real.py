@@ -197,3 +197,45 @@ async def test_a_tty_container_gets_a_terminal_of_its_own(oci: OciRuntime):
         assert chunk is not None, seen
         seen += chunk[1]
     assert b"/dev/pts/0" in seen and b"term=xterm" in seen  # the container's own devpts, as runc makes it
+
+
+async def test_real_nginx_answers_as_nginx(oci: OciRuntime):
+    sb = await oci.run_pod_sandbox("uid-nginx", "default", "web")
+    web = await oci.create_container(sb.id, ContainerConfig(name="nginx", image="nginx"))
+    await oci.start_container(web.id)
+    client = await oci.create_container(sb.id, ContainerConfig(name="client", image="nicolaka/netshoot",
+                                                               command=["sleep", "3600"]))
+    await oci.start_container(client.id)
+    for _ in range(100):
+        code, out, err = await oci.exec_sync(client.id, ["curl", "-sSi", "-m", "2", "http://localhost/"])
+        if code == 0:
+            break
+        await asyncio.sleep(0.1)
+    assert code == 0, err
+    head, _, body = out.decode().partition("\r\n\r\n")
+    assert head.startswith("HTTP/1.1 200 OK") and "\r\nServer: nginx/" in head
+    assert "<title>Welcome to nginx!</title>" in body
+    # its workers run as the image's nginx user; the access log goes to the container's stdout
+    assert "nginx" in await _sh(oci, web.id, "ps -o user,args | grep 'worker process' | grep -v grep")
+    await _until(lambda: '"GET / HTTP/1.1" 200' in Path(web.log_path).read_text())
+    stopped = await oci.stop_container(web.id, timeout=10)  # SIGQUIT, the image's StopSignal: a graceful stop
+    assert (stopped.exit_code, stopped.reason) == (0, "Completed")
+
+
+async def test_python_and_agnhost_images(oci: OciRuntime):
+    sb = await oci.run_pod_sandbox("uid-py", "default", "py")
+    py = await oci.create_container(sb.id, ContainerConfig(
+        name="py", image="python:3.11", command=["python3", "-c", "import json, http.server, ssl; print('py-ok')"]))
+    await oci.start_container(py.id)
+    await _until(lambda: oci.container_status(py.id).state == CONTAINER_EXITED)
+    assert oci.container_status(py.id).exit_code == 0
+    assert "py-ok" in Path(py.log_path).read_text()
+    agn = await oci.create_container(sb.id, ContainerConfig(
+        name="agnhost", image="registry.k8s.io/e2e-test-images/agnhost:2.39", args=["netexec", "--http-port=8080"]))
+    await oci.start_container(agn.id)
+    for _ in range(100):
+        code, out, _ = await oci.exec_sync(agn.id, ["wget", "-qO-", "http://127.0.0.1:8080/hostname"])
+        if code == 0:
+            break
+        await asyncio.sleep(0.1)
+    assert out.decode().strip() == "py"
