@@ -291,8 +291,16 @@ def nginx_version() -> str:
     return match.group(1)
 
 
+def _os_release(layer: Layer) -> None:
+    """The images are Debian's packages: they say so, as the official Debian-based images do."""
+    for path in (Path("/etc/os-release"), Path("/usr/lib/os-release")):
+        if path.exists():
+            layer.host_file(path)
+
+
 def nginx_layer() -> Layer:
     layer = Layer()
+    _os_release(layer)
     nginx = Path("/usr/sbin/nginx")
     layer.add(Entry("usr/sbin/nginx", source=nginx, mode=0o755))
     _libraries_layer(layer, [nginx])
@@ -318,6 +326,7 @@ PYTHON_SKIP = ("test", "idlelib", "tkinter", "ensurepip", "lib2to3", "turtledemo
 
 def python_layer() -> Layer:
     layer = Layer()
+    _os_release(layer)
     python = Path("/usr/bin/python3.11")
     if not python.exists():
         raise BuildError("Debian's python3.11 is not installed")
@@ -358,6 +367,7 @@ def agnhost_layer() -> Layer:
 
 def netshoot_layer() -> Layer:
     layer = Layer()
+    _os_release(layer)
     binaries = [Path("/usr/bin/curl"), Path("/usr/bin/dig")]
     for binary in binaries:
         if not binary.exists():

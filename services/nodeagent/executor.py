@@ -25,6 +25,7 @@ from kubecore.api.types import Obj
 from kubecore.client.rest import ApiUnavailable
 from services.nodeagent import images, podenv, podevents, podsync
 from services.nodeagent.cri import ContainerRuntime
+from services.nodeagent.oci.image import ImageError
 from services.nodeagent.podsync import (
     Backoff,
     CreateSandbox,
@@ -398,7 +399,7 @@ class PodExecutor:
             await self.runtime.start_container(info.id)
             self._tell(sync.plan.pod, podevents.started(name))
             await self._post_start(sync, sandbox_id, info)
-        except (images.ImagePullError, RuntimeServiceError, podenv.ContainerConfigError) as exc:
+        except (images.ImagePullError, ImageError, RuntimeServiceError, podenv.ContainerConfigError) as exc:
             reason = getattr(exc, "reason", "RunContainerError")
             failure = self.failures.record(uid, name, reason, str(exc), at=getattr(exc, "at", None) or time.time())
             log.warning("pod=%s container %s: %s: %s", sync.key, name, reason, exc, extra={"key": sync.key})

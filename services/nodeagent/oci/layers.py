@@ -22,6 +22,7 @@ import os
 import shutil
 import stat
 import tarfile
+import uuid
 from pathlib import Path
 from typing import IO
 
@@ -150,8 +151,7 @@ def unpack(blob: IO[bytes], target: Path, *, diff_id: str | None = None) -> str:
     """Unpack a layer (seekable, compressed or not) into `target`, which must not exist; the
     layer's diff_id ("sha256:<hex>"), which must be `diff_id` when given (DigestMismatchError).
     Raises LayerError; on any error `target` is not made."""
-    tmp = target.with_name(f".{target.name}.unpacking")
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.unpacking")  # two unpacking at once: both whole
     tmp.mkdir(parents=True)
     try:
         stream = _Hashing(_open_uncompressed(blob))
@@ -177,7 +177,12 @@ def unpack(blob: IO[bytes], target: Path, *, diff_id: str | None = None) -> str:
         if diff_id is not None and got != diff_id:
             raise DigestMismatchError(f"layer content has diff_id {got}, the image config says {diff_id}")
         _apply_times(tmp, times)
-        os.rename(tmp, target)
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            if not target.is_dir():
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)  # the same layer, unpacked by another meanwhile
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -91,6 +91,8 @@ def parse(ref: str) -> Reference:
     tag = ""
     if colon > last:
         name_part, tag = name_part[:colon], name_part[colon + 1:]
+        if not tag:
+            raise _invalid(ref)
     domain, path = _split_domain(name_part)
     if path.lower() != path:
         raise _invalid(ref, "repository name must be lowercase")
