@@ -2,6 +2,7 @@
 agent's memory with a full node (110 pods). Prints figures; asserts nothing.
 
     .venv/bin/python -m bench.pod_startup [--pods 100] [--full 110] [--concurrency 10] [--rate 0] [--image busybox]
+        [--runtimes process,runc]
 
 --rate N paces the creates at N pods/s (0: as fast as --concurrency allows), as Kubernetes'
 density tests measure start-up at a given pod throughput rather than in one burst.
@@ -9,6 +10,7 @@ density tests measure start-up at a given pod throughput rather than in one burs
 Needs root, iproute2, util-linux and the CNI plugins. Starts its own etcd and API server
 (HTTPS) on loopback, builds a scratch node network (a namespace with a bridge, one namespace
 per node; nothing in the root namespace), runs one agent process per node with `--host-netns`
+and `--container-runtime` (each of --runtimes in turn, so before/after figures come from one run)
 as that node's identity (system:node:<name>), binds the pods itself as the admin (round-robin,
 no scheduler), and removes everything at the end. Containers run `sleep` by default, so the
 figures are the agent's and CNI's work, not an interpreter start.
@@ -24,6 +26,7 @@ import time
 from pathlib import Path
 
 from bench.control_plane import kubeconfig_for, start_apiserver
+from cluster import hoststate
 from cluster.etcd import EtcdProcess
 from kubecore.api.errors import ApiError
 from kubecore.api.resources import NODES, PODS
@@ -152,7 +155,15 @@ def main() -> None:
     p.add_argument("--concurrency", type=int, default=10)
     p.add_argument("--rate", type=float, default=0.0, help="creates per second (0: unpaced)")
     p.add_argument("--image", default="busybox")
+    p.add_argument("--runtimes", default="process,runc",
+                   help="comma-separated: each gets the same run, one after the other (before/after)")
     args = p.parse_args()
+    for runtime in args.runtimes.split(","):
+        print(f"== container runtime: {runtime}")
+        run_once(args, runtime)
+
+
+def run_once(args: argparse.Namespace, runtime: str) -> None:
     tag = secrets.token_hex(2)
     network = NodeNetwork(tag, [f"b{tag}n1", f"b{tag}n2"])
     agents: list[AgentProcess] = []
@@ -163,13 +174,16 @@ def main() -> None:
             for node in network.nodes:
                 kubeconfig = kubeconfig_for(api, Path(tmp), f"node:{node}")
                 agents.append(AgentProcess(kubeconfig=kubeconfig, node=node, node_ip=network.ips[node],
-                                           netns=network.netns(node), state_dir=Path(tmp) / node).start())
+                                           netns=network.netns(node), state_dir=Path(tmp) / node,
+                                           runtime=runtime).start())
             asyncio.run(bench(args, api.config, network, agents))
         finally:
             for a in agents:
                 a.kill()
             network.down()
             api.stop()
+            hoststate.unmount_under(Path(tmp))
+            hoststate.remove_cgroups(network.nodes)
 
 if __name__ == "__main__":
     main()

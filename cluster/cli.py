@@ -29,13 +29,16 @@ def add_arguments(p: argparse.ArgumentParser, action: str) -> None:
         p.add_argument("--dns-port", type=int, default=53)
         p.add_argument("--apiserver-cert-extra-sans", default="",
                        help="comma-separated extra names and addresses for the API server's certificate")
-        p.add_argument("--container-runtime", choices=["runc", "crun", "process"], default="process",
+        p.add_argument("--container-runtime", choices=["runc", "crun", "process"], default="runc",
                        help="runc or crun: containers from OCI images; process: host processes (the old way)")
         p.add_argument("-v", "--verbose", action="store_true",
                        help="show the launcher's log on stderr too (it is always in <state>/logs/launcher.log)")
         p.add_argument("--progress-fd", type=int, help=argparse.SUPPRESS)  # `--detach`'s background launcher
     if action == "status":
         p.add_argument("-o", "--output", choices=["json", "text"], default="text")
+    if action == "load":
+        p.add_argument("archives", nargs="+", type=Path, metavar="ARCHIVE",
+                       help="an oci-archive, OCI layout directory or docker-archive (`docker save`) file")
     if action == "kubeconfig":
         p.add_argument("--print", action="store_true",
                        help="print the cluster's kubeconfig instead of merging it (kind get kubeconfig)")
@@ -148,6 +151,36 @@ def kubeconfig_of(cfg: ClusterConfig, *, show: bool, kubeconfig: str | None) -> 
     return 0
 
 
+def load_images(cfg: ClusterConfig, archives: list[Path]) -> int:
+    """`image load`: image archives (oci-archive, OCI layout, docker-archive) into every node's
+    store, as `kind load image-archive` does; what a node has already is not loaded again."""
+    from services.nodeagent.oci.image import ImageError
+    from services.nodeagent.oci.store import ContentStore
+
+    state = load_state(cfg.state_dir)
+    if state is None:
+        print(f"error: no cluster in {cfg.state_dir}: run `cluster up` first", file=sys.stderr)
+        return 1
+    for archive in archives:
+        if not archive.exists():
+            print(f"error: {archive}: no such file or directory", file=sys.stderr)
+            return 1
+    try:
+        for archive in archives:
+            for i in range(1, cfg.nodes + 1):
+                store, node = ContentStore(cfg.node_dir(i) / "images"), cfg.node_name(i)
+                before = {image.id for image in store.images()}
+                loaded = {image.id: image for image in store.import_archive(archive)}
+                for image in loaded.values():
+                    name = image.repo_tags[0] if image.repo_tags else image.id
+                    what = "already present on" if image.id in before else "loaded onto"
+                    print(f'Image: "{name}" with ID "{image.id}" {what} node "{node}"')
+    except (ImageError, OSError) as exc:
+        print(f"error: {archive}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from cluster import launcher
     from cluster.supervisor import StartError
@@ -158,6 +191,8 @@ def run(args: argparse.Namespace) -> int:
     kubeconfig: str | None = getattr(args, "kubeconfig", None)
     if action == "up":
         return up(args, cfg, kubeconfig)
+    if action == "load":
+        return load_images(cfg, args.archives)
     try:
         if action == "down":
             launcher.down(cfg, kubeconfig=kubeconfig)

@@ -23,7 +23,6 @@ from cluster.encryption import write_config as write_encryption_config
 from cluster.progress import Lines, Progress, Relay
 from cluster.supervisor import StartError, Supervisor, _alive, end_processes, http_ok, marked
 from services.nodeagent.oci.image import ImageError
-from services.nodeagent.oci.store import ContentStore
 
 log = logging.getLogger("cluster")
 
@@ -265,11 +264,7 @@ def load_node_images(cfg: ClusterConfig, cache: Path = nodeimages.DEFAULT_CACHE)
     """The default images (built from this machine's packages, or from the cache) into every
     node's store, as `minikubectl image load` would: the node agents find them there."""
     try:
-        archives = [built.archive for built in nodeimages.build_all(cache)]
-        for i in range(1, cfg.nodes + 1):
-            store = ContentStore(cfg.node_dir(i) / "images")
-            for archive in archives:
-                store.import_archive(archive)
+        nodeimages.load([cfg.node_dir(i) / "images" for i in range(1, cfg.nodes + 1)], cache)
     except (nodeimages.BuildError, ImageError, OSError, subprocess.SubprocessError) as exc:
         raise LaunchError(f"the node images: {exc}") from exc
 

@@ -10,7 +10,7 @@ image layout in a tar, its manifests named by the `io.containerd.image.name` ann
   `Server: nginx`, the welcome page on port 80, logs to the container's stdout and stderr);
 - python (Debian's python3.11 and its standard library);
 - agnhost (the e2e test image's netexec, serve-hostname and pause: the project's own
-  stdlib-only servers on the python image);
+  stdlib-only servers on the python image, with curl and dig as the real one has them);
 - netshoot (curl and dig, for the walkthrough's client pod).
 
 Images share their base layers (one busybox layer under all of them, one python layer under
@@ -346,7 +346,18 @@ def python_layer() -> Layer:
                 if name.endswith(".so"):
                     modules.append(path)
     _libraries_layer(layer, modules)
+    # what compiled wheels load (all of glibc, libgcc_s, libstdc++), as the Debian-based official
+    # image has it: its packages' libraries
+    for library in package_libraries("libc6", "libgcc-s1", "libstdc++6"):
+        layer.host_file(library)
     return layer
+
+
+def package_libraries(*packages: str) -> list[Path]:
+    """The shared libraries Debian's packages installed here (`dpkg -L`), character sets aside."""
+    out = subprocess.run(["dpkg", "-L", *packages], capture_output=True, text=True, check=False).stdout
+    return sorted({Path(line) for line in out.splitlines()
+                   if ".so" in Path(line).name and "/gconv/" not in line and Path(line).is_file()})
 
 
 AGNHOST_SCRIPT = """#!/bin/sh
@@ -401,8 +412,9 @@ def recipes() -> dict[str, Recipe]:
         "python": Recipe(("docker.io/library/python:3.11", "docker.io/library/python:latest"),
                          (busybox_layer, python_layer),
                          {"Env": [PATH_ENV, "LANG=C.UTF-8", "PYTHON_VERSION=3.11"], "Cmd": ["python3"]}),
+        # as the real agnhost image, curl and dig are there too
         "agnhost": Recipe(("registry.k8s.io/e2e-test-images/agnhost:2.39",),
-                          (busybox_layer, python_layer, agnhost_layer),
+                          (busybox_layer, python_layer, netshoot_layer, agnhost_layer),
                           {"Env": [PATH_ENV, "PYTHONPATH=/app"], "Entrypoint": ["/agnhost"]}),
         "netshoot": Recipe(("docker.io/nicolaka/netshoot:latest",), (busybox_layer, netshoot_layer),
                            {"Env": [PATH_ENV], "Cmd": ["sh"]}),
@@ -469,7 +481,10 @@ class Built:
 def build(name: str, cache: Path = DEFAULT_CACHE) -> Built:
     """The image's archive in `cache`, built unless an archive of the same inputs is there."""
     started = time.monotonic()
-    recipe = recipes()[name]
+    known = recipes()
+    if name not in known:
+        raise BuildError(f"no default image {name!r} (there are: {', '.join(known)})")
+    recipe = known[name]
     layers = [make() for make in recipe.layers]
     key = hashlib.sha256("\n".join([RECIPE_VERSION, *recipe.names, json.dumps(recipe.config, sort_keys=True),
                                     *(line for layer in layers for line in layer.inputs())]).encode()).hexdigest()
@@ -488,21 +503,40 @@ def build_all(cache: Path = DEFAULT_CACHE, names: Sequence[str] = ()) -> list[Bu
     return [build(name, cache) for name in (names or list(recipes()))]
 
 
+def load(stores: Sequence[Path], cache: Path = DEFAULT_CACHE, names: Sequence[str] = ()) -> list[Built]:
+    """Build (or take from the cache) and load into each node's image store."""
+    from services.nodeagent.oci.store import ContentStore
+
+    built = build_all(cache, names)
+    for root in stores:
+        store = ContentStore(root)
+        for b in built:
+            store.import_archive(b.archive)
+    return built
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m cluster.nodeimages",
                                 description="build the nodes' default images from this machine's Debian packages")
     sub = p.add_subparsers(dest="action", required=True)
-    b = sub.add_parser("build")
-    b.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
-    b.add_argument("names", nargs="*", help=f"of: {', '.join(recipes())} (default: all)")
+    for action in ("build", "load"):
+        b = sub.add_parser(action)
+        b.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+        if action == "load":
+            b.add_argument("--store", type=Path, action="append", required=True,
+                           help="a node's image store (repeat for several)")
+        b.add_argument("names", nargs="*", help=f"of: {', '.join(recipes())} (default: all)")
     a = p.parse_args(argv)
+    from services.nodeagent.oci.image import ImageError
+
     try:
-        for built in build_all(a.cache, a.names):
-            sys.stdout.write(f"{built.name}\t{built.manifest[:19]}\t{built.size / 1e6:.1f} MB\t"
-                             f"{'cached' if built.cached else 'built'}\t{built.seconds:.2f}s\n")
-    except (BuildError, KeyError, OSError, subprocess.SubprocessError) as exc:
+        done = load(a.store, a.cache, a.names) if a.action == "load" else build_all(a.cache, a.names)
+    except (BuildError, ImageError, KeyError, OSError, subprocess.SubprocessError) as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 1
+    for built in done:
+        sys.stdout.write(f"{built.name}\t{built.manifest[:19]}\t{built.size / 1e6:.1f} MB\t"
+                         f"{'cached' if built.cached else 'built'}\t{built.seconds:.2f}s\n")
     return 0
 
 

@@ -1,4 +1,5 @@
-"""`minikubectl cluster up|down|status|kubeconfig`: the local cluster launcher's entry.
+"""`minikubectl cluster up|down|status|kubeconfig` and `minikubectl image load`: the local
+cluster launcher's entry.
 
 Only the argument wiring lives here for now. The launcher plugs in by replacing
 `run_cluster` (it receives the parsed arguments and returns the exit code); the
@@ -31,3 +32,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
     for name, text in ACTIONS.items():
         add_arguments(actions.add_parser(name, help=text, parents=parents), name)
     cluster.set_defaults(local_run=run_cluster)
+    image = subparsers.add_parser("image", help="images on the local cluster's nodes", parents=parents)
+    image_actions = image.add_subparsers(dest="image_action", metavar="ACTION", required=True)
+    load = image_actions.add_parser("load", parents=parents,
+                                    help="load image archives onto every node (kind load image-archive)")
+    add_arguments(load, "load")
+    load.set_defaults(local_run=run_cluster, cluster_action="load")

@@ -29,15 +29,14 @@ import shutil
 import signal
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from services.nodeagent import procfs
 from services.nodeagent.containerio import ContainerIO
-from services.nodeagent.execproc import ExecProcess
-from services.nodeagent.oci import mounts, spec
+from services.nodeagent.oci import mounts, resources, security, spec
 from services.nodeagent.oci.image import Image, ImageNotPresentError, ImageStore
 from services.nodeagent.oci.runc import Runc, RuncError
 from services.nodeagent.runtime import (
@@ -48,7 +47,6 @@ from services.nodeagent.runtime import (
     ContainerCreateError,
     ContainerInfo,
     ContainerStartError,
-    ExecTimeoutError,
     NotFoundError,
     Runtime,
     RuntimeServiceError,
@@ -59,9 +57,14 @@ from services.nodeagent.runtime import (
 
 log = logging.getLogger(__name__)
 
+
+class ContainerConfigError(RuntimeServiceError):
+    """The securityContext or resources cannot be honoured (kubelet: CreateContainerConfigError)."""
+
+    reason = "CreateContainerConfigError"
+
 _UNSHARE = _which("unshare")
 _HOSTNAME = _which("hostname")
-_SETSID = _which("setsid")
 SHM_OPTIONS = "mode=1777,size=65536k"  # containerd's sandbox /dev/shm
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CGROUP_PARENT = "minicluster"
@@ -89,6 +92,22 @@ def remove_cgroups(path: str) -> None:
                 os.rmdir(current)
             except OSError as exc:
                 log.warning("cgroup %s not removed: %s", current, exc)
+
+
+def oom_kills(path: str, root: Path = CGROUP_ROOT) -> int:
+    """How many times the kernel's OOM killer ended a process of the cgroup (v1: memory.oom_control,
+    v2: memory.events)."""
+    for directory in cgroup_dirs(path, root):
+        for name in ("memory.oom_control", "memory.events"):
+            try:
+                text = (directory / name).read_text()
+            except OSError:
+                continue
+            for line in text.splitlines():
+                key, _, value = line.partition(" ")
+                if key == "oom_kill" and value.strip().isdigit():
+                    return int(value)
+    return 0
 
 
 def resolve_in_root(root: Path, path: str, *, depth: int = 40) -> Path | None:
@@ -150,6 +169,7 @@ class OciRuntime(Runtime):
         self.runc = Runc(root=self.state_dir / "runc", binary=runtime_binary)
         (self.state_dir / "runc").mkdir(parents=True, exist_ok=True)
         self._exit_codes: dict[str, int] = {}  # reaped here, until the record says so
+        self.memory_capacity = resources.node_memory()
 
     # ----------------------------------------------------------------- the pod's namespaces
 
@@ -240,14 +260,39 @@ class OciRuntime(Runtime):
             id=container_id, sandbox_id=sandbox_id, name=config.name, image=config.image, attempt=config.attempt,
             argv=argv, env=env, working_dir=spec.working_dir(image.config, config.working_dir),
             log_path=str(log_path), state=CONTAINER_CREATED, created_at=time.time(), mounts=tuple(config.mounts),
-            stdin=config.stdin, stdin_once=config.stdin_once, tty=config.tty, image_id=image.id,
+            stdin=config.stdin, stdin_once=config.stdin_once, tty=config.tty,
+            image_id=image.repo_digests[0] if image.repo_digests else image.id,
             stop_signal=image.config.stop_signal,
         )
         directory = self._container_dir(sandbox_id, container_id)
         for sub in ("bundle/rootfs", "upper", "work"):
             (directory / sub).mkdir(parents=True)
         self._save_container(info)
+        try:
+            self._write_bundle(info, sandbox, config, image)
+        except BaseException:
+            await self.remove_container(container_id)
+            raise
         return info
+
+    def _write_bundle(self, info: ContainerInfo, sandbox: SandboxInfo, config: ContainerConfig, image: Image) -> None:
+        """Mount the rootfs and write config.json: the user is resolved in the image's own files,
+        as containerd does at CreateContainer."""
+        try:
+            rootfs = self._mount_rootfs(info)
+        except OSError as exc:
+            raise ContainerCreateError(f"failed to mount the container's rootfs: {exc}") from exc
+        oci = self._spec(info, sandbox)
+        try:
+            settings = security.container_security(pod=config.pod, container=config.spec,
+                                                   image_user_text=image.config.user, rootfs=rootfs)
+            oci["linux"]["resources"].update(resources.linux_resources(config.spec))
+        except (security.SecurityContextError, ValueError) as exc:
+            raise ContainerConfigError(str(exc)) from exc
+        settings.apply_to(oci)
+        if config.pod:
+            oci["process"]["oomScoreAdj"] = resources.oom_score_adj(config.pod, config.spec, self.memory_capacity)
+        (self._bundle(info) / "config.json").write_text(json.dumps(oci, indent=1))
 
     def _spec(self, info: ContainerInfo, sandbox: SandboxInfo) -> dict[str, Any]:
         ns, pod_dir = self._ns_dir(sandbox), Path(sandbox.pod_dir)
@@ -293,10 +338,7 @@ class OciRuntime(Runtime):
                 raise ContainerStartError(
                     f"failed to create containerd task: failed to create shim task: OCI runtime create failed: "
                     f"runc create failed: unable to start container process: {problem}: unknown")
-            config = self._spec(info, sandbox)
-            bundle = self._bundle(info)
-            (bundle / "config.json").write_text(json.dumps(config, indent=1))
-            info = await self._run(info, bundle)
+            info = await self._run(info, self._bundle(info))
         log.info("container %s (%s) started pid=%d", info.name, container_id[:12], info.pid)
         return info
 
@@ -341,6 +383,15 @@ class OciRuntime(Runtime):
         if info is None or info.state != CONTAINER_RUNNING or info.pid != pid:
             return
         self._save_container(self._exited(info, code))
+
+    def _exited(self, info: ContainerInfo, exit_code: int | None, *, message: str = "") -> ContainerInfo:
+        """As `Runtime._exited`, and a SIGKILL by the OOM killer (its memory limit) is OOMKilled."""
+        exited = super()._exited(info, exit_code, message=message)
+        if exit_code == 128 + signal.SIGKILL:
+            sandbox = self._load_sandbox(info.sandbox_id)
+            if sandbox is not None and oom_kills(f"{cgroup_parent(self.node_name, sandbox.pod_uid)}/{info.id}"):
+                exited = replace(exited, reason="OOMKilled")
+        return exited
 
     @staticmethod
     def _reap(pid: int) -> tuple[bool, int | None]:
@@ -405,56 +456,20 @@ class OciRuntime(Runtime):
         mounts.unmount(self._bundle(info) / "rootfs")
         self._exit_codes.pop(info.id, None)
 
-    async def remove_container(self, container_id: str) -> None:
-        async with self._lock(container_id):
-            info = self._load_container(container_id)
-            if info is None:
-                return
-            await self._stop(info, timeout=0)
-            await self._release(info)
-            io = self._io.pop(container_id, None)
-            if io is not None:
-                io.close()
-            shutil.rmtree(self._container_dir(info.sandbox_id, container_id), ignore_errors=True)
-        self._locks.pop(container_id, None)
-
     # ----------------------------------------------------------------- exec
 
-    def _exec_problem(self, info: ContainerInfo, cmd: list[str] | tuple[str, ...]) -> str | None:
-        if info.state != CONTAINER_RUNNING:
-            raise RuntimeServiceError(f"container {info.name} is not running")
+    def _exec_check(self, info: ContainerInfo, cmd: Sequence[str]) -> CommandNotFoundError | None:
+        """What runc's exec would refuse: the command looked up in the container's own files."""
         if not cmd:
             raise RuntimeServiceError("an exec needs a command")
-        return lookup_executable(self._bundle(info) / "rootfs", cmd[0], path_env=info.env.get("PATH", ""),
-                                 cwd=info.working_dir)
+        if info.state != CONTAINER_RUNNING:
+            raise RuntimeServiceError(f"container {info.name} is not running")
+        problem = lookup_executable(self._bundle(info) / "rootfs", cmd[0], path_env=info.env.get("PATH", ""),
+                                    cwd=info.working_dir)
+        if problem is None:
+            return None
+        return CommandNotFoundError(problem, 126 if "permission denied" in problem else 127)
 
-    async def exec_sync(self, container_id: str, cmd: Sequence[str], *,
-                        timeout: float = 10.0) -> tuple[int, bytes, bytes]:
-        """`runc exec` in the container (its namespaces, cgroup, user and environment) and wait."""
-        info = self.container_status(container_id)
-        problem = self._exec_problem(info, tuple(cmd))
-        if problem is not None:
-            return (126 if "permission denied" in problem else 127), b"", f"{problem}\n".encode()
-        proc = await asyncio.create_subprocess_exec(
-            *self.runc.exec_argv(info.id, cmd), stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        try:
-            out, err = await asyncio.wait_for(proc.communicate(), timeout)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-            raise ExecTimeoutError(f"command {list(cmd)} timed out after {timeout}s") from None
-        assert proc.returncode is not None
-        return procfs.exit_code_from_returncode(proc.returncode), out, err
-
-    async def exec_stream(self, container_id: str, cmd: Sequence[str], *, stdin: bool, stdout: bool, stderr: bool,
-                          tty: bool) -> ExecProcess:
-        info = self.container_status(container_id)
-        problem = self._exec_problem(info, tuple(cmd))
-        if problem is not None:
-            raise CommandNotFoundError(problem, 126 if "permission denied" in problem else 127)
-        try:
-            return await ExecProcess.start(self.runc.exec_argv(info.id, cmd), env={"PATH": os.environ.get("PATH", "")},
-                                           stdin=stdin, stdout=stdout, stderr=stderr, tty=tty, setsid=_SETSID)
-        except OSError as exc:
-            raise RuntimeServiceError(f"starting {list(cmd)} in container {info.name}: {exc}") from exc
+    def _exec_argv(self, info: ContainerInfo, cmd: Sequence[str]) -> tuple[list[str], Mapping[str, str]]:
+        """`runc exec`: the container's namespaces, cgroup, user and environment come from its config."""
+        return self.runc.exec_argv(info.id, cmd), {"PATH": os.environ.get("PATH", "")}

@@ -29,6 +29,8 @@ from typing import Any
 from kubecore.api.types import Obj
 from services.nodeagent import images, podevents, volumefiles
 from services.nodeagent.cni import PortMapping
+from services.nodeagent.oci import reference
+from services.nodeagent.oci.image import ImageError
 from services.nodeagent.probes import ProbeTarget
 from services.nodeagent.runtime import (
     CONTAINER_CREATED,
@@ -624,8 +626,20 @@ def container_id(c: ContainerInfo) -> str:
     return f"minicluster://{c.id}"
 
 
-def image_id(image: str) -> str:
-    return f"minicluster://{images.repository(image)}"
+def image_id(c: ContainerInfo) -> str:
+    """The imageID of a container's status: the image's repo digest (`docker.io/library/nginx@sha256:...`)
+    as containerd reports it; a catalog image of the host-process runtime has none of its own."""
+    return c.image_id or f"minicluster://{images.repository(c.image)}"
+
+
+def status_image(spec_image: str, c: ContainerInfo) -> str:
+    """The image of a container's status: the normalized name when the image came from a store."""
+    if not c.image_id:
+        return spec_image
+    try:
+        return reference.normalize(spec_image)
+    except ImageError:
+        return spec_image
 
 
 def _terminated(c: ContainerInfo) -> Obj:
@@ -661,7 +675,8 @@ def container_status(
                    "restartCount": latest.attempt if latest else 0, "state": {}, "lastState": {}}
     if latest is None or latest.state == CONTAINER_CREATED:
         return _not_started(status, latest, previous, failure, waiting_reason)
-    status["imageID"] = image_id(latest.image)
+    status["imageID"] = image_id(latest)
+    status["image"] = status_image(image, latest)
     status["containerID"] = container_id(latest)
     if latest.state == CONTAINER_RUNNING and pod_running:
         return _running(status, spec, latest, previous, ready_probe, started_probe or {})

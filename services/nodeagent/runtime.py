@@ -277,7 +277,8 @@ class ContainerInfo:
     stdin: bool = False
     stdin_once: bool = False
     tty: bool = False
-    image_id: str = ""  # the image's config digest, when an image store gave the rootfs
+    image_id: str = ""  # the image as its pod's status names it: its repo digest (or config digest), when
+    # an image store gave the rootfs
     stop_signal: str = ""  # the image's StopSignal ("SIGQUIT"); SIGTERM when empty
 
     def to_json(self) -> dict[str, Any]:
@@ -786,8 +787,8 @@ class Runtime:
         for cid in [c for c in self._io if self._container_dir(sandbox_id, c).exists()]:
             self._io.pop(cid).close()
 
-    @staticmethod
-    def _exited(info: ContainerInfo, exit_code: int | None, *, message: str = "") -> ContainerInfo:
+    def _exited(self, info: ContainerInfo, exit_code: int | None, *, message: str = "") -> ContainerInfo:
+        """The record of an ended container (a method: the OCI runtime also asks its cgroup why)."""
         if exit_code is None:
             reason = "Unknown"
         else:
@@ -899,6 +900,9 @@ class Runtime:
         while procfs.is_alive(pid, ticks) and time.monotonic() < deadline:  # noqa: ASYNC110 polls /proc
             await asyncio.sleep(0.02)
 
+    async def _release(self, info: ContainerInfo) -> None:
+        """What an ended container still holds besides its directory (nothing, for a process)."""
+
     async def remove_container(self, container_id: str) -> None:
         """Kill if running, then forget the container. Its log stays with the sandbox. Idempotent."""
         async with self._lock(container_id):
@@ -906,23 +910,37 @@ class Runtime:
             if info is None:
                 return
             await self._stop(info, timeout=0)
+            await self._release(info)
             io = self._io.pop(container_id, None)
             if io is not None:
                 io.close()
             shutil.rmtree(self._container_dir(info.sandbox_id, container_id), ignore_errors=True)
         self._locks.pop(container_id, None)
 
+    # The exec hooks an OCI runtime replaces: what cannot run, and the command line that runs it.
+
+    def _exec_check(self, info: ContainerInfo, cmd: Sequence[str]) -> CommandNotFoundError | None:
+        """Why `cmd` cannot run in the container (RuntimeServiceError if the container does not run)."""
+        if not cmd:
+            raise RuntimeServiceError("an exec needs a command")
+        if info.state != CONTAINER_RUNNING:
+            raise RuntimeServiceError(f"container {info.name} is not running")
+        return exec_problem(cmd, path=info.env.get("PATH", ""), working_dir=info.working_dir)
+
+    def _exec_argv(self, info: ContainerInfo, cmd: Sequence[str]) -> tuple[list[str], Mapping[str, str]]:
+        """The command line (and its environment) that runs `cmd` in the container."""
+        return _nsenter_argv(info, cmd), info.env
+
     async def exec_sync(self, container_id: str, cmd: Sequence[str], *,
                         timeout: float = 10.0) -> tuple[int, bytes, bytes]:
-        """Run `cmd` in the container's namespaces (net, uts, mount) and wait: (exit code, stdout, stderr)."""
+        """Run `cmd` in the container and wait: (exit code, stdout, stderr)."""
         info = self.container_status(container_id)
-        if info.state != CONTAINER_RUNNING:
-            raise RuntimeServiceError(f"container {container_id} is not running")
-        problem = exec_problem(cmd, path=info.env.get("PATH", ""), working_dir=info.working_dir)
+        problem = self._exec_check(info, cmd)
         if problem is not None:
             return problem.exit_code, b"", f"{problem}\n".encode()
+        argv, env = self._exec_argv(info, cmd)
         proc = await asyncio.create_subprocess_exec(
-            *_nsenter_argv(info, cmd), env=dict(info.env), stdin=asyncio.subprocess.DEVNULL,
+            *argv, env=dict(env), stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )
         try:
@@ -936,20 +954,17 @@ class Runtime:
 
     async def exec_stream(self, container_id: str, cmd: Sequence[str], *, stdin: bool, stdout: bool, stderr: bool,
                           tty: bool) -> ExecProcess:
-        """Start `cmd` in the container's namespaces with its streams (or a pty) open to the caller;
-        raises CommandNotFoundError when there is nothing to run, RuntimeServiceError when the
+        """Start `cmd` in the container with its streams (or a pty) open to the caller; raises
+        CommandNotFoundError when there is nothing to run, RuntimeServiceError when the
         container is not running."""
-        if not cmd:
-            raise RuntimeServiceError("an exec needs a command")
         info = self.container_status(container_id)
-        if info.state != CONTAINER_RUNNING:
-            raise RuntimeServiceError(f"container {info.name} is not running")
-        problem = exec_problem(cmd, path=info.env.get("PATH", ""), working_dir=info.working_dir)
+        problem = self._exec_check(info, cmd)
         if problem is not None:
             raise problem
+        argv, env = self._exec_argv(info, cmd)
         try:
-            return await ExecProcess.start(_nsenter_argv(info, cmd), env=info.env, stdin=stdin, stdout=stdout,
-                                           stderr=stderr, tty=tty, setsid=_SETSID)
+            return await ExecProcess.start(argv, env=env, stdin=stdin, stdout=stdout, stderr=stderr, tty=tty,
+                                           setsid=_SETSID)
         except OSError as exc:
             raise RuntimeServiceError(f"starting {list(cmd)} in container {info.name}: {exc}") from exc
 

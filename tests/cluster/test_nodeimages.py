@@ -2,14 +2,16 @@
 reproducible, cached, and runnable (each one's main program, in a chroot of its unpacked layers)."""
 from __future__ import annotations
 
+import contextlib
 import json
-import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from cluster import nodeimages
+from services.nodeagent.oci.mounts import mount_overlay, unmount
 from services.nodeagent.oci.store import ContentStore
 
 pytestmark = pytest.mark.root  # chroot
@@ -38,13 +40,19 @@ def test_skopeo_reads_every_archive(built: dict[str, nodeimages.Built], name: st
     assert len(config["rootfs"]["diff_ids"]) == len(recipe.layers)
 
 
-def _rootfs(store: ContentStore, ref: str, target: Path) -> Path:
-    """The image's layers copied into one directory (whiteouts play no part in these images)."""
+@contextlib.contextmanager
+def _rootfs(store: ContentStore, ref: str, tmp: Path) -> Iterator[Path]:
+    """The image's layers under an overlay, as a container's rootfs."""
     image = store.get(ref)
     assert image is not None
-    for layer in store.layer_dirs(image):
-        shutil.copytree(layer, target, symlinks=True, dirs_exist_ok=True)
-    return target
+    target, upper, work = tmp / "rootfs", tmp / "upper", tmp / "work"
+    for d in (target, upper, work):
+        d.mkdir()
+    mount_overlay(target, lowers=store.layer_dirs(image), upper=upper, work=work)
+    try:
+        yield target
+    finally:
+        unmount(target)
 
 
 @pytest.mark.parametrize(("ref", "argv", "expected"), [
@@ -59,10 +67,10 @@ def test_runs_in_a_chroot(built: dict[str, nodeimages.Built], tmp_path: Path, re
     store = ContentStore(tmp_path / "store")
     for b in built.values():
         store.import_archive(b.archive)
-    root = _rootfs(store, ref, tmp_path / "rootfs")
     env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": "/app"}
-    result = subprocess.run(["chroot", str(root), *argv], capture_output=True, text=True, env=env, timeout=60,
-                            check=False)
+    with _rootfs(store, ref, tmp_path) as root:
+        result = subprocess.run(["chroot", str(root), *argv], capture_output=True, text=True, env=env, timeout=60,
+                                check=False)
     assert result.returncode == 0, result.stderr
     assert expected in result.stdout + result.stderr
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -45,7 +44,7 @@ def manifests(greeting: str) -> list[dict]:
                       "readinessProbe": {"httpGet": {"path": "/hostname", "port": 5432}, "periodSeconds": 1}}]}}}},
         {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "migrate", **meta},
          "spec": {"backoffLimit": 4, "template": {"spec": {"restartPolicy": "OnFailure", "containers": [{
-             "name": "migrate", "image": "python:3.11", "command": [sys.executable, "-c", MIGRATE],
+             "name": "migrate", "image": "python:3.11", "command": ["python3", "-c", MIGRATE],
              "env": [{"name": "DB_HOST", "valueFrom": {"configMapKeyRef": {"name": "web-config",
                                                                            "key": "DB_HOST"}}}]}]}}}},
         {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", **meta},
@@ -53,7 +52,7 @@ def manifests(greeting: str) -> list[dict]:
                   "template": {"metadata": {"labels": {"app": "web"}}, "spec": {
                       "volumes": [{"name": "site", "configMap": {"name": "web-config", "items": [
                           {"key": "index.html", "path": "index.html"}]}}],
-                      "containers": [{"name": "web", "image": "python:3.11", "command": [sys.executable, "-c", SERVE],
+                      "containers": [{"name": "web", "image": "python:3.11", "command": ["python3", "-c", SERVE],
                                       "envFrom": [{"configMapRef": {"name": "web-config"}}],
                                       "ports": [{"containerPort": 8080}],
                                       "volumeMounts": [{"name": "site", "mountPath": "/srv/site"}],

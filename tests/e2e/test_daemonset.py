@@ -23,7 +23,7 @@ spec:
     spec:
       containers:
         - name: agent
-          image: busybox:1.36
+          image: busybox:1.35
           command: ["sleep", "3600"]
 """
 
@@ -61,18 +61,18 @@ def test_a_daemonset_with_kubectl(cluster: Cluster, tmp_path) -> None:
                ["status"]["desiredNumberScheduled"] == 2, timeout=60, what="the node's departure")
 
     # a rolling update, its history, and back
-    run(*kc, "set", "image", "ds/node-agent", "agent=busybox:1.37")
+    run(*kc, "set", "image", "ds/node-agent", "agent=busybox:latest")
     out = run(*kc, "rollout", "status", "ds/node-agent", "--timeout=180s", timeout=200).stdout
     assert 'daemon set "node-agent" successfully rolled out' in out
-    assert {p["spec"]["containers"][0]["image"] for p in cluster.pods("app=node-agent")} == {"busybox:1.37"}
+    assert {p["spec"]["containers"][0]["image"] for p in cluster.pods("app=node-agent")} == {"busybox:latest"}
     history = run(*kc, "rollout", "history", "ds/node-agent").stdout.split()
     assert history[:4] == ["daemonset.apps/node-agent", "REVISION", "CHANGE-CAUSE", "1"] and "2" in history
     shown = run(*kc, "rollout", "history", "ds/node-agent", "--revision=1").stdout
-    assert "busybox:1.36" in shown
+    assert "busybox:1.35" in shown
     assert run(*kc, "rollout", "undo", "ds/node-agent").stdout.strip() == "daemonset.apps/node-agent rolled back"
     run(*kc, "rollout", "status", "ds/node-agent", "--timeout=180s", timeout=200)
     wait_until(lambda: {p["spec"]["containers"][0]["image"] for p in cluster.pods("app=node-agent")
-                        if running_ready(p)} == {"busybox:1.36"}
+                        if running_ready(p)} == {"busybox:1.35"}
                and len(cluster.pods("app=node-agent")) == 2, timeout=120, what="the undo's pods")
     revisions = run(*kc, "rollout", "history", "ds/node-agent").stdout.split()[3:]
     assert revisions == ["2", "<none>", "3", "<none>"]

@@ -5,7 +5,6 @@ listing them all; a selectorless Service's Endpoints are mirrored into an Endpoi
 from __future__ import annotations
 
 import json
-import sys
 
 import yaml
 
@@ -29,7 +28,7 @@ OBJECTS = [
               "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}},
     peer(0), peer(1),
     {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "resolver", "namespace": "default"},
-     "spec": {"containers": [{"name": "c", "image": "busybox", "command": ["sleep", "3600"]}]}},
+     "spec": {"containers": [{"name": "c", "image": "python:3.11", "command": ["sleep", "3600"]}]}},
     {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "ext", "namespace": "default"},
      "spec": {"ports": [{"name": "pg", "port": 5432}]}},
     {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "ext", "namespace": "default"},
@@ -63,7 +62,7 @@ def test_endpoints_listed_and_a_headless_service_s_pods_resolved_by_name(cluster
     assert sorted(a["hostname"] for a in ep["subsets"][0]["addresses"]) == ["peer-0", "peer-1"]
 
     def resolve(name: str) -> str:
-        return cluster.mkctl("exec", "resolver", "--", sys.executable, "-c", RESOLVE, name,
+        return cluster.mkctl("exec", "resolver", "--", "python3", "-c", RESOLVE, name,
                              check=False).stdout.strip()
     assert wait_until(lambda: resolve("peer-0.peers.default.svc.cluster.local") == ips["peer-0"],
                       timeout=20, what="peer-0's own name")

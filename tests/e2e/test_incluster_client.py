@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import sys
+import sysconfig
 import textwrap
 
 from tests.e2e.harness import SERVICE_CIDR, Cluster, wait_until
@@ -29,11 +29,19 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
+SITE_PACKAGES = sysconfig.get_paths()["purelib"]
+
+
 def reader_pod(name: str) -> dict:
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "team"},
             "spec": {"serviceAccountName": "reader", "restartPolicy": "Never",
                      "containers": [{"name": "client", "image": "python:3.11",
-                                     "command": [sys.executable, "-c", SCRIPT]}]}}
+                                     "command": ["python3", "-c", SCRIPT],
+                                     # the official client, as this machine's Python 3.11 has it installed
+                                     "env": [{"name": "PYTHONPATH", "value": "/client-libraries"}],
+                                     "volumeMounts": [{"name": "libraries", "mountPath": "/client-libraries",
+                                                       "readOnly": True}]}],
+                     "volumes": [{"name": "libraries", "hostPath": {"path": SITE_PACKAGES, "type": "Directory"}}]}}
 
 
 def result(c: Cluster, name: str) -> dict | None:
@@ -55,7 +63,10 @@ def apply(c: Cluster, tmp_path, *objs: dict) -> None:
 def test_the_python_client_in_a_pod_acts_as_its_service_account(cluster: Cluster, tmp_path) -> None:
     """A ServiceAccount bound to `view` in its namespace lists pods there, and is refused in
     another namespace."""
-    apply(cluster, tmp_path, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}})
+    # privileged: the pod mounts this machine's client library with a hostPath volume, which the
+    # default (baseline) Pod Security level refuses
+    apply(cluster, tmp_path, {"apiVersion": "v1", "kind": "Namespace", "metadata": {
+        "name": "team", "labels": {"pod-security.kubernetes.io/enforce": "privileged"}}})
     apply(cluster, tmp_path, {"apiVersion": "v1", "kind": "ServiceAccount",
                               "metadata": {"name": "reader", "namespace": "team"}})
     apply(cluster, tmp_path, {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
@@ -74,4 +85,6 @@ def test_the_python_client_in_a_pod_acts_as_its_service_account(cluster: Cluster
     assert got["elsewhere"] == 403
     pod = json.loads(cluster.mkctl("get", "pod", "reader", "-n", "team", "-o", "json").stdout)
     assert pod["status"]["phase"] == "Succeeded"
-    assert pod["spec"]["volumes"][0]["name"].startswith("kube-api-access-")
+    # the ServiceAccount admission appends the projected token volume after the pod's own
+    assert [v["name"] for v in pod["spec"]["volumes"]][0] == "libraries"
+    assert pod["spec"]["volumes"][-1]["name"].startswith("kube-api-access-")

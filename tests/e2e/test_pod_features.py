@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -33,7 +32,7 @@ POD = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "featured", "name
                                     "command": ["sh", "-c", "echo made by $(WHO) > /var/lib/site/made.txt"],
                                     "env": [{"name": "WHO", "value": "init"}],
                                     "volumeMounts": [{"name": "site", "mountPath": "/var/lib/site"}]}],
-                "containers": [{"name": "web", "image": "python:3.11", "command": [sys.executable, "-c", SERVE],
+                "containers": [{"name": "web", "image": "python:3.11", "command": ["python3", "-c", SERVE],
                                 "env": [{"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "site",
                                                                                            "key": "mode"}}}],
                                 "volumeMounts": [{"name": "site", "mountPath": "/var/lib/site"},
@@ -71,7 +70,7 @@ def test_init_container_output_is_served_and_a_configmap_volume_follows_apply(cl
     row = kubectl(cluster, tmp_path, "get", "pod", "featured").stdout.splitlines()[1].split()
     assert row[:3] == ["featured", "1/1", "Running"], row
 
-    served = wait_until(lambda: kubectl(cluster, tmp_path, "exec", "featured", "-c", "web", "--", sys.executable,
+    served = wait_until(lambda: kubectl(cluster, tmp_path, "exec", "featured", "-c", "web", "--", "python3",
                                         "-c", FETCH, check=False).stdout, timeout=30, what="the served file")
     assert served == "made by init\n"
 

@@ -19,7 +19,7 @@ SERVERS = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "
                         "readinessProbe": {"httpGet": {"path": "/hostname", "port": 8080},
                                            "periodSeconds": 1}}]}}}}
 CLIENT = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "lb-client"},
-          "spec": {"containers": [{"name": "client", "image": "busybox", "command": ["sleep", "3600"]}]}}
+          "spec": {"containers": [{"name": "client", "image": "nicolaka/netshoot", "command": ["sleep", "3600"]}]}}
 LB = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web-lb"},
       "spec": {"type": "LoadBalancer", "selector": {"app": "lb-test"},
                "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}}

@@ -83,11 +83,9 @@ def test_cp_round_trip(applied, tmp_path):
     pod = applied.pods("app=pf")[0]["metadata"]["name"]
     src = tmp_path / "payload.bin"
     src.write_bytes(os.urandom(200_000))
-    inside = tmp_path / "inside"  # the containers see the node's files: a path of this test's own
-    inside.mkdir()
-    kubectl(applied, "cp", str(src), f"{pod}:{inside}/copy.bin")
+    kubectl(applied, "cp", str(src), f"{pod}:/tmp/copy.bin")  # into the container's own filesystem
     back = tmp_path / "back.bin"
-    kubectl(applied, "cp", f"{pod}:{inside}/copy.bin", str(back))
+    kubectl(applied, "cp", f"{pod}:/tmp/copy.bin", str(back))
     assert back.read_bytes() == src.read_bytes()
 
 

@@ -17,8 +17,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+from cluster import nodeimages
 from cluster.procs import stop_process
 from services.nodeagent import procfs
+from services.nodeagent.oci.store import ContentStore
 from tests.conftest import SessionPki
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,8 +81,9 @@ class AgentProcess:
     """`python -m services.nodeagent` for one node, killed by its PID."""
 
     def __init__(self, *, kubeconfig: Path, node: str, node_ip: str, netns: str, state_dir: Path,
-                 port: int = 10250, extra: list[str] | None = None) -> None:
+                 port: int = 10250, extra: list[str] | None = None, runtime: str = "process") -> None:
         self.node, self.port, self.netns = node, port, netns
+        self.runtime = runtime
         self.state_dir = state_dir
         self.log_path = state_dir.parent / f"agent-{node}.log"
         self.args = [sys.executable, "-m", "services.nodeagent", "--kubeconfig", str(kubeconfig), "--node-name", node,
@@ -89,10 +92,15 @@ class AgentProcess:
                      "--host-netns", f"/run/netns/{netns}", "--heartbeat-interval", "2",
                      "--backoff-base", "0.5", "--backoff-max", "4", "--relist-interval", "0.2",
                      "--log-level", "INFO", "--healthz-port", "0",
-                     *SessionPki.get().agent_flags(node, node_ip), *(extra or [])]
+                     *SessionPki.get().agent_flags(node, node_ip), "--container-runtime", runtime,
+                     *(extra or [])]
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> AgentProcess:
+        if self.runtime != "process":  # the default images in the node's store, as `cluster up` loads them
+            store = ContentStore(self.state_dir / "images")
+            for built in nodeimages.build_all():
+                store.import_archive(built.archive)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True)

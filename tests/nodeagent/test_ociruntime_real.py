@@ -29,6 +29,7 @@ from services.nodeagent.runtime import (
     ContainerConfig,
     ContainerStartError,
     Mount,
+    RuntimeServiceError,
 )
 from tests.nodeagent.conftest import needs_netns
 
@@ -239,3 +240,57 @@ async def test_python_and_agnhost_images(oci: OciRuntime):
             break
         await asyncio.sleep(0.1)
     assert out.decode().strip() == "py"
+
+
+def _pod(uid: str, name: str, container: dict, pod_sc: dict | None = None) -> dict:
+    return {"metadata": {"name": name, "namespace": "default", "uid": uid},
+            "spec": {"securityContext": pod_sc or {}, "containers": [container]}}
+
+
+async def _with_spec(rt: OciRuntime, sandbox_id: str, pod: dict, container: dict, image: str = BUSYBOX) -> str:
+    info = await rt.create_container(sandbox_id, ContainerConfig(
+        name=container["name"], image=image, command=container.get("command"), pod=pod, spec=container))
+    await rt.start_container(info.id)
+    return info.id
+
+
+async def test_security_context_user_capabilities_and_read_only_root(oci: OciRuntime):
+    sb = await oci.run_pod_sandbox("uid-sec", "default", "sec")
+    c = {"name": "c", "command": ["sleep", "3600"],
+         "securityContext": {"runAsUser": 1000, "runAsGroup": 3000, "allowPrivilegeEscalation": False,
+                             "readOnlyRootFilesystem": True,
+                             "capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]}}}
+    cid = await _with_spec(oci, sb.id, _pod("uid-sec", "sec", c, {"supplementalGroups": [4000]}), c)
+    assert (await _sh(oci, cid, "id -u; id -g; id -G")).split() == ["1000", "3000", "3000", "4000"]
+    status = await _sh(oci, cid, "cat /proc/self/status")
+    fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+    assert int(fields["CapEff"].strip(), 16) == 0  # a non-root user: no effective capabilities
+    assert int(fields["CapBnd"].strip(), 16) == 1 << 10  # CAP_NET_BIND_SERVICE alone is bounded
+    assert fields["NoNewPrivs"].strip() == "1"
+    code, _, err = await oci.exec_sync(cid, ["touch", "/new-file"])
+    assert code != 0 and b"Read-only file system" in err
+    assert "nobody" in await _sh(oci, cid, "cat /etc/passwd")  # the image's users, not the node's
+
+
+async def test_run_as_non_root_refuses_a_root_image(oci: OciRuntime):
+    sb = await oci.run_pod_sandbox("uid-nonroot", "default", "nonroot")
+    c = {"name": "c", "command": ["sleep", "1"], "securityContext": {"runAsNonRoot": True}}
+    with pytest.raises(RuntimeServiceError) as info:
+        await _with_spec(oci, sb.id, _pod("uid-nonroot", "nonroot", c), c)
+    assert info.value.reason == "CreateContainerConfigError"
+    assert str(info.value) == ('container has runAsNonRoot and image will run as root (pod: '
+                               '"nonroot_default(uid-nonroot)", container: c)')
+    assert oci.list_containers(sb.id) == []  # nothing half-made is left
+
+
+async def test_a_memory_hog_is_oom_killed(oci: OciRuntime):
+    sb = await oci.run_pod_sandbox("uid-oom", "default", "oom")
+    c = {"name": "hog", "command": ["sh", "-c", "x=$(head -c 200000000 /dev/zero | tr '\\0' a); sleep 3600"],
+         "resources": {"limits": {"memory": "32Mi", "cpu": "500m"}, "requests": {"memory": "32Mi", "cpu": "250m"}}}
+    cid = await _with_spec(oci, sb.id, _pod("uid-oom", "oom", c), c)
+    info = await _until(lambda: (i := oci.container_status(cid)).state == CONTAINER_EXITED and i, timeout=30)
+    assert (info.exit_code, info.reason) == (137, "OOMKilled")
+    config = json.loads((oci._bundle(info) / "config.json").read_text())
+    assert config["linux"]["resources"]["memory"] == {"limit": 32 * 1024 * 1024}
+    assert config["linux"]["resources"]["cpu"] == {"shares": 256, "quota": 50000, "period": 100000}
+    assert config["process"]["oomScoreAdj"] > 2  # Burstable

@@ -361,9 +361,10 @@ class ContentStore:
                 if source.exists("manifest.json"):
                     return self._import_docker(source)
         except tarfile.TarError as exc:
-            raise ArchiveError(f"{path}: not an image archive: {exc}") from exc
-        raise ArchiveError(f"{path}: neither an OCI image layout (index.json, oci-layout) nor a docker-archive "
-                           f"(manifest.json)")
+            why = str(exc).splitlines()[0].rstrip(":")
+            raise ArchiveError(f"not an image archive ({why})") from exc
+        raise ArchiveError("neither an OCI image layout (index.json, oci-layout) nor a docker-archive "
+                           "(manifest.json)")
 
     def _ingest(self, source: _Source, name: str, digest: str) -> None:
         if self.has_blob(digest):
