@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from cluster import dockerengine, image
+from cluster import dockerengine, hoststate, image
 from cluster.launcher import ready_nodes
 from cluster.procs import free_port
 
@@ -115,8 +115,9 @@ def main(argv: list[str] | None = None) -> int:
                     up, down = cluster_round(home / f"state{i}", kenv)
                     ups["cluster"].append(up)
                     downs["cluster"].append(down)
-            finally:  # what a failed round left up
+            finally:  # what a failed round left up, and the node containers' pod cgroups
                 _run([*compose, "down", "-v", "--remove-orphans"], cenv)
+                hoststate.remove_cgroups(sorted(NODES))
                 for i in range(a.repeat):
                     _run([sys.executable, "-m", "minikubectl", "cluster", "down", "--name", "mcb",
                           "--state-dir", str(home / f"state{i}")], kenv)

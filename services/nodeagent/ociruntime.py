@@ -212,6 +212,7 @@ class OciRuntime(Runtime):
         """`Runtime.cleanup_orphans`, then the runtime's containers that no record names (a crash
         between `runc run` and the record, or records removed by hand)."""
         removed = await super().cleanup_orphans(keep)
+        self._remove_stale_pod_cgroups()
         known = {path.parent.name for path in self._container_files()}
         try:
             ids = await self.runc.list_ids()
@@ -226,6 +227,17 @@ class OciRuntime(Runtime):
                 except RuncError as exc:
                     log.warning("container %s not deleted: %s", container_id[:12], exc)
         return removed
+
+    def _remove_stale_pod_cgroups(self) -> None:
+        """Pod cgroups of this node that no sandbox names: left by a node that went away without
+        removing its pods (a node container stopped by `docker compose down`). Empty once their
+        processes are gone, so rmdir takes them; one still in use stays."""
+        wanted = {f"pod{s.pod_uid}" for s in self.list_pod_sandboxes()}
+        node = f"/{CGROUP_PARENT}/{self.node_name}"
+        stale = {d.name for top in cgroup_dirs(node) if top.is_dir() for d in top.iterdir()
+                 if d.is_dir() and d.name.startswith("pod") and d.name not in wanted}
+        for name in sorted(stale):
+            remove_cgroups(f"{node}/{name}")
 
     # ----------------------------------------------------------------- containers
 

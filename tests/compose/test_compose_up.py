@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from cluster import launcher
+from cluster import hoststate, launcher
 from cluster.dockerengine import engine_bridges
 from tests.e2e.harness import run, wait_until
 
@@ -73,6 +73,9 @@ def compose(docker_env, project_image, ranges_blackholed, tmp_path_factory) -> I
     finally:
         if c("ps", "-q", check=False).stdout.strip():
             c("down", "-v", "--remove-orphans", check=False)
+        # the node containers' pod cgroups (the host's hierarchy; a later node agent of the same
+        # name would remove them at its start)
+        hoststate.remove_cgroups(sorted(NODES))
 
 
 def ready_nodes(c: Compose) -> set[str]:

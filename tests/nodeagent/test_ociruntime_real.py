@@ -294,3 +294,18 @@ async def test_a_memory_hog_is_oom_killed(oci: OciRuntime):
     assert config["linux"]["resources"]["memory"] == {"limit": 32 * 1024 * 1024}
     assert config["linux"]["resources"]["cpu"] == {"shares": 256, "quota": 50000, "period": 100000}
     assert config["process"]["oomScoreAdj"] > 2  # Burstable
+
+
+async def test_stale_pod_cgroups_of_the_node_are_removed_at_start(oci: OciRuntime, node_name: str):
+    """A node that went away without removing its pods (a stopped node container) left their
+    (empty) cgroups; the next agent of that node removes them, and keeps its live pods'."""
+    sb = await oci.run_pod_sandbox("uid-live", "default", "live")
+    await _start(oci, sb.id, "c", ["sleep", "3600"])
+    stale = [d / "minicluster" / node_name / "poduid-gone" for d in Path("/sys/fs/cgroup").iterdir()
+             if (d / "minicluster" / node_name).is_dir()]
+    assert stale
+    for d in stale:
+        d.mkdir()
+    await oci.cleanup_orphans({"uid-live"})
+    assert not any(d.exists() for d in stale)
+    assert all(d.parent.joinpath("poduid-live").is_dir() for d in stale)
