@@ -127,3 +127,43 @@ def test_qos_and_oom_score(containers, qos, adj):
     pod = {"spec": {"containers": [{"name": f"c{i}", "resources": r} for i, r in enumerate(containers)]}}
     assert resources.qos_class(pod) == qos
     assert resources.oom_score_adj(pod, pod["spec"]["containers"][0], 4 << 30) == adj
+
+
+@pytest.mark.parametrize(("profile", "privileged", "expected"), [
+    (None, False, None),
+    ({"type": "Unconfined"}, False, None),
+    ({"type": "RuntimeDefault"}, True, None),
+    ({"type": "RuntimeDefault"}, False, "SCMP_ACT_ERRNO"),
+], ids=["kubelet-default-unconfined", "unconfined", "privileged-unconfined", "runtime-default"])
+def test_seccomp_choice(rootfs, profile, privileged, expected):
+    pod, container = _pod({"seccompProfile": profile, "privileged": privileged} if profile else {})
+    s = security.container_security(pod=pod, container=container, image_user_text="", rootfs=rootfs)
+    assert (s.seccomp or {}).get("defaultAction") == expected
+
+
+def test_runtime_default_follows_the_capabilities(rootfs):
+    def rules(caps: dict) -> list[dict]:
+        pod, container = _pod({"seccompProfile": {"type": "RuntimeDefault"}, "capabilities": caps})
+        s = security.container_security(pod=pod, container=container, image_user_text="", rootfs=rootfs)
+        assert s.seccomp is not None
+        return s.seccomp["syscalls"]
+    plain = rules({})
+    names = {n for r in plain if r["action"] == "SCMP_ACT_ALLOW" and "args" not in r for n in r["names"]}
+    assert {"read", "write", "chroot", "arch_prctl"} <= names and not {"mount", "unshare", "reboot"} & names
+    assert {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38} in plain
+    admin = rules({"add": ["SYS_ADMIN"]})
+    assert any("mount" in r["names"] and "unshare" in r["names"] for r in admin)
+    assert not any(r.get("errnoRet") for r in admin)  # clone3 allowed with CAP_SYS_ADMIN
+
+
+def test_localhost_profile(rootfs, tmp_path):
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles/audit.json").write_text('{"defaultAction": "SCMP_ACT_LOG"}')
+    pod, container = _pod({"seccompProfile": {"type": "Localhost", "localhostProfile": "profiles/audit.json"}})
+    s = security.container_security(pod=pod, container=container, image_user_text="", rootfs=rootfs,
+                                    seccomp_root=tmp_path)
+    assert s.seccomp == {"defaultAction": "SCMP_ACT_LOG"}
+    pod, container = _pod({"seccompProfile": {"type": "Localhost", "localhostProfile": "missing.json"}})
+    with pytest.raises(security.SecurityContextError, match="failed to load seccomp profile"):
+        security.container_security(pod=pod, container=container, image_user_text="", rootfs=rootfs,
+                                    seccomp_root=tmp_path)

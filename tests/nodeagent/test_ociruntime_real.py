@@ -309,3 +309,21 @@ async def test_stale_pod_cgroups_of_the_node_are_removed_at_start(oci: OciRuntim
     await oci.cleanup_orphans({"uid-live"})
     assert not any(d.exists() for d in stale)
     assert all(d.parent.joinpath("poduid-live").is_dir() for d in stale)
+
+
+async def test_runtime_default_seccomp_blocks_what_containerd_blocks(oci: OciRuntime):
+    sb = await oci.run_pod_sandbox("uid-seccomp", "default", "seccomp")
+    admin = {"capabilities": {"add": ["SYS_ADMIN"]}}
+    confined = {"name": "confined", "command": ["sleep", "3600"],
+                "securityContext": {**admin, "seccompProfile": {"type": "RuntimeDefault"}}}
+    plain = {"name": "plain", "command": ["sleep", "3600"], "securityContext": admin}
+    pod = _pod("uid-seccomp", "seccomp", confined)
+    a = await _with_spec(oci, sb.id, pod, confined)
+    b = await _with_spec(oci, sb.id, pod, plain)
+    assert (await _sh(oci, a, "grep Seccomp: /proc/self/status")).split()[1] == "2"  # filtered
+    assert (await _sh(oci, b, "grep Seccomp: /proc/self/status")).split()[1] == "0"
+    # swapon is in no group of the profile, whatever the capabilities: the filter refuses it
+    # (EPERM) before the kernel looks at the file (which it would refuse otherwise: EINVAL)
+    _, _, filtered = await oci.exec_sync(a, ["swapon", "/dev/null"])
+    _, _, unfiltered = await oci.exec_sync(b, ["swapon", "/dev/null"])
+    assert b"Operation not permitted" in filtered and b"Operation not permitted" not in unfiltered

@@ -9,18 +9,22 @@ CRI plugin decide it:
 - capabilities: containerd's default set, `drop` then `add` (`ALL` either way), every one when
   `privileged`; `allowPrivilegeEscalation: false` is no_new_privs;
 - `readOnlyRootFilesystem`; `privileged` or `procMount: Unmasked` unmask /proc; `privileged`
-  also leaves /sys writable and the device cgroup open, as containerd does.
+  also leaves /sys writable and the device cgroup open, as containerd does;
+- `seccompProfile`: RuntimeDefault is containerd's profile (`seccomp`), Localhost a file under
+  the node's seccomp root, Unconfined (or nothing asked, kubelet's default) none.
 
 Pure: the pod and container as the API has them in, a `SecuritySettings` out, applied to the
 config.json dict by `apply_to`.
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from services.nodeagent.oci import seccomp
 from services.nodeagent.oci.spec import DEFAULT_CAPABILITIES, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS
 
 # Every capability runc knows on this kernel generation (what `privileged` grants).
@@ -49,6 +53,7 @@ class SecuritySettings:
     readonly_rootfs: bool = False
     privileged: bool = False
     unmasked: bool = False
+    seccomp: Mapping[str, Any] | None = None  # the OCI linux.seccomp; None: unconfined
 
     def apply_to(self, spec: dict[str, Any]) -> None:
         process, linux = spec["process"], spec["linux"]
@@ -63,6 +68,10 @@ class SecuritySettings:
             linux["maskedPaths"], linux["readonlyPaths"] = [], []
         else:
             linux["maskedPaths"], linux["readonlyPaths"] = list(DEFAULT_MASKED_PATHS), list(DEFAULT_READONLY_PATHS)
+        if self.seccomp is not None:
+            linux["seccomp"] = dict(self.seccomp)
+        else:
+            linux.pop("seccomp", None)
         if self.privileged:
             for mount in spec["mounts"]:
                 if mount["destination"] in ("/sys", "/sys/fs/cgroup"):
@@ -165,8 +174,31 @@ def _check_non_root(sc: Mapping[str, Any], uid: int, image_user_text: str, pod: 
                                    f"container: {container})")
 
 
+def seccomp_profile(sc: Mapping[str, Any], capabilities: tuple[str, ...], *, privileged: bool,
+                    seccomp_root: Path | None) -> Mapping[str, Any] | None:
+    """kubelet's choice: privileged and Unconfined (and, without --seccomp-default, nothing asked)
+    are unconfined; RuntimeDefault is containerd's profile; Localhost a file of the node's."""
+    profile = sc.get("seccompProfile") or {}
+    kind = profile.get("type")
+    if privileged or kind in (None, "Unconfined"):
+        return None
+    if kind == "RuntimeDefault":
+        return seccomp.runtime_default(capabilities)
+    if kind == "Localhost":
+        name = str(profile.get("localhostProfile") or "")
+        path = (seccomp_root or Path("/var/lib/kubelet/seccomp")) / name
+        try:
+            loaded = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise SecurityContextError(f'failed to load seccomp profile "{path}": {exc}') from exc
+        if not isinstance(loaded, dict):
+            raise SecurityContextError(f'seccomp profile "{path}" is not a JSON object')
+        return loaded
+    raise SecurityContextError(f"unknown seccomp profile type {kind!r}")
+
+
 def container_security(*, pod: Mapping[str, Any], container: Mapping[str, Any], image_user_text: str,
-                       rootfs: Path) -> SecuritySettings:
+                       rootfs: Path, seccomp_root: Path | None = None) -> SecuritySettings:
     sc = _context(pod, container)
     pod_sc = (pod.get("spec") or {}).get("securityContext") or {}
     uid, gid, user_name = image_user(rootfs, "" if "runAsUser" in sc else image_user_text)
@@ -182,9 +214,11 @@ def container_security(*, pod: Mapping[str, Any], container: Mapping[str, Any], 
     if pod_sc.get("fsGroup") is not None:
         extra.append(int(pod_sc["fsGroup"]))
     privileged = bool(sc.get("privileged"))
+    capabilities = _capabilities(sc, privileged)
     return SecuritySettings(
         uid=uid, gid=gid or 0, additional_gids=tuple(dict.fromkeys(g for g in extra if g != (gid or 0))),
-        capabilities=_capabilities(sc, privileged),
+        capabilities=capabilities,
+        seccomp=seccomp_profile(sc, capabilities, privileged=privileged, seccomp_root=seccomp_root),
         no_new_privileges=not privileged and sc.get("allowPrivilegeEscalation") is False,
         readonly_rootfs=bool(sc.get("readOnlyRootFilesystem")), privileged=privileged,
         unmasked=sc.get("procMount") == "Unmasked",
