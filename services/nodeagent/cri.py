@@ -32,8 +32,10 @@ class ContainerRuntime(Protocol):
         subdomain: str | None = None,
         port_mappings: Sequence[PortMapping] = (),
         labels: Mapping[str, str] | None = None,
+        share_process_namespace: bool = False,
     ) -> SandboxInfo:
-        """A new READY sandbox with its network; raises RuntimeServiceError when it cannot be made."""
+        """A new READY sandbox with its network (and, when asked, a PID namespace its containers
+        share); raises RuntimeServiceError when it cannot be made."""
         ...
 
     async def stop_pod_sandbox(self, sandbox_id: str) -> None:

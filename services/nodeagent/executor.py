@@ -334,7 +334,8 @@ class PodExecutor:
         try:
             info = await self.runtime.run_pod_sandbox(
                 step.pod_uid, step.namespace, step.name, hostname=step.hostname, subdomain=step.subdomain,
-                port_mappings=step.port_mappings, labels=step.labels)
+                port_mappings=step.port_mappings, labels=step.labels,
+                share_process_namespace=step.share_process_namespace)
         except RuntimeServiceError as exc:
             self._tell(sync.plan.pod, podevents.failed_create_sandbox(str(exc)))
             sync.error = exc  # the status is still written; the sync fails after it

@@ -65,6 +65,8 @@ class ContainerConfigError(RuntimeServiceError):
 
 _UNSHARE = _which("unshare")
 _HOSTNAME = _which("hostname")
+_NSENTER = _which("nsenter")
+_SLEEP = _which("sleep")
 SHM_OPTIONS = "mode=1777,size=65536k"  # containerd's sandbox /dev/shm
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CGROUP_PARENT = "minicluster"
@@ -150,6 +152,21 @@ def lookup_executable(root: Path, name: str, *, path_env: str, cwd: str) -> str 
     return f'exec: "{name}": executable file not found in $PATH'
 
 
+def _pid_namespace_holder(netns_path: str) -> int | None:
+    """The `sleep` in the pod's network namespace that is PID 1 of a PID namespace of its own."""
+    mine = os.readlink("/proc/self/ns/pid")
+    for pid in procfs.pids_in_netns(netns_path):
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                comm = f.read().strip()
+            theirs = os.readlink(f"/proc/{pid}/ns/pid")
+        except OSError:
+            continue
+        if comm == "sleep" and theirs != mine:
+            return pid
+    return None
+
+
 def _stop_signal(name: str) -> signal.Signals:
     name = name.upper()
     if name and not name.startswith("SIG"):
@@ -194,13 +211,34 @@ class OciRuntime(Runtime):
         (ns / "shm").mkdir(exist_ok=True)
         mounts.mount_tmpfs(ns / "shm", SHM_OPTIONS)
         await procfs.run(_UNSHARE, f"--ipc={ns / 'ipc'}", f"--uts={ns / 'uts'}", _HOSTNAME, info.hostname)
+        if info.share_process_namespace:
+            await self._start_pod_pid_namespace(info)
+
+    async def _start_pod_pid_namespace(self, info: SandboxInfo) -> None:
+        """shareProcessNamespace: a PID namespace for the pod, whose first process (kube's pause;
+        here `sleep infinity`, in the pod's network namespace so it goes with the sandbox) keeps it
+        alive; its containers join it by the bind-mounted ns/pid."""
+        await asyncio.create_subprocess_exec(
+            _NSENTER, f"--net={info.netns_path}", "--", _UNSHARE, "--pid", "--fork", "--kill-child", _SLEEP,
+            "infinity", stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL, start_new_session=True)
+        target = self._ns_dir(info) / "pid"
+        target.touch()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            pid = _pid_namespace_holder(info.netns_path)
+            if pid is not None:
+                mounts.bind(Path(f"/proc/{pid}/ns/pid"), target)
+                return
+            await asyncio.sleep(0.005)
+        raise OSError("the pod's PID namespace did not come up")
 
     async def _teardown(self, info: SandboxInfo, *, remove: bool) -> SandboxInfo:
         result = await super()._teardown(info, remove=False)
         for path in self._container_files(info.id):
             await self._release(ContainerInfo.from_json(json.loads(path.read_text())))
         ns = self._ns_dir(info)
-        for name in ("shm", "ipc", "uts"):
+        for name in ("shm", "ipc", "uts", "pid"):
             mounts.unmount(ns / name)
         remove_cgroups(cgroup_parent(self.node_name, info.pod_uid))
         if remove:
@@ -315,7 +353,8 @@ class OciRuntime(Runtime):
         return spec.runtime_spec(spec.ContainerSpecInput(
             rootfs=str(bundle / "rootfs"), argv=info.argv, env=tuple(f"{k}={v}" for k, v in info.env.items()),
             cwd=info.working_dir, netns=sandbox.netns_path, ipcns=str(ns / "ipc"), utsns=str(ns / "uts"),
-            shm=str(ns / "shm"), cgroups_path=f"{cgroup_parent(self.node_name, sandbox.pod_uid)}/{info.id}",
+            shm=str(ns / "shm"), pidns=str(ns / "pid") if sandbox.share_process_namespace else "",
+            cgroups_path=f"{cgroup_parent(self.node_name, sandbox.pod_uid)}/{info.id}",
             pod_files=pod_files, volumes=volumes, terminal=info.tty,
             annotations={"io.kubernetes.cri.sandbox-id": sandbox.id, "io.kubernetes.cri.container-name": info.name,
                          "io.kubernetes.pod.namespace": sandbox.namespace, "io.kubernetes.pod.name": sandbox.name},

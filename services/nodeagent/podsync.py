@@ -144,6 +144,7 @@ class CreateSandbox:
     subdomain: str | None
     port_mappings: tuple[PortMapping, ...]
     labels: Mapping[str, str]
+    share_process_namespace: bool = False
 
 
 @dataclass(frozen=True)
@@ -533,7 +534,8 @@ def sandbox_request(pod: Mapping[str, Any]) -> CreateSandbox:
     meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
     return CreateSandbox(pod_uid(pod), meta.get("namespace", "default"), meta["name"],
                          hostname=spec.get("hostname"), subdomain=spec.get("subdomain"),
-                         port_mappings=tuple(port_mappings(pod)), labels=meta.get("labels") or {})
+                         port_mappings=tuple(port_mappings(pod)), labels=meta.get("labels") or {},
+                         share_process_namespace=spec.get("shareProcessNamespace") is True)
 
 
 def node_volume_names(pod: Mapping[str, Any]) -> frozenset[str]:

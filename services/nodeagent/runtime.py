@@ -202,6 +202,7 @@ class SandboxInfo:
     cni_result: Mapping[str, Any] | None = None
     network_ready: bool = False
     labels: Mapping[str, str] = field(default_factory=dict)
+    share_process_namespace: bool = False
 
     @property
     def key(self) -> str:
@@ -482,8 +483,10 @@ class Runtime:
         subdomain: str | None = None,
         port_mappings: Sequence[PortMapping] = (),
         labels: Mapping[str, str] | None = None,
+        share_process_namespace: bool = False,
     ) -> SandboxInfo:
-        """Create the pod's network namespace, pod files and network; returns it READY."""
+        """Create the pod's network namespace, pod files and network; returns it READY. (Host
+        processes share the node's PID namespace whatever `share_process_namespace` says.)"""
         started = time.monotonic()
         problem = podinput.hostname_problem(name, hostname, subdomain)
         if problem is not None:
@@ -496,7 +499,7 @@ class Runtime:
             id=sandbox_id, pod_uid=pod_uid, namespace=namespace, name=name, node=self.node_name,
             netns_name=ns_name, netns_path=f"{NETNS_DIR}/{ns_name}", pod_dir=str(pod_dir), hostname=host,
             state=SANDBOX_CREATING, created_at=time.time(), port_mappings=tuple(port_mappings),
-            labels=dict(labels or {}),
+            labels=dict(labels or {}), share_process_namespace=share_process_namespace,
         )
         async with self._lock(sandbox_id):
             pod_dir.mkdir(parents=True)

@@ -62,7 +62,8 @@ class FakeRuntime:
 
     async def run_pod_sandbox(self, pod_uid: str, namespace: str, name: str, *, hostname: str | None = None,
                               subdomain: str | None = None, port_mappings: Sequence[PortMapping] = (),
-                              labels: Mapping[str, str] | None = None) -> SandboxInfo:
+                              labels: Mapping[str, str] | None = None,
+                              share_process_namespace: bool = False) -> SandboxInfo:
         self.calls.append(("run_pod_sandbox", pod_uid))
         if self.fail_sandbox is not None:
             raise self.fail_sandbox

@@ -327,3 +327,15 @@ async def test_runtime_default_seccomp_blocks_what_containerd_blocks(oci: OciRun
     _, _, filtered = await oci.exec_sync(a, ["swapon", "/dev/null"])
     _, _, unfiltered = await oci.exec_sync(b, ["swapon", "/dev/null"])
     assert b"Operation not permitted" in filtered and b"Operation not permitted" not in unfiltered
+
+
+async def test_share_process_namespace(oci: OciRuntime):
+    sb = await oci.run_pod_sandbox("uid-sharepid", "default", "sharepid", share_process_namespace=True)
+    a = await _start(oci, sb.id, "a", ["sh", "-c", "exec sleep 3601"])
+    b = await _start(oci, sb.id, "b", ["sleep", "3602"])
+    rows = [line.split(None, 1) for line in (await _sh(oci, b, "ps -o pid,args")).splitlines()[1:]]
+    assert rows[0][0] == "1" and rows[0][1].endswith("sleep infinity")  # the pod's first process, as kube's pause
+    assert {"sleep 3601", "sleep 3602"} <= {args for _, args in rows}
+    assert oci.container_status(a).state == CONTAINER_RUNNING
+    await oci.remove_pod_sandbox(sb.id)
+    assert sb.pod_dir not in Path("/proc/self/mountinfo").read_text()

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 MNT_DETACH = 2
-MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
+MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND = 2, 4, 8, 4096
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p)
 _libc.umount2.argtypes = (ctypes.c_char_p, ctypes.c_int)
@@ -39,6 +39,11 @@ def overlay_options(lowers: Sequence[Path], upper: Path, work: Path) -> str:
 def mount_overlay(target: Path, *, lowers: Sequence[Path], upper: Path, work: Path) -> None:
     """`lowers` bottom layer first (the image's order)."""
     _mount("overlay", target, "overlay", overlay_options(lowers, upper, work))
+
+
+def bind(source: Path, target: Path) -> None:
+    """Bind-mount `source` on `target` (a namespace kept by its file)."""
+    _mount(str(source), target, "", "", MS_BIND)
 
 
 def mount_tmpfs(target: Path, options: str) -> None:
