@@ -38,7 +38,7 @@ import logging
 import os
 import platform
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,6 +61,7 @@ from services.nodeagent.cri import ContainerRuntime
 from services.nodeagent.envvars import service_env
 from services.nodeagent.executor import PodExecutor, StartFailures, observe
 from services.nodeagent.lifecycle import HookRunner
+from services.nodeagent.oci.image import Image
 from services.nodeagent.oci.store import ContentStore
 from services.nodeagent.ociruntime import OciRuntime
 from services.nodeagent.podsync import Backoff
@@ -158,7 +159,18 @@ def node_resources() -> dict[str, str]:
             "ephemeral-storage": "10Gi"}
 
 
-def node_status(cfg: AgentConfig, *, pod_cidr: str | None, previous: Mapping[str, Any] | None = None) -> Obj:
+NODE_STATUS_MAX_IMAGES = 50  # kubelet's --node-status-max-images
+
+
+def node_images(images: Sequence[Image], limit: int = NODE_STATUS_MAX_IMAGES) -> list[Obj]:
+    """status.images as kubelet writes it: the largest first, each named by its repo digests and
+    tags, at most `limit`."""
+    biggest = sorted(images, key=lambda i: i.size, reverse=True)[:limit]
+    return [{"names": [*i.repo_digests, *i.repo_tags], "sizeBytes": i.size} for i in biggest]
+
+
+def node_status(cfg: AgentConfig, *, pod_cidr: str | None, previous: Mapping[str, Any] | None = None,
+                images: Sequence[Image] = ()) -> Obj:
     """The Node status this agent reports (conditions carry a fresh heartbeat)."""
     now = _now_iso()
     # the conditions as stored: anyone may write them, and what is not an object is skipped
@@ -186,7 +198,7 @@ def node_status(cfg: AgentConfig, *, pod_cidr: str | None, previous: Mapping[str
         ("MemoryPressure", "SufficientMemory", "sufficient memory available"),
         ("DiskPressure", "NoDiskPressure", "no disk pressure"),
         ("PIDPressure", "SufficientPID", "sufficient PID available"))]
-    return {
+    status: Obj = {
         "addresses": [{"type": "InternalIP", "address": cfg.node_ip}, {"type": "Hostname", "address": cfg.node_name}],
         "capacity": resources,
         "allocatable": dict(resources),
@@ -201,6 +213,9 @@ def node_status(cfg: AgentConfig, *, pod_cidr: str | None, previous: Mapping[str
                 platform.machine(), platform.machine()),
         },
     }
+    if images:
+        status["images"] = node_images(images)
+    return status
 
 
 class ApiPodWriter:
@@ -308,7 +323,9 @@ class Agent:
             node = self._my_node()
             previous = (node or {}).get("status")
         configured = self.pod_cidr if self.conflist is not None else None
-        status = node_status(self.cfg, pod_cidr=configured, previous=previous)
+        runtime = self._pod_side.runtime if self._pod_side is not None else None
+        images = runtime.images.images() if isinstance(runtime, OciRuntime) else []
+        status = node_status(self.cfg, pod_cidr=configured, previous=previous, images=images)
         await self.client.patch(NODES, self.cfg.node_name, {"status": status}, subresource="status")
 
     async def heartbeat_loop(self) -> None:
