@@ -17,6 +17,7 @@ from kubecore.api.nodenet import NodeRanges
 from kubecore.client.config import ConfigError, from_flags
 from kubecore.controller.logs import setup_logging
 from services.nodeagent.agent import Agent, AgentConfig
+from services.nodeagent.oci.registry import parse_mirror
 from services.nodeagent.oci.runc import become_subreaper
 from services.nodeagent.podsync import Backoff
 from services.nodeagent.server import serve
@@ -63,6 +64,9 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
                         "process (host processes for the images of a small built-in catalog)")
     p.add_argument("--image-store-dir", type=Path, default=None,
                    help="the node's image store (default: <state-dir>/images)")
+    p.add_argument("--registry-mirror", action="append", default=[], metavar="REGISTRY=URL",
+                   help="an endpoint to pull REGISTRY's images from first, e.g. docker.io=http://127.0.0.1:5000 "
+                        "(repeatable; containerd's hosts.toml mirrors)")
     p.add_argument("--heartbeat-interval", type=float, default=10.0)
     p.add_argument("--backoff-base", type=float, default=10.0, help="first container restart back-off (s)")
     p.add_argument("--backoff-max", type=float, default=300.0)
@@ -79,6 +83,10 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
         client_config = from_flags(a.kubeconfig, a.apiserver)
     except ConfigError as exc:
         p.error(str(exc))
+    try:
+        mirrors = tuple(parse_mirror(m) for m in a.registry_mirror)
+    except ValueError as exc:
+        p.error(f"--registry-mirror: {exc}")
     host_netns = a.host_netns
     if host_netns and "/" not in host_netns:
         host_netns = f"/run/netns/{host_netns}"
@@ -93,7 +101,7 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
         healthz_bind_address=a.healthz_bind_address,
         heartbeat_interval=a.heartbeat_interval, backoff=Backoff(a.backoff_base, a.backoff_max),
         relist_interval=a.relist_interval, workers=a.workers, container_runtime=a.container_runtime,
-        image_store_dir=a.image_store_dir or a.state_dir / "images",
+        image_store_dir=a.image_store_dir or a.state_dir / "images", registry_mirrors=mirrors,
     )
 
 

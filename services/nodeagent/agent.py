@@ -62,6 +62,7 @@ from services.nodeagent.envvars import service_env
 from services.nodeagent.executor import PodExecutor, StartFailures, observe
 from services.nodeagent.lifecycle import HookRunner
 from services.nodeagent.oci.image import Image
+from services.nodeagent.oci.registry import Puller
 from services.nodeagent.oci.store import ContentStore
 from services.nodeagent.ociruntime import OciRuntime
 from services.nodeagent.podsync import Backoff
@@ -112,6 +113,7 @@ class AgentConfig:
     workers: int = 16
     container_runtime: str = "process"  # or an OCI runtime binary: "runc", "crun"
     image_store_dir: Path | None = None  # the OCI runtime's images; <state_dir>/images when None
+    registry_mirrors: tuple[tuple[str, str], ...] = ()  # (registry, endpoint), tried before the registry
 
 
 class PodNotHere(Exception):
@@ -242,8 +244,12 @@ def real_runtime(cfg: AgentConfig, conflist: NetworkConfigList) -> ContainerRunt
         return Runtime(node_name=cfg.node_name, state_dir=cfg.state_dir / "runtime", cni=cni,
                        cluster_dns=cfg.cluster_dns)
     store = ContentStore(cfg.image_store_dir or cfg.state_dir / "images")
-    return OciRuntime(images=store, runtime_binary=cfg.container_runtime, node_name=cfg.node_name,
-                      state_dir=cfg.state_dir / "runtime", cni=cni, cluster_dns=cfg.cluster_dns)
+    mirrors: dict[str, list[str]] = {}
+    for registry_name, endpoint in cfg.registry_mirrors:
+        mirrors.setdefault(registry_name, []).append(endpoint)
+    return OciRuntime(images=store, runtime_binary=cfg.container_runtime, puller=Puller(store, mirrors=mirrors),
+                      node_name=cfg.node_name, state_dir=cfg.state_dir / "runtime", cni=cni,
+                      cluster_dns=cfg.cluster_dns)
 
 
 @dataclass(frozen=True)

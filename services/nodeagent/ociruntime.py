@@ -38,6 +38,7 @@ from services.nodeagent import procfs
 from services.nodeagent.containerio import ContainerIO
 from services.nodeagent.oci import mounts, resources, security, spec
 from services.nodeagent.oci.image import Image, ImageNotPresentError, ImageStore
+from services.nodeagent.oci.registry import Puller
 from services.nodeagent.oci.runc import Runc, RuncError
 from services.nodeagent.runtime import (
     CONTAINER_CREATED,
@@ -180,9 +181,11 @@ def _stop_signal(name: str) -> signal.Signals:
 class OciRuntime(Runtime):
     """`Runtime`'s sandboxes, with containers made from images and run by an OCI runtime."""
 
-    def __init__(self, *, images: ImageStore, runtime_binary: str = "runc", **kwargs: Any) -> None:
+    def __init__(self, *, images: ImageStore, runtime_binary: str = "runc", puller: Puller | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.images = images
+        self.puller = puller  # an image not in the store is pulled (as imagePullPolicy IfNotPresent)
         self.runc = Runc(root=self.state_dir / "runc", binary=runtime_binary)
         (self.state_dir / "runc").mkdir(parents=True, exist_ok=True)
         self._exit_codes: dict[str, int] = {}  # reaped here, until the record says so
@@ -294,7 +297,11 @@ class OciRuntime(Runtime):
         sandbox = self._load_sandbox(sandbox_id)
         if sandbox is None:
             raise NotFoundError(f"pod sandbox {sandbox_id} not found")
-        image = self._image(config.image)
+        image = self.images.get(config.image)
+        if image is None and self.puller is not None:
+            image = await self.puller.pull(config.image)
+        if image is None:
+            image = self._image(config.image)  # raises ImageNotPresentError
         try:
             argv = spec.process_args(image.config, config.command, config.args)
         except spec.ProcessArgsError as exc:

@@ -17,10 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from cluster import hoststate
+from cluster import hoststate, nodeimages
 from services.nodeagent import procfs
 from services.nodeagent.cni import CniExecutor
 from services.nodeagent.oci.image import ImageNotPresentError, ImageStore
+from services.nodeagent.oci.registry import Puller
 from services.nodeagent.oci.runc import become_subreaper
 from services.nodeagent.ociruntime import CGROUP_PARENT, OciRuntime, cgroup_dirs
 from services.nodeagent.runtime import (
@@ -52,8 +53,8 @@ async def oci(node_name: str, tmp_path: Path, cni: CniExecutor, image_store: Ima
             hoststate.remove_cgroups([node_name])
 
 
-async def _start(rt: OciRuntime, sandbox_id: str, name: str, command: list[str], **kw) -> str:
-    info = await rt.create_container(sandbox_id, ContainerConfig(name=name, image=BUSYBOX, command=command, **kw))
+async def _start(rt: OciRuntime, sandbox_id: str, name: str, command: list[str], image: str = BUSYBOX, **kw) -> str:
+    info = await rt.create_container(sandbox_id, ContainerConfig(name=name, image=image, command=command, **kw))
     await rt.start_container(info.id)
     return info.id
 
@@ -339,3 +340,19 @@ async def test_share_process_namespace(oci: OciRuntime):
     assert oci.container_status(a).state == CONTAINER_RUNNING
     await oci.remove_pod_sandbox(sb.id)
     assert sb.pod_dir not in Path("/proc/self/mountinfo").read_text()
+
+
+async def test_an_absent_image_is_pulled(oci: OciRuntime, tmp_path: Path):
+    from tests.nodeagent.test_oci_registry import _push, _start_registry, _stop
+
+    url, proc, _ = await asyncio.to_thread(_start_registry, tmp_path / "registry")
+    try:
+        host = url.removeprefix("http://")
+        archive = nodeimages.build("busybox").archive
+        await asyncio.to_thread(_push, f"oci-archive:{archive}:latest", url, "tools/bb:1")
+        oci.puller = Puller(oci.images)
+        sb = await oci.run_pod_sandbox("uid-pull", "default", "pull")
+        cid = await _start(oci, sb.id, "c", ["sleep", "3600"], image=f"{host}/tools/bb:1")
+        assert oci.container_status(cid).image_id.startswith(f"{host}/tools/bb@sha256:")
+    finally:
+        _stop(proc)
