@@ -53,6 +53,7 @@ def test_control_plane_benches_finish(run_bench, argv, expected):
 @pytest.mark.parametrize(("argv", "expected"), [
     (("bench.proxy_programming_latency", "--intervals", "0.1", "--samples", "2"), "back-to-back  n=2"),
     (("bench.pod_startup", "--pods", "2", "--full", "0", "--concurrency", "2"), "all 2 in"),
-], ids=["proxy-programming", "pod-startup"])
+    (("bench.image_pull", "--image", "busybox", "--rounds", "1"), "node puller (oci.registry -> oci.store)"),
+], ids=["proxy-programming", "pod-startup", "image-pull"])
 def test_node_benches_finish(run_bench, argv, expected):
     assert expected in run_bench(*argv)
