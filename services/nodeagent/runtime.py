@@ -750,7 +750,9 @@ class Runtime:
                     parts = f.read().split(b"\0")
             except OSError:
                 return
-            if parts[0].decode(errors="replace") not in (_NSENTER, _UNSHARE) and parts[3:4] != [b"mc-init"]:
+            # an empty command line is a process in the middle of an exec: not there yet
+            if parts[0] and parts[0].decode(errors="replace") not in (_NSENTER, _UNSHARE) \
+                    and parts[3:4] != [b"mc-init"]:
                 return
             await asyncio.sleep(0.005)
 
