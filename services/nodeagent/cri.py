@@ -14,6 +14,8 @@ from typing import Protocol
 from services.nodeagent.cni import PortMapping
 from services.nodeagent.containerio import ContainerIO
 from services.nodeagent.execproc import ExecProcess
+from services.nodeagent.oci.image import Image
+from services.nodeagent.oci.registry import Credential
 from services.nodeagent.runtime import ContainerConfig, ContainerInfo, SandboxInfo
 
 
@@ -55,7 +57,8 @@ class ContainerRuntime(Protocol):
     # ----------------------------------------------------------------- containers
 
     async def create_container(self, sandbox_id: str, config: ContainerConfig) -> ContainerInfo:
-        """Record a container (CREATED); raises images.ImagePullError or RuntimeServiceError."""
+        """Record a container (CREATED) of an image the node has; raises oci.image.ImageError or
+        RuntimeServiceError."""
         ...
 
     async def start_container(self, container_id: str) -> ContainerInfo: ...
@@ -71,6 +74,16 @@ class ContainerRuntime(Protocol):
         ...
 
     def list_containers(self, sandbox_id: str | None = None) -> list[ContainerInfo]: ...
+
+    # ----------------------------------------------------------------- images (CRI ImageService)
+
+    def image_status(self, ref: str) -> Image | None:
+        """The image `ref` names, if the node has it; raises oci.image.InvalidImageNameError."""
+        ...
+
+    async def pull_image(self, ref: str, *, keyring: Mapping[str, Credential] | None = None) -> Image:
+        """Fetch it into the node's store; raises oci.image.ImageError (ImagePullError, ...)."""
+        ...
 
     # ----------------------------------------------------------------- exec
 

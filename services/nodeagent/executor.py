@@ -25,7 +25,9 @@ from kubecore.api.types import Obj
 from kubecore.client.rest import ApiUnavailable
 from services.nodeagent import images, podenv, podevents, podsync
 from services.nodeagent.cri import ContainerRuntime
+from services.nodeagent.imagemanager import ImageManager, ImageUnavailable, PullBackoff
 from services.nodeagent.oci.image import ImageError
+from services.nodeagent.oci.registry import Credential, keyring_from_secrets
 from services.nodeagent.podsync import (
     Backoff,
     CreateSandbox,
@@ -179,6 +181,15 @@ def mount_paths(mounts: tuple[Mount, ...], dirs: Mapping[str, str], env: Mapping
     return tuple(out)
 
 
+def _retry_after(exc: Exception, restart_delay: float) -> float:
+    """When a failed start is tried again: a pull failure halfway through its back-off (so the
+    pod shows ImagePullBackOff meanwhile, as after kubelet's resync) and once it ends; any other
+    failure after the container's restart back-off."""
+    if isinstance(exc, ImageUnavailable) and exc.retry_after is not None:
+        return exc.retry_after / 2 if exc.reason == "ErrImagePull" else exc.retry_after
+    return restart_delay
+
+
 def observe(runtime: ContainerRuntime, key: str) -> tuple[list[SandboxInfo], list[ContainerInfo]]:
     """Every sandbox of a pod key (any uid, any state) and their containers."""
     sandboxes = [s for s in runtime.list_pod_sandboxes() if s.key == key]
@@ -221,6 +232,7 @@ class PodExecutor:
         objects: ReferencedObjects | None = None,
         allocatable: Mapping[str, str] | None = None,
         hooks: Hooks | None = None,
+        image_backoff: PullBackoff | None = None,
     ) -> None:
         self.runtime = runtime
         self.probes = probes
@@ -236,6 +248,7 @@ class PodExecutor:
         self.objects = objects
         self.allocatable = dict(allocatable or {})
         self.hooks = hooks
+        self.images = ImageManager(runtime, tell=self._tell, backoff=image_backoff)
 
     async def run(self, plan: PodPlan) -> None:
         sync = _Sync(plan)
@@ -256,6 +269,7 @@ class PodExecutor:
                          extra={"key": sync.key})
             case ForgetGonePods():
                 self.failures.keep_pods(self.bound_pod_uids())
+                self.images.forget_pods(self.bound_pod_uids())
                 if self.volumes is not None:
                     self.volumes.keep_pods(self.bound_pod_uids())
             case DeletePodObject():
@@ -394,21 +408,45 @@ class PodExecutor:
         name, image = config.name, config.image
         try:
             config = await self._container_config(sync, sandbox_id, config)
+            if config.pod is not None and config.spec is not None:
+                await self.images.ensure(config.pod, config.spec, keyring=await self._pull_keyring(config.pod))
             info = await self.runtime.create_container(sandbox_id, config)
-            self._tell(sync.plan.pod, podevents.pulled(name, image))
             self._tell(sync.plan.pod, podevents.created(name))
             await self.runtime.start_container(info.id)
             self._tell(sync.plan.pod, podevents.started(name))
             await self._post_start(sync, sandbox_id, info)
-        except (images.ImagePullError, ImageError, RuntimeServiceError, podenv.ContainerConfigError) as exc:
+        except (images.ImagePullError, ImageError, ImageUnavailable, RuntimeServiceError,
+                podenv.ContainerConfigError) as exc:
             reason = getattr(exc, "reason", "RunContainerError")
             failure = self.failures.record(uid, name, reason, str(exc), at=getattr(exc, "at", None) or time.time())
             log.warning("pod=%s container %s: %s: %s", sync.key, name, reason, exc, extra={"key": sync.key})
             if not isinstance(exc, PostStartHookError):  # told as FailedPostStartHook already
                 self._tell(sync.plan.pod, podevents.failed(name, image, reason, str(exc)))
-            self.requeue(sync.key, self.backoff.delay(failure.count - 1) + 0.01)
+            self.requeue(sync.key, _retry_after(exc, self.backoff.delay(failure.count - 1)) + 0.01)
             return
         self.failures.clear(uid, name)
+
+    async def _pull_keyring(self, pod: Mapping[str, Any]) -> dict[str, Credential]:
+        """The credentials of the pod's imagePullSecrets; those that cannot be read are told
+        (FailedToRetrieveImagePullSecret) and the pull goes on without them, as kubelet's."""
+        names = [str(ref.get("name")) for ref in (pod.get("spec") or {}).get("imagePullSecrets") or ()
+                 if isinstance(ref, Mapping) and ref.get("name")]
+        if not names or self.objects is None:
+            return {}
+        namespace = str((pod.get("metadata") or {}).get("namespace") or "")
+        secrets, missing = [], []
+        for name in names:
+            try:
+                secret = await self.objects.secret(namespace, name)
+            except SourceError:
+                secret = None
+            if secret is None:
+                missing.append(name)
+            else:
+                secrets.append(secret)
+        if missing:
+            self._tell(pod, podevents.pull_secrets_missing(missing))
+        return keyring_from_secrets(secrets)
 
     async def _post_start(self, sync: _Sync, sandbox_id: str, info: ContainerInfo) -> None:
         """The postStart hook, before the container counts as started; when it fails the

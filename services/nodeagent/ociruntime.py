@@ -37,8 +37,8 @@ from typing import Any
 from services.nodeagent import procfs
 from services.nodeagent.containerio import ContainerIO
 from services.nodeagent.oci import mounts, resources, security, spec
-from services.nodeagent.oci.image import Image, ImageNotPresentError, ImageStore
-from services.nodeagent.oci.registry import Puller
+from services.nodeagent.oci.image import Image, ImageNotPresentError, ImagePullError, ImageStore
+from services.nodeagent.oci.registry import Credential, Puller
 from services.nodeagent.oci.runc import Runc, RuncError
 from services.nodeagent.runtime import (
     CONTAINER_CREATED,
@@ -185,7 +185,7 @@ class OciRuntime(Runtime):
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.images = images
-        self.puller = puller  # an image not in the store is pulled (as imagePullPolicy IfNotPresent)
+        self.puller = puller
         self.runc = Runc(root=self.state_dir / "runc", binary=runtime_binary)
         (self.state_dir / "runc").mkdir(parents=True, exist_ok=True)
         self._exit_codes: dict[str, int] = {}  # reaped here, until the record says so
@@ -285,6 +285,17 @@ class OciRuntime(Runtime):
     def _bundle(self, info: ContainerInfo) -> Path:
         return self._container_dir(info.sandbox_id, info.id) / "bundle"
 
+    # ----------------------------------------------------------------- images (CRI ImageService)
+
+    def image_status(self, ref: str) -> Image | None:
+        return self.images.get(ref)
+
+    async def pull_image(self, ref: str, *, keyring: Mapping[str, Credential] | None = None) -> Image:
+        if self.puller is None:
+            raise ImagePullError(f'failed to pull and unpack image "{ref}": this node pulls no images '
+                                 f"(load it with `minikubectl image load`)")
+        return await self.puller.pull(ref, keyring=keyring)
+
     def _image(self, ref: str) -> Image:
         image = self.images.get(ref)
         if image is None:
@@ -297,11 +308,7 @@ class OciRuntime(Runtime):
         sandbox = self._load_sandbox(sandbox_id)
         if sandbox is None:
             raise NotFoundError(f"pod sandbox {sandbox_id} not found")
-        image = self.images.get(config.image)
-        if image is None and self.puller is not None:
-            image = await self.puller.pull(config.image)
-        if image is None:
-            image = self._image(config.image)  # raises ImageNotPresentError
+        image = self._image(config.image)  # the image manager made sure it is here
         try:
             argv = spec.process_args(image.config, config.command, config.args)
         except spec.ProcessArgsError as exc:

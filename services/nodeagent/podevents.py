@@ -2,8 +2,7 @@
 
 Each function returns a `PodEvent` for the agent's `EventRecorder`; container events carry
 kubelet's fieldPath (`spec.containers{web}`), which `kubectl get events -o wide` shows as
-the Subobject. Images are never pulled here (they are the node's own programs), so a
-known image is always "already present on machine", as kubelet says for IfNotPresent.
+the Subobject. The image events are the image manager's (`imagemanager`).
 """
 from __future__ import annotations
 
@@ -20,6 +19,21 @@ class PodEvent:
     reason: str
     message: str
     field_path: str | None = None
+
+
+def go_duration(seconds: float) -> str:
+    """A duration as Go prints a time.Duration truncated to milliseconds: `830ms`, `1.394s`, `1m2.5s`."""
+    ms = int(seconds * 1000)
+    if ms == 0:
+        return "0s"
+    if ms < 1000:
+        return f"{ms}ms"
+    minutes, rest_ms = divmod(ms, 60_000)
+    secs = f"{rest_ms / 1000:.3f}".rstrip("0").rstrip(".") + "s"
+    if not minutes:
+        return secs
+    hours, minutes = divmod(minutes, 60)
+    return (f"{hours}h" if hours else "") + f"{minutes}m" + secs
 
 
 def container_path(name: str) -> str:
@@ -45,12 +59,46 @@ def started(name: str) -> PodEvent:
     return PodEvent(NORMAL, "Started", f"Started container {name}", container_path(name))
 
 
+IMAGE_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName"})
+
+
 def failed(name: str, image: str, reason: str, message: str) -> PodEvent:
-    """A container that could not be created or started."""
-    if reason == "ErrImagePull":
-        return PodEvent(WARNING, "Failed", f'Failed to pull image "{image}": {message}',
-                        container_path(name))
-    return PodEvent(WARNING, "Failed", f"Error: {message}", container_path(name))
+    """A container that could not be created or started: kubelet says `Error: <why>`, and for
+    an image the error's name (the image manager told the details)."""
+    return PodEvent(WARNING, "Failed", f"Error: {reason if reason in IMAGE_REASONS else message}",
+                    container_path(name))
+
+
+def pulling(name: str, image: str) -> PodEvent:
+    return PodEvent(NORMAL, "Pulling", f'Pulling image "{image}"', container_path(name))
+
+
+def pulled_image(name: str, image: str, *, took: float, waited: float, size: int) -> PodEvent:
+    return PodEvent(NORMAL, "Pulled", f'Successfully pulled image "{image}" in {go_duration(took)} '
+                    f"({go_duration(waited)} including waiting). Image size: {size} bytes.", container_path(name))
+
+
+def failed_pull(name: str, image: str, message: str) -> PodEvent:
+    return PodEvent(WARNING, "Failed", f'Failed to pull image "{image}": {message}', container_path(name))
+
+
+def back_off_pulling(name: str, image: str) -> PodEvent:
+    return PodEvent(NORMAL, "BackOff", f'Back-off pulling image "{image}"', container_path(name))
+
+
+def never_pull(name: str, message: str) -> PodEvent:
+    return PodEvent(WARNING, "ErrImageNeverPull", message, container_path(name))
+
+
+def pull_secrets_missing(names: list[str]) -> PodEvent:
+    return PodEvent(WARNING, "FailedToRetrieveImagePullSecret",
+                    f"Unable to retrieve some image pull secrets ({', '.join(names)}); "
+                    "attempting to pull the image may not succeed.")
+
+
+def image_inspect_failed(name: str, message: str) -> PodEvent:
+    """An image name that does not parse (kubelet's InspectFailed, reason InvalidImageName)."""
+    return PodEvent(WARNING, "InspectFailed", message, container_path(name))
 
 
 def invalid_env_names(message: str) -> PodEvent:
@@ -87,11 +135,8 @@ def failed_pre_stop(name: str) -> PodEvent:
     return PodEvent(WARNING, "FailedPreStopHook", "PreStopHook failed", container_path(name))
 
 
-def back_off(pod: Mapping[str, Any], name: str, image: str, failure_reason: str | None) -> PodEvent:
-    """Waiting before the next attempt: to restart an exited container, or to create one
-    whose image could not be found."""
-    if failure_reason == "ErrImagePull":
-        return PodEvent(WARNING, "BackOff", f'Back-off pulling image "{image}"', container_path(name))
+def back_off(pod: Mapping[str, Any], name: str) -> PodEvent:
+    """Waiting before restarting an exited container (an image's back-off is the image manager's)."""
     return PodEvent(WARNING, "BackOff",
                     f"Back-off restarting failed container {name} in pod {pod_text(pod)}",
                     container_path(name))

@@ -59,6 +59,10 @@ class Backoff:
         return min(self.base * factor, self.cap)
 
 
+# Start failures whose back-off the image manager keeps (`imagemanager`), not the planner.
+PULL_FAILURES = frozenset({"ErrImagePull", "ImagePullBackOff"})
+
+
 @dataclass(frozen=True)
 class StartFailure:
     """A container that could not be created or started (image, executable, ...)."""
@@ -434,7 +438,9 @@ def _plan_container(
     if latest is not None and latest.state == CONTAINER_EXITED:
         return _plan_exited(plan, latest, policy=policy, now=now, backoff=backoff)
     # Never ran in this sandbox: continue the attempt count of an earlier sandbox.
-    if failure is not None and _backing_off(plan, name, failure.at + backoff.delay(failure.count - 1), now):
+    # A pull failure's back-off is the image manager's: each start asks it again (kubelet).
+    if (failure is not None and failure.reason not in PULL_FAILURES
+            and _backing_off(plan, name, failure.at + backoff.delay(failure.count - 1), now)):
         return False
     plan.start.append((name, earlier[-1].attempt + 1 if earlier else 0))
     return False
@@ -502,11 +508,7 @@ def _live_steps(
         steps.append(SetUpVolumes(pod_uid(pod)))
     if plan.start and has_sandbox:
         steps.append(_start_step(plan, pod, None if plan.create_sandbox or sandbox is None else sandbox.id))
-    images_by_name = {c["name"]: c.get("image", "") for c in [*spec_init_containers(pod), *spec_containers(pod)]}
-    for name in plan.backoff:
-        failure = failures.get(name)
-        steps.append(Tell(podevents.back_off(pod, name, images_by_name.get(name, ""),
-                                             failure.reason if failure else None)))
+    steps += [Tell(podevents.back_off(pod, name)) for name in plan.backoff]
     steps.append(Report(pod_uid(pod)))
     requeue = _requeue_after(plan, volumes and has_written_volumes(pod))
     if requeue is not None:

@@ -52,6 +52,8 @@ from services.nodeagent import images, podinput, procfs
 from services.nodeagent.cni import CniError, NetworkPlugin, PortMapping, RuntimeConf
 from services.nodeagent.containerio import ContainerIO
 from services.nodeagent.execproc import ExecProcess
+from services.nodeagent.oci import reference
+from services.nodeagent.oci.image import Image, ImageConfig
 
 log = logging.getLogger(__name__)
 
@@ -666,6 +668,19 @@ class Runtime:
                 await self._kill_netns_processes(f"{NETNS_DIR}/{ns}")
                 await procfs.run(_IP, "netns", "delete", ns, check=False)
         return removed
+
+    # ----------------------------------------------------------------- images (CRI ImageService)
+
+    def image_status(self, ref: str) -> Image | None:
+        """Host processes have no images to fetch: every well-formed name is "present" (the
+        catalog, or the pod's own command, says what runs)."""
+        parsed = reference.parse(ref)  # InvalidImageNameError for a malformed name
+        return Image(id="", repo_tags=(str(parsed),), repo_digests=(), size=0, config=ImageConfig(), diff_ids=())
+
+    async def pull_image(self, ref: str, *, keyring: Mapping[str, Any] | None = None) -> Image:
+        present = self.image_status(ref)
+        assert present is not None
+        return present
 
     # ----------------------------------------------------------------- containers
 

@@ -9,9 +9,14 @@ of creation, and timestamps only grow, so "the newest sandbox" is always well de
 `calls` records what was asked, by pod uid and container name rather than id, so a test can
 spell the expected calls out. `fail_sandbox` and `fail_create` (by container name) make the next
 calls fail the way the real runtime does (SandboxCreateError, ImagePullError, ...).
+
+Images: every image is present unless the test sets `images` (normalized name -> Image) to
+say which are; `registry` says what a pull of a reference gives (an Image, now present, or the
+exception it raises); a reference it does not list fails as not found.
 """
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -19,6 +24,9 @@ from dataclasses import replace
 
 from services.nodeagent.cni import NetworkPlugin, PortMapping, RuntimeConf
 from services.nodeagent.execproc import ExecProcess
+from services.nodeagent.oci import reference
+from services.nodeagent.oci.image import Image, ImageConfig, ImagePullError
+from services.nodeagent.oci.registry import Credential
 from services.nodeagent.runtime import (
     CONTAINER_CREATED,
     CONTAINER_EXITED,
@@ -37,6 +45,11 @@ from tests.fakes.cni import FakeCni
 SIGTERM_EXIT = 143
 
 
+def fake_image(name: str, size: int = 1000) -> Image:
+    return Image(id=f"sha256:{abs(hash(name)):064x}"[:71], repo_tags=(name,), repo_digests=(), size=size,
+                 config=ImageConfig(), diff_ids=())
+
+
 class FakeRuntime:
     def __init__(self, *, node_name: str = "n1", network: NetworkPlugin | None = None,
                  clock: Callable[[], float] = time.time) -> None:
@@ -48,6 +61,8 @@ class FakeRuntime:
         self.fail_sandbox: RuntimeServiceError | None = None
         self.fail_create: dict[str, Exception] = {}
         self.exec_result: tuple[int, bytes, bytes] = (0, b"", b"")
+        self.images: dict[str, Image] | None = None
+        self.registry: dict[str, Image | Exception] = {}
         self.closed = False
         self._clock = clock
         self._last = 0.0
@@ -112,6 +127,26 @@ class FakeRuntime:
         for sandbox_id in removed:
             await self.remove_pod_sandbox(sandbox_id)
         return removed
+
+    # ----------------------------------------------------------------- images
+
+    def image_status(self, ref: str) -> Image | None:
+        name = str(reference.parse(ref))
+        if self.images is None:
+            return fake_image(name)
+        return self.images.get(name)
+
+    async def pull_image(self, ref: str, *, keyring: Mapping[str, Credential] | None = None) -> Image:
+        self.calls.append(("pull_image", ref, tuple(sorted((keyring or {}).items()))))
+        await asyncio.sleep(0)
+        result = self.registry.get(ref)
+        if isinstance(result, Exception):
+            raise result
+        if result is None:
+            raise ImagePullError(f'failed to pull and unpack image "{reference.parse(ref)}": not found')
+        if self.images is not None:
+            self.images[str(reference.parse(ref))] = result
+        return result
 
     # ----------------------------------------------------------------- containers
 

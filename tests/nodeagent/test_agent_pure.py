@@ -109,10 +109,12 @@ def test_plan_liveness_failure_kills_running_container():
     assert got.kill_containers == [("c1", "Unhealthy")] and not got.start
 
 
-def test_plan_image_pull_failure_backs_off():
-    failure = StartFailure("ErrImagePull", "nope", at=NOW - 5, count=1)
+def test_plan_create_failure_backs_off_but_a_pull_failure_is_the_image_managers():
+    failure = StartFailure("CreateContainerError", "nope", at=NOW - 5, count=1)
     waiting = plan(pod(), [sb()], [], start_failures={"web": failure})
     assert waiting.requeue_after == 5.0 and waiting.backoff == ["web"]
+    pulling = plan(pod(), [sb()], [], start_failures={"web": StartFailure("ErrImagePull", "nope", at=NOW - 5)})
+    assert pulling.start == [("web", 0)] and pulling.backoff == []
     failure = StartFailure("ErrImagePull", "nope", at=NOW - 25, count=2)
     retried = plan(pod(), [sb()], [], start_failures={"web": failure})
     assert retried.start == [("web", 0)] and retried.backoff == []
@@ -129,12 +131,23 @@ POD_META = {"metadata": {"name": "web-1", "namespace": "default", "uid": "u1"}}
     (podevents.stopping("web"), ("Normal", "Killing", "Stopping container web")),
     (podevents.killing_unhealthy("web"),
      ("Normal", "Killing", "Container web failed liveness probe, will be restarted")),
-    (podevents.back_off(POD_META, "web", "nginx", None),
+    (podevents.back_off(POD_META, "web"),
      ("Warning", "BackOff", "Back-off restarting failed container web in pod web-1_default(u1)")),
-    (podevents.back_off(POD_META, "web", "nope", "ErrImagePull"),
-     ("Warning", "BackOff", 'Back-off pulling image "nope"')),
-    (podevents.failed("web", "nope", "ErrImagePull", "no such image"),
+    (podevents.back_off_pulling("web", "nope"), ("Normal", "BackOff", 'Back-off pulling image "nope"')),
+    (podevents.pulling("web", "nginx:1.27"), ("Normal", "Pulling", 'Pulling image "nginx:1.27"')),
+    (podevents.pulled_image("web", "nginx", took=1.3934, waited=1.3939, size=62958873),
+     ("Normal", "Pulled", 'Successfully pulled image "nginx" in 1.393s (1.393s including waiting). '
+                          "Image size: 62958873 bytes.")),
+    (podevents.pulled_image("web", "busybox", took=0.3131, waited=61.5, size=4269694),
+     ("Normal", "Pulled", 'Successfully pulled image "busybox" in 313ms (1m1.5s including waiting). '
+                          "Image size: 4269694 bytes.")),
+    (podevents.failed_pull("web", "nope", "no such image"),
      ("Warning", "Failed", 'Failed to pull image "nope": no such image')),
+    (podevents.failed("web", "nope", "ErrImagePull", "no such image"), ("Warning", "Failed", "Error: ErrImagePull")),
+    (podevents.failed("web", "nope", "ImagePullBackOff", "Back-off pulling image"),
+     ("Warning", "Failed", "Error: ImagePullBackOff")),
+    (podevents.never_pull("web", 'Container image "x" is not present with pull policy of Never'),
+     ("Warning", "ErrImageNeverPull", 'Container image "x" is not present with pull policy of Never')),
     (podevents.failed("web", "nginx", "CreateContainerError", 'exec: "x": not found'),
      ("Warning", "Failed", 'Error: exec: "x": not found')),
     (podevents.unhealthy("web", "readiness", "HTTP probe failed with statuscode: 500"),

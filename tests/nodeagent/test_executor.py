@@ -15,6 +15,7 @@ from kubecore.api.resources import CONFIGMAPS, SECRETS
 from services.nodeagent import images
 from services.nodeagent.cni import CniError
 from services.nodeagent.executor import PodExecutor, StartFailures, observe
+from services.nodeagent.imagemanager import PullBackoff
 from services.nodeagent.podsync import Backoff, plan_pod
 from services.nodeagent.probes import ProbeTarget
 from services.nodeagent.runtime import (
@@ -28,7 +29,7 @@ from services.nodeagent.runtime import (
 from services.nodeagent.sources import ReferencedObjects
 from tests.fakes.api import FakeApiClient
 from tests.fakes.cni import FakeCni
-from tests.fakes.runtime import FakeRuntime
+from tests.fakes.runtime import FakeRuntime, fake_image
 
 KEY = "ns/p"
 BACKOFF = Backoff(base=10, cap=300)
@@ -117,11 +118,13 @@ class Node:
         self.requeued: list[tuple[str, float]] = []
         self.bound: set[str] = set()
         self.failures = StartFailures()
+        self.clock = 1000.0  # the image back-off's
+        self.image_backoff = PullBackoff(initial=10, cap=300, clock=lambda: self.clock)
         self.executor = PodExecutor(runtime=self.runtime, probes=self.probes, writer=self.writer, events=self.events,
                                     requeue=lambda key, delay: self.requeued.append((key, delay)),
                                     bound_pod_uids=lambda: set(self.bound), node_ip="10.250.0.11", backoff=BACKOFF,
                                     failures=self.failures, objects=ReferencedObjects(self.api, ttl=0),
-                                    allocatable={"cpu": "2", "memory": "1Gi"})
+                                    allocatable={"cpu": "2", "memory": "1Gi"}, image_backoff=self.image_backoff)
 
     async def sync(self, p: dict | None, *, now: float | None = None) -> None:
         self.writer.pod = p
@@ -154,15 +157,17 @@ def node() -> Node:
         ["Pulled", "Created", "Started"], {"running": {}},
         id="starts: sandbox, then the container"),
     pytest.param(
-        lambda rt: rt.fail_create.update(web=images.ImagePullError("nope", 'image "nope" not found')),
-        [("run_pod_sandbox", "u1"), ("create_container", "web", 0)],
-        ["Failed"], {"waiting": {"reason": "ErrImagePull", "message": 'image "nope" not found'}},
-        id="image missing: ErrImagePull"),
+        lambda rt: setattr(rt, "images", {}),
+        [("run_pod_sandbox", "u1"), ("pull_image", "nginx", ())],
+        ["Pulling", "Failed", "Failed"],
+        {"waiting": {"reason": "ErrImagePull",
+                     "message": 'failed to pull and unpack image "docker.io/library/nginx:latest": not found'}},
+        id="image missing and not pullable: ErrImagePull"),
     pytest.param(
         lambda rt: rt.fail_create.update(web=ContainerCreateError('exec: "x": executable file not found')),
         [("run_pod_sandbox", "u1"), ("create_container", "web", 0)],
-        ["Failed"], {"waiting": {"reason": "CreateContainerError",
-                                 "message": 'exec: "x": executable file not found'}},
+        ["Pulled", "Failed"], {"waiting": {"reason": "CreateContainerError",
+                                           "message": 'exec: "x": executable file not found'}},
         id="executable missing: CreateContainerError"),
 ])
 async def test_first_sync(node, setup, want_calls, want_events, want_state):
@@ -176,8 +181,43 @@ async def test_first_sync(node, setup, want_calls, want_events, want_state):
     assert p["status"]["podIP"] == "10.244.1.2" and node.cni.addresses() == ["10.244.1.2"]
 
 
-async def test_start_failure_backs_off_then_retries(node):
-    node.runtime.fail_create["web"] = images.ImagePullError("nope", "not found")
+async def test_a_failed_pull_backs_off_then_pulls_again(node):
+    node.runtime.images = {}
+    p = pod()
+    await node.sync(p)
+    failed = 'failed to pull and unpack image "docker.io/library/nginx:latest": not found'
+    assert node.events.told == [("Pulling", 'Pulling image "nginx"'),
+                                ("Failed", f"Failed to pull image \"nginx\": {failed}"),
+                                ("Failed", "Error: ErrImagePull")]
+    assert node.requeued == [(KEY, 5.01)]  # halfway through the 10 s back-off, to show it
+    node.forget_calls()
+    node.clock += 5
+    await node.sync(p)  # inside the back-off: no pull, ImagePullBackOff with the pull's error
+    assert node.runtime.calls == []
+    assert node.events.told == [("BackOff", 'Back-off pulling image "nginx"'), ("Failed", "Error: ImagePullBackOff")]
+    assert p["status"]["containerStatuses"][0]["state"] == {"waiting": {
+        "reason": "ImagePullBackOff", "message": f'Back-off pulling image "nginx": ErrImagePull: {failed}'}}
+    assert node.requeued == [(KEY, 5.01)]  # when the back-off ends
+    node.forget_calls()
+    node.clock += 5
+    await node.sync(p)  # past it: pulled again, and failing again doubles the back-off
+    assert [c[0] for c in node.runtime.calls] == ["pull_image"]
+    assert node.requeued == [(KEY, 10.01)]
+    node.forget_calls()
+    node.clock += 20
+    node.runtime.registry["nginx"] = fake_image("docker.io/library/nginx:latest", size=4269694)
+    await node.sync(p)
+    assert node.runtime.calls == [("pull_image", "nginx", ()), ("create_container", "web", 0),
+                                  ("start_container", "web", 0)]
+    assert node.events.reasons == ["Pulling", "Pulled", "Created", "Started"]
+    assert node.events.told[1][1].startswith('Successfully pulled image "nginx" in ')
+    assert node.events.told[1][1].endswith("Image size: 4269694 bytes.")
+    assert node.failures.get("u1", "web") is None
+    assert "running" in p["status"]["containerStatuses"][0]["state"]
+
+
+async def test_a_create_failure_backs_off_then_retries(node):
+    node.runtime.fail_create["web"] = ContainerCreateError('exec: "x": executable file not found')
     p = pod()
     await node.sync(p)
     assert node.requeued == [(KEY, 10.01)]  # base back-off after the first failure
@@ -185,7 +225,7 @@ async def test_start_failure_backs_off_then_retries(node):
     node.forget_calls()
     await node.sync(p)  # inside the back-off: nothing created, told and re-queued for when it ends
     assert node.runtime.calls == []
-    assert node.events.told == [("BackOff", 'Back-off pulling image "nginx"')]
+    assert node.events.told == [("BackOff", "Back-off restarting failed container web in pod p_ns(u1)")]
     assert len(node.requeued) == 1 and 0 < node.requeued[0][1] <= 10.01
     node.forget_calls()
     del node.runtime.fail_create["web"]

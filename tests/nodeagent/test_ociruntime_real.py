@@ -342,7 +342,7 @@ async def test_share_process_namespace(oci: OciRuntime):
     assert sb.pod_dir not in Path("/proc/self/mountinfo").read_text()
 
 
-async def test_an_absent_image_is_pulled(oci: OciRuntime, tmp_path: Path):
+async def test_an_absent_image_is_pulled_by_the_image_service(oci: OciRuntime, tmp_path: Path):
     from tests.nodeagent.test_oci_registry import _push, _start_registry, _stop
 
     url, proc, _ = await asyncio.to_thread(_start_registry, tmp_path / "registry")
@@ -350,8 +350,13 @@ async def test_an_absent_image_is_pulled(oci: OciRuntime, tmp_path: Path):
         host = url.removeprefix("http://")
         archive = nodeimages.build("busybox").archive
         await asyncio.to_thread(_push, f"oci-archive:{archive}:latest", url, "tools/bb:1")
-        oci.puller = Puller(oci.images)
         sb = await oci.run_pod_sandbox("uid-pull", "default", "pull")
+        with pytest.raises(ImageNotPresentError):  # creating takes what is here; the image manager pulls
+            await _start(oci, sb.id, "c", ["sleep", "3600"], image=f"{host}/tools/bb:1")
+        oci.puller = Puller(oci.images)
+        assert oci.image_status(f"{host}/tools/bb:1") is None
+        pulled = await oci.pull_image(f"{host}/tools/bb:1")
+        assert oci.image_status(f"{host}/tools/bb:1") == pulled
         cid = await _start(oci, sb.id, "c", ["sleep", "3600"], image=f"{host}/tools/bb:1")
         assert oci.container_status(cid).image_id.startswith(f"{host}/tools/bb@sha256:")
     finally:
