@@ -3,14 +3,15 @@
 # The base is Debian's; where it cannot be pulled, `python -m cluster.image` makes it offline
 # with debootstrap and imports it under this name (see the README).
 # runc runs the pods' containers in the node containers; busybox-static, nginx, python3 (3.11),
-# curl and dig are what the nodes build their default images from (cluster/nodeimages.py).
+# curl and dig are what the nodes build their default images from (cluster/nodeimages.py);
+# docker-registry serves them to the nodes, skopeo pushes them into it (cluster/registry.py).
 FROM debian:bookworm-slim
 RUN printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d \
  && apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       python3 python3-venv iproute2 iptables conntrack util-linux containernetworking-plugins \
       etcd-server bind9-dnsutils curl ca-certificates tzdata procps netbase \
-      runc busybox-static nginx \
+      runc busybox-static nginx docker-registry skopeo \
  && rm -rf /var/lib/apt/lists/* /usr/sbin/policy-rc.d
 WORKDIR /app
 # Behind a proxy that re-signs TLS, pass its CA certificates (PEM) so pip trusts it while

@@ -8,6 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
+from cluster import registry
 from cluster.config import DEFAULT_STATE_DIR, ClusterConfig, load_state
 
 
@@ -165,6 +166,7 @@ def load_images(cfg: ClusterConfig, archives: list[Path]) -> int:
         if not archive.exists():
             print(f"error: {archive}: no such file or directory", file=sys.stderr)
             return 1
+    serving = cfg.container_runtime != "process" and (cfg.registry_dir / "config.yml").exists()
     try:
         for archive in archives:
             for i in range(1, cfg.nodes + 1):
@@ -175,7 +177,10 @@ def load_images(cfg: ClusterConfig, archives: list[Path]) -> int:
                     name = image.repo_tags[0] if image.repo_tags else image.id
                     what = "already present on" if image.id in before else "loaded onto"
                     print(f'Image: "{name}" with ID "{image.id}" {what} node "{node}"')
-    except (ImageError, OSError) as exc:
+                    if serving and i == 1:  # so a pull (imagePullPolicy Always) finds it too
+                        for pushed in registry.push_from_store(store, image, cfg.registry_url):
+                            print(f'Image: "{pushed}" pushed to the cluster registry {cfg.registry_url}')
+    except (ImageError, registry.RegistryError, OSError) as exc:
         print(f"error: {archive}: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from cluster import registry
 from cluster.config import ClusterConfig
 
 
@@ -87,6 +88,7 @@ def node_components(cfg: ClusterConfig, i: int) -> list[Component]:
     def kubeconfig(name: str) -> tuple[str, str]:
         return "--kubeconfig", str(cfg.component_kubeconfig(name))
 
+    mirrors = registry.mirror_flags(cfg.registry_url) if cfg.container_runtime != "process" else []
     return [
         Component(f"nodeagent-{node}", (py, "-m", "services.nodeagent", *kubeconfig(f"nodeagent-{node}"),
                                         "--node-name", node, "--node-ip", cfg.node_ip(i),
@@ -101,7 +103,8 @@ def node_components(cfg: ClusterConfig, i: int) -> list[Component]:
                                         "--tls-private-key-file", str(cfg.pki_dir / f"nodeagent-{node}-serving.key"),
                                         "--client-ca-file", str(cfg.ca_file),
                                         "--container-runtime", cfg.container_runtime,
-                                        "--image-store-dir", str(ndir / "images")),
+                                        "--image-store-dir", str(ndir / "images"),
+                                        *mirrors),
                   netns=ns, stage=3),
         Component(f"proxy-{node}", (py, "-m", "services.proxy", *kubeconfig(f"proxy-{node}"),
                                     "--node-name", node, "--cluster-cidr", cfg.cluster_cidr,
@@ -111,8 +114,16 @@ def node_components(cfg: ClusterConfig, i: int) -> list[Component]:
     ]
 
 
+def image_registry(cfg: ClusterConfig) -> list[Component]:
+    """The registry the nodes pull from (none for host processes, which pull nothing)."""
+    if cfg.container_runtime == "process":
+        return []
+    return [Component("registry", registry.serve_argv(cfg.registry_dir / "config.yml"),
+                      health=f"{cfg.registry_url}/v2/", stage=0)]
+
+
 def all_components(cfg: ClusterConfig) -> list[Component]:
-    out = control_plane(cfg)
+    out = control_plane(cfg) + image_registry(cfg)
     for i in range(1, cfg.nodes + 1):
         out += node_components(cfg, i)
     return out

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cluster.components import Component, control_plane, node_components
+from cluster.components import Component, control_plane, image_registry, node_components
 from cluster.config import ClusterConfig
 
 COMPOSE_NODE_IPS = {1: "10.250.0.11", 2: "10.250.0.12"}
 COMPOSE_APISERVER_URL = "https://apiserver:6443"
+COMPOSE_REGISTRY_URL = "http://10.250.0.6:5000"  # the registry service's address on the nodes network
 
 
 def compose_config() -> ClusterConfig:
@@ -23,6 +24,8 @@ def translate(cfg: ClusterConfig, argv: tuple[str, ...], node: int | None = None
         f"127.0.0.1:{cfg.etcd_client_port}": "etcd:2379",
         f"127.0.0.1,{cfg.gateway_ip}": "0.0.0.0",
     }
+    subst |= {f"{registry}={cfg.registry_url}": f"{registry}={COMPOSE_REGISTRY_URL}"
+              for registry in ("docker.io", "registry.k8s.io")}
     out = []
     for i, arg in enumerate(argv):
         value = subst.get(arg, arg)
@@ -37,7 +40,7 @@ def translate(cfg: ClusterConfig, argv: tuple[str, ...], node: int | None = None
 def expected_commands() -> dict[str, list[str]]:
     cfg = compose_config()
     cmds: dict[str, list[str]] = {}
-    for comp in control_plane(cfg):
+    for comp in control_plane(cfg) + image_registry(cfg):
         if comp.name == "etcd":
             continue  # the official etcd image, configured in compose.yaml itself
         cmds[comp.name] = translate(cfg, comp.argv)

@@ -34,6 +34,7 @@ class ClusterConfig:
     health_base_port: int = 10300  # controllers' /healthz ports count up from here
     node_agent_port: int = 10250
     proxy_health_port: int = 10256
+    registry_port: int = 5000  # the cluster's image registry, on the gateway address (cluster/registry.py)
     node_grace_seconds: int = 40
     apiserver_sans: list[str] = field(default_factory=list)  # more names/addresses for its certificate
     # what runs the pods' containers: "runc" or "crun" (OCI images in the nodes' stores), or
@@ -90,6 +91,15 @@ class ClusterConfig:
     @property
     def apiserver_url_for_nodes(self) -> str:
         return f"https://{self.gateway_ip}:{self.apiserver_port}"
+
+    @property
+    def registry_url(self) -> str:
+        """The cluster's registry, which the nodes have as their mirror (plain HTTP, on the node network)."""
+        return f"http://{self.gateway_ip}:{self.registry_port}"
+
+    @property
+    def registry_dir(self) -> Path:
+        return self.state_dir / "registry"
 
     @property
     def dns_address(self) -> str:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from cluster import credentials, hoststate, network, nodeimages, userconfig
+from cluster import credentials, hoststate, network, nodeimages, registry, userconfig
 from cluster.components import Component, all_components
 from cluster.config import ClusterConfig, load_state
 from cluster.encryption import write_config as write_encryption_config
@@ -154,6 +154,8 @@ def stage_titles(cfg: ClusterConfig, components: list[Component]) -> dict[int, s
         members = [c.name for c in components if c.stage == stage]
         if members == ["etcd"]:
             titles[stage] = "Starting etcd"
+        elif sorted(members) == ["etcd", "registry"]:
+            titles[stage] = "Starting etcd and the image registry"
         elif members == ["apiserver"]:
             titles[stage] = "Starting the API server"
         elif all(m.startswith(("nodeagent-", "proxy-")) for m in members):
@@ -223,7 +225,7 @@ async def run_up(cfg: ClusterConfig, *, progress: Progress | None = None, kubeco
             (cfg.node_dir(i) / "cni").mkdir(parents=True, exist_ok=True)
         network.create(cfg)
     if cfg.container_runtime != "process":
-        with steps.step(f"Loading the node images ({', '.join(nodeimages.recipes())})"):
+        with steps.step(f"Loading the node images ({', '.join(nodeimages.recipes())}) and the registry"):
             load_node_images(cfg)
     sup = Supervisor(cfg, all_components(cfg))
     sup.extra_state = {"nodes": [{"name": cfg.node_name(i), "address": cfg.node_ip(i),
@@ -260,12 +262,16 @@ async def run_up(cfg: ClusterConfig, *, progress: Progress | None = None, kubeco
         down(cfg, quiet=True, kubeconfig=kubeconfig)
 
 
-def load_node_images(cfg: ClusterConfig, cache: Path = nodeimages.DEFAULT_CACHE) -> None:
+def load_node_images(cfg: ClusterConfig, cache: Path = nodeimages.DEFAULT_CACHE,
+                     seed_cache: Path = registry.DEFAULT_SEED_CACHE) -> None:
     """The default images (built from this machine's packages, or from the cache) into every
-    node's store, as `minikubectl image load` would: the node agents find them there."""
+    node's store, as `minikubectl image load` would, and into the storage of the cluster's
+    registry (its `registry` component serves it): the node agents find them in both."""
     try:
-        nodeimages.load([cfg.node_dir(i) / "images" for i in range(1, cfg.nodes + 1)], cache)
-    except (nodeimages.BuildError, ImageError, OSError, subprocess.SubprocessError) as exc:
+        built = nodeimages.load([cfg.node_dir(i) / "images" for i in range(1, cfg.nodes + 1)], cache)
+        registry.prepare(nodeimages.for_registry(built), cfg.registry_dir, f"{cfg.gateway_ip}:{cfg.registry_port}",
+                         seed_cache)
+    except (nodeimages.BuildError, registry.RegistryError, ImageError, OSError, subprocess.SubprocessError) as exc:
         raise LaunchError(f"the node images: {exc}") from exc
 
 
@@ -405,7 +411,7 @@ def down(cfg: ClusterConfig, *, quiet: bool = False, kubeconfig: str | None = No
     done += network.destroy(cfg, kill=lambda pids: end_processes(pids, None, timeout=3))
     done += [f"mount {point}" for point in hoststate.unmount_under(cfg.state_dir / "nodes")]
     done += hoststate.remove_cgroups(_node_names(cfg))
-    for path in (cfg.state_dir / "etcd", cfg.state_dir / "nodes", cfg.state_file, cfg.kubeconfig,
+    for path in (cfg.state_dir / "etcd", cfg.state_dir / "nodes", cfg.registry_dir, cfg.state_file, cfg.kubeconfig,
                  cfg.state_dir / "kubeconfigs", cfg.pki_dir, cfg.encryption_config.parent):
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)

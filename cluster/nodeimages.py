@@ -515,6 +515,12 @@ def load(stores: Sequence[Path], cache: Path = DEFAULT_CACHE, names: Sequence[st
     return built
 
 
+def for_registry(built: Sequence[Built]) -> list[tuple[Path, tuple[str, ...], str]]:
+    """What `registry.prepare` pushes: each archive with its names and manifest digest."""
+    known = recipes()
+    return [(b.archive, known[b.name].names, b.manifest) for b in built]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m cluster.nodeimages",
                                 description="build the nodes' default images from this machine's Debian packages")
@@ -525,13 +531,20 @@ def main(argv: list[str] | None = None) -> int:
         if action == "load":
             b.add_argument("--store", type=Path, action="append", required=True,
                            help="a node's image store (repeat for several)")
+            b.add_argument("--registry-dir", type=Path, help="also make the cluster registry's storage and config here")
+            b.add_argument("--registry-addr", default="0.0.0.0:5000", help="where that registry listens")
+            b.add_argument("--seed-cache", type=Path, help="its cached seed (default: next to --cache)")
         b.add_argument("names", nargs="*", help=f"of: {', '.join(recipes())} (default: all)")
     a = p.parse_args(argv)
+    from cluster import registry
     from services.nodeagent.oci.image import ImageError
 
     try:
         done = load(a.store, a.cache, a.names) if a.action == "load" else build_all(a.cache, a.names)
-    except (BuildError, ImageError, KeyError, OSError, subprocess.SubprocessError) as exc:
+        if a.action == "load" and a.registry_dir is not None:
+            registry.prepare(for_registry(done), a.registry_dir, a.registry_addr,
+                             a.seed_cache or a.cache.parent / "registry")
+    except (BuildError, ImageError, registry.RegistryError, KeyError, OSError, subprocess.SubprocessError) as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 1
     for built in done:

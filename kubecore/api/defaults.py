@@ -80,8 +80,22 @@ def carry_over_service_allocations(new: Obj, old: Obj) -> None:
     servicespec.drop_type_dependent_fields(new, old)
 
 
+def image_tag(image: str) -> str:
+    """The tag kube's parsers.ParseImageName finds: the one written, "latest" when neither a tag
+    nor a digest is, "" with only a digest."""
+    if not image:
+        return ""
+    name, _, digest = image.partition("@")
+    slash, colon = name.rfind("/"), name.rfind(":")
+    if colon > slash:
+        return name[colon + 1:]
+    return "" if digest else "latest"
+
+
 def default_container(c: Obj) -> None:
-    c.setdefault("imagePullPolicy", "IfNotPresent")
+    if not c.get("imagePullPolicy"):
+        # SetDefaults_Container: a moving tag is pulled every time
+        c["imagePullPolicy"] = "Always" if image_tag(str(c.get("image") or "")) == "latest" else "IfNotPresent"
     c.setdefault("terminationMessagePath", "/dev/termination-log")
     c.setdefault("terminationMessagePolicy", "File")
     c.setdefault("resources", {})

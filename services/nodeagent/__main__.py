@@ -13,16 +13,26 @@ import logging
 import signal
 from pathlib import Path
 
+from kubecore.api.cron import CronError, parse_duration
 from kubecore.api.nodenet import NodeRanges
 from kubecore.client.config import ConfigError, from_flags
 from kubecore.controller.logs import setup_logging
 from services.nodeagent.agent import Agent, AgentConfig
+from services.nodeagent.imagegc import GcPolicy
 from services.nodeagent.oci.registry import parse_mirror
 from services.nodeagent.oci.runc import become_subreaper
 from services.nodeagent.podsync import Backoff
 from services.nodeagent.server import serve
 
 log = logging.getLogger("nodeagent")
+
+
+def _duration(text: str) -> float:
+    """A Go duration flag (`2m0s`, `90s`), in seconds."""
+    try:
+        return parse_duration(text)
+    except CronError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def parse_args(argv: list[str] | None = None) -> AgentConfig:
@@ -67,6 +77,13 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
     p.add_argument("--registry-mirror", action="append", default=[], metavar="REGISTRY=URL",
                    help="an endpoint to pull REGISTRY's images from first, e.g. docker.io=http://127.0.0.1:5000 "
                         "(repeatable; containerd's hosts.toml mirrors)")
+    p.add_argument("--image-gc-high-threshold", type=int, default=85,
+                   help="percent of the image file system in use that starts an image garbage collection")
+    p.add_argument("--image-gc-low-threshold", type=int, default=80,
+                   help="percent the image garbage collection frees down to")
+    p.add_argument("--minimum-image-ttl-duration", type=_duration, default=120.0,
+                   help="how long an unused image is kept at least (a Go duration: 2m0s)")
+    p.add_argument("--image-gc-period", type=_duration, default=300.0, help=argparse.SUPPRESS)
     p.add_argument("--heartbeat-interval", type=float, default=10.0)
     p.add_argument("--backoff-base", type=float, default=10.0, help="first container restart back-off (s)")
     p.add_argument("--backoff-max", type=float, default=300.0)
@@ -87,6 +104,12 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
         mirrors = tuple(parse_mirror(m) for m in a.registry_mirror)
     except ValueError as exc:
         p.error(f"--registry-mirror: {exc}")
+    gc = GcPolicy(a.image_gc_high_threshold, a.image_gc_low_threshold, a.minimum_image_ttl_duration,
+                  a.image_gc_period)
+    try:
+        gc.check()
+    except ValueError as exc:
+        p.error(f"--image-gc-high-threshold, --image-gc-low-threshold: {exc}")
     host_netns = a.host_netns
     if host_netns and "/" not in host_netns:
         host_netns = f"/run/netns/{host_netns}"
@@ -101,7 +124,7 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
         healthz_bind_address=a.healthz_bind_address,
         heartbeat_interval=a.heartbeat_interval, backoff=Backoff(a.backoff_base, a.backoff_max),
         relist_interval=a.relist_interval, workers=a.workers, container_runtime=a.container_runtime,
-        image_store_dir=a.image_store_dir or a.state_dir / "images", registry_mirrors=mirrors,
+        image_store_dir=a.image_store_dir or a.state_dir / "images", registry_mirrors=mirrors, image_gc=gc,
     )
 
 

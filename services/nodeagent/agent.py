@@ -50,7 +50,7 @@ from kubecore.api.nodenet import NodeRanges, pod_cidr_problem
 from kubecore.api.resources import NODES, PODS, SERVICES
 from kubecore.api.types import Obj
 from kubecore.client.config import ClientConfig
-from kubecore.client.events import EventRecorder
+from kubecore.client.events import WARNING, EventRecorder
 from kubecore.client.rest import ApiClient, ApiUnavailable
 from kubecore.informer.informer import Informer
 from kubecore.informer.store import object_key
@@ -60,6 +60,7 @@ from services.nodeagent.cni import CniExecutor, NetworkConfigList, default_confl
 from services.nodeagent.cri import ContainerRuntime
 from services.nodeagent.envvars import service_env
 from services.nodeagent.executor import PodExecutor, StartFailures, observe
+from services.nodeagent.imagegc import GcPolicy, ImageGC
 from services.nodeagent.lifecycle import HookRunner
 from services.nodeagent.oci.image import Image
 from services.nodeagent.oci.registry import Puller
@@ -114,6 +115,7 @@ class AgentConfig:
     container_runtime: str = "process"  # or an OCI runtime binary: "runc", "crun"
     image_store_dir: Path | None = None  # the OCI runtime's images; <state_dir>/images when None
     registry_mirrors: tuple[tuple[str, str], ...] = ()  # (registry, endpoint), tried before the registry
+    image_gc: GcPolicy = field(default_factory=GcPolicy)
 
 
 class PodNotHere(Exception):
@@ -329,10 +331,14 @@ class Agent:
             node = self._my_node()
             previous = (node or {}).get("status")
         configured = self.pod_cidr if self.conflist is not None else None
-        runtime = self._pod_side.runtime if self._pod_side is not None else None
-        images = runtime.images.images() if isinstance(runtime, OciRuntime) else []
+        images = self._pod_side.runtime.list_images() if self._pod_side is not None else []
         status = node_status(self.cfg, pod_cidr=configured, previous=previous, images=images)
         await self.client.patch(NODES, self.cfg.node_name, {"status": status}, subresource="status")
+
+    def _warn_node(self, reason: str, message: str) -> None:
+        """A Warning Event about this Node, referred to as kubelet does (its uid is its name)."""
+        node = {"kind": "Node", "apiVersion": "v1", "metadata": {"name": self.cfg.node_name, "uid": self.cfg.node_name}}
+        self.events.event(node, WARNING, reason, message)
 
     async def heartbeat_loop(self) -> None:
         while True:
@@ -534,6 +540,7 @@ class Agent:
                                volumes=self.volumes, objects=self.objects, allocatable=node_resources(), hooks=hooks,
                                service_env=lambda pod: service_env(pod, self.services.store.list()))
         self._pod_side = PodSide(runtime, prober, executor, hooks)
+        await self.post_status()  # with the node's images (status.images), as soon as they are known
         self._tasks.append(asyncio.create_task(self.routes_loop(), name="routes"))
         self.pods.add_handlers(on_add=lambda o: self.queue.add(object_key(o)),
                                on_update=lambda old, new: self.queue.add(object_key(new)),
@@ -550,6 +557,10 @@ class Agent:
         for key in self._sandboxes_by_key():
             self.queue.add(key)
         self._tasks.append(asyncio.create_task(self.relist_loop(runtime), name="relist"))
+        if cfg.container_runtime != "process":  # host processes store no images
+            gc = ImageGC(runtime, used_images=lambda: [c.image for c in runtime.list_containers()],
+                         warn=self._warn_node, policy=cfg.image_gc)
+            self._tasks.append(asyncio.create_task(gc.run(), name="image-gc"))
         self.ready.set()
         log.info("node %s ready: podCIDR %s, %d pods bound", cfg.node_name, self.pod_cidr, len(self.pods.store))
 

@@ -85,6 +85,16 @@ class ContainerRuntime(Protocol):
         """Fetch it into the node's store; raises oci.image.ImageError (ImagePullError, ...)."""
         ...
 
+    def list_images(self) -> list[Image]: ...
+
+    async def remove_image(self, image_id: str) -> None:
+        """Remove the image (every name of it) and what only it used; raises oci.image.ImageError."""
+        ...
+
+    def image_fs_info(self) -> tuple[int, int]:
+        """(capacity, available) bytes of the file system the images are stored on."""
+        ...
+
     # ----------------------------------------------------------------- exec
 
     async def exec_sync(self, container_id: str, cmd: Sequence[str], *,

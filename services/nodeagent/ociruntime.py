@@ -54,6 +54,7 @@ from services.nodeagent.runtime import (
     SandboxCreateError,
     SandboxInfo,
     _which,
+    fs_info,
 )
 
 log = logging.getLogger(__name__)
@@ -295,6 +296,15 @@ class OciRuntime(Runtime):
             raise ImagePullError(f'failed to pull and unpack image "{ref}": this node pulls no images '
                                  f"(load it with `minikubectl image load`)")
         return await self.puller.pull(ref, keyring=keyring)
+
+    def list_images(self) -> list[Image]:
+        return self.images.images()
+
+    async def remove_image(self, image_id: str) -> None:
+        await asyncio.to_thread(self.images.remove, image_id)
+
+    def image_fs_info(self) -> tuple[int, int]:
+        return fs_info(self.images.root)
 
     def _image(self, ref: str) -> Image:
         image = self.images.get(ref)

@@ -59,8 +59,9 @@ class Backoff:
         return min(self.base * factor, self.cap)
 
 
-# Start failures whose back-off the image manager keeps (`imagemanager`), not the planner.
-PULL_FAILURES = frozenset({"ErrImagePull", "ImagePullBackOff"})
+# Start failures of the image manager (`imagemanager`): it keeps the pull back-off and tells
+# its own events, so the planner asks it again at every sync rather than backing off.
+IMAGE_FAILURES = frozenset({"ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName"})
 
 
 @dataclass(frozen=True)
@@ -438,8 +439,8 @@ def _plan_container(
     if latest is not None and latest.state == CONTAINER_EXITED:
         return _plan_exited(plan, latest, policy=policy, now=now, backoff=backoff)
     # Never ran in this sandbox: continue the attempt count of an earlier sandbox.
-    # A pull failure's back-off is the image manager's: each start asks it again (kubelet).
-    if (failure is not None and failure.reason not in PULL_FAILURES
+    # An image failure's back-off is the image manager's: each sync asks it again (kubelet).
+    if (failure is not None and failure.reason not in IMAGE_FAILURES
             and _backing_off(plan, name, failure.at + backoff.delay(failure.count - 1), now)):
         return False
     plan.start.append((name, earlier[-1].attempt + 1 if earlier else 0))

@@ -406,6 +406,13 @@ def _write_atomic(path: Path, text: str) -> None:
 # --------------------------------------------------------------------------- the runtime
 
 
+def fs_info(path: Path) -> tuple[int, int]:
+    """(capacity, available) bytes of the file system `path` is on, as cAdvisor's fs stats
+    (available: what an unprivileged writer may still use)."""
+    st = os.statvfs(path)
+    return st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize
+
+
 class Runtime:
     """Sandboxes and containers of one node, kept under `state_dir`."""
 
@@ -681,6 +688,15 @@ class Runtime:
         present = self.image_status(ref)
         assert present is not None
         return present
+
+    def list_images(self) -> list[Image]:
+        return []  # nothing is stored, nothing to list or collect
+
+    async def remove_image(self, image_id: str) -> None:
+        return None
+
+    def image_fs_info(self) -> tuple[int, int]:
+        return fs_info(self.state_dir)
 
     # ----------------------------------------------------------------- containers
 

@@ -119,8 +119,10 @@ def test_a_failure_reaches_the_user_and_a_gone_reader_does_not_stop_the_launcher
 def test_stage_titles_name_what_each_stage_starts():
     cfg = ClusterConfig(nodes=3)
     assert stage_titles(cfg, all_components(cfg)) == {
-        0: "Starting etcd", 1: "Starting the API server", 2: "Starting controllers (10) and DNS",
-        3: "Starting nodes (3)"}
+        0: "Starting etcd and the image registry", 1: "Starting the API server",
+        2: "Starting controllers (10) and DNS", 3: "Starting nodes (3)"}
+    hosts = ClusterConfig(nodes=1, container_runtime="process")  # no images, no registry
+    assert stage_titles(hosts, all_components(hosts))[0] == "Starting etcd"
 
 
 @pytest.mark.parametrize(("exc", "expected"), [

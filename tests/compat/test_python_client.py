@@ -50,7 +50,7 @@ def test_services_create_list_patch_delete(core: client.CoreV1Api):
 def test_pods_create_list_patch_delete(core: client.CoreV1Api):
     created = core.create_namespaced_pod("default", pod("p1"))
     assert created.status.phase == "Pending"
-    assert created.spec.containers[0].image_pull_policy == "IfNotPresent"
+    assert created.spec.containers[0].image_pull_policy == "Always"  # an untagged image: latest
     assert [p.metadata.name for p in core.list_pod_for_all_namespaces().items] == ["p1"]
     selected = core.list_namespaced_pod("default", label_selector="app=web")
     assert [p.metadata.name for p in selected.items] == ["p1"]

@@ -17,7 +17,7 @@ def test_data_is_kubes_patch_with_sorted_keys() -> None:
     assert json.dumps(data, separators=(",", ":")) == (
         '{"spec":{"template":{"$patch":"replace","metadata":{"creationTimestamp":null,'
         '"labels":{"app":"agent"}},"spec":{"containers":[{"image":"busybox",'
-        '"imagePullPolicy":"IfNotPresent","name":"c","resources":{},'
+        '"imagePullPolicy":"Always","name":"c","resources":{},'
         '"terminationMessagePath":"/dev/termination-log","terminationMessagePolicy":"File"}],'
         '"dnsPolicy":"ClusterFirst","restartPolicy":"Always","schedulerName":"default-scheduler",'
         '"securityContext":{},"terminationGracePeriodSeconds":30}}}}')

@@ -63,6 +63,7 @@ class FakeRuntime:
         self.exec_result: tuple[int, bytes, bytes] = (0, b"", b"")
         self.images: dict[str, Image] | None = None
         self.registry: dict[str, Image | Exception] = {}
+        self.fs: tuple[int, int] = (100 << 30, 50 << 30)  # the image file system: capacity, available
         self.closed = False
         self._clock = clock
         self._last = 0.0
@@ -147,6 +148,17 @@ class FakeRuntime:
         if self.images is not None:
             self.images[str(reference.parse(ref))] = result
         return result
+
+    def list_images(self) -> list[Image]:
+        return [] if self.images is None else list({i.id: i for i in self.images.values()}.values())
+
+    async def remove_image(self, image_id: str) -> None:
+        self.calls.append(("remove_image", image_id))
+        if self.images is not None:
+            self.images = {name: i for name, i in self.images.items() if i.id != image_id}
+
+    def image_fs_info(self) -> tuple[int, int]:
+        return self.fs
 
     # ----------------------------------------------------------------- containers
 

@@ -214,6 +214,20 @@ def test_defaults() -> None:
     assert deployment["spec"]["strategy"] == {"type": "RollingUpdate",
                                               "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}
     assert deployment["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] == "IfNotPresent"
+
+
+@pytest.mark.parametrize("image, policy", [
+    ("nginx", "Always"), ("nginx:latest", "Always"), ("nginx:1.27", "IfNotPresent"),
+    ("localhost:5000/app", "Always"), ("localhost:5000/app:v1", "IfNotPresent"),
+    ("nginx@sha256:" + "a" * 64, "IfNotPresent"), ("nginx:latest@sha256:" + "a" * 64, "Always"),
+    ("", "IfNotPresent"),
+])
+def test_image_pull_policy_defaults_as_kube(image: str, policy: str) -> None:
+    pod: Obj = {"spec": {"containers": [{"name": "a", "image": image}],
+                         "initContainers": [{"name": "i", "image": image, "imagePullPolicy": "Never"}]}}
+    R.PODS.default(pod)
+    assert pod["spec"]["containers"][0]["imagePullPolicy"] == policy
+    assert pod["spec"]["initContainers"][0]["imagePullPolicy"] == "Never"  # given: kept
     replicaset: Obj = {"spec": None}
     R.REPLICASETS.default(replicaset)
     assert replicaset["spec"]["replicas"] == 1 and "strategy" not in replicaset["spec"]
