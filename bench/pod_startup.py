@@ -41,9 +41,11 @@ def pct(values: list[float], p: float) -> float:
 
 
 def pod(name: str, node: str, image: str) -> dict:
-    container = {"name": "c", "image": image}
-    if image != "nginx":
-        container["command"] = ["sleep", "3600"]
+    """A pod of an image the nodes have (no registry here: IfNotPresent), running `sleep` unless
+    the image is nginx, which then serves (under runc; host processes always run the command)."""
+    container = {"name": "c", "image": image, "imagePullPolicy": "IfNotPresent", "command": ["sleep", "3600"]}
+    if image == "nginx" and RUNTIME[0] != "process":
+        del container["command"]
     return {"metadata": {"name": name, "namespace": "default"},
             "spec": {"nodeName": node, "containers": [container], "terminationGracePeriodSeconds": 1}}
 
@@ -163,7 +165,11 @@ def main() -> None:
         run_once(args, runtime)
 
 
+RUNTIME = ["process"]  # the runtime of the current run
+
+
 def run_once(args: argparse.Namespace, runtime: str) -> None:
+    RUNTIME[0] = runtime
     tag = secrets.token_hex(2)
     network = NodeNetwork(tag, [f"b{tag}n1", f"b{tag}n2"])
     agents: list[AgentProcess] = []

@@ -38,7 +38,7 @@ class ClusterConfig:
     node_grace_seconds: int = 40
     apiserver_sans: list[str] = field(default_factory=list)  # more names/addresses for its certificate
     # what runs the pods' containers: "runc" or "crun" (OCI images in the nodes' stores), or
-    # "process" (host processes for the images of services/nodeagent/images.py's catalog)
+    # "process" (host processes: each container's command on the node; its image is not run)
     container_runtime: str = "runc"
     python: str = field(default_factory=lambda: os.environ.get("MINICLUSTER_PYTHON", "") or
                         str(Path(__file__).resolve().parent.parent / ".venv" / "bin" / "python"))

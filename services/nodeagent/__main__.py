@@ -71,7 +71,7 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
                         "does (for nodes whose neighbours cannot route back to pods, as in compose)")
     p.add_argument("--container-runtime", choices=["runc", "crun", "process"], default="process",
                    help="runc or crun (an OCI runtime; containers from the images in --image-store-dir), or "
-                        "process (host processes for the images of a small built-in catalog)")
+                        "process (host processes: each container's command on the node, its image not run)")
     p.add_argument("--image-store-dir", type=Path, default=None,
                    help="the node's image store (default: <state-dir>/images)")
     p.add_argument("--registry-mirror", action="append", default=[], metavar="REGISTRY=URL",

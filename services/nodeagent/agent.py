@@ -118,6 +118,19 @@ class AgentConfig:
     image_gc: GcPolicy = field(default_factory=GcPolicy)
 
 
+_ECHO_IGNORED_METADATA = frozenset({"resourceVersion", "managedFields", "generation"})
+
+
+def own_status_echo(old: Mapping[str, Any], new: Mapping[str, Any], written: Mapping[str, Any] | None) -> bool:
+    """`new` differs from `old` only in the status, and that status is the one this agent last
+    wrote for the pod."""
+    if written is None or old.get("spec") != new.get("spec") or new.get("status") != written:
+        return False
+    old_meta = {k: v for k, v in (old.get("metadata") or {}).items() if k not in _ECHO_IGNORED_METADATA}
+    new_meta = {k: v for k, v in (new.get("metadata") or {}).items() if k not in _ECHO_IGNORED_METADATA}
+    return old_meta == new_meta
+
+
 class PodNotHere(Exception):
     """A logs/exec request for a pod or container this agent does not run; `code` is the HTTP status."""
 
@@ -291,6 +304,7 @@ class Agent:
         self.conflist: NetworkConfigList | None = None
         self.ready = asyncio.Event()
         self.start_failures = StartFailures()
+        self._written_status: dict[str, Obj] = {}  # pod key -> the status this agent last wrote
         self._routes_dirty = asyncio.Event()
         self._cidr_known = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
@@ -334,6 +348,21 @@ class Agent:
         images = self._pod_side.runtime.list_images() if self._pod_side is not None else []
         status = node_status(self.cfg, pod_cidr=configured, previous=previous, images=images)
         await self.client.patch(NODES, self.cfg.node_name, {"status": status}, subresource="status")
+
+    def _on_pod_update(self, old: Obj, new: Obj) -> None:
+        """Sync on any change but the echo of this agent's own status write (kubelet syncs on
+        spec and metadata changes, not on status it wrote): an echo would only redo the plan, and
+        run a waiting container's next attempt (an image pull back-off's) before its time."""
+        key = object_key(new)
+        if not own_status_echo(old, new, self._written_status.get(key)):
+            self.queue.add(key)
+
+    def _on_pod_delete(self, obj: Obj) -> None:
+        self._written_status.pop(object_key(obj), None)
+        self.queue.add(object_key(obj))
+
+    def _status_written(self, key: str, status: Obj) -> None:
+        self._written_status[key] = status
 
     def _warn_node(self, reason: str, message: str) -> None:
         """A Warning Event about this Node, referred to as kubelet does (its uid is its name)."""
@@ -535,6 +564,7 @@ class Agent:
         prober = Prober(runtime, host_netns=cfg.host_netns, on_change=self.queue.add, on_failure=self._probe_failed)
         hooks = HookRunner(runtime, host_netns=cfg.host_netns)
         executor = PodExecutor(runtime=runtime, probes=prober, writer=ApiPodWriter(self.client), events=self.events,
+                               on_status_written=self._status_written,
                                requeue=self.queue.add_after, bound_pod_uids=self._bound_pod_uids,
                                node_ip=cfg.node_ip, backoff=cfg.backoff, failures=self.start_failures,
                                volumes=self.volumes, objects=self.objects, allocatable=node_resources(), hooks=hooks,
@@ -543,8 +573,8 @@ class Agent:
         await self.post_status()  # with the node's images (status.images), as soon as they are known
         self._tasks.append(asyncio.create_task(self.routes_loop(), name="routes"))
         self.pods.add_handlers(on_add=lambda o: self.queue.add(object_key(o)),
-                               on_update=lambda old, new: self.queue.add(object_key(new)),
-                               on_delete=lambda o: self.queue.add(object_key(o)))
+                               on_update=self._on_pod_update,
+                               on_delete=self._on_pod_delete)
         # As kubelet, no container starts before the Services are known: their variables are its.
         await self.services.start()
         await self.pods.start()

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from kubecore.api.errors import ApiError
 from kubecore.api.types import Obj
 from kubecore.client.rest import ApiUnavailable
-from services.nodeagent import images, podenv, podevents, podsync
+from services.nodeagent import podenv, podevents, podsync
 from services.nodeagent.cri import ContainerRuntime
 from services.nodeagent.imagemanager import ImageManager, ImageUnavailable, PullBackoff
 from services.nodeagent.oci.image import ImageError
@@ -233,6 +233,7 @@ class PodExecutor:
         allocatable: Mapping[str, str] | None = None,
         hooks: Hooks | None = None,
         image_backoff: PullBackoff | None = None,
+        on_status_written: Callable[[str, Obj], None] | None = None,
     ) -> None:
         self.runtime = runtime
         self.probes = probes
@@ -249,6 +250,7 @@ class PodExecutor:
         self.allocatable = dict(allocatable or {})
         self.hooks = hooks
         self.images = ImageManager(runtime, tell=self._tell, backoff=image_backoff)
+        self.on_status_written = on_status_written  # (pod key, the status now in the API)
 
     async def run(self, plan: PodPlan) -> None:
         sync = _Sync(plan)
@@ -415,7 +417,7 @@ class PodExecutor:
             await self.runtime.start_container(info.id)
             self._tell(sync.plan.pod, podevents.started(name))
             await self._post_start(sync, sandbox_id, info)
-        except (images.ImagePullError, ImageError, ImageUnavailable, RuntimeServiceError,
+        except (ImageError, ImageUnavailable, RuntimeServiceError,
                 podenv.ContainerConfigError) as exc:
             reason = getattr(exc, "reason", "RunContainerError")
             failure = self.failures.record(uid, name, reason, str(exc), at=getattr(exc, "at", None) or time.time())
@@ -477,18 +479,22 @@ class PodExecutor:
         self.probes.forget(set(report.forget_probes))
         for target in report.probe:
             self.probes.ensure(target)
-        if report.status_patch is not None:
-            await self._patch_status(pod, report.status_patch)
+        if report.status_patch is not None and await self._patch_status(pod, report.status_patch):
+            if self.on_status_written is not None and report.status is not None:
+                self.on_status_written(sync.key, report.status)
         if sync.error is not None:
             raise sync.error
 
-    async def _patch_status(self, pod: Mapping[str, Any], patch: Obj) -> None:
+    async def _patch_status(self, pod: Mapping[str, Any], patch: Obj) -> bool:
+        """Write the patch; False when the pod is gone."""
         meta = pod.get("metadata") or {}
         try:
             await self.writer.patch_status(meta["name"], meta.get("namespace"), patch)
         except ApiError as exc:
             if exc.code != 404:
                 raise
+            return False
+        return True
 
     def _tell(self, pod: Mapping[str, Any] | None, ev: podevents.PodEvent) -> None:
         if pod is None:

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kubecore.api.types import Obj
-from services.nodeagent import images, podevents, volumefiles
+from services.nodeagent import podevents, volumefiles
 from services.nodeagent.cni import PortMapping
 from services.nodeagent.oci import reference
 from services.nodeagent.oci.image import ImageError
@@ -591,6 +591,7 @@ class StatusReport:
     forget_probes: frozenset[str]
     probe: tuple[ProbeTarget, ...]
     status_patch: Obj | None
+    status: Obj | None = None  # the whole status the patch leads to
 
 
 def plan_report(
@@ -615,7 +616,7 @@ def plan_report(
     new = pod_status(pod, sandboxes, containers, node_ip=node_ip, ready_probe=ready_probe,
                      start_failures=start_failures, backoff=backoff, now=now, started_probe=started_probe)
     return StatusReport(forget_probes=frozenset({c.id for c in containers} - running), probe=probe,
-                        status_patch=status_patch(pod.get("status") or {}, new))
+                        status_patch=status_patch(pod.get("status") or {}, new), status=new)
 
 
 # --------------------------------------------------------------------------- status
@@ -633,8 +634,8 @@ def container_id(c: ContainerInfo) -> str:
 
 def image_id(c: ContainerInfo) -> str:
     """The imageID of a container's status: the image's repo digest (`docker.io/library/nginx@sha256:...`)
-    as containerd reports it; a catalog image of the host-process runtime has none of its own."""
-    return c.image_id or f"minicluster://{images.repository(c.image)}"
+    as containerd reports it; a host process (`--container-runtime process`) runs no image."""
+    return c.image_id or f"minicluster://{c.image}"
 
 
 def status_image(spec_image: str, c: ContainerInfo) -> str:

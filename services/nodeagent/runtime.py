@@ -9,7 +9,9 @@ A sandbox is
 - `eth0` and its address from the CNI network list (ADD with the sandbox id as container id),
 - a directory holding the pod's `hostname`, `resolv.conf` and `hosts`.
 
-A container is a process started as
+A container (this base class: `--container-runtime process`, kept for fast tests and
+benchmarks of the pod machinery; `ociruntime.OciRuntime` runs images) is its pod spec's
+`command` + `args`, a program of the node, started as
     nsenter --net=<sandbox netns> -- unshare --uts --mount -- /bin/sh -c INIT mc-init ... argv
 `nsenter` and `unshare` each switch namespaces and then exec, and the small shell init sets
 the hostname, bind-mounts the pod's files over /etc/{hostname,resolv.conf,hosts} inside the
@@ -48,7 +50,7 @@ from typing import Any
 
 from prometheus_client import Histogram
 
-from services.nodeagent import images, podinput, procfs
+from services.nodeagent import podinput, procfs
 from services.nodeagent.cni import CniError, NetworkPlugin, PortMapping, RuntimeConf
 from services.nodeagent.containerio import ContainerIO
 from services.nodeagent.execproc import ExecProcess
@@ -680,7 +682,7 @@ class Runtime:
 
     def image_status(self, ref: str) -> Image | None:
         """Host processes have no images to fetch: every well-formed name is "present" (the
-        catalog, or the pod's own command, says what runs)."""
+        pod's own command says what runs)."""
         parsed = reference.parse(ref)  # InvalidImageNameError for a malformed name
         return Image(id="", repo_tags=(str(parsed),), repo_digests=(), size=0, config=ImageConfig(), diff_ids=())
 
@@ -701,30 +703,35 @@ class Runtime:
     # ----------------------------------------------------------------- containers
 
     async def create_container(self, sandbox_id: str, config: ContainerConfig) -> ContainerInfo:
-        """Resolve the image and record the container; raises images.ImagePullError or
-        ContainerCreateError (executable or workingDir missing)."""
+        """Record the container with its command as the node's program; raises
+        ContainerCreateError (no command, executable or workingDir missing)."""
         sandbox = self._load_sandbox(sandbox_id)
         if sandbox is None:
             raise NotFoundError(f"pod sandbox {sandbox_id} not found")
-        process = images.resolve(config.image, command=config.command, args=config.args, env=config.env,
-                                 working_dir=config.working_dir)
-        env = container_env(image_env=process.env, hostname=sandbox.hostname, path=self.container_path)
-        problem = podinput.env_problem(env) or podinput.exec_args_problem(process.argv, process.working_dir)
+        # No image: its ENTRYPOINT is taken as empty, so `args` alone is the command too (as for busybox).
+        argv = (*(config.command or ()), *(config.args or ()))
+        if not argv:
+            raise ContainerCreateError(
+                f'the host-process runtime runs a container\'s command on the node, and container "{config.name}" '
+                f'gives none (its image "{config.image}" is not run here: use --container-runtime runc)')
+        working_dir = config.working_dir or "/"
+        env = container_env(image_env=config.env, hostname=sandbox.hostname, path=self.container_path)
+        problem = podinput.env_problem(env) or podinput.exec_args_problem(argv, working_dir)
         if problem is not None:
             raise ContainerCreateError(problem)
-        executable = process.argv[0]
+        executable = argv[0]
         if "/" not in executable and shutil.which(executable, path=env["PATH"]) is None:
             raise ContainerCreateError(f'exec: "{executable}": executable file not found in $PATH')
         if "/" in executable and not os.access(executable, os.X_OK):
             raise ContainerCreateError(f'exec: "{executable}": no such file or not executable')
-        if not await asyncio.to_thread(os.path.isdir, process.working_dir):
-            raise ContainerCreateError(f"working directory {process.working_dir!r} does not exist on this node")
+        if not await asyncio.to_thread(os.path.isdir, working_dir):
+            raise ContainerCreateError(f"working directory {working_dir!r} does not exist on this node")
         container_id = uuid.uuid4().hex
         log_path = Path(sandbox.pod_dir) / "logs" / config.name / f"{config.attempt}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         info = ContainerInfo(
             id=container_id, sandbox_id=sandbox_id, name=config.name, image=config.image, attempt=config.attempt,
-            argv=process.argv, env=env, working_dir=process.working_dir, log_path=str(log_path),
+            argv=argv, env=env, working_dir=working_dir, log_path=str(log_path),
             state=CONTAINER_CREATED, created_at=time.time(), mounts=tuple(config.mounts),
             stdin=config.stdin, stdin_once=config.stdin_once, tty=config.tty,
         )

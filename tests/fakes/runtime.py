@@ -10,9 +10,10 @@ of creation, and timestamps only grow, so "the newest sandbox" is always well de
 spell the expected calls out. `fail_sandbox` and `fail_create` (by container name) make the next
 calls fail the way the real runtime does (SandboxCreateError, ImagePullError, ...).
 
-Images: every image is present unless the test sets `images` (normalized name -> Image) to
-say which are; `registry` says what a pull of a reference gives (an Image, now present, or the
-exception it raises); a reference it does not list fails as not found.
+Images: every image is present (and pulls fine) unless the test sets `images` (normalized
+name -> Image) to say which are; `registry` says what a pull of a reference gives (an Image,
+now present, or the exception it raises); with `images` set, a reference it does not list fails
+as not found.
 """
 from __future__ import annotations
 
@@ -143,6 +144,8 @@ class FakeRuntime:
         result = self.registry.get(ref)
         if isinstance(result, Exception):
             raise result
+        if result is None and self.images is None:  # every image is there, and pulls fine
+            return fake_image(str(reference.parse(ref)))
         if result is None:
             raise ImagePullError(f'failed to pull and unpack image "{reference.parse(ref)}": not found')
         if self.images is not None:

@@ -17,7 +17,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from cluster import nodeimages
+from cluster import hoststate, nodeimages
 from cluster.procs import stop_process
 from services.nodeagent import procfs
 from services.nodeagent.oci.store import ContentStore
@@ -113,6 +113,13 @@ class AgentProcess:
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc is not None:
             stop_process(self.proc, timeout=15, sig=sig)
+
+    def remove_leftovers(self) -> None:
+        """What an OCI runtime's pods leave once the agent and the pod namespaces (their
+        processes) are gone: the sandboxes' mounts and the node's cgroups, as `cluster down`."""
+        if self.runtime != "process":
+            hoststate.unmount_under(self.state_dir)
+            hoststate.remove_cgroups([self.node])
 
     def log(self) -> str:
         try:

@@ -229,10 +229,10 @@ def test_status_restarted_container_shows_last_state():
 
 
 def test_status_err_image_pull():
-    s = _status(pod(), [sb()], [], failures={"web": StartFailure("ErrImagePull", "not in catalog", NOW)})
+    s = _status(pod(), [sb()], [], failures={"web": StartFailure("ErrImagePull", "not found", NOW)})
     [cs] = s["containerStatuses"]
     assert s["phase"] == "Pending"
-    assert cs["state"] == {"waiting": {"reason": "ErrImagePull", "message": "not in catalog"}}
+    assert cs["state"] == {"waiting": {"reason": "ErrImagePull", "message": "not found"}}
 
 
 def test_status_never_failed_pod_keeps_ip_after_sandbox_stopped():
@@ -293,3 +293,25 @@ def test_named_probe_port():
     assert resolve_port("http", c) == 8080 and resolve_port(81, c) == 81 and resolve_port("82", c) == 82
     with pytest.raises(ProbeError):
         resolve_port("nope", c)
+
+
+def _pod_v(rv: str, *, status: dict, labels: dict | None = None, image: str = "nginx") -> dict:
+    return {"metadata": {"name": "p", "uid": "u1", "resourceVersion": rv, "labels": labels or {}},
+            "spec": {"containers": [{"name": "c", "image": image}]}, "status": status}
+
+
+@pytest.mark.parametrize("new, written, echo", [
+    pytest.param(_pod_v("2", status={"phase": "Running"}), {"phase": "Running"}, True,
+                 id="only the status this agent wrote: an echo"),
+    pytest.param(_pod_v("2", status={"phase": "Running"}), None, False, id="nothing written: not ours"),
+    pytest.param(_pod_v("2", status={"phase": "Failed"}), {"phase": "Running"}, False,
+                 id="a status someone else wrote"),
+    pytest.param(_pod_v("2", status={"phase": "Running"}, labels={"a": "b"}), {"phase": "Running"}, False,
+                 id="labels changed too"),
+    pytest.param(_pod_v("2", status={"phase": "Running"}, image="nginx:2"), {"phase": "Running"}, False,
+                 id="spec changed too"),
+])
+def test_own_status_echo(new, written, echo):
+    from services.nodeagent.agent import own_status_echo
+
+    assert own_status_echo(_pod_v("1", status={"phase": "Pending"}), new, written) is echo

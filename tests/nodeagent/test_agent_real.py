@@ -1,7 +1,9 @@
-"""The node agent for real: etcd, the API server, node namespaces, CNI, processes.
+"""The node agent for real: etcd, the API server, node namespaces, CNI, containers run by runc
+from the default images (real nginx, busybox).
 
 Each test builds a scratch node network (`agent_harness.NodeNetwork`), runs agent processes
-with their node's namespace as host side, and drives everything through the API server.
+with their node's namespace as host side, and drives everything through the API server. The
+pods ask for the images the node has (IfNotPresent): there is no registry here.
 """
 from __future__ import annotations
 
@@ -59,8 +61,9 @@ async def curl_in(network: NodeNetwork, node: str, url: str) -> str:
 
 
 def nginx_pod(name: str, node: str, **spec) -> dict:
-    container = {"name": "web", "image": "nginx", "ports": [{"name": "http", "containerPort": 80}],
-                 "readinessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 1}}
+    container = {"name": "web", "image": "nginx", "imagePullPolicy": "IfNotPresent",
+                 "ports": [{"name": "http", "containerPort": 80}],
+                 "readinessProbe": {"httpGet": {"path": "/", "port": "http"}, "periodSeconds": 1}}
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "default"},
             "spec": {"nodeName": node, "containers": [container], "terminationGracePeriodSeconds": 5, **spec}}
 
@@ -98,13 +101,15 @@ def cluster_net(tag):
         for agent in agents:
             agent.kill()
         for network in made:
-            network.down()
+            network.down()  # kills what runs in the pods' namespaces
+        for agent in agents:
+            agent.remove_leftovers()
 
 
 def start_agent(make, apiserver, network: NodeNetwork, node: str, tmp_path: Path) -> AgentProcess:
     kubeconfig = apiserver.kubeconfig(tmp_path / f"{node}.kubeconfig", f"system:node:{node}", ("system:nodes",))
     agent = AgentProcess(kubeconfig=kubeconfig, node=node, node_ip=network.ips[node], netns=network.netns(node),
-                         state_dir=tmp_path / node)
+                         state_dir=tmp_path / node, runtime="runc")
     make.agents.append(agent)
     return agent.start()
 
@@ -144,10 +149,11 @@ async def test_pod_lifecycle_logs_exec_restart_adoption(apiserver, client, clust
     assert pod["status"]["hostIP"] == network.ips[node] and pod["status"]["startTime"]
     [cs] = pod["status"]["containerStatuses"]
     assert cs["ready"] and cs["started"] and cs["restartCount"] == 0 and "running" in cs["state"]
-    assert cs["containerID"].startswith("minicluster://") and cs["image"] == "nginx" and cs["imageID"]
+    assert cs["containerID"].startswith("minicluster://") and cs["image"] == "docker.io/library/nginx:latest"
+    assert cs["imageID"].startswith("docker.io/library/nginx@sha256:")
     assert {c["type"] for c in pod["status"]["conditions"]} == {"PodScheduled", "Initialized", "ContainersReady",
                                                                 "Ready"}
-    assert (await curl_in(network, node, f"http://{ip}/")).strip() == "web"
+    assert "<title>Welcome to nginx!</title>" in await curl_in(network, node, f"http://{ip}/")
 
     # --- what kubectl describe pod shows: kubelet's events about the container
     started = await eventually(lambda: _events_about(client, pod, {"Pulled", "Created", "Started"}), 10,
@@ -164,7 +170,7 @@ async def test_pod_lifecycle_logs_exec_restart_adoption(apiserver, client, clust
         async with http.get("/api/v1/namespaces/default/pods/web/log") as r:
             assert r.status == 200 and r.headers["Content-Type"].startswith("text/plain")
             text = await r.text()
-        assert "nginx listening on :80 as web" in text
+        assert '"GET / HTTP/1.1" 200' in text  # nginx's access log, on the container's stdout
         async with http.get("/api/v1/namespaces/default/pods/web/log", params={"tailLines": "1"}) as r:
             assert len((await r.text()).splitlines()) == 1
         async with http.post("/api/v1/namespaces/default/pods/web/exec",
@@ -191,14 +197,15 @@ async def test_pod_lifecycle_logs_exec_restart_adoption(apiserver, client, clust
     # --- the CLI, end to end
     kubeconfig = str(apiserver.kubeconfig(tmp_path / "admin.kubeconfig"))
     code, out, err = await run(sys.executable, "-m", "minikubectl", "--kubeconfig", kubeconfig, "logs", "web")
-    assert code == 0 and "nginx listening on :80 as web" in out, err
+    assert code == 0 and '"GET / HTTP/1.1" 200' in out, err
     code, out, err = await run(sys.executable, "-m", "minikubectl", "--kubeconfig", kubeconfig,
                                "exec", "web", "--", "hostname")
     assert code == 0 and out == "web\n", (out, err)
 
     # --- restartPolicy Always: a crashing container is restarted, restartCount grows
     crash = {"metadata": {"name": "crasher"}, "spec": {"nodeName": node, "containers": [
-        {"name": "c", "image": "busybox", "command": ["sh", "-c", "echo boom; exit 3"]}]}}
+        {"name": "c", "image": "busybox", "imagePullPolicy": "IfNotPresent",
+         "command": ["sh", "-c", "echo boom; exit 3"]}]}}
     await client.create(PODS, crash)
 
     async def restarted():
@@ -212,20 +219,26 @@ async def test_pod_lifecycle_logs_exec_restart_adoption(apiserver, client, clust
     assert backoff["type"] == "Warning" and backoff["message"] == (
         f"Back-off restarting failed container c in pod crasher_default({p['metadata']['uid']})")
 
-    # --- unknown image
+    # --- an image no registry gives (nothing listens on that port: refused at once)
     await client.create(PODS, {"metadata": {"name": "noimage"}, "spec": {"nodeName": node, "containers": [
-        {"name": "c", "image": "example.com/nothing:1"}]}})
+        {"name": "c", "image": "127.0.0.1:1/nothing:1"}]}})
 
-    async def pull_error():
-        p = await client.get(PODS, "noimage", "default")
-        w = ((p["status"].get("containerStatuses") or [{}])[0].get("state") or {}).get("waiting") or {}
-        return w if w.get("reason") == "ErrImagePull" else None
-    waiting = await eventually(pull_error, 20, what="ErrImagePull")
-    assert "example.com/nothing:1" in waiting["message"]
+    waiting = await eventually(lambda: _waiting(client, "noimage", "ErrImagePull"), 20, what="ErrImagePull")
+    assert "127.0.0.1:1/nothing:1" in waiting["message"]
     noimage = await client.get(PODS, "noimage", "default")
-    failed = (await eventually(lambda: _events_about(client, noimage, {"Failed"}), 10, what="Failed"))["Failed"]
-    assert failed["type"] == "Warning"
-    assert failed["message"].startswith('Failed to pull image "example.com/nothing:1": ')
+
+    async def pull_events():
+        uid = noimage["metadata"]["uid"]
+        items, _ = await client.list(EVENTS, "default", field_selector=f"involvedObject.uid={uid}")
+        told = [(e["type"], e["reason"], e["message"]) for e in items]
+        return told if ("Warning", "Failed", "Error: ErrImagePull") in told else None
+    told = await eventually(pull_events, 10, what="the pull's events")
+    assert ("Normal", "Pulling", 'Pulling image "127.0.0.1:1/nothing:1"') in told
+    assert any(t == "Warning" and r == "Failed" and m.startswith('Failed to pull image "127.0.0.1:1/nothing:1": ')
+               for t, r, m in told)
+    # the next sync inside the back-off pulls nothing: ImagePullBackOff, with the pull's error
+    waiting = await eventually(lambda: _waiting(client, "noimage", "ImagePullBackOff"), 20, what="ImagePullBackOff")
+    assert waiting["message"].startswith('Back-off pulling image "127.0.0.1:1/nothing:1": ErrImagePull: ')
     assert (await client.get(PODS, "noimage", "default"))["status"]["phase"] == "Pending"
 
     # --- SIGKILL the agent; while it is down a pod is force-deleted; restart: adopt and clean up
@@ -249,7 +262,7 @@ async def test_pod_lifecycle_logs_exec_restart_adoption(apiserver, client, clust
     assert _container_pids(runtime_dir, before["web"]["id"]) == web_pid
     pod = await eventually(lambda: _get_ready(client, "web"), 20, what="web Ready again")  # re-probed after restart
     assert pod["status"]["podIP"] == before["web"]["ip"]
-    assert (await curl_in(network, node, f"http://{before['web']['ip']}/")).strip() == "web"
+    assert "Welcome to nginx!" in await curl_in(network, node, f"http://{before['web']['ip']}/")
 
     # --- delete: stopped within its grace period, sandbox and lease gone, object removed
     pid = web_pid[0]
@@ -298,6 +311,12 @@ async def _events_about(client: ApiClient, pod: dict, reasons: set[str]) -> dict
     return by_reason if reasons <= set(by_reason) else None
 
 
+async def _waiting(client: ApiClient, name: str, reason: str) -> dict | None:
+    p = await client.get(PODS, name, "default")
+    w = ((p["status"].get("containerStatuses") or [{}])[0].get("state") or {}).get("waiting") or {}
+    return w if w.get("reason") == reason else None
+
+
 async def _heartbeat_moved(client: ApiClient, node: str, before: str) -> bool:
     n = await client.get(NODES, node)
     return next(c for c in n["status"]["conditions"] if c["type"] == "Ready")["lastHeartbeatTime"] != before
@@ -333,12 +352,13 @@ async def test_two_nodes_route_pod_to_pod_without_nat(apiserver, client, cluster
 
     async with apiserver.session() as http:
         async with http.post("/api/v1/namespaces/default/pods/a/exec",
-                             json={"command": ["curl", "-sS", "--max-time", "3", f"http://{ip_b}/from-a"]}) as r:
-            assert await r.json() == {"exitCode": 0, "stdout": "b\n", "stderr": ""}
+                             json={"command": ["wget", "-qO-", f"http://{ip_b}/?from-a"]}) as r:
+            answer = await r.json()
+            assert answer["exitCode"] == 0 and "Welcome to nginx!" in answer["stdout"], answer
         async with http.get("/api/v1/namespaces/default/pods/b/log") as r:
             log_b = await r.text()
     # nginx logs the client address: pod a's own IP, not its node's (no NAT on the way)
-    assert f"{ip_a} \"GET /from-a" in log_b, log_b
+    assert any(line.startswith(f"{ip_a} ") and '"GET /?from-a ' in line for line in log_b.splitlines()), log_b
 
     # a node that goes away takes its route with it
     a2.kill(signal.SIGKILL)

@@ -12,7 +12,6 @@ import pytest
 
 from kubecore.api.errors import ApiError
 from kubecore.api.resources import CONFIGMAPS, SECRETS
-from services.nodeagent import images
 from services.nodeagent.cni import CniError
 from services.nodeagent.executor import PodExecutor, StartFailures, observe
 from services.nodeagent.imagemanager import PullBackoff
@@ -367,7 +366,7 @@ async def test_delete_answers(node, code, raises):
 
 
 async def test_deleted_pod_forgets_its_start_failures(node):
-    node.runtime.fail_create["web"] = images.ImagePullError("nope", "not found")
+    node.runtime.fail_create["web"] = ContainerCreateError("exec: not found")
     p = pod()
     await node.sync(p)
     assert len(node.failures) == 1
@@ -393,7 +392,7 @@ async def test_terminal_pod_sandbox_stopped_records_kept(node):
 
 
 async def test_gone_pod_removed_and_unbound_failures_forgotten(node):
-    node.runtime.fail_create["web"] = images.ImagePullError("nope", "not found")
+    node.runtime.fail_create["web"] = ContainerCreateError("exec: not found")
     await node.sync(pod())
     node.failures.record("u7", "db", "ErrImagePull", "x", at=1.0)
     node.bound = {"u7"}

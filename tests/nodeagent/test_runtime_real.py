@@ -1,4 +1,4 @@
-"""The runtime for real: network namespaces, ptp + host-local + portmap, processes in pods."""
+"""The host-process runtime for real: network namespaces, ptp + host-local + portmap, processes in pods."""
 from __future__ import annotations
 
 import asyncio
@@ -7,6 +7,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -14,7 +15,6 @@ import pytest
 
 from services.nodeagent import procfs
 from services.nodeagent.cni import CniError, PortMapping
-from services.nodeagent.images import ImagePullError
 from services.nodeagent.podlog import parse_record
 from services.nodeagent.runtime import (
     CONTAINER_EXITED,
@@ -27,6 +27,8 @@ from services.nodeagent.runtime import (
     SandboxCreateError,
 )
 from tests.nodeagent.conftest import POD_CIDR, leases, needs_netns
+
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = needs_netns
 
@@ -107,15 +109,22 @@ async def test_two_sandboxes_get_addresses_routes_and_pod_files(runtime: Runtime
         await runtime.check_pod_network(a.id)
 
 
-async def test_nginx_in_one_pod_answers_another_with_its_hostname(runtime: Runtime):
+def agnhost(name: str, *args: str) -> ContainerConfig:
+    """The agnhost image's servers, as a host process runs them: the project's own modules."""
+    return ContainerConfig(name=name, image="registry.k8s.io/e2e-test-images/agnhost:2.39",
+                           command=[sys.executable, "-m", "services.nodeagent.workloads.agnhost"], args=list(args),
+                           env={"PYTHONPATH": str(ROOT)})
+
+
+async def test_a_server_in_one_pod_answers_another_with_its_hostname(runtime: Runtime):
     a = await runtime.run_pod_sandbox("uid-aaaa", "default", "nginx-a")
     b = await runtime.run_pod_sandbox("uid-bbbb", "default", "client-b")
-    web = await runtime.create_container(a.id, ContainerConfig(name="nginx", image="nginx:1.25"))
+    web = await runtime.create_container(a.id, agnhost("nginx", "serve-hostname", "--port", "80"))
     await runtime.start_container(web.id)
     client = await _sleeper(runtime, b.id, "client")
 
     body = await _exec_until_ok(runtime, client, ["curl", "-sS", "--max-time", "2", f"http://{a.ip}/"])
-    assert body.decode() == "nginx-a\n"
+    assert body.decode() == "nginx-a"
     # Inside the container: its hostname, the pod's resolv.conf and hosts, its own IP on eth0.
     assert (await runtime.exec_sync(client, ["hostname"]))[1] == b"client-b\n"
     code, resolv, _ = await runtime.exec_sync(client, ["cat", "/etc/resolv.conf"])
@@ -132,9 +141,7 @@ async def test_nginx_in_one_pod_answers_another_with_its_hostname(runtime: Runti
 async def test_agnhost_netexec_sees_the_callers_pod_ip(runtime: Runtime):
     a = await runtime.run_pod_sandbox("uid-aaaa", "default", "netexec")
     b = await runtime.run_pod_sandbox("uid-bbbb", "default", "client")
-    server = await runtime.create_container(a.id, ContainerConfig(
-        name="agnhost", image="registry.k8s.io/e2e-test-images/agnhost:2.47",
-        args=["netexec", "--http-port=8080", "--udp-port=-1"]))
+    server = await runtime.create_container(a.id, agnhost("agnhost", "netexec", "--http-port=8080", "--udp-port=-1"))
     await runtime.start_container(server.id)
     client = await _sleeper(runtime, b.id)
     out = await _exec_until_ok(runtime, client, ["curl", "-sS", "--max-time", "2", f"http://{a.ip}:8080/clientip"])
@@ -147,12 +154,12 @@ async def test_host_port_through_portmap(runtime: Runtime, node_netns: str):
     a = await runtime.run_pod_sandbox("uid-aaaa", "default", "published",
                                       port_mappings=[PortMapping(host_port=30080, container_port=80)])
     b = await runtime.run_pod_sandbox("uid-bbbb", "default", "client")
-    web = await runtime.create_container(a.id, ContainerConfig(name="nginx", image="nginx"))
+    web = await runtime.create_container(a.id, agnhost("nginx", "serve-hostname", "--port", "80"))
     await runtime.start_container(web.id)
     client = await _sleeper(runtime, b.id)
     gateway = a.cni_result["ips"][0]["gateway"]  # the node's address on the pod side (ptp)
     body = await _exec_until_ok(runtime, client, ["curl", "-sS", "--max-time", "2", f"http://{gateway}:30080/"])
-    assert body == b"published\n"
+    assert body == b"published"
     rules = subprocess.run(["ip", "netns", "exec", node_netns, "iptables-save", "-t", "nat"], check=True,
                            capture_output=True, text=True).stdout
     assert "--dport 30080" in rules
@@ -285,7 +292,7 @@ async def test_python_image_and_create_errors(runtime: Runtime):
     done = await _wait_for(lambda: (s := runtime.container_status(c.id)).state == CONTAINER_EXITED and s)
     assert done.exit_code == 0 and await _log(runtime, done) == "py\n"
 
-    with pytest.raises(ImagePullError):
+    with pytest.raises(ContainerCreateError, match='container "x" gives none'):  # host processes run no image
         await runtime.create_container(sb.id, ContainerConfig(name="x", image="example.com/unknown:1"))
     with pytest.raises(ContainerCreateError, match="executable file not found"):
         await runtime.create_container(sb.id, ContainerConfig(name="x", image="busybox", command=["no-such-binary"]))
