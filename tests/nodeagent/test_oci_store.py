@@ -185,3 +185,32 @@ def test_two_processes_importing_at_once(tmp_path: Path, archives: dict[str, Pat
     assert {t for i in store.images() for t in i.repo_tags} >= {"docker.io/library/nginx:latest"}
     index = json.loads((tmp_path / "images.json").read_text())
     assert len(index) == 3
+
+
+async def test_image_gc_removes_unused_images_from_a_real_store(tmp_path: Path, archives: dict[str, Path]):
+    """The collector over the OCI runtime's image service: what no container uses goes, with
+    the layers only it had; a layer an image in use shares stays."""
+    from services.nodeagent.imagegc import GcPolicy, ImageGC
+    from services.nodeagent.ociruntime import OciRuntime
+    from tests.fakes.cni import FakeCni
+
+    store = ContentStore(tmp_path / "images")
+    for name in ("busybox", "nginx"):
+        store.import_archive(archives[name])
+    runtime = OciRuntime(images=store, node_name="gc", state_dir=tmp_path / "runtime", cni=FakeCni())
+    capacity, available = runtime.image_fs_info()
+    assert 0 < available <= capacity
+    busybox, nginx = store.get("busybox:1.35"), store.get("nginx")
+    assert busybox is not None and nginx is not None
+    nginx_only = set(nginx.diff_ids) - set(busybox.diff_ids)
+    warned: list[tuple[str, str]] = []
+    # thresholds at 0 %: any use is above them, so everything unused goes
+    gc = ImageGC(runtime, used_images=lambda: ["busybox:latest"], warn=lambda r, m: warned.append((r, m)),
+                 policy=GcPolicy(high_percent=0, low_percent=0, min_age=0))
+    done = await gc.collect()
+    assert done.remove == (nginx.id,)
+    assert [i.repo_tags for i in runtime.list_images()] == [busybox.repo_tags]
+    assert all(store.layer_dir(d).exists() for d in busybox.diff_ids)  # shared with nginx: kept
+    assert not any(store.layer_dir(d).exists() for d in nginx_only)
+    assert warned and warned[0][0] == "FreeDiskSpaceFailed"  # the image in use cannot free the rest
+
