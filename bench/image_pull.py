@@ -18,10 +18,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from cluster import nodeimages
+from cluster import nodeimages, registry
+from cluster.procs import free_port
 from services.nodeagent.oci.registry import Puller
 from services.nodeagent.oci.store import ContentStore
-from tests.nodeagent.test_oci_registry import _push, _start_registry, _stop
 
 
 def _ours(ref: str, store: Path) -> float:
@@ -52,17 +52,14 @@ def main() -> None:
     tag = nodeimages.recipes()[a.image].names[0].rsplit(":", 1)[1]
     with tempfile.TemporaryDirectory(prefix="image-pull-") as tmp_name:
         tmp = Path(tmp_name)
-        url, proc, _ = _start_registry(tmp / "registry")
-        try:
+        with registry.serving(tmp / "registry", f"127.0.0.1:{free_port()}") as url:
             host = url.removeprefix("http://")
-            _push(f"oci-archive:{built.archive}:{tag}", url, f"bench/{a.image}:1")
+            registry.push(f"oci-archive:{built.archive}:{tag}", url, f"bench/{a.image}:1")
             ref = f"{host}/bench/{a.image}:1"
             ours, theirs = [], []
             for i in range(a.rounds):
                 ours.append(_ours(ref, tmp / f"store{i}"))
                 theirs.append(_skopeo_umoci(ref, tmp / f"layout{i}", tmp / f"bundle{i}"))
-        finally:
-            _stop(proc)
     print(f"pull + unpack of {a.image} ({built.size / 1e6:.1f} MB compressed) from a loopback registry, "
           f"{a.rounds} rounds, median:")
     print(f"  node puller (oci.registry -> oci.store): {statistics.median(ours):.2f} s "

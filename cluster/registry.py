@@ -43,19 +43,20 @@ class RegistryError(RuntimeError):
     pass
 
 
-def config_text(storage: Path, addr: str) -> str:
-    """docker-registry's configuration: filesystem storage, plain HTTP on `addr`, deletes allowed."""
+def config_text(storage: Path, addr: str, extra: str = "") -> str:
+    """docker-registry's configuration: filesystem storage, plain HTTP on `addr`, deletes allowed;
+    `extra`: more top-level sections (an `auth:` for a token-auth registry)."""
     return (f"version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
             f"storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n"
-            f"http:\n  addr: {addr}\n")
+            f"http:\n  addr: {addr}\n{extra}")
 
 
-def write_config(directory: Path, addr: str) -> Path:
+def write_config(directory: Path, addr: str, extra: str = "") -> Path:
     """The config file, storage under `directory/storage`."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "storage").mkdir(exist_ok=True)
     path = directory / "config.yml"
-    path.write_text(config_text(directory / "storage", addr))
+    path.write_text(config_text(directory / "storage", addr, extra))
     return path
 
 
@@ -93,9 +94,10 @@ def wait_until_serving(url: str, timeout: float = 10.0) -> None:
 
 
 @contextmanager
-def serving(directory: Path, addr: str) -> Iterator[str]:
-    """A registry on `addr` for the block (loopback: seeding, tests); its URL."""
-    proc = subprocess.Popen(serve_argv(write_config(directory, addr)), stdout=subprocess.DEVNULL,
+def serving(directory: Path, addr: str, extra: str = "") -> Iterator[str]:
+    """A registry on `addr` for the block (loopback: seeding, tests, benchmarks), its storage in
+    `directory/storage`; its URL."""
+    proc = subprocess.Popen(serve_argv(write_config(directory, addr, extra)), stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
     url = f"http://{addr}"
     try:
@@ -116,13 +118,13 @@ def serving(directory: Path, addr: str) -> Iterator[str]:
                 proc.wait()
 
 
-def push(source: str, url: str, path: str) -> None:
+def push(source: str, url: str, path: str, *flags: str) -> None:
     """skopeo copy of `source` (`oci-archive:FILE:TAG`, `docker-archive:FILE`, ...) to `path` in the
-    registry at `url`."""
+    registry at `url` (more skopeo `flags`: `--all`, `--dest-creds`)."""
     host = url.removeprefix("http://")
     try:
-        subprocess.run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false", source, f"docker://{host}/{path}"],
-                       check=True, capture_output=True, timeout=SKOPEO_TIMEOUT)
+        subprocess.run(["skopeo", "copy", "--quiet", *flags, "--dest-tls-verify=false", source,
+                        f"docker://{host}/{path}"], check=True, capture_output=True, timeout=SKOPEO_TIMEOUT)
     except FileNotFoundError as exc:
         raise RegistryError("skopeo is not installed (make setup installs it)") from exc
     except subprocess.CalledProcessError as exc:

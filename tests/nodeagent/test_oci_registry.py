@@ -10,10 +10,8 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import tarfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
 from cluster import nodeimages
+from cluster import registry as cluster_registry
 from cluster.procs import free_port
 from services.nodeagent.oci import registry
 from services.nodeagent.oci.image import ImagePullError
@@ -35,40 +34,11 @@ pytestmark = [pytest.mark.root,  # layers keep their owners and device nodes
               pytest.mark.skipif(shutil.which("docker-registry") is None, reason="needs Debian's docker-registry")]
 
 
-def _start_registry(tmp: Path, extra: str = "") -> tuple[str, subprocess.Popen[bytes], Path]:
-    port = free_port()
-    tmp.mkdir(parents=True, exist_ok=True)
-    storage = tmp / "storage"
-    config = tmp / "config.yml"
-    config.write_text(f"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {storage}\n"
-                      f"http:\n  addr: 127.0.0.1:{port}\n{extra}")
-    proc = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            urllib.request.urlopen(f"{url}/v2/", timeout=1)
-            break
-        except urllib.error.HTTPError:
-            break  # 401: up, and wants a token
-        except OSError:
-            time.sleep(0.05)
-    return url, proc, storage
+def _serving(directory: Path, extra: str = ""):
+    return cluster_registry.serving(directory, f"127.0.0.1:{free_port()}", extra)
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-def _push(source: str, url: str, repo: str, *extra: str) -> None:
-    host = url.removeprefix("http://")
-    subprocess.run(["skopeo", "copy", "--quiet", *extra, "--dest-tls-verify=false", source,
-                    f"docker://{host}/{repo}"], check=True, capture_output=True)
+_push = cluster_registry.push
 
 
 @pytest.fixture(scope="module")
@@ -78,12 +48,10 @@ def busybox_archive() -> Path:
 
 @pytest.fixture(scope="module")
 def plain_registry(tmp_path_factory: pytest.TempPathFactory, busybox_archive: Path) -> Iterator[tuple[str, Path]]:
-    url, proc, storage = _start_registry(tmp_path_factory.mktemp("registry"))
-    try:
+    directory = tmp_path_factory.mktemp("registry")
+    with _serving(directory) as url:
         _push(f"oci-archive:{busybox_archive}:latest", url, "library/busybox:latest")
-        yield url, storage
-    finally:
-        _stop(proc)
+        yield url, directory / "storage"
 
 
 def _pull(store: ContentStore, ref: str, **kw):
@@ -121,8 +89,8 @@ def test_missing_and_unreachable(tmp_path: Path, plain_registry):
 
 
 def test_a_corrupted_layer_is_refused(tmp_path: Path, busybox_archive: Path):
-    url, proc, storage = _start_registry(tmp_path / "reg")
-    try:
+    storage = tmp_path / "reg" / "storage"
+    with _serving(tmp_path / "reg") as url:
         _push(f"oci-archive:{busybox_archive}:latest", url, "library/busybox:latest")
         image = ContentStore(tmp_path / "o").import_archive(busybox_archive)[-1]
         manifest = json.loads((tmp_path / "o/blobs/sha256" / image.repo_digests[0].split(":")[-1]).read_bytes())
@@ -135,8 +103,6 @@ def test_a_corrupted_layer_is_refused(tmp_path: Path, busybox_archive: Path):
         with pytest.raises(ImagePullError, match="blob content has digest"):
             _pull(store, "busybox", mirrors={"docker.io": [url]})
         assert not store.has_blob(manifest["layers"][0]["digest"]) and store.images() == []
-    finally:
-        _stop(proc)
 
 
 def test_an_index_is_narrowed_to_this_platform(tmp_path: Path, busybox_archive: Path):
@@ -167,14 +133,11 @@ def test_an_index_is_narrowed_to_this_platform(tmp_path: Path, busybox_archive: 
     (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [
         {"mediaType": "application/vnd.oci.image.index.v1+json", "digest": put(inner), "size": len(inner),
          "annotations": {"org.opencontainers.image.ref.name": "multi"}}]}))
-    url, proc, _ = _start_registry(tmp_path / "reg")
-    try:
+    with _serving(tmp_path / "reg") as url:
         _push(f"oci:{layout}:multi", url, "library/multi:1", "--all")
         image = _pull(ContentStore(tmp_path / "s"), "multi:1", mirrors={"docker.io": [url]})
         assert image.architecture == "amd64"
         assert image.repo_digests[0].endswith(hashlib.sha256(inner).hexdigest())  # named by the index
-    finally:
-        _stop(proc)
 
 
 def _b64(data: bytes) -> str:
@@ -218,23 +181,22 @@ def test_a_registry_with_token_auth_and_pull_secret_credentials(tmp_path: Path, 
         runner = web.AppRunner(_token_service(key, cert, {"alice": "s3cret"}))
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", token_port).start()
-        url, proc, _ = _start_registry(tmp_path / "reg", (
-            f"auth:\n  token:\n    realm: http://127.0.0.1:{token_port}/token\n    service: test-registry\n"
-            f"    issuer: test-issuer\n    rootcertbundle: {tmp_path / 'bundle.pem'}\n"))
+        auth = (f"auth:\n  token:\n    realm: http://127.0.0.1:{token_port}/token\n    service: test-registry\n"
+                f"    issuer: test-issuer\n    rootcertbundle: {tmp_path / 'bundle.pem'}\n")
         try:
-            host = url.removeprefix("http://")
-            await asyncio.to_thread(_push, f"oci-archive:{busybox_archive}:latest", url, "team/app:1",
-                                    "--dest-creds", "alice:s3cret")
-            store = ContentStore(tmp_path / "s")
-            with pytest.raises(ImagePullError, match="failed to fetch anonymous token"):
-                await registry.Puller(store).pull(f"{host}/team/app:1")
-            secret = {"type": "kubernetes.io/dockerconfigjson", "data": {".dockerconfigjson": base64.b64encode(
-                json.dumps({"auths": {host: {"auth": base64.b64encode(b"alice:s3cret").decode()}}}).encode()
-            ).decode()}}
-            keyring = registry.keyring_from_secrets([secret])
-            image = await registry.Puller(store).pull(f"{host}/team/app:1", keyring=keyring)
-            assert image.repo_tags == (f"{host}/team/app:1",)
+            with _serving(tmp_path / "reg", auth) as url:
+                host = url.removeprefix("http://")
+                await asyncio.to_thread(_push, f"oci-archive:{busybox_archive}:latest", url, "team/app:1",
+                                        "--dest-creds", "alice:s3cret")
+                store = ContentStore(tmp_path / "s")
+                with pytest.raises(ImagePullError, match="failed to fetch anonymous token"):
+                    await registry.Puller(store).pull(f"{host}/team/app:1")
+                secret = {"type": "kubernetes.io/dockerconfigjson", "data": {".dockerconfigjson": base64.b64encode(
+                    json.dumps({"auths": {host: {"auth": base64.b64encode(b"alice:s3cret").decode()}}}).encode()
+                ).decode()}}
+                keyring = registry.keyring_from_secrets([secret])
+                image = await registry.Puller(store).pull(f"{host}/team/app:1", keyring=keyring)
+                assert image.repo_tags == (f"{host}/team/app:1",)
         finally:
-            _stop(proc)
             await runner.cleanup()
     asyncio.run(scenario())

@@ -343,13 +343,13 @@ async def test_share_process_namespace(oci: OciRuntime):
 
 
 async def test_an_absent_image_is_pulled_by_the_image_service(oci: OciRuntime, tmp_path: Path):
-    from tests.nodeagent.test_oci_registry import _push, _start_registry, _stop
+    from cluster import registry
+    from cluster.procs import free_port
 
-    url, proc, _ = await asyncio.to_thread(_start_registry, tmp_path / "registry")
-    try:
+    with registry.serving(tmp_path / "registry", f"127.0.0.1:{free_port()}") as url:
         host = url.removeprefix("http://")
         archive = nodeimages.build("busybox").archive
-        await asyncio.to_thread(_push, f"oci-archive:{archive}:latest", url, "tools/bb:1")
+        await asyncio.to_thread(registry.push, f"oci-archive:{archive}:latest", url, "tools/bb:1")
         sb = await oci.run_pod_sandbox("uid-pull", "default", "pull")
         with pytest.raises(ImageNotPresentError):  # creating takes what is here; the image manager pulls
             await _start(oci, sb.id, "c", ["sleep", "3600"], image=f"{host}/tools/bb:1")
@@ -359,5 +359,3 @@ async def test_an_absent_image_is_pulled_by_the_image_service(oci: OciRuntime, t
         assert oci.image_status(f"{host}/tools/bb:1") == pulled
         cid = await _start(oci, sb.id, "c", ["sleep", "3600"], image=f"{host}/tools/bb:1")
         assert oci.container_status(cid).image_id.startswith(f"{host}/tools/bb@sha256:")
-    finally:
-        _stop(proc)
