@@ -10,20 +10,33 @@ it was created in. So a short-lived thread enters the namespace with setns(2), c
 needed (a socket, a netlink handle) or does the work, and ends; the event loop's threads never
 switch. The CNI plugins and container processes need none of this: util-linux's nsenter puts
 them there.
+
+A pod's namespaces are made the same way (`new_namespaces`): a short-lived thread unshare(2)s
+into new ones, which only that thread enters, and bind-mounts them on files that keep them,
+instead of a process each (`ip netns add`, `ip link set lo up`, `unshare --ipc= --uts=`).
 """
 from __future__ import annotations
 
 import asyncio
 import ctypes
 import ctypes.util
+import fcntl
 import os
 import socket
+import struct
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TypeVar
+
+from services.nodeagent.oci import mounts
 
 T = TypeVar("T")
 CLONE_NEWNET = 0x40000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+_NS_FILE = {CLONE_NEWNET: "net", CLONE_NEWIPC: "ipc", CLONE_NEWUTS: "uts"}
+SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
 
@@ -37,19 +50,13 @@ def _enter(path: str) -> None:
         os.close(fd)
 
 
-def run_in(path: str | None, fn: Callable[[], T]) -> T:
-    """Call `fn` in a fresh thread inside the namespace at `path` (None: this one), wait for it.
-
-    The namespace file must exist: this never creates one."""
-    if path is None:
-        return fn()
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"network namespace {path} does not exist")
+def _in_fresh_thread(fn: Callable[[], T]) -> T:
+    """Call `fn` in a thread of its own that ends with it (whatever namespaces it entered go
+    with it), wait for it."""
     box: dict[str, object] = {}
 
     def target() -> None:
         try:
-            _enter(path)
             box["value"] = fn()
         except BaseException as exc:  # handed to the caller's thread
             box["error"] = exc
@@ -60,6 +67,64 @@ def run_in(path: str | None, fn: Callable[[], T]) -> T:
     if "error" in box:
         raise box["error"]  # type: ignore[misc]
     return box["value"]  # type: ignore[return-value]
+
+
+def run_in(path: str | None, fn: Callable[[], T]) -> T:
+    """Call `fn` in a fresh thread inside the namespace at `path` (None: this one), wait for it.
+
+    The namespace file must exist: this never creates one."""
+    if path is None:
+        return fn()
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"network namespace {path} does not exist")
+
+    def entered() -> T:
+        _enter(path)
+        return fn()
+    return _in_fresh_thread(entered)
+
+
+def _loopback_up() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        request = struct.pack("16sH22x", b"lo", 0)
+        flags = struct.unpack("16sH22x", fcntl.ioctl(sock, SIOCGIFFLAGS, request))[1]
+        fcntl.ioctl(sock, SIOCSIFFLAGS, struct.pack("16sH22x", b"lo", flags | IFF_UP))
+
+
+def new_namespaces(keep: Mapping[int, Path], *, hostname: str | None = None) -> None:
+    """New namespaces of the kinds in `keep` (CLONE_NEWNET, CLONE_NEWIPC, CLONE_NEWUTS), each kept
+    by a bind mount on the path it maps to (made here, an empty file, as `ip netns add` makes
+    it; an existing one is an error). A new UTS namespace gets `hostname`, a new network
+    namespace its loopback up. Nothing is left behind when it fails."""
+    made: list[Path] = []
+
+    def work() -> None:
+        flags = 0
+        for flag in keep:
+            flags |= flag
+        if _libc.unshare(flags) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"unshare: {os.strerror(err)}")
+        if hostname is not None and CLONE_NEWUTS in keep:
+            name = hostname.encode()
+            if _libc.sethostname(name, len(name)) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, f"sethostname {hostname!r}: {os.strerror(err)}")
+        if CLONE_NEWNET in keep:
+            _loopback_up()
+        tid = threading.get_native_id()
+        for flag, path in keep.items():
+            os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0))
+            made.append(path)
+            mounts.bind(Path(f"/proc/self/task/{tid}/ns/{_NS_FILE[flag]}"), path)
+
+    try:
+        _in_fresh_thread(work)
+    except BaseException:
+        for path in made:
+            mounts.unmount(path)
+            path.unlink(missing_ok=True)
+        raise
 
 
 async def call_in(path: str | None, fn: Callable[[], T]) -> T:

@@ -34,7 +34,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from services.nodeagent import procfs
+from services.nodeagent import netns, procfs
 from services.nodeagent.containerio import ContainerIO
 from services.nodeagent.oci import mounts, resources, security, spec
 from services.nodeagent.oci.image import Image, ImageNotPresentError, ImagePullError, ImageStore
@@ -66,7 +66,6 @@ class ContainerConfigError(RuntimeServiceError):
     reason = "CreateContainerConfigError"
 
 _UNSHARE = _which("unshare")
-_HOSTNAME = _which("hostname")
 _NSENTER = _which("nsenter")
 _SLEEP = _which("sleep")
 SHM_OPTIONS = "mode=1777,size=65536k"  # containerd's sandbox /dev/shm
@@ -210,11 +209,10 @@ class OciRuntime(Runtime):
     async def _make_pod_namespaces(self, info: SandboxInfo) -> None:
         ns = self._ns_dir(info)
         ns.mkdir(exist_ok=True)
-        for name in ("ipc", "uts"):
-            (ns / name).touch()
         (ns / "shm").mkdir(exist_ok=True)
         mounts.mount_tmpfs(ns / "shm", SHM_OPTIONS)
-        await procfs.run(_UNSHARE, f"--ipc={ns / 'ipc'}", f"--uts={ns / 'uts'}", _HOSTNAME, info.hostname)
+        await asyncio.to_thread(netns.new_namespaces, {netns.CLONE_NEWIPC: ns / "ipc", netns.CLONE_NEWUTS: ns / "uts"},
+                                hostname=info.hostname)
         if info.share_process_namespace:
             await self._start_pod_pid_namespace(info)
 

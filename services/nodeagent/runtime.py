@@ -50,11 +50,11 @@ from typing import Any
 
 from prometheus_client import Histogram
 
-from services.nodeagent import podinput, procfs
+from services.nodeagent import netns, podinput, procfs
 from services.nodeagent.cni import CniError, NetworkPlugin, PortMapping, RuntimeConf
 from services.nodeagent.containerio import ContainerIO
 from services.nodeagent.execproc import ExecProcess
-from services.nodeagent.oci import reference
+from services.nodeagent.oci import mounts, reference
 from services.nodeagent.oci.image import Image, ImageConfig
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,6 @@ _NSENTER = _which("nsenter")
 _UNSHARE = _which("unshare")
 _MOUNT = _which("mount")
 _HOSTNAME = _which("hostname")
-_IP = _which("ip")
 _SETSID = _which("setsid")
 _SH = "/bin/sh"
 
@@ -408,6 +407,15 @@ def _write_atomic(path: Path, text: str) -> None:
 # --------------------------------------------------------------------------- the runtime
 
 
+def delete_netns(path: Path) -> None:
+    """`ip netns delete`: unbind the namespace's file (it goes once nothing is in it) and remove it."""
+    try:
+        mounts.unmount(path)
+    except mounts.MountError as exc:
+        log.warning("unmounting network namespace %s: %s", path, exc)
+    path.unlink(missing_ok=True)
+
+
 def fs_info(path: Path) -> tuple[int, int]:
     """(capacity, available) bytes of the file system `path` is on, as cAdvisor's fs stats
     (available: what an unprivileged writer may still use)."""
@@ -442,6 +450,14 @@ class Runtime:
         self._children: dict[str, subprocess.Popen[bytes]] = {}
         self._pidfds: dict[str, int] = {}
         self._io: dict[str, ContainerIO] = {}  # each container's stdio pumps (`containerio`)
+        self._netns_dir_ready = False  # /run/netns made a shared mount point, as `ip netns add` does
+
+    def _new_netns(self, path: Path) -> None:
+        """`ip netns add` + `ip link set lo up`, without the two processes (`netns.new_namespaces`)."""
+        if not self._netns_dir_ready:
+            mounts.make_shared_mountpoint(path.parent)
+            self._netns_dir_ready = True
+        netns.new_namespaces({netns.CLONE_NEWNET: path})
 
     # ----------------------------------------------------------------- disk layout
 
@@ -518,8 +534,7 @@ class Runtime:
             (pod_dir / SCRATCH_DIR).mkdir(mode=0o700)
             self._save_sandbox(info)
             try:
-                await procfs.run(_IP, "netns", "add", ns_name)
-                await procfs.run(_IP, "-n", ns_name, "link", "set", "lo", "up")
+                await asyncio.to_thread(self._new_netns, Path(info.netns_path))
                 _write_atomic(pod_dir / "hostname", host + "\n")
                 _write_atomic(pod_dir / "resolv.conf", render_resolv_conf(
                     namespace=namespace, nameserver=self.cluster_dns, cluster_domain=self.cluster_domain))
@@ -575,7 +590,7 @@ class Runtime:
             except CniError as exc:
                 cni_error = exc
         if netns_exists:
-            await procfs.run(_IP, "netns", "delete", info.netns_name, check=False)
+            delete_netns(Path(info.netns_path))
         if cni_error is not None:
             # Keep the record (network_ready stays set) so cleanup retries the DEL.
             info = replace(info, state=SANDBOX_NOTREADY)
@@ -675,7 +690,7 @@ class Runtime:
                     and procfs.netns_id(f"{NETNS_DIR}/{ns}") not in protected):
                 log.info("deleting stray network namespace %s", ns)
                 await self._kill_netns_processes(f"{NETNS_DIR}/{ns}")
-                await procfs.run(_IP, "netns", "delete", ns, check=False)
+                delete_netns(Path(NETNS_DIR) / ns)
         return removed
 
     # ----------------------------------------------------------------- images (CRI ImageService)

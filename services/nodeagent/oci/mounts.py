@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 MNT_DETACH = 2
-MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND = 2, 4, 8, 4096
+MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_REC, MS_SHARED = 2, 4, 8, 4096, 16384, 1 << 20
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p)
 _libc.umount2.argtypes = (ctypes.c_char_p, ctypes.c_int)
@@ -44,6 +44,19 @@ def mount_overlay(target: Path, *, lowers: Sequence[Path], upper: Path, work: Pa
 def bind(source: Path, target: Path) -> None:
     """Bind-mount `source` on `target` (a namespace kept by its file)."""
     _mount(str(source), target, "", "", MS_BIND)
+
+
+def make_shared_mountpoint(directory: Path) -> None:
+    """Make `directory` a mount point with shared propagation, as `ip netns add` makes /run/netns
+    (so a namespace bound there is seen in mount namespaces made later); idempotent."""
+    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        _mount("none", directory, "", "", MS_SHARED | MS_REC)
+    except MountError as exc:
+        if exc.errno != errno.EINVAL:  # EINVAL: not a mount point yet
+            raise
+        _mount(str(directory), directory, "", "", MS_BIND | MS_REC)
+        _mount("none", directory, "", "", MS_SHARED | MS_REC)
 
 
 def mount_tmpfs(target: Path, options: str) -> None:
