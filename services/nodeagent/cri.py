@@ -19,7 +19,30 @@ from services.nodeagent.oci.registry import Credential
 from services.nodeagent.runtime import ContainerConfig, ContainerInfo, SandboxInfo
 
 
-class ContainerRuntime(Protocol):
+class ImageService(Protocol):
+    """The node's images (CRI ImageService): the image manager pulls through it, the image
+    garbage collector lists and removes through it."""
+
+    def image_status(self, ref: str) -> Image | None:
+        """The image `ref` names, if the node has it; raises oci.image.InvalidImageNameError."""
+        ...
+
+    async def pull_image(self, ref: str, *, keyring: Mapping[str, Credential] | None = None) -> Image:
+        """Fetch it into the node's store; raises oci.image.ImageError (ImagePullError, ...)."""
+        ...
+
+    def list_images(self) -> list[Image]: ...
+
+    async def remove_image(self, image_id: str) -> None:
+        """Remove the image (every name of it) and what only it used; raises oci.image.ImageError."""
+        ...
+
+    def image_fs_info(self) -> tuple[int, int]:
+        """(capacity, available) bytes of the file system the images are stored on."""
+        ...
+
+
+class ContainerRuntime(ImageService, Protocol):
     """Sandboxes (a pod's network) that outlive their containers (processes), as containerd's CRI."""
 
     # ----------------------------------------------------------------- sandboxes
@@ -74,26 +97,6 @@ class ContainerRuntime(Protocol):
         ...
 
     def list_containers(self, sandbox_id: str | None = None) -> list[ContainerInfo]: ...
-
-    # ----------------------------------------------------------------- images (CRI ImageService)
-
-    def image_status(self, ref: str) -> Image | None:
-        """The image `ref` names, if the node has it; raises oci.image.InvalidImageNameError."""
-        ...
-
-    async def pull_image(self, ref: str, *, keyring: Mapping[str, Credential] | None = None) -> Image:
-        """Fetch it into the node's store; raises oci.image.ImageError (ImagePullError, ...)."""
-        ...
-
-    def list_images(self) -> list[Image]: ...
-
-    async def remove_image(self, image_id: str) -> None:
-        """Remove the image (every name of it) and what only it used; raises oci.image.ImageError."""
-        ...
-
-    def image_fs_info(self) -> tuple[int, int]:
-        """(capacity, available) bytes of the file system the images are stored on."""
-        ...
 
     # ----------------------------------------------------------------- exec
 

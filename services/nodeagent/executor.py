@@ -25,7 +25,7 @@ from kubecore.api.types import Obj
 from kubecore.client.rest import ApiUnavailable
 from services.nodeagent import podenv, podevents, podsync
 from services.nodeagent.cri import ContainerRuntime
-from services.nodeagent.imagemanager import ImageManager, ImageUnavailable, PullBackoff
+from services.nodeagent.imagemanager import ERR_IMAGE_PULL, ImageManager, ImageUnavailable, PullBackoff
 from services.nodeagent.oci.image import ImageError
 from services.nodeagent.oci.registry import Credential, keyring_from_secrets
 from services.nodeagent.podsync import (
@@ -186,7 +186,7 @@ def _retry_after(exc: Exception, restart_delay: float) -> float:
     pod shows ImagePullBackOff meanwhile, as after kubelet's resync) and once it ends; any other
     failure after the container's restart back-off."""
     if isinstance(exc, ImageUnavailable) and exc.retry_after is not None:
-        return exc.retry_after / 2 if exc.reason == "ErrImagePull" else exc.retry_after
+        return exc.retry_after / 2 if exc.reason == ERR_IMAGE_PULL else exc.retry_after
     return restart_delay
 
 

@@ -19,9 +19,9 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
-from services.nodeagent.oci.image import Image, ImageError
+from services.nodeagent.cri import ImageService
+from services.nodeagent.oci.image import ImageError
 
 log = logging.getLogger("nodeagent")
 
@@ -85,16 +85,6 @@ def plan(records: Iterable[Record], in_use: set[str], *, capacity: int, availabl
         if freed >= to_free:
             break
     return GcPlan(tuple(remove), to_free, freed)
-
-
-class ImageService(Protocol):
-    def list_images(self) -> list[Image]: ...
-
-    def image_status(self, ref: str) -> Image | None: ...
-
-    async def remove_image(self, image_id: str) -> None: ...
-
-    def image_fs_info(self) -> tuple[int, int]: ...
 
 
 @dataclass

@@ -26,9 +26,10 @@ import asyncio
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from services.nodeagent import podevents
+from services.nodeagent.cri import ImageService
 from services.nodeagent.oci.image import Image, ImageError
 from services.nodeagent.oci.registry import Credential
 
@@ -37,18 +38,6 @@ ERR_IMAGE_PULL = "ErrImagePull"
 IMAGE_PULL_BACK_OFF = "ImagePullBackOff"
 ERR_IMAGE_NEVER_PULL = "ErrImageNeverPull"
 INVALID_IMAGE_NAME = "InvalidImageName"
-
-
-class ImageService(Protocol):
-    """The runtime's images as the image manager uses them (CRI ImageService, narrowed)."""
-
-    def image_status(self, ref: str) -> Image | None:
-        """The image `ref` names, if the node has it; raises oci.image.InvalidImageNameError."""
-        ...
-
-    async def pull_image(self, ref: str, *, keyring: Mapping[str, Credential] | None = None) -> Image:
-        """Fetch it into the node's store; raises oci.image.ImageError (ImagePullError...)."""
-        ...
 
 
 class ImageUnavailable(Exception):

@@ -59,6 +59,7 @@ def started(name: str) -> PodEvent:
     return PodEvent(NORMAL, "Started", f"Started container {name}", container_path(name))
 
 
+# The waiting reasons of the image manager's failures (`imagemanager`).
 IMAGE_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName"})
 
 

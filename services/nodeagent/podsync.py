@@ -59,11 +59,6 @@ class Backoff:
         return min(self.base * factor, self.cap)
 
 
-# Start failures of the image manager (`imagemanager`): it keeps the pull back-off and tells
-# its own events, so the planner asks it again at every sync rather than backing off.
-IMAGE_FAILURES = frozenset({"ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName"})
-
-
 @dataclass(frozen=True)
 class StartFailure:
     """A container that could not be created or started (image, executable, ...)."""
@@ -326,7 +321,7 @@ def plan_pod(
         plan.kill_containers = [(cid, "StartupFailed" if cid in startup_failed else why)
                                 for cid, why in plan.kill_containers]
     plan.key, plan.pod = key, pod
-    plan.steps = plan_steps(plan, pod, sandboxes, containers, failures)
+    plan.steps = plan_steps(plan, pod, sandboxes, containers)
     return plan
 
 
@@ -439,8 +434,9 @@ def _plan_container(
     if latest is not None and latest.state == CONTAINER_EXITED:
         return _plan_exited(plan, latest, policy=policy, now=now, backoff=backoff)
     # Never ran in this sandbox: continue the attempt count of an earlier sandbox.
-    # An image failure's back-off is the image manager's: each sync asks it again (kubelet).
-    if (failure is not None and failure.reason not in IMAGE_FAILURES
+    # An image failure's back-off is the image manager's (it tells its own events): each sync
+    # asks it again (kubelet).
+    if (failure is not None and failure.reason not in podevents.IMAGE_REASONS
             and _backing_off(plan, name, failure.at + backoff.delay(failure.count - 1), now)):
         return False
     plan.start.append((name, earlier[-1].attempt + 1 if earlier else 0))
@@ -470,7 +466,6 @@ def plan_steps(
     pod: Mapping[str, Any] | None,
     sandboxes: Sequence[SandboxInfo],
     containers: Sequence[ContainerInfo],
-    failures: Mapping[str, StartFailure],
 ) -> tuple[Step, ...]:
     """The decisions of `plan` as the executor's steps, in the order it takes them."""
     steps: list[Step] = []
@@ -486,7 +481,7 @@ def plan_steps(
     meta = pod.get("metadata") or {}
     if plan.delete_api_object:
         return (*steps, DeletePodObject(pod_uid(pod), meta["name"], meta.get("namespace")))
-    return (*steps, *_live_steps(plan, pod, sandboxes, containers, failures))
+    return (*steps, *_live_steps(plan, pod, sandboxes, containers))
 
 
 def _live_steps(
@@ -494,7 +489,6 @@ def _live_steps(
     pod: Mapping[str, Any],
     sandboxes: Sequence[SandboxInfo],
     containers: Sequence[ContainerInfo],
-    failures: Mapping[str, StartFailure],
 ) -> list[Step]:
     names = {c.id: c.name for c in containers}
     grace = grace_seconds(pod)
