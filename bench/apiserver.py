@@ -64,11 +64,15 @@ def pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(len(values) * p))]
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process `pid` so far (fields 14 and 15 of /proc/<pid>/stat)."""
+def cpu_seconds(pid: int, children: bool = False) -> float:
+    """User + system CPU time of process `pid` so far (fields 14 and 15 of /proc/<pid>/stat);
+    with `children`, also that of the children it has waited for (fields 16 and 17)."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    ticks = int(fields[11]) + int(fields[12])
+    if children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,9 @@ agent's memory with a full node (110 pods). Prints figures; asserts nothing.
     .venv/bin/python -m bench.pod_startup [--pods 100] [--full 110] [--concurrency 10] [--rate 0] [--image busybox]
         [--runtimes process,runc]
 
+Also prints the CPU each process spent per pod started (etcd, the API server, each agent with
+the CNI plugins and runtime calls it waited for, and alone).
+
 --rate N paces the creates at N pods/s (0: as fast as --concurrency allows), as Kubernetes'
 density tests measure start-up at a given pod throughput rather than in one burst.
 
@@ -20,11 +23,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import secrets
 import tempfile
 import time
 from pathlib import Path
 
+from bench.apiserver import cpu_seconds
 from bench.control_plane import kubeconfig_for, start_apiserver
 from cluster import hoststate
 from cluster.etcd import EtcdProcess
@@ -103,8 +108,21 @@ async def delete_all(client: ApiClient) -> None:
         await asyncio.sleep(0.2)
 
 
+def cpu_snapshot(pids: dict[str, int]) -> dict[str, float]:
+    """CPU seconds so far of each process, with the children it has waited for (an agent's CNI
+    plugins and runtime calls count as the agent's); the benchmark itself as "client"."""
+    snap = {name: cpu_seconds(pid, children=True) for name, pid in pids.items()}
+    snap.update({f"{name} own": cpu_seconds(pid) for name, pid in pids.items() if name.startswith("agent")})
+    snap["client"] = cpu_seconds(os.getpid())
+    return snap
+
+
+def cpu_per_pod(before: dict[str, float], after: dict[str, float], pods: int) -> str:
+    return ", ".join(f"{name} {(after[name] - before[name]) * 1000 / pods:.1f}" for name in before)
+
+
 async def bench(args: argparse.Namespace, api: ClientConfig, network: NodeNetwork,
-                agents: list[AgentProcess]) -> None:
+                agents: list[AgentProcess], pids: dict[str, int]) -> None:
     async with ApiClient(api) as client:
         for _ in range(300):
             try:
@@ -121,15 +139,17 @@ async def bench(args: argparse.Namespace, api: ClientConfig, network: NodeNetwor
             await asyncio.sleep(0.2)
         n1, n2 = network.nodes
         pairs = [(f"p{i}", network.nodes[i % 2]) for i in range(args.pods)]
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), cpu_snapshot(pids)
         lat = await start_pods(client, pairs, args.image, args.concurrency, args.rate)
-        wall = time.perf_counter() - t0
+        wall, cpu1 = time.perf_counter() - t0, cpu_snapshot(pids)
         pace = f"paced at {args.rate:g} pods/s" if args.rate else f"{args.concurrency} concurrent creates"
         print(f"pod start-up ({args.pods} pods, image {args.image}, 2 nodes, {pace}):")
         print(f"  created -> Running with IP: p50 {pct(lat, .5) * 1000:.0f} ms, p99 {pct(lat, .99) * 1000:.0f} ms, "
               f"max {max(lat) * 1000:.0f} ms; all {args.pods} in {wall:.1f} s ({args.pods / wall:.1f} pods/s)")
         print(f"  agent RSS: {n1} {agents[0].rss_kib() / 1024:.1f} MiB, {n2} {agents[1].rss_kib() / 1024:.1f} MiB "
               f"({args.pods // 2} pods each)")
+        print(f"  CPU ms per pod started: {cpu_per_pod(cpu0, cpu1, args.pods)} "
+              f"(agents with their CNI plugins and runtime calls)")
         t0 = time.perf_counter()
         await delete_all(client)
         print(f"  delete of {args.pods} pods (stop, CNI DEL, netns, API delete): {time.perf_counter() - t0:.1f} s")
@@ -182,7 +202,10 @@ def run_once(args: argparse.Namespace, runtime: str) -> None:
                 agents.append(AgentProcess(kubeconfig=kubeconfig, node=node, node_ip=network.ips[node],
                                            netns=network.netns(node), state_dir=Path(tmp) / node,
                                            runtime=runtime).start())
-            asyncio.run(bench(args, api.config, network, agents))
+            assert etcd.pid and api.proc and all(a.proc for a in agents)
+            pids = {"etcd": etcd.pid, "apiserver": api.proc.pid,
+                    **{f"agent {a.node}": a.proc.pid for a in agents if a.proc}}
+            asyncio.run(bench(args, api.config, network, agents, pids))
         finally:
             for a in agents:
                 a.kill()

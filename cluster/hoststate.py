@@ -10,22 +10,10 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from services.nodeagent.oci.cgroups import CGROUP_PARENT, CGROUP_ROOT, cgroup_dirs, rmdir_cgroup
 from services.nodeagent.oci.mounts import mounts_under, unmount_under
 
 __all__ = ["mounts_under", "unmount_under", "remove_cgroups", "cgroup_dirs"]
-
-CGROUP_ROOT = Path("/sys/fs/cgroup")
-CGROUP_PARENT = "minicluster"  # the node agents' cgroup parent (services/nodeagent/ociruntime.py)
-
-
-def cgroup_dirs(relative: str, root: Path = CGROUP_ROOT) -> list[Path]:
-    """`relative` in every cgroup v1 hierarchy, or in the v2 tree."""
-    if (root / "cgroup.controllers").exists():
-        return [root / relative]
-    if not root.is_dir():
-        return []
-    return [h / relative for h in sorted(root.iterdir()) if h.is_dir() and not h.is_symlink()]
-
 
 def remove_cgroups(nodes: Iterable[str], *, root: Path = CGROUP_ROOT, wait: float = 5.0) -> list[str]:
     """Remove the nodes' cgroup trees, deepest first. A cgroup still holding processes (dying
@@ -39,7 +27,7 @@ def remove_cgroups(nodes: Iterable[str], *, root: Path = CGROUP_ROOT, wait: floa
             while top.is_dir():
                 for current, _, _ in sorted(os.walk(top), key=lambda entry: -len(entry[0])):
                     try:
-                        os.rmdir(current)
+                        rmdir_cgroup(current)
                     except OSError:
                         pass
                 if not top.is_dir() or time.monotonic() > deadline:

@@ -25,7 +25,6 @@ import asyncio
 import json
 import logging
 import os
-import shutil
 import signal
 import time
 import uuid
@@ -37,6 +36,14 @@ from typing import Any
 from services.nodeagent import netns, procfs
 from services.nodeagent.containerio import ContainerIO
 from services.nodeagent.oci import mounts, resources, security, spec
+from services.nodeagent.oci.cgroups import (
+    CGROUP_PARENT,
+    cgroup_dirs,
+    cgroup_parent,
+    empty_memory,
+    oom_kills,
+    remove_cgroups,
+)
 from services.nodeagent.oci.image import Image, ImageNotPresentError, ImagePullError, ImageStore
 from services.nodeagent.oci.registry import Credential, Puller
 from services.nodeagent.oci.runc import Runc, RuncError
@@ -69,48 +76,6 @@ _UNSHARE = _which("unshare")
 _NSENTER = _which("nsenter")
 _SLEEP = _which("sleep")
 SHM_OPTIONS = "mode=1777,size=65536k"  # containerd's sandbox /dev/shm
-CGROUP_ROOT = Path("/sys/fs/cgroup")
-CGROUP_PARENT = "minicluster"
-
-
-def cgroup_parent(node: str, pod_uid: str) -> str:
-    return f"/{CGROUP_PARENT}/{node}/pod{pod_uid}"
-
-
-def cgroup_dirs(path: str, root: Path = CGROUP_ROOT) -> list[Path]:
-    """Where a cgroups path lives: in every v1 hierarchy, or the one v2 tree."""
-    relative = path.strip("/")
-    if (root / "cgroup.controllers").exists():
-        return [root / relative]
-    return [h / relative for h in sorted(root.iterdir()) if h.is_dir() and not h.is_symlink()]
-
-
-def remove_cgroups(path: str) -> None:
-    """Remove a cgroup and its empty children, deepest first, in every hierarchy."""
-    for top in cgroup_dirs(path):
-        if not top.is_dir():
-            continue
-        for current, _, _ in sorted(os.walk(top), key=lambda entry: -len(entry[0])):
-            try:
-                os.rmdir(current)
-            except OSError as exc:
-                log.warning("cgroup %s not removed: %s", current, exc)
-
-
-def oom_kills(path: str, root: Path = CGROUP_ROOT) -> int:
-    """How many times the kernel's OOM killer ended a process of the cgroup (v1: memory.oom_control,
-    v2: memory.events)."""
-    for directory in cgroup_dirs(path, root):
-        for name in ("memory.oom_control", "memory.events"):
-            try:
-                text = (directory / name).read_text()
-            except OSError:
-                continue
-            for line in text.splitlines():
-                key, _, value = line.partition(" ")
-                if key == "oom_kill" and value.strip().isdigit():
-                    return int(value)
-    return 0
 
 
 def resolve_in_root(root: Path, path: str, *, depth: int = 40) -> Path | None:
@@ -237,15 +202,15 @@ class OciRuntime(Runtime):
 
     async def _teardown(self, info: SandboxInfo, *, remove: bool) -> SandboxInfo:
         result = await super()._teardown(info, remove=False)
-        for path in self._container_files(info.id):
-            await self._release(ContainerInfo.from_json(json.loads(path.read_text())))
+        for container in self.records.containers(info.id):
+            await self._release(container)
         ns = self._ns_dir(info)
         for name in ("shm", "ipc", "uts", "pid"):
             mounts.unmount(ns / name)
         remove_cgroups(cgroup_parent(self.node_name, info.pod_uid))
         if remove:
             self._forget_children(info.id)
-            shutil.rmtree(self._sandbox_dir(info.id), ignore_errors=True)
+            self.records.remove_sandbox(info.id)
         return result
 
     async def cleanup_orphans(self, keep: set[str]) -> list[str]:
@@ -253,7 +218,7 @@ class OciRuntime(Runtime):
         between `runc run` and the record, or records removed by hand)."""
         removed = await super().cleanup_orphans(keep)
         self._remove_stale_pod_cgroups()
-        known = {path.parent.name for path in self._container_files()}
+        known = {container.id for container in self.records.containers()}
         try:
             ids = await self.runc.list_ids()
         except RuncError as exc:
@@ -486,8 +451,7 @@ class OciRuntime(Runtime):
             if reaped:
                 self._unwatch(info.id)
         exited = self._exited(info, code, message="" if code is not None else "exited while not watched by this agent")
-        if self._container_dir(info.sandbox_id, info.id).exists():
-            self._save_container(exited)
+        self.records.update_container(exited)
         return exited
 
     async def _stop(self, info: ContainerInfo, *, timeout: float) -> ContainerInfo:
@@ -522,6 +486,9 @@ class OciRuntime(Runtime):
 
     async def _release(self, info: ContainerInfo) -> None:
         """What an ended container still holds: the runtime's record and cgroup, its rootfs mount."""
+        sandbox = self._load_sandbox(info.sandbox_id)
+        if sandbox is not None:  # before `runc delete` removes the cgroup
+            empty_memory(f"{cgroup_parent(self.node_name, sandbox.pod_uid)}/{info.id}")
         try:
             await self.runc.delete(info.id)
         except RuncError as exc:

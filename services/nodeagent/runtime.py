@@ -43,7 +43,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -300,6 +300,91 @@ class ContainerInfo:
         return cls(**data)
 
 
+class Records:
+    """The runtime's sandbox and container records, as containerd keeps its metadata: one JSON
+    file each under `root` (`<sandbox>/sandbox.json`, `<sandbox>/containers/<id>/container.json`),
+    which an agent restart reads back, and in memory, so that a relist or a status costs no file
+    reads. This agent is the only writer of `root`.
+
+    Writes replace a file atomically without fsync: a record describes namespaces, mounts and
+    processes that a machine crash takes with it, so what matters is that a record is never seen
+    half-written, not that it survives the crash. A record that cannot be read back (cut short by
+    such a crash) is left out with a warning, and its directory is listed in `unreadable`.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._sandboxes: dict[str, SandboxInfo] = {}
+        self._containers: dict[str, ContainerInfo] = {}
+        self.unreadable: list[Path] = []
+        root.mkdir(parents=True, exist_ok=True)
+        for path in sorted(root.glob("*/sandbox.json")):
+            sandbox = self._read(path, SandboxInfo.from_json)
+            if sandbox is not None:
+                self._sandboxes[sandbox.id] = sandbox
+        for path in sorted(root.glob("*/containers/*/container.json")):
+            container = self._read(path, ContainerInfo.from_json)
+            if container is not None:
+                self._containers[container.id] = container
+
+    def _read(self, path: Path, parse: Callable[[Mapping[str, Any]], Any]) -> Any:
+        try:
+            return parse(json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            log.warning("runtime record %s cannot be read (%s); left out", path, exc)
+            self.unreadable.append(path.parent)
+            return None
+
+    def sandbox_dir(self, sandbox_id: str) -> Path:
+        return self.root / sandbox_id
+
+    def container_dir(self, sandbox_id: str, container_id: str) -> Path:
+        return self.root / sandbox_id / "containers" / container_id
+
+    def sandbox(self, sandbox_id: str) -> SandboxInfo | None:
+        return self._sandboxes.get(sandbox_id)
+
+    def sandboxes(self) -> list[SandboxInfo]:
+        return [self._sandboxes[k] for k in sorted(self._sandboxes)]
+
+    def container(self, container_id: str) -> ContainerInfo | None:
+        return self._containers.get(container_id)
+
+    def containers(self, sandbox_id: str | None = None) -> list[ContainerInfo]:
+        """Ordered by sandbox, then container id."""
+        found = (c for c in self._containers.values() if sandbox_id is None or c.sandbox_id == sandbox_id)
+        return sorted(found, key=lambda c: (c.sandbox_id, c.id))
+
+    def save_sandbox(self, info: SandboxInfo) -> None:
+        _write_atomic(self.sandbox_dir(info.id) / "sandbox.json", json.dumps(info.to_json(), indent=1))
+        self._sandboxes[info.id] = info
+
+    def save_container(self, info: ContainerInfo) -> None:
+        _write_atomic(self.container_dir(info.sandbox_id, info.id) / "container.json",
+                      json.dumps(info.to_json(), indent=1))
+        self._containers[info.id] = info
+
+    def update_sandbox(self, info: SandboxInfo) -> None:
+        """`save_sandbox` while the sandbox is still recorded (not while it is being removed)."""
+        if info.id in self._sandboxes:
+            self.save_sandbox(info)
+
+    def update_container(self, info: ContainerInfo) -> None:
+        if info.id in self._containers:
+            self.save_container(info)
+
+    def remove_sandbox(self, sandbox_id: str) -> None:
+        """Forget the sandbox and its containers, and remove its directory."""
+        self._sandboxes.pop(sandbox_id, None)
+        for container in self.containers(sandbox_id):
+            del self._containers[container.id]
+        shutil.rmtree(self.sandbox_dir(sandbox_id), ignore_errors=True)
+
+    def remove_container(self, info: ContainerInfo) -> None:
+        self._containers.pop(info.id, None)
+        shutil.rmtree(self.container_dir(info.sandbox_id, info.id), ignore_errors=True)
+
+
 # --------------------------------------------------------------------------- pure helpers
 
 
@@ -396,11 +481,11 @@ def _nsenter_argv(info: ContainerInfo, cmd: Sequence[str]) -> list[str]:
 
 
 def _write_atomic(path: Path, text: str) -> None:
+    """Replace `path` with `text`: a reader sees the old or the new file, never a part (no
+    fsync: see `Records`)."""
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w") as f:
         f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
@@ -442,8 +527,7 @@ class Runtime:
         self.cluster_dns = cluster_dns
         self.cluster_domain = cluster_domain
         self.container_path = container_path
-        self._sandboxes_dir = self.state_dir / "sandboxes"
-        self._sandboxes_dir.mkdir(parents=True, exist_ok=True)
+        self.records = Records(self.state_dir / "sandboxes")
         self._locks: dict[str, asyncio.Lock] = {}
         # Containers this object started: their Popen (to reap and read the exit status) and
         # the pidfd whose readability says the process ended.
@@ -462,41 +546,25 @@ class Runtime:
     # ----------------------------------------------------------------- disk layout
 
     def _sandbox_dir(self, sandbox_id: str) -> Path:
-        return self._sandboxes_dir / sandbox_id
-
-    def _sandbox_file(self, sandbox_id: str) -> Path:
-        return self._sandbox_dir(sandbox_id) / "sandbox.json"
+        return self.records.sandbox_dir(sandbox_id)
 
     def _container_dir(self, sandbox_id: str, container_id: str) -> Path:
-        return self._sandbox_dir(sandbox_id) / "containers" / container_id
+        return self.records.container_dir(sandbox_id, container_id)
 
     def _lock(self, key: str) -> asyncio.Lock:
         return self._locks.setdefault(key, asyncio.Lock())
 
     def _save_sandbox(self, info: SandboxInfo) -> None:
-        _write_atomic(self._sandbox_file(info.id), json.dumps(info.to_json(), indent=1))
+        self.records.save_sandbox(info)
 
     def _load_sandbox(self, sandbox_id: str) -> SandboxInfo | None:
-        try:
-            return SandboxInfo.from_json(json.loads(self._sandbox_file(sandbox_id).read_text()))
-        except FileNotFoundError:
-            return None
+        return self.records.sandbox(sandbox_id)
 
     def _save_container(self, info: ContainerInfo) -> None:
-        _write_atomic(self._container_dir(info.sandbox_id, info.id) / "container.json",
-                      json.dumps(info.to_json(), indent=1))
-
-    def _container_files(self, sandbox_id: str | None = None) -> Iterable[Path]:
-        pattern = f"{sandbox_id or '*'}/containers/*/container.json"
-        return sorted(self._sandboxes_dir.glob(pattern))
+        self.records.save_container(info)
 
     def _load_container(self, container_id: str) -> ContainerInfo | None:
-        for path in self._sandboxes_dir.glob(f"*/containers/{container_id}/container.json"):
-            try:
-                return ContainerInfo.from_json(json.loads(path.read_text()))
-            except FileNotFoundError:
-                return None
-        return None
+        return self.records.container(container_id)
 
     # ----------------------------------------------------------------- sandboxes
 
@@ -573,8 +641,7 @@ class Runtime:
 
         Every step tolerates what is already gone, so a retry after any failure converges.
         """
-        for path in self._container_files(info.id):
-            container = ContainerInfo.from_json(json.loads(path.read_text()))
+        for container in self.records.containers(info.id):
             if container.state == CONTAINER_RUNNING:
                 await self._stop(container, timeout=0)
         netns_exists = await asyncio.to_thread(os.path.exists, info.netns_path)
@@ -594,15 +661,14 @@ class Runtime:
         if cni_error is not None:
             # Keep the record (network_ready stays set) so cleanup retries the DEL.
             info = replace(info, state=SANDBOX_NOTREADY)
-            if self._sandbox_file(info.id).exists():
-                self._save_sandbox(info)
+            self.records.update_sandbox(info)
             raise cni_error
         info = replace(info, state=SANDBOX_NOTREADY, network_ready=False)
         if remove:
             self._forget_children(info.id)
-            shutil.rmtree(self._sandbox_dir(info.id), ignore_errors=True)
-        elif self._sandbox_file(info.id).exists():
-            self._save_sandbox(info)
+            self.records.remove_sandbox(info.id)
+        else:
+            self.records.update_sandbox(info)
         return info
 
     async def _kill_netns_processes(self, path: str) -> None:
@@ -630,7 +696,7 @@ class Runtime:
         async with self._lock(sandbox_id):
             info = self._load_sandbox(sandbox_id)
             if info is None:
-                shutil.rmtree(self._sandbox_dir(sandbox_id), ignore_errors=True)
+                self.records.remove_sandbox(sandbox_id)
                 return
             await self._teardown(info, remove=True)
         self._locks.pop(sandbox_id, None)
@@ -654,13 +720,7 @@ class Runtime:
         return info
 
     def list_pod_sandboxes(self) -> list[SandboxInfo]:
-        out = []
-        for path in sorted(self._sandboxes_dir.glob("*/sandbox.json")):
-            try:
-                out.append(self._observed_sandbox(SandboxInfo.from_json(json.loads(path.read_text()))))
-            except FileNotFoundError:
-                continue
-        return out
+        return [self._observed_sandbox(info) for info in self.records.sandboxes()]
 
     async def cleanup_orphans(self, keep: set[str]) -> list[str]:
         """Remove every sandbox whose pod uid is not in `keep`, and stray namespaces of this node
@@ -676,6 +736,11 @@ class Runtime:
                     log.warning("pod=%s sandbox %s not removed yet: %s", info.key, info.id[:12], exc)
                     continue
                 removed.append(info.id)
+        for directory in self.records.unreadable:  # what remains of a record a crash cut short
+            log.info("removing %s: its record cannot be read", directory)
+            mounts.unmount_under(directory)
+            shutil.rmtree(directory, ignore_errors=True)
+        self.records.unreadable.clear()
         known = {s.netns_name for s in self.list_pod_sandboxes()}
         # Never the namespace the agent or its CNI host side lives in, whatever its name.
         protected = {procfs.netns_id("/proc/self/ns/net")}
@@ -839,11 +904,12 @@ class Runtime:
             os.close(pidfd)
 
     def _forget_children(self, sandbox_id: str) -> None:
-        for cid in [c for c, p in self._children.items() if self._container_dir(sandbox_id, c).exists()]:
-            self._unwatch(cid)
-            self._children.pop(cid, None)
-        for cid in [c for c in self._io if self._container_dir(sandbox_id, c).exists()]:
-            self._io.pop(cid).close()
+        for container in self.records.containers(sandbox_id):
+            if container.id in self._children:
+                self._unwatch(container.id)
+                self._children.pop(container.id, None)
+            if container.id in self._io:
+                self._io.pop(container.id).close()
 
     def _exited(self, info: ContainerInfo, exit_code: int | None, *, message: str = "") -> ContainerInfo:
         """The record of an ended container (a method: the OCI runtime also asks its cgroup why)."""
@@ -864,8 +930,7 @@ class Runtime:
             code = procfs.exit_code_from_returncode(child.returncode)
             self._unwatch(info.id)
         exited = self._exited(info, code, message="" if code is not None else "exited while not watched by this agent")
-        if self._container_dir(info.sandbox_id, info.id).exists():
-            self._save_container(exited)
+        self.records.update_container(exited)
         return exited
 
     def container_status(self, container_id: str) -> ContainerInfo:
@@ -894,12 +959,7 @@ class Runtime:
         return io
 
     def list_containers(self, sandbox_id: str | None = None) -> list[ContainerInfo]:
-        out = []
-        for path in self._container_files(sandbox_id):
-            try:
-                out.append(self._observed_container(ContainerInfo.from_json(json.loads(path.read_text()))))
-            except FileNotFoundError:
-                continue
+        out = [self._observed_container(info) for info in self.records.containers(sandbox_id)]
         for info in out:  # output of what an earlier agent started keeps reaching its log
             if info.state == CONTAINER_RUNNING and info.id not in self._io:
                 self.container_io(info.id)
@@ -972,7 +1032,7 @@ class Runtime:
             io = self._io.pop(container_id, None)
             if io is not None:
                 io.close()
-            shutil.rmtree(self._container_dir(info.sandbox_id, container_id), ignore_errors=True)
+            self.records.remove_container(info)
         self._locks.pop(container_id, None)
 
     # The exec hooks an OCI runtime replaces: what cannot run, and the command line that runs it.

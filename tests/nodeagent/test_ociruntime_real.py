@@ -20,10 +20,11 @@ import pytest
 from cluster import hoststate, nodeimages
 from services.nodeagent import procfs
 from services.nodeagent.cni import CniExecutor
+from services.nodeagent.oci.cgroups import CGROUP_PARENT, cgroup_dirs
 from services.nodeagent.oci.image import ImageNotPresentError, ImageStore
 from services.nodeagent.oci.registry import Puller
 from services.nodeagent.oci.runc import become_subreaper
-from services.nodeagent.ociruntime import CGROUP_PARENT, OciRuntime, cgroup_dirs
+from services.nodeagent.ociruntime import OciRuntime
 from services.nodeagent.runtime import (
     CONTAINER_EXITED,
     CONTAINER_RUNNING,

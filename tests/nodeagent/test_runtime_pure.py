@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 import pytest
 
 from services.nodeagent import procfs
 from services.nodeagent.runtime import (
+    ContainerInfo,
     Mount,
+    Records,
+    SandboxInfo,
     container_argv,
     is_sandbox_netns_name,
     netns_name,
@@ -91,3 +95,65 @@ def test_container_argv_passes_each_mount_as_source_target_and_mode():
                           argv=["sleep", "1"], mounts=[Mount("/var/run/secrets/x", "/v/a", read_only=True),
                                                        Mount("/data", "/v/b")])
     assert argv[-10:] == ["/w", "2", "/v/a", "/var/run/secrets/x", "ro", "/v/b", "/data", "rw", "sleep", "1"]
+
+
+def _sandbox(sid: str, **kw) -> SandboxInfo:
+    fields = {"state": "SANDBOX_READY", **kw}
+    return SandboxInfo(id=sid, pod_uid="u-" + sid, namespace="default", name="p-" + sid, node="n1",
+                       netns_name="mc-n1-" + sid, netns_path="/run/netns/mc-n1-" + sid, pod_dir="/x/" + sid,
+                       hostname="p-" + sid, created_at=1.0, **fields)
+
+
+def _container(cid: str, sid: str, **kw) -> ContainerInfo:
+    fields = {"state": "CONTAINER_RUNNING", **kw}
+    return ContainerInfo(id=cid, sandbox_id=sid, name="c", image="busybox", attempt=0, argv=("sleep", "1"),
+                         env={}, working_dir="/", log_path="/x/log", created_at=2.0, **fields)
+
+
+def _recorded(records: Records, sid: str, *cids: str) -> None:
+    records.sandbox_dir(sid).mkdir(parents=True)
+    records.save_sandbox(_sandbox(sid))
+    for cid in cids:
+        records.container_dir(sid, cid).mkdir(parents=True)
+        records.save_container(_container(cid, sid))
+
+
+def test_records_are_served_from_memory_and_read_back_by_the_next_agent(tmp_path):
+    records = Records(tmp_path)
+    _recorded(records, "s2", "c3")
+    _recorded(records, "s1", "c9", "c1")
+    records.save_sandbox(replace(records.sandbox("s1"), ip="10.244.0.5"))
+    assert [s.id for s in records.sandboxes()] == ["s1", "s2"]
+    assert [c.id for c in records.containers()] == ["c1", "c9", "c3"]  # by sandbox, then id
+    assert [c.id for c in records.containers("s2")] == ["c3"]
+    again = Records(tmp_path)  # an agent restart
+    assert again.sandboxes() == records.sandboxes() and again.sandbox("s1").ip == "10.244.0.5"
+    assert again.containers() == records.containers()
+    assert not again.unreadable
+
+
+def test_removed_records_stay_removed(tmp_path):
+    records = Records(tmp_path)
+    _recorded(records, "s1", "c1", "c2")
+    _recorded(records, "s2", "c3")
+    records.remove_container(records.container("c2"))
+    records.update_container(_container("c2", "s1", state="CONTAINER_EXITED"))  # a late exit report
+    records.remove_sandbox("s2")
+    records.update_sandbox(_sandbox("s2", state="SANDBOX_NOTREADY"))  # a teardown finishing late
+    assert [c.id for c in records.containers()] == ["c1"] and records.sandbox("s2") is None
+    assert not records.sandbox_dir("s2").exists() and not records.container_dir("s1", "c2").exists()
+    again = Records(tmp_path)
+    assert [s.id for s in again.sandboxes()] == ["s1"] and [c.id for c in again.containers()] == ["c1"]
+
+
+@pytest.mark.parametrize("content", ["", '{"id": "s1"', '{"id": "s1"}', "[]"],
+                         ids=["empty", "cut-short", "fields-missing", "not-an-object"])
+def test_a_record_cut_short_is_left_out_and_listed(tmp_path, content):
+    records = Records(tmp_path)
+    _recorded(records, "s1", "c1")
+    _recorded(records, "s2")
+    (records.sandbox_dir("s1") / "sandbox.json").write_text(content)
+    (records.container_dir("s1", "c1") / "container.json").write_text(content)
+    again = Records(tmp_path)
+    assert [s.id for s in again.sandboxes()] == ["s2"] and again.containers() == []
+    assert sorted(again.unreadable) == [records.sandbox_dir("s1"), records.container_dir("s1", "c1")]

@@ -196,7 +196,7 @@ async def test_stop_and_remove_release_everything_and_are_idempotent(runtime: Ru
 async def test_restarted_agent_adopts_sandboxes_and_cleans_up_orphans(node_name, tmp_path, cni, ipam_dir, node_netns):
     state = tmp_path / "state"
     first = Runtime(node_name=node_name, state_dir=state, cni=cni)
-    second = Runtime(node_name=node_name, state_dir=state, cni=cni)
+    second: Runtime | None = None
     try:
         keep = await first.run_pod_sandbox("uid-keep", "default", "keep")
         gone = await first.run_pod_sandbox("uid-gone", "default", "gone")
@@ -205,6 +205,7 @@ async def test_restarted_agent_adopts_sandboxes_and_cleans_up_orphans(node_name,
         keep_pid = first.container_status(keep_c).pid
         gone_pid = first.container_status(gone_c).pid
         first.close()  # the agent "crashes": nothing is stopped
+        second = Runtime(node_name=node_name, state_dir=state, cni=cni)  # and starts again
 
         # A stray namespace of this node no record names (crash between `ip netns add` and the record).
         stray = f"mc-{node_name}-deadbeef-000000"
@@ -228,6 +229,7 @@ async def test_restarted_agent_adopts_sandboxes_and_cleans_up_orphans(node_name,
         assert stopped.state == CONTAINER_EXITED and stopped.exit_code == 143
         assert not procfs.is_alive(keep_pid, None)
     finally:
+        second = second or Runtime(node_name=node_name, state_dir=state, cni=cni)
         try:
             await second.cleanup_orphans(set())
         finally:
