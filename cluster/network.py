@@ -6,8 +6,10 @@ Layout: a bridge `<name>-br0` in the root namespace holds the gateway address
 node is a network namespace with `eth0` on that bridge. Node-to-node traffic is
 bridged at layer 2, so the root namespace never forwards: forwarding stays off
 there. Nodes get no default route, so nothing from a node or a pod can reach the
-machine's real network. In the root namespace the service and pod ranges are
-blackholed; the only more specific routes are per-node pod ranges via that node.
+machine's real network; their only route off the node network is the service range via the
+gateway (as a real node's default route carries it), which the root namespace blackholes. In
+the root namespace the service and pod ranges are blackholed; the only more specific routes
+are per-node pod ranges via that node.
 Every route the launcher adds carries protocol number ROUTE_PROTO, so teardown finds
 them without a state file.
 """
@@ -89,6 +91,12 @@ def create(cfg: ClusterConfig) -> None:
         ip("link", "set", "lo", "up", netns=ns)
         ip("addr", "add", f"{cfg.node_ip(i)}/{cfg.prefixlen}", "dev", "eth0", netns=ns)
         ip("link", "set", "eth0", "up", netns=ns)
+        # The route a real node's default route gives the service range: the kernel needs one
+        # before the nat table's DNAT is consulted (a node's own connection to a cluster IP),
+        # and a cluster IP without endpoints must reach filter FORWARD, where kube-proxy's
+        # REJECT answers "connection refused". Nothing goes further: the gateway is the root
+        # namespace, which blackholes the range and does not forward.
+        ip("route", "replace", cfg.service_cidr, "via", cfg.gateway_ip, "dev", "eth0", netns=ns)
 
 
 def node_ranges(cfg: ClusterConfig) -> NodeRanges:

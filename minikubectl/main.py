@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from kubecore.api.errors import ApiError
-from minikubectl import cluster_cmd, commands
+from minikubectl import cluster_cmd, commands, trace_cmd
 from minikubectl.errors import CliError, format_api_error
 from minikubectl.kubeconfig import Credentials, resolve_target
 from minikubectl.transport import Api
@@ -168,6 +168,18 @@ def build_parser() -> argparse.ArgumentParser:
         output=a.output), "list the server's resource types")
     p.add_argument("--namespaced", default=None)
     p.add_argument("-o", "--output")
+
+    p = command("trace", lambda ctx, a: trace_cmd.run(ctx, a.source, a.destination, protocol=a.protocol,
+                                                      do_probe=a.probe, output=a.output),
+                "a packet's path from a pod to a Service, name, pod or address, step by step, from live state")
+    p.add_argument("source", metavar="POD", help="the pod the packet leaves from: NAME or pod/NAME")
+    p.add_argument("destination", metavar="DESTINATION",
+                   help="svc/NAME:PORT, NAME[.NAMESPACE[.svc.cluster.local]]:PORT, pod/NAME[:PORT] or IP:PORT")
+    p.add_argument("--protocol", default="TCP", help="TCP (the default), UDP or SCTP")
+    p.add_argument("--probe", action="store_true",
+                   help="also send one real request from the pod and show the endpoint conntrack recorded "
+                        "and the rule counters that moved")
+    p.add_argument("-o", "--output", metavar="FORMAT", help="json: the same steps for tools")
 
     cluster_cmd.register(sub, [flags])
     return parser

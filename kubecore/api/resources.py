@@ -133,7 +133,7 @@ PODS = ResourceType("", "v1", "Pod", "pods", "pod", True, models.Pod, short_name
                     validate=core.validate_pod, default=d.default_pod, field_getters=fs.POD_FIELDS,
                     graceful_delete=True)
 NODES = ResourceType("", "v1", "Node", "nodes", "node", False, models.Node, short_names=("no",),
-                     subresources=("status",), validate=core.validate_node,
+                     subresources=("status", "proxy"), validate=core.validate_node,
                      validate_status=core.validate_node_status, default=d.default_node,
                      field_getters=fs.NODE_FIELDS)
 ENDPOINTSLICES = ResourceType("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices",

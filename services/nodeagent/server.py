@@ -32,7 +32,7 @@ from kubecore.api.errors import ApiError
 from kubecore.api.podlogs import PodLogOptions
 from kubecore.controller import upgrade
 from kubecore.controller.health import Health, ReadinessCheck, add_health_routes
-from services.nodeagent import attachstream, auth, execstream, netns, podlog, portforward, spdystreams
+from services.nodeagent import attachstream, auth, execstream, netdebug, netns, podlog, portforward, spdystreams
 from services.nodeagent.agent import Agent, PodNotHere
 from services.nodeagent.runtime import CONTAINER_RUNNING, NotFoundError, RuntimeServiceError
 
@@ -151,6 +151,7 @@ def create_app(agent: Agent, authorizer: auth.Authorizer | auth.AllowAll) -> web
     app.router.add_post("/attach/{namespace}/{pod}/{container}", attach_stream)
     app.router.add_post("/portForward/{namespace}/{pod}", port_forward)
     app.router.add_get("/portForward/{namespace}/{pod}", port_forward)
+    netdebug.add_routes(app, agent)
     return app
 
 

@@ -54,6 +54,7 @@ def test_control_plane_benches_finish(run_bench, argv, expected):
     (("bench.proxy_programming_latency", "--intervals", "0.1", "--samples", "2"), "back-to-back  n=2"),
     (("bench.pod_startup", "--pods", "2", "--full", "0", "--concurrency", "2"), "all 2 in"),
     (("bench.image_pull", "--image", "busybox", "--rounds", "1"), "node puller (oci.registry -> oci.store)"),
-], ids=["proxy-programming", "pod-startup", "image-pull"])
+    (("bench.trace", "--services", "20", "--repeat", "1"), "parse + trace (both nodes' tables)"),
+], ids=["proxy-programming", "pod-startup", "image-pull", "trace"])
 def test_node_benches_finish(run_bench, argv, expected):
     assert expected in run_bench(*argv)

@@ -48,6 +48,8 @@ def _resource_entries(group: str, version: str) -> list[dict[str, Any]]:
                 sub_entry.update(kind="Binding", verbs=["create"])
             elif sub in ("log", "exec"):
                 sub_entry.update(kind="Pod", verbs=["get"] if sub == "log" else ["create", "get"])
+            elif sub == "proxy":
+                sub_entry.update(kind="NodeProxyOptions", verbs=PROXY_VERBS)
             elif sub in CONNECT_KINDS:
                 sub_entry.update(kind=CONNECT_KINDS[sub], verbs=["create", "get"])
             elif sub == "token":
@@ -61,6 +63,7 @@ def _resource_entries(group: str, version: str) -> list[dict[str, Any]]:
 
 # pods/attach and pods/portforward, with the option kinds kube-apiserver's discovery names
 CONNECT_KINDS = {"attach": "PodAttachOptions", "portforward": "PodPortForwardOptions"}
+PROXY_VERBS = ["create", "delete", "get", "patch", "update"]
 
 
 def api_versions(server_address: str) -> dict[str, Any]:
@@ -130,6 +133,8 @@ def _subresource_entry(rt: R.ResourceType, sub: str) -> dict[str, Any]:
         verbs = ["create", "get"]
     elif sub in CONNECT_KINDS:
         kind, verbs = {"group": "", "version": "v1", "kind": CONNECT_KINDS[sub]}, ["create", "get"]
+    elif sub == "proxy":
+        kind, verbs = {"group": "", "version": "v1", "kind": "NodeProxyOptions"}, PROXY_VERBS
     elif sub == "token":
         kind, verbs = {"group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest"}, ["create"]
     elif sub == "scale":

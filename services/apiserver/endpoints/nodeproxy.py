@@ -66,6 +66,7 @@ from services.apiserver.storage.store import Storage
 
 CLONE_NEWNET = 0x40000000
 CONNECT_TIMEOUT = 5.0
+PROXY_TIMEOUT = 60.0  # a node proxy request as a whole (kube-apiserver's request timeout)
 
 def _socket_in_netns(path: str, family: int, type_: int, proto: int) -> socket.socket:
     """A socket created by a short-lived thread that entered the namespace (setns is per thread)."""
@@ -160,6 +161,8 @@ class NodeProxy:
         return aiohttp.ClientSession(connector=connector, timeout=timeout)
 
     async def serve(self, storage: Storage, request: web.Request, t: Target) -> web.StreamResponse:
+        if t.rt is R.NODES and t.sub == "proxy" and t.name is not None:
+            return await self._node_proxy(storage, request, t.name, t.tail)
         if t.rt is not R.PODS or t.sub not in ("log", "exec", "attach", "portforward") or t.name is None:
             raise not_found(f"{t.rt.plural}/{t.sub}", t.name or "", t.rt.group)
         pod = await storage.get(R.PODS, t.namespace, t.name)
@@ -190,6 +193,32 @@ class NodeProxy:
         if rc.is_websocket(request.headers) or rc.is_spdy(request.headers):
             return await self._exec_stream(request, pod, ip, base, what)
         return await self._exec(request, pod, base, what)
+
+    async def _node_proxy(self, storage: Storage, request: web.Request, name: str, tail: str) -> web.StreamResponse:
+        """nodes/<name>/proxy/<tail>: the request, as it came, to <tail> on the node's agent and its
+        answer back (kube-apiserver's node proxy: `kubectl get --raw /api/v1/nodes/n1/proxy/metrics`).
+        Plain requests only: an upgrade to a stream is refused."""
+        if request.method not in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"):
+            raise method_not_allowed()
+        if rc.is_websocket(request.headers) or rc.is_spdy(request.headers):
+            raise bad_request("nodes/proxy relays plain requests only; use pods/exec, attach or portforward")
+        node = await storage.get(R.NODES, None, name)
+        base = agent_base_url(node_address(node, self.ranges), self.kubelet_port)
+        url = f"{base}/{quote(tail, safe='/-._~')}"
+        body = await request.read() if request.can_read_body else None
+        headers = {k: v for k, v in request.headers.items() if k.lower() in ("accept", "content-type")}
+        timeout = aiohttp.ClientTimeout(total=PROXY_TIMEOUT, sock_connect=CONNECT_TIMEOUT)
+        try:
+            async with self._session(timeout) as session, session.request(
+                    request.method, url, params=list(request.query.items()), data=body, headers=headers,
+                    allow_redirects=False) as upstream:
+                data = await upstream.read()
+                answer = {k: v for k, v in upstream.headers.items() if k.lower() in ("content-type",)}
+                return web.Response(status=upstream.status, body=data, headers=answer)
+        except (TimeoutError, aiohttp.ClientConnectionError, OSError) as exc:
+            why = exc or type(exc).__name__
+            raise ApiError(503, "ServiceUnavailable",
+                           f"error trying to reach service: dial node {name} at {base}: {why}") from None
 
     async def _logs(self, request: web.Request, pod: dict[str, Any], base: str, what: str) -> web.StreamResponse:
         q = request.query

@@ -28,6 +28,8 @@ class Target:
     namespace: str | None
     name: str | None
     sub: str | None
+    tail: str = ""  # nodes/<name>/proxy/<tail>: the path on the node agent
+
 
 
 class Selectors:
@@ -78,6 +80,8 @@ def resolve(group: str, version: str, rest: list[str]) -> Target:
             return Target(rt, rest[1], rest[3] if len(rest) > 3 else None,
                           rest[4] if len(rest) > 4 else None)
     rt = R.by_path(group, version, rest[0])
+    if rt is R.NODES and len(rest) > 3 and rest[2] == "proxy":
+        return Target(rt, None, rest[1], "proxy", "/".join(rest[3:]))
     if rt is None or len(rest) > 3:
         raise NoSuchPath("/".join(rest))
     return Target(rt, None, rest[1] if len(rest) > 1 else None, rest[2] if len(rest) > 2 else None)

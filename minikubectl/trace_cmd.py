@@ -1,0 +1,128 @@
+"""`minikubectl trace <pod> <destination>`: a packet's path from a pod, step by step, from
+live state (`kubecore.nettrace`).
+
+It reads the API's pods, Services, EndpointSlices and Nodes, and each node's network through
+the API server's node proxy (`/api/v1/nodes/<node>/proxy/debug/network`: the agent's view of
+its kernel). A DNS name is resolved by the source pod itself (the agent sends the pod's
+resolver's queries from inside the pod). `--probe` also makes one real connection from the pod
+and shows which endpoint conntrack recorded and which rule counters moved.
+
+Exit status: 0 when the packet gets through, 1 when the account finds where it breaks (the
+account is printed either way), 1 with one line on stderr when the trace cannot start.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
+
+from kubecore.api import resources as R
+from kubecore.api.errors import ApiError
+from kubecore.nettrace.trace import Destination, Trace, TraceError, World, parse_destination, trace
+from minikubectl import kinds
+from minikubectl.commands import Context
+from minikubectl.errors import CliError, format_api_error
+
+Obj = dict[str, Any]
+
+
+def node_path(node: str, tail: str) -> str:
+    return f"{kinds.path(R.NODES, None, node)}/proxy/{tail}"
+
+
+def parse_source(text: str, namespace: str) -> tuple[str, str]:
+    kind, _, name = text.rpartition("/")
+    if kind not in ("", "pod", "pods", "po") or not name:
+        raise CliError(f"{text!r}: the source is a pod: <name> or pod/<name>")
+    return namespace, name
+
+
+async def _items(ctx: Context, rt: R.ResourceType) -> list[Obj]:
+    answer = await ctx.api.get(kinds.path(rt))
+    return list(answer.get("items") or ())
+
+
+async def _view(ctx: Context, node: str) -> tuple[str, Obj | None, str]:
+    try:
+        return node, await ctx.api.get(node_path(node, "debug/network")), ""
+    except ApiError as exc:
+        return node, None, format_api_error(exc)
+
+
+async def gather(ctx: Context) -> tuple[World, list[str]]:
+    pods, services, slices, nodes = await asyncio.gather(
+        _items(ctx, R.PODS), _items(ctx, R.SERVICES), _items(ctx, R.ENDPOINTSLICES), _items(ctx, R.NODES))
+    views = await asyncio.gather(*(_view(ctx, (n.get("metadata") or {}).get("name", "")) for n in nodes))
+    warnings = [f"node {name}: {why}" for name, view, why in views if view is None]
+    world = World(pods=pods, services=services, slices=slices, nodes=nodes,
+                  node_views={name: view for name, view, _ in views if view is not None})
+    return world, warnings
+
+
+async def probe(ctx: Context, source: Mapping[str, Any], body: Obj) -> Obj:
+    meta, node = source.get("metadata") or {}, (source.get("spec") or {}).get("nodeName") or ""
+    if not node:
+        raise CliError(f"pod {meta.get('name')} is not on a node yet")
+    request = {"namespace": meta.get("namespace"), "pod": meta.get("name"), **body}
+    answer: Obj = await ctx.api.create(node_path(quote(node, safe=""), "debug/network/probe"), request)
+    return answer
+
+
+def render(t: Trace) -> str:
+    out = [f"Trace: {t.source} -> {t.destination}", ""]
+    for i, step in enumerate(t.steps, 1):
+        out.append(f"{i:>2}. {step.title}    [{step.where}]")
+        out += [f"      {line}" for line in step.lines]
+        out += [f"      | {rule}" for rule in step.rules]
+        if not step.ok:
+            out.append(f"      BROKEN HERE: {step.problem}")
+        out.append("")
+    out.append(("Result: " if t.ok else "Result: the packet does not get through: ") + t.summary)
+    return "\n".join(out)
+
+
+async def run(ctx: Context, source_text: str, destination_text: str, *, protocol: str = "TCP",
+              do_probe: bool = False, output: str | None = None) -> int:
+    if output not in (None, "", "json"):
+        raise CliError(f"unable to match a printer suitable for the output format {output!r}, allowed formats "
+                       "are: json")
+    namespace = ctx.target.namespace
+    try:
+        dest: Destination = parse_destination(destination_text, namespace, protocol)
+    except TraceError as exc:
+        raise CliError(str(exc)) from None
+    src_ns, src_name = parse_source(source_text, namespace)
+    world, warnings = await gather(ctx)
+    source = world.pod(src_ns, src_name)
+    if source is None:
+        raise CliError(f'pods "{src_name}" not found in namespace {src_ns}')
+    if dest.kind == "dns" or do_probe:
+        node = (source.get("spec") or {}).get("nodeName") or ""
+        if not (source.get("status") or {}).get("podIP") or not node:
+            raise CliError(f"pod {src_ns}/{src_name} is not running: no probe can start from it")
+    if dest.kind == "dns":
+        world.dns = (await probe(ctx, source, {"dns": dest.name})).get("dns")
+    account = trace(world, source, dest)
+    if do_probe:
+        target = _probe_target(account)
+        if target is not None:
+            world.probe = await probe(ctx, source, {"connect": {"host": target[0], "port": target[1],
+                                                                "protocol": dest.protocol}})
+            account = trace(world, source, dest)
+        else:
+            warnings.append("no probe: the path breaks before the destination has an address")
+    for warning in warnings:
+        ctx.err.write(f"warning: {warning}\n")
+    if output == "json":
+        ctx.say(json.dumps(account.to_json(), indent=2))
+    else:
+        ctx.say(render(account))
+    return 0 if account.ok else 1
+
+
+def _probe_target(account: Trace) -> tuple[str, int] | None:
+    """The address the pod itself connects to, once the account got that far."""
+    host, _, port = account.address.rpartition(":")
+    return (host, int(port)) if host and port.isdigit() else None
