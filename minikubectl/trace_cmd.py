@@ -12,24 +12,15 @@ account is printed either way), 1 with one line on stderr when the trace cannot 
 """
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote
 
-from kubecore.api import resources as R
-from kubecore.api.errors import ApiError
-from kubecore.nettrace.trace import Destination, Trace, TraceError, World, parse_destination, trace
-from minikubectl import kinds
+from kubecore.nettrace import live
+from kubecore.nettrace.trace import Destination, Trace, TraceError, parse_destination, trace
 from minikubectl.commands import Context
-from minikubectl.errors import CliError, format_api_error
+from minikubectl.errors import CliError
 
 Obj = dict[str, Any]
-
-
-def node_path(node: str, tail: str) -> str:
-    return f"{kinds.path(R.NODES, None, node)}/proxy/{tail}"
 
 
 def parse_source(text: str, namespace: str) -> tuple[str, str]:
@@ -37,37 +28,6 @@ def parse_source(text: str, namespace: str) -> tuple[str, str]:
     if kind not in ("", "pod", "pods", "po") or not name:
         raise CliError(f"{text!r}: the source is a pod: <name> or pod/<name>")
     return namespace, name
-
-
-async def _items(ctx: Context, rt: R.ResourceType) -> list[Obj]:
-    answer = await ctx.api.get(kinds.path(rt))
-    return list(answer.get("items") or ())
-
-
-async def _view(ctx: Context, node: str) -> tuple[str, Obj | None, str]:
-    try:
-        return node, await ctx.api.get(node_path(node, "debug/network")), ""
-    except ApiError as exc:
-        return node, None, format_api_error(exc)
-
-
-async def gather(ctx: Context) -> tuple[World, list[str]]:
-    pods, services, slices, nodes = await asyncio.gather(
-        _items(ctx, R.PODS), _items(ctx, R.SERVICES), _items(ctx, R.ENDPOINTSLICES), _items(ctx, R.NODES))
-    views = await asyncio.gather(*(_view(ctx, (n.get("metadata") or {}).get("name", "")) for n in nodes))
-    warnings = [f"node {name}: {why}" for name, view, why in views if view is None]
-    world = World(pods=pods, services=services, slices=slices, nodes=nodes,
-                  node_views={name: view for name, view, _ in views if view is not None})
-    return world, warnings
-
-
-async def probe(ctx: Context, source: Mapping[str, Any], body: Obj) -> Obj:
-    meta, node = source.get("metadata") or {}, (source.get("spec") or {}).get("nodeName") or ""
-    if not node:
-        raise CliError(f"pod {meta.get('name')} is not on a node yet")
-    request = {"namespace": meta.get("namespace"), "pod": meta.get("name"), **body}
-    answer: Obj = await ctx.api.create(node_path(quote(node, safe=""), "debug/network/probe"), request)
-    return answer
 
 
 def render(t: Trace) -> str:
@@ -94,7 +54,7 @@ async def run(ctx: Context, source_text: str, destination_text: str, *, protocol
     except TraceError as exc:
         raise CliError(str(exc)) from None
     src_ns, src_name = parse_source(source_text, namespace)
-    world, warnings = await gather(ctx)
+    world, warnings = await live.gather(ctx.api)
     source = world.pod(src_ns, src_name)
     if source is None:
         raise CliError(f'pods "{src_name}" not found in namespace {src_ns}')
@@ -103,12 +63,12 @@ async def run(ctx: Context, source_text: str, destination_text: str, *, protocol
         if not (source.get("status") or {}).get("podIP") or not node:
             raise CliError(f"pod {src_ns}/{src_name} is not running: no probe can start from it")
     if dest.kind == "dns":
-        world.dns = (await probe(ctx, source, {"dns": dest.name})).get("dns")
+        world.dns = (await live.probe(ctx.api, source, {"dns": dest.name})).get("dns")
     account = trace(world, source, dest)
     if do_probe:
         target = _probe_target(account)
         if target is not None:
-            world.probe = await probe(ctx, source, {"connect": {"host": target[0], "port": target[1],
+            world.probe = await live.probe(ctx.api, source, {"connect": {"host": target[0], "port": target[1],
                                                                 "protocol": dest.protocol}})
             account = trace(world, source, dest)
         else:
