@@ -10,7 +10,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := etcd-server etcd-client iptables iproute2 containernetworking-plugins \
 	bind9-dnsutils dnsperf dnsmasq-base docker.io docker-compose debootstrap conntrack procps curl util-linux \
-	runc skopeo umoci docker-registry busybox-static nginx
+	runc skopeo umoci docker-registry busybox-static nginx chromium chromium-driver
 
 .PHONY: setup apt venv test test-fast test-compose lint typecheck up bench clean-venv
 

@@ -58,6 +58,7 @@ class Trace:
     ok: bool = True
     summary: str = ""
     address: str = ""  # IP:port the pod itself sends to (a Service's cluster IP, a DNS answer)
+    service: str = ""  # namespace/name of the Service that address belongs to, if any
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -209,6 +210,7 @@ class _Tracer:
         self.steps: list[Step] = []
         self.endpoints: list[EndpointChoice] = []
         self.address = ""
+        self.service = ""
         self.probe_shown = False
         self.tables: dict[str, dict[str, Table]] = {}
         probe = world.probe or {}
@@ -245,7 +247,7 @@ class _Tracer:
         src = f"pod {_key(self.source)}"
         d = self.dest
         dst = {"service": f"svc/{d.name}:{d.port}", "pod": f"pod/{d.name}:{d.port}"}.get(d.kind, f"{d.name}:{d.port}")
-        return Trace(src, dst, self.steps, self.endpoints, ok, summary, self.address)
+        return Trace(src, dst, self.steps, self.endpoints, ok, summary, self.address, self.service)
 
     # ------------------------------------------------------------ the steps
 
@@ -314,6 +316,7 @@ class _Tracer:
         if not ip or ip == "None":
             return self.fail(step, f"Service {_key(svc)} is headless (clusterIP: None): its name resolves to "
                                    f"the pods themselves; trace pod/<name> instead")
+        self.service = _key(svc)
         sp = _service_port(svc, port, self.dest.protocol)
         if sp is None:
             ports = ", ".join(f"{p.get('name') or p.get('port')}/{p.get('protocol') or 'TCP'}"

@@ -173,3 +173,10 @@ def test_a_probe_into_a_broken_path_shows_what_the_kernel_did():
     assert not t.ok and t.steps[-1].title == "What the probe's connection met"
     assert t.steps[-1].problem == "the probe's connection failed: [Errno 111] Connect call failed ('10.96.62.22', 8080)"
     assert t.summary.startswith("filter FORWARD on node kind-worker ends in REJECT")
+
+
+def test_the_account_names_the_service_the_address_belongs_to():
+    t = trace(seed_world(), pod("client"), MYSVC)
+    assert (t.address, t.service) == ("10.96.62.22:8080", "default/mysvc")
+    direct = trace(seed_world(), pod("client"), Destination("pod", "test-jcdzz", "default", "8080"))
+    assert (direct.address, direct.service) == ("10.244.2.2:8080", "")
