@@ -31,6 +31,10 @@ def translate(cfg: ClusterConfig, argv: tuple[str, ...], node: int | None = None
         value = subst.get(arg, arg)
         if arg == cfg.gateway_ip and argv[i - 1] in ("--listen", "--advertise-address"):
             value = "0.0.0.0" if argv[i - 1] == "--listen" else "apiserver"
+        if arg == "127.0.0.1" and argv[i - 1] == "--listen":
+            # loopback-only on the machine; in its container, every address of the container,
+            # and compose publishes it on the machine's loopback only (compose.yaml)
+            value = "0.0.0.0"
         if node is not None and arg == cfg.node_ip(node):
             value = COMPOSE_NODE_IPS[node]
         out.append(value)

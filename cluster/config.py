@@ -106,6 +106,15 @@ class ClusterConfig:
         return f"{self.gateway_ip}:{self.dns_port}"
 
     @property
+    def ui_port(self) -> int:
+        """The live picture's port (services/netview), on loopback: the page has no login."""
+        return self.health_base_port + 11
+
+    @property
+    def ui_url(self) -> str:
+        return f"http://127.0.0.1:{self.ui_port}/"
+
+    @property
     def kubeconfig(self) -> Path:
         return self.state_dir / "kubeconfig"
 

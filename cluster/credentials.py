@@ -12,6 +12,7 @@ Each process gets its own identity, and RBAC gives each only what it does:
                                    system:serviceaccount:kube-system:<controller>, the identities
                                    kube-controller-manager's controllers run as
     dns                            system:serviceaccount:kube-system:coredns
+    netview (the live picture)     system:serviceaccount:kube-system:netview
     proxy                          system:kube-proxy
     node agent of node N           system:node:N, group system:nodes
     API server -> node agents      kube-apiserver-kubelet-client
@@ -49,6 +50,7 @@ CONTROL_PLANE_IDENTITIES: dict[str, tuple[str, tuple[str, ...]]] = {
     "loadbalancer": (service_account("service-controller"), ()),
     "jobs": (service_account("job-controller"), ()),
     "dns": (service_account("coredns"), ()),
+    "netview": (service_account("netview"), ()),
 }
 PROXY_IDENTITY: tuple[str, tuple[str, ...]] = ("system:kube-proxy", ())
 

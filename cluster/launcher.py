@@ -161,8 +161,10 @@ def stage_titles(cfg: ClusterConfig, components: list[Component]) -> dict[int, s
         elif all(m.startswith(("nodeagent-", "proxy-")) for m in members):
             titles[stage] = f"Starting nodes ({cfg.nodes})"
         else:
-            controllers = [m for m in members if m != "dns"]
-            titles[stage] = f"Starting controllers ({len(controllers)})" + (" and DNS" if "dns" in members else "")
+            controllers = [m for m in members if m not in ("dns", "netview")]
+            extras = [what for name, what in (("dns", "DNS"), ("netview", "the live picture")) if name in members]
+            titles[stage] = f"Starting controllers ({len(controllers)})" + "".join(
+                f", {what}" for what in extras[:-1]) + (f" and {extras[-1]}" if extras else "")
     return titles
 
 
@@ -342,11 +344,13 @@ def ready_message(cfg: ClusterConfig, *, seconds: float, written: Path | None,
         use = [f"kubectl --kubeconfig {cfg.kubeconfig} cluster-info",
                f"minikubectl --kubeconfig {cfg.kubeconfig} get nodes"]
     use.append(f"dig @{cfg.gateway_ip} -p {cfg.dns_port} kubernetes.default.svc.cluster.local")
+    use.append(use[1].replace(" get nodes", " trace <pod> svc/<name>:<port>") + "   # a packet's path, step by step")
     return "\n".join([
         head,
         f"Cluster {cfg.name!r} is ready after {seconds:.1f}s: {cfg.nodes} nodes, "
         f"API server {cfg.apiserver_url}. You can now use it with:", "",
         *(f"  {line}" for line in use), "",
+        f"The cluster's network, live: {cfg.ui_url}",
         f"kubeconfig for scripts: {cfg.kubeconfig}   logs: {cfg.log_dir}",
         f"`cluster down` stops it and removes the \"{context}\" context.",
     ])
@@ -461,7 +465,7 @@ def marked_launcher(pid: int) -> bool:
 def status(cfg: ClusterConfig) -> dict:
     state = load_state(cfg.state_dir)
     if not state:
-        return {"status": "down", "apiserver": None, "dns": None, "kubeconfig": None, "context": None,
+        return {"status": "down", "apiserver": None, "dns": None, "ui": None, "kubeconfig": None, "context": None,
                 "user_kubeconfig": None, "nodes": [], "components": {}}
     comps = {}
     for name, c in state.get("components", {}).items():
@@ -469,7 +473,7 @@ def status(cfg: ClusterConfig) -> dict:
         healthy = alive and (c.get("health") is None or http_ok(c["health"], cafile=str(cfg.ca_file)))
         comps[name] = {"pid": c.get("pid"), "running": alive, "healthy": healthy,
                        "restarts": c.get("restarts", 0)}
-    return {"status": state.get("status"), "apiserver": cfg.apiserver_url, "dns": cfg.dns_address,
+    return {"status": state.get("status"), "apiserver": cfg.apiserver_url, "dns": cfg.dns_address, "ui": cfg.ui_url,
             "kubeconfig": str(cfg.kubeconfig), "context": userconfig.context_name(cfg.name),
             "user_kubeconfig": state.get("user_kubeconfig"), "nodes": state.get("nodes", []),
             "components": comps}

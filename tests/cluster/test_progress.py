@@ -120,7 +120,7 @@ def test_stage_titles_name_what_each_stage_starts():
     cfg = ClusterConfig(nodes=3)
     assert stage_titles(cfg, all_components(cfg)) == {
         0: "Starting etcd and the image registry", 1: "Starting the API server",
-        2: "Starting controllers (10) and DNS", 3: "Starting nodes (3)"}
+        2: "Starting controllers (10), DNS and the live picture", 3: "Starting nodes (3)"}
     hosts = ClusterConfig(nodes=1, container_runtime="process")  # no images, no registry
     assert stage_titles(hosts, all_components(hosts))[0] == "Starting etcd"
 
@@ -161,6 +161,9 @@ def test_the_ready_message_says_how_to_use_the_cluster(name, written, explicit, 
     assert f"Cluster {name!r} is ready after 31.2s: 2 nodes, API server https://127.0.0.1:6443. " \
            "You can now use it with:" in text
     assert "kubeconfig for scripts: /s/kubeconfig   logs: /s/logs" in text
+    assert "The cluster's network, live: http://127.0.0.1:10311/" in text
+    trace = "trace <pod> svc/<name>:<port>   # a packet's path, step by step"
+    assert any(line.strip().startswith("minikubectl") and line.endswith(trace) for line in text)
 
 
 @pytest.mark.parametrize(("verbose", "on_terminal"), [

@@ -20,7 +20,7 @@ NODES = ["node/mce-node-1", "node/mce-node-2"]
 def test_cluster_up_shows_each_step_and_sets_the_context(cluster: Cluster):
     out = cluster.up_output.splitlines()
     for step in ("Creating PKI", "Starting etcd and the image registry", "Starting the API server",
-                 "Starting controllers (10) and DNS",
+                 "Starting controllers (10), DNS and the live picture",
                  "Starting nodes (2)", "Waiting for nodes to be Ready (2)"):
         assert f" • {step} ..." in out
         assert any(line.startswith(f" ✓ {step} (") and line.endswith("s)") for line in out), step

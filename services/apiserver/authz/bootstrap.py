@@ -8,6 +8,7 @@ this cluster runs, and their reconciliation at API server start (kube's
   resources this server serves), and the discovery, basic-user and public-info roles.
 - A role per component, bound to the identity it runs as: the proxy (user `system:kube-proxy`),
   the scheduler (user `system:kube-scheduler`), the DNS (ServiceAccount `kube-system/coredns`),
+  the live picture (ServiceAccount `kube-system/netview`: it reads through nodes/proxy),
   and each controller (`system:controller:<name>`, bound to the ServiceAccount of that name in
   kube-system, as kube-controller-manager does with --use-service-account-credentials; a
   controller that runs in another's process is bound to that one's identity too). A
@@ -309,6 +310,10 @@ def cluster_roles() -> list[Obj]:
         _cluster_role("system:coredns", [
             rule(("list", "watch"), "", "services"),
             rule(("list", "watch"), "discovery.k8s.io", "endpointslices")]),
+        _cluster_role("system:netview", [
+            rule(("list", "watch"), "", "pods", "services", "nodes"),
+            rule(("list", "watch"), "discovery.k8s.io", "endpointslices"),
+            rule(("get", "create"), "", "nodes/proxy")]),
         _cluster_role("system:kubelet-api-admin", [
             rule(READ, "", "nodes"), rule("proxy", "", "nodes"),
             rule("*", "", "nodes/proxy", "nodes/metrics", "nodes/spec", "nodes/stats", "nodes/log")]),
@@ -334,6 +339,7 @@ def cluster_role_bindings() -> list[Obj]:
         _binding("system:node-proxier", [_subject("User", "system:kube-proxy")]),
         _binding("system:kube-scheduler", [_subject("User", "system:kube-scheduler")]),
         _binding("system:coredns", [_subject("ServiceAccount", "coredns", "kube-system")]),
+        _binding("system:netview", [_subject("ServiceAccount", "netview", "kube-system")]),
         _binding("system:kubelet-api-admin", [_subject("User", "kube-apiserver-kubelet-client")]),
         _binding("system:node", []),
     ]

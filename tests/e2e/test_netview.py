@@ -1,0 +1,132 @@
+"""The live picture in a real browser (Debian's chromium, driven by Selenium) against the real
+cluster: nodes and pods appear, a new pod shows up within a second of its creation without a
+reload, and tracing the client to the Service draws the KUBE-SVC/KUBE-SEP hops over the picture.
+The screenshot it takes is kept next to the test's files (and in $MINICLUSTER_SCREENSHOTS)."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+import urllib.request
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from tests.e2e.harness import running_ready, wait_until
+
+APP = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: nv, namespace: default}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: nv}}
+  template:
+    metadata: {labels: {app: nv}}
+    spec:
+      containers:
+        - name: web
+          image: registry.k8s.io/e2e-test-images/agnhost:2.39
+          args: ["netexec", "--http-port=8080"]
+          readinessProbe: {httpGet: {path: /hostname, port: 8080}, periodSeconds: 1}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: nvsvc, namespace: default}
+spec: {selector: {app: nv}, ports: [{port: 8080, targetPort: 8080}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: nvclient, namespace: default}
+spec:
+  containers: [{name: c, image: busybox, command: ["sleep", "3600"]}]
+"""
+
+
+@pytest.fixture
+def netview(cluster):
+    """The cluster's own live picture (a component, as its own identity), from `cluster status`."""
+    url = cluster.status["ui"].rstrip("/")
+
+    def ready() -> bool:
+        try:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=2) as r:
+                return r.status == 200
+        except OSError:
+            return False
+    wait_until(ready, timeout=30, what="netview ready")
+    return url
+
+
+@pytest.fixture
+def browser():
+    options = Options()
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--window-size=1400,1000"):
+        options.add_argument(arg)
+    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def test_the_page_shows_the_cluster_live_and_draws_a_trace(cluster, netview, browser, tmp_path):
+    manifest = tmp_path / "nv.yaml"
+    manifest.write_text(APP)
+    cluster.mkctl("apply", "-f", str(manifest))
+    wait_until(lambda: (lambda ps: len(ps) == 3 and all(map(running_ready, ps)))(cluster.pods("app=nv")),
+               timeout=120, what="3 ready nv pods")
+    wait_until(lambda: running_ready(json.loads(cluster.mkctl("get", "pod", "nvclient", "-o", "json").stdout)),
+               timeout=60, what="nvclient")
+
+    browser.get(netview + "/")
+    wait = WebDriverWait(browser, 20, poll_frequency=0.05)
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, '[data-pod="default/nvclient"]'))
+    nodes = [e.get_attribute("data-node") for e in browser.find_elements(By.CSS_SELECTOR, "[data-node]")]
+    assert len(nodes) == 2
+    assert browser.find_elements(By.CSS_SELECTOR, '[data-service="default/nvsvc"]')
+    browser.execute_script("window.notReloaded = true")
+
+    # a new pod appears without a reload, within a second of its creation
+    created = time.monotonic()
+    subprocess.run(["kubectl", "--kubeconfig", cluster.status["kubeconfig"], "--cache-dir", str(tmp_path / "kc"),
+                    "run", "nvlate", "--image=busybox", "--restart=Never", "--", "sleep", "3600"],
+                   check=True, capture_output=True)
+    answered = time.monotonic()
+    WebDriverWait(browser, 5, poll_frequency=0.02).until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, '[data-pod="default/nvlate"]'))
+    shown = time.monotonic() - answered
+    assert shown < 1.0, f"the new pod took {shown:.2f}s to appear"
+    assert browser.execute_script("return window.notReloaded === true")
+    print(f"new pod on the page {shown * 1000:.0f} ms after its create was answered "
+          f"({(time.monotonic() - created) * 1000:.0f} ms including kubectl)")
+
+    # client -> the Service: the account, and its hops drawn over the picture
+    Select(browser.find_element(By.ID, "source")).select_by_value("default/nvclient")
+    Select(browser.find_element(By.ID, "destination")).select_by_value("svc/nvsvc:8080|default|TCP")
+    browser.find_element(By.ID, "go").click()
+    wait.until(lambda d: d.find_element(By.ID, "summary").text.startswith("pod default/nvclient"))
+    summary = browser.find_element(By.ID, "summary").text
+    assert "reaches pod default/nv-" in summary, summary
+    steps = browser.find_element(By.ID, "steps").text
+    assert "KUBE-SVC-" in steps and "KUBE-SEP-" in steps and "DNAT: the destination becomes" in steps
+    hops = {e.get_attribute("data-pod") or e.get_attribute("data-service")
+            for e in browser.find_elements(By.CSS_SELECTOR, ".hop")}
+    assert {"default/nvclient", "default/nvsvc"} <= hops and len(hops) == 3
+    assert len(browser.find_elements(By.CSS_SELECTOR, "path.path")) == 2
+    assert not [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+
+    shot = tmp_path / "netview.png"
+    browser.save_screenshot(str(shot))
+    if os.environ.get("MINICLUSTER_SCREENSHOTS"):
+        shutil.copy(shot, os.path.join(os.environ["MINICLUSTER_SCREENSHOTS"], "netview.png"))
+    cluster.mkctl("delete", "-f", str(manifest))
+    cluster.mkctl("delete", "pod", "nvlate", check=False)
