@@ -44,7 +44,8 @@ def test_apiserver_bench_measures_a_b_and_c_at_each_client_count(run_bench):
     (("bench.scheduler_throughput", "--pods", "20", "--nodes", "2", "--workers", "4"), "20/20"),
     (("bench.statefulset_scale", "--replicas", "3", "--repeat", "1"), "StatefulSet OrderedReady"),
     (("bench.job_throughput", "--completions", "6", "--parallelism", "3"), "Deployment replicas=6"),
-], ids=["dns-programming", "endpointslice", "scheduler", "statefulset", "jobs"])
+    (("bench.netview", "--pods", "3"), "new pod -> in the page's event stream (3 pods"),
+], ids=["dns-programming", "endpointslice", "scheduler", "statefulset", "jobs", "netview"])
 def test_control_plane_benches_finish(run_bench, argv, expected):
     assert expected in run_bench(*argv)
 
