@@ -35,6 +35,7 @@ class NetView:
         self.factory = SharedInformerFactory(client)
         self.informers = {rt.plural: self.factory.informer(rt) for rt in KINDS}
         self.version = 0
+        self._drawn: tuple[tuple[int, bool], dict[str, Any]] | None = None  # the picture of a version, for every page
         self.changed = asyncio.Condition()
         self.trace_seconds = Histogram("netview_trace_seconds", "Time to gather and trace one packet's path",
                                        registry=self.registry)
@@ -54,9 +55,13 @@ class NetView:
         return all(i.has_synced() for i in self.informers.values())
 
     def picture(self) -> dict[str, Any]:
-        store = {plural: informer.store.list() for plural, informer in self.informers.items()}
-        pic = picture(store["pods"], store["services"], store["endpointslices"], store["nodes"])
-        return {**pic, "version": self.version, "synced": self.synced(), "time": time.time()}
+        """The picture of the current version, drawn once however many pages follow it."""
+        key = (self.version, self.synced())  # a sync can end without a change to draw
+        if self._drawn is None or self._drawn[0] != key:
+            store = {plural: informer.store.list() for plural, informer in self.informers.items()}
+            pic = picture(store["pods"], store["services"], store["endpointslices"], store["nodes"])
+            self._drawn = (key, {**pic, "version": self.version, "synced": key[1], "time": time.time()})
+        return self._drawn[1]
 
     async def pictures(self) -> AsyncIterator[dict[str, Any]]:
         """The picture now, then after each change (bursts coalesced)."""
@@ -89,9 +94,8 @@ class NetView:
         return {**account, "warnings": warnings}
 
 
-def _status(code: int, message: str) -> web.Response:
-    return web.json_response({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": message,
-                              "code": code}, status=code)
+def _status(error: ApiError) -> web.Response:
+    return web.json_response(error.to_status(), status=error.code)
 
 
 VIEW = web.AppKey("view", NetView)
@@ -120,13 +124,13 @@ async def events(request: web.Request) -> web.StreamResponse:
 async def get_trace(request: web.Request) -> web.Response:
     q = request.query
     if not q.get("from") or not q.get("to"):
-        return _status(400, "give from=<namespace>/<pod> and to=<destination>")
+        return _status(ApiError(400, "BadRequest", "give from=<namespace>/<pod> and to=<destination>"))
     try:
         return web.json_response(await request.app[VIEW].trace(q["from"], q["to"], q.get("protocol", "TCP")))
     except TraceError as exc:
-        return _status(400, str(exc))
+        return _status(ApiError(400, "BadRequest", str(exc)))
     except ApiError as exc:
-        return _status(exc.code if 400 <= exc.code < 600 else 500, exc.message)
+        return _status(exc if 400 <= exc.code < 600 else ApiError(500, "InternalError", exc.message))
 
 
 def create_app(view: NetView) -> web.Application:

@@ -38,6 +38,8 @@ from typing import Any, Protocol
 
 from prometheus_client import Histogram
 
+from services.nodeagent import netns
+
 log = logging.getLogger(__name__)
 
 SUPPORTED_VERSIONS = ("0.3.0", "0.3.1", "0.4.0", "1.0.0")
@@ -485,9 +487,7 @@ class CniExecutor:
                                 plugin=plugin_type, command=command)
 
     def _argv(self, executable: str) -> list[str]:
-        if self.host_netns_path is None:
-            return [executable]
-        return ["nsenter", f"--net={self.host_netns_path}", "--", executable]
+        return netns.nsenter_argv(self.host_netns_path, [executable])
 
     async def _exec(self, command: str, plugin_type: str, stdin: bytes,
                     env: Mapping[str, str]) -> dict[str, Any] | None:

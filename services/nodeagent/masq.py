@@ -18,6 +18,8 @@ import asyncio
 import ipaddress
 import logging
 
+from services.nodeagent import netns
+
 log = logging.getLogger(__name__)
 
 CHAIN = "IP-MASQ-AGENT"
@@ -41,10 +43,6 @@ def rules(cluster_cidr: str) -> str:
     ])
 
 
-def _in_netns(host_netns: str | None, argv: list[str]) -> list[str]:
-    return ["nsenter", f"--net={host_netns}", "--", *argv] if host_netns else argv
-
-
 async def _run(argv: list[str], stdin: bytes | None = None) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
         *argv, stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
@@ -55,14 +53,15 @@ async def _run(argv: list[str], stdin: bytes | None = None) -> tuple[int, str]:
 
 async def ensure(cluster_cidr: str, host_netns: str | None = None) -> None:
     """Install (or refresh) the chain and its POSTROUTING jump; raises RuntimeError on failure."""
-    code, err = await _run(_in_netns(host_netns, ["iptables-restore", "-w", "5", "--noflush"]),
+    code, err = await _run(netns.nsenter_argv(host_netns, ["iptables-restore", "-w", "5", "--noflush"]),
                            rules(cluster_cidr).encode())
     if code != 0:
         raise RuntimeError(f"iptables-restore of {CHAIN}: {err}")
-    check = _in_netns(host_netns, ["iptables", "-w", "5", "-t", "nat", "-C", "POSTROUTING", *JUMP])
+    check = netns.nsenter_argv(host_netns, ["iptables", "-w", "5", "-t", "nat", "-C", "POSTROUTING", *JUMP])
     if (await _run(check))[0] == 0:
         return
-    code, err = await _run(_in_netns(host_netns, ["iptables", "-w", "5", "-t", "nat", "-A", "POSTROUTING", *JUMP]))
+    code, err = await _run(netns.nsenter_argv(host_netns,
+                                              ["iptables", "-w", "5", "-t", "nat", "-A", "POSTROUTING", *JUMP]))
     if code != 0:
         raise RuntimeError(f"iptables -A POSTROUTING -j {CHAIN}: {err}")
     log.info("pod traffic leaving %s is masqueraded (%s)", cluster_cidr, CHAIN)

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from dnslib import QTYPE, RCODE, DNSRecord
 
+from kubecore.api.errors import ApiError
 from services.nodeagent import netns
 from services.nodeagent.runtime import SANDBOX_READY, SandboxInfo
 
@@ -100,7 +101,7 @@ def parse_conntrack(line: str) -> dict[str, Any] | None:
 def _printable(data: bytes) -> str:
     """An answer as text when it is text, else its size (a binary protocol's reply)."""
     text = data.decode(errors="replace")
-    if text.isprintable() or all(c.isprintable() or c in "\r\n\t" for c in text):
+    if all(c.isprintable() or c in "\r\n\t" for c in text):
         return text[:200]
     return f"<{len(data)} bytes>"
 
@@ -147,7 +148,7 @@ def _links_routes_addresses() -> dict[str, Any]:
 
 
 async def _run(argv: list[str], host_netns: str | None, timeout: float = 10.0) -> tuple[int, str, str]:
-    full = ["nsenter", f"--net={host_netns}", "--", *argv] if host_netns else argv
+    full = netns.nsenter_argv(host_netns, argv)
     proc = await asyncio.create_subprocess_exec(*full, stdin=asyncio.subprocess.DEVNULL,
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     try:
@@ -320,8 +321,7 @@ async def probe(agent: Agent, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _status(code: int, reason: str, message: str) -> web.Response:
-    return web.json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                              "message": message, "reason": reason, "code": code}, status=code)
+    return web.json_response(ApiError(code, reason, message).to_status(), status=code)
 
 
 def add_routes(app: web.Application, agent: Agent) -> None:

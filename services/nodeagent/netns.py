@@ -127,6 +127,11 @@ def new_namespaces(keep: Mapping[int, Path], *, hostname: str | None = None) -> 
         raise
 
 
+def nsenter_argv(path: str | None, argv: list[str]) -> list[str]:
+    """A command line that runs `argv` in the network namespace at `path` (as it is, for None)."""
+    return ["nsenter", f"--net={path}", "--", *argv] if path else argv
+
+
 async def call_in(path: str | None, fn: Callable[[], T]) -> T:
     """`run_in` without blocking the event loop (for netlink work that takes a while)."""
     return await asyncio.get_running_loop().run_in_executor(None, run_in, path, fn)
