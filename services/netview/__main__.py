@@ -10,22 +10,17 @@ import sys
 
 from aiohttp import web
 
-from kubecore.client.config import ConfigError, from_flags
 from kubecore.client.rest import ApiClient
-from kubecore.controller.logs import setup_logging
+from kubecore.controller.flags import client_parser, run_client_main
 from services.netview.app import NetView, create_app
 
 log = logging.getLogger("netview")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="services.netview", description=__doc__)
-    p.add_argument("--kubeconfig", default=None, help="the kubeconfig of the netview identity")
-    p.add_argument("--apiserver", default=None, help="the API server's URL (instead of a kubeconfig)")
+    p = client_parser("services.netview", __doc__ or "")
     p.add_argument("--listen", default="127.0.0.1", help="the address the page is served on")
     p.add_argument("--port", type=int, default=10380)
-    p.add_argument("--log-level", default="INFO")
-    p.add_argument("--log-json", action="store_true", help="one JSON object per log line")
     args = p.parse_args(argv)
     if not 0 < args.port < 65536:
         p.error(f"--port {args.port}: 1-65535")
@@ -52,23 +47,11 @@ async def serve(args: argparse.Namespace, client: ApiClient) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    setup_logging(args.log_level, json_lines=args.log_json)
     try:
-        config = from_flags(args.kubeconfig, args.apiserver)
-    except ConfigError as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        return 2
-
-    async def run() -> None:
-        async with ApiClient(config) as client:
-            await serve(args, client)
-
-    try:
-        asyncio.run(run())
+        return run_client_main(args, lambda client: serve(args, client))
     except OSError as exc:  # the port taken, the address not ours
         sys.stderr.write(f"error: serving on {args.listen}:{args.port}: {exc}\n")
         return 1
-    return 0
 
 
 if __name__ == "__main__":
