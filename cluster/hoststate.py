@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from services.nodeagent.oci.cgroups import CGROUP_PARENT, CGROUP_ROOT, cgroup_dirs, rmdir_cgroup
+from services.nodeagent.oci.cgroups import CGROUP_PARENT, CGROUP_ROOT, cgroup_dirs, remove_tree
 from services.nodeagent.oci.mounts import mounts_under, unmount_under
 
 __all__ = ["mounts_under", "unmount_under", "remove_cgroups", "cgroup_dirs"]
@@ -25,11 +25,7 @@ def remove_cgroups(nodes: Iterable[str], *, root: Path = CGROUP_ROOT, wait: floa
                 continue
             deadline = time.monotonic() + wait
             while top.is_dir():
-                for current, _, _ in sorted(os.walk(top), key=lambda entry: -len(entry[0])):
-                    try:
-                        rmdir_cgroup(current)
-                    except OSError:
-                        pass
+                remove_tree(top)  # what stays (dying processes) is retried below
                 if not top.is_dir() or time.monotonic() > deadline:
                     break
                 time.sleep(0.05)

@@ -54,16 +54,25 @@ def rmdir_cgroup(directory: str | Path) -> None:
     os.rmdir(directory)
 
 
+def remove_tree(top: Path) -> dict[str, OSError]:
+    """One pass over the cgroup `top` and its children, deepest first, each uncharged and
+    removed (`rmdir_cgroup`); -> the ones that stayed, with why (children, processes)."""
+    stayed = {}
+    for current, _, _ in sorted(os.walk(top), key=lambda entry: -len(entry[0])):
+        try:
+            rmdir_cgroup(current)
+        except OSError as exc:
+            stayed[current] = exc
+    return stayed
+
+
 def remove_cgroups(path: str, root: Path = CGROUP_ROOT) -> None:
     """Remove a cgroup and its empty children, deepest first, in every hierarchy."""
     for top in cgroup_dirs(path, root):
         if not top.is_dir():
             continue
-        for current, _, _ in sorted(os.walk(top), key=lambda entry: -len(entry[0])):
-            try:
-                rmdir_cgroup(current)
-            except OSError as exc:
-                log.warning("cgroup %s not removed: %s", current, exc)
+        for current, exc in remove_tree(top).items():
+            log.warning("cgroup %s not removed: %s", current, exc)
 
 
 def oom_kills(path: str, root: Path = CGROUP_ROOT) -> int:
