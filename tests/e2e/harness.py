@@ -119,3 +119,46 @@ def running_ready(pod: dict) -> bool:
     st = pod.get("status") or {}
     return st.get("phase") == "Running" and bool(st.get("podIP")) and any(
         c["type"] == "Ready" and c["status"] == "True" for c in st.get("conditions") or [])
+
+
+SERVING_APP = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: NAME, namespace: default}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: NAME}}
+  template:
+    metadata: {labels: {app: NAME}}
+    spec:
+      containers:
+        - name: web
+          image: registry.k8s.io/e2e-test-images/agnhost:2.39
+          args: ["netexec", "--http-port=8080"]
+          readinessProbe: {httpGet: {path: /hostname, port: 8080}, periodSeconds: 1}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: NAMEsvc, namespace: default}
+spec: {selector: {app: NAME}, ports: [{port: 8080, targetPort: 8080}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: NAMEclient, namespace: default}
+spec:
+  containers: [{name: c, image: busybox, command: ["sleep", "3600"]}]
+"""
+
+
+def deploy_serving_app(cluster, directory: Path, name: str) -> tuple[Path, list[dict]]:
+    """The seed's scenario under names of its own: Deployment `name` of three agnhost HTTP servers
+    on 8080, Service `<name>svc`, a busybox pod `<name>client`; applied and waited for until all
+    are ready. -> (the manifest, to delete it with; the three server pods)."""
+    manifest = directory / f"{name}.yaml"
+    manifest.write_text(SERVING_APP.replace("NAME", name))
+    cluster.mkctl("apply", "-f", str(manifest))
+    pods = wait_until(lambda: (lambda ps: ps if len(ps) == 3 and all(map(running_ready, ps)) else None)(
+        cluster.pods(f"app={name}")), timeout=120, what=f"3 ready {name} pods")
+    wait_until(lambda: running_ready(json.loads(cluster.mkctl("get", "pod", f"{name}client", "-o", "json").stdout)),
+               timeout=60, what=f"{name}client")
+    return manifest, pods

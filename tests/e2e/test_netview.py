@@ -4,7 +4,6 @@ reload, and tracing the client to the Service draws the KUBE-SVC/KUBE-SEP hops o
 The screenshot it takes is kept next to the test's files (and in $MINICLUSTER_SCREENSHOTS)."""
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -18,35 +17,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from tests.e2e.harness import running_ready, wait_until
-
-APP = """
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: nv, namespace: default}
-spec:
-  replicas: 3
-  selector: {matchLabels: {app: nv}}
-  template:
-    metadata: {labels: {app: nv}}
-    spec:
-      containers:
-        - name: web
-          image: registry.k8s.io/e2e-test-images/agnhost:2.39
-          args: ["netexec", "--http-port=8080"]
-          readinessProbe: {httpGet: {path: /hostname, port: 8080}, periodSeconds: 1}
----
-apiVersion: v1
-kind: Service
-metadata: {name: nvsvc, namespace: default}
-spec: {selector: {app: nv}, ports: [{port: 8080, targetPort: 8080}]}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: nvclient, namespace: default}
-spec:
-  containers: [{name: c, image: busybox, command: ["sleep", "3600"]}]
-"""
+from tests.e2e.harness import deploy_serving_app, wait_until
 
 
 @pytest.fixture
@@ -79,13 +50,7 @@ def browser():
 
 
 def test_the_page_shows_the_cluster_live_and_draws_a_trace(cluster, netview, browser, tmp_path):
-    manifest = tmp_path / "nv.yaml"
-    manifest.write_text(APP)
-    cluster.mkctl("apply", "-f", str(manifest))
-    wait_until(lambda: (lambda ps: len(ps) == 3 and all(map(running_ready, ps)))(cluster.pods("app=nv")),
-               timeout=120, what="3 ready nv pods")
-    wait_until(lambda: running_ready(json.loads(cluster.mkctl("get", "pod", "nvclient", "-o", "json").stdout)),
-               timeout=60, what="nvclient")
+    manifest, _ = deploy_serving_app(cluster, tmp_path, "nv")
 
     browser.get(netview + "/")
     wait = WebDriverWait(browser, 20, poll_frequency=0.05)

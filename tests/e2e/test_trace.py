@@ -6,35 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 
-from tests.e2e.harness import NAME, run, running_ready, wait_until
-
-APP = """
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: tr, namespace: default}
-spec:
-  replicas: 3
-  selector: {matchLabels: {app: tr}}
-  template:
-    metadata: {labels: {app: tr}}
-    spec:
-      containers:
-        - name: web
-          image: registry.k8s.io/e2e-test-images/agnhost:2.39
-          args: ["netexec", "--http-port=8080"]
-          readinessProbe: {httpGet: {path: /hostname, port: 8080}, periodSeconds: 1}
----
-apiVersion: v1
-kind: Service
-metadata: {name: trsvc, namespace: default}
-spec: {selector: {app: tr}, ports: [{port: 8080, targetPort: 8080}]}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: trclient, namespace: default}
-spec:
-  containers: [{name: c, image: busybox, command: ["sleep", "3600"]}]
-"""
+from tests.e2e.harness import NAME, deploy_serving_app, run, wait_until
 
 
 def trace(cluster, *args: str) -> subprocess.CompletedProcess:
@@ -42,13 +14,7 @@ def trace(cluster, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_trace_tells_the_seed_path_and_probe_checks_it(cluster, tmp_path):
-    manifest = tmp_path / "tr.yaml"
-    manifest.write_text(APP)
-    cluster.mkctl("apply", "-f", str(manifest))
-    pods = wait_until(lambda: (lambda ps: ps if len(ps) == 3 and all(map(running_ready, ps)) else None)(
-        cluster.pods("app=tr")), timeout=120, what="3 ready tr pods")
-    wait_until(lambda: running_ready(json.loads(cluster.mkctl("get", "pod", "trclient", "-o", "json").stdout)),
-               timeout=60, what="trclient")
+    manifest, pods = deploy_serving_app(cluster, tmp_path, "tr")
     svc = json.loads(cluster.mkctl("get", "svc", "trsvc", "-o", "json").stdout)
     ip = svc["spec"]["clusterIP"]
     by_ip = {p["status"]["podIP"]: p for p in pods}
