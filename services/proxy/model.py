@@ -74,6 +74,29 @@ class ServicePort:
     # load balancer's ingress IPs of status.loadBalancer (those with ipMode VIP or none)
     external_ips: tuple[str, ...] = ()
     load_balancer_ips: tuple[str, ...] = ()
+    # traffic policies, as kube-proxy's BaseServicePortInfo: externalTrafficPolicy Local (only
+    # set when the service is externally accessible), internalTrafficPolicy Local, and
+    # sessionAffinity ClientIP's timeout in seconds (None: no affinity)
+    external_policy_local: bool = False
+    internal_policy_local: bool = False
+    affinity_seconds: int | None = None
+    health_check_node_port: int | None = None
+    load_balancer_source_ranges: tuple[str, ...] = ()
+
+    @property
+    def externally_accessible(self) -> bool:
+        """Reachable from outside the cluster: a node port, an external or a load-balancer IP."""
+        return self.node_port is not None or bool(self.external_ips) or bool(self.load_balancer_ips)
+
+    @property
+    def uses_cluster_endpoints(self) -> bool:
+        """kube-proxy's UsesClusterEndpoints: some traffic goes to endpoints on any node."""
+        return not self.internal_policy_local or (self.externally_accessible and not self.external_policy_local)
+
+    @property
+    def uses_local_endpoints(self) -> bool:
+        """kube-proxy's UsesLocalEndpoints: some traffic goes only to this node's endpoints."""
+        return self.internal_policy_local or (self.external_policy_local and self.externally_accessible)
 
     def usable_endpoints(self) -> tuple[Endpoint, ...]:
         """Endpoints that may receive new connections.
@@ -87,6 +110,47 @@ class ServicePort:
         if ready:
             return ready
         return tuple(ep for ep in self.endpoints if ep.serving and ep.terminating)
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointCategories:
+    """kube-proxy's CategorizeEndpoints for one service port on this node.
+
+    - `cluster`: endpoints for Cluster-policy traffic (ready ones, else serving-terminating
+      ones); empty when no traffic uses the Cluster policy;
+    - `local`: this node's endpoints for Local-policy traffic (ready ones, else its
+      serving-terminating ones); empty when no traffic uses the Local policy;
+    - `reachable`: every endpoint this node may send to (the union, in endpoint order);
+    - `has_any`: whether the service has a usable endpoint anywhere in the cluster (true even
+      when `reachable` is empty because the only ones are on other nodes).
+    """
+
+    cluster: tuple[Endpoint, ...]
+    local: tuple[Endpoint, ...]
+    reachable: tuple[Endpoint, ...]
+    has_any: bool
+
+
+def categorize_endpoints(sp: ServicePort) -> EndpointCategories:
+    """Split a service port's endpoints by traffic policy (no topology hints here)."""
+    cluster: tuple[Endpoint, ...] = ()
+    if sp.uses_cluster_endpoints:
+        cluster = sp.usable_endpoints()
+    if not sp.uses_local_endpoints:
+        return EndpointCategories(cluster, (), cluster, bool(cluster))
+    has_any = any(ep.ready or (ep.serving and ep.terminating) for ep in sp.endpoints)
+    local = tuple(ep for ep in sp.endpoints if ep.is_local and ep.ready)
+    terminating_fallback = False
+    if not local:
+        local = tuple(ep for ep in sp.endpoints if ep.is_local and ep.serving and ep.terminating)
+        terminating_fallback = bool(local)
+    if not sp.uses_cluster_endpoints:
+        return EndpointCategories((), local, local, has_any)
+    if not terminating_fallback:
+        # local holds only ready endpoints, all of which are in cluster already
+        return EndpointCategories(cluster, local, cluster, has_any)
+    union = {ep.address: ep for ep in (*cluster, *local)}
+    return EndpointCategories(cluster, local, tuple(sorted(union.values(), key=_endpoint_sort_key)), has_any)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +214,7 @@ def _service_ports(
     has_node_ports = spec.get("type") in ("NodePort", "LoadBalancer")
     external_ips = _ipv4s(spec.get("externalIPs"))
     lb_ips = load_balancer_vips(svc)
+    policies = _policies(spec, has_node_ports or bool(external_ips))
     ports: list[ServicePort] = []
     for raw_port in spec.get("ports") or ():
         protocol = raw_port.get("protocol") or "TCP"
@@ -168,9 +233,44 @@ def _service_ports(
                 endpoints=_endpoints_for(slices, port_name, protocol, node_name),
                 external_ips=external_ips,
                 load_balancer_ips=lb_ips,
+                **policies,
             )
         )
     return ports
+
+
+DEFAULT_AFFINITY_SECONDS: Final = 10800  # kube's DefaultClientIPServiceAffinitySeconds
+
+
+def _policies(spec: JsonDict, externally_accessible: bool) -> dict[str, Any]:
+    """The traffic-policy fields of every port of one Service (kube-proxy's newBaseServiceInfo)."""
+    external_local = externally_accessible and spec.get("externalTrafficPolicy") == "Local"
+    affinity: int | None = None
+    if spec.get("sessionAffinity") == "ClientIP":
+        config = ((spec.get("sessionAffinityConfig") or {}).get("clientIP") or {})
+        timeout = config.get("timeoutSeconds") if isinstance(config, Mapping) else None
+        affinity = timeout if isinstance(timeout, int) and timeout > 0 else DEFAULT_AFFINITY_SECONDS
+    health = spec.get("healthCheckNodePort")
+    return {
+        "external_policy_local": external_local,
+        "internal_policy_local": spec.get("internalTrafficPolicy") == "Local",
+        "affinity_seconds": affinity,
+        "health_check_node_port": health if external_local and isinstance(health, int) and health > 0 else None,
+        "load_balancer_source_ranges": _source_ranges(spec.get("loadBalancerSourceRanges")),
+    }
+
+
+def _source_ranges(values: object) -> tuple[str, ...]:
+    """loadBalancerSourceRanges as IPv4 networks, surrounding spaces ignored (as kube-proxy)."""
+    found: list[str] = []
+    for value in values if isinstance(values, list) else ():
+        try:
+            net = ipaddress.ip_network(str(value).strip(), strict=False)
+        except ValueError:
+            continue
+        if net.version == 4:
+            found.append(str(net))
+    return tuple(dict.fromkeys(found))
 
 
 def _ipv4s(values: object) -> tuple[str, ...]:

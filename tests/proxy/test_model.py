@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from services.proxy.model import Endpoint, ServicePortName, build_snapshot
+from services.proxy.model import Endpoint, ServicePortName, build_snapshot, categorize_endpoints
 from tests.proxy.objects import endpoint, endpoint_slice, port, service, slice_port
 
 
@@ -88,3 +88,84 @@ def test_endpoints_sort_numerically() -> None:
                          [slice_port(80)])
     (sp,) = build_snapshot([svc], [eps], node_name="").service_ports
     assert [ep.ip for ep in sp.endpoints] == ["10.244.0.9", "10.244.0.10", "10.244.0.100"]
+
+
+def _one(svc: dict[str, Any], endpoints: list[dict[str, Any]]):
+    slices = [endpoint_slice(svc["metadata"]["name"], endpoints, [slice_port(80)])]
+    (sp,) = build_snapshot([svc], slices, node_name="node-a").service_ports
+    return sp
+
+
+def _with(svc: dict[str, Any], **spec: Any) -> dict[str, Any]:
+    svc["spec"].update(spec)
+    return svc
+
+
+@pytest.mark.parametrize(
+    ("spec", "type_", "expected"),
+    [
+        ({}, "ClusterIP", (False, False, None, None, ())),
+        ({"externalTrafficPolicy": "Local", "healthCheckNodePort": 31000}, "LoadBalancer",
+         (True, False, None, 31000, ())),
+        # Local external policy means nothing without an external entry point
+        ({"externalTrafficPolicy": "Local", "healthCheckNodePort": 31000}, "ClusterIP",
+         (False, False, None, None, ())),
+        ({"externalTrafficPolicy": "Local", "externalIPs": ["192.0.2.9"]}, "ClusterIP",
+         (True, False, None, None, ())),
+        ({"internalTrafficPolicy": "Local"}, "ClusterIP", (False, True, None, None, ())),
+        ({"sessionAffinity": "ClientIP"}, "ClusterIP", (False, False, 10800, None, ())),
+        ({"sessionAffinity": "ClientIP", "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 60}}},
+         "ClusterIP", (False, False, 60, None, ())),
+        ({"loadBalancerSourceRanges": [" 203.0.113.0/25", "bad", "2001:db8::/64", "203.0.113.0/25"]},
+         "LoadBalancer", (False, False, None, None, ("203.0.113.0/25",))),
+    ],
+    ids=["defaults", "etp-local", "etp-local-not-external", "etp-local-external-ip", "itp-local",
+         "affinity-default", "affinity-60", "source-ranges"],
+)
+def test_traffic_policies_parsed(spec, type_, expected):
+    svc = _with(service("s", "10.96.0.9", [port(80, node_port=30080)], type_=type_), **spec)
+    sp = _one(svc, [])
+    assert (sp.external_policy_local, sp.internal_policy_local, sp.affinity_seconds,
+            sp.health_check_node_port, sp.load_balancer_source_ranges) == expected
+
+
+def _ips(eps) -> list[str]:
+    return [ep.ip for ep in eps]
+
+
+@pytest.mark.parametrize(
+    ("spec", "type_", "endpoints", "expected"),
+    [
+        # Cluster policy: every ready endpoint; no local list
+        ({}, "ClusterIP", [endpoint("10.0.0.1"), endpoint("10.0.0.2", node="node-b")],
+         (["10.0.0.1", "10.0.0.2"], [], ["10.0.0.1", "10.0.0.2"], True)),
+        # terminating endpoints only when no ready one is left (KEP-1669)
+        ({}, "ClusterIP", [endpoint("10.0.0.1", ready=False, serving=True, terminating=True),
+                           endpoint("10.0.0.2", ready=True, node="node-b")],
+         (["10.0.0.2"], [], ["10.0.0.2"], True)),
+        ({}, "ClusterIP", [endpoint("10.0.0.1", ready=False, serving=True, terminating=True),
+                           endpoint("10.0.0.2", ready=False, serving=False, terminating=True)],
+         (["10.0.0.1"], [], ["10.0.0.1"], True)),
+        # internalTrafficPolicy Local: only this node's endpoints, but the service has endpoints
+        ({"internalTrafficPolicy": "Local"}, "ClusterIP",
+         [endpoint("10.0.0.1", node="node-b"), endpoint("10.0.0.2")],
+         ([], ["10.0.0.2"], ["10.0.0.2"], True)),
+        ({"internalTrafficPolicy": "Local"}, "ClusterIP", [endpoint("10.0.0.1", node="node-b")],
+         ([], [], [], True)),
+        # externalTrafficPolicy Local: both lists, the cluster one reaching everything
+        ({"externalTrafficPolicy": "Local"}, "NodePort",
+         [endpoint("10.0.0.1", node="node-b"), endpoint("10.0.0.2")],
+         (["10.0.0.1", "10.0.0.2"], ["10.0.0.2"], ["10.0.0.1", "10.0.0.2"], True)),
+        # a local terminating endpoint serves Local traffic while remote ready ones serve Cluster
+        ({"externalTrafficPolicy": "Local"}, "NodePort",
+         [endpoint("10.0.0.1", node="node-b"), endpoint("10.0.0.2", ready=False, serving=True, terminating=True)],
+         (["10.0.0.1"], ["10.0.0.2"], ["10.0.0.1", "10.0.0.2"], True)),
+        ({}, "ClusterIP", [], ([], [], [], False)),
+    ],
+    ids=["cluster", "ready-first", "terminating-fallback", "itp-local", "itp-local-remote-only",
+         "etp-local", "etp-local-terminating", "none"],
+)
+def test_categorize_endpoints(spec, type_, endpoints, expected):
+    svc = _with(service("s", "10.96.0.9", [port(80, node_port=30080)], type_=type_), **spec)
+    cats = categorize_endpoints(_one(svc, endpoints))
+    assert (_ips(cats.cluster), _ips(cats.local), _ips(cats.reachable), cats.has_any) == expected
