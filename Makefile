@@ -8,7 +8,7 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := etcd-server etcd-client iptables iproute2 containernetworking-plugins \
+APT_PACKAGES := etcd-server etcd-client iptables nftables iproute2 containernetworking-plugins \
 	bind9-dnsutils dnsperf dnsmasq-base docker.io docker-compose debootstrap conntrack procps curl util-linux \
 	runc skopeo umoci docker-registry busybox-static nginx chromium chromium-driver
 

@@ -1,7 +1,8 @@
-"""``python -m services.proxy``: one node's service proxy (iptables mode).
+"""``python -m services.proxy``: one node's service proxy (iptables or nftables mode).
 
     python -m services.proxy --apiserver URL --node-name N --cluster-cidr 10.244.0.0/16 \
-        --health-port N [--netns NAME] [--min-sync-period 1] [--sync-period 30]
+        --health-port N [--proxy-mode iptables|nftables] [--service-cluster-ip-range CIDR] \
+        [--netns NAME] [--min-sync-period 1] [--sync-period 30]
     python -m services.proxy --cleanup [--netns NAME]
 
 In the local cluster it runs inside the node's network namespace (``nsenter --net=...``)
@@ -11,13 +12,17 @@ conntrack command through ``ip netns exec NAME`` (tests, benchmarks).
 Restart-safe: SIGTERM stops the watches and the sync loop and leaves the rules in place. A
 new process touches nothing until both caches have synced, then its first (full) sync
 rewrites each chain in one iptables-restore, so services keep working throughout.
-``--cleanup`` is for teardown only: it removes every chain and jump of the proxy.
+``--cleanup`` is for teardown only: it removes every chain and jump of the proxy, and its
+nftables table. Starting in one mode removes what the other mode left (as kube-proxy does),
+so a node switched between modes never runs both.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import logging
+import shutil
 import signal
 
 from prometheus_client import CollectorRegistry
@@ -32,7 +37,8 @@ from services.proxy.announce import IpAddresses
 from services.proxy.cleanup import cleanup
 from services.proxy.informers import attach_informers
 from services.proxy.iptables import supports_random_fully
-from services.proxy.proxier import Proxier
+from services.proxy.nftsync import NftCommands
+from services.proxy.proxier import PROXY_MODES, Proxier
 from services.proxy.readiness import rules_synced
 from services.proxy.rules import NodeSettings
 
@@ -52,6 +58,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--health-listen", default="127.0.0.1")
     parser.add_argument("--netns", default=None,
                         help="program this named network namespace instead of our own")
+    parser.add_argument("--proxy-mode", choices=PROXY_MODES, default="iptables",
+                        help="program iptables chains, or one nftables table with verdict maps")
+    parser.add_argument("--service-cluster-ip-range", action="append", default=[], metavar="CIDR",
+                        help="the service CIDR (repeatable): in nftables mode, traffic to a cluster IP "
+                        "no Service holds is dropped")
     parser.add_argument("--min-sync-period", type=float, default=1.0,
                         help="minimum seconds between two syncs (bursts merge into one)")
     parser.add_argument("--sync-period", type=float, default=30.0,
@@ -68,16 +79,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--kubeconfig (or --apiserver) and --node-name are required (unless --cleanup)")
     if args.min_sync_period < 0 or args.sync_period <= 0:
         parser.error("--min-sync-period must be >= 0 and --sync-period > 0")
+    if args.proxy_mode == "nftables" and not args.cleanup and shutil.which("nft") is None:
+        parser.error("--proxy-mode nftables needs the nft command (Debian's nftables package)")
+    for cidr in args.service_cluster_ip_range:
+        try:
+            ipaddress.IPv4Network(cidr)
+        except ValueError:
+            parser.error(f"--service-cluster-ip-range: {cidr!r} is not an IPv4 network")
     return args
 
 
-async def run_cleanup(args: argparse.Namespace) -> None:
-    plan = await cleanup(netns=args.netns)
-    log.info("cleanup done", extra={
-        "netns": args.netns or "-",
-        "deleted_rules": plan.deleted_rules,
-        "deleted_chains": sum(len(c) for c in plan.deleted_chains.values()),
-    })
+async def run_cleanup(args: argparse.Namespace, *, modes: tuple[str, ...] = PROXY_MODES) -> None:
+    """Remove what the given modes programmed (by default both)."""
+    extra: dict[str, object] = {"netns": args.netns or "-"}
+    if "iptables" in modes:
+        plan = await cleanup(netns=args.netns)
+        extra.update(deleted_rules=plan.deleted_rules,
+                     deleted_chains=sum(len(c) for c in plan.deleted_chains.values()))
+    if "nftables" in modes:
+        extra["deleted_nftables_table"] = await NftCommands(netns=args.netns).delete_table()
+    log.info("cleanup done", extra=extra)
 
 
 async def run(args: argparse.Namespace, stop: asyncio.Event) -> None:
@@ -91,7 +112,10 @@ async def run(args: argparse.Namespace, stop: asyncio.Event) -> None:
                  if args.announce_interface else None)
     proxier = Proxier(settings, registry=registry, netns=args.netns,
                       min_interval=args.min_sync_period, sync_period=args.sync_period,
-                      addresses=addresses)
+                      addresses=addresses, mode=args.proxy_mode,
+                      service_cidrs=tuple(args.service_cluster_ip_range))
+    # the other mode's leftovers would still catch packets before ours
+    await run_cleanup(args, modes=tuple(m for m in PROXY_MODES if m != args.proxy_mode))
     client = ApiClient(from_flags(args.kubeconfig, args.apiserver))
     factory = SharedInformerFactory(client)
     informers = attach_informers(proxier, factory)

@@ -90,8 +90,10 @@ class ServicePort:
 
     @property
     def uses_cluster_endpoints(self) -> bool:
-        """kube-proxy's UsesClusterEndpoints: some traffic goes to endpoints on any node."""
-        return not self.internal_policy_local or (self.externally_accessible and not self.external_policy_local)
+        """kube-proxy's UsesClusterEndpoints: some traffic goes to endpoints on any node. An
+        externally accessible service always does: even with externalTrafficPolicy Local, pod
+        and node traffic to its external addresses is short-circuited to the Cluster policy."""
+        return not self.internal_policy_local or self.externally_accessible
 
     @property
     def uses_local_endpoints(self) -> bool:
@@ -182,6 +184,97 @@ def build_snapshot(
         ports.extend(_service_ports(svc, slices_by_service, node_name))
     ports.sort(key=lambda sp: (str(sp.name), sp.protocol))
     return Snapshot(service_ports=tuple(ports))
+
+
+ServiceKey = tuple[str, str]  # (namespace, name)
+
+
+def _object_key(obj: JsonDict) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    return (meta.get("namespace") or "default", meta.get("name") or "")
+
+
+class ServiceIndex:
+    """Services and their EndpointSlices, grouped by service, with each service's ports
+    recomputed only after it or one of its slices changed.
+
+    The proxy's event handlers feed it; a sync then reads `ports()` (every service's ports,
+    cheap when little changed) and `take_changed()` (the services changed since the last
+    take), which is what lets the nftables mode rewrite only what changed.
+    """
+
+    def __init__(self, node_name: str) -> None:
+        self.node_name = node_name
+        self.services: dict[ServiceKey, JsonDict] = {}
+        self._slices: dict[ServiceKey, dict[str, JsonDict]] = {}
+        self._slice_owner: dict[tuple[str, str], ServiceKey] = {}
+        self._ports: dict[ServiceKey, tuple[ServicePort, ...]] = {}
+        self._dirty: set[ServiceKey] = set()
+        self._changed: set[ServiceKey] = set()
+
+    def set_service(self, obj: JsonDict) -> None:
+        key = _object_key(obj)
+        self.services[key] = obj
+        self._mark(key)
+
+    def delete_service(self, obj: JsonDict) -> None:
+        key = _object_key(obj)
+        self.services.pop(key, None)
+        self._mark(key)
+
+    def set_slice(self, obj: JsonDict) -> None:
+        self.delete_slice(obj)
+        meta = obj.get("metadata") or {}
+        service_name = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
+        if not service_name or obj.get("addressType", "IPv4") != "IPv4":
+            return
+        slice_key = _object_key(obj)
+        owner = (slice_key[0], service_name)
+        self._slice_owner[slice_key] = owner
+        self._slices.setdefault(owner, {})[slice_key[1]] = obj
+        self._mark(owner)
+
+    def delete_slice(self, obj: JsonDict) -> None:
+        slice_key = _object_key(obj)
+        owner = self._slice_owner.pop(slice_key, None)
+        if owner is None:
+            return
+        slices = self._slices.get(owner, {})
+        slices.pop(slice_key[1], None)
+        if not slices:
+            self._slices.pop(owner, None)
+        self._mark(owner)
+
+    def _mark(self, key: ServiceKey) -> None:
+        self._dirty.add(key)
+        self._changed.add(key)
+
+    def ports(self) -> dict[ServiceKey, tuple[ServicePort, ...]]:
+        """Every service's proxied ports (services without any are left out)."""
+        for key in self._dirty:
+            svc = self.services.get(key)
+            slices = {key: list(self._slices.get(key, {}).values())}
+            ports = tuple(_service_ports(svc, slices, self.node_name)) if svc is not None else ()
+            if ports:
+                self._ports[key] = ports
+            else:
+                self._ports.pop(key, None)
+        self._dirty.clear()
+        return self._ports
+
+    def mark_changed(self, keys: Iterable[ServiceKey]) -> None:
+        """Hand back services a failed sync took but did not program."""
+        self._changed.update(keys)
+
+    def take_changed(self) -> set[ServiceKey]:
+        """The services changed since the last call (the set is handed over and reset)."""
+        changed, self._changed = self._changed, set()
+        return changed
+
+    def snapshot(self) -> Snapshot:
+        ports = [sp for group in self.ports().values() for sp in group]
+        ports.sort(key=lambda sp: (str(sp.name), sp.protocol))
+        return Snapshot(service_ports=tuple(ports))
 
 
 def _slices_by_service(endpoint_slices: Iterable[JsonDict]) -> dict[tuple[str, str], list[JsonDict]]:

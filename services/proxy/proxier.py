@@ -6,9 +6,15 @@ object and ask the runner for a sync; the sync reads the whole current state
 No sync runs before both caches have synced: programming rules from a
 half-filled cache would REJECT traffic to services whose endpoints are merely
 not listed yet.
+
+Two modes, as kube-proxy's `--proxy-mode`: `iptables` renders the whole ruleset every
+sync and lets the applier skip unchanged chains; `nftables` hands the applier only the
+Services changed since the last sync (a `ServiceIndex` keeps each Service's ports and
+recomputes only those), so one endpoint change costs the same at 10 or 10,000 Services.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -24,7 +30,10 @@ from services.proxy.iptables import (
     IptablesApplier,
     delete_udp_flows,
 )
-from services.proxy.model import Snapshot, build_snapshot
+from services.proxy.model import ServiceIndex, ServiceKey, ServicePort, Snapshot
+from services.proxy.nftables import NftSettings
+from services.proxy.nftsync import STALE_CHAIN_GRACE, Nft, NftablesApplier, NftPlan
+from services.proxy.restore import RestorePlan
 from services.proxy.rules import NodeSettings, render
 from services.proxy.runner import BoundedFrequencyRunner, SyncTrigger
 
@@ -39,11 +48,14 @@ def object_key(obj: JsonDict) -> str:
     return f"{meta.get('namespace') or 'default'}/{meta.get('name') or ''}"
 
 
-class Proxier:
-    """One node's service proxy in iptables mode.
+PROXY_MODES = ("iptables", "nftables")
 
-    `iptables` and `conntrack` default to the real commands (inside `netns`, if given);
-    tests pass the in-memory fakes instead.
+
+class Proxier:
+    """One node's service proxy, in iptables or nftables mode.
+
+    `iptables`, `nft` and `conntrack` default to the real commands (inside `netns`, if
+    given); tests pass the in-memory fakes instead.
     """
 
     def __init__(
@@ -57,39 +69,48 @@ class Proxier:
         min_interval: float = 1.0,
         sync_period: float = 30.0,
         addresses: Addresses | None = None,
+        mode: str = "iptables",
+        nft: Nft | None = None,
+        service_cidrs: tuple[str, ...] = (),
     ) -> None:
+        if mode not in PROXY_MODES:
+            raise ValueError(f"unknown proxy mode {mode!r}")
         self.settings = settings
         self.netns = netns
+        self.mode = mode
         self.applier = IptablesApplier(netns=netns, iptables=iptables)
+        self.nft_applier = NftablesApplier(
+            NftSettings(node_name=settings.node_name, cluster_cidr=settings.cluster_cidr,
+                        service_cidrs=service_cidrs, masquerade_mark=settings.masquerade_mark),
+            nft=nft, netns=netns)
         self.conntrack: Conntrack = conntrack if conntrack is not None else ConntrackCommands(netns=netns)
         self.runner = BoundedFrequencyRunner(
             self.sync, registry=registry, min_interval=min_interval, sync_period=sync_period
         )
         self.addresses = addresses  # where load-balancer addresses are announced (None: not here)
         self._nodes: dict[str, JsonDict] = {}
-        self._services: dict[str, JsonDict] = {}
-        self._slices: dict[str, JsonDict] = {}
+        self.index = ServiceIndex(settings.node_name)
         self._services_synced = False
         self._slices_synced = False
-        self._applied: Snapshot = Snapshot(())
+        self._applied: dict[ServiceKey, tuple[ServicePort, ...]] = {}
         self.has_synced_rules = False
 
     # -- event handlers: record and request, nothing else --------------------
 
     def on_service(self, obj: JsonDict) -> None:
-        self._services[object_key(obj)] = obj
+        self.index.set_service(obj)
         self.runner.request()
 
     def on_service_deleted(self, obj: JsonDict) -> None:
-        self._services.pop(object_key(obj), None)
+        self.index.delete_service(obj)
         self.runner.request()
 
     def on_endpoint_slice(self, obj: JsonDict) -> None:
-        self._slices[object_key(obj)] = obj
+        self.index.set_slice(obj)
         self.runner.request()
 
     def on_endpoint_slice_deleted(self, obj: JsonDict) -> None:
-        self._slices.pop(object_key(obj), None)
+        self.index.delete_slice(obj)
         self.runner.request()
 
     def on_node(self, obj: JsonDict) -> None:
@@ -121,35 +142,52 @@ class Proxier:
     # -- the sync ------------------------------------------------------------
 
     def snapshot(self) -> Snapshot:
-        return build_snapshot(
-            self._services.values(), self._slices.values(), node_name=self.settings.node_name
-        )
+        return self.index.snapshot()
 
     async def sync(self, trigger: SyncTrigger) -> None:
-        """Render everything and apply it; UDP conntrack cleanup follows the new rules."""
+        """Render and apply; UDP conntrack cleanup follows the new rules."""
         if not (self._services_synced and self._slices_synced):
             log.info("proxy sync skipped: caches not synced yet")
             return
-        snapshot = self.snapshot()
-        ruleset = render(snapshot, self.settings)
-        full = trigger is not SyncTrigger.CHANGED or not self.has_synced_rules
-        plan = await self.applier.apply(ruleset, full=full)
-        flows = stale_udp_flows(self._applied, snapshot)
-        self._applied = snapshot
+        ports = self.index.ports()
+        changed = self.index.take_changed()
+        try:
+            if self.mode == "nftables":
+                # periodic syncs stay partial: the table is ours alone, nothing edits it
+                full = trigger is SyncTrigger.RETRY or not self.has_synced_rules
+                plan: NftPlan | RestorePlan = await self.nft_applier.apply(ports, changed, full=full)
+            else:
+                full = trigger is not SyncTrigger.CHANGED or not self.has_synced_rules
+                plan = await self.applier.apply(render(self.index.snapshot(), self.settings), full=full)
+        except BaseException:
+            self.index.mark_changed(changed)  # still to do (and a failed nft apply is full next)
+            raise
+        if isinstance(plan, NftPlan) and plan.stale_chains:
+            # their deletion waits out the grace second, in the sync that follows it
+            asyncio.get_running_loop().call_later(STALE_CHAIN_GRACE + 0.05, self.runner.request)
+        flows = stale_udp_flows(self._before(changed), self._after(changed, ports))
+        self._applied = dict(ports)
         self.has_synced_rules = True
         if flows:
             await delete_udp_flows(flows, self.conntrack)
         if self.addresses is not None:
             await announce(self.addresses, addresses_to_announce(
-                self._services.values(), self._nodes.values(), self.settings.node_name))
-        log.info(
-            "proxy synced",
-            extra={
-                "trigger": trigger.value,
-                "full": full,
-                "service_ports": len(snapshot.service_ports),
-                "written_chains": sum(len(c) for c in plan.written_chains.values()),
-                "stale_chains": sum(len(c) for c in plan.stale_chains.values()),
-                "udp_flow_filters": len(flows),
-            },
-        )
+                self.index.services.values(), self._nodes.values(), self.settings.node_name))
+        log.info("proxy synced", extra={"trigger": trigger.value, "full": full, "mode": self.mode,
+                                        "changed_services": len(changed), **_plan_figures(plan),
+                                        "udp_flow_filters": len(flows)})
+
+    def _before(self, changed: set[ServiceKey]) -> Snapshot:
+        return Snapshot(tuple(sp for key in changed for sp in self._applied.get(key, ())))
+
+    @staticmethod
+    def _after(changed: set[ServiceKey], ports: dict[ServiceKey, tuple[ServicePort, ...]]) -> Snapshot:
+        return Snapshot(tuple(sp for key in changed for sp in ports.get(key, ())))
+
+
+def _plan_figures(plan: NftPlan | RestorePlan) -> dict[str, int]:
+    if isinstance(plan, NftPlan):
+        return {"services": plan.services, "written_chains": plan.chains_written,
+                "changed_elements": plan.elements_changed, "stale_chains": len(plan.stale_chains)}
+    return {"written_chains": sum(len(c) for c in plan.written_chains.values()),
+            "stale_chains": sum(len(c) for c in plan.stale_chains.values())}

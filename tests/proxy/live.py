@@ -119,7 +119,7 @@ class ProxyProcess:
 
     def __init__(self, lab: NetnsLab, netns: str, kubeconfig: Path, log_path: Path, *,
                  inside: bool = False, min_sync_period: float = 0.1,
-                 sync_period: float = 30.0, apiserver: str | None = None) -> None:
+                 sync_period: float = 30.0, apiserver: str | None = None, mode: str = "iptables") -> None:
         self.lab = lab
         self.netns = netns
         self.inside = inside
@@ -129,7 +129,7 @@ class ProxyProcess:
                 "--node-name", "node-a", "--cluster-cidr", CLUSTER_CIDR,
                 "--health-port", str(self.health_port),
                 "--min-sync-period", str(min_sync_period), "--sync-period", str(sync_period),
-                "--log-level", "DEBUG"]
+                "--proxy-mode", mode, "--log-level", "DEBUG"]
         self.argv = ["ip", "netns", "exec", netns, *argv] if inside else [*argv, "--netns", netns]
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
@@ -183,6 +183,33 @@ def saved_rules(lab: NetnsLab, netns: str) -> str:
         re.sub(r"\[\d+:\d+\]$", "[0:0]", line) + "\n"
         for line in text.splitlines() if not line.startswith("#")
     )
+
+
+def nft_table(lab: NetnsLab, netns: str) -> str:
+    """`nft list table ip kube-proxy` ("" when there is no such table)."""
+    return lab.exec(netns, ["nft", "list", "table", "ip", "kube-proxy"], check=False).stdout
+
+
+def nft_chains(lab: NetnsLab, netns: str) -> set[str]:
+    """The chain names of our nftables table."""
+    return {line.split()[1] for line in nft_table(lab, netns).splitlines() if line.strip().startswith("chain ")}
+
+
+def nft_blocks(table: str) -> list[str]:
+    """The table's chains, maps and sets as sorted text blocks: the kernel lists them in
+    creation order, which a restart (recreating the base chains) changes."""
+    blocks: list[list[str]] = []
+    for line in table.splitlines():
+        if line.startswith("\t") and not line.startswith("\t\t") and line.strip() != "}":
+            blocks.append([])
+        if blocks and line.startswith("\t"):
+            blocks[-1].append(line)
+    return sorted("\n".join(b) for b in blocks)
+
+
+def programmed(lab: NetnsLab, netns: str, mode: str) -> str:
+    """What the proxy put into the kernel in `mode`, as text to compare."""
+    return "\n".join(nft_blocks(nft_table(lab, netns))) if mode == "nftables" else saved_rules(lab, netns)
 
 
 def kube_chains(lab: NetnsLab, netns: str) -> set[str]:

@@ -13,6 +13,7 @@ reaches the filter FORWARD chain and is REJECTed there.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from collections import Counter
 from collections.abc import Iterator
@@ -22,7 +23,8 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from services.proxy.model import build_snapshot
+from services.proxy.model import ServiceIndex, build_snapshot
+from services.proxy.nftsync import NftablesApplier
 from services.proxy.proxier import Proxier
 from services.proxy.rules import NodeSettings, render
 from services.proxy.runner import SyncTrigger
@@ -100,6 +102,7 @@ class Topology:
     lab: NetnsLab
     node: str
     client: subprocess.Popen[str]
+    mode: str  # the proxy mode every test here runs in: each runs in both
 
     def ask(self, cmd: str, ip: str, port_: int, count: int) -> list[tuple[str, float]]:
         assert self.client.stdin is not None and self.client.stdout is not None
@@ -108,8 +111,10 @@ class Topology:
         return [(answer, seconds) for answer, seconds in json.loads(self.client.stdout.readline())]
 
 
-@pytest.fixture
-def topology(lab: NetnsLab) -> Iterator[Topology]:
+@pytest.fixture(params=["iptables", "nftables"])
+def topology(lab: NetnsLab, request: pytest.FixtureRequest) -> Iterator[Topology]:
+    if request.param == "nftables" and shutil.which("nft") is None:
+        pytest.skip("nft (Debian's nftables) is not installed")
     node = lab.add_netns("node")
     client = lab.add_netns("client")
     lab.link(client, "eth0", "10.0.0.2/24", node, "eth-c", "10.0.0.1/24")
@@ -125,7 +130,7 @@ def topology(lab: NetnsLab) -> Iterator[Topology]:
     lab.exec(node, ["ip", "route", "add", "default", "via", "10.10.0.2"])
     # Forwarding is enabled in the node namespace only.
     lab.exec(node, ["sysctl", "-qw", "net.ipv4.ip_forward=1"])
-    yield Topology(lab, node, lab.spawn(client, CLIENT))
+    yield Topology(lab, node, lab.spawn(client, CLIENT), request.param)
 
 
 def _web_slice(*ips: str) -> dict[str, Any]:
@@ -136,9 +141,13 @@ def _dns_slice(*ips: str) -> dict[str, Any]:
     return endpoint_slice("dns", [endpoint(ip) for ip in ips], [slice_port(5353, name="dns", protocol="UDP")])
 
 
-def _proxier(topology: Topology) -> Proxier:
-    proxier = Proxier(NodeSettings(node_name="node-a", cluster_cidr=CLUSTER_CIDR),
-                      registry=CollectorRegistry(), netns=topology.node)
+def _proxier(topology: Topology, **kwargs: Any) -> Proxier:
+    return Proxier(NodeSettings(node_name="node-a", cluster_cidr=CLUSTER_CIDR),
+                   registry=CollectorRegistry(), netns=topology.node, mode=topology.mode, **kwargs)
+
+
+def _proxier_with_services(topology: Topology) -> Proxier:
+    proxier = _proxier(topology)
     proxier.on_service(service("web", WEB_IP, [port(80, name="http", target_port=8080)]))
     proxier.on_service(service("dns", DNS_IP, [port(53, name="dns", protocol="UDP", target_port=5353)]))
     proxier.mark_services_synced()
@@ -146,11 +155,16 @@ def _proxier(topology: Topology) -> Proxier:
 
 
 async def test_cluster_ip_spreads_then_follows_endpoint_changes(topology: Topology) -> None:
-    proxier = _proxier(topology)
+    proxier = _proxier_with_services(topology)
     proxier.on_endpoint_slice(_web_slice("10.244.1.2", "10.244.2.2"))
     proxier.mark_endpoint_slices_synced()
     await proxier.sync(SyncTrigger.CHANGED)
     assert proxier.ready
+    # the mode's own rules, and none of the other's
+    nat = topology.lab.exec(topology.node, ["iptables-save", "-t", "nat"]).stdout
+    tables = topology.lab.exec(topology.node, ["nft", "list", "tables"], check=False).stdout
+    assert ("KUBE-SERVICES" in nat) == (topology.mode == "iptables"), nat
+    assert ("table ip kube-proxy" in tables) == (topology.mode == "nftables"), tables
 
     answers = Counter(answer for answer, _ in topology.ask("http", WEB_IP, 80, 60))
     # Both backends answer, and each saw the node's address: the client was masqueraded.
@@ -175,7 +189,7 @@ async def test_cluster_ip_spreads_then_follows_endpoint_changes(topology: Topolo
 
 
 async def test_udp_flow_moves_when_its_endpoint_is_removed(topology: Topology) -> None:
-    proxier = _proxier(topology)
+    proxier = _proxier_with_services(topology)
     proxier.on_endpoint_slice(_dns_slice("10.244.1.2", "10.244.2.2"))
     proxier.mark_endpoint_slices_synced()
     await proxier.sync(SyncTrigger.CHANGED)
@@ -189,10 +203,16 @@ async def test_udp_flow_moves_when_its_endpoint_is_removed(topology: Topology) -
 
     # Control: new rules alone do not move an existing UDP flow...
     proxier.on_endpoint_slice(_dns_slice(remaining_ip))
-    snapshot = build_snapshot(
-        [service("dns", DNS_IP, [port(53, name="dns", protocol="UDP", target_port=5353)])],
-        [_dns_slice(remaining_ip)], node_name="node-a")
-    await proxier.applier.apply(render(snapshot, proxier.settings))
+    dns = service("dns", DNS_IP, [port(53, name="dns", protocol="UDP", target_port=5353)])
+    if topology.mode == "nftables":
+        index = ServiceIndex("node-a")
+        index.set_service(dns)
+        index.set_slice(_dns_slice(remaining_ip))
+        await NftablesApplier(proxier.nft_applier.settings, netns=topology.node).apply(
+            index.ports(), index.take_changed(), full=True)
+    else:
+        snapshot = build_snapshot([dns], [_dns_slice(remaining_ip)], node_name="node-a")
+        await proxier.applier.apply(render(snapshot, proxier.settings))
     assert {a.split()[0] for a, _ in topology.ask("udp", DNS_IP, 53, 3)} == {pinned_backend}
 
     # ...the proxier's sync deletes the stale conntrack entries, and it does.
@@ -209,9 +229,7 @@ async def test_external_and_load_balancer_ips_reach_the_endpoints(topology: Topo
     from tests.proxy.objects import external
 
     lb_ip, external_ip = "10.0.0.100", "192.0.2.10"
-    proxier = Proxier(NodeSettings(node_name="node-a", cluster_cidr=CLUSTER_CIDR),
-                      registry=CollectorRegistry(), netns=topology.node,
-                      addresses=IpAddresses("eth-c", netns=topology.node))
+    proxier = _proxier(topology, addresses=IpAddresses("eth-c", netns=topology.node))
     web = external(service("web", WEB_IP, [port(80, name="http", target_port=8080)], type_="LoadBalancer"),
                    external_ips=[external_ip], lb_ips=[lb_ip])
     proxier.on_service(web)

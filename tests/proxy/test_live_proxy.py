@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import web
 
 from cluster.procs import free_port
 from kubecore.api import resources as R
 from kubecore.client.rest import ApiClient
 from services.apiserver.settings import server_ssl_context
+from services.proxy.nftables import chain_base, endpoint_base
 from services.proxy.rules import endpoint_chain_name, service_chain_name
 from tests.conftest import ApiServer
 from tests.proxy.live import (
@@ -24,6 +27,9 @@ from tests.proxy.live import (
     STEADY_CLIENT,
     ProxyProcess,
     kube_chains,
+    nft_chains,
+    nft_table,
+    programmed,
     run_cleanup,
     saved_rules,
     wait_for,
@@ -32,6 +38,7 @@ from tests.proxy.netns import NetnsLab
 
 WEB_PORT = "default/web:http"
 SVC_CHAIN = service_chain_name(WEB_PORT, "TCP")
+NFT_SVC_CHAIN = "service-" + chain_base(WEB_PORT, "TCP")
 
 
 def sep_chain(ip: str) -> str:
@@ -121,8 +128,9 @@ async def test_rules_follow_the_api_then_cleanup_removes_them(
         assert "KUBE-" not in saved_rules(lab, node)
 
 
+@pytest.mark.parametrize("mode", ["iptables", "nftables"])
 async def test_restart_inside_the_namespace_keeps_rules_and_traffic(
-    lab: NetnsLab, apiserver: ApiServer, tmp_path: Path
+    lab: NetnsLab, apiserver: ApiServer, tmp_path: Path, mode: str
 ) -> None:
     # The proxy runs in the node's namespace, as the cluster starts it; it reaches the
     # API server through a relay to a Unix socket of the (in-process) API server.
@@ -141,7 +149,7 @@ async def test_restart_inside_the_namespace_keeps_rules_and_traffic(
     kubeconfig = apiserver.kubeconfig(tmp_path / "proxy.kubeconfig", "system:kube-proxy")
 
     first = ProxyProcess(lab, node, kubeconfig, tmp_path / "proxy-1.log", inside=True,
-                         apiserver=api_url).start()
+                         apiserver=api_url, mode=mode).start()
     try:
         await first.wait_ready()
         async with ApiClient(apiserver.config) as client:
@@ -149,22 +157,23 @@ async def test_restart_inside_the_namespace_keeps_rules_and_traffic(
             await client.create(R.ENDPOINTSLICES, web_slice("10.244.1.2"), "default")
         cluster_ip = created["spec"]["clusterIP"]
         lab.exec(node, ["ip", "route", "add", f"{cluster_ip}/32", "dev", "eth-b1"])
-        await wait_for(lambda: SVC_CHAIN in kube_chains(lab, node), timeout=5,
-                       what="service chain")
-        before = saved_rules(lab, node)
+        chain = SVC_CHAIN if mode == "iptables" else NFT_SVC_CHAIN
+        await wait_for(lambda: chain in (kube_chains if mode == "iptables" else nft_chains)(lab, node),
+                       timeout=5, what="service chain")
+        before = programmed(lab, node, mode)
         traffic = lab.spawn(node, STEADY_CLIENT, cluster_ip, "80")
         await asyncio.sleep(0.5)
     finally:
         assert first.stop() == 0, first.log()
-    assert saved_rules(lab, node) == before, "SIGTERM leaves the rules in place"
+    assert programmed(lab, node, mode) == before, "SIGTERM leaves the rules in place"
     await asyncio.sleep(0.5)
 
     second = ProxyProcess(lab, node, kubeconfig, tmp_path / "proxy-2.log", inside=True,
-                          apiserver=api_url).start()
+                          apiserver=api_url, mode=mode).start()
     try:
         await second.wait_ready()
         await asyncio.sleep(0.5)
-        assert saved_rules(lab, node) == before, "the restarted proxy rebuilt the same rules"
+        assert programmed(lab, node, mode) == before, "the restarted proxy rebuilt the same rules"
     finally:
         assert second.stop() == 0, second.log()
     assert "proxy synced" in second.log()
@@ -175,3 +184,57 @@ async def test_restart_inside_the_namespace_keeps_rules_and_traffic(
     summary = json.loads(await asyncio.to_thread(traffic.stdout.readline))
     assert summary["failed"] == 0, summary
     assert summary["ok"] > 20, summary
+
+
+@pytest.mark.skipif(shutil.which("nft") is None, reason="nft (Debian's nftables) is not installed")
+async def test_nftables_mode_follows_the_api_then_cleanup_removes_the_table(
+    lab: NetnsLab, apiserver: ApiServer, tmp_path: Path
+) -> None:
+    """The same story in nftables mode: chains named as kube-proxy names them, a removed
+    endpoint's chain flushed at once and deleted a second later, iptables leftovers of an
+    earlier iptables-mode proxy removed at start, and --cleanup deleting the table."""
+    node = lab.add_netns("node")
+    leftover = ProxyProcess(lab, node, apiserver.kubeconfig(tmp_path / "p.kubeconfig", "system:kube-proxy"),
+                            tmp_path / "iptables.log").start()
+    try:
+        await leftover.wait_ready()
+    finally:
+        assert leftover.stop() == 0, leftover.log()
+    assert "KUBE-SERVICES" in kube_chains(lab, node)
+
+    def endpoint_chain(ip: str) -> str:
+        return "endpoint-" + endpoint_base(WEB_PORT, "TCP", ip, 8080)
+
+    proxy = ProxyProcess(lab, node, apiserver.kubeconfig(tmp_path / "proxy.kubeconfig", "system:kube-proxy"),
+                         tmp_path / "proxy.log", min_sync_period=0.2, mode="nftables").start()
+    try:
+        await proxy.wait_ready()
+        assert kube_chains(lab, node) == set(), "the iptables mode's chains are gone"
+        async with ApiClient(apiserver.config) as client:
+            created = await client.create(R.SERVICES, web_service(), "default")
+            cluster_ip = created["spec"]["clusterIP"]
+            await client.create(R.ENDPOINTSLICES, web_slice("10.244.1.2", "10.244.2.2"), "default")
+            both = {NFT_SVC_CHAIN, endpoint_chain("10.244.1.2"), endpoint_chain("10.244.2.2")}
+            await wait_for(lambda: both <= nft_chains(lab, node), timeout=5, what="service and endpoint chains")
+            table = nft_table(lab, node)
+            assert f"{cluster_ip} . tcp . 80 : goto {NFT_SVC_CHAIN}" in table, table
+            assert "dnat to 10.244.2.2:8080" in table
+
+            current = await client.get(R.ENDPOINTSLICES, "web-abcde", "default")
+            current["endpoints"] = current["endpoints"][:1]
+            await client.replace(R.ENDPOINTSLICES, current)
+            await wait_for(lambda: endpoint_chain("10.244.2.2") not in nft_chains(lab, node), timeout=4,
+                           what="removed endpoint's chain deleted after its grace second")
+            assert "10.244.2.2" not in nft_table(lab, node)
+
+            await client.delete(R.SERVICES, "web", "default")
+            await wait_for(lambda: not any("/" in c for c in nft_chains(lab, node)), timeout=4,
+                           what="service chains deleted")
+            assert cluster_ip not in nft_table(lab, node)
+    finally:
+        assert proxy.stop() == 0, proxy.log()
+    assert "chain services" in nft_table(lab, node), "a stopped proxy leaves its table"
+    for _ in range(2):
+        done = await asyncio.to_thread(run_cleanup, node)
+        assert done.returncode == 0, done.stderr
+        assert nft_table(lab, node) == ""

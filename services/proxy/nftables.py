@@ -1,0 +1,427 @@
+"""The nftables mode's rules, rendered from service ports as `nft -f` text.
+
+Pure: no I/O, no clock. The layout is kube-proxy's nftables proxier (KEP-3866), in one
+table of our own, `ip kube-proxy`, which nothing else touches:
+
+- verdict maps do the per-packet work in O(1): `service-ips` (cluster, external and
+  load-balancer IP . protocol . port -> the service's chain), `service-nodeports`
+  (protocol . port), `no-endpoint-services` / `no-endpoint-nodeports` (-> reject or drop),
+  `firewall-ips` (load-balancer source ranges), and the `cluster-ips` set, whose other
+  ports are rejected and whose unallocated neighbours in the service CIDR are dropped;
+- per service port: `service-<hash>-<ns>/<name>/<proto>/<port>` (Cluster policy) and
+  `local-...` (Local policy), each one `numgen random mod N vmap` rule choosing an
+  endpoint; `external-...` for node-port, external and load-balancer traffic; one
+  `endpoint-<hash>-...__<ip>/<port>` chain per endpoint (hairpin mark, affinity, DNAT);
+  `affinity-...` sets with a timeout for sessionAffinity ClientIP; `firewall-...` chains;
+- base chains hooked at kube-proxy's priorities: filter ones before DNAT (they look at the
+  service address), nat prerouting/output at DNAT, postrouting at SNAT.
+
+A `ServiceRules` is everything one service port owns: its chains with their rules, its map
+and set elements, its affinity sets. `Transaction` collects the statements of one `nft -f`
+run in the order the kernel needs them (chains exist before anything jumps to them; a set
+is deleted only after the rules using it are flushed), so each sync is one atomic step.
+"""
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+from services.proxy.model import Endpoint, ServicePort, categorize_endpoints
+
+FAMILY: Final = "ip"
+TABLE: Final = "kube-proxy"
+TABLE_REF: Final = f"{FAMILY} {TABLE}"
+
+# fixed chains
+SERVICES: Final = "services"
+MASQUERADING: Final = "masquerading"
+MARK_MASQ: Final = "mark-for-masquerade"
+CLUSTER_IPS_CHECK: Final = "cluster-ips-check"
+FIREWALL_CHECK: Final = "firewall-check"
+SERVICE_ENDPOINTS_CHECK: Final = "service-endpoints-check"
+NODEPORT_ENDPOINTS_CHECK: Final = "nodeport-endpoints-check"
+REJECT_CHAIN: Final = "reject-chain"
+
+# sets and maps
+CLUSTER_IPS: Final = "cluster-ips"
+NODEPORT_IPS: Final = "nodeport-ips"
+SERVICE_IPS: Final = "service-ips"
+SERVICE_NODEPORTS: Final = "service-nodeports"
+NO_ENDPOINT_SERVICES: Final = "no-endpoint-services"
+NO_ENDPOINT_NODEPORTS: Final = "no-endpoint-nodeports"
+FIREWALL_IPS: Final = "firewall-ips"
+
+# the containers whose elements belong to service ports, and what each one is
+ADDR_PROTO_PORT: Final = "ipv4_addr . inet_proto . inet_service : verdict"
+PROTO_PORT: Final = "inet_proto . inet_service : verdict"
+CONTAINERS: Final[Mapping[str, tuple[str, str, str]]] = {
+    # name: (set or map, type, comment)
+    CLUSTER_IPS: ("set", "ipv4_addr", "Active ClusterIPs"),
+    FIREWALL_IPS: ("map", ADDR_PROTO_PORT, "destinations that are subject to LoadBalancerSourceRanges"),
+    NO_ENDPOINT_NODEPORTS: ("map", PROTO_PORT,
+                            "vmap to drop or reject packets to service nodeports with no endpoints"),
+    NO_ENDPOINT_SERVICES: ("map", ADDR_PROTO_PORT,
+                           "vmap to drop or reject packets to services with no endpoints"),
+    SERVICE_IPS: ("map", ADDR_PROTO_PORT, "ClusterIP, ExternalIP and LoadBalancer IP traffic"),
+    SERVICE_NODEPORTS: ("map", PROTO_PORT, "NodePort traffic"),
+}
+
+# (name, type, hook, priority): kube-proxy's nftablesBaseChains, whose priorities are named
+# relative to dstnat (-100) and srcnat (100); written as numbers, which every nft accepts
+# for every hook (nft 1.0.6 takes "dstnat" only in prerouting)
+BASE_CHAINS: Final = (
+    ("filter-prerouting", "filter", "prerouting", -110),
+    ("filter-input", "filter", "input", -110),
+    ("filter-forward", "filter", "forward", -110),
+    ("filter-output", "filter", "output", -110),
+    ("filter-output-post-dnat", "filter", "output", -90),
+    ("nat-prerouting", "nat", "prerouting", -100),
+    ("nat-output", "nat", "output", -100),
+    ("nat-postrouting", "nat", "postrouting", 100),
+)
+# (chain, from base chain, extra match): kube-proxy's nftablesJumpChains
+JUMP_CHAINS: Final = (
+    (NODEPORT_ENDPOINTS_CHECK, "filter-input", "ct state new"),
+    (SERVICE_ENDPOINTS_CHECK, "filter-input", "ct state new"),
+    (SERVICE_ENDPOINTS_CHECK, "filter-forward", "ct state new"),
+    (SERVICE_ENDPOINTS_CHECK, "filter-output", "ct state new"),
+    (FIREWALL_CHECK, "filter-prerouting", "ct state new"),
+    (FIREWALL_CHECK, "filter-output", "ct state new"),
+    (SERVICES, "nat-output", ""),
+    (SERVICES, "nat-prerouting", ""),
+    (MASQUERADING, "nat-postrouting", ""),
+    (CLUSTER_IPS_CHECK, "filter-forward", "ct state new"),
+    (CLUSTER_IPS_CHECK, "filter-output-post-dnat", "ct state new"),
+)
+NO_LOCALHOST: Final = "ip daddr != 127.0.0.0/8"
+
+
+@dataclass(frozen=True, slots=True)
+class NftSettings:
+    """Per-node inputs of the renderer that do not come from the API."""
+
+    node_name: str
+    cluster_cidr: str | None  # pod traffic is "local"; other sources to a cluster IP are masqueraded
+    service_cidrs: tuple[str, ...] = ()  # traffic to an unallocated cluster IP here is dropped
+    masquerade_mark: str = "0x4000"
+
+
+def hash_and_truncate(name: str) -> str:
+    """kube-proxy's hashAndTruncate: 8 base32 characters of sha256(name), a dash, the name
+    (the 112-character limit is never reached by Kubernetes names and IPv4 endpoints)."""
+    return base64.b32encode(hashlib.sha256(name.encode()).digest()[:5]).decode() + "-" + name
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def chain_base(service_port_name: str, protocol: str) -> str:
+    """`HASH-namespace/name/proto/port`, the base of a service port's chain names."""
+    namespace_name, _, port = service_port_name.partition(":")
+    return hash_and_truncate(f"{namespace_name}/{protocol.lower()}/{port}")
+
+
+@functools.lru_cache(maxsize=1 << 18)
+def endpoint_base(service_port_name: str, protocol: str, ip: str, port: int) -> str:
+    """`HASH-namespace/name/proto/port__ip/port`, the base of an endpoint's chain and set."""
+    namespace_name, _, port_name = service_port_name.partition(":")
+    return hash_and_truncate(f"{namespace_name}/{protocol.lower()}/{port_name}__{ip}/{port}")
+
+
+def service_chain(sp: ServicePort) -> str:
+    return "service-" + chain_base(str(sp.name), sp.protocol)
+
+
+def local_chain(sp: ServicePort) -> str:
+    return "local-" + chain_base(str(sp.name), sp.protocol)
+
+
+def external_chain(sp: ServicePort) -> str:
+    return "external-" + chain_base(str(sp.name), sp.protocol)
+
+
+def firewall_chain(sp: ServicePort) -> str:
+    return "firewall-" + chain_base(str(sp.name), sp.protocol)
+
+
+def endpoint_chain(sp: ServicePort, ep: Endpoint) -> str:
+    return "endpoint-" + endpoint_base(str(sp.name), sp.protocol, ep.ip, ep.port)
+
+
+def affinity_set(sp: ServicePort, ep: Endpoint) -> str:
+    return "affinity-" + endpoint_base(str(sp.name), sp.protocol, ep.ip, ep.port)
+
+
+def is_service_chain(name: str) -> bool:
+    """Chains named after a service port or endpoint carry a '/'; the fixed ones never do."""
+    return "/" in name
+
+
+def is_affinity_set(name: str) -> bool:
+    return name.startswith("affinity-")
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Element:
+    """One element of a set (`value` None) or verdict map, as nft writes it."""
+
+    container: str
+    key: str
+    value: str | None = None
+    comment: str | None = None
+
+    def text(self) -> str:
+        comment = f' comment "{self.comment}"' if self.comment else ""
+        value = f" : {self.value}" if self.value is not None else ""
+        return f"{self.key}{comment}{value}"
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceRules:
+    """Everything one service port owns in the table."""
+
+    chains: Mapping[str, tuple[str, ...]]  # chain -> rule bodies, in order
+    elements: tuple[Element, ...]
+    affinity_sets: Mapping[str, int]  # set -> timeout in seconds
+
+
+@dataclass(frozen=True, slots=True)
+class _Policy:
+    """Where one service port's traffic goes (kube-proxy's per-service-port variables)."""
+
+    internal_chain: str
+    has_internal: bool  # cluster-IP traffic has endpoints to go to
+    external_policy_chain: str
+    has_external: bool  # external traffic has endpoints to go to
+    internal_verdict: str  # for cluster-IP traffic without endpoints
+    external_verdict: str
+
+
+def _policy(sp: ServicePort, has_any: bool, has_local: bool) -> _Policy:
+    # no endpoints anywhere: reject; only none on this node for a Local policy: drop
+    verdict = f"goto {REJECT_CHAIN}" if not has_any else "drop"
+    return _Policy(
+        internal_chain=local_chain(sp) if sp.internal_policy_local else service_chain(sp),
+        has_internal=has_any and (has_local or not sp.internal_policy_local),
+        external_policy_chain=local_chain(sp) if sp.external_policy_local else service_chain(sp),
+        has_external=has_any and (has_local or not sp.external_policy_local),
+        internal_verdict=verdict,
+        external_verdict=verdict,
+    )
+
+
+def render_service_port(sp: ServicePort, settings: NftSettings) -> ServiceRules:
+    """The chains, elements and affinity sets of one service port (kube-proxy's
+    syncProxyRules loop body for one service port)."""
+    cats = categorize_endpoints(sp)
+    proto = sp.protocol.lower()
+    policy = _policy(sp, cats.has_any, bool(cats.local))
+    chains: dict[str, tuple[str, ...]] = {}
+    if sp.load_balancer_ips and sp.load_balancer_source_ranges:
+        chains[firewall_chain(sp)] = (f"ip saddr != {{ {', '.join(sp.load_balancer_source_ranges)} }} drop",)
+    if policy.has_internal:
+        chains[policy.internal_chain] = _masquerade_off_cluster(sp, proto, settings)
+    if cats.has_any and sp.externally_accessible:
+        chains[external_chain(sp)] = _external_rules(sp, policy, settings)
+    if cats.cluster and sp.uses_cluster_endpoints:
+        chains[service_chain(sp)] = chains.get(service_chain(sp), ()) + _dispatch(sp, cats.cluster)
+    if cats.local and sp.uses_local_endpoints:
+        chains[local_chain(sp)] = chains.get(local_chain(sp), ()) + _dispatch(sp, cats.local)
+    for ep in cats.reachable:
+        chains[endpoint_chain(sp, ep)] = _endpoint_rules(sp, ep, proto)
+    affinity: dict[str, int] = {}
+    if sp.affinity_seconds is not None:
+        affinity = {affinity_set(sp, ep): sp.affinity_seconds for ep in cats.reachable}
+    return ServiceRules(chains, _elements(sp, policy, cats.has_any, proto), affinity)
+
+
+def _elements(sp: ServicePort, policy: _Policy, has_any: bool, proto: str) -> tuple[Element, ...]:
+    """The service port's entries in the dispatch, no-endpoint and firewall maps."""
+    comment = str(sp.name)
+    ext = f"goto {external_chain(sp)}"
+
+    def key(ip: str) -> str:
+        return f"{ip} . {proto} . {sp.port}"
+
+    out = [Element(CLUSTER_IPS, sp.cluster_ip)]
+    if policy.has_internal:
+        out.append(Element(SERVICE_IPS, key(sp.cluster_ip), f"goto {policy.internal_chain}"))
+    else:
+        out.append(Element(NO_ENDPOINT_SERVICES, key(sp.cluster_ip), policy.internal_verdict, comment))
+    for ip in (*sp.external_ips, *sp.load_balancer_ips):
+        if has_any:
+            out.append(Element(SERVICE_IPS, key(ip), ext))
+        if not policy.has_external:
+            out.append(Element(NO_ENDPOINT_SERVICES, key(ip), policy.external_verdict, comment))
+    if sp.load_balancer_ips and sp.load_balancer_source_ranges:
+        out.extend(Element(FIREWALL_IPS, key(ip), f"goto {firewall_chain(sp)}") for ip in sp.load_balancer_ips)
+    if sp.node_port is not None:
+        if has_any:
+            out.append(Element(SERVICE_NODEPORTS, f"{proto} . {sp.node_port}", ext))
+        if not policy.has_external:
+            out.append(Element(NO_ENDPOINT_NODEPORTS, f"{proto} . {sp.node_port}", policy.external_verdict,
+                               comment))
+    return tuple(out)
+
+
+def _masquerade_off_cluster(sp: ServicePort, proto: str, settings: NftSettings) -> tuple[str, ...]:
+    """Traffic to the cluster IP from outside the pod network is masqueraded (it may have
+    been routed here by a static route and the reply must come back through this node)."""
+    if not settings.cluster_cidr:
+        return ()
+    return (f"ip daddr {sp.cluster_ip} {proto} dport {sp.port} ip saddr != {settings.cluster_cidr} "
+            f"jump {MARK_MASQ}",)
+
+
+def _external_rules(sp: ServicePort, policy: _Policy, settings: NftSettings) -> tuple[str, ...]:
+    """Node-port, external- and load-balancer-IP traffic: masquerade it when it may leave
+    the node; with a Local policy keep the client's address, except for pods and the node
+    itself, which are short-circuited to the Cluster policy."""
+    svc_chain = service_chain(sp)
+    rules: list[str] = []
+    if not sp.external_policy_local:
+        # the endpoint may be on another node: masquerade so the reply comes back here
+        rules.append(f"jump {MARK_MASQ}")
+    else:
+        if settings.cluster_cidr:
+            rules.append(f'ip saddr {settings.cluster_cidr} goto {svc_chain} comment "short-circuit pod traffic"')
+        rules.append(f'fib saddr type local jump {MARK_MASQ} comment "masquerade local traffic"')
+        rules.append(f'fib saddr type local goto {svc_chain} comment "short-circuit local traffic"')
+    if policy.has_external:
+        rules.append(f"goto {policy.external_policy_chain}")
+    return tuple(rules)
+
+
+def _dispatch(sp: ServicePort, endpoints: tuple[Endpoint, ...]) -> tuple[str, ...]:
+    """Affinity lookups first, then one random choice among the endpoints."""
+    rules = []
+    if sp.affinity_seconds is not None:
+        rules = [f"ip saddr @{affinity_set(sp, ep)} goto {endpoint_chain(sp, ep)}" for ep in endpoints]
+    choices = " , ".join(f"{i} : goto {endpoint_chain(sp, ep)}" for i, ep in enumerate(endpoints))
+    rules.append(f"numgen random mod {len(endpoints)} vmap {{ {choices} }}")
+    return tuple(rules)
+
+
+def _endpoint_rules(sp: ServicePort, ep: Endpoint, proto: str) -> tuple[str, ...]:
+    rules = [f"ip saddr {ep.ip} jump {MARK_MASQ}"]  # hairpin: a pod reaching itself
+    if sp.affinity_seconds is not None:
+        rules.append(f"update @{affinity_set(sp, ep)} {{ ip saddr }}")
+    rules.append(f"meta l4proto {proto} dnat to {ep.ip}:{ep.port}")
+    return tuple(rules)
+
+
+def base_statements(settings: NftSettings, *, recreate_base_chains: bool) -> list[str]:
+    """The table, its base chains, fixed chains and rules, and the service containers
+    (flushed: a full sync refills them). kube-proxy's setupNFTables for IPv4 with
+    nodePortAddresses unset (every local address but localhost accepts node ports)."""
+    t = TABLE_REF
+    out = [f'add table {t} {{ comment "rules for kube-proxy" ; }}']
+    if recreate_base_chains:
+        # a base chain's hook or priority cannot be changed in place: drop and recreate once
+        for name, *_ in BASE_CHAINS:
+            out += [f"add chain {t} {name}", f"delete chain {t} {name}"]
+    for name, type_, hook, priority in BASE_CHAINS:
+        out += [f"add chain {t} {name} {{ type {type_} hook {hook} priority {priority} ; }}",
+                f"flush chain {t} {name}"]
+    fixed: list[str] = []
+    for chain, _, _ in JUMP_CHAINS:
+        if chain not in fixed:
+            fixed.append(chain)
+    for chain in (*fixed, MARK_MASQ):
+        out += [f"add chain {t} {chain}", f"flush chain {t} {chain}"]
+    out += [f"add rule {t} {base} {match + ' ' if match else ''}jump {chain}" for chain, base, match in JUMP_CHAINS]
+    mark = settings.masquerade_mark
+    out += [
+        f"add rule {t} {MARK_MASQ} mark set mark or {mark}",
+        f"add rule {t} {MASQUERADING} mark and {mark} == 0 return",
+        f"add rule {t} {MASQUERADING} mark set mark xor {mark}",
+        f"add rule {t} {MASQUERADING} masquerade fully-random",
+    ]
+    for name, (kind, type_, comment) in CONTAINERS.items():
+        out += [f'add {kind} {t} {name} {{ type {type_} ; comment "{comment}" ; }}', f"flush {kind} {t} {name}"]
+    out += [
+        f'add rule {t} {CLUSTER_IPS_CHECK} ip daddr @{CLUSTER_IPS} reject '
+        'comment "Reject traffic to invalid ports of ClusterIPs"',
+    ]
+    if settings.service_cidrs:
+        out.append(f'add rule {t} {CLUSTER_IPS_CHECK} ip daddr {{ {", ".join(settings.service_cidrs)} }} drop '
+                   'comment "Drop traffic to unallocated ClusterIPs"')
+    # node ports on every local address: no nodeport-ips set (add then delete, so it is gone)
+    out += [f'add set {t} {NODEPORT_IPS} {{ type ipv4_addr ; comment "IPs that accept NodePort traffic" ; }}',
+            f"delete set {t} {NODEPORT_IPS}"]
+    out += [
+        f'add chain {t} {REJECT_CHAIN} {{ comment "helper for @no-endpoint-services / @no-endpoint-nodeports" ; }}',
+        f"flush chain {t} {REJECT_CHAIN}",
+        f"add rule {t} {REJECT_CHAIN} reject",
+        f"add rule {t} {SERVICE_ENDPOINTS_CHECK} ip daddr . meta l4proto . th dport vmap @{NO_ENDPOINT_SERVICES}",
+        f"add rule {t} {NODEPORT_ENDPOINTS_CHECK} {NO_LOCALHOST} meta l4proto . th dport "
+        f"vmap @{NO_ENDPOINT_NODEPORTS}",
+        f"add rule {t} {FIREWALL_CHECK} ip daddr . meta l4proto . th dport vmap @{FIREWALL_IPS}",
+        f"add rule {t} {SERVICES} ip daddr . meta l4proto . th dport vmap @{SERVICE_IPS}",
+        f"add rule {t} {SERVICES} fib daddr type local {NO_LOCALHOST} meta l4proto . th dport "
+        f"vmap @{SERVICE_NODEPORTS}",
+    ]
+    return out
+
+
+@dataclass
+class Transaction:
+    """The statements of one `nft -f` run, grouped so that they apply in a valid order:
+    base setup, new chains, chain flushes, set deletions, set additions, rules, element
+    deletions, element additions."""
+
+    base: list[str] = field(default_factory=list)
+    add_chains: list[str] = field(default_factory=list)
+    flush_chains: list[str] = field(default_factory=list)
+    delete_sets: list[str] = field(default_factory=list)
+    add_sets: list[str] = field(default_factory=list)
+    rules: list[str] = field(default_factory=list)
+    delete_elements: dict[str, list[Element]] = field(default_factory=dict)
+    add_elements: dict[str, list[Element]] = field(default_factory=dict)
+
+    def write_chain(self, chain: str, rules: Iterable[str], *, new: bool = True) -> None:
+        """(Re)write a chain: create it if needed, flush it, add its rules."""
+        if new:
+            self.add_chains.append(chain)
+        self.flush_chains.append(chain)
+        self.rules.extend(f"{chain} {rule}" for rule in rules)
+
+    def add_affinity_set(self, name: str, timeout: int) -> None:
+        self.add_sets.append(f"{name} {{ type ipv4_addr ; flags dynamic,timeout ; timeout {timeout}s ; }}")
+
+    def delete_element(self, element: Element) -> None:
+        self.delete_elements.setdefault(element.container, []).append(element)
+
+    def add_element(self, element: Element) -> None:
+        self.add_elements.setdefault(element.container, []).append(element)
+
+    def empty(self) -> bool:
+        return not (self.base or self.add_chains or self.flush_chains or self.delete_sets or self.add_sets
+                    or self.rules or self.delete_elements or self.add_elements)
+
+    def text(self) -> str:
+        t = TABLE_REF
+        lines = list(self.base)
+        lines += [f"add chain {t} {chain}" for chain in self.add_chains]
+        lines += [f"flush chain {t} {chain}" for chain in self.flush_chains]
+        lines += [f"delete set {t} {name}" for name in self.delete_sets]
+        lines += [f"add set {t} {spec}" for spec in self.add_sets]
+        lines += [f"add rule {t} {rule}" for rule in self.rules]
+        for container, elements in sorted(self.delete_elements.items()):
+            lines += _element_batches("delete", container, [Element(e.container, e.key) for e in elements])
+        for container, elements in sorted(self.add_elements.items()):
+            lines += _element_batches("add", container, elements)
+        return "\n".join(lines) + "\n" if lines else ""
+
+
+ELEMENTS_PER_STATEMENT: Final = 1000  # keeps each line short enough for nft's parser
+
+
+def _element_batches(verb: str, container: str, elements: list[Element]) -> list[str]:
+    out = []
+    for start in range(0, len(elements), ELEMENTS_PER_STATEMENT):
+        batch = elements[start:start + ELEMENTS_PER_STATEMENT]
+        out.append(f"{verb} element {TABLE_REF} {container} {{ {', '.join(e.text() for e in batch)} }}")
+    return out
