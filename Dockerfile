@@ -9,7 +9,7 @@ FROM debian:bookworm-slim
 RUN printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d \
  && apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      python3 python3-venv iproute2 iptables conntrack util-linux containernetworking-plugins \
+      python3 python3-venv iproute2 iptables nftables conntrack util-linux containernetworking-plugins \
       etcd-server bind9-dnsutils curl ca-certificates tzdata procps netbase \
       runc busybox-static nginx docker-registry skopeo \
  && rm -rf /var/lib/apt/lists/* /usr/sbin/policy-rc.d

@@ -32,6 +32,8 @@ def add_arguments(p: argparse.ArgumentParser, action: str) -> None:
                        help="comma-separated extra names and addresses for the API server's certificate")
         p.add_argument("--container-runtime", choices=["runc", "crun", "process"], default="runc",
                        help="runc or crun: containers from OCI images; process: host processes (the old way)")
+        p.add_argument("--proxy-mode", choices=["iptables", "nftables"], default="iptables",
+                       help="how each node's proxy programs Services (kube-proxy's --proxy-mode)")
         p.add_argument("-v", "--verbose", action="store_true",
                        help="show the launcher's log on stderr too (it is always in <state>/logs/launcher.log)")
         p.add_argument("--progress-fd", type=int, help=argparse.SUPPRESS)  # `--detach`'s background launcher
@@ -63,6 +65,7 @@ def config_from(args: argparse.Namespace) -> ClusterConfig:
         cfg.health_base_port, cfg.dns_port = args.health_base_port, args.dns_port
         cfg.apiserver_sans = [s.strip() for s in args.apiserver_cert_extra_sans.split(",") if s.strip()]
         cfg.container_runtime = args.container_runtime
+        cfg.proxy_mode = args.proxy_mode
     return cfg
 
 
@@ -94,7 +97,7 @@ def detached_argv(cfg: ClusterConfig, kubeconfig: str | None) -> list[str]:
             "--health-base-port", str(cfg.health_base_port),
             "--dns-port", str(cfg.dns_port),
             "--apiserver-cert-extra-sans", ",".join(cfg.apiserver_sans),
-            "--container-runtime", cfg.container_runtime]
+            "--container-runtime", cfg.container_runtime, "--proxy-mode", cfg.proxy_mode]
     return argv + (["--kubeconfig", kubeconfig] if kubeconfig else [])
 
 
@@ -128,7 +131,7 @@ def print_status(cfg: ClusterConfig, output: str) -> int:
         if st["user_kubeconfig"]:
             print(f"  kubectl context {st['context']} in {st['user_kubeconfig']}")
         for n in st["nodes"]:
-            print(f"  node {n['name']} {n['address']} (netns {n['netns']})")
+            print(f"  node {n['name']} {n['address']} (netns {n['netns']}, proxy mode {st['proxyMode']})")
         for name, c in st["components"].items():
             state = "healthy" if c["healthy"] else "running" if c["running"] else "stopped"
             print(f"  {name:<28} pid {c['pid']}  {state}  restarts {c['restarts']}")

@@ -111,6 +111,8 @@ def node_components(cfg: ClusterConfig, i: int) -> list[Component]:
                   netns=ns, stage=3),
         Component(f"proxy-{node}", (py, "-m", "services.proxy", *kubeconfig(f"proxy-{node}"),
                                     "--node-name", node, "--cluster-cidr", cfg.cluster_cidr,
+                                    "--proxy-mode", cfg.proxy_mode,
+                                    "--service-cluster-ip-range", cfg.service_cidr,
                                     "--health-port", str(cfg.proxy_health_port),
                                     "--announce-interface", "eth0"),
                   netns=ns, stage=3),

@@ -40,6 +40,8 @@ class ClusterConfig:
     # what runs the pods' containers: "runc" or "crun" (OCI images in the nodes' stores), or
     # "process" (host processes: each container's command on the node; its image is not run)
     container_runtime: str = "runc"
+    # how every node's proxy programs Services: "iptables" chains or one "nftables" table
+    proxy_mode: str = "iptables"
     python: str = field(default_factory=lambda: os.environ.get("MINICLUSTER_PYTHON", "") or
                         str(Path(__file__).resolve().parent.parent / ".venv" / "bin" / "python"))
 

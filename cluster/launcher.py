@@ -36,7 +36,8 @@ class LaunchError(RuntimeError):
 def preflight(cfg: ClusterConfig) -> None:
     if os.geteuid() != 0:
         raise LaunchError("the local cluster needs root (network namespaces, CNI, iptables)")
-    for binary in ("etcd", "ip", "nsenter", "iptables-restore"):
+    needed = ("etcd", "ip", "nsenter", "iptables-restore", *(("nft",) if cfg.proxy_mode == "nftables" else ()))
+    for binary in needed:
         if shutil.which(binary) is None:
             raise LaunchError(f"{binary} not found: run `make setup` (installs the Debian packages)")
     if not Path("/usr/lib/cni/ptp").exists():
@@ -466,7 +467,7 @@ def status(cfg: ClusterConfig) -> dict:
     state = load_state(cfg.state_dir)
     if not state:
         return {"status": "down", "apiserver": None, "dns": None, "ui": None, "kubeconfig": None, "context": None,
-                "user_kubeconfig": None, "nodes": [], "components": {}}
+                "user_kubeconfig": None, "proxyMode": None, "nodes": [], "components": {}}
     comps = {}
     for name, c in state.get("components", {}).items():
         alive = bool(c.get("pid")) and _alive(c["pid"]) and marked(c["pid"], cfg.name)
@@ -475,5 +476,5 @@ def status(cfg: ClusterConfig) -> dict:
                        "restarts": c.get("restarts", 0)}
     return {"status": state.get("status"), "apiserver": cfg.apiserver_url, "dns": cfg.dns_address, "ui": cfg.ui_url,
             "kubeconfig": str(cfg.kubeconfig), "context": userconfig.context_name(cfg.name),
-            "user_kubeconfig": state.get("user_kubeconfig"), "nodes": state.get("nodes", []),
-            "components": comps}
+            "user_kubeconfig": state.get("user_kubeconfig"), "proxyMode": cfg.proxy_mode,
+            "nodes": state.get("nodes", []), "components": comps}

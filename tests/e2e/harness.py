@@ -58,9 +58,15 @@ class Cluster:
     """The cluster's commands run with a HOME of their own, so that `cluster up` sets its
     kubectl context there and never in the real user's ~/.kube/config."""
 
-    def __init__(self, state: Path, home: Path) -> None:
+    def __init__(self, state: Path, home: Path, *, name: str = NAME,
+                 ranges: tuple[str, str, str] = (NODE_CIDR, CLUSTER_CIDR, SERVICE_CIDR),
+                 health_base_port: int = 21300, extra_up_args: tuple[str, ...] = ()) -> None:
         self.state = state
         self.home = home
+        self.name = name
+        self.ranges = ranges
+        self.health_base_port = health_base_port
+        self.extra_up_args = extra_up_args
         self.api_port = free_port()
         self.etcd_port = free_port()
         self.mk = [sys.executable, "-m", "minikubectl"]
@@ -77,18 +83,19 @@ class Cluster:
         return self.home / ".kube" / "config"
 
     def cluster(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-        return run(*self.mk, "cluster", *args, "--name", NAME, "--state-dir", str(self.state), timeout=timeout,
-                   env=self.user_env)
+        return run(*self.mk, "cluster", *args, "--name", self.name, "--state-dir", str(self.state),
+                   timeout=timeout, env=self.user_env)
 
     def up(self) -> None:
         self.user_kubeconfig.parent.mkdir(mode=0o700)
         self.user_kubeconfig.write_text(yaml.safe_dump(SEEDED_KUBECONFIG, sort_keys=False))
         self.user_kubeconfig.chmod(0o640)
+        node_cidr, cluster_cidr, service_cidr = self.ranges
         self.up_output = self.cluster(
-            "up", "--detach", "--nodes", "2", "--node-cidr", NODE_CIDR, "--cluster-cidr", CLUSTER_CIDR,
-            "--service-cidr", SERVICE_CIDR, "--apiserver-port", str(self.api_port),
+            "up", "--detach", "--nodes", "2", "--node-cidr", node_cidr, "--cluster-cidr", cluster_cidr,
+            "--service-cidr", service_cidr, "--apiserver-port", str(self.api_port),
             "--etcd-port", str(self.etcd_port), "--etcd-peer-port", str(free_port()),
-            "--health-base-port", "21300", "--dns-port", "53").stdout
+            "--health-base-port", str(self.health_base_port), "--dns-port", "53", *self.extra_up_args).stdout
         self.status = json.loads(self.cluster("status", "-o", "json").stdout)
 
     def mkctl(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -99,18 +106,21 @@ class Cluster:
         return json.loads(out)["items"]
 
 
-def leftovers() -> list[str]:
-    found = [f"netns {n}" for n in run("ip", "netns", "list").stdout.split() if NAME in n]
+def leftovers(name: str = NAME) -> list[str]:
+    """What a cluster called `name` left behind (routes: any cluster's, so only when no
+    other cluster runs)."""
+    found = [f"netns {n}" for n in run("ip", "netns", "list").stdout.split() if name in n]
     found += [f"link {line.strip()}" for line in run("ip", "-o", "link").stdout.splitlines()
-              if f"{NAME}-br0" in line or f" {NAME}v" in line]
-    found += [f"route {line}" for line in run("ip", "route", "show", "proto", "252").stdout.splitlines()]
+              if f"{name}-br0" in line or f" {name}v" in line]
+    if name == NAME:
+        found += [f"route {line}" for line in run("ip", "route", "show", "proto", "252").stdout.splitlines()]
     for pid in os.listdir("/proc"):
         if pid.isdigit():
             try:
                 env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if f"MINICLUSTER_NAME={NAME}".encode() in env:
+            if f"MINICLUSTER_NAME={name}".encode() in env:
                 found.append(f"process {pid}")
     return found
 

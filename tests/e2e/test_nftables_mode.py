@@ -1,0 +1,87 @@
+"""A whole cluster with every node's proxy in nftables mode (`cluster up --proxy-mode nftables`).
+
+A second, small cluster of its own (its own name, ranges and ports, next to the package's
+iptables-mode one): the seed's scenario through it - DNS and a ClusterIP from a pod, spread
+over every endpoint, a NodePort from the host, a removed backend gone from the table within
+the sync interval, no endpoints left refused at once - with the rules in the `ip kube-proxy`
+table of each node and no KUBE- chain in iptables.
+"""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from tests.e2e.harness import Cluster, deploy_serving_app, leftovers, run, wait_until
+
+NAME = "mcnf"
+
+
+@pytest.fixture(scope="module")
+def nft_cluster(tmp_path_factory):
+    c = Cluster(tmp_path_factory.mktemp("nft-cluster"), home=tmp_path_factory.mktemp("nft-home"), name=NAME,
+                ranges=("10.252.0.0/24", "10.246.0.0/16", "10.128.0.0/12"), health_base_port=22300,
+                extra_up_args=("--proxy-mode", "nftables"))
+    try:
+        c.up()
+        yield c
+    finally:
+        c.cluster("down", timeout=120)
+        assert leftovers(NAME) == []
+
+
+def test_seed_scenario_through_nftables_rules(nft_cluster: Cluster, tmp_path) -> None:
+    assert nft_cluster.status["proxyMode"] == "nftables"
+    manifest, pods = deploy_serving_app(nft_cluster, tmp_path, "nft")
+    names = {p["metadata"]["name"] for p in pods}
+
+    def hostname(target: str) -> str:
+        return nft_cluster.mkctl("exec", "nftclient", "--", "wget", "-qO-", "-T", "2", target,
+                                 check=False).stdout.strip()
+    # by name (the cluster DNS, itself a Service behind the same table) and spread over all three
+    first = wait_until(lambda: hostname("http://nftsvc.default.svc.cluster.local:8080/hostname"),
+                       timeout=30, what="wget through the Service")
+    assert first in names
+    assert {hostname("http://nftsvc:8080/hostname") for _ in range(40)} == names
+
+    svc = json.loads(nft_cluster.mkctl("get", "svc", "nftsvc", "-o", "json").stdout)
+    cluster_ip = svc["spec"]["clusterIP"]
+    for node in (f"{NAME}-node-1", f"{NAME}-node-2"):
+        table = run("ip", "netns", "exec", node, "nft", "list", "table", "ip", "kube-proxy").stdout
+        assert f"{cluster_ip} . tcp . 8080 : goto service-" in table, table[:2000]
+        assert "default/nftsvc/tcp/" in table
+        nat = run("ip", "netns", "exec", node, "iptables-save", "-t", "nat").stdout
+        assert "KUBE-SERVICES" not in nat, "one mode only"
+
+    # a NodePort from the host, through either node
+    nft_cluster.mkctl("patch", "svc", "nftsvc", "-p", '{"spec": {"type": "NodePort"}}')
+    svc = json.loads(nft_cluster.mkctl("get", "svc", "nftsvc", "-o", "json").stdout)
+    node_port = svc["spec"]["ports"][0]["nodePort"]
+    for node_ip in ("10.252.0.2", "10.252.0.3"):
+        def curl(ip: str = node_ip) -> str:
+            res = run("curl", "-sS", "-m", "2", f"http://{ip}:{node_port}/hostname", check=False)
+            return res.stdout.strip() if res.returncode == 0 else ""
+        assert wait_until(curl, timeout=20, what=f"NodePort on {node_ip}") in names
+
+    # a deleted backend leaves every node's table within the sync interval
+    victim = pods[0]
+    ip = victim["status"]["podIP"]
+    nft_cluster.mkctl("delete", "pod", victim["metadata"]["name"], "--wait=false")
+    started = time.monotonic()
+    wait_until(lambda: all(f"dnat to {ip}:8080" not in run("ip", "netns", "exec", node, "nft", "list", "table",
+                                                            "ip", "kube-proxy").stdout
+                           for node in (f"{NAME}-node-1", f"{NAME}-node-2")),
+               timeout=10, interval=0.1, what="endpoint removed from both nodes' tables")
+    assert time.monotonic() - started < 2.5
+
+    # no endpoints at all: refused at once (the no-endpoint-services map's reject)
+    nft_cluster.mkctl("scale", "deployment", "nft", "--replicas=0")
+    wait_until(lambda: not nft_cluster.pods("app=nft"), timeout=60, what="no server pods")
+
+    def refused() -> bool:
+        res = nft_cluster.mkctl("exec", "nftclient", "--", "wget", "-qO-", "-T", "3", f"http://{cluster_ip}:8080/",
+                                check=False)
+        return "refused" in (res.stdout + res.stderr).lower()
+    wait_until(refused, timeout=20, what="connection refused without endpoints")
+    nft_cluster.mkctl("delete", "-f", str(manifest))
