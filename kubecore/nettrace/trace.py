@@ -264,6 +264,10 @@ class _Tracer:
         view = self.view(src_node)
         if view is None:
             return self.fail(first, f"node {src_node}'s agent did not give its network view")
+        if view.get("nftables"):
+            return self.fail(first, f"node {src_node}'s proxy runs in nftables mode (table ip kube-proxy), and "
+                                    "this account follows iptables rules only so far (the node's rules: "
+                                    "`nft list table ip kube-proxy` in its network namespace)")
         target = self.resolve_destination()
         if isinstance(target, Trace):
             return target

@@ -3,8 +3,9 @@ picture, read through the API server's node proxy (`/api/v1/nodes/<node>/proxy/d
 and so authorized as `nodes/proxy`, like everything on the kubelet's port that is not logs,
 metrics or stats.
 
-- GET /debug/network: the node's packet filter (`iptables-save -c`, every table, with counters),
-  its routes, links and addresses, and each pod sandbox with its IP, the host side of its veth
+- GET /debug/network: the node's packet filter (`iptables-save -c`, every table, with counters,
+  and the nftables mode proxy's `ip kube-proxy` table as `nft -j` JSON, or null when there is
+  none), its routes, links and addresses, and each pod sandbox with its IP, the host side of its veth
   and the routes inside the pod.
 - POST /debug/network/probe {"namespace", "pod", "dns": name?, "connect": {"host", "port",
   "protocol"}?}: from inside that pod's network namespace, resolve `dns` as the pod's resolver
@@ -167,6 +168,22 @@ async def iptables_save(host_netns: str | None) -> str:
     return out
 
 
+async def nft_proxy_table(host_netns: str | None) -> dict[str, Any] | None:
+    """`nft -j list table ip kube-proxy`: the proxy's table in nftables mode (None: no such
+    table, or no nft on this node, which is what an iptables-mode node looks like)."""
+    try:
+        code, out, _ = await _run(["nft", "-j", "list", "table", "ip", "kube-proxy"], host_netns)
+    except FileNotFoundError:
+        return None
+    if code != 0:
+        return None
+    try:
+        parsed = json.loads(out)
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
 async def snapshot(agent: Agent) -> dict[str, Any]:
     cfg = agent.cfg
     node = await netns.call_in(cfg.host_netns, _links_routes_addresses)
@@ -183,7 +200,8 @@ async def snapshot(agent: Agent) -> dict[str, Any]:
                      "ip": sandbox.ip, "netns": sandbox.netns_path, "hostVeth": host_veth(sandbox),
                      "routes": inside["routes"], "addresses": inside["addresses"], "links": inside["links"]})
     return {"node": cfg.node_name, "nodeIP": cfg.node_ip, "clusterCIDR": cfg.cluster_cidr,
-            "iptables": await iptables_save(cfg.host_netns), "time": time.time(), **node, "pods": pods}
+            "iptables": await iptables_save(cfg.host_netns), "nftables": await nft_proxy_table(cfg.host_netns),
+            "time": time.time(), **node, "pods": pods}
 
 
 # --------------------------------------------------------------------------- probes from a pod
