@@ -10,8 +10,9 @@ table of our own, `ip kube-proxy`, which nothing else touches:
   ports are rejected and whose unallocated neighbours in the service CIDR are dropped;
 - per service port: `service-<hash>-<ns>/<name>/<proto>/<port>` (Cluster policy) and
   `local-...` (Local policy), each choosing an endpoint at random with `numgen` (a cascade
-  of rules rather than kube-proxy's one anonymous vmap: see `_dispatch`); `external-...` for node-port, external and load-balancer traffic; one
-  `endpoint-<hash>-...__<ip>/<port>` chain per endpoint (hairpin mark, affinity, DNAT);
+  of rules rather than kube-proxy's one anonymous vmap: see `_dispatch`); `external-...`
+  for node-port, external and load-balancer traffic; one `endpoint-<hash>-...__<ip>/<port>`
+  chain per endpoint (hairpin mark, affinity, DNAT);
   `affinity-...` sets with a timeout for sessionAffinity ClientIP; `firewall-...` chains;
 - base chains hooked at kube-proxy's priorities: filter ones before DNAT (they look at the
   service address), nat prerouting/output at DNAT, postrouting at SNAT.
