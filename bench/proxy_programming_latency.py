@@ -1,13 +1,15 @@
 """Proxy programming latency: an EndpointSlice change in the API -> its DNAT rule in the kernel.
 
-    .venv/bin/python -m bench.proxy_programming_latency [--intervals 1,0.1] [--samples 15]
+    .venv/bin/python -m bench.proxy_programming_latency [--intervals 1,0.1] [--samples 15] \
+        [--modes iptables,nftables]
 
 Run as root. Starts etcd, ``python -m services.apiserver`` (HTTPS) and, per --min-sync-period
 value, ``python -m services.proxy --netns <scratch>`` as kube-proxy's identity, as processes;
 only the scratch namespace's tables are touched, and it is deleted at the end. One Service with
 one endpoint; each sample replaces the endpoint with a new address and, from the moment the API
-write returns, polls ``iptables-save -t nat`` in the namespace until the new
-``--to-destination`` is there.
+write returns, polls the namespace until the new DNAT is there (``iptables-save -t nat`` and
+its ``--to-destination`` in iptables mode, ``nft list table ip kube-proxy`` and its
+``dnat to`` in nftables mode).
 
 Two patterns per interval:
 - spaced: the change comes more than one interval after the previous sync, so it is synced
@@ -55,15 +57,19 @@ def slice_with(ip: str) -> dict[str, Any]:
     }
 
 
-def rule_present(netns: str, ip: str) -> bool:
+def rule_present(netns: str, ip: str, mode: str) -> bool:
+    if mode == "nftables":
+        out = subprocess.run(["ip", "netns", "exec", netns, "nft", "list", "table", "ip", "kube-proxy"],
+                             check=False, capture_output=True, text=True).stdout
+        return f"dnat to {ip}:8080" in out
     out = subprocess.run(["ip", "netns", "exec", netns, "iptables-save", "-t", "nat"],
                          capture_output=True, text=True, check=True).stdout
     return f"--to-destination {ip}:8080" in out
 
 
-def wait_rule(netns: str, ip: str, timeout: float = 30.0) -> None:
+def wait_rule(netns: str, ip: str, mode: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
-    while not rule_present(netns, ip):
+    while not rule_present(netns, ip, mode):
         if time.monotonic() > deadline:
             raise TimeoutError(f"no DNAT to {ip} after {timeout}s")
 
@@ -77,12 +83,12 @@ class Addresses:
         return f"10.244.{self.next // 250}.{self.next % 250 + 1}"
 
 
-async def sample(client: ApiClient, netns: str, ip: str) -> float:
+async def sample(client: ApiClient, netns: str, ip: str, mode: str) -> float:
     current = await client.get(R.ENDPOINTSLICES, "web-abcde", "default")
     current["endpoints"] = slice_with(ip)["endpoints"]
     await client.replace(R.ENDPOINTSLICES, current)
     started = time.perf_counter()
-    wait_rule(netns, ip)
+    wait_rule(netns, ip, mode)
     return time.perf_counter() - started
 
 
@@ -110,23 +116,23 @@ async def main(args: argparse.Namespace) -> None:
                         "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}}, "default")
                     first = address()
                     await client.create(R.ENDPOINTSLICES, slice_with(first), "default")
-                    for interval in args.intervals:
+                    for mode, interval in [(m, i) for m in args.modes for i in args.intervals]:
                         health = free_port()
                         proxy = start(["-m", "services.proxy", "--kubeconfig", str(kubeconfig),
                                        "--node-name", "bench-node", "--cluster-cidr", "10.244.0.0/16",
-                                       "--health-port", str(health), "--netns", netns,
+                                       "--health-port", str(health), "--netns", netns, "--proxy-mode", mode,
                                        "--min-sync-period", str(interval), "--log-level", "WARNING"],
-                                      logs / f"proxy-{interval}.log")
+                                      logs / f"proxy-{mode}-{interval}.log")
                         procs.append(proxy)
                         wait_http_ok(f"http://{LOOPBACK}:{health}/readyz", timeout=30, proc=proxy)
                         spaced, back_to_back = [], []
                         for _ in range(args.samples):
                             await asyncio.sleep(interval + 0.05)
-                            spaced.append(await sample(client, netns, address()))
+                            spaced.append(await sample(client, netns, address(), mode))
                         await asyncio.sleep(interval + 0.05)
                         for _ in range(args.samples):
-                            back_to_back.append(await sample(client, netns, address()))
-                        print(f"--min-sync-period {interval}: endpoint replaced in the API -> "
+                            back_to_back.append(await sample(client, netns, address(), mode))
+                        print(f"{mode} mode, --min-sync-period {interval}: endpoint replaced in the API -> "
                               "DNAT rule present")
                         report("spaced", spaced)
                         report("back-to-back", back_to_back)
@@ -147,6 +153,8 @@ def parse_args() -> argparse.Namespace:
                         type=lambda s: [float(v) for v in s.split(",")],
                         help="--min-sync-period values to measure, comma-separated")
     parser.add_argument("--samples", type=int, default=15, help="samples per pattern")
+    parser.add_argument("--modes", default="iptables,nftables", type=lambda s: s.split(","),
+                        help="proxy modes to measure, comma-separated")
     return parser.parse_args()
 
 

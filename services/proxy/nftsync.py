@@ -10,9 +10,11 @@ became. A sync is then:
   a chain is rewritten only when its rules differ, map elements are added, replaced or
   deleted one by one. One endpoint change at 10,000 Services is a handful of statements.
 
-A chain that is no longer used is flushed at once but deleted only a second later, in a
-transaction of its own (kube-proxy's staleChains: kernels before 6.2 may still see a
-reference from a map element deleted in the same transaction).
+A chain that is no longer used is flushed at once but deleted only by a sync at least a
+second later, in a transaction of its own (kube-proxy's staleChains: kernels before 6.2 may
+still see a reference from a map element deleted in the same transaction). No sync is
+scheduled for it: an empty chain costs nothing, and a wake-up of its own would make the
+next change wait out the minimum sync interval.
 
 `nft` sits behind the narrow `Nft` Protocol (run a transaction, list chain and set names,
 delete the table) like the iptables mode's `Iptables`; `NftCommands` runs the binary,

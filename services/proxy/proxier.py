@@ -14,7 +14,6 @@ recomputes only those), so one endpoint change costs the same at 10 or 10,000 Se
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -32,7 +31,7 @@ from services.proxy.iptables import (
 )
 from services.proxy.model import ServiceIndex, ServiceKey, ServicePort, Snapshot
 from services.proxy.nftables import NftSettings
-from services.proxy.nftsync import STALE_CHAIN_GRACE, Nft, NftablesApplier, NftPlan
+from services.proxy.nftsync import Nft, NftablesApplier, NftPlan
 from services.proxy.restore import RestorePlan
 from services.proxy.rules import NodeSettings, render
 from services.proxy.runner import BoundedFrequencyRunner, SyncTrigger
@@ -162,9 +161,6 @@ class Proxier:
         except BaseException:
             self.index.mark_changed(changed)  # still to do (and a failed nft apply is full next)
             raise
-        if isinstance(plan, NftPlan) and plan.stale_chains:
-            # their deletion waits out the grace second, in the sync that follows it
-            asyncio.get_running_loop().call_later(STALE_CHAIN_GRACE + 0.05, self.runner.request)
         flows = stale_udp_flows(self._before(changed), self._after(changed, ports))
         self._applied = dict(ports)
         self.has_synced_rules = True

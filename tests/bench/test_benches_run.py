@@ -52,10 +52,13 @@ def test_control_plane_benches_finish(run_bench, argv, expected):
 
 @pytest.mark.netns
 @pytest.mark.parametrize(("argv", "expected"), [
-    (("bench.proxy_programming_latency", "--intervals", "0.1", "--samples", "2"), "back-to-back  n=2"),
+    (("bench.proxy_programming_latency", "--intervals", "0.1", "--samples", "2"),
+     "nftables mode, --min-sync-period 0.1"),
     (("bench.pod_startup", "--pods", "2", "--full", "0", "--concurrency", "2"), "all 2 in"),
     (("bench.image_pull", "--image", "busybox", "--rounds", "1"), "node puller (oci.registry -> oci.store)"),
     (("bench.trace", "--services", "20", "--repeat", "1"), "parse + trace (both nodes' tables)"),
-], ids=["proxy-programming", "pod-startup", "image-pull", "trace"])
+    (("bench.proxy_modes", "--sizes", "20", "--iptables-max", "20", "--change-at", "20", "--repeat", "1",
+      "--packet-sizes", "10", "--seconds", "0.3"), "10 Services  nftables:"),
+], ids=["proxy-programming", "pod-startup", "image-pull", "trace", "proxy-modes"])
 def test_node_benches_finish(run_bench, argv, expected):
     assert expected in run_bench(*argv)
