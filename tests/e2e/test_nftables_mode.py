@@ -37,7 +37,7 @@ def test_seed_scenario_through_nftables_rules(nft_cluster: Cluster, tmp_path) ->
     names = {p["metadata"]["name"] for p in pods}
 
     def hostname(target: str) -> str:
-        return nft_cluster.mkctl("exec", "nftclient", "--", "wget", "-qO-", "-T", "2", target,
+        return nft_cluster.mkctl("exec", "nftclient", "--", "timeout", "3", "wget", "-qO-", target,
                                  check=False).stdout.strip()
     # by name (the cluster DNS, itself a Service behind the same table) and spread over all three
     first = wait_until(lambda: hostname("http://nftsvc.default.svc.cluster.local:8080/hostname"),
@@ -55,7 +55,8 @@ def test_seed_scenario_through_nftables_rules(nft_cluster: Cluster, tmp_path) ->
         assert "KUBE-SERVICES" not in nat, "one mode only"
 
     # a NodePort from the host, through either node
-    nft_cluster.mkctl("patch", "svc", "nftsvc", "-p", '{"spec": {"type": "NodePort"}}')
+    kubectl = ("kubectl", "--kubeconfig", nft_cluster.status["kubeconfig"], "--cache-dir", str(tmp_path / "kc"))
+    run(*kubectl, "patch", "svc", "nftsvc", "-p", '{"spec": {"type": "NodePort"}}')
     svc = json.loads(nft_cluster.mkctl("get", "svc", "nftsvc", "-o", "json").stdout)
     node_port = svc["spec"]["ports"][0]["nodePort"]
     for node_ip in ("10.252.0.2", "10.252.0.3"):
@@ -67,7 +68,7 @@ def test_seed_scenario_through_nftables_rules(nft_cluster: Cluster, tmp_path) ->
     # a deleted backend leaves every node's table within the sync interval
     victim = pods[0]
     ip = victim["status"]["podIP"]
-    nft_cluster.mkctl("delete", "pod", victim["metadata"]["name"], "--wait=false")
+    run(*kubectl, "delete", "pod", victim["metadata"]["name"], "--wait=false")
     started = time.monotonic()
     wait_until(lambda: all(f"dnat to {ip}:8080" not in run("ip", "netns", "exec", node, "nft", "list", "table",
                                                             "ip", "kube-proxy").stdout
@@ -76,12 +77,12 @@ def test_seed_scenario_through_nftables_rules(nft_cluster: Cluster, tmp_path) ->
     assert time.monotonic() - started < 2.5
 
     # no endpoints at all: refused at once (the no-endpoint-services map's reject)
-    nft_cluster.mkctl("scale", "deployment", "nft", "--replicas=0")
+    run(*kubectl, "scale", "deployment", "nft", "--replicas=0")
     wait_until(lambda: not nft_cluster.pods("app=nft"), timeout=60, what="no server pods")
 
     def refused() -> bool:
-        res = nft_cluster.mkctl("exec", "nftclient", "--", "wget", "-qO-", "-T", "3", f"http://{cluster_ip}:8080/",
-                                check=False)
+        res = nft_cluster.mkctl("exec", "nftclient", "--", "timeout", "3", "wget", "-qO-",
+                                f"http://{cluster_ip}:8080/", check=False)
         return "refused" in (res.stdout + res.stderr).lower()
     wait_until(refused, timeout=20, what="connection refused without endpoints")
     nft_cluster.mkctl("delete", "-f", str(manifest))
