@@ -35,6 +35,7 @@ from kubecore.controller.metrics import ControllerCollector
 from kubecore.informer.factory import SharedInformerFactory, wait_for_cache_sync
 from services.proxy.announce import IpAddresses
 from services.proxy.cleanup import cleanup
+from services.proxy.debug import add_debug_routes
 from services.proxy.informers import attach_informers
 from services.proxy.iptables import supports_random_fully
 from services.proxy.nftsync import NftCommands
@@ -120,11 +121,10 @@ async def run(args: argparse.Namespace, stop: asyncio.Event) -> None:
     factory = SharedInformerFactory(client)
     informers = attach_informers(proxier, factory)
     registry.register(ControllerCollector(lambda: (), lambda: factory.informers))
-    health = HealthServer(
-        create_health_app(Health(registry=registry, informers=lambda: factory.informers,
-                                 ready=rules_synced(proxier))),
-        args.health_listen, args.health_port,
-    )
+    app = create_health_app(Health(registry=registry, informers=lambda: factory.informers,
+                                   ready=rules_synced(proxier)))
+    add_debug_routes(app, proxier)
+    health = HealthServer(app, args.health_listen, args.health_port)
     try:
         await health.start()
         log.info("proxy health on http://%s:%d", args.health_listen, health.port,

@@ -205,6 +205,10 @@ class IptablesApplier:
         """Force the next apply to be a full rewrite."""
         self._written = None
 
+    def written(self) -> Mapping[str, Mapping[str, tuple[str, ...]]] | None:
+        """Table -> chain -> the `-A` lines of the last successful apply (None: unknown)."""
+        return self._written
+
     async def apply(self, desired: Ruleset, *, full: bool = False) -> RestorePlan:
         """Apply `desired` with one iptables-restore; a partial apply reads nothing back."""
         previous = self._written

@@ -151,6 +151,10 @@ class NftablesApplier:
         """Force the next apply to be a full one."""
         self._applied = None
 
+    def applied(self, key: ServiceKey) -> Applied | None:
+        """What the last successful sync programmed for one Service (None: nothing, or unknown)."""
+        return (self._applied or {}).get(key)
+
     async def apply(self, ports: Mapping[ServiceKey, tuple[ServicePort, ...]],
                     changed: Iterable[ServiceKey], *, full: bool = False) -> NftPlan:
         """Program `ports` (every Service's), rewriting only `changed` ones unless full."""

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
+from services.proxy.debug import rules_for
 from services.proxy.model import ServiceIndex, build_snapshot
 from services.proxy.nftsync import NftablesApplier
 from services.proxy.proxier import Proxier
@@ -165,6 +166,11 @@ async def test_cluster_ip_spreads_then_follows_endpoint_changes(topology: Topolo
     tables = topology.lab.exec(topology.node, ["nft", "list", "tables"], check=False).stdout
     assert ("KUBE-SERVICES" in nat) == (topology.mode == "iptables"), nat
     assert ("table ip kube-proxy" in tables) == (topology.mode == "nftables"), tables
+    # one Service's rules (the proxy's /debug/rules): its cluster IP and endpoints, nobody else's
+    shown = rules_for(proxier, "default", "web") or ""
+    assert WEB_IP in shown and "10.244.1.2:8080" in shown and "10.244.2.2:8080" in shown, shown
+    assert DNS_IP not in shown and "default/dns" not in shown, shown
+    assert rules_for(proxier, "default", "nope") is None
 
     answers = Counter(answer for answer, _ in topology.ask("http", WEB_IP, 80, 60))
     # Both backends answer, and each saw the node's address: the client was masqueraded.

@@ -218,6 +218,10 @@ async def test_nftables_mode_follows_the_api_then_cleanup_removes_the_table(
             await wait_for(lambda: both <= nft_chains(lab, node), timeout=5, what="service and endpoint chains")
             table = nft_table(lab, node)
             assert f"{cluster_ip} . tcp . 80 : goto {NFT_SVC_CHAIN}" in table, table
+            shown = await asyncio.to_thread(fetch, f"http://127.0.0.1:{proxy.health_port}/debug/rules"
+                                                   "?service=default/web")
+            assert shown.startswith("# Service default/web, nftables mode, node node-a\n"), shown
+            assert f"chain {NFT_SVC_CHAIN} {{" in shown and "dnat to 10.244.2.2:8080" in shown, shown
             assert "dnat to 10.244.2.2:8080" in table
 
             current = await client.get(R.ENDPOINTSLICES, "web-abcde", "default")
