@@ -59,6 +59,8 @@ def test_control_plane_benches_finish(run_bench, argv, expected):
     (("bench.trace", "--services", "20", "--repeat", "1"), "parse + trace (both nodes' tables)"),
     (("bench.proxy_modes", "--sizes", "20", "--iptables-max", "20", "--change-at", "20", "--repeat", "1",
       "--packet-sizes", "10", "--seconds", "0.3"), "10 Services  nftables:"),
-], ids=["proxy-programming", "pod-startup", "image-pull", "trace", "proxy-modes"])
+    (("bench.network_programming_latency", "--samples", "3", "--churn-pods", "5", "--min-sync-periods", "0.1"),
+     "nftables mode, --min-sync-period 0.1: pod Ready written -> DNAT on both nodes, 3 samples (0 not"),
+], ids=["proxy-programming", "pod-startup", "image-pull", "trace", "proxy-modes", "network-programming"])
 def test_node_benches_finish(run_bench, argv, expected):
     assert expected in run_bench(*argv)
