@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from kubecore.nettrace.iptables import Packet, ParseError, Path, Rule, Table, parse_save, walk
+from kubecore.nettrace.nft import NftTable, parse_nft, walk_nft
 
 Obj = Mapping[str, Any]
 KUBE_DNS = ("kube-system", "kube-dns")
@@ -191,6 +192,8 @@ def _service_port(svc: Obj, port: str, protocol: str) -> Obj | None:
 
 
 def _rule_line(table: str, rule: Rule, moved: Mapping[tuple[str, str], int] | None = None) -> str:
+    if " " in table:  # an nftables table ("ip kube-proxy"): its chain and the rule as nft lists it
+        return f"nft {table} {rule.chain}: {rule.text}"
     counters = f"[{rule.packets}:{rule.bytes}] " if rule.packets is not None else ""
     delta = (moved or {}).get((table, rule.text))
     note = f"   <- +{delta} packet{'s' if delta != 1 else ''} during the probe" if delta else ""
@@ -213,6 +216,7 @@ class _Tracer:
         self.service = ""
         self.probe_shown = False
         self.tables: dict[str, dict[str, Table]] = {}
+        self.nft: dict[str, NftTable | None] = {}
         probe = world.probe or {}
         self.moved = counter_deltas(probe["before"], probe["after"]) if probe.get("before") and probe.get(
             "after") else {}
@@ -231,6 +235,14 @@ class _Tracer:
             text = after if after and node == source_node else (self.view(node) or {}).get("iptables")
             self.tables[node] = parse_save(str(text or ""))
         return self.tables[node]
+
+    def nft_table(self, node: str) -> NftTable | None:
+        """The node's nftables-mode proxy table, if it has one."""
+        if node not in self.nft:
+            view = self.view(node) or {}
+            doc = view.get("nftables")
+            self.nft[node] = parse_nft(doc, str(view.get("nftablesText") or "")) if doc else None
+        return self.nft[node]
 
     def add(self, step: Step) -> Step:
         self.steps.append(step)
@@ -264,10 +276,6 @@ class _Tracer:
         view = self.view(src_node)
         if view is None:
             return self.fail(first, f"node {src_node}'s agent did not give its network view")
-        if view.get("nftables"):
-            return self.fail(first, f"node {src_node}'s proxy runs in nftables mode (table ip kube-proxy), and "
-                                    "this account follows iptables rules only so far (the node's rules: "
-                                    "`nft list table ip kube-proxy` in its network namespace)")
         target = self.resolve_destination()
         if isinstance(target, Trace):
             return target
@@ -443,16 +451,34 @@ class _Tracer:
                               f"which is not a node")
         return route, local_pod
 
+    def hook_paths(self, node: str, tables: Mapping[str, Table], table: str, hook: str, packet: Packet) -> list[Path]:
+        """The packet through the node's iptables `table` at `hook`, then, unless that already
+        ended it (a NAT done, a drop), through the nftables proxy table's base chains of the
+        same kind: every way, most likely first."""
+        ipt = tables.get(table)
+        paths = walk(ipt, hook.upper(), packet) if ipt is not None else [Path((), "ACCEPT", packet)]
+        nft = self.nft_table(node)
+        if nft is None:
+            return paths
+        out: list[Path] = []
+        for path in paths:
+            if path.verdict in ("DROP", "REJECT") or path.nat:
+                out.append(path)
+                continue
+            out += [replace(n, hits=path.hits + n.hits, unknown=path.unknown + n.unknown,
+                            probability=path.probability * n.probability)
+                    for n in walk_nft(nft, table, hook.lower(), path.packet)]
+        return sorted(out, key=lambda p: -round(p.probability, 6))
+
     def nat_prerouting(self, node: str, tables: Mapping[str, Table], packet: Packet, *, first: bool) -> Packet | None:
-        nat = tables.get("nat")
         step = self.add(Step(f"nat PREROUTING on node {node}", f"node {node}"))
-        if nat is None:
+        if tables.get("nat") is None and self.nft_table(node) is None:
             step.lines.append("the node has no nat table loaded: nothing rewrites the destination")
             return packet
-        paths = walk(nat, "PREROUTING", packet)
+        paths = self.hook_paths(node, tables, "nat", "prerouting", packet)
         chosen = self.choose(paths)
         for hit in chosen.matched:
-            step.rules.append(_rule_line("nat", hit.rule, self.moved))
+            step.rules.append(_rule_line(hit.table, hit.rule, self.moved))
         if first and any(p.nat.startswith("DNAT ") for p in paths):
             self.list_endpoints(paths, step)
         if chosen.nat.startswith("DNAT"):
@@ -488,47 +514,54 @@ class _Tracer:
                 continue
             address = path.nat.split(" ", 1)[1]
             pod = self.world.pod_by_ip(address.rsplit(":", 1)[0])
-            sep = next((h.rule.chain for h in path.matched if h.rule.chain.startswith("KUBE-SEP-")), "")
+            sep = next((h.rule.chain for h in path.matched if h.rule.chain.startswith(("KUBE-SEP-", "endpoint-"))),
+                       "")
             self.endpoints.append(EndpointChoice(
                 address, _key(pod) if pod else "", str((pod or {}).get("spec", {}).get("nodeName") or ""),
                 round(path.probability, 4), sep, probed=address == went))
         n = len(self.endpoints)
+        nft = any(e.chain.startswith("endpoint-") for e in self.endpoints)
+        how = "nftables numgen" if nft else "iptables statistic"
         step.lines.append("one endpoint: every connection goes to it" if n == 1 else
                           f"the Service's chain picks one of {n} endpoints at random "
-                          f"(iptables statistic rules: 1/{n}, 1/{n - 1}, ... so each gets 1/{n}):")
+                          f"({how} rules: 1/{n}, 1/{n - 1}, ... so each gets 1/{n}):")
         for e in self.endpoints:
             mark = "  <- the probe's connection went here (conntrack)" if e.probed else ""
             step.lines.append(f"  {e.probability * 100:.1f}%  {e.chain} -> {e.address}  pod {e.pod or '?'} "
                               f"on {e.node or '?'}{mark}")
 
     def filter_forward(self, node: str, tables: Mapping[str, Table], packet: Packet) -> bool:
-        filt = tables.get("filter")
         step = self.add(Step(f"filter FORWARD on node {node}", f"node {node}"))
-        if filt is None:
+        nft = self.nft_table(node)
+        if tables.get("filter") is None and nft is None:
             step.lines.append("no filter table loaded: forwarded")
             return True
-        (path, *_) = walk(filt, "FORWARD", packet)
+        # nftables' filter-forward runs first (priority -110, before iptables' filter at 0)
+        paths = walk_nft(nft, "filter", "forward", packet) if nft is not None else []
+        if not paths or paths[0].verdict == "ACCEPT":
+            ipt = tables.get("filter")
+            later = walk(ipt, "FORWARD", packet)[0] if ipt is not None else Path((), "ACCEPT", packet)
+            first = paths[0] if paths else Path((), "ACCEPT", packet)
+            paths = [replace(later, hits=first.hits + later.hits)]
+        (path, *_) = paths
         for hit in path.matched:
-            step.rules.append(_rule_line("filter", hit.rule, self.moved))
+            step.rules.append(_rule_line(hit.table, hit.rule, self.moved))
         if path.verdict in ("DROP", "REJECT"):
-            last = path.matched[-1].rule if path.matched else None
-            why = f'"{last.comment}"' if last is not None and last.comment else "a rule"
             step.ok = False
-            step.problem = (f"filter FORWARD on node {node} ends in {path.verdict} ({why})"
-                            + (": the Service has no ready endpoints, so kube-proxy rejects its traffic"
-                               if last is not None and last.comment.endswith("has no endpoints") else ""))
+            which, why = _why_filtered(path)
+            step.problem = (f"filter FORWARD on node {node} ends in {path.verdict} ({which})"
+                            + (f": {why}" if why else ""))
             return False
         step.lines.append(f"verdict {path.verdict}" + ("" if path.matched else " (the chain's policy)"))
         return True
 
     def nat_postrouting(self, node: str, tables: Mapping[str, Table], packet: Packet) -> Packet:
-        nat = tables.get("nat")
         step = self.add(Step(f"nat POSTROUTING on node {node}", f"node {node}"))
-        if nat is None:
+        if tables.get("nat") is None and self.nft_table(node) is None:
             return packet
-        (path, *_) = walk(nat, "POSTROUTING", packet)
+        (path, *_) = self.hook_paths(node, tables, "nat", "postrouting", packet)
         for hit in path.matched:
-            step.rules.append(_rule_line("nat", hit.rule, self.moved))
+            step.rules.append(_rule_line(hit.table, hit.rule, self.moved))
         if path.nat in ("MASQUERADE",) or path.nat.startswith("SNAT"):
             step.lines.append(f"{path.nat}: the source becomes node {node}'s address on "
                               f"{packet.out_iface or 'the way out'}; the reply comes back to the node")
@@ -602,8 +635,27 @@ def _answers(step: Step, queries: Sequence[Obj], nameserver: str) -> tuple[str, 
     return answer_ip, ""
 
 
+def _why_filtered(path: Path) -> tuple[str, str]:
+    """(which rule, and why) a filter verdict dropped or rejected the packet, as far as the rules tell."""
+    last = path.matched[-1].rule if path.matched else None
+    no_endpoints = "the Service has no ready endpoints, so kube-proxy rejects its traffic"
+    if last is None:
+        return "the chain's policy", ""
+    if last.comment.endswith("has no endpoints"):
+        return f'"{last.comment}"', no_endpoints
+    if last.chain == "reject-chain" or last.chain == "service-endpoints-check":
+        return "the no-endpoint-services map", (
+            no_endpoints if path.verdict == "REJECT" else
+            "the Service has no endpoint on this node for its Local traffic policy, so kube-proxy drops its traffic")
+    if last.chain == "cluster-ips-check":
+        return "cluster-ips-check", ("no Service has this port at this cluster IP" if path.verdict == "REJECT"
+                                     else "no Service holds this address of the service range")
+    return (f'"{last.comment}"' if last.comment else "a rule"), ""
+
+
 def _why_masquerade(path: Path, before: Packet) -> str:
-    sep_hairpin = any(h.rule.chain.startswith("KUBE-SEP-") and h.rule.target == "KUBE-MARK-MASQ"
+    sep_hairpin = any(h.rule.chain.startswith(("KUBE-SEP-", "endpoint-"))
+                      and (h.rule.target == "KUBE-MARK-MASQ" or "mark-for-masquerade" in h.rule.text)
                       for h in path.matched)
     if sep_hairpin:
         return ("marked for masquerade (0x4000): the pod reaches itself through the Service (hairpin), "

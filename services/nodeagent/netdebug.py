@@ -4,8 +4,8 @@ and so authorized as `nodes/proxy`, like everything on the kubelet's port that i
 metrics or stats.
 
 - GET /debug/network: the node's packet filter (`iptables-save -c`, every table, with counters,
-  and the nftables mode proxy's `ip kube-proxy` table as `nft -j` JSON, or null when there is
-  none), its routes, links and addresses, and each pod sandbox with its IP, the host side of its veth
+  and the nftables mode proxy's `ip kube-proxy` table as `nft -j` JSON and `nft -a` text, or
+  null when there is none), its routes, links and addresses, and each pod sandbox with its IP, the host side of its veth
   and the routes inside the pod.
 - POST /debug/network/probe {"namespace", "pod", "dns": name?, "connect": {"host", "port",
   "protocol"}?}: from inside that pod's network namespace, resolve `dns` as the pod's resolver
@@ -168,20 +168,21 @@ async def iptables_save(host_netns: str | None) -> str:
     return out
 
 
-async def nft_proxy_table(host_netns: str | None) -> dict[str, Any] | None:
-    """`nft -j list table ip kube-proxy`: the proxy's table in nftables mode (None: no such
-    table, or no nft on this node, which is what an iptables-mode node looks like)."""
+async def nft_proxy_table(host_netns: str | None) -> tuple[dict[str, Any] | None, str | None]:
+    """The nftables-mode proxy's table, `ip kube-proxy`: as `nft -j` JSON (to evaluate) and as
+    `nft -a` text (to show: its `# handle N` comments tie the lines to the JSON rules). (None,
+    None) when there is no such table, or no nft on this node: an iptables-mode node."""
     try:
         code, out, _ = await _run(["nft", "-j", "list", "table", "ip", "kube-proxy"], host_netns)
-    except FileNotFoundError:
-        return None
-    if code != 0:
-        return None
-    try:
+        if code != 0:
+            return None, None
         parsed = json.loads(out)
-    except ValueError:
-        return None
-    return parsed if isinstance(parsed, dict) else None
+        code, text, _ = await _run(["nft", "-a", "list", "table", "ip", "kube-proxy"], host_netns)
+    except (FileNotFoundError, ValueError):
+        return None, None
+    if not isinstance(parsed, dict):
+        return None, None
+    return parsed, text if code == 0 else None
 
 
 async def snapshot(agent: Agent) -> dict[str, Any]:
@@ -199,8 +200,9 @@ async def snapshot(agent: Agent) -> dict[str, Any]:
         pods.append({"namespace": sandbox.namespace, "name": sandbox.name, "uid": sandbox.pod_uid,
                      "ip": sandbox.ip, "netns": sandbox.netns_path, "hostVeth": host_veth(sandbox),
                      "routes": inside["routes"], "addresses": inside["addresses"], "links": inside["links"]})
+    nft_json, nft_text = await nft_proxy_table(cfg.host_netns)
     return {"node": cfg.node_name, "nodeIP": cfg.node_ip, "clusterCIDR": cfg.cluster_cidr,
-            "iptables": await iptables_save(cfg.host_netns), "nftables": await nft_proxy_table(cfg.host_netns),
+            "iptables": await iptables_save(cfg.host_netns), "nftables": nft_json, "nftablesText": nft_text,
             "time": time.time(), **node, "pods": pods}
 
 

@@ -45,6 +45,12 @@ def test_seed_scenario_through_nftables_rules(nft_cluster: Cluster, tmp_path) ->
     assert first in names
     assert {hostname("http://nftsvc:8080/hostname") for _ in range(40)} == names
 
+    # the packet's path, told from the nftables rules the node agents report
+    traced = nft_cluster.mkctl("trace", "nftclient", "svc/nftsvc:8080", "--probe").stdout
+    assert "nft ip kube-proxy services: ip daddr . meta l4proto . th dport vmap @service-ips" in traced, traced
+    assert "nftables numgen rules: 1/3, 1/2, ... so each gets 1/3" in traced, traced
+    assert "the probe's connection went here (conntrack)" in traced, traced
+
     svc = json.loads(nft_cluster.mkctl("get", "svc", "nftsvc", "-o", "json").stdout)
     cluster_ip = svc["spec"]["clusterIP"]
     for node in (f"{NAME}-node-1", f"{NAME}-node-2"):

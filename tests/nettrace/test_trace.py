@@ -127,14 +127,6 @@ def test_a_source_without_an_ip_cannot_be_traced():
     assert not t.ok and t.summary == "the source pod has no IP yet (not running?)"
 
 
-def test_a_node_in_nftables_mode_is_not_traced_as_if_it_had_iptables_rules():
-    world = seed_world()
-    world.node_views["kind-worker"]["nftables"] = {"nftables": [{"table": {"family": "ip", "name": "kube-proxy"}}]}
-    t = trace(world, pod("client"), MYSVC)
-    assert not t.ok and t.summary.startswith("node kind-worker's proxy runs in nftables mode"), t.summary
-    assert t.endpoints == []
-
-
 @pytest.mark.parametrize("text, expected", [
     ("svc/mysvc:8080", Destination("service", "mysvc", "default", "8080")),
     ("service/mysvc:http", Destination("service", "mysvc", "default", "http")),
