@@ -179,10 +179,7 @@ def _equal(value: Any, spec: Any) -> bool:
         wanted = spec if isinstance(spec, list) else [spec]
         return bool(value & {str(w) for w in wanted})
     if isinstance(spec, dict) and ("prefix" in spec or "range" in spec):
-        if "range" in spec and isinstance(value, int):
-            lo, hi = spec["range"]
-            return int(lo) <= value <= int(hi)
-        return _ip_in(value, spec)
+        return _in_interval(value, spec)
     if isinstance(value, int) or isinstance(spec, int):
         try:
             return int(value) == int(spec)
@@ -191,6 +188,14 @@ def _equal(value: Any, spec: Any) -> bool:
     if isinstance(value, str) and _looks_ip(value) and isinstance(spec, str) and _looks_ip(spec):
         return _ip_in(value, spec)
     return str(value) == str(spec)
+
+
+def _in_interval(value: Any, spec: Obj) -> bool:
+    """`value` in a prefix, or in a range of ports or addresses."""
+    if "range" in spec and isinstance(value, int):
+        lo, hi = spec["range"]
+        return int(lo) <= value <= int(hi)
+    return _ip_in(value, spec)
 
 
 def _looks_ip(s: str) -> bool:
