@@ -263,3 +263,37 @@ async def test_external_and_load_balancer_ips_reach_the_endpoints(topology: Topo
     proxier.on_service(web)
     await proxier.sync(SyncTrigger.CHANGED)
     assert lb_ip not in topology.lab.exec(topology.node, ["ip", "-4", "-o", "addr", "show", "dev", "eth-c"]).stdout
+
+
+async def test_node_port_reaches_the_endpoints_and_is_refused_without_them(topology: Topology) -> None:
+    """The node's own address and the node port: DNAT to either backend with the client
+    masqueraded (it may have been sent to another node); no endpoints: refused at once."""
+    proxier = _proxier(topology)
+    proxier.on_service(service("web", WEB_IP, [port(80, name="http", target_port=8080, node_port=30080)],
+                               type_="NodePort"))
+    proxier.on_endpoint_slice(_web_slice("10.244.1.2", "10.244.2.2"))
+    proxier.mark_services_synced()
+    proxier.mark_endpoint_slices_synced()
+    await proxier.sync(SyncTrigger.CHANGED)
+    answers = Counter(answer for answer, _ in topology.ask("http", "10.0.0.1", 30080, 30))
+    assert set(answers) == {"be1 10.244.1.1", "be2 10.244.2.1"}, answers
+
+    proxier.on_endpoint_slice(_web_slice())
+    await proxier.sync(SyncTrigger.CHANGED)
+    [(answer, seconds)] = topology.ask("http", "10.0.0.1", 30080, 1)
+    assert answer == "refused" and seconds < 0.5, answer
+
+
+async def test_a_pod_reaching_itself_through_its_service_is_masqueraded(topology: Topology) -> None:
+    """Hairpin: be1 asks the Service and the DNAT picks be1 itself; without SNAT it would see
+    its own address as the source and drop its own reply. It sees the node's instead."""
+    proxier = _proxier_with_services(topology)
+    proxier.on_endpoint_slice(_web_slice("10.244.1.2"))
+    proxier.mark_endpoint_slices_synced()
+    await proxier.sync(SyncTrigger.CHANGED)
+    itself = topology.lab.spawn(f"{topology.lab.prefix}-be1", CLIENT)
+    assert itself.stdin is not None and itself.stdout is not None
+    itself.stdin.write(f"http {WEB_IP} 80 3\n")
+    itself.stdin.flush()
+    answers = [answer for answer, _ in json.loads(itself.stdout.readline())]
+    assert answers == ["be1 10.244.1.1"] * 3, answers
