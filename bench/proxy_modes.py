@@ -20,11 +20,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import statistics
-import subprocess
-import sys
 import time
-import uuid
+from collections.abc import Iterator
 from typing import Any
 
 from bench.proxy_sync import _ip, make_cluster
@@ -33,6 +32,7 @@ from services.proxy.model import ServiceIndex
 from services.proxy.nftables import NftSettings
 from services.proxy.nftsync import NftablesApplier
 from services.proxy.rules import NodeSettings, render
+from tests.proxy.netns import NetnsLab
 
 NODE = "bench-node"
 SETTINGS = NodeSettings(node_name=NODE, cluster_cidr="10.244.0.0/16")
@@ -40,49 +40,14 @@ NFT_SETTINGS = NftSettings(node_name=NODE, cluster_cidr="10.244.0.0/16", service
 MODES = ("iptables", "nftables")
 
 
-class Netns:
-    """Scratch namespaces, deleted on exit (their links and processes' sockets with them)."""
-
-    def __init__(self) -> None:
-        self.prefix = "mcbench-" + uuid.uuid4().hex[:6]
-        self.names: list[str] = []
-        self.procs: list[subprocess.Popen[str]] = []
-
-    def add(self, role: str) -> str:
-        name = f"{self.prefix}-{role}"
-        subprocess.run(["ip", "netns", "add", name], check=True)
-        self.names.append(name)
-        self.run(name, "ip", "link", "set", "lo", "up")
-        return name
-
-    def run(self, ns: str, *argv: str) -> str:
-        return subprocess.run(["ip", "netns", "exec", ns, *argv], check=True, capture_output=True,
-                              text=True).stdout
-
-    def link(self, a: str, if_a: str, addr_a: str, b: str, if_b: str, addr_b: str) -> None:
-        subprocess.run(["ip", "link", "add", if_a, "netns", a, "type", "veth", "peer", "name", if_b, "netns", b],
-                       check=True)
-        for ns, ifname, addr in ((a, if_a, addr_a), (b, if_b, addr_b)):
-            self.run(ns, "ip", "addr", "add", addr, "dev", ifname)
-            self.run(ns, "ip", "link", "set", ifname, "up")
-
-    def spawn(self, ns: str, code: str, *args: str) -> subprocess.Popen[str]:
-        proc = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", code, *args],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        self.procs.append(proc)
-        assert proc.stdout is not None
-        proc.stdout.readline()  # "ready"
-        return proc
-
-    def __enter__(self) -> Netns:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for proc in self.procs:
-            proc.kill()
-            proc.wait()
-        for name in self.names:
-            subprocess.run(["ip", "netns", "del", name], check=False)
+@contextlib.contextmanager
+def scratch() -> Iterator[NetnsLab]:
+    """Scratch namespaces (tests/proxy/netns.py's lab), deleted on the way out."""
+    lab = NetnsLab()
+    try:
+        yield lab
+    finally:
+        lab.close()
 
 
 def index_of(services: list[dict[str, Any]], slices: list[dict[str, Any]]) -> ServiceIndex:
@@ -126,8 +91,8 @@ async def full_syncs(sizes: list[int], repeat: int, iptables_max: int) -> None:
                 continue
             runs = []
             for _ in range(repeat):
-                with Netns() as lab:
-                    syncer = Syncer(mode, lab.add("node"), index_of(services, slices))
+                with scratch() as lab:
+                    syncer = Syncer(mode, lab.add_netns("node"), index_of(services, slices))
                     try:
                         runs.append(await syncer.sync())
                     except CommandError as exc:
@@ -144,9 +109,9 @@ async def one_change(count: int, repeat: int) -> None:
     services, slices = make_cluster(count)
     print(f"\nat {count} Services with the rules in place: one endpoint replaced, median of {repeat}")
     for mode in MODES:
-        with Netns() as lab:
+        with scratch() as lab:
             index = index_of(services, slices)
-            syncer = Syncer(mode, lab.add("node"), index)
+            syncer = Syncer(mode, lab.add_netns("node"), index)
             try:
                 await syncer.sync()
             except CommandError as exc:
@@ -199,13 +164,13 @@ async def connections_per_second(count: int, mode: str, seconds: float) -> tuple
     target = max(range(count), key=lambda i: services[i]["metadata"]["name"])
     slices[target]["endpoints"] = [{"addresses": ["10.250.0.2"], "conditions": {"ready": True},
                                     "nodeName": NODE}]
-    with Netns() as lab:
-        node, client, backend = lab.add("node"), lab.add("client"), lab.add("be")
+    with scratch() as lab:
+        node, client, backend = lab.add_netns("node"), lab.add_netns("client"), lab.add_netns("be")
         lab.link(client, "eth0", "10.0.0.2/24", node, "eth-c", "10.0.0.1/24")
         lab.link(backend, "eth0", "10.250.0.2/24", node, "eth-b", "10.250.0.1/24")
-        lab.run(client, "ip", "route", "add", "default", "via", "10.0.0.1")
-        lab.run(backend, "ip", "route", "add", "default", "via", "10.250.0.1")
-        lab.run(node, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+        lab.exec(client, ["ip", "route", "add", "default", "via", "10.0.0.1"])
+        lab.exec(backend, ["ip", "route", "add", "default", "via", "10.250.0.1"])
+        lab.exec(node, ["sysctl", "-qw", "net.ipv4.ip_forward=1"])
         await Syncer(mode, node, index_of(services, slices)).sync()
         lab.spawn(backend, SERVER)
         proc = lab.spawn(client, CLIENT, services[target]["spec"]["clusterIP"], str(seconds))

@@ -308,7 +308,9 @@ def _dnat(rule: Rule, p: Packet) -> Packet:
 
 
 @dataclass
-class _State:
+class WalkState:
+    """One way through a table so far (the nftables walker shares it)."""
+
     hits: list[Hit]
     packet: Packet
     probability: float
@@ -324,25 +326,26 @@ def walk(table: Table, hook: str, packet: Packet) -> list[Path]:
     if hook not in BUILTIN:
         raise ValueError(f"not a built-in chain: {hook}")
     out: list[Path] = []
-    for state, ending in _chain(table, hook, _State([], packet, 1.0, "", []), 0):
+    for state, ending in _chain(table, hook, WalkState([], packet, 1.0, "", []), 0):
         verdict = table.policies.get(hook, "ACCEPT") if ending in ("", "RETURN") else ending
         out.append(Path(tuple(state.hits), verdict, state.packet, state.probability, state.nat, tuple(state.unknown)))
     return sorted(out, key=lambda path: -round(path.probability, 6))  # stable among equals
 
 
-def _chain(table: Table, chain: str, state: _State, depth: int) -> Iterator[tuple[_State, str]]:
+def _chain(table: Table, chain: str, state: WalkState, depth: int) -> Iterator[tuple[WalkState, str]]:
     """Yield (state, verdict) for each way out of `chain`: verdict "" falls off its end."""
     if depth > MAX_DEPTH:
         raise ParseError(f"chains nest deeper than {MAX_DEPTH} at {chain}")
     yield from _rules(table, table.rules(chain), 0, state, depth)
 
 
-def _fork(state: _State) -> _State:
-    return _State(list(state.hits), state.packet, state.probability, state.nat, list(state.unknown))
+def fork(state: WalkState) -> WalkState:
+    """A copy to follow the other branch of a random choice."""
+    return WalkState(list(state.hits), state.packet, state.probability, state.nat, list(state.unknown))
 
 
-def _rules(table: Table, rules: Sequence[Rule], start: int, state: _State,
-           depth: int) -> Iterator[tuple[_State, str]]:
+def _rules(table: Table, rules: Sequence[Rule], start: int, state: WalkState,
+           depth: int) -> Iterator[tuple[WalkState, str]]:
     for i in range(start, len(rules)):
         rule = rules[i]
         if rule.unknown:
@@ -354,7 +357,7 @@ def _rules(table: Table, rules: Sequence[Rule], start: int, state: _State,
             continue
         chance = next((float(v) for opt, _, v in rule.matches if opt == "--probability"), None)
         if chance is not None and chance < 1.0:
-            skipped = _fork(state)  # the packet that does not draw this rule goes on below
+            skipped = fork(state)  # the packet that does not draw this rule goes on below
             skipped.probability *= 1.0 - chance
             skipped.hits.append(Hit(table.name, rule, False, chance))
             state.probability *= chance
@@ -368,8 +371,8 @@ def _rules(table: Table, rules: Sequence[Rule], start: int, state: _State,
     yield state, ""
 
 
-def _take(table: Table, rules: Sequence[Rule], i: int, rule: Rule, state: _State,
-          depth: int) -> Iterator[tuple[_State, str]]:
+def _take(table: Table, rules: Sequence[Rule], i: int, rule: Rule, state: WalkState,
+          depth: int) -> Iterator[tuple[WalkState, str]]:
     """The packet matched `rule`: apply its target, then go on (in this chain or out of it)."""
     target = rule.target
     if target in ("ACCEPT", "DROP", "REJECT"):

@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from kubecore.nettrace.iptables import Hit, Packet, ParseError, Path, Rule
+from kubecore.nettrace.iptables import Hit, Packet, ParseError, Path, Rule, WalkState, fork
 
 Obj = Mapping[str, Any]
 MAX_DEPTH = 32
@@ -262,26 +262,13 @@ def _mangle_mark(stmt: Obj, p: Packet) -> Packet:
     return replace(p, mark=mark & 0xFFFFFFFF)
 
 
-@dataclass
-class _State:
-    hits: list[Hit]
-    packet: Packet
-    probability: float
-    nat: str
-    unknown: list[Rule]
-
-
-def _fork(state: _State) -> _State:
-    return _State(list(state.hits), state.packet, state.probability, state.nat, list(state.unknown))
-
-
 def walk_nft(table: NftTable, type_: str, hook: str, packet: Packet) -> list[Path]:
     """Every path the packet can take through the table's base chains of `type_` at `hook`
     (in priority order), most likely first. A nat chain that rewrote the packet ends the hook;
     a drop or reject ends it with that verdict."""
-    states: list[tuple[_State, str]] = [(_State([], packet, 1.0, "", []), "accept")]
+    states: list[tuple[WalkState, str]] = [(WalkState([], packet, 1.0, "", []), "accept")]
     for base in (b for b in table.base if b.type == type_ and b.hook == hook):
-        following: list[tuple[_State, str]] = []
+        following: list[tuple[WalkState, str]] = []
         for state, verdict in states:
             if verdict != "accept" or (type_ == "nat" and state.nat):
                 following.append((state, verdict))
@@ -293,7 +280,7 @@ def walk_nft(table: NftTable, type_: str, hook: str, packet: Packet) -> list[Pat
     return sorted(out, key=lambda path: -round(path.probability, 6))
 
 
-def _chain(table: NftTable, chain: str, state: _State, depth: int) -> Iterator[tuple[_State, str]]:
+def _chain(table: NftTable, chain: str, state: WalkState, depth: int) -> Iterator[tuple[WalkState, str]]:
     if depth > MAX_DEPTH:
         raise ParseError(f"chains nest deeper than {MAX_DEPTH} at {chain}")
     if chain not in table.rules:
@@ -301,8 +288,8 @@ def _chain(table: NftTable, chain: str, state: _State, depth: int) -> Iterator[t
     yield from _rules(table, chain, table.rules[chain], 0, state, depth)
 
 
-def _rules(table: NftTable, chain: str, rules: Sequence[Rule], start: int, state: _State,
-           depth: int) -> Iterator[tuple[_State, str]]:
+def _rules(table: NftTable, chain: str, rules: Sequence[Rule], start: int, state: WalkState,
+           depth: int) -> Iterator[tuple[WalkState, str]]:
     for i in range(start, len(rules)):
         rule = rules[i]
         try:
@@ -322,7 +309,7 @@ class _NoMatch(Exception):
 
 
 def _rule(table: NftTable, chain: str, rules: Sequence[Rule], i: int, rule: Rule, exprs: list[Obj],
-          state: _State, depth: int) -> Iterator[tuple[_State, str]]:
+          state: WalkState, depth: int) -> Iterator[tuple[WalkState, str]]:
     """One rule: its matches in order (a numgen match forks the walk), then its statements.
     Raises _NoMatch (after noting the miss) when the packet does not match."""
     for n, e in enumerate(exprs):
@@ -332,7 +319,7 @@ def _rule(table: NftTable, chain: str, rules: Sequence[Rule], i: int, rule: Rule
                 raise _NoMatch
         elif "match" in e:
             chance = 1.0 / int(e["match"]["left"]["numgen"]["mod"])
-            skipped = _fork(state)
+            skipped = fork(state)
             skipped.probability *= 1.0 - chance
             skipped.hits.append(Hit(table.label, rule, False, chance))
             state.probability *= chance
@@ -351,8 +338,8 @@ def _is_numgen(m: Obj) -> bool:
             and isinstance(right, int) and right == int(left["numgen"].get("offset", 0)))
 
 
-def _statements(table: NftTable, chain: str, rules: Sequence[Rule], i: int, stmts: list[Obj], state: _State,
-                depth: int) -> Iterator[tuple[_State, str]]:
+def _statements(table: NftTable, chain: str, rules: Sequence[Rule], i: int, stmts: list[Obj], state: WalkState,
+                depth: int) -> Iterator[tuple[WalkState, str]]:
     for n, s in enumerate(stmts):
         if "match" in s:  # a match after a numgen one
             if not _match(table, s["match"], state.packet):
@@ -402,7 +389,7 @@ def _verdict_stmt(verdict: Any) -> Obj:
 
 
 def _call(table: NftTable, chain: str, rules: Sequence[Rule], i: int, target: str, goto: bool,
-          rest: list[Obj], state: _State, depth: int) -> Iterator[tuple[_State, str]]:
+          rest: list[Obj], state: WalkState, depth: int) -> Iterator[tuple[WalkState, str]]:
     for sub, verdict in _chain(table, target, state, depth + 1):
         if verdict and verdict != "return":
             yield sub, verdict
