@@ -16,7 +16,7 @@ import json
 from typing import Any
 
 from kubecore.nettrace import live
-from kubecore.nettrace.trace import Destination, Trace, TraceError, parse_destination, trace
+from kubecore.nettrace.trace import Destination, Trace, TraceError, parse_destination
 from minikubectl.commands import Context
 from minikubectl.errors import CliError
 
@@ -58,21 +58,10 @@ async def run(ctx: Context, source_text: str, destination_text: str, *, protocol
     source = world.pod(src_ns, src_name)
     if source is None:
         raise CliError(f'pods "{src_name}" not found in namespace {src_ns}')
-    if dest.kind == "dns" or do_probe:
-        node = (source.get("spec") or {}).get("nodeName") or ""
-        if not (source.get("status") or {}).get("podIP") or not node:
-            raise CliError(f"pod {src_ns}/{src_name} is not running: no probe can start from it")
-    if dest.kind == "dns":
-        world.dns = (await live.probe(ctx.api, source, {"dns": dest.name})).get("dns")
-    account = trace(world, source, dest)
-    if do_probe:
-        target = _probe_target(account)
-        if target is not None:
-            world.probe = await live.probe(ctx.api, source, {"connect": {"host": target[0], "port": target[1],
-                                                                "protocol": dest.protocol}})
-            account = trace(world, source, dest)
-        else:
-            warnings.append("no probe: the path breaks before the destination has an address")
+    why_not = live.not_probeable(source, dest, do_probe)
+    if why_not:
+        raise CliError(why_not)
+    account = await live.traced(ctx.api, world, source, dest, do_probe=do_probe, warnings=warnings)
     for warning in warnings:
         ctx.err.write(f"warning: {warning}\n")
     if output == "json":
@@ -80,9 +69,3 @@ async def run(ctx: Context, source_text: str, destination_text: str, *, protocol
     else:
         ctx.say(render(account))
     return 0 if account.ok else 1
-
-
-def _probe_target(account: Trace) -> tuple[str, int] | None:
-    """The address the pod itself connects to, once the account got that far."""
-    host, _, port = account.address.rpartition(":")
-    return (host, int(port)) if host and port.isdigit() else None

@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 from kubecore.api import resources as R
 from kubecore.api.errors import ApiError
-from kubecore.nettrace.trace import World
+from kubecore.nettrace.trace import Destination, Trace, World, trace
 
 Obj = dict[str, Any]
 
@@ -60,3 +60,31 @@ async def probe(api: Requester, source: Mapping[str, Any], body: Obj) -> Obj:
     request = {"namespace": meta.get("namespace"), "pod": meta.get("name"), **body}
     answer: Obj = await api.request("POST", node_path(node, "debug/network/probe"), body=request)
     return answer
+
+
+def not_probeable(source: Mapping[str, Any], dest: Destination, do_probe: bool) -> str | None:
+    """Why no probe can start from `source`, when one is needed (a name to resolve, or asked)."""
+    if dest.kind != "dns" and not do_probe:
+        return None
+    meta = source.get("metadata") or {}
+    if not (source.get("status") or {}).get("podIP") or not (source.get("spec") or {}).get("nodeName"):
+        return f"pod {meta.get('namespace')}/{meta.get('name')} is not running: no probe can start from it"
+    return None
+
+
+async def traced(api: Requester, world: World, source: Mapping[str, Any], dest: Destination, *, do_probe: bool,
+                 warnings: list[str]) -> Trace:
+    """The account of one packet, with the probes it needs: the pod's own DNS lookup for a name,
+    and with `do_probe` one real connection from the pod, after which the account is told
+    again along the endpoint that connection took (its conntrack entry)."""
+    if dest.kind == "dns":
+        world.dns = (await probe(api, source, {"dns": dest.name})).get("dns")
+    account = trace(world, source, dest)
+    if not do_probe:
+        return account
+    host, _, port = account.address.rpartition(":")
+    if not host or not port.isdigit():
+        warnings.append("no probe: the path breaks before the destination has an address")
+        return account
+    world.probe = await probe(api, source, {"connect": {"host": host, "port": int(port), "protocol": dest.protocol}})
+    return trace(world, source, dest)

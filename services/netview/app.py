@@ -20,7 +20,7 @@ from kubecore.controller.health import Health, add_health_routes
 from kubecore.informer.factory import SharedInformerFactory
 from kubecore.nettrace import live
 from kubecore.nettrace.picture import picture
-from kubecore.nettrace.trace import TraceError, parse_destination, trace
+from kubecore.nettrace.trace import TraceError, parse_destination
 
 log = logging.getLogger("netview")
 STATIC = Path(__file__).parent / "static"
@@ -77,7 +77,8 @@ class NetView:
         async with self.changed:
             await self.changed.wait_for(lambda: self.version != seen)
 
-    async def trace(self, source: str, destination: str, protocol: str) -> dict[str, Any]:
+    async def trace(self, source: str, destination: str, protocol: str, *, do_probe: bool = False
+                    ) -> dict[str, Any]:
         """Raises TraceError for what the caller asked wrongly."""
         ns, _, name = source.rpartition("/")
         ns = ns or "default"
@@ -87,9 +88,10 @@ class NetView:
         pod = world.pod(ns, name)
         if pod is None:
             raise TraceError(f'pods "{name}" not found in namespace {ns}')
-        if dest.kind == "dns" and (pod.get("status") or {}).get("podIP"):
-            world.dns = (await live.probe(self.client, pod, {"dns": dest.name})).get("dns")
-        account = trace(world, pod, dest).to_json()
+        why_not = live.not_probeable(pod, dest, do_probe)
+        if why_not:
+            raise TraceError(why_not)
+        account = (await live.traced(self.client, world, pod, dest, do_probe=do_probe, warnings=warnings)).to_json()
         self.trace_seconds.observe(time.monotonic() - started)
         return {**account, "warnings": warnings}
 
@@ -126,7 +128,8 @@ async def get_trace(request: web.Request) -> web.Response:
     if not q.get("from") or not q.get("to"):
         return _status(ApiError(400, "BadRequest", "give from=<namespace>/<pod> and to=<destination>"))
     try:
-        return web.json_response(await request.app[VIEW].trace(q["from"], q["to"], q.get("protocol", "TCP")))
+        return web.json_response(await request.app[VIEW].trace(q["from"], q["to"], q.get("protocol", "TCP"),
+                                                               do_probe=q.get("probe") in ("1", "true")))
     except TraceError as exc:
         return _status(ApiError(400, "BadRequest", str(exc)))
     except ApiError as exc:

@@ -89,6 +89,12 @@ def test_the_page_shows_the_cluster_live_and_draws_a_trace(cluster, netview, bro
     assert len(browser.find_elements(By.CSS_SELECTOR, "path.path")) == 2
     assert not [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
 
+    # with the probe: one real connection from the pod, and the account follows where it went
+    browser.find_element(By.ID, "probe").click()
+    browser.find_element(By.ID, "go").click()
+    wait.until(lambda d: "the probe's connection went here" in d.find_element(By.ID, "steps").text)
+    assert browser.find_element(By.ID, "summary").text.startswith("pod default/nvclient")
+
     shot = tmp_path / "netview.png"
     browser.save_screenshot(str(shot))
     if os.environ.get("MINICLUSTER_SCREENSHOTS"):
