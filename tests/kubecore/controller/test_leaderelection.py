@@ -1,0 +1,156 @@
+"""Leader election over a Lease with client-go's rules: first against an in-memory lock with a
+hand-moved clock (the timing rules), then two electors against a real API server."""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+
+from kubecore.api import resources as R
+from kubecore.api.errors import ApiError
+from kubecore.client.rest import ApiClient
+from kubecore.controller.leaderelection import ElectionConfig, LeaderElector, LeaseLock, Record, micro_time
+
+
+class MemoryLock:
+    """One Lease in memory, with a version that makes a stale update a conflict."""
+
+    def __init__(self, shared: dict[str, object]) -> None:
+        self.shared = shared
+        self.seen_version = -1
+
+    async def get(self) -> tuple[Record, bytes]:
+        if "record" not in self.shared:
+            raise ApiError(404, "NotFound", "no lease")
+        self.seen_version = int(self.shared["version"])  # type: ignore[call-overload]
+        record = self.shared["record"]
+        assert isinstance(record, Record)
+        return record, json.dumps(record.spec(), sort_keys=True).encode()
+
+    async def create(self, record: Record) -> None:
+        if "record" in self.shared:
+            raise ApiError(409, "AlreadyExists", "exists")
+        self.shared.update(record=record, version=1)
+        self.seen_version = 1
+
+    async def update(self, record: Record) -> None:
+        if self.shared.get("version") != self.seen_version:
+            raise ApiError(409, "Conflict", "the object has been modified")
+        self.shared.update(record=record, version=self.seen_version + 1)
+        self.seen_version += 1
+
+
+def elector(identity: str, shared: dict[str, object], clock: list[float]) -> LeaderElector:
+    config = ElectionConfig("kube-system", "demo", identity, lease_duration=15, renew_deadline=10, retry_period=2)
+    return LeaderElector(config, MemoryLock(shared), clock=lambda: clock[0], wall=lambda: 1_800_000_000 + clock[0])
+
+
+async def test_the_first_takes_the_lease_and_the_second_waits_out_its_duration():
+    shared: dict[str, object] = {}
+    clock = [0.0]
+    a, b = elector("a", shared, clock), elector("b", shared, clock)
+    assert await a.try_acquire_or_renew() and a.is_leader()
+    assert not await b.try_acquire_or_renew() and b.leader == "a"
+
+    # a renews: the record changes, so b's clock for it starts again
+    clock[0] = 10.0
+    assert await a.try_acquire_or_renew()
+    clock[0] = 20.0
+    assert not await b.try_acquire_or_renew(), "b saw the change at 20 s: the lease is valid until 35 s"
+    clock[0] = 34.9
+    assert not await b.try_acquire_or_renew()
+
+    # a stopped renewing at 10 s; by b's clock the record is unchanged for 15 s at 35 s
+    clock[0] = 35.1
+    assert await b.try_acquire_or_renew() and b.is_leader()
+    record = shared["record"]
+    assert isinstance(record, Record)
+    assert (record.holder, record.transitions, record.lease_duration_seconds) == ("b", 1, 15)
+    assert record.acquire_time == micro_time(1_800_000_035.1)
+
+    # a comes back: its optimistic write conflicts, the slow path shows b's valid lease
+    assert not await a.try_acquire_or_renew() and not a.is_leader() and a.leader == "b"
+
+
+async def test_a_renewing_holder_keeps_its_acquire_time_and_transitions():
+    shared: dict[str, object] = {}
+    clock = [0.0]
+    a = elector("a", shared, clock)
+    await a.try_acquire_or_renew()
+    first = shared["record"]
+    clock[0] = 5.0
+    await a.try_acquire_or_renew()
+    second = shared["record"]
+    assert isinstance(first, Record) and isinstance(second, Record)
+    assert second.acquire_time == first.acquire_time and second.transitions == first.transitions
+    assert second.renew_time == micro_time(1_800_000_005.0) != first.renew_time
+
+
+async def test_release_hands_over_at_once():
+    shared: dict[str, object] = {}
+    clock = [0.0]
+    a, b = elector("a", shared, clock), elector("b", shared, clock)
+    await a.try_acquire_or_renew()
+    assert not await b.try_acquire_or_renew()
+    await a.release()
+    record = shared["record"]
+    assert isinstance(record, Record) and record.holder == "" and record.lease_duration_seconds == 1
+    assert await b.try_acquire_or_renew(), "an empty holder is free to take, whatever the time"
+
+
+@pytest.mark.parametrize(("lease", "renew", "retry"), [(15, 15, 2), (15, 10, 10), (0, 0, 0)],
+                         ids=["renew-not-below-lease", "retry-not-below-renew", "zero"])
+def test_config_refuses_timings_that_let_two_lead(lease, renew, retry):
+    with pytest.raises(ValueError, match="lease_duration > renew_deadline"):
+        ElectionConfig("ns", "n", "me", lease_duration=lease, renew_deadline=renew, retry_period=retry)
+
+
+@pytest.mark.etcd
+async def test_two_copies_against_the_api_server_one_leads_and_the_other_takes_over(apiserver):
+    config = {"lease_duration": 2.0, "renew_deadline": 1.5, "retry_period": 0.2}
+    leading: list[str] = []
+    async with ApiClient(apiserver.config) as client:
+        def candidate(identity: str, *, release: bool) -> LeaderElector:
+            return LeaderElector(ElectionConfig("kube-system", "demo-controller", identity,
+                                                release_on_cancel=release, **config),
+                                 LeaseLock(client, "kube-system", "demo-controller"))
+
+        async def work(identity: str) -> None:
+            leading.append(identity)
+            await asyncio.Event().wait()
+
+        first, second = candidate("first_1", release=True), candidate("second_2", release=False)
+        first_task = asyncio.create_task(first.run(lambda: work("first_1")))
+        while not leading:
+            await asyncio.sleep(0.05)
+        second_task = asyncio.create_task(second.run(lambda: work("second_2")))
+        await asyncio.sleep(1.0)
+        assert leading == ["first_1"], "only one leads"
+        lease = await client.get(R.LEASES, "demo-controller", "kube-system")
+        assert lease["spec"]["holderIdentity"] == "first_1" and lease["spec"]["leaseDurationSeconds"] == 2
+
+        # a clean stop releases the lease: the other copy leads within about one retry period
+        stopped = time.monotonic()
+        first_task.cancel()
+        await asyncio.gather(first_task, return_exceptions=True)
+        while len(leading) < 2:
+            await asyncio.sleep(0.02)
+        handover = time.monotonic() - stopped
+        assert leading == ["first_1", "second_2"] and handover < 1.0, handover
+        lease = await client.get(R.LEASES, "demo-controller", "kube-system")
+        assert lease["spec"]["holderIdentity"] == "second_2" and lease["spec"]["leaseTransitions"] == 1
+
+        # the holder dies without releasing: a new copy waits out the lease duration
+        second_task.cancel()
+        await asyncio.gather(second_task, return_exceptions=True)
+        third = candidate("third_3", release=True)
+        started = time.monotonic()
+        third_task = asyncio.create_task(third.run(lambda: work("third_3")))
+        while len(leading) < 3:
+            await asyncio.sleep(0.02)
+        waited = time.monotonic() - started
+        assert 1.8 <= waited < 3.5, waited
+        third_task.cancel()
+        await asyncio.gather(third_task, return_exceptions=True)
