@@ -5,6 +5,12 @@ picture would, say, delete what it merely has not listed yet), then run the work
 stop (SIGTERM/SIGINT, or the caller's event): shut the queues, give workers a while to finish
 the keys they hold, stop the informers and the health server.
 
+With an elector (`--leader-elect`), the caches sync as above, but the workers run only while
+this copy holds the controller's Lease: a standby copy is warm, so a failover costs the lease
+expiry and no relist. A copy that loses the Lease stops its workers at once (no grace for the
+keys they hold: another copy may lead by then) and `run_controller` raises `LeadershipLost`,
+on which the process exits, as kube-controller-manager does.
+
 What a controller does lives in its own service; this module knows nothing of it.
 """
 from __future__ import annotations
@@ -20,6 +26,7 @@ from prometheus_client import CollectorRegistry
 
 from kubecore.api.types import Obj
 from kubecore.controller.health import Health, HealthServer, create_health_app
+from kubecore.controller.leaderelection import LeaderElector
 from kubecore.controller.metrics import ControllerCollector
 from kubecore.informer.factory import SharedInformerFactory, wait_for_cache_sync
 from kubecore.informer.informer import Informer
@@ -27,6 +34,10 @@ from kubecore.informer.store import object_key
 from kubecore.informer.workqueue import Reconcile, WorkQueue, run_workers
 
 log = logging.getLogger("kubecore.controller.run")
+
+
+class LeadershipLost(RuntimeError):
+    """This copy stopped holding its controller's Lease while it was meant to run."""
 Informers = Sequence[Informer] | SharedInformerFactory
 InformerSource = Callable[[], Iterable[Informer]]
 
@@ -73,7 +84,8 @@ async def run_controller(*, name: str, informers: Informers, pools: Sequence[Wor
                          health_host: str = "127.0.0.1", health_port: int | None = None,
                          stop: asyncio.Event | None = None, handle_signals: bool = True,
                          shutdown_timeout: float = 10.0,
-                         on_ready: Callable[[HealthServer | None], None] | None = None) -> None:
+                         on_ready: Callable[[HealthServer | None], None] | None = None,
+                         elector: LeaderElector | None = None) -> None:
     """Run until `stop` is set (or SIGTERM/SIGINT with `handle_signals`).
 
     Start the informers, wait until every cache has synced (`/readyz` says so), then run the
@@ -95,9 +107,16 @@ async def run_controller(*, name: str, informers: Informers, pools: Sequence[Wor
         await _start_informers(informers)
         if not await _wait_synced_or_stopped(name, list(source()), stop):
             return
-        log.info("%s: caches synced; starting workers", name, extra={"controller": name})
-        _start_workers(name, pools, workers)
-        await _until_stopped_or_failed(name, workers, stop)
+        if elector is None:
+            log.info("%s: caches synced; starting workers", name, extra={"controller": name})
+            _start_workers(name, pools, workers)
+            await _until_stopped_or_failed(name, workers, stop)
+        else:
+            log.info("%s: caches synced; waiting for the lease", name, extra={"controller": name})
+            await _lead(name, pools, workers, stop, elector)
+    except LeadershipLost:
+        shutdown_timeout = 0.0
+        raise
     finally:
         log.info("%s: stopping", name, extra={"controller": name})
         await _stop_workers(pools, workers, shutdown_timeout)
@@ -180,6 +199,30 @@ async def _until_stopped_or_failed(name: str, workers: list[asyncio.Task[None]],
     for task in done:
         if task is not stopping and task.exception() is not None:
             log.error("%s: workers failed: %r", name, task.exception(), extra={"controller": name})
+
+
+async def _lead(name: str, pools: Sequence[WorkerPool], workers: list[asyncio.Task[None]],
+                stop: asyncio.Event, elector: LeaderElector) -> None:
+    """Run the workers while holding the Lease; return on `stop`, raise when the Lease is lost."""
+    async def lead() -> None:
+        log.info("%s: leading; starting workers", name, extra={"controller": name})
+        _start_workers(name, pools, workers)
+        await _until_stopped_or_failed(name, workers, stop)
+
+    loop = asyncio.get_running_loop()
+    electing = loop.create_task(elector.run(lead), name=f"{name}-election")
+    stopping = loop.create_task(stop.wait())
+    try:
+        await asyncio.wait({electing, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        if not electing.done():
+            electing.cancel()  # waiting for the lease, or leading: the elector's cleanup releases it
+        outcome = (await asyncio.gather(electing, return_exceptions=True))[0]
+    if isinstance(outcome, Exception):
+        raise outcome
+    if not stop.is_set():
+        raise LeadershipLost(f"{name}: lost the lease {elector.config.namespace}/{elector.config.name}")
 
 
 async def _stop_workers(pools: Sequence[WorkerPool], workers: list[asyncio.Task[None]],

@@ -30,6 +30,7 @@ from kubecore.api.types import Obj
 from kubecore.client.events import NORMAL, WARNING, EventRecorder
 from kubecore.client.rest import ApiClient
 from kubecore.controller.health import HealthServer
+from kubecore.controller.leaderelection import LeaderElector
 from kubecore.controller.run import WorkerPool, run_controller
 from kubecore.informer.factory import SharedInformerFactory
 from kubecore.informer.informer import Informer
@@ -358,11 +359,12 @@ class DaemonSetController:
 
     async def run(self, *, health_host: str = "127.0.0.1", health_port: int | None = None,
                   stop: asyncio.Event | None = None, handle_signals: bool = True,
-                  on_ready: Callable[[HealthServer | None], None] | None = None) -> None:
+                  on_ready: Callable[[HealthServer | None], None] | None = None,
+                  elector: LeaderElector | None = None) -> None:
         try:
             await run_controller(name="daemonset", informers=self.factory, pools=self.pools(),
                                  registry=self.registry, health_host=health_host,
                                  health_port=health_port, stop=stop, handle_signals=handle_signals,
-                                 on_ready=on_ready)
+                                 on_ready=on_ready, elector=elector)
         finally:
             await self.events.close()

@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from kubecore.client.rest import ApiClient
 from kubecore.controller.health import HealthServer
+from kubecore.controller.leaderelection import LeaderElector
 from kubecore.controller.run import run_controller
 from kubecore.informer.factory import SharedInformerFactory
 from services.endpointslice.controller import EndpointSliceController
@@ -37,10 +38,11 @@ class EndpointsManager:
 
     async def run(self, *, health_host: str = "127.0.0.1", health_port: int | None = None,
                   stop: Any = None, handle_signals: bool = True,
-                  on_ready: Callable[[HealthServer | None], None] | None = None) -> None:
+                  on_ready: Callable[[HealthServer | None], None] | None = None,
+                  elector: LeaderElector | None = None) -> None:
         await run_controller(name="endpointslice", informers=self.factory,
                              pools=[*self.slices.pools(), *self.endpoints.pools(),
                                     *self.mirroring.pools()],
                              registry=self.registry, health_host=health_host,
                              health_port=health_port, stop=stop, handle_signals=handle_signals,
-                             on_ready=on_ready)
+                             on_ready=on_ready, elector=elector)

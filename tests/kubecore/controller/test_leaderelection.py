@@ -154,3 +154,59 @@ async def test_two_copies_against_the_api_server_one_leads_and_the_other_takes_o
         assert 1.8 <= waited < 3.5, waited
         third_task.cancel()
         await asyncio.gather(third_task, return_exceptions=True)
+
+
+@pytest.mark.etcd
+async def test_controllers_work_only_while_leading_and_a_copy_that_loses_the_lease_stops(apiserver):
+    """Two copies of a controller (run_controller with an elector each): the standby syncs its
+    caches but reconciles nothing until the leader stops; a leader whose Lease is taken from it
+    stops its workers and raises LeadershipLost."""
+    from kubecore.controller.run import LeadershipLost, WorkerPool, queue_handlers, run_controller
+    from kubecore.informer.informer import Informer
+    from kubecore.informer.workqueue import WorkQueue
+
+    timings = {"lease_duration": 2.0, "renew_deadline": 1.5, "retry_period": 0.2}
+    seen: dict[str, set[str]] = {"a": set(), "b": set()}
+    async with ApiClient(apiserver.config) as client:
+        def copy(identity: str) -> tuple[asyncio.Event, asyncio.Task[None]]:
+            informer = Informer(client, R.SERVICES)
+            queue = WorkQueue(f"services-{identity}")
+            informer.add_handlers(**queue_handlers(queue))
+
+            async def reconcile(key: str) -> None:
+                seen[identity].add(key)
+
+            elector = LeaderElector(ElectionConfig("kube-system", "demo", identity, **timings),
+                                    LeaseLock(client, "kube-system", "demo"))
+            stop = asyncio.Event()
+            task = asyncio.create_task(run_controller(
+                name=f"demo-{identity}", informers=[informer], pools=[WorkerPool(queue, reconcile)],
+                stop=stop, handle_signals=False, elector=elector))
+            return stop, task
+
+        async def until(what: str, predicate, timeout: float = 5.0) -> None:
+            deadline = time.monotonic() + timeout
+            while not predicate():
+                assert time.monotonic() < deadline, what
+                await asyncio.sleep(0.05)
+
+        stop_a, task_a = copy("a")
+        await client.create(R.SERVICES, {"metadata": {"name": "one"}, "spec": {"ports": [{"port": 80}]}}, "default")
+        await until("a reconciles", lambda: "default/one" in seen["a"])
+        stop_b, task_b = copy("b")
+        await asyncio.sleep(1.0)
+        assert seen["b"] == set(), "the standby reconciles nothing"
+
+        stop_a.set()
+        await task_a
+        await until("b leads after a's clean stop", lambda: "default/one" in seen["b"], timeout=2.0)
+
+        # someone else takes the Lease from b: b's renewals fail, it stops within its renew deadline
+        lease = await client.get(R.LEASES, "demo", "kube-system")
+        lease["spec"] = {**lease["spec"], "holderIdentity": "intruder", "renewTime": micro_time(time.time())}
+        await client.replace(R.LEASES, lease)
+        started = time.monotonic()
+        with pytest.raises(LeadershipLost):
+            await asyncio.wait_for(task_b, timeout=5.0)
+        assert time.monotonic() - started < timings["lease_duration"] + 0.5
+        stop_b.set()
