@@ -34,6 +34,9 @@ def add_arguments(p: argparse.ArgumentParser, action: str) -> None:
                        help="runc or crun: containers from OCI images; process: host processes (the old way)")
         p.add_argument("--proxy-mode", choices=["iptables", "nftables"], default="iptables",
                        help="how each node's proxy programs Services (kube-proxy's --proxy-mode)")
+        p.add_argument("--ha", action="store_true",
+                       help="two copies of every controller and of the scheduler, electing a leader "
+                       "through Leases (kube-controller-manager's --leader-elect)")
         p.add_argument("-v", "--verbose", action="store_true",
                        help="show the launcher's log on stderr too (it is always in <state>/logs/launcher.log)")
         p.add_argument("--progress-fd", type=int, help=argparse.SUPPRESS)  # `--detach`'s background launcher
@@ -66,6 +69,7 @@ def config_from(args: argparse.Namespace) -> ClusterConfig:
         cfg.apiserver_sans = [s.strip() for s in args.apiserver_cert_extra_sans.split(",") if s.strip()]
         cfg.container_runtime = args.container_runtime
         cfg.proxy_mode = args.proxy_mode
+        cfg.ha = args.ha
     return cfg
 
 
@@ -97,7 +101,8 @@ def detached_argv(cfg: ClusterConfig, kubeconfig: str | None) -> list[str]:
             "--health-base-port", str(cfg.health_base_port),
             "--dns-port", str(cfg.dns_port),
             "--apiserver-cert-extra-sans", ",".join(cfg.apiserver_sans),
-            "--container-runtime", cfg.container_runtime, "--proxy-mode", cfg.proxy_mode]
+            "--container-runtime", cfg.container_runtime, "--proxy-mode", cfg.proxy_mode,
+            *(["--ha"] if cfg.ha else [])]
     return argv + (["--kubeconfig", kubeconfig] if kubeconfig else [])
 
 

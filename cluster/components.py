@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from cluster import registry
-from cluster.config import ClusterConfig
+from cluster.config import HA_PORT_OFFSET, ClusterConfig
 
 
 @dataclass(frozen=True)
@@ -29,10 +29,16 @@ def control_plane(cfg: ClusterConfig) -> list[Component]:
     def kubeconfig(name: str) -> tuple[str, str]:
         return "--kubeconfig", str(cfg.component_kubeconfig(name))
 
-    def controller(name: str, module: str, offset: int, *extra: str) -> Component:
-        hp = port + offset
-        return Component(name, (py, "-m", module, *kubeconfig(name), "--health-port", str(hp), *extra),
-                         health=f"http://127.0.0.1:{hp}/healthz", stage=2)
+    def controller(name: str, module: str, offset: int, *extra: str) -> list[Component]:
+        """One copy, or with --ha two that elect a leader through the Lease `name` (same identity)."""
+        copies = []
+        for copy in range(2 if cfg.ha else 1):
+            hp = port + offset + copy * HA_PORT_OFFSET
+            elect = ("--leader-elect", "--leader-elect-resource-name", name) if cfg.ha else ()
+            copies.append(Component(name if copy == 0 else f"{name}-2",
+                                    (py, "-m", module, *kubeconfig(name), "--health-port", str(hp), *extra, *elect),
+                                    health=f"http://127.0.0.1:{hp}/healthz", stage=2))
+        return copies
 
     return [
         Component("etcd", ("etcd", "--name", "default", "--data-dir", str(cfg.state_dir / "etcd"),
@@ -62,18 +68,18 @@ def control_plane(cfg: ClusterConfig) -> list[Component]:
                                 "--kubelet-port", str(cfg.node_agent_port),
                                 "--encryption-provider-config", str(cfg.encryption_config)),
                   health=f"{api}/readyz", stage=1),
-        controller("endpointslice", "services.endpointslice", 0),
-        controller("scheduler", "services.scheduler", 1),
-        controller("deployments", "services.deployments", 2),
-        controller("gc", "services.gc", 3),
-        controller("nodelifecycle", "services.nodelifecycle", 4,
+        *controller("endpointslice", "services.endpointslice", 0),
+        *controller("scheduler", "services.scheduler", 1),
+        *controller("deployments", "services.deployments", 2),
+        *controller("gc", "services.gc", 3),
+        *controller("nodelifecycle", "services.nodelifecycle", 4,
                    "--grace", str(cfg.node_grace_seconds)),
-        controller("serviceaccounts", "services.serviceaccounts", 6,
+        *controller("serviceaccounts", "services.serviceaccounts", 6,
                    "--root-ca-file", str(pki / "ca.crt")),
-        controller("statefulset", "services.statefulset", 7),
-        controller("daemonset", "services.daemonset", 8),
-        controller("loadbalancer", "services.loadbalancer", 10, "--pool", cfg.load_balancer_pool),
-        controller("jobs", "services.jobs", 9),
+        *controller("statefulset", "services.statefulset", 7),
+        *controller("daemonset", "services.daemonset", 8),
+        *controller("loadbalancer", "services.loadbalancer", 10, "--pool", cfg.load_balancer_pool),
+        *controller("jobs", "services.jobs", 9),
         Component("netview", (py, "-m", "services.netview", *kubeconfig("netview"), "--listen", "127.0.0.1",
                               "--port", str(cfg.ui_port)),
                   health=f"http://127.0.0.1:{cfg.ui_port}/readyz", stage=2),

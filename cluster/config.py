@@ -13,6 +13,7 @@ from pathlib import Path
 
 DEFAULT_STATE_DIR = Path(os.environ.get("MINICLUSTER_STATE_DIR", "/var/lib/minicluster"))
 ROUTE_PROTO = 252  # routes this project adds in the root namespace carry this protocol number
+HA_PORT_OFFSET = 40  # the second copy of a controller serves health this far above the first
 
 
 @dataclass
@@ -42,6 +43,10 @@ class ClusterConfig:
     container_runtime: str = "runc"
     # how every node's proxy programs Services: "iptables" chains or one "nftables" table
     proxy_mode: str = "iptables"
+    # two copies of every controller and of the scheduler, each working only while it holds
+    # its Lease (kube-controller-manager's --leader-elect); the second copy's health port is
+    # its first's + HA_PORT_OFFSET
+    ha: bool = False
     python: str = field(default_factory=lambda: os.environ.get("MINICLUSTER_PYTHON", "") or
                         str(Path(__file__).resolve().parent.parent / ".venv" / "bin" / "python"))
 

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Gauge
 
 from kubecore.api.types import Obj
 from kubecore.controller.health import Health, HealthServer, create_health_app
@@ -95,6 +95,12 @@ async def run_controller(*, name: str, informers: Informers, pools: Sequence[Wor
     registry = registry or CollectorRegistry()
     source = informer_source(informers)
     registry.register(ControllerCollector(lambda: [p.queue for p in pools], source))
+    if elector is not None:  # client-go's leader election gauge: 1 while this copy leads
+        leading = elector
+        Gauge("leader_election_master_status", "Gauge of if the reporting system is master of the relevant lease, "
+              "0 indicates backup, 1 indicates master. 'name' is the string used to identify the lease.",
+              ["name"], registry=registry).labels(name=elector.config.name).set_function(
+            lambda: 1.0 if leading.is_leader() else 0.0)
     signals = _stop_on_signals(stop) if handle_signals else []
     health = None
     workers: list[asyncio.Task[None]] = []

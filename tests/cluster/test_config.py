@@ -59,3 +59,22 @@ def test_the_api_server_and_the_agents_are_told_the_ranges_nodes_must_fit(tmp_pa
     ranges = agent_args(list(agent[3:]))
     assert (ranges.cluster_cidr, ranges.node_cidr_mask, ranges.node_network) == (
         "10.245.0.0/16", 24, "10.251.0.0/24")
+
+
+def test_ha_runs_two_electing_copies_of_every_controller_on_their_own_health_ports():
+    single = {c.name: c for c in all_components(ClusterConfig())}
+    ha = {c.name: c for c in all_components(ClusterConfig(ha=True))}
+    controllers = [n for n, c in single.items() if c.stage == 2 and n not in ("dns", "netview")]
+    assert "scheduler" in controllers and "endpointslice" in controllers
+    assert all("--leader-elect" not in c.argv for c in single.values())
+    ports = set()
+    for name in controllers:
+        first, second = ha[name], ha[f"{name}-2"]
+        for copy in (first, second):
+            assert copy.argv[copy.argv.index("--leader-elect-resource-name") + 1] == name
+            assert "--leader-elect" in copy.argv
+            ports.add(copy.argv[copy.argv.index("--health-port") + 1])
+        # one identity for both copies, as two kube-controller-managers share theirs
+        assert first.argv[first.argv.index("--kubeconfig") + 1] == second.argv[second.argv.index("--kubeconfig") + 1]
+    assert len(ports) == 2 * len(controllers), "every copy serves health on a port of its own"
+    assert "dns-2" not in ha and "apiserver-2" not in ha

@@ -166,7 +166,14 @@ async def test_controllers_work_only_while_leading_and_a_copy_that_loses_the_lea
     from kubecore.informer.workqueue import WorkQueue
 
     timings = {"lease_duration": 2.0, "renew_deadline": 1.5, "retry_period": 0.2}
+    from prometheus_client import CollectorRegistry
+
     seen: dict[str, set[str]] = {"a": set(), "b": set()}
+    registries = {"a": CollectorRegistry(), "b": CollectorRegistry()}
+
+    def leads(identity: str) -> float | None:  # client-go's gauge
+        return registries[identity].get_sample_value("leader_election_master_status", {"name": "demo"})
+
     async with ApiClient(apiserver.config) as client:
         def copy(identity: str) -> tuple[asyncio.Event, asyncio.Task[None]]:
             informer = Informer(client, R.SERVICES)
@@ -181,7 +188,7 @@ async def test_controllers_work_only_while_leading_and_a_copy_that_loses_the_lea
             stop = asyncio.Event()
             task = asyncio.create_task(run_controller(
                 name=f"demo-{identity}", informers=[informer], pools=[WorkerPool(queue, reconcile)],
-                stop=stop, handle_signals=False, elector=elector))
+                registry=registries[identity], stop=stop, handle_signals=False, elector=elector))
             return stop, task
 
         async def until(what: str, predicate, timeout: float = 5.0) -> None:
@@ -196,10 +203,12 @@ async def test_controllers_work_only_while_leading_and_a_copy_that_loses_the_lea
         stop_b, task_b = copy("b")
         await asyncio.sleep(1.0)
         assert seen["b"] == set(), "the standby reconciles nothing"
+        assert (leads("a"), leads("b")) == (1.0, 0.0)
 
         stop_a.set()
         await task_a
         await until("b leads after a's clean stop", lambda: "default/one" in seen["b"], timeout=2.0)
+        assert leads("b") == 1.0
 
         # someone else takes the Lease from b: b's renewals fail, it stops within its renew deadline
         lease = await client.get(R.LEASES, "demo", "kube-system")

@@ -1,15 +1,20 @@
-"""A whole cluster with every node's proxy in nftables mode (`cluster up --proxy-mode nftables`).
+"""A second whole cluster, unlike the package's: every node's proxy in nftables mode and two
+copies of every controller (`cluster up --proxy-mode nftables --ha`).
 
-A second, small cluster of its own (its own name, ranges and ports, next to the package's
-iptables-mode one): the seed's scenario through it - DNS and a ClusterIP from a pod, spread
-over every endpoint, a NodePort from the host, a removed backend gone from the table within
-the sync interval, no endpoints left refused at once - with the rules in the `ip kube-proxy`
-table of each node and no KUBE- chain in iptables.
+It has its own name, ranges and ports, next to the package's iptables-mode cluster:
+- the seed's scenario through nftables rules: DNS and a ClusterIP from a pod, spread over every
+  endpoint, a NodePort from the host, a removed backend gone from the table within the sync
+  interval, no endpoints left refused at once - with the rules in the `ip kube-proxy` table of
+  each node and no KUBE- chain in iptables;
+- leader election: one copy of each controller holds its Lease and works; kill -9 of the leader
+  hands over to the standby within the lease duration, and the cluster keeps working.
 """
 from __future__ import annotations
 
 import json
+import os
 import time
+import urllib.request
 
 import pytest
 
@@ -22,7 +27,7 @@ NAME = "mcnf"
 def nft_cluster(tmp_path_factory):
     c = Cluster(tmp_path_factory.mktemp("nft-cluster"), home=tmp_path_factory.mktemp("nft-home"), name=NAME,
                 ranges=("10.252.0.0/24", "10.246.0.0/16", "10.128.0.0/12"), health_base_port=22300,
-                extra_up_args=("--proxy-mode", "nftables"))
+                extra_up_args=("--proxy-mode", "nftables", "--ha"))
     try:
         c.up()
         yield c
@@ -91,4 +96,57 @@ def test_seed_scenario_through_nftables_rules(nft_cluster: Cluster, tmp_path) ->
                                 f"http://{cluster_ip}:8080/", check=False)
         return "refused" in (res.stdout + res.stderr).lower()
     wait_until(refused, timeout=20, what="connection refused without endpoints")
+    nft_cluster.mkctl("delete", "-f", str(manifest))
+
+
+HEALTH_BASE = 22300
+
+
+def leading(port: int, lease: str) -> float | None:
+    """client-go's leader_election_master_status of the controller copy on `port`."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith(f'leader_election_master_status{{name="{lease}"}}'):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def test_a_killed_leader_hands_over_to_its_standby(nft_cluster: Cluster, tmp_path) -> None:
+    kubectl = ("kubectl", "--kubeconfig", nft_cluster.status["kubeconfig"], "--cache-dir", str(tmp_path / "kc"))
+    copies = {"endpointslice": HEALTH_BASE, "endpointslice-2": HEALTH_BASE + 40}
+
+    def leader() -> str | None:
+        states = {name: leading(port, "endpointslice") for name, port in copies.items()}
+        if sorted(states.values(), key=str) == [0.0, 1.0]:
+            return next(name for name, state in states.items() if state == 1.0)
+        return None
+    first = wait_until(leader, timeout=30, what="one leading endpointslice copy and one standby")
+    lease = json.loads(run(*kubectl, "get", "lease", "endpointslice", "-n", "kube-system", "-o", "json").stdout)
+    assert lease["spec"]["holderIdentity"] and lease["spec"]["leaseDurationSeconds"] == 15
+
+    status = json.loads(nft_cluster.cluster("status", "-o", "json").stdout)
+    os.kill(status["components"][first]["pid"], 9)
+    killed = time.monotonic()
+    second = wait_until(lambda: (lambda who: who if who and who != first else None)(leader()), timeout=30,
+                        interval=0.2, what="the standby leading")
+    handover = time.monotonic() - killed
+    assert handover < 15 + 2 + 2, f"handover took {handover:.1f}s"
+    taken = json.loads(run(*kubectl, "get", "lease", "endpointslice", "-n", "kube-system", "-o", "json").stdout)
+    assert taken["spec"]["holderIdentity"] != lease["spec"]["holderIdentity"]
+    assert taken["spec"]["leaseTransitions"] == lease["spec"]["leaseTransitions"] + 1
+    print(f"endpointslice leader {first} killed; {second} led {handover:.1f}s later")
+
+    # the cluster still works: a new Deployment's pods (the deployments controller and the
+    # scheduler, also elected) become a new Service's endpoints (the new leader's work)
+    manifest, _ = deploy_serving_app(nft_cluster, tmp_path, "after")
+
+    def ready_endpoints() -> int:
+        slices = json.loads(run(*kubectl, "get", "endpointslices", "-l", "kubernetes.io/service-name=aftersvc",
+                                "-o", "json").stdout)["items"]
+        return sum(1 for s in slices for e in s.get("endpoints") or () if (e.get("conditions") or {}).get("ready"))
+    wait_until(lambda: ready_endpoints() == 3, timeout=60, what="3 ready endpoints of the new Service")
     nft_cluster.mkctl("delete", "-f", str(manifest))
