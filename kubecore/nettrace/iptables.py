@@ -140,8 +140,11 @@ _ARG_OPTIONS = {  # options whose value is one token
     "--mode", "--probability", "--mark", "--dst-type", "--src-type", "--ctstate", "--to-destination",
     "--to-source", "--or-mark", "--xor-mark", "--set-xmark", "--set-mark", "--and-mark", "--reject-with",
     "--to-ports", "--dports", "--log-prefix", "-m", "--match", "-j", "--jump", "-g", "--goto",
+    "--name", "--mask", "--seconds",
 }
-_IGNORED = {"--comment", "--mode", "-m"}  # informative, or implied by what they introduce
+# informative, implied by what they introduce, or (`-m recent --set`, kube-proxy's ClientIP
+# affinity) an action that changes nothing on this packet's path
+_IGNORED = {"--comment", "--mode", "-m", "--name", "--mask", "--seconds", "--rsource", "--set", "--reap"}
 _ALIASES = {"--source": "-s", "--destination": "-d", "--protocol": "-p", "--in-interface": "-i",
             "--out-interface": "-o", "--destination-port": "--dport", "--source-port": "--sport",
             "--match": "-m", "--jump": "-j", "--goto": "-g"}
@@ -271,6 +274,9 @@ _MATCHERS: dict[str, Callable[[str, Packet], bool]] = {
     "--dst-type": lambda v, p: v == "LOCAL" and p.dst in p.local,
     "--src-type": lambda v, p: v == "LOCAL" and p.src in p.local,
     "--ctstate": lambda v, p: p.ctstate in v.split(","),
+    # `-m recent --rcheck`: the client's address on a ClientIP affinity list. The account follows
+    # a client's first connection, for which no list holds it yet.
+    "--rcheck": lambda v, p: False,
 }
 
 

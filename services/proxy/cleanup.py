@@ -24,13 +24,14 @@ from services.proxy.rules import (
     KUBE_MARK_MASQ,
     KUBE_NODEPORTS,
     KUBE_POSTROUTING,
+    KUBE_PROXY_FIREWALL,
     KUBE_SERVICES,
     OWNED_PREFIXES,
 )
 
 FIXED_CHAINS: Mapping[str, frozenset[str]] = {
     "nat": frozenset({KUBE_SERVICES, KUBE_NODEPORTS, KUBE_POSTROUTING, KUBE_MARK_MASQ}),
-    "filter": frozenset({KUBE_SERVICES, KUBE_EXTERNAL_SERVICES, KUBE_FORWARD}),
+    "filter": frozenset({KUBE_SERVICES, KUBE_EXTERNAL_SERVICES, KUBE_FORWARD, KUBE_PROXY_FIREWALL}),
 }
 
 

@@ -36,7 +36,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from services.proxy.model import Endpoint, ServicePort, Snapshot
+from services.proxy.model import Endpoint, EndpointCategories, ServicePort, Snapshot, categorize_endpoints
 
 KUBE_SERVICES: Final = "KUBE-SERVICES"
 KUBE_NODEPORTS: Final = "KUBE-NODEPORTS"
@@ -44,13 +44,17 @@ KUBE_POSTROUTING: Final = "KUBE-POSTROUTING"
 KUBE_MARK_MASQ: Final = "KUBE-MARK-MASQ"
 KUBE_EXTERNAL_SERVICES: Final = "KUBE-EXTERNAL-SERVICES"
 KUBE_FORWARD: Final = "KUBE-FORWARD"
+KUBE_PROXY_FIREWALL: Final = "KUBE-PROXY-FIREWALL"
 
 SERVICE_CHAIN_PREFIX: Final = "KUBE-SVC-"
+LOCAL_SERVICE_CHAIN_PREFIX: Final = "KUBE-SVL-"
+FIREWALL_CHAIN_PREFIX: Final = "KUBE-FW-"
 ENDPOINT_CHAIN_PREFIX: Final = "KUBE-SEP-"
 EXTERNAL_CHAIN_PREFIX: Final = "KUBE-EXT-"
 # Chains whose whole set is owned by this proxy: any existing chain with these
 # prefixes that the desired ruleset does not mention is stale and gets deleted.
-OWNED_PREFIXES: Final = (SERVICE_CHAIN_PREFIX, ENDPOINT_CHAIN_PREFIX, EXTERNAL_CHAIN_PREFIX)
+OWNED_PREFIXES: Final = (SERVICE_CHAIN_PREFIX, ENDPOINT_CHAIN_PREFIX, EXTERNAL_CHAIN_PREFIX,
+                         LOCAL_SERVICE_CHAIN_PREFIX, FIREWALL_CHAIN_PREFIX)
 
 NODEPORTS_LAST_RULE_COMMENT: Final = (
     "kubernetes service nodeports; NOTE: this must be the last rule in this chain"
@@ -148,6 +152,18 @@ def service_chain_name(service_port_name: str, protocol: str) -> str:
 
 
 @functools.lru_cache(maxsize=1 << 16)
+def local_service_chain_name(service_port_name: str, protocol: str) -> str:
+    """`KUBE-SVL-<hash>`: the Local policy's chain, the same hash as the service chain's."""
+    return LOCAL_SERVICE_CHAIN_PREFIX + port_proto_hash(service_port_name, protocol.lower())
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def firewall_chain_name(service_port_name: str, protocol: str) -> str:
+    """`KUBE-FW-<hash>`: loadBalancerSourceRanges, the same hash as the service chain's."""
+    return FIREWALL_CHAIN_PREFIX + port_proto_hash(service_port_name, protocol.lower())
+
+
+@functools.lru_cache(maxsize=1 << 16)
 def external_chain_name(service_port_name: str, protocol: str) -> str:
     """`KUBE-EXT-<hash>`: the same hash as the service chain's."""
     return EXTERNAL_CHAIN_PREFIX + port_proto_hash(service_port_name, protocol.lower())
@@ -187,6 +203,9 @@ def jump_rules() -> tuple[JumpRule, ...]:
         JumpRule("filter", "FORWARD", KUBE_SERVICES, portals, new_only),
         JumpRule("filter", "OUTPUT", KUBE_SERVICES, portals, new_only),
         JumpRule("filter", "FORWARD", KUBE_FORWARD, "kubernetes forwarding rules"),
+        JumpRule("filter", "INPUT", KUBE_PROXY_FIREWALL, "kubernetes load balancer firewall", new_only),
+        JumpRule("filter", "OUTPUT", KUBE_PROXY_FIREWALL, "kubernetes load balancer firewall", new_only),
+        JumpRule("filter", "FORWARD", KUBE_PROXY_FIREWALL, "kubernetes load balancer firewall", new_only),
     )
 
 
@@ -215,12 +234,13 @@ def render(snapshot: Snapshot, settings: NodeSettings) -> Ruleset:
             f"-A {KUBE_FORWARD} -m comment --comment {quote('kubernetes forwarding conntrack rule')} "
             "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
         ],
+        KUBE_PROXY_FIREWALL: [],
     }
 
     for sp in snapshot.service_ports:
-        endpoints = sp.usable_endpoints()
-        if endpoints:
-            _render_service_port(sp, endpoints, settings, nat)
+        cats = categorize_endpoints(sp)
+        if cats.has_any:
+            _render_service_port(sp, cats, settings, nat, filt)
         else:
             _render_rejects(sp, filt)
 
@@ -240,79 +260,142 @@ def _proto_match(protocol: str) -> str:
     return f"-m {proto} -p {proto}"
 
 
-def _render_service_port(
-    sp: ServicePort,
-    endpoints: tuple[Endpoint, ...],
-    settings: NodeSettings,
-    nat: dict[str, list[str]],
-) -> None:
-    name = str(sp.name)
-    svc_chain = service_chain_name(name, sp.protocol)
+@dataclass(frozen=True, slots=True)
+class _Chains:
+    """One service port's chain names and where each kind of traffic goes (kube-proxy's
+    per-service-port variables in syncProxyRules)."""
+
+    name: str
+    svc: str  # KUBE-SVC-: Cluster policy
+    svl: str  # KUBE-SVL-: Local policy
+    ext: str  # KUBE-EXT-: node-port, external and load-balancer traffic
+    fw: str  # KUBE-FW-: load-balancer source ranges
+    internal: str  # the chain cluster-IP traffic goes to
+    external_policy: str  # the chain external traffic ends in
+    has_internal: bool
+    has_external: bool
+
+    @classmethod
+    def of(cls, sp: ServicePort, cats: EndpointCategories) -> _Chains:
+        name = str(sp.name)
+        svc, svl = service_chain_name(name, sp.protocol), local_service_chain_name(name, sp.protocol)
+        return cls(name, svc, svl, external_chain_name(name, sp.protocol), firewall_chain_name(name, sp.protocol),
+                   svl if sp.internal_policy_local else svc, svl if sp.external_policy_local else svc,
+                   not sp.internal_policy_local or bool(cats.local),
+                   not sp.external_policy_local or bool(cats.local))
+
+
+def _render_service_port(sp: ServicePort, cats: EndpointCategories, settings: NodeSettings,
+                         nat: dict[str, list[str]], filt: dict[str, list[str]]) -> None:
+    """A service port with endpoints somewhere: kube-proxy's rules for its traffic policies."""
+    c = _Chains.of(sp, cats)
     proto = _proto_match(sp.protocol)
-    cluster_ip_comment = quote(f"{name} cluster IP")
     destination = f"{proto} -d {sp.cluster_ip}/32 --dport {sp.port}"
-
-    nat[KUBE_SERVICES].append(
-        f"-A {KUBE_SERVICES} -m comment --comment {cluster_ip_comment} {destination} -j {svc_chain}"
-    )
-    _render_external_destinations(sp, nat)
-    svc_rules: list[str] = []
-    if settings.cluster_cidr:
-        svc_rules.append(
-            f"-A {svc_chain} -m comment --comment {cluster_ip_comment} {destination} "
-            f"! -s {settings.cluster_cidr} -j {KUBE_MARK_MASQ}"
-        )
+    no_local = quote(f"{c.name} has no local endpoints")
+    masquerade: list[str] = []
+    if c.has_internal:
+        nat[KUBE_SERVICES].append(
+            f"-A {KUBE_SERVICES} -m comment --comment {quote(f'{c.name} cluster IP')} {destination} -j {c.internal}")
+        if settings.cluster_cidr:
+            masquerade.append(f"-A {c.internal} -m comment --comment {quote(f'{c.name} cluster IP')} {destination} "
+                              f"! -s {settings.cluster_cidr} -j {KUBE_MARK_MASQ}")
+    else:
+        filt[KUBE_SERVICES].append(f"-A {KUBE_SERVICES} -m comment --comment {no_local} {destination} -j DROP")
+    _render_external_destinations(sp, c, nat, filt)
     if sp.node_port is not None:
-        # Node port traffic is always SNATed: the endpoint may be on another
-        # node and must answer through this one (externalTrafficPolicy=Cluster).
-        nodeport_match = f"-m comment --comment {quote(name)} {proto} --dport {sp.node_port}"
-        nat[KUBE_NODEPORTS].append(f"-A {KUBE_NODEPORTS} {nodeport_match} -j {KUBE_MARK_MASQ}")
-        nat[KUBE_NODEPORTS].append(f"-A {KUBE_NODEPORTS} {nodeport_match} -j {svc_chain}")
-
-    sep_chains: dict[str, list[str]] = {}
-    for index, ep in enumerate(endpoints):
-        sep_chain = endpoint_chain_name(name, sp.protocol, ep.address)
-        remaining = len(endpoints) - index
-        statistic = (
-            f" -m statistic --mode random --probability {probability(remaining)}"
-            if remaining > 1
-            else ""
-        )
-        svc_rules.append(
-            f"-A {svc_chain} -m comment --comment {quote(f'{name} -> {ep.address}')}"
-            f"{statistic} -j {sep_chain}"
-        )
-        sep_chains[sep_chain] = [
-            # Hairpin: a pod reaching itself through the service must be SNATed,
-            # or it would see its own address as the source and drop the reply.
-            f"-A {sep_chain} -m comment --comment {quote(name)} -s {ep.ip}/32 -j {KUBE_MARK_MASQ}",
-            f"-A {sep_chain} -m comment --comment {quote(name)} {proto} "
-            f"-j DNAT --to-destination {ep.address}",
-        ]
-    nat[svc_chain] = svc_rules
-    nat.update(sep_chains)
+        nat[KUBE_NODEPORTS].append(
+            f"-A {KUBE_NODEPORTS} -m comment --comment {quote(c.name)} {proto} --dport {sp.node_port} -j {c.ext}")
+        if not c.has_external:
+            filt[KUBE_EXTERNAL_SERVICES].append(
+                f"-A {KUBE_EXTERNAL_SERVICES} -m comment --comment {no_local} -m addrtype --dst-type LOCAL "
+                f"{proto} --dport {sp.node_port} -j DROP")
+    # the service port's own chains, in kube-proxy's order: EXT, FW, SVC, SVL, SEPs
+    own: dict[str, list[str]] = {}
+    if sp.externally_accessible:
+        own[c.ext] = _external_chain_rules(sp, c, settings)
+    if sp.load_balancer_ips and sp.load_balancer_source_ranges:
+        own[c.fw] = [f"-A {c.fw} -m comment --comment {quote(f'{c.name} loadbalancer IP')} -s {cidr} -j {c.ext}"
+                     for cidr in sp.load_balancer_source_ranges]
+        own[c.fw].append(f"-A {c.fw} -m comment --comment "
+                         f"{quote(f'other traffic to {c.name} will be dropped by KUBE-PROXY-FIREWALL')}")
+    if cats.cluster and sp.uses_cluster_endpoints:
+        own[c.svc] = (masquerade if c.internal == c.svc else []) + _dispatch(sp, c.svc, cats.cluster)
+    if cats.local and sp.uses_local_endpoints:
+        own[c.svl] = (masquerade if c.internal == c.svl else []) + _dispatch(sp, c.svl, cats.local)
+    for ep in cats.reachable:
+        own[endpoint_chain_name(c.name, sp.protocol, ep.address)] = _endpoint_rules(sp, c.name, ep, proto)
+    nat.update(own)
 
 
-def _render_external_destinations(sp: ServicePort, nat: dict[str, list[str]]) -> None:
-    """External IPs and load-balancer IPs -> KUBE-EXT-<hash> -> (SNAT mark) KUBE-SVC-<hash>,
-    as kube-proxy's externalTrafficPolicy=Cluster path (KUBE-FW- chains come with
-    loadBalancerSourceRanges, which this proxy does not enforce)."""
-    if not (sp.external_ips or sp.load_balancer_ips):
-        return
+def _external_chain_rules(sp: ServicePort, c: _Chains, settings: NodeSettings) -> list[str]:
+    """KUBE-EXT-: masquerade (Cluster policy); with a Local policy keep the client's address,
+    but send pods and the node itself to the Cluster policy (they are not external clients)."""
+    if not sp.external_policy_local:
+        rules = [f"-A {c.ext} -m comment --comment "
+                 f"{quote(f'masquerade traffic for {c.name} external destinations')} -j {KUBE_MARK_MASQ}"]
+    else:
+        rules = []
+        if settings.cluster_cidr:
+            rules.append(f"-A {c.ext} -m comment --comment {quote(f'pod traffic for {c.name} external destinations')} "
+                         f"-s {settings.cluster_cidr} -j {c.svc}")
+        rules.append(f"-A {c.ext} -m comment --comment "
+                     f"{quote(f'masquerade LOCAL traffic for {c.name} external destinations')} "
+                     f"-m addrtype --src-type LOCAL -j {KUBE_MARK_MASQ}")
+        rules.append(f"-A {c.ext} -m comment --comment "
+                     f"{quote(f'route LOCAL traffic for {c.name} external destinations')} "
+                     f"-m addrtype --src-type LOCAL -j {c.svc}")
+    if c.has_external:
+        rules.append(f"-A {c.ext} -j {c.external_policy}")
+    return rules
+
+
+def _dispatch(sp: ServicePort, chain: str, endpoints: tuple[Endpoint, ...]) -> list[str]:
+    """Affinity checks first (kube-proxy's `recent` lists), then the random choice."""
     name = str(sp.name)
-    ext_chain = external_chain_name(name, sp.protocol)
+    rules = []
+    for ep in endpoints if sp.affinity_seconds is not None else ():
+        sep = endpoint_chain_name(name, sp.protocol, ep.address)
+        rules.append(f"-A {chain} -m comment --comment {quote(f'{name} -> {ep.address}')} -m recent --name {sep} "
+                     f"--mask 255.255.255.255 --rsource --rcheck --seconds {sp.affinity_seconds} --reap -j {sep}")
+    for index, ep in enumerate(endpoints):
+        remaining = len(endpoints) - index
+        statistic = (f" -m statistic --mode random --probability {probability(remaining)}" if remaining > 1 else "")
+        rules.append(f"-A {chain} -m comment --comment {quote(f'{name} -> {ep.address}')}{statistic} "
+                     f"-j {endpoint_chain_name(name, sp.protocol, ep.address)}")
+    return rules
+
+
+def _endpoint_rules(sp: ServicePort, name: str, ep: Endpoint, proto: str) -> list[str]:
+    sep = endpoint_chain_name(name, sp.protocol, ep.address)
+    # Hairpin: a pod reaching itself through the service must be SNATed, or it would see
+    # its own address as the source and drop the reply.
+    affinity = (f" -m recent --name {sep} --mask 255.255.255.255 --rsource --set"
+                if sp.affinity_seconds is not None else "")
+    return [f"-A {sep} -m comment --comment {quote(name)} -s {ep.ip}/32 -j {KUBE_MARK_MASQ}",
+            f"-A {sep} -m comment --comment {quote(name)}{affinity} {proto} -j DNAT --to-destination {ep.address}"]
+
+
+def _render_external_destinations(sp: ServicePort, c: _Chains, nat: dict[str, list[str]],
+                                  filt: dict[str, list[str]]) -> None:
+    """External IPs and load-balancer IPs -> KUBE-EXT- (through KUBE-FW- with source ranges);
+    with a Local policy and no endpoint here, what the EXT chain does not short-circuit is
+    dropped in the filter table."""
     proto = _proto_match(sp.protocol)
+    fw = bool(sp.load_balancer_source_ranges)
+    no_local = quote(f"{c.name} has no local endpoints")
     for ips, what in ((sp.external_ips, "external IP"), (sp.load_balancer_ips, "loadbalancer IP")):
         for ip in ips:
-            nat[KUBE_SERVICES].append(
-                f"-A {KUBE_SERVICES} -m comment --comment {quote(f'{name} {what}')} {proto} "
-                f"-d {ip}/32 --dport {sp.port} -j {ext_chain}"
-            )
-    nat[ext_chain] = [
-        f"-A {ext_chain} -m comment --comment "
-        f"{quote(f'masquerade traffic for {name} external destinations')} -j {KUBE_MARK_MASQ}",
-        f"-A {ext_chain} -j {service_chain_name(name, sp.protocol)}",
-    ]
+            target = c.fw if fw and what == "loadbalancer IP" else c.ext
+            nat[KUBE_SERVICES].append(f"-A {KUBE_SERVICES} -m comment --comment {quote(f'{c.name} {what}')} "
+                                      f"{proto} -d {ip}/32 --dport {sp.port} -j {target}")
+            if fw and what == "loadbalancer IP":
+                filt[KUBE_PROXY_FIREWALL].append(
+                    f"-A {KUBE_PROXY_FIREWALL} -m comment --comment "
+                    f"{quote(f'{c.name} traffic not accepted by {c.fw}')} {proto} -d {ip}/32 --dport {sp.port} -j DROP")
+            if not c.has_external:
+                filt[KUBE_EXTERNAL_SERVICES].append(
+                    f"-A {KUBE_EXTERNAL_SERVICES} -m comment --comment {no_local} {proto} -d {ip}/32 "
+                    f"--dport {sp.port} -j DROP")
 
 
 def _render_rejects(sp: ServicePort, filt: dict[str, list[str]]) -> None:

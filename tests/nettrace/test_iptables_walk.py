@@ -108,3 +108,41 @@ def test_bad_save_output_is_a_parse_error():
     tables = parse_save('*nat\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -m comment --comment "open -j X\nCOMMIT')
     with pytest.raises(ParseError):  # chains are parsed when a walk reaches them
         walk(tables["nat"], "PREROUTING", pod_to("10.0.0.1", 80))
+
+
+def _state(spec: dict, *eps, type_: str = "ClusterIP"):
+    from tests.proxy.cases import ClusterState
+    from tests.proxy.objects import endpoint_slice, port, service, slice_port
+
+    svc = service("web", "10.96.0.70", [port(80, name="http", target_port=8080, node_port=30070)], type_=type_)
+    svc["spec"].update(spec)
+    return ClusterState("policy", [svc], [endpoint_slice("web", list(eps), [slice_port(8080, name="http")])])
+
+
+def test_client_ip_affinity_the_first_connection_is_placed_at_random_and_remembered():
+    from tests.proxy.objects import endpoint
+
+    state = _state({"sessionAffinity": "ClientIP"}, endpoint("10.244.1.5", node="kind-worker"),
+                   endpoint("10.244.2.6", node="kind-worker2"))
+    paths = walk(parse_save(saved(state))["nat"], "PREROUTING", pod_to("10.96.0.70", 80))
+    assert sorted(p.nat for p in paths) == ["DNAT 10.244.1.5:8080", "DNAT 10.244.2.6:8080"]
+    # the affinity checks are met (nothing remembered yet for a first connection), not skipped
+    assert not paths[0].unknown
+    rchecks = [h for h in paths[0].hits if "--rcheck" in h.rule.text]
+    assert len(rchecks) == 2 and not any(h.matched for h in rchecks)
+    assert any("--set" in h.rule.text and h.matched for h in paths[0].hits)
+
+
+def test_external_traffic_policy_local_only_the_local_endpoint_and_no_masquerade():
+    from tests.proxy.objects import endpoint
+
+    state = _state({"externalTrafficPolicy": "Local"}, endpoint("10.244.1.5", node="kind-worker"),
+                   endpoint("10.244.2.6", node="kind-worker2"), type_="NodePort")
+    outside = pod_to("172.18.0.3", 30070, src="192.0.2.50")
+    paths = walk(parse_save(saved(state))["nat"], "PREROUTING", outside)
+    assert [p.nat for p in paths] == ["DNAT 10.244.1.5:8080"]
+    assert paths[0].packet.mark == 0, "the client's address is kept"
+    assert any(h.rule.chain.startswith("KUBE-SVL-") for h in paths[0].matched)
+    # a pod asking the node port is short-circuited to the Cluster policy: both endpoints
+    from_pod = walk(parse_save(saved(state))["nat"], "PREROUTING", pod_to("172.18.0.3", 30070))
+    assert sorted(p.nat for p in from_pod) == ["DNAT 10.244.1.5:8080", "DNAT 10.244.2.6:8080"]

@@ -70,7 +70,8 @@ async def test_apply_writes_kube_proxy_chains(lab: NetnsLab) -> None:
         "KUBE-SERVICES", "KUBE-NODEPORTS", "KUBE-POSTROUTING", "KUBE-MARK-MASQ", "KUBE-SVC-BM6F4AVTDKG47F3K",
         "KUBE-SEP-CMSFOBEB7HHZOTBZ", "KUBE-SEP-VVWLMARALSB3FCZF", "KUBE-SEP-XGAC3VXZG7B73WCD",
     }
-    assert _kube_chains(saved, "filter") == {"KUBE-SERVICES", "KUBE-EXTERNAL-SERVICES", "KUBE-FORWARD"}
+    assert _kube_chains(saved, "filter") == {"KUBE-SERVICES", "KUBE-EXTERNAL-SERVICES", "KUBE-FORWARD",
+                                             "KUBE-PROXY-FIREWALL"}
     _assert_each_jump_once(saved)
 
 

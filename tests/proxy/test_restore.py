@@ -86,6 +86,12 @@ def test_full_sync_plan() -> None:
         '-I FORWARD 1 -m conntrack --ctstate NEW -m comment --comment "kubernetes service portals" -j KUBE-SERVICES\n'
         '-I OUTPUT 1 -m conntrack --ctstate NEW -m comment --comment "kubernetes service portals" -j KUBE-SERVICES\n'
         '-I FORWARD 1 -m comment --comment "kubernetes forwarding rules" -j KUBE-FORWARD\n'
+        '-I INPUT 1 -m conntrack --ctstate NEW -m comment --comment "kubernetes load balancer firewall"'
+        ' -j KUBE-PROXY-FIREWALL\n'
+        '-I OUTPUT 1 -m conntrack --ctstate NEW -m comment --comment "kubernetes load balancer firewall"'
+        ' -j KUBE-PROXY-FIREWALL\n'
+        '-I FORWARD 1 -m conntrack --ctstate NEW -m comment --comment "kubernetes load balancer firewall"'
+        ' -j KUBE-PROXY-FIREWALL\n'
         "COMMIT\n"
     )
     assert plan.stale_chains["nat"] == {"KUBE-SEP-OLDOLDOLDOLDOLD1", "KUBE-SVC-OLDOLDOLDOLDOLD1"}
