@@ -29,12 +29,13 @@ def control_plane(cfg: ClusterConfig) -> list[Component]:
     def kubeconfig(name: str) -> tuple[str, str]:
         return "--kubeconfig", str(cfg.component_kubeconfig(name))
 
-    def controller(name: str, module: str, offset: int, *extra: str) -> list[Component]:
-        """One copy, or with --ha two that elect a leader through the Lease `name` (same identity)."""
+    def controller(name: str, module: str, offset: int, *extra: str, lease: str = "") -> list[Component]:
+        """One copy, or with --ha two that elect a leader through the Lease `lease` (default:
+        the component's name; the scheduler's is kube's `kube-scheduler`), with one identity."""
         copies = []
         for copy in range(2 if cfg.ha else 1):
             hp = port + offset + copy * HA_PORT_OFFSET
-            elect = ("--leader-elect", "--leader-elect-resource-name", name) if cfg.ha else ()
+            elect = ("--leader-elect", "--leader-elect-resource-name", lease or name) if cfg.ha else ()
             copies.append(Component(name if copy == 0 else f"{name}-2",
                                     (py, "-m", module, *kubeconfig(name), "--health-port", str(hp), *extra, *elect),
                                     health=f"http://127.0.0.1:{hp}/healthz", stage=2))
@@ -69,7 +70,7 @@ def control_plane(cfg: ClusterConfig) -> list[Component]:
                                 "--encryption-provider-config", str(cfg.encryption_config)),
                   health=f"{api}/readyz", stage=1),
         *controller("endpointslice", "services.endpointslice", 0),
-        *controller("scheduler", "services.scheduler", 1),
+        *controller("scheduler", "services.scheduler", 1, lease="kube-scheduler"),
         *controller("deployments", "services.deployments", 2),
         *controller("gc", "services.gc", 3),
         *controller("nodelifecycle", "services.nodelifecycle", 4,

@@ -71,10 +71,32 @@ def test_ha_runs_two_electing_copies_of_every_controller_on_their_own_health_por
     for name in controllers:
         first, second = ha[name], ha[f"{name}-2"]
         for copy in (first, second):
-            assert copy.argv[copy.argv.index("--leader-elect-resource-name") + 1] == name
+            lease = copy.argv[copy.argv.index("--leader-elect-resource-name") + 1]
+            assert lease == ("kube-scheduler" if name == "scheduler" else name)
             assert "--leader-elect" in copy.argv
             ports.add(copy.argv[copy.argv.index("--health-port") + 1])
         # one identity for both copies, as two kube-controller-managers share theirs
         assert first.argv[first.argv.index("--kubeconfig") + 1] == second.argv[second.argv.index("--kubeconfig") + 1]
     assert len(ports) == 2 * len(controllers), "every copy serves health on a port of its own"
     assert "dns-2" not in ha and "apiserver-2" not in ha
+
+
+def test_every_controller_process_may_hold_its_lease():
+    """The API server's bootstrap RBAC lets each controller's identity create and renew the
+    Lease its --ha copies elect through (the scheduler's is kube's own kube-scheduler)."""
+    from cluster.credentials import CONTROL_PLANE_IDENTITIES
+    from services.apiserver.authz.bootstrap import (
+        CONTROLLER_LEASES,
+        CONTROLLER_PROCESS_ACCOUNTS,
+        SCHEDULER_RULES,
+    )
+
+    ha = [c for c in all_components(ClusterConfig(ha=True)) if "--leader-elect" in c.argv and not c.name.endswith("-2")]
+    for comp in ha:
+        lease = comp.argv[comp.argv.index("--leader-elect-resource-name") + 1]
+        user = CONTROL_PLANE_IDENTITIES[comp.name][0]
+        if comp.name == "scheduler":
+            assert any("kube-scheduler" in (r.get("resourceNames") or ()) for r in SCHEDULER_RULES)
+            continue
+        assert lease in CONTROLLER_LEASES, lease
+        assert user.rsplit(":", 1)[1] in CONTROLLER_PROCESS_ACCOUNTS, user

@@ -245,6 +245,15 @@ SHARED_PROCESS: dict[str, tuple[str, ...]] = {
     "ttl-after-finished-controller": ("job-controller",),
 }
 
+# The Leases the controller processes elect their leaders through (`--leader-elect`): one per
+# process, named after it, as kube-controller-manager's one is named after itself.
+CONTROLLER_LEASES = ("endpointslice", "deployments", "gc", "nodelifecycle", "serviceaccounts", "statefulset",
+                     "daemonset", "loadbalancer", "jobs")
+# the ServiceAccount each controller process runs as (cluster/credentials.py)
+CONTROLLER_PROCESS_ACCOUNTS = ("endpointslice-controller", "deployment-controller", "generic-garbage-collector",
+                               "node-controller", "service-account-controller", "statefulset-controller",
+                               "daemon-set-controller", "service-controller", "job-controller")
+
 SCHEDULER_RULES = [
     events_rule(),
     rule("create", "coordination.k8s.io", "leases"),
@@ -323,6 +332,10 @@ def cluster_roles() -> list[Obj]:
     ]
     roles += [_cluster_role(f"system:controller:{name}", rules)
               for name, rules in CONTROLLER_RULES.items()]
+    # kube-system's system::leader-locking-kube-controller-manager, for our one-Lease-per-process
+    roles.append(_cluster_role("system:leader-locking-controllers", [
+        rule("create", "coordination.k8s.io", "leases"),
+        rule(("get", "update"), "coordination.k8s.io", "leases", names=CONTROLLER_LEASES)]))
     return roles
 
 
@@ -347,6 +360,8 @@ def cluster_role_bindings() -> list[Obj]:
         accounts = (name, *SHARED_PROCESS.get(name, ()))
         bindings.append(_binding(f"system:controller:{name}",
                                  [_subject("ServiceAccount", sa, "kube-system") for sa in accounts]))
+    bindings.append(_binding("system:leader-locking-controllers",
+                             [_subject("ServiceAccount", sa, "kube-system") for sa in CONTROLLER_PROCESS_ACCOUNTS]))
     for b in bindings:
         if not b["subjects"]:
             del b["subjects"]
