@@ -36,6 +36,7 @@ from kubecore.informer.factory import SharedInformerFactory, wait_for_cache_sync
 from services.proxy.announce import IpAddresses
 from services.proxy.cleanup import cleanup
 from services.proxy.debug import add_debug_routes
+from services.proxy.healthcheck import ServiceHealthServer
 from services.proxy.informers import attach_informers
 from services.proxy.iptables import supports_random_fully
 from services.proxy.nftsync import NftCommands
@@ -111,10 +112,14 @@ async def run(args: argparse.Namespace, stop: asyncio.Event) -> None:
     registry = CollectorRegistry()
     addresses = (IpAddresses(args.announce_interface, netns=args.netns)
                  if args.announce_interface else None)
+    # health check node ports listen in the proxy's own namespace: only when that is the node's
+    health_checks = ServiceHealthServer() if args.netns is None else None
     proxier = Proxier(settings, registry=registry, netns=args.netns,
                       min_interval=args.min_sync_period, sync_period=args.sync_period,
                       addresses=addresses, mode=args.proxy_mode,
-                      service_cidrs=tuple(args.service_cluster_ip_range))
+                      service_cidrs=tuple(args.service_cluster_ip_range), health_checks=health_checks)
+    if health_checks is not None:
+        health_checks.healthy = lambda: proxier.has_synced_rules
     # the other mode's leftovers would still catch packets before ours
     await run_cleanup(args, modes=tuple(m for m in PROXY_MODES if m != args.proxy_mode))
     client = ApiClient(from_flags(args.kubeconfig, args.apiserver))
@@ -143,6 +148,8 @@ async def run(args: argparse.Namespace, stop: asyncio.Event) -> None:
     finally:
         log.info("stopping; the rules stay in place")
         await proxier.runner.stop()
+        if health_checks is not None:
+            await health_checks.close()
         await factory.stop()
         await client.close()
         await health.stop()

@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry
 
 from services.proxy.announce import Addresses, addresses_to_announce, announce, ready_nodes
 from services.proxy.conntrack import stale_udp_flows
+from services.proxy.healthcheck import ServiceHealthServer, health_check_ports, local_ready_endpoints
 from services.proxy.iptables import (
     Conntrack,
     ConntrackCommands,
@@ -71,6 +72,7 @@ class Proxier:
         mode: str = "iptables",
         nft: Nft | None = None,
         service_cidrs: tuple[str, ...] = (),
+        health_checks: ServiceHealthServer | None = None,
     ) -> None:
         if mode not in PROXY_MODES:
             raise ValueError(f"unknown proxy mode {mode!r}")
@@ -87,6 +89,7 @@ class Proxier:
             self.sync, registry=registry, min_interval=min_interval, sync_period=sync_period
         )
         self.addresses = addresses  # where load-balancer addresses are announced (None: not here)
+        self.health_checks = health_checks  # health check node ports (None: not served here)
         self._nodes: dict[str, JsonDict] = {}
         self.index = ServiceIndex(settings.node_name)
         self._services_synced = False
@@ -166,6 +169,8 @@ class Proxier:
         self.has_synced_rules = True
         if flows:
             await delete_udp_flows(flows, self.conntrack)
+        if self.health_checks is not None:
+            await self.health_checks.sync(health_check_ports(ports), local_ready_endpoints(ports))
         if self.addresses is not None:
             await announce(self.addresses, addresses_to_announce(
                 self.index.services.values(), self._nodes.values(), self.settings.node_name))
