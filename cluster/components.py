@@ -123,6 +123,9 @@ def node_components(cfg: ClusterConfig, i: int) -> list[Component]:
                                     "--health-port", str(cfg.proxy_health_port),
                                     "--announce-interface", "eth0"),
                   netns=ns, stage=3),
+        Component(f"netpol-{node}", (py, "-m", "services.netpol", *kubeconfig(f"netpol-{node}"),
+                                     "--node-name", node, "--health-port", str(cfg.netpol_health_port)),
+                  netns=ns, stage=3),
     ]
 
 

@@ -35,6 +35,7 @@ class ClusterConfig:
     health_base_port: int = 10300  # controllers' /healthz ports count up from here
     node_agent_port: int = 10250
     proxy_health_port: int = 10256
+    netpol_health_port: int = 10258  # the NetworkPolicy agent's, in each node's namespace
     registry_port: int = 5000  # the cluster's image registry, on the gateway address (cluster/registry.py)
     node_grace_seconds: int = 40
     apiserver_sans: list[str] = field(default_factory=list)  # more names/addresses for its certificate

@@ -53,6 +53,7 @@ CONTROL_PLANE_IDENTITIES: dict[str, tuple[str, tuple[str, ...]]] = {
     "netview": (service_account("netview"), ()),
 }
 PROXY_IDENTITY: tuple[str, tuple[str, ...]] = ("system:kube-proxy", ())
+NETPOL_IDENTITY: tuple[str, tuple[str, ...]] = ("system:netpol-agent", ())
 
 
 def node_identity(node: str) -> tuple[str, tuple[str, ...]]:
@@ -97,6 +98,7 @@ def make(cfg: ClusterConfig, *, extra_sans: tuple[str, ...] = (), server: str | 
         node = cfg.node_name(i)
         _component(cfg, pki, f"nodeagent-{node}", *node_identity(node), node_server)
         _component(cfg, pki, f"proxy-{node}", *PROXY_IDENTITY, node_server)
+        _component(cfg, pki, f"netpol-{node}", *NETPOL_IDENTITY, node_server)
         pki.serving(f"nodeagent-{node}-serving", f"system:node:{node}", ips=[node_ips[i]],
                     dns_names=[node])
     return creds

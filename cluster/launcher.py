@@ -36,7 +36,7 @@ class LaunchError(RuntimeError):
 def preflight(cfg: ClusterConfig) -> None:
     if os.geteuid() != 0:
         raise LaunchError("the local cluster needs root (network namespaces, CNI, iptables)")
-    needed = ("etcd", "ip", "nsenter", "iptables-restore", *(("nft",) if cfg.proxy_mode == "nftables" else ()))
+    needed = ("etcd", "ip", "nsenter", "iptables-restore", "nft")  # nft: NetworkPolicy, and a proxy mode
     for binary in needed:
         if shutil.which(binary) is None:
             raise LaunchError(f"{binary} not found: run `make setup` (installs the Debian packages)")
@@ -159,7 +159,7 @@ def stage_titles(cfg: ClusterConfig, components: list[Component]) -> dict[int, s
             titles[stage] = "Starting etcd and the image registry"
         elif members == ["apiserver"]:
             titles[stage] = "Starting the API server"
-        elif all(m.startswith(("nodeagent-", "proxy-")) for m in members):
+        elif all(m.startswith(("nodeagent-", "proxy-", "netpol-")) for m in members):
             titles[stage] = f"Starting nodes ({cfg.nodes})"
         else:
             controllers = [m for m in members if m not in ("dns", "netview")]

@@ -26,12 +26,12 @@ def test_default_ranges_do_not_overlap_each_other_or_dockers():
     assert ipaddress.IPv4Address(cfg.dns_service_ip) in ipaddress.IPv4Network(cfg.service_cidr)
 
 
-def test_every_node_runs_an_agent_and_a_proxy_in_its_namespace():
+def test_every_node_runs_an_agent_a_proxy_and_a_policy_agent_in_its_namespace():
     cfg = ClusterConfig(nodes=2)
     comps = all_components(cfg)
     for i in (1, 2):
         mine = [c for c in comps if c.netns == cfg.node_netns(i)]
-        assert sorted(c.argv[2] for c in mine) == ["services.nodeagent", "services.proxy"]
+        assert sorted(c.argv[2] for c in mine) == ["services.netpol", "services.nodeagent", "services.proxy"]
         agent = next(c for c in mine if c.argv[2] == "services.nodeagent")
         assert cfg.node_ip(i) in agent.argv
         assert str(cfg.component_kubeconfig(f"nodeagent-{cfg.node_name(i)}")) in agent.argv

@@ -7,7 +7,8 @@ this cluster runs, and their reconciliation at API server start (kube's
   here they are flattened, each with the rules of the ones below it, restricted to the
   resources this server serves), and the discovery, basic-user and public-info roles.
 - A role per component, bound to the identity it runs as: the proxy (user `system:kube-proxy`),
-  the scheduler (user `system:kube-scheduler`), the DNS (ServiceAccount `kube-system/coredns`),
+  the NetworkPolicy agents (user `system:netpol-agent`), the scheduler (user
+  `system:kube-scheduler`), the DNS (ServiceAccount `kube-system/coredns`),
   the live picture (ServiceAccount `kube-system/netview`: it reads through nodes/proxy),
   and each controller (`system:controller:<name>`, bound to the ServiceAccount of that name in
   kube-system, as kube-controller-manager does with --use-service-account-credentials; a
@@ -316,6 +317,9 @@ def cluster_roles() -> list[Obj]:
             rule(READ, "", "nodes"), events_rule(),
             rule(("list", "watch"), "discovery.k8s.io", "endpointslices")]),
         _cluster_role("system:kube-scheduler", SCHEDULER_RULES),
+        _cluster_role("system:netpol-agent", [
+            rule(("list", "watch"), "", "pods", "namespaces"),
+            rule(("list", "watch"), "networking.k8s.io", "networkpolicies")]),
         _cluster_role("system:coredns", [
             rule(("list", "watch"), "", "services"),
             rule(("list", "watch"), "discovery.k8s.io", "endpointslices")]),
@@ -351,6 +355,7 @@ def cluster_role_bindings() -> list[Obj]:
                  [_subject("Group", "system:serviceaccounts")]),
         _binding("system:node-proxier", [_subject("User", "system:kube-proxy")]),
         _binding("system:kube-scheduler", [_subject("User", "system:kube-scheduler")]),
+        _binding("system:netpol-agent", [_subject("User", "system:netpol-agent")]),
         _binding("system:coredns", [_subject("ServiceAccount", "coredns", "kube-system")]),
         _binding("system:netview", [_subject("ServiceAccount", "netview", "kube-system")]),
         _binding("system:kubelet-api-admin", [_subject("User", "kube-apiserver-kubelet-client")]),
