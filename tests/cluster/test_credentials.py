@@ -33,13 +33,14 @@ def made(tmp_path_factory):
     ("dns", "system:serviceaccount:kube-system:coredns", []),
     ("nodeagent-mc-node-2", "system:node:mc-node-2", ["system:nodes"]),
     ("proxy-mc-node-1", "system:kube-proxy", []),
+    ("netpol-mc-node-2", "system:netpol-agent", []),
 ], ids=lambda v: v if isinstance(v, str) else None)
 def test_each_component_has_its_own_identity(made, component, user, groups):
     cfg, _ = made
     conf = load_kubeconfig(cfg.component_kubeconfig(component))
     assert conf.cert_file and conf.key_file and conf.ca_file == str(cfg.ca_file)
     assert subject(conf.cert_file) == (user, groups)
-    on_node = component.startswith(("nodeagent-", "proxy-"))
+    on_node = component.startswith(("nodeagent-", "proxy-", "netpol-"))
     assert conf.server == (cfg.apiserver_url_for_nodes if on_node else cfg.apiserver_url)
     ssl.create_default_context(cafile=conf.ca_file).load_cert_chain(conf.cert_file, conf.key_file)
 
