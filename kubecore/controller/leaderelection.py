@@ -28,7 +28,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from kubecore.api import resources as R
@@ -169,8 +169,7 @@ class LeaderElector:
         record = Record(self.config.identity, int(self.config.lease_duration), micro_time(now), micro_time(now), 0)
         if self.is_leader() and self.lease_valid(self.clock()):
             assert self.observed is not None
-            mine = Record(record.holder, record.lease_duration_seconds, self.observed.acquire_time,
-                          record.renew_time, self.observed.transitions)
+            mine = replace(record, acquire_time=self.observed.acquire_time, transitions=self.observed.transitions)
             try:
                 await self.lock.update(mine)
             except ApiError as exc:
@@ -195,12 +194,9 @@ class LeaderElector:
             self._observe(old, raw)
         if old.holder and self.lease_valid(self.clock()) and not self.is_leader():
             return False
-        if self.is_leader():
-            record = Record(record.holder, record.lease_duration_seconds, old.acquire_time, record.renew_time,
-                            old.transitions)
-        else:
-            record = Record(record.holder, record.lease_duration_seconds, record.acquire_time, record.renew_time,
-                            old.transitions + 1)
+        # a renewing holder keeps its acquire time; a new one counts a transition
+        record = (replace(record, acquire_time=old.acquire_time, transitions=old.transitions) if self.is_leader()
+                  else replace(record, transitions=old.transitions + 1))
         try:
             await self.lock.update(record)
         except ApiError as exc:
