@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -216,7 +216,7 @@ class _Tracer:
         self.service = ""
         self.probe_shown = False
         self.tables: dict[str, dict[str, Table]] = {}
-        self.nft: dict[str, NftTable | None] = {}
+        self.nft: dict[tuple[str, str], NftTable | None] = {}
         probe = world.probe or {}
         self.moved = counter_deltas(probe["before"], probe["after"]) if probe.get("before") and probe.get(
             "after") else {}
@@ -236,13 +236,14 @@ class _Tracer:
             self.tables[node] = parse_save(str(text or ""))
         return self.tables[node]
 
-    def nft_table(self, node: str) -> NftTable | None:
-        """The node's nftables-mode proxy table, if it has one."""
-        if node not in self.nft:
+    def nft_table(self, node: str, which: str = "nftables") -> NftTable | None:
+        """The node's nftables-mode proxy table ("nftables"), or its NetworkPolicy table
+        ("netpol"), if it has one."""
+        if (node, which) not in self.nft:
             view = self.view(node) or {}
-            doc = view.get("nftables")
-            self.nft[node] = parse_nft(doc, str(view.get("nftablesText") or "")) if doc else None
-        return self.nft[node]
+            doc = view.get(which)
+            self.nft[(node, which)] = parse_nft(doc, str(view.get(f"{which}Text") or "")) if doc else None
+        return self.nft[(node, which)]
 
     def add(self, step: Step) -> Step:
         self.steps.append(step)
@@ -532,18 +533,25 @@ class _Tracer:
 
     def filter_forward(self, node: str, tables: Mapping[str, Table], packet: Packet) -> bool:
         step = self.add(Step(f"filter FORWARD on node {node}", f"node {node}"))
-        nft = self.nft_table(node)
-        if tables.get("filter") is None and nft is None:
+        nft, policy, ipt = self.nft_table(node), self.nft_table(node, "netpol"), tables.get("filter")
+        if ipt is None and nft is None and policy is None:
             step.lines.append("no filter table loaded: forwarded")
             return True
-        # nftables' filter-forward runs first (priority -110, before iptables' filter at 0)
-        paths = walk_nft(nft, "filter", "forward", packet) if nft is not None else []
-        if not paths or paths[0].verdict == "ACCEPT":
-            ipt = tables.get("filter")
-            later = walk(ipt, "FORWARD", packet)[0] if ipt is not None else Path((), "ACCEPT", packet)
-            first = paths[0] if paths else Path((), "ACCEPT", packet)
-            paths = [replace(later, hits=first.hits + later.hits)]
-        (path, *_) = paths
+        # nftables' filter-forward runs first (priority -110), then iptables' filter and the
+        # NetworkPolicy table (both at 0); the first drop or reject ends it
+        path = Path((), "ACCEPT", packet)
+        walks: list[Callable[[], list[Path]]] = []
+        if nft is not None:
+            walks.append(lambda: walk_nft(nft, "filter", "forward", packet))
+        if ipt is not None:
+            walks.append(lambda: walk(ipt, "FORWARD", packet))
+        if policy is not None:
+            walks.append(lambda: walk_nft(policy, "filter", "forward", packet))
+        for walk_one in walks:
+            first = walk_one()[0]
+            path = replace(first, hits=path.hits + first.hits)
+            if path.verdict != "ACCEPT":
+                break
         for hit in path.matched:
             step.rules.append(_rule_line(hit.table, hit.rule, self.moved))
         if path.verdict in ("DROP", "REJECT"):
@@ -647,6 +655,10 @@ def _why_filtered(path: Path) -> tuple[str, str]:
         return "the no-endpoint-services map", (
             no_endpoints if path.verdict == "REJECT" else
             "the Service has no endpoint on this node for its Local traffic policy, so kube-proxy drops its traffic")
+    if last.chain.startswith(("ingress-", "egress-")):
+        pod = last.chain.split("-", 2)[2] if last.chain.count("-") >= 2 else last.chain
+        way = "receive from this source" if last.chain.startswith("ingress-") else "send to this destination"
+        return "a NetworkPolicy", f"policies isolate pod {pod} and none of their rules lets it {way}"
     if last.chain == "cluster-ips-check":
         return "cluster-ips-check", ("no Service has this port at this cluster IP" if path.verdict == "REJECT"
                                      else "no Service holds this address of the service range")

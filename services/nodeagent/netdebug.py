@@ -4,8 +4,9 @@ and so authorized as `nodes/proxy`, like everything on the kubelet's port that i
 metrics or stats.
 
 - GET /debug/network: the node's packet filter (`iptables-save -c`, every table, with counters,
-  and the nftables mode proxy's `ip kube-proxy` table as `nft -j` JSON and `nft -a` text, or
-  null when there is none), its routes, links and addresses, and each pod sandbox with its IP, the host side of its veth
+  the nftables mode proxy's `ip kube-proxy` table and the NetworkPolicy agent's
+  `ip minicluster-netpol`, each as `nft -j` JSON and `nft -a` text, or null when there is
+  none), its routes, links and addresses, and each pod sandbox with its IP, the host side of its veth
   and the routes inside the pod.
 - POST /debug/network/probe {"namespace", "pod", "dns": name?, "connect": {"host", "port",
   "protocol"}?}: from inside that pod's network namespace, resolve `dns` as the pod's resolver
@@ -168,16 +169,16 @@ async def iptables_save(host_netns: str | None) -> str:
     return out
 
 
-async def nft_proxy_table(host_netns: str | None) -> tuple[dict[str, Any] | None, str | None]:
-    """The nftables-mode proxy's table, `ip kube-proxy`: as `nft -j` JSON (to evaluate) and as
-    `nft -a` text (to show: its `# handle N` comments tie the lines to the JSON rules). (None,
-    None) when there is no such table, or no nft on this node: an iptables-mode node."""
+async def nft_table(host_netns: str | None, name: str) -> tuple[dict[str, Any] | None, str | None]:
+    """One of our nftables tables (`ip <name>`): as `nft -j` JSON (to evaluate) and as `nft -a`
+    text (to show: its `# handle N` comments tie the lines to the JSON rules). (None, None) when
+    there is no such table (the proxy's in iptables mode), or no nft on this node."""
     try:
-        code, out, _ = await _run(["nft", "-j", "list", "table", "ip", "kube-proxy"], host_netns)
+        code, out, _ = await _run(["nft", "-j", "list", "table", "ip", name], host_netns)
         if code != 0:
             return None, None
         parsed = json.loads(out)
-        code, text, _ = await _run(["nft", "-a", "list", "table", "ip", "kube-proxy"], host_netns)
+        code, text, _ = await _run(["nft", "-a", "list", "table", "ip", name], host_netns)
     except (FileNotFoundError, ValueError):
         return None, None
     if not isinstance(parsed, dict):
@@ -200,9 +201,11 @@ async def snapshot(agent: Agent) -> dict[str, Any]:
         pods.append({"namespace": sandbox.namespace, "name": sandbox.name, "uid": sandbox.pod_uid,
                      "ip": sandbox.ip, "netns": sandbox.netns_path, "hostVeth": host_veth(sandbox),
                      "routes": inside["routes"], "addresses": inside["addresses"], "links": inside["links"]})
-    nft_json, nft_text = await nft_proxy_table(cfg.host_netns)
+    nft_json, nft_text = await nft_table(cfg.host_netns, "kube-proxy")
+    policy_json, policy_text = await nft_table(cfg.host_netns, "minicluster-netpol")
     return {"node": cfg.node_name, "nodeIP": cfg.node_ip, "clusterCIDR": cfg.cluster_cidr,
             "iptables": await iptables_save(cfg.host_netns), "nftables": nft_json, "nftablesText": nft_text,
+            "netpol": policy_json, "netpolText": policy_text,
             "time": time.time(), **node, "pods": pods}
 
 

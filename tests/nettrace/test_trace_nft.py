@@ -99,3 +99,35 @@ def test_to_a_pod_directly_nothing_rewrites_it():
     t = trace(nft_world(), pod("client"), Destination("pod", "test-jcdzz", "default", "8080"))
     assert t.ok and t.endpoints == [] and t.summary == "reaches pod default/test-jcdzz at 10.244.2.2:8080"
     assert "no rule rewrote the destination" in text(t)
+
+
+def _loaded(text: str) -> tuple[dict[str, Any], str]:
+    """`text` applied by the real nft in a scratch namespace, read back as the node agent reads it."""
+    ns = f"mctrace-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        subprocess.run(["ip", "netns", "exec", ns, "nft", "-f", "-"], input=text, text=True, check=True)
+
+        def nft(*argv: str) -> str:
+            return subprocess.run(["ip", "netns", "exec", ns, "nft", *argv], check=True, capture_output=True,
+                                  text=True).stdout
+        return (json.loads(nft("-j", "list", "table", "ip", "minicluster-netpol")),
+                nft("-a", "list", "table", "ip", "minicluster-netpol"))
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
+def test_a_network_policy_that_drops_the_packet_is_named():
+    from services.netpol.model import pod_policies
+    from services.netpol.rules import render as render_policies
+
+    world = nft_world()
+    deny = {"metadata": {"namespace": "default", "name": "deny-all"}, "spec": {"podSelector": {}}}
+    for node in NODES:
+        rendered = render_policies(pod_policies(world.pods, [{"metadata": {"name": "default"}}], [deny], node))
+        world.node_views[node]["netpol"], world.node_views[node]["netpolText"] = _loaded(rendered)
+    t = trace(world, pod("client"), MYSVC)
+    assert not t.ok
+    assert t.summary.startswith("filter FORWARD on node kind-worker ends in DROP (a NetworkPolicy): "
+                                "policies isolate pod default/test-"), t.summary
+    assert "nft ip minicluster-netpol forward: ip daddr vmap" in text(t)
