@@ -165,11 +165,15 @@ class Proxier:
             self.index.mark_changed(changed)  # still to do (and a failed nft apply is full next)
             raise
         flows = stale_udp_flows(self._before(changed), self._after(changed, ports))
-        self._applied = dict(ports)
+        for key in changed:  # the others' ports are what they were
+            if key in ports:
+                self._applied[key] = ports[key]
+            else:
+                self._applied.pop(key, None)
         self.has_synced_rules = True
         if flows:
             await delete_udp_flows(flows, self.conntrack)
-        if self.health_checks is not None:
+        if self.health_checks is not None and changed:  # unchanged Services: the same ports and counts
             await self.health_checks.sync(health_check_ports(ports), local_ready_endpoints(ports))
         if self.addresses is not None:
             await announce(self.addresses, addresses_to_announce(
