@@ -1,5 +1,5 @@
 """`python -m cluster.bootstrap`: create the objects a new cluster needs (used by compose,
-where no launcher runs): the kubernetes and kube-dns endpoints."""
+where no launcher runs): the kube-dns Service and its endpoints."""
 from __future__ import annotations
 
 import argparse
@@ -14,8 +14,8 @@ from cluster.config import ClusterConfig
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="cluster.bootstrap")
     p.add_argument("--kubeconfig", required=True, help="an admin kubeconfig")
-    p.add_argument("--apiserver-ip", required=True)
-    p.add_argument("--dns-ip", required=True)
+    p.add_argument("--dns-ip", required=True, action="append",
+                   help="an address of a DNS server (repeat for several)")
     a = p.parse_args(argv)
     from cluster.launcher import bootstrap_objects
     from kubecore.client.rest import ApiUnavailable
@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(120):
         try:
             asyncio.run(bootstrap_objects(ClusterConfig(), kubeconfig=Path(a.kubeconfig),
-                                          apiserver_ip=a.apiserver_ip, dns_ip=a.dns_ip))
+                                          dns_ips=a.dns_ip))
             print("bootstrap objects present")
             return 0
         except ApiUnavailable:

@@ -35,8 +35,9 @@ def add_arguments(p: argparse.ArgumentParser, action: str) -> None:
         p.add_argument("--proxy-mode", choices=["iptables", "nftables"], default="iptables",
                        help="how each node's proxy programs Services (kube-proxy's --proxy-mode)")
         p.add_argument("--ha", action="store_true",
-                       help="two copies of every controller and of the scheduler, electing a leader "
-                       "through Leases (kube-controller-manager's --leader-elect)")
+                       help="a control plane that outlives any one process: 3 etcd members, 2 API "
+                       "servers and 2 DNS servers, and 2 copies of every controller and of the "
+                       "scheduler electing a leader through Leases")
         p.add_argument("-v", "--verbose", action="store_true",
                        help="show the launcher's log on stderr too (it is always in <state>/logs/launcher.log)")
         p.add_argument("--progress-fd", type=int, help=argparse.SUPPRESS)  # `--detach`'s background launcher
@@ -45,6 +46,10 @@ def add_arguments(p: argparse.ArgumentParser, action: str) -> None:
     if action == "load":
         p.add_argument("archives", nargs="+", type=Path, metavar="ARCHIVE",
                        help="an oci-archive, OCI layout directory or docker-archive (`docker save`) file")
+    if action == "etcd":
+        p.add_argument("etcd_command", choices=["status", "snapshot", "defrag"], metavar="COMMAND",
+                       help="status | snapshot save FILE | defrag")
+        p.add_argument("etcd_args", nargs="*", metavar="ARG")
     if action == "kubeconfig":
         p.add_argument("--print", action="store_true",
                        help="print the cluster's kubeconfig instead of merging it (kind get kubeconfig)")
@@ -194,6 +199,36 @@ def load_images(cfg: ClusterConfig, archives: list[Path]) -> int:
     return 0
 
 
+def etcd(cfg: ClusterConfig, command: str, rest: list[str]) -> int:
+    """`cluster etcd status|snapshot save FILE|defrag` (cluster/etcdops.py)."""
+    from cluster import etcdops
+
+    if load_state(cfg.state_dir) is None:
+        print(f"error: no cluster in {cfg.state_dir}: run `cluster up` first", file=sys.stderr)
+        return 1
+    wanted = {"status": 0, "defrag": 0, "snapshot": 2}[command]
+    if len(rest) != wanted or (command == "snapshot" and rest[0] != "save"):
+        usage = {"status": "etcd status", "defrag": "etcd defrag", "snapshot": "etcd snapshot save FILE"}[command]
+        print(f"error: usage: cluster {usage}", file=sys.stderr)
+        return 1
+    try:
+        if command == "status":
+            members = asyncio.run(etcdops.statuses(cfg.etcd_endpoints))
+            print(etcdops.format_statuses(members))
+            return 0 if all(not m.error for m in members) else 1
+        if command == "defrag":
+            print("\n".join(asyncio.run(etcdops.defrag(cfg.etcd_endpoints))))
+            return 0
+        path = Path(rest[1])
+        checked = etcdops.snapshot_save(cfg.etcd_endpoints, path)
+        print(f"Snapshot saved at {path}: revision {checked.get('revision')}, {checked.get('totalKey')} keys, "
+              f"{checked.get('totalSize')} bytes, hash {checked.get('hash')}")
+        return 0
+    except (etcdops.EtcdOpError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
 def run(args: argparse.Namespace) -> int:
     from cluster import launcher
     from cluster.supervisor import StartError
@@ -206,6 +241,8 @@ def run(args: argparse.Namespace) -> int:
         return up(args, cfg, kubeconfig)
     if action == "load":
         return load_images(cfg, args.archives)
+    if action == "etcd":
+        return etcd(cfg, args.etcd_command, args.etcd_args)
     try:
         if action == "down":
             launcher.down(cfg, kubeconfig=kubeconfig)
@@ -223,9 +260,9 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="cluster", description="the local cluster launcher")
     sub = p.add_subparsers(dest="cluster_action", required=True)
-    for action in ("up", "down", "status", "kubeconfig"):
+    for action in ("up", "down", "status", "kubeconfig", "etcd"):
         q = sub.add_parser(action)
         add_arguments(q, action)
-        if action != "status":  # minikubectl has it as a global flag
+        if action not in ("status", "etcd"):  # minikubectl has it as a global flag
             q.add_argument("--kubeconfig", help=KUBECONFIG_HELP)
     return run(p.parse_args(argv))

@@ -18,11 +18,73 @@ class Component:
     env: tuple[tuple[str, str], ...] = field(default_factory=tuple)
 
 
+def etcd_members(cfg: ClusterConfig) -> list[Component]:
+    """One etcd member, or with --ha three forming one Raft cluster on loopback."""
+    peers = [f"http://127.0.0.1:{cfg.etcd_ports(k)[1]}" for k in range(cfg.etcd_members)]
+    initial = ",".join(f"{cfg.etcd_member_name(k)}={peer}" for k, peer in enumerate(peers))
+    members = []
+    for k, peer_url in enumerate(peers):
+        client_url = f"http://127.0.0.1:{cfg.etcd_ports(k)[0]}"
+        members.append(Component(
+            "etcd" if k == 0 else f"etcd-{k + 1}",
+            ("etcd", "--name", cfg.etcd_member_name(k), "--data-dir", str(cfg.etcd_data_dir(k)),
+             "--listen-client-urls", client_url, "--advertise-client-urls", client_url,
+             "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls", peer_url,
+             "--initial-cluster", initial,
+             *(("--initial-cluster-token", f"{cfg.name}-etcd") if cfg.etcd_members > 1 else ()),
+             "--max-request-bytes", str(4 * 1024 * 1024), "--log-level", "warn",
+             "--logger", "zap"),
+            health=f"{client_url}/health", stage=0))
+    return members
+
+
+def apiservers(cfg: ClusterConfig) -> list[Component]:
+    """An API server on each control-plane address (the first also on loopback), all over
+    the same etcd members; each lists itself in the kubernetes Service while it lives."""
+    pki = cfg.pki_dir
+    servers = []
+    for k, address in enumerate(cfg.control_plane_ips):
+        bind = f"127.0.0.1,{address}" if k == 0 else address
+        servers.append(Component(
+            "apiserver" if k == 0 else f"apiserver-{k + 1}",
+            (cfg.python, "-m", "services.apiserver", "--etcd-servers", ",".join(cfg.etcd_endpoints),
+             "--bind-address", bind,
+             "--port", str(cfg.apiserver_port),
+             "--advertise-address", address,
+             "--service-cluster-ip-range", cfg.service_cidr,
+             "--cluster-cidr", cfg.cluster_cidr,
+             "--tls-cert-file", str(pki / "apiserver.crt"),
+             "--tls-private-key-file", str(pki / "apiserver.key"),
+             "--client-ca-file", str(pki / "ca.crt"),
+             "--service-account-key-file", str(pki / "sa.pub"),
+             "--service-account-signing-key-file", str(pki / "sa.key"),
+             "--kubelet-client-certificate", str(pki / "apiserver-kubelet-client.crt"),
+             "--kubelet-client-key", str(pki / "apiserver-kubelet-client.key"),
+             "--kubelet-certificate-authority", str(pki / "ca.crt"),
+             "--node-cidr-mask-size", str(cfg.node_cidr_mask),
+             "--node-network", cfg.node_cidr,
+             "--kubelet-port", str(cfg.node_agent_port),
+             "--encryption-provider-config", str(cfg.encryption_config)),
+            health=(cfg.apiserver_url if k == 0 else f"https://{address}:{cfg.apiserver_port}") + "/readyz",
+            stage=1))
+    return servers
+
+
+def dns_servers(cfg: ClusterConfig) -> list[Component]:
+    """A DNS server on each control-plane address, the kube-dns Service's endpoints."""
+    out = []
+    for k, address in enumerate(cfg.dns_ips):
+        metrics = cfg.health_base_port + 5 + k * HA_PORT_OFFSET
+        out.append(Component(
+            "dns" if k == 0 else f"dns-{k + 1}",
+            (cfg.python, "-m", "services.dns", "--kubeconfig", str(cfg.component_kubeconfig("dns")),
+             "--listen", address, "--port", str(cfg.dns_port), "--metrics-port", str(metrics)),
+            health=f"http://127.0.0.1:{metrics}/readyz", stage=2))
+    return out
+
+
 def control_plane(cfg: ClusterConfig) -> list[Component]:
     py = cfg.python
-    api = cfg.apiserver_url
-    etcd_url = f"http://127.0.0.1:{cfg.etcd_client_port}"
-    peer_url = f"http://127.0.0.1:{cfg.etcd_peer_port}"
     port = cfg.health_base_port
     pki = cfg.pki_dir
 
@@ -42,33 +104,8 @@ def control_plane(cfg: ClusterConfig) -> list[Component]:
         return copies
 
     return [
-        Component("etcd", ("etcd", "--name", "default", "--data-dir", str(cfg.state_dir / "etcd"),
-                           "--listen-client-urls", etcd_url, "--advertise-client-urls", etcd_url,
-                           "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls", peer_url,
-                           "--initial-cluster", f"default={peer_url}",
-                           "--max-request-bytes", str(4 * 1024 * 1024), "--log-level", "warn",
-                           "--logger", "zap"),
-                  health=f"{etcd_url}/health", stage=0),
-        Component("apiserver", (py, "-m", "services.apiserver", "--etcd-servers",
-                                f"127.0.0.1:{cfg.etcd_client_port}",
-                                "--bind-address", f"127.0.0.1,{cfg.gateway_ip}",
-                                "--port", str(cfg.apiserver_port),
-                                "--advertise-address", cfg.gateway_ip,
-                                "--service-cluster-ip-range", cfg.service_cidr,
-                                "--cluster-cidr", cfg.cluster_cidr,
-                                "--tls-cert-file", str(pki / "apiserver.crt"),
-                                "--tls-private-key-file", str(pki / "apiserver.key"),
-                                "--client-ca-file", str(pki / "ca.crt"),
-                                "--service-account-key-file", str(pki / "sa.pub"),
-                                "--service-account-signing-key-file", str(pki / "sa.key"),
-                                "--kubelet-client-certificate", str(pki / "apiserver-kubelet-client.crt"),
-                                "--kubelet-client-key", str(pki / "apiserver-kubelet-client.key"),
-                                "--kubelet-certificate-authority", str(pki / "ca.crt"),
-                                "--node-cidr-mask-size", str(cfg.node_cidr_mask),
-                                "--node-network", cfg.node_cidr,
-                                "--kubelet-port", str(cfg.node_agent_port),
-                                "--encryption-provider-config", str(cfg.encryption_config)),
-                  health=f"{api}/readyz", stage=1),
+        *etcd_members(cfg),
+        *apiservers(cfg),
         *controller("endpointslice", "services.endpointslice", 0),
         *controller("scheduler", "services.scheduler", 1, lease="kube-scheduler"),
         *controller("deployments", "services.deployments", 2),
@@ -84,9 +121,7 @@ def control_plane(cfg: ClusterConfig) -> list[Component]:
         Component("netview", (py, "-m", "services.netview", *kubeconfig("netview"), "--listen", "127.0.0.1",
                               "--port", str(cfg.ui_port)),
                   health=f"http://127.0.0.1:{cfg.ui_port}/readyz", stage=2),
-        Component("dns", (py, "-m", "services.dns", *kubeconfig("dns"), "--listen", cfg.gateway_ip,
-                          "--port", str(cfg.dns_port), "--metrics-port", str(port + 5)),
-                  health=f"http://127.0.0.1:{port + 5}/readyz", stage=2),
+        *dns_servers(cfg),
     ]
 
 

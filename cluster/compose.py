@@ -10,6 +10,7 @@ from cluster.config import ClusterConfig
 
 COMPOSE_NODE_IPS = {1: "10.250.0.11", 2: "10.250.0.12"}
 COMPOSE_APISERVER_URL = "https://apiserver:6443"
+COMPOSE_APISERVER_IP = "10.250.0.4"  # the apiserver service's address on the nodes network
 COMPOSE_REGISTRY_URL = "http://10.250.0.6:5000"  # the registry service's address on the nodes network
 
 
@@ -30,7 +31,7 @@ def translate(cfg: ClusterConfig, argv: tuple[str, ...], node: int | None = None
     for i, arg in enumerate(argv):
         value = subst.get(arg, arg)
         if arg == cfg.gateway_ip and argv[i - 1] in ("--listen", "--advertise-address"):
-            value = "0.0.0.0" if argv[i - 1] == "--listen" else "apiserver"
+            value = "0.0.0.0" if argv[i - 1] == "--listen" else COMPOSE_APISERVER_IP
         if arg == "127.0.0.1" and argv[i - 1] == "--listen":
             # loopback-only on the machine; in its container, every address of the container,
             # and compose publishes it on the machine's loopback only (compose.yaml)

@@ -44,14 +44,49 @@ class ClusterConfig:
     container_runtime: str = "runc"
     # how every node's proxy programs Services: "iptables" chains or one "nftables" table
     proxy_mode: str = "iptables"
-    # two copies of every controller and of the scheduler, each working only while it holds
-    # its Lease (kube-controller-manager's --leader-elect); the second copy's health port is
-    # its first's + HA_PORT_OFFSET
+    # a control plane that survives losing any one of its processes: 3 etcd members, an API
+    # server and a DNS server on each of two control-plane addresses (`control_plane_ips`),
+    # and two copies of every controller and of the scheduler, each working only while it
+    # holds its Lease (kube-controller-manager's --leader-elect); the second copy's health
+    # port is its first's + HA_PORT_OFFSET
     ha: bool = False
     python: str = field(default_factory=lambda: os.environ.get("MINICLUSTER_PYTHON", "") or
                         str(Path(__file__).resolve().parent.parent / ".venv" / "bin" / "python"))
 
     # -- derived names ----------------------------------------------------------
+    @property
+    def control_plane_ips(self) -> list[str]:
+        """Where the API servers and DNS servers serve the nodes, one of each per address: the
+        gateway, and with --ha a second address on the bridge, the second-highest of the node
+        network (above the load-balancer pool, which ends 5 below the broadcast address)."""
+        ips = [self.gateway_ip]
+        if self.ha:
+            ips.append(str(ipaddress.IPv4Network(self.node_cidr).broadcast_address - 1))
+        return ips
+
+    @property
+    def dns_ips(self) -> list[str]:
+        return self.control_plane_ips
+
+    @property
+    def etcd_members(self) -> int:
+        return 3 if self.ha else 1
+
+    def etcd_ports(self, k: int) -> tuple[int, int]:
+        """(client, peer) port of etcd member k (0-based): 2379/2380, 2381/2382, 2383/2384
+        (each 2 above the member before)."""
+        return self.etcd_client_port + 2 * k, self.etcd_peer_port + 2 * k
+
+    def etcd_member_name(self, k: int) -> str:
+        return "default" if self.etcd_members == 1 else f"etcd-{k + 1}"
+
+    def etcd_data_dir(self, k: int) -> Path:
+        return self.state_dir / ("etcd" if k == 0 else f"etcd-{k + 1}")
+
+    @property
+    def etcd_endpoints(self) -> list[str]:
+        return [f"127.0.0.1:{self.etcd_ports(k)[0]}" for k in range(self.etcd_members)]
+
     @property
     def dns_service_ip(self) -> str:
         """The tenth address of the service range, as kubeadm and kind choose it."""
@@ -99,6 +134,16 @@ class ClusterConfig:
     @property
     def apiserver_url_for_nodes(self) -> str:
         return f"https://{self.gateway_ip}:{self.apiserver_port}"
+
+    @property
+    def apiserver_urls(self) -> list[str]:
+        """Every API server, for clients on this machine (the first on loopback), in the order
+        they try them."""
+        return [self.apiserver_url] + [f"https://{ip}:{self.apiserver_port}" for ip in self.control_plane_ips[1:]]
+
+    @property
+    def apiserver_urls_for_nodes(self) -> list[str]:
+        return [f"https://{ip}:{self.apiserver_port}" for ip in self.control_plane_ips]
 
     @property
     def registry_url(self) -> str:

@@ -76,10 +76,10 @@ def make(cfg: ClusterConfig, *, extra_sans: tuple[str, ...] = (), server: str | 
     """The PKI and every component's kubeconfig for `cfg` (the CA kept if there is one).
     `server`, `node_server` and `node_ips` replace the local cluster's addresses (compose)."""
     pki = Pki.create(cfg.pki_dir)
-    server = server or cfg.apiserver_url
-    node_server = node_server or cfg.apiserver_url_for_nodes
+    servers = [server] if server else cfg.apiserver_urls
+    node_servers = [node_server] if node_server else cfg.apiserver_urls_for_nodes
     node_ips = node_ips or {i: cfg.node_ip(i) for i in range(1, cfg.nodes + 1)}
-    ips = [cfg.gateway_ip, kubernetes_service_ip(cfg)]
+    ips = [*cfg.control_plane_ips, kubernetes_service_ip(cfg)]
     names: list[str] = []
     for san in extra_sans:
         try:
@@ -89,25 +89,25 @@ def make(cfg: ClusterConfig, *, extra_sans: tuple[str, ...] = (), server: str | 
     creds = ClusterCredentials(pki=pki, apiserver=pki.apiserver(ips=ips, dns_names=names),
                                kubelet_client=pki.kubelet_client())
     admin = pki.admin()
-    write_kubeconfig(cfg.kubeconfig, name=cfg.name, server=server, ca_file=pki.ca.cert,
+    write_kubeconfig(cfg.kubeconfig, name=cfg.name, servers=servers, ca_file=pki.ca.cert,
                      cert_file=admin.cert, key_file=admin.key, embed=True)
     cfg.component_kubeconfig("x").parent.mkdir(parents=True, exist_ok=True)
     for component, (user, groups) in CONTROL_PLANE_IDENTITIES.items():
-        _component(cfg, pki, component, user, groups, server)
+        _component(cfg, pki, component, user, groups, servers)
     for i in range(1, cfg.nodes + 1):
         node = cfg.node_name(i)
-        _component(cfg, pki, f"nodeagent-{node}", *node_identity(node), node_server)
-        _component(cfg, pki, f"proxy-{node}", *PROXY_IDENTITY, node_server)
-        _component(cfg, pki, f"netpol-{node}", *NETPOL_IDENTITY, node_server)
+        _component(cfg, pki, f"nodeagent-{node}", *node_identity(node), node_servers)
+        _component(cfg, pki, f"proxy-{node}", *PROXY_IDENTITY, node_servers)
+        _component(cfg, pki, f"netpol-{node}", *NETPOL_IDENTITY, node_servers)
         pki.serving(f"nodeagent-{node}-serving", f"system:node:{node}", ips=[node_ips[i]],
                     dns_names=[node])
     return creds
 
 
 def _component(cfg: ClusterConfig, pki: Pki, component: str, user: str,
-               groups: tuple[str, ...], server: str) -> None:
+               groups: tuple[str, ...], servers: list[str]) -> None:
     pair = pki.client(f"{component}-client", user, list(groups))
-    write_kubeconfig(cfg.component_kubeconfig(component), name=cfg.name, server=server,
+    write_kubeconfig(cfg.component_kubeconfig(component), name=cfg.name, servers=servers,
                      ca_file=pki.ca.cert, cert_file=pair.cert, key_file=pair.key)
 
 
@@ -116,13 +116,13 @@ def main(argv: list[str] | None = None) -> int:
     cluster (compose.yaml runs it once, into the volume every service mounts)."""
     import argparse
 
-    from cluster.compose import COMPOSE_APISERVER_URL, COMPOSE_NODE_IPS, compose_config
+    from cluster.compose import COMPOSE_APISERVER_IP, COMPOSE_APISERVER_URL, COMPOSE_NODE_IPS, compose_config
 
     p = argparse.ArgumentParser(prog="python -m cluster.credentials")
     p.add_argument("--compose", action="store_true", required=True)
     p.parse_args(argv)
     cfg = compose_config()
-    make(cfg, extra_sans=("apiserver", "10.250.0.4"), server=COMPOSE_APISERVER_URL,
+    make(cfg, extra_sans=("apiserver", COMPOSE_APISERVER_IP), server=COMPOSE_APISERVER_URL,
          node_server=COMPOSE_APISERVER_URL, node_ips=COMPOSE_NODE_IPS)
     sys.stdout.write(f"credentials written under {cfg.state_dir}\n")
     return 0

@@ -56,16 +56,17 @@ def preflight(cfg: ClusterConfig) -> None:
 # --- objects the cluster needs from the start ------------------------------------------
 
 async def bootstrap_objects(cfg: ClusterConfig, *, kubeconfig: Path | None = None,
-                            apiserver_ip: str | None = None, dns_ip: str | None = None) -> None:
-    """The `kubernetes` and `kube-dns` Services' endpoints, which no controller owns
-    (both Services have no selector): an EndpointSlice and, as kube-apiserver's endpoint
-    reconciler writes both, a core/v1 Endpoints labelled not to be mirrored (the slice is
-    written here already). Idempotent."""
+                            dns_ips: list[str] | None = None) -> None:
+    """The `kube-dns` Service and its endpoints, which no controller owns (the Service has no
+    selector: the DNS servers run beside the control plane, not as pods): an EndpointSlice
+    and, as kube-apiserver's endpoint reconciler writes both for `kubernetes`, a core/v1
+    Endpoints labelled not to be mirrored. The `kubernetes` Service's endpoints are the API
+    servers' own (their lease endpoint reconciler). Idempotent."""
     from kubecore.api import resources as R
     from kubecore.api.errors import ApiError
     from kubecore.client.rest import from_kubeconfig
 
-    api_ip, dns_addr = apiserver_ip or cfg.gateway_ip, dns_ip or cfg.gateway_ip
+    dns_addrs = dns_ips or cfg.dns_ips
     async with from_kubeconfig(kubeconfig or cfg.kubeconfig) as api:
         async def ensure(rt, obj, namespace):
             try:
@@ -73,17 +74,6 @@ async def bootstrap_objects(cfg: ClusterConfig, *, kubeconfig: Path | None = Non
             except ApiError as exc:
                 if exc.code != 409:
                     raise
-        await ensure(R.ENDPOINTSLICES, {
-            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-            "metadata": {"name": "kubernetes",
-                         "labels": {"kubernetes.io/service-name": "kubernetes",
-                                    "endpointslice.kubernetes.io/managed-by": "minicluster-launcher"}},
-            "addressType": "IPv4",
-            "endpoints": [{"addresses": [api_ip], "conditions": {"ready": True}}],
-            "ports": [{"name": "https", "port": cfg.apiserver_port, "protocol": "TCP"}]}, "default")
-        await ensure(R.ENDPOINTS, _unmirrored_endpoints(
-            "kubernetes", api_ip, [{"name": "https", "port": cfg.apiserver_port, "protocol": "TCP"}]),
-            "default")
         await ensure(R.SERVICES, {
             "apiVersion": "v1", "kind": "Service",
             "metadata": {"name": "kube-dns", "labels": {"k8s-app": "kube-dns",
@@ -98,19 +88,19 @@ async def bootstrap_objects(cfg: ClusterConfig, *, kubeconfig: Path | None = Non
                          "labels": {"kubernetes.io/service-name": "kube-dns",
                                     "endpointslice.kubernetes.io/managed-by": "minicluster-launcher"}},
             "addressType": "IPv4",
-            "endpoints": [{"addresses": [dns_addr], "conditions": {"ready": True}}],
+            "endpoints": [{"addresses": [ip], "conditions": {"ready": True}} for ip in dns_addrs],
             "ports": [{"name": "dns", "port": cfg.dns_port, "protocol": "UDP"},
                       {"name": "dns-tcp", "port": cfg.dns_port, "protocol": "TCP"}]}, "kube-system")
         await ensure(R.ENDPOINTS, _unmirrored_endpoints(
-            "kube-dns", dns_addr, [{"name": "dns", "port": cfg.dns_port, "protocol": "UDP"},
+            "kube-dns", dns_addrs, [{"name": "dns", "port": cfg.dns_port, "protocol": "UDP"},
                                    {"name": "dns-tcp", "port": cfg.dns_port, "protocol": "TCP"}]),
             "kube-system")
 
 
-def _unmirrored_endpoints(name: str, ip: str, ports: list[dict]) -> dict:
+def _unmirrored_endpoints(name: str, ips: list[str], ports: list[dict]) -> dict:
     return {"apiVersion": "v1", "kind": "Endpoints",
             "metadata": {"name": name, "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
-            "subsets": [{"addresses": [{"ip": ip}], "ports": ports}]}
+            "subsets": [{"addresses": [{"ip": ip} for ip in ips], "ports": ports}]}
 
 
 async def list_nodes(cfg: ClusterConfig) -> list[dict]:
@@ -148,25 +138,35 @@ def ready_nodes(nodes: list[dict]) -> list[str]:
 
 # --- up ------------------------------------------------------------------------------------
 
+def _copies(members: list[str], name: str) -> list[str]:
+    """The members that are `name` or a copy of it (`name-2`, ...)."""
+    return [m for m in members if m == name or m.startswith(f"{name}-")]
+
+
+def _counted(what: str, n: int) -> str:
+    return what if n == 1 else f"{what} ({n})"
+
+
+def _stage_title(cfg: ClusterConfig, members: list[str]) -> str:
+    etcd, apiservers, dns = _copies(members, "etcd"), _copies(members, "apiserver"), _copies(members, "dns")
+    if etcd and sorted(members) in (sorted(etcd), sorted([*etcd, "registry"])):
+        what = "etcd" if len(etcd) == 1 else f"etcd ({len(etcd)} members)"
+        return f"Starting {what}" + (" and the image registry" if "registry" in members else "")
+    if apiservers and members == apiservers:
+        return "Starting the API server" if len(members) == 1 else f"Starting the API servers ({len(members)})"
+    if all(m.startswith(("nodeagent-", "proxy-", "netpol-")) for m in members):
+        return f"Starting nodes ({cfg.nodes})"
+    controllers = [m for m in members if m not in dns and m != "netview"]
+    extras = [what for present, what in ((dns, _counted("DNS", len(dns))),
+                                         ("netview" in members, "the live picture")) if present]
+    return f"Starting controllers ({len(controllers)})" + "".join(
+        f", {what}" for what in extras[:-1]) + (f" and {extras[-1]}" if extras else "")
+
+
 def stage_titles(cfg: ClusterConfig, components: list[Component]) -> dict[int, str]:
     """What each start-up stage of the supervisor is called in `cluster up`'s progress."""
-    titles = {}
-    for stage in sorted({c.stage for c in components}):
-        members = [c.name for c in components if c.stage == stage]
-        if members == ["etcd"]:
-            titles[stage] = "Starting etcd"
-        elif sorted(members) == ["etcd", "registry"]:
-            titles[stage] = "Starting etcd and the image registry"
-        elif members == ["apiserver"]:
-            titles[stage] = "Starting the API server"
-        elif all(m.startswith(("nodeagent-", "proxy-", "netpol-")) for m in members):
-            titles[stage] = f"Starting nodes ({cfg.nodes})"
-        else:
-            controllers = [m for m in members if m not in ("dns", "netview")]
-            extras = [what for name, what in (("dns", "DNS"), ("netview", "the live picture")) if name in members]
-            titles[stage] = f"Starting controllers ({len(controllers)})" + "".join(
-                f", {what}" for what in extras[:-1]) + (f" and {extras[-1]}" if extras else "")
-    return titles
+    return {stage: _stage_title(cfg, [c.name for c in components if c.stage == stage])
+            for stage in sorted({c.stage for c in components})}
 
 
 class Steps:
@@ -416,8 +416,9 @@ def down(cfg: ClusterConfig, *, quiet: bool = False, kubeconfig: str | None = No
     done += network.destroy(cfg, kill=lambda pids: end_processes(pids, None, timeout=3))
     done += [f"mount {point}" for point in hoststate.unmount_under(cfg.state_dir / "nodes")]
     done += hoststate.remove_cgroups(_node_names(cfg))
-    for path in (cfg.state_dir / "etcd", cfg.state_dir / "nodes", cfg.registry_dir, cfg.state_file, cfg.kubeconfig,
-                 cfg.state_dir / "kubeconfigs", cfg.pki_dir, cfg.encryption_config.parent):
+    for path in (*(cfg.etcd_data_dir(k) for k in range(3)), cfg.state_dir / "nodes", cfg.registry_dir,
+                 cfg.state_file, cfg.kubeconfig, cfg.state_dir / "kubeconfigs", cfg.pki_dir,
+                 cfg.encryption_config.parent):
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
         elif path.exists():

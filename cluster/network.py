@@ -76,9 +76,9 @@ def overlapping_routes(cfg: ClusterConfig, netns: str | None = None) -> list[str
 
 
 def create(cfg: ClusterConfig) -> None:
-    gw = f"{cfg.gateway_ip}/{cfg.prefixlen}"
     ip("link", "add", cfg.bridge, "type", "bridge")
-    ip("addr", "add", gw, "dev", cfg.bridge)
+    for address in cfg.control_plane_ips:  # the gateway, and with --ha the second control-plane host
+        ip("addr", "add", f"{address}/{cfg.prefixlen}", "dev", cfg.bridge)
     ip("link", "set", cfg.bridge, "up")
     for r in (cfg.service_cidr, cfg.cluster_cidr):
         ip("route", "replace", "blackhole", r, "proto", str(ROUTE_PROTO))

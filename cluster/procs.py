@@ -1,6 +1,7 @@
 """Small helpers for the processes the project starts: free ports, waiting for health."""
 from __future__ import annotations
 
+import contextlib
 import shutil
 import signal
 import socket
@@ -11,6 +12,23 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
+
+
+def free_ports_in_a_row(count: int, host: str = "127.0.0.1") -> int:
+    """The first of `count` consecutive TCP ports free on `host` right now (the members of
+    an etcd cluster take theirs in a row)."""
+    while True:
+        first = free_port(host)
+        if first + count > 65536:
+            continue
+        with contextlib.ExitStack() as held:
+            try:
+                for port in range(first, first + count):
+                    sock = held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+                    sock.bind((host, port))
+            except OSError:
+                continue
+            return first
 
 
 def free_port(host: str = "127.0.0.1", *, udp_too: bool = False) -> int:

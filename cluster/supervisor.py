@@ -155,35 +155,47 @@ class Supervisor:
 
     async def watch(self, tick=None) -> None:
         """Restart what dies, with back-off; call `tick()` every second or so."""
-        while not self.stopping:
-            now = time.monotonic()
-            for r in self.running.values():
-                if r.proc is None or r.proc.poll() is None:
-                    continue
-                if r.next_start == 0.0:
-                    if now - r.started_at > 60:
-                        r.backoff = 1.0
-                    log.warning("%s exited with %s; restarting in %.0fs", r.comp.name,
-                                r.proc.returncode, r.backoff)
+        ticking: asyncio.Task | None = None
+        try:
+            while not self.stopping:
+                self._restart_dead(time.monotonic())
+                if tick is not None and (ticking is None or ticking.done()):
+                    # beside the restarts, never in their way (a tick may wait on the API)
+                    ticking = asyncio.create_task(self._tick(tick))
+                await asyncio.sleep(1.0)
+        finally:
+            if ticking is not None:
+                ticking.cancel()
+
+    def _restart_dead(self, now: float) -> None:
+        for r in self.running.values():
+            if r.proc is None or r.proc.poll() is None:
+                continue
+            if r.next_start == 0.0:
+                if now - r.started_at > 60:
+                    r.backoff = 1.0
+                log.warning("%s exited with %s; restarting in %.0fs", r.comp.name,
+                            r.proc.returncode, r.backoff)
+                r.next_start = now + r.backoff
+                r.backoff = min(r.backoff * 2, 30.0)
+            elif now >= r.next_start:
+                r.restarts += 1
+                r.next_start = 0.0
+                try:
+                    self.start(r)
+                except Exception as exc:
+                    # (its program gone, no memory to fork): try again after the back-off
+                    log.error("%s could not be restarted: %s; trying again in %.0fs",
+                              r.comp.name, exc, r.backoff)
                     r.next_start = now + r.backoff
                     r.backoff = min(r.backoff * 2, 30.0)
-                elif now >= r.next_start:
-                    r.restarts += 1
-                    r.next_start = 0.0
-                    try:
-                        self.start(r)
-                    except Exception as exc:
-                        # (its program gone, no memory to fork): try again after the back-off
-                        log.error("%s could not be restarted: %s; trying again in %.0fs",
-                                  r.comp.name, exc, r.backoff)
-                        r.next_start = now + r.backoff
-                        r.backoff = min(r.backoff * 2, 30.0)
-            if tick is not None:
-                try:
-                    await tick()
-                except Exception as exc:  # keep supervising whatever a tick does
-                    log.warning("periodic task failed: %s", exc)
-            await asyncio.sleep(1.0)
+
+    @staticmethod
+    async def _tick(tick) -> None:
+        try:
+            await tick()
+        except Exception as exc:  # keep supervising whatever a tick does
+            log.warning("periodic task failed: %s", exc)
 
     def stop_all(self) -> None:
         self.stopping = True

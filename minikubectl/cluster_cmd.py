@@ -1,4 +1,4 @@
-"""`minikubectl cluster up|down|status|kubeconfig` and `minikubectl image load`: the local
+"""`minikubectl cluster up|down|status|kubeconfig|etcd` and `minikubectl image load`: the local
 cluster launcher's entry.
 
 Only the argument wiring lives here for now. The launcher plugs in by replacing
@@ -14,6 +14,7 @@ ACTIONS = {
     "down": "stop the local cluster",
     "status": "show the local cluster's processes and health",
     "kubeconfig": "set the kubectl context of the running cluster again (--print: print its kubeconfig)",
+    "etcd": "the cluster's etcd: status, snapshot save FILE, defrag",
 }
 
 

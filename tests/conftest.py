@@ -94,7 +94,8 @@ def etcd(etcd_server: EtcdProcess) -> EtcdProcess:
 
 class SessionPki:
     """The test session's PKI (`cluster.pki`), made once in a private directory: the CA, the
-    API server's serving certificate for 127.0.0.1, the admin's client certificate
+    API server's serving certificate for 127.0.0.1 and 127.0.0.2 (a second server on the same
+    port), the admin's client certificate
     (system:masters), and client certificates for whoever a test acts as."""
 
     _instance: SessionPki | None = None
@@ -107,7 +108,7 @@ class SessionPki:
         directory = Path(tempfile.mkdtemp(prefix="minicluster-test-pki-"))
         atexit.register(shutil.rmtree, directory, True)
         self.pki = Pki.create(directory / "pki")
-        self.serving = self.pki.apiserver(ips=["127.0.0.1"])
+        self.serving = self.pki.apiserver(ips=["127.0.0.2"])
         self.admin = self.pki.admin()
         self.kubelet_client = self.pki.kubelet_client()
         self._node_serving: dict[str, KeyPair] = {}
@@ -331,15 +332,15 @@ class ApiServerProcess:
     """The API server as its own process (`python -m services.apiserver`)."""
 
     def __init__(self, etcd_endpoints: list[str], port: int | None = None, extra: list[str] | None = None,
-                 log_path: Path | None = None) -> None:
+                 log_path: Path | None = None, host: str = "127.0.0.1") -> None:
         self.port = port or free_port()
-        self.url = f"https://127.0.0.1:{self.port}"
+        self.url = f"https://{host}:{self.port}"
         self.pki = SessionPki.get()
         self.config = self.pki.config(self.url)
         # where it dials node agents: a free port, for tests that stand one up on loopback
         self.kubelet_port = free_port()
         self.args = [sys.executable, "-m", "services.apiserver", "--etcd-servers",
-                     ",".join(etcd_endpoints), "--port", str(self.port),
+                     ",".join(etcd_endpoints), "--port", str(self.port), "--bind-address", host,
                      "--kubelet-port", str(self.kubelet_port),
                      *self.pki.apiserver_flags(), "--disable-admission-plugins", "ServiceAccount",
                      *(extra or [])]

@@ -13,7 +13,7 @@ import base64
 import os
 import ssl
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,9 +27,16 @@ class ConfigError(ValueError):
     """The kubeconfig or in-cluster environment does not say how to reach the server."""
 
 
+SERVERS_EXTENSION = "minicluster.io/servers"  # a kubeconfig cluster's other API servers
+
+
 @dataclass
 class ClientConfig:
     server: str
+    # more API servers of the same cluster, tried in turn when one does not answer (a
+    # cluster entry's `minicluster.io/servers` extension; kubectl, which reads only
+    # `server`, ignores it)
+    more_servers: tuple[str, ...] = ()
     ca_file: str | None = None
     ca_data: bytes | None = None
     cert_file: str | None = None
@@ -45,7 +52,8 @@ class ClientConfig:
 
     @property
     def secure(self) -> bool:
-        return self.server.startswith("https://")
+        """Whether any of the servers speaks HTTPS (a TLS context is then made for all)."""
+        return any(s.startswith("https://") for s in (self.server, *self.more_servers))
 
     def ssl_context(self) -> ssl.SSLContext | None:
         """The TLS context for an https server (None for plain http)."""
@@ -125,6 +133,7 @@ def from_kubeconfig_entries(cluster: Mapping[str, Any], user: Mapping[str, Any],
         raise ConfigError("the cluster entry has no server")
     return ClientConfig(
         server=server.rstrip("/"),
+        more_servers=tuple(s for s in _extension_servers(cluster) if s != server.rstrip("/")),
         ca_file=_path(cluster, "certificate-authority", base_dir),
         ca_data=_b64(cluster, "certificate-authority-data"),
         insecure_skip_verify=bool(cluster.get("insecure-skip-tls-verify")),
@@ -136,6 +145,17 @@ def from_kubeconfig_entries(cluster: Mapping[str, Any], user: Mapping[str, Any],
         token_file=_path(user, "tokenFile", base_dir),
         namespace=namespace,
     )
+
+
+def _extension_servers(cluster: Mapping[str, Any]) -> list[str]:
+    """The API servers a cluster entry's `minicluster.io/servers` extension lists."""
+    for ext in cluster.get("extensions") or []:
+        if isinstance(ext, dict) and ext.get("name") == SERVERS_EXTENSION:
+            servers = (ext.get("extension") or {}).get("servers") if isinstance(ext.get("extension"), dict) else None
+            if not isinstance(servers, list) or not all(isinstance(s, str) and s for s in servers):
+                raise ConfigError(f"the {SERVERS_EXTENSION} extension must hold a list of server URLs")
+            return [s.rstrip("/") for s in servers]
+    return []
 
 
 def _named(doc: Mapping[str, Any], section: str, name: str) -> Mapping[str, Any]:
@@ -182,14 +202,21 @@ def in_cluster(env: Mapping[str, str] | None = None,
                         token_file=str(sa_dir / "token"), namespace=namespace)
 
 
-def write_kubeconfig(path: Path, *, name: str, server: str, ca_file: Path,
+def write_kubeconfig(path: Path, *, name: str, ca_file: Path, server: str = "",
+                     servers: Sequence[str] = (),
                      cert_file: Path | None = None, key_file: Path | None = None,
                      token_file: Path | None = None, namespace: str = "default",
                      embed: bool = False) -> None:
     """A kubeconfig with one cluster, user and context; `embed` puts the certificates and
-    key in the file (what a user copies elsewhere), otherwise it names the files."""
+    key in the file (what a user copies elsewhere), otherwise it names the files. Several
+    `servers`: the first is the cluster's `server`, all of them its servers extension."""
+    servers = [server] if server else list(servers)
+    if not servers:
+        raise ValueError("write_kubeconfig needs a server")
     user: dict[str, Any] = {}
-    cluster: dict[str, Any] = {"server": server}
+    cluster: dict[str, Any] = {"server": servers[0]}
+    if len(servers) > 1:
+        cluster["extensions"] = [{"name": SERVERS_EXTENSION, "extension": {"servers": servers}}]
     if embed:
         cluster["certificate-authority-data"] = base64.b64encode(ca_file.read_bytes()).decode()
         if cert_file and key_file:
@@ -224,7 +251,7 @@ def from_flags(kubeconfig: str | None, server: str | None) -> ClientConfig:
     if kubeconfig:
         config = load_kubeconfig(kubeconfig)
         if server:
-            config.server = server.rstrip("/")
+            config.server, config.more_servers = server.rstrip("/"), ()
         return config
     if server:
         return ClientConfig(server=server.rstrip("/"))

@@ -106,34 +106,72 @@ def _meta(obj: Obj) -> Obj:
 
 
 class ApiClient:
-    """An asyncio client for one API server, given as a `ClientConfig` (TLS and credentials)
-    or a bare URL. Create it inside the event loop that uses it; `close()` (or `async with`)
-    releases the connection pool."""
+    """An asyncio client for one cluster's API server, given as a `ClientConfig` (TLS and
+    credentials) or a bare URL. Create it inside the event loop that uses it; `close()` (or
+    `async with`) releases the connection pools.
+
+    A config naming several API servers (`more_servers`) fails over between them: a request
+    whose connection is refused or times out before anything was sent goes to the next
+    server at once; one that breaks after it was sent, or that a server answers 503 (its
+    storage not answering), is not sent again (it may have taken effect) but raises, and the
+    client's next requests go to the next server. The client stays with a server that
+    answers, as client-go stays with its endpoint."""
 
     def __init__(self, config: ClientConfig | str, *, timeout: float = 30.0,
                  connect_timeout: float = 5.0) -> None:
         self.config = ClientConfig(server=config) if isinstance(config, str) else config
-        self.base_url = self.config.server.rstrip("/")
+        self.servers = [self.config.server.rstrip("/"), *(s.rstrip("/") for s in self.config.more_servers)]
+        self._current = 0
+        self._tried = self.servers[0]  # the server the last connection attempt went to
         self.timeout = timeout
         self.connect_timeout = connect_timeout
-        self._session: aiohttp.ClientSession | None = None
+        self._sessions: dict[str, aiohttp.ClientSession] = {}
+
+    @property
+    def base_url(self) -> str:
+        """The API server requests go to now."""
+        return self.servers[self._current]
 
     # -- session ---------------------------------------------------------------------
     def _http(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
+        session = self._sessions.get(self.base_url)
+        if session is None or session.closed:
             ctx = self.config.ssl_context()
-            self._session = aiohttp.ClientSession(
+            session = self._sessions[self.base_url] = aiohttp.ClientSession(
                 self.base_url,
                 connector=aiohttp.TCPConnector(ssl=ctx if ctx is not None else True),
                 timeout=aiohttp.ClientTimeout(total=self.timeout, sock_connect=self.connect_timeout),
                 headers={"Accept": "application/json", "User-Agent": "minicluster-kubecore"},
             )
-        return self._session
+        return session
+
+    def _fail_over(self, failed: str) -> None:
+        """The next server takes the requests after `failed` did not answer (unless another
+        request has moved on already)."""
+        if len(self.servers) > 1 and self.base_url == failed:
+            self._current = (self._current + 1) % len(self.servers)
+            log.warning("API server %s did not answer: using %s", failed, self.base_url)
+
+    async def _open(self, method: str, path: str, **kwargs: Any) -> aiohttp.ClientResponse:
+        """The response of the first server, in turn, that takes the connection."""
+        for attempt in range(len(self.servers)):
+            base = self._tried = self.base_url
+            try:
+                return await self._http().request(method, path, **kwargs)
+            except aiohttp.ClientConnectorError:
+                # nothing was sent: any request may go to the next server
+                self._fail_over(base)
+                if attempt == len(self.servers) - 1:
+                    raise
+            except (TimeoutError, aiohttp.ClientError, OSError):
+                self._fail_over(base)
+                raise
+        raise AssertionError("unreachable")
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        sessions, self._sessions = list(self._sessions.values()), {}
+        for session in sessions:
+            await session.close()
 
     async def __aenter__(self) -> ApiClient:
         return self
@@ -151,17 +189,24 @@ class ApiClient:
             data = jsonwire.dumps(body)
             headers["Content-Type"] = content_type
         try:
-            async with self._http().request(method, path, params=params, data=data,
-                                            headers=headers) as resp:
+            resp = await self._open(method, path, params=params, data=data, headers=headers)
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise ApiUnavailable(f"{method} {self._tried}{path}: {_describe(exc)}") from exc
+        used = self.base_url
+        try:
+            async with resp:
                 raw = await resp.read()
                 status = resp.status
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise ApiUnavailable(f"{method} {self.base_url}{path}: {_describe(exc)}") from exc
+            self._fail_over(used)
+            raise ApiUnavailable(f"{method} {used}{path}: {_describe(exc)}") from exc
         try:
             decoded = jsonwire.loads(raw) if raw else None
         except ValueError:
             decoded = None
         if status >= 400:
+            if status == 503:
+                self._fail_over(used)
             text = raw.decode(errors="replace").strip()[:500]
             raise error_from_status(status, decoded, text)
         if decoded is None and raw:
@@ -278,9 +323,16 @@ class ApiClient:
                                         sock_read=read_timeout)
         path = resource_path(rt, namespace)
         try:
-            async with self._http().get(path, params=params, timeout=timeout,
-                                        headers=self.config.headers()) as resp:
+            resp = await self._open("GET", path, params=params, timeout=timeout,
+                                    headers=self.config.headers())
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise ApiUnavailable(f"watch {self._tried}{path}: {_describe(exc)}") from exc
+        used = self.base_url
+        try:
+            async with resp:
                 if resp.status >= 400:
+                    if resp.status == 503:
+                        self._fail_over(used)
                     raw = await resp.read()
                     try:
                         decoded = jsonwire.loads(raw)
@@ -301,7 +353,8 @@ class ApiClient:
                     if event is not None:
                         yield event
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise ApiUnavailable(f"watch {self.base_url}{path}: {_describe(exc)}") from exc
+            self._fail_over(used)
+            raise ApiUnavailable(f"watch {used}{path}: {_describe(exc)}") from exc
 
 
 def _decode_event(line: bytes) -> WatchEvent | None:

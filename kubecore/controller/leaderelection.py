@@ -214,7 +214,18 @@ class LeaderElector:
             if acquired:
                 log.info("successfully acquired lease %s/%s", self.config.namespace, self.config.name)
                 return
-            await asyncio.sleep(self.config.retry_period * (1 + random.random() * JITTER_FACTOR))
+            await asyncio.sleep(self.next_attempt_in())
+
+    def next_attempt_in(self) -> float:
+        """client-go's jittered retry period, or sooner: just after the holder's lease runs out
+        as observed here (the same rule decides; only the attempt is not left to the next tick,
+        which would add up to a retry period to every failover)."""
+        delay = self.config.retry_period * (1 + random.random() * JITTER_FACTOR)
+        if self.observed is not None and self.observed.holder and not self.is_leader():
+            expires_in = self.observed_time + self.observed.lease_duration_seconds - self.clock()
+            if 0 <= expires_in < delay:
+                return expires_in + 0.01
+        return delay
 
     async def renew(self) -> None:
         """Renew every retry_period; return when renewing failed for renew_deadline."""

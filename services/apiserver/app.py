@@ -54,15 +54,18 @@ from services.apiserver.endpoints.requests import (
     resolve,
     warning_headers,
 )
-from services.apiserver.registry import sweepers
+from services.apiserver.registry import endpointreconciler, sweepers
+from services.apiserver.registry.endpointreconciler import LeaseEndpointReconciler
 from services.apiserver.registry.lookup import CachedGetter
 from services.apiserver.registry.store import Store
 from services.apiserver.registry.strategy import prepare_create
 from services.apiserver.settings import Settings, authorization_modes
 from services.apiserver.storage.allocations import NodeAllocations, ServiceAllocations
 from services.apiserver.storage.allocator import RangeAllocator, SubnetRange, ip_allocator
+from services.apiserver.storage.compactor import run_compactor
 from services.apiserver.storage.encryptionconfig import load as load_encryption_config
 from services.apiserver.storage.etcd import Etcd, EtcdUnavailable
+from services.apiserver.storage.masterleases import MasterLeases
 from services.apiserver.storage.store import Storage
 from services.apiserver.storage.watchcache import WatchCache
 
@@ -427,16 +430,37 @@ def external_address(settings: Settings) -> str:
     return f"[{host}]:{settings.port}" if ":" in host else f"{host}:{settings.port}"
 
 
-def background_work(state: ApiState) -> list[Coroutine[Any, Any, None]]:
+def background_work(state: ApiState,
+                    reconciler: LeaseEndpointReconciler | None = None) -> list[Coroutine[Any, Any, None]]:
     """The loops the server runs besides serving requests."""
     s = state.settings
-    return [
+    work = [
         sweepers.sweep_overdue_pods(state.storage, state.caches, interval=s.sweep_interval,
                                     force_delete_after=s.pod_force_delete_after),
         sweepers.sweep_expired_events(state.storage, state.caches, interval=s.event_sweep_interval,
                                       ttl=s.event_ttl),
         state.registry.namespaces.resume(),
     ]
+    if reconciler is not None:
+        work.append(endpointreconciler.run(reconciler, s.endpoint_reconciler_interval))
+    if s.etcd_compaction_interval > 0:
+        work.append(run_compactor(state.etcd, s.etcd_compaction_interval))
+    return work
+
+
+def endpoint_reconciler(state: ApiState) -> LeaseEndpointReconciler | None:
+    """This server's share of the kubernetes Service's endpoints (--endpoint-reconciler-type
+    lease), or None: another type, or an address no endpoint may have (loopback, say)."""
+    s = state.settings
+    if s.endpoint_reconciler_type != "lease":
+        return None
+    ip = s.advertise_address or s.bind_address.split(",")[0].strip()
+    why = endpointreconciler.publishable(ip)
+    if why is not None:
+        log.warning("not listing this server in the kubernetes Service: %s (set --advertise-address)", why)
+        return None
+    return LeaseEndpointReconciler(state.storage, MasterLeases(state.etcd, ttl=s.master_lease_ttl),
+                                   ip=ip, port=s.port, prepare=prepare_create)
 
 
 async def storage_and_caches(app: web.Application) -> AsyncIterator[None]:
@@ -474,11 +498,17 @@ async def background(app: web.Application) -> AsyncIterator[None]:
     """The sweepers and the namespaces left Terminating run while the app does (after the
     caches start, stopped before they do)."""
     state = app[STATE]
-    tasks = [asyncio.create_task(coro) for coro in background_work(state)]
+    reconciler = endpoint_reconciler(state)
+    tasks = [asyncio.create_task(coro) for coro in background_work(state, reconciler)]
     yield
     for task in tasks:
         task.cancel()
     state.registry.namespaces.cancel()
+    if reconciler is not None:  # kube-apiserver's pre-shutdown hook: leave the list now
+        try:
+            await asyncio.wait_for(reconciler.remove(), timeout=5)
+        except (ApiError, TimeoutError) as exc:
+            log.warning("this server stays in the kubernetes Service until its lease ends: %s", exc)
 
 
 def create_app(settings: Settings) -> web.Application:

@@ -41,6 +41,15 @@ class Settings:
     event_ttl: float = 3600.0  # seconds an Event is kept after its last occurrence
     event_sweep_interval: float = 60.0
     create_default_service: bool = True
+    # the kubernetes Service's endpoints (kube's --endpoint-reconciler-type: "lease" publishes
+    # every API server whose master lease is alive, "none" leaves them to someone else), how
+    # often each server refreshes its lease and reconciles, and the lease's life (kube-apiserver
+    # fixes these at 10 s and 15 s)
+    endpoint_reconciler_type: str = "lease"
+    endpoint_reconciler_interval: float = 10.0
+    master_lease_ttl: int = 15
+    # how often etcd's history is compacted (kube's --etcd-compaction-interval; 0: never)
+    etcd_compaction_interval: float = 300.0
     # gRPC keepalive on the etcd connection, as kube-apiserver's etcd client sets it: a ping
     # after this many seconds without data, the connection given up if it goes unanswered
     etcd_keepalive_time: float = 30.0
@@ -124,6 +133,16 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     p.add_argument("--port", type=int, default=6443)
     p.add_argument("--advertise-address", default="",
                    help="address of this server published in the default/kubernetes service")
+    p.add_argument("--endpoint-reconciler-type", default="lease", choices=("lease", "none"),
+                   help="lease: the kubernetes Service lists every API server alive (default); "
+                   "none: its endpoints are left alone")
+    p.add_argument("--endpoint-reconciler-interval", type=parse_duration, default=10.0,
+                   help="how often this server refreshes its master lease and reconciles the "
+                   "kubernetes Service's endpoints (default 10s, kube-apiserver's)")
+    p.add_argument("--master-lease-ttl", type=int, default=15,
+                   help="seconds a server stays listed after its last refresh (default 15)")
+    p.add_argument("--etcd-compaction-interval", type=parse_duration, default=300.0,
+                   help="the interval of compaction requests to etcd (default 5m; 0 disables)")
     p.add_argument("--service-cluster-ip-range", default="10.96.0.0/12")
     p.add_argument("--service-node-port-range", default="30000-32767")
     p.add_argument("--cluster-cidr", default="10.244.0.0/16", help="pod range, split per node")
@@ -179,6 +198,10 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     a = p.parse_args(argv)
     if not a.bookmark_interval > 0:
         p.error("--bookmark-interval must be greater than 0")
+    if not a.endpoint_reconciler_interval > 0 or a.master_lease_ttl < 1:
+        p.error("--endpoint-reconciler-interval and --master-lease-ttl must be greater than 0")
+    if a.etcd_compaction_interval < 0:
+        p.error("--etcd-compaction-interval must not be negative")
     try:
         authorization_modes(a.authorization_mode)
     except argparse.ArgumentTypeError as exc:
@@ -198,6 +221,9 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     return Settings(
         etcd_endpoints=[e.strip() for e in a.etcd_servers.split(",") if e.strip()],
         bind_address=a.bind_address, port=a.port, advertise_address=a.advertise_address,
+        endpoint_reconciler_type=a.endpoint_reconciler_type,
+        endpoint_reconciler_interval=a.endpoint_reconciler_interval,
+        master_lease_ttl=a.master_lease_ttl, etcd_compaction_interval=a.etcd_compaction_interval,
         service_cidr=a.service_cluster_ip_range, node_port_range=a.service_node_port_range,
         cluster_cidr=a.cluster_cidr, node_cidr_mask=a.node_cidr_mask_size,
         node_cidr=a.node_network, kubelet_port=a.kubelet_port,

@@ -20,6 +20,8 @@ def test_compares(key):
     for rev in (1, 127, 128, 300_000, 2**40):
         assert wire.mod_revision_is(key, rev).wire == compare_msg(
             key, target=rpc.Compare.MOD, mod_revision=rev).SerializeToString()
+        assert wire.version_is(key, rev).wire == compare_msg(
+            key, target=rpc.Compare.VERSION, version=rev).SerializeToString()
 
 
 @pytest.mark.parametrize("key", KEYS, ids=["path", "short", "long"])
@@ -27,6 +29,9 @@ def test_compares(key):
 def test_operations(key, value):
     assert wire.put(key, value).wire == rpc.RequestOp(
         request_put=rpc.PutRequest(key=key, value=value)).SerializeToString()
+    for lease in (1, 0x694D7A1B2C3D4E5F):
+        assert wire.put(key, value, lease).wire == rpc.RequestOp(
+            request_put=rpc.PutRequest(key=key, value=value, lease=lease)).SerializeToString()
     assert wire.delete(key).wire == rpc.RequestOp(
         request_delete_range=rpc.DeleteRangeRequest(key=key)).SerializeToString()
     assert wire.get(key).wire == rpc.RequestOp(

@@ -78,7 +78,41 @@ def test_ha_runs_two_electing_copies_of_every_controller_on_their_own_health_por
         # one identity for both copies, as two kube-controller-managers share theirs
         assert first.argv[first.argv.index("--kubeconfig") + 1] == second.argv[second.argv.index("--kubeconfig") + 1]
     assert len(ports) == 2 * len(controllers), "every copy serves health on a port of its own"
-    assert "dns-2" not in ha and "apiserver-2" not in ha
+
+
+def argv_value(comp, flag: str) -> str:
+    return comp.argv[comp.argv.index(flag) + 1]
+
+
+def test_ha_control_plane_is_three_etcd_members_and_an_apiserver_and_dns_per_address():
+    single = {c.name: c for c in all_components(ClusterConfig())}
+    assert not any(n.startswith(("etcd-", "apiserver-", "dns-")) for n in single)
+    assert argv_value(single["etcd"], "--initial-cluster") == "default=http://127.0.0.1:2380"
+    cfg = ClusterConfig(ha=True)
+    ha = {c.name: c for c in all_components(cfg)}
+    assert cfg.control_plane_ips == ["10.250.0.1", "10.250.0.254"]
+    low, high = cfg.load_balancer_pool.split("-")
+    assert ipaddress.ip_address(high) < ipaddress.ip_address("10.250.0.254"), "above the LB pool"
+    members = [ha[n] for n in ("etcd", "etcd-2", "etcd-3")]
+    initial = ("etcd-1=http://127.0.0.1:2380,etcd-2=http://127.0.0.1:2382,"
+               "etcd-3=http://127.0.0.1:2384")
+    assert all(argv_value(m, "--initial-cluster") == initial for m in members)
+    assert [argv_value(m, "--listen-client-urls") for m in members] == [
+        "http://127.0.0.1:2379", "http://127.0.0.1:2381", "http://127.0.0.1:2383"]
+    assert len({argv_value(m, "--data-dir") for m in members}) == 3
+    assert all(m.stage == 0 for m in members)
+    first, second = ha["apiserver"], ha["apiserver-2"]
+    for server, address in ((first, "10.250.0.1"), (second, "10.250.0.254")):
+        assert argv_value(server, "--etcd-servers") == "127.0.0.1:2379,127.0.0.1:2381,127.0.0.1:2383"
+        assert argv_value(server, "--advertise-address") == address
+        assert argv_value(server, "--port") == "6443"
+    assert argv_value(first, "--bind-address") == "127.0.0.1,10.250.0.1"
+    assert argv_value(second, "--bind-address") == "10.250.0.254"
+    assert second.health == "https://10.250.0.254:6443/readyz"
+    assert argv_value(ha["dns-2"], "--listen") == "10.250.0.254"
+    assert argv_value(ha["dns"], "--metrics-port") != argv_value(ha["dns-2"], "--metrics-port")
+    assert cfg.apiserver_urls == ["https://127.0.0.1:6443", "https://10.250.0.254:6443"]
+    assert cfg.apiserver_urls_for_nodes == ["https://10.250.0.1:6443", "https://10.250.0.254:6443"]
 
 
 def test_every_controller_process_may_hold_its_lease():

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from cluster.procs import free_port
+from cluster.procs import free_port, free_ports_in_a_row
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 MANIFESTS = Path(__file__).resolve().parent / "manifests.yaml"  # the seed walkthrough's
@@ -68,7 +68,7 @@ class Cluster:
         self.health_base_port = health_base_port
         self.extra_up_args = extra_up_args
         self.api_port = free_port()
-        self.etcd_port = free_port()
+        self.etcd_port = free_ports_in_a_row(6)  # client and peer ports of up to 3 members
         self.mk = [sys.executable, "-m", "minikubectl"]
         self.status: dict = {}
         self.up_output = ""
@@ -94,7 +94,7 @@ class Cluster:
         self.up_output = self.cluster(
             "up", "--detach", "--nodes", "2", "--node-cidr", node_cidr, "--cluster-cidr", cluster_cidr,
             "--service-cidr", service_cidr, "--apiserver-port", str(self.api_port),
-            "--etcd-port", str(self.etcd_port), "--etcd-peer-port", str(free_port()),
+            "--etcd-port", str(self.etcd_port), "--etcd-peer-port", str(self.etcd_port + 1),
             "--health-base-port", str(self.health_base_port), "--dns-port", "53", *self.extra_up_args).stdout
         self.status = json.loads(self.cluster("status", "-o", "json").stdout)
 

@@ -12,6 +12,7 @@ import urllib.request
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -53,7 +54,8 @@ def test_the_page_shows_the_cluster_live_and_draws_a_trace(cluster, netview, bro
     manifest, _ = deploy_serving_app(cluster, tmp_path, "nv")
 
     browser.get(netview + "/")
-    wait = WebDriverWait(browser, 20, poll_frequency=0.05)
+    # the page re-renders as the cluster changes: an element found may be replaced before it is read
+    wait = WebDriverWait(browser, 20, poll_frequency=0.05, ignored_exceptions=(StaleElementReferenceException,))
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, '[data-pod="default/nvclient"]'))
     nodes = [e.get_attribute("data-node") for e in browser.find_elements(By.CSS_SELECTOR, "[data-node]")]
     assert len(nodes) == 2

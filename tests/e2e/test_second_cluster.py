@@ -150,3 +150,107 @@ def test_a_killed_leader_hands_over_to_its_standby(nft_cluster: Cluster, tmp_pat
         return sum(1 for s in slices for e in s.get("endpoints") or () if (e.get("conditions") or {}).get("ready"))
     wait_until(lambda: ready_endpoints() == 3, timeout=60, what="3 ready endpoints of the new Service")
     nft_cluster.mkctl("delete", "-f", str(manifest))
+
+
+def test_the_control_plane_outlives_an_apiserver_and_an_etcd_member(nft_cluster: Cluster, tmp_path) -> None:
+    """Three etcd members, an API server and a DNS server on each of two addresses: the
+    kubernetes Service lists both API servers and drops one that stops renewing its lease;
+    clients fail over when one dies; writes go on when an etcd member dies."""
+    import asyncio
+    import signal
+
+    from kubecore.api import resources as R
+    from kubecore.api.errors import ApiError
+    from kubecore.client.rest import ApiUnavailable, from_kubeconfig
+
+    kubectl = ("kubectl", "--kubeconfig", nft_cluster.status["kubeconfig"], "--cache-dir", str(tmp_path / "kc"))
+    comps = json.loads(nft_cluster.cluster("status", "-o", "json").stdout)["components"]
+    for name in ("etcd", "etcd-2", "etcd-3", "apiserver", "apiserver-2", "dns", "dns-2"):
+        assert comps[name]["healthy"], f"{name}: {comps[name]}"
+    both = ["10.252.0.1", "10.252.0.254"]
+
+    def kubernetes_endpoints() -> list[str]:
+        s = json.loads(run(*kubectl, "get", "endpointslice", "kubernetes", "-n", "default", "-o", "json").stdout)
+        assert s["ports"] == [{"name": "https", "port": nft_cluster.api_port, "protocol": "TCP"}]
+        return [a for e in s.get("endpoints") or () for a in e["addresses"]]
+    assert wait_until(lambda: kubernetes_endpoints() == both, timeout=30, what="both API servers listed")
+    dns = json.loads(run(*kubectl, "get", "endpointslice", "kube-dns", "-n", "kube-system", "-o", "json").stdout)
+    assert [a for e in dns["endpoints"] for a in e["addresses"]] == both
+    for server in both:  # each DNS server answers for the Service
+        answer = run("dig", f"@{server}", "-p", "53", "+short", "+time=2",
+                     "kubernetes.default.svc.cluster.local").stdout
+        assert answer.strip() == "10.128.0.1", (server, answer)
+    # the Service's address reaches an API server from a node, through the proxy's rules
+    node = f"{NAME}-node-1"
+    version = run("ip", "netns", "exec", node, "curl", "-sk", "-m", "3", "https://10.128.0.1/version").stdout
+    assert '"gitVersion"' in version, version
+
+    # a paused API server stops renewing its master lease: it leaves the list, then comes back
+    paused = comps["apiserver-2"]["pid"]
+    os.kill(paused, signal.SIGSTOP)
+    began = time.monotonic()
+    try:
+        wait_until(lambda: kubernetes_endpoints() == both[:1], timeout=40, interval=0.5,
+                   what="the paused API server dropped from the kubernetes Service")
+        left = time.monotonic() - began
+    finally:
+        os.kill(paused, signal.SIGCONT)
+    assert left < 15 + 10 + 3, f"left after {left:.1f}s"
+    wait_until(lambda: kubernetes_endpoints() == both, timeout=30, what="the resumed API server listed again")
+    print(f"paused API server left the kubernetes Service after {left:.1f}s")
+
+    # the first API server (the one on loopback) killed: the project's clients use the other
+    os.kill(comps["apiserver"]["pid"], signal.SIGKILL)
+    nodes = nft_cluster.mkctl("get", "nodes", "-o", "name").stdout
+    assert f"node/{NAME}-node-1" in nodes
+
+    # an etcd member killed under a stream of writes: every create is acknowledged or refused,
+    # and every acknowledged one is there afterwards
+    async def writes() -> tuple[list[str], int, float]:
+        acked, failed, worst_gap, last_ack = [], 0, 0.0, time.monotonic()
+        async with from_kubeconfig(nft_cluster.status["kubeconfig"], timeout=10) as api:
+            for i in range(150):
+                if i == 30:
+                    os.kill(comps["etcd-2"]["pid"], signal.SIGKILL)
+                try:
+                    await api.create(R.CONFIGMAPS, {"metadata": {"name": f"ha-{i}"}, "data": {"i": str(i)}},
+                                     "default")
+                    now = time.monotonic()
+                    worst_gap, last_ack = max(worst_gap, now - last_ack), now
+                    acked.append(f"ha-{i}")
+                except (ApiError, ApiUnavailable):  # a refused write is allowed, a lost one is not
+                    failed += 1
+                    await asyncio.sleep(0.1)
+            stored, _ = await api.list(R.CONFIGMAPS, "default")
+        names = {c["metadata"]["name"] for c in stored}
+        assert set(acked) <= names, f"acknowledged but lost: {sorted(set(acked) - names)}"
+        return acked, failed, worst_gap
+    acked, failed, gap = asyncio.run(writes())
+    assert len(acked) >= 140, (len(acked), failed)
+    print(f"etcd member killed under writes: {len(acked)} acknowledged, {failed} refused, "
+          f"longest wait between acknowledgements {gap:.2f}s")
+    def healthy(name: str) -> bool:
+        return json.loads(nft_cluster.cluster("status", "-o", "json").stdout)["components"][name]["healthy"]
+    wait_until(lambda: healthy("etcd-2") and healthy("apiserver"), timeout=30,
+               what="etcd-2 and the first API server restarted by the supervisor")
+
+
+def test_chaos_loses_no_write_and_converges(nft_cluster: Cluster) -> None:
+    """A minute of Service/Deployment churn while a component is killed every 4 s (an etcd
+    member, a controller's leader, an API server, a node agent, a proxy, a DNS server) and a
+    leader is paused now and then (bench/chaos.py): nothing acknowledged is lost, nothing is
+    allocated twice, a paused leader stops leading once resumed, and the cluster converges."""
+    import asyncio
+
+    from bench import chaos
+
+    report = asyncio.run(chaos.run(chaos.Target.from_state(nft_cluster.state), seconds=60, kill_every=4,
+                                   clients=6, settle=120))
+    print("\n".join(report.lines()))
+    assert report.acknowledged > 100, report.lines()
+    assert report.lost == [] and report.duplicates == [], report.lines()
+    assert {kind for _, kind, _ in report.kills} >= {"etcd", "apiserver", "nodeagent", "proxy", "dns"}
+    assert report.failovers and max(report.failovers) < 15 + 2 + 3, report.lines()
+    assert report.fencing and all(after is not None and after < 10 for _, after in report.fencing), report.lines()
+    assert report.problems == [], report.lines()
+    assert report.converged_after is not None, report.unconverged

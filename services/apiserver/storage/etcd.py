@@ -188,10 +188,21 @@ class Etcd:
         except (TimeoutError, ConnectionError) as exc:
             raise EtcdUnavailable(str(exc)) from exc
 
+    async def grant_lease(self, ttl: int) -> int:
+        """A new etcd lease of `ttl` seconds (its id): keys put with it go when it expires."""
+        try:
+            lease = await self.client.lease(ttl)
+        except (rpc.AioRpcError, aetcd.exceptions.ClientError) as exc:
+            raise EtcdUnavailable(str(exc)) from exc
+        return int(lease.id)
+
     async def compact(self, revision: int) -> None:
+        """Drop the history before `revision`; EtcdCompacted if it is gone already."""
         try:
             await self.client.compact(revision, physical=True)
         except (rpc.AioRpcError, aetcd.exceptions.ClientError) as exc:
+            if "compacted" in str(exc):
+                raise EtcdCompacted() from exc
             raise EtcdUnavailable(str(exc)) from exc
 
     async def watch_prefix(self, prefix: str, start_revision: int) -> PrefixWatch:
@@ -268,8 +279,12 @@ def mod_revision_is(key: str, rev: int) -> Compare:
     return wire.mod_revision_is(key.encode(), rev)
 
 
-def put(key: str, value: bytes) -> Op:
-    return wire.put(key.encode(), value)
+def version_is(key: str, version: int) -> Compare:
+    return wire.version_is(key.encode(), version)
+
+
+def put(key: str, value: bytes, lease: int = 0) -> Op:
+    return wire.put(key.encode(), value, lease)
 
 
 def delete(key: str) -> Op:

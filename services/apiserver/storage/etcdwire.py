@@ -19,6 +19,7 @@ _BYTES_1, _BYTES_2, _BYTES_3, _BYTES_4 = b"\x0a", b"\x12", b"\x1a", b"\x22"
 _COMPARE_TARGET_MOD = b"\x10\x02"  # field 2 (target) = MOD; VERSION (0) is the default
 _COMPARE_VERSION = b"\x20"  # field 4, varint
 _COMPARE_MOD_REVISION = b"\x30"  # field 6, varint
+_PUT_LEASE = b"\x18"  # PutRequest field 3 (lease), varint
 
 
 def varint(n: int) -> bytes:
@@ -54,7 +55,12 @@ class Op:
 
 def absent(key: bytes) -> Compare:
     """version(key) == 0: the key does not exist."""
-    return Compare(key, _field(_BYTES_3, key) + _COMPARE_VERSION + b"\x00")
+    return version_is(key, 0)
+
+
+def version_is(key: bytes, version: int) -> Compare:
+    """version(key) == `version` (how many times the key was written since it was created)."""
+    return Compare(key, _field(_BYTES_3, key) + _COMPARE_VERSION + varint(version))
 
 
 def mod_revision_is(key: bytes, revision: int) -> Compare:
@@ -62,12 +68,15 @@ def mod_revision_is(key: bytes, revision: int) -> Compare:
                    + _COMPARE_MOD_REVISION + varint(revision))
 
 
-def put(key: bytes, value: bytes) -> Op:
-    return Op(key, put_wire(key, value))
+def put(key: bytes, value: bytes, lease: int = 0) -> Op:
+    """A put; with `lease`, the key goes when that etcd lease expires."""
+    return Op(key, put_wire(key, value, lease))
 
 
-def put_wire(key: bytes, value: bytes) -> bytes:
+def put_wire(key: bytes, value: bytes, lease: int = 0) -> bytes:
     body = _field(_BYTES_1, key) + (_field(_BYTES_2, value) if value else b"")
+    if lease:
+        body += _PUT_LEASE + varint(lease)
     return _field(_BYTES_2, body)  # RequestOp.request_put
 
 

@@ -74,6 +74,20 @@ async def test_the_first_takes_the_lease_and_the_second_waits_out_its_duration()
     assert not await a.try_acquire_or_renew() and not a.is_leader() and a.leader == "b"
 
 
+async def test_a_waiting_copy_tries_again_right_when_the_observed_lease_runs_out():
+    shared: dict[str, object] = {}
+    clock = [0.0]
+    a, b = elector("a", shared, clock), elector("b", shared, clock)
+    assert await a.try_acquire_or_renew()
+    assert not await b.try_acquire_or_renew()  # observed at 0 s: valid until 15 s
+    clock[0] = 5.0
+    assert 2.0 <= b.next_attempt_in() <= 2.0 * (1 + 1.2), "far from expiry: client-go's jittered retry period"
+    clock[0] = 14.0
+    assert b.next_attempt_in() == pytest.approx(1.01), "just after the lease runs out, not at the next tick"
+    clock[0] += b.next_attempt_in()
+    assert await b.try_acquire_or_renew() and b.is_leader()
+
+
 async def test_a_renewing_holder_keeps_its_acquire_time_and_transitions():
     shared: dict[str, object] = {}
     clock = [0.0]
