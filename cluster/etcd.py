@@ -30,6 +30,7 @@ class EtcdProcess:
     name: str = "default"
     initial_cluster: str = ""
     extra_args: list[str] = field(default_factory=list)  # later flags win over the defaults
+    netns: str | None = None  # run inside this network namespace (give the ports then)
     _proc: subprocess.Popen | None = field(default=None, repr=False)
     _own_data_dir: bool = field(default=False, repr=False)
 
@@ -59,6 +60,7 @@ class EtcdProcess:
         client_url = f"http://{self.host}:{self.client_port}"
         peer_url = f"http://{self.host}:{self.peer_port}"
         args = [
+            *(("ip", "netns", "exec", self.netns) if self.netns else ()),
             ETCD_BINARY,
             "--name", self.name,
             "--data-dir", str(self.data_dir),

@@ -111,10 +111,11 @@ class ApiClient:
     `async with`) releases the connection pools.
 
     A config naming several API servers (`more_servers`) fails over between them: a request
-    whose connection is refused or times out before anything was sent goes to the next
-    server at once; one that breaks after it was sent, or that a server answers 503 (its
-    storage not answering), is not sent again (it may have taken effect) but raises, and the
-    client's next requests go to the next server. The client stays with a server that
+    whose connection is refused or times out before anything was sent, and a read whose
+    connection broke before an answer, go to the next server at once; a write that broke after
+    it was sent, or a request a server answers 503 (its storage not answering), is not sent
+    again (it may have taken effect) but raises, and the client's next requests go to the next
+    server. The client stays with a server that
     answers, as client-go stays with its endpoint."""
 
     def __init__(self, config: ClientConfig | str, *, timeout: float = 30.0,
@@ -164,8 +165,11 @@ class ApiClient:
                 if attempt == len(self.servers) - 1:
                     raise
             except (TimeoutError, aiohttp.ClientError, OSError):
+                # it broke after it was sent (a kept-alive connection to a server that died):
+                # only a read may be sent again, as client-go retries reads on a broken connection
                 self._fail_over(base)
-                raise
+                if method != "GET" or attempt == len(self.servers) - 1:
+                    raise
         raise AssertionError("unreachable")
 
     async def close(self) -> None:

@@ -213,7 +213,10 @@ class Etcd:
                                         start_revision=start_revision, prev_kv=True)
         try:
             await self.client.connect()
-            call = rpc.WatchStub(self.client.channel).Watch(metadata=self.client.metadata)
+            # kube-apiserver's WithRequireLeader: a member cut off from its cluster ends the
+            # stream (no leader) rather than leaving the watch open and silent
+            metadata = (*(self.client.metadata or ()), ("hasleader", "true"))
+            call = rpc.WatchStub(self.client.channel).Watch(metadata=metadata)
             watch = PrefixWatch(call)
             try:
                 await call.write(rpc.WatchRequest(create_request=create))

@@ -128,3 +128,15 @@ def test_kubeconfig_lists_every_server_and_kubectl_reads_the_first(tmp_path: Pat
     # one server: no extension at all
     write_kubeconfig(path, name="one", ca_file=ca, server="https://127.0.0.1:6443")
     assert "extensions" not in path.read_text() and load_kubeconfig(path).more_servers == ()
+
+
+async def test_a_read_cut_after_sending_goes_to_the_next_server(apiserver):
+    async with hanging_up_server() as (url, seen):
+        config = dataclasses.replace(apiserver.config, server=url, more_servers=(apiserver.url,))
+        async with ApiClient(config, timeout=10) as client:
+            namespace = await client.get(R.NAMESPACES, "default")
+            assert namespace["metadata"]["name"] == "default"
+            # the hung-up server saw the read (aiohttp itself may try a read twice), the
+            # answer came from the next server
+            assert seen and all(request.startswith(b"GET ") for request in seen)
+            assert client.base_url == apiserver.url
