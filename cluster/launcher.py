@@ -97,6 +97,33 @@ async def bootstrap_objects(cfg: ClusterConfig, *, kubeconfig: Path | None = Non
             "kube-system")
 
 
+async def publish_dns_readiness(cfg: ClusterConfig, ready: dict[str, bool]) -> None:
+    """kube-dns's endpoints follow the DNS servers' readiness (their /readyz, as a kubelet
+    probes CoreDNS's and the endpoint controllers publish it): a server that is down or not
+    ready stays listed, not ready, so no proxy sends queries to it. Written only on a change."""
+    from kubecore.api import resources as R
+    from kubecore.client.rest import from_kubeconfig
+
+    endpoints = [{"addresses": [ip], "conditions": {"ready": ok}} for ip, ok in ready.items()]
+    subset: dict = {"ports": [{"name": "dns", "port": cfg.dns_port, "protocol": "UDP"},
+                              {"name": "dns-tcp", "port": cfg.dns_port, "protocol": "TCP"}]}
+    if any(ready.values()):
+        subset["addresses"] = [{"ip": ip} for ip, ok in ready.items() if ok]
+    if not all(ready.values()):
+        subset["notReadyAddresses"] = [{"ip": ip} for ip, ok in ready.items() if not ok]
+    async with from_kubeconfig(cfg.kubeconfig, timeout=5) as api:
+        current = await api.get(R.ENDPOINTSLICES, "kube-dns", "kube-system")
+        if current.get("endpoints") != endpoints:
+            current["endpoints"] = endpoints
+            await api.replace(R.ENDPOINTSLICES, current)
+            log.info("kube-dns endpoints: %s", ", ".join(f"{ip} {'ready' if ok else 'not ready'}"
+                                                         for ip, ok in ready.items()))
+        old = await api.get(R.ENDPOINTS, "kube-dns", "kube-system")
+        if old.get("subsets") != [subset]:
+            old["subsets"] = [subset]
+            await api.replace(R.ENDPOINTS, old)
+
+
 def _unmirrored_endpoints(name: str, ips: list[str], ports: list[dict]) -> dict:
     return {"apiVersion": "v1", "kind": "Endpoints",
             "metadata": {"name": name, "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
@@ -253,10 +280,14 @@ async def run_up(cfg: ClusterConfig, *, progress: Progress | None = None, kubeco
                                            explicit=kubeconfig, warning=warning))
         if on_ready is not None:
             on_ready()
-        async def keep_routing() -> None:
-            await route_pod_ranges(cfg, await list_nodes(cfg), routed)
+        dns = [c for c in sup.components if c.name == "dns" or c.name.startswith("dns-")]
 
-        watcher = asyncio.create_task(sup.watch(keep_routing))
+        async def every_second() -> None:
+            await route_pod_ranges(cfg, await list_nodes(cfg), routed)
+            ready = await asyncio.gather(*(asyncio.to_thread(http_ok, c.health or "", 1.0) for c in dns))
+            await publish_dns_readiness(cfg, dict(zip(cfg.dns_ips, ready, strict=True)))
+
+        watcher = asyncio.create_task(sup.watch(every_second))
         await stop.wait()
         watcher.cancel()
         return 0

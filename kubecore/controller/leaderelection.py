@@ -27,12 +27,13 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from kubecore.api import resources as R
 from kubecore.api.errors import ApiError
+from kubecore.client.rest import ApiUnavailable, WatchEvent
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,8 @@ class Lock(Protocol):
 
 
 class Client(Protocol):
+    def watch(self, rt: R.ResourceType, namespace: str | None = None, *,
+              field_selector: str | None = None) -> AsyncIterator[WatchEvent]: ...
     async def get(self, rt: R.ResourceType, name: str, namespace: str | None = None) -> Obj: ...
     async def create(self, rt: R.ResourceType, obj: Obj, namespace: str | None = None) -> Obj: ...
     async def replace(self, rt: R.ResourceType, obj: Obj) -> Obj: ...
@@ -126,6 +129,23 @@ class LeaseLock:
             raise ApiError(409, "Conflict", "the lease has not been read yet")
         self.lease = await self.client.replace(R.LEASES, {**self.lease, "spec": record.spec()})
 
+    async def changes(self) -> AsyncIterator[tuple[Record, bytes]]:
+        """The record each time the Lease changes, from a watch (ends for good if watching it
+        is not allowed: the caller then sees changes only when it reads)."""
+        while True:
+            try:
+                async for event in self.client.watch(R.LEASES, self.namespace,
+                                                     field_selector=f"metadata.name={self.name}"):
+                    if event.type in ("ADDED", "MODIFIED"):
+                        spec = event.object.get("spec") or {}
+                        yield Record.from_spec(spec), json.dumps(spec, sort_keys=True).encode()
+            except ApiError as exc:
+                if exc.code in (401, 403):
+                    return
+            except ApiUnavailable:
+                pass
+            await asyncio.sleep(1)
+
 
 class LeaderElector:
     """Runs `lead` only while this process holds the Lease (client-go's LeaderElector.Run)."""
@@ -138,6 +158,7 @@ class LeaderElector:
         self.observed_time = 0.0
         self.on_new_leader: Callable[[str], None] | None = None
         self._reported = ""
+        self._woken = asyncio.Event()  # a change of the Lease observed while waiting
 
     @property
     def leader(self) -> str:
@@ -206,15 +227,41 @@ class LeaderElector:
         return True
 
     async def acquire(self) -> None:
-        """Try until this process holds the Lease (client-go's acquire, JitterUntil)."""
+        """Try until this process holds the Lease (client-go's acquire, JitterUntil). Meanwhile,
+        where the lock can watch the Lease, each renewal is observed when it happens rather
+        than at the next attempt (client-go only reads it then): the holder's lease is then
+        known to run out `lease_duration` after its last renewal, not up to a jittered retry
+        period later, and the attempt is made at that moment (`next_attempt_in`)."""
         log.info("attempting to acquire leader lease %s/%s...", self.config.namespace, self.config.name)
+        changes = getattr(self.lock, "changes", None)
+        following = asyncio.create_task(self._follow(changes())) if changes is not None else None
+        try:
+            while True:
+                acquired = await self.try_acquire_or_renew()
+                self._report()
+                if acquired:
+                    log.info("successfully acquired lease %s/%s", self.config.namespace, self.config.name)
+                    return
+                await self._sleep_until_attempt()
+        finally:
+            if following is not None:
+                following.cancel()
+
+    async def _follow(self, changes: AsyncIterator[tuple[Record, bytes]]) -> None:
+        async for record, raw in changes:
+            if raw != self.observed_raw:
+                self._observe(record, raw)
+                self._woken.set()
+
+    async def _sleep_until_attempt(self) -> None:
+        """Until the next attempt is due; a change seen meanwhile sets the time again."""
         while True:
-            acquired = await self.try_acquire_or_renew()
-            self._report()
-            if acquired:
-                log.info("successfully acquired lease %s/%s", self.config.namespace, self.config.name)
+            self._woken.clear()
+            delay = self.next_attempt_in()
+            try:
+                await asyncio.wait_for(self._woken.wait(), delay)
+            except TimeoutError:
                 return
-            await asyncio.sleep(self.next_attempt_in())
 
     def next_attempt_in(self) -> float:
         """client-go's jittered retry period, or sooner: just after the holder's lease runs out

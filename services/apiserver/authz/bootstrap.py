@@ -339,7 +339,8 @@ def cluster_roles() -> list[Obj]:
     # kube-system's system::leader-locking-kube-controller-manager, for our one-Lease-per-process
     roles.append(_cluster_role("system:leader-locking-controllers", [
         rule("create", "coordination.k8s.io", "leases"),
-        rule(("get", "update"), "coordination.k8s.io", "leases", names=CONTROLLER_LEASES)]))
+        # watch: a waiting copy follows its Lease's renewals as they happen (leaderelection.py)
+        rule(("get", "update", "watch"), "coordination.k8s.io", "leases", names=CONTROLLER_LEASES)]))
     return roles
 
 

@@ -233,3 +233,50 @@ async def test_controllers_work_only_while_leading_and_a_copy_that_loses_the_lea
             await asyncio.wait_for(task_b, timeout=5.0)
         assert time.monotonic() - started < timings["lease_duration"] + 0.5
         stop_b.set()
+
+
+class WatchedMemoryLock(MemoryLock):
+    """MemoryLock whose changes a waiting copy can follow as they happen, as over a watch."""
+
+    def __init__(self, shared: dict[str, object]) -> None:
+        super().__init__(shared)
+        self.queue: asyncio.Queue = asyncio.Queue()
+        shared.setdefault("followers", []).append(self.queue)  # type: ignore[union-attr]
+
+    async def update(self, record: Record) -> None:
+        await super().update(record)
+        for queue in self.shared["followers"]:  # type: ignore[union-attr]
+            queue.put_nowait((record, json.dumps(record.spec(), sort_keys=True).encode()))
+
+    async def changes(self):
+        while True:
+            yield await self.queue.get()
+
+
+async def test_a_copy_following_the_lease_takes_over_right_when_it_runs_out():
+    """With renewals observed as they happen, the takeover comes lease_duration (2 s) after the
+    last renewal, not up to a jittered retry period (here up to 1.1 s) later."""
+    async def trial() -> float:
+        shared: dict[str, object] = {}
+        config = {"lease_duration": 2, "renew_deadline": 1.5, "retry_period": 0.5, "release_on_cancel": False}
+        a = LeaderElector(ElectionConfig("kube-system", "demo", "a", **config), WatchedMemoryLock(shared))
+        b = LeaderElector(ElectionConfig("kube-system", "demo", "b", **config), WatchedMemoryLock(shared))
+        leading_a, leading_b = asyncio.Event(), asyncio.Event()
+
+        async def lead(flag: asyncio.Event) -> None:
+            flag.set()
+            await asyncio.sleep(60)
+        task_a = asyncio.create_task(a.run(lambda: lead(leading_a)))
+        await leading_a.wait()
+        task_b = asyncio.create_task(b.run(lambda: lead(leading_b)))
+        await asyncio.sleep(1.3)
+        last_renewal = a.observed_time
+        task_a.cancel()  # gone without releasing, as after kill -9
+        await asyncio.wait_for(leading_b.wait(), 5)
+        took = time.monotonic() - last_renewal
+        task_b.cancel()
+        await asyncio.gather(task_a, task_b, return_exceptions=True)
+        return took
+
+    takeovers = await asyncio.gather(*(trial() for _ in range(8)))
+    assert all(2 <= t < 2 + 0.2 for t in takeovers), takeovers
