@@ -15,7 +15,8 @@ at most a few dozen pods, loopback and the cluster's own namespaces only.
 - Chaos: every `--kill-every` seconds kill -9 one of: an etcd member, the leader of a
   controller, an API server, a node agent, a proxy, a DNS server; every fifth round instead
   SIGSTOP a controller's leader until its Lease has passed to another copy, then SIGCONT it:
-  it must stop leading within the renew deadline.
+  it must stop leading within the renew deadline. One fault at a time per kind: a kind is hit
+  only once all its copies are healthy again (the HA control plane takes one loss of each).
 - Then: no acknowledged write lost, no duplicate ClusterIP, NodePort or podCIDR; and, within
   a bound measured here, every Service's EndpointSlices equal its ready pods, every node's
   rules equal the Services and slices, both DNS servers answer every Service (and no deleted
@@ -310,12 +311,29 @@ class Chaos:
         self.fencing.append((leader, None))
         self.problems.append(f"{leader} still leading {lease} 12s after it was resumed")
 
-    def kill_one(self, category: str) -> None:
+    def members(self, category: str) -> list[str]:
         t = self.target
-        choices = {"etcd": t.named("etcd"), "apiserver": t.named("apiserver"), "dns": t.named("dns"),
-                   "nodeagent": [f"nodeagent-{n}" for n, _ in t.nodes()],
-                   "proxy": [f"proxy-{n}" for n, _ in t.nodes()]}[category]
-        name = self.rng.choice(choices)
+        return {"etcd": t.named("etcd"), "apiserver": t.named("apiserver"), "dns": t.named("dns"),
+                "nodeagent": [f"nodeagent-{n}" for n, _ in t.nodes()],
+                "proxy": [f"proxy-{n}" for n, _ in t.nodes()]}[category]
+
+    def healthy(self, names: list[str]) -> bool:
+        """Every one of `names` answers its health check (those that have one)."""
+        from cluster.supervisor import http_ok
+
+        urls = [self.target.components[n].health for n in names]
+        return all(http_ok(u, 1.0, str(self.target.cfg.ca_file)) for u in urls if u)
+
+    def may_hit(self, category: str) -> bool:
+        """One fault at a time per kind, as the control plane is built to take: a kind is hit
+        only while all its copies are back (a second API server killed while the first still
+        restarts would be two faults). Leaders: both copies of every controller up."""
+        if category == "leader":
+            return self.healthy([n for copies in self.target.leases().values() for n in copies])
+        return self.healthy(self.members(category))
+
+    def kill_one(self, category: str) -> None:
+        name = self.rng.choice(self.members(category))
         at = time.monotonic()
         if self._kill(name):
             self.kills.append((at, category, name))
@@ -333,9 +351,14 @@ class Chaos:
                 order = list(KILLED)
                 self.rng.shuffle(order)
             if rounds % 5 == 0:
-                self._pending.append(asyncio.create_task(self.pause_leader()))
+                if await asyncio.to_thread(self.may_hit, "leader"):
+                    self._pending.append(asyncio.create_task(self.pause_leader()))
                 continue
-            category = order.pop()
+            ready = [c for c in order if await asyncio.to_thread(self.may_hit, c)]
+            if not ready:
+                continue  # everything still recovering: skip a round
+            category = ready[-1]
+            order.remove(category)
             if category == "leader":
                 self._pending.append(asyncio.create_task(self.kill_leader()))
             else:

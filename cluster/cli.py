@@ -47,8 +47,8 @@ def add_arguments(p: argparse.ArgumentParser, action: str) -> None:
         p.add_argument("archives", nargs="+", type=Path, metavar="ARCHIVE",
                        help="an oci-archive, OCI layout directory or docker-archive (`docker save`) file")
     if action == "etcd":
-        p.add_argument("etcd_command", choices=["status", "snapshot", "defrag"], metavar="COMMAND",
-                       help="status | snapshot save FILE | defrag")
+        p.add_argument("etcd_command", choices=["status", "snapshot", "member", "defrag"], metavar="COMMAND",
+                       help="status | snapshot save FILE | snapshot restore FILE | member replace NAME | defrag")
         p.add_argument("etcd_args", nargs="*", metavar="ARG")
     if action == "kubeconfig":
         p.add_argument("--print", action="store_true",
@@ -199,16 +199,21 @@ def load_images(cfg: ClusterConfig, archives: list[Path]) -> int:
     return 0
 
 
+ETCD_USAGE = {"status": ("etcd status", 0), "defrag": ("etcd defrag", 0),
+              "snapshot": ("etcd snapshot save|restore FILE", 2), "member": ("etcd member replace NAME", 2)}
+
+
 def etcd(cfg: ClusterConfig, command: str, rest: list[str]) -> int:
-    """`cluster etcd status|snapshot save FILE|defrag` (cluster/etcdops.py)."""
+    """`cluster etcd status | snapshot save|restore FILE | member replace NAME | defrag`
+    (cluster/etcdops.py)."""
     from cluster import etcdops
 
     if load_state(cfg.state_dir) is None:
         print(f"error: no cluster in {cfg.state_dir}: run `cluster up` first", file=sys.stderr)
         return 1
-    wanted = {"status": 0, "defrag": 0, "snapshot": 2}[command]
-    if len(rest) != wanted or (command == "snapshot" and rest[0] != "save"):
-        usage = {"status": "etcd status", "defrag": "etcd defrag", "snapshot": "etcd snapshot save FILE"}[command]
+    usage, count = ETCD_USAGE[command]
+    if len(rest) != count or (command == "snapshot" and rest[0] not in ("save", "restore")) or \
+            (command == "member" and rest[0] != "replace"):
         print(f"error: usage: cluster {usage}", file=sys.stderr)
         return 1
     try:
@@ -218,11 +223,15 @@ def etcd(cfg: ClusterConfig, command: str, rest: list[str]) -> int:
             return 0 if all(not m.error for m in members) else 1
         if command == "defrag":
             print("\n".join(asyncio.run(etcdops.defrag(cfg.etcd_endpoints))))
-            return 0
-        path = Path(rest[1])
-        checked = etcdops.snapshot_save(cfg.etcd_endpoints, path)
-        print(f"Snapshot saved at {path}: revision {checked.get('revision')}, {checked.get('totalKey')} keys, "
-              f"{checked.get('totalSize')} bytes, hash {checked.get('hash')}")
+        elif command == "member":
+            print(etcdops.member_replace(cfg, rest[1]))
+        elif rest[0] == "restore":
+            print(etcdops.snapshot_restore(cfg, Path(rest[1])))
+        else:
+            path = Path(rest[1])
+            checked = etcdops.snapshot_save(cfg.etcd_endpoints, path)
+            print(f"Snapshot saved at {path}: revision {checked.get('revision')}, {checked.get('totalKey')} keys, "
+                  f"{checked.get('totalSize')} bytes, hash {checked.get('hash')}")
         return 0
     except (etcdops.EtcdOpError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)

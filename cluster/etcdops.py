@@ -7,19 +7,26 @@ etcd's own API as etcdctl does it:
   call into FILE (written beside it, then renamed: a failed save leaves no half file), then
   checked with `etcdctl snapshot status`;
 - `defrag`: each member's backend defragmented in turn, its free pages given back (etcdctl
-  defrag); the API server compacts history every 5 minutes, defragmentation is the operator's.
+  defrag); the API server compacts history every 5 minutes, defragmentation is the operator's;
+- `snapshot restore FILE`: the whole etcd back to a snapshot (`snapshot_restore`);
+- `member replace NAME`: a lost member replaced by an empty one that syncs from the others
+  (`member_replace`).
 """
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 import aetcd
+
+from cluster.config import ClusterConfig, load_state
 
 
 class EtcdOpError(Exception):
@@ -124,3 +131,124 @@ async def defrag(endpoints: list[str]) -> list[str]:
         except Exception as exc:
             raise EtcdOpError(f"defragmenting {endpoint}: {str(exc).splitlines()[0]}") from None
     return lines
+
+
+# --- operations on the running local cluster (its supervisor holds what is worked on) --------
+
+def _stop(cfg: ClusterConfig, names: list[str], timeout: float = 20.0) -> None:
+    """SIGTERM the components (by the PIDs the supervisor recorded) and wait for them to end."""
+    from cluster.supervisor import _alive, end_processes
+
+    state = load_state(cfg.state_dir) or {}
+    pids = [c["pid"] for n, c in (state.get("components") or {}).items() if n in names and c.get("pid")]
+    end_processes(pids, cfg.name, timeout=timeout)
+    if any(_alive(p) for p in pids):
+        raise EtcdOpError(f"{', '.join(names)} did not stop")
+
+
+def _wait_healthy(urls: list[str], timeout: float, cafile: str | None = None) -> None:
+    from cluster.supervisor import http_ok
+
+    deadline = time.monotonic() + timeout
+    for url in urls:
+        while not http_ok(url, 1.0, cafile):
+            if time.monotonic() > deadline:
+                raise EtcdOpError(f"{url} not healthy after {timeout:.0f}s")
+            time.sleep(0.3)
+
+
+def member_replace(cfg: ClusterConfig, name: str) -> str:
+    """Replace the member `name` (a component: etcd, etcd-2, ...) by a new, empty one with the
+    same name and addresses, as after losing its disk: stop it (held: the supervisor does not
+    start it meanwhile), remove it from the cluster and add it back through the other members,
+    empty its data dir, and let it start again joining the existing cluster (etcd's
+    --initial-cluster-state existing), from which it gets every key. -> what was done."""
+    from cluster.supervisor import hold, set_extra_args
+
+    names = ["etcd" if k == 0 else f"etcd-{k + 1}" for k in range(cfg.etcd_members)]
+    if cfg.etcd_members < 3:
+        raise EtcdOpError("member replace needs a cluster of 3 etcd members (cluster up --ha)")
+    if name not in names:
+        raise EtcdOpError(f"no etcd member {name!r}: the members are {', '.join(names)}")
+    k = names.index(name)
+    client_port, peer_port = cfg.etcd_ports(k)
+    peer_url = f"http://127.0.0.1:{peer_port}"
+    others = [e for i, e in enumerate(cfg.etcd_endpoints) if i != k]
+    hold(cfg, [name])
+    try:
+        _stop(cfg, [name])
+        asyncio.run(_remove_and_add(others, cfg.etcd_member_name(k), peer_url))
+        shutil.rmtree(cfg.etcd_data_dir(k), ignore_errors=True)
+        set_extra_args(cfg, name, ["--initial-cluster-state", "existing"])
+    finally:
+        hold(cfg, [name], held=False)
+    _wait_healthy([f"http://127.0.0.1:{client_port}/health"], timeout=60)
+    return (f"etcd member {cfg.etcd_member_name(k)} ({name}) replaced: a new member at {peer_url}, "
+            "synced from the others")
+
+
+async def _remove_and_add(others: list[str], member_name: str, peer_url: str) -> None:
+    errors = []
+    for endpoint in others:
+        try:
+            async with _client(endpoint, timeout=10) as client:
+                for m in [m async for m in client.members()]:
+                    if m.name == member_name or peer_url in m.peer_urls:
+                        await client.remove_member(m.id)
+                await client.add_member([peer_url])
+            return
+        except Exception as exc:  # this member did not answer: the next may
+            errors.append(f"{endpoint}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+    raise EtcdOpError("no other etcd member answered: " + "; ".join(errors))
+
+
+def snapshot_restore(cfg: ClusterConfig, path: Path) -> str:
+    """The cluster's etcd back to a saved snapshot, as kubeadm's guide restores one: the API
+    servers and every member stopped (held), each member's data dir made anew from the file by
+    `etcdctl snapshot restore` (a new cluster of the same members; the old dirs kept until the
+    new ones are in place), then all started again. Controllers and node agents re-list from
+    the API servers when those answer. -> what was done."""
+    from cluster.supervisor import hold
+
+    if not path.is_file():
+        raise EtcdOpError(f"{path}: no such file")
+    checked = subprocess.run(["etcdctl", "snapshot", "status", str(path), "-w", "json"], capture_output=True,
+                             text=True, check=False, env={**os.environ, "ETCDCTL_API": "3"})
+    if checked.returncode != 0:
+        raise EtcdOpError(f"{path} is not an etcd snapshot: {checked.stderr.strip() or checked.stdout.strip()}")
+    members = ["etcd" if k == 0 else f"etcd-{k + 1}" for k in range(cfg.etcd_members)]
+    apiservers = ["apiserver" if k == 0 else f"apiserver-{k + 1}" for k in range(len(cfg.control_plane_ips))]
+    initial = ",".join(f"{cfg.etcd_member_name(k)}=http://127.0.0.1:{cfg.etcd_ports(k)[1]}"
+                       for k in range(cfg.etcd_members))
+    hold(cfg, members + apiservers)
+    try:
+        _stop(cfg, apiservers + members)
+        fresh = []
+        for k in range(cfg.etcd_members):
+            target = cfg.etcd_data_dir(k)
+            new = target.with_name(target.name + ".restoring")
+            shutil.rmtree(new, ignore_errors=True)
+            argv = ["etcdctl", "snapshot", "restore", str(path), "--name", cfg.etcd_member_name(k),
+                    "--initial-cluster", initial,
+                    "--initial-advertise-peer-urls", f"http://127.0.0.1:{cfg.etcd_ports(k)[1]}",
+                    "--data-dir", str(new)]
+            if cfg.etcd_members > 1:
+                argv += ["--initial-cluster-token", f"{cfg.name}-etcd"]
+            res = subprocess.run(argv, capture_output=True, text=True, check=False,
+                                 env={**os.environ, "ETCDCTL_API": "3"})
+            if res.returncode != 0:
+                raise EtcdOpError(f"restoring member {cfg.etcd_member_name(k)}: {res.stderr.strip()}")
+            fresh.append((new, target))
+        for new, target in fresh:
+            old = target.with_name(target.name + ".old")
+            shutil.rmtree(old, ignore_errors=True)
+            if target.exists():
+                target.rename(old)
+            new.rename(target)
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        hold(cfg, members + apiservers, held=False)
+    _wait_healthy([f"http://{e}/health" for e in cfg.etcd_endpoints], timeout=60)
+    _wait_healthy([u + "/readyz" for u in cfg.apiserver_urls], timeout=90, cafile=str(cfg.ca_file))
+    revision = json.loads(checked.stdout).get("revision")
+    return f"etcd restored from {path} (revision {revision}) on {len(members)} member(s); API servers ready"

@@ -448,12 +448,13 @@ def down(cfg: ClusterConfig, *, quiet: bool = False, kubeconfig: str | None = No
     done += [f"mount {point}" for point in hoststate.unmount_under(cfg.state_dir / "nodes")]
     done += hoststate.remove_cgroups(_node_names(cfg))
     for path in (*(cfg.etcd_data_dir(k) for k in range(3)), cfg.state_dir / "nodes", cfg.registry_dir,
-                 cfg.state_file, cfg.kubeconfig, cfg.state_dir / "kubeconfigs", cfg.pki_dir,
+                 cfg.state_file, cfg.state_dir / "operator.json", cfg.kubeconfig, cfg.state_dir / "kubeconfigs",
+                 cfg.pki_dir,
                  cfg.encryption_config.parent):
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
-        elif path.exists():
-            path.unlink()
+        else:  # the launcher's own teardown may be removing the same files right now
+            path.unlink(missing_ok=True)
     if not quiet:
         print("\n".join(f"removed {d}" for d in done) if done else "nothing to remove")
     return done

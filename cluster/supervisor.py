@@ -75,6 +75,40 @@ def http_ok(url: str, timeout: float = 1.0, cafile: str | None = None) -> bool:
         return False
 
 
+# --- an operator's say over restarts (`cluster etcd ...`) --------------------------------------
+# `<state>/operator.json`: components the supervisor must not start again while an operator
+# works on them ("held"), and flags to add to a component's next starts ("extra_args").
+
+def operator_file(cfg: ClusterConfig) -> Path:
+    return cfg.state_dir / "operator.json"
+
+
+def read_operator(cfg: ClusterConfig) -> dict:
+    try:
+        doc = json.loads(operator_file(cfg).read_text())
+    except (OSError, ValueError):
+        return {"held": [], "extra_args": {}}
+    return {"held": list(doc.get("held") or []), "extra_args": dict(doc.get("extra_args") or {})}
+
+
+def write_operator(cfg: ClusterConfig, doc: dict) -> None:
+    tmp = operator_file(cfg).with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc, indent=2))
+    tmp.replace(operator_file(cfg))
+
+
+def hold(cfg: ClusterConfig, names: list[str], *, held: bool = True) -> None:
+    doc = read_operator(cfg)
+    doc["held"] = sorted(set(doc["held"]) | set(names)) if held else [n for n in doc["held"] if n not in names]
+    write_operator(cfg, doc)
+
+
+def set_extra_args(cfg: ClusterConfig, name: str, args: list[str]) -> None:
+    doc = read_operator(cfg)
+    doc["extra_args"][name] = list(args)
+    write_operator(cfg, doc)
+
+
 @dataclass
 class Running:
     comp: Component
@@ -94,9 +128,10 @@ class Supervisor:
     extra_state: dict = field(default_factory=dict)
 
     def _argv(self, comp: Component) -> list[str]:
+        argv = [*comp.argv, *read_operator(self.cfg)["extra_args"].get(comp.name, [])]
         if comp.netns:
-            return ["nsenter", f"--net=/run/netns/{comp.netns}", "--", *comp.argv]
-        return list(comp.argv)
+            return ["nsenter", f"--net=/run/netns/{comp.netns}", "--", *argv]
+        return argv
 
     def start(self, r: Running) -> None:
         self.cfg.log_dir.mkdir(parents=True, exist_ok=True)
@@ -168,8 +203,12 @@ class Supervisor:
                 ticking.cancel()
 
     def _restart_dead(self, now: float) -> None:
+        held = set(read_operator(self.cfg)["held"])
         for r in self.running.values():
             if r.proc is None or r.proc.poll() is None:
+                continue
+            if r.comp.name in held:  # an operator works on it: not started until released
+                r.next_start = 0.0
                 continue
             if r.next_start == 0.0:
                 if now - r.started_at > 60:

@@ -14,7 +14,7 @@ ACTIONS = {
     "down": "stop the local cluster",
     "status": "show the local cluster's processes and health",
     "kubeconfig": "set the kubectl context of the running cluster again (--print: print its kubeconfig)",
-    "etcd": "the cluster's etcd: status, snapshot save FILE, defrag",
+    "etcd": "the cluster's etcd: status, snapshot save|restore FILE, member replace NAME, defrag",
 }
 
 

@@ -185,7 +185,15 @@ class LeaderElector:
                 self.on_new_leader(self._reported)
 
     async def try_acquire_or_renew(self) -> bool:
-        """One attempt; True when this process holds the Lease afterwards."""
+        """One attempt; True when this process holds the Lease afterwards. No API server
+        answering is a failed attempt, as any other error (the renew deadline decides)."""
+        try:
+            return await self._try_acquire_or_renew()
+        except ApiUnavailable as exc:
+            log.warning("lease %s/%s: %s", self.config.namespace, self.config.name, exc)
+            return False
+
+    async def _try_acquire_or_renew(self) -> bool:
         now = self.wall()
         record = Record(self.config.identity, int(self.config.lease_duration), micro_time(now), micro_time(now), 0)
         if self.is_leader() and self.lease_valid(self.clock()):
@@ -303,8 +311,8 @@ class LeaderElector:
         record = Record("", 1, now, now, self.observed.transitions)
         try:
             await self.lock.update(record)
-        except ApiError as exc:
-            log.warning("releasing lease %s/%s: %s", self.config.namespace, self.config.name, exc.message)
+        except (ApiError, ApiUnavailable) as exc:
+            log.warning("releasing lease %s/%s: %s", self.config.namespace, self.config.name, exc)
             return
         self._observe(record)
 

@@ -35,3 +35,35 @@ async def test_a_component_that_cannot_be_started_again_does_not_end_supervision
         sup.stop_all()
         watch.cancel()
         await asyncio.gather(watch, return_exceptions=True)
+
+
+async def test_a_held_component_stays_down_and_starts_with_the_operators_flags_once_released(tmp_path):
+    """`cluster etcd member replace` holds a member while it works on it, then has it start once
+    with a flag of its own (--initial-cluster-state existing)."""
+    from cluster.supervisor import hold, set_extra_args
+
+    cfg = ClusterConfig(name=f"sup-test-{time.monotonic_ns()}", state_dir=tmp_path / "state")
+    cfg.state_dir.mkdir(parents=True)
+    out = tmp_path / "argv"
+    member = Component("member", ("sh", "-c", f'echo "$0 $*" >> {out}; exit 1', "member"))
+    sup = Supervisor(cfg, [member])
+    sup.running["member"] = r = Running(member)
+    hold(cfg, ["member"])
+    sup.start(r)
+    watch = asyncio.create_task(sup.watch())
+    try:
+        await asyncio.sleep(2.5)
+        assert r.restarts == 0, "held, yet started again"
+        set_extra_args(cfg, "member", ["--initial-cluster-state", "existing"])
+        hold(cfg, ["member"], held=False)
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline and r.restarts < 1:
+            await asyncio.sleep(0.1)
+        assert r.restarts >= 1
+        await asyncio.sleep(0.3)
+        lines = out.read_text().splitlines()
+        assert lines[0] == "member " and lines[1] == "member --initial-cluster-state existing", lines
+    finally:
+        sup.stop_all()
+        watch.cancel()
+        await asyncio.gather(watch, return_exceptions=True)

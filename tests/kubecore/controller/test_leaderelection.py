@@ -10,7 +10,7 @@ import pytest
 
 from kubecore.api import resources as R
 from kubecore.api.errors import ApiError
-from kubecore.client.rest import ApiClient
+from kubecore.client.rest import ApiClient, ApiUnavailable
 from kubecore.controller.leaderelection import ElectionConfig, LeaderElector, LeaseLock, Record, micro_time
 
 
@@ -280,3 +280,41 @@ async def test_a_copy_following_the_lease_takes_over_right_when_it_runs_out():
 
     takeovers = await asyncio.gather(*(trial() for _ in range(8)))
     assert all(2 <= t < 2 + 0.2 for t in takeovers), takeovers
+
+
+class UnreachableLock(MemoryLock):
+    """A MemoryLock whose API server stops answering while `down` is set."""
+
+    down = False
+
+    async def get(self):
+        if self.down:
+            raise ApiUnavailable("GET lease: Cannot connect to host")
+        return await super().get()
+
+    async def update(self, record):
+        if self.down:
+            raise ApiUnavailable("PUT lease: Cannot connect to host")
+        await super().update(record)
+
+
+async def test_a_leader_rides_out_an_api_outage_shorter_than_its_renew_deadline():
+    shared: dict[str, object] = {}
+    lock = UnreachableLock(shared)
+    config = ElectionConfig("kube-system", "demo", "a", lease_duration=3, renew_deadline=2, retry_period=0.2)
+    a = LeaderElector(config, lock)
+    leading = asyncio.Event()
+
+    async def lead() -> None:
+        leading.set()
+        await asyncio.sleep(60)
+    task = asyncio.create_task(a.run(lead))
+    await leading.wait()
+    lock.down = True
+    await asyncio.sleep(1.0)  # no API server for half the renew deadline
+    assert not task.done(), "the leader gave up at the first unanswered renewal"
+    lock.down = False
+    await asyncio.sleep(0.5)
+    assert not task.done() and a.is_leader()
+    lock.down = True  # now longer than the renew deadline: it stops
+    await asyncio.wait_for(task, 5)
