@@ -149,9 +149,12 @@ class Load:
     def __init__(self, api: ApiClient, clients: int, rng: random.Random) -> None:
         self.api, self.clients, self.rng = api, clients, rng
         self.ledger = Ledger()
+        self.errors: list[str] = []
         self.stop = asyncio.Event()
 
     async def _write(self, key: tuple[str, str], state: str | None, call: Awaitable[object]) -> bool:
+        """One write; its acknowledgement goes into the ledger. Never raises: an answer the
+        churn cannot explain is recorded (`errors`) and reported as a problem."""
         try:
             await call
         except ApiUnavailable:
@@ -164,9 +167,13 @@ class Load:
             if exc.code == 404 and state is None:
                 self.ledger.ack(key, None)  # gone already (an earlier unknown delete took)
                 return True
-            if exc.code == 409 and state is not None and key in self.ledger.unknown:
-                return False  # an earlier unknown create took: still unknown
-            raise
+            acked_present = self.ledger.promised.get(key) is not None and key not in self.ledger.unknown
+            if exc.code == 404 and not acked_present:
+                return False  # its create was refused or unanswered: there is nothing to change
+            if exc.code == 409 and key in self.ledger.unknown:
+                return False  # an earlier unanswered create took: still unknown
+            self.errors.append(f"{key[0]} {key[1]}: {exc.code} {exc.message}")
+            return False
         self.ledger.ack(key, state)
         return True
 
@@ -203,18 +210,33 @@ class Load:
 
 
 class Probe:
-    """A read from the API every 0.1 s: when it failed and when it answered."""
+    """A request to the API every 0.1 s (a read, or with `write` a ConfigMap patched), each
+    given 2 s: when it failed and when it answered."""
 
-    def __init__(self, api: ApiClient) -> None:
-        self.api = api
+    def __init__(self, api: ApiClient, *, write: bool = False) -> None:
+        self.api, self.write = api, write
         self.samples: list[tuple[float, bool]] = []
         self.stop = asyncio.Event()
 
+    async def _once(self, n: int) -> None:
+        if not self.write:
+            await self.api.get(R.NAMESPACES, "default")
+            return
+        body = {"metadata": {"name": "chaos-probe"}, "data": {"n": str(n)}}
+        try:
+            await self.api.patch(R.CONFIGMAPS, "chaos-probe", {"data": {"n": str(n)}}, NS)
+        except ApiError as exc:
+            if exc.code != 404:
+                raise
+            await self.api.create(R.CONFIGMAPS, body, NS)
+
     async def run(self) -> None:
+        n = 0
         while not self.stop.is_set():
             began = time.monotonic()
+            n += 1
             try:
-                await asyncio.wait_for(self.api.get(R.NAMESPACES, "default"), 2)
+                await asyncio.wait_for(self._once(n), 2)
                 ok = True
             except (ApiError, ApiUnavailable, TimeoutError):
                 ok = False
@@ -240,6 +262,7 @@ class Chaos:
     rng: random.Random
     kills: list[tuple[float, str, str]] = field(default_factory=list)  # (time, category, component)
     failovers: list[float] = field(default_factory=list)  # seconds from a leader's loss to a new holder
+    events: list[str] = field(default_factory=list)  # what happened when, for the report
     fencing: list[tuple[str, float | None]] = field(default_factory=list)  # paused leader, stepped down after
     problems: list[str] = field(default_factory=list)
     _pending: list[asyncio.Task] = field(default_factory=list)
@@ -267,12 +290,19 @@ class Chaos:
             await asyncio.sleep(0.2)
         return None
 
-    async def kill_leader(self) -> None:
+    async def _some_leader(self) -> tuple[str, str, str] | None:
+        """(a Lease picked at random, the copy leading it, its holder identity)."""
         lease = self.rng.choice(sorted(self.target.leases()))
         leader = await asyncio.to_thread(self.target.leader, lease)
         if leader is None:
+            return None
+        return lease, leader, await self._holder(lease)
+
+    async def kill_leader(self) -> None:
+        picked = await self._some_leader()
+        if picked is None:
             return
-        old = await self._holder(lease)
+        lease, leader, old = picked
         at = time.monotonic()
         if self._kill(leader):
             self.kills.append((at, "leader", leader))
@@ -281,15 +311,15 @@ class Chaos:
                 self.problems.append(f"no new holder of Lease {lease} within 40s of killing {leader}")
             else:
                 self.failovers.append(took)
+                self.events.append(f"kill -9 of {leader}, leading {lease}: a new holder {took:.1f}s later")
 
     async def pause_leader(self) -> None:
         """SIGSTOP a leader until its Lease has passed to another copy, SIGCONT it: it must stop
         leading within the renew deadline."""
-        lease = self.rng.choice(sorted(self.target.leases()))
-        leader = await asyncio.to_thread(self.target.leader, lease)
-        if leader is None:
+        picked = await self._some_leader()
+        if picked is None:
             return
-        old = await self._holder(lease)
+        lease, leader, old = picked
         at = time.monotonic()
         if not self._kill(leader, signal.SIGSTOP):
             return
@@ -302,6 +332,7 @@ class Chaos:
             self.problems.append(f"no new holder of Lease {lease} while {leader} was paused")
             return
         self.failovers.append(took)
+        self.events.append(f"SIGSTOP of {leader}, leading {lease}: a new holder {took:.1f}s later")
         resumed = time.monotonic()
         while time.monotonic() - resumed < 12:
             if await asyncio.to_thread(self.target.leading, leader, lease) != 1.0:
@@ -580,6 +611,7 @@ class Report:
     converged_after: float | None
     unconverged: list[str]
     problems: list[str]
+    events: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         by_kind: dict[str, int] = {}
@@ -596,9 +628,11 @@ class Report:
         for leader, after in self.fencing:
             lines.append(f"  paused leader {leader}: " + (f"stopped leading {after:.1f}s after it was resumed"
                                                           if after is not None else "kept leading"))
-        for kind, values in sorted(self.outages.items()):
-            lines.append(f"  API reads failing after an {kind} was killed: max {max(values):.2f}s, "
+        for key, values in sorted(self.outages.items()):
+            what, kind = key.split(", ")
+            lines.append(f"  API {what} failing after an {kind} was killed: max {max(values):.2f}s, "
                          f"p50 {pct(values, 0.5):.2f}s over {len(values)} kills (goal: under 2 s)")
+        lines += [f"  {e}" for e in self.events]
         lines.append("  converged after the load: " + (f"{self.converged_after:.1f}s" if self.converged_after
                                                         is not None else "NOT within the bound"))
         lines += [f"  - {p}" for p in (self.lost + self.duplicates + self.unconverged + self.problems)[:20]]
@@ -612,18 +646,19 @@ async def run(target: Target, *, seconds: float = 60, kill_every: float = 4, cli
             from_kubeconfig(target.cfg.kubeconfig, timeout=5) as probe_api:
         with contextlib.suppress(ApiError):
             await api.create(R.NAMESPACES, {"metadata": {"name": NS}})
-        load, probe = Load(api, clients, rng), Probe(probe_api)
+        load, probe, write_probe = Load(api, clients, rng), Probe(probe_api), Probe(probe_api, write=True)
         chaos = Chaos(target, api, rng)
         stop = asyncio.Event()
         tasks = [asyncio.create_task(load.run()), asyncio.create_task(probe.run()),
-                 asyncio.create_task(chaos.run(stop, kill_every))]
+                 asyncio.create_task(chaos.run(stop, kill_every)), asyncio.create_task(write_probe.run())]
         began = time.monotonic()
         await asyncio.sleep(seconds)
         stop.set()
         load.stop.set()
         await asyncio.gather(tasks[0], tasks[2])
         probe.stop.set()
-        await tasks[1]
+        write_probe.stop.set()
+        await asyncio.gather(tasks[1], tasks[3])
         elapsed = time.monotonic() - began
         lost = await lost_writes(api, load.ledger)
         dups = await duplicates(api)
@@ -641,10 +676,10 @@ async def run(target: Target, *, seconds: float = 60, kill_every: float = 4, cli
         outages: dict[str, list[float]] = {}
         for at, kind, _ in chaos.kills:
             if kind in ("apiserver", "etcd"):
-                outages.setdefault(f"{kind} ", []).append(probe.outage_after(at))
+                outages.setdefault(f"reads, {kind}", []).append(probe.outage_after(at))
+                outages.setdefault(f"writes, {kind}", []).append(write_probe.outage_after(at))
         return Report(elapsed, load.ledger.acked, load.ledger.refused, lost, dups, chaos.kills, chaos.failovers,
-                      chaos.fencing, {k.strip(): v for k, v in outages.items()}, converged, unconverged,
-                      chaos.problems)
+                      chaos.fencing, outages, converged, unconverged, chaos.problems + load.errors, chaos.events)
 
 
 # --- creates/s with 3 etcd members against 1 ------------------------------------------------

@@ -20,18 +20,21 @@ class Component:
 
 def etcd_members(cfg: ClusterConfig) -> list[Component]:
     """One etcd member, or with --ha three forming one Raft cluster on loopback."""
-    peers = [f"http://127.0.0.1:{cfg.etcd_ports(k)[1]}" for k in range(cfg.etcd_members)]
-    initial = ",".join(f"{cfg.etcd_member_name(k)}={peer}" for k, peer in enumerate(peers))
     members = []
-    for k, peer_url in enumerate(peers):
-        client_url = f"http://127.0.0.1:{cfg.etcd_ports(k)[0]}"
+    for k in range(cfg.etcd_members):
+        client_url, peer_url = f"http://127.0.0.1:{cfg.etcd_ports(k)[0]}", cfg.etcd_peer_url(k)
+        peer_tls: tuple[str, ...] = ()
+        if cfg.etcd_members > 1:  # the members authenticate each other with certificates of the CA
+            pair = cfg.pki_dir / f"etcd-peer-{cfg.etcd_member_name(k)}"
+            peer_tls = ("--initial-cluster-token", f"{cfg.name}-etcd",
+                        "--peer-cert-file", f"{pair}.crt", "--peer-key-file", f"{pair}.key",
+                        "--peer-trusted-ca-file", str(cfg.ca_file), "--peer-client-cert-auth")
         members.append(Component(
             "etcd" if k == 0 else f"etcd-{k + 1}",
             ("etcd", "--name", cfg.etcd_member_name(k), "--data-dir", str(cfg.etcd_data_dir(k)),
              "--listen-client-urls", client_url, "--advertise-client-urls", client_url,
              "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls", peer_url,
-             "--initial-cluster", initial,
-             *(("--initial-cluster-token", f"{cfg.name}-etcd") if cfg.etcd_members > 1 else ()),
+             "--initial-cluster", cfg.etcd_initial_cluster, *peer_tls,
              "--max-request-bytes", str(4 * 1024 * 1024), "--log-level", "warn",
              "--logger", "zap"),
             health=f"{client_url}/health", stage=0))

@@ -77,6 +77,16 @@ class ClusterConfig:
         (each 2 above the member before)."""
         return self.etcd_client_port + 2 * k, self.etcd_peer_port + 2 * k
 
+    def etcd_peer_url(self, k: int) -> str:
+        """Member k's Raft address: HTTPS between the members of a cluster (kubeadm's etcd peer
+        certificates, from the cluster CA), plain HTTP for a single member, which has no peers."""
+        scheme = "https" if self.etcd_members > 1 else "http"
+        return f"{scheme}://127.0.0.1:{self.etcd_ports(k)[1]}"
+
+    @property
+    def etcd_initial_cluster(self) -> str:
+        return ",".join(f"{self.etcd_member_name(k)}={self.etcd_peer_url(k)}" for k in range(self.etcd_members))
+
     def etcd_member_name(self, k: int) -> str:
         return "default" if self.etcd_members == 1 else f"etcd-{k + 1}"
 

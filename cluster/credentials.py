@@ -88,6 +88,9 @@ def make(cfg: ClusterConfig, *, extra_sans: tuple[str, ...] = (), server: str | 
             names.append(san)
     creds = ClusterCredentials(pki=pki, apiserver=pki.apiserver(ips=ips, dns_names=names),
                                kubelet_client=pki.kubelet_client())
+    if cfg.etcd_members > 1:
+        for k in range(cfg.etcd_members):
+            pki.etcd_peer(cfg.etcd_member_name(k))
     admin = pki.admin()
     write_kubeconfig(cfg.kubeconfig, name=cfg.name, servers=servers, ca_file=pki.ca.cert,
                      cert_file=admin.cert, key_file=admin.key, embed=True)

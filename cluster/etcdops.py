@@ -171,8 +171,8 @@ def member_replace(cfg: ClusterConfig, name: str) -> str:
     if name not in names:
         raise EtcdOpError(f"no etcd member {name!r}: the members are {', '.join(names)}")
     k = names.index(name)
-    client_port, peer_port = cfg.etcd_ports(k)
-    peer_url = f"http://127.0.0.1:{peer_port}"
+    client_port = cfg.etcd_ports(k)[0]
+    peer_url = cfg.etcd_peer_url(k)
     others = [e for i, e in enumerate(cfg.etcd_endpoints) if i != k]
     hold(cfg, [name])
     try:
@@ -218,8 +218,7 @@ def snapshot_restore(cfg: ClusterConfig, path: Path) -> str:
         raise EtcdOpError(f"{path} is not an etcd snapshot: {checked.stderr.strip() or checked.stdout.strip()}")
     members = ["etcd" if k == 0 else f"etcd-{k + 1}" for k in range(cfg.etcd_members)]
     apiservers = ["apiserver" if k == 0 else f"apiserver-{k + 1}" for k in range(len(cfg.control_plane_ips))]
-    initial = ",".join(f"{cfg.etcd_member_name(k)}=http://127.0.0.1:{cfg.etcd_ports(k)[1]}"
-                       for k in range(cfg.etcd_members))
+    initial = cfg.etcd_initial_cluster
     hold(cfg, members + apiservers)
     try:
         _stop(cfg, apiservers + members)
@@ -230,7 +229,7 @@ def snapshot_restore(cfg: ClusterConfig, path: Path) -> str:
             shutil.rmtree(new, ignore_errors=True)
             argv = ["etcdctl", "snapshot", "restore", str(path), "--name", cfg.etcd_member_name(k),
                     "--initial-cluster", initial,
-                    "--initial-advertise-peer-urls", f"http://127.0.0.1:{cfg.etcd_ports(k)[1]}",
+                    "--initial-advertise-peer-urls", cfg.etcd_peer_url(k),
                     "--data-dir", str(new)]
             if cfg.etcd_members > 1:
                 argv += ["--initial-cluster-token", f"{cfg.name}-etcd"]

@@ -136,7 +136,8 @@ class Pki:
         return self._ca_cert, self._ca_key
 
     # -- leaves --------------------------------------------------------------------------
-    def _issue(self, stem: str, subject: x509.Name, *, usage: x509.ObjectIdentifier,
+    def _issue(self, stem: str, subject: x509.Name, *,
+               usage: x509.ObjectIdentifier | tuple[x509.ObjectIdentifier, ...],
                ips: Iterable[str] = (), dns_names: Iterable[str] = ()) -> KeyPair:
         ca_cert, ca_key = self._signer()
         key = _new_key()
@@ -151,7 +152,8 @@ class Pki:
                                                 content_commitment=False, data_encipherment=False,
                                                 key_agreement=False, encipher_only=False,
                                                 decipher_only=False), critical=True)
-                   .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+                   .add_extension(x509.ExtendedKeyUsage(list(usage) if isinstance(usage, tuple) else [usage]),
+                                  critical=False)
                    .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
                        ca_key.public_key()), critical=False))
         sans: list[x509.GeneralName] = [x509.DNSName(d) for d in dict.fromkeys(dns_names)]
@@ -176,6 +178,13 @@ class Pki:
     def apiserver(self, *, ips: Iterable[str], dns_names: Iterable[str] = ()) -> KeyPair:
         return self.serving("apiserver", "kube-apiserver", ips=["127.0.0.1", *ips],
                             dns_names=[*APISERVER_DNS_NAMES, *dns_names])
+
+    def etcd_peer(self, member: str) -> KeyPair:
+        """kubeadm's etcd/peer certificate of one member: serving and client, for the Raft
+        traffic between members on loopback."""
+        return self._issue(f"etcd-peer-{member}", _name(member),
+                           usage=(ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH),
+                           ips=["127.0.0.1", "::1"], dns_names=["localhost", member])
 
     def admin(self) -> KeyPair:
         return self.client("admin", ADMIN_USER, [MASTERS_GROUP])

@@ -94,9 +94,12 @@ def test_ha_control_plane_is_three_etcd_members_and_an_apiserver_and_dns_per_add
     low, high = cfg.load_balancer_pool.split("-")
     assert ipaddress.ip_address(high) < ipaddress.ip_address("10.250.0.254"), "above the LB pool"
     members = [ha[n] for n in ("etcd", "etcd-2", "etcd-3")]
-    initial = ("etcd-1=http://127.0.0.1:2380,etcd-2=http://127.0.0.1:2382,"
-               "etcd-3=http://127.0.0.1:2384")
+    initial = ("etcd-1=https://127.0.0.1:2380,etcd-2=https://127.0.0.1:2382,"
+               "etcd-3=https://127.0.0.1:2384")
     assert all(argv_value(m, "--initial-cluster") == initial for m in members)
+    for k, m in enumerate(members):  # Raft between members over TLS, each with its own certificate
+        assert argv_value(m, "--peer-cert-file").endswith(f"/pki/etcd-peer-etcd-{k + 1}.crt")
+        assert argv_value(m, "--peer-trusted-ca-file").endswith("/pki/ca.crt") and "--peer-client-cert-auth" in m.argv
     assert [argv_value(m, "--listen-client-urls") for m in members] == [
         "http://127.0.0.1:2379", "http://127.0.0.1:2381", "http://127.0.0.1:2383"]
     assert len({argv_value(m, "--data-dir") for m in members}) == 3

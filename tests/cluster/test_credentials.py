@@ -75,3 +75,21 @@ def test_private_keys_are_private_and_the_ca_is_kept(made):
     ca_before = cfg.ca_file.read_bytes()
     credentials.make(cfg)
     assert cfg.ca_file.read_bytes() == ca_before
+
+
+def test_ha_adds_the_second_apiserver_address_every_server_to_kubeconfigs_and_etcd_peer_pairs(tmp_path):
+    cfg = ClusterConfig(nodes=1, state_dir=tmp_path, ha=True)
+    creds = credentials.make(cfg)
+    sans = x509.load_pem_x509_certificate(creds.apiserver.cert.read_bytes()).extensions.get_extension_for_class(
+        x509.SubjectAlternativeName).value
+    assert {"10.250.0.1", "10.250.0.254"} <= {str(ip) for ip in sans.get_values_for_type(x509.IPAddress)}
+    assert load_kubeconfig(cfg.component_kubeconfig("scheduler")).more_servers == ("https://10.250.0.254:6443",)
+    node = load_kubeconfig(cfg.component_kubeconfig("nodeagent-mc-node-1"))
+    assert (node.server, node.more_servers) == ("https://10.250.0.1:6443", ("https://10.250.0.254:6443",))
+    for k in (1, 2, 3):  # serving and client, as the members dial each other
+        cert = x509.load_pem_x509_certificate((cfg.pki_dir / f"etcd-peer-etcd-{k}.crt").read_bytes())
+        usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        assert set(usages) == {x509.oid.ExtendedKeyUsageOID.SERVER_AUTH, x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH}
+        ips = {str(ip) for ip in cert.extensions.get_extension_for_class(
+            x509.SubjectAlternativeName).value.get_values_for_type(x509.IPAddress)}
+        assert "127.0.0.1" in ips

@@ -50,6 +50,16 @@ def browser():
         driver.quit()
 
 
+
+def text_of(browser, element_id: str) -> str:
+    """An element's text, found again if the page re-rendered it between finding and reading."""
+    for _ in range(100):
+        try:
+            return browser.find_element(By.ID, element_id).text
+        except StaleElementReferenceException:
+            time.sleep(0.02)
+    raise AssertionError(f"#{element_id} kept being replaced")
+
 def test_the_page_shows_the_cluster_live_and_draws_a_trace(cluster, netview, browser, tmp_path):
     manifest, _ = deploy_serving_app(cluster, tmp_path, "nv")
 
@@ -81,9 +91,9 @@ def test_the_page_shows_the_cluster_live_and_draws_a_trace(cluster, netview, bro
     Select(browser.find_element(By.ID, "destination")).select_by_value("svc/nvsvc:8080|default|TCP")
     browser.find_element(By.ID, "go").click()
     wait.until(lambda d: d.find_element(By.ID, "summary").text.startswith("pod default/nvclient"))
-    summary = browser.find_element(By.ID, "summary").text
+    summary = text_of(browser, "summary")
     assert "reaches pod default/nv-" in summary, summary
-    steps = browser.find_element(By.ID, "steps").text
+    steps = text_of(browser, "steps")
     assert "KUBE-SVC-" in steps and "KUBE-SEP-" in steps and "DNAT: the destination becomes" in steps
     hops = {e.get_attribute("data-pod") or e.get_attribute("data-service")
             for e in browser.find_elements(By.CSS_SELECTOR, ".hop")}
@@ -95,7 +105,7 @@ def test_the_page_shows_the_cluster_live_and_draws_a_trace(cluster, netview, bro
     browser.find_element(By.ID, "probe").click()
     browser.find_element(By.ID, "go").click()
     wait.until(lambda d: "the probe's connection went here" in d.find_element(By.ID, "steps").text)
-    assert browser.find_element(By.ID, "summary").text.startswith("pod default/nvclient")
+    assert text_of(browser, "summary").startswith("pod default/nvclient")
 
     shot = tmp_path / "netview.png"
     browser.save_screenshot(str(shot))

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import time
-import urllib.request
 
 import pytest
 
@@ -99,28 +98,14 @@ def test_seed_scenario_through_nftables_rules(nft_cluster: Cluster, tmp_path) ->
     nft_cluster.mkctl("delete", "-f", str(manifest))
 
 
-HEALTH_BASE = 22300
-
-
-def leading(port: int, lease: str) -> float | None:
-    """client-go's leader_election_master_status of the controller copy on `port`."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
-            text = resp.read().decode()
-    except OSError:
-        return None
-    for line in text.splitlines():
-        if line.startswith(f'leader_election_master_status{{name="{lease}"}}'):
-            return float(line.rsplit(" ", 1)[1])
-    return None
-
-
 def test_a_killed_leader_hands_over_to_its_standby(nft_cluster: Cluster, tmp_path) -> None:
     kubectl = ("kubectl", "--kubeconfig", nft_cluster.status["kubeconfig"], "--cache-dir", str(tmp_path / "kc"))
-    copies = {"endpointslice": HEALTH_BASE, "endpointslice-2": HEALTH_BASE + 40}
+    from bench.chaos import Target
+
+    target = Target.from_state(nft_cluster.state)
 
     def leader() -> str | None:
-        states = {name: leading(port, "endpointslice") for name, port in copies.items()}
+        states = {name: target.leading(name, "endpointslice") for name in ("endpointslice", "endpointslice-2")}
         if sorted(states.values(), key=str) == [0.0, 1.0]:
             return next(name for name, state in states.items() if state == 1.0)
         return None
