@@ -51,6 +51,19 @@ def browser():
 
 
 
+def choose(browser, element_id: str, value: str) -> None:
+    """Pick `value` in a select whose options the page may rebuild as the cluster changes."""
+    for _ in range(100):
+        try:
+            Select(browser.find_element(By.ID, element_id)).select_by_value(value)
+            if browser.find_element(By.ID, element_id).get_attribute("value") == value:
+                return
+        except StaleElementReferenceException:
+            pass
+        time.sleep(0.02)
+    raise AssertionError(f"could not choose {value} in #{element_id}")
+
+
 def text_of(browser, element_id: str) -> str:
     """An element's text, found again if the page re-rendered it between finding and reading."""
     for _ in range(100):
@@ -87,8 +100,8 @@ def test_the_page_shows_the_cluster_live_and_draws_a_trace(cluster, netview, bro
           f"({(time.monotonic() - created) * 1000:.0f} ms including kubectl)")
 
     # client -> the Service: the account, and its hops drawn over the picture
-    Select(browser.find_element(By.ID, "source")).select_by_value("default/nvclient")
-    Select(browser.find_element(By.ID, "destination")).select_by_value("svc/nvsvc:8080|default|TCP")
+    choose(browser, "source", "default/nvclient")
+    choose(browser, "destination", "svc/nvsvc:8080|default|TCP")
     browser.find_element(By.ID, "go").click()
     wait.until(lambda d: d.find_element(By.ID, "summary").text.startswith("pod default/nvclient"))
     summary = text_of(browser, "summary")
