@@ -115,8 +115,7 @@ class ApiClient:
     connection broke before an answer, go to the next server at once; a write that broke after
     it was sent, or a request a server answers 503 (its storage not answering), is not sent
     again (it may have taken effect) but raises, and the client's next requests go to the next
-    server. The client stays with a server that
-    answers, as client-go stays with its endpoint."""
+    server. The client stays with a server that answers, as client-go stays with its endpoint."""
 
     def __init__(self, config: ClientConfig | str, *, timeout: float = 30.0,
                  connect_timeout: float = 5.0) -> None:
