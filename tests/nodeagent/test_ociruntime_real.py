@@ -123,7 +123,11 @@ async def test_exit_codes_and_stop(oci: OciRuntime):
     started = time.monotonic()
     stopped = await oci.stop_container(stubborn, timeout=1)
     assert stopped.exit_code == 137 and 0.9 < time.monotonic() - started < 5
-    polite = await _start(oci, sb.id, "polite", ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done"])
+    polite = await _start(oci, sb.id, "polite",
+                          ["sh", "-c", "trap 'exit 0' TERM; echo trapping; while true; do sleep 0.1; done"])
+    # stopped only once its handler is in place (before that, PID 1 ignores SIGTERM)
+    log_path = oci.container_status(polite).log_path
+    await _until(lambda: "trapping" in Path(log_path).read_text())
     stopped = await oci.stop_container(polite, timeout=10)
     assert (stopped.exit_code, stopped.reason) == (0, "Completed")
 
