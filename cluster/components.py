@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from cluster import registry
-from cluster.config import HA_PORT_OFFSET, ClusterConfig
+from cluster.config import HA_PORT_OFFSET, ClusterConfig, copy_name
 
 
 @dataclass(frozen=True)
@@ -26,11 +26,11 @@ def etcd_members(cfg: ClusterConfig) -> list[Component]:
         peer_tls: tuple[str, ...] = ()
         if cfg.etcd_members > 1:  # the members authenticate each other with certificates of the CA
             pair = cfg.pki_dir / f"etcd-peer-{cfg.etcd_member_name(k)}"
-            peer_tls = ("--initial-cluster-token", f"{cfg.name}-etcd",
+            peer_tls = ("--initial-cluster-token", cfg.etcd_cluster_token,
                         "--peer-cert-file", f"{pair}.crt", "--peer-key-file", f"{pair}.key",
                         "--peer-trusted-ca-file", str(cfg.ca_file), "--peer-client-cert-auth")
         members.append(Component(
-            "etcd" if k == 0 else f"etcd-{k + 1}",
+            copy_name("etcd", k),
             ("etcd", "--name", cfg.etcd_member_name(k), "--data-dir", str(cfg.etcd_data_dir(k)),
              "--listen-client-urls", client_url, "--advertise-client-urls", client_url,
              "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls", peer_url,
@@ -49,7 +49,7 @@ def apiservers(cfg: ClusterConfig) -> list[Component]:
     for k, address in enumerate(cfg.control_plane_ips):
         bind = f"127.0.0.1,{address}" if k == 0 else address
         servers.append(Component(
-            "apiserver" if k == 0 else f"apiserver-{k + 1}",
+            copy_name("apiserver", k),
             (cfg.python, "-m", "services.apiserver", "--etcd-servers", ",".join(cfg.etcd_endpoints),
              "--bind-address", bind,
              "--port", str(cfg.apiserver_port),
@@ -79,7 +79,7 @@ def dns_servers(cfg: ClusterConfig) -> list[Component]:
     for k, address in enumerate(cfg.dns_ips):
         metrics = cfg.health_base_port + 5 + k * HA_PORT_OFFSET
         out.append(Component(
-            "dns" if k == 0 else f"dns-{k + 1}",
+            copy_name("dns", k),
             (cfg.python, "-m", "services.dns", "--kubeconfig", str(cfg.component_kubeconfig("dns")),
              "--listen", address, "--port", str(cfg.dns_port), "--metrics-port", str(metrics)),
             health=f"http://127.0.0.1:{metrics}/readyz", stage=2))
@@ -101,7 +101,7 @@ def control_plane(cfg: ClusterConfig) -> list[Component]:
         for copy in range(2 if cfg.ha else 1):
             hp = port + offset + copy * HA_PORT_OFFSET
             elect = ("--leader-elect", "--leader-elect-resource-name", lease or name) if cfg.ha else ()
-            copies.append(Component(name if copy == 0 else f"{name}-2",
+            copies.append(Component(copy_name(name, copy),
                                     (py, "-m", module, *kubeconfig(name), "--health-port", str(hp), *extra, *elect),
                                     health=f"http://127.0.0.1:{hp}/healthz", stage=2))
         return copies

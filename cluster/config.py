@@ -16,6 +16,11 @@ ROUTE_PROTO = 252  # routes this project adds in the root namespace carry this p
 HA_PORT_OFFSET = 40  # the second copy of a controller serves health this far above the first
 
 
+def copy_name(name: str, k: int) -> str:
+    """Copy k (0-based) of a component: `name`, then `name-2`, `name-3`, ..."""
+    return name if k == 0 else f"{name}-{k + 1}"
+
+
 @dataclass
 class ClusterConfig:
     name: str = "mc"
@@ -84,6 +89,11 @@ class ClusterConfig:
         return f"{scheme}://127.0.0.1:{self.etcd_ports(k)[1]}"
 
     @property
+    def etcd_cluster_token(self) -> str:
+        """--initial-cluster-token of a multi-member cluster (a single member takes etcd's default)."""
+        return f"{self.name}-etcd"
+
+    @property
     def etcd_initial_cluster(self) -> str:
         return ",".join(f"{self.etcd_member_name(k)}={self.etcd_peer_url(k)}" for k in range(self.etcd_members))
 
@@ -91,7 +101,7 @@ class ClusterConfig:
         return "default" if self.etcd_members == 1 else f"etcd-{k + 1}"
 
     def etcd_data_dir(self, k: int) -> Path:
-        return self.state_dir / ("etcd" if k == 0 else f"etcd-{k + 1}")
+        return self.state_dir / copy_name("etcd", k)
 
     @property
     def etcd_endpoints(self) -> list[str]:

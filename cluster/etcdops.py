@@ -26,7 +26,7 @@ from typing import BinaryIO
 
 import aetcd
 
-from cluster.config import ClusterConfig, load_state
+from cluster.config import ClusterConfig, copy_name, load_state
 
 
 class EtcdOpError(Exception):
@@ -53,15 +53,13 @@ def _client(endpoint: str, timeout: float = 5.0) -> aetcd.Client:
 async def _one_status(endpoint: str) -> MemberStatus:
     try:
         async with _client(endpoint) as client:
-            status = await client.status()
             names = {m.id: m.name async for m in client.members()}
             me = await client.maintenancestub.Status(aetcd.rpc.StatusRequest(), timeout=5, metadata=client.metadata)
     except Exception as exc:  # aetcd raises its own and gRPC's: the member is down either way
         return MemberStatus(endpoint, "", "", 0, False, 0, 0, error=str(exc).splitlines()[0] if str(exc) else
                             type(exc).__name__)
-    return MemberStatus(endpoint, names.get(me.header.member_id, "?"), status.version, status.db_size,
-                        status.leader is not None and status.leader.id == me.header.member_id,
-                        status.raft_term, status.raft_index)
+    return MemberStatus(endpoint, names.get(me.header.member_id, "?"), me.version, me.dbSize,
+                        me.leader == me.header.member_id, me.raftTerm, me.raftIndex)
 
 
 async def statuses(endpoints: list[str]) -> list[MemberStatus]:
@@ -110,12 +108,21 @@ def snapshot_save(endpoints: list[str], path: Path) -> dict:
             tmp.unlink(missing_ok=True)
     else:
         raise EtcdOpError("no etcd member gave a snapshot: " + "; ".join(errors))
-    checked = subprocess.run(["etcdctl", "snapshot", "status", str(tmp), "-w", "json"], capture_output=True,
+    try:
+        checked = _snapshot_status(tmp)
+    except EtcdOpError as exc:
+        tmp.unlink(missing_ok=True)
+        raise EtcdOpError(f"the snapshot does not check out: {exc}") from None
+    os.replace(tmp, path)
+    return checked
+
+
+def _snapshot_status(path: Path) -> dict:
+    """etcdctl's `snapshot status` of a file (hash, revision, totalKey, totalSize)."""
+    checked = subprocess.run(["etcdctl", "snapshot", "status", str(path), "-w", "json"], capture_output=True,
                              text=True, check=False, env={**os.environ, "ETCDCTL_API": "3"})
     if checked.returncode != 0:
-        tmp.unlink(missing_ok=True)
-        raise EtcdOpError(f"the snapshot does not check out: {checked.stderr.strip() or checked.stdout.strip()}")
-    os.replace(tmp, path)
+        raise EtcdOpError(checked.stderr.strip() or checked.stdout.strip())
     return dict(json.loads(checked.stdout))
 
 
@@ -165,7 +172,7 @@ def member_replace(cfg: ClusterConfig, name: str) -> str:
     --initial-cluster-state existing), from which it gets every key. -> what was done."""
     from cluster.supervisor import hold, set_extra_args
 
-    names = ["etcd" if k == 0 else f"etcd-{k + 1}" for k in range(cfg.etcd_members)]
+    names = [copy_name("etcd", k) for k in range(cfg.etcd_members)]
     if cfg.etcd_members < 3:
         raise EtcdOpError("member replace needs a cluster of 3 etcd members (cluster up --ha)")
     if name not in names:
@@ -212,12 +219,12 @@ def snapshot_restore(cfg: ClusterConfig, path: Path) -> str:
 
     if not path.is_file():
         raise EtcdOpError(f"{path}: no such file")
-    checked = subprocess.run(["etcdctl", "snapshot", "status", str(path), "-w", "json"], capture_output=True,
-                             text=True, check=False, env={**os.environ, "ETCDCTL_API": "3"})
-    if checked.returncode != 0:
-        raise EtcdOpError(f"{path} is not an etcd snapshot: {checked.stderr.strip() or checked.stdout.strip()}")
-    members = ["etcd" if k == 0 else f"etcd-{k + 1}" for k in range(cfg.etcd_members)]
-    apiservers = ["apiserver" if k == 0 else f"apiserver-{k + 1}" for k in range(len(cfg.control_plane_ips))]
+    try:
+        checked = _snapshot_status(path)
+    except EtcdOpError as exc:
+        raise EtcdOpError(f"{path} is not an etcd snapshot: {exc}") from None
+    members = [copy_name("etcd", k) for k in range(cfg.etcd_members)]
+    apiservers = [copy_name("apiserver", k) for k in range(len(cfg.control_plane_ips))]
     initial = cfg.etcd_initial_cluster
     hold(cfg, members + apiservers)
     try:
@@ -232,7 +239,7 @@ def snapshot_restore(cfg: ClusterConfig, path: Path) -> str:
                     "--initial-advertise-peer-urls", cfg.etcd_peer_url(k),
                     "--data-dir", str(new)]
             if cfg.etcd_members > 1:
-                argv += ["--initial-cluster-token", f"{cfg.name}-etcd"]
+                argv += ["--initial-cluster-token", cfg.etcd_cluster_token]
             res = subprocess.run(argv, capture_output=True, text=True, check=False,
                                  env={**os.environ, "ETCDCTL_API": "3"})
             if res.returncode != 0:
@@ -249,5 +256,5 @@ def snapshot_restore(cfg: ClusterConfig, path: Path) -> str:
         hold(cfg, members + apiservers, held=False)
     _wait_healthy([f"http://{e}/health" for e in cfg.etcd_endpoints], timeout=60)
     _wait_healthy([u + "/readyz" for u in cfg.apiserver_urls], timeout=90, cafile=str(cfg.ca_file))
-    revision = json.loads(checked.stdout).get("revision")
+    revision = checked.get("revision")
     return f"etcd restored from {path} (revision {revision}) on {len(members)} member(s); API servers ready"

@@ -280,7 +280,8 @@ async def run_up(cfg: ClusterConfig, *, progress: Progress | None = None, kubeco
                                            explicit=kubeconfig, warning=warning))
         if on_ready is not None:
             on_ready()
-        dns = [c for c in sup.components if c.name == "dns" or c.name.startswith("dns-")]
+        dns_names = _copies([c.name for c in sup.components], "dns")
+        dns = [c for c in sup.components if c.name in dns_names]
 
         async def every_second() -> None:
             await route_pod_ranges(cfg, await list_nodes(cfg), routed)
