@@ -425,8 +425,13 @@ def build_state(settings: Settings) -> ApiState:
                                         settings.kubelet_certificate_authority)))
 
 
+def advertised_host(settings: Settings) -> str:
+    """The address this server gives others: --advertise-address, else its first bind address."""
+    return settings.advertise_address or settings.bind_address.split(",")[0].strip()
+
+
 def external_address(settings: Settings) -> str:
-    host = settings.advertise_address or settings.bind_address.split(",")[0].strip()
+    host = advertised_host(settings)
     return f"[{host}]:{settings.port}" if ":" in host else f"{host}:{settings.port}"
 
 
@@ -454,7 +459,7 @@ def endpoint_reconciler(state: ApiState) -> LeaseEndpointReconciler | None:
     s = state.settings
     if s.endpoint_reconciler_type != "lease":
         return None
-    ip = s.advertise_address or s.bind_address.split(",")[0].strip()
+    ip = advertised_host(s)
     why = endpointreconciler.publishable(ip)
     if why is not None:
         log.warning("not listing this server in the kubernetes Service: %s (set --advertise-address)", why)
