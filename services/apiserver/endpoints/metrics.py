@@ -64,3 +64,6 @@ class _BatcherCollector(Collector):
         yield CounterMetricFamily("apiserver_etcd_transaction_writes",
                                   "Object writes carried by those transactions",
                                   value=self.batcher.writes)
+        yield CounterMetricFamily("apiserver_etcd_stalled_transaction_bypasses",
+                                  "Write transactions sent past one that had no answer for a while "
+                                  "(an etcd leader lost mid-write)", value=self.batcher.stalls)
