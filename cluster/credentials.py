@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ipaddress
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cluster.config import ClusterConfig
@@ -71,13 +72,13 @@ def kubernetes_service_ip(cfg: ClusterConfig) -> str:
     return str(ipaddress.IPv4Network(cfg.service_cidr).network_address + 1)
 
 
-def make(cfg: ClusterConfig, *, extra_sans: tuple[str, ...] = (), server: str | None = None,
-         node_server: str | None = None, node_ips: dict[int, str] | None = None) -> ClusterCredentials:
+def make(cfg: ClusterConfig, *, extra_sans: tuple[str, ...] = (), servers: Sequence[str] = (),
+         node_servers: Sequence[str] = (), node_ips: dict[int, str] | None = None) -> ClusterCredentials:
     """The PKI and every component's kubeconfig for `cfg` (the CA kept if there is one).
-    `server`, `node_server` and `node_ips` replace the local cluster's addresses (compose)."""
+    `servers`, `node_servers` and `node_ips` replace the local cluster's addresses (compose)."""
     pki = Pki.create(cfg.pki_dir)
-    servers = [server] if server else cfg.apiserver_urls
-    node_servers = [node_server] if node_server else cfg.apiserver_urls_for_nodes
+    servers = list(servers or cfg.apiserver_urls)
+    node_servers = list(node_servers or cfg.apiserver_urls_for_nodes)
     node_ips = node_ips or {i: cfg.node_ip(i) for i in range(1, cfg.nodes + 1)}
     ips = [*cfg.control_plane_ips, kubernetes_service_ip(cfg)]
     names: list[str] = []
@@ -108,7 +109,7 @@ def make(cfg: ClusterConfig, *, extra_sans: tuple[str, ...] = (), server: str | 
 
 
 def _component(cfg: ClusterConfig, pki: Pki, component: str, user: str,
-               groups: tuple[str, ...], servers: list[str]) -> None:
+               groups: tuple[str, ...], servers: Sequence[str]) -> None:
     pair = pki.client(f"{component}-client", user, list(groups))
     write_kubeconfig(cfg.component_kubeconfig(component), name=cfg.name, servers=servers,
                      ca_file=pki.ca.cert, cert_file=pair.cert, key_file=pair.key)
@@ -119,14 +120,17 @@ def main(argv: list[str] | None = None) -> int:
     cluster (compose.yaml runs it once, into the volume every service mounts)."""
     import argparse
 
-    from cluster.compose import COMPOSE_APISERVER_IP, COMPOSE_APISERVER_URL, COMPOSE_NODE_IPS, compose_config
+    from cluster.compose import COMPOSE_APISERVER_IPS, COMPOSE_APISERVER_URLS, COMPOSE_NODE_IPS, compose_config
 
     p = argparse.ArgumentParser(prog="python -m cluster.credentials")
     p.add_argument("--compose", action="store_true", required=True)
-    p.parse_args(argv)
-    cfg = compose_config()
-    make(cfg, extra_sans=("apiserver", COMPOSE_APISERVER_IP), server=COMPOSE_APISERVER_URL,
-         node_server=COMPOSE_APISERVER_URL, node_ips=COMPOSE_NODE_IPS)
+    p.add_argument("--ha", action="store_true", help="for compose.ha.yaml: two API servers, three etcd members")
+    a = p.parse_args(argv)
+    cfg = compose_config(a.ha)
+    servers = COMPOSE_APISERVER_URLS[:len(cfg.control_plane_ips)]
+    names = [url.removeprefix("https://").split(":")[0] for url in servers]
+    make(cfg, extra_sans=(*names, *COMPOSE_APISERVER_IPS[:len(servers)]), servers=servers,
+         node_servers=servers, node_ips=COMPOSE_NODE_IPS)
     sys.stdout.write(f"credentials written under {cfg.state_dir}\n")
     return 0
 

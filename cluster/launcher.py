@@ -357,7 +357,7 @@ def set_user_context(cfg: ClusterConfig, kubeconfig: str | None) -> tuple[Path |
     written, or why not. A kubeconfig we may not rewrite does not fail a started cluster."""
     try:
         entry = userconfig.load_cluster_config(cfg.kubeconfig, userconfig.context_name(cfg.name),
-                                               cfg.apiserver_url)
+                                               cfg.apiserver_urls)
         return userconfig.merge_into(entry, explicit=kubeconfig), None
     except userconfig.UserConfigError as exc:
         log.warning("kubectl context not set: %s", exc)

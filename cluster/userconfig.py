@@ -27,12 +27,14 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from kubecore.client.config import set_servers
 
 Doc = dict[str, Any]
 SECTIONS = ("clusters", "users", "contexts")
@@ -97,10 +99,10 @@ def problem(doc: object) -> str | None:
     return None
 
 
-def cluster_entry(cluster_config: Doc, key: str, server: str | None = None) -> Doc:
+def cluster_entry(cluster_config: Doc, key: str, servers: Sequence[str] = ()) -> Doc:
     """The cluster's own kubeconfig (one cluster, user and context) with every entry renamed
-    to `key`, its context made current, and its server replaced by `server` if given (kind's
-    KINDFromRawKubeadm)."""
+    to `key`, its context made current, and its servers replaced by `servers` if given (kind's
+    KINDFromRawKubeadm; several: the first for kubectl, all for failover, see `set_servers`)."""
     bad = problem(cluster_config)
     if bad is None and not isinstance(cluster_config, dict):
         bad = "the file is empty"
@@ -115,8 +117,8 @@ def cluster_entry(cluster_config: Doc, key: str, server: str | None = None) -> D
     cluster["name"] = user["name"] = context["name"] = key
     context.setdefault("context", {})
     context["context"]["cluster"] = context["context"]["user"] = key
-    if server:
-        cluster.setdefault("cluster", {})["server"] = server
+    if servers:
+        set_servers(cluster.setdefault("cluster", {}), servers)
     doc["current-context"] = key
     return doc
 
@@ -300,7 +302,7 @@ def remove_from(key: str, *, explicit: str | os.PathLike[str] | None = None,
     return changed
 
 
-def load_cluster_config(path: Path, key: str, server: str | None = None) -> Doc:
+def load_cluster_config(path: Path, key: str, servers: Sequence[str] = ()) -> Doc:
     """The cluster's own kubeconfig at `path`, renamed to `key` (see `cluster_entry`)."""
     try:
         doc = yaml.safe_load(path.read_text())
@@ -311,7 +313,7 @@ def load_cluster_config(path: Path, key: str, server: str | None = None) -> Doc:
     except yaml.YAMLError as exc:
         raise UserConfigError(f"{path} is not valid YAML ({_yaml_reason(exc)})") from None
     try:
-        return cluster_entry(doc, key, server)
+        return cluster_entry(doc, key, servers)
     except UserConfigError as exc:
         raise UserConfigError(f"{path}: {exc}") from None
 
@@ -337,7 +339,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = p.add_subparsers(dest="action", required=True)
     m = sub.add_parser("merge", help="merge a cluster's kubeconfig and make its context current")
     m.add_argument("--from", dest="source", type=Path, required=True, help="the cluster's kubeconfig")
-    m.add_argument("--server", help="the API server's URL as the user reaches it")
+    m.add_argument("--server", action="append", default=[],
+                   help="an API server's URL as the user reaches it (repeat for each: failover)")
     r = sub.add_parser("remove", help="remove the cluster's entries")
     for q in (m, r):
         q.add_argument("--name", default=DEFAULT_CLUSTER, help="the cluster's name")

@@ -202,6 +202,21 @@ def in_cluster(env: Mapping[str, str] | None = None,
                         token_file=str(sa_dir / "token"), namespace=namespace)
 
 
+def set_servers(cluster: dict[str, Any], servers: Sequence[str]) -> None:
+    """Point a kubeconfig cluster entry at `servers`: the first is its `server` (all kubectl
+    reads), all of them its servers extension when there are several (what our clients fail
+    over between); an extension listing other servers is replaced or dropped."""
+    cluster["server"] = servers[0]
+    others = [e for e in cluster.get("extensions") or []
+              if not (isinstance(e, dict) and e.get("name") == SERVERS_EXTENSION)]
+    if len(servers) > 1:
+        others.append({"name": SERVERS_EXTENSION, "extension": {"servers": list(servers)}})
+    if others:
+        cluster["extensions"] = others
+    else:
+        cluster.pop("extensions", None)
+
+
 def write_kubeconfig(path: Path, *, name: str, ca_file: Path, server: str = "",
                      servers: Sequence[str] = (),
                      cert_file: Path | None = None, key_file: Path | None = None,
@@ -214,9 +229,8 @@ def write_kubeconfig(path: Path, *, name: str, ca_file: Path, server: str = "",
     if not servers:
         raise ValueError("write_kubeconfig needs a server")
     user: dict[str, Any] = {}
-    cluster: dict[str, Any] = {"server": servers[0]}
-    if len(servers) > 1:
-        cluster["extensions"] = [{"name": SERVERS_EXTENSION, "extension": {"servers": servers}}]
+    cluster: dict[str, Any] = {}
+    set_servers(cluster, servers)
     if embed:
         cluster["certificate-authority-data"] = base64.b64encode(ca_file.read_bytes()).decode()
         if cert_file and key_file:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import re
 import ssl
@@ -124,6 +125,52 @@ def parse_duration(text: str) -> float:
     return sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
 
 
+def etcd_endpoints_problem(endpoints: list[str]) -> str:
+    """Why `endpoints` cannot be dialled ("" if they can): each is host:port (http:// allowed),
+    and several are dialled as one gRPC channel over IPv4 addresses, so then each host is one."""
+    if not endpoints:
+        return "no endpoint given"
+    for endpoint in endpoints:
+        host, _, port = endpoint.removeprefix("http://").rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            return f"{endpoint!r} is not host:port"
+        if len(endpoints) > 1:
+            try:
+                ipaddress.IPv4Address(host)
+            except ValueError:
+                return f"{endpoint!r}: with several members give each as an IPv4 address and port"
+    return ""
+
+
+def _check(p: argparse.ArgumentParser, a: argparse.Namespace) -> None:
+    """Flags that parse yet cannot work: a one-line error and exit 2 (argparse's)."""
+    if not a.bookmark_interval > 0:
+        p.error("--bookmark-interval must be greater than 0")
+    if not a.endpoint_reconciler_interval > 0 or a.master_lease_ttl < 1:
+        p.error("--endpoint-reconciler-interval and --master-lease-ttl must be greater than 0")
+    if a.etcd_compaction_interval < 0:
+        p.error("--etcd-compaction-interval must not be negative")
+    try:
+        authorization_modes(a.authorization_mode)
+    except argparse.ArgumentTypeError as exc:
+        p.error(str(exc))
+    for flag in ("tls_cert_file", "tls_private_key_file", "client_ca_file",
+                 "service_account_key_file", "service_account_signing_key_file",
+                 "kubelet_client_certificate", "kubelet_client_key", "kubelet_certificate_authority"):
+        path = getattr(a, flag)
+        if path and not os.path.isfile(path):
+            p.error(f"--{flag.replace('_', '-')}: {path}: no such file")
+    if not 1 <= a.kubelet_port <= 65535:
+        p.error("--kubelet-port must be between 1 and 65535")
+    problem = etcd_endpoints_problem([e.strip() for e in a.etcd_servers.split(",") if e.strip()])
+    if problem:
+        p.error(f"--etcd-servers: {problem}")
+    try:
+        NodeRanges.parse(a.cluster_cidr, a.node_cidr_mask_size, a.node_network)
+    except ValueError as exc:
+        p.error(f"--cluster-cidr, --node-cidr-mask-size, --node-network: {exc}")
+
+
 def parse_args(argv: list[str] | None = None) -> Settings:
     p = argparse.ArgumentParser(prog="apiserver", description="Kubernetes API server over etcd")
     p.add_argument("--etcd-servers", default="127.0.0.1:2379",
@@ -196,28 +243,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     p.add_argument("--disable-admission-plugins", default="",
                    help="comma-separated admission plugins to leave out (e.g. ServiceAccount)")
     a = p.parse_args(argv)
-    if not a.bookmark_interval > 0:
-        p.error("--bookmark-interval must be greater than 0")
-    if not a.endpoint_reconciler_interval > 0 or a.master_lease_ttl < 1:
-        p.error("--endpoint-reconciler-interval and --master-lease-ttl must be greater than 0")
-    if a.etcd_compaction_interval < 0:
-        p.error("--etcd-compaction-interval must not be negative")
-    try:
-        authorization_modes(a.authorization_mode)
-    except argparse.ArgumentTypeError as exc:
-        p.error(str(exc))
-    for flag in ("tls_cert_file", "tls_private_key_file", "client_ca_file",
-                 "service_account_key_file", "service_account_signing_key_file",
-                 "kubelet_client_certificate", "kubelet_client_key", "kubelet_certificate_authority"):
-        path = getattr(a, flag)
-        if path and not os.path.isfile(path):
-            p.error(f"--{flag.replace('_', '-')}: {path}: no such file")
-    if not 1 <= a.kubelet_port <= 65535:
-        p.error("--kubelet-port must be between 1 and 65535")
-    try:
-        NodeRanges.parse(a.cluster_cidr, a.node_cidr_mask_size, a.node_network)
-    except ValueError as exc:
-        p.error(f"--cluster-cidr, --node-cidr-mask-size, --node-network: {exc}")
+    _check(p, a)
     return Settings(
         etcd_endpoints=[e.strip() for e in a.etcd_servers.split(",") if e.strip()],
         bind_address=a.bind_address, port=a.port, advertise_address=a.advertise_address,

@@ -30,3 +30,22 @@ def test_the_node_network_and_kubelet_port_flags():
 def test_bad_ranges_and_ports_stop_the_server_at_start(argv):
     with pytest.raises(SystemExit):
         parse_args([*SessionPki.get().apiserver_flags(), *argv])
+
+
+@pytest.mark.parametrize("servers, problem", [
+    ("127.0.0.1:2379", ""),
+    ("etcd:2379", ""),
+    ("http://127.0.0.1:2379,127.0.0.1:2381", ""),
+    ("etcd:2379,etcd-2:2379", "with several members give each as an IPv4 address and port"),
+    ("127.0.0.1", "is not host:port"),
+    ("127.0.0.1:99999", "is not host:port"),
+    ("", "no endpoint given"),
+])
+def test_etcd_servers_are_checked_at_start(servers, problem, capsys):
+    argv = [*SessionPki.get().apiserver_flags(), "--etcd-servers", servers]
+    if not problem:
+        assert parse_args(argv).etcd_endpoints
+        return
+    with pytest.raises(SystemExit):
+        parse_args(argv)
+    assert problem in capsys.readouterr().err

@@ -77,7 +77,7 @@ def test_new_entries_go_into_the_first_existing_file_of_KUBECONFIG(tmp_path, exi
 # --- documents ------------------------------------------------------------------------------
 
 def test_the_cluster_entry_is_renamed_and_its_server_replaced():
-    doc = uc.cluster_entry(cluster_file("mce"), "minicluster-mce", "https://10.0.0.1:6443")
+    doc = uc.cluster_entry(cluster_file("mce"), "minicluster-mce", ["https://10.0.0.1:6443"])
     assert [names(doc, s) for s in uc.SECTIONS] == [["minicluster-mce"]] * 3
     assert doc["contexts"][0]["context"] == {"cluster": "minicluster-mce", "user": "minicluster-mce",
                                              "namespace": "default"}
@@ -280,3 +280,15 @@ def test_cli_errors_are_one_line(tmp_path, argv, message):
     assert res.returncode == 1
     assert res.stderr.startswith("error: ") and res.stderr.count("\n") == 1 and message in res.stderr
     assert (tmp_path / "corrupt").read_text() == "clusters: [\n"
+
+
+def test_several_servers_go_in_the_servers_extension_and_one_drops_it():
+    from kubecore.client.config import SERVERS_EXTENSION
+
+    servers = ["https://127.0.0.1:6443", "https://127.0.0.1:6444"]
+    cluster = uc.cluster_entry(cluster_file(), "minicluster", servers)["clusters"][0]["cluster"]
+    assert cluster["server"] == servers[0]
+    assert cluster["extensions"] == [{"name": SERVERS_EXTENSION, "extension": {"servers": servers}}]
+    again = uc.cluster_entry({**cluster_file(), "clusters": [{"name": "mc", "cluster": cluster}]},
+                             "minicluster", ["https://10.0.0.1:6443"])["clusters"][0]["cluster"]
+    assert again["server"] == "https://10.0.0.1:6443" and "extensions" not in again

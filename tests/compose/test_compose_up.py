@@ -7,82 +7,24 @@ takes it down (the fixture takes it down too if a test before failed)."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from cluster import hoststate, launcher
-from cluster.dockerengine import engine_bridges
+from tests.compose.harness import NODES, Compose, assert_down_left_nothing, project_up
 from tests.e2e.harness import run, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 MANIFESTS = ROOT / "tests" / "e2e" / "manifests.yaml"  # the seed walkthrough's
 PROJECT = "mc-compose-test"
-NODES = {"mc-node-1", "mc-node-2"}
 DNS_ADDRESS = "10.250.0.5"
-
-
-def compose_argv(env: dict[str, str]) -> list[str]:
-    v2 = subprocess.run(["docker", "compose", "version"], capture_output=True, env={**os.environ, **env})
-    if v2.returncode == 0:
-        return ["docker", "compose"]
-    if shutil.which("docker-compose"):
-        return ["docker-compose"]
-    pytest.skip("neither `docker compose` nor docker-compose is installed")
-
-
-def forwarding() -> str:
-    return Path("/proc/sys/net/ipv4/ip_forward").read_text().strip()
-
-
-class Compose:
-    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
-        self.argv, self.env = argv, env
-        self.bridges: set[str] = set()
-        self.forwarding_before = ""
-
-    def __call__(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
-        return run(*self.argv, *args, env=self.env, check=check, timeout=timeout)
-
-    def kubectl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        return run("kubectl", *args, env=self.env, check=check, timeout=60)
-
-    def minikubectl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        return run(sys.executable, "-m", "minikubectl", *args, env=self.env, check=check, timeout=60)
 
 
 @pytest.fixture(scope="module")
 def compose(docker_env, project_image, ranges_blackholed, tmp_path_factory) -> Iterator[Compose]:
-    home = tmp_path_factory.mktemp("home")
-    env = {**docker_env, "COMPOSE_PROJECT_NAME": PROJECT, "HOME": str(home)}
-    env.pop("KUBECONFIG", None)
-    c = Compose(compose_argv(docker_env), env)
-    c("down", "-v", "--remove-orphans", check=False)
-    c.forwarding_before = forwarding()
-    c("up", "-d")
-    c.bridges = engine_bridges(c.env, PROJECT)
-    try:
-        wait_until((home / ".kube" / "config").exists, 240, interval=1.0, what="the kubeconfig one-shot")
-        wait_until(lambda: NODES <= ready_nodes(c), 240, interval=1.0, what="both nodes Ready")
+    with project_up(PROJECT, docker_env, tmp_path_factory.mktemp("home")) as c:
         yield c
-    finally:
-        if c("ps", "-q", check=False).stdout.strip():
-            c("down", "-v", "--remove-orphans", check=False)
-        # the node containers' pod cgroups (the host's hierarchy; a later node agent of the same
-        # name would remove them at its start)
-        hoststate.remove_cgroups(sorted(NODES))
-
-
-def ready_nodes(c: Compose) -> set[str]:
-    res = c.kubectl("get", "nodes", "-o", "json", check=False)
-    if res.returncode != 0:
-        return set()
-    return set(launcher.ready_nodes(json.loads(res.stdout)["items"]))
 
 
 def test_the_kubeconfig_is_merged_so_kubectl_and_minikubectl_need_no_flags(compose: Compose) -> None:
@@ -134,16 +76,4 @@ def test_the_seed_walkthrough_runs_in_compose(compose: Compose) -> None:
 
 
 def test_down_leaves_nothing(compose: Compose) -> None:
-    assert compose.bridges, "the compose networks are bridges on the host"
-    compose("down", "-v", "--remove-orphans")
-    label = f"label=com.docker.compose.project={PROJECT}"
-    for what in (["ps", "-aq"], ["volume", "ls", "-q"], ["network", "ls", "-q"]):
-        left = run("docker", *what, "--filter", label, env=compose.env).stdout.split()
-        assert left == [], f"docker {' '.join(what)} after down: {left}"
-    links = run("ip", "-o", "link", "show").stdout
-    assert not [b for b in compose.bridges if f" {b}:" in links], "a bridge of the project is left"
-    routes = run("ip", "route", "show", "table", "all").stdout
-    assert not [r for r in routes.splitlines() if "10.250.0." in r or any(b in r for b in compose.bridges)]
-    rules = run("iptables-save").stdout
-    assert not [r for r in rules.splitlines() if "10.250.0." in r or any(b in r for b in compose.bridges)]
-    assert forwarding() == compose.forwarding_before, "forwarding in the root namespace changed"
+    assert_down_left_nothing(compose, PROJECT)
