@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cluster.credentials import CONTROL_PLANE_IDENTITIES, PROXY_IDENTITY, node_identity
+from cluster.credentials import CONTROL_PLANE_IDENTITIES, NETPOL_IDENTITY, PROXY_IDENTITY, node_identity
 
 if TYPE_CHECKING:
     from tests.conftest import ApiServerProcess
@@ -18,9 +18,11 @@ if TYPE_CHECKING:
 
 def identity(component: str) -> tuple[str, tuple[str, ...]]:
     """(user, groups) of `component`: a key of CONTROL_PLANE_IDENTITIES ("scheduler",
-    "endpointslice", "dns", ...), "proxy", or "node:<name>" for that node's agent."""
+    "endpointslice", "dns", ...), "proxy", "netpol", or "node:<name>" for that node's agent."""
     if component == "proxy":
         return PROXY_IDENTITY
+    if component == "netpol":
+        return NETPOL_IDENTITY
     if component.startswith("node:"):
         return node_identity(component.removeprefix("node:"))
     return CONTROL_PLANE_IDENTITIES[component]

@@ -2,10 +2,14 @@
 agent's memory with a full node (110 pods). Prints figures; asserts nothing.
 
     .venv/bin/python -m bench.pod_startup [--pods 100] [--full 110] [--concurrency 10] [--rate 0] [--image busybox]
-        [--runtimes process,runc]
+        [--runtimes process,runc] [--network-policy off,on]
 
 Also prints the CPU each process spent per pod started (etcd, the API server, each agent with
 the CNI plugins and runtime calls it waited for, and alone).
+
+--network-policy on also runs each node's NetworkPolicy agent (`services.netpol`, programming
+the node's namespace) and has the node agents wait for it before a new pod's containers
+start (`--network-policy-agent`), as `cluster up` does: what that wait costs.
 
 --rate N paces the creates at N pods/s (0: as fast as --concurrency allows), as Kubernetes'
 density tests measure start-up at a given pod throughput rather than in one burst.
@@ -25,19 +29,26 @@ import asyncio
 import contextlib
 import os
 import secrets
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.apiserver import cpu_seconds
 from bench.control_plane import kubeconfig_for, start_apiserver
 from cluster import hoststate
 from cluster.etcd import EtcdProcess
+from cluster.procs import free_port, stop_process
 from kubecore.api.errors import ApiError
 from kubecore.api.resources import NODES, PODS
 from kubecore.client.config import ClientConfig
 from kubecore.client.rest import ApiClient
 from tests.nodeagent.agent_harness import SUBNET, AgentProcess, NodeNetwork
+
+if TYPE_CHECKING:
+    from tests.conftest import ApiServerProcess
 
 
 def pct(values: list[float], p: float) -> float:
@@ -179,29 +190,50 @@ def main() -> None:
     p.add_argument("--image", default="busybox")
     p.add_argument("--runtimes", default="process,runc",
                    help="comma-separated: each gets the same run, one after the other (before/after)")
+    p.add_argument("--network-policy", default="off",
+                   help="comma-separated off/on: with on, each node's policy agent runs and is waited for")
     args = p.parse_args()
     for runtime in args.runtimes.split(","):
-        print(f"== container runtime: {runtime}")
-        run_once(args, runtime)
+        for policy in args.network_policy.split(","):
+            print(f"== container runtime: {runtime}, network policy agent: {policy}")
+            run_once(args, runtime, policy == "on")
 
 
 RUNTIME = ["process"]  # the runtime of the current run
 
 
-def run_once(args: argparse.Namespace, runtime: str) -> None:
+def policy_agent(api: ApiServerProcess, tmp: Path, node: str, netns: str) -> tuple[subprocess.Popen, str]:
+    """The node's NetworkPolicy agent, programming `netns` from outside it; (process, its URL)."""
+    port = free_port()
+    log = open(tmp / f"netpol-{node}.log", "ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "services.netpol", "--kubeconfig", str(kubeconfig_for(api, tmp, "netpol")),
+         "--node-name", node, "--netns", netns, "--health-port", str(port)],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    log.close()
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def run_once(args: argparse.Namespace, runtime: str, network_policy: bool = False) -> None:
     RUNTIME[0] = runtime
     tag = secrets.token_hex(2)
     network = NodeNetwork(tag, [f"b{tag}n1", f"b{tag}n2"])
     agents: list[AgentProcess] = []
+    policy_agents: list[subprocess.Popen] = []
     with tempfile.TemporaryDirectory(prefix="pod-startup-") as tmp, EtcdProcess() as etcd:
         api = start_apiserver(etcd.endpoint, Path(tmp), "--node-network", f"{SUBNET}.0/24")
         try:
             network.up()
             for node in network.nodes:
                 kubeconfig = kubeconfig_for(api, Path(tmp), f"node:{node}")
+                extra: list[str] = []
+                if network_policy:
+                    proc, url = policy_agent(api, Path(tmp), node, network.netns(node))
+                    policy_agents.append(proc)
+                    extra = ["--network-policy-agent", url]
                 agents.append(AgentProcess(kubeconfig=kubeconfig, node=node, node_ip=network.ips[node],
                                            netns=network.netns(node), state_dir=Path(tmp) / node,
-                                           runtime=runtime).start())
+                                           runtime=runtime, extra=extra).start())
             assert etcd.pid and api.proc and all(a.proc for a in agents)
             pids = {"etcd": etcd.pid, "apiserver": api.proc.pid,
                     **{f"agent {a.node}": a.proc.pid for a in agents if a.proc}}
@@ -209,6 +241,8 @@ def run_once(args: argparse.Namespace, runtime: str) -> None:
         finally:
             for a in agents:
                 a.kill()
+            for proc in policy_agents:
+                stop_process(proc)
             network.down()
             api.stop()
             hoststate.unmount_under(Path(tmp))

@@ -152,6 +152,8 @@ def node_components(cfg: ClusterConfig, i: int) -> list[Component]:
                                         "--client-ca-file", str(cfg.ca_file),
                                         "--container-runtime", cfg.container_runtime,
                                         "--image-store-dir", str(ndir / "images"),
+                                        # the node's policy agent, asked before a new pod's containers start
+                                        "--network-policy-agent", f"http://127.0.0.1:{cfg.netpol_health_port}",
                                         *mirrors),
                   netns=ns, stage=3),
         Component(f"proxy-{node}", (py, "-m", "services.proxy", *kubeconfig(f"proxy-{node}"),

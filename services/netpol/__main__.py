@@ -6,17 +6,21 @@
 In the local cluster it runs inside the node's network namespace, as the proxy does, and
 programs that namespace's `ip minicluster-netpol` table (``--netns`` instead runs nft through
 ``ip netns exec``, for tests). SIGTERM leaves the rules in place: pods stay isolated while the
-agent restarts. ``--cleanup`` deletes the table.
+agent restarts. ``--cleanup`` deletes the table. Its health port (the node's loopback) also
+answers the node agent's `POST /podnetwork` for each new sandbox (see services/netpol/agent.py).
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import logging
 import shutil
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 
+from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from kubecore.api import resources as R
@@ -72,6 +76,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def pod_network_handler(agent: PolicyAgent) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """`POST /podnetwork` {namespace, name, uid, ip}: the node agent's new sandbox; answered
+    once the table accounts for it (200), or 504 after `timeout` seconds (default 10)."""
+    async def handle(request: web.Request) -> web.Response:
+        return await _pod_network(agent, request)
+    return handle
+
+
+async def _pod_network(agent: PolicyAgent, request: web.Request) -> web.Response:
+    try:
+        body = await request.json()
+        namespace, name, uid, ip = (str(body[k]) for k in ("namespace", "name", "uid", "ip"))
+        ipaddress.IPv4Address(ip)
+        timeout = min(float(body.get("timeout", 10)), 60.0)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return web.json_response({"error": "want JSON {namespace, name, uid, ip (IPv4)[, timeout]}"}, status=400)
+    if await agent.wait_programmed(namespace, name, uid, ip, timeout):
+        return web.json_response({"programmed": True})
+    why = "policies not programmed yet" if not agent.ready else f"pod {namespace}/{name} not seen from the API yet"
+    return web.json_response({"error": f"not programmed within {timeout:g}s: {why}"}, status=504)
+
+
 def attach(agent: PolicyAgent, factory: SharedInformerFactory, kind: str) -> Informer:
     """An informer of `kind` (all namespaces) feeding the agent."""
     informer = factory.informer(KINDS[kind])
@@ -100,8 +126,9 @@ async def run(args: argparse.Namespace, stop: asyncio.Event) -> None:
     async def ready() -> str | None:
         return None if agent.ready else "policies not programmed yet"
 
-    health = HealthServer(create_health_app(Health(registry=registry, informers=lambda: factory.informers,
-                                                   ready=ready)), args.health_listen, args.health_port)
+    app = create_health_app(Health(registry=registry, informers=lambda: factory.informers, ready=ready))
+    app.router.add_post("/podnetwork", pod_network_handler(agent))
+    health = HealthServer(app, args.health_listen, args.health_port)
     try:
         await health.start()
         await factory.start()

@@ -6,13 +6,17 @@ renders the whole table from everything recorded and applies it in one `nft -f` 
 changed. Nothing is programmed before all three caches have synced: rules from a half-filled
 cache would cut off pods that policies merely have not been listed for yet.
 
-A new pod is isolated once the agent has seen its IP (status.podIPs), one sync after its
-sandbox got the address: until then its first packets pass as for a pod no policy selects.
-Closing that window needs the node agent to wait for the policy before reporting the pod
-ready, which it does not do yet.
+A new pod's policy is in place before its first packet: the node agent, once CNI gave the
+sandbox its address and before any container starts, asks this agent (`POST /podnetwork` on
+its health port, node-local) and waits for `wait_programmed`: the address is taken from the
+node agent (the API learns it only later, from the pod's status), the table synced with it,
+and only then the answer given (Cilium's CNI ADD waits for the endpoint's policy the same
+way). A pod no policy selects waits for that one sync too: whether a policy selects it is
+known only then.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any, Protocol
@@ -20,7 +24,7 @@ from typing import Any, Protocol
 from prometheus_client import CollectorRegistry
 
 from kubecore.controller.runner import BoundedFrequencyRunner, SyncTrigger
-from services.netpol.model import pod_policies
+from services.netpol.model import pod_ip, pod_policies
 from services.netpol.rules import render
 
 log = logging.getLogger(__name__)
@@ -46,6 +50,10 @@ class PolicyAgent:
         self.policies: dict[str, Obj] = {}
         self.synced = {"pods": False, "namespaces": False, "networkpolicies": False}
         self.applied: str | None = None
+        # pod key -> (uid, IP) the node agent gave for a new sandbox, until the pod's status has it
+        self.new_addresses: dict[str, tuple[str, str]] = {}
+        self.programmed: frozenset[str] = frozenset()  # this node's pod IPs the table accounts for
+        self._synced = asyncio.Condition()
         self.runner = BoundedFrequencyRunner(self.sync, registry=registry, min_interval=min_interval,
                                              sync_period=sync_period, metrics_prefix="netpol")
 
@@ -58,6 +66,8 @@ class PolicyAgent:
 
     def on_deleted(self, kind: str, obj: Obj) -> None:
         self.store(kind).pop(_key(obj), None)
+        if kind == "pods":
+            self.new_addresses.pop(_key(obj), None)
         self.runner.request()
 
     def mark_synced(self, kind: str) -> None:
@@ -68,19 +78,65 @@ class PolicyAgent:
     def ready(self) -> bool:
         return self.applied is not None
 
-    def desired(self) -> str:
-        return render(pod_policies(self.pods.values(), self.namespaces.values(), self.policies.values(),
+    def local_pods(self) -> list[Obj]:
+        """This node's pods as the policies see them: a new sandbox's address, given by the
+        node agent, stands in for the one its status does not show yet."""
+        out: list[Obj] = []
+        for key, pod in self.pods.items():
+            if (pod.get("spec") or {}).get("nodeName") != self.node_name:
+                continue
+            given = self.new_addresses.get(key)
+            meta = pod.get("metadata") or {}
+            if given is not None and given[0] == meta.get("uid") and not pod_ip(pod):
+                out.append({**pod, "status": {**(pod.get("status") or {}), "podIP": given[1]}})
+            else:
+                out.append(pod)
+        return out
+
+    def desired(self) -> tuple[str, frozenset[str]]:
+        """The table's text, and the local pod IPs it accounts for."""
+        local = self.local_pods()
+        others = [p for p in self.pods.values() if (p.get("spec") or {}).get("nodeName") != self.node_name]
+        text = render(pod_policies([*local, *others], self.namespaces.values(), self.policies.values(),
                                    self.node_name))
+        return text, frozenset(ip for ip in map(pod_ip, local) if ip)
+
+    async def wait_programmed(self, namespace: str, name: str, uid: str, ip: str, timeout: float) -> bool:
+        """Take `ip` as pod namespace/name's (uid `uid`) new address and wait until the table
+        synced with it is in the kernel (True), at most `timeout` seconds (False)."""
+        key = f"{namespace}/{name}"
+        self.new_addresses[key] = (uid, ip)
+        self.runner.request()
+
+        def done() -> bool:
+            pod = self.pods.get(key)
+            return pod is not None and (pod.get("metadata") or {}).get("uid") == uid and ip in self.programmed
+        async with self._synced:
+            try:
+                await asyncio.wait_for(self._synced.wait_for(done), timeout)
+            except TimeoutError:
+                return False
+        return True
 
     async def sync(self, trigger: SyncTrigger) -> None:
         if not all(self.synced.values()):
             log.info("policy sync skipped: caches not synced yet")
             return
-        text = self.desired()
+        for key, pod in list(self.pods.items()):  # an address the API has now needs no stand-in
+            if key in self.new_addresses and pod_ip(pod):
+                del self.new_addresses[key]
+        text, local_ips = self.desired()
         if text == self.applied and trigger is SyncTrigger.CHANGED:
+            await self._accounted(local_ips)
             return
         self.applied = None  # until nft took it, what is in the kernel is not known
         await self.nft.run(text)
         self.applied = text
+        await self._accounted(local_ips)
         log.info("policies synced", extra={"trigger": trigger.value, "bytes": len(text),
                                             "policies": len(self.policies)})
+
+    async def _accounted(self, local_ips: frozenset[str]) -> None:
+        async with self._synced:
+            self.programmed = local_ips
+            self._synced.notify_all()

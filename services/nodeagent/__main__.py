@@ -69,6 +69,9 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
     p.add_argument("--ip-masq", action="store_true",
                    help="masquerade pod traffic to addresses outside --cluster-cidr, as kind's ip-masq-agent "
                         "does (for nodes whose neighbours cannot route back to pods, as in compose)")
+    p.add_argument("--network-policy-agent", default="", metavar="URL",
+                   help="the node's NetworkPolicy agent (http://127.0.0.1:10258): no container of a new pod "
+                        "starts before it has the pod's policy in place")
     p.add_argument("--container-runtime", choices=["runc", "crun", "process"], default="process",
                    help="runc or crun (an OCI runtime; containers from the images in --image-store-dir), or "
                         "process (host processes: each container's command on the node, its image not run)")
@@ -125,6 +128,7 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
         heartbeat_interval=a.heartbeat_interval, backoff=Backoff(a.backoff_base, a.backoff_max),
         relist_interval=a.relist_interval, workers=a.workers, container_runtime=a.container_runtime,
         image_store_dir=a.image_store_dir or a.state_dir / "images", registry_mirrors=mirrors, image_gc=gc,
+        network_policy_agent=a.network_policy_agent,
     )
 
 

@@ -67,6 +67,7 @@ from services.nodeagent.oci.registry import Puller
 from services.nodeagent.oci.store import ContentStore
 from services.nodeagent.ociruntime import OciRuntime
 from services.nodeagent.podsync import Backoff
+from services.nodeagent.policygate import PolicyGate
 from services.nodeagent.probes import Prober, ProbeTarget
 from services.nodeagent.projected import TokenManager
 from services.nodeagent.routes import RouteTable, desired_routes
@@ -116,6 +117,7 @@ class AgentConfig:
     image_store_dir: Path | None = None  # the OCI runtime's images; <state_dir>/images when None
     registry_mirrors: tuple[tuple[str, str], ...] = ()  # (registry, endpoint), tried before the registry
     image_gc: GcPolicy = field(default_factory=GcPolicy)
+    network_policy_agent: str = ""  # URL of the node's policy agent, asked before a new pod's containers start
 
 
 _ECHO_IGNORED_METADATA = frozenset({"resourceVersion", "managedFields", "generation"})
@@ -294,6 +296,7 @@ class Agent:
                                   allocatable=node_resources())
         self.queue = WorkQueue("pods", ExponentialBackoff(base=0.1, cap=30.0))
         self.events = EventRecorder(self.client, "kubelet", host=cfg.node_name)
+        self.policy_gate = PolicyGate(cfg.network_policy_agent) if cfg.network_policy_agent else None
         self.ranges = NodeRanges.parse(cfg.cluster_cidr, cfg.node_cidr_mask, cfg.node_network)
         self.routes = RouteTable(self.ranges, cfg.host_netns)
         self._pod_side: PodSide | None = None  # made by start(), once the pod network is known
@@ -568,7 +571,8 @@ class Agent:
                                requeue=self.queue.add_after, bound_pod_uids=self._bound_pod_uids,
                                node_ip=cfg.node_ip, backoff=cfg.backoff, failures=self.start_failures,
                                volumes=self.volumes, objects=self.objects, allocatable=node_resources(), hooks=hooks,
-                               service_env=lambda pod: service_env(pod, self.services.store.list()))
+                               service_env=lambda pod: service_env(pod, self.services.store.list()),
+                               policy_gate=self.policy_gate)
         self._pod_side = PodSide(runtime, prober, executor, hooks)
         await self.post_status()  # with the node's images (status.images), as soon as they are known
         self._tasks.append(asyncio.create_task(self.routes_loop(), name="routes"))
@@ -616,4 +620,6 @@ class Agent:
                 await self._pod_side.hooks.close()
             self._pod_side.runtime.close()
         await self.events.close()
+        if self.policy_gate is not None:
+            await self.policy_gate.close()
         await self.client.close()

@@ -47,9 +47,17 @@ from services.nodeagent.podsync import (
     StopSandbox,
     Tell,
 )
+from services.nodeagent.policygate import PolicyGate, PolicyGateError
 from services.nodeagent.probes import ProbeTarget
 from services.nodeagent.projected import VolumeError
-from services.nodeagent.runtime import ContainerConfig, ContainerInfo, Mount, RuntimeServiceError, SandboxInfo
+from services.nodeagent.runtime import (
+    ContainerConfig,
+    ContainerInfo,
+    Mount,
+    RuntimeServiceError,
+    SandboxCreateError,
+    SandboxInfo,
+)
 from services.nodeagent.sources import ReferencedObjects, SourceError
 
 log = logging.getLogger("nodeagent")
@@ -234,6 +242,7 @@ class PodExecutor:
         hooks: Hooks | None = None,
         image_backoff: PullBackoff | None = None,
         on_status_written: Callable[[str, Obj], None] | None = None,
+        policy_gate: PolicyGate | None = None,
     ) -> None:
         self.runtime = runtime
         self.probes = probes
@@ -251,6 +260,7 @@ class PodExecutor:
         self.hooks = hooks
         self.images = ImageManager(runtime, tell=self._tell, backoff=image_backoff)
         self.on_status_written = on_status_written  # (pod key, the status now in the API)
+        self.policy_gate = policy_gate  # a new sandbox's NetworkPolicy in place before its containers
 
     async def run(self, plan: PodPlan) -> None:
         sync = _Sync(plan)
@@ -356,6 +366,18 @@ class PodExecutor:
             self._tell(sync.plan.pod, podevents.failed_create_sandbox(str(exc)))
             sync.error = exc  # the status is still written; the sync fails after it
             return
+        if self.policy_gate is not None and info.ip:
+            try:
+                await self.policy_gate.wait(step.namespace, step.name, step.pod_uid, info.ip)
+            except PolicyGateError as exc:
+                log.warning("pod=%s sandbox %s removed: %s", sync.key, info.id[:12], exc, extra={"key": sync.key})
+                await self.runtime.stop_pod_sandbox(info.id)
+                await self.runtime.remove_pod_sandbox(info.id)
+                error = SandboxCreateError(f"network policy for pod {step.namespace}/{step.name} "
+                                           f"not in place: {exc}")
+                self._tell(sync.plan.pod, podevents.failed_create_sandbox(str(error)))
+                sync.error = error
+                return
         sync.sandbox_id = info.id
 
     async def _set_up_volumes(self, sync: _Sync) -> None:

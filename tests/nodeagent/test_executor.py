@@ -16,6 +16,7 @@ from services.nodeagent.cni import CniError
 from services.nodeagent.executor import PodExecutor, StartFailures, observe
 from services.nodeagent.imagemanager import PullBackoff
 from services.nodeagent.podsync import Backoff, plan_pod
+from services.nodeagent.policygate import PolicyGateError
 from services.nodeagent.probes import ProbeTarget
 from services.nodeagent.runtime import (
     CONTAINER_EXITED,
@@ -245,6 +246,43 @@ async def test_sandbox_failure_writes_status_then_fails_the_sync(node):
     assert p["status"]["phase"] == "Pending"
     assert p["status"]["containerStatuses"][0]["state"] == {"waiting": {"reason": "ContainerCreating"}}
     assert node.requeued == []  # the work queue's own retry takes over
+
+
+class Gate:
+    """The node's policy agent as the executor asks it: records each ask with what the runtime
+    had been asked by then; `error` makes it refuse."""
+
+    def __init__(self, runtime: FakeRuntime, error: str = "") -> None:
+        self.runtime, self.error = runtime, error
+        self.asked: list[tuple[tuple[str, str, str, str], list]] = []
+
+    async def wait(self, namespace: str, name: str, uid: str, ip: str) -> None:
+        self.asked.append(((namespace, name, uid, ip), list(self.runtime.calls)))
+        if self.error:
+            raise PolicyGateError(self.error)
+
+
+async def test_no_container_starts_before_the_policy_agent_has_the_new_address(node):
+    gate = node.executor.policy_gate = Gate(node.runtime)
+    p = pod()
+    await node.sync(p)
+    assert gate.asked == [(("ns", "p", "u1", "10.244.1.2"), [("run_pod_sandbox", "u1")])]
+    assert node.runtime.calls[1:] == [("create_container", "web", 0), ("start_container", "web", 0)]
+
+
+async def test_a_policy_agent_that_cannot_answer_fails_the_sandbox_which_goes(node):
+    node.executor.policy_gate = Gate(node.runtime, "the network policy agent at x is not answering")
+    p = pod()
+    with pytest.raises(SandboxCreateError):
+        await node.sync(p)
+    assert [c[0] for c in node.runtime.calls] == ["run_pod_sandbox", "stop_pod_sandbox", "remove_pod_sandbox"]
+    assert node.cni.addresses() == []  # its address given back
+    assert node.events.told == [("FailedCreatePodSandBox", "Failed to create pod sandbox: network policy for pod "
+                                 "ns/p not in place: the network policy agent at x is not answering")]
+    node.forget_calls()
+    node.executor.policy_gate = Gate(node.runtime)
+    await node.sync(p)  # the next sync makes a new sandbox
+    assert [c[0] for c in node.runtime.calls] == ["run_pod_sandbox", "create_container", "start_container"]
 
 
 # --------------------------------------------------------------------------- restarts
