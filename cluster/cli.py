@@ -156,7 +156,7 @@ def kubeconfig_of(cfg: ClusterConfig, *, show: bool, kubeconfig: str | None) -> 
     if load_state(cfg.state_dir) is None:
         raise launcher.LaunchError(f"no cluster in {cfg.state_dir}: run `cluster up` first")
     key = userconfig.context_name(cfg.name)
-    doc = userconfig.load_cluster_config(cfg.kubeconfig, key, cfg.apiserver_urls)
+    doc = userconfig.load_cluster_config(cfg.kubeconfig, key, cfg.user_servers)
     if show:
         sys.stdout.write(userconfig.dump(doc))
         return 0

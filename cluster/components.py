@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from cluster import registry
-from cluster.config import HA_PORT_OFFSET, ClusterConfig, copy_name
+from cluster.config import APISERVER_LB_IP, HA_PORT_OFFSET, ClusterConfig, copy_name
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,19 @@ def apiservers(cfg: ClusterConfig) -> list[Component]:
     return servers
 
 
+def apiserver_lb(cfg: ClusterConfig) -> list[Component]:
+    """With --ha, the load balancer in front of the API servers that the user's kubeconfig
+    names (services/apiserverlb; kind's external load balancer)."""
+    if not cfg.ha:
+        return []
+    hp = cfg.apiserver_lb_health_port
+    backends = [a for ip in cfg.control_plane_ips for a in ("--backend", f"{ip}:{cfg.apiserver_port}")]
+    return [Component("apiserver-lb", (cfg.python, "-m", "services.apiserverlb",
+                                       "--listen", f"{APISERVER_LB_IP}:{cfg.apiserver_port}", *backends,
+                                       "--ca-file", str(cfg.ca_file), "--health-port", str(hp)),
+                      health=f"http://127.0.0.1:{hp}/readyz", stage=2)]
+
+
 def dns_servers(cfg: ClusterConfig) -> list[Component]:
     """A DNS server on each control-plane address, the kube-dns Service's endpoints."""
     out = []
@@ -109,6 +122,7 @@ def control_plane(cfg: ClusterConfig) -> list[Component]:
     return [
         *etcd_members(cfg),
         *apiservers(cfg),
+        *apiserver_lb(cfg),
         *controller("endpointslice", "services.endpointslice", 0),
         *controller("scheduler", "services.scheduler", 1, lease="kube-scheduler"),
         *controller("deployments", "services.deployments", 2),

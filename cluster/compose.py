@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cluster.components import Component, control_plane, etcd_members, image_registry, node_components
-from cluster.config import ClusterConfig, copy_name
+from cluster.config import APISERVER_LB_IP, ClusterConfig, copy_name
 
 COMPOSE_NODE_IPS = {1: "10.250.0.11", 2: "10.250.0.12"}
 # the API servers and DNS servers on the nodes network: `apiserver` and `dns`, and with
@@ -39,6 +39,10 @@ def translate(cfg: ClusterConfig, argv: tuple[str, ...], node: int | None = None
         subst[url] = subst[cfg.apiserver_urls_for_nodes[k]] = COMPOSE_APISERVER_URLS[k]
     subst |= {f"{registry}={cfg.registry_url}": f"{registry}={COMPOSE_REGISTRY_URL}"
               for registry in ("docker.io", "registry.k8s.io")}
+    # the API servers' load balancer (compose.ha.yaml): its own container, the servers' addresses
+    subst[f"{APISERVER_LB_IP}:{cfg.apiserver_port}"] = "0.0.0.0:6443"
+    subst |= {f"{ip}:{cfg.apiserver_port}": f"{COMPOSE_APISERVER_IPS[k]}:6443"
+              for k, ip in enumerate(cfg.control_plane_ips)}
     control_plane = cfg.control_plane_ips
     out = []
     for i, arg in enumerate(argv):

@@ -14,6 +14,9 @@ from pathlib import Path
 DEFAULT_STATE_DIR = Path(os.environ.get("MINICLUSTER_STATE_DIR", "/var/lib/minicluster"))
 ROUTE_PROTO = 252  # routes this project adds in the root namespace carry this protocol number
 HA_PORT_OFFSET = 40  # the second copy of a controller serves health this far above the first
+# with --ha, where the API servers' load balancer takes the user's connections (kind's
+# external load balancer): a loopback address of its own, so it keeps the API server port
+APISERVER_LB_IP = "127.0.0.2"
 
 
 def copy_name(name: str, k: int) -> str:
@@ -160,6 +163,20 @@ class ClusterConfig:
         """Every API server, for clients on this machine (the first on loopback), in the order
         they try them."""
         return [self.apiserver_url] + [f"https://{ip}:{self.apiserver_port}" for ip in self.control_plane_ips[1:]]
+
+    @property
+    def user_servers(self) -> list[str]:
+        """The API servers the user's kubeconfig names, in order: with --ha first the load
+        balancer in front of them (all kubectl uses), then each server (minikubectl fails over)."""
+        return ([self.apiserver_lb_url] if self.ha else []) + self.apiserver_urls
+
+    @property
+    def apiserver_lb_url(self) -> str:
+        return f"https://{APISERVER_LB_IP}:{self.apiserver_port}"
+
+    @property
+    def apiserver_lb_health_port(self) -> int:
+        return self.health_base_port + 12
 
     @property
     def apiserver_urls_for_nodes(self) -> list[str]:

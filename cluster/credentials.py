@@ -27,7 +27,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from cluster.config import ClusterConfig
+from cluster.config import APISERVER_LB_IP, ClusterConfig
 from cluster.pki import KeyPair, Pki
 from kubecore.client.config import write_kubeconfig
 
@@ -80,7 +80,7 @@ def make(cfg: ClusterConfig, *, extra_sans: tuple[str, ...] = (), servers: Seque
     servers = list(servers or cfg.apiserver_urls)
     node_servers = list(node_servers or cfg.apiserver_urls_for_nodes)
     node_ips = node_ips or {i: cfg.node_ip(i) for i in range(1, cfg.nodes + 1)}
-    ips = [*cfg.control_plane_ips, kubernetes_service_ip(cfg)]
+    ips = [*cfg.control_plane_ips, kubernetes_service_ip(cfg), *([APISERVER_LB_IP] if cfg.ha else [])]
     names: list[str] = []
     for san in extra_sans:
         try:

@@ -357,7 +357,7 @@ def set_user_context(cfg: ClusterConfig, kubeconfig: str | None) -> tuple[Path |
     written, or why not. A kubeconfig we may not rewrite does not fail a started cluster."""
     try:
         entry = userconfig.load_cluster_config(cfg.kubeconfig, userconfig.context_name(cfg.name),
-                                               cfg.apiserver_urls)
+                                               cfg.user_servers)
         return userconfig.merge_into(entry, explicit=kubeconfig), None
     except userconfig.UserConfigError as exc:
         log.warning("kubectl context not set: %s", exc)
@@ -381,7 +381,7 @@ def ready_message(cfg: ClusterConfig, *, seconds: float, written: Path | None,
     return "\n".join([
         head,
         f"Cluster {cfg.name!r} is ready after {seconds:.1f}s: {cfg.nodes} nodes, "
-        f"API server {cfg.apiserver_url}. You can now use it with:", "",
+        f"API server {cfg.user_servers[0]}. You can now use it with:", "",
         *(f"  {line}" for line in use), "",
         f"The cluster's network, live: {cfg.ui_url}",
         f"kubeconfig for scripts: {cfg.kubeconfig}   logs: {cfg.log_dir}",
@@ -508,7 +508,7 @@ def status(cfg: ClusterConfig) -> dict:
         healthy = alive and (c.get("health") is None or http_ok(c["health"], cafile=str(cfg.ca_file)))
         comps[name] = {"pid": c.get("pid"), "running": alive, "healthy": healthy,
                        "restarts": c.get("restarts", 0)}
-    return {"status": state.get("status"), "apiserver": cfg.apiserver_url, "dns": cfg.dns_address, "ui": cfg.ui_url,
+    return {"status": state.get("status"), "apiserver": cfg.user_servers[0], "dns": cfg.dns_address, "ui": cfg.ui_url,
             "kubeconfig": str(cfg.kubeconfig), "context": userconfig.context_name(cfg.name),
             "user_kubeconfig": state.get("user_kubeconfig"), "proxyMode": cfg.proxy_mode,
             "nodes": state.get("nodes", []), "components": comps}

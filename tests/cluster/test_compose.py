@@ -42,7 +42,7 @@ def test_the_ha_variant_lists_both_api_and_dns_servers_everywhere():
     assert [boot[i + 1] for i, a in enumerate(boot) if a == "--dns-ip"] == list(COMPOSE_DNS_IPS)
     merge = services["kubeconfig"]["command"]
     assert [merge[i + 1] for i, a in enumerate(merge) if a == "--server"] == [
-        "https://127.0.0.1:6443", "https://127.0.0.1:6444"]
+        "https://127.0.0.1:6445", "https://127.0.0.1:6443", "https://127.0.0.1:6444"]  # the balancer first
     # docker-compose 1.29 renders "127.0.0.1:6444:6443/tcp", Compose v2 a mapping
     ports = [f'{p["host_ip"]}:{p["published"]}:{p["target"]}' if isinstance(p, dict) else p.removesuffix("/tcp")
              for p in services["apiserver-2"]["ports"]]

@@ -82,7 +82,8 @@ def test_ha_adds_the_second_apiserver_address_every_server_to_kubeconfigs_and_et
     creds = credentials.make(cfg)
     sans = x509.load_pem_x509_certificate(creds.apiserver.cert.read_bytes()).extensions.get_extension_for_class(
         x509.SubjectAlternativeName).value
-    assert {"10.250.0.1", "10.250.0.254"} <= {str(ip) for ip in sans.get_values_for_type(x509.IPAddress)}
+    # both servers' addresses, and the load balancer's, which passes TLS through to them
+    assert {"10.250.0.1", "10.250.0.254", "127.0.0.2"} <= {str(ip) for ip in sans.get_values_for_type(x509.IPAddress)}
     assert load_kubeconfig(cfg.component_kubeconfig("scheduler")).more_servers == ("https://10.250.0.254:6443",)
     node = load_kubeconfig(cfg.component_kubeconfig("nodeagent-mc-node-1"))
     assert (node.server, node.more_servers) == ("https://10.250.0.1:6443", ("https://10.250.0.254:6443",))

@@ -70,7 +70,10 @@ def test_every_piece_runs_twice_or_thrice(compose: Compose) -> None:
 
 def test_the_cluster_goes_on_without_the_first_api_server_etcd_member_and_dns(compose: Compose, tmp_path) -> None:
     compose("stop", "apiserver", "etcd", "dns")
-    # the host's kubeconfig lists both API servers: minikubectl goes on through 127.0.0.1:6444
+    # kubectl, which reads one server only, goes through the load balancer the host's
+    # kubeconfig names first (127.0.0.1:6445)
+    assert "mc-node-1" in compose.kubectl("get", "nodes", "-o", "name").stdout
+    # the host's kubeconfig lists both API servers too: minikubectl goes on through 127.0.0.1:6444
     manifest = tmp_path / "ha.yaml"
     manifest.write_text(DEPLOYMENT)
     compose.minikubectl("apply", "-f", str(manifest))

@@ -140,7 +140,8 @@ def test_a_killed_leader_hands_over_to_its_standby(nft_cluster: Cluster, tmp_pat
 def test_the_control_plane_outlives_an_apiserver_and_an_etcd_member(nft_cluster: Cluster, tmp_path) -> None:
     """Three etcd members, an API server and a DNS server on each of two addresses: the
     kubernetes Service lists both API servers and drops one that stops renewing its lease;
-    clients fail over when one dies; writes go on when an etcd member dies."""
+    clients fail over when one dies (kubectl through the load balancer); writes go on when an
+    etcd member dies."""
     import asyncio
     import signal
 
@@ -150,7 +151,7 @@ def test_the_control_plane_outlives_an_apiserver_and_an_etcd_member(nft_cluster:
 
     kubectl = ("kubectl", "--kubeconfig", nft_cluster.status["kubeconfig"], "--cache-dir", str(tmp_path / "kc"))
     comps = json.loads(nft_cluster.cluster("status", "-o", "json").stdout)["components"]
-    for name in ("etcd", "etcd-2", "etcd-3", "apiserver", "apiserver-2", "dns", "dns-2"):
+    for name in ("etcd", "etcd-2", "etcd-3", "apiserver", "apiserver-2", "apiserver-lb", "dns", "dns-2"):
         assert comps[name]["healthy"], f"{name}: {comps[name]}"
     both = ["10.252.0.1", "10.252.0.254"]
 
@@ -188,6 +189,12 @@ def test_the_control_plane_outlives_an_apiserver_and_an_etcd_member(nft_cluster:
     os.kill(comps["apiserver"]["pid"], signal.SIGKILL)
     nodes = nft_cluster.mkctl("get", "nodes", "-o", "name").stdout
     assert f"node/{NAME}-node-1" in nodes
+    # kubectl reads one server only: the user's kubeconfig names the load balancer in front of
+    # both first, which passes the connection to the API server still alive
+    user = ("kubectl", "--kubeconfig", str(nft_cluster.user_kubeconfig), "--cache-dir", str(tmp_path / "kc-user"))
+    server = run(*user, "config", "view", "--minify", "-o", "jsonpath={.clusters[0].cluster.server}").stdout
+    assert server == f"https://127.0.0.2:{nft_cluster.api_port}"
+    assert f"node/{NAME}-node-1" in run(*user, "get", "nodes", "-o", "name").stdout
 
     # an etcd member killed under a stream of writes: every create is acknowledged or refused,
     # and every acknowledged one is there afterwards
