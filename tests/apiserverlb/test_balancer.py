@@ -28,7 +28,7 @@ def closed_port() -> int:
         return s.getsockname()[1]
 
 
-class Lab:
+class Balanced:
     def __init__(self, balancer: Balancer, health: dict[str, bool], port: int) -> None:
         self.balancer, self.health, self.port = balancer, health, port
 
@@ -42,7 +42,7 @@ class Lab:
 
 
 @pytest.fixture
-async def lab() -> AsyncIterator[Lab]:
+async def balanced() -> AsyncIterator[Balanced]:
     servers = [await named_backend(n) for n in ("a", "b")]
     backends = [Backend("127.0.0.1", s.sockets[0].getsockname()[1]) for s in servers]
     backends.append(Backend("127.0.0.1", closed_port()))  # "c": nothing listens
@@ -53,35 +53,35 @@ async def lab() -> AsyncIterator[Lab]:
     balancer = Balancer(backends, check, registry=CollectorRegistry(), fall=1)
     front = await asyncio.start_server(balancer.handle, "127.0.0.1", 0)
     try:
-        yield Lab(balancer, health, front.sockets[0].getsockname()[1])
+        yield Balanced(balancer, health, front.sockets[0].getsockname()[1])
     finally:
         front.close()
         for s in servers:
             s.close()
 
 
-async def test_connections_take_turns_and_skip_a_backend_that_refuses(lab: Lab) -> None:
-    answers = [await lab.ask(f"q{i}") for i in range(6)]
+async def test_connections_take_turns_and_skip_a_backend_that_refuses(balanced: Balanced) -> None:
+    answers = [await balanced.ask(f"q{i}") for i in range(6)]
     # "c" refuses: its turns go to the next backend, and every answer is whole
     assert answers == ["a:q0", "b:q1", "a:q2", "a:q3", "b:q4", "a:q5"]
-    refused = lab.balancer.refused.labels(lab.balancer.backends[2].address)._value.get()
+    refused = balanced.balancer.refused.labels(balanced.balancer.backends[2].address)._value.get()
     assert refused == 2
 
 
-async def test_a_backend_failing_its_checks_gets_no_new_connections(lab: Lab) -> None:
-    a, b, c = lab.balancer.backends
-    lab.health[a.address] = lab.health[c.address] = False
-    await lab.balancer.check_once()
+async def test_a_backend_failing_its_checks_gets_no_new_connections(balanced: Balanced) -> None:
+    a, b, c = balanced.balancer.backends
+    balanced.health[a.address] = balanced.health[c.address] = False
+    await balanced.balancer.check_once()
     assert not a.healthy and b.healthy
-    assert {await lab.ask() for _ in range(4)} == {"b:hi"}
-    lab.health[a.address] = True
-    await lab.balancer.check_once()
-    assert {await lab.ask() for _ in range(4)} == {"a:hi", "b:hi"}
+    assert {await balanced.ask() for _ in range(4)} == {"b:hi"}
+    balanced.health[a.address] = True
+    await balanced.balancer.check_once()
+    assert {await balanced.ask() for _ in range(4)} == {"a:hi", "b:hi"}
 
 
-async def test_with_no_backend_healthy_each_is_still_tried(lab: Lab) -> None:
-    for b in lab.balancer.backends:
-        lab.health[b.address] = False
-    await lab.balancer.check_once()
-    assert not lab.balancer.any_healthy
-    assert (await lab.ask()).endswith(":hi")
+async def test_with_no_backend_healthy_each_is_still_tried(balanced: Balanced) -> None:
+    for b in balanced.balancer.backends:
+        balanced.health[b.address] = False
+    await balanced.balancer.check_once()
+    assert not balanced.balancer.any_healthy
+    assert (await balanced.ask()).endswith(":hi")
