@@ -73,6 +73,18 @@ def text_of(browser, element_id: str) -> str:
             time.sleep(0.02)
     raise AssertionError(f"#{element_id} kept being replaced")
 
+def attributes(browser, css: str, *names: str) -> list[str]:
+    """For each element `css` finds, the first of its attributes `names` that is set; read again
+    from the start if the page re-rendered an element between finding and reading it."""
+    for _ in range(100):
+        try:
+            return [next((v for v in (e.get_attribute(n) for n in names) if v), "")
+                    for e in browser.find_elements(By.CSS_SELECTOR, css)]
+        except StaleElementReferenceException:
+            time.sleep(0.02)
+    raise AssertionError(f"{css} kept being replaced")
+
+
 def test_the_page_shows_the_cluster_live_and_draws_a_trace(cluster, netview, browser, tmp_path):
     manifest, _ = deploy_serving_app(cluster, tmp_path, "nv")
 
@@ -80,7 +92,7 @@ def test_the_page_shows_the_cluster_live_and_draws_a_trace(cluster, netview, bro
     # the page re-renders as the cluster changes: an element found may be replaced before it is read
     wait = WebDriverWait(browser, 20, poll_frequency=0.05, ignored_exceptions=(StaleElementReferenceException,))
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, '[data-pod="default/nvclient"]'))
-    nodes = [e.get_attribute("data-node") for e in browser.find_elements(By.CSS_SELECTOR, "[data-node]")]
+    nodes = attributes(browser, "[data-node]", "data-node")
     assert len(nodes) == 2
     assert browser.find_elements(By.CSS_SELECTOR, '[data-service="default/nvsvc"]')
     browser.execute_script("window.notReloaded = true")
@@ -108,8 +120,7 @@ def test_the_page_shows_the_cluster_live_and_draws_a_trace(cluster, netview, bro
     assert "reaches pod default/nv-" in summary, summary
     steps = text_of(browser, "steps")
     assert "KUBE-SVC-" in steps and "KUBE-SEP-" in steps and "DNAT: the destination becomes" in steps
-    hops = {e.get_attribute("data-pod") or e.get_attribute("data-service")
-            for e in browser.find_elements(By.CSS_SELECTOR, ".hop")}
+    hops = set(attributes(browser, ".hop", "data-pod", "data-service"))
     assert {"default/nvclient", "default/nvsvc"} <= hops and len(hops) == 3
     assert len(browser.find_elements(By.CSS_SELECTOR, "path.path")) == 2
     assert not [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
