@@ -13,14 +13,11 @@ COMPOSE_NODE_IPS = {1: "10.250.0.11", 2: "10.250.0.12"}
 # compose.ha.yaml `apiserver-2` and `dns-2` (the local cluster's control-plane addresses)
 COMPOSE_APISERVER_IPS = ("10.250.0.4", "10.250.0.7")
 COMPOSE_DNS_IPS = ("10.250.0.5", "10.250.0.8")
-COMPOSE_APISERVER_IP = COMPOSE_APISERVER_IPS[0]
 COMPOSE_APISERVER_URLS = ("https://apiserver:6443", "https://apiserver-2:6443")
-COMPOSE_APISERVER_URL = COMPOSE_APISERVER_URLS[0]
 COMPOSE_REGISTRY_URL = "http://10.250.0.6:5000"  # the registry service's address on the nodes network
 ETCD_CLIENT_PORT, ETCD_PEER_PORT = 2379, 2380  # etcd's own, in each member's container
-# compose.ha.yaml's etcd members on the store network: the API servers' gRPC client lists
-# several members by address only (one member, compose.yaml's, by its service name)
-COMPOSE_STORE_SUBNET = "10.250.1.0/24"
+# compose.ha.yaml's etcd members on the store network (10.250.1.0/24): the API servers' gRPC
+# client lists several members by address only (one member, compose.yaml's, by its service name)
 COMPOSE_ETCD_IPS = ("10.250.1.11", "10.250.1.12", "10.250.1.13")
 
 

@@ -27,7 +27,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from cluster.config import APISERVER_LB_IP, ClusterConfig
+from cluster.config import APISERVER_LB_IP, ClusterConfig, copy_name
 from cluster.pki import KeyPair, Pki
 from kubecore.client.config import write_kubeconfig
 
@@ -127,9 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ha", action="store_true", help="for compose.ha.yaml: two API servers, three etcd members")
     a = p.parse_args(argv)
     cfg = compose_config(a.ha)
-    servers = COMPOSE_APISERVER_URLS[:len(cfg.control_plane_ips)]
-    names = [url.removeprefix("https://").split(":")[0] for url in servers]
-    make(cfg, extra_sans=(*names, *COMPOSE_APISERVER_IPS[:len(servers)]), servers=servers,
+    count = len(cfg.control_plane_ips)
+    servers = COMPOSE_APISERVER_URLS[:count]
+    names = tuple(copy_name("apiserver", k) for k in range(count))  # the services' names
+    make(cfg, extra_sans=(*names, *COMPOSE_APISERVER_IPS[:count]), servers=servers,
          node_servers=servers, node_ips=COMPOSE_NODE_IPS)
     sys.stdout.write(f"credentials written under {cfg.state_dir}\n")
     return 0

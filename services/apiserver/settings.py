@@ -125,6 +125,10 @@ def parse_duration(text: str) -> float:
     return sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
 
 
+def _endpoint_list(text: str) -> list[str]:
+    return [e.strip() for e in text.split(",") if e.strip()]
+
+
 def etcd_endpoints_problem(endpoints: list[str]) -> str:
     """Why `endpoints` cannot be dialled ("" if they can): each is host:port (http:// allowed),
     and several are dialled as one gRPC channel over IPv4 addresses, so then each host is one."""
@@ -162,7 +166,7 @@ def _check(p: argparse.ArgumentParser, a: argparse.Namespace) -> None:
             p.error(f"--{flag.replace('_', '-')}: {path}: no such file")
     if not 1 <= a.kubelet_port <= 65535:
         p.error("--kubelet-port must be between 1 and 65535")
-    problem = etcd_endpoints_problem([e.strip() for e in a.etcd_servers.split(",") if e.strip()])
+    problem = etcd_endpoints_problem(a.etcd_servers)
     if problem:
         p.error(f"--etcd-servers: {problem}")
     try:
@@ -173,7 +177,7 @@ def _check(p: argparse.ArgumentParser, a: argparse.Namespace) -> None:
 
 def parse_args(argv: list[str] | None = None) -> Settings:
     p = argparse.ArgumentParser(prog="apiserver", description="Kubernetes API server over etcd")
-    p.add_argument("--etcd-servers", default="127.0.0.1:2379",
+    p.add_argument("--etcd-servers", default="127.0.0.1:2379", type=_endpoint_list,
                    help="comma-separated etcd client endpoints (host:port)")
     p.add_argument("--bind-address", default="127.0.0.1",
                    help="address to listen on; several separated by commas")
@@ -245,7 +249,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     a = p.parse_args(argv)
     _check(p, a)
     return Settings(
-        etcd_endpoints=[e.strip() for e in a.etcd_servers.split(",") if e.strip()],
+        etcd_endpoints=a.etcd_servers,
         bind_address=a.bind_address, port=a.port, advertise_address=a.advertise_address,
         endpoint_reconciler_type=a.endpoint_reconciler_type,
         endpoint_reconciler_interval=a.endpoint_reconciler_interval,

@@ -78,28 +78,21 @@ class PolicyAgent:
     def ready(self) -> bool:
         return self.applied is not None
 
-    def local_pods(self) -> list[Obj]:
-        """This node's pods as the policies see them: a new sandbox's address, given by the
-        node agent, stands in for the one its status does not show yet."""
-        out: list[Obj] = []
-        for key, pod in self.pods.items():
-            if (pod.get("spec") or {}).get("nodeName") != self.node_name:
-                continue
-            given = self.new_addresses.get(key)
-            meta = pod.get("metadata") or {}
-            if given is not None and given[0] == meta.get("uid") and not pod_ip(pod):
-                out.append({**pod, "status": {**(pod.get("status") or {}), "podIP": given[1]}})
-            else:
-                out.append(pod)
-        return out
+    def _as_seen(self, key: str, pod: Obj) -> Obj:
+        """`pod` as the policies see it: for one of this node's pods, a new sandbox's address,
+        given by the node agent, stands in for the one its status does not show yet."""
+        given = self.new_addresses.get(key)
+        if (given is None or given[0] != (pod.get("metadata") or {}).get("uid") or pod_ip(pod)
+                or (pod.get("spec") or {}).get("nodeName") != self.node_name):
+            return pod
+        return {**pod, "status": {**(pod.get("status") or {}), "podIP": given[1]}}
 
     def desired(self) -> tuple[str, frozenset[str]]:
         """The table's text, and the local pod IPs it accounts for."""
-        local = self.local_pods()
-        others = [p for p in self.pods.values() if (p.get("spec") or {}).get("nodeName") != self.node_name]
-        text = render(pod_policies([*local, *others], self.namespaces.values(), self.policies.values(),
-                                   self.node_name))
-        return text, frozenset(ip for ip in map(pod_ip, local) if ip)
+        pods = [self._as_seen(key, pod) for key, pod in self.pods.items()]
+        text = render(pod_policies(pods, self.namespaces.values(), self.policies.values(), self.node_name))
+        local = frozenset(pod_ip(p) for p in pods if (p.get("spec") or {}).get("nodeName") == self.node_name)
+        return text, local - {""}
 
     async def wait_programmed(self, namespace: str, name: str, uid: str, ip: str, timeout: float) -> bool:
         """Take `ip` as pod namespace/name's (uid `uid`) new address and wait until the table
@@ -122,9 +115,8 @@ class PolicyAgent:
         if not all(self.synced.values()):
             log.info("policy sync skipped: caches not synced yet")
             return
-        for key, pod in list(self.pods.items()):  # an address the API has now needs no stand-in
-            if key in self.new_addresses and pod_ip(pod):
-                del self.new_addresses[key]
+        for key in [k for k in self.new_addresses if pod_ip(self.pods.get(k) or {})]:
+            del self.new_addresses[key]  # an address the API has now needs no stand-in
         text, local_ips = self.desired()
         if text == self.applied and trigger is SyncTrigger.CHANGED:
             await self._accounted(local_ips)
