@@ -37,7 +37,7 @@ from tests.proxy.netns import NetnsLab
 NODE = "bench-node"
 SETTINGS = NodeSettings(node_name=NODE, cluster_cidr="10.244.0.0/16")
 NFT_SETTINGS = NftSettings(node_name=NODE, cluster_cidr="10.244.0.0/16", service_cidrs=("10.96.0.0/12",))
-MODES = ("iptables", "nftables")
+MODES = ["iptables", "nftables"]
 
 
 @contextlib.contextmanager
@@ -190,6 +190,7 @@ async def packets(sizes: list[int], seconds: float) -> None:
 
 
 async def main(args: argparse.Namespace) -> None:
+    MODES[:] = args.modes
     await full_syncs(args.sizes, args.repeat, args.iptables_max)
     await one_change(args.change_at, args.repeat)
     await packets(args.packet_sizes, args.seconds)
@@ -198,6 +199,7 @@ async def main(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000, 10000, 20000])
+    parser.add_argument("--modes", nargs="+", choices=("iptables", "nftables"), default=["iptables", "nftables"])
     parser.add_argument("--iptables-max", type=int, default=10000)
     parser.add_argument("--change-at", type=int, default=10000)
     parser.add_argument("--repeat", type=int, default=3)

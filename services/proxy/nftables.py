@@ -339,53 +339,73 @@ def base_statements(settings: NftSettings, *, recreate_base_chains: bool) -> lis
             fixed.append(chain)
     for chain in (*fixed, MARK_MASQ):
         out += [f"add chain {t} {chain}", f"flush chain {t} {chain}"]
-    out += [f"add rule {t} {base} {match + ' ' if match else ''}jump {chain}" for chain, base, match in JUMP_CHAINS]
-    mark = settings.masquerade_mark
-    out += [
-        f"add rule {t} {MARK_MASQ} mark set mark or {mark}",
-        f"add rule {t} {MASQUERADING} mark and {mark} == 0 return",
-        f"add rule {t} {MASQUERADING} mark set mark xor {mark}",
-        f"add rule {t} {MASQUERADING} masquerade fully-random",
-    ]
-    for name, (kind, type_, comment) in CONTAINERS.items():
-        out += [f'add {kind} {t} {name} {{ type {type_} ; comment "{comment}" ; }}', f"flush {kind} {t} {name}"]
-    out += [
-        f'add rule {t} {CLUSTER_IPS_CHECK} ip daddr @{CLUSTER_IPS} reject '
-        'comment "Reject traffic to invalid ports of ClusterIPs"',
-    ]
-    if settings.service_cidrs:
-        out.append(f'add rule {t} {CLUSTER_IPS_CHECK} ip daddr {{ {", ".join(settings.service_cidrs)} }} drop '
-                   'comment "Drop traffic to unallocated ClusterIPs"')
+    for name in CONTAINERS:
+        out += [container_statement(name), f"flush {CONTAINERS[name][0]} {t} {name}"]
     # node ports on every local address: no nodeport-ips set (add then delete, so it is gone)
     out += [f'add set {t} {NODEPORT_IPS} {{ type ipv4_addr ; comment "IPs that accept NodePort traffic" ; }}',
             f"delete set {t} {NODEPORT_IPS}"]
     out += [
         f'add chain {t} {REJECT_CHAIN} {{ comment "helper for @no-endpoint-services / @no-endpoint-nodeports" ; }}',
         f"flush chain {t} {REJECT_CHAIN}",
-        f"add rule {t} {REJECT_CHAIN} reject",
-        f"add rule {t} {SERVICE_ENDPOINTS_CHECK} ip daddr . meta l4proto . th dport vmap @{NO_ENDPOINT_SERVICES}",
-        f"add rule {t} {NODEPORT_ENDPOINTS_CHECK} {NO_LOCALHOST} meta l4proto . th dport "
-        f"vmap @{NO_ENDPOINT_NODEPORTS}",
-        f"add rule {t} {FIREWALL_CHECK} ip daddr . meta l4proto . th dport vmap @{FIREWALL_IPS}",
-        f"add rule {t} {SERVICES} ip daddr . meta l4proto . th dport vmap @{SERVICE_IPS}",
-        f"add rule {t} {SERVICES} fib daddr type local {NO_LOCALHOST} meta l4proto . th dport "
-        f"vmap @{SERVICE_NODEPORTS}",
     ]
+    rules: dict[str, list[str]] = {}
+    for chain, base, match in JUMP_CHAINS:
+        rules.setdefault(base, []).append(f"{match + ' ' if match else ''}jump {chain}")
+    mark = settings.masquerade_mark
+    rules[MARK_MASQ] = [f"mark set mark or {mark}"]
+    rules[MASQUERADING] = [f"mark and {mark} == 0 return", f"mark set mark xor {mark}", "masquerade fully-random"]
+    rules[CLUSTER_IPS_CHECK] = [f"ip daddr @{CLUSTER_IPS} reject "
+                                'comment "Reject traffic to invalid ports of ClusterIPs"']
+    if settings.service_cidrs:
+        rules[CLUSTER_IPS_CHECK].append(f'ip daddr {{ {", ".join(settings.service_cidrs)} }} drop '
+                                        'comment "Drop traffic to unallocated ClusterIPs"')
+    rules[REJECT_CHAIN] = ["reject"]
+    rules[SERVICE_ENDPOINTS_CHECK] = [f"ip daddr . meta l4proto . th dport vmap @{NO_ENDPOINT_SERVICES}"]
+    rules[NODEPORT_ENDPOINTS_CHECK] = [f"{NO_LOCALHOST} meta l4proto . th dport vmap @{NO_ENDPOINT_NODEPORTS}"]
+    rules[FIREWALL_CHECK] = [f"ip daddr . meta l4proto . th dport vmap @{FIREWALL_IPS}"]
+    rules[SERVICES] = [f"ip daddr . meta l4proto . th dport vmap @{SERVICE_IPS}",
+                       f"fib daddr type local {NO_LOCALHOST} meta l4proto . th dport vmap @{SERVICE_NODEPORTS}"]
+    out += [chain_statement(chain, chain_rules) for chain, chain_rules in rules.items()]
     return out
+
+
+def chain_statement(chain: str, rules: Iterable[str]) -> str:
+    """`add chain` with the chain's rules in its block.
+
+    The same rules as `add rule` statements would make nft 1.0.6 load the name of every
+    chain in the namespace before the transaction (its cache for `add rule` and `add
+    element`): some 60 ms at 10,000 Services, each sync. A chain block needs only the
+    table. A rule naming a set needs that set declared in the same transaction
+    (`container_statement`, `Transaction.add_affinity_set`) so nft knows its type."""
+    body = "".join(f"{rule} ; " for rule in rules)
+    return f"add chain {TABLE_REF} {chain} {{ {body}}}" if body else f"add chain {TABLE_REF} {chain}"
+
+
+def container_statement(name: str, elements: Iterable[Element] = ()) -> str:
+    """`add map`/`add set` of one of the service containers, with elements if given: the
+    way to add elements that, unlike `add element`, needs no chain cache (see
+    `chain_statement`). Declaring an existing set again with its own definition is a no-op."""
+    kind, type_, comment = CONTAINERS[name]
+    listed = ", ".join(e.text() for e in elements)
+    items = f" elements = {{ {listed} }} ;" if listed else ""
+    return f'add {kind} {TABLE_REF} {name} {{ type {type_} ; comment "{comment}" ;{items} }}'
 
 
 @dataclass
 class Transaction:
     """The statements of one `nft -f` run, grouped so that they apply in a valid order:
-    base setup, new chains, chain flushes, set deletions, set additions, rules, element
-    deletions, element additions."""
+    base setup, new chains, chain flushes, set deletions, set additions, chains' rules,
+    element deletions, element additions.
+
+    Only element deletions (and a full sync's base) make nft load its chain cache; the
+    rest are written so that it needs none (`chain_statement`, `container_statement`)."""
 
     base: list[str] = field(default_factory=list)
     add_chains: list[str] = field(default_factory=list)
     flush_chains: list[str] = field(default_factory=list)
     delete_sets: list[str] = field(default_factory=list)
-    add_sets: list[str] = field(default_factory=list)
-    rules: list[str] = field(default_factory=list)
+    add_sets: dict[str, str] = field(default_factory=dict)
+    rules: dict[str, list[str]] = field(default_factory=dict)
     delete_elements: dict[str, list[Element]] = field(default_factory=dict)
     add_elements: dict[str, list[Element]] = field(default_factory=dict)
 
@@ -394,10 +414,11 @@ class Transaction:
         if new:
             self.add_chains.append(chain)
         self.flush_chains.append(chain)
-        self.rules.extend(f"{chain} {rule}" for rule in rules)
+        self.rules.setdefault(chain, []).extend(rules)
 
     def add_affinity_set(self, name: str, timeout: int) -> None:
-        self.add_sets.append(f"{name} {{ type ipv4_addr ; flags dynamic,timeout ; timeout {timeout}s ; }}")
+        """Create the set, or declare an existing one so that rules naming it can be written."""
+        self.add_sets[name] = f"{name} {{ type ipv4_addr ; flags dynamic,timeout ; timeout {timeout}s ; }}"
 
     def delete_element(self, element: Element) -> None:
         self.delete_elements.setdefault(element.container, []).append(element)
@@ -415,21 +436,24 @@ class Transaction:
         lines += [f"add chain {t} {chain}" for chain in self.add_chains]
         lines += [f"flush chain {t} {chain}" for chain in self.flush_chains]
         lines += [f"delete set {t} {name}" for name in self.delete_sets]
-        lines += [f"add set {t} {spec}" for spec in self.add_sets]
-        lines += [f"add rule {t} {rule}" for rule in self.rules]
+        lines += [f"add set {t} {spec}" for spec in self.add_sets.values()]
+        lines += [chain_statement(chain, rules) for chain, rules in self.rules.items() if rules]
         for container, elements in sorted(self.delete_elements.items()):
-            lines += _element_batches("delete", container, [Element(e.container, e.key) for e in elements])
+            lines += _element_batches(container, [Element(e.container, e.key) for e in elements], delete=True)
         for container, elements in sorted(self.add_elements.items()):
-            lines += _element_batches("add", container, elements)
+            lines += _element_batches(container, elements)
         return "\n".join(lines) + "\n" if lines else ""
 
 
 ELEMENTS_PER_STATEMENT: Final = 1000  # keeps each line short enough for nft's parser
 
 
-def _element_batches(verb: str, container: str, elements: list[Element]) -> list[str]:
+def _element_batches(container: str, elements: list[Element], *, delete: bool = False) -> list[str]:
     out = []
     for start in range(0, len(elements), ELEMENTS_PER_STATEMENT):
         batch = elements[start:start + ELEMENTS_PER_STATEMENT]
-        out.append(f"{verb} element {TABLE_REF} {container} {{ {', '.join(e.text() for e in batch)} }}")
+        if delete:
+            out.append(f"delete element {TABLE_REF} {container} {{ {', '.join(e.text() for e in batch)} }}")
+        else:
+            out.append(container_statement(container, batch))
     return out

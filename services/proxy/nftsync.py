@@ -158,7 +158,6 @@ class NftablesApplier:
     async def apply(self, ports: Mapping[ServiceKey, tuple[ServicePort, ...]],
                     changed: Iterable[ServiceKey], *, full: bool = False) -> NftPlan:
         """Program `ports` (every Service's), rewriting only `changed` ones unless full."""
-        await self._delete_stale_chains()
         full = full or self._applied is None
         if full:
             plan, applied, elements = await self._plan_full(ports)
@@ -173,6 +172,9 @@ class NftablesApplier:
         self._applied, self._elements = applied, elements
         if full:
             self._base_recreated = True
+        # after the sync's own transaction, so that the change it carries does not wait for
+        # nft to load its chain cache (which deleting a chain needs)
+        await self._delete_stale_chains()
         now = self.clock()
         for chain in plan.stale_chains:
             self._stale.setdefault(chain, now)
@@ -273,13 +275,14 @@ def _diff_chains(tx: Transaction, before: ServiceRules, after: ServiceRules, sta
 
 def _diff_affinity(tx: Transaction, before: ServiceRules, after: ServiceRules) -> None:
     """A set's timeout cannot change in place: a changed one is deleted and added again,
-    after the rules using it were flushed (the transaction orders it so)."""
+    after the rules using it were flushed (the transaction orders it so). Every set the
+    Service's rules name is declared, the unchanged ones too: a chain rewritten here may
+    name them, and nft must know their type (`chain_statement`)."""
     for name, timeout in before.affinity_sets.items():
         if after.affinity_sets.get(name) != timeout:
             tx.delete_sets.append(name)
     for name, timeout in after.affinity_sets.items():
-        if before.affinity_sets.get(name) != timeout:
-            tx.add_affinity_set(name, timeout)
+        tx.add_affinity_set(name, timeout)
 
 
 def _diff_elements(tx: Transaction, key: ServiceKey, before: ServiceRules, after: ServiceRules,

@@ -70,6 +70,17 @@ async def test_client_ip_affinity_sticks_to_one_endpoint(topology: Topology) -> 
     assert len(answers) == 1 and sum(answers.values()) == 20, answers
 
 
+async def test_client_ip_affinity_outlives_a_new_endpoint(topology: Topology) -> None:
+    """A partial sync rewrites the Service's chain with a rule naming the existing endpoint's
+    affinity set: the client stays where it was, the new endpoint gets no request of its."""
+    affinity = _web({"sessionAffinity": "ClientIP", "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 60}}})
+    proxier = await _programmed(topology, affinity, _slice(LOCAL))
+    assert {a.split()[0] for a, _ in topology.ask("http", WEB_IP, 80, 3)} == {"be1"}
+    proxier.on_endpoint_slice(_slice(LOCAL, REMOTE))
+    await proxier.sync(SyncTrigger.CHANGED)
+    assert Counter(a.split()[0] for a, _ in topology.ask("http", WEB_IP, 80, 20)) == {"be1": 20}
+
+
 async def test_terminating_endpoints_serve_only_when_no_ready_one_is_left(topology: Topology) -> None:
     terminating = endpoint("10.244.1.2", ready=False, serving=True, terminating=True, node="node-a")
     proxier = await _programmed(topology, _web({}), _slice(terminating, REMOTE))

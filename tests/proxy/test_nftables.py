@@ -171,7 +171,10 @@ def normalize(text: str) -> dict[str, Any]:
         if line.startswith("add rule ip kube-proxy "):
             chain, rule = line[len("add rule ip kube-proxy "):].split(" ", 1)
             chains.setdefault(chain, []).append(rule)
-        elif m := re.match(r"add element ip kube-proxy (\S+) \{ (.*) \}$", line):
+        elif m := re.match(r"add chain ip kube-proxy (\S+) \{ (.*) ; \}$", line):
+            chains.setdefault(m[1], []).extend(m[2].split(" ; "))
+        elif m := re.match(r"add element ip kube-proxy (\S+) \{ (.*) \}$", line) or re.match(
+                r"add (?:map|set) ip kube-proxy (\S+) \{ .* elements = \{ (.*) \} ; \}$", line):
             elements.update((m[1], e) for e in re.split(r", (?=\d|tcp|udp|sctp)", m[2]))
         elif line.startswith("add set ip kube-proxy affinity-"):
             sets.add(line)
@@ -203,14 +206,14 @@ def test_base_statements_hook_the_chains_at_kube_proxys_priorities():
         "add chain ip kube-proxy filter-prerouting { type filter hook prerouting priority -110 ; }",
         "add chain ip kube-proxy filter-output-post-dnat { type filter hook output priority -90 ; }",
         "add chain ip kube-proxy nat-postrouting { type nat hook postrouting priority 100 ; }",
-        "add rule ip kube-proxy filter-forward ct state new jump service-endpoints-check",
-        "add rule ip kube-proxy cluster-ips-check ip daddr { 172.30.0.0/16 } drop "
-        'comment "Drop traffic to unallocated ClusterIPs"',
-        "add rule ip kube-proxy masquerading masquerade fully-random",
-        "add rule ip kube-proxy services fib daddr type local ip daddr != 127.0.0.0/8 "
-        "meta l4proto . th dport vmap @service-nodeports",
     ]:
         assert expected in text
+    chains = normalize(text)["chains"]
+    assert "ct state new jump service-endpoints-check" in chains["filter-forward"]
+    assert chains["cluster-ips-check"][-1] == 'ip daddr { 172.30.0.0/16 } drop comment "Drop traffic to unallocated ClusterIPs"'
+    assert chains["masquerading"][-1] == "masquerade fully-random"
+    assert chains["services"] == ["ip daddr . meta l4proto . th dport vmap @service-ips",
+                                  "fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @service-nodeports"]
     assert "delete chain" not in text
     assert "delete chain ip kube-proxy nat-prerouting" in "\n".join(
         base_statements(SETTINGS, recreate_base_chains=True))
@@ -274,15 +277,15 @@ async def test_first_sync_is_full_then_only_the_change_is_written():
     index.set_slice(_web("10.0.1.2"))
     clock[0] += 2
     plan = await applier.apply(index.ports(), index.take_changed())
-    assert nft.runs[-2] == "delete chain ip kube-proxy service-OLD00000-gone/svc/tcp/\n"
+    # the stale chain's grace second is over: deleted after the change is in (its own transaction)
+    assert nft.runs[-1] == "delete chain ip kube-proxy service-OLD00000-gone/svc/tcp/\n"
     gone = "endpoint-" + hash_and_truncate("default/web/tcp/http__10.0.2.2/8080")
     svc_chain = "service-" + hash_and_truncate("default/web/tcp/http")
-    assert nft.runs[-1].splitlines() == [
+    assert nft.runs[-2].splitlines() == [
         f"flush chain ip kube-proxy {svc_chain}",
         f"flush chain ip kube-proxy {gone}",
-        f"add rule ip kube-proxy {svc_chain} ip daddr 172.30.0.10 tcp dport 80 ip saddr != 10.0.0.0/8 "
-        "jump mark-for-masquerade",
-        f"add rule ip kube-proxy {svc_chain} goto endpoint-" + hash_and_truncate("default/web/tcp/http__10.0.1.2/8080"),
+        f"add chain ip kube-proxy {svc_chain} {{ ip daddr 172.30.0.10 tcp dport 80 ip saddr != 10.0.0.0/8 "
+        "jump mark-for-masquerade ; goto endpoint-" + hash_and_truncate("default/web/tcp/http__10.0.1.2/8080") + " ; }",
     ]
     assert plan.chains_written == 1 and plan.elements_changed == 0 and plan.stale_chains == [gone]
 
@@ -291,8 +294,9 @@ async def test_first_sync_is_full_then_only_the_change_is_written():
     plan = await applier.apply(index.ports(), index.take_changed())
     lines = nft.runs[-1].splitlines()
     assert "delete element ip kube-proxy service-ips { 172.30.0.10 . tcp . 80 }" in lines
-    assert ('add element ip kube-proxy no-endpoint-services '
-            '{ 172.30.0.10 . tcp . 80 comment "default/web:http" : goto reject-chain }') in lines
+    assert ('add map ip kube-proxy no-endpoint-services { type ipv4_addr . inet_proto . inet_service : verdict ; '
+            'comment "vmap to drop or reject packets to services with no endpoints" ; elements = '
+            '{ 172.30.0.10 . tcp . 80 comment "default/web:http" : goto reject-chain } ; }') in lines
 
 
 async def test_a_failed_transaction_makes_the_next_sync_full():
