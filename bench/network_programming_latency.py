@@ -7,11 +7,11 @@ asserts nothing. Run as root:
 
 Starts its own etcd, API server (HTTPS), EndpointSlice controller and two proxies (each its own
 process and identity, the proxies programming a scratch network namespace each, as two nodes),
-and stops them. Each sample turns one probe pod Ready; a poller reads both namespaces' rules
-(`iptables-save -t nat`, or `nft list table ip kube-proxy`) in a loop and notes when the
-probe's DNAT first appears in each; the sample is the later of the two (Kubernetes' network
-programming latency SLI, whose SLO is 30 s at p99). The poll takes a few ms per namespace,
-which bounds the resolution.
+and stops them. Each sample turns one probe pod Ready; a poller thread per namespace reads its rules
+(`iptables-save -t nat`, or `list table ip kube-proxy` through libnftables) in a loop and notes
+when the probe's DNAT first appears there; the sample is the later of the two (Kubernetes'
+network programming latency SLI, whose SLO is 30 s at p99). A read takes about 1 ms in
+nftables mode and some 20 ms in iptables mode, which bounds the resolution.
 """
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from bench.control_plane import kubeconfig_for, start_apiserver
@@ -32,6 +33,7 @@ from cluster.etcd import EtcdProcess
 from cluster.procs import free_port, stop_process, wait_http_ok
 from kubecore.api import resources as R
 from kubecore.client.rest import ApiClient
+from kubecore.nftables import NftContext, NftError, join_netns
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -51,22 +53,38 @@ class RulePoller:
         self.stop = threading.Event()
         self.polls = 0
 
-    def rules(self, ns: str) -> str:
-        argv = (["nft", "list", "table", "ip", "kube-proxy"] if self.mode == "nftables"
-                else ["iptables-save", "-t", "nat"])
-        return subprocess.run(["ip", "netns", "exec", ns, *argv], capture_output=True, text=True,
-                              check=False).stdout
+    def start(self) -> list[threading.Thread]:
+        """One polling thread per namespace (an nftables one joins its namespace and lists
+        the table through libnftables: about 1 ms a read, where running nft takes 16)."""
+        threads = [threading.Thread(target=self.run, args=(ns,), daemon=True) for ns in self.namespaces]
+        for thread in threads:
+            thread.start()
+        return threads
 
-    def run(self) -> None:
+    def reader(self, ns: str) -> Callable[[], str]:
+        if self.mode == "nftables":
+            join_netns(ns)
+            context = NftContext()
+
+            def nft() -> str:
+                try:
+                    return context.run("list table ip kube-proxy")
+                except NftError:
+                    return ""  # not made yet
+            return nft
+        argv = ["ip", "netns", "exec", ns, "iptables-save", "-t", "nat"]
+        return lambda: subprocess.run(argv, capture_output=True, text=True, check=False).stdout
+
+    def run(self, ns: str) -> None:
         marker = "dnat to {}:8080" if self.mode == "nftables" else "--to-destination {}:8080"
+        read = self.reader(ns)
         while not self.stop.is_set():
-            for ns in self.namespaces:
-                text = self.rules(ns)
-                now = time.perf_counter()
-                self.polls += 1
-                for ip in list(self.waiting):
-                    if (ns, ip) not in self.seen and marker.format(ip) in text:
-                        self.seen[(ns, ip)] = now
+            text = read()
+            now = time.perf_counter()
+            self.polls += 1
+            for ip in list(self.waiting):
+                if (ns, ip) not in self.seen and marker.format(ip) in text:
+                    self.seen[(ns, ip)] = now
             time.sleep(0.002)
 
     def everywhere(self, ip: str) -> float | None:
@@ -97,8 +115,7 @@ async def measure(client: ApiClient, kubeconfig: Path, logs: Path, mode: str, in
             proc, health = start_proxy(kubeconfig, node, ns, mode, interval, logs / f"proxy-{ns}.log")
             procs.append(proc)
             wait_http_ok(f"http://127.0.0.1:{health}/readyz", timeout=60, proc=proc)
-        thread = threading.Thread(target=poller.run, daemon=True)
-        thread.start()
+        threads = poller.start()
         before = dict(counts)
         written: dict[str, float] = {}
         for i in range(first_probe, first_probe + args.samples):
@@ -111,7 +128,8 @@ async def measure(client: ApiClient, kubeconfig: Path, logs: Path, mode: str, in
         while any(poller.everywhere(ip) is None for ip in written) and time.perf_counter() < deadline:
             await asyncio.sleep(0.05)
         poller.stop.set()
-        thread.join(10)
+        for thread in threads:
+            thread.join(10)
     finally:
         for proc in procs:
             stop_process(proc)

@@ -4,10 +4,11 @@
     python -m services.netpol --cleanup [--netns NAME]
 
 In the local cluster it runs inside the node's network namespace, as the proxy does, and
-programs that namespace's `ip minicluster-netpol` table (``--netns`` instead runs nft through
-``ip netns exec``, for tests). SIGTERM leaves the rules in place: pods stay isolated while the
-agent restarts. ``--cleanup`` deletes the table. Its health port (the node's loopback) also
-answers the node agent's `POST /podnetwork` for each new sandbox (see services/netpol/agent.py).
+programs that namespace's `ip minicluster-netpol` table through libnftables
+(kubecore/nftables.py; ``--netns`` makes its thread join a named namespace instead, for
+tests). SIGTERM leaves the rules in place: pods stay isolated while the agent restarts.
+``--cleanup`` deletes the table. Its health port (the node's loopback) also answers the node
+agent's `POST /podnetwork` for each new sandbox (see services/netpol/agent.py).
 """
 from __future__ import annotations
 
@@ -31,29 +32,12 @@ from kubecore.controller.health import Health, HealthServer, create_health_app
 from kubecore.controller.logs import setup_logging
 from kubecore.informer.factory import SharedInformerFactory, wait_for_cache_sync
 from kubecore.informer.informer import Informer
+from kubecore.nftables import NftError, nft_runner
 from services.netpol.agent import PolicyAgent
 from services.netpol.rules import FAMILY, TABLE
 
 log = logging.getLogger("services.netpol")
 KINDS = {"pods": R.PODS, "namespaces": R.NAMESPACES, "networkpolicies": R.NETWORKPOLICIES}
-
-
-class NftCommand:
-    """`nft -f -` in this namespace or, with `netns`, in a named one."""
-
-    def __init__(self, netns: str | None) -> None:
-        self.netns = netns
-
-    async def run(self, text: str) -> None:
-        argv = ["nft", "-f", "-"]
-        if self.netns:
-            argv = ["ip", "netns", "exec", self.netns, *argv]
-        proc = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.PIPE,
-                                                    stdout=asyncio.subprocess.DEVNULL,
-                                                    stderr=asyncio.subprocess.PIPE)
-        _, err = await asyncio.wait_for(proc.communicate(text.encode()), 30)
-        if proc.returncode != 0:
-            raise RuntimeError(f"nft -f exited {proc.returncode}: {err.decode().strip()}")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -117,7 +101,7 @@ def attach(agent: PolicyAgent, factory: SharedInformerFactory, kind: str) -> Inf
 
 async def run(args: argparse.Namespace, stop: asyncio.Event) -> None:
     registry = CollectorRegistry()
-    agent = PolicyAgent(args.node_name, NftCommand(args.netns), registry=registry,
+    agent = PolicyAgent(args.node_name, nft_runner(args.netns), registry=registry,
                         min_interval=args.min_sync_period)
     client = ApiClient(from_flags(args.kubeconfig, args.apiserver))
     factory = SharedInformerFactory(client)
@@ -150,8 +134,8 @@ async def run(args: argparse.Namespace, stop: asyncio.Event) -> None:
 async def main_async(args: argparse.Namespace) -> int:
     if args.cleanup:
         try:
-            await NftCommand(args.netns).run(f"add table {FAMILY} {TABLE}\ndelete table {FAMILY} {TABLE}\n")
-        except RuntimeError as exc:
+            await nft_runner(args.netns).run(f"add table {FAMILY} {TABLE}\ndelete table {FAMILY} {TABLE}\n")
+        except NftError as exc:
             sys.stderr.write(f"error: {exc}\n")
             return 1
         return 0

@@ -32,7 +32,7 @@ Obj = Mapping[str, Any]
 
 
 class Nft(Protocol):
-    async def run(self, text: str) -> None: ...
+    async def run(self, text: str) -> object: ...
 
 
 def _key(obj: Obj) -> str:

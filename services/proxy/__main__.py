@@ -2,12 +2,13 @@
 
     python -m services.proxy --apiserver URL --node-name N --cluster-cidr 10.244.0.0/16 \
         --health-port N [--proxy-mode iptables|nftables] [--service-cluster-ip-range CIDR] \
-        [--netns NAME] [--min-sync-period 1] [--sync-period 30]
+        [--netns NAME] [--min-sync-period S] [--sync-period 30]
     python -m services.proxy --cleanup [--netns NAME]
 
 In the local cluster it runs inside the node's network namespace (``nsenter --net=...``)
 and programs that namespace's own tables; ``--netns`` instead runs every iptables and
-conntrack command through ``ip netns exec NAME`` (tests, benchmarks).
+conntrack command through ``ip netns exec NAME``, and nft transactions in a thread that joined
+NAME (kubecore/nftables.py) (tests, benchmarks).
 
 Restart-safe: SIGTERM stops the watches and the sync loop and leaves the rules in place. A
 new process touches nothing until both caches have synced, then its first (full) sync
@@ -65,8 +66,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--service-cluster-ip-range", action="append", default=[], metavar="CIDR",
                         help="the service CIDR (repeatable): in nftables mode, traffic to a cluster IP "
                         "no Service holds is dropped")
-    parser.add_argument("--min-sync-period", type=float, default=1.0,
-                        help="minimum seconds between two syncs (bursts merge into one)")
+    parser.add_argument("--min-sync-period", type=float, default=None,
+                        help="minimum seconds between two syncs (bursts merge into one; default: 1 in "
+                        "iptables mode, whose every sync restores whole chains, 0 in nftables mode, whose "
+                        "partial syncs write only what changed)")
     parser.add_argument("--sync-period", type=float, default=30.0,
                         help="seconds after which a full resync runs even without changes")
     parser.add_argument("--announce-interface", default=None,
@@ -79,6 +82,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not args.cleanup and not ((args.apiserver or args.kubeconfig) and args.node_name):
         parser.error("--kubeconfig (or --apiserver) and --node-name are required (unless --cleanup)")
+    if args.min_sync_period is None:
+        # a pod Ready -> its rules on every node in tens of ms (bench.network_programming_latency);
+        # syncs never overlap, so changes arriving during one are merged into the next
+        args.min_sync_period = 0.0 if args.proxy_mode == "nftables" else 1.0
     if args.min_sync_period < 0 or args.sync_period <= 0:
         parser.error("--min-sync-period must be >= 0 and --sync-period > 0")
     if args.proxy_mode == "nftables" and not args.cleanup and shutil.which("nft") is None:

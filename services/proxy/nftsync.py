@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from kubecore.nftables import NftError, nft_runner
 from services.proxy.iptables import CommandError, run_command
 from services.proxy.model import ServiceKey, ServicePort
 from services.proxy.nftables import (
@@ -70,13 +71,18 @@ class Nft(Protocol):
 
 
 class NftCommands:
-    """`Nft` by running the nft binary (in `netns`, if given)."""
+    """`Nft` in `netns` (if given): transactions through libnftables (kubecore.nftables),
+    listings and the table's deletion through the nft binary (they are rare)."""
 
     def __init__(self, *, netns: str | None = None) -> None:
         self.netns = netns
+        self.runner = nft_runner(netns)
 
     async def run(self, text: str) -> None:
-        await run_command(["nft", "-f", "-"], netns=self.netns, stdin=text)
+        try:
+            await self.runner.run(text)
+        except NftError as exc:
+            raise CommandError(["nft", "-f", "-"], exc.returncode, exc.stderr) from None
 
     async def list_names(self, what: str) -> list[str]:
         # `list chains ip` names every chain of the family without their rules; ours are
