@@ -410,10 +410,11 @@ class Transaction:
     add_elements: dict[str, list[Element]] = field(default_factory=dict)
 
     def write_chain(self, chain: str, rules: Iterable[str], *, new: bool = True) -> None:
-        """(Re)write a chain: create it if needed, flush it, add its rules."""
+        """(Re)write a chain: flush it unless `new` (the kernel does not have it), add its rules."""
         if new:
             self.add_chains.append(chain)
-        self.flush_chains.append(chain)
+        else:
+            self.flush_chains.append(chain)
         self.rules.setdefault(chain, []).extend(rules)
 
     def add_affinity_set(self, name: str, timeout: int) -> None:
@@ -433,16 +434,29 @@ class Transaction:
     def text(self) -> str:
         t = TABLE_REF
         lines = list(self.base)
-        lines += [f"add chain {t} {chain}" for chain in self.add_chains]
+        # a new chain of a known kind is made by its own block (written after every chain it
+        # jumps to); any other is declared first
+        lines += [f"add chain {t} {chain}" for chain in self.add_chains if _rank(chain) is None]
         lines += [f"flush chain {t} {chain}" for chain in self.flush_chains]
         lines += [f"delete set {t} {name}" for name in self.delete_sets]
         lines += [f"add set {t} {spec}" for spec in self.add_sets.values()]
-        lines += [chain_statement(chain, rules) for chain, rules in self.rules.items() if rules]
+        blocks = sorted(self.rules.items(), key=lambda item: _rank(item[0]) or 0)
+        lines += [chain_statement(chain, rules) for chain, rules in blocks if rules or chain in self.add_chains]
         for container, elements in sorted(self.delete_elements.items()):
             lines += _element_batches(container, [Element(e.container, e.key) for e in elements], delete=True)
         for container, elements in sorted(self.add_elements.items()):
             lines += _element_batches(container, elements)
         return "\n".join(lines) + "\n" if lines else ""
+
+
+# Which chains a service port's chain may jump to: only to lower ranks (endpoint chains jump
+# to none of them, service and local chains to endpoint chains, external chains to service and
+# local chains), so writing blocks by rank makes every chain before a rule names it.
+CHAIN_RANKS: Final[Mapping[str, int]] = {"endpoint": 1, "firewall": 1, "service": 2, "local": 2, "external": 3}
+
+
+def _rank(chain: str) -> int | None:
+    return CHAIN_RANKS.get(chain.partition("-")[0]) if is_service_chain(chain) else None
 
 
 ELEMENTS_PER_STATEMENT: Final = 1000  # keeps each line short enough for nft's parser

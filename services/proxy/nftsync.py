@@ -207,9 +207,10 @@ class NftablesApplier:
         tx = Transaction(base=base_statements(self.settings, recreate_base_chains=not self._base_recreated))
         applied = self._render_all(ports)
         elements: Owned = {}
+        existing = set(existing_chains)
         for key, a in applied.items():
             for chain, chain_rules in a.rules.chains.items():
-                tx.write_chain(chain, chain_rules)
+                tx.write_chain(chain, chain_rules, new=chain not in existing)
             for name, timeout in a.rules.affinity_sets.items():
                 tx.add_affinity_set(name, timeout)
             for element in a.rules.elements:

@@ -329,3 +329,21 @@ async def test_deleted_service_leaves_no_element_and_a_shared_address_stays_with
     assert "delete element ip kube-proxy cluster-ips { 172.30.0.20 }" in lines
     # b (rendered last) owns 192.0.2.1:80; a's deletion does not take it away
     assert not any("192.0.2.1" in line for line in lines), lines
+
+
+async def test_a_full_sync_flushes_only_the_chains_the_kernel_has_and_writes_targets_first():
+    """After a restart the kernel still has the chains: each is flushed before its rules are
+    written again (or they would double). A chain it lacks is made by its own block, after
+    every chain its rules jump to."""
+    index = _index()
+    svc_chain = "service-" + hash_and_truncate("default/web/tcp/http")
+    endpoints = ["endpoint-" + hash_and_truncate(f"default/web/tcp/http__{ip}/8080") for ip in ("10.0.1.2", "10.0.2.2")]
+    nft = RecordingNft()
+    nft.chains = ["services", svc_chain]
+    await NftablesApplier(SETTINGS, nft=nft).apply(index.ports(), index.take_changed())
+    lines = nft.runs[-1].splitlines()
+    assert f"flush chain ip kube-proxy {svc_chain}" in lines
+    assert not any(line.startswith(f"flush chain ip kube-proxy {e}") for e in endpoints for line in lines)
+    assert not any(line == f"add chain ip kube-proxy {e}" for e in endpoints for line in lines)
+    made = {line.split()[4]: n for n, line in enumerate(lines) if line.startswith("add chain ip kube-proxy ")}
+    assert all(made[e] < made[svc_chain] for e in endpoints), "endpoint chains come before the rules naming them"
