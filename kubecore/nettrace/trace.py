@@ -271,22 +271,25 @@ class _Tracer:
                               [f"pod IP {src_ip or '(none)'} on node {src_node or '(none)'}"]))
         if not src_ip or not src_node:
             return self.fail(first, "the source pod has no IP yet (not running?)")
-        if spec.get("hostNetwork"):
-            return self.fail(first, "the source pod uses the node's network (hostNetwork): it has no veth "
-                                    "or pod address of its own, so this account does not apply")
         view = self.view(src_node)
         if view is None:
             return self.fail(first, f"node {src_node}'s agent did not give its network view")
+        # hostNetwork, and the node runs no sandbox of its own for the pod's address
+        host = bool(spec.get("hostNetwork")) and not self.veth_of(view, src_ip)
+        if host:
+            first.lines.append(f"the pod uses node {src_node}'s own network (hostNetwork): no veth, no pod address; "
+                               "the packet is made by the node's own network stack, so it takes the node's OUTPUT "
+                               "hooks where a pod's packet takes PREROUTING and FORWARD")
         target = self.resolve_destination()
         if isinstance(target, Trace):
             return target
         dst_ip, port = target
         self.address = f"{dst_ip}:{port}"
         packet = Packet(src=src_ip, dst=dst_ip, protocol=self.dest.protocol.lower(), dport=port,
-                        in_iface=self.veth_of(view, src_ip), local=_local_addresses(view))
-        if not self.leave_pod(view, src_ip, dst_ip):
+                        in_iface="" if host else self.veth_of(view, src_ip), local=_local_addresses(view))
+        if not host and not self.leave_pod(view, src_ip, dst_ip):
             return self.done(ok=False, summary=self.steps[-1].problem)
-        return self.cross_nodes(src_node, packet)
+        return self.cross_nodes(src_node, packet, from_host=host)
 
     def resolve_destination(self) -> tuple[str, int] | Trace:
         d, w = self.dest, self.world
@@ -393,14 +396,18 @@ class _Tracer:
                           f"on node {view.get('node')}, so the packet enters the node's network there")
         return True
 
-    def cross_nodes(self, src_node: str, packet: Packet) -> Trace:
+    def cross_nodes(self, src_node: str, packet: Packet, *, from_host: bool = False) -> Trace:
+        """The packet through each node it crosses. One the node itself made (`from_host`: a
+        hostNetwork source) takes nat and filter OUTPUT on its first node; a forwarded one
+        nat PREROUTING and filter FORWARD."""
         node = src_node
         original_dst = f"{packet.dst}:{packet.dport}"
         for hop in range(2):
             view = self.view(node) or {}
             tables = self.node_tables(node)
-            rewritten = self.nat_prerouting(node, tables, replace(packet, local=_local_addresses(view)),
-                                            first=hop == 0)
+            made_here = from_host and hop == 0
+            rewritten = self.nat_dnat(node, tables, replace(packet, local=_local_addresses(view)),
+                                      first=hop == 0, hook="output" if made_here else "prerouting")
             if rewritten is None:
                 return self.done(ok=False, summary=self.steps[-1].problem)
             packet = rewritten
@@ -410,7 +417,7 @@ class _Tracer:
             route, local_pod = routed
             out_iface = str(route.get("dev") or "")
             packet = replace(packet, out_iface=out_iface)
-            if not self.filter_forward(node, tables, packet):
+            if not self.filter_hook(node, tables, packet, hook="output" if made_here else "forward"):
                 return self.done(ok=False, summary=self.steps[-1].problem)
             packet = self.nat_postrouting(node, tables, packet)
             if local_pod is not None:
@@ -471,12 +478,15 @@ class _Tracer:
                     for n in walk_nft(nft, table, hook.lower(), path.packet)]
         return sorted(out, key=lambda p: -round(p.probability, 6))
 
-    def nat_prerouting(self, node: str, tables: Mapping[str, Table], packet: Packet, *, first: bool) -> Packet | None:
-        step = self.add(Step(f"nat PREROUTING on node {node}", f"node {node}"))
+    def nat_dnat(self, node: str, tables: Mapping[str, Table], packet: Packet, *, first: bool,
+                 hook: str = "prerouting") -> Packet | None:
+        """nat PREROUTING (a packet arriving) or OUTPUT (one the node made): where a Service's
+        address becomes an endpoint's."""
+        step = self.add(Step(f"nat {hook.upper()} on node {node}", f"node {node}"))
         if tables.get("nat") is None and self.nft_table(node) is None:
             step.lines.append("the node has no nat table loaded: nothing rewrites the destination")
             return packet
-        paths = self.hook_paths(node, tables, "nat", "prerouting", packet)
+        paths = self.hook_paths(node, tables, "nat", hook, packet)
         chosen = self.choose(paths)
         for hit in chosen.matched:
             step.rules.append(_rule_line(hit.table, hit.rule, self.moved))
@@ -493,7 +503,7 @@ class _Tracer:
             step.lines.append(f"{len(chosen.unknown)} rule(s) with matches this account does not evaluate were "
                               "skipped: " + "; ".join(r.text for r in chosen.unknown[:3]))
         if chosen.verdict in ("DROP", "REJECT"):
-            step.ok, step.problem = False, f"nat PREROUTING on {node} ends in {chosen.verdict}"
+            step.ok, step.problem = False, f"nat {hook.upper()} on {node} ends in {chosen.verdict}"
             return None
         return chosen.packet
 
@@ -531,8 +541,9 @@ class _Tracer:
             step.lines.append(f"  {e.probability * 100:.1f}%  {e.chain} -> {e.address}  pod {e.pod or '?'} "
                               f"on {e.node or '?'}{mark}")
 
-    def filter_forward(self, node: str, tables: Mapping[str, Table], packet: Packet) -> bool:
-        step = self.add(Step(f"filter FORWARD on node {node}", f"node {node}"))
+    def filter_hook(self, node: str, tables: Mapping[str, Table], packet: Packet, *, hook: str = "forward") -> bool:
+        """filter FORWARD (a packet passing through) or OUTPUT (one the node made)."""
+        step = self.add(Step(f"filter {hook.upper()} on node {node}", f"node {node}"))
         nft, policy, ipt = self.nft_table(node), self.nft_table(node, "netpol"), tables.get("filter")
         if ipt is None and nft is None and policy is None:
             step.lines.append("no filter table loaded: forwarded")
@@ -542,11 +553,11 @@ class _Tracer:
         path = Path((), "ACCEPT", packet)
         walks: list[Callable[[], list[Path]]] = []
         if nft is not None:
-            walks.append(lambda: walk_nft(nft, "filter", "forward", packet))
+            walks.append(lambda: walk_nft(nft, "filter", hook, packet))
         if ipt is not None:
-            walks.append(lambda: walk(ipt, "FORWARD", packet))
+            walks.append(lambda: walk(ipt, hook.upper(), packet))
         if policy is not None:
-            walks.append(lambda: walk_nft(policy, "filter", "forward", packet))
+            walks.append(lambda: walk_nft(policy, "filter", hook, packet))
         for walk_one in walks:
             first = walk_one()[0]
             path = replace(first, hits=path.hits + first.hits)
@@ -557,7 +568,7 @@ class _Tracer:
         if path.verdict in ("DROP", "REJECT"):
             step.ok = False
             which, why = _why_filtered(path)
-            step.problem = (f"filter FORWARD on node {node} ends in {path.verdict} ({which})"
+            step.problem = (f"filter {hook.upper()} on node {node} ends in {path.verdict} ({which})"
                             + (f": {why}" if why else ""))
             return False
         step.lines.append(f"verdict {path.verdict}" + ("" if path.matched else " (the chain's policy)"))

@@ -180,3 +180,41 @@ def test_the_account_names_the_service_the_address_belongs_to():
     assert (t.address, t.service) == ("10.96.62.22:8080", "default/mysvc")
     direct = trace(seed_world(), pod("client"), Destination("pod", "test-jcdzz", "default", "8080"))
     assert (direct.address, direct.service) == ("10.244.2.2:8080", "")
+
+
+def test_a_host_network_source_leaves_through_the_nodes_output_hooks():
+    """A hostNetwork pod's packet is the node's own: nat OUTPUT does the Service's DNAT, filter
+    OUTPUT lets it out, and its source (the node's address, outside the pod range) is
+    masqueraded on the way to the endpoint on the other node."""
+    world = seed_world()
+    host = pod("client")
+    host["spec"]["hostNetwork"] = True
+    host["status"]["podIP"] = "172.18.0.3"  # a hostNetwork pod's IP is its node's
+    world.pods = [*world.pods, host]
+    world.probe = probe_to("10.244.2.3", world)
+    t = trace(world, host, MYSVC)
+    assert t.ok, t.summary
+    titles = [s.title for s in t.steps]
+    assert titles[:2] == ["The packet starts in pod default/client", "Destination Service default/mysvc"]
+    assert "Out of the pod through its veth" not in titles
+    assert titles[2:5] == ["nat OUTPUT on node kind-worker", "Routing decision on node kind-worker",
+                           "filter OUTPUT on node kind-worker"]
+    assert "nat PREROUTING on node kind-worker" not in titles and "nat PREROUTING on node kind-worker2" in titles
+    account = text(t)
+    assert "the packet is made by the node's own network stack" in account
+    assert '-t nat -A OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES' in account
+    assert "the source 172.18.0.3 is outside the cluster's pod range" in account
+    assert "MASQUERADE: the source becomes node kind-worker's address" in account
+    assert t.summary == "reaches pod default/test-pjrjp at 10.244.2.3:8080"
+
+
+def test_a_host_network_pod_the_node_gave_a_sandbox_of_its_own_is_traced_as_a_pod():
+    """What decides is the node: a pod asking for hostNetwork whose address is a sandbox's
+    (a veth on the node) sends from that sandbox."""
+    world = seed_world()
+    client = pod("client")
+    client["spec"]["hostNetwork"] = True
+    t = trace(world, client, MYSVC)
+    assert t.ok, t.summary
+    titles = [s.title for s in t.steps]
+    assert "Out of the pod through its veth" in titles and "nat PREROUTING on node kind-worker" in titles

@@ -131,3 +131,18 @@ def test_a_network_policy_that_drops_the_packet_is_named():
     assert t.summary.startswith("filter FORWARD on node kind-worker ends in DROP (a NetworkPolicy): "
                                 "policies isolate pod default/test-"), t.summary
     assert "nft ip minicluster-netpol forward: ip daddr vmap" in text(t)
+
+
+def test_a_host_network_source_meets_the_nat_output_chain_and_is_masqueraded():
+    world = nft_world()
+    host = pod("client")
+    host["spec"]["hostNetwork"] = True
+    host["status"]["podIP"] = "172.18.0.3"
+    t = trace(world, host, MYSVC)
+    assert t.ok, t.summary
+    titles = [s.title for s in t.steps]
+    assert "nat OUTPUT on node kind-worker" in titles and "filter OUTPUT on node kind-worker" in titles
+    shown = text(t)
+    assert "nft ip kube-proxy nat-output: jump services" in shown
+    assert "the source 172.18.0.3 is outside the cluster's pod range" in shown
+    assert "MASQUERADE: the source becomes node kind-worker's address" in shown
