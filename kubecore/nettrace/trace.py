@@ -24,6 +24,8 @@ from kubecore.nettrace.nft import NftTable, parse_nft, walk_nft
 
 Obj = Mapping[str, Any]
 KUBE_DNS = ("kube-system", "kube-dns")
+# a packet to a node port of another node: that node, then the endpoint's node, which may be the first again
+MAX_NODE_HOPS = 3
 
 
 class TraceError(ValueError):
@@ -137,6 +139,22 @@ class World:
         return next((s for s in self.services if ip in ((s.get("spec") or {}).get("clusterIPs")
                                                         or [(s.get("spec") or {}).get("clusterIP")])), None)
 
+    def what_is(self, ip: str) -> str:
+        """What the cluster knows `ip` as, in words."""
+        if svc := self.service_by_ip(ip):
+            return f"{ip} is the cluster IP of Service {_key(svc)}"
+        if pod := self.pod_by_ip(ip):
+            return f"{ip} is pod {_key(pod)}'s IP"
+        if node := self.node_of_ip(ip):
+            return f"{ip} is node {node}'s address (a node port there reaches its Service)"
+        for svc in self.services:
+            if any(i.get("ip") == ip for i in ((svc.get("status") or {}).get("loadBalancer") or {}).get(
+                    "ingress") or ()):
+                return f"{ip} is the load-balancer address of Service {_key(svc)}"
+            if ip in ((svc.get("spec") or {}).get("externalIPs") or ()):
+                return f"{ip} is an external IP of Service {_key(svc)}"
+        return f"{ip} is not a cluster IP, pod IP, node or load-balancer address this cluster knows"
+
     def node_of_ip(self, ip: str) -> str:
         for node in self.nodes:
             for addr in (node.get("status") or {}).get("addresses") or ():
@@ -178,6 +196,12 @@ def route_text(route: Obj) -> str:
     if route.get("src"):
         parts += ["src", str(route["src"])]
     return " ".join(parts)
+
+
+def _address_on(view: Obj, iface: str) -> str:
+    """The node's (first) address on `iface`, or "" when its view does not list one."""
+    return next((str(a["address"]) for a in view.get("addresses") or ()
+                 if a.get("dev") == iface and a.get("address")), "")
 
 
 def _local_addresses(view: Obj) -> frozenset[str]:
@@ -294,11 +318,7 @@ class _Tracer:
     def resolve_destination(self) -> tuple[str, int] | Trace:
         d, w = self.dest, self.world
         if d.kind == "ip":
-            svc = w.service_by_ip(d.name)
-            step = self.add(Step(f"Destination {d.name}:{d.port}", "the API",
-                                 [f"{d.name} is the cluster IP of Service {_key(svc)}" if svc else
-                                  f"{d.name} is pod {_key(p)}'s IP" if (p := w.pod_by_ip(d.name)) else
-                                  f"{d.name} is not a cluster IP or pod IP this cluster knows"]))
+            step = self.add(Step(f"Destination {d.name}:{d.port}", "the API", [w.what_is(d.name)]))
             if not d.port.isdigit():
                 return self.fail(step, f"port {d.port!r} must be a number for an address")
             return d.name, int(d.port)
@@ -401,13 +421,13 @@ class _Tracer:
         hostNetwork source) takes nat and filter OUTPUT on its first node; a forwarded one
         nat PREROUTING and filter FORWARD."""
         node = src_node
-        original_dst = f"{packet.dst}:{packet.dport}"
-        for hop in range(2):
+        original_dst, original_src = f"{packet.dst}:{packet.dport}", packet.src
+        for hop in range(MAX_NODE_HOPS):
             view = self.view(node) or {}
             tables = self.node_tables(node)
             made_here = from_host and hop == 0
             rewritten = self.nat_dnat(node, tables, replace(packet, local=_local_addresses(view)),
-                                      first=hop == 0, hook="output" if made_here else "prerouting")
+                                      hook="output" if made_here else "prerouting")
             if rewritten is None:
                 return self.done(ok=False, summary=self.steps[-1].problem)
             packet = rewritten
@@ -421,11 +441,20 @@ class _Tracer:
                 return self.done(ok=False, summary=self.steps[-1].problem)
             packet = self.nat_postrouting(node, tables, packet)
             if local_pod is not None:
-                return self.arrive(local_pod, packet, original_dst)
+                return self.arrive(local_pod, packet, original_dst, original_src)
             if not route.get("gateway"):  # on the node network itself: a node or a host beside the nodes
-                return self.leave_to_node_network(node, route, packet)
+                owner = self.world.node_of_ip(packet.dst)
+                if not owner or owner == node or self.view(owner) is None or hop == MAX_NODE_HOPS - 1:
+                    return self.leave_to_node_network(node, route, packet)
+                # another node's own address (a node port there): its rules take over
+                self.add(Step(f"Over the node network to node {owner}", f"node {node}",
+                              [f"{packet.dst} is node {owner}'s own address: delivered directly on "
+                               f"{route.get('dev')}, where that node's nat PREROUTING sees it"]))
+                packet = replace(packet, in_iface="", out_iface="")
+                node = owner
+                continue
             peer = self.world.node_of_ip(str(route.get("gateway") or ""))
-            if not peer or hop == 1:
+            if not peer or hop == MAX_NODE_HOPS - 1:
                 step = self.add(Step(f"Leaving node {node}", f"node {node}",
                                      [f"towards {route.get('gateway') or packet.dst} via {out_iface}"]))
                 return self.fail(step, f"{packet.dst} is not a pod of any node this trace can see")
@@ -437,7 +466,8 @@ class _Tracer:
                            f"between nodes; node {peer} receives it on {route.get('dev')}"]))
             packet = replace(packet, in_iface="", out_iface="")
             node = peer
-        raise AssertionError("unreachable")
+        step = self.add(Step(f"Leaving node {node}", f"node {node}"))
+        return self.fail(step, f"the packet crossed {MAX_NODE_HOPS} nodes without arriving")
 
     def routing(self, node: str, view: Obj, packet: Packet) -> tuple[Obj, Obj | None] | None:
         """The node's routing decision: (the route, the local pod it leads to, if any); None
@@ -478,7 +508,7 @@ class _Tracer:
                     for n in walk_nft(nft, table, hook.lower(), path.packet)]
         return sorted(out, key=lambda p: -round(p.probability, 6))
 
-    def nat_dnat(self, node: str, tables: Mapping[str, Table], packet: Packet, *, first: bool,
+    def nat_dnat(self, node: str, tables: Mapping[str, Table], packet: Packet, *,
                  hook: str = "prerouting") -> Packet | None:
         """nat PREROUTING (a packet arriving) or OUTPUT (one the node made): where a Service's
         address becomes an endpoint's."""
@@ -490,7 +520,7 @@ class _Tracer:
         chosen = self.choose(paths)
         for hit in chosen.matched:
             step.rules.append(_rule_line(hit.table, hit.rule, self.moved))
-        if first and any(p.nat.startswith("DNAT ") for p in paths):
+        if not self.endpoints and any(p.nat.startswith("DNAT ") for p in paths):
             self.list_endpoints(paths, step)
         if chosen.nat.startswith("DNAT"):
             step.lines.append(f"{chosen.nat.replace('DNAT', 'DNAT: the destination becomes')} "
@@ -581,19 +611,27 @@ class _Tracer:
         (path, *_) = self.hook_paths(node, tables, "nat", "postrouting", packet)
         for hit in path.matched:
             step.rules.append(_rule_line(hit.table, hit.rule, self.moved))
-        if path.nat in ("MASQUERADE",) or path.nat.startswith("SNAT"):
-            step.lines.append(f"{path.nat}: the source becomes node {node}'s address on "
-                              f"{packet.out_iface or 'the way out'}; the reply comes back to the node")
-        else:
-            step.lines.append(f"no source NAT: the packet keeps the pod's address {packet.src}")
+        if path.nat == "MASQUERADE" or path.nat.startswith("SNAT"):
+            source = (path.nat.split(" ", 1)[1].split(":")[0] if path.nat.startswith("SNAT ")
+                      else _address_on(self.view(node) or {}, packet.out_iface))
+            step.lines.append(f"{path.nat}: the source becomes node {node}'s address"
+                              + (f" {source}" if source else "") + f" on {packet.out_iface or 'the way out'}; "
+                              "the reply comes back to the node")
+            return replace(path.packet, src=source) if source else path.packet
+        whose = "the pod's" if self.world.pod_by_ip(packet.src) is not None else "its source"
+        step.lines.append(f"no source NAT: the packet keeps {whose} address {packet.src}")
         return path.packet
 
-    def arrive(self, pod: Obj, packet: Packet, original_dst: str) -> Trace:
+    def arrive(self, pod: Obj, packet: Packet, original_dst: str, original_src: str) -> Trace:
         self.add(Step(f"Into pod {pod['namespace']}/{pod['name']}", f"pod {pod['namespace']}/{pod['name']}",
                       [f"through veth {pod.get('hostVeth')} to eth0 {pod.get('ip')}, port {packet.dport}"]))
         reply = self.add(Step("The reply", "conntrack"))
         dnat = f"{packet.dst}:{packet.dport}" != original_dst
-        if dnat:
+        if packet.src != original_src:
+            reply.lines.append(f"the answer leaves {packet.dst}:{packet.dport} for {packet.src}, the node that "
+                               f"masqueraded the packet; that node's conntrack entry rewrites it back: from "
+                               f"{original_dst} to {original_src}, so the client sees the address it asked for")
+        elif dnat:
             reply.lines.append(f"the answer leaves {packet.dst}:{packet.dport} for {packet.src}; the node's conntrack "
                                f"entry for this connection rewrites its source back to {original_dst}, so the "
                                "client sees the address it asked for")
@@ -677,12 +715,17 @@ def _why_filtered(path: Path) -> tuple[str, str]:
 
 
 def _why_masquerade(path: Path, before: Packet) -> str:
-    sep_hairpin = any(h.rule.chain.startswith(("KUBE-SEP-", "endpoint-"))
-                      and (h.rule.target == "KUBE-MARK-MASQ" or "mark-for-masquerade" in h.rule.text)
-                      for h in path.matched)
-    if sep_hairpin:
+    def marked_in(*prefixes: str) -> bool:
+        return any(h.rule.chain.startswith(prefixes)
+                   and (h.rule.target == "KUBE-MARK-MASQ" or "mark-for-masquerade" in h.rule.text)
+                   for h in path.matched)
+    if marked_in("KUBE-SEP-", "endpoint-"):
         return ("marked for masquerade (0x4000): the pod reaches itself through the Service (hairpin), "
                 "so the source must be rewritten or it would drop its own reply")
+    if marked_in("KUBE-EXT-", "external-"):
+        return ("marked for masquerade (0x4000): traffic to a node port or an external address with "
+                "externalTrafficPolicy Cluster may go to an endpoint on another node, which must answer "
+                "through this one")
     return (f"marked for masquerade (0x4000): the source {before.src} is outside the cluster's pod range, "
             "so the endpoint must answer through this node")
 

@@ -65,6 +65,34 @@ def test_load_balancer_reached_from_the_host_and_externalname_cname(cluster: Clu
     out = cluster.mkctl("exec", "lb-client", "--", "dig", "db.default.svc.cluster.local", "AAAA").stdout
     assert "CNAME\tdb.example.com." in out and "status: NOERROR" in out
 
+    # trace from the client pod: to the load balancer's address (DNAT on the pod's own node,
+    # the endpoint conntrack recorded), and to a node port of the node the client is not on
+    # (over the node network unchanged, then that node's KUBE-NODEPORTS, masquerade and DNAT)
+    def traced(destination: str) -> dict:
+        res = cluster.mkctl("trace", "lb-client", destination, "--probe", "-o", "json", check=False, timeout=60)
+        return json.loads(res.stdout)
+    to_lb = traced(f"{ip}:80")
+    assert to_lb["ok"], to_lb["summary"]
+    lines = [ln for step in to_lb["steps"] for ln in step["lines"] + step["rules"]]
+    assert f"{ip} is the load-balancer address of Service default/web-lb" in lines
+    assert any(f"-d {ip}/32" in ln and "loadbalancer IP" in ln for ln in lines), lines
+    assert [e["pod"].split("/")[1] in names for e in to_lb["endpoints"] if e["probed"]] == [True]
+    nodes = json.loads(cluster.mkctl("get", "nodes", "-o", "json").stdout)["items"]
+    client_node = json.loads(cluster.mkctl("get", "pod", "lb-client", "-o", "json").stdout)["spec"]["nodeName"]
+    other = next(n for n in nodes if n["metadata"]["name"] != client_node)
+    other_ip = next(a["address"] for a in other["status"]["addresses"] if a["type"] == "InternalIP")
+    node_port = json.loads(cluster.mkctl("get", "svc", "web-lb", "-o", "json").stdout)["spec"]["ports"][0]["nodePort"]
+    to_node_port = traced(f"{other_ip}:{node_port}")
+    assert to_node_port["ok"], to_node_port["summary"]
+    titles = [step["title"] for step in to_node_port["steps"]]
+    assert f"Over the node network to node {other['metadata']['name']}" in titles
+    lines = [ln for step in to_node_port["steps"] for ln in step["lines"] + step["rules"]]
+    assert any("-j KUBE-NODEPORTS" in ln for ln in lines) and any("KUBE-EXT-" in ln for ln in lines)
+    assert any(ln.startswith(f"MASQUERADE: the source becomes node {other['metadata']['name']}'s address")
+               for ln in lines), lines
+    assert any(ln.startswith("probe: connected") for ln in lines), lines
+    assert to_node_port["summary"].startswith("reaches pod default/lb-test-")
+
     # no longer a LoadBalancer: the address is released and no node answers for it any more
     cluster.mkctl("apply", "-f", str(path))  # unchanged: nothing moves
     assert ingress_ip() == ip

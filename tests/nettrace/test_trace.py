@@ -6,6 +6,7 @@ import pytest
 
 from kubecore.nettrace.trace import Destination, TraceError, parse_destination, trace
 from tests.nettrace.world import pod, saved, seed_state, seed_world
+from tests.proxy.objects import endpoint, endpoint_slice, port, service, slice_port
 
 MYSVC = Destination("service", "mysvc", "default", "8080")
 
@@ -218,3 +219,31 @@ def test_a_host_network_pod_the_node_gave_a_sandbox_of_its_own_is_traced_as_a_po
     assert t.ok, t.summary
     titles = [s.title for s in t.steps]
     assert "Out of the pod through its veth" in titles and "nat PREROUTING on node kind-worker" in titles
+
+
+def test_a_node_port_of_the_other_node_is_followed_there_and_back():
+    """client (kind-worker) -> kind-worker2's address : node port. kind-worker routes it onto
+    the node network unchanged; kind-worker2's KUBE-NODEPORTS takes it, masquerades it and
+    DNATs it to the endpoint, which is back on kind-worker."""
+    state = seed_state("test-lgqcq")
+    state.services.append(service("np", "10.96.7.7", [port(8080, node_port=30080)], type_="NodePort"))
+    state.slices.append(endpoint_slice("np", [endpoint("10.244.1.2", node="kind-worker")], [slice_port(8080)]))
+    world = seed_world(state)
+    t = trace(world, pod("client"), Destination("ip", "172.18.0.4", "default", "30080"))
+    assert t.ok, t.summary
+    titles = [s.title for s in t.steps]
+    assert titles.index("Over the node network to node kind-worker2") < titles.index("nat PREROUTING on node kind-worker2")
+    back = titles.index("Over the node network to node kind-worker")
+    assert titles.index("nat PREROUTING on node kind-worker2") < back
+    assert titles[-2:] == ["Into pod default/test-lgqcq", "The reply"]
+    account = text(t)
+    assert "172.18.0.4 is node kind-worker2's own address" in account
+    assert "-j KUBE-NODEPORTS" in account and "KUBE-EXT-" in account
+    assert "traffic to a node port or an external address" in account
+    assert "172.18.0.4 is node kind-worker2's address (a node port there reaches its Service)" in account
+    assert "MASQUERADE: the source becomes node kind-worker2's address 172.18.0.4 on eth0" in account
+    assert "the packet keeps its addresses (172.18.0.4 -> 10.244.1.2)" in account
+    assert ("the answer leaves 10.244.1.2:8080 for 172.18.0.4, the node that masqueraded the packet; that "
+            "node's conntrack entry rewrites it back: from 172.18.0.4:30080 to 10.244.1.7") in account
+    assert [(e.address, e.pod) for e in t.endpoints] == [("10.244.1.2:8080", "default/test-lgqcq")]
+    assert t.summary == "reaches pod default/test-lgqcq at 10.244.1.2:8080"
