@@ -435,39 +435,44 @@ class _Tracer:
             if routed is None:
                 return self.done(ok=False, summary=self.steps[-1].problem)
             route, local_pod = routed
-            out_iface = str(route.get("dev") or "")
-            packet = replace(packet, out_iface=out_iface)
+            packet = replace(packet, out_iface=str(route.get("dev") or ""))
             if not self.filter_hook(node, tables, packet, hook="output" if made_here else "forward"):
                 return self.done(ok=False, summary=self.steps[-1].problem)
             packet = self.nat_postrouting(node, tables, packet)
             if local_pod is not None:
                 return self.arrive(local_pod, packet, original_dst, original_src)
-            if not route.get("gateway"):  # on the node network itself: a node or a host beside the nodes
-                owner = self.world.node_of_ip(packet.dst)
-                if not owner or owner == node or self.view(owner) is None or hop == MAX_NODE_HOPS - 1:
-                    return self.leave_to_node_network(node, route, packet)
-                # another node's own address (a node port there): its rules take over
-                self.add(Step(f"Over the node network to node {owner}", f"node {node}",
-                              [f"{packet.dst} is node {owner}'s own address: delivered directly on "
-                               f"{route.get('dev')}, where that node's nat PREROUTING sees it"]))
-                packet = replace(packet, in_iface="", out_iface="")
-                node = owner
-                continue
-            peer = self.world.node_of_ip(str(route.get("gateway") or ""))
-            if not peer or hop == MAX_NODE_HOPS - 1:
-                step = self.add(Step(f"Leaving node {node}", f"node {node}",
-                                     [f"towards {route.get('gateway') or packet.dst} via {out_iface}"]))
-                return self.fail(step, f"{packet.dst} is not a pod of any node this trace can see")
-            if self.view(peer) is None:
-                step = self.add(Step(f"Over the node network to {peer}", f"node {node}"))
-                return self.fail(step, f"node {peer}'s agent did not give its network view")
-            self.add(Step(f"Over the node network to node {peer}", f"node {node}",
-                          [f"the packet keeps its addresses ({packet.src} -> {packet.dst}): no overlay, no NAT "
-                           f"between nodes; node {peer} receives it on {route.get('dev')}"]))
+            following = self.next_node(node, route, packet, last=hop == MAX_NODE_HOPS - 1)
+            if isinstance(following, Trace):
+                return following
             packet = replace(packet, in_iface="", out_iface="")
-            node = peer
+            node = following
         step = self.add(Step(f"Leaving node {node}", f"node {node}"))
         return self.fail(step, f"the packet crossed {MAX_NODE_HOPS} nodes without arriving")
+
+    def next_node(self, node: str, route: Obj, packet: Packet, *, last: bool) -> str | Trace:
+        """Where a packet routed off `node` goes: the next node whose rules the account follows,
+        or the account's end."""
+        if not route.get("gateway"):  # on the node network itself: a node or a host beside the nodes
+            owner = self.world.node_of_ip(packet.dst)
+            if not owner or owner == node or self.view(owner) is None or last:
+                return self.leave_to_node_network(node, route, packet)
+            # another node's own address (a node port there): its rules take over
+            self.add(Step(f"Over the node network to node {owner}", f"node {node}",
+                          [f"{packet.dst} is node {owner}'s own address: delivered directly on "
+                           f"{route.get('dev')}, where that node's nat PREROUTING sees it"]))
+            return owner
+        peer = self.world.node_of_ip(str(route.get("gateway") or ""))
+        if not peer or last:
+            step = self.add(Step(f"Leaving node {node}", f"node {node}",
+                                 [f"towards {route.get('gateway') or packet.dst} via {route.get('dev') or ''}"]))
+            return self.fail(step, f"{packet.dst} is not a pod of any node this trace can see")
+        if self.view(peer) is None:
+            step = self.add(Step(f"Over the node network to {peer}", f"node {node}"))
+            return self.fail(step, f"node {peer}'s agent did not give its network view")
+        self.add(Step(f"Over the node network to node {peer}", f"node {node}",
+                      [f"the packet keeps its addresses ({packet.src} -> {packet.dst}): no overlay, no NAT "
+                       f"between nodes; node {peer} receives it on {route.get('dev')}"]))
+        return peer
 
     def routing(self, node: str, view: Obj, packet: Packet) -> tuple[Obj, Obj | None] | None:
         """The node's routing decision: (the route, the local pod it leads to, if any); None
