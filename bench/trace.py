@@ -11,23 +11,38 @@ network namespace with iptables-restore; then, as `minikubectl trace` does:
 
 Goal (issue: the packet-path explainer): a trace under 1 s at 1,000 Services. The API reads and
 the node proxy's round trips come on top; `tests/e2e/test_trace.py` runs it on a live cluster.
+
+With `--cluster`, the whole command instead, on the cluster `make up` started: the seed's
+manifests (tests/e2e/manifests.yaml: Deployment `test` x3, Service `mysvc`, pod `client`) are
+applied, N-1 more Services selecting the same three pods are created (so every node holds the
+rules of N Services of 3 endpoints), and `minikubectl trace client svc/<the last>:8080` is timed
+as a user runs it (a new process each time: start-up, API reads, both nodes' views through the
+node proxy, the trace), with and without `--probe`. What it created is deleted afterwards.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import statistics
 import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from bench.proxy_sync import SETTINGS, ScratchNetns, make_cluster
+from kubecore.api import resources as R
+from kubecore.api.errors import ApiError
+from kubecore.client.config import from_flags
+from kubecore.client.rest import ApiClient
 from kubecore.nettrace.trace import Destination, World, trace
 from services.proxy.iptables import IptablesApplier
 from services.proxy.model import build_snapshot
 from services.proxy.rules import render
 
+ROOT = Path(__file__).resolve().parent.parent
 NODES = {"bench-node": "172.18.0.3", "bench-node-2": "172.18.0.4"}
 
 
@@ -86,9 +101,61 @@ async def main(count: int, repeat: int) -> None:
     print(f"  together:                            {total * 1000:7.1f} ms (goal: under 1 s with the API reads)")
 
 
+MANIFESTS = ROOT / "tests" / "e2e" / "manifests.yaml"
+EXTRA = "bench-trace"
+
+
+def minikubectl(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "minikubectl", *args], cwd=ROOT, capture_output=True, text=True,
+                          check=check, timeout=120)
+
+
+async def on_cluster(count: int, repeat: int) -> None:
+    kubeconfig = json.loads(minikubectl("cluster", "status", "-o", "json").stdout)["kubeconfig"]
+    minikubectl("--kubeconfig", kubeconfig, "apply", "-f", str(MANIFESTS))
+    names = [f"{EXTRA}-{i:04d}" for i in range(count - 1)]
+    async with ApiClient(from_flags(kubeconfig, None)) as client:
+        gate = asyncio.Semaphore(16)
+        try:
+
+            async def create(name: str) -> None:
+                async with gate:
+                    await client.create(R.SERVICES, {"metadata": {"name": name}, "spec": {
+                        "selector": {"app": "test"}, "ports": [{"port": 8080, "targetPort": 8080}]}}, "default")
+            started = time.perf_counter()
+            await asyncio.gather(*(create(n) for n in names))
+            print(f"{len(names)} Services created in {time.perf_counter() - started:.1f} s (and mysvc)")
+            target = f"svc/{names[-1]}:8080" if names else "svc/mysvc:8080"
+            deadline = time.monotonic() + 300
+            while (done := minikubectl("--kubeconfig", kubeconfig, "trace", "client", target, check=False)
+                   ).returncode != 0:
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"no trace got through in 300 s: {done.stdout[-500:]}{done.stderr}")
+                await asyncio.sleep(2)
+            for flags in ((), ("--probe",)):
+                runs = []
+                for _ in range(repeat):
+                    t0 = time.perf_counter()
+                    minikubectl("--kubeconfig", kubeconfig, "trace", "client", target, *flags)
+                    runs.append(time.perf_counter() - t0)
+                print(f"  minikubectl trace client {target} {' '.join(flags)}: median "
+                      f"{statistics.median(runs) * 1000:.0f} ms, max {max(runs) * 1000:.0f} ms of {repeat}")
+            t0 = time.perf_counter()
+            minikubectl("--kubeconfig", kubeconfig, "version", "--client")
+            print(f"  minikubectl version --client (start-up alone): {(time.perf_counter() - t0) * 1000:.0f} ms")
+        finally:
+            async def delete(name: str) -> None:
+                async with gate:
+                    with contextlib.suppress(ApiError):
+                        await client.delete(R.SERVICES, name, "default")
+            await asyncio.gather(*(delete(n) for n in names))
+            minikubectl("--kubeconfig", kubeconfig, "delete", "-f", str(MANIFESTS), check=False)
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--services", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--cluster", action="store_true", help="time the command on the running cluster")
     args = parser.parse_args()
-    asyncio.run(main(args.services, args.repeat))
+    asyncio.run(on_cluster(args.services, args.repeat) if args.cluster else main(args.services, args.repeat))
