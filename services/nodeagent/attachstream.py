@@ -21,6 +21,7 @@ from kubecore.api import remotecommand as rc
 from services.nodeagent.agent import Agent, PodNotHere
 from services.nodeagent.containerio import STDERR, Chunk, ContainerIO
 from services.nodeagent.execstream import Channel, Messages, Output, websocket_messages
+from services.nodeagent.httpstatus import status_response
 from services.nodeagent.runtime import CONTAINER_RUNNING
 
 log = logging.getLogger("nodeagent.attach")
@@ -31,9 +32,8 @@ async def serve(request: web.Request, agent: Agent) -> web.StreamResponse:
                                max_msg_size=rc.MAX_MESSAGE_BYTES)
     ready = ws.can_prepare(request)
     if not ready.ok or ready.protocol is None:
-        body = rc.failure(400, "BadRequest", "attach streams need a WebSocket with one of the subprotocols "
-                          + ", ".join(rc.PROTOCOLS))
-        return web.json_response({"kind": "Status", "apiVersion": "v1", **body}, status=400)
+        return status_response(400, "BadRequest", "attach streams need a WebSocket with one of the "
+                               "subprotocols " + ", ".join(rc.PROTOCOLS))
     await ws.prepare(request)
     out = Channel(ws)
     ns, pod, container = (request.match_info[k] for k in ("namespace", "pod", "container"))

@@ -27,6 +27,7 @@ from aiohttp import web
 from kubecore.api.errors import ApiError
 from kubecore.client.rest import ApiClient, ApiUnavailable
 from kubecore.client.x509 import subject_of
+from services.nodeagent.httpstatus import status_response
 
 log = logging.getLogger("nodeagent.auth")
 ALLOWED_TTL = 300.0
@@ -104,12 +105,6 @@ class AllowAll:
         return True, ""
 
 
-def _status(code: int, reason: str, message: str) -> web.Response:
-    return web.json_response({"kind": "Status", "apiVersion": "v1", "metadata": {},
-                              "status": "Failure", "message": message, "reason": reason,
-                              "code": code}, status=code)
-
-
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -120,18 +115,18 @@ def middleware(authorizer: Authorizer | AllowAll, node: str) -> Any:
     async def authenticate_and_authorize(request: web.Request, handler: Handler) -> web.StreamResponse:
         caller = caller_of(request)
         if caller is None:
-            return _status(401, "Unauthorized", "Unauthorized")
+            return status_response(401, "Unauthorized", "Unauthorized")
         verb = _VERBS.get(request.method, request.method.lower())
         sub = node_subresource(request.path)
         try:
             allowed, reason = await authorizer.allowed(caller, verb, sub)
         except (ApiError, ApiUnavailable) as exc:
             log.warning("authorizing %s %s for %s: %s", verb, sub, caller.user, exc)
-            return _status(503, "ServiceUnavailable", f"could not authorize the request: {exc}")
+            return status_response(503, "ServiceUnavailable", f"could not authorize the request: {exc}")
         if not allowed:
             message = (f"Forbidden (user={caller.user}, verb={verb}, resource=nodes, "
                        f"subresource={sub})" + (f": {reason}" if reason else ""))
-            return _status(403, "Forbidden", message)
+            return status_response(403, "Forbidden", message)
         return await handler(request)
 
     return authenticate_and_authorize

@@ -20,6 +20,7 @@ from aiohttp import WSMsgType, web
 from kubecore.api import remotecommand as rc
 from services.nodeagent.agent import Agent, PodNotHere
 from services.nodeagent.execproc import STDOUT, ExecProcess
+from services.nodeagent.httpstatus import status_response
 from services.nodeagent.runtime import CONTAINER_RUNNING, CommandNotFoundError, NotFoundError, RuntimeServiceError
 
 log = logging.getLogger("nodeagent.exec")
@@ -75,9 +76,8 @@ async def serve(request: web.Request, agent: Agent) -> web.StreamResponse:
                                max_msg_size=rc.MAX_MESSAGE_BYTES)
     ready = ws.can_prepare(request)
     if not ready.ok or ready.protocol is None:
-        body = rc.failure(400, "BadRequest", "exec streams need a WebSocket with one of the subprotocols "
-                          + ", ".join(rc.PROTOCOLS))
-        return web.json_response({"kind": "Status", "apiVersion": "v1", **body}, status=400)
+        return status_response(400, "BadRequest", "exec streams need a WebSocket with one of the "
+                               "subprotocols " + ", ".join(rc.PROTOCOLS))
     await ws.prepare(request)
     out = Channel(ws)
     ns, pod, container = (request.match_info[k] for k in ("namespace", "pod", "container"))

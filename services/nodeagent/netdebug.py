@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from dnslib import QTYPE, RCODE, DNSRecord
 
-from kubecore.api.errors import ApiError
 from services.nodeagent import netns
+from services.nodeagent.httpstatus import status_response
 from services.nodeagent.runtime import SANDBOX_READY, SandboxInfo
 
 if TYPE_CHECKING:
@@ -343,16 +343,12 @@ async def probe(agent: Agent, body: dict[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- HTTP
 
 
-def _status(code: int, reason: str, message: str) -> web.Response:
-    return web.json_response(ApiError(code, reason, message).to_status(), status=code)
-
-
 def add_routes(app: web.Application, agent: Agent) -> None:
     async def get_network(request: web.Request) -> web.Response:
         try:
             return web.json_response(await snapshot(agent))
         except (OSError, RuntimeError) as exc:
-            return _status(500, "InternalError", f"reading the node's network: {exc}")
+            return status_response(500, "InternalError", f"reading the node's network: {exc}")
 
     async def post_probe(request: web.Request) -> web.Response:
         try:
@@ -361,11 +357,11 @@ def add_routes(app: web.Application, agent: Agent) -> None:
                 raise ValueError("the body must be a JSON object")
             return web.json_response(await probe(agent, body))
         except ValueError as exc:
-            return _status(400, "BadRequest", f"probe: {exc}")
+            return status_response(400, "BadRequest", f"probe: {exc}")
         except LookupError as exc:
-            return _status(404, "NotFound", str(exc))
+            return status_response(404, "NotFound", str(exc))
         except (OSError, RuntimeError) as exc:
-            return _status(500, "InternalError", f"probe: {exc}")
+            return status_response(500, "InternalError", f"probe: {exc}")
 
     app.router.add_get("/debug/network", get_network)
     app.router.add_post("/debug/network/probe", post_probe)

@@ -22,6 +22,7 @@ from kubecore.api import portforward as pf
 from kubecore.controller import upgrade
 from services.nodeagent import netns, spdyconn
 from services.nodeagent.agent import Agent, PodNotHere
+from services.nodeagent.httpstatus import status_response
 from services.nodeagent.runtime import SandboxInfo
 
 log = logging.getLogger("nodeagent.portforward")
@@ -29,26 +30,21 @@ CONNECT_TIMEOUT = 10.0
 READ_CHUNK = 32 * 1024
 
 
-def _status(code: int, reason: str, message: str) -> web.Response:
-    return web.json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                              "message": message, "reason": reason, "code": code}, status=code)
-
-
 async def serve(request: web.Request, agent: Agent) -> web.StreamResponse:
     ns, name = request.match_info["namespace"], request.match_info["pod"]
     if not upgrade.is_upgrade(request.headers, pf.SPDY_UPGRADE):
-        return _status(400, "BadRequest", "port forwarding needs an upgrade to SPDY/3.1 "
+        return status_response(400, "BadRequest", "port forwarding needs an upgrade to SPDY/3.1 "
                        f"({pf.STREAM_PROTOCOL_HEADER}: {pf.PROTOCOL_V1})")
     offered = [p.strip() for p in request.headers.getall(pf.STREAM_PROTOCOL_HEADER, [])
                for p in p.split(",") if p.strip()]
     if offered and pf.PROTOCOL_V1 not in offered:
         # httpstream.Handshake: no common protocol is a 403 listing what the server speaks
-        return _status(403, "Forbidden", f"unable to upgrade: unable to negotiate protocol: client supports "
+        return status_response(403, "Forbidden", f"unable to upgrade: unable to negotiate protocol: client supports "
                        f"{offered}, server accepts {[pf.PROTOCOL_V1]}")
     try:
         sandbox = agent.find_sandbox(ns, name)
     except PodNotHere as exc:
-        return _status(exc.code, exc.reason, exc.message)
+        return status_response(exc.code, exc.reason, exc.message)
     conn = await upgrade.accept(request, pf.SPDY_UPGRADE, {pf.STREAM_PROTOCOL_HEADER: pf.PROTOCOL_V1})
     forwarder = _Forwarder(sandbox)
     spdy_conn = spdyconn.Connection(conn.reader, conn.write)

@@ -34,17 +34,12 @@ from kubecore.controller import upgrade
 from kubecore.controller.health import Health, ReadinessCheck, add_health_routes
 from services.nodeagent import attachstream, auth, execstream, netdebug, netns, podlog, portforward, spdystreams
 from services.nodeagent.agent import Agent, PodNotHere
+from services.nodeagent.httpstatus import status_response
 from services.nodeagent.runtime import CONTAINER_RUNNING, NotFoundError, RuntimeServiceError
 
 log = logging.getLogger("nodeagent.server")
 AGENT = web.AppKey("agent", Agent)
 MAX_EXEC_SECONDS = 300.0
-
-
-def status_error(code: int, reason: str, message: str) -> web.Response:
-    body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message,
-            "reason": reason, "code": code}
-    return web.json_response(body, status=code)
 
 
 def agent_ready(agent: Agent) -> ReadinessCheck:
@@ -66,12 +61,12 @@ async def container_logs(request: web.Request) -> web.StreamResponse:
         opts = PodLogOptions.from_query(request.query)
         attempts = agent.find_attempts(ns, pod, container)
     except ApiError as exc:
-        return status_error(exc.code, exc.reason, exc.message)
+        return status_response(exc.code, exc.reason, exc.message)
     except PodNotHere as exc:
-        return status_error(exc.code, exc.reason, exc.message)
+        return status_response(exc.code, exc.reason, exc.message)
     if opts.previous:
         if len(attempts) < 2:
-            return status_error(400, "BadRequest",
+            return status_response(400, "BadRequest",
                                 f'previous terminated container "{container}" in pod "{pod}" not found')
         info = attempts[-2]
     else:
@@ -105,22 +100,22 @@ async def exec_in_container(request: web.Request) -> web.StreamResponse:
     try:
         body: Any = json.loads(await request.read() or b"{}")
     except ValueError:
-        return status_error(400, "BadRequest", "the exec body must be JSON: {\"command\": [...]}")
+        return status_response(400, "BadRequest", "the exec body must be JSON: {\"command\": [...]}")
     command = body.get("command") if isinstance(body, dict) else None
     if not isinstance(command, list) or not command or not all(isinstance(c, str) for c in command):
-        return status_error(400, "BadRequest", "command must be a non-empty list of strings")
+        return status_response(400, "BadRequest", "command must be a non-empty list of strings")
     timeout = min(float(body.get("timeoutSeconds") or 60), MAX_EXEC_SECONDS)
     try:
         info = agent.find_container(ns, pod, container)
     except PodNotHere as exc:
-        return status_error(exc.code, exc.reason, exc.message)
+        return status_response(exc.code, exc.reason, exc.message)
     if agent.runtime.container_status(info.id).state != CONTAINER_RUNNING:
-        return status_error(400, "BadRequest",
+        return status_response(400, "BadRequest",
                             f"cannot exec in a container that is not running: container {container} of pod {ns}/{pod}")
     try:
         code, out, err = await agent.runtime.exec_sync(info.id, command, timeout=timeout)
     except RuntimeServiceError as exc:
-        return status_error(500, "InternalError", f"exec in {ns}/{pod}/{container}: {exc}")
+        return status_response(500, "InternalError", f"exec in {ns}/{pod}/{container}: {exc}")
     return web.json_response({"exitCode": code, "stdout": out.decode(errors="replace"),
                               "stderr": err.decode(errors="replace")})
 

@@ -25,6 +25,7 @@ from kubecore.api import remotecommand as rc
 from kubecore.controller import upgrade
 from services.nodeagent import attachstream, execstream, spdyconn
 from services.nodeagent.agent import Agent
+from services.nodeagent.httpstatus import status_response
 
 log = logging.getLogger("nodeagent.spdystreams")
 V4 = "v4.channel.k8s.io"
@@ -107,16 +108,11 @@ async def _messages(streams: dict[str, spdyconn.Stream],
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def _status(code: int, reason: str, message: str) -> web.Response:
-    return web.json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                              "message": message, "reason": reason, "code": code}, status=code)
-
-
 async def serve(request: web.Request, agent: Agent, *, attach: bool) -> web.StreamResponse:
     offered = [p.strip() for v in request.headers.getall(pf.STREAM_PROTOCOL_HEADER, []) for p in v.split(",")
                if p.strip()]
     if V4 not in offered:
-        return _status(403, "Forbidden", f"unable to upgrade: unable to negotiate protocol: client supports "
+        return status_response(403, "Forbidden", f"unable to upgrade: unable to negotiate protocol: client supports "
                        f"{offered}, server accepts {[V4]}")
     ns, pod, container = (request.match_info[k] for k in ("namespace", "pod", "container"))
     opts = rc.ExecOptions.from_query(request.query)
