@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from pydantic import BaseModel
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 from kubecore.api import defaults as d
 from kubecore.api import fieldselectors as fs
 from kubecore.api import formats as v
-from kubecore.api import models
 from kubecore.api.batch import generate_job_selector
 from kubecore.api.defaults import carry_over_service_allocations as carry_over_service_allocations
 from kubecore.api.defaults import daemonset_template_generation as daemonset_template_generation
@@ -63,7 +64,7 @@ class ResourceType:
     plural: str
     singular: str
     namespaced: bool
-    model: type[BaseModel]
+    model_name: str  # its pydantic model in kubecore.api.models (imported when first asked for)
     name_rule: Callable[[str], list[str]] = v.dns1123_subdomain_errors
     short_names: tuple[str, ...] = ()
     categories: tuple[str, ...] = ()
@@ -88,6 +89,14 @@ class ResourceType:
     # What becomes of the dependents when a DELETE names no policy (the strategy's
     # DefaultGarbageCollectionPolicy): batch/v1 Jobs orphan their pods, for compatibility.
     default_propagation: str = "Background"
+
+    @property
+    def model(self) -> type[BaseModel]:
+        """The pydantic model of the kind (the API server's shape checks). Imported here, not
+        with the table, so that clients of the table (minikubectl) start without pydantic."""
+        from kubecore.api import models
+        model: type[BaseModel] = getattr(models, self.model_name)
+        return model
 
     @property
     def api_version(self) -> str:
@@ -119,50 +128,50 @@ class ResourceType:
 
 # --- the table ----------------------------------------------------------------------
 
-NAMESPACES = ResourceType("", "v1", "Namespace", "namespaces", "namespace", False, models.Namespace,
+NAMESPACES = ResourceType("", "v1", "Namespace", "namespaces", "namespace", False, "Namespace",
                           name_rule=v.dns1123_label_errors, short_names=("ns",),
                           subresources=("status",), default=d.default_namespace,
                           field_getters=fs.NAMESPACE_FIELDS)
-SERVICES = ResourceType("", "v1", "Service", "services", "service", True, models.Service,
+SERVICES = ResourceType("", "v1", "Service", "services", "service", True, "Service",
                         name_rule=v.dns1035_label_errors, short_names=("svc",), categories=("all",),
                         subresources=("status",), validate=svc_v.validate_service,
                         validate_status=svc_v.validate_service_status, default=d.default_service,
                         field_getters=fs.SERVICE_FIELDS)
-PODS = ResourceType("", "v1", "Pod", "pods", "pod", True, models.Pod, short_names=("po",),
+PODS = ResourceType("", "v1", "Pod", "pods", "pod", True, "Pod", short_names=("po",),
                     categories=("all",), subresources=("status", "binding", "log", "exec", "attach", "portforward"),
                     validate=core.validate_pod, default=d.default_pod, field_getters=fs.POD_FIELDS,
                     graceful_delete=True)
-NODES = ResourceType("", "v1", "Node", "nodes", "node", False, models.Node, short_names=("no",),
+NODES = ResourceType("", "v1", "Node", "nodes", "node", False, "Node", short_names=("no",),
                      subresources=("status", "proxy"), validate=core.validate_node,
                      validate_status=core.validate_node_status, default=d.default_node,
                      field_getters=fs.NODE_FIELDS)
 ENDPOINTSLICES = ResourceType("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices",
-                              "endpointslice", True, models.EndpointSlice,
+                              "endpointslice", True, "EndpointSlice",
                               validate=discovery.validate_endpointslice, default=d.default_endpointslice,
                               field_getters=fs.COMMON_FIELDS)
 # core/v1 Endpoints: a Service's addresses the pre-slice way, kept by the endpoints controller
 # (Services with a selector) or by users (without one); mirrored into EndpointSlices.
-ENDPOINTS = ResourceType("", "v1", "Endpoints", "endpoints", "endpoints", True, models.Endpoints,
+ENDPOINTS = ResourceType("", "v1", "Endpoints", "endpoints", "endpoints", True, "Endpoints",
                          short_names=("ep",), validate=endpoints_validation.validate_endpoints,
                          default=d.default_endpoints, canonicalize=canonicalize_endpoints,
                          field_getters=fs.COMMON_FIELDS)
 DEPLOYMENTS = ResourceType("apps", "v1", "Deployment", "deployments", "deployment", True,
-                           models.Deployment, short_names=("deploy",), categories=("all",),
+                           "Deployment", short_names=("deploy",), categories=("all",),
                            subresources=("status", "scale"), validate=apps.validate_deployment,
                            default=d.default_deployment, field_getters=fs.COMMON_FIELDS)
 REPLICASETS = ResourceType("apps", "v1", "ReplicaSet", "replicasets", "replicaset", True,
-                           models.ReplicaSet, short_names=("rs",), categories=("all",),
+                           "ReplicaSet", short_names=("rs",), categories=("all",),
                            subresources=("status", "scale"), validate=apps.validate_replicaset,
                            default=d.default_replicaset, field_getters=fs.COMMON_FIELDS)
 # apps/v1 ControllerRevisions: the rollout history of StatefulSets and DaemonSets.
 CONTROLLERREVISIONS = ResourceType("apps", "v1", "ControllerRevision", "controllerrevisions",
-                                   "controllerrevision", True, models.ControllerRevision,
+                                   "controllerrevision", True, "ControllerRevision",
                                    validate=apps.validate_controllerrevision,
                                    field_getters=fs.COMMON_FIELDS)
 # apps/v1 StatefulSets: pods with stable names `<set>-<ordinal>` (services/statefulset); names
 # are DNS labels, as kube's ValidateStatefulSetName.
 STATEFULSETS = ResourceType("apps", "v1", "StatefulSet", "statefulsets", "statefulset", True,
-                            models.StatefulSet, name_rule=v.dns1123_label_errors,
+                            "StatefulSet", name_rule=v.dns1123_label_errors,
                             short_names=("sts",), categories=("all",),
                             subresources=("status", "scale"),
                             validate=statefulset.validate_statefulset,
@@ -170,62 +179,62 @@ STATEFULSETS = ResourceType("apps", "v1", "StatefulSet", "statefulsets", "statef
                             default=d.default_statefulset, field_getters=fs.COMMON_FIELDS)
 # apps/v1 DaemonSets: one pod per node that should run it (services/daemonset).
 DAEMONSETS = ResourceType("apps", "v1", "DaemonSet", "daemonsets", "daemonset", True,
-                          models.DaemonSet, short_names=("ds",), categories=("all",),
+                          "DaemonSet", short_names=("ds",), categories=("all",),
                           subresources=("status",), validate=apps.validate_daemonset,
                           validate_status=apps.validate_daemonset_status,
                           default=d.default_daemonset, field_getters=fs.COMMON_FIELDS)
 # core/v1 Events: written by the services through `kubecore.client.events`, read by describe; the
 # API server removes them after --event-ttl.
-EVENTS = ResourceType("", "v1", "Event", "events", "event", True, models.Event,
+EVENTS = ResourceType("", "v1", "Event", "events", "event", True, "Event",
                       short_names=("ev",), field_getters=fs.EVENT_FIELDS)
 
 # core/v1 ServiceAccounts (who a pod acts as; their tokens are `serviceaccounts/<name>/token`)
 # and ConfigMaps (the cluster CA reaches pods as `kube-root-ca.crt`).
 SERVICEACCOUNTS = ResourceType("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", True,
-                               models.ServiceAccount, short_names=("sa",), subresources=("token",),
+                               "ServiceAccount", short_names=("sa",), subresources=("token",),
                                field_getters=fs.COMMON_FIELDS)
-CONFIGMAPS = ResourceType("", "v1", "ConfigMap", "configmaps", "configmap", True, models.ConfigMap,
+CONFIGMAPS = ResourceType("", "v1", "ConfigMap", "configmaps", "configmap", True, "ConfigMap",
                           short_names=("cm",), validate=core.validate_configmap,
                           field_getters=fs.COMMON_FIELDS)
-SECRETS = ResourceType("", "v1", "Secret", "secrets", "secret", True, models.Secret,
+SECRETS = ResourceType("", "v1", "Secret", "secrets", "secret", True, "Secret",
                        validate=secrets.validate_secret, default=d.default_secret,
                        convert=convert_secret, field_getters=fs.SECRET_FIELDS)
 
 # RBAC (rbac.authorization.k8s.io/v1): names are path segments ("system:node"), as kube's.
-ROLES = ResourceType("rbac.authorization.k8s.io", "v1", "Role", "roles", "role", True, models.Role,
+ROLES = ResourceType("rbac.authorization.k8s.io", "v1", "Role", "roles", "role", True, "Role",
                      name_rule=v.path_segment_name_errors, validate=rbac.validate_role,
                      field_getters=fs.COMMON_FIELDS)
 CLUSTERROLES = ResourceType("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles",
-                            "clusterrole", False, models.ClusterRole,
+                            "clusterrole", False, "ClusterRole",
                             name_rule=v.path_segment_name_errors, validate=rbac.validate_clusterrole,
                             field_getters=fs.COMMON_FIELDS)
 ROLEBINDINGS = ResourceType("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings",
-                            "rolebinding", True, models.RoleBinding,
+                            "rolebinding", True, "RoleBinding",
                             name_rule=v.path_segment_name_errors, validate=rbac.validate_rolebinding,
                             default=d.default_binding, field_getters=fs.COMMON_FIELDS)
 CLUSTERROLEBINDINGS = ResourceType("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding",
                                    "clusterrolebindings", "clusterrolebinding", False,
-                                   models.RoleBinding, name_rule=v.path_segment_name_errors,
+                                   "RoleBinding", name_rule=v.path_segment_name_errors,
                                    validate=rbac.validate_clusterrolebinding,
                                    default=d.default_binding, field_getters=fs.COMMON_FIELDS)
 
 # batch/v1: Jobs run pods to completion, CronJobs make Jobs on a schedule (services/jobs).
-JOBS = ResourceType("batch", "v1", "Job", "jobs", "job", True, models.Job, categories=("all",),
+JOBS = ResourceType("batch", "v1", "Job", "jobs", "job", True, "Job", categories=("all",),
                     subresources=("status",), validate=batch.validate_job,
                     validate_status=batch.validate_job_status, default=d.default_job,
                     prepare_create=generate_job_selector, field_getters=fs.JOB_FIELDS,
                     default_propagation="Orphan")
-CRONJOBS = ResourceType("batch", "v1", "CronJob", "cronjobs", "cronjob", True, models.CronJob,
+CRONJOBS = ResourceType("batch", "v1", "CronJob", "cronjobs", "cronjob", True, "CronJob",
                         short_names=("cj",), categories=("all",), subresources=("status",),
                         validate=batch.validate_cronjob, default=d.default_cronjob,
                         field_getters=fs.COMMON_FIELDS)
 # coordination.k8s.io/v1 Leases (who holds what until when: node heartbeats, leader
 # election) and networking.k8s.io/v1 NetworkPolicies (stored and served; not enforced).
-LEASES = ResourceType("coordination.k8s.io", "v1", "Lease", "leases", "lease", True, models.Lease,
+LEASES = ResourceType("coordination.k8s.io", "v1", "Lease", "leases", "lease", True, "Lease",
                       validate=coordination.validate_lease, default=d.default_lease,
                       convert=convert_lease, field_getters=fs.COMMON_FIELDS)
 NETWORKPOLICIES = ResourceType("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies",
-                               "networkpolicy", True, models.NetworkPolicy, short_names=("netpol",),
+                               "networkpolicy", True, "NetworkPolicy", short_names=("netpol",),
                                validate=networking.validate_networkpolicy,
                                default=d.default_networkpolicy, field_getters=fs.COMMON_FIELDS)
 
@@ -239,19 +248,19 @@ ALL: tuple[ResourceType, ...] = (NAMESPACES, SERVICES, PODS, NODES, ENDPOINTSLIC
 # cache, no list); served under their groups beside the stored kinds.
 SUBJECTACCESSREVIEWS = ResourceType("authorization.k8s.io", "v1", "SubjectAccessReview",
                                     "subjectaccessreviews", "subjectaccessreview", False,
-                                    models.SubjectAccessReview)
+                                    "SubjectAccessReview")
 SELFSUBJECTACCESSREVIEWS = ResourceType("authorization.k8s.io", "v1", "SelfSubjectAccessReview",
                                         "selfsubjectaccessreviews", "selfsubjectaccessreview",
-                                        False, models.SubjectAccessReview)
+                                        False, "SubjectAccessReview")
 LOCALSUBJECTACCESSREVIEWS = ResourceType("authorization.k8s.io", "v1", "LocalSubjectAccessReview",
                                          "localsubjectaccessreviews", "localsubjectaccessreview",
-                                         True, models.SubjectAccessReview)
+                                         True, "SubjectAccessReview")
 SELFSUBJECTRULESREVIEWS = ResourceType("authorization.k8s.io", "v1", "SelfSubjectRulesReview",
                                        "selfsubjectrulesreviews", "selfsubjectrulesreview", False,
-                                       models.SelfSubjectRulesReview)
+                                       "SelfSubjectRulesReview")
 SELFSUBJECTREVIEWS = ResourceType("authentication.k8s.io", "v1", "SelfSubjectReview",
                                   "selfsubjectreviews", "selfsubjectreview", False,
-                                  models.SelfSubjectReview)
+                                  "SelfSubjectReview")
 REVIEWS: tuple[ResourceType, ...] = (SUBJECTACCESSREVIEWS, SELFSUBJECTACCESSREVIEWS,
                                      LOCALSUBJECTACCESSREVIEWS, SELFSUBJECTRULESREVIEWS,
                                      SELFSUBJECTREVIEWS)
