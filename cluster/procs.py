@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import random
 import shutil
 import signal
 import socket
@@ -29,6 +30,39 @@ def free_ports_in_a_row(count: int, host: str = "127.0.0.1") -> int:
             except OSError:
                 continue
             return first
+
+
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def ephemeral_ports() -> tuple[int, int]:
+    """The range the kernel takes the local ports of outgoing connections from."""
+    try:
+        low, high = (int(part) for part in EPHEMERAL_RANGE_FILE.read_text().split())
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+    return low, high
+
+
+def restartable_ports_in_a_row(count: int, host: str = "127.0.0.1", *, lowest: int = 23000) -> int:
+    """The first of `count` consecutive TCP ports free on `host` now, below the kernel's
+    ephemeral range. A server stopped and started again on one (an etcd member replaced, an
+    API server a test killed) finds it free: a port of the ephemeral range may meanwhile
+    have become the local end of some outgoing connection, and the restart fails to bind."""
+    top = ephemeral_ports()[0] - count
+    if top <= lowest:
+        return free_ports_in_a_row(count, host)
+    for _ in range(1000):
+        first = random.randrange(lowest, top)
+        with contextlib.ExitStack() as held:
+            try:
+                for port in range(first, first + count):
+                    sock = held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+                    sock.bind((host, port))
+            except OSError:
+                continue
+            return first
+    return free_ports_in_a_row(count, host)
 
 
 def free_port(host: str = "127.0.0.1", *, udp_too: bool = False) -> int:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -9,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from cluster.procs import die_with_parent, free_port, wait_http_ok
+from cluster import procs
+from cluster.procs import die_with_parent, ephemeral_ports, free_port, restartable_ports_in_a_row, wait_http_ok
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -78,3 +80,23 @@ def test_a_process_that_dies_before_it_is_healthy_is_shown_with_its_last_words(t
         wait_http_ok(f"http://127.0.0.1:{free_port()}/readyz", timeout=10, proc=proc, log_path=log_path)
     for words in says:
         assert words in str(failure.value)
+
+
+def test_restartable_ports_lie_below_the_ephemeral_range_and_are_free():
+    low, _ = ephemeral_ports()
+    first = restartable_ports_in_a_row(7)
+    assert 23000 <= first and first + 7 <= low
+    for port in range(first, first + 7):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))
+
+
+def test_without_room_below_the_ephemeral_range_any_free_block_is_taken(tmp_path, monkeypatch):
+    ranges = tmp_path / "ip_local_port_range"
+    ranges.write_text("1024\t65535\n")
+    monkeypatch.setattr(procs, "EPHEMERAL_RANGE_FILE", ranges)
+    assert ephemeral_ports() == (1024, 65535)
+    first = restartable_ports_in_a_row(3)
+    for port in range(first, first + 3):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))

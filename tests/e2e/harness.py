@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from cluster.procs import free_port, free_ports_in_a_row
+from cluster.procs import restartable_ports_in_a_row
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 MANIFESTS = Path(__file__).resolve().parent / "manifests.yaml"  # the seed walkthrough's
@@ -67,8 +67,9 @@ class Cluster:
         self.ranges = ranges
         self.health_base_port = health_base_port
         self.extra_up_args = extra_up_args
-        self.api_port = free_port()
-        self.etcd_port = free_ports_in_a_row(6)  # client and peer ports of up to 3 members
+        # below the ephemeral range: the tests restart the API server and etcd members on them
+        self.api_port = restartable_ports_in_a_row(7)
+        self.etcd_port = self.api_port + 1  # client and peer ports of up to 3 members
         self.mk = [sys.executable, "-m", "minikubectl"]
         self.status: dict = {}
         self.up_output = ""
