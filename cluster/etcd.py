@@ -13,7 +13,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cluster.procs import die_with_parent, free_port, stop_process, wait_http_ok
+from cluster.procs import die_with_parent, restartable_ports_in_a_row, stop_process, wait_http_ok
 
 ETCD_BINARY = os.environ.get("ETCD_BINARY", "etcd")
 
@@ -55,8 +55,11 @@ class EtcdProcess:
         if self.data_dir is None:
             self.data_dir = Path(tempfile.mkdtemp(prefix="etcd-"))
             self._own_data_dir = True
-        self.client_port = self.client_port or free_port(self.host)
-        self.peer_port = self.peer_port or free_port(self.host)
+        if not (self.client_port and self.peer_port):
+            # below the ephemeral range: tests restart a member on its own ports
+            first = restartable_ports_in_a_row(2, self.host)
+            self.client_port = self.client_port or first
+            self.peer_port = self.peer_port or first + 1
         client_url = f"http://{self.host}:{self.client_port}"
         peer_url = f"http://{self.host}:{self.peer_port}"
         args = [
@@ -108,8 +111,9 @@ class EtcdCluster:
     """Several etcd members on loopback forming one cluster (for failover tests)."""
 
     def __init__(self, size: int = 3, host: str = "127.0.0.1") -> None:
-        self.members = [EtcdProcess(host=host, name=f"m{i}", client_port=free_port(host),
-                                    peer_port=free_port(host)) for i in range(size)]
+        first = restartable_ports_in_a_row(2 * size, host)  # members are killed and restarted
+        self.members = [EtcdProcess(host=host, name=f"m{i}", client_port=first + 2 * i,
+                                    peer_port=first + 2 * i + 1) for i in range(size)]
 
     @property
     def endpoints(self) -> list[str]:

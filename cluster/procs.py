@@ -33,6 +33,7 @@ def free_ports_in_a_row(count: int, host: str = "127.0.0.1") -> int:
 
 
 EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+NODE_PORT_RANGE_START = 30000  # and the Services' node ports (30000-32767) are left alone too
 
 
 def ephemeral_ports() -> tuple[int, int]:
@@ -46,10 +47,10 @@ def ephemeral_ports() -> tuple[int, int]:
 
 def restartable_ports_in_a_row(count: int, host: str = "127.0.0.1", *, lowest: int = 23000) -> int:
     """The first of `count` consecutive TCP ports free on `host` now, below the kernel's
-    ephemeral range. A server stopped and started again on one (an etcd member replaced, an
+    ephemeral range (and the node-port range). A server stopped and started again on one (an etcd member replaced, an
     API server a test killed) finds it free: a port of the ephemeral range may meanwhile
     have become the local end of some outgoing connection, and the restart fails to bind."""
-    top = ephemeral_ports()[0] - count
+    top = min(ephemeral_ports()[0], NODE_PORT_RANGE_START) - count
     if top <= lowest:
         return free_ports_in_a_row(count, host)
     for _ in range(1000):

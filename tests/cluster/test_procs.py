@@ -85,7 +85,7 @@ def test_a_process_that_dies_before_it_is_healthy_is_shown_with_its_last_words(t
 def test_restartable_ports_lie_below_the_ephemeral_range_and_are_free():
     low, _ = ephemeral_ports()
     first = restartable_ports_in_a_row(7)
-    assert 23000 <= first and first + 7 <= low
+    assert 23000 <= first and first + 7 <= min(low, 30000)
     for port in range(first, first + 7):
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", port))
