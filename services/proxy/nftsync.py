@@ -1,24 +1,26 @@
-"""The side-effect half of the nftables mode: what the table holds, and one `nft -f` per sync.
+"""The side-effect half of the nftables mode: what the table holds, and one transaction per sync.
 
 `NftablesApplier` remembers, per Service, the ports it last programmed and the rules they
 became. A sync is then:
 
 - full (the first one, and after any failure): the table's base, every chain rewritten
-  (`add chain` + `flush chain` + rules), every map refilled, in one transaction; chains and
-  affinity sets the kernel has but nothing uses any more are found by listing the table;
+  (flushed first if the kernel has it, then its block of rules), every map refilled, in one
+  transaction; chains and affinity sets the kernel has but nothing uses any more are found
+  by listing the table;
 - partial (every other one): only the Services changed since the last sync are rendered;
   a chain is rewritten only when its rules differ, map elements are added, replaced or
   deleted one by one. One endpoint change at 10,000 Services is a handful of statements.
 
 A chain that is no longer used is flushed at once but deleted only by a sync at least a
-second later, in a transaction of its own (kube-proxy's staleChains: kernels before 6.2 may
-still see a reference from a map element deleted in the same transaction). No sync is
-scheduled for it: an empty chain costs nothing, and a wake-up of its own would make the
-next change wait out the minimum sync interval.
+second later, in a transaction of its own after that sync's (kube-proxy's staleChains:
+kernels before 6.2 may still see a reference from a map element deleted in the same
+transaction). No sync is scheduled for it: an empty chain costs nothing, and a wake-up of
+its own would make the next change wait out the minimum sync interval.
 
-`nft` sits behind the narrow `Nft` Protocol (run a transaction, list chain and set names,
-delete the table) like the iptables mode's `Iptables`; `NftCommands` runs the binary,
-in a named network namespace when given.
+nftables sits behind the narrow `Nft` Protocol (run a transaction, list chain and set names,
+delete the table) like the iptables mode's `Iptables`; `NftCommands` hands transactions to
+libnftables (kubecore/nftables.py) in a named network namespace when given, and lists and
+deletes with the nft binary.
 """
 from __future__ import annotations
 
