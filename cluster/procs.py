@@ -20,16 +20,19 @@ def free_ports_in_a_row(count: int, host: str = "127.0.0.1") -> int:
     an etcd cluster take theirs in a row)."""
     while True:
         first = free_port(host)
-        if first + count > 65536:
-            continue
-        with contextlib.ExitStack() as held:
-            try:
-                for port in range(first, first + count):
-                    sock = held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-                    sock.bind((host, port))
-            except OSError:
-                continue
+        if first + count <= 65536 and _all_free(host, first, count):
             return first
+
+
+def _all_free(host: str, first: int, count: int) -> bool:
+    """Whether TCP ports `first` .. `first + count - 1` can all be bound on `host` now."""
+    with contextlib.ExitStack() as held:
+        try:
+            for port in range(first, first + count):
+                held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM)).bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
@@ -47,21 +50,16 @@ def ephemeral_ports() -> tuple[int, int]:
 
 def restartable_ports_in_a_row(count: int, host: str = "127.0.0.1", *, lowest: int = 23000) -> int:
     """The first of `count` consecutive TCP ports free on `host` now, below the kernel's
-    ephemeral range (and the node-port range). A server stopped and started again on one (an etcd member replaced, an
-    API server a test killed) finds it free: a port of the ephemeral range may meanwhile
-    have become the local end of some outgoing connection, and the restart fails to bind."""
+    ephemeral range (and the node-port range). A server stopped and started again on one (an
+    etcd member replaced, an API server a test killed) finds it free: a port of the ephemeral
+    range may meanwhile have become the local end of some outgoing connection, and the
+    restart fails to bind."""
     top = min(ephemeral_ports()[0], NODE_PORT_RANGE_START) - count
     if top <= lowest:
         return free_ports_in_a_row(count, host)
     for _ in range(1000):
         first = random.randrange(lowest, top)
-        with contextlib.ExitStack() as held:
-            try:
-                for port in range(first, first + count):
-                    sock = held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-                    sock.bind((host, port))
-            except OSError:
-                continue
+        if _all_free(host, first, count):
             return first
     return free_ports_in_a_row(count, host)
 

@@ -298,8 +298,9 @@ class _Tracer:
         view = self.view(src_node)
         if view is None:
             return self.fail(first, f"node {src_node}'s agent did not give its network view")
+        veth = self.veth_of(view, src_ip)
         # hostNetwork, and the node runs no sandbox of its own for the pod's address
-        host = bool(spec.get("hostNetwork")) and not self.veth_of(view, src_ip)
+        host = bool(spec.get("hostNetwork")) and not veth
         if host:
             first.lines.append(f"the pod uses node {src_node}'s own network (hostNetwork): no veth, no pod address; "
                                "the packet is made by the node's own network stack, so it takes the node's OUTPUT "
@@ -310,7 +311,7 @@ class _Tracer:
         dst_ip, port = target
         self.address = f"{dst_ip}:{port}"
         packet = Packet(src=src_ip, dst=dst_ip, protocol=self.dest.protocol.lower(), dport=port,
-                        in_iface="" if host else self.veth_of(view, src_ip), local=_local_addresses(view))
+                        in_iface=veth, local=_local_addresses(view))
         if not host and not self.leave_pod(view, src_ip, dst_ip):
             return self.done(ok=False, summary=self.steps[-1].problem)
         return self.cross_nodes(src_node, packet, from_host=host)

@@ -397,8 +397,8 @@ class Transaction:
     base setup, new chains, chain flushes, set deletions, set additions, chains' rules,
     element deletions, element additions.
 
-    Only element deletions (and a full sync's base) make nft load its chain cache; the
-    rest are written so that it needs none (`chain_statement`, `container_statement`)."""
+    Only deletions (of elements and sets, and a full sync's base) make nft load its chain
+    cache; the rest are written so that it needs none (`chain_statement`, `container_statement`)."""
 
     base: list[str] = field(default_factory=list)
     add_chains: list[str] = field(default_factory=list)
